@@ -1,0 +1,451 @@
+/**
+ * Storage ports: the contract between the rest of the server and a storage backend.
+ *
+ * Every backend (embedded SQLite, MongoDB + Redis) implements `StoragePorts`. Nothing here leaks a query
+ * language: ids are opaque strings, UID and modseq allocation happen inside single atomic operations
+ * (`messages.append`, `messages.copy`, `messages.move`, `messages.setFlags`, `messages.expunge`), and every
+ * mutation of a mailbox writes its change-log entries in the same atomic step.
+ *
+ * Reads on hot paths (FETCH, LIST, SEARCH) call these ports directly; writes go through the pipeline
+ * functions in hooks/, whose last stage (the storage plugin) calls the mutating methods here.
+ */
+
+/** Opaque identifier. Backends choose the format (SQLite: integer as string, MongoDB: ObjectId hex). */
+export type Id = string;
+
+/** Error codes a port may throw (as `StorageError`). Everything else thrown is an outage or a bug. */
+export type StorageErrorCode =
+  | 'NONEXISTENT' // user, mailbox or message does not exist
+  | 'ALREADYEXISTS' // unique name taken (username, address, mailbox path)
+  | 'CANNOT' // operation not allowed on this object (e.g. delete INBOX)
+  | 'UNAVAILABLE'; // backend temporarily unreachable
+
+export class StorageError extends Error {
+  readonly code: StorageErrorCode;
+  constructor(code: StorageErrorCode, message: string) {
+    super(message);
+    this.name = 'StorageError';
+    this.code = code;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Users and addresses
+// ---------------------------------------------------------------------------------------------------------
+
+export interface QuotaLimits {
+  /** Maximum stored bytes; null = use the server default. */
+  storage: number | null;
+  /** Maximum message count; null = use the server default. */
+  messages: number | null;
+}
+
+export interface UserRecord {
+  id: Id;
+  /** Normalized (lowercased, NFC) login name. */
+  username: string;
+  name: string;
+  /** Encoded KDF hash (see storage/passwords.ts); never logged, never sent to clients. */
+  passwordHash: string | null;
+  quota: QuotaLimits;
+  /** Bytes of stored messages (sum of message sizes, exact after concurrent writes and expunges). */
+  storageUsed: number;
+  /** Number of stored messages across all mailboxes. */
+  messagesUsed: number;
+  disabled: boolean;
+  created: number; // ms since epoch
+}
+
+export interface NewUser {
+  username: string;
+  name?: string;
+  passwordHash: string | null;
+  quota?: Partial<QuotaLimits>;
+}
+
+export interface UserPatch {
+  name?: string;
+  passwordHash?: string | null;
+  quota?: Partial<QuotaLimits>;
+  disabled?: boolean;
+}
+
+export interface AddressRecord {
+  id: Id;
+  userId: Id;
+  /** Normalized form used for lookup: local part NFC + lowercased, domain as Unicode NFC lowercased. */
+  address: string;
+  /** As the admin typed it (Unicode), for display. */
+  display: string;
+  main: boolean;
+  created: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque cursor for the next page, or null when this is the last page. */
+  next: string | null;
+}
+
+export interface UsersPort {
+  create(user: NewUser): Promise<UserRecord>; // ALREADYEXISTS when username is taken
+  get(id: Id): Promise<UserRecord | null>;
+  getByUsername(username: string): Promise<UserRecord | null>;
+  list(options?: { query?: string; limit?: number; cursor?: string | null }): Promise<Page<UserRecord>>;
+  update(id: Id, patch: UserPatch): Promise<UserRecord>; // NONEXISTENT
+  /** Removes the user with all mailboxes, messages (releasing blob references) and addresses. */
+  delete(id: Id): Promise<void>;
+
+  addAddress(userId: Id, address: { address: string; display: string; main?: boolean }): Promise<AddressRecord>;
+  removeAddress(addressId: Id): Promise<void>;
+  listAddresses(userId: Id): Promise<AddressRecord[]>;
+  /** Exact lookup of a normalized address. */
+  resolveAddress(address: string): Promise<AddressRecord | null>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Mailboxes
+// ---------------------------------------------------------------------------------------------------------
+
+export type SpecialUse = '\\Inbox' | '\\Drafts' | '\\Sent' | '\\Trash' | '\\Junk' | '\\Archive' | '\\All' | '\\Flagged';
+
+/** Hierarchy delimiter used in stored mailbox paths. */
+export const MAILBOX_DELIMITER = '/';
+
+export interface MailboxRecord {
+  id: Id;
+  userId: Id;
+  /** Full path in Unicode, delimiter '/', "INBOX" for the inbox. */
+  path: string;
+  specialUse: SpecialUse | null;
+  subscribed: boolean;
+  uidValidity: number;
+  /** The UID the next appended message will get. Never decreases. */
+  uidNext: number;
+  /** Highest modseq assigned in this mailbox (RFC 7162). Never decreases. */
+  highestModseq: number;
+  created: number;
+}
+
+export interface MailboxCounters {
+  messages: number;
+  unseen: number;
+  /** Sum of message sizes. */
+  size: number;
+}
+
+export interface MailboxesPort {
+  create(userId: Id, mailbox: { path: string; specialUse?: SpecialUse | null; subscribed?: boolean }): Promise<MailboxRecord>; // ALREADYEXISTS
+  get(id: Id): Promise<MailboxRecord | null>;
+  getByPath(userId: Id, path: string): Promise<MailboxRecord | null>;
+  getBySpecialUse(userId: Id, specialUse: SpecialUse): Promise<MailboxRecord | null>;
+  list(userId: Id): Promise<MailboxRecord[]>;
+  counters(id: Id): Promise<MailboxCounters>;
+  /**
+   * Renames `fromPath` and every descendant (`fromPath/…`) to `toPath…` in one atomic step; UIDVALIDITY and
+   * messages are kept. ALREADYEXISTS when any target path is taken.
+   */
+  rename(userId: Id, fromPath: string, toPath: string): Promise<MailboxRecord[]>;
+  setSubscribed(id: Id, subscribed: boolean): Promise<void>;
+  /** Deletes the mailbox and all its messages (releasing blob references). */
+  delete(id: Id): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// MIME structure (protocol-neutral; IMAP renders ENVELOPE and BODYSTRUCTURE from it)
+// ---------------------------------------------------------------------------------------------------------
+
+/** One address as it appears in the header (raw, not RFC 2047-decoded), split the way IMAP ENVELOPE needs. */
+export interface EnvelopeAddress {
+  name: string | null;
+  adl: string | null;
+  mailbox: string | null;
+  host: string | null;
+}
+
+/** RFC 3501 ENVELOPE fields as raw header values (unfolded, not decoded). */
+export interface Envelope {
+  date: string | null;
+  subject: string | null;
+  from: EnvelopeAddress[] | null;
+  sender: EnvelopeAddress[] | null;
+  replyTo: EnvelopeAddress[] | null;
+  to: EnvelopeAddress[] | null;
+  cc: EnvelopeAddress[] | null;
+  bcc: EnvelopeAddress[] | null;
+  inReplyTo: string | null;
+  messageId: string | null;
+}
+
+export interface MimeNode {
+  /** IMAP part specifier: "" for the message itself, "1", "1.2", … */
+  part: string;
+  /** Byte offsets in the original message. header = [headerStart, bodyStart), body = [bodyStart, bodyEnd). */
+  headerStart: number;
+  bodyStart: number;
+  bodyEnd: number;
+  /** Lowercased MIME type and subtype; defaults applied (text/plain, or message/rfc822 inside multipart/digest). */
+  type: string;
+  subtype: string;
+  /** Content-Type parameters, names lowercased, RFC 2231 continuations joined, values as given. */
+  params: Record<string, string>;
+  disposition: { type: string; params: Record<string, string> } | null;
+  /** Content-Transfer-Encoding, lowercased; "7bit" when absent. */
+  encoding: string;
+  id: string | null;
+  description: string | null;
+  md5: string | null;
+  language: string[] | null;
+  location: string | null;
+  /** Body size in bytes (encoded, as stored) and in lines. */
+  size: number;
+  lines: number;
+  /** Multipart children. */
+  children?: MimeNode[];
+  /** For message/rfc822 (and message/global): the encapsulated message's envelope and root node. */
+  message?: { envelope: Envelope; root: MimeNode };
+}
+
+/**
+ * How a message's bytes are kept: an ordered list of segments covering the message exactly. A segment is
+ * either the next `length` bytes of the message's inline bytes, or a reference to a blob holding one large
+ * part's body exactly as it arrived (still transfer-encoded).
+ */
+export interface Segment {
+  length: number;
+  /** Blob hash (hex sha256 of the raw bytes); absent for inline segments. */
+  blob?: string;
+}
+
+export interface MessageContent {
+  /** Concatenation of all inline segments' bytes, in order. */
+  inline: Uint8Array;
+  segments: Segment[];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Blobs (content-addressed, compressed, reference-counted)
+// ---------------------------------------------------------------------------------------------------------
+
+/** A blob that has been written but is not yet referenced by any message. Backend-specific handle. */
+export interface StagedBlob {
+  readonly hash: string;
+  readonly size: number;
+}
+
+export interface BlobWriter {
+  write(chunk: Uint8Array): Promise<void>;
+  /** Finishes the blob: computes the hash, makes the bytes durable in a staging area. */
+  finish(): Promise<StagedBlob>;
+  /** Drops the staged bytes (parse failed, message refused). Safe to call after finish(). */
+  abort(): Promise<void>;
+}
+
+export interface BlobsPort {
+  /** Starts writing a new blob. It becomes referenced (and deduplicated) only when a message commit names it. */
+  stage(): BlobWriter;
+  /** Reads decoded (original) bytes [start, end) of a committed blob, without reading the rest. */
+  read(hash: string, start?: number, end?: number): AsyncIterable<Uint8Array>;
+  /** Releases staged blobs that were never committed (a refused or failed store). */
+  discard(staged: StagedBlob[]): Promise<void>;
+  /** Removes blobs with no references and leftovers of interrupted writes. Returns how many were freed. */
+  collect(): Promise<number>;
+  /** Totals for admins and tests: distinct committed blobs and the bytes they occupy on storage. */
+  stats(): Promise<{ count: number; size: number; storedSize: number }>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------------------------
+
+/** System flags are stored with their backslash (`\Seen`); keywords as given (case preserved). */
+export type Flag = string;
+
+export interface MessageRecord {
+  id: Id;
+  userId: Id;
+  mailboxId: Id;
+  uid: number;
+  modseq: number;
+  flags: Flag[];
+  internalDate: number; // ms since epoch
+  size: number;
+  /** Message-ID header value (raw), or null. */
+  messageId: string | null;
+  threadId: Id;
+  /** Date header parsed to ms, or internalDate when absent/invalid. */
+  headerDate: number;
+  /** Decoded subject (RFC 2047) for listings. */
+  subject: string;
+  envelope: Envelope;
+  mime: MimeNode;
+  hasAttachments: boolean;
+}
+
+/** Everything the shared MIME ingest (storage/mime) produces for one message, ready to commit. */
+export interface IngestedMessage {
+  size: number;
+  content: MessageContent;
+  mime: MimeNode;
+  envelope: Envelope;
+  messageId: string | null;
+  /** Message-IDs from References and In-Reply-To, oldest first; used for threading. */
+  references: string[];
+  subject: string;
+  headerDate: number | null;
+  hasAttachments: boolean;
+  /** Decoded searchable text: headers of interest and text parts, any charset, bounded in size. */
+  searchText: string;
+  /** Blobs this message references, staged by BlobsPort.stage(); the commit takes references on them. */
+  blobs: StagedBlob[];
+  /** sha256 (hex) of the whole original message. */
+  sha256: string;
+}
+
+export interface AppendInput {
+  userId: Id;
+  mailboxId: Id;
+  flags: Flag[];
+  internalDate: number;
+  message: IngestedMessage;
+}
+
+export interface AppendResult {
+  id: Id;
+  uid: number;
+  modseq: number;
+  uidValidity: number;
+  threadId: Id;
+}
+
+export interface UidMapping {
+  sourceUid: number;
+  destinationUid: number;
+}
+
+export interface CopyResult {
+  uidValidity: number;
+  mappings: UidMapping[];
+  modseq: number;
+}
+
+export interface FlagUpdate {
+  /** 'add' (+FLAGS), 'remove' (-FLAGS) or 'set' (FLAGS). */
+  action: 'add' | 'remove' | 'set';
+  flags: Flag[];
+  /** CONDSTORE: only change messages whose modseq <= this; others are reported as `modified`. */
+  unchangedSince?: number;
+}
+
+export interface FlagResult {
+  /** Messages whose flags changed, with their new flags and modseq. */
+  changed: Array<{ uid: number; flags: Flag[]; modseq: number }>;
+  /** UIDs skipped because of unchangedSince. */
+  modified: number[];
+}
+
+/** Compact per-message row for building a session's sequence-number map and answering FLAGS/UID fetches. */
+export interface MessageIndexEntry {
+  uid: number;
+  modseq: number;
+  flags: Flag[];
+  size: number;
+  internalDate: number;
+}
+
+export interface MessagesPort {
+  /** Atomically: allocate UID and modseq, store the message, take blob references, log `exists`. */
+  append(input: AppendInput): Promise<AppendResult>;
+  get(mailboxId: Id, uid: number): Promise<MessageRecord | null>;
+  getById(id: Id): Promise<MessageRecord | null>;
+  /** Index of the mailbox in UID order; `changedSince` limits to messages with modseq > it. */
+  index(mailboxId: Id, options?: { changedSince?: number }): Promise<MessageIndexEntry[]>;
+  /** Segment list and inline bytes, for reassembly (storage/mime/reassemble.ts). */
+  content(id: Id): Promise<MessageContent | null>;
+  searchText(id: Id): Promise<string | null>;
+  setFlags(mailboxId: Id, uids: number[], update: FlagUpdate): Promise<FlagResult>;
+  /** Copies in UID order; new UIDs allocated atomically in the destination; blob references taken. */
+  copy(fromMailboxId: Id, uids: number[], toMailboxId: Id): Promise<CopyResult>;
+  /** Like copy, then expunge from the source, in one atomic step. */
+  move(fromMailboxId: Id, uids: number[], toMailboxId: Id): Promise<CopyResult>;
+  /** Removes exactly these UIDs; logs `expunge`, releases blob references, updates usage. Returns removed UIDs. */
+  expunge(mailboxId: Id, uids: number[]): Promise<number[]>;
+  /** Finds a message by Message-ID in a mailbox (duplicate suppression, Sent autosave). */
+  findByMessageId(mailboxId: Id, messageId: string): Promise<MessageRecord | null>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Change log (CONDSTORE, QRESYNC, IDLE and the HTTP event stream are built on it)
+// ---------------------------------------------------------------------------------------------------------
+
+export type ChangeType =
+  | 'exists'
+  | 'expunge'
+  | 'flags'
+  | 'mailbox.create'
+  | 'mailbox.rename'
+  | 'mailbox.delete'
+  | 'mailbox.subscribe';
+
+export interface ChangeEntry {
+  /** Monotonic per user; resumable cursor (HTTP Last-Event-ID). */
+  id: number;
+  userId: Id;
+  mailboxId: Id;
+  type: ChangeType;
+  modseq: number;
+  uid: number | null;
+  flags: Flag[] | null;
+  /** For mailbox.* changes: the path after the change. */
+  path: string | null;
+  created: number;
+}
+
+export interface ChangesPort {
+  /** Entries for a user after `afterId` (exclusive), oldest first, at most `limit`. */
+  since(userId: Id, afterId: number, options?: { mailboxId?: Id; limit?: number }): Promise<ChangeEntry[]>;
+  /** Latest change id for a user (0 when none). */
+  latest(userId: Id): Promise<number>;
+  /**
+   * Called after a commit with the user whose data changed. Listeners then read `since()`. Delivered through the
+   * ephemeral pub/sub so that other server instances hear it too.
+   */
+  subscribe(userId: Id, listener: (latestId: number) => void): () => void;
+  /** Drops entries older than `before` (ms since epoch). */
+  prune(before: number): Promise<number>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Ephemeral state: counters, locks, pub/sub (in-process for embedded, Redis for clusters)
+// ---------------------------------------------------------------------------------------------------------
+
+export interface EphemeralPort {
+  /** Adds `by` to a counter; the counter expires `ttlMs` after its first increment. Returns the new value. */
+  incr(key: string, by: number, ttlMs: number): Promise<number>;
+  get(key: string): Promise<number>;
+  del(key: string): Promise<void>;
+  /** Remembers a key for ttlMs; returns false when it was already set (rate limits, dedup windows). */
+  setIfAbsent(key: string, ttlMs: number): Promise<boolean>;
+  /** Exclusive lock with expiry. Returns a token to release it, or null when held by someone else. */
+  lock(key: string, ttlMs: number): Promise<string | null>;
+  unlock(key: string, token: string): Promise<boolean>;
+  publish(channel: string, message: string): Promise<void>;
+  subscribe(channel: string, listener: (message: string) => void): () => void;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The whole backend
+// ---------------------------------------------------------------------------------------------------------
+
+export interface StoragePorts {
+  readonly name: string;
+  users: UsersPort;
+  mailboxes: MailboxesPort;
+  messages: MessagesPort;
+  blobs: BlobsPort;
+  changes: ChangesPort;
+  ephemeral: EphemeralPort;
+  /** Reachability check for /health. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
