@@ -1,0 +1,254 @@
+/**
+ * Server configuration: one zod schema holds every option, its default and its description. The admin's
+ * `wildduck.config.ts` default-exports `defineConfig({...})`; environment variables `WILDDUCK_<PATH>` (the
+ * option path in upper snake case, e.g. WILDDUCK_DATA_DIR, WILDDUCK_IMAP_PORT, WILDDUCK_API_ACCESS_TOKEN)
+ * override the file. Precedence: environment > file > defaults. Bad values fail at boot with their path.
+ */
+import { z } from 'zod';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+
+const port = z.number().int().min(0).max(65535);
+const MiB = 1024 * 1024;
+
+const listener = (defaults: { enabled: boolean; host: string; port: number; tlsPort: number | null }) =>
+  z
+    .object({
+      enabled: z.boolean().default(defaults.enabled).describe('Start this listener.'),
+      host: z.string().default(defaults.host).describe('Address to bind.'),
+      port: port.default(defaults.port).describe('Plaintext port (STARTTLS offered when TLS is configured).'),
+      tlsPort: port.nullable().default(defaults.tlsPort).describe('Implicit-TLS port; null switches it off.'),
+    })
+    .strict()
+    .prefault({});
+
+/** A plugin entry: a built-in plugin's name, `[name, options]`, or a plugin object/instance of your own. */
+const pluginEntry = z.union([
+  z.string(),
+  z.tuple([z.string(), z.record(z.string(), z.unknown())]),
+  z.custom<{ name: string; apply: (...args: never[]) => unknown }>(
+    (v) => typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string' && typeof (v as { apply?: unknown }).apply === 'function',
+    { message: 'expected a plugin name, [name, options], or an object with name and apply()' },
+  ),
+]);
+
+export const configSchema = z
+  .object({
+    dataDir: z.string().default('./data').describe('Directory for the embedded database, blobs and generated certificates.'),
+
+    storage: z
+      .object({
+        backend: z.enum(['sqlite', 'mongodb']).default('sqlite').describe('Storage backend: embedded SQLite (one node) or MongoDB + Redis.'),
+        sqlite: z
+          .object({
+            synchronous: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; "full" makes every acknowledged message survive power loss.'),
+          })
+          .strict()
+          .prefault({}),
+        mongodb: z
+          .object({
+            url: z.string().default('mongodb://127.0.0.1:27017/wildduck').describe('MongoDB connection string (replica set or mongos).'),
+          })
+          .strict()
+          .prefault({}),
+        redis: z
+          .object({
+            url: z.string().default('redis://127.0.0.1:6379/3').describe('Redis URL for pub/sub, counters, locks and rate limits.'),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+
+    log: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info').describe('Lowest level written.'),
+        format: z.enum(['auto', 'json', 'pretty']).default('auto').describe('"auto": pretty on a terminal, JSON lines otherwise.'),
+      })
+      .strict()
+      .prefault({}),
+
+    hooks: z
+      .object({
+        timeoutMs: z.number().int().positive().default(10_000).describe('A tap that takes longer fails the operation with a temporary failure.'),
+        trace: z.boolean().default(false).describe('Log every tap call with its duration (debug level).'),
+      })
+      .strict()
+      .prefault({}),
+
+    limits: z
+      .object({
+        maxMessageSize: z.number().int().positive().default(64 * MiB).describe('Largest message accepted by any way in (bytes).'),
+        blobThreshold: z.number().int().positive().default(16 * 1024).describe('MIME leaf bodies larger than this are stored as shared, compressed blobs.'),
+        searchTextLimit: z.number().int().positive().default(256 * 1024).describe('Most decoded text kept per message for search (characters).'),
+        maxHeaderBytes: z.number().int().positive().default(MiB).describe('Largest header block parsed as headers (bytes); the bytes are kept anyway.'),
+      })
+      .strict()
+      .prefault({}),
+
+    users: z
+      .object({
+        quota: z
+          .object({
+            storage: z.number().int().nonnegative().nullable().default(null).describe('Default storage quota in bytes; null = unlimited.'),
+            messages: z.number().int().nonnegative().nullable().default(null).describe('Default message-count quota; null = unlimited.'),
+          })
+          .strict()
+          .prefault({}),
+        mailboxes: z
+          .object({
+            drafts: z.string().default('Drafts'),
+            sent: z.string().default('Sent Mail'),
+            trash: z.string().default('Trash'),
+            junk: z.string().default('Junk'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Names of the special-use mailboxes every new user gets (INBOX is always INBOX).'),
+      })
+      .strict()
+      .prefault({}),
+
+    tls: z
+      .object({
+        key: z.string().nullable().default(null).describe('PEM private key file; null = self-signed certificate generated in dataDir.'),
+        cert: z.string().nullable().default(null).describe('PEM certificate chain file.'),
+      })
+      .strict()
+      .prefault({}),
+
+    imap: listener({ enabled: true, host: '0.0.0.0', port: 1143, tlsPort: 1993 }).describe('IMAP listeners.'),
+    pop3: listener({ enabled: true, host: '0.0.0.0', port: 1110, tlsPort: 1995 }).describe('POP3 listeners.'),
+    lmtp: listener({ enabled: true, host: '127.0.0.1', port: 2424, tlsPort: null }).describe('LMTP listener (loopback by default).'),
+    api: z
+      .object({
+        enabled: z.boolean().default(true).describe('Start the HTTP API.'),
+        host: z.string().default('127.0.0.1').describe('Address to bind.'),
+        port: port.default(8080).describe('HTTP port.'),
+        accessToken: z.string().nullable().default(null).describe('Root access token; null = no token required from loopback.'),
+      })
+      .strict()
+      .prefault({}),
+
+    plugins: z.array(pluginEntry).default([]).describe('Plugins in load order: built-in names, [name, options], or your own plugin objects.'),
+  })
+  .strict();
+
+/** The fully resolved configuration (every option present). */
+export type Config = z.output<typeof configSchema>;
+/** What an admin writes: every option optional. */
+export type ConfigInput = z.input<typeof configSchema>;
+export type PluginEntry = z.output<typeof pluginEntry>;
+
+export class ConfigError extends Error {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super(path ? `config ${path}: ${message}` : `config: ${message}`);
+    this.name = 'ConfigError';
+    this.path = path;
+  }
+}
+
+/** Typed identity helper for `wildduck.config.ts`. */
+export function defineConfig(config: ConfigInput): ConfigInput {
+  return config;
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+}
+
+/** Validates and fills defaults. Throws ConfigError naming the first bad option. */
+export function resolveConfig(input: unknown): Config {
+  const result = configSchema.safeParse(input ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new ConfigError(formatPath(issue.path), issue.message);
+  }
+  return result.data;
+}
+
+/** `imap.tlsPort` → `WILDDUCK_IMAP_TLS_PORT`. */
+export function envName(path: string[]): string {
+  return 'WILDDUCK_' + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+function parseEnvValue(raw: string, sample: unknown, name: string): unknown {
+  if (typeof sample === 'number') {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(name, `expected a number, got "${raw}"`);
+    return n;
+  }
+  if (typeof sample === 'boolean') {
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    throw new ConfigError(name, `expected true or false, got "${raw}"`);
+  }
+  if (sample === null) {
+    if (raw === '' || raw === 'null') return null;
+    if (/^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
+    return raw;
+  }
+  return raw;
+}
+
+/** Applies WILDDUCK_* variables on top of `input`, for every scalar option the schema knows. */
+export function applyEnv(input: ConfigInput, env: Record<string, string | undefined>): ConfigInput {
+  const defaults = resolveConfig({}) as unknown as Record<string, unknown>;
+  const out = structuredCloneConfig(input) as Record<string, unknown>;
+  const walk = (node: Record<string, unknown>, path: string[]) => {
+    for (const [key, sample] of Object.entries(node)) {
+      const p = [...path, key];
+      if (sample !== null && typeof sample === 'object' && !Array.isArray(sample)) {
+        walk(sample as Record<string, unknown>, p);
+        continue;
+      }
+      if (Array.isArray(sample)) continue; // plugins: file only
+      const name = envName(p);
+      const raw = env[name];
+      if (raw === undefined) continue;
+      let target = out;
+      for (const seg of p.slice(0, -1)) {
+        if (target[seg] === undefined || target[seg] === null || typeof target[seg] !== 'object') target[seg] = {};
+        target = target[seg] as Record<string, unknown>;
+      }
+      target[p[p.length - 1]!] = parseEnvValue(raw, sample, name);
+    }
+  };
+  walk(defaults, []);
+  return out as ConfigInput;
+}
+
+function structuredCloneConfig(input: ConfigInput): unknown {
+  // plugins may hold class instances: copy plain objects only, keep everything else by reference
+  const copy = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(copy);
+    if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, copy(x)]));
+    }
+    return v;
+  };
+  return copy(input ?? {});
+}
+
+/**
+ * Loads a config file (default-exporting defineConfig(...) or a plain object), applies the environment and
+ * validates. With no file, defaults + environment.
+ */
+export async function loadConfig(file: string | null, env: Record<string, string | undefined>): Promise<{ config: Config; file: string | null }> {
+  let input: ConfigInput = {};
+  let used: string | null = null;
+  if (file) {
+    used = resolve(file);
+    let mod: { default?: ConfigInput };
+    try {
+      mod = (await import(pathToFileURL(used).href)) as { default?: ConfigInput };
+    } catch (err) {
+      throw new ConfigError('', `cannot load ${used}: ${(err as Error).message}`);
+    }
+    input = mod.default ?? {};
+  }
+  const config = resolveConfig(applyEnv(input, env));
+  return { config, file: used };
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Entry point of the `wildduck` bin on Node.js: loads TypeScript through tsx, then runs the CLI.
+// (On Deno: `deno run -A protocols/cli.ts ...`.)
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('./cli.ts');
+await main();

@@ -1,0 +1,104 @@
+/**
+ * User administration on top of the storage ports, shared by the CLI and (later) the HTTP API:
+ * creating a user with its default mailboxes and addresses, password changes, deletion, lookup by
+ * login name or address. Passwords are hashed here and never leave this module in clear.
+ */
+import type { Config } from '../hooks/config.ts';
+import { StorageError, type AddressRecord, type QuotaLimits, type SpecialUse, type StoragePorts, type UserRecord } from './ports.ts';
+import { hashPassword, verifyPassword } from './passwords.ts';
+import { lookupKeys, normalizeAddress, normalizeUsername } from './addresses.ts';
+
+export interface CreateUserInput {
+  username: string;
+  password: string | null;
+  name?: string;
+  addresses?: string[];
+  quota?: Partial<QuotaLimits>;
+}
+
+/** The mailboxes every new user gets, with their special-use flags. */
+export function defaultMailboxes(names: Config['users']['mailboxes']): Array<{ path: string; specialUse: SpecialUse | null }> {
+  return [
+    { path: 'INBOX', specialUse: null },
+    { path: names.drafts, specialUse: '\\Drafts' },
+    { path: names.sent, specialUse: '\\Sent' },
+    { path: names.trash, specialUse: '\\Trash' },
+    { path: names.junk, specialUse: '\\Junk' },
+  ];
+}
+
+export async function createUser(storage: StoragePorts, config: Config, input: CreateUserInput): Promise<{ user: UserRecord; addresses: AddressRecord[] }> {
+  const username = normalizeUsername(input.username);
+  const addresses = (input.addresses ?? []).map((a) => ({ display: a.trim(), ...normalizeAddress(a) }));
+  const passwordHash = input.password === null ? null : await hashPassword(input.password);
+  const user = await storage.users.create({
+    username,
+    name: input.name ?? '',
+    passwordHash,
+    quota: { storage: config.users.quota.storage, messages: config.users.quota.messages, ...input.quota },
+  });
+  try {
+    for (const mailbox of defaultMailboxes(config.users.mailboxes)) {
+      await storage.mailboxes.create(user.id, { path: mailbox.path, specialUse: mailbox.specialUse, subscribed: true });
+    }
+    const created: AddressRecord[] = [];
+    for (const [i, address] of addresses.entries()) {
+      created.push(await storage.users.addAddress(user.id, { address: address.address, display: address.display, main: i === 0 }));
+    }
+    return { user, addresses: created };
+  } catch (err) {
+    await storage.users.delete(user.id).catch(() => {});
+    throw err;
+  }
+}
+
+export async function findUser(storage: StoragePorts, username: string): Promise<UserRecord | null> {
+  return storage.users.getByUsername(normalizeUsername(username));
+}
+
+async function requireUser(storage: StoragePorts, username: string): Promise<UserRecord> {
+  const user = await findUser(storage, username);
+  if (!user) throw new StorageError('NONEXISTENT', `no such user "${username}"`);
+  return user;
+}
+
+export async function setPassword(storage: StoragePorts, username: string, password: string): Promise<UserRecord> {
+  const user = await requireUser(storage, username);
+  return storage.users.update(user.id, { passwordHash: await hashPassword(password) });
+}
+
+export async function deleteUser(storage: StoragePorts, username: string): Promise<void> {
+  const user = await requireUser(storage, username);
+  await storage.users.delete(user.id);
+}
+
+/** Resolves a recipient address (case-insensitive, IDN, `user+tag@`) to its user's address record. */
+export async function resolveAddress(storage: StoragePorts, address: string): Promise<AddressRecord | null> {
+  for (const key of lookupKeys(address)) {
+    const found = await storage.users.resolveAddress(key);
+    if (found) return found;
+  }
+  return null;
+}
+
+let dummy: Promise<string> | null = null;
+function dummyHash(): Promise<string> {
+  dummy ??= hashPassword('not a password');
+  return dummy;
+}
+
+/** Checks a login name (username or one of the user's addresses) and password. */
+export async function checkCredentials(storage: StoragePorts, login: string, password: string): Promise<UserRecord | null> {
+  let user: UserRecord | null = null;
+  if (login.includes('@')) {
+    const address = await resolveAddress(storage, login).catch(() => null);
+    if (address) user = await storage.users.get(address.userId);
+  }
+  if (!user) user = await storage.users.getByUsername(login.trim().normalize('NFC').toLowerCase());
+  if (!user || user.disabled) {
+    // same work as a real check, so response time does not reveal which logins exist
+    await verifyPassword(await dummyHash(), password);
+    return null;
+  }
+  return (await verifyPassword(user.passwordHash, password)) ? user : null;
+}

@@ -1,0 +1,84 @@
+/**
+ * Server configuration. Every option is shown with its default; delete what you don't change.
+ * Any scalar option can also be set by an environment variable WILDDUCK_<OPTION_PATH> in upper snake case
+ * (WILDDUCK_DATA_DIR, WILDDUCK_IMAP_PORT, WILDDUCK_API_ACCESS_TOKEN, ...): environment beats this file,
+ * this file beats the defaults. Select another file with `wildduck start --config FILE`.
+ */
+import { defineConfig } from './hooks/config.ts';
+
+export default defineConfig({
+  // Directory for the embedded database (wildduck.sqlite), attachment blobs and generated certificates.
+  dataDir: './data',
+
+  storage: {
+    // 'sqlite': embedded, one file, no server to install (one node).
+    // 'mongodb': MongoDB + Redis, for any number of stateless server instances (not in this build yet).
+    backend: 'sqlite',
+    sqlite: {
+      // 'full' fsyncs every commit so an acknowledged message survives power loss; 'normal' survives crashes only.
+      synchronous: 'full',
+    },
+    mongodb: {
+      // Connection string of a replica set or mongos.
+      url: 'mongodb://127.0.0.1:27017/wildduck',
+    },
+    redis: {
+      // Pub/sub between instances, counters, locks, rate limits.
+      url: 'redis://127.0.0.1:6379/3',
+    },
+  },
+
+  log: {
+    // trace | debug | info | warn | error | silent
+    level: 'info',
+    // auto (pretty on a terminal, JSON lines otherwise) | json | pretty
+    format: 'auto',
+  },
+
+  hooks: {
+    // A plugin tap that takes longer fails that one operation with a temporary failure.
+    timeoutMs: 10_000,
+    // Log every tap call with its duration (at debug level).
+    trace: false,
+  },
+
+  limits: {
+    // Largest message accepted by any way in (IMAP APPEND, LMTP, HTTP upload), in bytes.
+    maxMessageSize: 64 * 1024 * 1024,
+    // MIME leaf bodies larger than this are stored once per distinct content as compressed blobs.
+    blobThreshold: 16 * 1024,
+    // Most decoded text kept per message for search, in characters.
+    searchTextLimit: 256 * 1024,
+    // Largest header block parsed as headers; larger ones are kept as bytes but not parsed.
+    maxHeaderBytes: 1024 * 1024,
+  },
+
+  users: {
+    // Default quotas for new users (null = unlimited); per-user overrides with `wildduck user add --quota`.
+    quota: { storage: null, messages: null },
+    // Names of the special-use mailboxes created for every new user (INBOX is always INBOX).
+    mailboxes: { drafts: 'Drafts', sent: 'Sent Mail', trash: 'Trash', junk: 'Junk' },
+  },
+
+  tls: {
+    // PEM key and certificate files; null = a self-signed certificate is generated in dataDir on first start.
+    key: null,
+    cert: null,
+  },
+
+  // Listeners. tlsPort null switches the implicit-TLS listener off; enabled false switches the protocol off.
+  imap: { enabled: true, host: '0.0.0.0', port: 1143, tlsPort: 1993 },
+  pop3: { enabled: true, host: '0.0.0.0', port: 1110, tlsPort: 1995 },
+  lmtp: { enabled: true, host: '127.0.0.1', port: 2424, tlsPort: null },
+  api: {
+    enabled: true,
+    host: '127.0.0.1',
+    port: 8080,
+    // Root access token for the HTTP API; null = no token (only sensible on loopback).
+    accessToken: null,
+  },
+
+  // Plugins in load order: a built-in plugin's name, [name, options], or a plugin object of your own
+  // (see the plugin guide). Storage is always loaded as the last-stage committer.
+  plugins: [],
+});
