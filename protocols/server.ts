@@ -1,0 +1,48 @@
+/**
+ * Composition of a running server: open storage, build the app (hooks + plugins), start the enabled
+ * listeners. Protocol listeners that this build does not contain yet are reported, not faked.
+ */
+import type { Config } from '../hooks/config.ts';
+import type { Logger } from '../hooks/log.ts';
+import { createApp, type App } from '../hooks/app.ts';
+import { openStorage } from '../storage/open.ts';
+import { verifyPassword } from '../storage/passwords.ts';
+import { ingestMessage } from '../storage/mime/ingest.ts';
+import { startHttp, type Listener } from './http.ts';
+
+export async function bootApp(config: Config, log: Logger): Promise<App> {
+  const storage = await openStorage(config);
+  try {
+    return await createApp({
+      config,
+      log,
+      storage,
+      verifyPassword,
+      ingest: (source) =>
+        ingestMessage(source, storage.blobs, {
+          maxSize: config.limits.maxMessageSize,
+          blobThreshold: config.limits.blobThreshold,
+          searchTextLimit: config.limits.searchTextLimit,
+          maxHeaderBytes: config.limits.maxHeaderBytes,
+        }),
+    });
+  } catch (err) {
+    await storage.close().catch(() => {});
+    throw err;
+  }
+}
+
+export async function startListeners(app: App): Promise<Listener[]> {
+  const listeners: Listener[] = [];
+  const { config, log } = app;
+  try {
+    if (config.api.enabled) listeners.push(await startHttp(app));
+  } catch (err) {
+    for (const l of listeners) await l.close().catch(() => {});
+    throw err;
+  }
+  for (const name of ['imap', 'pop3', 'lmtp'] as const) {
+    if (config[name].enabled) log.warn(`${name} listener is not part of this build yet`, { port: config[name].port });
+  }
+  return listeners;
+}
