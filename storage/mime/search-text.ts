@@ -1,0 +1,129 @@
+/**
+ * Decoded searchable text, gathered while the splitter streams: text/plain and text/html leaf bodies (not
+ * attachments) are kept up to a bounded number of raw bytes each, then transfer-decoded (base64, quoted-printable
+ * through libqp), charset-decoded (libmime → iconv-lite / encoding-japanese) and, for HTML, converted to text
+ * (html-to-text). Headers and file names are added at the end.
+ */
+import { Buffer } from 'node:buffer';
+import { convert as htmlToText } from 'html-to-text';
+import { decode as decodeQuotedPrintable } from 'libqp';
+import { decode as decodeCharset } from 'libmime/lib/charset.js';
+import type { MimeNode } from '../ports.ts';
+import { decodeWords, fileName, getHeaders } from './headers.ts';
+import type { HeaderField } from './headers.ts';
+import type { SplitterSink } from './splitter.ts';
+
+export const DEFAULT_SEARCH_TEXT_LIMIT = 256 * 1024;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Transfer-decodes a (possibly truncated) body. */
+function transferDecode(raw: Uint8Array, encoding: string): Buffer {
+  const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (encoding === 'base64') return Buffer.from(bytes.toString('latin1'), 'base64');
+  if (encoding === 'quoted-printable') return decodeQuotedPrintable(bytes);
+  return bytes;
+}
+
+/** Bytes → string in the declared charset; undeclared 8-bit text is UTF-8 when valid, else Windows-1252. */
+export function decodeText(bytes: Buffer, charset: string | undefined): string {
+  const declared = charset?.trim().toLowerCase();
+  if (!declared || declared === 'us-ascii' || declared === 'ascii') {
+    try {
+      return utf8.decode(bytes);
+    } catch {
+      return decodeCharset(bytes, 'windows-1252');
+    }
+  }
+  try {
+    return decodeCharset(bytes, declared);
+  } catch {
+    return bytes.toString('latin1');
+  }
+}
+
+function htmlText(html: string): string {
+  try {
+    return htmlToText(html, {
+      wordwrap: false,
+      selectors: [
+        { selector: 'a', options: { ignoreHref: true } },
+        { selector: 'img', format: 'skip' },
+      ],
+    });
+  } catch {
+    return html.replace(/<[^>]*>/g, ' ');
+  }
+}
+
+interface Collecting {
+  node: MimeNode;
+  chunks: Uint8Array[];
+  size: number;
+}
+
+export class SearchTextCollector implements SplitterSink {
+  private readonly limit: number;
+  /** Raw bytes kept per text part: enough for `limit` characters in any charset and transfer encoding. */
+  private readonly rawLimit: number;
+  private readonly texts: string[] = [];
+  private textSize = 0;
+  private current: Collecting | null = null;
+
+  constructor(limit: number = DEFAULT_SEARCH_TEXT_LIMIT) {
+    this.limit = limit;
+    this.rawLimit = limit * 6 + 1024;
+  }
+
+  inline(_bytes: Uint8Array): void {}
+
+  runStart(node: MimeNode, leaf: boolean): void {
+    this.current = null;
+    if (!leaf || this.textSize >= this.limit) return;
+    if (node.type !== 'text' || (node.subtype !== 'plain' && node.subtype !== 'html')) return;
+    if (node.disposition?.type === 'attachment') return;
+    this.current = { node, chunks: [], size: 0 };
+  }
+
+  runData(bytes: Uint8Array): void {
+    const current = this.current;
+    if (!current || current.size >= this.rawLimit) return;
+    const take = Math.min(bytes.length, this.rawLimit - current.size);
+    current.chunks.push(bytes.slice(0, take));
+    current.size += take;
+  }
+
+  runEnd(): void {
+    const current = this.current;
+    this.current = null;
+    if (!current || current.size === 0) return;
+    const raw = Buffer.concat(current.chunks, current.size);
+    const node = current.node;
+    let text = decodeText(transferDecode(raw, node.encoding), node.params.charset);
+    if (node.subtype === 'html') text = htmlText(text);
+    text = text.trim();
+    if (!text) return;
+    this.texts.push(text);
+    this.textSize += text.length + 1;
+  }
+
+  /** The searchable text: decoded From/To/Cc/Subject, file names, then the text parts; at most `limit` chars. */
+  result(fields: HeaderField[], root: MimeNode): string {
+    const head: string[] = [];
+    for (const key of ['from', 'to', 'cc', 'subject']) {
+      for (const value of getHeaders(fields, key)) head.push(decodeWords(value));
+    }
+    const names: string[] = [];
+    const walk = (node: MimeNode): void => {
+      if (node !== root) {
+        const name = fileName(node);
+        if (name) names.push(name);
+      }
+      for (const child of node.children ?? []) walk(child);
+      if (node.message) walk(node.message.root);
+    };
+    walk(root);
+    const text = [...head, ...names, ...this.texts].filter(Boolean).join('\n');
+    return text.length > this.limit ? text.slice(0, this.limit) : text;
+  }
+}

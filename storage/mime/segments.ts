@@ -1,0 +1,154 @@
+/**
+ * Turns the splitter's output into a `MessageContent`: inline bytes plus blob references. A leaf body (or
+ * preamble / epilogue) is buffered up to `blobThreshold` bytes; past that it streams into a staged blob, so a
+ * large attachment never sits in memory. Blob writes are queued and awaited by `flush()` after every input chunk.
+ */
+import type { BlobWriter, BlobsPort, MessageContent, MimeNode, Segment, StagedBlob } from '../ports.ts';
+import type { SplitterSink } from './splitter.ts';
+
+export const DEFAULT_BLOB_THRESHOLD = 16 * 1024;
+/** Bytes gathered before one `BlobWriter.write()` call. */
+const WRITE_SIZE = 64 * 1024;
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+export class SegmentBuilder implements SplitterSink {
+  /** Blobs finished so far, in message order. */
+  readonly staged: StagedBlob[] = [];
+
+  private readonly blobs: BlobsPort;
+  private readonly threshold: number;
+  private readonly segments: Segment[] = [];
+  private lastInline: Segment | null = null;
+  private inlineChunks: Uint8Array[] = [];
+  private inlineSize = 0;
+
+  private runChunks: Uint8Array[] = [];
+  private runSize = 0;
+  private writer: BlobWriter | null = null;
+  private writeChunks: Uint8Array[] = [];
+  private writeSize = 0;
+  /** Bytes handed to the current writer so far. */
+  private blobLength = 0;
+  /** Writers started and not yet finished: aborted on failure. */
+  private readonly open = new Set<BlobWriter>();
+  private queue: Promise<void> = Promise.resolve();
+  private failure: { error: unknown } | null = null;
+
+  constructor(blobs: BlobsPort, threshold: number = DEFAULT_BLOB_THRESHOLD) {
+    this.blobs = blobs;
+    this.threshold = threshold;
+  }
+
+  inline(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.inlineChunks.push(bytes.slice());
+    this.inlineSize += bytes.length;
+    if (this.lastInline) {
+      this.lastInline.length += bytes.length;
+    } else {
+      this.lastInline = { length: bytes.length };
+      this.segments.push(this.lastInline);
+    }
+  }
+
+  runStart(_node: MimeNode, _leaf: boolean): void {
+    this.runChunks = [];
+    this.runSize = 0;
+    this.writer = null;
+  }
+
+  runData(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    if (this.writer) {
+      this.writeChunks.push(bytes.slice());
+      this.writeSize += bytes.length;
+      if (this.writeSize >= WRITE_SIZE) this.queueWrite();
+      return;
+    }
+    this.runChunks.push(bytes.slice());
+    this.runSize += bytes.length;
+    if (this.runSize > this.threshold) {
+      const writer = this.blobs.stage();
+      this.writer = writer;
+      this.open.add(writer);
+      this.writeChunks = this.runChunks;
+      this.writeSize = this.runSize;
+      this.runChunks = [];
+      this.queueWrite();
+    }
+  }
+
+  runEnd(): void {
+    const writer = this.writer;
+    if (!writer) {
+      for (const chunk of this.runChunks) this.inline(chunk);
+      this.runChunks = [];
+      this.runSize = 0;
+      return;
+    }
+    this.queueWrite();
+    this.writer = null;
+    const segment: Segment = { length: this.blobLength };
+    this.blobLength = 0;
+    this.segments.push(segment);
+    this.lastInline = null;
+    this.enqueue(async () => {
+      const staged = await writer.finish();
+      this.open.delete(writer);
+      this.staged.push(staged);
+      segment.blob = staged.hash;
+    });
+  }
+
+  /** Waits for queued blob writes; rethrows a write failure. */
+  async flush(): Promise<void> {
+    await this.queue;
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** All writes done: the content, ready to store. */
+  async finish(): Promise<MessageContent> {
+    await this.flush();
+    const inline = concat(this.inlineChunks, this.inlineSize);
+    this.inlineChunks = [inline];
+    return { inline, segments: this.segments };
+  }
+
+  /** Drops everything staged so far (failed or refused ingest). Never throws. */
+  async abort(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    for (const writer of this.open) await writer.abort().catch(() => undefined);
+    this.open.clear();
+    if (this.staged.length > 0) await this.blobs.discard(this.staged.splice(0)).catch(() => undefined);
+  }
+
+  private queueWrite(): void {
+    const writer = this.writer;
+    if (!writer || this.writeSize === 0) return;
+    const data = concat(this.writeChunks, this.writeSize);
+    this.blobLength += data.length;
+    this.writeChunks = [];
+    this.writeSize = 0;
+    this.enqueue(() => writer.write(data));
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.queue = this.queue.then(async () => {
+      if (this.failure) return;
+      try {
+        await task();
+      } catch (error) {
+        this.failure = { error };
+      }
+    });
+  }
+}

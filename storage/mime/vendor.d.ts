@@ -1,0 +1,9 @@
+/** Types for the part of html-to-text (a mailparser dependency, no bundled types) that storage/mime uses. */
+declare module 'html-to-text' {
+  export interface HtmlToTextOptions {
+    wordwrap?: number | false | null;
+    selectors?: Array<{ selector: string; format?: string; options?: Record<string, unknown> }>;
+    [option: string]: unknown;
+  }
+  export function convert(html: string, options?: HtmlToTextOptions): string;
+}
