@@ -1,0 +1,76 @@
+/**
+ * Composition root: builds the hook tree from config, loads the plugins (the storage plugin last), and hands
+ * protocols one `App` to pass to the pipeline functions.
+ */
+import type { Config } from './config.ts';
+import type { Logger } from './log.ts';
+import { createHooks } from './tree.ts';
+import type { Hooks } from './tree.ts';
+import { loadPlugins } from './host.ts';
+import type { LoadedPlugin, PluginRegistry } from './host.ts';
+import { storageReader } from './storage-reader.ts';
+import type { IngestFn, PipelineApp } from './pipeline/run.ts';
+import type { StoragePorts } from '../storage/ports.ts';
+import { builtinPlugins } from '../plugins/index.ts';
+import { createStoragePlugin } from '../plugins/storage.ts';
+import type { VerifyPassword } from '../plugins/storage.ts';
+
+export type { IngestFn, VerifyPassword };
+
+export interface AppOptions {
+  config: Config;
+  log: Logger;
+  /** An opened backend; the app owns it from now on (`close()` closes it). */
+  storage: StoragePorts;
+  /** storage/mime's ingestMessage bound to `storage.blobs` and the config limits. */
+  ingest: IngestFn;
+  /** storage/passwords.ts verifyPassword. */
+  verifyPassword: VerifyPassword;
+  /** Built-in plugin registry; defaults to plugins/index.ts. Tests pass their own. */
+  registry?: PluginRegistry;
+}
+
+export interface App extends PipelineApp {
+  readonly config: Config;
+  readonly log: Logger;
+  /** The full hook tree: protocols pass the app to pipeline functions, which run the hooks. */
+  readonly hooks: Hooks;
+  readonly storage: StoragePorts;
+  readonly ingest: IngestFn;
+  /** Loaded plugins in apply order (the storage plugin last). */
+  readonly plugins: readonly LoadedPlugin[];
+  /** Closes plugins in reverse order, then the storage backend. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Throws PluginError / Error on a bad plugin setup; the caller still owns `storage` then. */
+export async function createApp(options: AppOptions): Promise<App> {
+  const { config, log, storage, ingest, verifyPassword } = options;
+  const hooks = createHooks({ timeoutMs: config.hooks.timeoutMs, trace: config.hooks.trace, log });
+  const host = await loadPlugins({
+    hooks,
+    config,
+    log,
+    storage: storageReader(storage),
+    registry: options.registry ?? builtinPlugins,
+    always: [createStoragePlugin({ storage, verifyPassword, backend: config.storage.backend })],
+  });
+  let closing: Promise<void> | null = null;
+  return Object.freeze({
+    config,
+    log,
+    hooks,
+    storage,
+    ingest,
+    plugins: host.plugins,
+    close: () =>
+      (closing ??= (async () => {
+        await host.close();
+        try {
+          await storage.close();
+        } catch (err) {
+          log.error('storage close failed', { err });
+        }
+      })()),
+  });
+}

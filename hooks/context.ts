@@ -1,0 +1,77 @@
+/**
+ * Context objects passed as the first argument of every hook (after the value, for waterfalls). Per-connection
+ * state lives on the `Session`, per-operation state on the `HookContext`; plugins keep none in their instance.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from './log.ts';
+import type { Id } from '../storage/ports.ts';
+
+export type Protocol = 'imap' | 'pop3' | 'lmtp' | 'http' | 'internal';
+
+export interface SessionUser {
+  readonly id: Id;
+  readonly username: string;
+}
+
+export interface Session {
+  readonly id: string;
+  readonly protocol: Protocol;
+  readonly remoteAddress: string;
+  readonly remotePort: number | null;
+  /** Set by the `authenticate` pipeline on success; null before. */
+  user: SessionUser | null;
+  /** Child logger bound to `{ session, protocol }`. */
+  readonly log: Logger;
+  /** Per-connection state for plugins, keyed by plugin name. */
+  readonly data: Map<string, unknown>;
+}
+
+export interface HookContext {
+  readonly session: Session;
+  /** Logger for this operation (the session's logger unless the caller added fields). */
+  readonly log: Logger;
+  /** Per-operation state for plugins (e.g. a quota tap leaving a note for its afterStore tap), keyed by plugin name. */
+  readonly data: Map<string, unknown>;
+}
+
+export interface SessionOptions {
+  protocol: Protocol;
+  remoteAddress?: string;
+  remotePort?: number | null;
+  /** Defaults to a random UUID. */
+  id?: string;
+  user?: SessionUser | null;
+}
+
+export function createSession(log: Logger, options: SessionOptions): Session {
+  const id = options.id ?? randomUUID();
+  return {
+    id,
+    protocol: options.protocol,
+    remoteAddress: options.remoteAddress ?? '',
+    remotePort: options.remotePort ?? null,
+    user: options.user ?? null,
+    log: log.child({ session: id, protocol: options.protocol }),
+    data: new Map(),
+  };
+}
+
+/** A fresh per-operation context on `session`; `fields` are bound to its logger. */
+export function createContext(session: Session, fields?: Record<string, unknown>): HookContext {
+  return { session, log: fields ? session.log.child(fields) : session.log, data: new Map() };
+}
+
+/** For work not tied to a client connection (CLI, maintenance, tests). */
+export function internalContext(log: Logger, user: SessionUser | null = null): HookContext {
+  return createContext(createSession(log, { protocol: 'internal', user }));
+}
+
+/** True for a HookContext (or Session): the interceptor uses it to log with the session's fields. */
+export function loggerOf(value: unknown): Logger | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const log = (value as { log?: unknown }).log;
+  if (typeof log === 'object' && log !== null && typeof (log as Logger).error === 'function' && typeof (log as Logger).child === 'function') {
+    return log as Logger;
+  }
+  return null;
+}

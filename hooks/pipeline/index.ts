@@ -1,0 +1,9 @@
+/** Pipeline functions: the only callers of `.promise()` on hooks. Protocols call these. */
+export { storeMessage } from './store-message.ts';
+export { copyMessages, moveMessages, expungeMessages, updateFlags } from './messages.ts';
+export { createMailbox, renameMailbox, deleteMailbox, subscribeMailbox } from './mailboxes.ts';
+export { authenticate } from './authenticate.ts';
+export { submitMessage } from './submit.ts';
+export { connectSession, closeSession, runCommand, listCapabilities } from './session.ts';
+export type { CommandProtocol } from './session.ts';
+export type { IngestFn, PipelineApp } from './run.ts';

@@ -1,0 +1,40 @@
+/**
+ * The read side of StoragePorts that plugins get. Writes to mailboxes and messages go through the pipeline
+ * (the storage plugin commits them); plugins may read anything and use the ephemeral port (counters, locks,
+ * pub/sub) for their own state.
+ */
+import type { BlobsPort, ChangesPort, EphemeralPort, MailboxesPort, MessagesPort, StoragePorts, UsersPort } from '../storage/ports.ts';
+
+export interface StorageReader {
+  readonly name: string;
+  readonly users: Pick<UsersPort, 'get' | 'getByUsername' | 'list' | 'listAddresses' | 'resolveAddress'>;
+  readonly mailboxes: Pick<MailboxesPort, 'get' | 'getByPath' | 'getBySpecialUse' | 'list' | 'counters'>;
+  readonly messages: Pick<MessagesPort, 'get' | 'getById' | 'index' | 'content' | 'searchText' | 'findByMessageId'>;
+  readonly blobs: Pick<BlobsPort, 'read' | 'stats'>;
+  readonly changes: Pick<ChangesPort, 'since' | 'latest' | 'subscribe'>;
+  readonly ephemeral: EphemeralPort;
+  ping(): Promise<void>;
+}
+
+function pick<T extends object, K extends keyof T>(port: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const key of keys) {
+    const value = port[key];
+    out[key] = (typeof value === 'function' ? value.bind(port) : value) as T[K];
+  }
+  return Object.freeze(out);
+}
+
+/** A frozen object exposing only the read methods of `storage` (bound, so backends keep their `this`). */
+export function storageReader(storage: StoragePorts): StorageReader {
+  return Object.freeze({
+    name: storage.name,
+    users: pick(storage.users, ['get', 'getByUsername', 'list', 'listAddresses', 'resolveAddress']),
+    mailboxes: pick(storage.mailboxes, ['get', 'getByPath', 'getBySpecialUse', 'list', 'counters']),
+    messages: pick(storage.messages, ['get', 'getById', 'index', 'content', 'searchText', 'findByMessageId']),
+    blobs: pick(storage.blobs, ['read', 'stats']),
+    changes: pick(storage.changes, ['since', 'latest', 'subscribe']),
+    ephemeral: pick(storage.ephemeral, ['incr', 'get', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish', 'subscribe']),
+    ping: () => storage.ping(),
+  });
+}

@@ -1,0 +1,7 @@
+/**
+ * Built-in plugins by name, for `config.plugins` entries written as `'name'` or `['name', options]`. The storage
+ * plugin is not listed: the host always loads it itself (hooks/app.ts).
+ */
+import type { PluginRegistry } from '../hooks/host.ts';
+
+export const builtinPlugins: PluginRegistry = Object.freeze({});

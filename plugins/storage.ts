@@ -1,0 +1,89 @@
+/**
+ * Storage as a plugin: the committer. It taps every `do` hook at stage COMMIT and calls the StoragePorts, so
+ * every rule at an earlier stage has had its say before anything is written. `StorageError` codes become
+ * verdicts with the same code (`UNAVAILABLE` a tempfail, the others deny); anything else thrown is left to
+ * the interceptor (logged, tempfail SERVERBUG).
+ *
+ * The host always loads it, last, for the backend named by `config.storage.backend`.
+ */
+import type { Plugin, PluginApi } from '../hooks/host.ts';
+import { COMMIT } from '../hooks/stages.ts';
+import { deny, isVerdict, tempfail } from '../hooks/verdict.ts';
+import type { Verdict } from '../hooks/verdict.ts';
+import { StorageError } from '../storage/ports.ts';
+import type { StoragePorts } from '../storage/ports.ts';
+
+/** Checks a password against an encoded hash (storage/passwords.ts `verifyPassword`). */
+export type VerifyPassword = (hash: string | null, password: string) => Promise<boolean>;
+
+export interface StoragePluginOptions {
+  /** The full (writable) ports; the plugin is the only one that writes through hooks. */
+  storage: StoragePorts;
+  verifyPassword: VerifyPassword;
+  /** config.storage.backend, shown in logs. */
+  backend?: string;
+}
+
+export const STORAGE_PLUGIN = 'storage';
+
+/** Runs a port call; StorageError becomes a verdict, anything else is rethrown for the interceptor. */
+async function port<T>(call: () => Promise<T>): Promise<T | Verdict> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof StorageError) return err.code === 'UNAVAILABLE' ? tempfail('UNAVAILABLE', err.message) : deny(err.code, err.message);
+    throw err;
+  }
+}
+
+/** Login names are stored lowercased and NFC-normalized. */
+function normalizeUsername(username: string): string {
+  return username.trim().normalize('NFC').toLowerCase();
+}
+
+export function createStoragePlugin(options: StoragePluginOptions): Plugin {
+  const { storage, verifyPassword } = options;
+  return {
+    name: STORAGE_PLUGIN,
+    apply(api: PluginApi) {
+      const at = { stage: COMMIT };
+      const { auth, mailbox, message } = api.hooks;
+      api.log.debug('storage plugin committing to backend', { backend: options.backend ?? storage.name });
+
+      auth.authenticate.tapPromise(at, async (_ctx, input) => {
+        const failed = deny('AUTHENTICATIONFAILED', 'Invalid login or password');
+        const user = await port(() => storage.users.getByUsername(normalizeUsername(input.username)));
+        if (user === null) return failed;
+        if (isVerdict(user)) return user;
+        const valid = await verifyPassword(user.passwordHash, input.password);
+        if (!valid || user.disabled) return failed;
+        return user;
+      });
+
+      mailbox.create.tapPromise(at, (_ctx, input) =>
+        port(() => storage.mailboxes.create(input.userId, { path: input.path, specialUse: input.specialUse ?? null, subscribed: input.subscribed ?? true })),
+      );
+      mailbox.rename.tapPromise(at, (_ctx, input) => port(() => storage.mailboxes.rename(input.userId, input.fromPath, input.toPath)));
+      mailbox.delete.tapPromise(at, (_ctx, input) =>
+        port(async () => {
+          const box = await storage.mailboxes.get(input.mailboxId);
+          if (!box || box.userId !== input.userId) throw new StorageError('NONEXISTENT', 'No such mailbox');
+          await storage.mailboxes.delete(box.id);
+          return box;
+        }),
+      );
+      mailbox.subscribe.tapPromise(at, (_ctx, input) =>
+        port(async () => {
+          await storage.mailboxes.setSubscribed(input.mailboxId, input.subscribed);
+          return { mailboxId: input.mailboxId, subscribed: input.subscribed };
+        }),
+      );
+
+      message.store.tapPromise(at, (_ctx, input) => port(() => storage.messages.append(input)));
+      message.copy.tapPromise(at, (_ctx, input) => port(() => storage.messages.copy(input.mailboxId, input.uids, input.targetMailboxId)));
+      message.move.tapPromise(at, (_ctx, input) => port(() => storage.messages.move(input.mailboxId, input.uids, input.targetMailboxId)));
+      message.expunge.tapPromise(at, (_ctx, input) => port(async () => ({ uids: await storage.messages.expunge(input.mailboxId, input.uids) })));
+      message.flags.tapPromise(at, (_ctx, input) => port(() => storage.messages.setFlags(input.mailboxId, input.uids, input.update)));
+    },
+  };
+}
