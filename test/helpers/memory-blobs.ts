@@ -13,6 +13,8 @@ export class MemoryBlobs implements BlobsPort {
   reads: Array<{ hash: string; start: number; end: number }> = [];
   /** When set, the n-th write() call (1-based, across writers) throws. */
   failOnWrite: number | null = null;
+  /** Bytes received by write() across all writers. */
+  bytesWritten = 0;
   private writes = 0;
 
   stage(): BlobWriter {
@@ -28,6 +30,7 @@ export class MemoryBlobs implements BlobsPort {
         this.writes++;
         if (this.failOnWrite !== null && this.writes >= this.failOnWrite) throw new Error('injected write failure');
         chunks.push(chunk.slice());
+        this.bytesWritten += chunk.length;
         hash.update(chunk);
         size += chunk.length;
       },

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ingestMessage } from '../storage/mime/index.ts';
+import { MemoryBlobs } from './helpers/memory-blobs.ts';
+import { fixture } from './helpers/mime-fixtures.ts';
+
+async function searchText(name: string, options = {}): Promise<string> {
+  return (await ingestMessage(fixture(name), new MemoryBlobs(), options)).searchText;
+}
+
+describe('searchText', () => {
+  const cases: Array<[string, string[]]> = [
+    ['iso-2022-jp.eml', ['会議の件', '山田太郎', 'こんにちは世界', '十時からです']],
+    ['windows-1251.eml', ['Привет', 'Иван', 'Привет, мир! Встреча в пятницу.']],
+    ['gb18030.eml', ['你好', '你好世界，欢迎光临。']],
+    ['8bit-no-charset-utf8.eml', ['Grüße aus Köln, schöne Straße.']],
+    ['8bit-no-charset-latin1.eml', ['Un café crème à Genève.']],
+    ['nested-multipart.eml', ['Alice Müller', 'Carol', 'Quarterly report with a folded subject', 'Straße is fine', 'Quartalsbericht für das Jahr 2024.pdf']],
+    ['rfc822-attachment.eml', ['Fwd: Réunion', 'See the forwarded message below.', 'Réunion demain à 10h.']],
+    ['nodemailer.eml', ['Sender Name 👻', 'Nodemailer is unicode friendly ✔', 'notes 🕶.txt', 'Hello to myself']],
+  ];
+  for (const [name, words] of cases) {
+    it(`decodes ${name}`, async () => {
+      const text = await searchText(name);
+      for (const word of words) assert.ok(text.includes(word), `${JSON.stringify(word)} in ${JSON.stringify(text.slice(0, 400))}`);
+    });
+  }
+
+  it('converts HTML to text', async () => {
+    const text = await searchText('nested-multipart.eml');
+    assert.ok(!text.includes('<p>'));
+    assert.ok(!text.includes('cid:logo'));
+  });
+
+  it('leaves attachment bodies out', async () => {
+    const text = await searchText('no_empty_line_between_text_boundary.eml');
+    assert.ok(!text.includes('ZXhhbXBsZQo'));
+    assert.ok(!text.includes('example\n'), 'base64 attachment body is not decoded into search text');
+  });
+
+  it('is bounded by searchTextLimit', async () => {
+    const text = await searchText('append.eml', { searchTextLimit: 1000 });
+    assert.ok(text.length <= 1000);
+    assert.ok(text.includes('VMware Direct Education Classes'));
+    const full = await searchText('nul-bytes.eml');
+    assert.ok(full.length <= 256 * 1024);
+  });
+});
