@@ -23,7 +23,7 @@ export interface IngestOptions extends SplitterOptions {
 
 /** The message passed `maxSize`; thrown as soon as the byte count does, staged blobs already discarded. */
 export class MessageTooLargeError extends Error {
-  readonly code = 'MESSAGE_TOO_LARGE';
+  readonly code = 'TOOBIG';
   readonly maxSize: number;
   constructor(maxSize: number) {
     super(`Message exceeds the maximum size of ${maxSize} bytes`);
