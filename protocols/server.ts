@@ -23,7 +23,7 @@ export async function bootApp(config: Config, log: Logger): Promise<App> {
           maxSize: config.limits.maxMessageSize,
           blobThreshold: config.limits.blobThreshold,
           searchTextLimit: config.limits.searchTextLimit,
-          maxHeaderBytes: config.limits.maxHeaderBytes,
+          maxHeaderSize: config.limits.maxHeaderBytes,
         }),
     });
   } catch (err) {
