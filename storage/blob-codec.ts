@@ -1,0 +1,229 @@
+/**
+ * Compressed blob framing shared by every backend (files on disk for SQLite, GridFS for MongoDB).
+ *
+ * A blob is split into chunks of `chunkSize` input bytes (64 KiB by default; the last one may be shorter), each
+ * deflated independently (raw deflate, RFC 1951) or kept as is when deflate does not shrink it. After the chunks
+ * comes an index and a fixed footer, so a reader can find any chunk without touching the others:
+ *
+ * ```
+ * chunk 0 … chunk n-1
+ * index:  n × u32 LE   bits 0-30 = stored length of chunk i, bit 31 = 1 when stored raw (not deflated)
+ * footer: u32 version (1) | u32 chunkSize | u32 n | u32 rawSize low | u32 rawSize high | "WDBZ"   (24 bytes)
+ * ```
+ *
+ * `decodeRange(source, start, end)` reads the footer and index, then only the chunks overlapping [start, end).
+ * Compression uses async `node:zlib` so the event loop stays free.
+ */
+import { deflateRaw, inflateRaw } from 'node:zlib';
+
+export const BLOB_CHUNK_SIZE = 64 * 1024;
+const FOOTER_SIZE = 24;
+const MAGIC = [0x57, 0x44, 0x42, 0x5a]; // "WDBZ"
+const VERSION = 1;
+const RAW_FLAG = 0x80000000;
+
+function deflateAsync(data: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    deflateRaw(data, (err, out) => (err ? reject(err) : resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength))));
+  });
+}
+
+function inflateAsync(data: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    inflateRaw(data, (err, out) => (err ? reject(err) : resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength))));
+  });
+}
+
+/** Deflates `data` when that makes it smaller. Used for single small values (inline message bytes). */
+export async function deflateIfSmaller(data: Uint8Array): Promise<{ data: Uint8Array; deflated: boolean }> {
+  if (data.byteLength < 64) return { data, deflated: false };
+  const out = await deflateAsync(data);
+  return out.byteLength < data.byteLength ? { data: out, deflated: true } : { data, deflated: false };
+}
+
+export function inflate(data: Uint8Array): Promise<Uint8Array> {
+  return inflateAsync(data);
+}
+
+export interface BlobSink {
+  write(bytes: Uint8Array): Promise<void>;
+}
+
+export interface EncodeResult {
+  /** Original (decoded) size. */
+  rawSize: number;
+  /** Bytes written to the sink, index and footer included. */
+  storedSize: number;
+  chunks: number;
+}
+
+/** Streaming encoder: holds at most one chunk of input in memory. Calls must not overlap (await each one). */
+export class BlobEncoder {
+  #sink: BlobSink;
+  #chunkSize: number;
+  #buffer: Uint8Array;
+  #filled = 0;
+  #index: number[] = [];
+  #rawSize = 0;
+  #storedSize = 0;
+  #finished = false;
+
+  constructor(sink: BlobSink, options: { chunkSize?: number } = {}) {
+    this.#sink = sink;
+    this.#chunkSize = options.chunkSize ?? BLOB_CHUNK_SIZE;
+    if (!(this.#chunkSize > 0 && this.#chunkSize < RAW_FLAG)) throw new RangeError('invalid chunk size');
+    this.#buffer = new Uint8Array(this.#chunkSize);
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    if (this.#finished) throw new Error('BlobEncoder: write after finish');
+    let offset = 0;
+    while (offset < data.byteLength) {
+      const take = Math.min(this.#chunkSize - this.#filled, data.byteLength - offset);
+      this.#buffer.set(data.subarray(offset, offset + take), this.#filled);
+      this.#filled += take;
+      offset += take;
+      if (this.#filled === this.#chunkSize) await this.#flush();
+    }
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#filled === 0) return;
+    const raw = this.#buffer.subarray(0, this.#filled);
+    const deflated = await deflateAsync(raw);
+    let stored: Uint8Array;
+    let entry: number;
+    if (deflated.byteLength < raw.byteLength) {
+      stored = deflated;
+      entry = deflated.byteLength;
+    } else {
+      stored = raw.slice();
+      entry = (raw.byteLength | RAW_FLAG) >>> 0;
+    }
+    await this.#sink.write(stored);
+    this.#index.push(entry);
+    this.#rawSize += this.#filled;
+    this.#storedSize += stored.byteLength;
+    this.#filled = 0;
+  }
+
+  async finish(): Promise<EncodeResult> {
+    if (this.#finished) throw new Error('BlobEncoder: finish called twice');
+    await this.#flush();
+    this.#finished = true;
+    const n = this.#index.length;
+    const tail = new Uint8Array(n * 4 + FOOTER_SIZE);
+    const view = new DataView(tail.buffer);
+    for (let i = 0; i < n; i++) view.setUint32(i * 4, this.#index[i], true);
+    const f = n * 4;
+    view.setUint32(f, VERSION, true);
+    view.setUint32(f + 4, this.#chunkSize, true);
+    view.setUint32(f + 8, n, true);
+    view.setUint32(f + 12, this.#rawSize % 0x100000000, true);
+    view.setUint32(f + 16, Math.floor(this.#rawSize / 0x100000000), true);
+    tail.set(MAGIC, f + 20);
+    await this.#sink.write(tail);
+    this.#storedSize += tail.byteLength;
+    return { rawSize: this.#rawSize, storedSize: this.#storedSize, chunks: n };
+  }
+}
+
+/** Random access to the stored (encoded) bytes: a file handle, a GridFS file, a buffer. */
+export interface BlobSource {
+  /** Total stored size in bytes. */
+  readonly size: number;
+  /** Reads exactly `length` bytes at `offset` (fewer only at the end). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+export interface BlobLayout {
+  rawSize: number;
+  chunkSize: number;
+  /** Per chunk: offset of its stored bytes, stored length, whether it is raw. */
+  chunks: Array<{ offset: number; length: number; raw: boolean }>;
+}
+
+export class BlobFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BlobFormatError';
+  }
+}
+
+/** Reads the footer and chunk index. */
+export async function readLayout(source: BlobSource): Promise<BlobLayout> {
+  if (source.size < FOOTER_SIZE) throw new BlobFormatError('blob too short for footer');
+  const footer = await source.read(source.size - FOOTER_SIZE, FOOTER_SIZE);
+  if (footer.byteLength !== FOOTER_SIZE) throw new BlobFormatError('short read of footer');
+  for (let i = 0; i < 4; i++) if (footer[20 + i] !== MAGIC[i]) throw new BlobFormatError('bad blob magic');
+  const fv = new DataView(footer.buffer, footer.byteOffset, footer.byteLength);
+  const version = fv.getUint32(0, true);
+  if (version !== VERSION) throw new BlobFormatError(`unsupported blob version ${version}`);
+  const chunkSize = fv.getUint32(4, true);
+  const n = fv.getUint32(8, true);
+  const rawSize = fv.getUint32(12, true) + fv.getUint32(16, true) * 0x100000000;
+  const indexStart = source.size - FOOTER_SIZE - n * 4;
+  if (indexStart < 0) throw new BlobFormatError('blob index out of range');
+  const index = n > 0 ? await source.read(indexStart, n * 4) : new Uint8Array(0);
+  const iv = new DataView(index.buffer, index.byteOffset, index.byteLength);
+  const chunks: BlobLayout['chunks'] = [];
+  let offset = 0;
+  for (let i = 0; i < n; i++) {
+    const entry = iv.getUint32(i * 4, true);
+    const length = entry & 0x7fffffff;
+    chunks.push({ offset, length, raw: (entry & RAW_FLAG) !== 0 });
+    offset += length;
+  }
+  if (offset !== indexStart) throw new BlobFormatError('blob chunk index does not match its size');
+  return { rawSize, chunkSize, chunks };
+}
+
+/** Yields decoded bytes [start, end) reading and inflating only the chunks that overlap the range. */
+export async function* decodeRange(source: BlobSource, start = 0, end = Infinity, layout?: BlobLayout): AsyncGenerator<Uint8Array> {
+  const l = layout ?? (await readLayout(source));
+  const from = Math.max(0, Math.floor(start));
+  const to = Math.min(l.rawSize, end);
+  if (!(to > from)) return;
+  const first = Math.floor(from / l.chunkSize);
+  const last = Math.floor((to - 1) / l.chunkSize);
+  for (let i = first; i <= last; i++) {
+    const c = l.chunks[i];
+    if (!c) throw new BlobFormatError('blob chunk missing');
+    const stored = await source.read(c.offset, c.length);
+    if (stored.byteLength !== c.length) throw new BlobFormatError('short read of blob chunk');
+    const plain = c.raw ? stored : await inflateAsync(stored);
+    const chunkStart = i * l.chunkSize;
+    const s = Math.max(from - chunkStart, 0);
+    const e = Math.min(to - chunkStart, plain.byteLength);
+    if (e > s) yield s === 0 && e === plain.byteLength ? plain : plain.subarray(s, e);
+  }
+}
+
+/** Encodes a whole value in memory (tests, small blobs). */
+export async function encodeBlob(data: Uint8Array, options: { chunkSize?: number } = {}): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  const encoder = new BlobEncoder({ write: async (b) => void parts.push(b.slice()) }, options);
+  await encoder.write(data);
+  await encoder.finish();
+  return concatBytes(parts);
+}
+
+/** A BlobSource over bytes in memory. */
+export function bytesSource(bytes: Uint8Array): BlobSource {
+  return {
+    size: bytes.byteLength,
+    read: async (offset, length) => bytes.subarray(offset, offset + length),
+  };
+}
+
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.byteLength;
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
+}
