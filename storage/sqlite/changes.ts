@@ -1,0 +1,141 @@
+/**
+ * Change log. Entries are written inside the same transaction as the mutation they describe (`ChangeLog.add`), and
+ * after the commit every user that got entries is announced once on the ephemeral pub/sub channel
+ * `changes:<userId>` with the latest entry id. Ids come from an AUTOINCREMENT row id: monotonic for every user.
+ */
+import type { ChangeEntry, ChangesPort, ChangeType, EphemeralPort, Flag, Id } from '../ports.ts';
+import type { Db } from './driver.ts';
+import { num, rowId, toId } from './common.ts';
+
+export function changeChannel(userId: Id): string {
+  return `changes:${userId}`;
+}
+
+export interface NewChange {
+  userId: number;
+  mailboxId: number;
+  type: ChangeType;
+  modseq: number;
+  uid?: number | null;
+  flags?: Flag[] | null;
+  path?: string | null;
+}
+
+interface ChangeRow {
+  id: number;
+  user_id: number;
+  mailbox_id: number;
+  type: string;
+  modseq: number;
+  uid: number | null;
+  flags: string | null;
+  path: string | null;
+  created: number;
+}
+
+export class ChangeLog {
+  #db: Db;
+  #ephemeral: EphemeralPort;
+  #pending = new Map<number, number>();
+
+  constructor(db: Db, ephemeral: EphemeralPort) {
+    this.#db = db;
+    this.#ephemeral = ephemeral;
+  }
+
+  /** Must run inside a transaction. Returns the new entry id. */
+  add(change: NewChange, now: number): number {
+    const db = this.#db;
+    const { lastInsertRowid: id } = db.run(
+      'INSERT INTO changes (user_id, mailbox_id, type, modseq, uid, flags, path, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      change.userId,
+      change.mailboxId,
+      change.type,
+      change.modseq,
+      change.uid ?? null,
+      change.flags ? JSON.stringify(change.flags) : null,
+      change.path ?? null,
+      now,
+    );
+    if (this.#pending.size === 0) {
+      db.afterCommit(() => this.#flush());
+      db.onRollback(() => this.#pending.clear());
+    }
+    this.#pending.set(change.userId, id);
+    return id;
+  }
+
+  #flush(): void {
+    const pending = [...this.#pending];
+    this.#pending.clear();
+    for (const [userId, latest] of pending) {
+      this.#ephemeral.publish(changeChannel(toId(userId)), String(latest)).catch(() => {
+        // pub/sub is a hint; listeners catch up with since() on the next notification
+      });
+    }
+  }
+}
+
+function toEntry(r: ChangeRow): ChangeEntry {
+  return {
+    id: num(r.id),
+    userId: toId(r.user_id),
+    mailboxId: toId(r.mailbox_id),
+    type: r.type as ChangeType,
+    modseq: num(r.modseq),
+    uid: r.uid === null ? null : num(r.uid),
+    flags: r.flags === null ? null : (JSON.parse(r.flags) as Flag[]),
+    path: r.path,
+    created: num(r.created),
+  };
+}
+
+export class SqliteChanges implements ChangesPort {
+  #db: Db;
+  #ephemeral: EphemeralPort;
+
+  constructor(db: Db, ephemeral: EphemeralPort) {
+    this.#db = db;
+    this.#ephemeral = ephemeral;
+  }
+
+  async since(userId: Id, afterId: number, options: { mailboxId?: Id; limit?: number } = {}): Promise<ChangeEntry[]> {
+    const uid = rowId(userId);
+    if (uid === null) return [];
+    const limit = Math.max(1, Math.min(options.limit ?? 1000, 100_000));
+    if (options.mailboxId !== undefined) {
+      const mid = rowId(options.mailboxId);
+      if (mid === null) return [];
+      return this.#db
+        .all<ChangeRow>(
+          'SELECT * FROM changes WHERE user_id = ? AND id > ? AND mailbox_id = ? ORDER BY id LIMIT ?',
+          uid,
+          afterId,
+          mid,
+          limit,
+        )
+        .map(toEntry);
+    }
+    return this.#db
+      .all<ChangeRow>('SELECT * FROM changes WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?', uid, afterId, limit)
+      .map(toEntry);
+  }
+
+  async latest(userId: Id): Promise<number> {
+    const uid = rowId(userId);
+    if (uid === null) return 0;
+    const r = this.#db.get<{ id: number | null }>('SELECT max(id) AS id FROM changes WHERE user_id = ?', uid);
+    return r?.id ? num(r.id) : 0;
+  }
+
+  subscribe(userId: Id, listener: (latestId: number) => void): () => void {
+    return this.#ephemeral.subscribe(changeChannel(userId), (message) => {
+      const id = Number(message);
+      if (Number.isFinite(id)) listener(id);
+    });
+  }
+
+  async prune(before: number): Promise<number> {
+    return this.#db.transaction(() => this.#db.run('DELETE FROM changes WHERE created < ?', before).changes);
+  }
+}

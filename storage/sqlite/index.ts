@@ -1,0 +1,94 @@
+/**
+ * The embedded storage backend: one SQLite file `<dataDir>/wildduck.sqlite` (WAL, foreign keys, busy timeout,
+ * `synchronous=FULL` by default so a message is acknowledged only once durable), blobs as files under
+ * `<dataDir>/blobs/`, and the in-process ephemeral port for counters, locks and pub/sub.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MemoryEphemeral } from '../ephemeral/memory.ts';
+import type { EphemeralPort, StoragePorts } from '../ports.ts';
+import { SqliteBlobs } from './blobs.ts';
+import { ChangeLog, SqliteChanges } from './changes.ts';
+import { openDb } from './driver.ts';
+import type { Db } from './driver.ts';
+import { SqliteMailboxes } from './mailboxes.ts';
+import { SqliteMessages } from './messages.ts';
+import { migrate } from './schema.ts';
+import { SqliteUsers } from './users.ts';
+
+export interface SqliteStorageOptions {
+  /** Directory holding wildduck.sqlite, blobs/, tmp/ and trash/. Created if missing. */
+  dataDir: string;
+  /** `full` (default): every commit is durable before it is acknowledged. `normal`: faster, may lose the last commits on power loss. */
+  synchronous?: 'full' | 'normal';
+  /** How long a write waits for another process holding the database lock (default 10 s). */
+  busyTimeoutMs?: number;
+  /** Staging files older than this that this process does not know are removed at open and by collect() (default 1 h; 0 = all). */
+  stagingMaxAgeMs?: number;
+  /** Pub/sub, counters and locks; default: a new in-process MemoryEphemeral. */
+  ephemeral?: EphemeralPort;
+  /** Force a SQLite binding (tests). */
+  driver?: 'node:sqlite' | 'better-sqlite3';
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+export const DATABASE_FILE = 'wildduck.sqlite';
+
+export interface SqliteStorage extends StoragePorts {
+  readonly db: Db;
+  readonly dataDir: string;
+}
+
+export async function openSqliteStorage(options: SqliteStorageOptions): Promise<SqliteStorage> {
+  const dataDir = options.dataDir;
+  await mkdir(dataDir, { recursive: true });
+  const now = options.now ?? Date.now;
+  const synchronous = options.synchronous ?? 'full';
+  const db = await openDb(join(dataDir, DATABASE_FILE), { driver: options.driver });
+  let blobs: SqliteBlobs;
+  try {
+    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
+    db.exec('PRAGMA journal_mode = WAL');
+    db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.exec('PRAGMA foreign_keys = ON');
+    migrate(db);
+    blobs = new SqliteBlobs(db, {
+      dataDir,
+      durable: synchronous === 'full',
+      stagingMaxAgeMs: options.stagingMaxAgeMs ?? 60 * 60 * 1000,
+      now,
+    });
+    await blobs.init();
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+
+  const ownEphemeral = options.ephemeral ? null : new MemoryEphemeral({ now });
+  const ephemeral = options.ephemeral ?? ownEphemeral!;
+  const log = new ChangeLog(db, ephemeral);
+  let closed = false;
+
+  return {
+    name: 'sqlite',
+    db,
+    dataDir,
+    users: new SqliteUsers(db, blobs, now),
+    mailboxes: new SqliteMailboxes(db, blobs, log, now),
+    messages: new SqliteMessages(db, blobs, log, now),
+    blobs,
+    changes: new SqliteChanges(db, ephemeral),
+    ephemeral,
+    async ping() {
+      db.get('SELECT 1 AS ok');
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await blobs.close();
+      ownEphemeral?.close();
+      db.close();
+    },
+  };
+}

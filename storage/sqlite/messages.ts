@@ -1,0 +1,418 @@
+/**
+ * Messages. Every mutation is one transaction that allocates UIDs and the modseq from the mailbox row
+ * (`UPDATE … RETURNING`), writes the message rows, adjusts blob references, per-user usage and per-mailbox
+ * counters, and writes the change-log entries; listeners hear about it after the commit. One operation gets one
+ * modseq for all the messages it touches.
+ */
+import { createHash } from 'node:crypto';
+import { deflateIfSmaller, inflate } from '../blob-codec.ts';
+import { StorageError } from '../ports.ts';
+import type {
+  AppendInput,
+  AppendResult,
+  CopyResult,
+  Envelope,
+  Flag,
+  FlagResult,
+  FlagUpdate,
+  Id,
+  IngestedMessage,
+  MessageContent,
+  MessageIndexEntry,
+  MessageRecord,
+  MessagesPort,
+  MimeNode,
+  Segment,
+} from '../ports.ts';
+import type { Db } from './driver.ts';
+import type { SqliteBlobs } from './blobs.ts';
+import type { ChangeLog } from './changes.ts';
+import type { MailboxRow } from './mailboxes.ts';
+import { applyFlagAction, bool, hasFlag, jsonList, normalizeFlags, num, requireRowId, rowId, sameFlags, toId } from './common.ts';
+
+/** Columns for MessageRecord (no content, no search text). */
+const RECORD_COLUMNS =
+  'id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments';
+
+/** Columns copied verbatim by COPY. */
+const COPY_COLUMNS =
+  'user_id, flags, seen, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec';
+
+interface RecordRow {
+  id: number;
+  user_id: number;
+  mailbox_id: number;
+  uid: number;
+  modseq: number;
+  flags: string;
+  internal_date: number;
+  size: number;
+  message_id: string | null;
+  thread_id: number;
+  header_date: number;
+  subject: string;
+  envelope: string;
+  mime: string;
+  has_attachments: number;
+}
+
+interface BriefRow {
+  id: number;
+  uid: number;
+  modseq: number;
+  flags: string;
+  seen: number;
+  size: number;
+}
+
+function toRecord(r: RecordRow): MessageRecord {
+  return {
+    id: toId(r.id),
+    userId: toId(r.user_id),
+    mailboxId: toId(r.mailbox_id),
+    uid: num(r.uid),
+    modseq: num(r.modseq),
+    flags: JSON.parse(r.flags) as Flag[],
+    internalDate: num(r.internal_date),
+    size: num(r.size),
+    messageId: r.message_id,
+    threadId: toId(r.thread_id),
+    headerDate: num(r.header_date),
+    subject: r.subject,
+    envelope: JSON.parse(r.envelope) as Envelope,
+    mime: JSON.parse(r.mime) as MimeNode,
+    hasAttachments: bool(r.has_attachments),
+  };
+}
+
+/** Message-ID as used for threading: surrounding whitespace and angle brackets removed. */
+function threadRef(id: string): string | null {
+  const t = id.trim().replace(/^<+/, '').replace(/>+$/, '').trim();
+  return t ? createHash('sha256').update(t).digest('hex').slice(0, 32) : null;
+}
+
+function uniqueUids(uids: readonly number[]): number[] {
+  return [...new Set(uids.filter((u) => Number.isSafeInteger(u) && u > 0))].sort((a, b) => a - b);
+}
+
+export class SqliteMessages implements MessagesPort {
+  #db: Db;
+  #blobs: SqliteBlobs;
+  #log: ChangeLog;
+  #now: () => number;
+
+  constructor(db: Db, blobs: SqliteBlobs, log: ChangeLog, now: () => number) {
+    this.#db = db;
+    this.#blobs = blobs;
+    this.#log = log;
+    this.#now = now;
+  }
+
+  #mailbox(id: Id): MailboxRow {
+    const n = requireRowId(id, 'mailbox');
+    const r = this.#db.get<MailboxRow>('SELECT * FROM mailboxes WHERE id = ?', n);
+    if (!r) throw new StorageError('NONEXISTENT', `mailbox ${id} does not exist`);
+    return r;
+  }
+
+  /** Bumps the mailbox modseq (and counters by the given deltas); returns the new modseq. */
+  #bump(mailboxId: number, d: { uids?: number; messages?: number; unseen?: number; size?: number } = {}): { modseq: number; uidNext: number; uidValidity: number } {
+    const r = this.#db.get<{ highest_modseq: number; uid_next: number; uid_validity: number }>(
+      `UPDATE mailboxes SET highest_modseq = highest_modseq + 1, uid_next = uid_next + ?, message_count = message_count + ?,
+         unseen_count = unseen_count + ?, total_size = total_size + ?
+       WHERE id = ? RETURNING highest_modseq, uid_next, uid_validity`,
+      d.uids ?? 0,
+      d.messages ?? 0,
+      d.unseen ?? 0,
+      d.size ?? 0,
+      mailboxId,
+    );
+    if (!r) throw new StorageError('NONEXISTENT', `mailbox ${mailboxId} does not exist`);
+    return { modseq: num(r.highest_modseq), uidNext: num(r.uid_next), uidValidity: num(r.uid_validity) };
+  }
+
+  #usage(userId: number, size: number, messages: number): void {
+    if (size === 0 && messages === 0) return;
+    this.#db.run('UPDATE users SET storage_used = storage_used + ?, messages_used = messages_used + ? WHERE id = ?', size, messages, userId);
+  }
+
+  /** Inside a transaction: thread id from References/In-Reply-To/Message-ID of earlier messages, else a new one. */
+  #thread(userId: number, message: IngestedMessage): number {
+    const db = this.#db;
+    const refs = [...new Set([...message.references, ...(message.messageId ? [message.messageId] : [])].map(threadRef).filter((r): r is string => r !== null))];
+    let threadId: number | null = null;
+    if (refs.length > 0) {
+      const found = db.get<{ thread_id: number | null }>(
+        'SELECT min(thread_id) AS thread_id FROM thread_refs WHERE user_id = ? AND ref IN (SELECT value FROM json_each(?))',
+        userId,
+        jsonList(refs),
+      );
+      if (found?.thread_id != null) threadId = num(found.thread_id);
+    }
+    if (threadId === null) threadId = db.run('INSERT INTO threads (user_id) VALUES (?)', userId).lastInsertRowid;
+    for (const ref of refs) {
+      db.run('INSERT OR IGNORE INTO thread_refs (user_id, ref, thread_id) VALUES (?, ?, ?)', userId, ref, threadId);
+    }
+    return threadId;
+  }
+
+  async append(input: AppendInput): Promise<AppendResult> {
+    const { message } = input;
+    const userId = requireRowId(input.userId, 'user');
+    const flags = normalizeFlags(input.flags);
+    const seen = hasFlag(flags, '\\Seen');
+    const inline = await deflateIfSmaller(message.content.inline);
+    const segments: Segment[] = message.content.segments.map((s) => (s.blob === undefined ? { length: s.length } : { length: s.length, blob: s.blob }));
+    const db = this.#db;
+    return db.transaction(() => {
+      const mbox = this.#mailbox(input.mailboxId);
+      if (num(mbox.user_id) !== userId) throw new StorageError('NONEXISTENT', `mailbox ${input.mailboxId} does not belong to user ${input.userId}`);
+      const alloc = this.#bump(mbox.id, { uids: 1, messages: 1, unseen: seen ? 0 : 1, size: message.size });
+      const uid = alloc.uidNext - 1;
+      const threadId = this.#thread(userId, message);
+      const now = this.#now();
+      const { lastInsertRowid: id } = db.run(
+        `INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, seen, internal_date, size, message_id, thread_id,
+           header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        userId,
+        mbox.id,
+        uid,
+        alloc.modseq,
+        JSON.stringify(flags),
+        seen,
+        input.internalDate,
+        message.size,
+        message.messageId,
+        threadId,
+        message.headerDate ?? input.internalDate,
+        message.subject,
+        JSON.stringify(message.envelope),
+        JSON.stringify(message.mime),
+        message.hasAttachments,
+        message.sha256,
+        JSON.stringify(segments),
+        inline.data,
+        inline.deflated ? 1 : 0,
+      );
+      db.run('INSERT INTO message_search (message_id, text) VALUES (?, ?)', id, message.searchText);
+      this.#blobs.commitRefs(id, message);
+      this.#usage(userId, message.size, 1);
+      this.#log.add({ userId, mailboxId: mbox.id, type: 'exists', modseq: alloc.modseq, uid, flags }, now);
+      return { id: toId(id), uid, modseq: alloc.modseq, uidValidity: alloc.uidValidity, threadId: toId(threadId) };
+    });
+  }
+
+  async get(mailboxId: Id, uid: number): Promise<MessageRecord | null> {
+    const n = rowId(mailboxId);
+    if (n === null) return null;
+    const r = this.#db.get<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM messages WHERE mailbox_id = ? AND uid = ?`, n, uid);
+    return r ? toRecord(r) : null;
+  }
+
+  async getById(id: Id): Promise<MessageRecord | null> {
+    const n = rowId(id);
+    if (n === null) return null;
+    const r = this.#db.get<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM messages WHERE id = ?`, n);
+    return r ? toRecord(r) : null;
+  }
+
+  async index(mailboxId: Id, options: { changedSince?: number } = {}): Promise<MessageIndexEntry[]> {
+    const n = rowId(mailboxId);
+    if (n === null) return [];
+    const rows =
+      options.changedSince !== undefined
+        ? this.#db.all<{ uid: number; modseq: number; flags: string; size: number; internal_date: number }>(
+            'SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid',
+            n,
+            options.changedSince,
+          )
+        : this.#db.all<{ uid: number; modseq: number; flags: string; size: number; internal_date: number }>(
+            'SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? ORDER BY uid',
+            n,
+          );
+    return rows.map((r) => ({
+      uid: num(r.uid),
+      modseq: num(r.modseq),
+      flags: JSON.parse(r.flags) as Flag[],
+      size: num(r.size),
+      internalDate: num(r.internal_date),
+    }));
+  }
+
+  async content(id: Id): Promise<MessageContent | null> {
+    const n = rowId(id);
+    if (n === null) return null;
+    const r = this.#db.get<{ segments: string; inline: Uint8Array; inline_codec: number }>(
+      'SELECT segments, inline, inline_codec FROM messages WHERE id = ?',
+      n,
+    );
+    if (!r) return null;
+    const inline = num(r.inline_codec) === 1 ? await inflate(r.inline) : r.inline;
+    return { inline, segments: JSON.parse(r.segments) as Segment[] };
+  }
+
+  async searchText(id: Id): Promise<string | null> {
+    const n = rowId(id);
+    if (n === null) return null;
+    return this.#db.get<{ text: string }>('SELECT text FROM message_search WHERE message_id = ?', n)?.text ?? null;
+  }
+
+  async setFlags(mailboxId: Id, uids: number[], update: FlagUpdate): Promise<FlagResult> {
+    const db = this.#db;
+    const wanted = uniqueUids(uids);
+    return db.transaction(() => {
+      const mbox = this.#mailbox(mailboxId);
+      const result: FlagResult = { changed: [], modified: [] };
+      if (wanted.length === 0) return result;
+      const rows = db.all<BriefRow>(
+        'SELECT id, uid, modseq, flags, seen, size FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid',
+        mbox.id,
+        jsonList(wanted),
+      );
+      const pending: Array<{ row: BriefRow; flags: Flag[]; seen: boolean }> = [];
+      let unseenDelta = 0;
+      for (const row of rows) {
+        if (update.unchangedSince !== undefined && num(row.modseq) > update.unchangedSince) {
+          result.modified.push(num(row.uid));
+          continue;
+        }
+        const current = JSON.parse(row.flags) as Flag[];
+        const next = applyFlagAction(current, update.action, update.flags);
+        if (sameFlags(current, next)) continue;
+        const seen = hasFlag(next, '\\Seen');
+        if (seen !== bool(row.seen)) unseenDelta += seen ? -1 : 1;
+        pending.push({ row, flags: next, seen });
+      }
+      if (pending.length === 0) return result;
+      const { modseq } = this.#bump(mbox.id, { unseen: unseenDelta });
+      const now = this.#now();
+      for (const p of pending) {
+        db.run('UPDATE messages SET flags = ?, seen = ?, modseq = ? WHERE id = ?', JSON.stringify(p.flags), p.seen, modseq, p.row.id);
+        const uid = num(p.row.uid);
+        this.#log.add({ userId: mbox.user_id, mailboxId: mbox.id, type: 'flags', modseq, uid, flags: p.flags }, now);
+        result.changed.push({ uid, flags: p.flags, modseq });
+      }
+      return result;
+    });
+  }
+
+  #sourceRows(mbox: MailboxRow, uids: number[]): BriefRow[] {
+    if (uids.length === 0) return [];
+    return this.#db.all<BriefRow>(
+      'SELECT id, uid, modseq, flags, seen, size FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid',
+      mbox.id,
+      jsonList(uids),
+    );
+  }
+
+  #pair(fromMailboxId: Id, toMailboxId: Id): [MailboxRow, MailboxRow] {
+    const src = this.#mailbox(fromMailboxId);
+    const dst = this.#mailbox(toMailboxId);
+    if (num(src.user_id) !== num(dst.user_id)) throw new StorageError('CANNOT', 'messages cannot be copied between users');
+    return [src, dst];
+  }
+
+  static #totals(rows: BriefRow[]): { size: number; unseen: number } {
+    let size = 0;
+    let unseen = 0;
+    for (const r of rows) {
+      size += num(r.size);
+      if (!bool(r.seen)) unseen++;
+    }
+    return { size, unseen };
+  }
+
+  async copy(fromMailboxId: Id, uids: number[], toMailboxId: Id): Promise<CopyResult> {
+    const db = this.#db;
+    const wanted = uniqueUids(uids);
+    return db.transaction(() => {
+      const [src, dst] = this.#pair(fromMailboxId, toMailboxId);
+      const rows = this.#sourceRows(src, wanted);
+      if (rows.length === 0) return { uidValidity: num(dst.uid_validity), mappings: [], modseq: num(dst.highest_modseq) };
+      const { size, unseen } = SqliteMessages.#totals(rows);
+      const alloc = this.#bump(dst.id, { uids: rows.length, messages: rows.length, unseen, size });
+      const first = alloc.uidNext - rows.length;
+      const now = this.#now();
+      const mappings = rows.map((row, i) => {
+        const uid = first + i;
+        const { lastInsertRowid: id } = db.run(
+          `INSERT INTO messages (mailbox_id, uid, modseq, ${COPY_COLUMNS}) SELECT ?, ?, ?, ${COPY_COLUMNS} FROM messages WHERE id = ?`,
+          dst.id,
+          uid,
+          alloc.modseq,
+          row.id,
+        );
+        db.run('INSERT INTO message_search (message_id, text) SELECT ?, text FROM message_search WHERE message_id = ?', id, row.id);
+        this.#blobs.copyRefs(row.id, id);
+        this.#log.add({ userId: dst.user_id, mailboxId: dst.id, type: 'exists', modseq: alloc.modseq, uid, flags: JSON.parse(row.flags) as Flag[] }, now);
+        return { sourceUid: num(row.uid), destinationUid: uid };
+      });
+      this.#usage(dst.user_id, size, rows.length);
+      return { uidValidity: alloc.uidValidity, mappings, modseq: alloc.modseq };
+    });
+  }
+
+  async move(fromMailboxId: Id, uids: number[], toMailboxId: Id): Promise<CopyResult> {
+    const db = this.#db;
+    const wanted = uniqueUids(uids);
+    return db.transaction(() => {
+      const [src, dst] = this.#pair(fromMailboxId, toMailboxId);
+      const rows = this.#sourceRows(src, wanted);
+      if (rows.length === 0) return { uidValidity: num(dst.uid_validity), mappings: [], modseq: num(dst.highest_modseq) };
+      const { size, unseen } = SqliteMessages.#totals(rows);
+      // Source first: the message rows keep their id (and blob references); only mailbox, UID and modseq change.
+      const out = this.#bump(src.id, { messages: -rows.length, unseen: -unseen, size: -size });
+      const alloc = this.#bump(dst.id, { uids: rows.length, messages: rows.length, unseen, size });
+      const first = alloc.uidNext - rows.length;
+      const now = this.#now();
+      const mappings = rows.map((row, i) => {
+        const uid = first + i;
+        db.run('UPDATE messages SET mailbox_id = ?, uid = ?, modseq = ? WHERE id = ?', dst.id, uid, alloc.modseq, row.id);
+        return { sourceUid: num(row.uid), destinationUid: uid, flags: JSON.parse(row.flags) as Flag[] };
+      });
+      for (const m of mappings) {
+        this.#log.add({ userId: src.user_id, mailboxId: src.id, type: 'expunge', modseq: out.modseq, uid: m.sourceUid }, now);
+      }
+      for (const m of mappings) {
+        this.#log.add({ userId: dst.user_id, mailboxId: dst.id, type: 'exists', modseq: alloc.modseq, uid: m.destinationUid, flags: m.flags }, now);
+      }
+      return {
+        uidValidity: alloc.uidValidity,
+        mappings: mappings.map(({ sourceUid, destinationUid }) => ({ sourceUid, destinationUid })),
+        modseq: alloc.modseq,
+      };
+    });
+  }
+
+  async expunge(mailboxId: Id, uids: number[]): Promise<number[]> {
+    const db = this.#db;
+    const wanted = uniqueUids(uids);
+    return db.transaction(() => {
+      const mbox = this.#mailbox(mailboxId);
+      const rows = this.#sourceRows(mbox, wanted);
+      if (rows.length === 0) return [];
+      const { size, unseen } = SqliteMessages.#totals(rows);
+      const ids = jsonList(rows.map((r) => num(r.id)));
+      this.#blobs.releaseRefs(this.#blobs.refsOf('m.id IN (SELECT value FROM json_each(?))', ids));
+      db.run('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))', ids);
+      const { modseq } = this.#bump(mbox.id, { messages: -rows.length, unseen: -unseen, size: -size });
+      this.#usage(mbox.user_id, -size, -rows.length);
+      const now = this.#now();
+      const removed = rows.map((r) => num(r.uid));
+      for (const uid of removed) this.#log.add({ userId: mbox.user_id, mailboxId: mbox.id, type: 'expunge', modseq, uid }, now);
+      return removed;
+    });
+  }
+
+  async findByMessageId(mailboxId: Id, messageId: string): Promise<MessageRecord | null> {
+    const n = rowId(mailboxId);
+    if (n === null) return null;
+    const r = this.#db.get<RecordRow>(
+      `SELECT ${RECORD_COLUMNS} FROM messages WHERE mailbox_id = ? AND message_id = ? ORDER BY uid LIMIT 1`,
+      n,
+      messageId,
+    );
+    return r ? toRecord(r) : null;
+  }
+}

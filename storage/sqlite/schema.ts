@@ -1,0 +1,148 @@
+/**
+ * Versioned schema for the embedded backend. `PRAGMA user_version` holds the number of migrations applied; each
+ * migration runs in its own transaction together with the version bump. Append new migrations; never edit one that
+ * has shipped.
+ */
+import type { Db } from './driver.ts';
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: initial schema
+  `
+  CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  );
+
+  CREATE TABLE users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL DEFAULT '',
+    password_hash TEXT,
+    quota_storage INTEGER,
+    quota_messages INTEGER,
+    storage_used INTEGER NOT NULL DEFAULT 0,
+    messages_used INTEGER NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL
+  );
+
+  CREATE TABLE addresses (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    address TEXT NOT NULL UNIQUE,
+    display TEXT NOT NULL,
+    main INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL
+  );
+  CREATE INDEX addresses_user ON addresses(user_id);
+
+  CREATE TABLE mailboxes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    special_use TEXT,
+    subscribed INTEGER NOT NULL DEFAULT 1,
+    uid_validity INTEGER NOT NULL,
+    uid_next INTEGER NOT NULL DEFAULT 1,
+    highest_modseq INTEGER NOT NULL DEFAULT 1,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    unseen_count INTEGER NOT NULL DEFAULT 0,
+    total_size INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL,
+    UNIQUE (user_id, path)
+  );
+
+  CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL,
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    flags TEXT NOT NULL,
+    seen INTEGER NOT NULL,
+    internal_date INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    message_id TEXT,
+    thread_id INTEGER NOT NULL,
+    header_date INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    envelope TEXT NOT NULL,
+    mime TEXT NOT NULL,
+    has_attachments INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    segments TEXT NOT NULL,
+    inline BLOB NOT NULL,
+    inline_codec INTEGER NOT NULL,
+    UNIQUE (mailbox_id, uid)
+  );
+  CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+  CREATE INDEX messages_message_id ON messages(mailbox_id, message_id);
+  CREATE INDEX messages_user ON messages(user_id);
+
+  CREATE TABLE message_search (
+    message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    text TEXT NOT NULL
+  );
+
+  CREATE TABLE message_blobs (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (message_id, hash)
+  ) WITHOUT ROWID;
+  CREATE INDEX message_blobs_hash ON message_blobs(hash);
+
+  CREATE TABLE blobs (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    stored_size INTEGER NOT NULL,
+    refcount INTEGER NOT NULL,
+    created INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE threads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE
+  );
+  CREATE INDEX threads_user ON threads(user_id);
+
+  CREATE TABLE thread_refs (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    ref TEXT NOT NULL,
+    thread_id INTEGER NOT NULL,
+    PRIMARY KEY (user_id, ref)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL,
+    mailbox_id INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    modseq INTEGER NOT NULL,
+    uid INTEGER,
+    flags TEXT,
+    path TEXT,
+    created INTEGER NOT NULL
+  );
+  CREATE INDEX changes_user ON changes(user_id, id);
+  CREATE INDEX changes_created ON changes(created);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Applies pending migrations. Refuses to open a database written by a newer version. */
+export function migrate(db: Db): void {
+  const current = Number(db.get<{ user_version: number }>('PRAGMA user_version')?.user_version ?? 0);
+  if (current > MIGRATIONS.length) {
+    throw new Error(`database schema version ${current} is newer than this server supports (${MIGRATIONS.length})`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      // Re-check under the write lock: another process may have migrated meanwhile.
+      const now = Number(db.get<{ user_version: number }>('PRAGMA user_version')?.user_version ?? 0);
+      if (now > v) return;
+      db.exec(MIGRATIONS[v]);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    });
+  }
+}

@@ -1,0 +1,230 @@
+/** Users and their addresses. Usernames and addresses arrive normalized; uniqueness is enforced by the schema. */
+import { Buffer } from 'node:buffer';
+import { StorageError } from '../ports.ts';
+import type { AddressRecord, Id, NewUser, Page, UserPatch, UserRecord, UsersPort } from '../ports.ts';
+import type { Db } from './driver.ts';
+import type { SqliteBlobs } from './blobs.ts';
+import { bool, isUniqueViolation, num, rowId, toId } from './common.ts';
+
+interface UserRow {
+  id: number;
+  username: string;
+  name: string;
+  password_hash: string | null;
+  quota_storage: number | null;
+  quota_messages: number | null;
+  storage_used: number;
+  messages_used: number;
+  disabled: number;
+  created: number;
+}
+
+interface AddressRow {
+  id: number;
+  user_id: number;
+  address: string;
+  display: string;
+  main: number;
+  created: number;
+}
+
+function toUser(r: UserRow): UserRecord {
+  return {
+    id: toId(r.id),
+    username: r.username,
+    name: r.name,
+    passwordHash: r.password_hash,
+    quota: {
+      storage: r.quota_storage === null ? null : num(r.quota_storage),
+      messages: r.quota_messages === null ? null : num(r.quota_messages),
+    },
+    storageUsed: num(r.storage_used),
+    messagesUsed: num(r.messages_used),
+    disabled: bool(r.disabled),
+    created: num(r.created),
+  };
+}
+
+function toAddress(r: AddressRow): AddressRecord {
+  return {
+    id: toId(r.id),
+    userId: toId(r.user_id),
+    address: r.address,
+    display: r.display,
+    main: bool(r.main),
+    created: num(r.created),
+  };
+}
+
+function encodeCursor(id: number): string {
+  return Buffer.from(JSON.stringify({ after: id })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown };
+    if (typeof v.after === 'number' && Number.isSafeInteger(v.after)) return v.after;
+  } catch {
+    // fall through
+  }
+  throw new RangeError('invalid cursor');
+}
+
+function likePattern(query: string): string {
+  return `%${query.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+export class SqliteUsers implements UsersPort {
+  #db: Db;
+  #blobs: SqliteBlobs;
+  #now: () => number;
+
+  constructor(db: Db, blobs: SqliteBlobs, now: () => number) {
+    this.#db = db;
+    this.#blobs = blobs;
+    this.#now = now;
+  }
+
+  #row(id: number): UserRow | undefined {
+    return this.#db.get<UserRow>('SELECT * FROM users WHERE id = ?', id);
+  }
+
+  async create(user: NewUser): Promise<UserRecord> {
+    const db = this.#db;
+    try {
+      return db.transaction(() => {
+        const { lastInsertRowid } = db.run(
+          'INSERT INTO users (username, name, password_hash, quota_storage, quota_messages, created) VALUES (?, ?, ?, ?, ?, ?)',
+          user.username,
+          user.name ?? '',
+          user.passwordHash,
+          user.quota?.storage ?? null,
+          user.quota?.messages ?? null,
+          this.#now(),
+        );
+        return toUser(this.#row(lastInsertRowid)!);
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new StorageError('ALREADYEXISTS', `username ${user.username} is taken`);
+      throw err;
+    }
+  }
+
+  async get(id: Id): Promise<UserRecord | null> {
+    const n = rowId(id);
+    const r = n === null ? undefined : this.#row(n);
+    return r ? toUser(r) : null;
+  }
+
+  async getByUsername(username: string): Promise<UserRecord | null> {
+    const r = this.#db.get<UserRow>('SELECT * FROM users WHERE username = ?', username);
+    return r ? toUser(r) : null;
+  }
+
+  async list(options: { query?: string; limit?: number; cursor?: string | null } = {}): Promise<Page<UserRecord>> {
+    const limit = Math.max(1, Math.min(options.limit ?? 100, 1000));
+    const after = options.cursor ? decodeCursor(options.cursor) : 0;
+    const rows = options.query
+      ? this.#db.all<UserRow>(
+          `SELECT * FROM users WHERE id > ? AND (lower(username) LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\')
+           ORDER BY id LIMIT ?`,
+          after,
+          likePattern(options.query),
+          likePattern(options.query),
+          limit + 1,
+        )
+      : this.#db.all<UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?', after, limit + 1);
+    const more = rows.length > limit;
+    const items = rows.slice(0, limit).map(toUser);
+    return { items, next: more ? encodeCursor(num(rows[limit - 1].id)) : null };
+  }
+
+  async update(id: Id, patch: UserPatch): Promise<UserRecord> {
+    const n = rowId(id);
+    const db = this.#db;
+    return db.transaction(() => {
+      const cur = n === null ? undefined : this.#row(n);
+      if (!cur) throw new StorageError('NONEXISTENT', `user ${id} does not exist`);
+      db.run(
+        'UPDATE users SET name = ?, password_hash = ?, quota_storage = ?, quota_messages = ?, disabled = ? WHERE id = ?',
+        patch.name ?? cur.name,
+        patch.passwordHash !== undefined ? patch.passwordHash : cur.password_hash,
+        patch.quota && 'storage' in patch.quota ? (patch.quota.storage ?? null) : cur.quota_storage,
+        patch.quota && 'messages' in patch.quota ? (patch.quota.messages ?? null) : cur.quota_messages,
+        patch.disabled !== undefined ? patch.disabled : bool(cur.disabled),
+        n,
+      );
+      return toUser(this.#row(n!)!);
+    });
+  }
+
+  async delete(id: Id): Promise<void> {
+    const n = rowId(id);
+    const db = this.#db;
+    db.transaction(() => {
+      if (n === null || !this.#row(n)) throw new StorageError('NONEXISTENT', `user ${id} does not exist`);
+      this.#blobs.releaseRefs(this.#blobs.refsOf('m.user_id = ?', n));
+      // messages cascade from mailboxes; message_search and message_blobs cascade from messages
+      db.run('DELETE FROM mailboxes WHERE user_id = ?', n);
+      db.run('DELETE FROM messages WHERE user_id = ?', n); // none left unless a mailbox row was missing
+      db.run('DELETE FROM changes WHERE user_id = ?', n);
+      db.run('DELETE FROM thread_refs WHERE user_id = ?', n);
+      db.run('DELETE FROM threads WHERE user_id = ?', n);
+      db.run('DELETE FROM addresses WHERE user_id = ?', n);
+      db.run('DELETE FROM users WHERE id = ?', n);
+    });
+  }
+
+  async addAddress(userId: Id, address: { address: string; display: string; main?: boolean }): Promise<AddressRecord> {
+    const n = rowId(userId);
+    const db = this.#db;
+    try {
+      return db.transaction(() => {
+        if (n === null || !this.#row(n)) throw new StorageError('NONEXISTENT', `user ${userId} does not exist`);
+        const hasMain = db.get('SELECT 1 AS x FROM addresses WHERE user_id = ? AND main = 1', n) !== undefined;
+        const main = address.main ?? !hasMain;
+        if (main) db.run('UPDATE addresses SET main = 0 WHERE user_id = ?', n);
+        const { lastInsertRowid } = db.run(
+          'INSERT INTO addresses (user_id, address, display, main, created) VALUES (?, ?, ?, ?, ?)',
+          n,
+          address.address,
+          address.display,
+          main,
+          this.#now(),
+        );
+        return toAddress(db.get<AddressRow>('SELECT * FROM addresses WHERE id = ?', lastInsertRowid)!);
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new StorageError('ALREADYEXISTS', `address ${address.address} is taken`);
+      throw err;
+    }
+  }
+
+  async removeAddress(addressId: Id): Promise<void> {
+    const n = rowId(addressId);
+    const db = this.#db;
+    db.transaction(() => {
+      const row = n === null ? undefined : db.get<AddressRow>('SELECT * FROM addresses WHERE id = ?', n);
+      if (!row) throw new StorageError('NONEXISTENT', `address ${addressId} does not exist`);
+      db.run('DELETE FROM addresses WHERE id = ?', n);
+      if (bool(row.main)) {
+        // keep one main address when any remain: the oldest
+        db.run(
+          'UPDATE addresses SET main = 1 WHERE id = (SELECT id FROM addresses WHERE user_id = ? ORDER BY id LIMIT 1)',
+          row.user_id,
+        );
+      }
+    });
+  }
+
+  async listAddresses(userId: Id): Promise<AddressRecord[]> {
+    const n = rowId(userId);
+    if (n === null) return [];
+    return this.#db.all<AddressRow>('SELECT * FROM addresses WHERE user_id = ? ORDER BY id', n).map(toAddress);
+  }
+
+  async resolveAddress(address: string): Promise<AddressRecord | null> {
+    const r = this.#db.get<AddressRow>('SELECT * FROM addresses WHERE address = ?', address);
+    return r ? toAddress(r) : null;
+  }
+}
