@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
 import type { SqliteStorage, SqliteStorageOptions } from '../storage/sqlite/index.ts';
 import { SCHEMA_VERSION } from '../storage/sqlite/schema.ts';
+import { openDb } from '../storage/sqlite/driver.ts';
 import type { StoragePorts } from '../storage/ports.ts';
 import { storageContract } from './helpers/storage-contract.ts';
 import { collect, fakeMessage, messageBytes, simpleMessage, text } from './helpers/fake-message.ts';
@@ -218,6 +219,81 @@ describe('sqlite backend specifics', () => {
       await b.s.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('announces changes committed by another process to local subscribers', async () => {
+    const dir = tempDir();
+    try {
+      const a = await setup(dir, { changePollMs: 20 });
+      const b = await setup(dir);
+      const heard: number[] = [];
+      const off = a.s.changes.subscribe(a.user.id, (id) => heard.push(id));
+      await b.append('from the other process', false);
+      const latest = await b.s.changes.latest(a.user.id);
+      for (let i = 0; i < 50 && !heard.includes(latest); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(heard.includes(latest), `heard ${heard.join(',')}, latest ${latest}`);
+      // own commits are not announced twice by the poller
+      const n = heard.length;
+      await a.append('local', false);
+      await new Promise((r) => setTimeout(r, 80));
+      assert.equal(heard.length, n + 1);
+      off();
+      await a.s.close();
+      await b.s.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sqlite driver', () => {
+  it('binds booleans and undefined, returns plain Uint8Array blobs, caches statements', async () => {
+    const db = await openDb(':memory:');
+    try {
+      db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB, f INTEGER, n TEXT)');
+      const r = db.run('INSERT INTO t (b, f, n) VALUES (?, ?, ?)', new Uint8Array([1, 2, 3]), true, undefined);
+      assert.equal(r.changes, 1);
+      assert.equal(r.lastInsertRowid, 1);
+      const row = db.get<{ b: Uint8Array; f: number; n: null }>('SELECT b, f, n FROM t WHERE id = ?', 1)!;
+      assert.equal(row.b.constructor, Uint8Array);
+      assert.deepEqual([...row.b], [1, 2, 3]);
+      assert.equal(row.f, 1);
+      assert.equal(row.n, null);
+      assert.equal(db.get('SELECT * FROM t WHERE id = ?', 99), undefined);
+      assert.deepEqual(db.all<{ id: number }>('SELECT id FROM t').map((x) => x.id), [1]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('runs transactions: commit, rollback with undo hooks, nested calls join', async () => {
+    const db = await openDb(':memory:');
+    try {
+      db.exec('CREATE TABLE t (x INTEGER)');
+      const events: string[] = [];
+      db.transaction(() => {
+        db.run('INSERT INTO t VALUES (1)');
+        db.afterCommit(() => events.push('committed'));
+        db.onRollback(() => events.push('undone'));
+        db.transaction(() => db.run('INSERT INTO t VALUES (2)'));
+      });
+      assert.deepEqual(events, ['committed']);
+      assert.throws(() =>
+        db.transaction(() => {
+          db.run('INSERT INTO t VALUES (3)');
+          db.onRollback(() => events.push('undo 1'));
+          db.onRollback(() => events.push('undo 2'));
+          db.afterCommit(() => events.push('never'));
+          throw new Error('boom');
+        }),
+      );
+      assert.deepEqual(events, ['committed', 'undo 2', 'undo 1']);
+      assert.deepEqual(db.all<{ x: number }>('SELECT x FROM t ORDER BY x').map((r) => r.x), [1, 2]);
+      assert.equal(db.inTransaction, false);
+      assert.throws(() => db.afterCommit(() => undefined));
+    } finally {
+      db.close();
     }
   });
 });

@@ -37,10 +37,39 @@ export class ChangeLog {
   #db: Db;
   #ephemeral: EphemeralPort;
   #pending = new Map<number, number>();
+  /** Latest id announced per user (by this process or after polling). */
+  #announced = new Map<number, number>();
+  /** Highest change id looked at by poll(). */
+  #polled: number;
 
   constructor(db: Db, ephemeral: EphemeralPort) {
     this.#db = db;
     this.#ephemeral = ephemeral;
+    this.#polled = num(db.get<{ id: number | null }>('SELECT max(id) AS id FROM changes')?.id ?? 0);
+  }
+
+  /**
+   * Announces changes committed by other processes (a CLI writing beside the server): every user with entries newer
+   * than what was last looked at, and newer than what this process announced itself, is published once.
+   */
+  poll(): void {
+    const rows = this.#db.all<{ user_id: number; id: number }>(
+      'SELECT user_id, max(id) AS id FROM changes WHERE id > ? GROUP BY user_id',
+      this.#polled,
+    );
+    for (const r of rows) {
+      const userId = num(r.user_id);
+      const id = num(r.id);
+      if (id > this.#polled) this.#polled = id;
+      if (id > (this.#announced.get(userId) ?? 0)) this.#announce(userId, id);
+    }
+  }
+
+  #announce(userId: number, latest: number): void {
+    this.#announced.set(userId, latest);
+    this.#ephemeral.publish(changeChannel(toId(userId)), String(latest)).catch(() => {
+      // pub/sub is a hint; listeners catch up with since() on the next notification
+    });
   }
 
   /** Must run inside a transaction. Returns the new entry id. */
@@ -68,11 +97,7 @@ export class ChangeLog {
   #flush(): void {
     const pending = [...this.#pending];
     this.#pending.clear();
-    for (const [userId, latest] of pending) {
-      this.#ephemeral.publish(changeChannel(toId(userId)), String(latest)).catch(() => {
-        // pub/sub is a hint; listeners catch up with since() on the next notification
-      });
-    }
+    for (const [userId, latest] of pending) this.#announce(userId, latest);
   }
 }
 
@@ -93,10 +118,42 @@ function toEntry(r: ChangeRow): ChangeEntry {
 export class SqliteChanges implements ChangesPort {
   #db: Db;
   #ephemeral: EphemeralPort;
+  #log: ChangeLog;
+  #pollMs: number;
+  #subscribers = 0;
+  #timer: ReturnType<typeof setInterval> | null = null;
 
-  constructor(db: Db, ephemeral: EphemeralPort) {
+  /** `pollMs` > 0: while anyone is subscribed, look for changes written by other processes this often. */
+  constructor(db: Db, ephemeral: EphemeralPort, log: ChangeLog, pollMs: number) {
     this.#db = db;
     this.#ephemeral = ephemeral;
+    this.#log = log;
+    this.#pollMs = pollMs;
+  }
+
+  #startPolling(): void {
+    if (this.#timer || this.#pollMs <= 0) return;
+    this.#log.poll(); // start from now
+    const timer = setInterval(() => {
+      try {
+        this.#log.poll();
+      } catch {
+        // database busy or closing: try again next tick
+      }
+    }, this.#pollMs);
+    // Don't keep the process alive just for polling (Node timers have unref; Deno's return a number).
+    (timer as { unref?: () => void }).unref?.();
+    this.#timer = timer;
+  }
+
+  #stopPolling(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Stops polling (on close). */
+  close(): void {
+    this.#stopPolling();
   }
 
   async since(userId: Id, afterId: number, options: { mailboxId?: Id; limit?: number } = {}): Promise<ChangeEntry[]> {
@@ -129,10 +186,18 @@ export class SqliteChanges implements ChangesPort {
   }
 
   subscribe(userId: Id, listener: (latestId: number) => void): () => void {
-    return this.#ephemeral.subscribe(changeChannel(userId), (message) => {
+    const off = this.#ephemeral.subscribe(changeChannel(userId), (message) => {
       const id = Number(message);
       if (Number.isFinite(id)) listener(id);
     });
+    if (++this.#subscribers === 1) this.#startPolling();
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      off();
+      if (--this.#subscribers === 0) this.#stopPolling();
+    };
   }
 
   async prune(before: number): Promise<number> {

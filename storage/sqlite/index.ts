@@ -25,6 +25,11 @@ export interface SqliteStorageOptions {
   busyTimeoutMs?: number;
   /** Staging files older than this that this process does not know are removed at open and by collect() (default 1 h; 0 = all). */
   stagingMaxAgeMs?: number;
+  /**
+   * While anyone subscribes to changes, look this often (ms) for changes committed by other processes on the same
+   * data directory (a CLI beside the server) and announce them. Default 1000; 0 disables.
+   */
+  changePollMs?: number;
   /** Pub/sub, counters and locks; default: a new in-process MemoryEphemeral. */
   ephemeral?: EphemeralPort;
   /** Force a SQLite binding (tests). */
@@ -68,6 +73,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const ownEphemeral = options.ephemeral ? null : new MemoryEphemeral({ now });
   const ephemeral = options.ephemeral ?? ownEphemeral!;
   const log = new ChangeLog(db, ephemeral);
+  const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;
 
   return {
@@ -78,7 +84,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     mailboxes: new SqliteMailboxes(db, blobs, log, now),
     messages: new SqliteMessages(db, blobs, log, now),
     blobs,
-    changes: new SqliteChanges(db, ephemeral),
+    changes,
     ephemeral,
     async ping() {
       db.get('SELECT 1 AS ok');
@@ -86,6 +92,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     async close() {
       if (closed) return;
       closed = true;
+      changes.close();
       await blobs.close();
       ownEphemeral?.close();
       db.close();
