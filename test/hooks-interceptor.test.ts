@@ -6,6 +6,7 @@ import { createLogger } from '../hooks/log.ts';
 import type { LogFields } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
 import { VerdictError, deny } from '../hooks/verdict.ts';
+import type { Verdict } from '../hooks/verdict.ts';
 import { runAfter, runBefore, runCommit, runHook } from '../hooks/pipeline/run.ts';
 import type { StoreRequest } from '../hooks/types.ts';
 
@@ -21,8 +22,8 @@ const request: StoreRequest = { userId: 'u1', mailboxId: 'm1', flags: [], intern
 describe('tap interceptor', () => {
   it('a hanging tap becomes tempfail TIMEOUT, logged with hook and plugin; its late result is ignored', async () => {
     const { hooks, logs, ctx } = setup({ timeoutMs: 30 });
-    let release!: (v: unknown) => void;
-    createTapView(hooks, 'slowpoke').hooks.message.beforeStore.tapPromise({}, () => new Promise((resolve) => (release = resolve)));
+    let release!: (v: Verdict) => void;
+    createTapView(hooks, 'slowpoke').hooks.message.beforeStore.tapPromise({}, () => new Promise<Verdict>((resolve) => (release = resolve)));
     const started = Date.now();
     const verdict = await runBefore(ctx, hooks.message.beforeStore, [ctx, request]);
     assert.ok(Date.now() - started < 1000);
