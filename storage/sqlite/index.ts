@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemoryEphemeral } from '../ephemeral/memory.ts';
+import { StorageError } from '../ports.ts';
 import type { EphemeralPort, StoragePorts } from '../ports.ts';
 import { SqliteBlobs } from './blobs.ts';
 import { ChangeLog, SqliteChanges } from './changes.ts';
@@ -87,6 +88,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     changes,
     ephemeral,
     async ping() {
+      if (closed) throw new StorageError('UNAVAILABLE', 'storage is closed');
       db.get('SELECT 1 AS ok');
     },
     async close() {
