@@ -13,9 +13,9 @@ import type { IngestFn, PipelineApp } from './pipeline/run.ts';
 import type { StoragePorts } from '../storage/ports.ts';
 import { builtinPlugins } from '../plugins/index.ts';
 import { createStoragePlugin } from '../plugins/storage.ts';
-import type { VerifyPassword } from '../plugins/storage.ts';
+import type { CheckCredentials } from '../plugins/storage.ts';
 
-export type { IngestFn, VerifyPassword };
+export type { IngestFn, CheckCredentials };
 
 export interface AppOptions {
   config: Config;
@@ -24,8 +24,8 @@ export interface AppOptions {
   storage: StoragePorts;
   /** storage/mime's ingestMessage bound to `storage.blobs` and the config limits. */
   ingest: IngestFn;
-  /** storage/passwords.ts verifyPassword. */
-  verifyPassword: VerifyPassword;
+  /** Login check for auth.authenticate: storage/users.ts checkCredentials bound to `storage`. */
+  checkCredentials: CheckCredentials;
   /** Built-in plugin registry; defaults to plugins/index.ts. Tests pass their own. */
   registry?: PluginRegistry;
 }
@@ -45,7 +45,7 @@ export interface App extends PipelineApp {
 
 /** Throws PluginError / Error on a bad plugin setup; the caller still owns `storage` then. */
 export async function createApp(options: AppOptions): Promise<App> {
-  const { config, log, storage, ingest, verifyPassword } = options;
+  const { config, log, storage, ingest, checkCredentials } = options;
   const hooks = createHooks({ timeoutMs: config.hooks.timeoutMs, trace: config.hooks.trace, log });
   const host = await loadPlugins({
     hooks,
@@ -53,7 +53,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     log,
     storage: storageReader(storage),
     registry: options.registry ?? builtinPlugins,
-    always: [createStoragePlugin({ storage, verifyPassword, backend: config.storage.backend })],
+    always: [createStoragePlugin({ storage, checkCredentials, backend: config.storage.backend })],
   });
   let closing: Promise<void> | null = null;
   return Object.freeze({

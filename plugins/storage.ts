@@ -11,15 +11,18 @@ import { COMMIT } from '../hooks/stages.ts';
 import { deny, isVerdict, tempfail } from '../hooks/verdict.ts';
 import type { Verdict } from '../hooks/verdict.ts';
 import { StorageError } from '../storage/ports.ts';
-import type { StoragePorts } from '../storage/ports.ts';
+import type { StoragePorts, UserRecord } from '../storage/ports.ts';
 
-/** Checks a password against an encoded hash (storage/passwords.ts `verifyPassword`). */
-export type VerifyPassword = (hash: string | null, password: string) => Promise<boolean>;
+/**
+ * Checks a login (username or address) and password; null when they don't match or the user is disabled.
+ * The composition root binds storage/users.ts `checkCredentials` (scrypt, timing-safe for unknown logins).
+ */
+export type CheckCredentials = (login: string, password: string) => Promise<UserRecord | null>;
 
 export interface StoragePluginOptions {
   /** The full (writable) ports; the plugin is the only one that writes through hooks. */
   storage: StoragePorts;
-  verifyPassword: VerifyPassword;
+  checkCredentials: CheckCredentials;
   /** config.storage.backend, shown in logs. */
   backend?: string;
 }
@@ -36,13 +39,8 @@ async function port<T>(call: () => Promise<T>): Promise<T | Verdict> {
   }
 }
 
-/** Login names are stored lowercased and NFC-normalized. */
-function normalizeUsername(username: string): string {
-  return username.trim().normalize('NFC').toLowerCase();
-}
-
 export function createStoragePlugin(options: StoragePluginOptions): Plugin {
-  const { storage, verifyPassword } = options;
+  const { storage, checkCredentials } = options;
   return {
     name: STORAGE_PLUGIN,
     apply(api: PluginApi) {
@@ -51,13 +49,9 @@ export function createStoragePlugin(options: StoragePluginOptions): Plugin {
       api.log.debug('storage plugin committing to backend', { backend: options.backend ?? storage.name });
 
       auth.authenticate.tapPromise(at, async (_ctx, input) => {
-        const failed = deny('AUTHENTICATIONFAILED', 'Invalid login or password');
-        const user = await port(() => storage.users.getByUsername(normalizeUsername(input.username)));
-        if (user === null) return failed;
+        const user = await port(() => checkCredentials(input.username, input.password));
         if (isVerdict(user)) return user;
-        const valid = await verifyPassword(user.passwordHash, input.password);
-        if (!valid || user.disabled) return failed;
-        return user;
+        return user ?? deny('AUTHENTICATIONFAILED', 'Invalid login or password');
       });
 
       mailbox.create.tapPromise(at, (_ctx, input) =>

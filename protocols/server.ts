@@ -6,7 +6,7 @@ import type { Config } from '../hooks/config.ts';
 import type { Logger } from '../hooks/log.ts';
 import { createApp, type App } from '../hooks/app.ts';
 import { openStorage } from '../storage/open.ts';
-import { verifyPassword } from '../storage/passwords.ts';
+import { checkCredentials } from '../storage/users.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { startHttp, type Listener } from './http.ts';
 
@@ -17,7 +17,7 @@ export async function bootApp(config: Config, log: Logger): Promise<App> {
       config,
       log,
       storage,
-      verifyPassword,
+      checkCredentials: (login, password) => checkCredentials(storage, login, password),
       ingest: (source) =>
         ingestMessage(source, storage.blobs, {
           maxSize: config.limits.maxMessageSize,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
 import { createUser } from '../storage/users.ts';
-import { readAll } from '../storage/mime/reassemble.ts';
+import { readAll, readMessage } from '../storage/mime/reassemble.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { generatedMessage, generatedIndex } from './helpers/generated-mail.ts';
@@ -77,7 +77,7 @@ describe('crash recovery (embedded storage)', () => {
           const record = await storage.messages.get(inbox.id, ack.uid);
           assert.ok(record, `acknowledged uid ${ack.uid} is missing`);
           assert.equal(generatedIndex(record.subject), ack.index);
-          const bytes = await readAll((await storage.messages.content(record.id))!, storage.blobs);
+          const bytes = await readAll(readMessage((await storage.messages.content(record.id))!, storage.blobs));
           assert.deepEqual(Buffer.from(bytes), Buffer.from(generatedMessage(ack.index)), `uid ${ack.uid} bytes differ`);
         }
         // nothing half-written: every visible message is complete
@@ -85,7 +85,7 @@ describe('crash recovery (embedded storage)', () => {
           const record = (await storage.messages.get(inbox.id, entry.uid))!;
           const i = generatedIndex(record.subject);
           assert.ok(i >= 0, `unexpected message at uid ${entry.uid}`);
-          const bytes = await readAll((await storage.messages.content(record.id))!, storage.blobs);
+          const bytes = await readAll(readMessage((await storage.messages.content(record.id))!, storage.blobs));
           assert.deepEqual(Buffer.from(bytes), Buffer.from(generatedMessage(i)), `visible uid ${entry.uid} is not intact`);
           assert.equal(entry.size, bytes.length);
         }
@@ -117,7 +117,7 @@ describe('crash recovery (embedded storage)', () => {
       await storage.blobs.collect();
       for (const entry of await storage.messages.index(inbox.id)) {
         const record = (await storage.messages.get(inbox.id, entry.uid))!;
-        const bytes = await readAll((await storage.messages.content(record.id))!, storage.blobs);
+        const bytes = await readAll(readMessage((await storage.messages.content(record.id))!, storage.blobs));
         assert.equal(bytes.length, entry.size);
       }
       await storage.close();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
-import { readAll } from '../storage/mime/reassemble.ts';
+import { readAll, readMessage } from '../storage/mime/reassemble.ts';
 import { createUser } from '../storage/users.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { dirSize } from './helpers/dir-size.ts';
@@ -49,7 +49,7 @@ describe('attachment de-duplication on disk', () => {
       // every copy still reads back byte for byte
       for (const i of [0, 57, 99]) {
         const record = (await storage.messages.get(inbox.id, uids[i]!))!;
-        const bytes = await readAll((await storage.messages.content(record.id))!, storage.blobs);
+        const bytes = await readAll(readMessage((await storage.messages.content(record.id))!, storage.blobs));
         assert.deepEqual(Buffer.from(bytes), Buffer.from(messageWith(attachment, i)));
       }
       await storage.close();

@@ -100,7 +100,10 @@ export async function makeApp(
     log,
     storage,
     ingest,
-    verifyPassword: async (hash, password) => hash === `plain:${password}`,
+    checkCredentials: async (login, password) => {
+      const user = await storage.users.getByUsername(login.trim().toLowerCase());
+      return user && !user.disabled && user.passwordHash === `plain:${password}` ? user : null;
+    },
     registry: options.registry ?? {},
   });
   return { app, storage, logs, ingestCalls: calls };

@@ -6,7 +6,8 @@ import { runtimeName } from '../../protocols/runtime.ts';
 
 export function spawnTs(file: URL | string, args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): ChildProcess {
   const path = typeof file === 'string' ? file : fileURLToPath(file);
-  const runtimeArgs = runtimeName === 'deno' ? ['run', '-A', '--no-check', path] : ['--import', 'tsx', path];
+  // resolve tsx from this repository, so the child works whatever its working directory
+  const runtimeArgs = runtimeName === 'deno' ? ['run', '-A', '--no-check', path] : ['--import', import.meta.resolve('tsx'), path];
   return spawn(execPath, [...runtimeArgs, ...args], { cwd: options.cwd, env: options.env as NodeJS.ProcessEnv | undefined, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
