@@ -21,6 +21,7 @@ import { StorageError, type StoragePorts } from '../storage/ports.ts';
 import { AddressError } from '../storage/addresses.ts';
 import { argv, env, exit, onShutdownSignal, readStdin, setExitCode, writeErr, writeOut } from './runtime.ts';
 import { bootApp, startListeners } from './server.ts';
+import type { Listener } from './http.ts';
 import { printHooks } from '../hooks/print-hooks.ts';
 
 const USAGE = `Usage:
@@ -127,17 +128,19 @@ async function userCommand(sub: string | undefined, args: string[], values: Reco
 
 async function start(config: Config, log: Logger): Promise<void> {
   const app = await bootApp(config, log);
-  const listeners = await startListeners(app);
-  log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, listeners: listeners.map((l) => l.describe) });
-  if ((await app.storage.users.list({ limit: 1 })).items.length === 0) {
-    log.info('no users yet: create the first one with `npm run wildduck -- user add NAME --password - --address NAME@example.com`');
-  }
+  const listeners: Listener[] = [];
   onShutdownSignal(async (signal) => {
     log.info('shutting down', { signal });
     for (const listener of listeners) await listener.close().catch(() => {});
     await app.close().catch((err: unknown) => log.error('error during shutdown', { err }));
+    log.info('stopped');
     exit(0);
   });
+  listeners.push(...(await startListeners(app)));
+  log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, listeners: listeners.map((l) => l.describe) });
+  if ((await app.storage.users.list({ limit: 1 })).items.length === 0) {
+    log.info('no users yet: create the first one with `npm run wildduck -- user add NAME --password - --address NAME@example.com`');
+  }
 }
 
 export async function main(args: string[] = argv()): Promise<void> {
