@@ -1,7 +1,7 @@
 /**
  * The one `register` interceptor every hook gets. It wraps each tap as it is registered, so that in one place:
  * - a tap that takes longer than `timeoutMs` fails the operation with `tempfail TIMEOUT` (its late result is
- *   ignored, a late error is logged at warn);
+ *   ignored, a late error is logged at warn); COMMIT-stage taps are exempt (see below);
  * - a tap that throws is logged (`log.error` with fields hook, plugin, err) and fails the operation with
  *   `tempfail SERVERBUG` (or `UNAVAILABLE` for errors with that code) — never a crash;
  * - a tap that throws a `VerdictError` fails the operation with that verdict (logged at debug);
@@ -14,6 +14,7 @@ import type { Logger } from './log.ts';
 import { loggerOf } from './context.ts';
 import { HookFailure, VerdictError, tempfail } from './verdict.ts';
 import type { Verdict } from './verdict.ts';
+import { COMMIT } from './stages.ts';
 
 export interface InterceptorOptions {
   timeoutMs: number;
@@ -68,18 +69,26 @@ export function createTapInterceptor(policy: HookPolicy, options: InterceptorOpt
       if ((tap.fn as { [WRAPPED]?: boolean })[WRAPPED]) return registered;
       const original = tap.fn;
       const plugin = tap.plugin ?? tap.name;
+      // A commit that has started must be allowed to finish: cutting it off would answer "try again" for a
+      // write that may still land, and a retry would store it twice. Backends bound their own waits
+      // (SQLite busy_timeout, MongoDB wtimeoutMS), so COMMIT-stage taps get no tap timeout.
+      const committer = tap.stage === COMMIT;
 
       const wrapped = async (...args: unknown[]): Promise<unknown> => {
         const log = loggerOf(args.find((a) => loggerOf(a) !== null)) ?? options.log;
         const started = performance.now();
         let timer: ReturnType<typeof setTimeout> | undefined;
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new TapTimeout()), options.timeoutMs);
-        });
         const work = invoke(tap, original, args);
         let verdict: Verdict;
         try {
-          const result = await Promise.race([work, timeout]);
+          const result = committer
+            ? await work
+            : await Promise.race([
+                work,
+                new Promise<never>((_, reject) => {
+                  timer = setTimeout(() => reject(new TapTimeout()), options.timeoutMs);
+                }),
+              ]);
           if (options.trace) {
             log.debug('hook tap', { hook, plugin, ms: Math.round((performance.now() - started) * 10) / 10, outcome: result === undefined ? 'continue' : 'result' });
           }

@@ -9,6 +9,7 @@ import { VerdictError, deny } from '../hooks/verdict.ts';
 import type { Verdict } from '../hooks/verdict.ts';
 import { runAfter, runBefore, runCommit, runHook } from '../hooks/pipeline/run.ts';
 import type { StoreRequest } from '../hooks/types.ts';
+import { COMMIT, DEFAULT } from '../hooks/stages.ts';
 
 function setup(options: { timeoutMs?: number; trace?: boolean } = {}) {
   const logs: LogFields[] = [];
@@ -35,6 +36,19 @@ describe('tap interceptor', () => {
     release(deny('OVERQUOTA'));
     await new Promise((r) => setTimeout(r, 10));
     assert.ok(logs.some((e) => e.level === 'warn' && e.plugin === 'slowpoke' && /late/.test(String(e.msg))));
+  });
+
+  it('a COMMIT-stage tap is never cut off by the tap timeout (a started write must finish)', async () => {
+    const { hooks, ctx } = setup({ timeoutMs: 20 });
+    const stored = { id: '1', uid: 7, modseq: 2, uidValidity: 1, threadId: 't' };
+    createTapView(hooks, 'committer').hooks.message.store.tapPromise({ stage: COMMIT }, () => new Promise((r) => setTimeout(() => r(stored), 80)));
+    const result = await runCommit(ctx, hooks.message.store, [ctx, {}]);
+    assert.deepEqual(result, { ok: true, value: stored });
+    // the same delay at an earlier stage is a timeout
+    const other = setup({ timeoutMs: 20 });
+    createTapView(other.hooks, 'slow').hooks.message.store.tapPromise({ stage: DEFAULT }, () => new Promise((r) => setTimeout(() => r(stored), 80)));
+    const timedOut = await runCommit(other.ctx, other.hooks.message.store, [other.ctx, {}]);
+    assert.equal(timedOut.ok ? null : timedOut.verdict.code, 'TIMEOUT');
   });
 
   it('a late async tap that never calls back also times out', async () => {
