@@ -15,6 +15,7 @@
  * Compression uses async `node:zlib` so the event loop stays free.
  */
 import { deflateRaw, inflateRaw } from 'node:zlib';
+import { concatBytes } from './bytes.ts';
 
 export const BLOB_CHUNK_SIZE = 64 * 1024;
 const FOOTER_SIZE = 24;
@@ -216,14 +217,3 @@ export function bytesSource(bytes: Uint8Array): BlobSource {
   };
 }
 
-export function concatBytes(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.byteLength;
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
-}

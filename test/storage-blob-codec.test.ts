@@ -1,7 +1,8 @@
 /** The shared compressed blob framing (storage/blob-codec.ts). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlobEncoder, BlobFormatError, bytesSource, concatBytes, decodeRange, deflateIfSmaller, encodeBlob, inflate, readLayout } from '../storage/blob-codec.ts';
+import { BlobEncoder, BlobFormatError, bytesSource, decodeRange, deflateIfSmaller, encodeBlob, inflate, readLayout } from '../storage/blob-codec.ts';
+import { concatBytes } from '../storage/bytes.ts';
 import type { BlobSource } from '../storage/blob-codec.ts';
 
 function noise(n: number, seed = 1): Uint8Array {

@@ -4,6 +4,7 @@
  * that FETCH BODY[…] sections map onto.
  */
 import type { BlobsPort, MessageContent, MimeNode } from '../ports.ts';
+import { collectBytes } from '../bytes.ts';
 
 /** Total size of the stored message. */
 export function contentSize(content: MessageContent): number {
@@ -49,22 +50,7 @@ export async function* readMessage(
 }
 
 /** Collects an async byte stream into one array (for small messages and tests). */
-export async function readAll(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of source) {
-    chunks.push(chunk);
-    size += chunk.length;
-  }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
+export const readAll = collectBytes;
 
 /**
  * The node IMAP part number `part` names ("" = the message, "1", "2.1", …), or null.

@@ -5,20 +5,12 @@
  */
 import type { BlobWriter, BlobsPort, MessageContent, MimeNode, Segment, StagedBlob } from '../ports.ts';
 import type { SplitterSink } from './splitter.ts';
+import { concatBytes } from '../bytes.ts';
 
 export const DEFAULT_BLOB_THRESHOLD = 16 * 1024;
 /** Bytes gathered before one `BlobWriter.write()` call. */
 const WRITE_SIZE = 64 * 1024;
 
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
 
 export class SegmentBuilder implements SplitterSink {
   /** Blobs finished so far, in message order. */
@@ -118,7 +110,7 @@ export class SegmentBuilder implements SplitterSink {
   /** All writes done: the content, ready to store. */
   async finish(): Promise<MessageContent> {
     await this.flush();
-    const inline = concat(this.inlineChunks, this.inlineSize);
+    const inline = concatBytes(this.inlineChunks, this.inlineSize);
     this.inlineChunks = [inline];
     return { inline, segments: this.segments };
   }
@@ -134,7 +126,7 @@ export class SegmentBuilder implements SplitterSink {
   private queueWrite(): void {
     const writer = this.writer;
     if (!writer || this.writeSize === 0) return;
-    const data = concat(this.writeChunks, this.writeSize);
+    const data = concatBytes(this.writeChunks, this.writeSize);
     this.blobLength += data.length;
     this.writeChunks = [];
     this.writeSize = 0;

@@ -17,6 +17,7 @@ import type { Envelope, MimeNode } from '../ports.ts';
 import { buildEnvelope } from './envelope.ts';
 import { applyMimeHeaders, looksLikeHeaderLine, parseHeaderBlock } from './headers.ts';
 import type { HeaderField } from './headers.ts';
+import { concatBytes } from '../bytes.ts';
 
 export interface SplitterSink {
   /** Bytes outside any run. Only valid during the call: copy to keep. */
@@ -97,16 +98,6 @@ function newNode(part: string, headerStart: number): MimeNode {
   };
 }
 
-function concat(chunks: Uint8Array[], total?: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total ?? chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
 
 function isWhitespace(byte: number): boolean {
   return byte === 0x20 || byte === 0x09 || byte === CR || byte === LF;
@@ -161,7 +152,7 @@ export class MimeSplitter {
       if (this.longLine) {
         this.dispatch(piece, nl >= 0);
       } else if (nl >= 0) {
-        const line = this.partialSize > 0 ? concat([...this.partial, piece], this.partialSize + piece.length) : piece;
+        const line = this.partialSize > 0 ? concatBytes([...this.partial, piece], this.partialSize + piece.length) : piece;
         this.partial = [];
         this.partialSize = 0;
         this.dispatch(line, true);
@@ -169,7 +160,7 @@ export class MimeSplitter {
         this.partial.push(piece.slice());
         this.partialSize += piece.length;
         if (this.partialSize > LONG_LINE) {
-          const line = concat(this.partial, this.partialSize);
+          const line = concatBytes(this.partial, this.partialSize);
           this.partial = [];
           this.partialSize = 0;
           this.dispatch(line, false);
@@ -182,7 +173,7 @@ export class MimeSplitter {
   end(): MimeNode {
     if (this.finished) return this.root;
     if (this.partialSize > 0) {
-      const line = concat(this.partial, this.partialSize);
+      const line = concatBytes(this.partial, this.partialSize);
       this.partial = [];
       this.partialSize = 0;
       this.dispatch(line, true);
@@ -265,7 +256,7 @@ export class MimeSplitter {
     const node = frame.node;
     node.bodyStart = bodyStart;
     frame.lfAtBodyStart = lfAtBodyStart;
-    const fields = parseHeaderBlock(concat(frame.headerChunks, frame.headerSize));
+    const fields = parseHeaderBlock(concatBytes(frame.headerChunks, frame.headerSize));
     frame.headerChunks = [];
     applyMimeHeaders(node, fields, frame.defaultType);
     if (frame.holder) frame.holder.envelope = buildEnvelope(fields);

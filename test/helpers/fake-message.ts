@@ -5,6 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { BlobsPort, Envelope, IngestedMessage, MessageContent, MimeNode, StagedBlob } from '../../storage/ports.ts';
+import { collectBytes as collect } from '../../storage/bytes.ts';
+export { collect };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -153,22 +155,6 @@ export async function fakeMessage(blobs: BlobsPort, raw: string | Uint8Array, op
   };
 }
 
-/** Collects an async byte stream. */
-export async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for await (const p of source) {
-    parts.push(p.slice());
-    size += p.length;
-  }
-  const out = new Uint8Array(size);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** Reassembles a stored message from its segments (whole message only). */
 export async function messageBytes(content: MessageContent, blobs: BlobsPort): Promise<Uint8Array> {

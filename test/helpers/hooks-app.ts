@@ -13,22 +13,9 @@ import type { PluginRegistry } from '../../hooks/host.ts';
 import type { IngestedMessage, MimeNode, StoragePorts } from '../../storage/ports.ts';
 import { createFakeStorage } from './fake-hooks-storage.ts';
 import type { FakeStorage } from './fake-hooks-storage.ts';
+import { collectBytes as readAll } from '../../storage/bytes.ts';
+export { readAll };
 
-export async function readAll(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of source) {
-    chunks.push(chunk);
-    size += chunk.length;
-  }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
 
 /** A stand-in for storage/mime's ingestMessage: counts calls, honours maxSize with a TOOBIG error. */
 export function fakeIngest(storage: StoragePorts, options: { maxSize?: number } = {}) {
