@@ -95,6 +95,11 @@ describe('wildduck CLI', () => {
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as { code: string }).code, 'NotFound');
 
+    // user commands work while the server runs (same data directory, another process)
+    const added = await cli(['user', 'add', 'while-running', '--password', 'pw']);
+    assert.equal(added.code, 0, added.stderr);
+    assert.match((await cli(['user', 'list'])).stdout, /^while-running\t/m);
+
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     child.kill('SIGTERM');
     const code = await exited;
