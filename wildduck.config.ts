@@ -66,10 +66,56 @@ export default defineConfig({
     cert: null,
   },
 
+  auth: {
+    // Allow passwords over unencrypted connections from non-loopback clients (IMAP LOGINDISABLED otherwise).
+    allowPlaintext: false,
+    // Failed logins counted in the ephemeral store (shared by all server instances): after perUser / perIp
+    // failures within windowSeconds, logins are refused until the window passes; each failure waits delayMs.
+    failedLogins: { perUser: 10, perIp: 30, windowSeconds: 900, delayMs: 1000 },
+  },
+
   // Listeners. tlsPort null switches the implicit-TLS listener off; enabled false switches the protocol off.
-  imap: { enabled: true, host: '0.0.0.0', port: 1143, tlsPort: 1993 },
-  pop3: { enabled: true, host: '0.0.0.0', port: 1110, tlsPort: 1995 },
-  lmtp: { enabled: true, host: '127.0.0.1', port: 2424, tlsPort: null },
+  // proxyProtocol: expect a PROXY v1/v2 header (behind a load balancer). Limits are enforced while reading:
+  // maxLineLength (bytes per command line), maxBadCommands (then BYE), maxConnectionsPerIp, idleTimeoutSeconds.
+  imap: {
+    enabled: true,
+    host: '0.0.0.0',
+    port: 1143,
+    tlsPort: 1993,
+    proxyProtocol: false,
+    maxConnectionsPerIp: 100,
+    // Concurrent IMAP sessions per user.
+    maxConnectionsPerUser: 15,
+    idleTimeoutSeconds: 1800,
+    maxLineLength: 65536,
+    // Largest literal outside APPEND; APPEND accepts up to limits.maxMessageSize.
+    maxLiteralSize: 65536,
+    maxBadCommands: 20,
+    // IDLE clients get a keep-alive at most this far apart.
+    idleRestartSeconds: 1740,
+  },
+  pop3: {
+    enabled: true,
+    host: '0.0.0.0',
+    port: 1110,
+    tlsPort: 1995,
+    proxyProtocol: false,
+    maxConnectionsPerIp: 100,
+    idleTimeoutSeconds: 1800,
+    maxLineLength: 65536,
+    maxBadCommands: 20,
+  },
+  lmtp: {
+    enabled: true,
+    host: '127.0.0.1',
+    port: 2424,
+    tlsPort: null,
+    proxyProtocol: false,
+    maxConnectionsPerIp: 100,
+    idleTimeoutSeconds: 1800,
+    maxLineLength: 65536,
+    maxBadCommands: 20,
+  },
   api: {
     enabled: true,
     host: '127.0.0.1',

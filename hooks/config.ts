@@ -11,16 +11,20 @@ import { resolve } from 'node:path';
 const port = z.number().int().min(0).max(65535);
 const MiB = 1024 * 1024;
 
+const listenerFields = (defaults: { enabled: boolean; host: string; port: number; tlsPort: number | null }) => ({
+  enabled: z.boolean().default(defaults.enabled).describe('Start this listener.'),
+  host: z.string().default(defaults.host).describe('Address to bind.'),
+  port: port.default(defaults.port).describe('Plaintext port (STARTTLS offered when TLS is configured).'),
+  tlsPort: port.nullable().default(defaults.tlsPort).describe('Implicit-TLS port; null switches it off.'),
+  proxyProtocol: z.boolean().default(false).describe('Expect a PROXY protocol v1/v2 header on every connection (behind a load balancer).'),
+  maxConnectionsPerIp: z.number().int().positive().default(100).describe('Concurrent connections from one client address.'),
+  idleTimeoutSeconds: z.number().int().positive().default(1800).describe('Disconnect a client idle this long (RFC 3501: at least 30 minutes for IMAP).'),
+  maxLineLength: z.number().int().min(1024).default(65536).describe('Longest command line accepted, enforced while reading.'),
+  maxBadCommands: z.number().int().positive().default(20).describe('Syntax errors before the server says BYE and closes.'),
+});
+
 const listener = (defaults: { enabled: boolean; host: string; port: number; tlsPort: number | null }) =>
-  z
-    .object({
-      enabled: z.boolean().default(defaults.enabled).describe('Start this listener.'),
-      host: z.string().default(defaults.host).describe('Address to bind.'),
-      port: port.default(defaults.port).describe('Plaintext port (STARTTLS offered when TLS is configured).'),
-      tlsPort: port.nullable().default(defaults.tlsPort).describe('Implicit-TLS port; null switches it off.'),
-    })
-    .strict()
-    .prefault({});
+  z.object(listenerFields(defaults)).strict().prefault({});
 
 /** A plugin entry: a built-in plugin's name, `[name, options]`, or a plugin object/instance of your own. */
 const pluginEntry = z.union([
@@ -110,6 +114,22 @@ export const configSchema = z
       .strict()
       .prefault({}),
 
+    auth: z
+      .object({
+        allowPlaintext: z.boolean().default(false).describe('Allow passwords over unencrypted connections from non-loopback clients.'),
+        failedLogins: z
+          .object({
+            perUser: z.number().int().positive().default(10).describe('Failed logins per user within the window before logins are refused.'),
+            perIp: z.number().int().positive().default(30).describe('Failed logins per client address within the window before logins are refused.'),
+            windowSeconds: z.number().int().positive().default(900).describe('Counting window for failed logins.'),
+            delayMs: z.number().int().nonnegative().default(1000).describe('Delay before answering a failed login.'),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+
     tls: z
       .object({
         key: z.string().nullable().default(null).describe('PEM private key file; null = self-signed certificate generated in dataDir.'),
@@ -118,7 +138,16 @@ export const configSchema = z
       .strict()
       .prefault({}),
 
-    imap: listener({ enabled: true, host: '0.0.0.0', port: 1143, tlsPort: 1993 }).describe('IMAP listeners.'),
+    imap: z
+      .object({
+        ...listenerFields({ enabled: true, host: '0.0.0.0', port: 1143, tlsPort: 1993 }),
+        maxConnectionsPerUser: z.number().int().positive().default(15).describe('Concurrent IMAP sessions per user.'),
+        maxLiteralSize: z.number().int().positive().default(65536).describe('Largest literal outside APPEND (APPEND takes up to limits.maxMessageSize).'),
+        idleRestartSeconds: z.number().int().positive().default(29 * 60).describe('IDLE sessions get a keep-alive at most this far apart.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('IMAP listeners.'),
     pop3: listener({ enabled: true, host: '0.0.0.0', port: 1110, tlsPort: 1995 }).describe('POP3 listeners.'),
     lmtp: listener({ enabled: true, host: '127.0.0.1', port: 2424, tlsPort: null }).describe('LMTP listener (loopback by default).'),
     api: z
