@@ -104,6 +104,10 @@ export default defineConfig({
     idleTimeoutSeconds: 1800,
     maxLineLength: 65536,
     maxBadCommands: 20,
+    // What QUIT does with DELE'd messages: 'trash' moves them to Trash (as WildDuck does), 'expunge' removes them.
+    deleteMode: 'trash',
+    // Only the newest this many INBOX messages are listed in a POP3 session.
+    maxMessages: 250,
   },
   lmtp: {
     enabled: true,
@@ -115,6 +119,22 @@ export default defineConfig({
     idleTimeoutSeconds: 1800,
     maxLineLength: 65536,
     maxBadCommands: 20,
+    // Recipients per transaction; more get 452 4.5.3 (the MTA sends them in another transaction).
+    maxRecipients: 1000,
+  },
+  delivery: {
+    // The same Message-ID delivered to the same user again within this window is accepted but stored once (0 = off).
+    duplicateWindowSeconds: 3600,
+    // Header added by the MTA's spam scanner ("Yes, score=7.1", rspamd "add header"); spam goes to Junk.
+    spamHeader: 'X-Spam-Status',
+    // Outbound SMTP relay for forwarding and autoreplies; host null = send nothing.
+    relay: { host: null, port: 25, secure: false, user: null, password: null },
+    // Messages forwarded per user per 24 hours.
+    forwardLimitPerDay: 1000,
+    // Messages that already crossed this many hops (Delivered-To/Received) are not forwarded (loop protection).
+    maxHops: 25,
+    // At most one autoreply per sender per user within this interval.
+    autoreplyIntervalSeconds: 4 * 3600,
   },
   api: {
     enabled: true,

@@ -23,9 +23,6 @@ const listenerFields = (defaults: { enabled: boolean; host: string; port: number
   maxBadCommands: z.number().int().positive().default(20).describe('Syntax errors before the server says BYE and closes.'),
 });
 
-const listener = (defaults: { enabled: boolean; host: string; port: number; tlsPort: number | null }) =>
-  z.object(listenerFields(defaults)).strict().prefault({});
-
 /** A plugin entry: a built-in plugin's name, `[name, options]`, or a plugin object/instance of your own. */
 const pluginEntry = z.union([
   z.string(),
@@ -148,8 +145,52 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('IMAP listeners.'),
-    pop3: listener({ enabled: true, host: '0.0.0.0', port: 1110, tlsPort: 1995 }).describe('POP3 listeners.'),
-    lmtp: listener({ enabled: true, host: '127.0.0.1', port: 2424, tlsPort: null }).describe('LMTP listener (loopback by default).'),
+    pop3: z
+      .object({
+        ...listenerFields({ enabled: true, host: '0.0.0.0', port: 1110, tlsPort: 1995 }),
+        deleteMode: z.enum(['trash', 'expunge']).default('trash').describe('What QUIT does with DELE\'d messages: move them to Trash (as WildDuck does) or expunge them.'),
+        maxMessages: z.number().int().positive().default(250).describe('Only the newest this many INBOX messages are listed in a POP3 session.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('POP3 listeners.'),
+    lmtp: z
+      .object({
+        ...listenerFields({ enabled: true, host: '127.0.0.1', port: 2424, tlsPort: null }),
+        maxRecipients: z.number().int().positive().default(1000).describe('Recipients accepted per LMTP transaction; more get 452 4.5.3.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('LMTP listener (loopback by default).'),
+    delivery: z
+      .object({
+        duplicateWindowSeconds: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(3600)
+          .describe('The same Message-ID delivered to the same user again within this window is accepted but stored once; 0 disables.'),
+        spamHeader: z
+          .string()
+          .default('X-Spam-Status')
+          .describe('Header the MTA\'s spam scanner adds ("Yes, score=…", rspamd actions); spam goes to Junk.'),
+        relay: z
+          .object({
+            host: z.string().nullable().default(null).describe('Outbound SMTP relay for forwarding and autoreplies; null = send nothing.'),
+            port: port.default(25),
+            secure: z.boolean().default(false).describe('Implicit TLS to the relay (STARTTLS is used when offered either way).'),
+            user: z.string().nullable().default(null),
+            password: z.string().nullable().default(null),
+          })
+          .strict()
+          .prefault({}),
+        forwardLimitPerDay: z.number().int().nonnegative().default(1000).describe('Messages forwarded per user per 24 hours.'),
+        maxHops: z.number().int().positive().default(25).describe('Messages with this many Delivered-To/Received headers are not forwarded (loop protection).'),
+        autoreplyIntervalSeconds: z.number().int().positive().default(4 * 3600).describe('At most one autoreply per sender per user within this interval.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Mail delivery to local users (LMTP, HTTP).'),
     api: z
       .object({
         enabled: z.boolean().default(true).describe('Start the HTTP API.'),
