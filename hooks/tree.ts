@@ -29,6 +29,9 @@ import type {
   CopyResult,
   CreateMailboxInput,
   DeleteMailboxInput,
+  DeliveryRequest,
+  DeliveryResult,
+  DeliveryRoute,
   ExpungeInput,
   ExpungeResult,
   FlagResult,
@@ -36,6 +39,7 @@ import type {
   MailboxRecord,
   MessageSource,
   MoveInput,
+  RecipientRequest,
   RenameMailboxInput,
   StoreRequest,
   SubmitInput,
@@ -60,6 +64,8 @@ export type CommandHook = AsyncSeriesBailHook<[Ctx, CommandInput], CommandResult
 /** Waterfall over the capability list a protocol announces. */
 export type CapabilitiesHook = AsyncSeriesWaterfallHook<[string[], Ctx]>;
 export type PrepareHook = AsyncSeriesWaterfallHook<[MessageSource, Ctx, StoreRequest]>;
+/** Waterfall over where a delivered copy goes (filters, spam routing, forwarding targets). */
+export type RouteHook = AsyncSeriesWaterfallHook<[DeliveryRoute, Ctx, DeliveryRequest]>;
 
 export interface Hooks {
   readonly session: {
@@ -116,6 +122,17 @@ export interface Hooks {
     /** Accepts the message for delivery (a queue plugin); the server has no default submitter. */
     readonly submit: DoHook<SubmitInput, SubmitResult>;
     readonly afterSubmit: AfterHook<SubmitRequest, SubmitResult>;
+  };
+  /** Mail arriving for local users (LMTP, HTTP): run per recipient by `deliverMessage`. */
+  readonly delivery: {
+    /** At RCPT time, before any bytes: return a Verdict to refuse the recipient. */
+    readonly beforeRecipient: BeforeHook<RecipientRequest>;
+    /** Per recipient once the message is in (headers, size, Message-ID known): a Verdict refuses this copy. */
+    readonly beforeDeliver: BeforeHook<DeliveryRequest>;
+    /** Decides mailbox, flags and actions: filters, spam routing and forwarding targets are taps here. */
+    readonly route: RouteHook;
+    /** After the copy is durable (or discarded / a duplicate): forwarding, autoreply, notifications. */
+    readonly afterDeliver: AfterHook<DeliveryRequest, DeliveryResult>;
   };
   /** Keyed by upper-case verb: `hooks.imap.command.for('APPEND')`. */
   readonly imap: { readonly command: HookMap<CommandHook> };
@@ -255,6 +272,12 @@ export function createHooks(options: HookOptions = {}): Hooks {
       beforeSubmit: before('submission.beforeSubmit'),
       submit: commit('submission.submit'),
       afterSubmit: after('submission.afterSubmit'),
+    },
+    delivery: {
+      beforeRecipient: before('delivery.beforeRecipient'),
+      beforeDeliver: before('delivery.beforeDeliver'),
+      route: hook<RouteHook>('waterfall', 'delivery.route', ['route', 'ctx', 'input']),
+      afterDeliver: after('delivery.afterDeliver'),
     },
     imap: { command: map<CommandHook>('bail', 'imap.command', ['ctx', 'input'], upper) },
     pop3: { command: map<CommandHook>('bail', 'pop3.command', ['ctx', 'input'], upper) },

@@ -14,6 +14,7 @@ import type {
   SpecialUse,
   UserRecord,
 } from '../storage/ports.ts';
+import type { HeaderField } from '../storage/mime/headers.ts';
 
 export type { AppendInput, AppendResult, CopyResult, FlagResult, MailboxRecord, UserRecord };
 
@@ -125,6 +126,69 @@ export type SubmitRequest = Omit<SubmitInput, 'source'>;
 export interface SubmitResult {
   /** Queue or message id assigned by the plugin that accepted the message. */
   readonly id: string;
+}
+
+// --- delivery (LMTP now, HTTP later: hooks/pipeline/deliver.ts) ------------------------------------------
+
+/** A recipient address that resolved to a local user. */
+export interface DeliveryRecipient {
+  /** The address as the client gave it (RCPT TO, API call). */
+  readonly address: string;
+  /** The normalized stored address it resolved to (without `+tag`). */
+  readonly resolved: string;
+  readonly userId: Id;
+  readonly username: string;
+}
+
+/** What `delivery.beforeRecipient` sees: a recipient at RCPT time, before any message bytes. */
+export interface RecipientRequest {
+  /** Envelope sender ('' for the null sender `<>`). */
+  readonly from: string;
+  readonly recipient: DeliveryRecipient;
+}
+
+/** One message for one recipient, as the delivery hooks see it. */
+export interface DeliveryRequest {
+  /** Envelope sender ('' for the null sender `<>`). */
+  readonly from: string;
+  readonly recipient: DeliveryRecipient;
+  /** Header fields of the message as received (before Return-Path and Delivered-To are added). */
+  readonly headers: readonly HeaderField[];
+  /** Size of the message as received, in bytes. */
+  readonly size: number;
+  /** Message-ID header value, or null. */
+  readonly messageId: string | null;
+  /** Reads the message as received, from the start (may be called more than once). */
+  open(): MessageSource;
+}
+
+/** Where a delivered copy goes and what else happens to it. `delivery.route` taps return a changed copy. */
+export interface DeliveryRoute {
+  /** Target mailbox path; a missing mailbox falls back to INBOX. */
+  readonly mailbox: string;
+  /** When set and the user has a mailbox with this special use, it wins over `mailbox` (e.g. '\\Junk'). */
+  readonly specialUse: SpecialUse | null;
+  readonly flags: readonly Flag[];
+  /** Accept without storing (a filter's delete action). */
+  readonly discard: boolean;
+  /** Classified as spam (spam routing, a filter): no forwarding, no autoreply. */
+  readonly spam: boolean;
+  /** Addresses to forward a copy to (acted on by a forwarding plugin in `delivery.afterDeliver`). */
+  readonly forward: readonly string[];
+  /** False to keep autoreply plugins quiet for this message. */
+  readonly autoreply: boolean;
+  /** Free-form notes taps leave for later taps and logs, e.g. `filter:<id>`. */
+  readonly notes: readonly string[];
+}
+
+export interface DeliveryResult {
+  readonly route: DeliveryRoute;
+  /** The mailbox the copy went to; null when discarded or a duplicate. */
+  readonly mailboxId: Id | null;
+  /** The stored copy; null when discarded or a duplicate. */
+  readonly stored: AppendResult | null;
+  /** True when the same Message-ID reached this user within the duplicate window: accepted, not stored again. */
+  readonly duplicate: boolean;
 }
 
 // --- protocol hooks -------------------------------------------------------------------------------------
