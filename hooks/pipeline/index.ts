@@ -7,3 +7,5 @@ export { submitMessage } from './submit.ts';
 export { connectSession, closeSession, runCommand, listCapabilities } from './session.ts';
 export type { CommandProtocol } from './session.ts';
 export type { IngestFn, PipelineApp } from './run.ts';
+export { deliverMessage, resolveRecipient } from './deliver.ts';
+export type { DeliverInput, DeliveryOutcome, DeliverySource } from './deliver.ts';

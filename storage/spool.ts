@@ -1,0 +1,129 @@
+/**
+ * A spool for one incoming message that has to be read more than once (LMTP DATA delivered to several
+ * recipients, each copy with its own Delivered-To header). Small messages stay in memory; past `memoryLimit`
+ * bytes the spool moves to a file under its directory, so memory stays bounded whatever the message size.
+ * Files are removed by `dispose()`; leftovers of a crash are removed the next time a spool is created there.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { concatBytes } from './bytes.ts';
+
+export interface SpoolOptions {
+  /** Directory for spool files (created if missing), e.g. `<dataDir>/spool`. */
+  dir: string;
+  /** Bytes kept in memory before moving to a file. Default 256 KiB. */
+  memoryLimit?: number;
+}
+
+const READ_SIZE = 64 * 1024;
+const WRITE_BATCH = 64 * 1024;
+const STALE_MS = 60 * 60 * 1000;
+const cleaned = new Set<string>();
+
+async function removeStale(dir: string): Promise<void> {
+  if (cleaned.has(dir)) return;
+  cleaned.add(dir);
+  const now = Date.now();
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith('spool-')) continue;
+    const path = join(dir, name);
+    const info = await stat(path).catch(() => null);
+    if (info && now - info.mtimeMs > STALE_MS) await rm(path, { force: true }).catch(() => {});
+  }
+}
+
+export class Spool {
+  readonly #dir: string;
+  readonly #memoryLimit: number;
+  #chunks: Uint8Array[] = [];
+  #pending = 0;
+  #size = 0;
+  #file: FileHandle | null = null;
+  #path: string | null = null;
+  #fileSize = 0;
+  #finished = false;
+  #disposed = false;
+
+  constructor(options: SpoolOptions) {
+    this.#dir = options.dir;
+    this.#memoryLimit = options.memoryLimit ?? 256 * 1024;
+  }
+
+  /** Bytes written so far. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** True once the spool spilled to a file. */
+  get onDisk(): boolean {
+    return this.#path !== null;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#finished || this.#disposed) throw new Error('spool is finished');
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk.slice());
+    this.#pending += chunk.length;
+    this.#size += chunk.length;
+    if (this.#path === null && this.#size > this.#memoryLimit) {
+      await mkdir(this.#dir, { recursive: true });
+      await removeStale(this.#dir);
+      this.#path = join(this.#dir, `spool-${randomUUID()}`);
+      this.#file = await open(this.#path, 'w+', 0o600);
+    }
+    if (this.#file && this.#pending >= WRITE_BATCH) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (!this.#file || this.#pending === 0) return;
+    const bytes = concatBytes(this.#chunks);
+    this.#chunks = [];
+    this.#pending = 0;
+    let offset = 0;
+    while (offset < bytes.length) {
+      const { bytesWritten } = await this.#file.write(bytes, offset, bytes.length - offset, this.#fileSize);
+      offset += bytesWritten;
+      this.#fileSize += bytesWritten;
+    }
+  }
+
+  /** No more writes; the spool can now be read. */
+  async finish(): Promise<void> {
+    if (this.#finished) return;
+    this.#finished = true;
+    await this.#flush();
+    if (!this.#file) this.#chunks = [concatBytes(this.#chunks)];
+  }
+
+  /** Reads the spooled message from the start. Any number of readers, one after another or at once. */
+  async *open(): AsyncIterable<Uint8Array> {
+    if (!this.#finished) throw new Error('spool is not finished');
+    if (this.#disposed) throw new Error('spool is disposed');
+    if (!this.#file) {
+      if (this.#chunks[0] && this.#chunks[0].length > 0) yield this.#chunks[0];
+      return;
+    }
+    let position = 0;
+    while (position < this.#fileSize) {
+      if (this.#disposed) throw new Error('spool is disposed');
+      const buffer = new Uint8Array(Math.min(READ_SIZE, this.#fileSize - position));
+      const { bytesRead } = await this.#file.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) throw new Error('spool file is shorter than written');
+      position += bytesRead;
+      yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+    }
+  }
+
+  /** Drops the bytes (memory and file). Idempotent. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#chunks = [];
+    const file = this.#file;
+    this.#file = null;
+    if (file) await file.close().catch(() => {});
+    if (this.#path) await rm(this.#path, { force: true }).catch(() => {});
+  }
+}
