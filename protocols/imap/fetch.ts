@@ -1,0 +1,443 @@
+/**
+ * FETCH (RFC 3501 §6.4.5, §7.4.2; RFC 7162 CONDSTORE): the data items a client asks for, parsed once into a
+ * plan that tells the caller what to load, and the rendering of one message's `* n FETCH (...)` response.
+ *
+ * Body sections are streamed as literals from the stored bytes (storage/mime/reassemble.ts): sizes are known
+ * up front from the MIME node offsets, so a 20 MB BODY[] is never buffered. Only HEADER.FIELDS(.NOT) reads its
+ * (small) header block into memory to filter it. Bytes are sent as stored: RFC822.SIZE, BODY[] and the
+ * BODYSTRUCTURE sizes agree because they all count the same stored bytes.
+ */
+import { contentSize, findPart, readAll, readMessage } from '../../storage/mime/index.ts';
+import type { BlobsPort, MessageContent, MessageIndexEntry, MessageRecord, MimeNode } from '../../storage/ports.ts';
+import { astring, formatInternalDate, renderBodyStructure, renderEnvelope, renderFlags } from './render.ts';
+import type { RenderOptions } from './render.ts';
+import { isSequenceSet } from './sequence.ts';
+import { ImapSyntaxError } from './types.ts';
+import type { ImapToken, ResponsePiece } from './types.ts';
+
+/** What a section addresses inside a part. `full` is `BODY[]` / `BODY[1.2]`. */
+export type SectionKind = 'full' | 'HEADER' | 'HEADER.FIELDS' | 'HEADER.FIELDS.NOT' | 'TEXT' | 'MIME';
+
+export interface FetchSection {
+  /** IMAP part number, "" for the message itself. */
+  part: string;
+  kind: SectionKind;
+  /** Header field names for HEADER.FIELDS(.NOT), as the client wrote them. */
+  fields: string[];
+}
+
+export type SimpleFetchItem = 'UID' | 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'MODSEQ';
+
+export type FetchItem =
+  | { type: SimpleFetchItem }
+  | {
+      type: 'section';
+      /** Response name: BODY (for BODY and BODY.PEEK) or RFC822, RFC822.HEADER, RFC822.TEXT. */
+      name: 'BODY' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT';
+      /** BODY.PEEK / RFC822.HEADER: does not set \Seen. */
+      peek: boolean;
+      section: FetchSection;
+      /** `<start.length>`; length null means to the end. */
+      partial: { start: number; length: number | null } | null;
+    };
+
+export interface FetchPlan {
+  /** Items in response order (UID first for UID FETCH, MODSEQ added for CHANGEDSINCE). */
+  items: FetchItem[];
+  /** UID FETCH. */
+  uid: boolean;
+  /** The sequence set, when it was passed as the first argument (otherwise the caller parsed it). */
+  sequence: string | null;
+  /** The MessageRecord is needed (ENVELOPE, BODY, BODYSTRUCTURE, any section but BODY[]/RFC822). */
+  needsRecord: boolean;
+  /** The message content (segments) is needed: any body section. */
+  needsContent: boolean;
+  /** A non-PEEK body section was asked for: set \Seen (in a read-write mailbox) before rendering. */
+  setsSeen: boolean;
+  /** CHANGEDSINCE modifier (RFC 7162 §3.1.4): only messages with modseq > this; null when absent. */
+  changedSince: number | null;
+  /** MODSEQ is fetched or CHANGEDSINCE given: the command enables CONDSTORE (RFC 7162 §3.1). */
+  enablesCondstore: boolean;
+  /** Render strings for a client that enabled UTF8=ACCEPT. */
+  utf8: boolean;
+}
+
+export interface ParseFetchOptions {
+  /** UID FETCH: UID is always returned. */
+  uid: boolean;
+  /** CONDSTORE is enabled in the session: MODSEQ accompanies FLAGS (RFC 7162 §3.2). */
+  condstore?: boolean;
+  /** UTF8=ACCEPT is enabled. */
+  utf8?: boolean;
+}
+
+const MACROS: Record<string, SimpleFetchItem[]> = {
+  ALL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE'],
+  FAST: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'],
+  FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
+};
+
+const SIMPLE = new Set<string>(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'MODSEQ']);
+
+const MAX_NUMBER = 4294967295;
+const MAX_MODSEQ = Number.MAX_SAFE_INTEGER;
+
+function parseNumber(token: ImapToken | undefined, what: string, max: number, allowZero = false): number {
+  if (!token || token.type !== 'atom' || !/^[0-9]+$/.test(token.value)) throw new ImapSyntaxError(`Invalid ${what}`);
+  const value = Number(token.value);
+  if (value > max || (!allowZero && value === 0)) throw new ImapSyntaxError(`Invalid ${what}`);
+  return value;
+}
+
+function fieldName(token: ImapToken): string {
+  if (token.type === 'atom' && !token.section && !token.partial) return token.value;
+  if (token.type === 'string' && token.value.length > 0) return token.value;
+  throw new ImapSyntaxError('Invalid header field name');
+}
+
+/** `[1.2.HEADER.FIELDS (A B)]` tokens → section. */
+export function parseSection(tokens: readonly ImapToken[]): FetchSection {
+  if (tokens.length === 0) return { part: '', kind: 'full', fields: [] };
+  const first = tokens[0]!;
+  if (first.type !== 'atom' || first.section || first.partial) throw new ImapSyntaxError('Invalid section');
+  const words = first.value.split('.');
+  const numbers: string[] = [];
+  while (words.length > 0 && /^[0-9]+$/.test(words[0]!)) {
+    const word = words.shift()!;
+    if (!/^[1-9][0-9]*$/.test(word) || Number(word) > MAX_NUMBER) throw new ImapSyntaxError('Invalid section part number');
+    numbers.push(word);
+  }
+  const part = numbers.join('.');
+  const spec = words.join('.').toUpperCase();
+  let kind: SectionKind;
+  switch (spec) {
+    case '':
+      if (part === '' || first.value.endsWith('.')) throw new ImapSyntaxError('Invalid section');
+      kind = 'full';
+      break;
+    case 'HEADER':
+    case 'TEXT':
+    case 'HEADER.FIELDS':
+    case 'HEADER.FIELDS.NOT':
+      kind = spec;
+      break;
+    case 'MIME':
+      if (part === '') throw new ImapSyntaxError('MIME needs a part number');
+      kind = 'MIME';
+      break;
+    default:
+      throw new ImapSyntaxError(`Invalid section ${first.value}`);
+  }
+  if (kind === 'HEADER.FIELDS' || kind === 'HEADER.FIELDS.NOT') {
+    const list = tokens[1];
+    if (tokens.length !== 2 || !list || list.type !== 'list' || list.items.length === 0) {
+      throw new ImapSyntaxError(`${kind} needs a list of header field names`);
+    }
+    return { part, kind, fields: list.items.map(fieldName) };
+  }
+  if (tokens.length !== 1) throw new ImapSyntaxError('Invalid section');
+  return { part, kind, fields: [] };
+}
+
+function parseItem(token: ImapToken, items: FetchItem[]): void {
+  if (token.type !== 'atom') throw new ImapSyntaxError('Invalid FETCH data item');
+  const name = token.value.toUpperCase();
+  if (token.section === undefined) {
+    if (token.partial) throw new ImapSyntaxError('Partial without section');
+    if (SIMPLE.has(name)) items.push({ type: name as SimpleFetchItem });
+    else if (name === 'RFC822') items.push({ type: 'section', name: 'RFC822', peek: false, section: { part: '', kind: 'full', fields: [] }, partial: null });
+    else if (name === 'RFC822.HEADER') items.push({ type: 'section', name: 'RFC822.HEADER', peek: true, section: { part: '', kind: 'HEADER', fields: [] }, partial: null });
+    else if (name === 'RFC822.TEXT') items.push({ type: 'section', name: 'RFC822.TEXT', peek: false, section: { part: '', kind: 'TEXT', fields: [] }, partial: null });
+    else throw new ImapSyntaxError(`Unknown FETCH data item ${token.value}`);
+    return;
+  }
+  if (name !== 'BODY' && name !== 'BODY.PEEK') throw new ImapSyntaxError(`Unknown FETCH data item ${token.value}[]`);
+  let partial: { start: number; length: number | null } | null = null;
+  if (token.partial) {
+    const { start, length } = token.partial;
+    if (!Number.isSafeInteger(start) || start < 0 || start > MAX_NUMBER) throw new ImapSyntaxError('Invalid partial range');
+    if (length !== null && (!Number.isSafeInteger(length) || length < 1 || length > MAX_NUMBER)) throw new ImapSyntaxError('Invalid partial range');
+    partial = { start, length };
+  }
+  items.push({ type: 'section', name: 'BODY', peek: name === 'BODY.PEEK', section: parseSection(token.section), partial });
+}
+
+function parseModifiers(token: ImapToken): number {
+  if (token.type !== 'list' || token.items.length === 0) throw new ImapSyntaxError('Invalid FETCH modifiers');
+  let changedSince: number | null = null;
+  const items = token.items;
+  for (let index = 0; index < items.length; index += 2) {
+    const name = items[index]!;
+    if (name.type !== 'atom' || name.value.toUpperCase() !== 'CHANGEDSINCE' || changedSince !== null) {
+      throw new ImapSyntaxError('Unknown FETCH modifier');
+    }
+    // mod-sequence-value may be 0 here (RFC 7162: "CHANGEDSINCE 0" is valid and means all)
+    changedSince = parseNumber(items[index + 1], 'CHANGEDSINCE value', MAX_MODSEQ, true);
+  }
+  return changedSince!;
+}
+
+const sameItem = (a: FetchItem, b: FetchItem): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * FETCH arguments → plan. `args` are the tokens after the sequence set (a leading sequence-set atom is also
+ * accepted and returned as `plan.sequence`): one item, a macro, or a list of items, then optionally a list of
+ * modifiers `(CHANGEDSINCE n)`. Throws ImapSyntaxError.
+ */
+export function parseFetch(args: readonly ImapToken[], options: ParseFetchOptions): FetchPlan {
+  let rest = [...args];
+  let sequence: string | null = null;
+  const head = rest[0];
+  if (head && head.type === 'atom' && !head.section && rest.length > 1 && isSequenceSet(head.value)) {
+    sequence = head.value;
+    rest = rest.slice(1);
+  }
+  if (rest.length === 0 || rest.length > 2) throw new ImapSyntaxError('FETCH expects data items and optional modifiers');
+  const itemsToken = rest[0]!;
+  const changedSince = rest.length === 2 ? parseModifiers(rest[1]!) : null;
+
+  const requested: FetchItem[] = [];
+  if (itemsToken.type === 'atom' && !itemsToken.section && MACROS[itemsToken.value.toUpperCase()]) {
+    for (const type of MACROS[itemsToken.value.toUpperCase()]!) requested.push({ type });
+  } else if (itemsToken.type === 'list') {
+    if (itemsToken.items.length === 0) throw new ImapSyntaxError('Empty FETCH item list');
+    for (const token of itemsToken.items) parseItem(token, requested);
+  } else {
+    parseItem(itemsToken, requested);
+  }
+
+  const items: FetchItem[] = [];
+  const add = (item: FetchItem): void => {
+    if (!items.some((existing) => sameItem(existing, item))) items.push(item);
+  };
+  if (options.uid) add({ type: 'UID' });
+  for (const item of requested) add(item);
+  const wants = (type: SimpleFetchItem): boolean => items.some((item) => item.type === type);
+  if (changedSince !== null || (options.condstore && wants('FLAGS'))) add({ type: 'MODSEQ' });
+
+  let needsRecord = false;
+  let needsContent = false;
+  let setsSeen = false;
+  for (const item of items) {
+    if (item.type === 'ENVELOPE' || item.type === 'BODY' || item.type === 'BODYSTRUCTURE') needsRecord = true;
+    if (item.type === 'section') {
+      needsContent = true;
+      if (item.section.part !== '' || item.section.kind !== 'full') needsRecord = true;
+      if (!item.peek) setsSeen = true;
+    }
+  }
+  return {
+    items,
+    uid: options.uid,
+    sequence,
+    needsRecord,
+    needsContent,
+    setsSeen,
+    changedSince,
+    enablesCondstore: changedSince !== null || wants('MODSEQ'),
+    utf8: options.utf8 === true,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------------------------------------
+
+export interface FetchMessage {
+  /** Message sequence number. */
+  seq: number;
+  entry: MessageIndexEntry;
+  /** Required when plan.needsRecord. */
+  record?: MessageRecord | null;
+  /** Required when plan.needsContent. */
+  content?: MessageContent | null;
+  blobs: BlobsPort;
+  /** This session holds \Recent for the message: added to FLAGS. */
+  recent?: boolean;
+  /** The fetch just set \Seen: FLAGS is included even when not asked for (RFC 3501 §6.4.5). */
+  flagsChanged?: boolean;
+}
+
+/** `BODY[1.HEADER.FIELDS (From To)]<0>` as it appears in the response. */
+export function sectionLabel(item: Extract<FetchItem, { type: 'section' }>, options: RenderOptions = {}): string {
+  if (item.name !== 'BODY') return item.name;
+  const { part, kind, fields } = item.section;
+  let text = part;
+  if (kind !== 'full') text += (part ? '.' : '') + kind;
+  if (fields.length > 0) text += ` (${fields.map((field) => astring(field, options)).join(' ')})`;
+  return `BODY[${text}]${item.partial ? `<${item.partial.start}>` : ''}`;
+}
+
+/** Where a section's bytes come from: a range of the stored message, or bytes already in memory. */
+type SectionSource = { from: number; to: number } | { bytes: Uint8Array };
+
+const EMPTY: SectionSource = { bytes: new Uint8Array(0) };
+const latin1 = new TextDecoder('latin1');
+const CRLF = new Uint8Array([13, 10]);
+
+/**
+ * Keeps (or, with `exclude`, drops) the header fields named in `names` (case-insensitive) from a header block,
+ * byte for byte including continuation lines, and ends the result with the blank line.
+ */
+export function filterHeaderFields(header: Uint8Array, names: readonly string[], exclude: boolean): Uint8Array {
+  const wanted = new Set(names.map((name) => name.toLowerCase()));
+  const kept: Uint8Array[] = [];
+  let size = 0;
+  let fieldKept = false;
+  let lastEndsWithNewline = true;
+  let offset = 0;
+  while (offset < header.length) {
+    let end = header.indexOf(10, offset);
+    end = end < 0 ? header.length : end + 1;
+    const line = header.subarray(offset, end);
+    offset = end;
+    const isBlank = line.length <= 2 && (line[0] === 10 || (line[0] === 13 && line[1] === 10));
+    if (isBlank) break; // the end of the header block
+    const continuation = line[0] === 32 || line[0] === 9;
+    if (!continuation) {
+      const text = latin1.decode(line.subarray(0, Math.min(line.length, 1024)));
+      const colon = text.indexOf(':');
+      const name = colon > 0 ? text.slice(0, colon).trim().toLowerCase() : null;
+      fieldKept = name === null ? exclude : wanted.has(name) !== exclude;
+    }
+    if (fieldKept) {
+      kept.push(line);
+      size += line.length;
+      lastEndsWithNewline = line[line.length - 1] === 10;
+    }
+  }
+  if (!lastEndsWithNewline) {
+    kept.push(CRLF);
+    size += 2;
+  }
+  kept.push(CRLF);
+  size += 2;
+  const out = new Uint8Array(size);
+  let position = 0;
+  for (const piece of kept) {
+    out.set(piece, position);
+    position += piece.length;
+  }
+  return out;
+}
+
+function needRecord(message: FetchMessage): MessageRecord {
+  if (!message.record) throw new Error('renderFetch: the plan needs the message record');
+  return message.record;
+}
+
+function needContent(message: FetchMessage): MessageContent {
+  if (!message.content) throw new Error('renderFetch: the plan needs the message content');
+  return message.content;
+}
+
+async function sectionSource(section: FetchSection, message: FetchMessage): Promise<SectionSource> {
+  const content = needContent(message);
+  if (section.part === '' && section.kind === 'full') return { from: 0, to: contentSize(content) };
+  const root = needRecord(message).mime;
+  const node = findPart(root, section.part);
+  if (!node) return EMPTY;
+  let target: MimeNode | null = node;
+  if (section.part !== '' && section.kind !== 'full' && section.kind !== 'MIME') {
+    // p.HEADER, p.TEXT, p.HEADER.FIELDS address the message encapsulated in a message/rfc822 part
+    target = node.message ? node.message.root : null;
+  }
+  if (!target) return EMPTY;
+  switch (section.kind) {
+    case 'full':
+    case 'TEXT':
+      return { from: target.bodyStart, to: target.bodyEnd };
+    case 'HEADER':
+    case 'MIME':
+      return { from: target.headerStart, to: target.bodyStart };
+    case 'HEADER.FIELDS':
+    case 'HEADER.FIELDS.NOT': {
+      const header = await readAll(readMessage(content, message.blobs, target.headerStart, target.bodyStart));
+      return { bytes: filterHeaderFields(header, section.fields, section.kind === 'HEADER.FIELDS.NOT') };
+    }
+  }
+}
+
+async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+async function sectionPiece(item: Extract<FetchItem, { type: 'section' }>, message: FetchMessage): Promise<ResponsePiece> {
+  const source = await sectionSource(item.section, message);
+  const total = 'bytes' in source ? source.bytes.length : source.to - source.from;
+  let start = 0;
+  let end = total;
+  if (item.partial) {
+    start = Math.min(item.partial.start, total);
+    end = item.partial.length === null ? total : Math.min(total, start + item.partial.length);
+  }
+  const size = end - start;
+  if (size <= 0) return '""';
+  if ('bytes' in source) return { literal: once(source.bytes.subarray(start, end)), size };
+  const content = needContent(message);
+  return { literal: readMessage(content, message.blobs, source.from + start, source.from + end), size };
+}
+
+/**
+ * The response to one message: pieces of `* <seq> FETCH (<items>)`, without the trailing CRLF. Text pieces are
+ * adjacent strings merged together; body sections are `{ literal, size }` pieces whose bytes are read lazily
+ * when the caller iterates them (the `{size}\r\n` prefix is the caller's to write, see ResponsePiece).
+ */
+export async function renderFetch(plan: FetchPlan, message: FetchMessage): Promise<ResponsePiece[]> {
+  const options: RenderOptions = { utf8: plan.utf8 };
+  const pieces: ResponsePiece[] = [];
+  let text = `* ${message.seq} FETCH (`;
+  let first = true;
+  const add = (value: string): void => {
+    text += (first ? '' : ' ') + value;
+    first = false;
+  };
+  let items = plan.items;
+  if (message.flagsChanged && !items.some((item) => item.type === 'FLAGS')) items = [...items, { type: 'FLAGS' }];
+  const { entry } = message;
+  for (const item of items) {
+    switch (item.type) {
+      case 'UID':
+        add(`UID ${entry.uid}`);
+        break;
+      case 'FLAGS': {
+        const flags = message.recent && !entry.flags.includes('\\Recent') ? [...entry.flags, '\\Recent'] : entry.flags;
+        add(`FLAGS ${renderFlags(flags)}`);
+        break;
+      }
+      case 'INTERNALDATE':
+        add(`INTERNALDATE ${formatInternalDate(entry.internalDate)}`);
+        break;
+      case 'RFC822.SIZE':
+        add(`RFC822.SIZE ${entry.size}`);
+        break;
+      case 'MODSEQ':
+        add(`MODSEQ (${entry.modseq})`);
+        break;
+      case 'ENVELOPE':
+        add(`ENVELOPE ${renderEnvelope(needRecord(message).envelope, options)}`);
+        break;
+      case 'BODY':
+        add(`BODY ${renderBodyStructure(needRecord(message).mime, false, options)}`);
+        break;
+      case 'BODYSTRUCTURE':
+        add(`BODYSTRUCTURE ${renderBodyStructure(needRecord(message).mime, true, options)}`);
+        break;
+      case 'section': {
+        const piece = await sectionPiece(item, message);
+        add(`${sectionLabel(item, options)} `);
+        if (typeof piece === 'string') {
+          text += piece;
+        } else {
+          pieces.push(text);
+          pieces.push(piece);
+          text = '';
+        }
+        break;
+      }
+    }
+  }
+  text += ')';
+  pieces.push(text);
+  return pieces;
+}
