@@ -1,0 +1,105 @@
+/**
+ * The SMTP/LMTP/POP3 end-of-data convention: a line holding only "." ends the data, and a line starting with "."
+ * gets one more "." in front on the wire (RFC 5321 §4.5.2, RFC 1939 §3). Both directions work chunk by chunk,
+ * across chunk boundaries, without ever holding the whole message.
+ */
+
+const DOT = 0x2e;
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** Line-start states of the unstuffer. */
+type State = 'start' | 'middle' | 'dot' | 'dotcr';
+
+export interface UnstuffResult {
+  /** Message bytes from this chunk, unstuffed. */
+  readonly data: Uint8Array;
+  /** True when the terminating "." line was found. */
+  readonly done: boolean;
+  /** Bytes after the terminator (pipelined commands), when done. */
+  readonly rest: Uint8Array;
+}
+
+/**
+ * Incoming data (LMTP DATA): removes the stuffed dots and finds the terminator. The CRLF before the "." line
+ * belongs to the message. A lone "." line ended by a bare LF is accepted too.
+ */
+export class DotUnstuffer {
+  #state: State = 'start';
+
+  push(chunk: Uint8Array): UnstuffResult {
+    const out = new Uint8Array(chunk.length + 1);
+    let n = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      switch (this.#state) {
+        case 'start':
+          if (b === DOT) {
+            this.#state = 'dot';
+            continue;
+          }
+          out[n++] = b;
+          this.#state = b === LF ? 'start' : 'middle';
+          continue;
+        case 'middle':
+          out[n++] = b;
+          if (b === LF) this.#state = 'start';
+          continue;
+        case 'dot':
+          if (b === CR) {
+            this.#state = 'dotcr';
+            continue;
+          }
+          if (b === LF) return this.#done(out, n, chunk, i);
+          // a stuffed dot: dropped, the rest of the line is data
+          out[n++] = b;
+          this.#state = 'middle';
+          continue;
+        case 'dotcr':
+          if (b === LF) return this.#done(out, n, chunk, i);
+          // ".\rX": the dot was stuffing, the CR is data
+          out[n++] = CR;
+          i--;
+          this.#state = 'middle';
+          continue;
+      }
+    }
+    return { data: out.subarray(0, n), done: false, rest: new Uint8Array(0) };
+  }
+
+  #done(out: Uint8Array, n: number, chunk: Uint8Array, i: number): UnstuffResult {
+    this.#state = 'start';
+    return { data: out.subarray(0, n), done: true, rest: chunk.subarray(i + 1) };
+  }
+}
+
+/**
+ * Outgoing multi-line data (POP3 RETR/TOP): dots doubled at line starts, a CRLF added when the data does not end
+ * with a line break, then the "." terminator line.
+ */
+export async function* dotStuff(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  let atLineStart = true;
+  let lastWasLf = true;
+  for await (const chunk of source) {
+    if (chunk.length === 0) continue;
+    let extra = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      if (chunk[i] === DOT && (i === 0 ? atLineStart : chunk[i - 1] === LF)) extra++;
+    }
+    if (extra === 0) {
+      yield chunk;
+    } else {
+      const out = new Uint8Array(chunk.length + extra);
+      let n = 0;
+      for (let i = 0; i < chunk.length; i++) {
+        const b = chunk[i]!;
+        if (b === DOT && (i === 0 ? atLineStart : chunk[i - 1] === LF)) out[n++] = DOT;
+        out[n++] = b;
+      }
+      yield out;
+    }
+    lastWasLf = chunk[chunk.length - 1] === LF;
+    atLineStart = lastWasLf;
+  }
+  yield new TextEncoder().encode(lastWasLf ? '.\r\n' : '\r\n.\r\n');
+}

@@ -1,0 +1,224 @@
+/**
+ * Reading a line-based protocol (LMTP, POP3) from a socket: command lines with a length limit enforced while
+ * reading, and raw bytes for message data (LMTP DATA). Pull-based, so a session handles one command at a time
+ * while pipelined commands wait in the buffer; the socket is paused when too much is buffered.
+ *
+ * `detach()` stops reading from the socket (before a STARTTLS/STLS upgrade) and `attach()` continues on the TLS
+ * socket; bytes the client pipelined after the upgrade command are dropped with `discardBuffered()` (RFC 3207 §4.2,
+ * RFC 2595 §4).
+ */
+import type { Duplex } from 'node:stream';
+import { concatBytes } from '../storage/bytes.ts';
+
+export type LineResult = { readonly kind: 'line'; readonly text: string } | { readonly kind: 'toolong' };
+
+export interface LineReaderOptions {
+  /** Longest line accepted (bytes, without CRLF); longer ones are skipped and reported as `toolong`. */
+  maxLineLength: number;
+  /** Pause the socket when this many bytes wait unread. Default 1 MiB. */
+  highWaterMark?: number;
+}
+
+const decoder = new TextDecoder('utf-8');
+
+export class LineReader {
+  readonly #maxLineLength: number;
+  readonly #highWaterMark: number;
+  #buffer: Uint8Array = new Uint8Array(0);
+  #socket: Duplex | null = null;
+  #ended = false;
+  #paused = false;
+  #wake: (() => void) | null = null;
+  /** Skipping the rest of an over-long line. */
+  #skipping = false;
+  /** When the client last sent anything (ms since epoch), for idle timeouts. */
+  lastActivity = Date.now();
+
+  readonly #onData = (chunk: Uint8Array | string): void => {
+    const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
+    this.lastActivity = Date.now();
+    this.#buffer = this.#buffer.length === 0 ? bytes : concatBytes([this.#buffer, bytes]);
+    if (this.#buffer.length > this.#highWaterMark && this.#socket && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+    this.#signal();
+  };
+  readonly #onEnd = (): void => {
+    this.#ended = true;
+    this.#signal();
+  };
+
+  constructor(socket: Duplex, options: LineReaderOptions) {
+    this.#maxLineLength = options.maxLineLength;
+    this.#highWaterMark = options.highWaterMark ?? 1024 * 1024;
+    this.attach(socket);
+  }
+
+  /** Starts (or continues, after a TLS upgrade) reading from `socket`. */
+  attach(socket: Duplex): void {
+    this.detach();
+    this.#socket = socket;
+    this.#ended = false;
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onEnd);
+    socket.on('error', this.#onEnd);
+    this.#paused = false;
+    socket.resume();
+  }
+
+  /** Stops reading from the current socket (listeners removed, socket paused). */
+  detach(): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    socket.off('data', this.#onData);
+    socket.off('end', this.#onEnd);
+    socket.off('close', this.#onEnd);
+    socket.off('error', this.#onEnd);
+    socket.pause();
+    this.#socket = null;
+  }
+
+  /** Bytes received but not read yet. */
+  get buffered(): number {
+    return this.#buffer.length;
+  }
+
+  /** True when the peer closed and everything buffered has been read. */
+  get ended(): boolean {
+    return this.#ended && this.#buffer.length === 0;
+  }
+
+  /** Drops everything buffered; returns how many bytes that was. */
+  discardBuffered(): number {
+    const n = this.#buffer.length;
+    this.#buffer = new Uint8Array(0);
+    this.#resumeIfDrained();
+    return n;
+  }
+
+  /** Puts bytes back in front of the buffer (what a DATA reader read past its terminator). */
+  unread(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#buffer = this.#buffer.length === 0 ? bytes : concatBytes([bytes, this.#buffer]);
+  }
+
+  #signal(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  #resumeIfDrained(): void {
+    if (this.#paused && this.#socket && this.#buffer.length < this.#highWaterMark / 2) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+  }
+
+  /** Waits for more bytes; false at end of input. */
+  async #more(): Promise<boolean> {
+    if (this.#ended) return false;
+    this.#resumeIfDrained();
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    });
+    return true;
+  }
+
+  /** The next line without its CRLF (or LF), `toolong` for a line over the limit, null at end of input. */
+  async readLine(): Promise<LineResult | null> {
+    let scanned = 0;
+    for (;;) {
+      const lf = this.#buffer.indexOf(0x0a, scanned);
+      if (lf >= 0) {
+        const line = this.#buffer.subarray(0, lf);
+        this.#buffer = this.#buffer.subarray(lf + 1);
+        this.#resumeIfDrained();
+        if (this.#skipping) {
+          this.#skipping = false;
+          return { kind: 'toolong' };
+        }
+        const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+        if (end > this.#maxLineLength) return { kind: 'toolong' };
+        return { kind: 'line', text: decoder.decode(line.subarray(0, end)) };
+      }
+      if (this.#buffer.length > this.#maxLineLength + 1) {
+        // over the limit and still no end: drop what we have, keep skipping to the next LF
+        this.#skipping = true;
+        this.#buffer = new Uint8Array(0);
+        scanned = 0;
+      } else {
+        scanned = this.#buffer.length;
+      }
+      if (!(await this.#more())) {
+        if (this.#buffer.length === 0 && !this.#skipping) return null;
+        // a last line without a line break: a client that closed mid-command; nothing to answer
+        this.#buffer = new Uint8Array(0);
+        return null;
+      }
+    }
+  }
+
+  /** Whatever bytes are buffered (at least one), waiting if there are none; null at end of input. */
+  async readBytes(): Promise<Uint8Array | null> {
+    while (this.#buffer.length === 0) {
+      if (!(await this.#more())) return null;
+    }
+    const bytes = this.#buffer;
+    this.#buffer = new Uint8Array(0);
+    this.#resumeIfDrained();
+    return bytes;
+  }
+}
+
+/**
+ * Calls `onIdle` once when nothing arrived from the client for `ms`. Returns a function that stops watching.
+ * The timer never keeps the process alive.
+ */
+export function watchIdle(reader: LineReader, ms: number, onIdle: () => void): () => void {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const schedule = (delay: number) => {
+    timer = setTimeout(check, Math.max(10, delay));
+    (timer as { unref?: () => void }).unref?.();
+  };
+  const check = () => {
+    const quiet = Date.now() - reader.lastActivity;
+    if (quiet >= ms) {
+      timer = null;
+      onIdle();
+    } else {
+      schedule(ms - quiet);
+    }
+  };
+  schedule(ms);
+  return () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+}
+
+/** Writes to a socket, waiting for 'drain' when its buffer is full (so large responses stream). */
+export function writeTo(socket: Duplex, data: Uint8Array | string): Promise<void> {
+  if (socket.destroyed || socket.writableEnded) return Promise.reject(new Error('socket closed'));
+  if (socket.write(data)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+      socket.off('error', onClose);
+    };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error('socket closed'));
+    };
+    socket.on('drain', onDrain);
+    socket.on('close', onClose);
+    socket.on('error', onClose);
+  });
+}

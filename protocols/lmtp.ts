@@ -1,0 +1,311 @@
+/**
+ * LMTP (RFC 2033): how an MTA (Postfix, Exim, Haraka) hands mail to us. Loopback-only by default.
+ *
+ *   220 greeting
+ *   LHLO        capabilities: PIPELINING ENHANCEDSTATUSCODES 8BITMIME SMTPUTF8 SIZE [STARTTLS]
+ *   MAIL FROM   SIZE (refused early when over limits.maxMessageSize), BODY=7BIT|8BITMIME, SMTPUTF8
+ *   RCPT TO     resolveRecipient: unknown users get 550 5.1.1 here, before any bytes
+ *   DATA        354, then the message is unstuffed into a spool (size enforced while reading: 552 5.3.4),
+ *               then deliverMessage, and one reply per accepted recipient, each sent once that copy is durable
+ *   RSET NOOP VRFY QUIT STARTTLS
+ *
+ * Every command passes the command table (state, syntax), then the `lmtp.command` gate, then its handler; verdicts
+ * become replies in protocols/lmtp/replies.ts.
+ */
+import { hostname as osHostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { createContext, createSession } from '../hooks/context.ts';
+import type { HookContext, Session } from '../hooks/context.ts';
+import { closeSession, connectSession, deliverMessage, listCapabilities, resolveRecipient, runCommand } from '../hooks/pipeline/index.ts';
+import type { DeliveryOutcome, PipelineApp } from '../hooks/pipeline/index.ts';
+import type { DeliveryRecipient } from '../hooks/types.ts';
+import { Spool } from '../storage/spool.ts';
+import type { ClientConnection } from './client-connection.ts';
+import { canStartTls, socketAfterUpgrade } from './client-connection.ts';
+import { LineReader, watchIdle, writeTo } from './line-reader.ts';
+import { receiveData } from './lmtp/data.ts';
+import { multiline, replyText, verdictReply } from './lmtp/replies.ts';
+import { parsePath, splitCommand } from './lmtp/syntax.ts';
+
+export interface LmtpOptions {
+  /** Name in the greeting and the LHLO reply; default the host name. */
+  readonly hostname?: string;
+}
+
+interface Command {
+  /** Only after LHLO. */
+  readonly needsLhlo: boolean;
+  run(session: LmtpSession, rest: string): Promise<void>;
+}
+
+function localHostname(): string {
+  try {
+    return osHostname() || 'localhost';
+  } catch {
+    return 'localhost'; // Deno without --allow-sys=hostname
+  }
+}
+
+/** Serves one LMTP connection until QUIT, disconnect or idle timeout. Never throws. */
+export async function serveLmtp(app: PipelineApp, conn: ClientConnection, options: LmtpOptions = {}): Promise<void> {
+  await new LmtpSession(app, conn, options.hostname ?? localHostname()).run();
+}
+
+/** For the listener: `onConnection: lmtpHandler(app)`. */
+export function lmtpHandler(app: PipelineApp, options: LmtpOptions = {}): (conn: ClientConnection) => Promise<void> {
+  const name = options.hostname ?? localHostname();
+  return (conn) => serveLmtp(app, conn, { hostname: name });
+}
+
+class LmtpSession {
+  readonly app: PipelineApp;
+  readonly conn: ClientConnection;
+  readonly hostname: string;
+  readonly session: Session;
+  readonly reader: LineReader;
+  socket: Duplex;
+  secure: boolean;
+  lhlo: string | null = null;
+  from: string | null = null;
+  recipients: DeliveryRecipient[] = [];
+  badCommands = 0;
+  closed = false;
+
+  constructor(app: PipelineApp, conn: ClientConnection, hostname: string) {
+    this.app = app;
+    this.conn = conn;
+    this.hostname = hostname;
+    this.socket = conn.socket;
+    this.secure = conn.secure;
+    this.session = createSession(app.log, { protocol: 'lmtp', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort ?? null });
+    this.reader = new LineReader(conn.socket, { maxLineLength: app.config.lmtp.maxLineLength });
+  }
+
+  get config() {
+    return this.app.config;
+  }
+
+  context(): HookContext {
+    return createContext(this.session);
+  }
+
+  async reply(text: string): Promise<void> {
+    if (this.closed) return;
+    try {
+      await writeTo(this.socket, text.endsWith('\r\n') ? text : `${text}\r\n`);
+    } catch {
+      this.closed = true;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.conn.close();
+  }
+
+  resetTransaction(): void {
+    this.from = null;
+    this.recipients = [];
+  }
+
+  async run(): Promise<void> {
+    const goodbye = () => this.reply('421 4.4.2 Idle timeout, closing connection');
+    let stopIdle = () => {};
+    if ('onIdleTimeout' in this.conn) this.conn.onIdleTimeout = goodbye;
+    else stopIdle = watchIdle(this.reader, this.config.lmtp.idleTimeoutSeconds * 1000, () => void goodbye().finally(() => this.close()));
+    try {
+      if (this.conn.refused) {
+        await this.reply('421 4.7.0 Too many connections, try again later');
+        return;
+      }
+      await connectSession(this.app, this.context());
+      await this.reply(`220 ${this.hostname} LMTP ready`);
+      while (!this.closed) {
+        const line = await this.reader.readLine();
+        if (line === null) break;
+        if (line.kind === 'toolong') await this.bad('500 5.5.2 Line too long');
+        else await this.dispatch(line.text);
+      }
+    } catch (err) {
+      this.session.log.error('LMTP session failed', { err });
+      await this.reply('421 4.3.0 Internal error, closing connection');
+    } finally {
+      stopIdle();
+      this.reader.detach();
+      await closeSession(this.app, this.context());
+      if (!this.closed) this.close();
+    }
+  }
+
+  async bad(reply: string): Promise<void> {
+    this.badCommands++;
+    if (this.badCommands >= this.config.lmtp.maxBadCommands) {
+      await this.reply('421 4.7.0 Too many errors, closing connection');
+      this.close();
+      return;
+    }
+    await this.reply(reply);
+  }
+
+  async dispatch(text: string): Promise<void> {
+    const { verb, rest } = splitCommand(text);
+    const command = COMMANDS[verb];
+    if (!command) {
+      await this.bad(verb === 'HELO' || verb === 'EHLO' ? '500 5.5.1 This is LMTP: use LHLO' : '500 5.5.2 Command unrecognized');
+      return;
+    }
+    if (command.needsLhlo && this.lhlo === null) {
+      await this.bad('503 5.5.1 Send LHLO first');
+      return;
+    }
+    const gate = await runCommand(this.app, 'lmtp', this.context(), { verb, args: rest });
+    if (!gate.ok) {
+      await this.reply(verdictReply(gate.verdict));
+      if (gate.verdict.action === 'disconnect') this.close();
+      return;
+    }
+    if (gate.value) {
+      const reply = gate.value.reply;
+      await this.reply(typeof reply === 'string' ? replyText(reply) : '250 2.0.0 OK');
+      return;
+    }
+    await command.run(this, rest);
+  }
+
+  async capabilities(): Promise<string[]> {
+    const base = ['PIPELINING', 'ENHANCEDSTATUSCODES', '8BITMIME', 'SMTPUTF8', `SIZE ${this.config.limits.maxMessageSize}`];
+    if (!this.secure && canStartTls(this.conn)) base.push('STARTTLS');
+    return listCapabilities(this.app, 'lmtp', this.context(), base);
+  }
+
+  async data(rest: string): Promise<void> {
+    if (rest.trim()) return this.bad('501 5.5.4 DATA takes no arguments');
+    if (this.from === null) return this.bad('503 5.5.1 Need MAIL command first');
+    if (this.recipients.length === 0) return this.bad('503 5.5.1 No valid recipients');
+    await this.reply('354 Start mail input; end with <CRLF>.<CRLF>');
+    const spool = new Spool({ dir: join(resolve(this.config.dataDir), 'spool') });
+    const recipients = this.recipients;
+    const from = this.from;
+    this.resetTransaction();
+    try {
+      const status = await receiveData(this.reader, spool, this.config.limits.maxMessageSize);
+      if (status === 'eof') {
+        this.session.log.info('client went away during DATA; nothing delivered', { recipients: recipients.length });
+        this.closed = true;
+        return;
+      }
+      if (status === 'toobig') {
+        for (const _ of recipients) await this.reply(`552 5.3.4 Message exceeds the maximum size of ${this.config.limits.maxMessageSize} bytes`);
+        return;
+      }
+      const ctx = this.context();
+      await deliverMessage(this.app, ctx, {
+        from,
+        recipients,
+        message: { size: spool.size, open: () => spool.open() },
+        onOutcome: (_index, outcome) => this.reply(outcomeReply(outcome)),
+      });
+    } finally {
+      await spool.dispose();
+    }
+  }
+
+  async startTls(rest: string): Promise<void> {
+    if (rest.trim()) return this.bad('501 5.5.4 STARTTLS takes no arguments');
+    if (this.secure) return this.bad('503 5.5.1 TLS already active');
+    if (!canStartTls(this.conn) || !this.conn.upgradeToTls) return this.bad('502 5.5.1 STARTTLS not available');
+    await this.reply('220 2.0.0 Ready to start TLS');
+    this.reader.detach();
+    const dropped = this.reader.discardBuffered();
+    if (dropped > 0) this.session.log.warn('dropped bytes pipelined after STARTTLS', { bytes: dropped });
+    try {
+      this.socket = socketAfterUpgrade(this.conn, await this.conn.upgradeToTls());
+    } catch (err) {
+      this.session.log.info('TLS handshake failed', { err });
+      this.close();
+      return;
+    }
+    this.secure = true;
+    this.lhlo = null;
+    this.resetTransaction();
+    this.reader.attach(this.socket);
+  }
+}
+
+function outcomeReply(outcome: DeliveryOutcome): string {
+  const who = `<${replyText(outcome.recipient.address)}>`;
+  if (!outcome.result.ok) return verdictReply(outcome.result.verdict);
+  const result = outcome.result.value;
+  if (result.duplicate) return `250 2.0.0 ${who} Already delivered`;
+  if (!result.stored) return `250 2.0.0 ${who} Accepted`;
+  return `250 2.0.0 ${who} Delivered (uid ${result.stored.uid})`;
+}
+
+const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
+  LHLO: {
+    needsLhlo: false,
+    async run(s: LmtpSession, rest: string) {
+      const name = rest.trim();
+      if (!name || /\s/.test(name)) return s.bad('501 5.5.4 Syntax: LHLO hostname');
+      s.lhlo = name;
+      s.resetTransaction();
+      await s.reply(multiline(250, [s.hostname, ...(await s.capabilities())]));
+    },
+  },
+  MAIL: {
+    needsLhlo: true,
+    async run(s: LmtpSession, rest: string) {
+      if (s.from !== null) return s.bad('503 5.5.1 Nested MAIL command');
+      const parsed = parsePath('FROM', rest);
+      if (!parsed.ok) return s.bad(parsed.reply);
+      for (const [name, value] of parsed.value.params) {
+        if (name === 'SIZE') {
+          if (!/^\d{1,15}$/.test(value)) return s.bad('501 5.5.4 Invalid SIZE');
+          if (Number(value) > s.config.limits.maxMessageSize) return s.reply('552 5.3.4 Message size exceeds the fixed maximum');
+        } else if (name === 'BODY') {
+          if (!/^(7BIT|8BITMIME)$/i.test(value)) return s.bad('555 5.5.4 Unsupported BODY type');
+        } else if (name === 'SMTPUTF8') {
+          if (value) return s.bad('501 5.5.4 SMTPUTF8 takes no value');
+        } else if (name !== 'AUTH') {
+          return s.bad(`555 5.5.4 Unsupported parameter ${name}`);
+        }
+      }
+      s.from = parsed.value.address;
+      await s.reply('250 2.1.0 Sender OK');
+    },
+  },
+  RCPT: {
+    needsLhlo: true,
+    async run(s: LmtpSession, rest: string) {
+      if (s.from === null) return s.bad('503 5.5.1 Need MAIL command first');
+      const parsed = parsePath('TO', rest);
+      if (!parsed.ok) return s.bad(parsed.reply);
+      const param = [...parsed.value.params.keys()][0];
+      if (param !== undefined) return s.bad(`555 5.5.4 Unsupported parameter ${param}`);
+      if (s.recipients.length >= s.config.lmtp.maxRecipients) return s.reply('452 4.5.3 Too many recipients');
+      const result = await resolveRecipient(s.app, s.context(), s.from, parsed.value.address);
+      if (!result.ok) return s.reply(verdictReply(result.verdict));
+      s.recipients.push(result.value);
+      await s.reply('250 2.1.5 Recipient OK');
+    },
+  },
+  DATA: { needsLhlo: true, run: (s: LmtpSession, rest: string) => s.data(rest) },
+  RSET: {
+    needsLhlo: false,
+    async run(s: LmtpSession) {
+      s.resetTransaction();
+      await s.reply('250 2.0.0 OK');
+    },
+  },
+  NOOP: { needsLhlo: false, run: (s: LmtpSession) => s.reply('250 2.0.0 OK') },
+  VRFY: { needsLhlo: false, run: (s: LmtpSession) => s.reply('252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery') },
+  QUIT: {
+    needsLhlo: false,
+    async run(s: LmtpSession) {
+      await s.reply('221 2.0.0 Bye');
+      s.close();
+    },
+  },
+  STARTTLS: { needsLhlo: true, run: (s: LmtpSession, rest: string) => s.startTls(rest) },
+});
