@@ -3,5 +3,8 @@
  * plugin is not listed: the host always loads it itself (hooks/app.ts).
  */
 import type { PluginRegistry } from '../hooks/host.ts';
+import { quotaPlugin } from './quota.ts';
 
-export const builtinPlugins: PluginRegistry = Object.freeze({});
+export const builtinPlugins: PluginRegistry = Object.freeze({
+  quota: quotaPlugin,
+});
