@@ -9,6 +9,8 @@ import { openStorage } from '../storage/open.ts';
 import { checkCredentials } from '../storage/users.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { startHttp, type Listener } from './http.ts';
+import { lmtpHandler } from './lmtp.ts';
+import { startPlainListener } from './plain-listener.ts';
 
 export async function bootApp(config: Config, log: Logger): Promise<App> {
   const storage = await openStorage(config);
@@ -37,11 +39,15 @@ export async function startListeners(app: App): Promise<Listener[]> {
   const { config, log } = app;
   try {
     if (config.api.enabled) listeners.push(await startHttp(app));
+    if (config.lmtp.enabled) {
+      // plain TCP until the shared listener (TLS, PROXY, per-IP limits) is wired in
+      listeners.push(await startPlainListener({ name: 'lmtp', host: config.lmtp.host, port: config.lmtp.port, log, onConnection: lmtpHandler(app) }));
+    }
   } catch (err) {
     for (const l of listeners) await l.close().catch(() => {});
     throw err;
   }
-  for (const name of ['imap', 'pop3', 'lmtp'] as const) {
+  for (const name of ['imap', 'pop3'] as const) {
     if (config[name].enabled) log.warn(`${name} listener is not part of this build yet`, { port: config[name].port });
   }
   return listeners;
