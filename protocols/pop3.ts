@@ -1,0 +1,380 @@
+/**
+ * POP3 (RFC 1939, CAPA RFC 2449, AUTH RFC 5034, STLS RFC 2595). Serves INBOX.
+ *
+ *   AUTHORIZATION   CAPA USER PASS AUTH(PLAIN) STLS QUIT
+ *                   authenticate() (plaintext policy; failed-login limits are auth.beforeAuthenticate taps), then
+ *                   the maildrop is locked (-ERR [IN-USE]) and snapshotted (newest pop3.maxMessages)
+ *   TRANSACTION     STAT LIST UIDL RETR TOP DELE RSET NOOP CAPA QUIT
+ *                   RETR/TOP stream from storage, dot-stuffed; DELE and RETR only mark the snapshot
+ *   UPDATE (QUIT)   retrieved → \Seen, deleted → Trash or expunged (pop3.deleteMode), through the pipeline
+ *
+ * A dropped connection applies nothing. Every command passes the command table (state, syntax), then the
+ * `pop3.command` gate, then its handler; verdicts become replies in protocols/pop3/replies.ts.
+ */
+import type { Duplex } from 'node:stream';
+import { createContext, createSession } from '../hooks/context.ts';
+import type { HookContext, Session } from '../hooks/context.ts';
+import { authenticate, closeSession, connectSession, listCapabilities, runCommand } from '../hooks/pipeline/index.ts';
+import type { PipelineApp } from '../hooks/pipeline/index.ts';
+import { serverVersion } from './version.ts';
+import type { ClientConnection } from './client-connection.ts';
+import { canStartTls, socketAfterUpgrade } from './client-connection.ts';
+import { dotStuff } from './dot-stuffing.ts';
+import { LineReader, watchIdle, writeTo } from './line-reader.ts';
+import { Maildrop } from './pop3/maildrop.ts';
+import { verdictReply, replyText } from './pop3/replies.ts';
+import { messageSource } from './pop3/retrieve.ts';
+import { decodePlain } from './pop3/sasl.ts';
+
+type State = 'authorization' | 'transaction';
+
+interface Command {
+  readonly states: readonly State[];
+  run(session: Pop3Session, args: string[]): Promise<void>;
+}
+
+/** Passwords may cross this connection: TLS, loopback, or `auth.allowPlaintext`. */
+export function plaintextAllowed(app: PipelineApp, conn: { secure: boolean; isLoopback: boolean }, secure: boolean): boolean {
+  return secure || conn.isLoopback || app.config.auth.allowPlaintext;
+}
+
+/** Serves one POP3 connection until QUIT, disconnect or idle timeout. Never throws. */
+export async function servePop3(app: PipelineApp, conn: ClientConnection): Promise<void> {
+  await new Pop3Session(app, conn).run();
+}
+
+/** For the listener: `onConnection: pop3Handler(app)`. */
+export function pop3Handler(app: PipelineApp): (conn: ClientConnection) => Promise<void> {
+  return (conn) => servePop3(app, conn);
+}
+
+class Pop3Session {
+  readonly app: PipelineApp;
+  readonly conn: ClientConnection;
+  readonly session: Session;
+  readonly reader: LineReader;
+  socket: Duplex;
+  secure: boolean;
+  state: State = 'authorization';
+  pendingUser: string | null = null;
+  maildrop: Maildrop | null = null;
+  badCommands = 0;
+  closed = false;
+  /** The current command's argument text as sent (PASS takes it whole: passwords may contain spaces). */
+  rawArgs = '';
+
+  constructor(app: PipelineApp, conn: ClientConnection) {
+    this.app = app;
+    this.conn = conn;
+    this.socket = conn.socket;
+    this.secure = conn.secure;
+    this.session = createSession(app.log, { protocol: 'pop3', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort ?? null });
+    this.reader = new LineReader(conn.socket, { maxLineLength: app.config.pop3.maxLineLength });
+  }
+
+  context(): HookContext {
+    return createContext(this.session);
+  }
+
+  async reply(text: string): Promise<void> {
+    if (this.closed) return;
+    try {
+      await writeTo(this.socket, `${text}\r\n`);
+    } catch {
+      this.closed = true;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.conn.close();
+  }
+
+  async run(): Promise<void> {
+    const goodbye = () => this.reply('-ERR Idle timeout, closing connection');
+    let stopIdle = () => {};
+    if ('onIdleTimeout' in this.conn) this.conn.onIdleTimeout = goodbye;
+    else stopIdle = watchIdle(this.reader, this.app.config.pop3.idleTimeoutSeconds * 1000, () => void goodbye().finally(() => this.close()));
+    try {
+      if (this.conn.refused) {
+        await this.reply('-ERR [SYS/TEMP] Too many connections, try again later');
+        return;
+      }
+      await connectSession(this.app, this.context());
+      await this.reply('+OK WildDuck POP3 ready');
+      while (!this.closed) {
+        const line = await this.reader.readLine();
+        if (line === null) break;
+        if (line.kind === 'toolong') await this.bad('-ERR Line too long');
+        else await this.dispatch(line.text);
+      }
+    } catch (err) {
+      this.session.log.error('POP3 session failed', { err });
+      await this.reply('-ERR [SYS/TEMP] Internal error, closing connection');
+    } finally {
+      stopIdle();
+      this.reader.detach();
+      // a connection that ends without QUIT applies nothing (RFC 1939 §6)
+      await this.maildrop?.close();
+      await closeSession(this.app, this.context());
+      if (!this.closed) this.close();
+    }
+  }
+
+  async bad(reply: string): Promise<void> {
+    this.badCommands++;
+    if (this.badCommands >= this.app.config.pop3.maxBadCommands) {
+      await this.reply('-ERR Too many errors, closing connection');
+      this.close();
+      return;
+    }
+    await this.reply(reply);
+  }
+
+  async dispatch(text: string): Promise<void> {
+    const space = text.indexOf(' ');
+    const verb = (space < 0 ? text : text.slice(0, space)).toUpperCase();
+    this.rawArgs = space < 0 ? '' : text.slice(space + 1);
+    const args = this.rawArgs.split(' ').filter(Boolean);
+    const command = COMMANDS[verb];
+    if (!command) return this.bad('-ERR Unknown command');
+    if (!command.states.includes(this.state)) return this.bad('-ERR Command not valid in this state');
+    const gate = await runCommand(this.app, 'pop3', this.context(), { verb, args });
+    if (!gate.ok) {
+      await this.reply(verdictReply(gate.verdict));
+      if (gate.verdict.action === 'disconnect') this.close();
+      return;
+    }
+    if (gate.value) {
+      const reply = gate.value.reply;
+      await this.reply(typeof reply === 'string' ? replyText(reply) : '+OK');
+      return;
+    }
+    await this.maildrop?.refresh();
+    await command.run(this, args);
+  }
+
+  plaintextAllowed(): boolean {
+    return plaintextAllowed(this.app, this.conn, this.secure);
+  }
+
+  async capabilities(): Promise<string[]> {
+    const base = ['TOP', 'UIDL', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING'];
+    if (this.state === 'authorization') {
+      if (this.plaintextAllowed()) base.push('USER', 'SASL PLAIN');
+      if (!this.secure && canStartTls(this.conn)) base.push('STLS');
+    }
+    base.push(`IMPLEMENTATION WildDuck-ts ${serverVersion}`);
+    return listCapabilities(this.app, 'pop3', this.context(), base);
+  }
+
+  /** authenticate(), then lock and snapshot the maildrop. */
+  async login(username: string, password: string, method: string): Promise<void> {
+    if (!this.plaintextAllowed()) return this.reply('-ERR [AUTH] Plaintext authentication needs an encrypted connection (use STLS)');
+    const ctx = this.context();
+    const result = await authenticate(this.app, ctx, { username, password, method });
+    if (!result.ok) {
+      await this.reply(verdictReply(result.verdict));
+      if (result.verdict.action === 'disconnect') this.close();
+      return;
+    }
+    let drop: Awaited<ReturnType<typeof Maildrop.open>>;
+    try {
+      drop = await Maildrop.open(this.app, result.value.id);
+    } catch (err) {
+      this.session.log.error('could not open the maildrop', { err });
+      this.session.user = null;
+      return this.reply('-ERR [SYS/TEMP] Could not open the mailbox, try again later');
+    }
+    if (drop === 'inuse' || drop === 'nombox') {
+      this.session.user = null;
+      return this.reply(drop === 'inuse' ? '-ERR [IN-USE] Mailbox is in use by another POP3 session' : '-ERR [SYS/PERM] No INBOX');
+    }
+    this.maildrop = drop;
+    this.state = 'transaction';
+    const live = drop.live();
+    await this.reply(`+OK ${live.length} messages (${live.reduce((s, [, m]) => s + m.size, 0)} octets)`);
+  }
+
+  /** RETR n / TOP n lines. */
+  async retrieve(args: string[], top: boolean): Promise<void> {
+    const drop = this.maildrop!;
+    if (args.length !== (top ? 2 : 1) || !args.every((a) => /^\d{1,9}$/.test(a))) return this.bad(`-ERR Syntax: ${top ? 'TOP msg n' : 'RETR msg'}`);
+    const message = drop.get(Number(args[0]));
+    if (!message) return this.reply('-ERR No such message');
+    let source: AsyncIterable<Uint8Array> | null;
+    try {
+      source = await messageSource(this.app, drop.mailbox.id, message.uid, top ? Number(args[1]) : undefined);
+    } catch (err) {
+      this.session.log.error('could not read a message', { err, uid: message.uid });
+      return this.reply('-ERR [SYS/TEMP] Could not read the message, try again later');
+    }
+    if (!source) return this.reply('-ERR Message was removed by another session');
+    await this.reply(top ? '+OK' : `+OK ${message.size} octets`);
+    try {
+      for await (const chunk of dotStuff(source)) await writeTo(this.socket, chunk);
+    } catch (err) {
+      // mid-response the only honest thing left is to drop the connection
+      this.session.log.warn('message stream failed mid-response', { err, uid: message.uid });
+      this.close();
+      return;
+    }
+    if (!top) message.retrieved = true;
+  }
+
+  async quit(): Promise<void> {
+    if (this.state === 'authorization' || !this.maildrop) {
+      await this.reply('+OK Bye');
+      this.close();
+      return;
+    }
+    const drop = this.maildrop;
+    try {
+      const outcome = await drop.update(this.context());
+      if (outcome.failures.length > 0) {
+        await this.reply(`-ERR [SYS/TEMP] Some changes were not applied: ${replyText(outcome.failures[0]!.message)}`);
+      } else {
+        await this.reply(`+OK Bye (${outcome.removed} messages removed)`);
+      }
+    } finally {
+      await drop.close();
+      this.maildrop = null;
+      this.close();
+    }
+  }
+
+  async startTls(args: string[]): Promise<void> {
+    if (args.length > 0) return this.bad('-ERR STLS takes no arguments');
+    if (this.secure) return this.bad('-ERR TLS already active');
+    if (!canStartTls(this.conn) || !this.conn.upgradeToTls) return this.bad('-ERR STLS not available');
+    await this.reply('+OK Begin TLS negotiation');
+    this.reader.detach();
+    const dropped = this.reader.discardBuffered();
+    if (dropped > 0) this.session.log.warn('dropped bytes pipelined after STLS', { bytes: dropped });
+    try {
+      this.socket = socketAfterUpgrade(this.conn, await this.conn.upgradeToTls());
+    } catch (err) {
+      this.session.log.info('TLS handshake failed', { err });
+      this.close();
+      return;
+    }
+    this.secure = true;
+    this.pendingUser = null;
+    this.reader.attach(this.socket);
+  }
+
+  /** AUTH PLAIN [initial-response]; without one, asks with "+ " and reads one line ("*" cancels). */
+  async auth(args: string[]): Promise<void> {
+    const mechanism = (args[0] ?? '').toUpperCase();
+    if (!mechanism) {
+      await this.reply('+OK Supported mechanisms follow');
+      if (this.plaintextAllowed()) await this.reply('PLAIN');
+      return this.reply('.');
+    }
+    if (mechanism !== 'PLAIN') return this.bad('-ERR [AUTH] Unsupported authentication mechanism');
+    if (!this.plaintextAllowed()) return this.reply('-ERR [AUTH] Plaintext authentication needs an encrypted connection (use STLS)');
+    let response = args[1];
+    if (response === undefined) {
+      await this.reply('+ ');
+      const line = await this.reader.readLine();
+      if (line === null) return;
+      if (line.kind === 'toolong') return this.bad('-ERR Line too long');
+      response = line.text.trim();
+      if (response === '*') return this.reply('-ERR Authentication cancelled');
+    }
+    const credentials = response === '=' ? null : decodePlain(response);
+    if (!credentials) return this.bad('-ERR [AUTH] Invalid SASL PLAIN response');
+    await this.login(credentials.username, credentials.password, 'PLAIN');
+  }
+}
+
+const ANY: readonly State[] = ['authorization', 'transaction'];
+const AUTHORIZATION: readonly State[] = ['authorization'];
+const TRANSACTION: readonly State[] = ['transaction'];
+
+const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
+  CAPA: {
+    states: ANY,
+    async run(s: Pop3Session) {
+      await s.reply('+OK Capability list follows');
+      for (const capability of await s.capabilities()) await s.reply(replyText(capability));
+      await s.reply('.');
+    },
+  },
+  USER: {
+    states: AUTHORIZATION,
+    async run(s: Pop3Session, args: string[]) {
+      if (!s.plaintextAllowed()) return s.reply('-ERR [AUTH] Plaintext authentication needs an encrypted connection (use STLS)');
+      const name = args.join(' ').trim();
+      if (!name) return s.bad('-ERR Syntax: USER name');
+      s.pendingUser = name;
+      await s.reply('+OK Send PASS');
+    },
+  },
+  PASS: {
+    states: AUTHORIZATION,
+    async run(s: Pop3Session) {
+      const user = s.pendingUser;
+      s.pendingUser = null;
+      if (user === null) return s.bad('-ERR Send USER first');
+      await s.login(user, s.rawArgs, 'USER');
+    },
+  },
+  AUTH: { states: AUTHORIZATION, run: (s: Pop3Session, args: string[]) => s.auth(args) },
+  STLS: { states: AUTHORIZATION, run: (s: Pop3Session, args: string[]) => s.startTls(args) },
+  STAT: {
+    states: TRANSACTION,
+    async run(s: Pop3Session) {
+      const live = s.maildrop!.live();
+      await s.reply(`+OK ${live.length} ${live.reduce((sum, [, m]) => sum + m.size, 0)}`);
+    },
+  },
+  LIST: {
+    states: TRANSACTION,
+    async run(s: Pop3Session, args: string[]) {
+      const drop = s.maildrop!;
+      if (args.length > 0) {
+        const message = /^\d{1,9}$/.test(args[0]!) ? drop.get(Number(args[0])) : null;
+        return s.reply(message ? `+OK ${args[0]} ${message.size}` : '-ERR No such message');
+      }
+      const live = drop.live();
+      await s.reply(`+OK ${live.length} messages`);
+      for (const [n, m] of live) await s.reply(`${n} ${m.size}`);
+      await s.reply('.');
+    },
+  },
+  UIDL: {
+    states: TRANSACTION,
+    async run(s: Pop3Session, args: string[]) {
+      const drop = s.maildrop!;
+      if (args.length > 0) {
+        const message = /^\d{1,9}$/.test(args[0]!) ? drop.get(Number(args[0])) : null;
+        return s.reply(message ? `+OK ${args[0]} ${message.uidl}` : '-ERR No such message');
+      }
+      await s.reply('+OK');
+      for (const [n, m] of drop.live()) await s.reply(`${n} ${m.uidl}`);
+      await s.reply('.');
+    },
+  },
+  RETR: { states: TRANSACTION, run: (s: Pop3Session, args: string[]) => s.retrieve(args, false) },
+  TOP: { states: TRANSACTION, run: (s: Pop3Session, args: string[]) => s.retrieve(args, true) },
+  DELE: {
+    states: TRANSACTION,
+    async run(s: Pop3Session, args: string[]) {
+      if (args.length !== 1 || !/^\d{1,9}$/.test(args[0]!)) return s.bad('-ERR Syntax: DELE msg');
+      const message = s.maildrop!.get(Number(args[0]));
+      if (!message) return s.reply('-ERR No such message');
+      message.deleted = true;
+      await s.reply(`+OK Message ${args[0]} deleted`);
+    },
+  },
+  RSET: {
+    states: TRANSACTION,
+    async run(s: Pop3Session) {
+      s.maildrop!.reset();
+      await s.reply(`+OK ${s.maildrop!.live().length} messages`);
+    },
+  },
+  NOOP: { states: TRANSACTION, run: (s: Pop3Session) => s.reply('+OK') },
+  QUIT: { states: ANY, run: (s: Pop3Session) => s.quit() },
+});
