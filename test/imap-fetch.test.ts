@@ -253,8 +253,8 @@ describe('renderFetch: body sections', () => {
     const { fetch, text } = await load('rfc822-attachment.eml');
     const mimeStart = text.indexOf('Content-Type: message/rfc822');
     const innerStart = text.indexOf('From: Organizer');
-    // the splitter keeps the CRLF after the inner close delimiter in the part (node.bodyEnd); BODY[2] follows it
-    const innerEnd = text.lastIndexOf('--outer--');
+    // RFC 2046: the CRLF before `--outer--` belongs to that delimiter, so the part ends at `--inner--`
+    const innerEnd = text.lastIndexOf('\r\n--outer--');
     const inner = text.slice(innerStart, innerEnd);
     assert.equal(await fetch([peek([atom('2')])]), `* 3 FETCH (BODY[2] {${inner.length}}\r\n${inner})`);
     const mime = text.slice(mimeStart, innerStart);

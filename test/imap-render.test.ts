@@ -196,14 +196,14 @@ describe('BODY and BODYSTRUCTURE', () => {
     assert.equal(
       renderBodyStructure(message.mime, false),
       '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 32 1)' +
-        `("message" "rfc822" ("name" "meeting.eml") NIL NIL "7bit" 531 ${innerEnvelope} ` +
+        `("message" "rfc822" ("name" "meeting.eml") NIL NIL "7bit" 529 ${innerEnvelope} ` +
         '(("text" "plain" ("charset" "iso-8859-1") NIL NIL "quoted-printable" 25 1)' +
         '("text" "html" ("charset" "iso-8859-1") NIL NIL "quoted-printable" 32 1) "alternative") 19) "mixed")',
     );
     assert.equal(
       renderBodyStructure(message.mime, true),
       '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 32 1 NIL NIL NIL NIL)' +
-        `("message" "rfc822" ("name" "meeting.eml") NIL NIL "7bit" 531 ${innerEnvelope} ` +
+        `("message" "rfc822" ("name" "meeting.eml") NIL NIL "7bit" 529 ${innerEnvelope} ` +
         '(("text" "plain" ("charset" "iso-8859-1") NIL NIL "quoted-printable" 25 1 NIL NIL NIL NIL)' +
         '("text" "html" ("charset" "iso-8859-1") NIL NIL "quoted-printable" 32 1 NIL NIL NIL NIL) ' +
         '"alternative" ("boundary" "inner") NIL NIL NIL) 19 NIL ("attachment" ("filename" "meeting.eml")) NIL NIL) ' +

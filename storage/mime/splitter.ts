@@ -367,14 +367,24 @@ export class MimeSplitter {
       this.sink.inline(eol);
       this.pendingEol = null;
     }
-    this.sink.inline(bytes);
     const frame = this.stack[index]!;
     if (close) {
+      // RFC 2046: close-delimiter [CRLF epilogue]. The line break after `--boundary--` is the epilogue's, or,
+      // when an enclosing boundary follows at once, the CRLF that belongs to that delimiter: hold it like a
+      // body line's last line break, so an encapsulated message ends at its own `--boundary--`.
+      const n = bytes.length;
+      const eolLength = bytes[n - 1] === LF ? (n >= 2 && bytes[n - 2] === CR ? 2 : 1) : 0;
+      this.sink.inline(bytes.subarray(0, n - eolLength));
       frame.mode = 'epilogue';
       frame.boundary = null;
       this.runStart(frame.node, false);
+      if (eolLength > 0) {
+        this.beforeEolByte = bytes[n - eolLength - 1]!;
+        this.pendingEol = bytes.slice(n - eolLength);
+      }
       return;
     }
+    this.sink.inline(bytes);
     frame.mode = 'parts';
     const parent = frame.node;
     const children = parent.children!;
