@@ -4,7 +4,9 @@
  */
 import type { PluginRegistry } from '../hooks/host.ts';
 import { quotaPlugin } from './quota.ts';
+import { spamRoutingPlugin } from './spam-routing.ts';
 
 export const builtinPlugins: PluginRegistry = Object.freeze({
   quota: quotaPlugin,
+  'spam-routing': spamRoutingPlugin,
 });
