@@ -1,0 +1,153 @@
+/**
+ * LIST (RFC 3501 §6.3.8 with RFC 5258 LIST-EXTENDED: selection options SUBSCRIBED, REMOTE, RECURSIVEMATCH,
+ * SPECIAL-USE; return options SUBSCRIBED, CHILDREN, SPECIAL-USE; several patterns) and LSUB (§6.3.9).
+ * Reads storage directly (`mailboxes.list`); nothing here writes.
+ */
+import { list } from './args.ts';
+import type { Args } from './args.ts';
+import { AUTHENTICATED, command } from './command.ts';
+import { DELIMITER, baseAttributes, buildTree, patternMatcher } from './mailbox-tree.ts';
+import type { TreeNode } from './mailbox-tree.ts';
+import { decodeModifiedUtf7, encodeMailboxName, literalOrQuoted, normalizeMailboxPath } from './render.ts';
+import { ok } from './responses.ts';
+import { ImapSyntaxError } from './types.ts';
+import type { ImapToken } from './types.ts';
+import type { ImapSession } from './session.ts';
+
+interface ListRequest {
+  reference: string;
+  patterns: string[];
+  subscribedOnly: boolean;
+  recursiveMatch: boolean;
+  specialUseOnly: boolean;
+  returnSubscribed: boolean;
+  /** LIST "" "": the hierarchy delimiter query. */
+  extended: boolean;
+}
+
+function patternText(token: ImapToken, utf8: boolean): string {
+  let text: string;
+  if (token.type === 'string') text = token.value;
+  else if (token.type === 'atom' && !token.section) text = token.value;
+  else if (token.type === 'nil') text = 'NIL';
+  else throw new ImapSyntaxError('Invalid mailbox pattern');
+  if (!utf8) text = decodeModifiedUtf7(text);
+  return text;
+}
+
+function words(tokens: ImapToken[], what: string): string[] {
+  return tokens.map((token) => {
+    if (token.type !== 'atom') throw new ImapSyntaxError(`Invalid ${what}`);
+    return token.value.toUpperCase();
+  });
+}
+
+function parseList(args: Args, session: ImapSession): ListRequest {
+  const request: ListRequest = {
+    reference: '',
+    patterns: [],
+    subscribedOnly: false,
+    recursiveMatch: false,
+    specialUseOnly: false,
+    returnSubscribed: false,
+    extended: false,
+  };
+  let first = args.next('reference');
+  if (first.type === 'list') {
+    request.extended = true;
+    for (const option of words(first.items, 'selection option')) {
+      if (option === 'SUBSCRIBED') request.subscribedOnly = true;
+      else if (option === 'RECURSIVEMATCH') request.recursiveMatch = true;
+      else if (option === 'SPECIAL-USE') request.specialUseOnly = true;
+      else if (option !== 'REMOTE') throw new ImapSyntaxError(`Unsupported selection option ${option.slice(0, 30)}`);
+    }
+    if (request.recursiveMatch && !request.subscribedOnly) throw new ImapSyntaxError('RECURSIVEMATCH needs another selection option');
+    first = args.next('reference');
+  }
+  request.reference = patternText(first, session.utf8);
+  const patterns = args.next('mailbox pattern');
+  if (patterns.type === 'list') {
+    request.extended = true;
+    if (patterns.items.length === 0) throw new ImapSyntaxError('Empty pattern list');
+    request.patterns = patterns.items.map((token) => patternText(token, session.utf8));
+  } else {
+    request.patterns = [patternText(patterns, session.utf8)];
+  }
+  if (args.remaining > 0) {
+    const keyword = args.atom('RETURN');
+    if (keyword.toUpperCase() !== 'RETURN') throw new ImapSyntaxError('Expected RETURN');
+    request.extended = true;
+    for (const option of words(list(args.next('return options'), 'return options'), 'return option')) {
+      if (option === 'SUBSCRIBED') request.returnSubscribed = true;
+      else if (option !== 'CHILDREN' && option !== 'SPECIAL-USE') throw new ImapSyntaxError(`Unsupported return option ${option.slice(0, 30)}`);
+    }
+  }
+  args.end();
+  return request;
+}
+
+function name(session: ImapSession, path: string): string {
+  return literalOrQuoted(encodeMailboxName(path, session.utf8), { utf8: session.utf8 });
+}
+
+function matchers(reference: string, patterns: string[]): Array<(path: string) => boolean> {
+  return patterns.filter((p) => p !== '').map((p) => patternMatcher(normalizeMailboxPath(reference + p)));
+}
+
+export const listCommand = command({
+  name: 'LIST',
+  states: AUTHENTICATED,
+  parse: parseList,
+  async run(session, request) {
+    if (request.patterns.every((p) => p === '')) {
+      // the hierarchy delimiter and root of the reference (RFC 3501 §6.3.8)
+      const root = request.reference.includes(DELIMITER) ? request.reference.slice(0, request.reference.indexOf(DELIMITER) + 1) : '';
+      session.send(`* LIST (\\Noselect) "${DELIMITER}" ${name(session, root)}`);
+      return ok('LIST completed');
+    }
+    const tests = matchers(request.reference, request.patterns);
+    const tree = buildTree(await session.app.storage.mailboxes.list(session.userId));
+    const showSubscribed = request.subscribedOnly || request.returnSubscribed;
+    for (const node of tree) {
+      if (!tests.some((test) => test(node.path))) continue;
+      const subscribed = node.mailbox?.subscribed === true;
+      let childInfo = '';
+      if (request.subscribedOnly && !subscribed) {
+        if (!request.recursiveMatch || !node.hasSubscribedChild) continue;
+        childInfo = ' ("CHILDINFO" ("SUBSCRIBED"))';
+      }
+      if (request.specialUseOnly && !(node.mailbox?.specialUse && node.mailbox.specialUse !== '\\Inbox')) continue;
+      const attributes = baseAttributes(node);
+      if (showSubscribed && subscribed) attributes.push('\\Subscribed');
+      session.send(`* LIST (${attributes.join(' ')}) "${DELIMITER}" ${name(session, node.path)}${childInfo}`);
+    }
+    return ok('LIST completed');
+  },
+});
+
+/** LSUB: subscribed mailboxes; a level `%` stops at that is not itself subscribed is listed as \Noselect. */
+export const lsubCommand = command({
+  name: 'LSUB',
+  states: AUTHENTICATED,
+  parse(args, session) {
+    const reference = patternText(args.next('reference'), session.utf8);
+    const pattern = patternText(args.next('mailbox pattern'), session.utf8);
+    args.end();
+    return { reference, pattern };
+  },
+  async run(session, { reference, pattern }) {
+    if (pattern === '') return ok('LSUB completed');
+    const test = patternMatcher(normalizeMailboxPath(reference + pattern));
+    const tree = buildTree(await session.app.storage.mailboxes.list(session.userId));
+    for (const node of tree as TreeNode[]) {
+      if (!test(node.path)) continue;
+      const subscribed = node.mailbox?.subscribed === true;
+      if (subscribed) {
+        session.send(`* LSUB (${baseAttributes(node).filter((a) => a !== '\\Noselect').join(' ')}) "${DELIMITER}" ${name(session, node.path)}`);
+      } else if (node.hasSubscribedChild && pattern.endsWith('%')) {
+        session.send(`* LSUB (\\Noselect) "${DELIMITER}" ${name(session, node.path)}`);
+      }
+    }
+    return ok('LSUB completed');
+  },
+});

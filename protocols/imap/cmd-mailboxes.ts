@@ -1,0 +1,212 @@
+/**
+ * Mailbox management: CREATE (intermediate levels, RFC 6154 `USE (...)`), DELETE, RENAME (children move
+ * along; renaming INBOX moves its messages, RFC 3501 §6.3.5), SUBSCRIBE, UNSUBSCRIBE, STATUS. Every write goes
+ * through a pipeline function; STATUS reads storage directly.
+ */
+import type { HookContext } from '../../hooks/context.ts';
+import { createMailbox, deleteMailbox, moveMessages, renameMailbox, subscribeMailbox } from '../../hooks/pipeline/index.ts';
+import type { SpecialUse } from '../../storage/ports.ts';
+import { list } from './args.ts';
+import { AUTHENTICATED, command } from './command.ts';
+import { DELIMITER } from './mailbox-tree.ts';
+import { recentMark } from './recent.ts';
+import { encodeMailboxName, literalOrQuoted } from './render.ts';
+import { no, ok, verdictOutcome } from './responses.ts';
+import type { Outcome } from './responses.ts';
+import type { ImapSession } from './session.ts';
+import { ImapSyntaxError } from './types.ts';
+
+const SPECIAL_USES = new Map(
+  ['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash'].map((u) => [u.toLowerCase(), u as SpecialUse]),
+);
+
+/** A path with empty levels (`a//b`, `/a`) cannot be created. */
+function validPath(path: string): boolean {
+  return path.length > 0 && path.split(DELIMITER).every((part) => part.length > 0) && path.length <= 1024;
+}
+
+/** Creates the missing superior levels of `path` (RFC 3501 §6.3.3); ALREADYEXISTS races are fine. */
+async function createParents(session: ImapSession, ctx: HookContext, path: string): Promise<Outcome | null> {
+  const parts = path.split(DELIMITER);
+  for (let depth = 1; depth < parts.length; depth++) {
+    const parent = parts.slice(0, depth).join(DELIMITER);
+    if (await session.app.storage.mailboxes.getByPath(session.userId, parent)) continue;
+    const created = await createMailbox(session.app, ctx, { userId: session.userId, path: parent, subscribed: true });
+    if (!created.ok && created.verdict.code !== 'ALREADYEXISTS') return verdictOutcome(created.verdict);
+  }
+  return null;
+}
+
+export const create = command({
+  name: 'CREATE',
+  states: AUTHENTICATED,
+  parse(args, session) {
+    let path = args.mailbox(session.utf8);
+    if (path.endsWith(DELIMITER)) path = path.slice(0, -1); // "foo/" announces children to come: create "foo"
+    let specialUse: SpecialUse | null = null;
+    if (args.remaining > 0) {
+      const params = list(args.next('CREATE parameters'), 'CREATE parameters');
+      if (params.length !== 2 || params[0]!.type !== 'atom' || params[0].value.toUpperCase() !== 'USE') throw new ImapSyntaxError('Invalid CREATE parameters');
+      const uses = list(params[1], 'USE attributes');
+      if (uses.length > 1) throw new ImapSyntaxError('Only one special use per mailbox');
+      const use = uses[0];
+      if (use) {
+        if (use.type !== 'atom') throw new ImapSyntaxError('Invalid USE attribute');
+        specialUse = SPECIAL_USES.get(use.value.toLowerCase()) ?? null;
+        if (!specialUse) return { path, specialUse: null, badUse: use.value.slice(0, 30) };
+      }
+    }
+    args.end();
+    return { path, specialUse, badUse: null as string | null };
+  },
+  async run(session, { path, specialUse, badUse }, ctx) {
+    if (badUse) return no(`Unsupported special use ${badUse}`, 'USEATTR');
+    if (path === 'INBOX') return no('INBOX already exists', 'ALREADYEXISTS');
+    if (!validPath(path)) return no('Invalid mailbox name', 'CANNOT');
+    const parents = await createParents(session, ctx, path);
+    if (parents) return parents;
+    const created = await createMailbox(session.app, ctx, { userId: session.userId, path, specialUse, subscribed: true });
+    return created.ok ? ok('CREATE completed') : verdictOutcome(created.verdict);
+  },
+});
+
+export const deleteCommand = command({
+  name: 'DELETE',
+  states: AUTHENTICATED,
+  parse(args, session) {
+    const path = args.mailbox(session.utf8);
+    args.end();
+    return path;
+  },
+  async run(session, path, ctx) {
+    if (path === 'INBOX') return no('INBOX cannot be deleted', 'CANNOT');
+    const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
+    if (!mailbox) return no('No such mailbox', 'NONEXISTENT');
+    if (session.selected?.mailbox.id === mailbox.id) {
+      session.deselect();
+      session.send('* OK [CLOSED] Previous mailbox closed');
+    }
+    const deleted = await deleteMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox.id });
+    return deleted.ok ? ok('DELETE completed') : verdictOutcome(deleted.verdict);
+  },
+});
+
+export const rename = command({
+  name: 'RENAME',
+  states: AUTHENTICATED,
+  parse(args, session) {
+    const from = args.mailbox(session.utf8);
+    let to = args.mailbox(session.utf8);
+    if (to.endsWith(DELIMITER)) to = to.slice(0, -1);
+    args.end();
+    return { from, to };
+  },
+  async run(session, { from, to }, ctx) {
+    const { storage } = session.app;
+    const userId = session.userId;
+    if (!validPath(to)) return no('Invalid mailbox name', 'CANNOT');
+    if (to === 'INBOX' || (await storage.mailboxes.getByPath(userId, to))) return no('Target mailbox already exists', 'ALREADYEXISTS');
+    const source = await storage.mailboxes.getByPath(userId, from);
+    if (!source) return no('No such mailbox', 'NONEXISTENT');
+    if (from === to) return no('Source and target are the same', 'CANNOT');
+    if (to.startsWith(from + DELIMITER)) return no('Cannot move a mailbox into itself', 'CANNOT');
+    const parents = await createParents(session, ctx, to);
+    if (parents) return parents;
+    if (from !== 'INBOX') {
+      const renamed = await renameMailbox(session.app, ctx, { userId, fromPath: from, toPath: to });
+      return renamed.ok ? ok('RENAME completed') : verdictOutcome(renamed.verdict);
+    }
+    // RFC 3501: renaming INBOX moves all its messages to the new mailbox and leaves INBOX empty;
+    // INBOX's children stay where they are.
+    const created = await createMailbox(session.app, ctx, { userId, path: to, subscribed: true });
+    if (!created.ok) return verdictOutcome(created.verdict);
+    const uids = (await storage.messages.index(source.id)).map((entry) => entry.uid);
+    for (let i = 0; i < uids.length; i += 1000) {
+      const moved = await moveMessages(session.app, ctx, { userId, mailboxId: source.id, uids: uids.slice(i, i + 1000), targetMailboxId: created.value.id });
+      if (!moved.ok) return verdictOutcome(moved.verdict);
+    }
+    return ok('RENAME completed');
+  },
+});
+
+function subscription(name: 'SUBSCRIBE' | 'UNSUBSCRIBE', subscribed: boolean) {
+  return command({
+    name,
+    states: AUTHENTICATED,
+    parse(args, session) {
+      const path = args.mailbox(session.utf8);
+      args.end();
+      return path;
+    },
+    async run(session, path, ctx) {
+      const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
+      if (!mailbox) return subscribed ? no('No such mailbox', 'NONEXISTENT') : ok(`${name} completed`);
+      const result = await subscribeMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox.id, subscribed });
+      return result.ok ? ok(`${name} completed`) : verdictOutcome(result.verdict);
+    },
+  });
+}
+
+export const subscribe = subscription('SUBSCRIBE', true);
+export const unsubscribe = subscription('UNSUBSCRIBE', false);
+
+const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'APPENDLIMIT']);
+
+export const status = command({
+  name: 'STATUS',
+  states: AUTHENTICATED,
+  parse(args, session) {
+    const path = args.mailbox(session.utf8);
+    const items = list(args.next('status items'), 'status items').map((token) => {
+      const item = token.type === 'atom' ? token.value.toUpperCase() : '';
+      if (!STATUS_ITEMS.has(item)) throw new ImapSyntaxError('Invalid status item');
+      return item;
+    });
+    if (items.length === 0) throw new ImapSyntaxError('Missing status items');
+    args.end();
+    return { path, items: [...new Set(items)] };
+  },
+  async run(session, { path, items }) {
+    const { storage } = session.app;
+    const mailbox = await storage.mailboxes.getByPath(session.userId, path);
+    if (!mailbox) return no('No such mailbox', 'NONEXISTENT');
+    if (items.includes('HIGHESTMODSEQ')) session.enabled.add('CONDSTORE');
+    const counters = await storage.mailboxes.counters(mailbox.id);
+    const values: string[] = [];
+    for (const item of items) {
+      let value: number;
+      switch (item) {
+        case 'MESSAGES':
+          value = counters.messages;
+          break;
+        case 'RECENT': {
+          const mark = await recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity);
+          value = mark >= mailbox.uidNext - 1 ? 0 : (await storage.messages.index(mailbox.id)).filter((e) => e.uid > mark).length;
+          break;
+        }
+        case 'UIDNEXT':
+          value = mailbox.uidNext;
+          break;
+        case 'UIDVALIDITY':
+          value = mailbox.uidValidity;
+          break;
+        case 'UNSEEN':
+          value = counters.unseen;
+          break;
+        case 'HIGHESTMODSEQ':
+          value = mailbox.highestModseq;
+          break;
+        case 'SIZE':
+          value = counters.size;
+          break;
+        default:
+          value = session.app.config.limits.maxMessageSize;
+      }
+      values.push(`${item} ${value}`);
+    }
+    session.send(`* STATUS ${literalOrQuoted(encodeMailboxName(mailbox.path, session.utf8), { utf8: session.utf8 })} (${values.join(' ')})`);
+    return ok('STATUS completed');
+  },
+});
+
+export const MAILBOX_COMMANDS = [create, deleteCommand, rename, subscribe, unsubscribe, status];

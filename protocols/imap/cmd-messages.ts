@@ -1,0 +1,262 @@
+/**
+ * Commands on messages of the selected mailbox, by sequence number or UID: FETCH (RFC 3501 §6.4.5, RFC 7162
+ * CHANGEDSINCE), STORE (±FLAGS, .SILENT, UNCHANGEDSINCE → [MODIFIED]), SEARCH, COPY ([COPYUID], RFC 4315) and
+ * MOVE (RFC 6851). Reads go to storage directly; writes through updateFlags / copyMessages / moveMessages.
+ */
+import type { HookContext } from '../../hooks/context.ts';
+import { copyMessages, moveMessages, updateFlags } from '../../hooks/pipeline/index.ts';
+import { readAll, readHeader } from '../../storage/mime/index.ts';
+import type { MessageRecord } from '../../storage/ports.ts';
+import { flagList, list, number } from './args.ts';
+import type { Args } from './args.ts';
+import { SELECTED, command } from './command.ts';
+import type { CommandSpec } from './command.ts';
+import { parseFetch, renderFetch } from './fetch.ts';
+import { parseSearch, search } from './search.ts';
+import { formatSequenceSet, parseSequenceSet, selectUids, sequenceNumbers } from './sequence.ts';
+import type { SequenceSet } from './sequence.ts';
+import { renderFlags } from './render.ts';
+import { no, ok, verdictOutcome } from './responses.ts';
+import type { ImapSession } from './session.ts';
+import { ImapSyntaxError } from './types.ts';
+
+/** UIDs (ascending) a set names in the client's view. A sequence number beyond EXISTS is BAD (RFC 9051 §6.4.5). */
+export function resolveSet(session: ImapSession, set: SequenceSet, uid: boolean): number[] {
+  const view = session.selected!;
+  if (uid) return selectUids(set, view.uids);
+  for (const range of set) {
+    if (range.start !== '*' && range.end !== '*' && Math.max(range.start, range.end) > view.exists) {
+      throw new ImapSyntaxError('Invalid message sequence number');
+    }
+  }
+  return sequenceNumbers(set, view.exists).map((seq) => view.uids[seq - 1]!);
+}
+
+function sequenceArg(args: Args): SequenceSet {
+  return parseSequenceSet(args.atom('sequence set'));
+}
+
+// --- FETCH ------------------------------------------------------------------------------------------------
+
+function fetchCommand(uid: boolean): CommandSpec<unknown> {
+  return command({
+    name: uid ? 'UID FETCH' : 'FETCH',
+    states: SELECTED,
+    expunge: uid,
+    parse(args, session) {
+      const set = sequenceArg(args);
+      const plan = parseFetch(args.rest(), { uid, condstore: session.condstore, utf8: session.utf8 });
+      return { set, plan };
+    },
+    async run(session, { set, plan }, ctx) {
+      const view = session.selected!;
+      const { storage } = session.app;
+      if (plan.enablesCondstore) session.enabled.add('CONDSTORE');
+      let uids = resolveSet(session, set, uid);
+      const since = plan.changedSince;
+      if (since !== null) uids = uids.filter((u) => (view.entry(u)?.modseq ?? 0) > since);
+      const seen = new Set<number>();
+      if (plan.setsSeen && !view.readOnly) {
+        const unseen = uids.filter((u) => view.entry(u) && !view.entry(u)!.flags.includes('\\Seen'));
+        if (unseen.length > 0) {
+          const update = { action: 'add' as const, flags: ['\\Seen'] };
+          const result = await updateFlags(session.app, ctx, { userId: session.userId, mailboxId: view.mailbox.id, uids: unseen, update });
+          if (!result.ok) return verdictOutcome(result.verdict);
+          view.applyFlags(result.value.changed);
+          for (const change of result.value.changed) seen.add(change.uid);
+        }
+      }
+      let missing = false;
+      for (const u of uids) {
+        const entry = view.entry(u);
+        if (!entry) {
+          missing = true;
+          continue;
+        }
+        let record: MessageRecord | null | undefined;
+        if (plan.needsRecord || plan.needsContent) {
+          record = await storage.messages.get(view.mailbox.id, u);
+          if (!record) {
+            missing = true;
+            continue;
+          }
+        }
+        const content = plan.needsContent ? await storage.messages.content(record!.id) : undefined;
+        if (plan.needsContent && !content) {
+          missing = true;
+          continue;
+        }
+        const pieces = await renderFetch(plan, {
+          seq: view.seqOf(u),
+          entry: view.entry(u)!,
+          record,
+          content,
+          blobs: storage.blobs,
+          recent: view.recent.has(u),
+          flagsChanged: seen.has(u),
+        });
+        await session.sendPieces(pieces);
+      }
+      return missing ? ok('Some messages were expunged meanwhile', 'EXPUNGEISSUED') : ok(`${uid ? 'UID FETCH' : 'FETCH'} completed`);
+    },
+  });
+}
+
+// --- STORE ------------------------------------------------------------------------------------------------
+
+const STORE_ITEM = /^([+-]?)FLAGS(\.SILENT)?$/i;
+
+function storeCommand(uid: boolean): CommandSpec<unknown> {
+  return command({
+    name: uid ? 'UID STORE' : 'STORE',
+    states: SELECTED,
+    expunge: uid,
+    parse(args) {
+      const set = sequenceArg(args);
+      let unchangedSince: number | undefined;
+      const next = args.peek();
+      if (next?.type === 'list') {
+        const modifiers = list(args.next('modifiers'), 'modifiers');
+        const name = modifiers[0];
+        if (modifiers.length !== 2 || name?.type !== 'atom' || name.value.toUpperCase() !== 'UNCHANGEDSINCE') throw new ImapSyntaxError('Invalid STORE modifier');
+        unchangedSince = number(modifiers[1], 'UNCHANGEDSINCE value', Number.MAX_SAFE_INTEGER);
+      }
+      const item = STORE_ITEM.exec(args.atom('STORE data item'));
+      if (!item) throw new ImapSyntaxError('Invalid STORE data item');
+      const rest = args.rest();
+      const tokens = rest.length === 1 && rest[0]!.type === 'list' ? rest[0].items : rest;
+      if (rest.length === 0) throw new ImapSyntaxError('Missing flags');
+      const flags = flagList(tokens).filter((f) => f !== '\\Recent'); // \Recent cannot be stored (RFC 3501 §2.3.2)
+      const action = item[1] === '+' ? ('add' as const) : item[1] === '-' ? ('remove' as const) : ('set' as const);
+      return { set, action, flags, silent: Boolean(item[2]), unchangedSince };
+    },
+    async run(session, { set, action, flags, silent, unchangedSince }, ctx) {
+      const view = session.selected!;
+      if (view.readOnly) return no('Mailbox is read-only', 'READ-ONLY');
+      if (unchangedSince !== undefined) session.enabled.add('CONDSTORE');
+      const uids = resolveSet(session, set, uid).filter((u) => view.entry(u));
+      if (uids.length > 0 && (flags.length > 0 || action === 'set')) {
+        const update = { action, flags, ...(unchangedSince !== undefined ? { unchangedSince } : {}) };
+        const result = await updateFlags(session.app, ctx, { userId: session.userId, mailboxId: view.mailbox.id, uids, update });
+        if (!result.ok) return verdictOutcome(result.verdict);
+        if (view.applyFlags(result.value.changed)) for (const line of view.flagsResponses()) session.send(line);
+        const modified = new Set(result.value.modified);
+        for (const u of uids) {
+          const entry = view.entry(u);
+          if (!entry || modified.has(u) || silent) continue;
+          const flagsText = view.recent.has(u) ? [...entry.flags, '\\Recent'] : entry.flags;
+          const parts = [`FLAGS ${renderFlags(flagsText)}`];
+          if (uid) parts.push(`UID ${u}`);
+          if (session.condstore) parts.push(`MODSEQ (${entry.modseq})`);
+          session.send(`* ${view.seqOf(u)} FETCH (${parts.join(' ')})`);
+        }
+        if (modified.size > 0) {
+          const numbers = [...modified].map((u) => (uid ? u : view.seqOf(u))).filter((n) => n > 0);
+          return ok('Conditional STORE failed for some messages', `MODIFIED ${formatSequenceSet(numbers)}`);
+        }
+      }
+      return ok(`${uid ? 'UID STORE' : 'STORE'} completed`);
+    },
+  });
+}
+
+// --- SEARCH -----------------------------------------------------------------------------------------------
+
+function searchCommand(uid: boolean): CommandSpec<unknown> {
+  return command({
+    name: uid ? 'UID SEARCH' : 'SEARCH',
+    states: SELECTED,
+    expunge: uid,
+    parse(args, session) {
+      const first = args.peek();
+      if (first?.type === 'atom' && first.value.toUpperCase() === 'RETURN') throw new ImapSyntaxError('SEARCH RETURN (ESEARCH) is not supported');
+      return parseSearch(args.rest(), { utf8: session.utf8 });
+    },
+    async run(session, query) {
+      const view = session.selected!;
+      const { storage } = session.app;
+      if (query.usesModseq) session.enabled.add('CONDSTORE');
+      const records = new Map<number, Promise<MessageRecord | null>>();
+      const record = (u: number) => {
+        let found = records.get(u);
+        if (!found) records.set(u, (found = storage.messages.get(view.mailbox.id, u)));
+        return found;
+      };
+      const result = await search(query, {
+        entries: view.viewEntries(),
+        recent: view.recent,
+        loadRecord: record,
+        async loadSearchText(u) {
+          const r = await record(u);
+          return r ? storage.messages.searchText(r.id) : null;
+        },
+        async loadHeaders(u) {
+          const r = await record(u);
+          const content = r ? await storage.messages.content(r.id) : null;
+          if (!r || !content) return null;
+          return new TextDecoder().decode(await readAll(readHeader(content, storage.blobs, r.mime)));
+        },
+      });
+      const found = result.uids.filter((u) => !view.isExpunged(u));
+      const numbers = uid ? found : found.map((u) => view.seqOf(u));
+      const modseq = result.highestModseq !== null && found.length > 0 ? ` (MODSEQ ${result.highestModseq})` : '';
+      session.send(`* SEARCH${numbers.map((n) => ` ${n}`).join('')}${modseq}`);
+      return ok(`${uid ? 'UID SEARCH' : 'SEARCH'} completed`);
+    },
+  });
+}
+
+// --- COPY and MOVE ----------------------------------------------------------------------------------------
+
+function transferCommand(verb: 'COPY' | 'MOVE', uid: boolean): CommandSpec<unknown> {
+  const name = uid ? `UID ${verb}` : verb;
+  return command({
+    name,
+    states: SELECTED,
+    expunge: uid || verb === 'MOVE',
+    parse(args, session) {
+      const set = sequenceArg(args);
+      const path = args.mailbox(session.utf8);
+      args.end();
+      return { set, path };
+    },
+    async run(session, { set, path }, ctx: HookContext) {
+      const view = session.selected!;
+      const { storage } = session.app;
+      if (verb === 'MOVE' && view.readOnly) return no('Mailbox is read-only', 'READ-ONLY');
+      const target = await storage.mailboxes.getByPath(session.userId, path);
+      if (!target) return no('No such mailbox', 'TRYCREATE');
+      const uids = resolveSet(session, set, uid).filter((u) => view.entry(u));
+      if (uids.length === 0) return ok(`${name} completed, nothing to do`);
+      const input = { userId: session.userId, mailboxId: view.mailbox.id, uids, targetMailboxId: target.id };
+      const result = verb === 'COPY' ? await copyMessages(session.app, ctx, input) : await moveMessages(session.app, ctx, input);
+      if (!result.ok) return verdictOutcome(result.verdict, { target: true });
+      const { mappings, uidValidity } = result.value;
+      const copyUid =
+        mappings.length > 0
+          ? `COPYUID ${uidValidity} ${formatSequenceSet(mappings.map((m) => m.sourceUid), { sort: false })} ${formatSequenceSet(
+              mappings.map((m) => m.destinationUid),
+              { sort: false },
+            )}`
+          : null;
+      if (target.id === view.mailbox.id) await view.sync(true);
+      if (verb === 'COPY') return ok(`${name} completed`, copyUid);
+      if (copyUid) session.send(`* OK [${copyUid}] Moved`);
+      for (const seq of view.remove(mappings.map((m) => m.sourceUid))) session.send(`* ${seq} EXPUNGE`);
+      return ok(`${name} completed`);
+    },
+  });
+}
+
+export const MESSAGE_COMMANDS: CommandSpec<unknown>[] = [
+  fetchCommand(false),
+  fetchCommand(true),
+  storeCommand(false),
+  storeCommand(true),
+  searchCommand(false),
+  searchCommand(true),
+  transferCommand('COPY', false),
+  transferCommand('COPY', true),
+  transferCommand('MOVE', false),
+  transferCommand('MOVE', true),
+];

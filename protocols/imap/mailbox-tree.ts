@@ -1,0 +1,68 @@
+/**
+ * The mailbox hierarchy as LIST and LSUB see it (RFC 3501 §6.3.8–9, RFC 5258 LIST-EXTENDED, RFC 3348
+ * CHILDREN, RFC 6154 SPECIAL-USE): stored mailboxes plus the missing intermediate levels (`a` when only `a/b`
+ * exists), which are listed as `\Noselect`, and the `%` / `*` pattern matching.
+ */
+import type { MailboxRecord } from '../../storage/ports.ts';
+
+export const DELIMITER = '/';
+
+export interface TreeNode {
+  path: string;
+  /** The stored mailbox, or null for a missing intermediate level. */
+  mailbox: MailboxRecord | null;
+  hasChildren: boolean;
+  /** Some descendant is subscribed (LIST-EXTENDED RECURSIVEMATCH, LSUB `%`). */
+  hasSubscribedChild: boolean;
+}
+
+/** Every stored mailbox and every missing ancestor, sorted with INBOX first. */
+export function buildTree(mailboxes: readonly MailboxRecord[]): TreeNode[] {
+  const nodes = new Map<string, TreeNode>();
+  for (const mailbox of mailboxes) nodes.set(mailbox.path, { path: mailbox.path, mailbox, hasChildren: false, hasSubscribedChild: false });
+  for (const mailbox of mailboxes) {
+    const parts = mailbox.path.split(DELIMITER);
+    for (let depth = parts.length - 1; depth >= 1; depth--) {
+      const parent = parts.slice(0, depth).join(DELIMITER);
+      let node = nodes.get(parent);
+      if (!node) {
+        node = { path: parent, mailbox: null, hasChildren: true, hasSubscribedChild: false };
+        nodes.set(parent, node);
+      }
+      node.hasChildren = true;
+      if (mailbox.subscribed) node.hasSubscribedChild = true;
+    }
+  }
+  return [...nodes.values()].sort((a, b) => {
+    const ai = a.path === 'INBOX' || a.path.startsWith('INBOX/');
+    const bi = b.path === 'INBOX' || b.path.startsWith('INBOX/');
+    if (ai !== bi) return ai ? -1 : 1;
+    return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+  });
+}
+
+function escape(text: string): string {
+  return text.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * A matcher for a LIST pattern (reference already joined): `*` matches anything, `%` anything but the
+ * delimiter. INBOX is case-insensitive: `inbox` and `in*` find INBOX.
+ */
+export function patternMatcher(pattern: string): (path: string) => boolean {
+  const source = '^' + [...pattern].map((c) => (c === '*' ? '.*' : c === '%' ? `[^${escape(DELIMITER)}]*` : escape(c))).join('') + '$';
+  const exact = new RegExp(source, 's');
+  const folded = new RegExp(source, 'is');
+  // the pattern's INBOX prefix is normalized by the caller (`inbox/%` → `INBOX/%`); INBOX itself also
+  // matches case-folded patterns such as `in*`
+  return (path: string) => exact.test(path) || (path === 'INBOX' && folded.test(path));
+}
+
+/** Attributes every LIST response carries: children, \Noselect, special use. */
+export function baseAttributes(node: TreeNode): string[] {
+  const attributes = [node.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
+  if (!node.mailbox) attributes.push('\\Noselect');
+  const use = node.mailbox?.specialUse;
+  if (use && use !== '\\Inbox') attributes.push(use);
+  return attributes;
+}

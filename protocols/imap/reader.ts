@@ -1,0 +1,280 @@
+/**
+ * The IMAP command reader: pulls whole commands (tag, verb, argument tokens, literals) out of the socket's
+ * byte stream, enforcing every limit while reading, before anything is buffered:
+ *
+ * - a command line (all its line segments together) longer than `maxLineLength` → BAD, then the session closes
+ *   (the rest of an endless line is never read);
+ * - a literal outside APPEND larger than `maxLiteralSize` (all of a command's literals together) → BAD without
+ *   the continuation request; a non-synchronizing one (`{n+}`) cannot be skipped unread → BAD and close;
+ * - APPEND's message literal larger than `maxAppendSize` → `NO [TOOBIG]` before a single byte of it is read
+ *   (no continuation for `{n}`; close for `{n+}`, so a 1 GB announcement is never read).
+ *
+ * APPEND's message literal is delivered as `{ type: 'literal', body }`: kept in memory up to
+ * `memoryThreshold`, otherwise spooled to a temp file in `spoolDir`, removed by `release()` after the command.
+ * `readLine` gives raw lines for IDLE's DONE and AUTHENTICATE continuations.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputBuffer } from './input.ts';
+import type { LineResult } from './input.ts';
+import { CommandTokenizer } from './tokenizer.ts';
+import type { LiteralRequest } from './tokenizer.ts';
+import { ImapSyntaxError } from './types.ts';
+import type { ImapCommand, ImapToken, LiteralBody } from './types.ts';
+
+export interface ReaderOptions {
+  maxLineLength: number;
+  maxLiteralSize: number;
+  /** Largest APPEND message literal (limits.maxMessageSize). */
+  maxAppendSize: number;
+  /** Directory for spooled APPEND literals (`<dataDir>/tmp`). */
+  spoolDir: string;
+  /** APPEND literals up to this size stay in memory. */
+  memoryThreshold?: number;
+  /** Writes the continuation request for a synchronizing literal. */
+  continuation(): Promise<void>;
+}
+
+export type ReadResult =
+  | { type: 'command'; command: ImapCommand; release(): Promise<void> }
+  /** Refused before (or while) reading it: answer `tag status [code] text`; `close` ends the session. */
+  | { type: 'reject'; tag: string | null; verb: string | null; status: 'BAD' | 'NO'; code: string | null; text: string; close: boolean }
+  | { type: 'end' };
+
+const TAG = /^[\x21\x23-\x24\x26-\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+$/; // ASTRING-CHAR minus "+"
+const VERB = /^[A-Za-z][A-Za-z0-9.-]*$/;
+const CRLF = new Uint8Array([0x0d, 0x0a]);
+const DEFAULT_MEMORY_THRESHOLD = 128 * 1024;
+
+class Rejected extends Error {
+  readonly status: 'BAD' | 'NO';
+  readonly code: string | null;
+  readonly close: boolean;
+  constructor(status: 'BAD' | 'NO', code: string | null, text: string, close: boolean) {
+    super(text);
+    this.status = status;
+    this.code = code;
+    this.close = close;
+  }
+}
+
+export class CommandReader {
+  readonly input: InputBuffer;
+  readonly #options: ReaderOptions;
+
+  constructor(input: InputBuffer, options: ReaderOptions) {
+    this.input = input;
+    this.#options = options;
+  }
+
+  /** A raw line (IDLE's DONE, an AUTHENTICATE response). `null` when the connection ended or the line is too long. */
+  async readLine(): Promise<Uint8Array | null> {
+    const line = await this.input.readLine(this.#options.maxLineLength);
+    return line.type === 'line' ? line.bytes : null;
+  }
+
+  /** Puts a raw line back so the next `readCommand` parses it (a command sent instead of DONE). */
+  unreadLine(line: Uint8Array): void {
+    const bytes = new Uint8Array(line.length + 2);
+    bytes.set(line, 0);
+    bytes.set(CRLF, line.length);
+    this.input.unshift(bytes);
+  }
+
+  /** The next complete command; empty lines are skipped. */
+  async readCommand(): Promise<ReadResult> {
+    const { maxLineLength } = this.#options;
+    let first: LineResult;
+    do first = await this.input.readLine(maxLineLength);
+    while (first.type === 'line' && first.bytes.length === 0);
+    if (first.type === 'end') return { type: 'end' };
+    if (first.type === 'toolong') return reject(null, null, 'BAD', null, 'Command line too long', true);
+
+    const line = first.bytes;
+    const head = /^([^ ]*)(?: ([^ ]*))?/.exec(latin1(line.subarray(0, 200)))!;
+    const tag = head[1]!;
+    if (!TAG.test(tag)) return this.#skip(line, reject(null, null, 'BAD', null, 'Invalid tag', false));
+    let verb = head[2] ?? '';
+    if (!VERB.test(verb)) return this.#skip(line, reject(tag, null, 'BAD', null, verb ? 'Invalid command' : 'Missing command', false));
+    let offset = tag.length + 1 + verb.length;
+    verb = verb.toUpperCase();
+    if (verb === 'UID') {
+      const sub = /^ ([A-Za-z]+)/.exec(latin1(line.subarray(offset, offset + 40)));
+      if (!sub) return this.#skip(line, reject(tag, null, 'BAD', null, 'Missing UID command', false));
+      verb = `UID ${sub[1]!.toUpperCase()}`;
+      offset += sub[0].length;
+    }
+    const releases: Array<() => Promise<void>> = [];
+    const release = async () => {
+      for (const r of releases.splice(0)) await r().catch(() => {});
+    };
+    try {
+      const args = await this.#arguments(verb, line, offset, releases);
+      return { type: 'command', command: { tag, verb, args }, release };
+    } catch (err) {
+      await release();
+      if (err instanceof Rejected) return reject(tag, verb, err.status, err.code, err.message, err.close);
+      if (err instanceof ImapSyntaxError) return this.#skipTail(reject(tag, verb, 'BAD', err.code, err.message, false));
+      if (this.input.ended) return { type: 'end' };
+      throw err;
+    }
+  }
+
+  /** The line being parsed when a syntax error was found, for `#skipTail`. */
+  #current: Uint8Array | null = null;
+
+  async #arguments(verb: string, first: Uint8Array, offset: number, releases: Array<() => Promise<void>>): Promise<ImapToken[]> {
+    const { maxLineLength, maxLiteralSize } = this.#options;
+    const tokenizer = new CommandTokenizer();
+    let line = first;
+    let lineBytes = first.length;
+    let literalBytes = 0;
+    for (;;) {
+      this.#current = line;
+      const literal = tokenizer.feed(line, offset);
+      if (!literal) return tokenizer.finish();
+      this.#current = null;
+      if (isAppendMessage(verb, tokenizer)) {
+        tokenizer.pushLiteral(await this.#appendLiteral(literal, releases));
+      } else {
+        if (literalBytes + literal.size > maxLiteralSize) {
+          throw new Rejected('BAD', literal.sync ? null : 'TOOBIG', 'Literal too large', !literal.sync);
+        }
+        literalBytes += literal.size;
+        if (literal.sync) await this.#options.continuation();
+        const bytes = await this.input.readBytes(literal.size);
+        if (!literal.binary && bytes.includes(0)) {
+          const rest = await this.input.readLine(maxLineLength - lineBytes);
+          this.#current = rest.type === 'line' ? rest.bytes : null;
+          throw new ImapSyntaxError('NUL in literal');
+        }
+        tokenizer.pushLiteral(literal.binary ? binaryString(bytes) : { type: 'string', value: decodeLoose(bytes), bytes, literal: true });
+      }
+      const next = await this.input.readLine(maxLineLength - lineBytes);
+      if (next.type === 'end') throw new Error('connection closed');
+      if (next.type === 'toolong') throw new Rejected('BAD', null, 'Command line too long', true);
+      line = next.bytes;
+      lineBytes += line.length;
+      offset = 0;
+    }
+  }
+
+  async #appendLiteral(literal: LiteralRequest, releases: Array<() => Promise<void>>): Promise<ImapToken> {
+    const { maxAppendSize, spoolDir } = this.#options;
+    if (literal.size > maxAppendSize) {
+      throw new Rejected('NO', 'TOOBIG', `Message exceeds the maximum size of ${maxAppendSize} bytes`, !literal.sync);
+    }
+    if (literal.sync) await this.#options.continuation();
+    if (literal.size <= (this.#options.memoryThreshold ?? DEFAULT_MEMORY_THRESHOLD)) {
+      const bytes = await this.input.readBytes(literal.size);
+      return { type: 'literal', body: memoryBody(bytes) };
+    }
+    const path = join(spoolDir, `append-${randomUUID()}.tmp`);
+    releases.push(() => rm(path, { force: true }));
+    try {
+      await mkdir(spoolDir, { recursive: true });
+      const file = await open(path, 'w');
+      try {
+        for await (const chunk of this.input.read(literal.size)) await file.write(chunk);
+      } finally {
+        await file.close();
+      }
+    } catch (err) {
+      if (this.input.ended) throw err;
+      throw new Rejected('NO', 'SERVERBUG', 'Could not receive the message, try again later', true);
+    }
+    return { type: 'literal', body: fileBody(path, literal.size) };
+  }
+
+  /** After a syntax error in the first line: nothing of the command was consumed beyond that line. */
+  async #skip(line: Uint8Array, result: ReadResult): Promise<ReadResult> {
+    this.#current = line;
+    return this.#skipTail(result);
+  }
+
+  /**
+   * After a syntax error the rest of the command is dropped. A line that ended in a non-synchronizing literal
+   * is followed by that literal and another line segment, which are skipped too (or the session closes when
+   * the literal is too large to skip).
+   */
+  async #skipTail(result: ReadResult): Promise<ReadResult> {
+    let line = this.#current;
+    this.#current = null;
+    while (line) {
+      const match = /\{(\d{1,12})\+\}$/.exec(latin1(line.subarray(Math.max(0, line.length - 16))));
+      if (!match) break;
+      const size = Number(match[1]);
+      if (size > this.#options.maxLiteralSize) return result.type === 'reject' ? { ...result, close: true } : result;
+      for await (const _chunk of this.input.read(size)) {
+        // discarded
+      }
+      const next = await this.input.readLine(this.#options.maxLineLength);
+      if (next.type !== 'line') return next.type === 'end' ? { type: 'end' } : result.type === 'reject' ? { ...result, close: true } : result;
+      line = next.bytes;
+    }
+    return result;
+  }
+}
+
+function reject(tag: string | null, verb: string | null, status: 'BAD' | 'NO', code: string | null, text: string, close: boolean): ReadResult {
+  return { type: 'reject', tag, verb, status, code, text, close };
+}
+
+/** APPEND's message is the first literal after the mailbox name at top level, or inside `UTF8 (...)` (RFC 6855). */
+function isAppendMessage(verb: string, tokenizer: CommandTokenizer): boolean {
+  if (verb !== 'APPEND') return false;
+  const root = tokenizer.root;
+  if (tokenizer.depth === 0) return root.length >= 1;
+  if (tokenizer.depth === 1 && tokenizer.current.length === 0) {
+    const before = root[root.length - 1];
+    return before?.type === 'atom' && before.value.toUpperCase() === 'UTF8';
+  }
+  return false;
+}
+
+function latin1(bytes: Uint8Array): string {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return s;
+}
+
+const loose = new TextDecoder('utf-8');
+
+function decodeLoose(bytes: Uint8Array): string {
+  return loose.decode(bytes);
+}
+
+function binaryString(bytes: Uint8Array): ImapToken {
+  return { type: 'string', value: decodeLoose(bytes), bytes, literal: true };
+}
+
+function memoryBody(bytes: Uint8Array): LiteralBody {
+  return {
+    size: bytes.length,
+    stream: async function* () {
+      yield bytes;
+    },
+  };
+}
+
+function fileBody(path: string, size: number): LiteralBody {
+  return {
+    size,
+    stream: async function* () {
+      const file = await open(path, 'r');
+      try {
+        const chunk = new Uint8Array(64 * 1024);
+        let position = 0;
+        while (position < size) {
+          const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - position), position);
+          if (bytesRead === 0) break;
+          position += bytesRead;
+          yield chunk.slice(0, bytesRead);
+        }
+      } finally {
+        await file.close();
+      }
+    },
+  };
+}

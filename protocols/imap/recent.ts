@@ -1,0 +1,50 @@
+/**
+ * `\Recent` (RFC 3501 §2.3.2): a message is recent in exactly one session, the first to see it.
+ *
+ * Kept as one number per mailbox in the ephemeral store: the highest UID already given out as recent
+ * (`imap:recent:<mailboxId>:<uidValidity>`). A read-write SELECT, and every later EXISTS in that session, claims
+ * the UIDs above it: under a short lock, read the mark, raise it to the highest UID the session now knows, and
+ * keep the UIDs in between as this session's recent messages. Because UIDs only grow, the claimed ranges of
+ * two sessions never overlap, so each message is recent to at most one session, across server instances too
+ * when the ephemeral store is Redis. EXAMINE and STATUS only read the mark (EXAMINE must not clear \Recent).
+ *
+ * The mark lives in the ephemeral store: after it is lost (an embedded server restarts), the first session
+ * to select a mailbox sees its messages as recent once more, which RFC 3501 permits ("the server cannot
+ * determine ... all messages are recent" is an allowed approximation).
+ */
+import type { EphemeralPort, Id } from '../../storage/ports.ts';
+
+const TTL_MS = 30 * 24 * 3600 * 1000;
+const LOCK_MS = 5000;
+
+function key(mailboxId: Id, uidValidity: number): string {
+  return `imap:recent:${mailboxId}:${uidValidity}`;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Highest UID already given out as recent (0 when none). */
+export function recentMark(ephemeral: EphemeralPort, mailboxId: Id, uidValidity: number): Promise<number> {
+  return ephemeral.get(key(mailboxId, uidValidity));
+}
+
+/**
+ * Claims UIDs up to `upTo` for the calling session. Returns the previous mark: the caller's recent messages
+ * are those with `mark < uid <= upTo`. When the lock cannot be had, nothing is claimed (returns `upTo`).
+ */
+export async function claimRecent(ephemeral: EphemeralPort, mailboxId: Id, uidValidity: number, upTo: number): Promise<number> {
+  const k = key(mailboxId, uidValidity);
+  let token: string | null = null;
+  for (let attempt = 0; attempt < 50 && !token; attempt++) {
+    token = await ephemeral.lock(`${k}:lock`, LOCK_MS);
+    if (!token) await sleep(5 + attempt);
+  }
+  if (!token) return upTo;
+  try {
+    const mark = await ephemeral.get(k);
+    if (upTo > mark) await ephemeral.incr(k, upTo - mark, TTL_MS);
+    return mark;
+  } finally {
+    await ephemeral.unlock(`${k}:lock`, token).catch(() => false);
+  }
+}

@@ -1,0 +1,424 @@
+/**
+ * One IMAP connection: the state machine (not authenticated → authenticated → selected → logout), the
+ * command loop, response writing with backpressure, and the selected-mailbox notifications.
+ *
+ *   reader.readCommand()            limits enforced while reading         ── BAD / NO [TOOBIG]
+ *   table lookup, state check       generic, before anything runs         ── BAD
+ *   spec.parse(args)                syntax                                ── BAD
+ *   runCommand(imap.command.VERB)   plugins deny / implement              ── NO [code]
+ *   spec.run(...)                   one pipeline call or storage read     ── OK / NO [code]
+ *   selected.sync + flush           EXISTS / EXPUNGE / FETCH FLAGS where RFC 3501 allows
+ *   tag OK|NO|BAD                   one structured log line per command
+ *
+ * A plugin implementing a command answers `{ untagged?: string[], status?: 'OK'|'NO'|'BAD', code?, text? }`.
+ */
+import { join, resolve } from 'node:path';
+import type { App } from '../../hooks/app.ts';
+import { createContext, createSession } from '../../hooks/context.ts';
+import type { HookContext, Session } from '../../hooks/context.ts';
+import { authenticate, closeSession, connectSession, listCapabilities, runCommand } from '../../hooks/pipeline/index.ts';
+import type { CommandResult } from '../../hooks/types.ts';
+import type { Duplex } from 'node:stream';
+import { Args } from './args.ts';
+import type { ImapState } from './command.ts';
+import { COMMANDS } from './commands.ts';
+import { InputBuffer } from './input.ts';
+import { CommandReader } from './reader.ts';
+import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
+import type { Outcome, Status } from './responses.ts';
+import { SelectedMailbox } from './selected.ts';
+import { ImapSyntaxError } from './types.ts';
+import type { ImapCommand, ResponsePiece } from './types.ts';
+
+/**
+ * What the session needs of a connection: protocols/listener.ts `Connection` satisfies it, and so does
+ * `duplexConnection()` over any Duplex (tests).
+ */
+export interface ImapConnection {
+  readonly id: string;
+  /** Current stream; replaced by `upgradeToTls()`. */
+  readonly socket: Duplex;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly secure: boolean;
+  readonly isLoopback: boolean;
+  /** Set when the listener will not serve this client (per-IP limit): say BYE only. */
+  readonly refused: string | null;
+  readonly canStartTls: boolean;
+  readonly closed: boolean;
+  /** Goodbye notices the transport calls before it closes the connection itself. */
+  onIdleTimeout: ((conn: never) => void | Promise<void>) | null;
+  onShutdown: ((conn: never) => void | Promise<void>) | null;
+  upgradeToTls(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+const CRLF = encoder.encode('\r\n');
+const FLUSH_AT = 64 * 1024;
+
+export class ImapSession {
+  readonly app: App;
+  readonly conn: ImapConnection;
+  /** The hook-level session (id, user, logger, plugin data). */
+  readonly session: Session;
+  state: ImapState = 'not-authenticated';
+  selected: SelectedMailbox | null = null;
+  /** ENABLEd extensions (RFC 5161), and CONDSTORE turned on by its first use (RFC 7162 §3.1). */
+  readonly enabled = new Set<string>();
+  readonly reader: CommandReader;
+  readonly #input: InputBuffer;
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #bad = 0;
+  #closing = false;
+  #changed: (() => void) | null = null;
+
+  constructor(app: App, conn: ImapConnection) {
+    this.app = app;
+    this.conn = conn;
+    this.session = createSession(app.log, { protocol: 'imap', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort });
+    this.#input = new InputBuffer();
+    const config = app.config;
+    this.reader = new CommandReader(this.#input, {
+      maxLineLength: config.imap.maxLineLength,
+      maxLiteralSize: config.imap.maxLiteralSize,
+      maxAppendSize: config.limits.maxMessageSize,
+      spoolDir: join(resolve(config.dataDir), 'tmp'),
+      continuation: () => this.#writeNow('+ Ready for literal data\r\n'),
+    });
+  }
+
+  get log() {
+    return this.session.log;
+  }
+
+  get utf8(): boolean {
+    return this.enabled.has('UTF8=ACCEPT');
+  }
+
+  get condstore(): boolean {
+    return this.enabled.has('CONDSTORE');
+  }
+
+  get userId(): string {
+    const user = this.session.user;
+    if (!user) throw new Error('not authenticated');
+    return user.id;
+  }
+
+  get closing(): boolean {
+    return this.#closing || this.conn.closed;
+  }
+
+  /** Passwords may be sent: TLS, loopback, or the admin allowed plaintext (auth.allowPlaintext). */
+  get plaintextAllowed(): boolean {
+    return this.conn.secure || this.conn.isLoopback || this.app.config.auth.allowPlaintext;
+  }
+
+  async capabilities(ctx: HookContext): Promise<string[]> {
+    const caps = ['IMAP4rev1'];
+    if (this.state === 'not-authenticated') {
+      if (this.conn.canStartTls) caps.push('STARTTLS');
+      if (this.plaintextAllowed) caps.push('AUTH=PLAIN');
+      else caps.push('LOGINDISABLED');
+    }
+    caps.push(
+      'LITERAL+',
+      'SASL-IR',
+      'ID',
+      'ENABLE',
+      'IDLE',
+      'NAMESPACE',
+      'UNSELECT',
+      'CHILDREN',
+      'LIST-EXTENDED',
+      'SPECIAL-USE',
+      'CREATE-SPECIAL-USE',
+      'UIDPLUS',
+      'MOVE',
+      'CONDSTORE',
+      'WITHIN',
+      'UTF8=ACCEPT',
+      `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
+    );
+    return listCapabilities(this.app, 'imap', ctx, caps);
+  }
+
+  // --- output ---------------------------------------------------------------------------------------------
+
+  /** Queues one response line (CRLF added). */
+  send(line: string): void {
+    this.#queue(encoder.encode(line + '\r\n'));
+  }
+
+  #queue(bytes: Uint8Array): void {
+    this.#out.push(bytes);
+    this.#outBytes += bytes.length;
+  }
+
+  /** Queues a response built of pieces (text and streamed literals), then CRLF. */
+  async sendPieces(pieces: readonly ResponsePiece[]): Promise<void> {
+    for (const piece of pieces) {
+      if (typeof piece === 'string') {
+        this.#queue(encoder.encode(piece));
+        continue;
+      }
+      this.#queue(encoder.encode(`{${piece.size}}\r\n`));
+      let left = piece.size;
+      for await (const chunk of piece.literal) {
+        if (chunk.length > left) throw new Error('literal longer than announced');
+        left -= chunk.length;
+        this.#queue(chunk);
+        if (this.#outBytes >= FLUSH_AT) await this.flush();
+      }
+      if (left !== 0) throw new Error('literal shorter than announced');
+    }
+    this.#queue(CRLF);
+    if (this.#outBytes >= FLUSH_AT) await this.flush();
+  }
+
+  /** Writes everything queued, waiting for the socket to drain. */
+  async flush(): Promise<void> {
+    if (this.#out.length === 0) return;
+    const parts = this.#out;
+    this.#out = [];
+    this.#outBytes = 0;
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    const bytes = new Uint8Array(total);
+    let offset = 0;
+    for (const p of parts) {
+      bytes.set(p, offset);
+      offset += p.length;
+    }
+    await this.#write(bytes);
+  }
+
+  async #writeNow(text: string): Promise<void> {
+    await this.flush();
+    await this.#write(encoder.encode(text));
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    const socket = this.conn.socket;
+    if (this.conn.closed || socket.destroyed || socket.writableEnded) return;
+    if (socket.write(bytes)) return;
+    await new Promise<void>((done) => {
+      const finish = () => {
+        socket.off('drain', finish);
+        socket.off('close', finish);
+        done();
+      };
+      socket.on('drain', finish);
+      socket.on('close', finish);
+    });
+  }
+
+  // --- lifecycle ------------------------------------------------------------------------------------------
+
+  #attach(): void {
+    const socket = this.conn.socket;
+    this.#input.setFlow({ pause: () => socket.pause(), resume: () => socket.resume() });
+    socket.on('data', (chunk: Uint8Array | string) => this.#input.push(typeof chunk === 'string' ? encoder.encode(chunk) : chunk));
+    socket.once('end', () => this.#input.end());
+    socket.once('close', () => this.#input.end());
+  }
+
+  /** Serves the connection until LOGOUT, BYE or the client goes away. */
+  async run(): Promise<void> {
+    const ctx = createContext(this.session);
+    this.conn.onIdleTimeout = () => this.#bye('Autologout; idle for too long');
+    this.conn.onShutdown = () => this.#bye('Server shutting down');
+    await connectSession(this.app, ctx);
+    try {
+      if (this.conn.refused) {
+        await this.#bye('Too many connections from your address');
+        return;
+      }
+      this.#attach();
+      await this.#writeNow(`${statusLine('*', 'OK', `CAPABILITY ${(await this.capabilities(ctx)).join(' ')}`, 'WildDuck ready')}\r\n`);
+      while (!this.closing && this.state !== 'logout') {
+        const read = await this.reader.readCommand();
+        if (read.type === 'end') break;
+        if (read.type === 'reject') {
+          await this.#rejected(read);
+          continue;
+        }
+        try {
+          await this.execute(read.command);
+        } finally {
+          await read.release();
+        }
+      }
+    } catch (err) {
+      if (!this.closing) this.log.error('session failed', { err });
+    } finally {
+      this.#closing = true;
+      this.selected?.close();
+      this.selected = null;
+      this.#changed = null;
+      await this.flush().catch(() => {});
+      await closeSession(this.app, ctx);
+      await this.conn.close();
+    }
+  }
+
+  async #bye(text: string): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.send(`* BYE ${text}`);
+    await this.flush().catch(() => {});
+  }
+
+  /** BYE and close (after the current response). */
+  async disconnect(text: string): Promise<void> {
+    await this.#bye(text);
+    this.#input.end();
+  }
+
+  async #rejected(read: Extract<Awaited<ReturnType<CommandReader['readCommand']>>, { type: 'reject' }>): Promise<void> {
+    this.send(statusLine(read.tag ?? '*', read.status, read.code, read.text));
+    this.log.info('command', { command: read.verb ?? '?', status: read.status, code: read.code, user: this.session.user?.username });
+    if (read.status === 'BAD') this.#bad++;
+    if (read.close) await this.disconnect('Closing connection');
+    else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands');
+    await this.flush();
+  }
+
+  /** Checks, gates and runs one command, then writes its tagged response. */
+  async execute(command: ImapCommand): Promise<void> {
+    const started = Date.now();
+    const ctx = createContext(this.session, { command: command.verb });
+    const spec = COMMANDS.get(command.verb);
+    let outcome: Outcome;
+    try {
+      if (!spec) {
+        outcome = (await this.#pluginCommand(ctx, command, command.args)) ?? bad(`Unknown command ${command.verb.slice(0, 40)}`);
+      } else if (!spec.states.includes(this.state)) {
+        outcome = bad(wrongState(this.state, spec.states));
+      } else {
+        const args = new Args(command.args);
+        const parsed = spec.parse(args, this);
+        outcome = (await this.#pluginCommand(ctx, command, parsed)) ?? (await spec.run(this, parsed, ctx, command));
+      }
+    } catch (err) {
+      if (err instanceof ImapSyntaxError) outcome = bad(err.message, err.code);
+      else {
+        if (!this.closing) ctx.log.error('command failed', { err });
+        outcome = SERVER_ERROR;
+      }
+    }
+    if (this.state === 'selected' && this.selected && !this.closing) {
+      try {
+        await this.notify(spec?.expunge ?? true);
+      } catch (err) {
+        ctx.log.error('could not read mailbox changes', { err });
+      }
+    }
+    this.send(statusLine(command.tag, outcome.status, outcome.code, outcome.text));
+    if (outcome.status === 'BAD') this.#bad++;
+    else this.#bad = 0;
+    ctx.log.info('command', {
+      command: command.verb,
+      user: this.session.user?.username,
+      status: outcome.status,
+      code: outcome.code ?? undefined,
+      ms: Date.now() - started,
+    });
+    if (outcome.close) await this.disconnect('Closing connection');
+    else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands');
+    else if (this.selected?.deleted) await this.disconnect('Selected mailbox was deleted');
+    await this.flush();
+    if (outcome.after && !this.closing) {
+      try {
+        await outcome.after();
+      } catch (err) {
+        ctx.log.info('connection lost after command', { err: (err as Error).message });
+        await this.disconnect('Closing connection');
+      }
+    }
+  }
+
+  /** The command gate; a plugin's own answer (or refusal) as an Outcome, or null to run the built-in handler. */
+  async #pluginCommand(ctx: HookContext, command: ImapCommand, args: unknown): Promise<Outcome | null> {
+    const gate = await runCommand(this.app, 'imap', ctx, { verb: command.verb, tag: command.tag, args });
+    if (!gate.ok) return verdictOutcome(gate.verdict);
+    if (!gate.value) return null;
+    return this.#pluginResult(gate.value);
+  }
+
+  #pluginResult(result: CommandResult): Outcome {
+    const untagged = Array.isArray(result.untagged) ? result.untagged : [];
+    for (const line of untagged) if (typeof line === 'string') this.send(line.replace(/[\r\n]+/g, ' '));
+    const status: Status = result.status === 'NO' || result.status === 'BAD' ? result.status : 'OK';
+    const code = typeof result.code === 'string' ? result.code : null;
+    return { status, code, text: typeof result.text === 'string' ? result.text : 'Completed' };
+  }
+
+  // --- authentication -------------------------------------------------------------------------------------
+
+  async login(ctx: HookContext, username: string, password: string, method: string): Promise<Outcome> {
+    if (!this.plaintextAllowed) return no('Plaintext authentication is not allowed on an unencrypted connection', 'PRIVACYREQUIRED');
+    const result = await authenticate(this.app, ctx, { username, password, method });
+    if (!result.ok) return verdictOutcome(result.verdict);
+    this.state = 'authenticated';
+    return ok(`${result.value.username} authenticated`, `CAPABILITY ${(await this.capabilities(ctx)).join(' ')}`);
+  }
+
+  /** After `OK Begin TLS negotiation now` is written: plaintext pipelined after STARTTLS is dropped. */
+  async startTls(): Promise<void> {
+    await this.conn.upgradeToTls();
+    this.#input.clear();
+    this.#attach();
+    this.conn.socket.resume();
+  }
+
+  // --- the selected mailbox -------------------------------------------------------------------------------
+
+  /** Leaves the selected mailbox (CLOSE, UNSELECT, a failed SELECT). */
+  deselect(): void {
+    this.selected?.close();
+    this.selected = null;
+    if (this.state === 'selected') this.state = 'authenticated';
+  }
+
+  async open(mailbox: Parameters<typeof SelectedMailbox.open>[1], readOnly: boolean): Promise<SelectedMailbox> {
+    this.deselect();
+    const view = await SelectedMailbox.open(this.app.storage, mailbox, readOnly, () => this.#changed?.());
+    this.selected = view;
+    this.state = 'selected';
+    return view;
+  }
+
+  /** Reads other sessions' changes and writes what may be told now (`expunge`: EXPUNGE allowed). */
+  async notify(expunge: boolean, force = false): Promise<void> {
+    const view = this.selected;
+    if (!view) return;
+    await view.sync(force);
+    for (const line of await view.flush({ expunge, condstore: this.condstore })) this.send(line);
+  }
+
+  /** Resolves on the next change notification for this user while a mailbox is selected (IDLE). */
+  waitForChange(): { promise: Promise<void>; cancel(): void } {
+    let cancel = () => {};
+    const promise = new Promise<void>((done) => {
+      if (this.selected?.dirty) return done();
+      this.#changed = () => {
+        this.#changed = null;
+        done();
+      };
+      cancel = () => {
+        this.#changed = null;
+        done();
+      };
+    });
+    return { promise, cancel };
+  }
+}
+
+function wrongState(state: ImapState, allowed: readonly ImapState[]): string {
+  if (state === 'logout') return 'Logging out';
+  if (state === 'not-authenticated') return 'Log in first';
+  if (allowed.includes('not-authenticated')) return 'Already authenticated';
+  return 'No mailbox selected';
+}
