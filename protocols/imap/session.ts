@@ -159,6 +159,19 @@ export class ImapSession {
 
   /** Queues a response built of pieces (text and streamed literals), then CRLF. */
   async sendPieces(pieces: readonly ResponsePiece[]): Promise<void> {
+    try {
+      await this.#sendPieces(pieces);
+    } catch (err) {
+      // a literal that cannot be completed leaves the client mid-response: the connection cannot go on
+      this.#closing = true;
+      this.#out = [];
+      this.#outBytes = 0;
+      this.conn.socket.destroy();
+      throw err;
+    }
+  }
+
+  async #sendPieces(pieces: readonly ResponsePiece[]): Promise<void> {
     for (const piece of pieces) {
       if (typeof piece === 'string') {
         this.#queue(encoder.encode(piece));
@@ -304,7 +317,8 @@ export class ImapSession {
     } catch (err) {
       if (err instanceof ImapSyntaxError) outcome = bad(err.message, err.code);
       else {
-        if (!this.closing) ctx.log.error('command failed', { err });
+        ctx.log.error('command failed', { err, command: command.verb });
+        if (this.closing) return;
         outcome = SERVER_ERROR;
       }
     }
