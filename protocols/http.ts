@@ -6,11 +6,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { App } from '../hooks/app.ts';
 import { serverVersion } from './version.ts';
+import type { Listener } from './listener.ts';
 
-export interface Listener {
-  describe: string;
-  close(): Promise<void>;
-}
+/** Defined with the TCP listener; re-exported for the modules that import it from here. */
+export type { Listener };
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

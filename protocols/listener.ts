@@ -1,0 +1,501 @@
+/**
+ * The TCP listener every line protocol (IMAP, POP3, LMTP) runs on: binding, PROXY protocol, implicit TLS and
+ * STARTTLS, per-IP connection limits, the idle timer and graceful shutdown. It knows nothing about any
+ * protocol: it hands each accepted client to `onConnection(conn)` as a small `Connection` object, and asks
+ * the protocol to say its goodbye (`conn.onIdleTimeout`, `conn.onShutdown`) before it closes a connection
+ * itself.
+ *
+ *   accept ─► PROXY header (when enabled; bounded, bad header → close)
+ *          ─► TLS handshake (implicit-TLS ports)
+ *          ─► per-IP limit: over it, `conn.refused` is set, onConnection may write its refusal, then the
+ *             listener closes the connection
+ *          ─► onConnection(conn)
+ *
+ * Both runtimes were checked here: Node 20 and Deno 2 accept server-side TLS over an existing socket (both
+ * implicit TLS after a PROXY header and STARTTLS), provided the certificate is one rustls accepts (see tls.ts).
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../hooks/log.ts';
+import { readProxyHeader } from './proxy-protocol.ts';
+
+/** A running listener, as the server composition (protocols/server.ts) holds them. */
+export interface Listener {
+  describe: string;
+  close(): Promise<void>;
+}
+
+export interface TcpListener extends Listener {
+  readonly host: string;
+  /** The bound port (useful when the configured port was 0). */
+  readonly port: number;
+  /** Open connections (refused and handshaking ones not included). */
+  connectionCount(): number;
+}
+
+export type RefusalReason = 'too-many-connections';
+
+/** A notice the protocol writes before the listener closes the connection (e.g. `* BYE Autologout`). */
+export type ConnectionNotice = (conn: Connection) => void | Promise<void>;
+
+export interface Connection {
+  /** Random id, for logs and the hook session id. */
+  readonly id: string;
+  /** The listener's name, e.g. "imap". */
+  readonly listener: string;
+  /** Current stream to read from and write to; replaced by `upgradeToTls()`. */
+  readonly socket: Duplex;
+  /** The client's address: from the PROXY header when one gave it, else the socket's (IPv4-mapped IPv6 unwrapped). */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** True on implicit-TLS ports and after `upgradeToTls()`. */
+  readonly secure: boolean;
+  /** The client address is a loopback address (127.0.0.0/8, ::1). */
+  readonly isLoopback: boolean;
+  /** The address came from a PROXY header. */
+  readonly proxied: boolean;
+  /**
+   * Set when the listener will not serve this client: onConnection still runs so the protocol can write its
+   * own refusal (IMAP `* BYE Too many connections`); the listener closes the connection when onConnection
+   * returns (or its promise settles), whatever the protocol does.
+   */
+  readonly refused: RefusalReason | null;
+  /** STARTTLS may be offered: not secure yet, TLS material loaded, and the runtime can do it. */
+  readonly canStartTls: boolean;
+  readonly closed: boolean;
+  /** Settles once the connection is fully closed, for whatever reason. */
+  readonly whenClosed: Promise<void>;
+  /** Called when the idle timer fires; write a goodbye. The listener closes the connection afterwards. */
+  onIdleTimeout: ConnectionNotice | null;
+  /** Called when the listener shuts down; write a goodbye. The listener closes the connection afterwards. */
+  onShutdown: ConnectionNotice | null;
+  /** Restarts the idle timer. Every chunk read from the socket restarts it too. */
+  resetIdle(): void;
+  /** Changes this connection's idle timeout (e.g. while a command waits on the server). */
+  setIdleTimeout(ms: number): void;
+  /**
+   * STARTTLS: call after writing the "go ahead" reply. Plaintext the client sent after its STARTTLS command is
+   * discarded (RFC 3207 §4.2 / RFC 2595 §3.1: pipelined plaintext must not be processed as if it came over
+   * TLS), every `data`/`readable`/`end` listener on the old socket is removed, and `conn.socket` becomes the
+   * TLS socket: attach your reader to it again. Rejects (and closes) if the handshake fails.
+   */
+  upgradeToTls(): Promise<void>;
+  /** Graceful close: ends the stream (flushing what was written); destroys it if still open after the grace period. */
+  close(): Promise<void>;
+  /** Immediate close. */
+  destroy(): void;
+}
+
+export interface TcpListenerOptions {
+  /** Protocol name for logs and `describe`, e.g. "imap". */
+  name: string;
+  host: string;
+  port: number;
+  /** TLS from the first byte (IMAPS, POP3S). */
+  implicitTls: boolean;
+  /** TLS material (protocols/tls.ts); null disables STARTTLS and is an error with implicitTls. */
+  tls: { readonly secureContext: SecureContext } | null;
+  proxyProtocol: boolean;
+  maxConnectionsPerIp: number;
+  idleTimeoutSeconds: number;
+  log: Logger;
+  onConnection(conn: Connection): void | Promise<void>;
+  /** Time allowed for the PROXY header and the TLS handshake. Default 30 s. */
+  handshakeTimeoutMs?: number;
+  /** Time a goodbye notice and the closing handshake may take before the socket is destroyed. Default 5 s. */
+  closeGraceMs?: number;
+  /** Overrides idleTimeoutSeconds (tests). */
+  idleTimeoutMs?: number;
+}
+
+/** Server-side TLS over an existing socket works in both runtimes this server supports (measured: Node 20, Deno 2). */
+export const startTlsSupported = true;
+
+/** `::ffff:10.0.0.1` → `10.0.0.1`; lower case. */
+export function normalizeAddress(address: string): string {
+  const lower = address.toLowerCase();
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(lower);
+  return mapped ? mapped[1]! : lower;
+}
+
+export function isLoopbackAddress(address: string): boolean {
+  const a = normalizeAddress(address);
+  return a.startsWith('127.') || a === '::1' || a === '0:0:0:0:0:0:0:1';
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([work, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Server-side TLS over `socket`; resolves once the handshake is done. */
+function wrapTls(socket: Duplex, secureContext: SecureContext, timeoutMs: number): { tls: TLSSocket; secured: Promise<void> } {
+  const tls = new TLSSocket(socket as Socket, { isServer: true, secureContext });
+  const secured = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error('TLS handshake timed out'));
+      tls.destroy();
+    }, timeoutMs);
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      tls.off('secure', onSecure);
+      tls.off('error', onError);
+      tls.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onSecure = () => done();
+    const onError = (err: Error) => done(err);
+    const onClose = () => done(new Error('connection closed during the TLS handshake'));
+    tls.once('secure', onSecure);
+    tls.once('error', onError);
+    tls.once('close', onClose);
+  });
+  secured.catch(() => {});
+  return { tls, secured };
+}
+
+interface ConnectionInit {
+  listener: string;
+  raw: Socket;
+  socket: Duplex;
+  remoteAddress: string;
+  remotePort: number;
+  proxied: boolean;
+  secure: boolean;
+  refused: RefusalReason | null;
+  tls: SecureContext | null;
+  idleMs: number;
+  handshakeTimeoutMs: number;
+  closeGraceMs: number;
+  log: Logger;
+  onFinal: (conn: TcpConnection) => void;
+}
+
+class TcpConnection implements Connection {
+  readonly id = randomUUID();
+  readonly listener: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly isLoopback: boolean;
+  readonly proxied: boolean;
+  readonly refused: RefusalReason | null;
+  readonly whenClosed: Promise<void>;
+  onIdleTimeout: ConnectionNotice | null = null;
+  onShutdown: ConnectionNotice | null = null;
+
+  #socket: Duplex;
+  #secure: boolean;
+  #layers: Duplex[];
+  #tls: SecureContext | null;
+  #idleMs: number;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  #handshakeTimeoutMs: number;
+  #closeGraceMs: number;
+  #closed = false;
+  #ending = false;
+  #upgrading = false;
+  #log: Logger;
+  #onFinal: (conn: TcpConnection) => void;
+  #resolveClosed!: () => void;
+  readonly #onData = () => this.resetIdle();
+
+  constructor(init: ConnectionInit) {
+    this.listener = init.listener;
+    this.#socket = init.socket;
+    this.#layers = [];
+    this.remoteAddress = init.remoteAddress;
+    this.remotePort = init.remotePort;
+    this.localAddress = normalizeAddress(init.raw.localAddress ?? '');
+    this.localPort = init.raw.localPort ?? 0;
+    this.isLoopback = isLoopbackAddress(init.remoteAddress);
+    this.proxied = init.proxied;
+    this.#secure = init.secure;
+    this.refused = init.refused;
+    this.#tls = init.tls;
+    this.#idleMs = init.idleMs;
+    this.#handshakeTimeoutMs = init.handshakeTimeoutMs;
+    this.#closeGraceMs = init.closeGraceMs;
+    this.#log = init.log;
+    this.#onFinal = init.onFinal;
+    this.whenClosed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#track(init.raw);
+    if (init.socket !== init.raw) this.#track(init.socket);
+    this.#watchActivity(init.socket);
+  }
+
+  get socket(): Duplex {
+    return this.#socket;
+  }
+  get secure(): boolean {
+    return this.#secure;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get canStartTls(): boolean {
+    return startTlsSupported && !this.#secure && this.#tls !== null && !this.#closed && !this.#upgrading;
+  }
+
+  /**
+   * Restarts the idle timer on every chunk the protocol reads. The 'data' listener is added only once the
+   * protocol starts reading (its first 'data' or 'readable' listener), so the stream never starts flowing
+   * before a reader is there: an onConnection that awaits something first loses no bytes.
+   */
+  #watchActivity(socket: Duplex): void {
+    const attach = () => queueMicrotask(() => socket.on('data', this.#onData));
+    if (socket.listenerCount('data') + socket.listenerCount('readable') > 0) return attach();
+    const onNewListener = (event: string | symbol) => {
+      if (event !== 'data' && event !== 'readable') return;
+      socket.off('newListener', onNewListener);
+      attach();
+    };
+    socket.on('newListener', onNewListener);
+  }
+
+  #track(layer: Duplex): void {
+    this.#layers.push(layer);
+    layer.on('error', (err: Error) => {
+      this.#log.debug('connection error', { conn: this.id, err: err.message });
+      this.destroy();
+    });
+    layer.once('close', () => this.#finalize());
+    if (layer.destroyed) queueMicrotask(() => this.#finalize());
+  }
+
+  /** Starts the idle timer; the listener calls it once the protocol has the connection. */
+  start(): void {
+    this.resetIdle();
+  }
+
+  resetIdle(): void {
+    if (this.#closed || this.#ending) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => void this.#expire(), this.#idleMs);
+  }
+
+  setIdleTimeout(ms: number): void {
+    this.#idleMs = ms;
+    this.resetIdle();
+  }
+
+  async #expire(): Promise<void> {
+    if (this.#closed || this.#ending) return;
+    this.#log.debug('idle timeout', { conn: this.id });
+    await this.notify(this.onIdleTimeout, 'idle');
+    await this.close();
+  }
+
+  /** Runs a goodbye notice, bounded by the grace period; errors are logged. */
+  async notify(notice: ConnectionNotice | null, what: string): Promise<void> {
+    if (!notice || this.#closed || this.#ending) return;
+    try {
+      await withTimeout(Promise.resolve(notice(this)), this.#closeGraceMs);
+    } catch (err) {
+      this.#log.warn(`${what} notice failed`, { conn: this.id, err });
+    }
+  }
+
+  async upgradeToTls(): Promise<void> {
+    if (!this.canStartTls) throw new Error(this.#secure ? 'connection is already secure' : 'STARTTLS is not available on this connection');
+    this.#upgrading = true;
+    clearTimeout(this.#idleTimer);
+    const old = this.#socket;
+    old.pause();
+    for (const event of ['data', 'readable', 'end']) old.removeAllListeners(event);
+    // plaintext pipelined after STARTTLS must never be read as if it had come over TLS
+    while (old.read() !== null) {
+      /* discard */
+    }
+    const { tls, secured } = wrapTls(old, this.#tls!, this.#handshakeTimeoutMs);
+    this.#socket = tls;
+    this.#track(tls);
+    try {
+      await secured;
+    } catch (err) {
+      this.#log.debug('STARTTLS handshake failed', { conn: this.id, err: (err as Error).message });
+      this.destroy();
+      throw err;
+    } finally {
+      this.#upgrading = false;
+    }
+    this.#secure = true;
+    this.#watchActivity(tls);
+    this.resetIdle();
+  }
+
+  close(): Promise<void> {
+    if (this.#closed || this.#ending) return this.whenClosed;
+    this.#ending = true;
+    clearTimeout(this.#idleTimer);
+    this.#graceTimer = setTimeout(() => this.destroy(), this.#closeGraceMs);
+    try {
+      this.#socket.end();
+    } catch {
+      this.destroy();
+    }
+    return this.whenClosed;
+  }
+
+  destroy(): void {
+    for (const layer of this.#layers) layer.destroy();
+    this.#finalize();
+  }
+
+  #finalize(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#graceTimer);
+    for (const layer of this.#layers) if (!layer.destroyed) layer.destroy();
+    this.#onFinal(this);
+    this.#resolveClosed();
+  }
+}
+
+/** Binds a TCP listener. Rejects if the port cannot be bound or implicit TLS has no TLS material. */
+export function startTcpListener(options: TcpListenerOptions): Promise<TcpListener> {
+  const { name, host, implicitTls, proxyProtocol, maxConnectionsPerIp, onConnection } = options;
+  if (implicitTls && !options.tls) return Promise.reject(new Error(`${name}: implicit TLS needs TLS material`));
+  const log = options.log.child({ listener: `${name}${implicitTls ? 's' : ''}` });
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 30_000;
+  const closeGraceMs = options.closeGraceMs ?? 5_000;
+  const idleMs = options.idleTimeoutMs ?? options.idleTimeoutSeconds * 1000;
+  const secureContext = options.tls?.secureContext ?? null;
+
+  const open = new Set<TcpConnection>();
+  const pending = new Set<Socket>();
+  const perIp = new Map<string, number>();
+  let shuttingDown = false;
+
+  const release = (conn: TcpConnection) => {
+    if (!open.delete(conn)) return;
+    const n = (perIp.get(conn.remoteAddress) ?? 1) - 1;
+    if (n <= 0) perIp.delete(conn.remoteAddress);
+    else perIp.set(conn.remoteAddress, n);
+  };
+
+  const accept = async (raw: Socket): Promise<void> => {
+    pending.add(raw);
+    raw.on('error', (err) => log.debug('socket error before the session started', { err: err.message }));
+    raw.setNoDelay(true);
+    let socket: Duplex = raw;
+    let remoteAddress = normalizeAddress(raw.remoteAddress ?? '');
+    let remotePort = raw.remotePort ?? 0;
+    let proxied = false;
+    try {
+      if (proxyProtocol) {
+        const header = await readProxyHeader(raw, handshakeTimeoutMs);
+        if (header.source) {
+          remoteAddress = normalizeAddress(header.source.address);
+          remotePort = header.source.port;
+          proxied = true;
+        }
+      }
+      if (implicitTls) {
+        const { tls, secured } = wrapTls(raw, secureContext!, handshakeTimeoutMs);
+        tls.on('error', () => {}); // reported through `secured`
+        socket = tls;
+        await secured;
+      }
+    } catch (err) {
+      log.debug('connection dropped before the session started', { remoteAddress, err: (err as Error).message });
+      raw.destroy();
+      socket.destroy();
+      return;
+    } finally {
+      pending.delete(raw);
+    }
+    if (shuttingDown || raw.destroyed) {
+      socket.destroy();
+      return;
+    }
+    // pauseOnConnect left the socket explicitly paused; make it an ordinary fresh stream again, so that the
+    // protocol's first 'data' listener starts the flow (and a closed peer is noticed while it reads)
+    if (socket === raw) (raw as { readableFlowing: boolean | null }).readableFlowing = null;
+    const count = perIp.get(remoteAddress) ?? 0;
+    const refused: RefusalReason | null = count >= maxConnectionsPerIp ? 'too-many-connections' : null;
+    const conn = new TcpConnection({
+      listener: name,
+      raw,
+      socket,
+      remoteAddress,
+      remotePort,
+      proxied,
+      secure: implicitTls,
+      refused,
+      tls: secureContext,
+      idleMs,
+      handshakeTimeoutMs,
+      closeGraceMs,
+      log,
+      onFinal: release,
+    });
+    if (refused) {
+      log.info('connection refused: too many connections from this address', { remoteAddress, limit: maxConnectionsPerIp });
+      try {
+        await withTimeout(Promise.resolve(onConnection(conn)), closeGraceMs);
+      } catch (err) {
+        log.warn('refusal handler failed', { err });
+      }
+      await conn.close();
+      return;
+    }
+    open.add(conn);
+    perIp.set(remoteAddress, count + 1);
+    conn.start();
+    try {
+      await onConnection(conn);
+    } catch (err) {
+      log.error('connection handler failed', { conn: conn.id, err });
+      conn.destroy();
+    }
+  };
+
+  const server: Server = createServer({ pauseOnConnect: true }, (raw) => {
+    if (shuttingDown) {
+      raw.destroy();
+      return;
+    }
+    void accept(raw);
+  });
+  server.on('error', (err) => log.error('listener error', { err }));
+
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => {
+      server.off('error', reject);
+      const address = server.address() as AddressInfo;
+      const describe = `${name}${implicitTls ? 's' : ''}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+      log.info('listening', { url: describe, proxyProtocol, starttls: !implicitTls && secureContext !== null });
+      let closing: Promise<void> | null = null;
+      resolve({
+        describe,
+        host,
+        port: address.port,
+        connectionCount: () => open.size,
+        close: () =>
+          (closing ??= (async () => {
+            shuttingDown = true;
+            const stopped = new Promise<void>((done) => server.close(() => done()));
+            for (const raw of pending) raw.destroy();
+            await Promise.all(
+              [...open].map(async (conn) => {
+                await conn.notify(conn.onShutdown, 'shutdown');
+                await conn.close();
+              }),
+            );
+            await stopped;
+            log.info('stopped', { url: describe });
+          })()),
+      });
+    });
+  });
+}
