@@ -1,6 +1,7 @@
 /**
- * Composition root: builds the hook tree from config, loads the plugins (the storage plugin last), and hands
- * protocols one `App` to pass to the pipeline functions.
+ * Composition root: builds the hook tree from config, loads the plugins (then the ones the server always runs:
+ * failed-login limits, and the storage plugin last), and hands protocols one `App` to pass to the pipeline
+ * functions.
  */
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -13,6 +14,7 @@ import type { IngestFn, PipelineApp } from './pipeline/run.ts';
 import type { StoragePorts } from '../storage/ports.ts';
 import { builtinPlugins } from '../plugins/index.ts';
 import { createStoragePlugin } from '../plugins/storage.ts';
+import { createLoginLimitsPlugin, loginLimitsFromConfig } from '../plugins/login-limits.ts';
 import type { CheckCredentials } from '../plugins/storage.ts';
 
 export type { IngestFn, CheckCredentials };
@@ -53,7 +55,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     log,
     storage: storageReader(storage),
     registry: options.registry ?? builtinPlugins,
-    always: [createStoragePlugin({ storage, checkCredentials, backend: config.storage.backend })],
+    always: [createLoginLimitsPlugin(loginLimitsFromConfig(config)), createStoragePlugin({ storage, checkCredentials, backend: config.storage.backend })],
   });
   let closing: Promise<void> | null = null;
   return Object.freeze({

@@ -79,6 +79,12 @@ export interface Hooks {
     /** Returns the user for valid credentials, a Verdict (AUTHENTICATIONFAILED) otherwise. */
     readonly authenticate: DoHook<AuthInput, UserRecord>;
     readonly afterAuthenticate: AfterHook<AuthInfo, UserRecord>;
+    /**
+     * The credentials were refused (`auth.authenticate` answered a deny verdict, e.g. AUTHENTICATIONFAILED);
+     * not called for temporary failures or refusals by `beforeAuthenticate`. Every tap runs before the client
+     * gets its answer: failed-login counting and the answer delay (plugins/login-limits.ts) live here.
+     */
+    readonly failed: AfterHook<AuthInfo, Verdict>;
   };
   readonly mailbox: {
     readonly beforeCreate: BeforeHook<CreateMailboxInput>;
@@ -235,6 +241,7 @@ export function createHooks(options: HookOptions = {}): Hooks {
       beforeAuthenticate: before('auth.beforeAuthenticate'),
       authenticate: commit('auth.authenticate'),
       afterAuthenticate: after('auth.afterAuthenticate'),
+      failed: after('auth.failed'),
     },
     mailbox: {
       beforeCreate: before('mailbox.beforeCreate'),

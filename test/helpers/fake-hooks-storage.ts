@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { StorageError } from '../../storage/ports.ts';
+import { MemoryEphemeral } from '../../storage/ephemeral/memory.ts';
 import type {
   AppendInput,
   IngestedMessage,
@@ -233,16 +234,8 @@ export function createFakeStorage(): FakeStorage {
       subscribe: () => () => {},
       prune: missing('changes.prune'),
     },
-    ephemeral: {
-      incr: missing('ephemeral.incr'),
-      get: missing('ephemeral.get'),
-      del: missing('ephemeral.del'),
-      setIfAbsent: missing('ephemeral.setIfAbsent'),
-      lock: missing('ephemeral.lock'),
-      unlock: missing('ephemeral.unlock'),
-      publish: missing('ephemeral.publish'),
-      subscribe: missing('ephemeral.subscribe'),
-    },
+    // the real in-process implementation: the always-loaded login-limits plugin counts failures here
+    ephemeral: new MemoryEphemeral(),
     ping: async () => {},
     async close() {
       fake.closed = true;

@@ -79,7 +79,9 @@ export async function makeApp(
 ): Promise<TestApp> {
   const logs: LogFields[] = [];
   const log = createLogger({ level: options.level ?? 'debug', format: 'json', sink: (_line, entry) => logs.push(entry) });
-  const config = resolveConfig(options.config ?? {});
+  // no answer delay after a failed login (plugins/login-limits.ts) unless a test asks for one
+  const input = options.config ?? {};
+  const config = resolveConfig({ ...input, auth: { ...input.auth, failedLogins: { delayMs: 0, ...input.auth?.failedLogins } } });
   const storage = options.storage ?? createFakeStorage();
   const { ingest, calls } = fakeIngest(storage, { maxSize: options.maxSize });
   const app = await createApp({

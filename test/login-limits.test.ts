@@ -1,0 +1,138 @@
+/**
+ * Failed-login limits (plugins/login-limits.ts, always loaded) through the authenticate() pipeline on the real
+ * stack (SQLite storage, its ephemeral counters): failures counted per login name and per client address,
+ * refusal once either limit is reached (even with the right password), the window running out, the answer
+ * delay; plus the plaintext-password policy helper and the counter keys.
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bootApp } from '../protocols/server.ts';
+import { resolveConfig } from '../hooks/config.ts';
+import { silentLogger } from '../hooks/log.ts';
+import { createContext, createSession, internalContext } from '../hooks/context.ts';
+import { authenticate } from '../hooks/pipeline/index.ts';
+import { printHooks } from '../hooks/print-hooks.ts';
+import type { App } from '../hooks/app.ts';
+import { createUser } from '../storage/users.ts';
+import { ipKey, userKey } from '../plugins/login-limits.ts';
+import { plaintextAuthAllowed } from '../protocols/auth-policy.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function boot(failedLogins: { perUser?: number; perIp?: number; windowSeconds?: number; delayMs?: number }): Promise<App> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'wd-login-'));
+  dirs.push(dataDir);
+  const config = resolveConfig({ dataDir, auth: { failedLogins: { delayMs: 0, ...failedLogins } } });
+  const app = await bootApp(config, silentLogger);
+  for (const username of ['alice', 'bob']) await createUser(app.storage, config, { username, password: `${username}-pw`, addresses: [`${username}@example.com`] });
+  return app;
+}
+
+const from = (app: App, remoteAddress: string) => createContext(createSession(app.log, { protocol: 'imap', remoteAddress, remotePort: 40000 }));
+const login = async (app: App, remoteAddress: string, username: string, password: string) => {
+  const result = await authenticate(app, from(app, remoteAddress), { username, password, method: 'LOGIN' });
+  return result.ok ? 'ok' : `${result.verdict.action} ${result.verdict.code}`;
+};
+
+describe('failed-login limits', () => {
+  it('counts failures per login name and refuses that name from any address once the limit is reached', async () => {
+    const app = await boot({ perUser: 3, perIp: 100 });
+    try {
+      for (let i = 0; i < 3; i++) assert.equal(await login(app, '127.0.0.2', 'alice', 'wrong'), 'deny AUTHENTICATIONFAILED');
+      assert.equal(await app.storage.ephemeral.get(userKey('alice')), 3, 'counted in the ephemeral store');
+      assert.equal(await app.storage.ephemeral.get(ipKey('127.0.0.2')!), 3);
+      assert.equal(await login(app, '127.0.0.2', 'alice', 'alice-pw'), 'deny LIMIT', 'refused even with the right password');
+      assert.equal(await login(app, '127.0.0.3', 'ALICE', 'alice-pw'), 'deny LIMIT', 'from another address, any letter case');
+      assert.equal(await login(app, '127.0.0.2', 'bob', 'bob-pw'), 'ok', 'other users are not affected');
+      assert.equal(await app.storage.ephemeral.get(userKey('alice')), 3, 'refused attempts are not counted again');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('counts failures per client address across login names', async () => {
+    const app = await boot({ perUser: 100, perIp: 3 });
+    try {
+      for (const name of ['alice', 'bob', 'nobody']) assert.equal(await login(app, '127.0.0.4', name, 'guess'), 'deny AUTHENTICATIONFAILED');
+      assert.equal(await login(app, '127.0.0.4', 'bob', 'bob-pw'), 'deny LIMIT');
+      assert.equal(await login(app, '127.0.0.5', 'bob', 'bob-pw'), 'ok', 'another address still logs in');
+      assert.equal(await login(app, '127.0.0.4', 'alice', 'alice-pw'), 'deny LIMIT');
+      // internal callers have no address: per-user counting only
+      const internal = await authenticate(app, internalContext(app.log), { username: 'alice', password: 'alice-pw', method: 'LOGIN' });
+      assert.ok(internal.ok);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('lets logins through again once the window has passed', async () => {
+    const app = await boot({ perUser: 2, windowSeconds: 1 });
+    try {
+      assert.equal(await login(app, '127.0.0.6', 'alice', 'x'), 'deny AUTHENTICATIONFAILED');
+      assert.equal(await login(app, '127.0.0.6', 'alice', 'y'), 'deny AUTHENTICATIONFAILED');
+      assert.equal(await login(app, '127.0.0.6', 'alice', 'alice-pw'), 'deny LIMIT');
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.equal(await login(app, '127.0.0.6', 'alice', 'alice-pw'), 'ok');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('answers failed and refused attempts only after the delay', async () => {
+    const app = await boot({ perUser: 1, delayMs: 60 });
+    try {
+      let started = performance.now();
+      assert.equal(await login(app, '127.0.0.7', 'alice', 'wrong'), 'deny AUTHENTICATIONFAILED');
+      assert.ok(performance.now() - started >= 55, 'failed attempt delayed');
+      started = performance.now();
+      assert.equal(await login(app, '127.0.0.7', 'alice', 'alice-pw'), 'deny LIMIT');
+      assert.ok(performance.now() - started >= 55, 'refused attempt delayed');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('is always loaded and shows up in print-hooks', async () => {
+    const app = await boot({});
+    try {
+      assert.ok(app.plugins.some((p) => p.name === 'login-limits' && p.origin === 'host'));
+      const text = printHooks(app);
+      assert.match(text, /auth\.beforeAuthenticate\s+bail\n\s+1\. login-limits\s+GUARD \(-300\)/);
+      assert.match(text, /auth\.failed\s+series\n\s+1\. login-limits\s+DEFAULT \(0\)/);
+      const dataDir = mkdtempSync(join(tmpdir(), 'wd-login-'));
+      dirs.push(dataDir);
+      await assert.rejects(bootApp(resolveConfig({ dataDir, plugins: ['login-limits'] }), silentLogger), /loaded by the server itself/);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('login-limit keys and the plaintext policy', () => {
+  it('keys login names case-insensitively and IPv6 clients by /64', () => {
+    assert.equal(userKey(' Alice@Example.com '), 'login-fail:user:alice@example.com');
+    assert.match(userKey('x'.repeat(500)), /^login-fail:user:sha256:[0-9a-f]{64}$/);
+    assert.equal(ipKey('127.0.0.1'), 'login-fail:ip:127.0.0.1');
+    assert.equal(ipKey('::ffff:127.0.0.1'), 'login-fail:ip:127.0.0.1');
+    assert.equal(ipKey('2001:db8:1:2:aaaa::1'), 'login-fail:ip6:2001:db8:1:2::/64');
+    assert.equal(ipKey('2001:DB8:1:2:bbbb:cccc:dddd:eeee'), 'login-fail:ip6:2001:db8:1:2::/64');
+    assert.equal(ipKey('2001:db8::1'), 'login-fail:ip6:2001:db8:0:0::/64');
+    assert.equal(ipKey('::1'), 'login-fail:ip6:0:0:0:0::/64');
+    assert.equal(ipKey(''), null);
+  });
+
+  it('allows plaintext passwords over TLS, from loopback, or when the admin allows it', () => {
+    const strict = resolveConfig({});
+    const lax = resolveConfig({ auth: { allowPlaintext: true } });
+    assert.equal(plaintextAuthAllowed(strict, { secure: true, isLoopback: false }), true);
+    assert.equal(plaintextAuthAllowed(strict, { secure: false, isLoopback: true }), true);
+    assert.equal(plaintextAuthAllowed(strict, { secure: false, isLoopback: false }), false);
+    assert.equal(plaintextAuthAllowed(lax, { secure: false, isLoopback: false }), true);
+  });
+});
