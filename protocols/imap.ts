@@ -19,6 +19,9 @@
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { App } from '../hooks/app.ts';
+import { startTcpListener } from './listener.ts';
+import type { Connection, TcpListener } from './listener.ts';
+import { loadTlsContext } from './tls.ts';
 import { ImapSession } from './imap/session.ts';
 import type { ImapConnection } from './imap/session.ts';
 
@@ -27,6 +30,35 @@ export type { ImapConnection };
 /** Serves one connection until it ends. Works on the listener's Connection or any `duplexConnection`. */
 export async function handleImapConnection(app: App, conn: ImapConnection): Promise<void> {
   await new ImapSession(app, conn).run();
+}
+
+/**
+ * Starts the IMAP listeners: `imap.port` (plaintext, STARTTLS offered) and `imap.tlsPort` (implicit TLS) when
+ * set. Certificates from `tls.*`, or a self-signed one generated on first start and kept in the data directory.
+ */
+export async function startImap(app: App): Promise<TcpListener[]> {
+  const { config, log } = app;
+  const imap = config.imap;
+  const tls = await loadTlsContext(config, log);
+  const common = {
+    name: 'imap',
+    host: imap.host,
+    tls,
+    proxyProtocol: imap.proxyProtocol,
+    maxConnectionsPerIp: imap.maxConnectionsPerIp,
+    idleTimeoutSeconds: imap.idleTimeoutSeconds,
+    log,
+    onConnection: (conn: Connection) => handleImapConnection(app, conn),
+  };
+  const listeners: TcpListener[] = [];
+  try {
+    listeners.push(await startTcpListener({ ...common, port: imap.port, implicitTls: false }));
+    if (imap.tlsPort !== null) listeners.push(await startTcpListener({ ...common, port: imap.tlsPort, implicitTls: true }));
+  } catch (err) {
+    for (const listener of listeners) await listener.close().catch(() => {});
+    throw err;
+  }
+  return listeners;
 }
 
 export interface DuplexConnectionOptions {

@@ -11,6 +11,7 @@ import { ingestMessage } from '../storage/mime/ingest.ts';
 import { startHttp, type Listener } from './http.ts';
 import { lmtpHandler } from './lmtp.ts';
 import { pop3Handler } from './pop3.ts';
+import { startImap } from './imap.ts';
 import { startPlainListener } from './plain-listener.ts';
 
 export async function bootApp(config: Config, log: Logger): Promise<App> {
@@ -48,12 +49,10 @@ export async function startListeners(app: App): Promise<Listener[]> {
       // plain TCP only (no STLS, no POP3S) until the shared listener is wired in
       listeners.push(await startPlainListener({ name: 'pop3', host: config.pop3.host, port: config.pop3.port, log, onConnection: pop3Handler(app) }));
     }
+    if (config.imap.enabled) listeners.push(...(await startImap(app)));
   } catch (err) {
     for (const l of listeners) await l.close().catch(() => {});
     throw err;
-  }
-  for (const name of ['imap'] as const) {
-    if (config[name].enabled) log.warn(`${name} listener is not part of this build yet`, { port: config[name].port });
   }
   return listeners;
 }

@@ -19,6 +19,7 @@ import type { HookContext, Session } from '../../hooks/context.ts';
 import { authenticate, closeSession, connectSession, listCapabilities, runCommand } from '../../hooks/pipeline/index.ts';
 import type { CommandResult } from '../../hooks/types.ts';
 import type { Duplex } from 'node:stream';
+import { plaintextAuthAllowed } from '../auth-policy.ts';
 import { Args } from './args.ts';
 import type { ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
@@ -113,7 +114,7 @@ export class ImapSession {
 
   /** Passwords may be sent: TLS, loopback, or the admin allowed plaintext (auth.allowPlaintext). */
   get plaintextAllowed(): boolean {
-    return this.conn.secure || this.conn.isLoopback || this.app.config.auth.allowPlaintext;
+    return plaintextAuthAllowed(this.app.config, this.conn);
   }
 
   async capabilities(ctx: HookContext): Promise<string[]> {
