@@ -141,6 +141,21 @@ describe('IMAP timers', () => {
     assert.equal(await a.line(), 'I1 OK IDLE terminated');
   });
 
+  it('refuses a login beyond imap.maxConnectionsPerUser with LIMIT and counts logouts', async () => {
+    const limited = await bootImapTestApp({ imap: { maxConnectionsPerUser: 2 } });
+    try {
+      const a = await login(limited.app);
+      await login(limited.app);
+      const { client } = await connect(limited.app);
+      assert.match(await client.status('LOGIN alice secret'), /^NO \[LIMIT\]/);
+      await a.command('LOGOUT');
+      await a.done;
+      assert.match(await client.status('LOGIN alice secret'), /^OK/);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('logs out an idle client with BYE', async () => {
     const { client } = await connect(t.app, { idleTimeoutMs: 150 });
     assert.equal(await client.line(1000), '* BYE Autologout; idle for too long');

@@ -272,6 +272,7 @@ export class ImapSession {
       this.selected = null;
       this.#changed = null;
       await this.flush().catch(() => {});
+      await this.#release?.().catch(() => {});
       await closeSession(this.app, ctx);
       await this.conn.close();
     }
@@ -376,11 +377,33 @@ export class ImapSession {
     if (!this.plaintextAllowed) return no('Plaintext authentication is not allowed on an unencrypted connection', 'PRIVACYREQUIRED');
     const result = await authenticate(this.app, ctx, { username, password, method });
     if (!result.ok) return verdictOutcome(result.verdict);
+    if (!(await this.#countConnection(result.value.id))) {
+      this.session.user = null;
+      return no('Too many connections for this user', 'LIMIT');
+    }
     this.state = 'authenticated';
     return ok(`${result.value.username} authenticated`, `CAPABILITY ${(await this.capabilities(ctx)).join(' ')}`);
   }
 
   /** After `OK Begin TLS negotiation now` is written: plaintext pipelined after STARTTLS is dropped. */
+  /**
+   * imap.maxConnectionsPerUser, counted in the ephemeral store (so across server instances with Redis). The
+   * counter carries a day's expiry so a crashed instance's sessions are forgotten eventually.
+   */
+  async #countConnection(userId: string): Promise<boolean> {
+    const key = `imap:connections:${userId}`;
+    const ephemeral = this.app.storage.ephemeral;
+    const count = await ephemeral.incr(key, 1, 24 * 3600 * 1000);
+    if (count > this.app.config.imap.maxConnectionsPerUser) {
+      await ephemeral.incr(key, -1, 24 * 3600 * 1000);
+      return false;
+    }
+    this.#release = () => ephemeral.incr(key, -1, 24 * 3600 * 1000).then(() => {});
+    return true;
+  }
+
+  #release: (() => Promise<void>) | null = null;
+
   async startTls(): Promise<void> {
     await this.conn.upgradeToTls();
     this.#input.clear();
