@@ -36,6 +36,7 @@ describe('plugin host', () => {
       t.app.plugins.map((p) => [p.name, p.index, p.origin]),
       [
         ['quota', 0, 'builtin'],
+        ['login-limits', null, 'host'],
         ['storage', null, 'host'],
       ],
     );
@@ -60,7 +61,7 @@ describe('plugin host', () => {
     const err = await bootError({ config: { plugins: ['junk'] } });
     assert.match(err.message, /^plugins\[0\] \(junk\): depends on plugin "quota", which is not loaded/);
     const t = await makeApp({ registry, config: { plugins: ['junk', ['quota', { limit: 1 }]] } });
-    assert.equal(t.app.plugins.length, 3);
+    assert.equal(t.app.plugins.length, 4, 'junk, quota, login-limits, storage');
   });
 
   it('duplicate names and the reserved storage name fail at boot', async () => {
