@@ -434,12 +434,45 @@ export interface EphemeralPort {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Per-user documents: filters, autoreply, application passwords, access tokens, settings
+// ---------------------------------------------------------------------------------------------------------
+
+/** A JSON document owned by a user, of a named kind ('filter', 'autoreply', 'asp', 'token', ...). */
+export interface UserDocument<T = unknown> {
+  id: Id;
+  userId: Id;
+  kind: string;
+  /** Optional lookup key, unique per kind across all users (e.g. a token hash). */
+  key: string | null;
+  data: T;
+  created: number;
+  updated: number;
+}
+
+export interface UserDocumentsPort {
+  /** Documents of one kind for a user, oldest first. */
+  list<T = unknown>(userId: Id, kind: string): Promise<UserDocument<T>[]>;
+  get<T = unknown>(userId: Id, kind: string, id: Id): Promise<UserDocument<T> | null>;
+  /**
+   * Inserts (no `id`, or an id not yet used for this user and kind) or replaces (existing id) a document.
+   * Explicit ids let singletons use a fixed name (`put(user, 'autoreply', data, { id: 'default' })`).
+   * ALREADYEXISTS when `key` is taken by another document of the kind; NONEXISTENT when the user is gone.
+   */
+  put<T = unknown>(userId: Id, kind: string, data: T, options?: { id?: Id; key?: string | null }): Promise<UserDocument<T>>;
+  delete(userId: Id, kind: string, id: Id): Promise<boolean>;
+  /** The document of a kind holding `key`, whichever user owns it. */
+  findByKey<T = unknown>(kind: string, key: string): Promise<UserDocument<T> | null>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The whole backend
 // ---------------------------------------------------------------------------------------------------------
 
 export interface StoragePorts {
   readonly name: string;
   users: UsersPort;
+  /** Per-user documents; deleted with their user. */
+  documents: UserDocumentsPort;
   mailboxes: MailboxesPort;
   messages: MessagesPort;
   blobs: BlobsPort;

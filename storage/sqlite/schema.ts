@@ -126,6 +126,21 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX changes_user ON changes(user_id, id);
   CREATE INDEX changes_created ON changes(created);
   `,
+
+  // 2: per-user documents (filters, autoreply, application passwords, tokens, settings)
+  `
+  CREATE TABLE user_documents (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    key TEXT,
+    data TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (user_id, kind, doc_id)
+  );
+  CREATE UNIQUE INDEX user_documents_key ON user_documents(kind, key) WHERE key IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

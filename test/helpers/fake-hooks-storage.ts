@@ -236,6 +236,16 @@ export function createFakeStorage(): FakeStorage {
     },
     // the real in-process implementation: the always-loaded login-limits plugin counts failures here
     ephemeral: new MemoryEphemeral(),
+    documents: {
+      // the hook tests never store per-user documents; the real port is covered by the contract suite
+      list: async () => [],
+      get: async () => null,
+      put: async () => {
+        throw new Error('fake storage: documents are not supported');
+      },
+      delete: async () => false,
+      findByKey: async () => null,
+    },
     ping: async () => {},
     async close() {
       fake.closed = true;

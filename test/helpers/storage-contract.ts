@@ -690,6 +690,38 @@ export function storageContract(name: string, open: StorageFactory): void {
     });
 
     // -----------------------------------------------------------------------------------------------------------
+    describe('per-user documents', () => {
+      it('inserts, replaces, lists by kind, looks up by unique key, deletes, and goes with the user', () =>
+        withStorage(async ({ s, user }) => {
+          const a = await s.documents.put(user.id, 'filter', { name: 'first', n: 1 });
+          assert.match(a.id, /^[0-9a-f]{24}$/);
+          const b = await s.documents.put(user.id, 'filter', { name: 'second', n: 2 }, { key: 'k2' });
+          await s.documents.put(user.id, 'autoreply', { on: true }, { id: 'default' });
+          assert.deepEqual((await s.documents.list<{ name: string }>(user.id, 'filter')).map((d) => d.data.name), ['first', 'second']);
+          const replaced = await s.documents.put(user.id, 'filter', { name: 'first!', n: 3 }, { id: a.id });
+          assert.equal(replaced.id, a.id);
+          assert.equal(replaced.created, a.created);
+          assert.deepEqual((await s.documents.get(user.id, 'filter', a.id))?.data, { name: 'first!', n: 3 });
+          assert.equal((await s.documents.get(user.id, 'autoreply', 'default'))?.userId, user.id);
+          assert.equal(await s.documents.get(user.id, 'autoreply', a.id), null, 'ids are per kind');
+
+          assert.equal((await s.documents.findByKey('filter', 'k2'))?.id, b.id);
+          assert.equal(await s.documents.findByKey('token', 'k2'), null, 'keys are per kind');
+          const bob = await s.users.create({ username: 'bob', passwordHash: null });
+          await assert.rejects(s.documents.put(bob.id, 'filter', {}, { key: 'k2' }), { code: 'ALREADYEXISTS' });
+          await s.documents.put(bob.id, 'token', {}, { key: 'k2' });
+          await assert.rejects(s.documents.put('999999', 'filter', {}), (e: unknown) => e instanceof StorageError && e.code === 'NONEXISTENT');
+
+          assert.equal(await s.documents.delete(user.id, 'filter', b.id), true);
+          assert.equal(await s.documents.delete(user.id, 'filter', b.id), false);
+          assert.equal(await s.documents.findByKey('filter', 'k2'), null, 'the key is free again');
+          await s.users.delete(bob.id);
+          assert.equal(await s.documents.findByKey('token', 'k2'), null, 'documents go with their user');
+          assert.deepEqual(await s.documents.list(bob.id, 'token'), []);
+        }));
+    });
+
+    // -----------------------------------------------------------------------------------------------------------
     describe('user deletion', () => {
       it('removes mailboxes, messages, addresses and blob references', () =>
         withStorage(async (f) => {
