@@ -19,9 +19,9 @@
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { App } from '../hooks/app.ts';
-import { startTcpListener } from './listener.ts';
+import { startProtocolListeners } from './listener.ts';
 import type { Connection, TcpListener } from './listener.ts';
-import { loadTlsContext } from './tls.ts';
+import type { TlsMaterial } from './tls.ts';
 import { ImapSession } from './imap/session.ts';
 import type { ImapConnection } from './imap/session.ts';
 
@@ -33,32 +33,11 @@ export async function handleImapConnection(app: App, conn: ImapConnection): Prom
 }
 
 /**
- * Starts the IMAP listeners: `imap.port` (plaintext, STARTTLS offered) and `imap.tlsPort` (implicit TLS) when
- * set. Certificates from `tls.*`, or a self-signed one generated on first start and kept in the data directory.
+ * Starts the IMAP listeners: `imap.port` (plaintext, STARTTLS offered when `tls` is given) and `imap.tlsPort`
+ * (implicit TLS) when set. `tls` comes from protocols/tls.ts, loaded once for every protocol by startListeners.
  */
-export async function startImap(app: App): Promise<TcpListener[]> {
-  const { config, log } = app;
-  const imap = config.imap;
-  const tls = await loadTlsContext(config, log);
-  const common = {
-    name: 'imap',
-    host: imap.host,
-    tls,
-    proxyProtocol: imap.proxyProtocol,
-    maxConnectionsPerIp: imap.maxConnectionsPerIp,
-    idleTimeoutSeconds: imap.idleTimeoutSeconds,
-    log,
-    onConnection: (conn: Connection) => handleImapConnection(app, conn),
-  };
-  const listeners: TcpListener[] = [];
-  try {
-    listeners.push(await startTcpListener({ ...common, port: imap.port, implicitTls: false }));
-    if (imap.tlsPort !== null) listeners.push(await startTcpListener({ ...common, port: imap.tlsPort, implicitTls: true }));
-  } catch (err) {
-    for (const listener of listeners) await listener.close().catch(() => {});
-    throw err;
-  }
-  return listeners;
+export function startImap(app: App, tls: TlsMaterial | null): Promise<TcpListener[]> {
+  return startProtocolListeners('imap', app.config.imap, tls, app.log, (conn: Connection) => handleImapConnection(app, conn));
 }
 
 export interface DuplexConnectionOptions {

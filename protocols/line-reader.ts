@@ -31,12 +31,9 @@ export class LineReader {
   #wake: (() => void) | null = null;
   /** Skipping the rest of an over-long line. */
   #skipping = false;
-  /** When the client last sent anything (ms since epoch), for idle timeouts. */
-  lastActivity = Date.now();
 
   readonly #onData = (chunk: Uint8Array | string): void => {
     const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
-    this.lastActivity = Date.now();
     this.#buffer = this.#buffer.length === 0 ? bytes : concatBytes([this.#buffer, bytes]);
     if (this.#buffer.length > this.#highWaterMark && this.#socket && !this.#paused) {
       this.#paused = true;
@@ -171,32 +168,6 @@ export class LineReader {
     this.#resumeIfDrained();
     return bytes;
   }
-}
-
-/**
- * Calls `onIdle` once when nothing arrived from the client for `ms`. Returns a function that stops watching.
- * The timer never keeps the process alive.
- */
-export function watchIdle(reader: LineReader, ms: number, onIdle: () => void): () => void {
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const schedule = (delay: number) => {
-    timer = setTimeout(check, Math.max(10, delay));
-    (timer as { unref?: () => void }).unref?.();
-  };
-  const check = () => {
-    const quiet = Date.now() - reader.lastActivity;
-    if (quiet >= ms) {
-      timer = null;
-      onIdle();
-    } else {
-      schedule(ms - quiet);
-    }
-  };
-  schedule(ms);
-  return () => {
-    if (timer) clearTimeout(timer);
-    timer = null;
-  };
 }
 
 /** Writes to a socket, waiting for 'drain' when its buffer is full (so large responses stream). */

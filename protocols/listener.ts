@@ -360,6 +360,49 @@ class TcpConnection implements Connection {
   }
 }
 
+/** The listener settings every line protocol's config section has (`imap`, `pop3`, `lmtp`). */
+export interface ProtocolListenerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly tlsPort: number | null;
+  readonly proxyProtocol: boolean;
+  readonly maxConnectionsPerIp: number;
+  readonly idleTimeoutSeconds: number;
+}
+
+/**
+ * Starts one protocol's listeners from its config section: `port` (plaintext, STARTTLS/STLS offered when TLS
+ * material is given) and `tlsPort` (implicit TLS) when set. The TLS material is loaded once by the caller
+ * (protocols/server.ts) and shared by every protocol. If the second port cannot be bound, the first is closed again.
+ */
+export async function startProtocolListeners(
+  name: string,
+  section: ProtocolListenerConfig,
+  tls: TcpListenerOptions['tls'],
+  log: Logger,
+  onConnection: TcpListenerOptions['onConnection'],
+): Promise<TcpListener[]> {
+  const common = {
+    name,
+    host: section.host,
+    tls,
+    proxyProtocol: section.proxyProtocol,
+    maxConnectionsPerIp: section.maxConnectionsPerIp,
+    idleTimeoutSeconds: section.idleTimeoutSeconds,
+    log,
+    onConnection,
+  };
+  const listeners: TcpListener[] = [];
+  try {
+    listeners.push(await startTcpListener({ ...common, port: section.port, implicitTls: false }));
+    if (section.tlsPort !== null) listeners.push(await startTcpListener({ ...common, port: section.tlsPort, implicitTls: true }));
+  } catch (err) {
+    for (const listener of listeners) await listener.close().catch(() => {});
+    throw err;
+  }
+  return listeners;
+}
+
 /** Binds a TCP listener. Rejects if the port cannot be bound or implicit TLS has no TLS material. */
 export function startTcpListener(options: TcpListenerOptions): Promise<TcpListener> {
   const { name, host, implicitTls, proxyProtocol, maxConnectionsPerIp, onConnection } = options;

@@ -8,6 +8,9 @@
  *   DATA        354, then the message is unstuffed into a spool (size enforced while reading: 552 5.3.4),
  *               then deliverMessage, and one reply per accepted recipient, each sent once that copy is durable
  *   RSET NOOP VRFY QUIT STARTTLS
+ *   listeners   lmtp.port (STARTTLS offered when TLS material is loaded) and lmtp.tlsPort (implicit TLS) when set,
+ *               on the shared TCP listener (protocols/listener.ts): PROXY protocol, per-IP limit (421 4.7.0),
+ *               idle timer (421 4.4.2), shutdown (421 4.3.2)
  *
  * Every command passes the command table (state, syntax), then the `lmtp.command` gate, then its handler; verdicts
  * become replies in protocols/lmtp/replies.ts.
@@ -22,8 +25,11 @@ import type { DeliveryOutcome, PipelineApp } from '../hooks/pipeline/index.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';
 import { Spool } from '../storage/spool.ts';
 import type { ClientConnection } from './client-connection.ts';
-import { canStartTls, socketAfterUpgrade } from './client-connection.ts';
-import { LineReader, watchIdle, writeTo } from './line-reader.ts';
+import { canStartTls } from './client-connection.ts';
+import { LineReader, writeTo } from './line-reader.ts';
+import { startProtocolListeners } from './listener.ts';
+import type { TcpListener } from './listener.ts';
+import type { TlsMaterial } from './tls.ts';
 import { receiveData } from './lmtp/data.ts';
 import { multiline, replyText, verdictReply } from './lmtp/replies.ts';
 import { parsePath, splitCommand } from './lmtp/syntax.ts';
@@ -52,10 +58,13 @@ export async function serveLmtp(app: PipelineApp, conn: ClientConnection, option
   await new LmtpSession(app, conn, options.hostname ?? localHostname()).run();
 }
 
-/** For the listener: `onConnection: lmtpHandler(app)`. */
-export function lmtpHandler(app: PipelineApp, options: LmtpOptions = {}): (conn: ClientConnection) => Promise<void> {
-  const name = options.hostname ?? localHostname();
-  return (conn) => serveLmtp(app, conn, { hostname: name });
+/**
+ * Starts the LMTP listeners: `lmtp.port` (plaintext, STARTTLS offered in the LHLO reply when `tls` is given) and
+ * `lmtp.tlsPort` (implicit TLS) when set. `tls` is loaded once for every protocol by startListeners.
+ */
+export function startLmtp(app: PipelineApp, tls: TlsMaterial | null, options: LmtpOptions = {}): Promise<TcpListener[]> {
+  const hostname = options.hostname ?? localHostname();
+  return startProtocolListeners('lmtp', app.config.lmtp, tls, app.log, (conn) => serveLmtp(app, conn, { hostname }));
 }
 
 class LmtpSession {
@@ -71,6 +80,8 @@ class LmtpSession {
   recipients: DeliveryRecipient[] = [];
   badCommands = 0;
   closed = false;
+  /** Waiting for the next command line (a goodbye may be written now without splitting a reply sequence). */
+  waiting = false;
 
   constructor(app: PipelineApp, conn: ClientConnection, hostname: string) {
     this.app = app;
@@ -110,19 +121,30 @@ class LmtpSession {
   }
 
   async run(): Promise<void> {
-    const goodbye = () => this.reply('421 4.4.2 Idle timeout, closing connection');
-    let stopIdle = () => {};
-    if ('onIdleTimeout' in this.conn) this.conn.onIdleTimeout = goodbye;
-    else stopIdle = watchIdle(this.reader, this.config.lmtp.idleTimeoutSeconds * 1000, () => void goodbye().finally(() => this.close()));
+    if (this.conn.refused) {
+      this.reader.detach();
+      await this.reply('421 4.7.0 Too many connections, try again later');
+      return;
+    }
+    // the listener closes the connection after either notice; an idle client may be stalled mid-DATA, where
+    // RFC 5321 §4.5.3.2 allows the 421 too
+    this.conn.onIdleTimeout = async () => {
+      await this.reply('421 4.4.2 Idle timeout, closing connection');
+      this.closed = true;
+    };
+    this.conn.onShutdown = async () => {
+      if (this.waiting) await this.reply('421 4.3.2 Service shutting down, closing connection');
+      this.closed = true;
+    };
+    let connected = false;
     try {
-      if (this.conn.refused) {
-        await this.reply('421 4.7.0 Too many connections, try again later');
-        return;
-      }
       await connectSession(this.app, this.context());
+      connected = true;
       await this.reply(`220 ${this.hostname} LMTP ready`);
       while (!this.closed) {
+        this.waiting = true;
         const line = await this.reader.readLine();
+        this.waiting = false;
         if (line === null) break;
         if (line.kind === 'toolong') await this.bad('500 5.5.2 Line too long');
         else await this.dispatch(line.text);
@@ -131,9 +153,9 @@ class LmtpSession {
       this.session.log.error('LMTP session failed', { err });
       await this.reply('421 4.3.0 Internal error, closing connection');
     } finally {
-      stopIdle();
+      this.waiting = false;
       this.reader.detach();
-      await closeSession(this.app, this.context());
+      if (connected) await closeSession(this.app, this.context());
       if (!this.closed) this.close();
     }
   }
@@ -214,13 +236,14 @@ class LmtpSession {
   async startTls(rest: string): Promise<void> {
     if (rest.trim()) return this.bad('501 5.5.4 STARTTLS takes no arguments');
     if (this.secure) return this.bad('503 5.5.1 TLS already active');
-    if (!canStartTls(this.conn) || !this.conn.upgradeToTls) return this.bad('502 5.5.1 STARTTLS not available');
+    if (!canStartTls(this.conn)) return this.bad('502 5.5.1 STARTTLS not available');
     await this.reply('220 2.0.0 Ready to start TLS');
     this.reader.detach();
     const dropped = this.reader.discardBuffered();
     if (dropped > 0) this.session.log.warn('dropped bytes pipelined after STARTTLS', { bytes: dropped });
     try {
-      this.socket = socketAfterUpgrade(this.conn, await this.conn.upgradeToTls());
+      await this.conn.upgradeToTls!();
+      this.socket = this.conn.socket;
     } catch (err) {
       this.session.log.info('TLS handshake failed', { err });
       this.close();

@@ -8,8 +8,12 @@
  *                   RETR/TOP stream from storage, dot-stuffed; DELE and RETR only mark the snapshot
  *   UPDATE (QUIT)   retrieved → \Seen, deleted → Trash or expunged (pop3.deleteMode), through the pipeline
  *
- * A dropped connection applies nothing. Every command passes the command table (state, syntax), then the
- * `pop3.command` gate, then its handler; verdicts become replies in protocols/pop3/replies.ts.
+ *   listeners       pop3.port (plaintext, STLS offered) and pop3.tlsPort (implicit TLS) on the shared TCP listener
+ *                   (protocols/listener.ts): PROXY protocol, per-IP limit (-ERR [SYS/TEMP]), idle timer, shutdown
+ *
+ * A dropped connection applies nothing, and neither does the autologout timer: RFC 1939 §3 has the server close
+ * the connection without a response and without entering UPDATE. Every command passes the command table (state,
+ * syntax), then the `pop3.command` gate, then its handler; verdicts become replies in protocols/pop3/replies.ts.
  */
 import type { Duplex } from 'node:stream';
 import { createContext, createSession } from '../hooks/context.ts';
@@ -17,10 +21,14 @@ import type { HookContext, Session } from '../hooks/context.ts';
 import { authenticate, closeSession, connectSession, listCapabilities, runCommand } from '../hooks/pipeline/index.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import { serverVersion } from './version.ts';
+import { plaintextAuthAllowed } from './auth-policy.ts';
 import type { ClientConnection } from './client-connection.ts';
-import { canStartTls, socketAfterUpgrade } from './client-connection.ts';
+import { canStartTls } from './client-connection.ts';
 import { dotStuff } from './dot-stuffing.ts';
-import { LineReader, watchIdle, writeTo } from './line-reader.ts';
+import { LineReader, writeTo } from './line-reader.ts';
+import { startProtocolListeners } from './listener.ts';
+import type { TcpListener } from './listener.ts';
+import type { TlsMaterial } from './tls.ts';
 import { Maildrop } from './pop3/maildrop.ts';
 import { verdictReply, replyText } from './pop3/replies.ts';
 import { messageSource } from './pop3/retrieve.ts';
@@ -33,19 +41,17 @@ interface Command {
   run(session: Pop3Session, args: string[]): Promise<void>;
 }
 
-/** Passwords may cross this connection: TLS, loopback, or `auth.allowPlaintext`. */
-export function plaintextAllowed(app: PipelineApp, conn: { secure: boolean; isLoopback: boolean }, secure: boolean): boolean {
-  return secure || conn.isLoopback || app.config.auth.allowPlaintext;
-}
-
 /** Serves one POP3 connection until QUIT, disconnect or idle timeout. Never throws. */
 export async function servePop3(app: PipelineApp, conn: ClientConnection): Promise<void> {
   await new Pop3Session(app, conn).run();
 }
 
-/** For the listener: `onConnection: pop3Handler(app)`. */
-export function pop3Handler(app: PipelineApp): (conn: ClientConnection) => Promise<void> {
-  return (conn) => servePop3(app, conn);
+/**
+ * Starts the POP3 listeners: `pop3.port` (plaintext, STLS offered when `tls` is given) and `pop3.tlsPort`
+ * (implicit TLS, POP3S) when set. `tls` is loaded once for every protocol by startListeners.
+ */
+export function startPop3(app: PipelineApp, tls: TlsMaterial | null): Promise<TcpListener[]> {
+  return startProtocolListeners('pop3', app.config.pop3, tls, app.log, (conn) => servePop3(app, conn));
 }
 
 class Pop3Session {
@@ -60,6 +66,8 @@ class Pop3Session {
   maildrop: Maildrop | null = null;
   badCommands = 0;
   closed = false;
+  /** Waiting for the next command line (a goodbye may be written now without splitting a response). */
+  waiting = false;
   /** The current command's argument text as sent (PASS takes it whole: passwords may contain spaces). */
   rawArgs = '';
 
@@ -91,19 +99,29 @@ class Pop3Session {
   }
 
   async run(): Promise<void> {
-    const goodbye = () => this.reply('-ERR Idle timeout, closing connection');
-    let stopIdle = () => {};
-    if ('onIdleTimeout' in this.conn) this.conn.onIdleTimeout = goodbye;
-    else stopIdle = watchIdle(this.reader, this.app.config.pop3.idleTimeoutSeconds * 1000, () => void goodbye().finally(() => this.close()));
+    if (this.conn.refused) {
+      this.reader.detach();
+      await this.reply('-ERR [SYS/TEMP] Too many connections, try again later');
+      return;
+    }
+    // autologout (RFC 1939 §3): no response and no UPDATE; the listener closes the connection after this
+    this.conn.onIdleTimeout = () => {
+      this.session.log.info('autologout: idle timeout, closing without UPDATE');
+      this.closed = true;
+    };
+    this.conn.onShutdown = async () => {
+      if (this.waiting) await this.reply('-ERR [SYS/TEMP] Server shutting down');
+      this.closed = true;
+    };
+    let connected = false;
     try {
-      if (this.conn.refused) {
-        await this.reply('-ERR [SYS/TEMP] Too many connections, try again later');
-        return;
-      }
       await connectSession(this.app, this.context());
+      connected = true;
       await this.reply('+OK WildDuck POP3 ready');
       while (!this.closed) {
+        this.waiting = true;
         const line = await this.reader.readLine();
+        this.waiting = false;
         if (line === null) break;
         if (line.kind === 'toolong') await this.bad('-ERR Line too long');
         else await this.dispatch(line.text);
@@ -112,11 +130,11 @@ class Pop3Session {
       this.session.log.error('POP3 session failed', { err });
       await this.reply('-ERR [SYS/TEMP] Internal error, closing connection');
     } finally {
-      stopIdle();
+      this.waiting = false;
       this.reader.detach();
       // a connection that ends without QUIT applies nothing (RFC 1939 §6)
       await this.maildrop?.close();
-      await closeSession(this.app, this.context());
+      if (connected) await closeSession(this.app, this.context());
       if (!this.closed) this.close();
     }
   }
@@ -155,7 +173,7 @@ class Pop3Session {
   }
 
   plaintextAllowed(): boolean {
-    return plaintextAllowed(this.app, this.conn, this.secure);
+    return plaintextAuthAllowed(this.app.config, { secure: this.secure, isLoopback: this.conn.isLoopback });
   }
 
   async capabilities(): Promise<string[]> {
@@ -246,13 +264,14 @@ class Pop3Session {
   async startTls(args: string[]): Promise<void> {
     if (args.length > 0) return this.bad('-ERR STLS takes no arguments');
     if (this.secure) return this.bad('-ERR TLS already active');
-    if (!canStartTls(this.conn) || !this.conn.upgradeToTls) return this.bad('-ERR STLS not available');
+    if (!canStartTls(this.conn)) return this.bad('-ERR STLS not available');
     await this.reply('+OK Begin TLS negotiation');
     this.reader.detach();
     const dropped = this.reader.discardBuffered();
     if (dropped > 0) this.session.log.warn('dropped bytes pipelined after STLS', { bytes: dropped });
     try {
-      this.socket = socketAfterUpgrade(this.conn, await this.conn.upgradeToTls());
+      await this.conn.upgradeToTls!();
+      this.socket = this.conn.socket;
     } catch (err) {
       this.session.log.info('TLS handshake failed', { err });
       this.close();

@@ -1,6 +1,7 @@
 /**
- * Composition of a running server: open storage, build the app (hooks + plugins), start the enabled
- * listeners. Protocol listeners that this build does not contain yet are reported, not faked.
+ * Composition of a running server: open storage, build the app (hooks + plugins), load the TLS material once,
+ * and start the enabled listeners (HTTP, LMTP, POP3, IMAP), every line protocol on the shared TCP listener with
+ * that one TLS context.
  */
 import type { Config } from '../hooks/config.ts';
 import type { Logger } from '../hooks/log.ts';
@@ -9,10 +10,10 @@ import { openStorage } from '../storage/open.ts';
 import { checkCredentials } from '../storage/users.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { startHttp, type Listener } from './http.ts';
-import { lmtpHandler } from './lmtp.ts';
-import { pop3Handler } from './pop3.ts';
+import { startLmtp } from './lmtp.ts';
+import { startPop3 } from './pop3.ts';
 import { startImap } from './imap.ts';
-import { startPlainListener } from './plain-listener.ts';
+import { loadTlsContext } from './tls.ts';
 
 export async function bootApp(config: Config, log: Logger): Promise<App> {
   const storage = await openStorage(config);
@@ -39,17 +40,13 @@ export async function bootApp(config: Config, log: Logger): Promise<App> {
 export async function startListeners(app: App): Promise<Listener[]> {
   const listeners: Listener[] = [];
   const { config, log } = app;
+  // one certificate for every protocol, loaded (or generated) once, and only when a line protocol runs
+  const tls = config.imap.enabled || config.pop3.enabled || config.lmtp.enabled ? await loadTlsContext(config, log) : null;
   try {
     if (config.api.enabled) listeners.push(await startHttp(app));
-    if (config.lmtp.enabled) {
-      // plain TCP until the shared listener (TLS, PROXY, per-IP limits) is wired in
-      listeners.push(await startPlainListener({ name: 'lmtp', host: config.lmtp.host, port: config.lmtp.port, log, onConnection: lmtpHandler(app) }));
-    }
-    if (config.pop3.enabled) {
-      // plain TCP only (no STLS, no POP3S) until the shared listener is wired in
-      listeners.push(await startPlainListener({ name: 'pop3', host: config.pop3.host, port: config.pop3.port, log, onConnection: pop3Handler(app) }));
-    }
-    if (config.imap.enabled) listeners.push(...(await startImap(app)));
+    if (config.lmtp.enabled) listeners.push(...(await startLmtp(app, tls)));
+    if (config.pop3.enabled) listeners.push(...(await startPop3(app, tls)));
+    if (config.imap.enabled) listeners.push(...(await startImap(app, tls)));
   } catch (err) {
     for (const l of listeners) await l.close().catch(() => {});
     throw err;

@@ -68,7 +68,7 @@ describe('wildduck CLI', () => {
   });
 
   it('starts, reports its listener, answers /health and stops on SIGTERM', { timeout: 60_000 }, async () => {
-    const child = spawnTs(CLI, ['start'], { cwd: dir, env: { ...env, WILDDUCK_API_PORT: '0', WILDDUCK_LMTP_PORT: '0', WILDDUCK_POP3_PORT: '0', WILDDUCK_IMAP_PORT: '0', WILDDUCK_IMAP_TLS_PORT: '0' } });
+    const child = spawnTs(CLI, ['start'], { cwd: dir, env: { ...env, WILDDUCK_API_PORT: '0', WILDDUCK_LMTP_PORT: '0', WILDDUCK_POP3_PORT: '0', WILDDUCK_POP3_TLS_PORT: '0', WILDDUCK_IMAP_PORT: '0', WILDDUCK_IMAP_TLS_PORT: '0' } });
     let out = '';
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { bootApp } from '../protocols/server.ts';
-import { lmtpHandler } from '../protocols/lmtp.ts';
-import { pop3Handler } from '../protocols/pop3.ts';
-import { startPlainListener } from '../protocols/plain-listener.ts';
+import { startLmtp } from '../protocols/lmtp.ts';
+import { startPop3 } from '../protocols/pop3.ts';
+import type { TcpListener } from '../protocols/listener.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
 import type { App } from '../hooks/app.ts';
@@ -53,18 +53,20 @@ print(json.dumps({'count': count, 'size': size, 'uidls': uidls, 'messages': mess
 describe('delivery end to end: LMTP in, POP3 out', () => {
   let dataDir: string;
   let app: App;
-  let lmtp: { port: number; close(): Promise<void> };
-  let pop3: { port: number; close(): Promise<void> };
+  let lmtp: TcpListener;
+  let pop3: TcpListener;
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-e2e-'));
-    const config = resolveConfig({ dataDir, plugins: ['quota'] });
+    const listener = { host: '127.0.0.1', port: 0, tlsPort: null };
+    const config = resolveConfig({ dataDir, plugins: ['quota'], lmtp: listener, pop3: listener });
     app = await bootApp(config, createLogger({ level: 'silent' }));
     await createUser(app.storage, config, { username: 'ann', password: 'pw-ann', addresses: ['ann@example.com'] });
     await createUser(app.storage, config, { username: 'ben', password: 'pw-ben', addresses: ['ben@example.com'] });
     await createUser(app.storage, config, { username: 'full', password: 'pw', addresses: ['full@example.com'], quota: { storage: 100 } });
-    lmtp = await startPlainListener({ name: 'lmtp', host: '127.0.0.1', port: 0, log: app.log, onConnection: lmtpHandler(app, { hostname: 'mx.test' }) });
-    pop3 = await startPlainListener({ name: 'pop3', host: '127.0.0.1', port: 0, log: app.log, onConnection: pop3Handler(app) });
+    // plaintext only here (no TLS material): POP3 and LMTP over TLS are tested in pop3-tls and lmtp-clients
+    [lmtp] = (await startLmtp(app, null, { hostname: 'mx.test' })) as [TcpListener];
+    [pop3] = (await startPop3(app, null)) as [TcpListener];
   });
   after(async () => {
     await lmtp.close();

@@ -9,6 +9,7 @@ import { ImapFlow } from 'imapflow';
 import { bootImapTestApp, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { startImap } from '../protocols/imap.ts';
+import { loadTlsContext } from '../protocols/tls.ts';
 import type { TcpListener } from '../protocols/listener.ts';
 
 function client(port: number, secure: boolean): ImapFlow {
@@ -62,7 +63,7 @@ describe('IMAP end to end with real clients', () => {
   let tlsPort: number;
   before(async () => {
     t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: 0 } });
-    listeners = await startImap(t.app);
+    listeners = await startImap(t.app, await loadTlsContext(t.app.config, t.app.log));
     plainPort = listeners[0]!.port;
     tlsPort = listeners[1]!.port;
   });

@@ -55,7 +55,7 @@ describe('IMAP two-way sync with mbsync', { skip: haveMbsync ? false : 'mbsync i
 
   before(async () => {
     t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app);
+    listeners = await startImap(t.app, null); // mbsync runs with SSLType None
     inboxId = (await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!.id;
     for (let i = 0; i < COUNT; i++) {
       const flags = i < 10 ? ['\\Seen'] : i < 15 ? ['\\Flagged'] : [];
