@@ -1,9 +1,9 @@
 /**
  * The read side of StoragePorts that plugins get. Writes to mailboxes and messages go through the pipeline
- * (the storage plugin commits them); plugins may read anything and use the ephemeral port (counters, locks,
+ * (the storage plugin commits them); plugins may read anything (per-user documents too) and use the ephemeral port (counters, locks,
  * pub/sub) for their own state.
  */
-import type { BlobsPort, ChangesPort, EphemeralPort, MailboxesPort, MessagesPort, StoragePorts, UsersPort } from '../storage/ports.ts';
+import type { BlobsPort, ChangesPort, EphemeralPort, MailboxesPort, MessagesPort, StoragePorts, UserDocumentsPort, UsersPort } from '../storage/ports.ts';
 
 export interface StorageReader {
   readonly name: string;
@@ -13,6 +13,8 @@ export interface StorageReader {
   readonly blobs: Pick<BlobsPort, 'read' | 'stats'>;
   readonly changes: Pick<ChangesPort, 'since' | 'latest' | 'subscribe'>;
   readonly ephemeral: EphemeralPort;
+  /** Per-user documents (filters, autoreply, delivery settings), read only. */
+  readonly documents: Pick<UserDocumentsPort, 'list' | 'get' | 'findByKey'>;
   ping(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ export function storageReader(storage: StoragePorts): StorageReader {
     blobs: pick(storage.blobs, ['read', 'stats']),
     changes: pick(storage.changes, ['since', 'latest', 'subscribe']),
     ephemeral: pick(storage.ephemeral, ['incr', 'get', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish', 'subscribe']),
+    documents: pick(storage.documents, ['list', 'get', 'findByKey']),
     ping: () => storage.ping(),
   });
 }

@@ -107,6 +107,11 @@ export class SearchTextCollector implements SplitterSink {
     this.textSize += text.length + 1;
   }
 
+  /** The decoded text parts only (no headers, no file names), as collected so far. */
+  bodyText(): string {
+    return this.texts.join('\n');
+  }
+
   /** The searchable text: decoded From/To/Cc/Subject, file names, then the text parts; at most `limit` chars. */
   result(fields: HeaderField[], root: MimeNode): string {
     const head: string[] = [];
