@@ -1,7 +1,8 @@
 /**
  * Composition root: builds the hook tree from config, loads the plugins (then the ones the server always runs:
- * failed-login limits, and the storage plugin last), and hands protocols one `App` to pass to the pipeline
- * functions.
+ * failed-login limits; the per-user delivery rules — filters, forwarding, autoreply — which do nothing until a
+ * user sets them up (and, for sending, until `delivery.relay.host` is set); and the storage plugin last), and
+ * hands protocols one `App` to pass to the pipeline functions.
  */
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -16,6 +17,9 @@ import { builtinPlugins } from '../plugins/index.ts';
 import { createStoragePlugin } from '../plugins/storage.ts';
 import { createLoginLimitsPlugin, loginLimitsFromConfig } from '../plugins/login-limits.ts';
 import type { CheckCredentials } from '../plugins/storage.ts';
+import { createFiltersPlugin } from '../plugins/filters.ts';
+import { createForwardingPlugin } from '../plugins/forwarding.ts';
+import { createAutoreplyPlugin } from '../plugins/autoreply.ts';
 
 export type { IngestFn, CheckCredentials };
 
@@ -55,7 +59,13 @@ export async function createApp(options: AppOptions): Promise<App> {
     log,
     storage: storageReader(storage),
     registry: options.registry ?? builtinPlugins,
-    always: [createLoginLimitsPlugin(loginLimitsFromConfig(config)), createStoragePlugin({ storage, checkCredentials, backend: config.storage.backend })],
+    always: [
+      createLoginLimitsPlugin(loginLimitsFromConfig(config)),
+      createFiltersPlugin(),
+      createForwardingPlugin(),
+      createAutoreplyPlugin(),
+      createStoragePlugin({ storage, checkCredentials, backend: config.storage.backend }),
+    ],
   });
   let closing: Promise<void> | null = null;
   return Object.freeze({

@@ -4,12 +4,16 @@
  * Understood values: SpamAssassin's "Yes, score=…", rspamd actions ("add header", "rewrite subject", "reject"),
  * and "yes"/"true"/"spam". With `minScore` set, a "score=N" at or above it counts as spam as well.
  *
- * Per-user levels need per-user delivery settings in storage, which this build does not have yet.
+ * Per-user level (`spamLevel` in the user's delivery settings, storage/delivery-settings.ts), as WildDuck has it:
+ * 0 = every message is spam, 100 = nothing is, in between the header counts as spam when its score (see
+ * `spamScore`) is at least the level. Users without a level get the rule above. A user's filter with a `spam`
+ * action (plugins/filters.ts, a later stage) overrules either way.
  */
 import { z } from 'zod';
 import { definePlugin } from '../hooks/host.ts';
 import type { PluginApi } from '../hooks/host.ts';
 import { POLICY } from '../hooks/stages.ts';
+import { getDeliverySettings } from '../storage/delivery-settings.ts';
 
 export const SPAM_ROUTING_PLUGIN = 'spam-routing';
 
@@ -23,6 +27,28 @@ export function isSpamValue(value: string, minScore: number | null): boolean {
   return score !== null && Number(score[1]) >= minScore;
 }
 
+/**
+ * A header value on WildDuck's 0–100 scale: rspamd "reject" 75; "rewrite subject", "soft reject", "greylist" and
+ * a plain spam verdict (SpamAssassin "Yes") 50; "add header" 25; anything else 0.
+ */
+export function spamScore(value: string): number {
+  const v = value.trim().toLowerCase();
+  if (/^reject\b/.test(v)) return 75;
+  if (/^(rewrite subject|soft reject|greylist|yes|true|spam)\b/.test(v)) return 50;
+  if (/^add header\b/.test(v)) return 25;
+  return 0;
+}
+
+/** The verdict for one message (`value`: the spam header, if any): the user's level when set, the server-wide rule otherwise. */
+export function isSpamFor(value: string | undefined, level: number | null, minScore: number | null): boolean {
+  if (level === null) return value !== undefined && isSpamValue(value, minScore);
+  if (level === 0) return true;
+  if (level === 100 || value === undefined) return false;
+  // a score=N at or above minScore counts like a plain spam verdict
+  const score = spamScore(value) || (isSpamValue(value, minScore) ? 50 : 0);
+  return score >= level;
+}
+
 export const spamRoutingPlugin = definePlugin({
   description: 'Delivers messages the MTA marked as spam to Junk',
   optionsSchema: z.object({ minScore: z.number().nullable() }).strict(),
@@ -34,7 +60,8 @@ export const spamRoutingPlugin = definePlugin({
         const header = api.config.delivery.spamHeader.toLowerCase();
         api.hooks.delivery.route.tapPromise({ stage: POLICY }, async (route, _ctx, request) => {
           const value = request.headers.find((h) => h.key === header)?.value;
-          if (value === undefined || !isSpamValue(value, options.minScore)) return route;
+          const { spamLevel } = await getDeliverySettings(api.storage.documents, request.recipient.userId);
+          if (!isSpamFor(value, spamLevel, options.minScore)) return route;
           return { ...route, specialUse: '\\Junk', spam: true, autoreply: false, forward: [], notes: [...route.notes, 'spam-header'] };
         });
       },

@@ -37,6 +37,9 @@ describe('plugin host', () => {
       [
         ['quota', 0, 'builtin'],
         ['login-limits', null, 'host'],
+        ['filters', null, 'host'],
+        ['forwarding', null, 'host'],
+        ['autoreply', null, 'host'],
         ['storage', null, 'host'],
       ],
     );
@@ -61,7 +64,7 @@ describe('plugin host', () => {
     const err = await bootError({ config: { plugins: ['junk'] } });
     assert.match(err.message, /^plugins\[0\] \(junk\): depends on plugin "quota", which is not loaded/);
     const t = await makeApp({ registry, config: { plugins: ['junk', ['quota', { limit: 1 }]] } });
-    assert.equal(t.app.plugins.length, 4, 'junk, quota, login-limits, storage');
+    assert.equal(t.app.plugins.length, 7, 'junk, quota, login-limits, filters, forwarding, autoreply, storage');
   });
 
   it('duplicate names and the reserved storage name fail at boot', async () => {
