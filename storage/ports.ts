@@ -92,12 +92,16 @@ export interface UsersPort {
   get(id: Id): Promise<UserRecord | null>;
   getByUsername(username: string): Promise<UserRecord | null>;
   list(options?: { query?: string; limit?: number; cursor?: string | null }): Promise<Page<UserRecord>>;
+  /** How many users `list` would return in all for the same query (the HTTP API's `total`). */
+  count(options?: { query?: string }): Promise<number>;
   update(id: Id, patch: UserPatch): Promise<UserRecord>; // NONEXISTENT
   /** Removes the user with all mailboxes, messages (releasing blob references) and addresses. */
   delete(id: Id): Promise<void>;
 
   addAddress(userId: Id, address: { address: string; display: string; main?: boolean }): Promise<AddressRecord>;
   removeAddress(addressId: Id): Promise<void>;
+  /** Changes an address's display form (same normalized address) or makes it the user's main one. NONEXISTENT. */
+  updateAddress(addressId: Id, patch: { display?: string; main?: boolean }): Promise<AddressRecord>;
   listAddresses(userId: Id): Promise<AddressRecord[]>;
   /** Exact lookup of a normalized address. */
   resolveAddress(address: string): Promise<AddressRecord | null>;

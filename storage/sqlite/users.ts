@@ -139,6 +139,17 @@ export class SqliteUsers implements UsersPort {
     return { items, next: more ? encodeCursor(num(rows[limit - 1].id)) : null };
   }
 
+  async count(options: { query?: string } = {}): Promise<number> {
+    const row = options.query
+      ? this.#db.get<{ n: number }>(
+          `SELECT count(*) AS n FROM users WHERE lower(username) LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\'`,
+          likePattern(options.query),
+          likePattern(options.query),
+        )
+      : this.#db.get<{ n: number }>('SELECT count(*) AS n FROM users');
+    return num(row?.n ?? 0);
+  }
+
   async update(id: Id, patch: UserPatch): Promise<UserRecord> {
     const n = rowId(id);
     const db = this.#db;
@@ -214,6 +225,22 @@ export class SqliteUsers implements UsersPort {
           row.user_id,
         );
       }
+    });
+  }
+
+  async updateAddress(addressId: Id, patch: { display?: string; main?: boolean }): Promise<AddressRecord> {
+    const n = rowId(addressId);
+    const db = this.#db;
+    return db.transaction(() => {
+      const row = n === null ? undefined : db.get<AddressRow>('SELECT * FROM addresses WHERE id = ?', n);
+      if (!row) throw new StorageError('NONEXISTENT', `address ${addressId} does not exist`);
+      if (patch.display !== undefined) db.run('UPDATE addresses SET display = ? WHERE id = ?', patch.display, n);
+      // there is always exactly one main address: it can be moved, not unset
+      if (patch.main === true) {
+        db.run('UPDATE addresses SET main = 0 WHERE user_id = ?', row.user_id);
+        db.run('UPDATE addresses SET main = 1 WHERE id = ?', n);
+      }
+      return toAddress(db.get<AddressRow>('SELECT * FROM addresses WHERE id = ?', n)!);
     });
   }
 

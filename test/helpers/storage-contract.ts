@@ -136,6 +136,9 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.deepEqual(odd.items.map((u) => u.username).sort(), ['user1', 'user3', 'user5']);
           const none = await s.users.list({ query: '%' });
           assert.equal(none.items.length, 0, 'query is a literal substring');
+          assert.equal(await s.users.count(), 8);
+          assert.equal(await s.users.count({ query: 'odd' }), 3);
+          assert.equal(await s.users.count({ query: '%' }), 0);
         }));
 
       it('adds, resolves, lists and removes addresses', () =>
@@ -160,6 +163,13 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(await s.users.resolveAddress('ali@example.com'), null);
           await rejectsWith(s.users.removeAddress(a2.id), 'NONEXISTENT');
           assert.equal((await s.users.listAddresses(user.id)).length, 2);
+
+          const moved = await s.users.updateAddress(a1.id, { main: true, display: 'ALICE@example.com' });
+          assert.equal(moved.main, true);
+          assert.equal(moved.display, 'ALICE@example.com');
+          assert.equal(moved.address, 'alice@example.com');
+          assert.deepEqual((await s.users.listAddresses(user.id)).filter((a) => a.main).map((a) => a.id), [a1.id], 'main moved');
+          await rejectsWith(s.users.updateAddress(a2.id, { main: true }), 'NONEXISTENT');
         }));
     });
 
