@@ -197,6 +197,12 @@ export const configSchema = z
         host: z.string().default('127.0.0.1').describe('Address to bind.'),
         port: port.default(8080).describe('HTTP port.'),
         accessToken: z.string().nullable().default(null).describe('Root access token; null = no token required from loopback.'),
+        loopbackIsRoot: z
+          .boolean()
+          .default(true)
+          .describe('With no accessToken set, treat requests from loopback addresses without a token as root. Off: root access needs accessToken.'),
+        tokenTtlSeconds: z.number().int().positive().default(24 * 3600).describe('Lifetime of per-user access tokens issued by POST /authenticate.'),
+        maxBodyBytes: z.number().int().positive().default(MiB).describe('Largest JSON request body, enforced while reading (413 beyond it).'),
       })
       .strict()
       .prefault({}),

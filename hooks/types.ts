@@ -28,6 +28,11 @@ export interface AuthInput {
   readonly password: string;
   /** SASL mechanism or protocol command: 'PLAIN', 'LOGIN', 'USER', 'BASIC', ... */
   readonly method: string;
+  /**
+   * What the login is for: 'master' (account password only) or a protocol ('imap', 'pop3', 'smtp') for which
+   * application-specific passwords count too. Defaults to the session's protocol ('master' over HTTP).
+   */
+  readonly scope?: string;
 }
 
 /** What `auth.afterAuthenticate` sees: the request without the password. */

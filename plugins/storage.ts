@@ -17,7 +17,16 @@ import type { StoragePorts, UserRecord } from '../storage/ports.ts';
  * Checks a login (username or address) and password; null when they don't match or the user is disabled.
  * The composition root binds storage/users.ts `checkCredentials` (scrypt, timing-safe for unknown logins).
  */
-export type CheckCredentials = (login: string, password: string) => Promise<UserRecord | null>;
+export type CheckCredentials = (login: string, password: string, scope?: string) => Promise<UserRecord | null>;
+
+/**
+ * The scope a login asks for: the request's own (HTTP `POST /authenticate`), else the session's protocol
+ * (imap, pop3, smtp), else 'master'. Application-specific passwords are accepted only for their scopes.
+ */
+function loginScope(protocol: string, requested: string | undefined): string {
+  if (requested) return requested;
+  return protocol === 'imap' || protocol === 'pop3' || protocol === 'smtp' ? protocol : 'master';
+}
 
 export interface StoragePluginOptions {
   /** The full (writable) ports; the plugin is the only one that writes through hooks. */
@@ -48,8 +57,8 @@ export function createStoragePlugin(options: StoragePluginOptions): Plugin {
       const { auth, mailbox, message } = api.hooks;
       api.log.debug('storage plugin committing to backend', { backend: options.backend ?? storage.name });
 
-      auth.authenticate.tapPromise(at, async (_ctx, input) => {
-        const user = await port(() => checkCredentials(input.username, input.password));
+      auth.authenticate.tapPromise(at, async (ctx, input) => {
+        const user = await port(() => checkCredentials(input.username, input.password, loginScope(ctx.session.protocol, input.scope)));
         if (isVerdict(user)) return user;
         return user ?? deny('AUTHENTICATIONFAILED', 'Invalid login or password');
       });

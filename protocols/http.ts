@@ -1,46 +1,188 @@
 /**
- * HTTP API listener. This build serves the operational endpoint only (`GET /health`, WildDuck's shape:
- * `{ success, version }`); the REST API for users, mailboxes and messages is added route by route on the
- * same listener. Every response is JSON; unknown routes get 404 with a JSON error code.
+ * HTTP API listener: the readable map of the API. A request goes through, in order:
+ *
+ * ```
+ * route match            ── 404 NotFound / 405 MethodNotAllowed
+ * caller from token      ── 401 InvalidToken (a token that is neither root nor a live user token)
+ * access check           ── 401 AuthRequired (no token) / 403 MissingPrivileges (user token, someone else's data)
+ * validation (zod)       ── 413 PayloadTooLarge while reading, 400 InvalidJson / InputValidationError + details
+ * `:user` loaded         ── 404 UserNotFound
+ * http.request gate      ── a plugin's verdict (verdictToHttp), or a plugin's own answer
+ * handler                ── pipeline functions for every write; a verdict → verdictToHttp; ApiError → its status
+ * reply                  ── `{ success: true, ... }`; one log line and metrics per request
+ * ```
+ *
+ * Handlers live in protocols/http/*.ts by job; this file only routes, authorizes, validates and replies. Built on
+ * `node:http`, which Node and Deno both provide, so there is no framework to adapt per runtime; the router,
+ * validation (zod, the same schemas that produce `/openapi.json`) and error mapping are small and local.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { z } from 'zod';
 import type { App } from '../hooks/app.ts';
-import { serverVersion } from './version.ts';
+import { createContext, createSession } from '../hooks/context.ts';
+import { runCommand } from '../hooks/pipeline/index.ts';
 import type { Listener } from './listener.ts';
+import { ApiError, errorBody, verdictToHttp } from './http/errors.ts';
+import { readJson } from './http/body.ts';
+import { HttpMetrics } from './http/metrics.ts';
+import { RawReply, Router, routeKey } from './http/route.ts';
+import type { Caller, Route } from './http/route.ts';
+import { identifyCaller, requestToken } from './http/tokens.ts';
+import { operationRoutes } from './http/operations.ts';
+import { userRoutes } from './http/users.ts';
+import { addressRoutes } from './http/addresses.ts';
+import { authRoutes } from './http/authentication.ts';
+import { mailboxRoutes } from './http/mailboxes.ts';
 
 /** Defined with the TCP listener; re-exported for the modules that import it from here. */
 export type { Listener };
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+export interface HttpListener extends Listener {
+  readonly host: string;
+  /** The bound port (useful when the configured port was 0). */
+  readonly port: number;
+}
+
+/** The routing table. Messages, search, submission and events slot in as further `protocols/http/*.ts` files. */
+export function apiRoutes(metrics: HttpMetrics): Route[] {
+  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes];
+  return [...operationRoutes({ metrics, routes: () => routes }), ...routes];
+}
+
+function send(res: ServerResponse, status: number, body: unknown, head: boolean): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  res.end(head ? undefined : text);
 }
 
-async function route(app: App, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  if (url.pathname === '/health') {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'Method not allowed', code: 'MethodNotAllowed' });
-    try {
-      await app.storage.ping();
-      return send(res, 200, { success: true, version: serverVersion });
-    } catch (err) {
-      app.log.warn('health check failed', { err });
-      return send(res, 500, { success: false, version: serverVersion, message: 'Storage is not reachable', code: 'StorageUnavailable' });
-    }
+function sendRaw(res: ServerResponse, reply: RawReply, head: boolean): void {
+  const bytes = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
+  res.writeHead(reply.status, { 'content-type': reply.contentType, 'content-length': bytes.length });
+  res.end(head ? undefined : bytes);
+}
+
+/** Validates one part of the request; the path of every bad field goes into `details`. */
+function validate<S extends z.ZodType>(schema: S | undefined, value: unknown, where: 'params' | 'query' | 'body'): z.output<S> | Record<string, never> {
+  if (!schema) return {};
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const details = result.error.issues.map((i) => ({ path: [where, ...i.path].join('.'), message: i.message }));
+  throw new ApiError('InputValidationError', `${details[0]!.path}: ${details[0]!.message}`, details);
+}
+
+/**
+ * Access rules (see route.ts `Access`). Returns the id of the user a route with a `:user` segment is about (`me`
+ * = the token's user), which the caller loads (404 UserNotFound) before validation of the rest.
+ */
+function authorize(route: Route, caller: Caller, params: Record<string, string>): string | null {
+  if (route.access === 'public') return null;
+  if (caller.kind === 'anonymous') throw new ApiError('AuthRequired');
+  if (route.access === 'root' && caller.kind !== 'root') throw new ApiError('MissingPrivileges');
+  if (params.user === undefined) return null;
+  if (caller.kind === 'root') {
+    if (params.user === 'me') throw new ApiError('InputValidationError', '"me" names the user of a user token; root must give a user id');
+    return params.user;
   }
-  return send(res, 404, { error: 'Unknown route', code: 'NotFound' });
+  if (params.user !== 'me' && params.user !== caller.userId) throw new ApiError('MissingPrivileges');
+  return caller.userId;
 }
 
-export function startHttp(app: App): Promise<Listener> {
+interface Outcome {
+  route: string;
+  status: number;
+  user: string | null;
+  code?: string;
+}
+
+async function handle(app: App, router: Router, req: IncomingMessage, res: ServerResponse, outcome: Outcome): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const head = req.method === 'HEAD';
+  const reply = (status: number, body: unknown) => {
+    outcome.status = status;
+    send(res, status, body, head);
+  };
+  try {
+    const found = router.match(req.method ?? 'GET', url.pathname);
+    if (!found) throw new ApiError('NotFound');
+    if ('allowed' in found) {
+      res.setHeader('allow', found.allowed.join(', '));
+      throw new ApiError('MethodNotAllowed');
+    }
+    const { route } = found;
+    outcome.route = route.path;
+
+    const token = requestToken(req, url);
+    const caller = await identifyCaller(app.config.api, app.storage, token, req.socket.remoteAddress);
+    if (caller.kind === 'user') outcome.user = caller.userId;
+    const userId = authorize(route, caller, found.params);
+
+    const params = validate(route.params, userId === null ? found.params : { ...found.params, user: userId }, 'params');
+    const queryInput = Object.fromEntries([...url.searchParams].filter(([k]) => k !== 'accessToken'));
+    const query = validate(route.query, queryInput, 'query');
+    const body = route.body ? validate(route.body, await readJson(req, route.maxBody ?? app.config.api.maxBodyBytes), 'body') : {};
+
+    const user = userId === null ? null : await app.storage.users.get(userId);
+    if (userId !== null && !user) throw new ApiError('UserNotFound');
+    if (user) outcome.user = user.id;
+
+    const session = createSession(app.log, {
+      protocol: 'http',
+      remoteAddress: req.socket.remoteAddress ?? '',
+      remotePort: req.socket.remotePort ?? null,
+      user: user ? { id: user.id, username: user.username } : null,
+    });
+    const ctx = createContext(session, { route: routeKey(route) });
+
+    const gate = await runCommand(app, 'http', ctx, { verb: routeKey(route), args: { params, query, body, userId: user?.id ?? null, caller: caller.kind } });
+    if (!gate.ok) throw verdictToHttp(gate.verdict);
+    if (gate.value) return reply(200, { success: true, ...gate.value });
+
+    const result = await route.handler({ app, ctx, caller, params, query, body, user: user!, token });
+    if (result instanceof RawReply) {
+      outcome.status = result.status;
+      return sendRaw(res, result, head);
+    }
+    return reply(200, { success: true, ...result });
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    outcome.code = err.code;
+    // the unread rest of an oversized body is not worth reading: close the connection after the answer
+    if (err.status === 413) res.setHeader('connection', 'close');
+    return reply(err.status, errorBody(err));
+  }
+}
+
+export function startHttp(app: App): Promise<HttpListener> {
   const { host, port } = app.config.api;
   const log = app.log.child({ protocol: 'http' });
+  const metrics = new HttpMetrics();
+  const router = new Router(apiRoutes(metrics));
   const server = createServer((req, res) => {
-    route(app, req, res).catch((err: unknown) => {
-      log.error('request failed', { err, method: req.method, url: req.url });
-      if (!res.headersSent) send(res, 500, { error: 'Internal error', code: 'InternalError' });
-      else res.destroy();
-    });
+    const started = performance.now();
+    const remoteAddress = req.socket.remoteAddress ?? ''; // the socket is gone once a closed connection ends
+    const outcome: Outcome = { route: 'unmatched', status: 500, user: null };
+    handle(app, router, req, res, outcome)
+      .catch((err: unknown) => {
+        // a bug or an outage: logged with its stack, never shown
+        log.error('request failed', { err, method: req.method, route: outcome.route });
+        outcome.status = 500;
+        outcome.code = 'InternalError';
+        if (!res.headersSent) send(res, 500, errorBody(new ApiError('InternalError')), req.method === 'HEAD');
+        else res.destroy();
+      })
+      .finally(() => {
+        const seconds = (performance.now() - started) / 1000;
+        metrics.observe(req.method ?? '', outcome.route, outcome.status, seconds);
+        log.info('request', {
+          method: req.method,
+          route: outcome.route,
+          status: outcome.status,
+          ms: Math.round(seconds * 1000),
+          user: outcome.user,
+          remoteAddress,
+          ...(outcome.code ? { code: outcome.code } : {}),
+        });
+      });
   });
   server.requestTimeout = 60_000;
   server.headersTimeout = 30_000;
@@ -50,11 +192,17 @@ export function startHttp(app: App): Promise<Listener> {
       server.off('error', reject);
       const address = server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
-      const describe = `http://${host}:${actualPort}`;
+      const describe = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
       log.info('listening', { url: describe });
       resolve({
         describe,
-        close: () => new Promise<void>((done) => server.close(() => done())),
+        host,
+        port: actualPort,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeIdleConnections?.();
+          }),
       });
     });
   });

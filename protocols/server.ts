@@ -22,7 +22,7 @@ export async function bootApp(config: Config, log: Logger): Promise<App> {
       config,
       log,
       storage,
-      checkCredentials: (login, password) => checkCredentials(storage, login, password),
+      checkCredentials: (login, password, scope) => checkCredentials(storage, login, password, scope),
       ingest: (source) =>
         ingestMessage(source, storage.blobs, {
           maxSize: config.limits.maxMessageSize,

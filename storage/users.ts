@@ -7,6 +7,7 @@ import type { Config } from '../hooks/config.ts';
 import { StorageError, type AddressRecord, type QuotaLimits, type SpecialUse, type StoragePorts, type UserRecord } from './ports.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { lookupKeys, normalizeAddress, normalizeUsername } from './addresses.ts';
+import { looksLikeAppPassword, matchAppPassword } from './app-passwords.ts';
 
 export interface CreateUserInput {
   username: string;
@@ -87,8 +88,14 @@ function dummyHash(): Promise<string> {
   return dummy;
 }
 
-/** Checks a login name (username or one of the user's addresses) and password. */
-export async function checkCredentials(storage: StoragePorts, login: string, password: string): Promise<UserRecord | null> {
+/**
+ * Checks a login name (username or one of the user's addresses) and password for a scope: 'master' (the
+ * account password only: HTTP API, account changes) or a protocol ('imap', 'pop3', 'smtp'), where the user's
+ * application-specific passwords for that scope are accepted too. ASPs are only tried when the password has
+ * their shape (16 letters), and before the account password because their hash is cheap
+ * (storage/app-passwords.ts), so ordinary logins cost exactly what they did before.
+ */
+export async function checkCredentials(storage: StoragePorts, login: string, password: string, scope = 'master'): Promise<UserRecord | null> {
   let user: UserRecord | null = null;
   if (login.includes('@')) {
     const address = await resolveAddress(storage, login).catch(() => null);
@@ -100,5 +107,6 @@ export async function checkCredentials(storage: StoragePorts, login: string, pas
     await verifyPassword(await dummyHash(), password);
     return null;
   }
+  if (scope !== 'master' && looksLikeAppPassword(password) && (await matchAppPassword(storage, user.id, password, scope))) return user;
   return (await verifyPassword(user.passwordHash, password)) ? user : null;
 }

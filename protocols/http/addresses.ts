@@ -1,0 +1,130 @@
+/**
+ * Addresses: a user's list, add, read, update (display form, main flag), delete, and resolving an address to
+ * its user. Internationalized addresses (UTF-8 local parts, IDN domains in Unicode or punycode) are stored in
+ * their normalized form (storage/addresses.ts) and shown as the admin typed them.
+ */
+import { z } from 'zod';
+import { normalizeAddress } from '../../storage/addresses.ts';
+import { resolveAddress } from '../../storage/users.ts';
+import type { AddressRecord } from '../../storage/ports.ts';
+import { ApiError } from './errors.ts';
+import { id, iso, storageCall, userParams } from './common.ts';
+import { route } from './route.ts';
+import type { Route } from './route.ts';
+
+const addressParams = userParams.extend({ address: id('address') });
+
+const addressShape = z.object({ id: z.string(), name: z.string(), address: z.string(), main: z.boolean(), created: z.string(), tags: z.array(z.string()) });
+
+function view(a: AddressRecord) {
+  return { id: a.id, name: '', address: a.display, main: a.main, created: iso(a.created), tags: [] as string[] };
+}
+
+/** The user's address with this id (404 AddressNotFound when it is someone else's). */
+async function ownAddress(list: AddressRecord[], addressId: string): Promise<AddressRecord> {
+  const found = list.find((a) => a.id === addressId);
+  if (!found) throw new ApiError('AddressNotFound');
+  return found;
+}
+
+export const addressRoutes: Route[] = [
+  route({
+    method: 'GET',
+    path: '/users/:user/addresses',
+    summary: "List a user's addresses",
+    tag: 'Addresses',
+    access: 'owner',
+    params: userParams,
+    response: z.object({ results: z.array(addressShape) }),
+    async handler({ app, user }) {
+      return { results: (await app.storage.users.listAddresses(user.id)).map(view) };
+    },
+  }),
+
+  route({
+    method: 'POST',
+    path: '/users/:user/addresses',
+    summary: 'Add an address to a user',
+    tag: 'Addresses',
+    access: 'root',
+    params: userParams,
+    body: z.object({
+      address: z.string().min(3).max(320).describe('Email address; UTF-8 local parts and IDN domains allowed'),
+      main: z.boolean().optional().describe('Make it the main address (the first address always is)'),
+    }),
+    response: z.object({ id: z.string() }),
+    async handler({ app, user, body }) {
+      const created = await storageCall(
+        async () => app.storage.users.addAddress(user.id, { address: normalizeAddress(body.address).address, display: body.address.trim(), main: body.main }),
+        { exists: 'AddressExistsError', missing: 'UserNotFound' },
+      );
+      return { id: created.id };
+    },
+  }),
+
+  route({
+    method: 'GET',
+    path: '/users/:user/addresses/:address',
+    summary: 'Read one address of a user',
+    tag: 'Addresses',
+    access: 'owner',
+    params: addressParams,
+    response: addressShape,
+    async handler({ app, user, params }) {
+      return view(await ownAddress(await app.storage.users.listAddresses(user.id), params.address));
+    },
+  }),
+
+  route({
+    method: 'PUT',
+    path: '/users/:user/addresses/:address',
+    summary: "Make an address the main one, or change how it is written (same address)",
+    tag: 'Addresses',
+    access: 'root',
+    params: addressParams,
+    body: z.object({
+      address: z.string().min(3).max(320).optional().describe('New display form; must normalize to the same address'),
+      main: z.literal(true).optional().describe('Make this the main address (one address is always main)'),
+    }),
+    async handler({ app, user, params, body }) {
+      const address = await ownAddress(await app.storage.users.listAddresses(user.id), params.address);
+      if (body.address !== undefined) {
+        const same = await storageCall(async () => normalizeAddress(body.address!).address === address.address);
+        if (!same) throw new ApiError('InputValidationError', 'Only the way the address is written can change; add a new address instead');
+      }
+      await storageCall(() => app.storage.users.updateAddress(address.id, { display: body.address?.trim(), main: body.main }), { missing: 'AddressNotFound' });
+      return {};
+    },
+  }),
+
+  route({
+    method: 'DELETE',
+    path: '/users/:user/addresses/:address',
+    summary: 'Remove an address from a user',
+    tag: 'Addresses',
+    access: 'root',
+    params: addressParams,
+    async handler({ app, user, params }) {
+      const list = await app.storage.users.listAddresses(user.id);
+      const address = await ownAddress(list, params.address);
+      if (address.main && list.length > 1) throw new ApiError('InputValidationError', 'Make another address the main one before deleting this one');
+      await storageCall(() => app.storage.users.removeAddress(address.id), { missing: 'AddressNotFound' });
+      return {};
+    },
+  }),
+
+  route({
+    method: 'GET',
+    path: '/addresses/resolve/:address',
+    summary: 'Find the user an address belongs to (+tags and IDN forms resolve too)',
+    tag: 'Addresses',
+    access: 'root',
+    params: z.object({ address: z.string().min(3).max(320) }),
+    response: z.object({ id: z.string(), address: z.string(), user: z.string(), created: z.string(), tags: z.array(z.string()) }),
+    async handler({ app, params }) {
+      const found = await storageCall(() => resolveAddress(app.storage, params.address));
+      if (!found) throw new ApiError('AddressNotFound');
+      return { id: found.id, address: found.display, user: found.userId, name: '', targets: [], tags: [], created: iso(found.created) };
+    },
+  }),
+];

@@ -1,0 +1,58 @@
+/** Small pieces the route files share: id parameters, query booleans, result unwrapping, record shapes. */
+import { z } from 'zod';
+import type { OperationResult } from '../../hooks/verdict.ts';
+import { AddressError } from '../../storage/addresses.ts';
+import { StorageError } from '../../storage/ports.ts';
+import type { StoragePorts, UserRecord } from '../../storage/ports.ts';
+import { ApiError, verdictToHttp } from './errors.ts';
+import type { HttpErrorCode } from './errors.ts';
+
+/** A record id in a path (opaque; `me` for `:user` is handled by the framework before validation). */
+export const id = (what: string) => z.string().min(1).max(128).describe(`ID of the ${what}`);
+
+export const userParams = z.object({ user: id('user') });
+
+/** A query-string boolean: true/false, 1/0, yes/no (WildDuck clients send all of them). */
+export const queryBool = (description: string) => z.stringbool().optional().describe(description);
+
+/** A pipeline result's value, or the verdict as an HTTP error. */
+export function unwrap<T>(result: OperationResult<T>): T {
+  if (!result.ok) throw verdictToHttp(result.verdict);
+  return result.value;
+}
+
+/**
+ * Runs a direct storage call (user administration has no pipeline stage) and turns its expected failures into
+ * API errors: NONEXISTENT / ALREADYEXISTS with the route's codes, invalid addresses and names as 400.
+ */
+export async function storageCall<T>(call: () => Promise<T>, codes: { missing?: HttpErrorCode; exists?: HttpErrorCode } = {}): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof AddressError) throw new ApiError('InputValidationError', err.message);
+    if (err instanceof StorageError) {
+      if (err.code === 'NONEXISTENT' && codes.missing) throw new ApiError(codes.missing);
+      if (err.code === 'ALREADYEXISTS' && codes.exists) throw new ApiError(codes.exists);
+      throw verdictToHttp({ action: err.code === 'UNAVAILABLE' ? 'tempfail' : 'deny', code: err.code, message: err.message });
+    }
+    throw err;
+  }
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** The user's main address (display form), or '' when they have none. */
+export async function mainAddress(storage: StoragePorts, userId: string): Promise<string> {
+  const list = await storage.users.listAddresses(userId);
+  return (list.find((a) => a.main) ?? list[0])?.display ?? '';
+}
+
+/** WildDuck's quota numbers: 0 = no limit. */
+export function quotaOf(user: UserRecord) {
+  return {
+    quota: { allowed: user.quota.storage ?? 0, used: user.storageUsed },
+    messages: { allowed: user.quota.messages ?? 0, used: user.messagesUsed },
+  };
+}

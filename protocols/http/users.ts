@@ -1,0 +1,275 @@
+/**
+ * User administration: list (paged), create, read (with quota usage), update, delete, resolve a username,
+ * log out everywhere. Field names follow WildDuck's API; WildDuck fields this server has no feature for
+ * (tags, 2FA, encryption, ...) are accepted and ignored on input and answered with their neutral value.
+ */
+import { z } from 'zod';
+import { createUser, findUser, resolveAddress } from '../../storage/users.ts';
+import { hashPassword, verifyPassword } from '../../storage/passwords.ts';
+import type { StoragePorts, UserRecord } from '../../storage/ports.ts';
+import { ApiError } from './errors.ts';
+import { id, mainAddress, quotaOf, storageCall, userParams } from './common.ts';
+import { route } from './route.ts';
+import type { Route } from './route.ts';
+import { revokeUserTokens } from './tokens.ts';
+
+const password = z.string().min(1).max(256);
+/** Bytes; 0 = the server default (`users.quota.storage`). */
+const quota = z.number().int().nonnegative().describe('Storage quota in bytes; 0 = the server default');
+
+// --- paging -------------------------------------------------------------------------------------------------
+
+/**
+ * API cursors wrap the storage cursor with the start cursors of the pages before it, so `previousCursor`
+ * works over a keyset-paged backend. Opaque to clients; bound to the query that produced it.
+ */
+interface Cursor {
+  q: string;
+  /** Storage cursors that start page 1..n (page 1 starts at null). */
+  s: Array<string | null>;
+}
+
+function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify(c), 'utf8').toString('base64url');
+}
+
+function decodeCursor(value: string, query: string): Cursor {
+  try {
+    const c = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Cursor;
+    if (c.q === query && Array.isArray(c.s) && c.s.length > 0 && c.s.every((x) => x === null || typeof x === 'string')) return c;
+  } catch {
+    // fall through
+  }
+  throw new ApiError('InputValidationError', 'Invalid or foreign paging cursor');
+}
+
+async function listEntry(storage: StoragePorts, user: UserRecord) {
+  return {
+    id: user.id,
+    username: user.username,
+    name: user.name,
+    address: await mainAddress(storage, user.id),
+    tags: [],
+    targets: [],
+    enabled2fa: [],
+    autoreply: false,
+    encryptMessages: false,
+    encryptForwarded: false,
+    quota: quotaOf(user).quota,
+    hasPasswordSet: user.passwordHash !== null,
+    activated: true,
+    disabled: user.disabled,
+    suspended: false,
+  };
+}
+
+export const userRoutes: Route[] = [
+  route({
+    method: 'GET',
+    path: '/users',
+    summary: 'List users, paged',
+    tag: 'Users',
+    access: 'root',
+    query: z.object({
+      query: z.string().max(256).optional().describe('Substring of the username or name'),
+      limit: z.coerce.number().int().min(1).max(250).default(20).describe('Users per page'),
+      next: z.string().max(8192).optional().describe('Cursor for the next page (nextCursor of the previous answer)'),
+      previous: z.string().max(8192).optional().describe('Cursor for the previous page (previousCursor of the previous answer)'),
+    }),
+    response: z.object({
+      total: z.number(),
+      page: z.number(),
+      previousCursor: z.union([z.string(), z.literal(false)]),
+      nextCursor: z.union([z.string(), z.literal(false)]),
+      query: z.string(),
+      results: z.array(z.object({ id: z.string(), username: z.string(), name: z.string(), address: z.string(), disabled: z.boolean() })),
+    }),
+    async handler({ app, query }) {
+      const q = query.query ?? '';
+      const given = query.next ?? query.previous;
+      const cursor: Cursor = given ? decodeCursor(given, q) : { q, s: [null] };
+      const page = await app.storage.users.list({ query: q || undefined, limit: query.limit, cursor: cursor.s[cursor.s.length - 1] ?? null });
+      const results = [];
+      for (const user of page.items) results.push(await listEntry(app.storage, user));
+      return {
+        total: await app.storage.users.count({ query: q || undefined }),
+        page: cursor.s.length,
+        previousCursor: cursor.s.length > 1 ? encodeCursor({ q, s: cursor.s.slice(0, -1) }) : false,
+        nextCursor: page.next ? encodeCursor({ q, s: [...cursor.s, page.next] }) : false,
+        query: q,
+        results,
+      };
+    },
+  }),
+
+  route({
+    method: 'POST',
+    path: '/users',
+    summary: 'Create a user with the default mailboxes',
+    tag: 'Users',
+    access: 'root',
+    body: z.object({
+      username: z.string().min(1).max(128).describe('Login name: letters, digits and . _ - @ +'),
+      password: z.union([password, z.literal(false), z.literal('')]).describe('Password, or false / "" for a user who cannot log in with a password'),
+      name: z.string().max(256).optional(),
+      address: z.string().max(320).optional().describe('Main address; defaults to the username when it is an address'),
+      emptyAddress: z.boolean().optional().describe('Create the user without any address'),
+      quota: quota.optional(),
+    }),
+    response: z.object({ id: z.string() }),
+    async handler({ app, body }) {
+      const address = body.emptyAddress ? undefined : (body.address ?? (body.username.includes('@') ? body.username : undefined));
+      const { user } = await storageCall(
+        () =>
+          createUser(app.storage, app.config, {
+            username: body.username,
+            password: body.password === false || body.password === '' ? null : body.password,
+            name: body.name,
+            addresses: address ? [address] : [],
+            quota: body.quota ? { storage: body.quota } : undefined,
+          }),
+        { exists: 'UserExistsError' },
+      );
+      return { id: user.id };
+    },
+  }),
+
+  route({
+    method: 'GET',
+    path: '/users/resolve/:username',
+    summary: 'Find the id of a user by username or address',
+    tag: 'Users',
+    access: 'root',
+    params: z.object({ username: z.string().min(1).max(320) }),
+    response: z.object({ id: z.string() }),
+    async handler({ app, params }) {
+      const name = params.username;
+      let user = await storageCall(() => findUser(app.storage, name)).catch(() => null);
+      if (!user && name.includes('@')) {
+        const address = await resolveAddress(app.storage, name).catch(() => null);
+        if (address) user = await app.storage.users.get(address.userId);
+      }
+      if (!user) throw new ApiError('UserNotFound');
+      return { id: user.id };
+    },
+  }),
+
+  route({
+    method: 'GET',
+    path: '/users/:user',
+    summary: 'Read a user with quota usage and message counters',
+    tag: 'Users',
+    access: 'owner',
+    params: userParams,
+    response: z.object({
+      id: z.string(),
+      username: z.string(),
+      name: z.string(),
+      address: z.string(),
+      limits: z.object({
+        quota: z.object({ allowed: z.number(), used: z.number() }),
+        messages: z.object({ allowed: z.number(), used: z.number() }).describe('Addition to WildDuck: message-count quota'),
+      }),
+      hasPasswordSet: z.boolean(),
+      disabled: z.boolean(),
+      created: z.string().describe('Addition to WildDuck: creation time'),
+    }),
+    async handler({ app, user }) {
+      return {
+        id: user.id,
+        username: user.username,
+        name: user.name,
+        address: await mainAddress(app.storage, user.id),
+        retention: 0,
+        enabled2fa: [],
+        autoreply: false,
+        encryptMessages: false,
+        encryptForwarded: false,
+        pubKey: '',
+        keyInfo: false,
+        metaData: {},
+        internalData: {},
+        targets: [],
+        spamLevel: 50,
+        limits: quotaOf(user),
+        tags: [],
+        disabledScopes: [],
+        hasPasswordSet: user.passwordHash !== null,
+        activated: true,
+        disabled: user.disabled,
+        suspended: false,
+        passwordPwned: false,
+        require2faEnabled: false,
+        requirePasswordChange: false,
+        created: new Date(user.created).toISOString(),
+      };
+    },
+  }),
+
+  route({
+    method: 'PUT',
+    path: '/users/:user',
+    summary: 'Update password, name, quota or the disabled flag',
+    tag: 'Users',
+    access: 'owner',
+    params: userParams,
+    body: z.object({
+      existingPassword: z.string().max(256).optional().describe('When given, the current password must match'),
+      password: z.union([password, z.literal(false)]).optional().describe('New password; false removes it'),
+      name: z.string().max(256).optional(),
+      quota: quota.optional(),
+      disabled: z.boolean().optional().describe('A disabled user cannot log in'),
+    }),
+    async handler({ app, caller, user, body }) {
+      if (caller.kind === 'user' && (body.quota !== undefined || body.disabled !== undefined)) {
+        throw new ApiError('MissingPrivileges', 'Only root can change quota or the disabled flag');
+      }
+      if (body.existingPassword !== undefined && !(await verifyPassword(user.passwordHash, body.existingPassword))) {
+        throw new ApiError('AuthFailed', 'Password verification failed');
+      }
+      const passwordHash = body.password === undefined ? undefined : body.password === false ? null : await hashPassword(body.password);
+      await storageCall(
+        () =>
+          app.storage.users.update(user.id, {
+            name: body.name,
+            passwordHash,
+            quota: body.quota === undefined ? undefined : { storage: body.quota || app.config.users.quota.storage },
+            disabled: body.disabled,
+          }),
+        { missing: 'UserNotFound' },
+      );
+      return {};
+    },
+  }),
+
+  route({
+    method: 'DELETE',
+    path: '/users/:user',
+    summary: 'Delete a user with all mailboxes, messages, addresses and documents',
+    tag: 'Users',
+    access: 'root',
+    params: userParams,
+    async handler({ app, user }) {
+      await storageCall(() => app.storage.users.delete(user.id), { missing: 'UserNotFound' });
+      return {};
+    },
+  }),
+
+  route({
+    method: 'PUT',
+    path: '/users/:user/logout',
+    summary: 'Revoke every access token of the user and announce the logout',
+    tag: 'Users',
+    access: 'owner',
+    params: userParams,
+    body: z.object({ reason: z.string().max(256).optional().describe('Shown in logs') }),
+    async handler({ app, ctx, user, body }) {
+      const revoked = await revokeUserTokens(app.storage, user.id);
+      // live sessions of other protocols can listen on this channel (not yet wired in IMAP/POP3)
+      await app.storage.ephemeral.publish(`user:${user.id}:logout`, JSON.stringify({ reason: body.reason ?? '' }));
+      ctx.log.info('user logged out', { user: user.id, revoked, reason: body.reason });
+      return {};
+    },
+  }),
+];
+
