@@ -7,6 +7,7 @@
  *   wildduck user del NAME
  *   wildduck user list [--query TEXT]
  *   wildduck print-hooks [--config FILE]
+ *   wildduck filter|autoreply|forward|spam-level ...   per-user delivery rules (protocols/cli-delivery.ts)
  *
  * User commands open the same storage as the server and work while it runs.
  */
@@ -23,6 +24,8 @@ import { argv, env, exit, onShutdownSignal, readStdin, setExitCode, writeErr, wr
 import { bootApp, startListeners } from './server.ts';
 import type { Listener } from './http.ts';
 import { printHooks } from '../hooks/print-hooks.ts';
+import { DELIVERY_COMMANDS, DELIVERY_OPTIONS, DELIVERY_USAGE, DeliveryUsageError, deliveryCommand } from './cli-delivery.ts';
+import { DeliverySettingsError } from '../storage/delivery-settings.ts';
 
 const USAGE = `Usage:
   wildduck start [--config FILE]
@@ -31,6 +34,7 @@ const USAGE = `Usage:
   wildduck user del NAME
   wildduck user list [--query TEXT]
   wildduck print-hooks [--config FILE]
+${DELIVERY_USAGE}
 
 --config defaults to ./wildduck.config.ts when it exists. Options can also be set with
 WILDDUCK_* environment variables (see README.md). "--password -" reads the password from stdin.
@@ -46,6 +50,7 @@ const OPTIONS = {
   name: { type: 'string' },
   query: { type: 'string', short: 'q' },
   help: { type: 'boolean', short: 'h' },
+  ...DELIVERY_OPTIONS,
 } as const;
 
 async function readConfig(file: string | undefined): Promise<Config> {
@@ -175,14 +180,15 @@ export async function main(args: string[] = argv()): Promise<void> {
         return;
       }
       default:
+        if (DELIVERY_COMMANDS.has(command)) return await withStorage(config, (storage) => deliveryCommand(storage, command, rest, values));
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof DeliveryUsageError) {
       writeErr(`${err.message}\n\n${USAGE}`);
       return setExitCode(64);
     }
-    if (err instanceof ConfigError || err instanceof StorageError || err instanceof AddressError) {
+    if (err instanceof ConfigError || err instanceof StorageError || err instanceof AddressError || err instanceof DeliverySettingsError) {
       writeErr(`wildduck: ${err.message}\n`);
       return setExitCode(1);
     }
