@@ -62,8 +62,8 @@ async function findMailbox(app: App, userId: string, mailbox: string, path?: str
   return box;
 }
 
-/** Creates missing parent levels first, as IMAP CREATE does (RFC 3501 §6.3.3). */
-async function createWithParents(app: App, ctx: HookContext, userId: string, path: string): Promise<MailboxRecord> {
+/** Creates the missing parent levels of `path`, as IMAP CREATE and RENAME do (RFC 3501 §6.3.3, §6.3.5). */
+async function ensureParents(app: App, ctx: HookContext, userId: string, path: string): Promise<void> {
   const parts = path.split(MAILBOX_DELIMITER);
   for (let depth = 1; depth < parts.length; depth++) {
     const parent = parts.slice(0, depth).join(MAILBOX_DELIMITER);
@@ -71,7 +71,6 @@ async function createWithParents(app: App, ctx: HookContext, userId: string, pat
     const made = await createMailbox(app, ctx, { userId, path: parent, subscribed: true });
     if (!made.ok && made.verdict.code !== 'ALREADYEXISTS') throw verdictToHttp(made.verdict);
   }
-  return unwrap(await createMailbox(app, ctx, { userId, path, subscribed: true }));
 }
 
 export const mailboxRoutes: Route[] = [
@@ -123,7 +122,8 @@ export const mailboxRoutes: Route[] = [
     response: z.object({ id: z.string() }),
     async handler({ app, ctx, user, body }) {
       if (body.path === 'INBOX') throw verdictToHttp(deny('ALREADYEXISTS', 'INBOX already exists'));
-      const box = await createWithParents(app, ctx, user.id, body.path);
+      await ensureParents(app, ctx, user.id, body.path);
+      const box = unwrap(await createMailbox(app, ctx, { userId: user.id, path: body.path, subscribed: true }));
       return { id: box.id };
     },
   }),
@@ -163,6 +163,8 @@ export const mailboxRoutes: Route[] = [
         if (box.path === 'INBOX') throw verdictToHttp(deny('CANNOT', 'INBOX cannot be renamed'));
         if (body.path === 'INBOX') throw verdictToHttp(deny('ALREADYEXISTS', 'INBOX already exists'));
         if (body.path.startsWith(box.path + MAILBOX_DELIMITER)) throw verdictToHttp(deny('CANNOT', 'A mailbox cannot be moved into itself'));
+        if (await app.storage.mailboxes.getByPath(user.id, body.path)) throw verdictToHttp(deny('ALREADYEXISTS', 'Target mailbox already exists'));
+        await ensureParents(app, ctx, user.id, body.path);
         unwrap(await renameMailbox(app, ctx, { userId: user.id, fromPath: box.path, toPath: body.path }));
       }
       if (body.subscribed !== undefined && body.subscribed !== box.subscribed) {

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { createUser, findUser, resolveAddress } from '../../storage/users.ts';
+import { normalizeAddress } from '../../storage/addresses.ts';
 import { hashPassword, verifyPassword } from '../../storage/passwords.ts';
 import type { StoragePorts, UserRecord } from '../../storage/ports.ts';
 import { ApiError } from './errors.ts';
@@ -119,6 +120,8 @@ export const userRoutes: Route[] = [
     response: z.object({ id: z.string() }),
     async handler({ app, body }) {
       const address = body.emptyAddress ? undefined : (body.address ?? (body.username.includes('@') ? body.username : undefined));
+      // storage says ALREADYEXISTS for a username and an address alike: tell them apart up front
+      if (address && (await storageCall(() => app.storage.users.resolveAddress(normalizeAddress(address).address)))) throw new ApiError('AddressExistsError');
       const { user } = await storageCall(
         () =>
           createUser(app.storage, app.config, {
