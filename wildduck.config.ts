@@ -140,8 +140,14 @@ export default defineConfig({
     enabled: true,
     host: '127.0.0.1',
     port: 8080,
-    // Root access token for the HTTP API; null = no token (only sensible on loopback).
+    // Root access token for the HTTP API (X-Access-Token header or ?accessToken=).
     accessToken: null,
+    // With accessToken null: requests from loopback without a token are root. false = root needs accessToken.
+    loopbackIsRoot: true,
+    // Lifetime of per-user tokens issued by POST /authenticate with token: true.
+    tokenTtlSeconds: 86400,
+    // Largest JSON request body in bytes, enforced while reading (413 beyond it).
+    maxBodyBytes: 1048576,
   },
 
   // Plugins in load order: a built-in plugin's name, [name, options], or a plugin object of your own
