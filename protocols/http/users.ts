@@ -9,7 +9,7 @@ import { normalizeAddress } from '../../storage/addresses.ts';
 import { hashPassword, verifyPassword } from '../../storage/passwords.ts';
 import type { StoragePorts, UserRecord } from '../../storage/ports.ts';
 import { ApiError } from './errors.ts';
-import { id, mainAddress, quotaOf, storageCall, userParams } from './common.ts';
+import { mainAddress, quotaOf, storageCall, userParams } from './common.ts';
 import { route } from './route.ts';
 import type { Route } from './route.ts';
 import { revokeUserTokens } from './tokens.ts';
