@@ -45,6 +45,8 @@ export const DATABASE_FILE = 'wildduck.sqlite';
 export interface SqliteStorage extends StoragePorts {
   readonly db: Db;
   readonly dataDir: string;
+  /** The blob store, with `settle()` to wait for after-commit unlinks (tests, shutdown). */
+  readonly blobs: SqliteBlobs;
 }
 
 export async function openSqliteStorage(options: SqliteStorageOptions): Promise<SqliteStorage> {
