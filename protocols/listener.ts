@@ -336,8 +336,14 @@ class TcpConnection implements Connection {
     this.#ending = true;
     clearTimeout(this.#idleTimer);
     this.#graceTimer = setTimeout(() => this.destroy(), this.#closeGraceMs);
+    const socket = this.#socket;
     try {
-      this.#socket.end();
+      socket.end();
+      // Nothing is read from here on. Drain what the client still sends, even if the protocol pauses the stream
+      // after this (a reader detaching on its way out): a paused stream never sees the client's FIN, and Deno
+      // then keeps the socket open until the grace period runs out.
+      socket.on('pause', () => queueMicrotask(() => socket.resume()));
+      socket.resume();
     } catch {
       this.destroy();
     }
