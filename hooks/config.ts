@@ -203,6 +203,13 @@ export const configSchema = z
           .describe('With no accessToken set, treat requests from loopback addresses without a token as root. Off: root access needs accessToken.'),
         tokenTtlSeconds: z.number().int().positive().default(24 * 3600).describe('Lifetime of per-user access tokens issued by POST /authenticate.'),
         maxBodyBytes: z.number().int().positive().default(MiB).describe('Largest JSON request body, enforced while reading (413 beyond it).'),
+        maxParsedBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(4 * MiB)
+          .describe('Most bytes of text parts read to show one message as JSON (text, html); attachments are never read for it.'),
+        sseKeepAliveSeconds: z.number().int().positive().default(15).describe('Seconds between keep-alive comments on GET /users/:user/updates.'),
       })
       .strict()
       .prefault({}),

@@ -23,16 +23,18 @@ import { createContext, createSession } from '../hooks/context.ts';
 import { runCommand } from '../hooks/pipeline/index.ts';
 import type { Listener } from './listener.ts';
 import { ApiError, errorBody, verdictToHttp } from './http/errors.ts';
-import { readJson } from './http/body.ts';
+import { limitedBody, mediaType, readJson } from './http/body.ts';
 import { HttpMetrics } from './http/metrics.ts';
-import { RawReply, Router, routeKey } from './http/route.ts';
-import type { Caller, Route } from './http/route.ts';
+import { RawReply, Router, StreamReply, routeKey } from './http/route.ts';
+import type { Caller, RawBody, Route } from './http/route.ts';
 import { identifyCaller, requestToken } from './http/tokens.ts';
 import { operationRoutes } from './http/operations.ts';
 import { userRoutes } from './http/users.ts';
 import { addressRoutes } from './http/addresses.ts';
 import { authRoutes } from './http/authentication.ts';
 import { mailboxRoutes } from './http/mailboxes.ts';
+import { messageReadRoutes } from './http/messages.ts';
+import { messageWriteRoutes } from './http/message-writes.ts';
 
 /** Defined with the TCP listener; re-exported for the modules that import it from here. */
 export type { Listener };
@@ -45,7 +47,7 @@ export interface HttpListener extends Listener {
 
 /** The routing table. Messages, search, submission and events slot in as further `protocols/http/*.ts` files. */
 export function apiRoutes(metrics: HttpMetrics): Route[] {
-  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes];
+  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes];
   return [...operationRoutes({ metrics, routes: () => routes }), ...routes];
 }
 
@@ -59,6 +61,34 @@ function sendRaw(res: ServerResponse, reply: RawReply, head: boolean): void {
   const bytes = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
   res.writeHead(reply.status, { 'content-type': reply.contentType, 'content-length': bytes.length });
   res.end(head ? undefined : bytes);
+}
+
+/**
+ * Writes a streamed reply with back-pressure. Stops when the client goes away or `shutdown` aborts (the
+ * generator sees its signal aborted and returns). A failure after the head is out can only cut the connection.
+ */
+async function sendStream(res: ServerResponse, reply: StreamReply, head: boolean, shutdown: AbortSignal): Promise<void> {
+  const headers: Record<string, string | number> = { 'content-type': reply.contentType, ...reply.headers };
+  if (reply.length !== null) headers['content-length'] = reply.length;
+  res.writeHead(reply.status, headers);
+  if (head) return void res.end();
+  const done = new AbortController();
+  const stop = () => done.abort();
+  res.once('close', stop);
+  shutdown.addEventListener('abort', stop, { once: true });
+  try {
+    for await (const chunk of reply.body(done.signal)) {
+      if (done.signal.aborted) break;
+      if (!res.write(chunk)) await new Promise<void>((resolve) => {
+        res.once('drain', resolve);
+        done.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+    res.end();
+  } finally {
+    res.off('close', stop);
+    shutdown.removeEventListener('abort', stop);
+  }
 }
 
 /** Validates one part of the request; the path of every bad field goes into `details`. */
@@ -94,7 +124,7 @@ interface Outcome {
   code?: string;
 }
 
-async function handle(app: App, router: Router, req: IncomingMessage, res: ServerResponse, outcome: Outcome): Promise<void> {
+async function handle(app: App, router: Router, req: IncomingMessage, res: ServerResponse, outcome: Outcome, shutdown: AbortSignal): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const head = req.method === 'HEAD';
   const reply = (status: number, body: unknown) => {
@@ -119,7 +149,12 @@ async function handle(app: App, router: Router, req: IncomingMessage, res: Serve
     const params = validate(route.params, userId === null ? found.params : { ...found.params, user: userId }, 'params');
     const queryInput = Object.fromEntries([...url.searchParams].filter(([k]) => k !== 'accessToken'));
     const query = validate(route.query, queryInput, 'query');
-    const body = route.body ? validate(route.body, await readJson(req, route.maxBody ?? app.config.api.maxBodyBytes), 'body') : {};
+    const maxBody = typeof route.maxBody === 'function' ? route.maxBody(app.config) : (route.maxBody ?? app.config.api.maxBodyBytes);
+    const type = mediaType(req);
+    const raw: RawBody | null = route.rawBody?.includes(type)
+      ? { type, size: req.headers['content-length'] === undefined ? null : Number(req.headers['content-length']), stream: limitedBody(req, maxBody) }
+      : null;
+    const body = route.body ? validate(route.body, raw ? {} : await readJson(req, maxBody), 'body') : {};
 
     const user = userId === null ? null : await app.storage.users.get(userId);
     if (userId !== null && !user) throw new ApiError('UserNotFound');
@@ -137,15 +172,20 @@ async function handle(app: App, router: Router, req: IncomingMessage, res: Serve
     if (!gate.ok) throw verdictToHttp(gate.verdict);
     if (gate.value) return reply(200, { success: true, ...gate.value });
 
-    const result = await route.handler({ app, ctx, caller, params, query, body, user: user!, token });
+    const result = await route.handler({ app, ctx, caller, params, query, body, user: user!, token, raw });
     if (result instanceof RawReply) {
       outcome.status = result.status;
       return sendRaw(res, result, head);
+    }
+    if (result instanceof StreamReply) {
+      outcome.status = result.status;
+      return await sendStream(res, result, head, shutdown);
     }
     return reply(200, { success: true, ...result });
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     outcome.code = err.code;
+    if (res.headersSent) return void res.destroy(); // a stream failed midway: all that is left is to cut it
     // the unread rest of an oversized body is not worth reading: close the connection after the answer
     if (err.status === 413) res.setHeader('connection', 'close');
     return reply(err.status, errorBody(err));
@@ -157,11 +197,13 @@ export function startHttp(app: App): Promise<HttpListener> {
   const log = app.log.child({ protocol: 'http' });
   const metrics = new HttpMetrics();
   const router = new Router(apiRoutes(metrics));
+  // aborted on close(): ends open streams (Server-Sent Events) so the server can finish
+  const shutdown = new AbortController();
   const server = createServer((req, res) => {
     const started = performance.now();
     const remoteAddress = req.socket.remoteAddress ?? ''; // the socket is gone once a closed connection ends
     const outcome: Outcome = { route: 'unmatched', status: 500, user: null };
-    handle(app, router, req, res, outcome)
+    handle(app, router, req, res, outcome, shutdown.signal)
       .catch((err: unknown) => {
         // a bug or an outage: logged with its stack, never shown
         log.error('request failed', { err, method: req.method, route: outcome.route });
@@ -200,6 +242,7 @@ export function startHttp(app: App): Promise<HttpListener> {
         port: actualPort,
         close: () =>
           new Promise<void>((done) => {
+            shutdown.abort();
             server.close(() => done());
             server.closeIdleConnections?.();
           }),

@@ -35,3 +35,25 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
     throw new ApiError('InvalidJson');
   }
 }
+
+/** The media type of a request, lowercased, without parameters; '' when absent. */
+export function mediaType(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/**
+ * The request body as a stream that throws 413 PayloadTooLarge the moment it passes `limit` (a declared
+ * Content-Length over it is refused before a byte is read).
+ */
+export function limitedBody(req: IncomingMessage, limit: number): AsyncIterable<Uint8Array> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
+  return (async function* () {
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Uint8Array>) {
+      size += chunk.length;
+      if (size > limit) throw tooLarge(limit);
+      yield chunk;
+    }
+  })();
+}

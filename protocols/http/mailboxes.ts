@@ -15,7 +15,7 @@ import { id, queryBool, unwrap, userParams } from './common.ts';
 import { route } from './route.ts';
 import type { Route } from './route.ts';
 
-const mailboxParams = userParams.extend({ mailbox: id('mailbox').describe('ID of the mailbox, or "resolve" with ?path=') });
+export const mailboxParams = userParams.extend({ mailbox: id('mailbox').describe('ID of the mailbox, or "resolve" with ?path=') });
 
 /** Mailbox path: '/'-separated, no empty levels, at most 1024 characters; "inbox" in any case is INBOX. */
 const mailboxPath = z
@@ -56,7 +56,7 @@ function view(box: MailboxRecord) {
 }
 
 /** The user's mailbox named by `:mailbox` (an id, or `resolve` + `?path=`), else 404 NoSuchMailbox. */
-async function findMailbox(app: App, userId: string, mailbox: string, path?: string): Promise<MailboxRecord> {
+export async function findMailbox(app: App, userId: string, mailbox: string, path?: string): Promise<MailboxRecord> {
   const box = mailbox === 'resolve' ? (path ? await app.storage.mailboxes.getByPath(userId, path) : null) : await app.storage.mailboxes.get(mailbox);
   if (!box || box.userId !== userId) throw new ApiError('NoSuchMailbox');
   return box;

@@ -48,6 +48,11 @@ function operation(r: Route): Json {
   };
   if (r.access === 'public') op.security = [];
   if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: schemaOf(r.body) } } };
+  if (r.rawBody) {
+    const content = (op.requestBody as { content?: Json } | undefined)?.content ?? {};
+    for (const type of r.rawBody) content[type] = { schema: { type: 'string', format: 'binary' } };
+    op.requestBody = { required: true, content };
+  }
   const responses = op.responses as Json;
   if (r.rawResponse) {
     responses['200'] = { description: 'Success', content: { [r.rawResponse]: { schema: { type: 'string' } } } };

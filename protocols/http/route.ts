@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type { App } from '../../hooks/app.ts';
+import type { Config } from '../../hooks/config.ts';
 import type { HookContext } from '../../hooks/context.ts';
 import type { UserRecord } from '../../storage/ports.ts';
 
@@ -36,6 +37,17 @@ export interface RouteRequest<P extends AnyObject, Q extends AnyObject, B extend
   readonly user: UserRecord;
   /** The access token the request carried, if any (DELETE /authenticate revokes it). */
   readonly token: string | null;
+  /** For routes with `rawBody`: the unread body when its content type is one of them (else null, JSON was read). */
+  readonly raw: RawBody | null;
+}
+
+/** A request body the handler reads itself, as a stream cut off at the route's body limit (413 while reading). */
+export interface RawBody {
+  /** Lowercased media type without parameters, e.g. `message/rfc822`. */
+  readonly type: string;
+  /** Declared Content-Length, or null for a chunked body. */
+  readonly size: number | null;
+  readonly stream: AsyncIterable<Uint8Array>;
 }
 
 /** A non-JSON reply (Prometheus text, raw message source): sent as-is. */
@@ -47,6 +59,29 @@ export class RawReply {
     this.contentType = contentType;
     this.body = body;
     this.status = status;
+  }
+}
+
+/**
+ * A streamed reply (message source, attachment, Server-Sent Events): `body(signal)` yields chunks, written as
+ * they come with back-pressure. `signal` aborts when the client goes away or the listener shuts down; the
+ * generator should then return. `length` is sent as Content-Length when known.
+ */
+export class StreamReply {
+  readonly status = 200;
+  readonly contentType: string;
+  readonly body: (signal: AbortSignal) => AsyncIterable<Uint8Array | string>;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly length: number | null;
+  constructor(
+    contentType: string,
+    body: (signal: AbortSignal) => AsyncIterable<Uint8Array | string>,
+    options: { headers?: Record<string, string>; length?: number | null } = {},
+  ) {
+    this.contentType = contentType;
+    this.body = body;
+    this.headers = options.headers ?? {};
+    this.length = options.length ?? null;
   }
 }
 
@@ -63,13 +98,15 @@ export interface Route<P extends AnyObject = AnyObject, Q extends AnyObject = An
   readonly params?: P;
   readonly query?: Q;
   readonly body?: B;
-  /** Largest accepted request body in bytes; defaults to `config.api.maxBodyBytes`. */
-  readonly maxBody?: number;
+  /** Largest accepted request body in bytes (or computed from config); defaults to `config.api.maxBodyBytes`. */
+  readonly maxBody?: number | ((config: Config) => number);
+  /** Content types the handler reads itself (`req.raw`) instead of a JSON body, e.g. `['message/rfc822']`. */
+  readonly rawBody?: readonly string[];
   /** Response shape for the OpenAPI document (the `success` flag is added). */
   readonly response?: AnyObject;
   /** True when the route answers with something other than `{ success, ... }` JSON (documented as text). */
   readonly rawResponse?: string;
-  handler(req: RouteRequest<P, Q, B>): Promise<JsonReply | RawReply>;
+  handler(req: RouteRequest<P, Q, B>): Promise<JsonReply | RawReply | StreamReply>;
 }
 
 /** Declares a route with its handler typed from the schemas. */
