@@ -35,6 +35,7 @@ import { authRoutes } from './http/authentication.ts';
 import { mailboxRoutes } from './http/mailboxes.ts';
 import { messageReadRoutes } from './http/messages.ts';
 import { messageWriteRoutes } from './http/message-writes.ts';
+import { searchRoutes } from './http/search.ts';
 
 /** Defined with the TCP listener; re-exported for the modules that import it from here. */
 export type { Listener };
@@ -47,7 +48,7 @@ export interface HttpListener extends Listener {
 
 /** The routing table. Messages, search, submission and events slot in as further `protocols/http/*.ts` files. */
 export function apiRoutes(metrics: HttpMetrics): Route[] {
-  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes];
+  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes, ...searchRoutes];
   return [...operationRoutes({ metrics, routes: () => routes }), ...routes];
 }
 
