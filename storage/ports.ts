@@ -97,6 +97,12 @@ export interface UsersPort {
   update(id: Id, patch: UserPatch): Promise<UserRecord>; // NONEXISTENT
   /** Removes the user with all mailboxes, messages (releasing blob references) and addresses. */
   delete(id: Id): Promise<void>;
+  /**
+   * Recounts `storageUsed` and `messagesUsed` (and every mailbox's message/unseen/size counters) from the stored
+   * messages in one transaction, repairing counters that drifted (a crash of an older build, a manual edit).
+   * Returns the repaired record. NONEXISTENT.
+   */
+  recalculateUsage(id: Id): Promise<UserRecord>;
 
   addAddress(userId: Id, address: { address: string; display: string; main?: boolean }): Promise<AddressRecord>;
   removeAddress(addressId: Id): Promise<void>;

@@ -207,6 +207,25 @@ describe('sqlite backend specifics', () => {
     }
   });
 
+  it('recalculateUsage repairs drifted user and mailbox counters', async () => {
+    const dir = tempDir();
+    try {
+      const { s, user, inbox, append } = await setup(dir);
+      const a = await append('one', false);
+      const b = await append('two two', false);
+      const size = new TextEncoder().encode(a.raw).length + new TextEncoder().encode(b.raw).length;
+      s.db.run('UPDATE users SET storage_used = 12345, messages_used = 99 WHERE id = ?', Number(user.id));
+      s.db.run('UPDATE mailboxes SET message_count = 7, unseen_count = 7, total_size = 1 WHERE id = ?', Number(inbox.id));
+      const fixed = await s.users.recalculateUsage(user.id);
+      assert.equal(fixed.storageUsed, size);
+      assert.equal(fixed.messagesUsed, 2);
+      assert.deepEqual(await s.mailboxes.counters(inbox.id), { messages: 2, unseen: 2, size });
+      await s.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('lets two handles on the same directory write alternately (as a CLI beside the server would)', async () => {
     const dir = tempDir();
     try {

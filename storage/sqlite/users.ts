@@ -169,6 +169,30 @@ export class SqliteUsers implements UsersPort {
     });
   }
 
+  async recalculateUsage(id: Id): Promise<UserRecord> {
+    const n = rowId(id);
+    const db = this.#db;
+    return db.transaction(() => {
+      if (n === null || !this.#row(n)) throw new StorageError('NONEXISTENT', `user ${id} does not exist`);
+      db.run(
+        `UPDATE mailboxes SET
+           message_count = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id),
+           unseen_count = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id AND m.seen = 0),
+           total_size = (SELECT coalesce(sum(m.size), 0) FROM messages m WHERE m.mailbox_id = mailboxes.id)
+         WHERE user_id = ?`,
+        n,
+      );
+      db.run(
+        `UPDATE users SET
+           storage_used = (SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.user_id = users.id),
+           messages_used = (SELECT count(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.user_id = users.id)
+         WHERE id = ?`,
+        n,
+      );
+      return toUser(this.#row(n!)!);
+    });
+  }
+
   async delete(id: Id): Promise<void> {
     const n = rowId(id);
     const db = this.#db;

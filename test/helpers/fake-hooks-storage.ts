@@ -80,6 +80,7 @@ export function createFakeStorage(): FakeStorage {
       list: missing('users.list'),
       count: missing('users.count'),
       update: missing('users.update'),
+      recalculateUsage: missing('users.recalculateUsage'),
       delete: missing('users.delete'),
       addAddress: missing('users.addAddress'),
       removeAddress: missing('users.removeAddress'),

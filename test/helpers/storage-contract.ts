@@ -495,6 +495,27 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(ci2.unseen, idx2.filter((e) => !e.flags.includes('\\Seen')).length);
         }));
 
+      it('recalculateUsage recounts usage and mailbox counters from the stored messages', () =>
+        withStorage(async (f) => {
+          const { s, user, inbox } = f;
+          const other = await s.mailboxes.create(user.id, { path: 'Other' });
+          for (let i = 0; i < 6; i++) await f.append(i % 2 ? other : inbox, { subject: `r${i}`, body: 'y'.repeat(i * 10) + '\r\n' }, { flags: i % 3 ? [] : ['\\Seen'] });
+          await s.messages.expunge(inbox.id, [1]);
+          const before = (await s.users.get(user.id))!;
+          const recounted = await s.users.recalculateUsage(user.id);
+          assert.deepEqual(recounted, before);
+          const all = [...(await s.messages.index(inbox.id)), ...(await s.messages.index(other.id))];
+          assert.equal(recounted.messagesUsed, all.length);
+          assert.equal(recounted.storageUsed, all.reduce((sum, e) => sum + e.size, 0));
+          const idx = await s.messages.index(other.id);
+          assert.deepEqual(await s.mailboxes.counters(other.id), {
+            messages: idx.length,
+            unseen: idx.filter((e) => !e.flags.includes('\\Seen')).length,
+            size: idx.reduce((sum, e) => sum + e.size, 0),
+          });
+          await rejectsWith(s.users.recalculateUsage('999999'), 'NONEXISTENT');
+        }));
+
       it('threads replies with earlier messages of the same user', () =>
         withStorage(async (f) => {
           const { s, user, inbox } = f;
