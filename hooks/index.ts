@@ -9,3 +9,5 @@ export type { TapOnlyHooks, TapOnlyHook, TapOnlyHookMap, PluginTapOptions } from
 export type { HookContext, Session, SessionUser, Protocol } from './context.ts';
 export type { StorageReader } from './storage-reader.ts';
 export type * from './types.ts';
+export { imapInput, tokenText, mailboxPath, mailboxName, imapString, imapAstring } from './imap.ts';
+export type { ImapCommandInput, ImapCommandOutput, ImapCommandResult, ImapToken } from './imap.ts';

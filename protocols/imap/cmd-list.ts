@@ -9,7 +9,7 @@ import { AUTHENTICATED, command } from './command.ts';
 import { DELIMITER, baseAttributes, buildTree, patternMatcher } from './mailbox-tree.ts';
 import type { TreeNode } from './mailbox-tree.ts';
 import { decodeModifiedUtf7, encodeMailboxName, literalOrQuoted, normalizeMailboxPath } from './render.ts';
-import { ok } from './responses.ts';
+import { bad, ok } from './responses.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken } from './types.ts';
 import type { ImapSession } from './session.ts';
@@ -23,7 +23,15 @@ interface ListRequest {
   returnSubscribed: boolean;
   /** LIST "" "": the hierarchy delimiter query. */
   extended: boolean;
+  /**
+   * Return options the built-in LIST does not know (`STATUS (MESSAGES UNSEEN)` → `{ name: 'STATUS', params }`),
+   * left for plugins (the LIST command hook): a plugin that handles one removes it and runs the built-in LIST
+   * through `next()`. Any left when the built-in handler runs make the command BAD.
+   */
+  returnExtensions: Array<{ name: string; params: ImapToken | null }>;
 }
+
+export type { ListRequest };
 
 function patternText(token: ImapToken, utf8: boolean): string {
   let text: string;
@@ -51,6 +59,7 @@ function parseList(args: Args, session: ImapSession): ListRequest {
     specialUseOnly: false,
     returnSubscribed: false,
     extended: false,
+    returnExtensions: [],
   };
   let first = args.next('reference');
   if (first.type === 'list') {
@@ -77,9 +86,16 @@ function parseList(args: Args, session: ImapSession): ListRequest {
     const keyword = args.atom('RETURN');
     if (keyword.toUpperCase() !== 'RETURN') throw new ImapSyntaxError('Expected RETURN');
     request.extended = true;
-    for (const option of words(list(args.next('return options'), 'return options'), 'return option')) {
+    const items = list(args.next('return options'), 'return options');
+    for (let i = 0; i < items.length; i++) {
+      const [option] = words([items[i]!], 'return option');
       if (option === 'SUBSCRIBED') request.returnSubscribed = true;
-      else if (option !== 'CHILDREN' && option !== 'SPECIAL-USE') throw new ImapSyntaxError(`Unsupported return option ${option.slice(0, 30)}`);
+      else if (option === 'CHILDREN' || option === 'SPECIAL-USE') continue;
+      else {
+        // return-option = option-extension: a name, optionally followed by its parameters in parentheses
+        const params = items[i + 1]?.type === 'list' ? items[++i]! : null;
+        request.returnExtensions.push({ name: option!, params });
+      }
     }
   }
   args.end();
@@ -99,6 +115,8 @@ export const listCommand = command({
   states: AUTHENTICATED,
   parse: parseList,
   async run(session, request) {
+    const unhandled = request.returnExtensions[0];
+    if (unhandled) return bad(`Unsupported return option ${unhandled.name.slice(0, 30)}`);
     if (request.patterns.every((p) => p === '')) {
       // the hierarchy delimiter and root of the reference (RFC 3501 §6.3.8)
       const root = request.reference.includes(DELIMITER) ? request.reference.slice(0, request.reference.indexOf(DELIMITER) + 1) : '';

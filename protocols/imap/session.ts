@@ -10,7 +10,8 @@
  *   selected.sync + flush           EXISTS / EXPUNGE / FETCH FLAGS where RFC 3501 allows
  *   tag OK|NO|BAD                   one structured log line per command
  *
- * A plugin implementing a command answers `{ untagged?: string[], status?: 'OK'|'NO'|'BAD', code?, text? }`.
+ * A plugin implementing a command answers `{ untagged?: string[], status?: 'OK'|'NO'|'BAD', code?, text? }`
+ * (hooks/imap.ts `ImapCommandResult`); it may run the built-in handler first through `input.next()`.
  */
 import { join, resolve } from 'node:path';
 import type { App } from '../../hooks/app.ts';
@@ -18,6 +19,7 @@ import { createContext, createSession } from '../../hooks/context.ts';
 import type { HookContext, Session } from '../../hooks/context.ts';
 import { authenticate, closeSession, connectSession, listCapabilities, runCommand } from '../../hooks/pipeline/index.ts';
 import type { CommandResult } from '../../hooks/types.ts';
+import type { ImapCommandInput, ImapCommandOutput } from '../../hooks/imap.ts';
 import type { Duplex } from 'node:stream';
 import { plaintextAuthAllowed } from '../auth-policy.ts';
 import { Args } from './args.ts';
@@ -148,10 +150,17 @@ export class ImapSession {
 
   // --- output ---------------------------------------------------------------------------------------------
 
-  /** Queues one response line (CRLF added). */
+  /** Queues one response line (CRLF added); while a plugin runs the built-in handler (`next()`), collects it. */
   send(line: string): void {
+    if (this.#capture) {
+      this.#capture.push(line);
+      return;
+    }
     this.#queue(encoder.encode(line + '\r\n'));
   }
+
+  /** Untagged lines of a built-in handler a plugin is running through `next()`. */
+  #capture: string[] | null = null;
 
   #queue(bytes: Uint8Array): void {
     this.#out.push(bytes);
@@ -173,6 +182,7 @@ export class ImapSession {
   }
 
   async #sendPieces(pieces: readonly ResponsePiece[]): Promise<void> {
+    if (this.#capture) throw new Error('responses with literals cannot be collected for a plugin (next())');
     for (const piece of pieces) {
       if (typeof piece === 'string') {
         this.#queue(encoder.encode(piece));
@@ -314,7 +324,8 @@ export class ImapSession {
       } else {
         const args = new Args(command.args);
         const parsed = spec.parse(args, this);
-        outcome = (await this.#pluginCommand(ctx, command, parsed)) ?? (await spec.run(this, parsed, ctx, command));
+        const builtin = (args: unknown) => spec.run(this, args, ctx, command);
+        outcome = (await this.#pluginCommand(ctx, command, parsed, builtin)) ?? (await spec.run(this, parsed, ctx, command));
       }
     } catch (err) {
       if (err instanceof ImapSyntaxError) outcome = bad(err.message, err.code);
@@ -355,9 +366,29 @@ export class ImapSession {
     }
   }
 
-  /** The command gate; a plugin's own answer (or refusal) as an Outcome, or null to run the built-in handler. */
-  async #pluginCommand(ctx: HookContext, command: ImapCommand, args: unknown): Promise<Outcome | null> {
-    const gate = await runCommand(this.app, 'imap', ctx, { verb: command.verb, tag: command.tag, args });
+  /**
+   * The command gate; a plugin's own answer (or refusal) as an Outcome, or null to run the built-in handler.
+   * The input is an `ImapCommandInput` (hooks/imap.ts): besides verb, tag and args it carries the session's
+   * UTF8=ACCEPT state and, for built-in verbs, `next(args)`, which runs the built-in handler with (possibly
+   * changed) parsed arguments and hands its untagged lines and tagged result back to the plugin instead of
+   * writing them, so a plugin can extend a command's answer (LIST-STATUS adds STATUS after LIST lines).
+   */
+  async #pluginCommand(ctx: HookContext, command: ImapCommand, args: unknown, builtin?: (args: unknown) => Promise<Outcome>): Promise<Outcome | null> {
+    const next = builtin
+      ? async (changed?: unknown): Promise<ImapCommandOutput> => {
+          if (this.#capture) throw new Error('next() is already running');
+          const collected: string[] = [];
+          this.#capture = collected;
+          try {
+            const outcome = await builtin(changed === undefined ? args : changed);
+            return { untagged: collected, status: outcome.status, code: outcome.code ?? null, text: outcome.text };
+          } finally {
+            this.#capture = null;
+          }
+        }
+      : undefined;
+    const input: ImapCommandInput = { verb: command.verb, tag: command.tag, args, utf8: this.utf8, ...(next ? { next } : {}) };
+    const gate = await runCommand(this.app, 'imap', ctx, input);
     if (!gate.ok) return verdictOutcome(gate.verdict);
     if (!gate.value) return null;
     return this.#pluginResult(gate.value);
@@ -365,7 +396,8 @@ export class ImapSession {
 
   #pluginResult(result: CommandResult): Outcome {
     const untagged = Array.isArray(result.untagged) ? result.untagged : [];
-    for (const line of untagged) if (typeof line === 'string') this.send(line.replace(/[\r\n]+/g, ' '));
+    // one response per entry: stray CR/LF become spaces, literals announced as {n} CRLF are kept
+    for (const line of untagged) if (typeof line === 'string') this.send(line.replace(/(\{\d+\}\r\n)|[\r\n]+/g, (_m, lit?: string) => lit ?? ' '));
     const status: Status = result.status === 'NO' || result.status === 'BAD' ? result.status : 'OK';
     const code = typeof result.code === 'string' ? result.code : null;
     return { status, code, text: typeof result.text === 'string' ? result.text : 'Completed' };

@@ -1,0 +1,85 @@
+/**
+ * For plugins that extend IMAP through `imap.command.for(VERB)` and `capabilities.for('imap')`: the shape of
+ * the command input and result, and the wire helpers a command needs (strings, mailbox names). Pure codecs
+ * re-exported from the IMAP protocol module, so a plugin never reaches into protocols/.
+ *
+ *   api.hooks.imap.command.for('GETQUOTA').tapPromise('getquota', async (ctx, input) => {
+ *     const { args, utf8 } = imapInput(input);          // args: ImapToken[] for verbs the server doesn't know
+ *     return { untagged: ['* QUOTA "" (STORAGE 10 512)'], text: 'GETQUOTA completed' };
+ *   });
+ */
+import type { CommandInput } from './types.ts';
+import { astring, decodeMailboxName, encodeMailboxName, literalOrQuoted } from '../protocols/imap/render.ts';
+import type { ImapToken } from '../protocols/imap/types.ts';
+
+export type { ImapToken };
+
+/** What a built-in handler produced, as `next()` returns it (nothing written yet). */
+export interface ImapCommandOutput {
+  /** Untagged response lines, without CRLF. */
+  readonly untagged: string[];
+  readonly status: 'OK' | 'NO' | 'BAD';
+  /** Response code without brackets (`TRYCREATE`), or null. */
+  readonly code: string | null;
+  readonly text: string;
+}
+
+/** What an IMAP command hook receives. */
+export interface ImapCommandInput extends CommandInput {
+  readonly tag: string;
+  /**
+   * For a verb the server implements: its parsed arguments (the command table's parse result). For a verb it
+   * doesn't know: the raw `ImapToken[]`. The state check is done only for known verbs: check
+   * `ctx.session.user` yourself in a new command.
+   */
+  readonly args: unknown;
+  /** The client enabled UTF8=ACCEPT: mailbox names are UTF-8, not modified UTF-7. */
+  readonly utf8: boolean;
+  /**
+   * Known verbs only: runs the built-in handler with `args` (default: the parsed arguments as received) and
+   * returns its untagged lines and tagged result instead of writing them. Return them (with yours) as the
+   * command's result. Handlers whose responses carry literals (FETCH bodies) cannot be run this way.
+   */
+  readonly next?: (args?: unknown) => Promise<ImapCommandOutput>;
+}
+
+/** What an IMAP command hook returns to answer the command itself. Status defaults to OK. (A type, not an
+ * interface, so it is assignable to the neutral CommandResult.) */
+export type ImapCommandResult = {
+  readonly untagged?: string[];
+  readonly status?: 'OK' | 'NO' | 'BAD';
+  readonly code?: string | null;
+  readonly text?: string;
+};
+
+/** The input of an `imap.command` tap, typed (the IMAP session always passes an ImapCommandInput). */
+export function imapInput(input: CommandInput): ImapCommandInput {
+  return input as ImapCommandInput;
+}
+
+/** A token's text: an atom, quoted string or literal; null for NIL, lists and streamed literals. */
+export function tokenText(token: ImapToken | undefined): string | null {
+  if (!token) return null;
+  if (token.type === 'atom' || token.type === 'string') return token.value;
+  return null;
+}
+
+/** A client's mailbox name → the stored path (INBOX normalized). Throws on malformed modified UTF-7. */
+export function mailboxPath(name: string, utf8: boolean): string {
+  return decodeMailboxName(name, utf8);
+}
+
+/** A stored path → the mailbox name as the client sees it, ready to write (quoted or a literal). */
+export function mailboxName(path: string, utf8: boolean): string {
+  return literalOrQuoted(encodeMailboxName(path, utf8), { utf8 });
+}
+
+/** Any text as an IMAP string (quoted, or a literal when it must be). */
+export function imapString(text: string, utf8 = false): string {
+  return literalOrQuoted(text, { utf8 });
+}
+
+/** An astring: a bare atom when possible, else quoted or a literal. */
+export function imapAstring(text: string, utf8 = false): string {
+  return astring(text, { utf8 });
+}
