@@ -1,5 +1,6 @@
 /**
- * Composition root: builds the hook tree from config, loads the plugins (then the ones the server always runs:
+ * Composition root: builds the hook tree from config, loads the plugins (then the default ones config did not
+ * name or switch off: quota; then the ones the server always runs:
  * failed-login limits; the per-user delivery rules — filters, forwarding, autoreply — which do nothing until a
  * user sets them up (and, for sending, until `delivery.relay.host` is set); and the storage plugin last), and
  * hands protocols one `App` to pass to the pipeline functions.
@@ -20,6 +21,7 @@ import type { CheckCredentials } from '../plugins/storage.ts';
 import { createFiltersPlugin } from '../plugins/filters.ts';
 import { createForwardingPlugin } from '../plugins/forwarding.ts';
 import { createAutoreplyPlugin } from '../plugins/autoreply.ts';
+import { createQuotaPlugin } from '../plugins/quota.ts';
 
 export type { IngestFn, CheckCredentials };
 
@@ -59,6 +61,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     log,
     storage: storageReader(storage),
     registry: options.registry ?? builtinPlugins,
+    // loaded unless config names them (its entry replaces the default) or switches them off: ['quota', false]
+    defaults: [createQuotaPlugin()],
     always: [
       createLoginLimitsPlugin(loginLimitsFromConfig(config)),
       createFiltersPlugin(),

@@ -27,6 +27,8 @@ const listenerFields = (defaults: { enabled: boolean; host: string; port: number
 const pluginEntry = z.union([
   z.string(),
   z.tuple([z.string(), z.record(z.string(), z.unknown())]),
+  // [name, false]: switch off a plugin the server loads by default (e.g. ['quota', false])
+  z.tuple([z.string(), z.literal(false)]),
   z.custom<{ name: string; apply: (...args: never[]) => unknown }>(
     (v) => typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string' && typeof (v as { apply?: unknown }).apply === 'function',
     { message: 'expected a plugin name, [name, options], or an object with name and apply()' },

@@ -67,7 +67,8 @@ export interface LoadedPlugin {
   readonly plugin: Plugin;
   /** Index in config.plugins; null for the storage plugin the host adds. */
   readonly index: number | null;
-  readonly origin: 'builtin' | 'object' | 'host';
+  /** builtin / object: from config.plugins; default: loaded by default (not named in config); host: always loaded. */
+  readonly origin: 'builtin' | 'object' | 'default' | 'host';
 }
 
 export interface PluginHost {
@@ -83,6 +84,12 @@ export interface LoadPluginsOptions {
   log: Logger;
   storage: StorageReader;
   registry: PluginRegistry;
+  /**
+   * Plugins loaded by default, after the configured ones: a config entry of the same name replaces the default
+   * (`'quota'` or `['quota', options]` for the built-in with options, a plugin object of your own), and
+   * `[name, false]` switches it off.
+   */
+  defaults?: readonly Plugin[];
   /** Plugins the host always loads after the configured ones (the storage plugin). */
   always?: readonly Plugin[];
 }
@@ -165,7 +172,24 @@ export async function loadPlugins(options: LoadPluginsOptions): Promise<PluginHo
   const always = options.always ?? [];
   const reserved = new Set(always.map((p) => p.name));
 
-  const resolved: LoadedPlugin[] = config.plugins.map((entry, index) => resolveEntry(entry, index, registry, reserved));
+  const defaults = options.defaults ?? [];
+  const switchedOff = new Set<string>();
+  const resolved: LoadedPlugin[] = [];
+  config.plugins.forEach((entry, index) => {
+    if (Array.isArray(entry) && entry[1] === false) {
+      const name = entry[0] as string;
+      if (!defaults.some((p) => p.name === name)) {
+        throw new PluginError(`plugins[${index}]`, `only plugins loaded by default can be switched off with [name, false]; "${name}" is not one (${defaults.map((p) => p.name).join(', ') || 'none'})`);
+      }
+      switchedOff.add(name);
+      return;
+    }
+    resolved.push(resolveEntry(entry, index, registry, reserved));
+  });
+  for (const plugin of defaults) {
+    if (switchedOff.has(plugin.name) || resolved.some((p) => p.name === plugin.name)) continue;
+    resolved.push({ name: plugin.name, plugin: checkPlugin(`plugin "${plugin.name}"`, plugin), index: null, origin: 'default' });
+  }
   for (const plugin of always) resolved.push({ name: plugin.name, plugin: checkPlugin(`plugin "${plugin.name}"`, plugin), index: null, origin: 'host' });
 
   const seen = new Map<string, LoadedPlugin>();

@@ -1,40 +1,104 @@
 /**
- * Quota: refuses a store or copy that would take the user over their storage or message-count quota (the user's
- * own limits, else `users.quota` from config; null = unlimited). It taps `message.beforeStore` and
- * `message.beforeCopy` at POLICY, so it holds for IMAP APPEND/COPY, LMTP delivery (where it becomes
- * `452 4.2.2`) and HTTP alike. A store checks the announced size (`declaredSize`); messages without one are
- * checked by count and by whether the user is already at the limit.
+ * Quota: per-user storage (bytes) and message-count limits, loaded by default (hooks/app.ts). A user's own
+ * limits (`user add --quota`, the HTTP API) win; otherwise `users.quota` from config; null = unlimited, so with
+ * the default config nothing is refused. `['quota', false]` in `plugins` switches it off entirely (no checks,
+ * no QUOTA capability).
+ *
+ * Enforced on every way a message lands in a mailbox, as `deny OVERQUOTA` (IMAP `NO [OVERQUOTA]`, LMTP
+ * `452 4.2.2`, HTTP 403 `{ code: "OVERQUOTA" }`):
+ *   message.beforeStore  POLICY  IMAP APPEND, LMTP, HTTP upload, Sent autosave: the announced size (`declaredSize`)
+ *                                and one more message; without a size, refused only when already at the limit
+ *   message.store        POLICY  the exact size after `message.prepare` rewrote and ingest parsed the message
+ *   message.beforeCopy   POLICY  IMAP COPY, HTTP copy: the copied messages' sizes and count
+ * (MOVE stays within one user and changes no usage.) Usage counters are kept by storage in the same
+ * transaction as each write, so they are exact after concurrent writes and expunges;
+ * `wildduck quota recalc [USER]` recounts them (`users.recalculateUsage`) when they drifted.
+ *
+ * IMAP QUOTA (RFC 9208) through the capabilities and command hooks: QUOTA, QUOTA=RES-STORAGE and
+ * QUOTA=RES-MESSAGE; GETQUOTAROOT and GETQUOTA report the single per-user root "" (STORAGE in KiB), SETQUOTA is
+ * refused (limits are the administrator's). A user without any limit has no quota root.
  */
+import { z } from 'zod';
 import { definePlugin } from '../hooks/host.ts';
+import type { PluginApi } from '../hooks/host.ts';
 import { POLICY } from '../hooks/stages.ts';
 import { deny } from '../hooks/verdict.ts';
 import type { Verdict } from '../hooks/verdict.ts';
-import type { PluginApi } from '../hooks/host.ts';
+import type { HookContext } from '../hooks/context.ts';
+import { imapInput, imapAstring, mailboxPath, tokenText } from '../hooks/imap.ts';
+import type { ImapCommandResult, ImapToken } from '../hooks/imap.ts';
+import type { UserRecord } from '../storage/ports.ts';
 
 export const QUOTA_PLUGIN = 'quota';
 
-async function check(api: PluginApi, userId: string, addBytes: number, addMessages: number): Promise<Verdict | undefined> {
-  const user = await api.storage.users.get(userId);
-  if (!user) return undefined;
-  const storage = user.quota.storage ?? api.config.users.quota.storage;
-  const messages = user.quota.messages ?? api.config.users.quota.messages;
-  if (storage !== null && (user.storageUsed + addBytes > storage || (addBytes === 0 && user.storageUsed >= storage))) {
+export interface QuotaOptions {
+  /** Announce and answer the IMAP QUOTA extension (RFC 9208). */
+  imap: boolean;
+}
+
+export interface EffectiveQuota {
+  storage: { used: number; limit: number | null };
+  messages: { used: number; limit: number | null };
+}
+
+/** A user's limits as enforced: their own, else the config defaults. */
+export function effectiveQuota(api: Pick<PluginApi, 'config'>, user: UserRecord): EffectiveQuota {
+  return {
+    storage: { used: user.storageUsed, limit: user.quota.storage ?? api.config.users.quota.storage },
+    messages: { used: user.messagesUsed, limit: user.quota.messages ?? api.config.users.quota.messages },
+  };
+}
+
+/** The verdict for adding `addBytes` in `addMessages` messages (undefined = fits). */
+export function quotaVerdict(quota: EffectiveQuota, addBytes: number, addMessages: number): Verdict | undefined {
+  const { storage, messages } = quota;
+  if (storage.limit !== null && (storage.used + addBytes > storage.limit || (addBytes === 0 && storage.used >= storage.limit))) {
     return deny('OVERQUOTA', 'Mailbox is over its storage quota');
   }
-  if (messages !== null && user.messagesUsed + addMessages > messages) {
+  if (messages.limit !== null && messages.used + addMessages > messages.limit) {
     return deny('OVERQUOTA', 'Mailbox is over its message quota');
   }
   return undefined;
 }
 
-export const quotaPlugin = definePlugin({
-  description: 'Refuses stores and copies that would exceed the user storage or message quota',
-  create() {
+/** RFC 9208 quota-list for the root "", or null when the user has no limits. STORAGE is in units of 1024 octets. */
+export function quotaList(quota: EffectiveQuota): string | null {
+  const parts: string[] = [];
+  if (quota.storage.limit !== null) parts.push(`STORAGE ${Math.ceil(quota.storage.used / 1024)} ${Math.floor(quota.storage.limit / 1024)}`);
+  if (quota.messages.limit !== null) parts.push(`MESSAGE ${quota.messages.used} ${quota.messages.limit}`);
+  return parts.length ? `(${parts.join(' ')})` : null;
+}
+
+function needsLogin(ctx: HookContext): ImapCommandResult | null {
+  return ctx.session.user ? null : { status: 'BAD', text: 'Log in first' };
+}
+
+function oneArg(args: unknown, what: string): string | ImapCommandResult {
+  const tokens = args as ImapToken[];
+  const text = Array.isArray(tokens) && tokens.length === 1 ? tokenText(tokens[0]) : null;
+  return text ?? { status: 'BAD', text: `Expected ${what}` };
+}
+
+export const quotaPlugin = definePlugin<QuotaOptions>({
+  description: 'Storage and message-count quota on every way in, and the IMAP QUOTA extension (loaded by default)',
+  optionsSchema: z.object({ imap: z.boolean() }).strict(),
+  defaults: { imap: true },
+  create(options) {
     return {
       name: QUOTA_PLUGIN,
       apply(api: PluginApi) {
-        api.hooks.message.beforeStore.tapPromise({ stage: POLICY }, (_ctx, request) => check(api, request.userId, request.declaredSize ?? 0, 1));
-        api.hooks.message.beforeCopy.tapPromise({ stage: POLICY }, async (_ctx, input) => {
+        const quotaOf = async (userId: string): Promise<EffectiveQuota | null> => {
+          const user = await api.storage.users.get(userId);
+          return user ? effectiveQuota(api, user) : null;
+        };
+        const check = async (userId: string, bytes: number, count: number): Promise<Verdict | undefined> => {
+          const quota = await quotaOf(userId);
+          return quota ? quotaVerdict(quota, bytes, count) : undefined;
+        };
+        const { message } = api.hooks;
+        message.beforeStore.tapPromise({ stage: POLICY, label: 'declared size' }, (_ctx, request) => check(request.userId, request.declaredSize ?? 0, 1));
+        message.store.tapPromise({ stage: POLICY, label: 'exact size' }, (_ctx, input) => check(input.userId, input.message.size, 1));
+        message.beforeCopy.tapPromise({ stage: POLICY }, async (_ctx, input) => {
           const wanted = new Set(input.uids);
           let bytes = 0;
           let count = 0;
@@ -43,9 +107,52 @@ export const quotaPlugin = definePlugin({
             bytes += entry.size;
             count++;
           }
-          return check(api, input.userId, bytes, count);
+          return count === 0 ? undefined : check(input.userId, bytes, count);
         });
+
+        if (!options.imap) return;
+        api.hooks.capabilities.for('imap').tap(QUOTA_PLUGIN, (caps) => [...caps, 'QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE']);
+        const command = api.hooks.imap.command;
+
+        command.for('GETQUOTAROOT').tapPromise(QUOTA_PLUGIN, async (ctx, raw) => {
+          const input = imapInput(raw);
+          const refused = needsLogin(ctx);
+          if (refused) return refused;
+          const name = oneArg(input.args, 'a mailbox name');
+          if (typeof name !== 'string') return name;
+          let path: string;
+          try {
+            path = mailboxPath(name, input.utf8);
+          } catch {
+            return { status: 'BAD', text: 'Invalid mailbox name' };
+          }
+          const userId = ctx.session.user!.id;
+          if (!(await api.storage.mailboxes.getByPath(userId, path))) return { status: 'NO', code: 'NONEXISTENT', text: 'No such mailbox' };
+          const quota = await quotaOf(userId);
+          const list = quota ? quotaList(quota) : null;
+          const untagged = [`* QUOTAROOT ${imapAstring(name, input.utf8)}${list ? ' ""' : ''}`];
+          if (list) untagged.push(`* QUOTA "" ${list}`);
+          return { untagged, text: 'GETQUOTAROOT completed' };
+        });
+
+        command.for('GETQUOTA').tapPromise(QUOTA_PLUGIN, async (ctx, raw) => {
+          const refused = needsLogin(ctx);
+          if (refused) return refused;
+          const root = oneArg(imapInput(raw).args, 'a quota root');
+          if (typeof root !== 'string') return root;
+          const quota = await quotaOf(ctx.session.user!.id);
+          const list = quota ? quotaList(quota) : null;
+          if (root !== '' || !list) return { status: 'NO', code: 'NONEXISTENT', text: 'No such quota root' };
+          return { untagged: [`* QUOTA "" ${list}`], text: 'GETQUOTA completed' };
+        });
+
+        command.for('SETQUOTA').tap(QUOTA_PLUGIN, (ctx) => needsLogin(ctx) ?? { status: 'NO', code: 'NOPERM', text: 'Quota limits are set by the administrator' });
       },
     };
   },
 });
+
+/** The plugin with its defaults, as hooks/app.ts loads it when config doesn't name it. */
+export function createQuotaPlugin() {
+  return quotaPlugin.create({ imap: true });
+}

@@ -7,6 +7,7 @@
  *   wildduck user del NAME
  *   wildduck user list [--query TEXT]
  *   wildduck print-hooks [--config FILE]
+ *   wildduck quota show|set|recalc ...             per-user quota (protocols/cli-quota.ts)
  *   wildduck filter|autoreply|forward|spam-level ...   per-user delivery rules (protocols/cli-delivery.ts)
  *
  * User commands open the same storage as the server and work while it runs.
@@ -26,6 +27,7 @@ import type { Listener } from './http.ts';
 import { printHooks } from '../hooks/print-hooks.ts';
 import { DELIVERY_COMMANDS, DELIVERY_OPTIONS, DELIVERY_USAGE, DeliveryUsageError, deliveryCommand } from './cli-delivery.ts';
 import { DeliverySettingsError } from '../storage/delivery-settings.ts';
+import { QUOTA_OPTIONS, QUOTA_USAGE, QuotaUsageError, quotaCommand } from './cli-quota.ts';
 
 const USAGE = `Usage:
   wildduck start [--config FILE]
@@ -34,6 +36,7 @@ const USAGE = `Usage:
   wildduck user del NAME
   wildduck user list [--query TEXT]
   wildduck print-hooks [--config FILE]
+${QUOTA_USAGE}
 ${DELIVERY_USAGE}
 
 --config defaults to ./wildduck.config.ts when it exists. Options can also be set with
@@ -51,6 +54,7 @@ const OPTIONS = {
   query: { type: 'string', short: 'q' },
   help: { type: 'boolean', short: 'h' },
   ...DELIVERY_OPTIONS,
+  ...QUOTA_OPTIONS,
 } as const;
 
 async function readConfig(file: string | undefined): Promise<Config> {
@@ -170,6 +174,8 @@ export async function main(args: string[] = argv()): Promise<void> {
         return await start(config, log);
       case 'user':
         return await userCommand(rest[0], rest.slice(1), values, config);
+      case 'quota':
+        return await withStorage(config, (storage) => quotaCommand(storage, config, rest, values, writeOut));
       case 'print-hooks': {
         const app = await bootApp(config, createLogger({ level: 'warn', format: config.log.format }));
         try {
@@ -184,7 +190,7 @@ export async function main(args: string[] = argv()): Promise<void> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || err instanceof DeliveryUsageError) {
+    if (err instanceof UsageError || err instanceof DeliveryUsageError || err instanceof QuotaUsageError) {
       writeErr(`${err.message}\n\n${USAGE}`);
       return setExitCode(64);
     }

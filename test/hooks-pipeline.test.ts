@@ -152,6 +152,7 @@ describe('session and protocol hooks', () => {
     const t = await makeApp({
       config: {
         plugins: [
+          ['quota', false], // its QUOTA capabilities would join the list
           plugin('ext', (api) => api.hooks.capabilities.for('imap').tap({}, (caps) => [...caps, 'XAPPLEPUSHSERVICE'])),
           plugin('bad', (api) => api.hooks.capabilities.for('pop3').tap({}, () => {
             throw new Error('oops');

@@ -61,7 +61,8 @@ describe('plugin host', () => {
   });
 
   it('missing dependencies fail at boot', async () => {
-    const err = await bootError({ config: { plugins: ['junk'] } });
+    // quota is loaded by default; switched off, a plugin that needs it cannot boot
+    const err = await bootError({ config: { plugins: ['junk', ['quota', false]] } });
     assert.match(err.message, /^plugins\[0\] \(junk\): depends on plugin "quota", which is not loaded/);
     const t = await makeApp({ registry, config: { plugins: ['junk', ['quota', { limit: 1 }]] } });
     assert.equal(t.app.plugins.length, 7, 'junk, quota, login-limits, filters, forwarding, autoreply, storage');
@@ -175,6 +176,7 @@ describe('plugin host', () => {
       t.app.hooks.message.store.taps.map((tap) => [tap.name, tap.stage]),
       [
         ['policy', POLICY],
+        ['quota', POLICY], // loaded by default, after the configured plugins
         ['storage', 1000],
       ],
     );

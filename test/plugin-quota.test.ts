@@ -1,0 +1,146 @@
+/**
+ * The quota plugin: limit arithmetic against bare values; then on the real stack (SQLite) over IMAP (APPEND,
+ * COPY, the QUOTA extension), LMTP (452 4.2.2) and the store pipeline (exact size after prepare, concurrent
+ * stores), switched off in config, and the `quota` CLI.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { bootImapTestApp, login, appendMessage, message, connect } from './helpers/imap-harness.ts';
+import type { ImapTestApp } from './helpers/imap-harness.ts';
+import { lmtpDeliver } from './helpers/lmtp-deliver.ts';
+import { quotaList, quotaVerdict } from '../plugins/quota.ts';
+import { internalContext } from '../hooks/context.ts';
+import { storeMessage } from '../hooks/pipeline/index.ts';
+import { quotaCommand } from '../protocols/cli-quota.ts';
+
+const size = (text: string) => new TextEncoder().encode(text).length;
+
+describe('quota: limits', () => {
+  const q = (used: number, limit: number | null, mUsed = 0, mLimit: number | null = null) => ({
+    storage: { used, limit },
+    messages: { used: mUsed, limit: mLimit },
+  });
+  it('refuses what would exceed a limit, and anything unsized once at the limit', () => {
+    assert.equal(quotaVerdict(q(90, 100), 10, 1), undefined);
+    assert.equal(quotaVerdict(q(90, 100), 11, 1)?.code, 'OVERQUOTA');
+    assert.equal(quotaVerdict(q(99, 100), 0, 1), undefined);
+    assert.equal(quotaVerdict(q(100, 100), 0, 1)?.code, 'OVERQUOTA');
+    assert.equal(quotaVerdict(q(0, null, 5, 5), 1, 1)?.message, 'Mailbox is over its message quota');
+    assert.equal(quotaVerdict(q(10 ** 12, null, 10 ** 6, null), 10 ** 9, 1), undefined);
+  });
+  it('reports STORAGE in KiB (usage rounded up) and MESSAGE, or no root when unlimited', () => {
+    assert.equal(quotaList(q(1025, 1024 * 1024, 3, 10)), '(STORAGE 2 1024 MESSAGE 3 10)');
+    assert.equal(quotaList(q(5, null, 3, 10)), '(MESSAGE 3 10)');
+    assert.equal(quotaList(q(5, null)), null);
+  });
+});
+
+describe('quota: on by default, over IMAP, LMTP and the store pipeline', () => {
+  let t: ImapTestApp;
+  const LIMIT = 4096;
+  before(async () => {
+    t = await bootImapTestApp({ users: { quota: { storage: LIMIT, messages: 20 } } });
+  });
+  after(() => t.close());
+
+  it('announces QUOTA and answers GETQUOTAROOT, GETQUOTA; refuses SETQUOTA', async () => {
+    const { greeting } = await connect(t.app);
+    for (const cap of ['QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE']) assert.ok(greeting.split(/[ \]]/).includes(cap), cap);
+    const client = await login(t.app);
+    assert.match(await appendMessage(client, 'INBOX', message('first')), /^OK/);
+    const used = (await t.app.storage.users.get(t.userId))!.storageUsed;
+    assert.deepEqual(await client.command('GETQUOTAROOT INBOX'), [
+      '* QUOTAROOT INBOX ""',
+      `* QUOTA "" (STORAGE ${Math.ceil(used / 1024)} 4 MESSAGE 1 20)`,
+      'TAG OK GETQUOTAROOT completed',
+    ]);
+    assert.deepEqual(await client.command('GETQUOTA ""'), [`* QUOTA "" (STORAGE ${Math.ceil(used / 1024)} 4 MESSAGE 1 20)`, 'TAG OK GETQUOTA completed']);
+    assert.match(await client.status('GETQUOTA "other"'), /^NO \[NONEXISTENT\]/);
+    assert.match(await client.status('GETQUOTAROOT Nope'), /^NO \[NONEXISTENT\]/);
+    assert.match(await client.status('SETQUOTA "" (STORAGE 1)'), /^NO \[NOPERM\]/);
+    assert.match(await client.status('GETQUOTAROOT'), /^BAD/);
+    const anonymous = (await connect(t.app)).client;
+    assert.equal(await anonymous.status('GETQUOTA ""'), 'BAD Log in first');
+  });
+
+  it('refuses APPEND and COPY over quota with [OVERQUOTA]; a per-user limit wins over the default', async () => {
+    const client = await login(t.app);
+    const big = message('big', 'x'.repeat(LIMIT) + '\r\n');
+    assert.match(await appendMessage(client, 'INBOX', big), /^NO \[OVERQUOTA\]/);
+    await t.app.storage.users.update(t.userId, { quota: { storage: 1024 * 1024 } });
+    assert.match(await appendMessage(client, 'INBOX', big), /^OK/);
+    const user = (await t.app.storage.users.get(t.userId))!;
+    await t.app.storage.users.update(t.userId, { quota: { storage: user.storageUsed + 100 } });
+    assert.match(await client.status('SELECT INBOX'), /^OK/);
+    assert.match(await client.status('COPY 1:* Trash'), /^NO \[OVERQUOTA\]/);
+    assert.match(await client.status('MOVE 1 Trash'), /^OK/, 'MOVE within the user changes no usage');
+    assert.equal((await t.app.storage.users.get(t.userId))!.storageUsed, user.storageUsed);
+    await t.app.storage.users.update(t.userId, { quota: { storage: null } });
+  });
+
+  it('refuses LMTP delivery over quota with 452 4.2.2', async () => {
+    await t.app.storage.users.update(t.userId, { quota: { storage: 1 } });
+    const [reply] = await lmtpDeliver(t.app, 'bob@example.com', ['alice@example.com'], message('lmtp'));
+    assert.match(reply!, /^452 4\.2\.2/);
+    await t.app.storage.users.update(t.userId, { quota: { storage: null } });
+  });
+
+  it('checks the exact size after message.prepare when no size was announced, keeping counters untouched', async () => {
+    const before = (await t.app.storage.users.get(t.userId))!;
+    await t.app.storage.users.update(t.userId, { quota: { storage: before.storageUsed + 500 } });
+    const ctx = internalContext(t.app.log);
+    const inbox = (await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!;
+    const refused = await storeMessage(t.app, ctx, { userId: t.userId, mailboxId: inbox.id, flags: [], internalDate: Date.now(), source: new TextEncoder().encode(message('sized', 'y'.repeat(600))) });
+    assert.equal(refused.ok ? 'stored' : refused.verdict.code, 'OVERQUOTA');
+    const after = (await t.app.storage.users.get(t.userId))!;
+    assert.equal(after.storageUsed, before.storageUsed);
+    assert.equal(after.messagesUsed, before.messagesUsed);
+    await t.app.storage.users.update(t.userId, { quota: { storage: null, messages: null } });
+  });
+
+  it('keeps usage exact under 30 concurrent stores, and recalc finds nothing to repair', async () => {
+    await t.app.storage.users.update(t.userId, { quota: { storage: 10 * 1024 * 1024, messages: 1000 } });
+    const before = (await t.app.storage.users.get(t.userId))!;
+    const ctx = internalContext(t.app.log);
+    const inbox = (await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!;
+    const texts = Array.from({ length: 30 }, (_, i) => message(`burst${i}`, 'z'.repeat(i * 7) + '\r\n'));
+    const results = await Promise.all(
+      texts.map((text) => storeMessage(t.app, ctx, { userId: t.userId, mailboxId: inbox.id, flags: [], internalDate: Date.now(), source: new TextEncoder().encode(text) })),
+    );
+    assert.deepEqual(results.filter((r) => !r.ok), []);
+    const after = (await t.app.storage.users.get(t.userId))!;
+    assert.equal(after.messagesUsed, before.messagesUsed + 30);
+    assert.equal(after.storageUsed, before.storageUsed + texts.reduce((n, text) => n + size(text), 0));
+    const lines: string[] = [];
+    await quotaCommand(t.app.storage, t.app.config, ['recalc', 'alice'], {}, (line) => lines.push(line));
+    assert.match(lines.join(''), /^alice\t\d+ bytes\t\d+ messages\tok\n$/);
+    assert.deepEqual(await t.app.storage.users.recalculateUsage(t.userId), after);
+  });
+
+  it('quota set / show through the CLI command', async () => {
+    const out: string[] = [];
+    await quotaCommand(t.app.storage, t.app.config, ['set', 'alice'], { storage: '2048', messages: 'default' }, (l) => out.push(l));
+    await quotaCommand(t.app.storage, t.app.config, ['show', 'alice'], {}, (l) => out.push(l));
+    assert.match(out[1]!, /^alice\tstorage \d+\/2048 bytes\tmessages \d+\/20 \(default\)\n$/);
+    await assert.rejects(quotaCommand(t.app.storage, t.app.config, ['set', 'alice'], { storage: '-1' }, () => {}), /--storage/);
+    await t.app.storage.users.update(t.userId, { quota: { storage: null } });
+  });
+});
+
+describe('quota switched off: plugins: [["quota", false]]', () => {
+  let t: ImapTestApp;
+  before(async () => {
+    t = await bootImapTestApp({ users: { quota: { storage: 10, messages: 1 } }, plugins: [['quota', false]] });
+  });
+  after(() => t.close());
+
+  it('announces no QUOTA, knows no GETQUOTA and refuses nothing', async () => {
+    const { greeting } = await connect(t.app);
+    assert.ok(!greeting.includes('QUOTA'));
+    const client = await login(t.app);
+    assert.match(await client.status('GETQUOTA ""'), /^BAD Unknown command/);
+    assert.match(await appendMessage(client, 'INBOX', message('a')), /^OK/);
+    assert.match(await appendMessage(client, 'INBOX', message('b')), /^OK/);
+    assert.ok(!t.app.plugins.some((p) => p.name === 'quota'));
+  });
+});
