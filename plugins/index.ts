@@ -5,8 +5,10 @@
 import type { PluginRegistry } from '../hooks/host.ts';
 import { quotaPlugin } from './quota.ts';
 import { spamRoutingPlugin } from './spam-routing.ts';
+import { listStatusPlugin } from './list-status.ts';
 
 export const builtinPlugins: PluginRegistry = Object.freeze({
   quota: quotaPlugin,
   'spam-routing': spamRoutingPlugin,
+  'list-status': listStatusPlugin,
 });
