@@ -6,9 +6,11 @@ import type { PluginRegistry } from '../hooks/host.ts';
 import { quotaPlugin } from './quota.ts';
 import { spamRoutingPlugin } from './spam-routing.ts';
 import { listStatusPlugin } from './list-status.ts';
+import { junkNotifyPlugin } from './junk-notify.ts';
 
 export const builtinPlugins: PluginRegistry = Object.freeze({
   quota: quotaPlugin,
   'spam-routing': spamRoutingPlugin,
   'list-status': listStatusPlugin,
+  'junk-notify': junkNotifyPlugin,
 });
