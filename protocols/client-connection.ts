@@ -5,6 +5,7 @@
  * replaces it with the TLS socket.
  */
 import type { Duplex } from 'node:stream';
+import type { Logger } from '../hooks/log.ts';
 
 export interface ClientConnection {
   readonly id: string;
@@ -33,4 +34,30 @@ export interface ClientConnection {
 /** Whether STARTTLS/STLS can be offered on this connection right now. */
 export function canStartTls(conn: ClientConnection): boolean {
   return !conn.secure && conn.canStartTls === true && typeof conn.upgradeToTls === 'function';
+}
+
+/** The part of protocols/line-reader.ts a TLS upgrade needs. */
+export interface UpgradableReader {
+  detach(): void;
+  discardBuffered(): number;
+  attach(socket: Duplex): void;
+}
+
+/**
+ * STARTTLS/STLS after the go-ahead reply: stops reading the plaintext socket, drops anything the client
+ * pipelined after the command (RFC 3207 / RFC 2595: it must not be acted on), upgrades, and reattaches the
+ * reader to the TLS socket. Returns the new socket, or null when the handshake failed (the caller closes).
+ */
+export async function upgradeConnection(conn: ClientConnection, reader: UpgradableReader, log: Logger, verb: string): Promise<Duplex | null> {
+  reader.detach();
+  const dropped = reader.discardBuffered();
+  if (dropped > 0) log.warn(`dropped bytes pipelined after ${verb}`, { bytes: dropped });
+  try {
+    await conn.upgradeToTls!();
+  } catch (err) {
+    log.info('TLS handshake failed', { err });
+    return null;
+  }
+  reader.attach(conn.socket);
+  return conn.socket;
 }

@@ -25,7 +25,7 @@ import type { DeliveryOutcome, PipelineApp } from '../hooks/pipeline/index.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';
 import { Spool } from '../storage/spool.ts';
 import type { ClientConnection } from './client-connection.ts';
-import { canStartTls } from './client-connection.ts';
+import { canStartTls, upgradeConnection } from './client-connection.ts';
 import { LineReader, writeTo } from './line-reader.ts';
 import { startProtocolListeners } from './listener.ts';
 import type { TcpListener } from './listener.ts';
@@ -238,21 +238,12 @@ class LmtpSession {
     if (this.secure) return this.bad('503 5.5.1 TLS already active');
     if (!canStartTls(this.conn)) return this.bad('502 5.5.1 STARTTLS not available');
     await this.reply('220 2.0.0 Ready to start TLS');
-    this.reader.detach();
-    const dropped = this.reader.discardBuffered();
-    if (dropped > 0) this.session.log.warn('dropped bytes pipelined after STARTTLS', { bytes: dropped });
-    try {
-      await this.conn.upgradeToTls!();
-      this.socket = this.conn.socket;
-    } catch (err) {
-      this.session.log.info('TLS handshake failed', { err });
-      this.close();
-      return;
-    }
+    const socket = await upgradeConnection(this.conn, this.reader, this.session.log, 'STARTTLS');
+    if (!socket) return this.close();
+    this.socket = socket;
     this.secure = true;
     this.lhlo = null;
     this.resetTransaction();
-    this.reader.attach(this.socket);
   }
 }
 

@@ -23,7 +23,7 @@ import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import { serverVersion } from './version.ts';
 import { plaintextAuthAllowed } from './auth-policy.ts';
 import type { ClientConnection } from './client-connection.ts';
-import { canStartTls } from './client-connection.ts';
+import { canStartTls, upgradeConnection } from './client-connection.ts';
 import { dotStuff } from './dot-stuffing.ts';
 import { LineReader, writeTo } from './line-reader.ts';
 import { startProtocolListeners } from './listener.ts';
@@ -266,20 +266,11 @@ class Pop3Session {
     if (this.secure) return this.bad('-ERR TLS already active');
     if (!canStartTls(this.conn)) return this.bad('-ERR STLS not available');
     await this.reply('+OK Begin TLS negotiation');
-    this.reader.detach();
-    const dropped = this.reader.discardBuffered();
-    if (dropped > 0) this.session.log.warn('dropped bytes pipelined after STLS', { bytes: dropped });
-    try {
-      await this.conn.upgradeToTls!();
-      this.socket = this.conn.socket;
-    } catch (err) {
-      this.session.log.info('TLS handshake failed', { err });
-      this.close();
-      return;
-    }
+    const socket = await upgradeConnection(this.conn, this.reader, this.session.log, 'STLS');
+    if (!socket) return this.close();
+    this.socket = socket;
     this.secure = true;
     this.pendingUser = null;
-    this.reader.attach(this.socket);
   }
 
   /** AUTH PLAIN [initial-response]; without one, asks with "+ " and reads one line ("*" cancels). */
