@@ -22,6 +22,7 @@ import { createFiltersPlugin } from '../plugins/filters.ts';
 import { createForwardingPlugin } from '../plugins/forwarding.ts';
 import { createAutoreplyPlugin } from '../plugins/autoreply.ts';
 import { createQuotaPlugin } from '../plugins/quota.ts';
+import { storeMessage } from './pipeline/store-message.ts';
 
 export type { IngestFn, CheckCredentials };
 
@@ -55,12 +56,14 @@ export interface App extends PipelineApp {
 export async function createApp(options: AppOptions): Promise<App> {
   const { config, log, storage, ingest, checkCredentials } = options;
   const hooks = createHooks({ timeoutMs: config.hooks.timeoutMs, trace: config.hooks.trace, log });
+  const pipelineApp: PipelineApp = { config, log, hooks, storage, ingest };
   const host = await loadPlugins({
     hooks,
     config,
     log,
     storage: storageReader(storage),
     registry: options.registry ?? builtinPlugins,
+    pipeline: { storeMessage: (ctx, input) => storeMessage(pipelineApp, ctx, input) },
     // loaded unless config names them (its entry replaces the default) or switches them off: ['quota', false]
     defaults: [createQuotaPlugin()],
     always: [

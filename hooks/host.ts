@@ -12,8 +12,21 @@ import type { Hooks } from './tree.ts';
 import { createTapView } from './view.ts';
 import type { TapOnlyHooks, TapView } from './view.ts';
 import type { StorageReader } from './storage-reader.ts';
+import type { HookContext } from './context.ts';
+import type { StoreInput, StoreResult } from './types.ts';
+import { fail, tempfail } from './verdict.ts';
+import type { OperationResult } from './verdict.ts';
 
-/** What `apply()` receives. Hooks can be tapped, never run; storage can be read, never written. */
+/**
+ * Operations a plugin may start itself (Sent autosave storing a copy, an archiver): each runs the whole
+ * pipeline — every plugin's rules (quota, ...), then the storage plugin's commit — exactly as for a client.
+ * Call them while serving (from a tap), not in apply(); mind loops (storing from `message.afterStore`).
+ */
+export interface PluginPipeline {
+  storeMessage(ctx: HookContext, input: StoreInput): Promise<OperationResult<StoreResult>>;
+}
+
+/** What `apply()` receives. Hooks can be tapped, never run; storage can be read, never written (but see `pipeline`). */
 export interface PluginApi {
   /** The plugin's own name (taps are named after it). */
   readonly name: string;
@@ -22,6 +35,8 @@ export interface PluginApi {
   readonly config: Config;
   /** Child logger bound to `{ plugin: name }`. */
   readonly log: Logger;
+  /** Start a write operation through the full pipeline. */
+  readonly pipeline: PluginPipeline;
 }
 
 export interface Plugin {
@@ -84,6 +99,8 @@ export interface LoadPluginsOptions {
   log: Logger;
   storage: StorageReader;
   registry: PluginRegistry;
+  /** What `api.pipeline` runs (hooks/app.ts binds the pipeline functions); without it, calls fail UNAVAILABLE. */
+  pipeline?: PluginPipeline;
   /**
    * Plugins loaded by default, after the configured ones: a config entry of the same name replaces the default
    * (`'quota'` or `['quota', options]` for the built-in with options, a plugin object of your own), and
@@ -170,6 +187,7 @@ async function closeAll(loaded: readonly LoadedPlugin[], log: Logger): Promise<v
 export async function loadPlugins(options: LoadPluginsOptions): Promise<PluginHost> {
   const { hooks, config, log, storage, registry } = options;
   const always = options.always ?? [];
+  const pipeline: PluginPipeline = options.pipeline ?? { storeMessage: async () => fail(tempfail('UNAVAILABLE', 'No pipeline')) };
   const reserved = new Set(always.map((p) => p.name));
 
   const defaults = options.defaults ?? [];
@@ -210,7 +228,7 @@ export async function loadPlugins(options: LoadPluginsOptions): Promise<PluginHo
     for (const p of resolved) {
       const view = createTapView(hooks, p.name);
       views.push(view);
-      const api: PluginApi = Object.freeze({ name: p.name, hooks: view.hooks, storage, config, log: log.child({ plugin: p.name }) });
+      const api: PluginApi = Object.freeze({ name: p.name, hooks: view.hooks, storage, config, log: log.child({ plugin: p.name }), pipeline });
       try {
         await p.plugin.apply(api);
       } catch (err) {

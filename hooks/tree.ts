@@ -43,8 +43,10 @@ import type {
   RenameMailboxInput,
   StoreRequest,
   SubmitInput,
+  StoreResult,
   SubmitRequest,
   SubmitResult,
+  SubmittedMessage,
   SubscribeMailboxInput,
   SubscribeResult,
   UserRecord,
@@ -107,8 +109,11 @@ export interface Hooks {
     readonly beforeStore: BeforeHook<StoreRequest>;
     /** Rewrite the message: return a new stream (or the one you got). */
     readonly prepare: PrepareHook;
-    /** The commit, after ingest: the storage plugin calls `storage.messages.append`. */
-    readonly store: DoHook<AppendInput, AppendResult>;
+    /**
+     * The commit, after ingest: the storage plugin calls `storage.messages.append`. Earlier taps may refuse
+     * (the exact size is known here) or answer an already stored message (`existingMessage()`).
+     */
+    readonly store: DoHook<AppendInput, StoreResult>;
     readonly afterStore: AfterHook<AppendInput, AppendResult>;
     readonly beforeCopy: BeforeHook<CopyInput>;
     readonly copy: DoHook<CopyInput, CopyResult>;
@@ -127,7 +132,8 @@ export interface Hooks {
     readonly beforeSubmit: BeforeHook<SubmitRequest>;
     /** Accepts the message for delivery (a queue plugin); the server has no default submitter. */
     readonly submit: DoHook<SubmitInput, SubmitResult>;
-    readonly afterSubmit: AfterHook<SubmitRequest, SubmitResult>;
+    /** After the message was accepted: the Sent copy (plugins/sent-autosave.ts), notifications. */
+    readonly afterSubmit: AfterHook<SubmittedMessage, SubmitResult>;
   };
   /** Mail arriving for local users (LMTP, HTTP): run per recipient by `deliverMessage`. */
   readonly delivery: {

@@ -88,6 +88,16 @@ export interface StoreInput {
 /** What `message.beforeStore` and `message.prepare` see: the store request without its byte stream. */
 export type StoreRequest = Omit<StoreInput, 'source'>;
 
+/**
+ * What `message.store` answers. A tap before the storage plugin may answer with a message that is already
+ * stored (`existing: true`, made with `existingMessage()`): the pipeline then stores nothing, discards the
+ * staged blobs, skips `message.afterStore`, and the caller reports that message (IMAP: OK [APPENDUID] with its
+ * UID). Sent autosave uses it to swallow a client's second copy of a message the server already saved.
+ */
+export interface StoreResult extends AppendResult {
+  readonly existing?: boolean;
+}
+
 export interface CopyInput {
   readonly userId: Id;
   /** Source mailbox. */
@@ -127,6 +137,14 @@ export interface SubmitInput {
 }
 
 export type SubmitRequest = Omit<SubmitInput, 'source'>;
+
+/** What `submission.afterSubmit` sees: the request plus the submitted bytes, readable again. */
+export interface SubmittedMessage extends SubmitRequest {
+  /** Size in bytes. */
+  readonly size: number;
+  /** Reads the message as submitted, from the start (may be called more than once). */
+  open(): MessageSource;
+}
 
 export interface SubmitResult {
   /** Queue or message id assigned by the plugin that accepted the message. */

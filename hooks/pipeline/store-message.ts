@@ -6,14 +6,15 @@
  *   message.beforeStore    quota, policy               ── verdict
  *   message.prepare        rewrite the stream          ── VerdictError / failure
  *   app.ingest             parse once, stage blobs     ── TOOBIG / tempfail
- *   message.store          storage plugin commits      ── verdict (staged blobs discarded)
+ *   message.store          storage plugin commits      ── verdict (staged blobs discarded); or a tap answers an
+ *                                                         existing message (existingMessage(): nothing written)
  *   message.afterStore     notifications               (errors logged only)
  *
  * When the result is a failure, the source may not have been read to its end; the caller drains or drops it.
  */
 import type { HookContext } from '../context.ts';
 import type { AppendInput, AppendResult, IngestedMessage } from '../../storage/ports.ts';
-import type { MessageSource, StoreInput, StoreRequest } from '../types.ts';
+import type { MessageSource, StoreInput, StoreRequest, StoreResult } from '../types.ts';
 import { VerdictError, deny, fail, tempfail } from '../verdict.ts';
 import type { OperationResult, Verdict } from '../verdict.ts';
 import { isAsyncIterable, runAfter, runBefore, runCommit, runHook, toStream } from './run.ts';
@@ -46,7 +47,12 @@ async function discard(app: PipelineApp, ctx: HookContext, message: IngestedMess
   }
 }
 
-export async function storeMessage(app: PipelineApp, ctx: HookContext, input: StoreInput): Promise<OperationResult<AppendResult>> {
+/** Marks a message already stored as `message.store`'s answer (see StoreResult): nothing new is written. */
+export function existingMessage(result: AppendResult): StoreResult {
+  return Object.freeze({ id: result.id, uid: result.uid, modseq: result.modseq, uidValidity: result.uidValidity, threadId: result.threadId, existing: true });
+}
+
+export async function storeMessage(app: PipelineApp, ctx: HookContext, input: StoreInput): Promise<OperationResult<StoreResult>> {
   const { source, ...fields } = input;
   const request: StoreRequest = Object.freeze({ ...fields, flags: [...fields.flags] });
   const limit = app.config.limits.maxMessageSize;
@@ -81,8 +87,13 @@ export async function storeMessage(app: PipelineApp, ctx: HookContext, input: St
       internalDate: request.internalDate,
       message,
     });
-    const committed = await runCommit<AppendResult>(ctx, app.hooks.message.store, [ctx, append]);
+    const committed = await runCommit<StoreResult>(ctx, app.hooks.message.store, [ctx, append]);
     if (!committed.ok) {
+      await discard(app, ctx, message);
+      return committed;
+    }
+    if (committed.value.existing) {
+      // a tap answered with a message already stored: nothing new was written
       await discard(app, ctx, message);
       return committed;
     }

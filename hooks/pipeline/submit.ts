@@ -1,22 +1,48 @@
 /**
- * submitMessage: submission.beforeSubmit (policy, rate limits) → submission.submit (a queue plugin accepts
- * the message; with none tapped the result is tempfail UNAVAILABLE) → submission.afterSubmit (Sent copy etc.).
+ * submitMessage: the way a user's outgoing message enters the server (HTTP submit, a future SMTP submission).
+ *
+ *   submission.beforeSubmit   policy, rate limits                          ── verdict
+ *   read the message once     bounded by limits.maxMessageSize             ── TOOBIG
+ *   submission.submit         a queue plugin accepts it (none tapped: tempfail UNAVAILABLE)
+ *   submission.afterSubmit    the Sent copy (plugins/sent-autosave.ts, through storeMessage so quota applies),
+ *                             notifications; gets `open()` to read the message again (errors logged only)
  */
 import type { HookContext } from '../context.ts';
-import type { SubmitInput, SubmitRequest, SubmitResult } from '../types.ts';
-import { fail } from '../verdict.ts';
+import type { SubmitInput, SubmitRequest, SubmitResult, SubmittedMessage } from '../types.ts';
+import { deny, fail } from '../verdict.ts';
 import type { OperationResult } from '../verdict.ts';
-import { runAfter, runBefore, runCommit } from './run.ts';
+import { runAfter, runBefore, runCommit, toStream } from './run.ts';
 import type { PipelineApp } from './run.ts';
+
+async function readBounded(source: AsyncIterable<Uint8Array>, limit: number): Promise<Uint8Array | null> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of source) {
+    size += chunk.length;
+    if (size > limit) return null;
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
 
 export async function submitMessage(app: PipelineApp, ctx: HookContext, input: SubmitInput): Promise<OperationResult<SubmitResult>> {
   const h = app.hooks.submission;
-  const { source: _source, ...fields } = input;
+  const { source, ...fields } = input;
   const request: SubmitRequest = Object.freeze({ ...fields, to: [...fields.to] });
   const refused = await runBefore(ctx, h.beforeSubmit, [ctx, request]);
   if (refused) return fail(refused);
-  const result = await runCommit<SubmitResult>(ctx, h.submit, [ctx, Object.freeze({ ...input, to: [...input.to] })]);
+  const limit = app.config.limits.maxMessageSize;
+  const bytes = source instanceof Uint8Array ? source : await readBounded(toStream(source), limit);
+  if (!bytes || bytes.length > limit) return fail(deny('TOOBIG', `Message exceeds the maximum size of ${limit} bytes`));
+  const result = await runCommit<SubmitResult>(ctx, h.submit, [ctx, Object.freeze({ ...request, to: [...request.to], source: bytes })]);
   if (!result.ok) return result;
-  await runAfter(ctx, h.afterSubmit, [ctx, request, result.value]);
+  const submitted: SubmittedMessage = Object.freeze({ ...request, size: bytes.length, open: () => toStream(bytes) });
+  await runAfter(ctx, h.afterSubmit, [ctx, submitted, result.value]);
   return result;
 }
