@@ -7,10 +7,12 @@ import { quotaPlugin } from './quota.ts';
 import { spamRoutingPlugin } from './spam-routing.ts';
 import { listStatusPlugin } from './list-status.ts';
 import { junkNotifyPlugin } from './junk-notify.ts';
+import { sentAutosavePlugin } from './sent-autosave.ts';
 
 export const builtinPlugins: PluginRegistry = Object.freeze({
   quota: quotaPlugin,
   'spam-routing': spamRoutingPlugin,
   'list-status': listStatusPlugin,
   'junk-notify': junkNotifyPlugin,
+  'sent-autosave': sentAutosavePlugin,
 });
