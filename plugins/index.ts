@@ -8,6 +8,7 @@ import { spamRoutingPlugin } from './spam-routing.ts';
 import { listStatusPlugin } from './list-status.ts';
 import { junkNotifyPlugin } from './junk-notify.ts';
 import { sentAutosavePlugin } from './sent-autosave.ts';
+import { rewritePlugin } from './rewrite.ts';
 
 export const builtinPlugins: PluginRegistry = Object.freeze({
   quota: quotaPlugin,
@@ -15,4 +16,5 @@ export const builtinPlugins: PluginRegistry = Object.freeze({
   'list-status': listStatusPlugin,
   'junk-notify': junkNotifyPlugin,
   'sent-autosave': sentAutosavePlugin,
+  rewrite: rewritePlugin,
 });
