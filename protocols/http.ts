@@ -36,6 +36,7 @@ import { mailboxRoutes } from './http/mailboxes.ts';
 import { messageReadRoutes } from './http/messages.ts';
 import { messageWriteRoutes } from './http/message-writes.ts';
 import { searchRoutes } from './http/search.ts';
+import { updateRoutes } from './http/updates.ts';
 
 /** Defined with the TCP listener; re-exported for the modules that import it from here. */
 export type { Listener };
@@ -48,7 +49,7 @@ export interface HttpListener extends Listener {
 
 /** The routing table. Messages, search, submission and events slot in as further `protocols/http/*.ts` files. */
 export function apiRoutes(metrics: HttpMetrics): Route[] {
-  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes, ...searchRoutes];
+  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes, ...searchRoutes, ...updateRoutes];
   return [...operationRoutes({ metrics, routes: () => routes }), ...routes];
 }
 
@@ -86,6 +87,8 @@ async function sendStream(res: ServerResponse, reply: StreamReply, head: boolean
       });
     }
     res.end();
+    // on shutdown the connection goes too (server.close() waits for it), after what was written
+    if (shutdown.aborted) res.socket?.end();
   } finally {
     res.off('close', stop);
     shutdown.removeEventListener('abort', stop);
@@ -173,7 +176,7 @@ async function handle(app: App, router: Router, req: IncomingMessage, res: Serve
     if (!gate.ok) throw verdictToHttp(gate.verdict);
     if (gate.value) return reply(200, { success: true, ...gate.value });
 
-    const result = await route.handler({ app, ctx, caller, params, query, body, user: user!, token, raw });
+    const result = await route.handler({ app, ctx, caller, params, query, body, user: user!, token, raw, headers: req.headers });
     if (result instanceof RawReply) {
       outcome.status = result.status;
       return sendRaw(res, result, head);

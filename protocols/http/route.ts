@@ -37,6 +37,8 @@ export interface RouteRequest<P extends AnyObject, Q extends AnyObject, B extend
   readonly user: UserRecord;
   /** The access token the request carried, if any (DELETE /authenticate revokes it). */
   readonly token: string | null;
+  /** Request headers, names lowercased (Last-Event-ID for the event stream). */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /** For routes with `rawBody`: the unread body when its content type is one of them (else null, JSON was read). */
   readonly raw: RawBody | null;
 }
