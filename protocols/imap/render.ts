@@ -1,3 +1,4 @@
+/// <reference path="./vendor.d.ts" />
 /**
  * IMAP wire encoding of server data (RFC 3501 §4, §7.4.2, §9; RFC 6855 for UTF8=ACCEPT):
  * strings (quoted, literal, astring, nstring), ENVELOPE, BODY / BODYSTRUCTURE, flag lists, mailbox names
