@@ -37,6 +37,7 @@ import { messageReadRoutes } from './http/messages.ts';
 import { messageWriteRoutes } from './http/message-writes.ts';
 import { searchRoutes } from './http/search.ts';
 import { updateRoutes } from './http/updates.ts';
+import { filterRoutes } from './http/filters.ts';
 
 /** Defined with the TCP listener; re-exported for the modules that import it from here. */
 export type { Listener };
@@ -49,7 +50,7 @@ export interface HttpListener extends Listener {
 
 /** The routing table. Messages, search, submission and events slot in as further `protocols/http/*.ts` files. */
 export function apiRoutes(metrics: HttpMetrics): Route[] {
-  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes, ...searchRoutes, ...updateRoutes];
+  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes, ...searchRoutes, ...updateRoutes, ...filterRoutes];
   return [...operationRoutes({ metrics, routes: () => routes }), ...routes];
 }
 
