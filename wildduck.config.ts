@@ -151,6 +151,11 @@ export default defineConfig({
   },
 
   // Plugins in load order: a built-in plugin's name, [name, options], or a plugin object of your own
-  // (see the plugin guide). Storage is always loaded as the last-stage committer.
+  // (see the plugin guide). Storage is always loaded as the last-stage committer; quota is loaded by default
+  // (limits from users.quota; ['quota', false] switches it off). Built-ins you can add, e.g.:
+  //   'list-status', 'spam-routing',
+  //   ['sent-autosave', { windowMs: 600_000 }],
+  //   ['junk-notify', { webhooks: [{ url: 'https://hooks.example/wd', secret: '...' }], learn: null }],
+  //   ['rewrite', { protocols: ['lmtp'], externalTag: { tag: '[EXT]', internalDomains: ['example.com'] } }],
   plugins: [],
 });
