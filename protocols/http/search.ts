@@ -6,10 +6,9 @@
  */
 import { Buffer } from 'node:buffer';
 import { z } from 'zod';
-import { readAll, readHeader } from '../../storage/mime/reassemble.ts';
 import type { MailboxRecord, MessageIndexEntry, MessageRecord } from '../../storage/ports.ts';
 import type { App } from '../../hooks/app.ts';
-import { search } from '../imap/search.ts';
+import { search, storageLoaders } from '../imap/search.ts';
 import type { SearchKey } from '../imap/search.ts';
 import { ApiError } from './errors.ts';
 import { queryBool, userParams } from './common.ts';
@@ -129,32 +128,11 @@ export const searchRoutes: Route[] = [
         if (query.datestart !== undefined) entries = entries.filter((e) => e.internalDate >= query.datestart!);
         if (query.dateend !== undefined) entries = entries.filter((e) => e.internalDate <= query.dateend!);
         if (entries.length === 0) continue;
-        const records = new Map<number, Promise<MessageRecord | null>>();
-        const record = (uid: number) => {
-          let found = records.get(uid);
-          if (!found) records.set(uid, (found = storage.messages.get(box.id, uid)));
-          return found;
-        };
-        const result = await search(
-          { key: built.key, charset: null, usesModseq: false },
-          {
-            entries,
-            recent: new Set(),
-            loadRecord: record,
-            async loadSearchText(uid) {
-              const r = await record(uid);
-              return r ? storage.messages.searchText(r.id) : null;
-            },
-            async loadHeaders(uid) {
-              const r = await record(uid);
-              const content = r ? await storage.messages.content(r.id) : null;
-              return r && content ? new TextDecoder().decode(await readAll(readHeader(content, storage.blobs, r.mime))) : null;
-            },
-          },
-        );
+        const loaders = storageLoaders(storage, box.id);
+        const result = await search({ key: built.key, charset: null, usesModseq: false }, { entries, recent: new Set(), ...loaders });
         const byUid = new Map(entries.map((e) => [e.uid, e]));
         for (const uid of result.uids) {
-          if (built.attachments !== null && ((await record(uid))?.hasAttachments ?? false) !== built.attachments) continue;
+          if (built.attachments !== null && ((await loaders.loadRecord(uid))?.hasAttachments ?? false) !== built.attachments) continue;
           hits.push({ box, entry: byUid.get(uid)! });
         }
       }

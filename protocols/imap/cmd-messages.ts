@@ -5,14 +5,13 @@
  */
 import type { HookContext } from '../../hooks/context.ts';
 import { copyMessages, moveMessages, updateFlags } from '../../hooks/pipeline/index.ts';
-import { readAll, readHeader } from '../../storage/mime/index.ts';
 import type { MessageRecord } from '../../storage/ports.ts';
 import { flagList, list, number } from './args.ts';
 import type { Args } from './args.ts';
 import { SELECTED, command } from './command.ts';
 import type { CommandSpec } from './command.ts';
 import { parseFetch, renderFetch } from './fetch.ts';
-import { parseSearch, search } from './search.ts';
+import { parseSearch, search, storageLoaders } from './search.ts';
 import { formatSequenceSet, parseSequenceSet, selectUids, sequenceNumbers } from './sequence.ts';
 import type { SequenceSet } from './sequence.ts';
 import { renderFlags } from './render.ts';
@@ -176,27 +175,7 @@ function searchCommand(uid: boolean): CommandSpec<unknown> {
       const view = session.selected!;
       const { storage } = session.app;
       if (query.usesModseq) session.enabled.add('CONDSTORE');
-      const records = new Map<number, Promise<MessageRecord | null>>();
-      const record = (u: number) => {
-        let found = records.get(u);
-        if (!found) records.set(u, (found = storage.messages.get(view.mailbox.id, u)));
-        return found;
-      };
-      const result = await search(query, {
-        entries: view.viewEntries(),
-        recent: view.recent,
-        loadRecord: record,
-        async loadSearchText(u) {
-          const r = await record(u);
-          return r ? storage.messages.searchText(r.id) : null;
-        },
-        async loadHeaders(u) {
-          const r = await record(u);
-          const content = r ? await storage.messages.content(r.id) : null;
-          if (!r || !content) return null;
-          return new TextDecoder().decode(await readAll(readHeader(content, storage.blobs, r.mime)));
-        },
-      });
+      const result = await search(query, { entries: view.viewEntries(), recent: view.recent, ...storageLoaders(storage, view.mailbox.id) });
       const found = result.uids.filter((u) => !view.isExpunged(u));
       const numbers = uid ? found : found.map((u) => view.seqOf(u));
       const modseq = result.highestModseq !== null && found.length > 0 ? ` (MODSEQ ${result.highestModseq})` : '';

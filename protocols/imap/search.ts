@@ -20,7 +20,8 @@ import { Buffer } from 'node:buffer';
 import iconv from 'iconv-lite';
 import { decodeWords, parseHeaderBlock } from '../../storage/mime/index.ts';
 import type { HeaderField } from '../../storage/mime/index.ts';
-import type { MessageIndexEntry, MessageRecord } from '../../storage/ports.ts';
+import type { Id, MessageIndexEntry, MessageRecord, StoragePorts } from '../../storage/ports.ts';
+import { readAll, readHeader } from '../../storage/mime/reassemble.ts';
 import { parseSearchDate } from './render.ts';
 import { isSequenceSet, parseSequenceSet, sequencePredicate } from './sequence.ts';
 import type { SequenceSet } from './sequence.ts';
@@ -257,6 +258,34 @@ export interface SearchContext {
   loadSearchText(uid: number): Promise<string | null>;
   /** The raw header block of a message. */
   loadHeaders(uid: number): Promise<string | null>;
+}
+
+export type SearchLoaders = Required<Pick<SearchContext, 'loadRecord' | 'loadSearchText' | 'loadHeaders'>>;
+
+/**
+ * The loaders over the storage ports for one mailbox, each record read at most once: what IMAP SEARCH and the
+ * HTTP search pass to `search()`.
+ */
+export function storageLoaders(storage: Pick<StoragePorts, 'messages' | 'blobs'>, mailboxId: Id): SearchLoaders {
+  const records = new Map<number, Promise<MessageRecord | null>>();
+  const loadRecord = (uid: number): Promise<MessageRecord | null> => {
+    let found = records.get(uid);
+    if (!found) records.set(uid, (found = storage.messages.get(mailboxId, uid)));
+    return found;
+  };
+  return {
+    loadRecord,
+    async loadSearchText(uid) {
+      const record = await loadRecord(uid);
+      return record ? storage.messages.searchText(record.id) : null;
+    },
+    async loadHeaders(uid) {
+      const record = await loadRecord(uid);
+      const content = record ? await storage.messages.content(record.id) : null;
+      if (!record || !content) return null;
+      return new TextDecoder().decode(await readAll(readHeader(content, storage.blobs, record.mime)));
+    },
+  };
 }
 
 export interface SearchResult {
