@@ -42,7 +42,7 @@ import type {
   RecipientRequest,
   RenameMailboxInput,
   StoreRequest,
-  SubmitInput,
+  SubmitCommit,
   StoreResult,
   SubmitRequest,
   SubmitResult,
@@ -130,8 +130,8 @@ export interface Hooks {
   };
   readonly submission: {
     readonly beforeSubmit: BeforeHook<SubmitRequest>;
-    /** Accepts the message for delivery (a queue plugin); the server has no default submitter. */
-    readonly submit: DoHook<SubmitInput, SubmitResult>;
+    /** Accepts the message for delivery: plugins/submission.ts (the relay, loaded by default) or a queue plugin. */
+    readonly submit: DoHook<SubmitCommit, SubmitResult>;
     /** After the message was accepted: the Sent copy (plugins/sent-autosave.ts), notifications. */
     readonly afterSubmit: AfterHook<SubmittedMessage, SubmitResult>;
   };

@@ -138,6 +138,11 @@ export interface SubmitInput {
 
 export type SubmitRequest = Omit<SubmitInput, 'source'>;
 
+/** What `submission.submit` sees: the request with the message read once, whole (bounded by the max size). */
+export interface SubmitCommit extends SubmitRequest {
+  readonly source: Uint8Array;
+}
+
 /** What `submission.afterSubmit` sees: the request plus the submitted bytes, readable again. */
 export interface SubmittedMessage extends SubmitRequest {
   /** Size in bytes. */
@@ -149,6 +154,8 @@ export interface SubmittedMessage extends SubmitRequest {
 export interface SubmitResult {
   /** Queue or message id assigned by the plugin that accepted the message. */
   readonly id: string;
+  /** Envelope recipients the relay refused while it accepted the others (the message went out to the rest). */
+  readonly rejected?: readonly string[];
 }
 
 // --- delivery (LMTP now, HTTP later: hooks/pipeline/deliver.ts) ------------------------------------------

@@ -9,6 +9,7 @@ import { listStatusPlugin } from './list-status.ts';
 import { junkNotifyPlugin } from './junk-notify.ts';
 import { sentAutosavePlugin } from './sent-autosave.ts';
 import { rewritePlugin } from './rewrite.ts';
+import { submissionPlugin } from './submission.ts';
 
 export const builtinPlugins: PluginRegistry = Object.freeze({
   quota: quotaPlugin,
@@ -17,4 +18,5 @@ export const builtinPlugins: PluginRegistry = Object.freeze({
   'junk-notify': junkNotifyPlugin,
   'sent-autosave': sentAutosavePlugin,
   rewrite: rewritePlugin,
+  submission: submissionPlugin,
 });

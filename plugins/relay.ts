@@ -1,6 +1,6 @@
 /**
- * Outbound mail through the relay in `delivery.relay` (nodemailer's SMTP transport), shared by the forwarding
- * and autoreply plugins; not a plugin itself.
+ * Outbound mail through the relay in `delivery.relay` (nodemailer's SMTP transport), shared by the forwarding,
+ * autoreply and submission plugins; not a plugin itself.
  *
  * Sending never holds up a delivery: the plugins prepare the message while the delivery is still running (its
  * source may be gone once the LMTP reply is out), then hand the send to `OutboundQueue`, which runs it in the
@@ -33,10 +33,26 @@ export type OutboundMail =
       };
     };
 
+/** What the relay said when it took a message. */
+export interface RelayReceipt {
+  /** The relay's final reply, e.g. `250 2.0.0 Ok: queued as 4Xyz`. */
+  readonly response: string;
+  /** Envelope recipients the relay accepted / refused at RCPT TO (refused ones do not fail the send). */
+  readonly accepted: readonly string[];
+  readonly rejected: readonly string[];
+}
+
 export interface Relay {
   /** Resolves with the relay's answer; rejects when the relay refused or could not be reached. */
   send(mail: OutboundMail): Promise<string>;
+  /** As `send`, with the recipients the relay accepted and refused. */
+  deliver(mail: OutboundMail): Promise<RelayReceipt>;
   close(): void;
+}
+
+function addressList(value: unknown): string[] {
+  if (!Array.isArray(value)) return [];
+  return value.map((v) => (typeof v === 'string' ? v : String((v as { address?: unknown }).address ?? '')));
 }
 
 /** A relay for the configured host, or null when `delivery.relay.host` is null (nothing is sent then). */
@@ -51,15 +67,18 @@ export function createRelay(config: RelayConfig): Relay | null {
     greetingTimeout: 30_000,
     socketTimeout: 60_000,
   });
+  const deliver = async (mail: OutboundMail): Promise<RelayReceipt> => {
+    const envelope = { from: mail.from, to: [...mail.to] };
+    const info =
+      'raw' in mail
+        ? await transport.sendMail({ envelope, raw: Buffer.from(mail.raw.buffer, mail.raw.byteOffset, mail.raw.byteLength) })
+        : await transport.sendMail({ envelope, ...mail.compose });
+    const i = info as { response?: unknown; accepted?: unknown; rejected?: unknown };
+    return { response: String(i.response ?? ''), accepted: addressList(i.accepted), rejected: addressList(i.rejected) };
+  };
   return {
-    async send(mail) {
-      const envelope = { from: mail.from, to: [...mail.to] };
-      const info =
-        'raw' in mail
-          ? await transport.sendMail({ envelope, raw: Buffer.from(mail.raw.buffer, mail.raw.byteOffset, mail.raw.byteLength) })
-          : await transport.sendMail({ envelope, ...mail.compose });
-      return String((info as { response?: unknown }).response ?? '');
-    },
+    deliver,
+    send: async (mail) => (await deliver(mail)).response,
     close: () => transport.close(),
   };
 }

@@ -67,6 +67,25 @@ export function lookupKeys(input: string): string[] {
   return keys;
 }
 
+/**
+ * True when `address` (any written form, `+tag` allowed) is one of `userId`'s addresses: the sender check for
+ * submission. False for anything that is not an address.
+ */
+export async function ownsAddress(users: { resolveAddress(address: string): Promise<{ userId: string } | null> }, userId: string, address: string): Promise<boolean> {
+  let keys: string[];
+  try {
+    keys = lookupKeys(address);
+  } catch (err) {
+    if (err instanceof AddressError) return false;
+    throw err;
+  }
+  for (const key of keys) {
+    const found = await users.resolveAddress(key);
+    if (found) return found.userId === userId;
+  }
+  return false;
+}
+
 /** Usernames: 1–128 characters, letters (any script), digits, and . _ - @ +; stored NFC lowercased. */
 export function normalizeUsername(input: string): string {
   const value = input.trim().normalize('NFC').toLowerCase();

@@ -102,10 +102,11 @@ describe('pipeline functions with the storage plugin', () => {
   });
 
   it('submitMessage: tempfail UNAVAILABLE with no submission plugin; a queue plugin accepts', async () => {
-    const bare = await makeApp();
+    // the built-in relay plugin (plugins/submission.ts, loaded by default) switched off: no submitter at all
+    const bare = await makeApp({ config: { plugins: [['submission', false]] } });
     const input = { userId: 'u', from: 'a@example.com', to: ['b@example.com'], source: encode('Subject: x\r\n\r\n') };
     assert.deepEqual(await submitMessage(bare.app, internalContext(bare.app.log), input).then((r) => !r.ok && [r.verdict.action, r.verdict.code]), ['tempfail', 'UNAVAILABLE']);
-    const t = await makeApp({ config: { plugins: [plugin('queue', (api) => api.hooks.submission.submit.tapPromise({}, async (_c, i) => ({ id: `q-${i.to.length}` })))] } });
+    const t = await makeApp({ config: { plugins: [plugin('queue', (api) => api.hooks.submission.submit.tapPromise({}, async (_c, i) => ({ id: `q-${i.to.length}` }))), ['submission', false]] } });
     assert.deepEqual(await submitMessage(t.app, internalContext(t.app.log), input), { ok: true, value: { id: 'q-1' } });
   });
 });

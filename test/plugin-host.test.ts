@@ -36,6 +36,7 @@ describe('plugin host', () => {
       t.app.plugins.map((p) => [p.name, p.index, p.origin]),
       [
         ['quota', 0, 'builtin'],
+        ['submission', null, 'default'],
         ['login-limits', null, 'host'],
         ['filters', null, 'host'],
         ['forwarding', null, 'host'],
@@ -65,7 +66,7 @@ describe('plugin host', () => {
     const err = await bootError({ config: { plugins: ['junk', ['quota', false]] } });
     assert.match(err.message, /^plugins\[0\] \(junk\): depends on plugin "quota", which is not loaded/);
     const t = await makeApp({ registry, config: { plugins: ['junk', ['quota', { limit: 1 }]] } });
-    assert.equal(t.app.plugins.length, 7, 'junk, quota, login-limits, filters, forwarding, autoreply, storage');
+    assert.equal(t.app.plugins.length, 8, 'junk, quota, submission, login-limits, filters, forwarding, autoreply, storage');
   });
 
   it('duplicate names and the reserved storage name fail at boot', async () => {

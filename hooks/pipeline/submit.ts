@@ -8,7 +8,7 @@
  *                             notifications; gets `open()` to read the message again (errors logged only)
  */
 import type { HookContext } from '../context.ts';
-import type { SubmitInput, SubmitRequest, SubmitResult, SubmittedMessage } from '../types.ts';
+import type { SubmitCommit, SubmitInput, SubmitRequest, SubmitResult, SubmittedMessage } from '../types.ts';
 import { deny, fail } from '../verdict.ts';
 import type { OperationResult } from '../verdict.ts';
 import { runAfter, runBefore, runCommit, toStream } from './run.ts';
@@ -40,7 +40,8 @@ export async function submitMessage(app: PipelineApp, ctx: HookContext, input: S
   const limit = app.config.limits.maxMessageSize;
   const bytes = source instanceof Uint8Array ? source : await readBounded(toStream(source), limit);
   if (!bytes || bytes.length > limit) return fail(deny('TOOBIG', `Message exceeds the maximum size of ${limit} bytes`));
-  const result = await runCommit<SubmitResult>(ctx, h.submit, [ctx, Object.freeze({ ...request, to: [...request.to], source: bytes })]);
+  const commit: SubmitCommit = Object.freeze({ ...request, to: [...request.to], source: bytes });
+  const result = await runCommit<SubmitResult>(ctx, h.submit, [ctx, commit]);
   if (!result.ok) return result;
   const submitted: SubmittedMessage = Object.freeze({ ...request, size: bytes.length, open: () => toStream(bytes) });
   await runAfter(ctx, h.afterSubmit, [ctx, submitted, result.value]);
