@@ -38,6 +38,7 @@ import { messageWriteRoutes } from './http/message-writes.ts';
 import { searchRoutes } from './http/search.ts';
 import { updateRoutes } from './http/updates.ts';
 import { filterRoutes } from './http/filters.ts';
+import { submitRoutes } from './http/submit.ts';
 
 /** Defined with the TCP listener; re-exported for the modules that import it from here. */
 export type { Listener };
@@ -48,9 +49,9 @@ export interface HttpListener extends Listener {
   readonly port: number;
 }
 
-/** The routing table. Messages, search, submission and events slot in as further `protocols/http/*.ts` files. */
+/** The routing table; each `protocols/http/*.ts` file contributes its routes. */
 export function apiRoutes(metrics: HttpMetrics): Route[] {
-  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes, ...searchRoutes, ...updateRoutes, ...filterRoutes];
+  const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes, ...searchRoutes, ...submitRoutes, ...updateRoutes, ...filterRoutes];
   return [...operationRoutes({ metrics, routes: () => routes }), ...routes];
 }
 

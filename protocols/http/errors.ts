@@ -26,6 +26,7 @@ export const HTTP_ERRORS = Object.freeze({
   AttachmentNotFound: { status: 404, message: 'Unknown attachment' },
   FilterNotFound: { status: 404, message: 'Unknown filter' },
   AutoreplyNotFound: { status: 404, message: 'No autoreply set' },
+  MessageNotDraft: { status: 400, message: 'This message is not a draft' },
   UserExistsError: { status: 409, message: 'This username already exists' },
   AddressExistsError: { status: 409, message: 'This address already exists' },
   NotFound: { status: 404, message: 'Unknown route' },
