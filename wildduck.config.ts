@@ -127,7 +127,8 @@ export default defineConfig({
     duplicateWindowSeconds: 3600,
     // Header added by the MTA's spam scanner ("Yes, score=7.1", rspamd "add header"); spam goes to Junk.
     spamHeader: 'X-Spam-Status',
-    // Outbound SMTP relay for forwarding and autoreplies; host null = send nothing.
+    // Outbound SMTP relay for mail sent through the API (POST /users/:user/submit), forwarding and autoreplies;
+    // host null = send nothing (the API answers 503 UNAVAILABLE "no outbound relay configured").
     relay: { host: null, port: 25, secure: false, user: null, password: null },
     // Messages forwarded per user per 24 hours.
     forwardLimitPerDay: 1000,
@@ -152,9 +153,11 @@ export default defineConfig({
 
   // Plugins in load order: a built-in plugin's name, [name, options], or a plugin object of your own
   // (see the plugin guide). Storage is always loaded as the last-stage committer; quota is loaded by default
-  // (limits from users.quota; ['quota', false] switches it off). Built-ins you can add, e.g.:
+  // (limits from users.quota; ['quota', false] switches it off), and so is submission (sends API submissions
+  // through delivery.relay; ['submission', { maxRecipientsPerDay: 2000, checkSender: true }] sets its options).
+  // Built-ins you can add, e.g.:
   //   'list-status', 'spam-routing',
-  //   ['sent-autosave', { windowMs: 600_000 }],
+  //   ['sent-autosave', { windowMs: 600_000 }],   // Sent copies of API submissions
   //   ['junk-notify', { webhooks: [{ url: 'https://hooks.example/wd', secret: '...' }], learn: null }],
   //   ['rewrite', { protocols: ['lmtp'], externalTag: { tag: '[EXT]', internalDomains: ['example.com'] } }],
   plugins: [],

@@ -178,7 +178,7 @@ export const configSchema = z
           .describe('Header the MTA\'s spam scanner adds ("Yes, score=…", rspamd actions); spam goes to Junk.'),
         relay: z
           .object({
-            host: z.string().nullable().default(null).describe('Outbound SMTP relay for forwarding and autoreplies; null = send nothing.'),
+            host: z.string().nullable().default(null).describe('Outbound SMTP relay for submitted mail (HTTP submit), forwarding and autoreplies; null = send nothing.'),
             port: port.default(25),
             secure: z.boolean().default(false).describe('Implicit TLS to the relay (STARTTLS is used when offered either way).'),
             user: z.string().nullable().default(null),
