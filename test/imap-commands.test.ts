@@ -234,6 +234,10 @@ describe('IMAP commands', () => {
     const conditional = await client.command(`STORE 1:2 (UNCHANGEDSINCE ${modseq}) +FLAGS (\\Seen)`);
     assert.match(conditional[0]!, /^\* 2 FETCH \(FLAGS \(\$Todo \\Seen \\Recent\) MODSEQ \(\d+\)\)$/);
     assert.equal(conditional[1], 'TAG OK [MODIFIED 1] Conditional STORE failed for some messages');
+    // RFC 7162 §3.2: under CONDSTORE a .SILENT STORE still reports each message's new MODSEQ, without FLAGS
+    const silent = await client.command(`UID STORE 2 (UNCHANGEDSINCE ${Number.MAX_SAFE_INTEGER}) +FLAGS.SILENT (\\Draft)`);
+    assert.match(silent[0]!, /^\* 2 FETCH \(UID 2 MODSEQ \(\d+\)\)$/);
+    assert.equal(silent[1], 'TAG OK UID STORE completed');
     assert.equal(await client.status('STORE 1 +FLAGS (\\Bogus)'), 'BAD Unknown system flag \\Bogus');
   });
 

@@ -142,9 +142,11 @@ function storeCommand(uid: boolean): CommandSpec<unknown> {
         const modified = new Set(result.value.modified);
         for (const u of uids) {
           const entry = view.entry(u);
-          if (!entry || modified.has(u) || silent) continue;
+          if (!entry || modified.has(u)) continue;
+          // .SILENT drops FLAGS; with CONDSTORE the MODSEQ is still reported (RFC 7162 §3.2)
+          if (silent && !session.condstore) continue;
           const flagsText = view.recent.has(u) ? [...entry.flags, '\\Recent'] : entry.flags;
-          const parts = [`FLAGS ${renderFlags(flagsText)}`];
+          const parts = silent ? [] : [`FLAGS ${renderFlags(flagsText)}`];
           if (uid) parts.push(`UID ${u}`);
           if (session.condstore) parts.push(`MODSEQ (${entry.modseq})`);
           session.send(`* ${view.seqOf(u)} FETCH (${parts.join(' ')})`);
