@@ -90,6 +90,8 @@ export default defineConfig({
     maxLineLength: 65536,
     // Largest literal outside APPEND; APPEND accepts up to limits.maxMessageSize.
     maxLiteralSize: 65536,
+    // true: announce LITERAL- instead of LITERAL+ (RFC 7888); non-synchronizing literals over 4096 bytes get BAD [TOOBIG].
+    literalMinus: false,
     maxBadCommands: 20,
     // IDLE clients get a keep-alive at most this far apart.
     idleRestartSeconds: 1740,

@@ -142,6 +142,10 @@ export const configSchema = z
         ...listenerFields({ enabled: true, host: '0.0.0.0', port: 1143, tlsPort: 1993 }),
         maxConnectionsPerUser: z.number().int().positive().default(15).describe('Concurrent IMAP sessions per user.'),
         maxLiteralSize: z.number().int().positive().default(65536).describe('Largest literal outside APPEND (APPEND takes up to limits.maxMessageSize).'),
+        literalMinus: z
+          .boolean()
+          .default(false)
+          .describe('Announce LITERAL- instead of LITERAL+ (RFC 7888): non-synchronizing literals over 4096 bytes get BAD [TOOBIG] (read and discarded up to maxLiteralSize, else the session closes).'),
         idleRestartSeconds: z.number().int().positive().default(29 * 60).describe('IDLE sessions get a keep-alive at most this far apart.'),
       })
       .strict()

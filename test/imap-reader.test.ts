@@ -162,3 +162,74 @@ describe('IMAP reader limits on the wire', () => {
     await client.done;
   });
 });
+
+describe('IMAP LITERAL+ and LITERAL- (RFC 7888, imap.literalMinus)', () => {
+  const capabilities = async (t: ImapTestApp) => (await connect(t.app)).greeting.replace(/^\* OK \[CAPABILITY ([^\]]*)\].*$/, '$1').split(' ');
+  const x = (n: number) => 'x'.repeat(n);
+
+  it('LITERAL+ (the default): announced, and a non-synchronizing literal up to imap.maxLiteralSize is taken', async () => {
+    const t = await bootImapTestApp();
+    try {
+      const caps = await capabilities(t);
+      assert.ok(caps.includes('LITERAL+') && !caps.includes('LITERAL-'));
+      const client = await login(t.app);
+      await client.command('SELECT INBOX');
+      client.write(`A1 SEARCH SUBJECT {5000+}\r\n${x(5000)}\r\n`);
+      assert.deepEqual((await client.untilTagged('A1')).split('\r\n'), ['* SEARCH', 'A1 OK SEARCH completed', '']);
+    } finally {
+      await t.close();
+    }
+  });
+
+  describe('LITERAL-', () => {
+    let t: ImapTestApp;
+    before(async () => {
+      t = await bootImapTestApp({ imap: { literalMinus: true, maxLiteralSize: 16384 } });
+    });
+    after(() => t.close());
+
+    it('announces LITERAL- instead of LITERAL+', async () => {
+      const caps = await capabilities(t);
+      assert.ok(caps.includes('LITERAL-') && !caps.includes('LITERAL+'));
+      const client = await login(t.app);
+      const [line] = await client.command('CAPABILITY');
+      assert.match(line!, /^\* CAPABILITY .* LITERAL- /);
+      assert.ok(!line!.includes('LITERAL+'));
+    });
+
+    it('takes non-synchronizing literals of up to 4096 bytes', async () => {
+      const client = await login(t.app);
+      await client.command('SELECT INBOX');
+      client.write(`A1 SEARCH SUBJECT {4096+}\r\n${x(4096)} BODY {3+}\r\nabc\r\n`);
+      assert.deepEqual((await client.untilTagged('A1')).split('\r\n'), ['* SEARCH', 'A1 OK SEARCH completed', '']);
+      client.write(`A2 APPEND INBOX {${message('small').length}+}\r\n${message('small')}\r\n`);
+      assert.match(await client.untilTagged('A2'), /\r\nA2 OK \[APPENDUID \d+ 1\]/);
+    });
+
+    it('answers a larger one BAD [TOOBIG], discards it (and the rest of the command) and goes on', async () => {
+      const client = await login(t.app);
+      await client.command('SELECT INBOX');
+      client.write(`A1 SEARCH SUBJECT {4097+}\r\n${x(4097)} BODY {3+}\r\nabc\r\nA2 NOOP\r\n`);
+      assert.equal(await client.line(), 'A1 BAD [TOOBIG] Non-synchronizing literals are limited to 4096 bytes (LITERAL-)');
+      assert.equal(await client.line(), 'A2 OK NOOP completed');
+      const text = message('big', x(5000) + '\r\n');
+      client.write(`A3 APPEND INBOX {${text.length}+}\r\n${text}\r\nA4 NOOP\r\n`);
+      assert.match(await client.line(), /^A3 BAD \[TOOBIG\]/);
+      assert.equal(await client.line(), 'A4 OK NOOP completed');
+      assert.equal((await t.app.storage.messages.index((await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!.id)).length, 1, 'nothing appended');
+      // the same message with a synchronizing literal is fine
+      client.write(`A5 APPEND INBOX {${text.length}}\r\n`);
+      assert.equal(await client.line(), '+ Ready for literal data');
+      client.write(text + '\r\n');
+      assert.match(await client.untilTagged('A5'), /\r\nA5 OK \[APPENDUID \d+ 2\]/);
+    });
+
+    it('closes the session instead of reading one over imap.maxLiteralSize', async () => {
+      const client = await login(t.app);
+      client.write('A1 APPEND INBOX {1073741824+}\r\nxxxxxxxx');
+      assert.match(await client.line(), /^A1 BAD \[TOOBIG\]/);
+      assert.equal(await client.line(), '* BYE Closing connection');
+      await client.done;
+    });
+  });
+});

@@ -9,6 +9,11 @@
  * - APPEND's message literal larger than `maxAppendSize` → `NO [TOOBIG]` before a single byte of it is read
  *   (no continuation for `{n}`; close for `{n+}`, so a 1 GB announcement is never read).
  *
+ * With `literalMinus` (RFC 7888 LITERAL-) a non-synchronizing literal may be at most 4096 bytes; a larger one is
+ * answered `BAD [TOOBIG]` (§4), whatever the command. Like the literal of any other refused command (see
+ * `#skipTail`), it is read and discarded when it is within `maxLiteralSize`, so the session goes on; a larger
+ * one is not read and the session closes.
+ *
  * APPEND's message literal is delivered as `{ type: 'literal', body }`: kept in memory up to
  * `memoryThreshold`, otherwise spooled to a temp file in `spoolDir`, removed by `release()` after the command.
  * `readLine` gives raw lines for IDLE's DONE and AUTHENTICATE continuations.
@@ -32,6 +37,8 @@ export interface ReaderOptions {
   spoolDir: string;
   /** APPEND literals up to this size stay in memory. */
   memoryThreshold?: number;
+  /** RFC 7888 LITERAL-: refuse non-synchronizing literals over 4096 bytes (LITERAL+ when false). */
+  literalMinus?: boolean;
   /** Writes the continuation request for a synchronizing literal. */
   continuation(): Promise<void>;
 }
@@ -46,6 +53,8 @@ const TAG = /^[\x21\x23-\x24\x26-\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+$/; // ASTRING
 const VERB = /^[A-Za-z][A-Za-z0-9.-]*$/;
 const CRLF = new Uint8Array([0x0d, 0x0a]);
 const DEFAULT_MEMORY_THRESHOLD = 128 * 1024;
+/** RFC 7888 §4: the largest non-synchronizing literal a LITERAL- server accepts. */
+export const LITERAL_MINUS_MAX = 4096;
 
 class Rejected extends Error {
   readonly status: 'BAD' | 'NO';
@@ -135,6 +144,10 @@ export class CommandReader {
       const literal = tokenizer.feed(line, offset);
       if (!literal) return tokenizer.finish();
       this.#current = null;
+      if (!literal.sync && this.#options.literalMinus && literal.size > LITERAL_MINUS_MAX) {
+        this.#current = line; // #skipTail discards the literal (or closes when it is too large to skip)
+        throw new ImapSyntaxError(`Non-synchronizing literals are limited to ${LITERAL_MINUS_MAX} bytes (LITERAL-)`, 'TOOBIG');
+      }
       if (isAppendMessage(verb, tokenizer)) {
         tokenizer.pushLiteral(await this.#appendLiteral(literal, releases));
       } else {

@@ -87,6 +87,7 @@ export class ImapSession {
       maxLineLength: config.imap.maxLineLength,
       maxLiteralSize: config.imap.maxLiteralSize,
       maxAppendSize: config.limits.maxMessageSize,
+      literalMinus: config.imap.literalMinus,
       spoolDir: join(resolve(config.dataDir), 'tmp'),
       continuation: () => this.#writeNow('+ Ready for literal data\r\n'),
     });
@@ -127,7 +128,7 @@ export class ImapSession {
       else caps.push('LOGINDISABLED');
     }
     caps.push(
-      'LITERAL+',
+      this.app.config.imap.literalMinus ? 'LITERAL-' : 'LITERAL+',
       'SASL-IR',
       'ID',
       'ENABLE',
