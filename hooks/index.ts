@@ -12,3 +12,5 @@ export type { StorageReader } from './storage-reader.ts';
 export type * from './types.ts';
 export { imapInput, tokenText, mailboxPath, mailboxName, imapString, imapAstring } from './imap.ts';
 export type { ImapCommandInput, ImapCommandOutput, ImapCommandResult, ImapToken } from './imap.ts';
+export { publishUserEvent, userEventChannel } from './events.ts';
+export type { UserEvent } from './events.ts';

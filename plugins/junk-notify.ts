@@ -6,6 +6,10 @@
  *     the body with webhooks[].secret>`, `X-WildDuck-Event`, `X-WildDuck-Delivery` (a unique id; retries reuse it);
  *   - optionally a learn request: the raw message POSTed to `learn.spamUrl` / `learn.hamUrl` (rspamd's
  *     `/learnspam` and `/learnham` controller endpoints, or anything alike), with `learn.headers` (e.g. Password).
+ *   - events on the HTTP event stream (`GET /users/:user/updates`, `stream: true`, the default): the same JSON as
+ *     the webhook body, as a named SSE event `marked.spam` / `marked.ham`, published on the user's ephemeral
+ *     channel (hooks/events.ts) so it reaches streams served by any instance. Live only: a stream that is not
+ *     open when it happens does not get it (the webhooks are the durable path).
  *
  * It taps `message.afterMove` and `message.afterCopy` at OBSERVE, so IMAP MOVE, COPY (and COPY + EXPUNGE), the
  * HTTP API and any plugin moving messages are all covered; mail *delivered* to Junk (spam routing, filters) is
@@ -30,6 +34,7 @@ import type { HookContext } from '../hooks/context.ts';
 import type { CopyInput, CopyResult } from '../hooks/types.ts';
 import type { BlobsPort, MailboxRecord } from '../storage/ports.ts';
 import { readAll, readMessage } from '../storage/mime/reassemble.ts';
+import { publishUserEvent } from '../hooks/events.ts';
 
 export const JUNK_NOTIFY_PLUGIN = 'junk-notify';
 
@@ -45,6 +50,8 @@ const optionsSchema = z
       .strict(),
     /** How often the sender looks for due deliveries (it also wakes on every new event). */
     pollMs: z.number().int().positive(),
+    /** Also publish each event on the HTTP event stream (GET /users/:user/updates). */
+    stream: z.boolean(),
     /** Per request. */
     timeoutMs: z.number().int().positive(),
     /** Queue directory; default `<dataDir>/queue/junk-notify`. */
@@ -109,6 +116,7 @@ export const junkNotifyPlugin = definePlugin<JunkNotifyOptions>({
     learn: null,
     retry: { attempts: 8, baseMs: 1000, maxMs: 15 * 60 * 1000 },
     pollMs: 5000,
+    stream: true,
     timeoutMs: 10_000,
     queueDir: null,
   },
@@ -224,7 +232,7 @@ export const junkNotifyPlugin = definePlugin<JunkNotifyOptions>({
     }
 
     const observe = (action: 'move' | 'copy') => async (ctx: HookContext, input: CopyInput, result: CopyResult) => {
-      if (options.webhooks.length === 0 && !options.learn) return;
+      if (options.webhooks.length === 0 && !options.learn && !options.stream) return;
       const [from, to] = await Promise.all([api.storage.mailboxes.get(input.mailboxId), api.storage.mailboxes.get(input.targetMailboxId)]);
       if (!from || !to) return;
       const event = classify(from, to);
@@ -245,12 +253,16 @@ export const junkNotifyPlugin = definePlugin<JunkNotifyOptions>({
           via: ctx.session.protocol,
         };
         const json = JSON.stringify(body);
+        if (options.stream) {
+          await publishUserEvent(api.storage.ephemeral, input.userId, { event, data: { ...body } }).catch((err) => ctx.log.warn('could not publish the junk event', { err }));
+        }
         for (const hook of options.webhooks) items.push({ id: `${Date.now()}-${randomUUID()}`, kind: 'webhook', url: hook.url, body: json, event, attempts: 0, due: 0 });
         if (options.learn) {
           const url = event === 'marked.spam' ? options.learn.spamUrl : options.learn.hamUrl;
           items.push({ id: `${Date.now()}-${randomUUID()}`, kind: 'learn', url, body: '', event, message: { mailboxId: to.id, uid: mapping.destinationUid }, attempts: 0, due: 0 });
         }
       }
+      if (items.length === 0) return;
       for (const item of items) await write(item);
       ctx.log.info('junk notifications queued', { event, messages: result.mappings.length, deliveries: items.length });
       kick();

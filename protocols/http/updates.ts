@@ -7,9 +7,19 @@
  *
  * Event data is WildDuck-style JSON: `{ command, mailbox, uid, message, flags, modseq, path, time }` with
  * command EXISTS (new message), EXPUNGE, FETCH (flags changed), CREATE, RENAME, DELETE, SUBSCRIBE.
+ *
+ * Live events that are not changes (hooks/events.ts: what plugins publish on the user's ephemeral channel, e.g.
+ * junk-notify's `marked.spam` / `marked.ham`) are forwarded as named events (`event: marked.spam`, data the
+ * published JSON), so an EventSource sees them through `addEventListener('marked.spam')`, not `onmessage`.
+ * They carry no `id:` line on purpose: an SSE client's last event id is only replaced by an event that has one,
+ * so after a live event it still names the last change, and a reconnect resumes the change log exactly (no
+ * gap, no repeat). Live events are not replayed after a reconnect; the webhooks are the durable channel.
+ * At most LIVE_QUEUE of them wait for a slow reader; older ones are dropped.
  */
 import { z } from 'zod';
 import type { ChangeEntry, ChangeType, StoragePorts } from '../../storage/ports.ts';
+import { parseUserEvent, userEventChannel } from '../../hooks/events.ts';
+import type { UserEvent } from '../../hooks/events.ts';
 import { ApiError } from './errors.ts';
 import { userParams } from './common.ts';
 import { StreamReply, route } from './route.ts';
@@ -34,8 +44,15 @@ export function changeEvent(change: ChangeEntry): string {
   return `id: ${change.id}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
+/** A live (non-change) event as an SSE event: named, without an id (see the header comment). */
+export function liveEvent(event: UserEvent): string {
+  return `event: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`;
+}
+
 /** How many changes are read from the log at a time. */
 const BATCH = 500;
+/** Live events kept for a reader that is behind. */
+const LIVE_QUEUE = 1000;
 
 async function* events(storage: StoragePorts, userId: string, startAfter: number | null, keepAliveMs: number, signal: AbortSignal): AsyncIterable<string> {
   let wake: (() => void) | null = null;
@@ -45,6 +62,13 @@ async function* events(storage: StoragePorts, userId: string, startAfter: number
     wake?.();
   };
   const unsubscribe = storage.changes.subscribe(userId, poke);
+  const live: UserEvent[] = [];
+  const unsubscribeLive = storage.ephemeral.subscribe(userEventChannel(userId), (message) => {
+    const event = parseUserEvent(message);
+    if (!event) return;
+    if (live.push(event) > LIVE_QUEUE) live.shift();
+    wake?.();
+  });
   signal.addEventListener('abort', poke, { once: true });
   try {
     let after = startAfter ?? (await storage.changes.latest(userId));
@@ -62,6 +86,10 @@ async function* events(storage: StoragePorts, userId: string, startAfter: number
         }
         continue;
       }
+      if (live.length) {
+        yield liveEvent(live.shift()!);
+        continue;
+      }
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = await new Promise<boolean>((resolve) => {
         wake = () => resolve(false);
@@ -69,10 +97,11 @@ async function* events(storage: StoragePorts, userId: string, startAfter: number
       });
       wake = null;
       clearTimeout(timer);
-      if (timedOut && !pending && !signal.aborted) yield ': keep-alive\n\n';
+      if (timedOut && !pending && !live.length && !signal.aborted) yield ': keep-alive\n\n';
     }
   } finally {
     unsubscribe();
+    unsubscribeLive();
     signal.removeEventListener('abort', poke);
   }
 }
