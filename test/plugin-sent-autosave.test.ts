@@ -5,6 +5,8 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { ImapFlow } from 'imapflow';
+import { startImap } from '../protocols/imap.ts';
 import { bootImapTestApp, login, appendMessage, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import type { Plugin } from '../hooks/host.ts';
@@ -84,6 +86,46 @@ describe('sent-autosave plugin', () => {
       assert.equal((await off.app.storage.messages.index(sent.id)).length, 0);
     } finally {
       await off.close();
+    }
+  });
+});
+
+describe('sent-autosave with a real IMAP client (imapflow over loopback)', () => {
+  it('the client APPENDs what it just submitted to Sent: it gets APPENDUID of the saved copy, and Sent holds one', async () => {
+    const t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null }, plugins: [queue, 'sent-autosave'] });
+    const listeners = await startImap(t.app, null);
+    const client = new ImapFlow({ host: '127.0.0.1', port: listeners[0]!.port, secure: false, doSTARTTLS: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
+    try {
+      const text = message('flow-sent', 'Sent from a real client.\r\n');
+      assert.ok((await submit(t, text)).ok);
+      const sent = (await t.app.storage.mailboxes.getBySpecialUse(t.userId, '\\Sent'))!;
+      const [saved] = await t.app.storage.messages.index(sent.id);
+
+      await client.connect();
+      const appended = await client.append('Sent Mail', text, ['\\Seen']);
+      assert.ok(appended);
+      assert.equal(appended.uid, saved!.uid, 'APPENDUID names the saved copy');
+      assert.equal(appended.uidValidity, BigInt(sent.uidValidity));
+      const status = await client.status('Sent Mail', { messages: true, uidNext: true });
+      assert.ok(status);
+      assert.equal(status.messages, 1, 'no second copy');
+      assert.equal(status.uidNext, saved!.uid + 1);
+
+      const lock = await client.getMailboxLock('Sent Mail');
+      try {
+        const fetched = [];
+        for await (const msg of client.fetch('1:*', { uid: true, flags: true, envelope: true })) fetched.push(msg);
+        assert.equal(fetched.length, 1);
+        assert.equal(fetched[0]!.envelope?.messageId, '<flowsent@example.com>');
+        assert.ok(fetched[0]!.flags?.has('\\Seen'));
+      } finally {
+        lock.release();
+      }
+      await client.logout();
+    } finally {
+      client.close();
+      for (const l of listeners) await l.close();
+      await t.close();
     }
   });
 });
