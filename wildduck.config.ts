@@ -156,9 +156,10 @@ export default defineConfig({
   // Plugins in load order: a built-in plugin's name, [name, options], or a plugin object of your own
   // (see the plugin guide). Storage is always loaded as the last-stage committer; quota is loaded by default
   // (limits from users.quota; ['quota', false] switches it off), and so is submission (sends API submissions
-  // through delivery.relay; ['submission', { maxRecipientsPerDay: 2000, checkSender: true }] sets its options).
+  // through delivery.relay; ['submission', { maxRecipientsPerDay: 2000, checkSender: true }] sets its options),
+  // and spam-routing (the MTA's delivery.spamHeader verdict sends mail to Junk; ['spam-routing', false] = off).
   // Built-ins you can add, e.g.:
-  //   'list-status', 'spam-routing',
+  //   'list-status',
   //   ['sent-autosave', { windowMs: 600_000 }],   // Sent copies of API submissions
   //   ['junk-notify', { webhooks: [{ url: 'https://hooks.example/wd', secret: '...' }], learn: null }],
   //   ['rewrite', { protocols: ['lmtp'], externalTag: { tag: '[EXT]', internalDomains: ['example.com'] } }],

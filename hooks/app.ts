@@ -1,6 +1,7 @@
 /**
  * Composition root: builds the hook tree from config, loads the plugins (then the default ones config did not
- * name or switch off: quota, submission (the relay for submitted mail); then the ones the server always runs:
+ * name or switch off: quota, submission (the relay for submitted mail), spam-routing (the MTA's spam verdict, step 3
+ * of delivery); then the ones the server always runs:
  * failed-login limits; the per-user delivery rules — filters, forwarding, autoreply — which do nothing until a
  * user sets them up (and, for sending, until `delivery.relay.host` is set); and the storage plugin last), and
  * hands protocols one `App` to pass to the pipeline functions.
@@ -23,6 +24,7 @@ import { createForwardingPlugin } from '../plugins/forwarding.ts';
 import { createAutoreplyPlugin } from '../plugins/autoreply.ts';
 import { createQuotaPlugin } from '../plugins/quota.ts';
 import { createSubmissionPlugin } from '../plugins/submission.ts';
+import { createSpamRoutingPlugin } from '../plugins/spam-routing.ts';
 import { storeMessage } from './pipeline/store-message.ts';
 
 export type { IngestFn, CheckCredentials };
@@ -66,7 +68,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     registry: options.registry ?? builtinPlugins,
     pipeline: { storeMessage: (ctx, input) => storeMessage(pipelineApp, ctx, input) },
     // loaded unless config names them (its entry replaces the default) or switches them off: ['quota', false]
-    defaults: [createQuotaPlugin(), createSubmissionPlugin()],
+    defaults: [createQuotaPlugin(), createSubmissionPlugin(), createSpamRoutingPlugin()],
     always: [
       createLoginLimitsPlugin(loginLimitsFromConfig(config)),
       createFiltersPlugin(),

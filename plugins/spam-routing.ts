@@ -8,6 +8,10 @@
  * 0 = every message is spam, 100 = nothing is, in between the header counts as spam when its score (see
  * `spamScore`) is at least the level. Users without a level get the rule above. A user's filter with a `spam`
  * action (plugins/filters.ts, a later stage) overrules either way.
+ *
+ * Loaded by default (step 3 of the delivery pipeline, issue 4): without the header and without a per-user level
+ * it changes nothing. `['spam-routing', false]` in config.plugins switches it off; `['spam-routing', { minScore }]`
+ * replaces the default instance.
  */
 import { z } from 'zod';
 import { definePlugin } from '../hooks/host.ts';
@@ -68,3 +72,8 @@ export const spamRoutingPlugin = definePlugin({
     };
   },
 });
+
+/** The instance the host loads by default (hooks/app.ts). */
+export function createSpamRoutingPlugin() {
+  return spamRoutingPlugin.create({ minScore: null });
+}

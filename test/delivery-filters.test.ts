@@ -59,7 +59,7 @@ describe('delivery: user filters and spam levels over LMTP', () => {
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-filters-'));
-    const config = resolveConfig({ dataDir, plugins: ['spam-routing'], delivery: { duplicateWindowSeconds: 0 } });
+    const config = resolveConfig({ dataDir, delivery: { duplicateWindowSeconds: 0 } });
     app = await bootApp(config, createLogger({ level: 'silent' }));
     annId = (await createUser(app.storage, config, { username: 'ann', password: null, addresses: ['ann@example.com'] })).user.id;
     benId = (await createUser(app.storage, config, { username: 'ben', password: null, addresses: ['ben@example.com'] })).user.id;

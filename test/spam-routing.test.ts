@@ -1,4 +1,7 @@
-/** The spam-routing plugin: header values understood, and LMTP delivery into Junk on the real stack. */
+/**
+ * The spam-routing plugin: header values understood, and LMTP delivery into Junk on the real stack; loaded by
+ * default, switched off with ['spam-routing', false].
+ */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,6 +10,7 @@ import { join } from 'node:path';
 import { bootApp } from '../protocols/server.ts';
 import { serveLmtp } from '../protocols/lmtp.ts';
 import { resolveConfig } from '../hooks/config.ts';
+import type { ConfigInput } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
 import { createUser } from '../storage/users.ts';
 import { isSpamValue } from '../plugins/spam-routing.ts';
@@ -22,9 +26,10 @@ describe('spam routing', () => {
     assert.equal(isSpamValue('No, score=3.9', 4), false);
   });
 
-  it('delivers spam over LMTP into Junk, everything else into INBOX', async () => {
+  /** Delivers "add header" and "no action" over LMTP; returns the subject found in Junk and in INBOX. */
+  async function deliverBoth(input: ConfigInput): Promise<{ junk: string | null; inbox: string[] }> {
     const dataDir = mkdtempSync(join(tmpdir(), 'wd-spam-'));
-    const config = resolveConfig({ dataDir, plugins: ['spam-routing'], delivery: { spamHeader: 'X-Rspamd-Action' } });
+    const config = resolveConfig({ dataDir, delivery: { spamHeader: 'X-Rspamd-Action' }, ...input });
     const app = await bootApp(config, createLogger({ level: 'silent' }));
     try {
       const { user } = await createUser(app.storage, config, { username: 'sam', password: null, addresses: ['sam@example.com'] });
@@ -43,12 +48,24 @@ describe('spam routing', () => {
       await done;
       const junk = (await app.storage.mailboxes.getBySpecialUse(user.id, '\\Junk'))!;
       const inbox = (await app.storage.mailboxes.getByPath(user.id, 'INBOX'))!;
-      const subject = async (id: string) => (await app.storage.messages.get(id, (await app.storage.messages.index(id))[0]!.uid))!.subject;
-      assert.equal(await subject(junk.id), 'add header');
-      assert.equal(await subject(inbox.id), 'no action');
+      const subjects = async (id: string) => Promise.all((await app.storage.messages.index(id)).map(async (e) => (await app.storage.messages.get(id, e.uid))!.subject));
+      return { junk: (await subjects(junk.id))[0] ?? null, inbox: (await subjects(inbox.id)).sort() };
     } finally {
       await app.close();
       rmSync(dataDir, { recursive: true, force: true });
     }
+  }
+
+  it('is loaded by default: spam over LMTP into Junk, everything else into INBOX', async () => {
+    assert.deepEqual(await deliverBoth({}), { junk: 'add header', inbox: ['no action'] });
+  });
+
+  it("['spam-routing', false] switches it off: the MTA's verdict is ignored", async () => {
+    assert.deepEqual(await deliverBoth({ plugins: [['spam-routing', false]] }), { junk: null, inbox: ['add header', 'no action'] });
+  });
+
+  it('named with options, it replaces the default instance', async () => {
+    const t = await deliverBoth({ plugins: [['spam-routing', { minScore: 5 }]] });
+    assert.deepEqual(t, { junk: 'add header', inbox: ['no action'] });
   });
 });
