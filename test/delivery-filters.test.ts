@@ -1,6 +1,7 @@
 /**
  * User filters and per-user spam levels end to end: rules stored as per-user documents, messages delivered over
- * LMTP (serveLmtp on the real stack), the outcome observed through the storage ports. One test per condition
+ * LMTP (serveLmtp on the real stack), the outcome observed through the storage ports (test/delivery-imap.test.ts
+ * reads filter, spam-routing and duplicate outcomes through an IMAP session). One test per condition
  * (from, to/cc, subject, List-ID, text words and phrases, has attachment, size larger/smaller) and per action
  * (seen, flag, delete, mailbox by id and by path, spam, not spam), first match per action, disabled filters, and
  * the WildDuck spam levels 0 / 20 / 50 / 100 over the scanner's header.
