@@ -26,6 +26,7 @@ import { createQuotaPlugin } from '../plugins/quota.ts';
 import { createSubmissionPlugin } from '../plugins/submission.ts';
 import { createSpamRoutingPlugin } from '../plugins/spam-routing.ts';
 import { storeMessage } from './pipeline/store-message.ts';
+import { Metrics } from './metrics.ts';
 
 export type { IngestFn, CheckCredentials };
 
@@ -51,6 +52,8 @@ export interface App extends PipelineApp {
   readonly ingest: IngestFn;
   /** Loaded plugins in apply order (the storage plugin last). */
   readonly plugins: readonly LoadedPlugin[];
+  /** This app's metrics registry: connections, commands, deliveries, errors, API requests (`GET /metrics`). */
+  readonly metrics: Metrics;
   /** Closes plugins in reverse order, then the storage backend. Idempotent. */
   close(): Promise<void>;
 }
@@ -59,7 +62,8 @@ export interface App extends PipelineApp {
 export async function createApp(options: AppOptions): Promise<App> {
   const { config, log, storage, ingest, checkCredentials } = options;
   const hooks = createHooks({ timeoutMs: config.hooks.timeoutMs, trace: config.hooks.trace, log });
-  const pipelineApp: PipelineApp = { config, log, hooks, storage, ingest };
+  const metrics = new Metrics();
+  const pipelineApp: PipelineApp = { config, log, hooks, storage, ingest, metrics };
   const host = await loadPlugins({
     hooks,
     config,
@@ -85,6 +89,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     storage,
     ingest,
     plugins: host.plugins,
+    metrics,
     close: () =>
       (closing ??= (async () => {
         await host.close();

@@ -24,7 +24,6 @@ import { runCommand } from '../hooks/pipeline/index.ts';
 import type { Listener } from './listener.ts';
 import { ApiError, errorBody, verdictToHttp } from './http/errors.ts';
 import { limitedBody, mediaType, readJson } from './http/body.ts';
-import { HttpMetrics } from './http/metrics.ts';
 import { RawReply, Router, StreamReply, routeKey } from './http/route.ts';
 import type { Caller, RawBody, Route } from './http/route.ts';
 import { identifyCaller, requestToken } from './http/tokens.ts';
@@ -50,9 +49,9 @@ export interface HttpListener extends Listener {
 }
 
 /** The routing table; each `protocols/http/*.ts` file contributes its routes. */
-export function apiRoutes(metrics: HttpMetrics): Route[] {
+export function apiRoutes(): Route[] {
   const routes: Route[] = [...userRoutes, ...addressRoutes, ...authRoutes, ...mailboxRoutes, ...messageReadRoutes, ...messageWriteRoutes, ...searchRoutes, ...submitRoutes, ...updateRoutes, ...filterRoutes];
-  return [...operationRoutes({ metrics, routes: () => routes }), ...routes];
+  return [...operationRoutes({ routes: () => routes }), ...routes];
 }
 
 function send(res: ServerResponse, status: number, body: unknown, head: boolean): void {
@@ -201,8 +200,7 @@ async function handle(app: App, router: Router, req: IncomingMessage, res: Serve
 export function startHttp(app: App): Promise<HttpListener> {
   const { host, port } = app.config.api;
   const log = app.log.child({ protocol: 'http' });
-  const metrics = new HttpMetrics();
-  const router = new Router(apiRoutes(metrics));
+  const router = new Router(apiRoutes());
   // aborted on close(): ends open streams (Server-Sent Events) so the server can finish
   const shutdown = new AbortController();
   const server = createServer((req, res) => {
@@ -220,7 +218,7 @@ export function startHttp(app: App): Promise<HttpListener> {
       })
       .finally(() => {
         const seconds = (performance.now() - started) / 1000;
-        metrics.observe(req.method ?? '', outcome.route, outcome.status, seconds);
+        app.metrics.httpRequest(req.method ?? '', outcome.route, outcome.status, outcome.code ?? null, seconds);
         log.info('request', {
           method: req.method,
           route: outcome.route,

@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createContext, createSession } from '../hooks/context.ts';
 import type { HookContext, Session } from '../hooks/context.ts';
-import { closeSession, connectSession, deliverMessage, listCapabilities, resolveRecipient, runCommand } from '../hooks/pipeline/index.ts';
+import { closeSession, connectSession, deliverMessage, listCapabilities, reportCommand, resolveRecipient, runCommand } from '../hooks/pipeline/index.ts';
 import type { DeliveryOutcome, PipelineApp } from '../hooks/pipeline/index.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';
 import { Spool } from '../storage/spool.ts';
@@ -101,7 +101,11 @@ class LmtpSession {
     return createContext(this.session);
   }
 
+  /** The last reply line written: the current command's answer for its report. */
+  lastReply = '';
+
   async reply(text: string): Promise<void> {
+    this.lastReply = text.replace(/\r\n$/, '').split('\r\n').pop()!;
     if (this.closed) return;
     try {
       await writeTo(this.socket, text.endsWith('\r\n') ? text : `${text}\r\n`);
@@ -147,7 +151,7 @@ class LmtpSession {
         this.waiting = false;
         if (line === null) break;
         if (line.kind === 'toolong') await this.bad('500 5.5.2 Line too long');
-        else await this.dispatch(line.text);
+        else await this.command(line.text);
       }
     } catch (err) {
       this.session.log.error('LMTP session failed', { err });
@@ -168,6 +172,20 @@ class LmtpSession {
       return;
     }
     await this.reply(reply);
+  }
+
+  /** One command line: dispatched, then reported (the `command` log line and metrics, hooks/pipeline). */
+  async command(text: string): Promise<void> {
+    const started = performance.now();
+    this.lastReply = '';
+    try {
+      await this.dispatch(text);
+    } finally {
+      const status = /^\d{3}/.exec(this.lastReply)?.[0] ?? '000';
+      const ok = status[0] === '2' || status[0] === '3';
+      const code = ok ? null : (/^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})/.exec(this.lastReply)?.[1] ?? null);
+      reportCommand(this.app, this.context(), 'lmtp', { verb: splitCommand(text).verb, status, ok, code, ms: performance.now() - started });
+    }
   }
 
   async dispatch(text: string): Promise<void> {

@@ -18,7 +18,7 @@
 import type { Duplex } from 'node:stream';
 import { createContext, createSession } from '../hooks/context.ts';
 import type { HookContext, Session } from '../hooks/context.ts';
-import { authenticate, closeSession, connectSession, listCapabilities, runCommand } from '../hooks/pipeline/index.ts';
+import { authenticate, closeSession, connectSession, listCapabilities, reportCommand, runCommand } from '../hooks/pipeline/index.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import { serverVersion } from './version.ts';
 import { plaintextAuthAllowed } from './auth-policy.ts';
@@ -84,7 +84,11 @@ class Pop3Session {
     return createContext(this.session);
   }
 
+  /** The last status line (`+OK` / `-ERR`) written: the current command's answer for its report. */
+  lastStatus = '';
+
   async reply(text: string): Promise<void> {
+    if (text.startsWith('+OK') || text.startsWith('-ERR')) this.lastStatus = text;
     if (this.closed) return;
     try {
       await writeTo(this.socket, `${text}\r\n`);
@@ -124,7 +128,7 @@ class Pop3Session {
         this.waiting = false;
         if (line === null) break;
         if (line.kind === 'toolong') await this.bad('-ERR Line too long');
-        else await this.dispatch(line.text);
+        else await this.command(line.text);
       }
     } catch (err) {
       this.session.log.error('POP3 session failed', { err });
@@ -147,6 +151,19 @@ class Pop3Session {
       return;
     }
     await this.reply(reply);
+  }
+
+  /** One command line: dispatched, then reported (the `command` log line and metrics, hooks/pipeline). */
+  async command(text: string): Promise<void> {
+    const started = performance.now();
+    this.lastStatus = '';
+    try {
+      await this.dispatch(text);
+    } finally {
+      const ok = this.lastStatus.startsWith('+OK');
+      const code = ok ? null : (/^-ERR \[([^\]]+)\]/.exec(this.lastStatus)?.[1] ?? null);
+      reportCommand(this.app, this.context(), 'pop3', { verb: text.split(' ', 1)[0]!, status: ok ? '+OK' : '-ERR', ok, code, ms: performance.now() - started });
+    }
   }
 
   async dispatch(text: string): Promise<void> {

@@ -231,8 +231,7 @@ describe('HTTP API framework', () => {
     const doc = res.body;
     assert.equal(doc.openapi, '3.1.0');
     const { apiRoutes } = await import('../protocols/http.ts');
-    const { HttpMetrics } = await import('../protocols/http/metrics.ts');
-    const routes = apiRoutes(new HttpMetrics());
+    const routes = apiRoutes();
     for (const r of routes) {
       const path = r.path.replace(/:(\w+)/g, '{$1}');
       const op = doc.paths[path]?.[r.method.toLowerCase()];

@@ -13,6 +13,7 @@
  *   storeMessage               Return-Path + Delivered-To prepended as a stream; message.beforeStore (quota)
  *                              applies                 ── verdict for this copy
  *   delivery.afterDeliver      forwarding, autoreply, notifications (errors logged only)
+ *   app.metrics                wildduck_deliveries_total{outcome,code}
  */
 import { createContext } from '../context.ts';
 import type { HookContext } from '../context.ts';
@@ -176,6 +177,10 @@ export async function deliverMessage(app: PipelineApp, ctx: HookContext, input: 
     const result = headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate));
     const outcome: DeliveryOutcome = Object.freeze({ recipient, result });
     outcomes.push(outcome);
+    if (app.metrics) {
+      if (!result.ok) app.metrics.delivery(result.verdict.action === 'tempfail' ? 'deferred' : 'rejected', result.verdict.code);
+      else app.metrics.delivery(result.value.duplicate ? 'duplicate' : result.value.stored ? 'stored' : 'discarded', null);
+    }
     if (input.onOutcome) {
       try {
         await input.onOutcome(index, outcome);

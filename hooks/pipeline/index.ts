@@ -4,8 +4,8 @@ export { copyMessages, moveMessages, expungeMessages, updateFlags } from './mess
 export { createMailbox, renameMailbox, deleteMailbox, subscribeMailbox } from './mailboxes.ts';
 export { authenticate } from './authenticate.ts';
 export { submitMessage } from './submit.ts';
-export { connectSession, closeSession, runCommand, listCapabilities } from './session.ts';
-export type { CommandProtocol } from './session.ts';
+export { connectSession, closeSession, runCommand, reportCommand, listCapabilities } from './session.ts';
+export type { CommandProtocol, CommandReport } from './session.ts';
 export type { IngestFn, PipelineApp } from './run.ts';
 export { deliverMessage, resolveRecipient } from './deliver.ts';
 export type { DeliverInput, DeliveryOutcome, DeliverySource } from './deliver.ts';

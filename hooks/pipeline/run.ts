@@ -5,6 +5,7 @@
 import type { Config } from '../config.ts';
 import type { HookContext } from '../context.ts';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import type { AnyHook, Hooks } from '../tree.ts';
 import { HookFailure, fail, isVerdict, ok, tempfail } from '../verdict.ts';
 import type { OperationResult, Verdict } from '../verdict.ts';
@@ -20,6 +21,8 @@ export interface PipelineApp {
   readonly hooks: Hooks;
   readonly storage: StoragePorts;
   readonly ingest: IngestFn;
+  /** The app's metrics registry (hooks/metrics.ts); absent in bare test apps, which then count nothing. */
+  readonly metrics?: Metrics;
 }
 
 type Promising = { promise(...args: any[]): Promise<unknown>; name?: string };

@@ -7,14 +7,47 @@ import { runAfter, runHook } from './run.ts';
 import type { PipelineApp } from './run.ts';
 import { isVerdict, fail } from '../verdict.ts';
 
-/** Runs session.connect; every tap runs, failures are logged. */
+/** Runs session.connect; every tap runs, failures are logged. Counts the connection (open and total). */
 export async function connectSession(app: PipelineApp, ctx: HookContext): Promise<void> {
+  app.metrics?.connectionOpened(ctx.session.protocol);
   await runAfter(ctx, app.hooks.session.connect, [ctx]);
 }
 
-/** Runs session.close; every tap runs, failures are logged. */
+/** Runs session.close; every tap runs, failures are logged. Once per connectSession. */
 export async function closeSession(app: PipelineApp, ctx: HookContext): Promise<void> {
+  app.metrics?.connectionClosed(ctx.session.protocol);
   await runAfter(ctx, app.hooks.session.close, [ctx]);
+}
+
+/** A finished command, as the protocol answered it. */
+export interface CommandReport {
+  /** The verb as the client sent it (upper-cased for the metrics; unknown verbs are bounded there). */
+  readonly verb: string;
+  /** The protocol's status word: IMAP `OK` / `NO` / `BAD`, POP3 `+OK` / `-ERR`, LMTP the reply code (`250`). */
+  readonly status: string;
+  /** True when the command did what was asked. */
+  readonly ok: boolean;
+  /** Response code of the answer: IMAP `[CODE]`, POP3 `[CODE]`, LMTP enhanced status code; null when none. */
+  readonly code?: string | null;
+  /** From the command read to its final response. */
+  readonly ms: number;
+}
+
+/**
+ * Reports a finished command: the one `command` log line per command (`{ command, user, status, code, ms }`)
+ * and the command metrics (count by status, duration, errors by code). Protocols call it once per command they
+ * answered, so neither the log format nor the metrics live in protocol code.
+ */
+export function reportCommand(app: PipelineApp, ctx: HookContext, protocol: CommandProtocol, report: CommandReport): void {
+  const code = report.code ?? null;
+  ctx.log.info('command', {
+    command: report.verb,
+    user: ctx.session.user?.username,
+    status: report.status,
+    code: code ?? undefined,
+    ms: Math.round(report.ms),
+  });
+  app.metrics?.command({ protocol, verb: report.verb, status: report.status, ok: report.ok, code, seconds: report.ms / 1000 });
 }
 
 export type CommandProtocol = 'imap' | 'pop3' | 'lmtp' | 'http';

@@ -2,12 +2,11 @@
 import { z } from 'zod';
 import { serverVersion } from '../version.ts';
 import { ApiError } from './errors.ts';
-import type { HttpMetrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import { RawReply, route } from './route.ts';
 import type { Route } from './route.ts';
 
-export function operationRoutes(deps: { metrics: HttpMetrics; routes: () => readonly Route[] }): Route[] {
+export function operationRoutes(deps: { routes: () => readonly Route[] }): Route[] {
   let document: string | null = null;
   const all = (): Route[] => [...self, ...deps.routes()];
   const self: Route[] = [
@@ -31,12 +30,12 @@ export function operationRoutes(deps: { metrics: HttpMetrics; routes: () => read
     route({
       method: 'GET',
       path: '/metrics',
-      summary: 'Request counters and durations in the Prometheus text format',
+      summary: 'Connections, commands, deliveries, errors and durations in the Prometheus text format',
       tag: 'Operations',
       access: 'root',
       rawResponse: 'text/plain; version=0.0.4',
-      async handler() {
-        return new RawReply('text/plain; version=0.0.4; charset=utf-8', deps.metrics.render());
+      async handler({ app }) {
+        return new RawReply('text/plain; version=0.0.4; charset=utf-8', app.metrics.render());
       },
     }),
     route({

@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import type { App } from '../../hooks/app.ts';
 import { createContext, createSession } from '../../hooks/context.ts';
 import type { HookContext, Session } from '../../hooks/context.ts';
-import { authenticate, closeSession, connectSession, listCapabilities, runCommand } from '../../hooks/pipeline/index.ts';
+import { authenticate, closeSession, connectSession, listCapabilities, reportCommand, runCommand } from '../../hooks/pipeline/index.ts';
 import type { CommandResult } from '../../hooks/types.ts';
 import type { ImapCommandInput, ImapCommandOutput } from '../../hooks/imap.ts';
 import type { Duplex } from 'node:stream';
@@ -304,7 +304,7 @@ export class ImapSession {
 
   async #rejected(read: Extract<Awaited<ReturnType<CommandReader['readCommand']>>, { type: 'reject' }>): Promise<void> {
     this.send(statusLine(read.tag ?? '*', read.status, read.code, read.text));
-    this.log.info('command', { command: read.verb ?? '?', status: read.status, code: read.code, user: this.session.user?.username });
+    reportCommand(this.app, createContext(this.session), 'imap', { verb: read.verb ?? '?', status: read.status, ok: false, code: read.code, ms: 0 });
     if (read.status === 'BAD') this.#bad++;
     if (read.close) await this.disconnect('Closing connection');
     else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands');
@@ -346,13 +346,7 @@ export class ImapSession {
     this.send(statusLine(command.tag, outcome.status, outcome.code, outcome.text));
     if (outcome.status === 'BAD') this.#bad++;
     else this.#bad = 0;
-    ctx.log.info('command', {
-      command: command.verb,
-      user: this.session.user?.username,
-      status: outcome.status,
-      code: outcome.code ?? undefined,
-      ms: Date.now() - started,
-    });
+    reportCommand(this.app, ctx, 'imap', { verb: command.verb, status: outcome.status, ok: outcome.status === 'OK', code: outcome.code, ms: Date.now() - started });
     if (outcome.close) await this.disconnect('Closing connection');
     else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands');
     else if (this.selected?.deleted) await this.disconnect('Selected mailbox was deleted');
