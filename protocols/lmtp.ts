@@ -17,16 +17,14 @@
  */
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Duplex } from 'node:stream';
-import { createContext, createSession } from '../hooks/context.ts';
-import type { HookContext, Session } from '../hooks/context.ts';
-import { closeSession, connectSession, deliverMessage, listCapabilities, reportCommand, resolveRecipient, runCommand } from '../hooks/pipeline/index.ts';
+import { deliverMessage, listCapabilities, reportCommand, resolveRecipient, runCommand } from '../hooks/pipeline/index.ts';
 import type { DeliveryOutcome, PipelineApp } from '../hooks/pipeline/index.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';
 import { Spool } from '../storage/spool.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { canStartTls, upgradeConnection } from './client-connection.ts';
-import { LineReader, writeTo } from './line-reader.ts';
+import { LineSession } from './line-session.ts';
+import type { LineWording } from './line-session.ts';
 import { startProtocolListeners } from './listener.ts';
 import type { TcpListener } from './listener.ts';
 import type { TlsMaterial } from './tls.ts';
@@ -67,56 +65,37 @@ export function startLmtp(app: PipelineApp, tls: TlsMaterial | null, options: Lm
   return startProtocolListeners('lmtp', app.config.lmtp, tls, app.log, (conn) => serveLmtp(app, conn, { hostname }));
 }
 
-class LmtpSession {
-  readonly app: PipelineApp;
-  readonly conn: ClientConnection;
+class LmtpSession extends LineSession {
   readonly hostname: string;
-  readonly session: Session;
-  readonly reader: LineReader;
-  socket: Duplex;
-  secure: boolean;
   lhlo: string | null = null;
   from: string | null = null;
   recipients: DeliveryRecipient[] = [];
-  badCommands = 0;
-  closed = false;
-  /** Waiting for the next command line (a goodbye may be written now without splitting a reply sequence). */
-  waiting = false;
+  protected readonly wording: LineWording;
 
   constructor(app: PipelineApp, conn: ClientConnection, hostname: string) {
-    this.app = app;
-    this.conn = conn;
+    super(app, conn, 'lmtp');
     this.hostname = hostname;
-    this.socket = conn.socket;
-    this.secure = conn.secure;
-    this.session = createSession(app.log, { protocol: 'lmtp', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort ?? null });
-    this.reader = new LineReader(conn.socket, { maxLineLength: app.config.lmtp.maxLineLength });
+    // an idle client may be stalled mid-DATA, where RFC 5321 §4.5.3.2 allows the 421 too
+    this.wording = {
+      greeting: `220 ${hostname} LMTP ready`,
+      refused: '421 4.7.0 Too many connections, try again later',
+      tooLong: '500 5.5.2 Line too long',
+      tooManyErrors: '421 4.7.0 Too many errors, closing connection',
+      internalError: '421 4.3.0 Internal error, closing connection',
+      shutdown: '421 4.3.2 Service shutting down, closing connection',
+      idle: '421 4.4.2 Idle timeout, closing connection',
+    };
   }
 
   get config() {
     return this.app.config;
   }
 
-  context(): HookContext {
-    return createContext(this.session);
-  }
-
   /** The last reply line written: the current command's answer for its report. */
   lastReply = '';
 
-  async reply(text: string): Promise<void> {
+  protected override noteReply(text: string): void {
     this.lastReply = text.replace(/\r\n$/, '').split('\r\n').pop()!;
-    if (this.closed) return;
-    try {
-      await writeTo(this.socket, text.endsWith('\r\n') ? text : `${text}\r\n`);
-    } catch {
-      this.closed = true;
-    }
-  }
-
-  close(): void {
-    this.closed = true;
-    this.conn.close();
   }
 
   resetTransaction(): void {
@@ -124,57 +103,6 @@ class LmtpSession {
     this.recipients = [];
   }
 
-  async run(): Promise<void> {
-    if (this.conn.refused) {
-      this.reader.detach();
-      await this.reply('421 4.7.0 Too many connections, try again later');
-      return;
-    }
-    // the listener closes the connection after either notice; an idle client may be stalled mid-DATA, where
-    // RFC 5321 §4.5.3.2 allows the 421 too
-    this.conn.onIdleTimeout = async () => {
-      await this.reply('421 4.4.2 Idle timeout, closing connection');
-      this.closed = true;
-    };
-    this.conn.onShutdown = async () => {
-      if (this.waiting) await this.reply('421 4.3.2 Service shutting down, closing connection');
-      this.closed = true;
-    };
-    let connected = false;
-    try {
-      await connectSession(this.app, this.context());
-      connected = true;
-      await this.reply(`220 ${this.hostname} LMTP ready`);
-      while (!this.closed) {
-        this.waiting = true;
-        const line = await this.reader.readLine();
-        this.waiting = false;
-        if (line === null) break;
-        if (line.kind === 'toolong') await this.bad('500 5.5.2 Line too long');
-        else await this.command(line.text);
-      }
-    } catch (err) {
-      this.session.log.error('LMTP session failed', { err });
-      await this.reply('421 4.3.0 Internal error, closing connection');
-    } finally {
-      this.waiting = false;
-      this.reader.detach();
-      if (connected) await closeSession(this.app, this.context());
-      if (!this.closed) this.close();
-    }
-  }
-
-  async bad(reply: string): Promise<void> {
-    this.badCommands++;
-    if (this.badCommands >= this.config.lmtp.maxBadCommands) {
-      await this.reply('421 4.7.0 Too many errors, closing connection');
-      this.close();
-      return;
-    }
-    await this.reply(reply);
-  }
-
-  /** One command line: dispatched, then reported (the `command` log line and metrics, hooks/pipeline). */
   async command(text: string): Promise<void> {
     const started = performance.now();
     this.lastReply = '';

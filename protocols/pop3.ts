@@ -15,17 +15,16 @@
  * the connection without a response and without entering UPDATE. Every command passes the command table (state,
  * syntax), then the `pop3.command` gate, then its handler; verdicts become replies in protocols/pop3/replies.ts.
  */
-import type { Duplex } from 'node:stream';
-import { createContext, createSession } from '../hooks/context.ts';
-import type { HookContext, Session } from '../hooks/context.ts';
-import { authenticate, closeSession, connectSession, listCapabilities, reportCommand, runCommand } from '../hooks/pipeline/index.ts';
+import { authenticate, listCapabilities, reportCommand, runCommand } from '../hooks/pipeline/index.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import { serverVersion } from './version.ts';
 import { plaintextAuthAllowed } from './auth-policy.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { canStartTls, upgradeConnection } from './client-connection.ts';
 import { dotStuff } from './dot-stuffing.ts';
-import { LineReader, writeTo } from './line-reader.ts';
+import { writeTo } from './line-reader.ts';
+import { LineSession } from './line-session.ts';
+import type { LineWording } from './line-session.ts';
 import { startProtocolListeners } from './listener.ts';
 import type { TcpListener } from './listener.ts';
 import type { TlsMaterial } from './tls.ts';
@@ -54,103 +53,37 @@ export function startPop3(app: PipelineApp, tls: TlsMaterial | null): Promise<Tc
   return startProtocolListeners('pop3', app.config.pop3, tls, app.log, (conn) => servePop3(app, conn));
 }
 
-class Pop3Session {
-  readonly app: PipelineApp;
-  readonly conn: ClientConnection;
-  readonly session: Session;
-  readonly reader: LineReader;
-  socket: Duplex;
-  secure: boolean;
+class Pop3Session extends LineSession {
   state: State = 'authorization';
   pendingUser: string | null = null;
   maildrop: Maildrop | null = null;
-  badCommands = 0;
-  closed = false;
-  /** Waiting for the next command line (a goodbye may be written now without splitting a response). */
-  waiting = false;
   /** The current command's argument text as sent (PASS takes it whole: passwords may contain spaces). */
   rawArgs = '';
+  // autologout (RFC 1939 §3): no response and no UPDATE
+  protected readonly wording: LineWording = {
+    greeting: '+OK WildDuck POP3 ready',
+    refused: '-ERR [SYS/TEMP] Too many connections, try again later',
+    tooLong: '-ERR Line too long',
+    tooManyErrors: '-ERR Too many errors, closing connection',
+    internalError: '-ERR [SYS/TEMP] Internal error, closing connection',
+    shutdown: '-ERR [SYS/TEMP] Server shutting down',
+    idle: null,
+  };
 
   constructor(app: PipelineApp, conn: ClientConnection) {
-    this.app = app;
-    this.conn = conn;
-    this.socket = conn.socket;
-    this.secure = conn.secure;
-    this.session = createSession(app.log, { protocol: 'pop3', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort ?? null });
-    this.reader = new LineReader(conn.socket, { maxLineLength: app.config.pop3.maxLineLength });
-  }
-
-  context(): HookContext {
-    return createContext(this.session);
+    super(app, conn, 'pop3');
   }
 
   /** The last status line (`+OK` / `-ERR`) written: the current command's answer for its report. */
   lastStatus = '';
 
-  async reply(text: string): Promise<void> {
+  protected override noteReply(text: string): void {
     if (text.startsWith('+OK') || text.startsWith('-ERR')) this.lastStatus = text;
-    if (this.closed) return;
-    try {
-      await writeTo(this.socket, `${text}\r\n`);
-    } catch {
-      this.closed = true;
-    }
   }
 
-  close(): void {
-    this.closed = true;
-    this.conn.close();
-  }
-
-  async run(): Promise<void> {
-    if (this.conn.refused) {
-      this.reader.detach();
-      await this.reply('-ERR [SYS/TEMP] Too many connections, try again later');
-      return;
-    }
-    // autologout (RFC 1939 §3): no response and no UPDATE; the listener closes the connection after this
-    this.conn.onIdleTimeout = () => {
-      this.session.log.info('autologout: idle timeout, closing without UPDATE');
-      this.closed = true;
-    };
-    this.conn.onShutdown = async () => {
-      if (this.waiting) await this.reply('-ERR [SYS/TEMP] Server shutting down');
-      this.closed = true;
-    };
-    let connected = false;
-    try {
-      await connectSession(this.app, this.context());
-      connected = true;
-      await this.reply('+OK WildDuck POP3 ready');
-      while (!this.closed) {
-        this.waiting = true;
-        const line = await this.reader.readLine();
-        this.waiting = false;
-        if (line === null) break;
-        if (line.kind === 'toolong') await this.bad('-ERR Line too long');
-        else await this.command(line.text);
-      }
-    } catch (err) {
-      this.session.log.error('POP3 session failed', { err });
-      await this.reply('-ERR [SYS/TEMP] Internal error, closing connection');
-    } finally {
-      this.waiting = false;
-      this.reader.detach();
-      // a connection that ends without QUIT applies nothing (RFC 1939 §6)
-      await this.maildrop?.close();
-      if (connected) await closeSession(this.app, this.context());
-      if (!this.closed) this.close();
-    }
-  }
-
-  async bad(reply: string): Promise<void> {
-    this.badCommands++;
-    if (this.badCommands >= this.app.config.pop3.maxBadCommands) {
-      await this.reply('-ERR Too many errors, closing connection');
-      this.close();
-      return;
-    }
-    await this.reply(reply);
+  /** A connection that ends without QUIT applies nothing (RFC 1939 §6): only the lock is released. */
+  protected override async onEnd(): Promise<void> {
+    await this.maildrop?.close();
   }
 
   /** One command line: dispatched, then reported (the `command` log line and metrics, hooks/pipeline). */

@@ -1,0 +1,130 @@
+/**
+ * The connection loop POP3 and LMTP share: greeting, one command line at a time through the protocol's
+ * `command()`, the BAD counter, too-long lines, the per-IP refusal, idle and shutdown goodbyes, session
+ * hooks (connectSession / closeSession) and the write path. Each protocol supplies its wording and its
+ * commands; IMAP has its own reader (literals) and session.
+ */
+import type { Duplex } from 'node:stream';
+import { createContext, createSession } from '../hooks/context.ts';
+import type { HookContext, Protocol, Session } from '../hooks/context.ts';
+import { closeSession, connectSession } from '../hooks/pipeline/index.ts';
+import type { PipelineApp } from '../hooks/pipeline/index.ts';
+import type { ClientConnection } from './client-connection.ts';
+import { LineReader, writeTo } from './line-reader.ts';
+
+/** The protocol's words for the moments the loop handles. */
+export interface LineWording {
+  greeting: string;
+  /** To a client over the per-IP connection limit; the listener closes afterwards. */
+  refused: string;
+  tooLong: string;
+  tooManyErrors: string;
+  internalError: string;
+  /** Sent at shutdown only while waiting for a command, so no response is cut in two. */
+  shutdown: string;
+  /** Sent when the idle timer fires; null closes without a word (POP3 autologout, RFC 1939 §3). */
+  idle: string | null;
+}
+
+export abstract class LineSession {
+  readonly app: PipelineApp;
+  readonly conn: ClientConnection;
+  readonly session: Session;
+  readonly reader: LineReader;
+  socket: Duplex;
+  secure: boolean;
+  badCommands = 0;
+  closed = false;
+  /** Waiting for the next command line (a goodbye may be written now without splitting a response). */
+  waiting = false;
+  readonly #maxBadCommands: number;
+
+  constructor(app: PipelineApp, conn: ClientConnection, protocol: Extract<Protocol, 'pop3' | 'lmtp'>) {
+    this.app = app;
+    this.conn = conn;
+    this.socket = conn.socket;
+    this.secure = conn.secure;
+    this.session = createSession(app.log, { protocol, id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort ?? null });
+    this.reader = new LineReader(conn.socket, { maxLineLength: app.config[protocol].maxLineLength });
+    this.#maxBadCommands = app.config[protocol].maxBadCommands;
+  }
+
+  protected abstract readonly wording: LineWording;
+  /** One command line (dispatch and report). */
+  abstract command(text: string): Promise<void>;
+  /** Remembers the status of a reply being written (for the command report). */
+  protected noteReply(_text: string): void {}
+  /** Runs when the connection ends, before closeSession (POP3 releases its maildrop). */
+  protected async onEnd(): Promise<void> {}
+
+  context(): HookContext {
+    return createContext(this.session);
+  }
+
+  async reply(text: string): Promise<void> {
+    this.noteReply(text);
+    if (this.closed) return;
+    try {
+      await writeTo(this.socket, text.endsWith('\r\n') ? text : `${text}\r\n`);
+    } catch {
+      this.closed = true;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.conn.close();
+  }
+
+  async bad(reply: string): Promise<void> {
+    this.badCommands++;
+    if (this.badCommands >= this.#maxBadCommands) {
+      await this.reply(this.wording.tooManyErrors);
+      this.close();
+      return;
+    }
+    await this.reply(reply);
+  }
+
+  async run(): Promise<void> {
+    const words = this.wording;
+    if (this.conn.refused) {
+      this.reader.detach();
+      await this.reply(words.refused);
+      return;
+    }
+    // the listener closes the connection after either notice
+    this.conn.onIdleTimeout = async () => {
+      if (words.idle) await this.reply(words.idle);
+      else this.session.log.info('autologout: idle timeout, closing');
+      this.closed = true;
+    };
+    this.conn.onShutdown = async () => {
+      if (this.waiting) await this.reply(words.shutdown);
+      this.closed = true;
+    };
+    let connected = false;
+    try {
+      await connectSession(this.app, this.context());
+      connected = true;
+      await this.reply(words.greeting);
+      while (!this.closed) {
+        this.waiting = true;
+        const line = await this.reader.readLine();
+        this.waiting = false;
+        if (line === null) break;
+        if (line.kind === 'toolong') await this.bad(words.tooLong);
+        else await this.command(line.text);
+      }
+    } catch (err) {
+      this.session.log.error('session failed', { err });
+      await this.reply(words.internalError);
+    } finally {
+      this.waiting = false;
+      this.reader.detach();
+      await this.onEnd();
+      if (connected) await closeSession(this.app, this.context());
+      if (!this.closed) this.close();
+    }
+  }
+}
