@@ -8,6 +8,7 @@ import { StorageError, type AddressRecord, type QuotaLimits, type SpecialUse, ty
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { lookupKeys, normalizeAddress, normalizeUsername } from './addresses.ts';
 import { looksLikeAppPassword, matchAppPassword } from './app-passwords.ts';
+import { specialMailboxNames, type SpecialMailboxNames } from './mailbox-names.ts';
 
 export interface CreateUserInput {
   username: string;
@@ -15,6 +16,10 @@ export interface CreateUserInput {
   name?: string;
   addresses?: string[];
   quota?: Partial<QuotaLimits>;
+  /** Names the special-use mailboxes in this language (storage/mailbox-names.ts); unknown = the config names. */
+  language?: string;
+  /** Explicit special-use mailbox names, over the language's (WildDuck's `mailboxes`). */
+  mailboxes?: Partial<SpecialMailboxNames>;
 }
 
 /** The mailboxes every new user gets, with their special-use flags. */
@@ -39,7 +44,8 @@ export async function createUser(storage: StoragePorts, config: Config, input: C
     quota: { storage: config.users.quota.storage, messages: config.users.quota.messages, ...input.quota },
   });
   try {
-    for (const mailbox of defaultMailboxes(config.users.mailboxes)) {
+    const names = specialMailboxNames(config.users.mailboxes, input.language, input.mailboxes);
+    for (const mailbox of defaultMailboxes(names)) {
       await storage.mailboxes.create(user.id, { path: mailbox.path, specialUse: mailbox.specialUse, subscribed: true });
     }
     const created: AddressRecord[] = [];

@@ -27,6 +27,31 @@ describe('HTTP API: users', () => {
     assert.deepEqual(boxes.body.results.map((b: { path: string }) => b.path), ['INBOX', 'Drafts', 'Junk', 'Sent Mail', 'Trash']);
   });
 
+  it('names the special-use mailboxes in the language given, with explicit mailboxes over it', async () => {
+    const paths = async (body: Record<string, unknown>) => {
+      const res = await t.request('POST', '/users', { body: { password: 'x1', ...body } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const boxes = await t.request('GET', `/users/${res.body.id}/mailboxes`);
+      return Object.fromEntries(boxes.body.results.map((b: { path: string; specialUse: string | null }) => [b.specialUse ?? 'inbox', b.path]));
+    };
+    assert.deepEqual(await paths({ username: 'lang-et', language: 'et' }), {
+      inbox: 'INBOX', '\\Drafts': 'Mustandid', '\\Sent': 'Saadetud kirjad', '\\Trash': 'Prügikast', '\\Junk': 'Rämpsposti kaust',
+    });
+    const de = await paths({ username: 'lang-de', language: 'de-AT' });
+    assert.equal(de['\\Trash'], 'Papierkorb', 'region subtag ignored');
+    const unknown = await paths({ username: 'lang-xx', language: 'xx' });
+    assert.deepEqual(Object.values(unknown).sort(), ['Drafts', 'INBOX', 'Junk', 'Sent Mail', 'Trash'], 'unknown language: config names');
+    const custom = await paths({ username: 'lang-custom', language: 'fr', mailboxes: { sent: 'Outbox', junk: ' Spam ' } });
+    assert.equal(custom['\\Sent'], 'Outbox');
+    assert.equal(custom['\\Junk'], 'Spam');
+    assert.equal(custom['\\Drafts'], 'Brouillons');
+    const bad = await t.request('POST', '/users', { body: { username: 'lang-bad', password: 'x1', mailboxes: { sent: 'a/b' } } });
+    assert.equal(bad.status, 400);
+    const same = await t.request('POST', '/users', { body: { username: 'lang-same', password: 'x1', mailboxes: { sent: 'Trash' } } });
+    assert.equal(same.status, 400);
+    assert.equal((await t.request('GET', '/users/resolve/lang-same')).status, 404);
+  });
+
   it('refuses a taken username (409), a bad username (400) and a taken address (409)', async () => {
     await t.request('POST', '/users', { body: { username: 'dave', password: 'x1', address: 'dave@example.com' } });
     const taken = await t.request('POST', '/users', { body: { username: 'DAVE', password: 'x1' } });

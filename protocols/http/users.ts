@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { createUser, findUser, resolveAddress } from '../../storage/users.ts';
 import { normalizeAddress } from '../../storage/addresses.ts';
+import { MAILBOX_LANGUAGES, specialMailboxNames } from '../../storage/mailbox-names.ts';
 import { hashPassword, verifyPassword } from '../../storage/passwords.ts';
 import type { StoragePorts, UserRecord } from '../../storage/ports.ts';
 import { ApiError } from './errors.ts';
@@ -15,6 +16,15 @@ import type { Route } from './route.ts';
 import { revokeUserTokens } from './tokens.ts';
 
 const password = z.string().min(1).max(256);
+const mailboxName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(255)
+  .refine((v) => !v.includes('/') && v.toUpperCase() !== 'INBOX', 'a top-level mailbox name other than INBOX');
+const mailboxNames = z
+  .object({ drafts: mailboxName.optional(), sent: mailboxName.optional(), trash: mailboxName.optional(), junk: mailboxName.optional() })
+  .describe('Names for the special-use mailboxes, over the language defaults');
 /** Bytes; 0 = the server default (`users.quota.storage`). */
 const quota = z.number().int().nonnegative().describe('Storage quota in bytes; 0 = the server default');
 
@@ -116,9 +126,17 @@ export const userRoutes: Route[] = [
       address: z.string().max(320).optional().describe('Main address; defaults to the username when it is an address'),
       emptyAddress: z.boolean().optional().describe('Create the user without any address'),
       quota: quota.optional(),
+      language: z
+        .string()
+        .max(20)
+        .optional()
+        .describe(`Language code: names Drafts, Sent, Trash and Junk in it (${MAILBOX_LANGUAGES.join(', ')}); others use the configured names`),
+      mailboxes: mailboxNames.optional(),
     }),
     response: z.object({ id: z.string() }),
     async handler({ app, body }) {
+      const names = Object.values(specialMailboxNames(app.config.users.mailboxes, body.language, body.mailboxes)).map((n) => n.toLowerCase());
+      if (new Set(names).size !== names.length) throw new ApiError('InputValidationError', 'mailboxes: special-use mailbox names must differ');
       const address = body.emptyAddress ? undefined : (body.address ?? (body.username.includes('@') ? body.username : undefined));
       // storage says ALREADYEXISTS for a username and an address alike: tell them apart up front
       if (address && (await storageCall(() => app.storage.users.resolveAddress(normalizeAddress(address).address)))) throw new ApiError('AddressExistsError');
@@ -130,6 +148,8 @@ export const userRoutes: Route[] = [
             name: body.name,
             addresses: address ? [address] : [],
             quota: body.quota ? { storage: body.quota } : undefined,
+            language: body.language,
+            mailboxes: body.mailboxes,
           }),
         { exists: 'UserExistsError' },
       );
