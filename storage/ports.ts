@@ -53,6 +53,8 @@ export interface UserRecord {
   /** Number of stored messages across all mailboxes. */
   messagesUsed: number;
   disabled: boolean;
+  /** Admin labels: trimmed, lowercased, distinct, sorted (storage/users.ts normalizeTags). */
+  tags: string[];
   created: number; // ms since epoch
 }
 
@@ -61,6 +63,8 @@ export interface NewUser {
   name?: string;
   passwordHash: string | null;
   quota?: Partial<QuotaLimits>;
+  /** Normalized tags (see UserRecord.tags). */
+  tags?: string[];
 }
 
 export interface UserPatch {
@@ -68,6 +72,18 @@ export interface UserPatch {
   passwordHash?: string | null;
   quota?: Partial<QuotaLimits>;
   disabled?: boolean;
+  /** Replaces the user's tags (normalized). */
+  tags?: string[];
+}
+
+/**
+ * Filters for listing users. `query`: substring of the username or name (case-insensitive). `tags`: the user has at
+ * least one of these; `requiredTags`: the user has all of these (both normalized; empty arrays filter nothing).
+ */
+export interface UserFilter {
+  query?: string;
+  tags?: string[];
+  requiredTags?: string[];
 }
 
 export interface AddressRecord {
@@ -91,9 +107,9 @@ export interface UsersPort {
   create(user: NewUser): Promise<UserRecord>; // ALREADYEXISTS when username is taken
   get(id: Id): Promise<UserRecord | null>;
   getByUsername(username: string): Promise<UserRecord | null>;
-  list(options?: { query?: string; limit?: number; cursor?: string | null }): Promise<Page<UserRecord>>;
-  /** How many users `list` would return in all for the same query (the HTTP API's `total`). */
-  count(options?: { query?: string }): Promise<number>;
+  list(options?: UserFilter & { limit?: number; cursor?: string | null }): Promise<Page<UserRecord>>;
+  /** How many users `list` would return in all for the same filter (the HTTP API's `total`). */
+  count(options?: UserFilter): Promise<number>;
   update(id: Id, patch: UserPatch): Promise<UserRecord>; // NONEXISTENT
   /** Removes the user with all mailboxes, messages (releasing blob references) and addresses. */
   delete(id: Id): Promise<void>;

@@ -16,10 +16,22 @@ export interface CreateUserInput {
   name?: string;
   addresses?: string[];
   quota?: Partial<QuotaLimits>;
+  /** Admin labels; normalized with normalizeTags. */
+  tags?: string[];
   /** Names the special-use mailboxes in this language (storage/mailbox-names.ts); unknown = the config names. */
   language?: string;
   /** Explicit special-use mailbox names, over the language's (WildDuck's `mailboxes`). */
   mailboxes?: Partial<SpecialMailboxNames>;
+}
+
+/** User tags as stored: trimmed, NFC, lowercased, empty ones dropped, distinct, sorted. */
+export function normalizeTags(tags: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const tag of tags) {
+    const t = tag.trim().normalize('NFC').toLowerCase();
+    if (t) out.add(t);
+  }
+  return [...out].sort();
 }
 
 /** The mailboxes every new user gets, with their special-use flags. */
@@ -42,6 +54,7 @@ export async function createUser(storage: StoragePorts, config: Config, input: C
     name: input.name ?? '',
     passwordHash,
     quota: { storage: config.users.quota.storage, messages: config.users.quota.messages, ...input.quota },
+    tags: normalizeTags(input.tags ?? []),
   });
   try {
     const names = specialMailboxNames(config.users.mailboxes, input.language, input.mailboxes);

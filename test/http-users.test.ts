@@ -99,6 +99,36 @@ describe('HTTP API: users', () => {
     assert.equal((await t.request('GET', '/users?limit=0')).status, 400);
   });
 
+  it('stores tags lowercased, shows them, filters the list by any tag or all tags, and lets only root change them', async () => {
+    const create = async (username: string, tags: string[]) =>
+      (await t.request('POST', '/users', { body: { username, password: 'x1', tags } })).body.id as string;
+    const a = await create('tagged-a', [' Sales ', 'VIP', 'vip']);
+    await create('tagged-b', ['sales']);
+    await create('tagged-c', ['ops', 'vip']);
+    assert.deepEqual((await t.request('GET', `/users/${a}`)).body.tags, ['sales', 'vip']);
+    const names = async (qs: string) => {
+      const res = await t.request('GET', `/users?${qs}`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      return res.body.results.map((u: { username: string; tags: string[] }) => `${u.username}:${u.tags.join('+')}`);
+    };
+    assert.deepEqual(await names('tags=vip,nothing'), ['tagged-a:sales+vip', 'tagged-c:ops+vip']);
+    assert.deepEqual(await names('requiredTags=SALES,vip'), ['tagged-a:sales+vip']);
+    assert.deepEqual(await names('query=tagged&tags=sales&requiredTags=vip'), ['tagged-a:sales+vip']);
+    assert.equal((await t.request('GET', '/users?tags=sales')).body.total, 2);
+    const first = await t.request('GET', '/users?tags=vip&limit=1');
+    const second = await t.request('GET', `/users?tags=vip&limit=1&next=${first.body.nextCursor}`);
+    assert.deepEqual(second.body.results.map((u: { username: string }) => u.username), ['tagged-c']);
+    assert.equal((await t.request('GET', `/users?tags=ops&limit=1&next=${first.body.nextCursor}`)).status, 400, 'cursor bound to the tags');
+
+    assert.equal((await t.request('PUT', `/users/${a}`, { body: { tags: ['ops'] } })).status, 200);
+    assert.deepEqual(await names('tags=ops'), ['tagged-a:ops', 'tagged-c:ops+vip']);
+    assert.equal((await t.request('POST', '/users', { body: { username: 'tagged-bad', password: 'x1', tags: 'a,b' } })).status, 400);
+    const token = (await t.request('POST', '/authenticate', { token: null, body: { username: 'tagged-b', password: 'x1', token: true } })).body.token;
+    const own = await t.request('PUT', '/users/me', { token, body: { tags: ['boss'] } });
+    assert.equal(own.status, 403);
+    assert.equal(own.body.code, 'MissingPrivileges');
+  });
+
   it('resolves a username or address to the user id', async () => {
     const id = (await t.request('POST', '/users', { body: { username: 'frank', password: 'x1', address: 'frank@example.com' } })).body.id;
     assert.deepEqual((await t.request('GET', '/users/resolve/FRANK')).body, { success: true, id });

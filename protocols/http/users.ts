@@ -1,10 +1,10 @@
 /**
  * User administration: list (paged), create, read (with quota usage), update, delete, resolve a username,
  * log out everywhere. Field names follow WildDuck's API; WildDuck fields this server has no feature for
- * (tags, 2FA, encryption, ...) are accepted and ignored on input and answered with their neutral value.
+ * (2FA, encryption, ...) are accepted and ignored on input and answered with their neutral value.
  */
 import { z } from 'zod';
-import { createUser, findUser, resolveAddress } from '../../storage/users.ts';
+import { createUser, findUser, normalizeTags, resolveAddress } from '../../storage/users.ts';
 import { normalizeAddress } from '../../storage/addresses.ts';
 import { MAILBOX_LANGUAGES, specialMailboxNames } from '../../storage/mailbox-names.ts';
 import { hashPassword, verifyPassword } from '../../storage/passwords.ts';
@@ -16,6 +16,19 @@ import type { Route } from './route.ts';
 import { revokeUserTokens } from './tokens.ts';
 
 const password = z.string().min(1).max(256);
+const tagList = z
+  .array(z.string().max(128))
+  .max(100)
+  .transform((tags) => normalizeTags(tags))
+  .describe('Tags (labels for admins); stored trimmed and lowercased');
+/** Comma-separated tags in a query parameter. */
+const tagQuery = (description: string) =>
+  z
+    .string()
+    .max(4096)
+    .optional()
+    .transform((v) => normalizeTags((v ?? '').split(',')))
+    .describe(description);
 const mailboxName = z
   .string()
   .trim()
@@ -60,7 +73,7 @@ async function listEntry(storage: StoragePorts, user: UserRecord) {
     username: user.username,
     name: user.name,
     address: await mainAddress(storage, user.id),
-    tags: [],
+    tags: user.tags,
     targets: [],
     enabled2fa: [],
     autoreply: false,
@@ -83,6 +96,8 @@ export const userRoutes: Route[] = [
     access: 'root',
     query: z.object({
       query: z.string().max(256).optional().describe('Substring of the username or name'),
+      tags: tagQuery('Comma-separated tags: the user has at least one of them'),
+      requiredTags: tagQuery('Comma-separated tags: the user has all of them'),
       limit: z.coerce.number().int().min(1).max(250).default(20).describe('Users per page'),
       next: z.string().max(8192).optional().describe('Cursor for the next page (nextCursor of the previous answer)'),
       previous: z.string().max(8192).optional().describe('Cursor for the previous page (previousCursor of the previous answer)'),
@@ -93,20 +108,25 @@ export const userRoutes: Route[] = [
       previousCursor: z.union([z.string(), z.literal(false)]),
       nextCursor: z.union([z.string(), z.literal(false)]),
       query: z.string(),
-      results: z.array(z.object({ id: z.string(), username: z.string(), name: z.string(), address: z.string(), disabled: z.boolean() })),
+      results: z.array(
+        z.object({ id: z.string(), username: z.string(), name: z.string(), address: z.string(), tags: z.array(z.string()), disabled: z.boolean() }),
+      ),
     }),
     async handler({ app, query }) {
       const q = query.query ?? '';
+      const filter = { query: q || undefined, tags: query.tags, requiredTags: query.requiredTags };
+      // cursors are bound to the whole filter
+      const key = JSON.stringify([q, query.tags, query.requiredTags]);
       const given = query.next ?? query.previous;
-      const cursor: Cursor = given ? decodeCursor(given, q) : { q, s: [null] };
-      const page = await app.storage.users.list({ query: q || undefined, limit: query.limit, cursor: cursor.s[cursor.s.length - 1] ?? null });
+      const cursor: Cursor = given ? decodeCursor(given, key) : { q: key, s: [null] };
+      const page = await app.storage.users.list({ ...filter, limit: query.limit, cursor: cursor.s[cursor.s.length - 1] ?? null });
       const results = [];
       for (const user of page.items) results.push(await listEntry(app.storage, user));
       return {
-        total: await app.storage.users.count({ query: q || undefined }),
+        total: await app.storage.users.count(filter),
         page: cursor.s.length,
-        previousCursor: cursor.s.length > 1 ? encodeCursor({ q, s: cursor.s.slice(0, -1) }) : false,
-        nextCursor: page.next ? encodeCursor({ q, s: [...cursor.s, page.next] }) : false,
+        previousCursor: cursor.s.length > 1 ? encodeCursor({ q: key, s: cursor.s.slice(0, -1) }) : false,
+        nextCursor: page.next ? encodeCursor({ q: key, s: [...cursor.s, page.next] }) : false,
         query: q,
         results,
       };
@@ -132,6 +152,7 @@ export const userRoutes: Route[] = [
         .optional()
         .describe(`Language code: names Drafts, Sent, Trash and Junk in it (${MAILBOX_LANGUAGES.join(', ')}); others use the configured names`),
       mailboxes: mailboxNames.optional(),
+      tags: tagList.optional(),
     }),
     response: z.object({ id: z.string() }),
     async handler({ app, body }) {
@@ -150,6 +171,7 @@ export const userRoutes: Route[] = [
             quota: body.quota ? { storage: body.quota } : undefined,
             language: body.language,
             mailboxes: body.mailboxes,
+            tags: body.tags,
           }),
         { exists: 'UserExistsError' },
       );
@@ -195,6 +217,7 @@ export const userRoutes: Route[] = [
       }),
       hasPasswordSet: z.boolean(),
       disabled: z.boolean(),
+      tags: z.array(z.string()),
       created: z.string().describe('Addition to WildDuck: creation time'),
     }),
     async handler({ app, user }) {
@@ -215,7 +238,7 @@ export const userRoutes: Route[] = [
         targets: [],
         spamLevel: 50,
         limits: quotaOf(user),
-        tags: [],
+        tags: user.tags,
         disabledScopes: [],
         hasPasswordSet: user.passwordHash !== null,
         activated: true,
@@ -242,10 +265,11 @@ export const userRoutes: Route[] = [
       name: z.string().max(256).optional(),
       quota: quota.optional(),
       disabled: z.boolean().optional().describe('A disabled user cannot log in'),
+      tags: tagList.optional().describe('Replaces the tags (root only)'),
     }),
     async handler({ app, caller, user, body }) {
-      if (caller.kind === 'user' && (body.quota !== undefined || body.disabled !== undefined)) {
-        throw new ApiError('MissingPrivileges', 'Only root can change quota or the disabled flag');
+      if (caller.kind === 'user' && (body.quota !== undefined || body.disabled !== undefined || body.tags !== undefined)) {
+        throw new ApiError('MissingPrivileges', 'Only root can change quota, tags or the disabled flag');
       }
       if (body.existingPassword !== undefined && !(await verifyPassword(user.passwordHash, body.existingPassword))) {
         throw new ApiError('AuthFailed', 'Password verification failed');
@@ -258,6 +282,7 @@ export const userRoutes: Route[] = [
             passwordHash,
             quota: body.quota === undefined ? undefined : { storage: body.quota || app.config.users.quota.storage },
             disabled: body.disabled,
+            tags: body.tags,
           }),
         { missing: 'UserNotFound' },
       );

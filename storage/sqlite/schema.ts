@@ -141,6 +141,16 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE UNIQUE INDEX user_documents_key ON user_documents(kind, key) WHERE key IS NOT NULL;
   `,
+
+  // 3: user tags (GET /users?tags=… / requiredTags=… filter through the tag index)
+  `
+  CREATE TABLE user_tags (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (user_id, tag)
+  );
+  CREATE INDEX user_tags_tag ON user_tags(tag, user_id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

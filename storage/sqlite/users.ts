@@ -1,8 +1,8 @@
 /** Users and their addresses. Usernames and addresses arrive normalized; uniqueness is enforced by the schema. */
 import { Buffer } from 'node:buffer';
 import { StorageError } from '../ports.ts';
-import type { AddressRecord, Id, NewUser, Page, UserPatch, UserRecord, UsersPort } from '../ports.ts';
-import type { Db } from './driver.ts';
+import type { AddressRecord, Id, NewUser, Page, UserFilter, UserPatch, UserRecord, UsersPort } from '../ports.ts';
+import type { Db, SqlParam } from './driver.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import { bool, isUniqueViolation, num, rowId, toId } from './common.ts';
 
@@ -28,7 +28,7 @@ interface AddressRow {
   created: number;
 }
 
-function toUser(r: UserRow): UserRecord {
+function toUser(r: UserRow, tags: string[]): UserRecord {
   return {
     id: toId(r.id),
     username: r.username,
@@ -41,6 +41,7 @@ function toUser(r: UserRow): UserRecord {
     storageUsed: num(r.storage_used),
     messagesUsed: num(r.messages_used),
     disabled: bool(r.disabled),
+    tags,
     created: num(r.created),
   };
 }
@@ -74,6 +75,27 @@ function likePattern(query: string): string {
   return `%${query.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
+/** SQL conditions (joined with AND) and their parameters for a UserFilter; tag lookups use user_tags(tag). */
+function filterSql(filter: UserFilter): { where: string[]; params: SqlParam[] } {
+  const where: string[] = [];
+  const params: SqlParam[] = [];
+  if (filter.query) {
+    where.push(`(lower(username) LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\')`);
+    params.push(likePattern(filter.query), likePattern(filter.query));
+  }
+  const any = [...new Set(filter.tags ?? [])];
+  if (any.length > 0) {
+    where.push(`id IN (SELECT user_id FROM user_tags WHERE tag IN (${any.map(() => '?').join(', ')}))`);
+    params.push(...any);
+  }
+  const all = [...new Set(filter.requiredTags ?? [])];
+  if (all.length > 0) {
+    where.push(`id IN (SELECT user_id FROM user_tags WHERE tag IN (${all.map(() => '?').join(', ')}) GROUP BY user_id HAVING count(*) = ?)`);
+    params.push(...all, all.length);
+  }
+  return { where, params };
+}
+
 export class SqliteUsers implements UsersPort {
   #db: Db;
   #blobs: SqliteBlobs;
@@ -89,6 +111,17 @@ export class SqliteUsers implements UsersPort {
     return this.#db.get<UserRow>('SELECT * FROM users WHERE id = ?', id);
   }
 
+  #user(r: UserRow): UserRecord {
+    const tags = this.#db.all<{ tag: string }>('SELECT tag FROM user_tags WHERE user_id = ? ORDER BY tag', r.id).map((t) => t.tag);
+    return toUser(r, tags);
+  }
+
+  /** Replaces the user's tags (inside the caller's transaction). */
+  #setTags(id: number, tags: readonly string[]): void {
+    this.#db.run('DELETE FROM user_tags WHERE user_id = ?', id);
+    for (const tag of new Set(tags)) this.#db.run('INSERT INTO user_tags (user_id, tag) VALUES (?, ?)', id, tag);
+  }
+
   async create(user: NewUser): Promise<UserRecord> {
     const db = this.#db;
     try {
@@ -102,7 +135,8 @@ export class SqliteUsers implements UsersPort {
           user.quota?.messages ?? null,
           this.#now(),
         );
-        return toUser(this.#row(lastInsertRowid)!);
+        if (user.tags?.length) this.#setTags(num(lastInsertRowid), user.tags);
+        return this.#user(this.#row(lastInsertRowid)!);
       });
     } catch (err) {
       if (isUniqueViolation(err)) throw new StorageError('ALREADYEXISTS', `username ${user.username} is taken`);
@@ -113,40 +147,32 @@ export class SqliteUsers implements UsersPort {
   async get(id: Id): Promise<UserRecord | null> {
     const n = rowId(id);
     const r = n === null ? undefined : this.#row(n);
-    return r ? toUser(r) : null;
+    return r ? this.#user(r) : null;
   }
 
   async getByUsername(username: string): Promise<UserRecord | null> {
     const r = this.#db.get<UserRow>('SELECT * FROM users WHERE username = ?', username);
-    return r ? toUser(r) : null;
+    return r ? this.#user(r) : null;
   }
 
-  async list(options: { query?: string; limit?: number; cursor?: string | null } = {}): Promise<Page<UserRecord>> {
+  async list(options: UserFilter & { limit?: number; cursor?: string | null } = {}): Promise<Page<UserRecord>> {
     const limit = Math.max(1, Math.min(options.limit ?? 100, 1000));
     const after = options.cursor ? decodeCursor(options.cursor) : 0;
-    const rows = options.query
-      ? this.#db.all<UserRow>(
-          `SELECT * FROM users WHERE id > ? AND (lower(username) LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\')
-           ORDER BY id LIMIT ?`,
-          after,
-          likePattern(options.query),
-          likePattern(options.query),
-          limit + 1,
-        )
-      : this.#db.all<UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?', after, limit + 1);
+    const { where, params } = filterSql(options);
+    const rows = this.#db.all<UserRow>(
+      `SELECT * FROM users WHERE ${['id > ?', ...where].join(' AND ')} ORDER BY id LIMIT ?`,
+      after,
+      ...params,
+      limit + 1,
+    );
     const more = rows.length > limit;
-    const items = rows.slice(0, limit).map(toUser);
+    const items = rows.slice(0, limit).map((r) => this.#user(r));
     return { items, next: more ? encodeCursor(num(rows[limit - 1].id)) : null };
   }
 
-  async count(options: { query?: string } = {}): Promise<number> {
-    const row = options.query
-      ? this.#db.get<{ n: number }>(
-          `SELECT count(*) AS n FROM users WHERE lower(username) LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\'`,
-          likePattern(options.query),
-          likePattern(options.query),
-        )
-      : this.#db.get<{ n: number }>('SELECT count(*) AS n FROM users');
+  async count(options: UserFilter = {}): Promise<number> {
+    const { where, params } = filterSql(options);
+    const row = this.#db.get<{ n: number }>(`SELECT count(*) AS n FROM users${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`, ...params);
     return num(row?.n ?? 0);
   }
 
@@ -165,7 +191,8 @@ export class SqliteUsers implements UsersPort {
         patch.disabled !== undefined ? patch.disabled : bool(cur.disabled),
         n,
       );
-      return toUser(this.#row(n!)!);
+      if (patch.tags !== undefined) this.#setTags(n!, patch.tags);
+      return this.#user(this.#row(n!)!);
     });
   }
 
@@ -189,7 +216,7 @@ export class SqliteUsers implements UsersPort {
          WHERE id = ?`,
         n,
       );
-      return toUser(this.#row(n!)!);
+      return this.#user(this.#row(n!)!);
     });
   }
 

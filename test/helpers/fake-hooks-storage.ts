@@ -68,6 +68,7 @@ export function createFakeStorage(): FakeStorage {
         storageUsed: 0,
         messagesUsed: 0,
         disabled,
+        tags: [],
         created: Date.now(),
       };
       users.push(user);

@@ -141,6 +141,35 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(await s.users.count({ query: '%' }), 0);
         }));
 
+      it('stores user tags and filters listings by any tag, all tags and a query together', () =>
+        withStorage(async ({ s }) => {
+          const a = await s.users.create({ username: 'tag-a', name: 'Sales A', passwordHash: null, tags: ['sales', 'vip'] });
+          assert.deepEqual(a.tags, ['sales', 'vip']);
+          const b = await s.users.create({ username: 'tag-b', passwordHash: null, tags: ['sales'] });
+          await s.users.create({ username: 'tag-c', passwordHash: null, tags: ['ops', 'vip'] });
+          assert.deepEqual((await s.users.get(b.id))!.tags, ['sales']);
+          assert.deepEqual((await s.users.getByUsername('alice'))!.tags, [], 'no tags');
+          const names = async (filter: { query?: string; tags?: string[]; requiredTags?: string[] }) =>
+            (await s.users.list(filter)).items.map((u) => u.username).sort();
+          assert.deepEqual(await names({ tags: ['vip', 'nothing'] }), ['tag-a', 'tag-c']);
+          assert.deepEqual(await names({ requiredTags: ['sales', 'vip'] }), ['tag-a']);
+          assert.deepEqual(await names({ requiredTags: ['vip', 'vip'] }), ['tag-a', 'tag-c'], 'repeated tags count once');
+          assert.deepEqual(await names({ tags: ['sales'], requiredTags: ['vip'], query: 'sales' }), ['tag-a']);
+          assert.deepEqual(await names({ tags: [] }), ['alice', 'tag-a', 'tag-b', 'tag-c']);
+          assert.equal(await s.users.count({ tags: ['sales', 'vip'] }), 3);
+          assert.equal(await s.users.count({ requiredTags: ['sales', 'vip'] }), 1);
+          const page1 = await s.users.list({ tags: ['vip'], limit: 1 });
+          assert.deepEqual(page1.items.map((u) => u.username), ['tag-a']);
+          const page2 = await s.users.list({ tags: ['vip'], limit: 1, cursor: page1.next });
+          assert.deepEqual(page2.items.map((u) => u.username), ['tag-c']);
+          const updated = await s.users.update(b.id, { tags: ['ops'] });
+          assert.deepEqual(updated.tags, ['ops']);
+          assert.deepEqual((await s.users.update(b.id, { name: 'B' })).tags, ['ops'], 'kept when not in the patch');
+          assert.deepEqual(await names({ tags: ['sales'] }), ['tag-a']);
+          await s.users.delete(a.id);
+          assert.deepEqual(await names({ tags: ['vip'] }), ['tag-c'], 'tags go with their user');
+        }));
+
       it('adds, resolves, lists and removes addresses', () =>
         withStorage(async ({ s, user }) => {
           const a1 = await s.users.addAddress(user.id, { address: 'alice@example.com', display: 'Alice@Example.com' });
