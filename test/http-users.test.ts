@@ -3,6 +3,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootHttpTestApp } from './helpers/http-harness.ts';
 import type { HttpTestApp } from './helpers/http-harness.ts';
+import { getDeliverySettings } from '../storage/delivery-settings.ts';
 
 describe('HTTP API: users', () => {
   let t: HttpTestApp;
@@ -127,6 +128,38 @@ describe('HTTP API: users', () => {
     const own = await t.request('PUT', '/users/me', { token, body: { tags: ['boss'] } });
     assert.equal(own.status, 403);
     assert.equal(own.body.code, 'MissingPrivileges');
+  });
+
+  it('sets forwarding targets and the spam level on create and update (delivery settings), shown by get and list', async () => {
+    const res = await t.request('POST', '/users', { body: { username: 'fwd', password: 'x1', targets: ['Copy@Example.org'], spamLevel: 80 } });
+    assert.equal(res.status, 200);
+    const id = res.body.id as string;
+    const get = async () => (await t.request('GET', `/users/${id}`)).body;
+    assert.deepEqual((await get()).targets, ['copy@example.org']);
+    assert.equal((await get()).spamLevel, 80);
+    assert.deepEqual(await getDeliverySettings(t.app.storage.documents, id), { forward: ['copy@example.org'], spamLevel: 80 }, 'the settings delivery reads');
+    const listed = (await t.request('GET', '/users?query=fwd')).body.results;
+    assert.deepEqual(listed.map((u: { targets: string[] }) => u.targets), [['copy@example.org']]);
+
+    const token = (await t.request('POST', '/authenticate', { token: null, body: { username: 'fwd', password: 'x1', token: true } })).body.token;
+    assert.equal((await t.request('PUT', '/users/me', { token, body: { targets: ['a@example.net', 'b@example.net'] } })).status, 200, 'owners may');
+    assert.deepEqual((await get()).targets, ['a@example.net', 'b@example.net']);
+    assert.equal((await get()).spamLevel, 80, 'kept');
+    assert.equal((await t.request('PUT', `/users/${id}`, { body: { spamLevel: null, targets: [] } })).status, 200);
+    assert.deepEqual((await get()).targets, []);
+    assert.equal((await get()).spamLevel, 50, 'unset shows 50');
+    assert.deepEqual(await getDeliverySettings(t.app.storage.documents, id), { forward: [], spamLevel: null });
+
+    const plain = (await t.request('POST', '/users', { body: { username: 'nofwd', password: 'x1' } })).body.id;
+    assert.deepEqual((await t.request('GET', `/users/${plain}`)).body.targets, []);
+    for (const body of [{ targets: ['smtp://mx.example.com:25'] }, { targets: ['not an address'] }, { spamLevel: 101 }, { spamLevel: 1.5 }]) {
+      const bad = await t.request('PUT', `/users/${id}`, { body });
+      assert.equal(bad.status, 400, JSON.stringify(body));
+      assert.equal(bad.body.code, 'InputValidationError');
+    }
+    const badCreate = await t.request('POST', '/users', { body: { username: 'fwd-bad', password: 'x1', targets: ['nope'] } });
+    assert.equal(badCreate.status, 400);
+    assert.equal((await t.request('GET', '/users/resolve/fwd-bad')).status, 404);
   });
 
   it('resolves a username or address to the user id', async () => {

@@ -14,6 +14,8 @@ import { mainAddress, quotaOf, storageCall, userParams } from './common.ts';
 import { route } from './route.ts';
 import type { Route } from './route.ts';
 import { revokeUserTokens } from './tokens.ts';
+import { emailAddress, getDeliverySettings, updateDeliverySettings } from '../../storage/delivery-settings.ts';
+import type { DeliverySettingsInput } from '../../storage/delivery-settings.ts';
 
 const password = z.string().min(1).max(256);
 const tagList = z
@@ -29,6 +31,29 @@ const tagQuery = (description: string) =>
     .optional()
     .transform((v) => normalizeTags((v ?? '').split(',')))
     .describe(description);
+/** Forwarding targets: e-mail addresses only (WildDuck's smtp:// relay and http(s) POST targets are not supported). */
+const targets = z
+  .array(emailAddress)
+  .max(100)
+  .describe('Forwarding addresses: a copy of every message that is neither spam nor deleted by a filter goes there; [] = none');
+const spamLevel = z
+  .number()
+  .int()
+  .min(0)
+  .max(100)
+  .nullable()
+  .describe('0 = everything is spam, 100 = nothing is; in between a scanner score at or above it is spam; null = the server rule (addition)');
+/** WildDuck shows 50 when no level is set. */
+const DEFAULT_SPAM_LEVEL = 50;
+
+/** The delivery-settings part of a POST/PUT body, when it has one. */
+function deliveryChanges(body: { targets?: string[]; spamLevel?: number | null }): DeliverySettingsInput | null {
+  const changes: DeliverySettingsInput = {};
+  if (body.targets !== undefined) changes.forward = body.targets;
+  if (body.spamLevel !== undefined) changes.spamLevel = body.spamLevel;
+  return Object.keys(changes).length ? changes : null;
+}
+
 const mailboxName = z
   .string()
   .trim()
@@ -68,13 +93,14 @@ function decodeCursor(value: string, query: string): Cursor {
 }
 
 async function listEntry(storage: StoragePorts, user: UserRecord) {
+  const settings = await getDeliverySettings(storage.documents, user.id);
   return {
     id: user.id,
     username: user.username,
     name: user.name,
     address: await mainAddress(storage, user.id),
     tags: user.tags,
-    targets: [],
+    targets: settings.forward,
     enabled2fa: [],
     autoreply: false,
     encryptMessages: false,
@@ -153,6 +179,8 @@ export const userRoutes: Route[] = [
         .describe(`Language code: names Drafts, Sent, Trash and Junk in it (${MAILBOX_LANGUAGES.join(', ')}); others use the configured names`),
       mailboxes: mailboxNames.optional(),
       tags: tagList.optional(),
+      targets: targets.optional(),
+      spamLevel: spamLevel.optional(),
     }),
     response: z.object({ id: z.string() }),
     async handler({ app, body }) {
@@ -175,6 +203,15 @@ export const userRoutes: Route[] = [
           }),
         { exists: 'UserExistsError' },
       );
+      const changes = deliveryChanges(body);
+      if (changes) {
+        try {
+          await storageCall(() => updateDeliverySettings(app.storage.documents, user.id, changes));
+        } catch (err) {
+          await app.storage.users.delete(user.id).catch(() => {});
+          throw err;
+        }
+      }
       return { id: user.id };
     },
   }),
@@ -218,9 +255,12 @@ export const userRoutes: Route[] = [
       hasPasswordSet: z.boolean(),
       disabled: z.boolean(),
       tags: z.array(z.string()),
+      targets: z.array(z.string()).describe('Forwarding addresses'),
+      spamLevel: z.number().describe('The user\'s spam level; 50 when none is set'),
       created: z.string().describe('Addition to WildDuck: creation time'),
     }),
     async handler({ app, user }) {
+      const settings = await storageCall(() => getDeliverySettings(app.storage.documents, user.id));
       return {
         id: user.id,
         username: user.username,
@@ -235,8 +275,8 @@ export const userRoutes: Route[] = [
         keyInfo: false,
         metaData: {},
         internalData: {},
-        targets: [],
-        spamLevel: 50,
+        targets: settings.forward,
+        spamLevel: settings.spamLevel ?? DEFAULT_SPAM_LEVEL,
         limits: quotaOf(user),
         tags: user.tags,
         disabledScopes: [],
@@ -255,7 +295,7 @@ export const userRoutes: Route[] = [
   route({
     method: 'PUT',
     path: '/users/:user',
-    summary: 'Update password, name, quota or the disabled flag',
+    summary: 'Update password, name, quota, tags, forwarding targets, spam level or the disabled flag',
     tag: 'Users',
     access: 'owner',
     params: userParams,
@@ -266,6 +306,8 @@ export const userRoutes: Route[] = [
       quota: quota.optional(),
       disabled: z.boolean().optional().describe('A disabled user cannot log in'),
       tags: tagList.optional().describe('Replaces the tags (root only)'),
+      targets: targets.optional(),
+      spamLevel: spamLevel.optional(),
     }),
     async handler({ app, caller, user, body }) {
       if (caller.kind === 'user' && (body.quota !== undefined || body.disabled !== undefined || body.tags !== undefined)) {
@@ -286,6 +328,8 @@ export const userRoutes: Route[] = [
           }),
         { missing: 'UserNotFound' },
       );
+      const changes = deliveryChanges(body);
+      if (changes) await storageCall(() => updateDeliverySettings(app.storage.documents, user.id, changes), { missing: 'UserNotFound' });
       return {};
     },
   }),
