@@ -398,6 +398,8 @@ export interface MessagesPort {
   expunge(mailboxId: Id, uids: number[]): Promise<number[]>;
   /** Finds a message by Message-ID in a mailbox (duplicate suppression, Sent autosave). */
   findByMessageId(mailboxId: Id, messageId: string): Promise<MessageRecord | null>;
+  /** How many of the user's messages (in any mailbox) belong to each of these threads; unknown threads count 0. */
+  threadCounts(userId: Id, threadIds: Id[]): Promise<Map<Id, number>>;
 }
 
 // ---------------------------------------------------------------------------------------------------------

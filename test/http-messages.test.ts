@@ -131,6 +131,25 @@ describe('HTTP API: messages', () => {
     assert.deepEqual(asc.body.results.map((m: { id: number }) => m.id), [1, 2]);
   });
 
+  it('adds threadMessageCount with threadCounters=true: the thread\'s messages in every mailbox', async () => {
+    const id = (await t.request('POST', '/users', { body: { username: 'threads', password: 'x1' } })).body.id as string;
+    const boxes = (await t.request('GET', `/users/${id}/mailboxes`)).body.results;
+    const box = (path: string) => boxes.find((b: { path: string }) => b.path === path).id as string;
+    const mail = (messageId: string, refs: string) =>
+      enc.encode(`From: a@example.com\r\nSubject: t\r\nMessage-ID: ${messageId}\r\n${refs ? `References: ${refs}\r\n` : ''}\r\nbody\r\n`);
+    const ctx = internalContext(t.app.log, { id, username: 'threads' });
+    const put = (mailbox: string, source: Uint8Array) => storeMessage(t.app, ctx, { userId: id, mailboxId: mailbox, flags: [], internalDate: Date.now(), source });
+    await put(box('INBOX'), mail('<root@t>', ''));
+    await put(box('INBOX'), mail('<other@t>', ''));
+    await put(box('INBOX'), mail('<reply@t>', '<root@t>'));
+    await put(box('Sent Mail'), mail('<reply2@t>', '<root@t> <reply@t>'));
+    const list = await t.request('GET', `/users/${id}/mailboxes/${box('INBOX')}/messages?threadCounters=true`);
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.body.results.map((m: { threadMessageCount: number }) => m.threadMessageCount), [3, 1, 3]);
+    const plain = await t.request('GET', `/users/${id}/mailboxes/${box('INBOX')}/messages`);
+    assert.equal('threadMessageCount' in plain.body.results[0], false, 'only when asked');
+  });
+
   it('filters the list by unseen and flagged and refuses bad paging input', async () => {
     const unseen = await t.request('GET', msgs('?unseen=true'));
     assert.deepEqual(unseen.body.results.map((m: { id: number }) => m.id), [6, 5, 3, 1]);

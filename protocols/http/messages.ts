@@ -110,7 +110,7 @@ export const messageReadRoutes: Route[] = [
     query: pageQuery.extend({
       unseen: queryBool('Only messages without \\Seen'),
       flagged: queryBool('Only messages with \\Flagged (an addition)'),
-      threadCounters: queryBool('Accepted for compatibility; thread counts are not computed'),
+      threadCounters: queryBool('Adds threadMessageCount to each result: the user\'s messages in its thread, in any mailbox'),
       metaData: queryBool('Accepted for compatibility'),
       includeHeaders: z.string().optional().describe('Accepted for compatibility'),
     }),
@@ -122,7 +122,13 @@ export const messageReadRoutes: Route[] = [
       if (query.order === 'desc') entries = [...entries].reverse();
       const { slice, page, nextCursor, previousCursor } = paginate(entries, query.limit, query.next, query.previous);
       const records = (await Promise.all(slice.map((e) => app.storage.messages.get(box.id, e.uid)))).filter((r): r is MessageRecord => r !== null);
-      return { total: entries.length, page, previousCursor, nextCursor, specialUse: box.specialUse, results: await listItems(app, records) };
+      const items = await listItems(app, records);
+      let results: Array<(typeof items)[number] & { threadMessageCount?: number }> = items;
+      if (query.threadCounters) {
+        const counts = await app.storage.messages.threadCounts(user.id, records.map((r) => r.threadId));
+        results = items.map((item, i) => ({ ...item, threadMessageCount: counts.get(records[i]!.threadId) ?? 0 }));
+      }
+      return { total: entries.length, page, previousCursor, nextCursor, specialUse: box.specialUse, results };
     },
   }),
 

@@ -415,4 +415,18 @@ export class SqliteMessages implements MessagesPort {
     );
     return r ? toRecord(r) : null;
   }
+
+  async threadCounts(userId: Id, threadIds: Id[]): Promise<Map<Id, number>> {
+    const out = new Map<Id, number>(threadIds.map((id) => [id, 0]));
+    const user = rowId(userId);
+    const ids = [...new Set(threadIds.map(rowId).filter((n): n is number => n !== null))];
+    if (user === null || ids.length === 0) return out;
+    const rows = this.#db.all<{ thread_id: number; n: number }>(
+      'SELECT thread_id, count(*) AS n FROM messages WHERE user_id = ? AND thread_id IN (SELECT value FROM json_each(?)) GROUP BY thread_id',
+      user,
+      JSON.stringify(ids),
+    );
+    for (const r of rows) out.set(toId(r.thread_id), num(r.n));
+    return out;
+  }
 }

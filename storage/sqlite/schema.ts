@@ -151,6 +151,11 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX user_tags_tag ON user_tags(tag, user_id);
   `,
+
+  // 4: thread counters for message listings (messages.threadCounts)
+  `
+  CREATE INDEX messages_thread ON messages(user_id, thread_id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -200,6 +200,7 @@ export function createFakeStorage(): FakeStorage {
         return removed.map((m) => m.uid);
       },
       findByMessageId: missing('messages.findByMessageId'),
+      threadCounts: missing('messages.threadCounts'),
     },
     blobs: {
       stage() {

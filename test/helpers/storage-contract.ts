@@ -573,6 +573,17 @@ export function storageContract(name: string, open: StorageFactory): void {
           const arch = await s.mailboxes.create(user.id, { path: 'Archive' });
           const copy = await s.messages.copy(inbox.id, [reply.uid], arch.id);
           assert.equal((await s.messages.get(arch.id, copy.mappings[0].destinationUid))!.threadId, root.threadId);
+          // thread counters: the user's messages per thread, any mailbox; other users' and unknown threads count 0
+          const counts = await s.messages.threadCounts(user.id, [root.threadId, unrelated.threadId, bobReply.threadId, '999999', 'x']);
+          assert.deepEqual([...counts], [
+            [root.threadId, 4],
+            [unrelated.threadId, 1],
+            [bobReply.threadId, 0],
+            ['999999', 0],
+            ['x', 0],
+          ]);
+          assert.deepEqual([...(await s.messages.threadCounts(bob.id, [bobReply.threadId]))], [[bobReply.threadId, 1]]);
+          assert.equal((await s.messages.threadCounts(user.id, [])).size, 0);
         }));
     });
 
