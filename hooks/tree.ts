@@ -49,6 +49,7 @@ import type {
   SubmittedMessage,
   SubscribeMailboxInput,
   SubscribeResult,
+  TransferInput,
   UserRecord,
 } from './types.ts';
 
@@ -61,6 +62,8 @@ export type DoHook<I, R> = AsyncSeriesBailHook<[Ctx, I, ...unknown[]], R | Verdi
 /** Series hook after a successful commit: every tap runs; errors are logged and swallowed. */
 export type AfterHook<I, R> = AsyncSeriesHook<[Ctx, I, R]>;
 export type SessionHook = AsyncSeriesHook<[Ctx]>;
+/** Series hook reporting something that happened (no separate result): every tap runs; errors are logged. */
+export type ReportHook<I> = AsyncSeriesHook<[Ctx, I]>;
 /** Protocol command gate: return a Verdict to deny, a result to implement the command, nothing to continue. */
 export type CommandHook = AsyncSeriesBailHook<[Ctx, CommandInput], CommandResult | Verdict | undefined | void>;
 /** Waterfall over the capability list a protocol announces. */
@@ -134,6 +137,13 @@ export interface Hooks {
     readonly submit: DoHook<SubmitCommit, SubmitResult>;
     /** After the message was accepted: the Sent copy (plugins/sent-autosave.ts), notifications. */
     readonly afterSubmit: AfterHook<SubmittedMessage, SubmitResult>;
+  };
+  /** Message bytes going out to IMAP and POP3 clients (daily download limits: plugins/quota.ts). */
+  readonly transfer: {
+    /** Before an IMAP FETCH response with body sections or a POP3 RETR/TOP is sent: return a Verdict to refuse. */
+    readonly beforeDownload: BeforeHook<TransferInput>;
+    /** After those bytes were sent. Every tap runs. */
+    readonly afterDownload: ReportHook<TransferInput>;
   };
   /** Mail arriving for local users (LMTP, HTTP): run per recipient by `deliverMessage`. */
   readonly delivery: {
@@ -285,6 +295,10 @@ export function createHooks(options: HookOptions = {}): Hooks {
       beforeSubmit: before('submission.beforeSubmit'),
       submit: commit('submission.submit'),
       afterSubmit: after('submission.afterSubmit'),
+    },
+    transfer: {
+      beforeDownload: before('transfer.beforeDownload'),
+      afterDownload: hook<ReportHook<TransferInput>>('series', 'transfer.afterDownload', ['ctx', 'input'], true),
     },
     delivery: {
       beforeRecipient: before('delivery.beforeRecipient'),

@@ -221,6 +221,17 @@ export interface DeliveryResult {
   readonly duplicate: boolean;
 }
 
+// --- transfer (daily IMAP/POP3 download limits: hooks/pipeline/transfer.ts) ------------------------------
+
+/** Bytes a client is about to download (IMAP FETCH body sections, POP3 RETR/TOP), or has just downloaded. */
+export interface TransferInput {
+  readonly userId: Id;
+  /** The session's protocol: 'imap' or 'pop3'. */
+  readonly protocol: string;
+  /** Message bytes sent as the response's content (IMAP literal sizes, POP3 message octets before dot-stuffing). */
+  readonly bytes: number;
+}
+
 // --- protocol hooks -------------------------------------------------------------------------------------
 
 /** A command after the protocol's command table checked its state and syntax. */

@@ -15,7 +15,7 @@
  * the connection without a response and without entering UPDATE. Every command passes the command table (state,
  * syntax), then the `pop3.command` gate, then its handler; verdicts become replies in protocols/pop3/replies.ts.
  */
-import { authenticate, listCapabilities, reportCommand, runCommand } from '../hooks/pipeline/index.ts';
+import { authenticate, checkDownload, listCapabilities, reportCommand, reportDownload, runCommand } from '../hooks/pipeline/index.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import { serverVersion } from './version.ts';
 import { plaintextAuthAllowed } from './auth-policy.ts';
@@ -30,7 +30,8 @@ import type { TcpListener } from './listener.ts';
 import type { TlsMaterial } from './tls.ts';
 import { Maildrop } from './pop3/maildrop.ts';
 import { verdictReply, replyText } from './pop3/replies.ts';
-import { messageSource } from './pop3/retrieve.ts';
+import { counted, messageSource } from './pop3/retrieve.ts';
+import type { RetrievedMessage } from './pop3/retrieve.ts';
 import { decodePlain } from './pop3/sasl.ts';
 
 type State = 'authorization' | 'transaction';
@@ -170,22 +171,33 @@ class Pop3Session extends LineSession {
     if (args.length !== (top ? 2 : 1) || !args.every((a) => /^\d{1,9}$/.test(a))) return this.bad(`-ERR Syntax: ${top ? 'TOP msg n' : 'RETR msg'}`);
     const message = drop.get(Number(args[0]));
     if (!message) return this.reply('-ERR No such message');
-    let source: AsyncIterable<Uint8Array> | null;
+    let retrieved: RetrievedMessage | null;
     try {
-      source = await messageSource(this.app, drop.mailbox.id, message.uid, top ? Number(args[1]) : undefined);
+      retrieved = await messageSource(this.app, drop.mailbox.id, message.uid, top ? Number(args[1]) : undefined);
     } catch (err) {
       this.session.log.error('could not read a message', { err, uid: message.uid });
       return this.reply('-ERR [SYS/TEMP] Could not read the message, try again later');
     }
-    if (!source) return this.reply('-ERR Message was removed by another session');
+    if (!retrieved) return this.reply('-ERR Message was removed by another session');
+    const ctx = this.context();
+    const transfer = { userId: drop.mailbox.userId, protocol: 'pop3', bytes: retrieved.bytes };
+    const refused = await checkDownload(this.app, ctx, transfer);
+    if (refused) {
+      await this.reply(verdictReply(refused));
+      if (refused.action === 'disconnect') this.close();
+      return;
+    }
     await this.reply(top ? '+OK' : `+OK ${message.size} octets`);
+    let sent = 0;
     try {
-      for await (const chunk of dotStuff(source)) await writeTo(this.socket, chunk);
+      for await (const chunk of dotStuff(counted(retrieved.source, (n) => (sent += n)))) await writeTo(this.socket, chunk);
     } catch (err) {
       // mid-response the only honest thing left is to drop the connection
       this.session.log.warn('message stream failed mid-response', { err, uid: message.uid });
       this.close();
       return;
+    } finally {
+      await reportDownload(this.app, ctx, { ...transfer, bytes: sent });
     }
     if (!top) message.retrieved = true;
   }

@@ -4,6 +4,7 @@ export { copyMessages, moveMessages, expungeMessages, updateFlags } from './mess
 export { createMailbox, renameMailbox, deleteMailbox, subscribeMailbox } from './mailboxes.ts';
 export { authenticate } from './authenticate.ts';
 export { submitMessage } from './submit.ts';
+export { checkDownload, reportDownload } from './transfer.ts';
 export { connectSession, closeSession, runCommand, reportCommand, listCapabilities } from './session.ts';
 export type { CommandProtocol, CommandReport } from './session.ts';
 export type { IngestFn, PipelineApp } from './run.ts';

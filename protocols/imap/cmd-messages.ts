@@ -1,10 +1,11 @@
 /**
  * Commands on messages of the selected mailbox, by sequence number or UID: FETCH (RFC 3501 §6.4.5, RFC 7162
  * CHANGEDSINCE), STORE (±FLAGS, .SILENT, UNCHANGEDSINCE → [MODIFIED]), SEARCH, COPY ([COPYUID], RFC 4315) and
- * MOVE (RFC 6851). Reads go to storage directly; writes through updateFlags / copyMessages / moveMessages.
+ * MOVE (RFC 6851). Reads go to storage directly; writes through updateFlags / copyMessages / moveMessages. FETCH
+ * responses carrying message bytes (body sections) pass checkDownload first and reportDownload after (daily limits).
  */
 import type { HookContext } from '../../hooks/context.ts';
-import { copyMessages, moveMessages, updateFlags } from '../../hooks/pipeline/index.ts';
+import { checkDownload, copyMessages, moveMessages, reportDownload, updateFlags } from '../../hooks/pipeline/index.ts';
 import type { MessageRecord } from '../../storage/ports.ts';
 import { flagList, list, number } from './args.ts';
 import type { Args } from './args.ts';
@@ -94,7 +95,12 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
           recent: view.recent.has(u),
           flagsChanged: seen.has(u),
         });
+        const bytes = pieces.reduce((sum, piece) => (typeof piece === 'string' ? sum : sum + piece.size), 0);
+        const transfer = { userId: session.userId, protocol: 'imap', bytes };
+        const refused = await checkDownload(session.app, ctx, transfer);
+        if (refused) return verdictOutcome(refused);
         await session.sendPieces(pieces);
+        await reportDownload(session.app, ctx, transfer);
       }
       return missing ? ok('Some messages were expunged meanwhile', 'EXPUNGEISSUED') : ok(`${uid ? 'UID FETCH' : 'FETCH'} completed`);
     },
