@@ -56,6 +56,10 @@ export default defineConfig({
   users: {
     // Default quotas for new users (null = unlimited); per-user overrides with `wildduck user add --quota`.
     quota: { storage: null, messages: null },
+    // Daily transfer limits per user in bytes (null = unlimited), enforced by the quota plugin: IMAP FETCH of
+    // message bodies, IMAP APPEND, POP3 RETR/TOP, each counted for a day from its first counted transfer
+    // (as WildDuck's counters). LMTP delivery and the HTTP API are not counted. Over the limit IMAP answers NO [LIMIT], POP3 -ERR [SYS/TEMP].
+    limits: { imapDownloadBytesPerDay: null, imapUploadBytesPerDay: null, pop3DownloadBytesPerDay: null },
     // Names of the special-use mailboxes created for every new user (INBOX is always INBOX).
     mailboxes: { drafts: 'Drafts', sent: 'Sent Mail', trash: 'Trash', junk: 'Junk' },
   },

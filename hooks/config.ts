@@ -99,6 +99,14 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        limits: z
+          .object({
+            imapDownloadBytesPerDay: z.number().int().nonnegative().nullable().default(null).describe('Message bytes a user may download over IMAP (FETCH bodies) per day; null = unlimited.'),
+            imapUploadBytesPerDay: z.number().int().nonnegative().nullable().default(null).describe('Message bytes a user may upload over IMAP (APPEND) per day; null = unlimited.'),
+            pop3DownloadBytesPerDay: z.number().int().nonnegative().nullable().default(null).describe('Message bytes a user may download over POP3 (RETR, TOP) per day; null = unlimited.'),
+          })
+          .strict()
+          .prefault({}),
         mailboxes: z
           .object({
             drafts: z.string().default('Drafts'),

@@ -17,11 +17,19 @@
  * IMAP QUOTA (RFC 9208) through the capabilities and command hooks: QUOTA, QUOTA=RES-STORAGE and
  * QUOTA=RES-MESSAGE; GETQUOTAROOT and GETQUOTA report the single per-user root "" (STORAGE in KiB), SETQUOTA is
  * refused (limits are the administrator's). A user without any limit has no quota root.
+ *
+ * Daily transfer limits (WildDuck's imapMaxDownload / imapMaxUpload / pop3MaxDownload), `users.limits` in config,
+ * null = unlimited: bytes per user counted in the ephemeral store, each counter living `transferWindowMs` (a day)
+ * from its first increment. A transfer that would go over the limit is refused with `deny LIMIT` (IMAP
+ * `NO [LIMIT]`, POP3 `-ERR [SYS/TEMP]`):
+ *   transfer.beforeDownload / afterDownload  IMAP FETCH of body sections (FLAGS and the like are never refused),
+ *                                            POP3 RETR and TOP
+ *   message.beforeStore GUARD / afterStore   IMAP APPEND only (LMTP delivery and the HTTP API are not uploads)
  */
 import { z } from 'zod';
 import { definePlugin } from '../hooks/host.ts';
 import type { PluginApi } from '../hooks/host.ts';
-import { POLICY } from '../hooks/stages.ts';
+import { GUARD, POLICY } from '../hooks/stages.ts';
 import { deny } from '../hooks/verdict.ts';
 import type { Verdict } from '../hooks/verdict.ts';
 import type { HookContext } from '../hooks/context.ts';
@@ -34,6 +42,29 @@ export const QUOTA_PLUGIN = 'quota';
 export interface QuotaOptions {
   /** Announce and answer the IMAP QUOTA extension (RFC 9208). */
   imap: boolean;
+  /** How long a daily transfer counter lives after its first increment (ms); tests shorten it. */
+  transferWindowMs: number;
+}
+
+export const DAY_MS = 24 * 60 * 60 * 1000;
+
+type TransferKind = 'imap-download' | 'imap-upload' | 'pop3-download';
+
+/** The configured limit for one kind of transfer (null = unlimited). */
+export function transferLimit(api: Pick<PluginApi, 'config'>, kind: TransferKind): number | null {
+  const limits = api.config.users.limits;
+  if (kind === 'imap-download') return limits.imapDownloadBytesPerDay;
+  if (kind === 'imap-upload') return limits.imapUploadBytesPerDay;
+  return limits.pop3DownloadBytesPerDay;
+}
+
+/** The ephemeral counter key of a user's transfers of one kind. */
+export function transferKey(kind: TransferKind, userId: string): string {
+  return `transfer:${kind}:${userId}`;
+}
+
+function downloadKind(protocol: string): TransferKind | null {
+  return protocol === 'imap' ? 'imap-download' : protocol === 'pop3' ? 'pop3-download' : null;
 }
 
 export interface EffectiveQuota {
@@ -80,9 +111,9 @@ function oneArg(args: unknown, what: string): string | ImapCommandResult {
 }
 
 export const quotaPlugin = definePlugin<QuotaOptions>({
-  description: 'Storage and message-count quota on every way in, and the IMAP QUOTA extension (loaded by default)',
-  optionsSchema: z.object({ imap: z.boolean() }).strict(),
-  defaults: { imap: true },
+  description: 'Storage and message-count quota on every way in, the IMAP QUOTA extension and daily IMAP/POP3 transfer limits (loaded by default)',
+  optionsSchema: z.object({ imap: z.boolean(), transferWindowMs: z.number().int().positive() }).strict(),
+  defaults: { imap: true, transferWindowMs: DAY_MS },
   create(options) {
     return {
       name: QUOTA_PLUGIN,
@@ -108,6 +139,36 @@ export const quotaPlugin = definePlugin<QuotaOptions>({
             count++;
           }
           return count === 0 ? undefined : check(input.userId, bytes, count);
+        });
+
+        // daily transfer limits; `bytes` 0 (size unknown) is refused only when the limit is already reached
+        const overLimit = async (kind: TransferKind, userId: string, bytes: number): Promise<Verdict | undefined> => {
+          const limit = transferLimit(api, kind);
+          if (limit === null) return undefined;
+          const used = await api.storage.ephemeral.get(transferKey(kind, userId));
+          if (used + bytes > limit || (bytes === 0 && used >= limit)) {
+            const what = kind === 'imap-upload' ? 'upload' : 'download';
+            return deny('LIMIT', `Daily ${kind.startsWith('imap') ? 'IMAP' : 'POP3'} ${what} limit reached, try again later`);
+          }
+          return undefined;
+        };
+        const count = async (kind: TransferKind, userId: string, bytes: number): Promise<void> => {
+          if (bytes > 0 && transferLimit(api, kind) !== null) await api.storage.ephemeral.incr(transferKey(kind, userId), bytes, options.transferWindowMs);
+        };
+        const { transfer } = api.hooks;
+        transfer.beforeDownload.tapPromise({ stage: GUARD, label: 'daily download' }, async (_ctx, input) => {
+          const kind = downloadKind(input.protocol);
+          return kind ? overLimit(kind, input.userId, input.bytes) : undefined;
+        });
+        transfer.afterDownload.tapPromise({ label: 'daily download' }, async (_ctx, input) => {
+          const kind = downloadKind(input.protocol);
+          if (kind) await count(kind, input.userId, input.bytes);
+        });
+        message.beforeStore.tapPromise({ stage: GUARD, label: 'daily upload' }, async (ctx, request) =>
+          ctx.session.protocol === 'imap' ? overLimit('imap-upload', request.userId, request.declaredSize ?? 0) : undefined,
+        );
+        message.afterStore.tapPromise({ label: 'daily upload' }, async (ctx, input) => {
+          if (ctx.session.protocol === 'imap') await count('imap-upload', input.userId, input.message.size);
         });
 
         if (!options.imap) return;
@@ -154,5 +215,5 @@ export const quotaPlugin = definePlugin<QuotaOptions>({
 
 /** The plugin with its defaults, as hooks/app.ts loads it when config doesn't name it. */
 export function createQuotaPlugin() {
-  return quotaPlugin.create({ imap: true });
+  return quotaPlugin.create({ imap: true, transferWindowMs: DAY_MS });
 }
