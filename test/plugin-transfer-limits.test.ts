@@ -91,6 +91,9 @@ describe('transfer limits: IMAP', () => {
     assert.equal(await t.app.storage.ephemeral.get(transferKey('imap-download', t.userId)), size(first));
     assert.match(await client.status('FETCH 1 BODY.PEEK[]'), /^NO \[LIMIT\]/);
     assert.match(await client.status('UID FETCH 1:* RFC822'), /^NO \[LIMIT\]/);
+    // a refused non-PEEK fetch marks nothing read
+    assert.match(await client.status('FETCH 1:* BODY[]'), /^NO \[LIMIT\]/);
+    assert.ok((await t.app.storage.messages.index((await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!.id)).every((e) => !e.flags.includes('\\Seen')), 'no message was marked \\Seen');
     const flags = await client.command('FETCH 1:* (UID FLAGS RFC822.SIZE)');
     assert.equal(flags.at(-1), 'TAG OK FETCH completed');
     assert.equal(flags.filter((l) => l.startsWith('* ')).length, 2);

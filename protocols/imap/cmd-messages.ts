@@ -6,7 +6,7 @@
  */
 import type { HookContext } from '../../hooks/context.ts';
 import { checkDownload, copyMessages, moveMessages, reportDownload, updateFlags } from '../../hooks/pipeline/index.ts';
-import type { MessageRecord } from '../../storage/ports.ts';
+import type { MessageContent, MessageRecord } from '../../storage/ports.ts';
 import { flagList, list, number } from './args.ts';
 import type { Args } from './args.ts';
 import { SELECTED, command } from './command.ts';
@@ -38,6 +38,9 @@ function sequenceArg(args: Args): SequenceSet {
 
 // --- FETCH ------------------------------------------------------------------------------------------------
 
+/** Messages loaded, checked against download limits, flagged \Seen and sent per step of a FETCH. */
+const FETCH_CHUNK = 64;
+
 function fetchCommand(uid: boolean): CommandSpec<unknown> {
   return command({
     name: uid ? 'UID FETCH' : 'FETCH',
@@ -55,51 +58,60 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
       let uids = resolveSet(session, set, uid);
       const since = plan.changedSince;
       if (since !== null) uids = uids.filter((u) => (view.entry(u)?.modseq ?? 0) > since);
-      const seen = new Set<number>();
-      if (plan.setsSeen && !view.readOnly) {
-        const unseen = uids.filter((u) => view.entry(u) && !view.entry(u)!.flags.includes('\\Seen'));
-        if (unseen.length > 0) {
-          const update = { action: 'add' as const, flags: ['\\Seen'] };
-          const result = await updateFlags(session.app, ctx, { userId: session.userId, mailboxId: view.mailbox.id, uids: unseen, update });
-          if (!result.ok) return verdictOutcome(result.verdict);
-          view.applyFlags(result.value.changed);
-          for (const change of result.value.changed) seen.add(change.uid);
-        }
-      }
+      // Messages go out in chunks: load and render a chunk, ask whether its bytes may be downloaded
+      // (transfer.beforeDownload), then set \Seen for a non-PEEK body fetch — so a refused download never
+      // marks anything read — and send. One flag update per chunk keeps modseq churn and commits low.
       let missing = false;
-      for (const u of uids) {
-        const entry = view.entry(u);
-        if (!entry) {
-          missing = true;
-          continue;
-        }
-        let record: MessageRecord | null | undefined;
-        if (plan.needsRecord || plan.needsContent) {
-          record = await storage.messages.get(view.mailbox.id, u);
-          if (!record) {
+      for (let i = 0; i < uids.length; i += FETCH_CHUNK) {
+        const chunk: Array<{ uid: number; record?: MessageRecord; content?: MessageContent }> = [];
+        for (const u of uids.slice(i, i + FETCH_CHUNK)) {
+          if (!view.entry(u)) {
             missing = true;
             continue;
           }
+          let record: MessageRecord | undefined;
+          if (plan.needsRecord || plan.needsContent) {
+            record = (await storage.messages.get(view.mailbox.id, u)) ?? undefined;
+            if (!record) {
+              missing = true;
+              continue;
+            }
+          }
+          const content = plan.needsContent ? ((await storage.messages.content(record!.id)) ?? undefined) : undefined;
+          if (plan.needsContent && !content) {
+            missing = true;
+            continue;
+          }
+          chunk.push({ uid: u, record, content });
         }
-        const content = plan.needsContent ? await storage.messages.content(record!.id) : undefined;
-        if (plan.needsContent && !content) {
-          missing = true;
-          continue;
-        }
-        const pieces = await renderFetch(plan, {
-          seq: view.seqOf(u),
-          entry: view.entry(u)!,
-          record,
-          content,
-          blobs: storage.blobs,
-          recent: view.recent.has(u),
-          flagsChanged: seen.has(u),
-        });
-        const bytes = pieces.reduce((sum, piece) => (typeof piece === 'string' ? sum : sum + piece.size), 0);
+        const render = (m: (typeof chunk)[number], flagsChanged: boolean) =>
+          renderFetch(plan, {
+            seq: view.seqOf(m.uid),
+            entry: view.entry(m.uid)!,
+            record: m.record,
+            content: m.content,
+            blobs: storage.blobs,
+            recent: view.recent.has(m.uid),
+            flagsChanged,
+          });
+        let rendered = await Promise.all(chunk.map((m) => render(m, false)));
+        const bytes = rendered.flat().reduce((sum, piece) => (typeof piece === 'string' ? sum : sum + piece.size), 0);
         const transfer = { userId: session.userId, protocol: 'imap', bytes };
         const refused = await checkDownload(session.app, ctx, transfer);
         if (refused) return verdictOutcome(refused);
-        await session.sendPieces(pieces);
+        if (plan.setsSeen && !view.readOnly) {
+          const unseen = chunk.filter((m) => !view.entry(m.uid)!.flags.includes('\\Seen')).map((m) => m.uid);
+          if (unseen.length > 0) {
+            const update = { action: 'add' as const, flags: ['\\Seen'] };
+            const result = await updateFlags(session.app, ctx, { userId: session.userId, mailboxId: view.mailbox.id, uids: unseen, update });
+            if (!result.ok) return verdictOutcome(result.verdict);
+            view.applyFlags(result.value.changed);
+            const changed = new Set(result.value.changed.map((c) => c.uid));
+            // the response carries the new FLAGS (RFC 3501 §6.4.5)
+            if (changed.size > 0) rendered = await Promise.all(chunk.map((m) => render(m, changed.has(m.uid))));
+          }
+        }
+        for (const pieces of rendered) await session.sendPieces(pieces);
         await reportDownload(session.app, ctx, transfer);
       }
       return missing ? ok('Some messages were expunged meanwhile', 'EXPUNGEISSUED') : ok(`${uid ? 'UID FETCH' : 'FETCH'} completed`);
