@@ -7,7 +7,8 @@
 import type { Duplex } from 'node:stream';
 import { createContext, createSession } from '../hooks/context.ts';
 import type { HookContext, Protocol, Session } from '../hooks/context.ts';
-import { closeSession, connectSession } from '../hooks/pipeline/index.ts';
+import { closeSession, connectSession, runCommand } from '../hooks/pipeline/index.ts';
+import type { Verdict } from '../hooks/verdict.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { LineReader, writeTo } from './line-reader.ts';
@@ -24,6 +25,12 @@ export interface LineWording {
   shutdown: string;
   /** Sent when the idle timer fires; null closes without a word (POP3 autologout, RFC 1939 §3). */
   idle: string | null;
+  /** The reply when a plugin implemented a command without saying what to answer. */
+  pluginOk: string;
+  /** A verdict as this protocol's reply line. */
+  verdict(verdict: Verdict): string;
+  /** A plugin's own reply text, made safe for one reply line. */
+  pluginReply(text: string): string;
 }
 
 export abstract class LineSession {
@@ -38,6 +45,7 @@ export abstract class LineSession {
   /** Waiting for the next command line (a goodbye may be written now without splitting a response). */
   waiting = false;
   readonly #maxBadCommands: number;
+  readonly #protocol: Extract<Protocol, 'pop3' | 'lmtp'>;
 
   constructor(app: PipelineApp, conn: ClientConnection, protocol: Extract<Protocol, 'pop3' | 'lmtp'>) {
     this.app = app;
@@ -47,6 +55,7 @@ export abstract class LineSession {
     this.session = createSession(app.log, { protocol, id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort ?? null });
     this.reader = new LineReader(conn.socket, { maxLineLength: app.config[protocol].maxLineLength });
     this.#maxBadCommands = app.config[protocol].maxBadCommands;
+    this.#protocol = protocol;
   }
 
   protected abstract readonly wording: LineWording;
@@ -84,6 +93,23 @@ export abstract class LineSession {
       return;
     }
     await this.reply(reply);
+  }
+
+  /**
+   * The `<protocol>.command` gate (hooks/pipeline runCommand): true when a plugin refused or answered the
+   * command and the reply is written; false when the built-in handler should run.
+   */
+  async gate(verb: string, args: unknown): Promise<boolean> {
+    const gate = await runCommand(this.app, this.#protocol, this.context(), { verb, args });
+    if (!gate.ok) {
+      await this.reply(this.wording.verdict(gate.verdict));
+      if (gate.verdict.action === 'disconnect') this.close();
+      return true;
+    }
+    if (!gate.value) return false;
+    const reply = gate.value.reply;
+    await this.reply(typeof reply === 'string' ? this.wording.pluginReply(reply) : this.wording.pluginOk);
+    return true;
   }
 
   async run(): Promise<void> {

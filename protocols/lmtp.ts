@@ -17,7 +17,7 @@
  */
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { deliverMessage, listCapabilities, reportCommand, resolveRecipient, runCommand } from '../hooks/pipeline/index.ts';
+import { deliverMessage, listCapabilities, reportCommand, resolveRecipient } from '../hooks/pipeline/index.ts';
 import type { DeliveryOutcome, PipelineApp } from '../hooks/pipeline/index.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';
 import { Spool } from '../storage/spool.ts';
@@ -84,6 +84,9 @@ class LmtpSession extends LineSession {
       internalError: '421 4.3.0 Internal error, closing connection',
       shutdown: '421 4.3.2 Service shutting down, closing connection',
       idle: '421 4.4.2 Idle timeout, closing connection',
+      pluginOk: '250 2.0.0 OK',
+      verdict: verdictReply,
+      pluginReply: replyText,
     };
   }
 
@@ -119,23 +122,14 @@ class LmtpSession extends LineSession {
   async dispatch(text: string): Promise<void> {
     const { verb, rest } = splitCommand(text);
     const command = COMMANDS[verb];
-    if (!command) {
-      await this.bad(verb === 'HELO' || verb === 'EHLO' ? '500 5.5.1 This is LMTP: use LHLO' : '500 5.5.2 Command unrecognized');
-      return;
-    }
-    if (command.needsLhlo && this.lhlo === null) {
+    if (command?.needsLhlo && this.lhlo === null) {
       await this.bad('503 5.5.1 Send LHLO first');
       return;
     }
-    const gate = await runCommand(this.app, 'lmtp', this.context(), { verb, args: rest });
-    if (!gate.ok) {
-      await this.reply(verdictReply(gate.verdict));
-      if (gate.verdict.action === 'disconnect') this.close();
-      return;
-    }
-    if (gate.value) {
-      const reply = gate.value.reply;
-      await this.reply(typeof reply === 'string' ? replyText(reply) : '250 2.0.0 OK');
+    // the gate runs for unknown verbs too, so a plugin can implement a new one
+    if (await this.gate(verb, rest)) return;
+    if (!command) {
+      await this.bad(verb === 'HELO' || verb === 'EHLO' ? '500 5.5.1 This is LMTP: use LHLO' : '500 5.5.2 Command unrecognized');
       return;
     }
     await command.run(this, rest);

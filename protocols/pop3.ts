@@ -15,7 +15,7 @@
  * the connection without a response and without entering UPDATE. Every command passes the command table (state,
  * syntax), then the `pop3.command` gate, then its handler; verdicts become replies in protocols/pop3/replies.ts.
  */
-import { authenticate, checkDownload, listCapabilities, reportCommand, reportDownload, runCommand } from '../hooks/pipeline/index.ts';
+import { authenticate, checkDownload, listCapabilities, reportCommand, reportDownload } from '../hooks/pipeline/index.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import { serverVersion } from './version.ts';
 import { plaintextAuthAllowed } from './auth-policy.ts';
@@ -69,6 +69,9 @@ class Pop3Session extends LineSession {
     internalError: '-ERR [SYS/TEMP] Internal error, closing connection',
     shutdown: '-ERR [SYS/TEMP] Server shutting down',
     idle: null,
+    pluginOk: '+OK',
+    verdict: verdictReply,
+    pluginReply: replyText,
   };
 
   constructor(app: PipelineApp, conn: ClientConnection) {
@@ -106,19 +109,10 @@ class Pop3Session extends LineSession {
     this.rawArgs = space < 0 ? '' : text.slice(space + 1);
     const args = this.rawArgs.split(' ').filter(Boolean);
     const command = COMMANDS[verb];
+    if (command && !command.states.includes(this.state)) return this.bad('-ERR Command not valid in this state');
+    // the gate runs for unknown verbs too, so a plugin can implement a new one
+    if (await this.gate(verb, args)) return;
     if (!command) return this.bad('-ERR Unknown command');
-    if (!command.states.includes(this.state)) return this.bad('-ERR Command not valid in this state');
-    const gate = await runCommand(this.app, 'pop3', this.context(), { verb, args });
-    if (!gate.ok) {
-      await this.reply(verdictReply(gate.verdict));
-      if (gate.verdict.action === 'disconnect') this.close();
-      return;
-    }
-    if (gate.value) {
-      const reply = gate.value.reply;
-      await this.reply(typeof reply === 'string' ? replyText(reply) : '+OK');
-      return;
-    }
     await this.maildrop?.refresh();
     await command.run(this, args);
   }
