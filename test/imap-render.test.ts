@@ -24,6 +24,7 @@ import { ImapSyntaxError } from '../protocols/imap/types.ts';
 import { ingestMessage } from '../storage/mime/index.ts';
 import type { Envelope, MimeNode } from '../storage/ports.ts';
 import { MemoryBlobs } from './helpers/memory-blobs.ts';
+import { mimeNode } from '../storage/mime/splitter.ts';
 import { fixture } from './helpers/mime-fixtures.ts';
 
 async function ingest(name: string) {
@@ -31,25 +32,7 @@ async function ingest(name: string) {
 }
 
 function leaf(patch: Partial<MimeNode>): MimeNode {
-  return {
-    part: '1',
-    headerStart: 0,
-    bodyStart: 0,
-    bodyEnd: 0,
-    type: 'application',
-    subtype: 'octet-stream',
-    params: {},
-    disposition: null,
-    encoding: '7bit',
-    id: null,
-    description: null,
-    md5: null,
-    language: null,
-    location: null,
-    size: 0,
-    lines: 0,
-    ...patch,
-  };
+  return mimeNode({ part: '1', type: 'application', subtype: 'octet-stream', ...patch });
 }
 
 describe('IMAP strings', () => {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { bootApp } from '../protocols/server.ts';
 import { serveLmtp, startLmtp } from '../protocols/lmtp.ts';
-import { startTcpListener } from '../protocols/listener.ts';
+import { testListener } from './helpers/test-listener.ts';
 import type { TcpListener, TcpListenerOptions } from '../protocols/listener.ts';
 import { loadTlsContext } from '../protocols/tls.ts';
 import type { TlsMaterial } from '../protocols/tls.ts';
@@ -47,19 +47,7 @@ describe('LMTP with real clients', () => {
 
   /** An LMTP listener with test-sized limits (per-IP, idle timer). */
   async function lmtpListener(options: Partial<TcpListenerOptions>): Promise<TcpListener> {
-    const started = await startTcpListener({
-      name: 'lmtp',
-      host: '127.0.0.1',
-      port: 0,
-      implicitTls: false,
-      tls,
-      proxyProtocol: false,
-      maxConnectionsPerIp: 10,
-      idleTimeoutSeconds: 60,
-      log: app.log,
-      onConnection: (conn) => serveLmtp(app, conn, { hostname: 'mx.test' }),
-      ...options,
-    });
+    const started = await testListener({ name: 'lmtp', tls, log: app.log, onConnection: (conn) => serveLmtp(app, conn, { hostname: 'mx.test' }) }, options);
     extra.push(started);
     return started;
   }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootApp } from '../protocols/server.ts';
 import { servePop3, startPop3 } from '../protocols/pop3.ts';
-import { startTcpListener } from '../protocols/listener.ts';
+import { testListener } from './helpers/test-listener.ts';
 import type { TcpListener, TcpListenerOptions } from '../protocols/listener.ts';
 import { loadTlsContext } from '../protocols/tls.ts';
 import type { TlsMaterial } from '../protocols/tls.ts';
@@ -78,19 +78,7 @@ describe('POP3 over TLS on the shared listener', () => {
 
   /** A POP3 listener with test-sized limits (per-IP, idle timer, PROXY). */
   async function pop3Listener(options: Partial<TcpListenerOptions>): Promise<TcpListener> {
-    const listener = await startTcpListener({
-      name: 'pop3',
-      host: '127.0.0.1',
-      port: 0,
-      implicitTls: false,
-      tls,
-      proxyProtocol: false,
-      maxConnectionsPerIp: 10,
-      idleTimeoutSeconds: 60,
-      log: app.log,
-      onConnection: (conn) => servePop3(app, conn),
-      ...options,
-    });
+    const listener = await testListener({ name: 'pop3', tls, log: app.log, onConnection: (conn) => servePop3(app, conn) }, options);
     extra.push(listener);
     return listener;
   }

@@ -2,7 +2,7 @@
 export { ingestMessage, hasAttachments, MessageTooLargeError } from './ingest.ts';
 export type { IngestOptions } from './ingest.ts';
 export { readMessage, readAll, readHeader, readBody, readNode, findPart, messageRoot, contentSize } from './reassemble.ts';
-export { MimeSplitter, DEFAULT_MAX_DEPTH, DEFAULT_MAX_HEADER_SIZE } from './splitter.ts';
+export { MimeSplitter, DEFAULT_MAX_DEPTH, DEFAULT_MAX_HEADER_SIZE, mimeNode } from './splitter.ts';
 export type { SplitterSink, SplitterOptions } from './splitter.ts';
 export { DEFAULT_BLOB_THRESHOLD } from './segments.ts';
 export { DEFAULT_SEARCH_TEXT_LIMIT } from './search-text.ts';

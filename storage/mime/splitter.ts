@@ -77,12 +77,16 @@ export function emptyEnvelope(): Envelope {
   };
 }
 
-function newNode(part: string, headerStart: number): MimeNode {
+/**
+ * A MIME node with every field at its RFC default (text/plain, 7bit, empty body at offset 0), overridden by
+ * `fields`: what the splitter starts each part from, and what tests build nodes from.
+ */
+export function mimeNode(fields: Partial<MimeNode> = {}): MimeNode {
   return {
-    part,
-    headerStart,
-    bodyStart: headerStart,
-    bodyEnd: headerStart,
+    part: '',
+    headerStart: 0,
+    bodyStart: 0,
+    bodyEnd: 0,
     type: 'text',
     subtype: 'plain',
     params: {},
@@ -95,7 +99,12 @@ function newNode(part: string, headerStart: number): MimeNode {
     location: null,
     size: 0,
     lines: 0,
+    ...fields,
   };
+}
+
+function newNode(part: string, headerStart: number): MimeNode {
+  return mimeNode({ part, headerStart, bodyStart: headerStart, bodyEnd: headerStart });
 }
 
 

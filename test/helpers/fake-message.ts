@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { BlobsPort, Envelope, IngestedMessage, MessageContent, MimeNode, StagedBlob } from '../../storage/ports.ts';
 import { collectBytes as collect } from '../../storage/bytes.ts';
+import { mimeNode } from '../../storage/mime/splitter.ts';
 export { collect };
 
 const encoder = new TextEncoder();
@@ -91,24 +92,13 @@ export async function fakeMessage(blobs: BlobsPort, raw: string | Uint8Array, op
   const head = headers(decoder.decode(bytes.subarray(0, bodyStart)));
   const body = bytes.subarray(bodyStart);
   const bodyText = decoder.decode(body);
-  const mime: MimeNode = {
-    part: '',
-    headerStart: 0,
+  const mime: MimeNode = mimeNode({
     bodyStart,
     bodyEnd: bytes.length,
-    type: 'text',
-    subtype: 'plain',
     params: { charset: 'utf-8' },
-    disposition: null,
-    encoding: '7bit',
-    id: null,
-    description: null,
-    md5: null,
-    language: null,
-    location: null,
     size: body.length,
     lines: body.length === 0 ? 0 : bodyText.split('\n').length - (bodyText.endsWith('\n') ? 1 : 0),
-  };
+  });
   const subject = options.subject ?? head.get('subject') ?? '';
   const messageId = options.messageId !== undefined ? options.messageId : (head.get('message-id') ?? null);
   const envelope: Envelope = {

@@ -14,6 +14,7 @@ import type { IngestedMessage, MimeNode, StoragePorts } from '../../storage/port
 import { createFakeStorage } from './fake-hooks-storage.ts';
 import type { FakeStorage } from './fake-hooks-storage.ts';
 import { collectBytes as readAll } from '../../storage/bytes.ts';
+import { mimeNode } from '../../storage/mime/splitter.ts';
 export { readAll };
 
 
@@ -31,24 +32,7 @@ export function fakeIngest(storage: StoragePorts, options: { maxSize?: number } 
     const blob = await writer.finish();
     const text = new TextDecoder().decode(bytes);
     const subject = /^Subject: (.*)$/m.exec(text)?.[1]?.trim() ?? '';
-    const mime: MimeNode = {
-      part: '',
-      headerStart: 0,
-      bodyStart: 0,
-      bodyEnd: bytes.length,
-      type: 'text',
-      subtype: 'plain',
-      params: {},
-      disposition: null,
-      encoding: '7bit',
-      id: null,
-      description: null,
-      md5: null,
-      language: null,
-      location: null,
-      size: bytes.length,
-      lines: text.split('\n').length,
-    };
+    const mime: MimeNode = mimeNode({ bodyEnd: bytes.length, size: bytes.length, lines: text.split('\n').length });
     return {
       size: bytes.length,
       content: { inline: bytes, segments: [{ length: bytes.length }] },
