@@ -76,9 +76,10 @@ export default defineConfig({
     // Failed logins counted in the ephemeral store (shared by all server instances), per account (all its
     // names; per login name for unknown ones), per client address and per network (IPv4 /24, IPv6 /64). Each
     // attempt is reserved before the password is checked (so concurrent attempts count) and given back on
-    // success. At the limit, logins are refused without checking the password until windowSeconds (from the
-    // first failure) pass; each failure and refusal waits delayMs.
-    failedLogins: { perUser: 10, perIp: 30, perNetwork: 100, windowSeconds: 900, delayMs: 1000 },
+    // success. When the failures reach a limit, logins are refused without checking the password until
+    // windowSeconds (from the first failure) pass; each failure and refusal waits delayMs. When attempts in
+    // progress fill a budget, a login waits for them up to maxWaitMs, then gets "try again later".
+    failedLogins: { perUser: 10, perIp: 30, perNetwork: 100, windowSeconds: 900, delayMs: 1000, maxWaitMs: 3000 },
     // Password hashing (scrypt): concurrency at once, the rest queued fairly per client network; a full queue
     // (maxQueue in all, maxQueuePerClient per network) answers "try again later". Successful checks are
     // remembered cacheSeconds (an HMAC, never the password; 0 = off; see the README for the trade-off).

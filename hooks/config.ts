@@ -131,6 +131,7 @@ export const configSchema = z
             perNetwork: z.number().int().positive().default(100).describe('Failed logins per client network (IPv4 /24, IPv6 /64) within the window before logins are refused; attempts in progress count too.'),
             windowSeconds: z.number().int().positive().default(900).describe('Counting window for failed logins.'),
             delayMs: z.number().int().nonnegative().default(1000).describe('Delay before answering a failed login.'),
+            maxWaitMs: z.number().int().nonnegative().default(3000).describe('When attempts in progress (not failures) fill a budget, wait this long for them to finish before answering "try again later".'),
           })
           .strict()
           .prefault({}),

@@ -28,7 +28,7 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function boot(failedLogins: { perUser?: number; perIp?: number; perNetwork?: number; windowSeconds?: number; delayMs?: number }): Promise<App> {
+async function boot(failedLogins: { perUser?: number; perIp?: number; perNetwork?: number; windowSeconds?: number; delayMs?: number; maxWaitMs?: number }): Promise<App> {
   const dataDir = mkdtempSync(join(tmpdir(), 'wd-login-'));
   dirs.push(dataDir);
   const config = resolveConfig({ dataDir, auth: { failedLogins: { delayMs: 0, ...failedLogins } } });
@@ -108,6 +108,31 @@ describe('failed-login limits', () => {
       assert.equal(results.filter((r) => r === 'deny AUTHENTICATIONFAILED').length, 10, 'ten passwords checked');
       assert.equal(results.filter((r) => r === 'deny LIMIT').length, 90);
       assert.equal(results[99], 'deny LIMIT', 'the right password, arriving once the budget is spent, is refused');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('lets concurrent correct logins beyond the budget wait for the ones in progress instead of refusing them', async () => {
+    const app = await boot({ perUser: 3, perIp: 100 });
+    try {
+      const results = await Promise.all(Array.from({ length: 12 }, (_, i) => login(app, `127.0.${i}.2`, i % 2 ? 'alice' : 'alice@example.com', 'alice-pw')));
+      assert.deepEqual(results, new Array(12).fill('ok'));
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('answers "try again later" when attempts in progress hold the budget longer than maxWaitMs', async () => {
+    const app = await boot({ perUser: 1, perIp: 100, maxWaitMs: 150 });
+    try {
+      const alice = accountKey((await findUser(app.storage, 'alice'))!.id);
+      // an attempt in progress elsewhere (another connection, another server instance)
+      assert.equal(await app.storage.ephemeral.reserve([{ key: alice, limit: 1 }], 60_000), -1);
+      assert.equal(await login(app, '127.0.0.2', 'alice', 'alice-pw'), 'tempfail LIMIT');
+      const waiting = login(app, '127.0.0.2', 'alice', 'alice-pw');
+      setTimeout(() => void app.storage.ephemeral.release(alice, 1), 30);
+      assert.equal(await waiting, 'ok', 'goes ahead once the attempt in progress is done');
     } finally {
       await app.close();
     }
