@@ -24,7 +24,7 @@ export async function bootApp(config: Config, log: Logger): Promise<App> {
       config,
       log,
       storage,
-      checkCredentials: (login, password, scope, client) => checkCredentials(storage, login, password, scope, { checker, ...(client !== undefined ? { client } : {}) }),
+      checkCredentials: (login, password, scope, client) => checkCredentials(storage, login, password, scope, { checker, client }),
       ingest: (source) =>
         ingestMessage(source, storage.blobs, {
           maxSize: config.limits.maxMessageSize,

@@ -148,7 +148,7 @@ export interface CheckOptions {
  */
 export async function checkCredentials(storage: StoragePorts, login: string, password: string, scope = 'master', options: CheckOptions = {}): Promise<UserRecord | null> {
   const { checker, client } = options;
-  const verify = (encoded: string | null, userId?: string) => (checker ? checker.verify(encoded, password, { client: client ?? '', ...(userId ? { userId } : {}) }) : verifyPassword(encoded, password));
+  const verify = (encoded: string | null, userId?: string) => (checker ? checker.verify(encoded, password, { client, userId }) : verifyPassword(encoded, password));
   const user = await resolveLogin(storage, login);
   if (!user || user.disabled) {
     await verify(await dummyHash());
