@@ -73,9 +73,17 @@ export default defineConfig({
   auth: {
     // Allow passwords over unencrypted connections from non-loopback clients (IMAP LOGINDISABLED otherwise).
     allowPlaintext: false,
-    // Failed logins counted in the ephemeral store (shared by all server instances): after perUser / perIp
-    // failures within windowSeconds, logins are refused until the window passes; each failure waits delayMs.
-    failedLogins: { perUser: 10, perIp: 30, windowSeconds: 900, delayMs: 1000 },
+    // Failed logins counted in the ephemeral store (shared by all server instances), per account (all its
+    // names; per login name for unknown ones), per client address and per network (IPv4 /24, IPv6 /64). Each
+    // attempt is reserved before the password is checked (so concurrent attempts count) and given back on
+    // success. When the failures reach a limit, logins are refused without checking the password until
+    // windowSeconds (from the first failure) pass; each failure and refusal waits delayMs. When attempts in
+    // progress fill a budget, a login waits for them up to maxWaitMs, then gets "try again later".
+    failedLogins: { perUser: 10, perIp: 30, perNetwork: 100, windowSeconds: 900, delayMs: 1000, maxWaitMs: 3000 },
+    // Password hashing (scrypt): concurrency at once, the rest queued fairly per client network; a full queue
+    // (maxQueue in all, maxQueuePerClient per network) answers "try again later". Successful checks are
+    // remembered cacheSeconds (an HMAC, never the password; 0 = off; see the README for the trade-off).
+    passwordChecks: { concurrency: 2, maxQueue: 200, maxQueuePerClient: 16, cacheSeconds: 60, cacheEntries: 10000 },
   },
 
   // Listeners. tlsPort null switches the implicit-TLS listener off; enabled false switches the protocol off.

@@ -126,10 +126,22 @@ export const configSchema = z
         allowPlaintext: z.boolean().default(false).describe('Allow passwords over unencrypted connections from non-loopback clients.'),
         failedLogins: z
           .object({
-            perUser: z.number().int().positive().default(10).describe('Failed logins per user within the window before logins are refused.'),
-            perIp: z.number().int().positive().default(30).describe('Failed logins per client address within the window before logins are refused.'),
+            perUser: z.number().int().positive().default(10).describe('Failed logins per account (every name of it; per login name for unknown names) within the window before logins are refused; attempts in progress count too.'),
+            perIp: z.number().int().positive().default(30).describe('Failed logins per client address within the window before logins are refused; attempts in progress count too.'),
+            perNetwork: z.number().int().positive().default(100).describe('Failed logins per client network (IPv4 /24, IPv6 /64) within the window before logins are refused; attempts in progress count too.'),
             windowSeconds: z.number().int().positive().default(900).describe('Counting window for failed logins.'),
             delayMs: z.number().int().nonnegative().default(1000).describe('Delay before answering a failed login.'),
+            maxWaitMs: z.number().int().nonnegative().default(3000).describe('When attempts in progress (not failures) fill a budget, wait this long for them to finish before answering "try again later".'),
+          })
+          .strict()
+          .prefault({}),
+        passwordChecks: z
+          .object({
+            concurrency: z.number().int().positive().default(2).describe('Password hashes (scrypt) computed at once; Node runs them on the libuv thread pool (4 threads unless UV_THREADPOOL_SIZE says otherwise), shared with file access.'),
+            maxQueue: z.number().int().nonnegative().default(200).describe('Password checks waiting, all clients together; beyond it a login gets a temporary failure.'),
+            maxQueuePerClient: z.number().int().nonnegative().default(16).describe('Password checks waiting for one client network (IPv4 /24, IPv6 /64); waiting networks are served round-robin.'),
+            cacheSeconds: z.number().int().nonnegative().default(60).describe('Remember a successful password check (an HMAC of user, hash and password) this long, so reconnecting clients skip scrypt; 0 = off.'),
+            cacheEntries: z.number().int().nonnegative().default(10000).describe('Most successful checks remembered.'),
           })
           .strict()
           .prefault({}),

@@ -36,7 +36,7 @@ export function storageReader(storage: StoragePorts): StorageReader {
     messages: pick(storage.messages, ['get', 'getById', 'index', 'content', 'searchText', 'findByMessageId']),
     blobs: pick(storage.blobs, ['read', 'stats']),
     changes: pick(storage.changes, ['since', 'latest', 'subscribe']),
-    ephemeral: pick(storage.ephemeral, ['incr', 'get', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish', 'subscribe']),
+    ephemeral: pick(storage.ephemeral, ['incr', 'get', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish', 'subscribe']),
     documents: pick(storage.documents, ['list', 'get', 'findByKey']),
     ping: () => storage.ping(),
   });

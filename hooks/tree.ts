@@ -23,6 +23,7 @@ import type {
   AppendResult,
   AuthInfo,
   AuthInput,
+  AuthSettled,
   CommandInput,
   CommandResult,
   CopyInput,
@@ -90,6 +91,11 @@ export interface Hooks {
      * gets its answer: failed-login counting and the answer delay (plugins/login-limits.ts) live here.
      */
     readonly failed: AfterHook<AuthInfo, Verdict>;
+    /**
+     * Every login attempt, last, whatever its end (AuthSettled: ok, failed, refused by beforeAuthenticate, or a
+     * temporary failure): login-limits gives back the attempt it reserved at GUARD unless the password was wrong.
+     */
+    readonly settled: AfterHook<AuthInfo, AuthSettled>;
   };
   readonly mailbox: {
     readonly beforeCreate: BeforeHook<CreateMailboxInput>;
@@ -258,6 +264,7 @@ export function createHooks(options: HookOptions = {}): Hooks {
       authenticate: commit('auth.authenticate'),
       afterAuthenticate: after('auth.afterAuthenticate'),
       failed: after('auth.failed'),
+      settled: after('auth.settled'),
     },
     mailbox: {
       beforeCreate: before('mailbox.beforeCreate'),

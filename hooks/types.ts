@@ -15,6 +15,7 @@ import type {
   UserRecord,
 } from '../storage/ports.ts';
 import type { HeaderField } from '../storage/mime/headers.ts';
+import type { Verdict } from './verdict.ts';
 
 export type { AppendInput, AppendResult, CopyResult, FlagResult, MailboxRecord, UserRecord };
 
@@ -39,6 +40,17 @@ export interface AuthInput {
 export interface AuthInfo {
   readonly username: string;
   readonly method: string;
+}
+
+/**
+ * How a login attempt ended, for `auth.settled`: 'ok'; 'failed' (auth.authenticate refused the credentials and
+ * auth.failed ran); 'refused' (a beforeAuthenticate tap said no, the password was not checked); 'error' (a
+ * temporary failure, e.g. the password-check queue was full or the store down).
+ */
+export interface AuthSettled {
+  readonly outcome: 'ok' | 'failed' | 'refused' | 'error';
+  /** The verdict the client gets; null on success. */
+  readonly verdict: Verdict | null;
 }
 
 // --- mailboxes ------------------------------------------------------------------------------------------

@@ -11,13 +11,15 @@ import { COMMIT } from '../hooks/stages.ts';
 import { deny, isVerdict, tempfail } from '../hooks/verdict.ts';
 import type { Verdict } from '../hooks/verdict.ts';
 import { StorageError } from '../storage/ports.ts';
+import { clientNetwork } from './client-address.ts';
 import type { StoragePorts, UserRecord } from '../storage/ports.ts';
 
 /**
  * Checks a login (username or address) and password; null when they don't match or the user is disabled.
- * The composition root binds storage/users.ts `checkCredentials` (scrypt, timing-safe for unknown logins).
+ * The composition root binds storage/users.ts `checkCredentials` (scrypt, timing-safe for unknown logins) with
+ * the server's password-check queue; `client` (the client's network) is that queue's fairness key.
  */
-export type CheckCredentials = (login: string, password: string, scope?: string) => Promise<UserRecord | null>;
+export type CheckCredentials = (login: string, password: string, scope?: string, client?: string) => Promise<UserRecord | null>;
 
 /**
  * The scope a login asks for: the request's own (HTTP `POST /authenticate`), else the session's protocol
@@ -58,7 +60,7 @@ export function createStoragePlugin(options: StoragePluginOptions): Plugin {
       api.log.debug('storage plugin committing to backend', { backend: options.backend ?? storage.name });
 
       auth.authenticate.tapPromise(at, async (ctx, input) => {
-        const user = await port(() => checkCredentials(input.username, input.password, loginScope(ctx.session.protocol, input.scope)));
+        const user = await port(() => checkCredentials(input.username, input.password, loginScope(ctx.session.protocol, input.scope), clientNetwork(ctx.session.remoteAddress) ?? ''));
         if (isVerdict(user)) return user;
         return user ?? deny('AUTHENTICATIONFAILED', 'Invalid login or password');
       });

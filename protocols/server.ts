@@ -8,6 +8,7 @@ import type { Logger } from '../hooks/log.ts';
 import { createApp, type App } from '../hooks/app.ts';
 import { openStorage } from '../storage/open.ts';
 import { checkCredentials } from '../storage/users.ts';
+import { PasswordChecker, passwordChecksFromConfig } from '../storage/password-check.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { startHttp, type Listener } from './http.ts';
 import { startLmtp } from './lmtp.ts';
@@ -17,12 +18,13 @@ import { loadTlsContext } from './tls.ts';
 
 export async function bootApp(config: Config, log: Logger): Promise<App> {
   const storage = await openStorage(config);
+  const checker = new PasswordChecker(passwordChecksFromConfig(config));
   try {
     return await createApp({
       config,
       log,
       storage,
-      checkCredentials: (login, password, scope) => checkCredentials(storage, login, password, scope),
+      checkCredentials: (login, password, scope, client) => checkCredentials(storage, login, password, scope, { checker, client }),
       ingest: (source) =>
         ingestMessage(source, storage.blobs, {
           maxSize: config.limits.maxMessageSize,

@@ -451,6 +451,18 @@ export interface EphemeralPort {
   /** Adds `by` to a counter; the counter expires `ttlMs` after its first increment. Returns the new value. */
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   get(key: string): Promise<number>;
+  /**
+   * Takes one unit from several counters at once, all or nothing: when every counter is below its limit, adds 1
+   * to each (a counter created here expires `ttlMs` after this first increment) and returns -1; otherwise changes
+   * nothing and returns the index of the first counter already at its limit. Atomic (Redis: one Lua script over
+   * KEYS, so in a Redis Cluster the keys need one hash tag). Failed-login limits reserve an attempt with it.
+   */
+  reserve(counters: ReadonlyArray<{ readonly key: string; readonly limit: number }>, ttlMs: number): Promise<number>;
+  /**
+   * Gives `by` back to a live counter: never below zero, never creating an absent or expired key, expiry kept.
+   * Returns the new value (0 when absent). Atomic (Redis: Lua GET + DECRBY).
+   */
+  release(key: string, by: number): Promise<number>;
   del(key: string): Promise<void>;
   /** Remembers a key for ttlMs; returns false when it was already set (rate limits, dedup windows). */
   setIfAbsent(key: string, ttlMs: number): Promise<boolean>;

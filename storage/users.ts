@@ -4,10 +4,11 @@
  * login name or address. Passwords are hashed here and never leave this module in clear.
  */
 import type { Config } from '../hooks/config.ts';
-import { StorageError, type AddressRecord, type QuotaLimits, type SpecialUse, type StoragePorts, type UserRecord } from './ports.ts';
+import { StorageError, type AddressRecord, type QuotaLimits, type SpecialUse, type StoragePorts, type UserRecord, type UsersPort } from './ports.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { lookupKeys, normalizeAddress, normalizeUsername } from './addresses.ts';
 import { looksLikeAppPassword, matchAppPassword } from './app-passwords.ts';
+import type { PasswordChecker } from './password-check.ts';
 import { specialMailboxNames, type SpecialMailboxNames } from './mailbox-names.ts';
 
 export interface CreateUserInput {
@@ -92,13 +93,35 @@ export async function deleteUser(storage: StoragePorts, username: string): Promi
   await storage.users.delete(user.id);
 }
 
+/** The user lookups login resolution needs (StoragePorts and the plugins' StorageReader both have them). */
+export interface UserLookup {
+  readonly users: Pick<UsersPort, 'get' | 'getByUsername' | 'resolveAddress'>;
+}
+
 /** Resolves a recipient address (case-insensitive, IDN, `user+tag@`) to its user's address record. */
-export async function resolveAddress(storage: StoragePorts, address: string): Promise<AddressRecord | null> {
+export async function resolveAddress(storage: UserLookup, address: string): Promise<AddressRecord | null> {
   for (const key of lookupKeys(address)) {
     const found = await storage.users.resolveAddress(key);
     if (found) return found;
   }
   return null;
+}
+
+/**
+ * The account a login name means: one of its addresses (any case, `+tag`, IDN) or its username. Cheap (lookups,
+ * no hashing): the failed-login limits (plugins/login-limits.ts) resolve with it before the password check, so
+ * every name of an account shares one budget, and checkCredentials resolves with it too. Disabled users are
+ * returned as they are.
+ */
+export async function resolveLogin(storage: UserLookup, login: string): Promise<UserRecord | null> {
+  if (login.includes('@')) {
+    const address = await resolveAddress(storage, login).catch(() => null);
+    if (address) {
+      const user = await storage.users.get(address.userId);
+      if (user) return user;
+    }
+  }
+  return storage.users.getByUsername(login.trim().normalize('NFC').toLowerCase());
 }
 
 let dummy: Promise<string> | null = null;
@@ -107,25 +130,30 @@ function dummyHash(): Promise<string> {
   return dummy;
 }
 
+export interface CheckOptions {
+  /** Bounds and shares the scrypt work (storage/password-check.ts); without it each check hashes at once. */
+  checker?: PasswordChecker;
+  /** The client's network, the checker's fairness key. */
+  client?: string;
+}
+
 /**
  * Checks a login name (username or one of the user's addresses) and password for a scope: 'master' (the
  * account password only: HTTP API, account changes) or a protocol ('imap', 'pop3', 'smtp'), where the user's
  * application-specific passwords for that scope are accepted too. ASPs are only tried when the password has
  * their shape (16 letters), and before the account password because their hash is cheap
- * (storage/app-passwords.ts), so ordinary logins cost exactly what they did before.
+ * (storage/app-passwords.ts), so ordinary logins cost exactly what they did before. Unknown and disabled logins
+ * cost one check of a dummy hash, so response time does not reveal which logins exist. With a checker, a full
+ * queue throws StorageError UNAVAILABLE.
  */
-export async function checkCredentials(storage: StoragePorts, login: string, password: string, scope = 'master'): Promise<UserRecord | null> {
-  let user: UserRecord | null = null;
-  if (login.includes('@')) {
-    const address = await resolveAddress(storage, login).catch(() => null);
-    if (address) user = await storage.users.get(address.userId);
-  }
-  if (!user) user = await storage.users.getByUsername(login.trim().normalize('NFC').toLowerCase());
+export async function checkCredentials(storage: StoragePorts, login: string, password: string, scope = 'master', options: CheckOptions = {}): Promise<UserRecord | null> {
+  const { checker, client } = options;
+  const verify = (encoded: string | null, userId?: string) => (checker ? checker.verify(encoded, password, { client, userId }) : verifyPassword(encoded, password));
+  const user = await resolveLogin(storage, login);
   if (!user || user.disabled) {
-    // same work as a real check, so response time does not reveal which logins exist
-    await verifyPassword(await dummyHash(), password);
+    await verify(await dummyHash());
     return null;
   }
   if (scope !== 'master' && looksLikeAppPassword(password) && (await matchAppPassword(storage, user.id, password, scope))) return user;
-  return (await verifyPassword(user.passwordHash, password)) ? user : null;
+  return (await verify(user.passwordHash, user.id)) ? user : null;
 }

@@ -21,7 +21,7 @@ describe('HTTP API: authentication and application-specific passwords', () => {
   };
 
   before(async () => {
-    t = await bootHttpTestApp({ auth: { failedLogins: { perUser: 4, perIp: 1000 } } });
+    t = await bootHttpTestApp({ auth: { failedLogins: { perUser: 4, perIp: 1000, delayMs: 0 } } });
     user = (await t.request('POST', '/users', { body: { username: 'mia', password: 'mia-pass', address: 'mia@example.com' } })).body.id;
     token = (await t.request('POST', '/authenticate', { token: null, body: { username: 'mia', password: 'mia-pass', token: true } })).body.token;
   });

@@ -63,6 +63,28 @@ export class MemoryEphemeral implements EphemeralPort {
     return e && typeof e.value === 'number' ? e.value : 0;
   }
 
+  async reserve(counters: ReadonlyArray<{ readonly key: string; readonly limit: number }>, ttlMs: number): Promise<number> {
+    const entries = counters.map((c) => this.#live(c.key));
+    const over = counters.findIndex((c, i) => {
+      const e = entries[i];
+      return (e && typeof e.value === 'number' ? e.value : 0) >= c.limit;
+    });
+    if (over >= 0) return over;
+    counters.forEach((c, i) => {
+      const e = entries[i];
+      if (e && typeof e.value === 'number') e.value += 1;
+      else this.#keys.set(c.key, { value: 1, expires: this.#expiry(ttlMs) });
+    });
+    return -1;
+  }
+
+  async release(key: string, by: number): Promise<number> {
+    const e = this.#live(key);
+    if (!e || typeof e.value !== 'number') return 0;
+    e.value = Math.max(0, e.value - by);
+    return e.value;
+  }
+
   async del(key: string): Promise<void> {
     this.#keys.delete(key);
   }

@@ -846,6 +846,25 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(await e.get('short'), 0, 'counter expired');
           assert.equal(await e.incr('short', 1, 30), 1);
 
+          // reserve: all or nothing across counters; release: never below zero, never creates a key
+          const pair = [{ key: 'ra', limit: 2 }, { key: 'rb', limit: 3 }];
+          assert.equal(await e.reserve(pair, 60_000), -1);
+          assert.equal(await e.reserve(pair, 60_000), -1);
+          assert.equal(await e.reserve(pair, 60_000), 0, 'first counter at its limit');
+          assert.deepEqual([await e.get('ra'), await e.get('rb')], [2, 2], 'a refused reservation changes nothing');
+          assert.equal(await e.release('ra', 1), 1);
+          assert.equal(await e.reserve(pair, 60_000), -1);
+          assert.equal(await e.reserve(pair, 60_000), 0);
+          assert.equal(await e.get('rb'), 3);
+          assert.equal(await e.release('rb', 5), 0, 'not below zero');
+          assert.equal(await e.release('absent', 1), 0);
+          assert.equal(await e.get('absent'), 0, 'release does not create a key');
+          assert.equal(await e.reserve([{ key: 'rshort', limit: 5 }], 30), -1);
+          await sleep(60);
+          assert.equal(await e.release('rshort', 1), 0, 'expired');
+          assert.equal(await e.reserve([{ key: 'rshort', limit: 1 }], 60_000), -1, 'expired counter starts again');
+          assert.equal(await e.reserve([{ key: 'rshort', limit: 1 }], 60_000), 0);
+
           assert.equal(await e.setIfAbsent('k', 60_000), true);
           assert.equal(await e.setIfAbsent('k', 60_000), false);
           assert.equal(await e.setIfAbsent('k2', 30), true);
