@@ -6,7 +6,7 @@
 import type { Config } from '../hooks/config.ts';
 import { StorageError, type AddressRecord, type QuotaLimits, type SpecialUse, type StoragePorts, type UserRecord } from './ports.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
-import { lookupKeys, normalizeAddress, normalizeUsername } from './addresses.ts';
+import { AddressError, lookupKeys, normalizeAddress, normalizeUsername, validateNewUsername } from './addresses.ts';
 import { looksLikeAppPassword, matchAppPassword } from './app-passwords.ts';
 import { specialMailboxNames, type SpecialMailboxNames } from './mailbox-names.ts';
 
@@ -46,7 +46,7 @@ export function defaultMailboxes(names: Config['users']['mailboxes']): Array<{ p
 }
 
 export async function createUser(storage: StoragePorts, config: Config, input: CreateUserInput): Promise<{ user: UserRecord; addresses: AddressRecord[] }> {
-  const username = normalizeUsername(input.username);
+  const username = validateNewUsername(input.username);
   const addresses = (input.addresses ?? []).map((a) => ({ display: a.trim(), ...normalizeAddress(a) }));
   const passwordHash = input.password === null ? null : await hashPassword(input.password);
   const user = await storage.users.create({
@@ -72,11 +72,22 @@ export async function createUser(storage: StoragePorts, config: Config, input: C
   }
 }
 
+/**
+ * A user by login name: the exact username, else the user whose username or address folds to the same key
+ * (`ＡＬＩＣＥ`, `Alice@Example.com`). The one lookup for login, `/users/resolve` and the CLI.
+ */
 export async function findUser(storage: StoragePorts, username: string): Promise<UserRecord | null> {
-  return storage.users.getByUsername(normalizeUsername(username));
+  let exact: string | null = null;
+  try {
+    exact = normalizeUsername(username);
+  } catch (err) {
+    if (!(err instanceof AddressError)) throw err;
+  }
+  return (exact === null ? null : await storage.users.getByUsername(exact)) ?? storage.users.getByLoginName(username);
 }
 
 async function requireUser(storage: StoragePorts, username: string): Promise<UserRecord> {
+  normalizeUsername(username); // an invalid name is an input error, not a missing user
   const user = await findUser(storage, username);
   if (!user) throw new StorageError('NONEXISTENT', `no such user "${username}"`);
   return user;
@@ -120,7 +131,7 @@ export async function checkCredentials(storage: StoragePorts, login: string, pas
     const address = await resolveAddress(storage, login).catch(() => null);
     if (address) user = await storage.users.get(address.userId);
   }
-  if (!user) user = await storage.users.getByUsername(login.trim().normalize('NFC').toLowerCase());
+  if (!user) user = await findUser(storage, login);
   if (!user || user.disabled) {
     // same work as a real check, so response time does not reveal which logins exist
     await verifyPassword(await dummyHash(), password);

@@ -243,13 +243,13 @@ describe('LMTP', () => {
     client.send(`LHLO c\r\nMAIL FROM:<s@r.example>\r\n${'RCPT TO:<alice@example.com>\r\n'.repeat(1000)}DATA\r\n`);
     const lines = await client.lines(6 + 1 + 1000 + 1);
     const rcptReplies = lines.slice(7, 1007);
-    assert.equal(rcptReplies.filter((l) => l === '250 2.1.5 Recipient OK').length, 5, 'lmtp.maxRecipients is 5 here');
-    assert.equal(rcptReplies.filter((l) => /^452 4\.5\.3 /.test(l)).length, 995);
+    assert.equal(rcptReplies.filter((l: string | null) => l === '250 2.1.5 Recipient OK').length, 5, 'lmtp.maxRecipients is 5 here');
+    assert.equal(rcptReplies.filter((l: string | null) => /^452 4\.5\.3 /.test(l!)).length, 995);
     assert.match(lines.at(-1)!, /^354/);
     client.send('Subject: flood\r\n\r\nx\r\n.\r\nQUIT\r\n');
     const replies = await client.lines(5 + 1);
-    assert.equal(replies.filter((l) => /^250 2\.0\.0 .*Delivered/.test(l)).length, 1);
-    assert.equal(replies.filter((l) => /^250 2\.0\.0 .*Already delivered/.test(l)).length, 4);
+    assert.equal(replies.filter((l) => /^250 2\.0\.0 .*Delivered/.test(l!)).length, 1);
+    assert.equal(replies.filter((l) => /^250 2\.0\.0 .*Already delivered/.test(l!)).length, 4);
     await done;
     assert.equal((await inbox('alice')).index.length, before + 1);
   });
