@@ -24,7 +24,7 @@ describe('fuzz: linear time (n vs 8n)', () => {
   for (const family of FAMILIES) {
     it(family.name, { todo: family.knownIssue }, async () => {
       const m = await measure(family);
-      assert.ok(m.ok, `8n took ${m.large.toFixed(1)} ms, n took ${m.small.toFixed(1)} ms: ${m.ratio.toFixed(1)}× (allowed 24×)`);
+      assert.ok(m.ok, `8n took ${m.large.toFixed(1)} ms, n took ${m.small.toFixed(1)} ms: ${m.ratio.toFixed(1)}× (allowed 32×)`);
     });
   }
 });

@@ -1,8 +1,9 @@
 /**
  * Linear time: each family builds a hostile input of size n (deep nesting, long runs of one special character,
  * many tiny chunks) and the target must handle 8n in well under 64 times the time of n (a quadratic would take
- * 64×). The ratio allowed is generous (24×) because CI runs two test files at once on two cores, and inputs are
- * sized so n takes milliseconds: noise, not the algorithm, dominates below that (a floor of 40 ms for 8n).
+ * 64×). The ratio allowed is generous (32×, half of a quadratic's 64×) because CI runs two test files at once on two cores, and inputs are
+ * sized so n takes milliseconds: noise, not the algorithm, dominates below that (times of n under 5 ms count as
+ * 5 ms, and 8n under 60 ms always passes).
  */
 import { PassThrough } from 'node:stream';
 import { CommandTokenizer } from '../../protocols/imap/tokenizer.ts';
@@ -137,7 +138,7 @@ export const FAMILIES: readonly LinearFamily[] = [
   },
   {
     name: 'line reader: n short lines in one chunk',
-    n: 5000,
+    n: 20000,
     build: (n) => {
       const chunk = enc.encode('NOOP\r\n'.repeat(n));
       return () => lines([chunk], 1024);
@@ -181,7 +182,7 @@ export const FAMILIES: readonly LinearFamily[] = [
 
 async function timeOf(work: () => unknown | Promise<unknown>): Promise<number> {
   let best = Infinity;
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     const started = performance.now();
     await work();
     best = Math.min(best, performance.now() - started);
@@ -189,7 +190,10 @@ async function timeOf(work: () => unknown | Promise<unknown>): Promise<number> {
   return best;
 }
 
-/** Times size n and 8n (best of 3 each, after a warm-up); the ratio and both times. */
+/**
+ * Times size n and 8n (best of 5 each, after a warm-up); the ratio and both times. Times of n under 5 ms count as
+ * 5 ms: below that, timer resolution and GC pauses decide the ratio, not the algorithm.
+ */
 export async function measure(family: LinearFamily, scale = 1): Promise<{ small: number; large: number; ratio: number; ok: boolean }> {
   const n = Math.max(1, Math.round(family.n * scale));
   const smallWork = family.build(n);
@@ -197,6 +201,6 @@ export async function measure(family: LinearFamily, scale = 1): Promise<{ small:
   await smallWork(); // warm-up (JIT)
   const small = await timeOf(smallWork);
   const large = await timeOf(largeWork);
-  const ratio = large / Math.max(small, 0.05);
-  return { small, large, ratio, ok: large < 40 || ratio < 24 };
+  const ratio = large / Math.max(small, 5);
+  return { small, large, ratio, ok: large < 60 || ratio < 32 };
 }
