@@ -7,7 +7,7 @@ import type { BlobsPort, ChangesPort, EphemeralPort, MailboxesPort, MessagesPort
 
 export interface StorageReader {
   readonly name: string;
-  readonly users: Pick<UsersPort, 'get' | 'getByUsername' | 'list' | 'listAddresses' | 'resolveAddress'>;
+  readonly users: Pick<UsersPort, 'get' | 'getByUsername' | 'getByLoginName' | 'list' | 'listAddresses' | 'resolveAddress'>;
   readonly mailboxes: Pick<MailboxesPort, 'get' | 'getByPath' | 'getBySpecialUse' | 'list' | 'counters'>;
   readonly messages: Pick<MessagesPort, 'get' | 'getById' | 'index' | 'content' | 'searchText' | 'findByMessageId'>;
   readonly blobs: Pick<BlobsPort, 'read' | 'stats'>;
@@ -31,7 +31,7 @@ function pick<T extends object, K extends keyof T>(port: T, keys: readonly K[]):
 export function storageReader(storage: StoragePorts): StorageReader {
   return Object.freeze({
     name: storage.name,
-    users: pick(storage.users, ['get', 'getByUsername', 'list', 'listAddresses', 'resolveAddress']),
+    users: pick(storage.users, ['get', 'getByUsername', 'getByLoginName', 'list', 'listAddresses', 'resolveAddress']),
     mailboxes: pick(storage.mailboxes, ['get', 'getByPath', 'getBySpecialUse', 'list', 'counters']),
     messages: pick(storage.messages, ['get', 'getById', 'index', 'content', 'searchText', 'findByMessageId']),
     blobs: pick(storage.blobs, ['read', 'stats']),

@@ -25,6 +25,8 @@ export class LineReader {
   readonly #maxLineLength: number;
   readonly #highWaterMark: number;
   #buffer: Uint8Array = new Uint8Array(0);
+  /** Space the buffer grows into (see #append); `#buffer` is a view of it, or of a chunk as received. */
+  #store: Uint8Array = new Uint8Array(0);
   #socket: Duplex | null = null;
   #ended = false;
   #paused = false;
@@ -34,7 +36,7 @@ export class LineReader {
 
   readonly #onData = (chunk: Uint8Array | string): void => {
     const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
-    this.#buffer = this.#buffer.length === 0 ? bytes : concatBytes([this.#buffer, bytes]);
+    this.#append(bytes);
     if (this.#buffer.length > this.#highWaterMark && this.#socket && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();
@@ -99,6 +101,31 @@ export class LineReader {
   unread(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
     this.#buffer = this.#buffer.length === 0 ? bytes : concatBytes([bytes, this.#buffer]);
+  }
+
+  /**
+   * Appends received bytes. The buffer grows by doubling into space this reader owns, so a line arriving one byte
+   * per packet costs linear time (copying the whole buffer per chunk was quadratic: 64 KB in 1-byte chunks took
+   * about a second of event loop). Only space past every view handed out is written.
+   */
+  #append(bytes: Uint8Array): void {
+    const current = this.#buffer;
+    if (current.length === 0) {
+      this.#buffer = bytes;
+      return;
+    }
+    const store = this.#store;
+    const end = current.byteOffset + current.length - store.byteOffset;
+    if (current.buffer === store.buffer && end + bytes.length <= store.length) {
+      store.set(bytes, end);
+      this.#buffer = store.subarray(current.byteOffset - store.byteOffset, end + bytes.length);
+      return;
+    }
+    const grown = new Uint8Array(Math.max(4096, 2 * (current.length + bytes.length)));
+    grown.set(current, 0);
+    grown.set(bytes, current.length);
+    this.#store = grown;
+    this.#buffer = grown.subarray(0, current.length + bytes.length);
   }
 
   #signal(): void {

@@ -17,7 +17,7 @@ import { startImap } from './imap.ts';
 import { loadTlsContext } from './tls.ts';
 
 export async function bootApp(config: Config, log: Logger): Promise<App> {
-  const storage = await openStorage(config);
+  const storage = await openStorage(config, (message) => log.warn(message));
   const checker = new PasswordChecker(passwordChecksFromConfig(config));
   try {
     return await createApp({

@@ -6,6 +6,7 @@
  * decoded), NFC, lowercased, so `Andris@Ｅxample.com`, `andris@xn--...` and the Unicode domain all match.
  */
 import { domainToASCII, domainToUnicode } from 'node:url';
+import unhomoglyph from 'unhomoglyph';
 
 export class AddressError extends Error {
   readonly code = 'INVALID_ADDRESS';
@@ -91,6 +92,77 @@ export function normalizeUsername(input: string): string {
   const value = input.trim().normalize('NFC').toLowerCase();
   if (!value || value.length > 128 || !/^[\p{L}\p{N}._@+-]+$/u.test(value)) {
     throw new AddressError(`invalid username "${input}": use letters, digits and . _ - @ +`);
+  }
+  return value;
+}
+
+// --- login names: one namespace for usernames and addresses ---------------------------------------------------
+
+/**
+ * The key a login name is unique under: NFKC, then case folded (upper then lower case, so `ß` → `ss`, `ς` → `σ`),
+ * trimmed. `ａｌｉｃｅ`, `ALICE` and `alice` share one key; so do `Alice@Example.com` and `alice@example.com`.
+ * Usernames and addresses live in this one namespace: no user's username may fold to another user's address or
+ * username (a user's own username and address may). Every backend enforces it with a unique index.
+ */
+export function loginKey(input: string): string {
+  return input.trim().normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');
+}
+
+/**
+ * The UTS #39 skeleton of a username (the Unicode confusables data through `unhomoglyph`): `pаypal` (Cyrillic а),
+ * `paypa1` and `paypal` share one. Two users may not have usernames with the same skeleton. Addresses are not
+ * held to this: their local parts belong to the domain's owner.
+ */
+export function usernameSkeleton(username: string): string {
+  return unhomoglyph(loginKey(username).normalize('NFD')).toLowerCase().normalize('NFD');
+}
+
+/** Scripts told apart in usernames (Script_Extensions, from the Unicode data built into the JS engine). */
+const SCRIPTS: ReadonlyArray<readonly [string, RegExp]> = [
+  'Latin', 'Greek', 'Cyrillic', 'Armenian', 'Hebrew', 'Arabic', 'Syriac', 'Thaana', 'Nko', 'Devanagari', 'Bengali',
+  'Gurmukhi', 'Gujarati', 'Oriya', 'Tamil', 'Telugu', 'Kannada', 'Malayalam', 'Sinhala', 'Thai', 'Lao', 'Tibetan',
+  'Myanmar', 'Georgian', 'Hangul', 'Ethiopic', 'Cherokee', 'Canadian_Aboriginal', 'Ogham', 'Runic', 'Khmer',
+  'Mongolian', 'Hiragana', 'Katakana', 'Bopomofo', 'Han', 'Yi', 'Coptic', 'Tifinagh', 'Vai', 'Lisu', 'Adlam',
+].map((name) => [name, new RegExp(`^\\p{Script_Extensions=${name}}$`, 'u')] as const);
+const COMMON = /^[\p{Script=Common}\p{Script=Inherited}]$/u;
+/** UTS #39 "highly restrictive": Han may mix with the scripts written beside it in Japanese, Korean and Chinese. */
+const AUGMENT: Readonly<Record<string, readonly string[]>> = {
+  Han: ['Jpan', 'Kore', 'Hanb'],
+  Hiragana: ['Jpan'],
+  Katakana: ['Jpan'],
+  Hangul: ['Kore'],
+  Bopomofo: ['Hanb'],
+};
+
+/**
+ * The scripts a name is written in, per UTS #39 §5.1 (resolved script set): empty when it mixes scripts that are
+ * not written together (Latin with Cyrillic or Greek, ...). Digits and `. _ - @ +` count for every script.
+ */
+export function resolvedScripts(name: string): Set<string> | null {
+  let resolved: Set<string> | null = null;
+  for (const ch of name.normalize('NFKC')) {
+    if (COMMON.test(ch)) continue;
+    const own = new Set<string>();
+    for (const [script, re] of SCRIPTS) {
+      if (!re.test(ch)) continue;
+      own.add(script);
+      for (const extra of AUGMENT[script] ?? []) own.add(extra);
+    }
+    if (own.size === 0) own.add(`U+${((ch.codePointAt(0)! >> 7) << 7).toString(16)}`); // a script not listed: its block
+    resolved = resolved === null ? own : new Set([...(resolved as Set<string>)].filter((s) => own.has(s)));
+  }
+  return resolved;
+}
+
+/**
+ * A new username: normalizeUsername's rules, and not a mix of scripts that are not written together (`pаypal`
+ * with a Cyrillic `а`). Throws AddressError. Lookups use normalizeUsername alone, so older names stay reachable.
+ */
+export function validateNewUsername(input: string): string {
+  const value = normalizeUsername(input);
+  const scripts = resolvedScripts(value);
+  if (scripts !== null && scripts.size === 0) {
+    throw new AddressError(`invalid username "${input}": it mixes letters of different scripts (look-alike characters?)`);
   }
   return value;
 }

@@ -107,6 +107,13 @@ export interface UsersPort {
   create(user: NewUser): Promise<UserRecord>; // ALREADYEXISTS when username is taken
   get(id: Id): Promise<UserRecord | null>;
   getByUsername(username: string): Promise<UserRecord | null>;
+  /**
+   * The user whose username or address has this login name's key (storage/addresses.ts loginKey: NFKC, case
+   * folded). Backends keep those keys unique across users with a unique index: create and addAddress refuse a
+   * username or address folding to another user's username or address (ALREADYEXISTS), and create refuses a
+   * username with another user's username skeleton (usernameSkeleton, UTS #39 confusables).
+   */
+  getByLoginName(login: string): Promise<UserRecord | null>;
   list(options?: UserFilter & { limit?: number; cursor?: string | null }): Promise<Page<UserRecord>>;
   /** How many users `list` would return in all for the same filter (the HTTP API's `total`). */
   count(options?: UserFilter): Promise<number>;

@@ -6,7 +6,7 @@
 import type { Config } from '../hooks/config.ts';
 import { StorageError, type AddressRecord, type QuotaLimits, type SpecialUse, type StoragePorts, type UserRecord, type UsersPort } from './ports.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
-import { lookupKeys, normalizeAddress, normalizeUsername } from './addresses.ts';
+import { AddressError, lookupKeys, normalizeAddress, normalizeUsername, validateNewUsername } from './addresses.ts';
 import { looksLikeAppPassword, matchAppPassword } from './app-passwords.ts';
 import type { PasswordChecker } from './password-check.ts';
 import { specialMailboxNames, type SpecialMailboxNames } from './mailbox-names.ts';
@@ -47,7 +47,7 @@ export function defaultMailboxes(names: Config['users']['mailboxes']): Array<{ p
 }
 
 export async function createUser(storage: StoragePorts, config: Config, input: CreateUserInput): Promise<{ user: UserRecord; addresses: AddressRecord[] }> {
-  const username = normalizeUsername(input.username);
+  const username = validateNewUsername(input.username);
   const addresses = (input.addresses ?? []).map((a) => ({ display: a.trim(), ...normalizeAddress(a) }));
   const passwordHash = input.password === null ? null : await hashPassword(input.password);
   const user = await storage.users.create({
@@ -73,11 +73,22 @@ export async function createUser(storage: StoragePorts, config: Config, input: C
   }
 }
 
-export async function findUser(storage: StoragePorts, username: string): Promise<UserRecord | null> {
-  return storage.users.getByUsername(normalizeUsername(username));
+/**
+ * A user by login name: the exact username, else the user whose username or address folds to the same key
+ * (`ＡＬＩＣＥ`, `Alice@Example.com`). The one lookup for login, `/users/resolve` and the CLI.
+ */
+export async function findUser(storage: UserLookup, username: string): Promise<UserRecord | null> {
+  let exact: string | null = null;
+  try {
+    exact = normalizeUsername(username);
+  } catch (err) {
+    if (!(err instanceof AddressError)) throw err;
+  }
+  return (exact === null ? null : await storage.users.getByUsername(exact)) ?? storage.users.getByLoginName(username);
 }
 
 async function requireUser(storage: StoragePorts, username: string): Promise<UserRecord> {
+  normalizeUsername(username); // an invalid name is an input error, not a missing user
   const user = await findUser(storage, username);
   if (!user) throw new StorageError('NONEXISTENT', `no such user "${username}"`);
   return user;
@@ -95,7 +106,7 @@ export async function deleteUser(storage: StoragePorts, username: string): Promi
 
 /** The user lookups login resolution needs (StoragePorts and the plugins' StorageReader both have them). */
 export interface UserLookup {
-  readonly users: Pick<UsersPort, 'get' | 'getByUsername' | 'resolveAddress'>;
+  readonly users: Pick<UsersPort, 'get' | 'getByUsername' | 'getByLoginName' | 'resolveAddress'>;
 }
 
 /** Resolves a recipient address (case-insensitive, IDN, `user+tag@`) to its user's address record. */
@@ -121,7 +132,7 @@ export async function resolveLogin(storage: UserLookup, login: string): Promise<
       if (user) return user;
     }
   }
-  return storage.users.getByUsername(login.trim().normalize('NFC').toLowerCase());
+  return findUser(storage, login);
 }
 
 let dummy: Promise<string> | null = null;

@@ -212,6 +212,48 @@ describe('LMTP', () => {
     assert.equal((await inbox('bob')).index.length, before + 1);
   });
 
+  it('the same recipient named again (any case, +tag) gets one copy per transaction and one reply per RCPT', async () => {
+    const before = (await inbox('alice')).index.length;
+    const bobBefore = (await inbox('bob')).index.length;
+    const { client, done } = connect();
+    await client.line();
+    const rcpts = ['alice@example.com', 'Alice@EXAMPLE.com', 'alice+tag@example.com', 'bob@example.com', 'ALICE@example.com'];
+    client.send(`LHLO c\r\nMAIL FROM:<s@r.example>\r\n${rcpts.map((r) => `RCPT TO:<${r}>\r\n`).join('')}DATA\r\n`);
+    const lines = await client.lines(6 + 1 + rcpts.length + 1);
+    assert.deepEqual(lines.slice(7, 7 + rcpts.length), rcpts.map(() => '250 2.1.5 Recipient OK'));
+    assert.match(lines.at(-1)!, /^354/);
+    // no Message-ID: the duplicate window cannot help, only the per-transaction rule
+    client.send('Subject: repeated rcpt\r\n\r\nx\r\n.\r\nQUIT\r\n');
+    const replies = await client.lines(rcpts.length + 1);
+    assert.match(replies[0]!, /^250 2\.0\.0 <alice@example\.com> Delivered/);
+    assert.match(replies[1]!, /^250 2\.0\.0 <Alice@EXAMPLE\.com> Already delivered/);
+    assert.match(replies[2]!, /^250 2\.0\.0 <alice\+tag@example\.com> Already delivered/);
+    assert.match(replies[3]!, /^250 2\.0\.0 <bob@example\.com> Delivered/);
+    assert.match(replies[4]!, /^250 2\.0\.0 <ALICE@example\.com> Already delivered/);
+    assert.match(replies[5]!, /^221 /);
+    await done;
+    assert.equal((await inbox('alice')).index.length, before + 1);
+    assert.equal((await inbox('bob')).index.length, bobBefore + 1);
+  });
+
+  it('1,000 RCPTs of one address: the cap answers 452 4.5.3 past lmtp.maxRecipients, one copy is stored', async () => {
+    const before = (await inbox('alice')).index.length;
+    const { client, done } = connect();
+    await client.line();
+    client.send(`LHLO c\r\nMAIL FROM:<s@r.example>\r\n${'RCPT TO:<alice@example.com>\r\n'.repeat(1000)}DATA\r\n`);
+    const lines = await client.lines(6 + 1 + 1000 + 1);
+    const rcptReplies = lines.slice(7, 1007);
+    assert.equal(rcptReplies.filter((l: string | null) => l === '250 2.1.5 Recipient OK').length, 5, 'lmtp.maxRecipients is 5 here');
+    assert.equal(rcptReplies.filter((l: string | null) => /^452 4\.5\.3 /.test(l!)).length, 995);
+    assert.match(lines.at(-1)!, /^354/);
+    client.send('Subject: flood\r\n\r\nx\r\n.\r\nQUIT\r\n');
+    const replies = await client.lines(5 + 1);
+    assert.equal(replies.filter((l) => /^250 2\.0\.0 .*Delivered/.test(l!)).length, 1);
+    assert.equal(replies.filter((l) => /^250 2\.0\.0 .*Already delivered/.test(l!)).length, 4);
+    await done;
+    assert.equal((await inbox('alice')).index.length, before + 1);
+  });
+
   it('a client that disconnects mid-DATA leaves nothing stored', async () => {
     const before = (await inbox('alice')).index.length;
     const { client, done } = connect();

@@ -5,7 +5,8 @@
  *   address → user (case-insensitive, IDN, +tag)  ── NONEXISTENT / CLIENTBUG
  *   delivery.beforeRecipient   policy              ── verdict
  *
- * deliverMessage, per recipient, in order:
+ * deliverMessage, per recipient, in order (a user named twice in one transaction, by any of their addresses, gets
+ * one copy; the repeats share the first one's outcome, as duplicates):
  *   delivery.beforeDeliver     policy              ── verdict for this copy
  *   duplicate check            same Message-ID to the same user within delivery.duplicateWindowSeconds
  *                                                  ── accepted, stored once
@@ -172,9 +173,16 @@ export async function deliverMessage(app: PipelineApp, ctx: HookContext, input: 
   }
   const messageId = getHeader(headers, 'message-id');
   const internalDate = input.internalDate ?? Date.now();
+  // One copy per resolved user per transaction: `Alice@EXAMPLE.com`, `alice@example.com` and `alice+tag@…` given
+  // twice (or 1,000 times) store once; every repeat gets the first copy's outcome (a duplicate when it was stored).
+  const firstForUser = new Map<Id, OperationResult<DeliveryResult>>();
   for (const [index, recipient] of input.recipients.entries()) {
     const rctx = createContext(ctx.session, { recipient: recipient.address });
-    const result = headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate));
+    const earlier = firstForUser.get(recipient.userId);
+    const result = earlier
+      ? repeatOutcome(earlier)
+      : (headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate)));
+    if (!earlier) firstForUser.set(recipient.userId, result);
     const outcome: DeliveryOutcome = Object.freeze({ recipient, result });
     outcomes.push(outcome);
     if (app.metrics) {
@@ -190,6 +198,12 @@ export async function deliverMessage(app: PipelineApp, ctx: HookContext, input: 
     }
   }
   return outcomes;
+}
+
+/** The outcome of a repeated recipient (same user again in one transaction): the first one's, not stored again. */
+function repeatOutcome(first: OperationResult<DeliveryResult>): OperationResult<DeliveryResult> {
+  if (!first.ok || (!first.value.stored && !first.value.duplicate)) return first; // refused, deferred or discarded alike
+  return ok(Object.freeze({ ...first.value, stored: null, duplicate: true }));
 }
 
 async function deliverOne(

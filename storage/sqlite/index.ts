@@ -38,6 +38,8 @@ export interface SqliteStorageOptions {
   driver?: 'node:sqlite' | 'better-sqlite3';
   /** Clock (tests). */
   now?: () => number;
+  /** Told what a schema migration reports (login names that already collide); default stderr. */
+  warn?: (message: string) => void;
 }
 
 export const DATABASE_FILE = 'wildduck.sqlite';
@@ -61,7 +63,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('PRAGMA foreign_keys = ON');
-    migrate(db);
+    migrate(db, options.warn ?? ((message) => console.warn(`wildduck storage: ${message}`)));
     blobs = new SqliteBlobs(db, {
       dataDir,
       durable: synchronous === 'full',

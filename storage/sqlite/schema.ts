@@ -4,8 +4,12 @@
  * has shipped.
  */
 import type { Db } from './driver.ts';
+import { loginKey, usernameSkeleton } from '../addresses.ts';
 
-export const MIGRATIONS: readonly string[] = [
+/** A migration: SQL, or a function for what SQL cannot compute (Unicode folding); it may return notes to log. */
+export type Migration = string | ((db: Db) => string[] | void);
+
+export const MIGRATIONS: readonly Migration[] = [
   // 1: initial schema
   `
   CREATE TABLE meta (
@@ -156,12 +160,62 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX messages_thread ON messages(user_id, thread_id);
   `,
+
+  // 5: login names (usernames and addresses, folded) and username skeletons, unique across users (login_keys)
+  (db) => {
+    db.exec(`
+      CREATE TABLE login_keys (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        refs INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+      ) WITHOUT ROWID;
+      CREATE INDEX login_keys_user ON login_keys(user_id);
+    `);
+    // existing collisions cannot be undone here: the oldest holder keeps the key, the others are reported
+    const notes: string[] = [];
+    const users = db.all<{ id: number; username: string }>('SELECT id, username FROM users ORDER BY id');
+    for (const u of users) {
+      if (!claimLoginKey(db, u.id, 'name', loginKey(u.username))) notes.push(`username "${u.username}" (user ${u.id}) folds to another user's username or address`);
+      if (!claimLoginKey(db, u.id, 'skeleton', usernameSkeleton(u.username))) notes.push(`username "${u.username}" (user ${u.id}) looks like another user's username`);
+    }
+    const addresses = db.all<{ user_id: number; address: string }>('SELECT user_id, address FROM addresses ORDER BY id');
+    for (const a of addresses) {
+      if (!claimLoginKey(db, a.user_id, 'name', loginKey(a.address))) notes.push(`address "${a.address}" (user ${a.user_id}) folds to another user's username or address`);
+    }
+    return notes;
+  },
 ];
+
+/**
+ * Claims a login key for a user (the unique index decides, so concurrent claims cannot both win). The same user
+ * may hold a key more than once (username `alice@example.com` and that address): counted in `refs`. False when
+ * another user holds it.
+ */
+export function claimLoginKey(db: Db, userId: number, kind: 'name' | 'skeleton', key: string): boolean {
+  const { changes } = db.run(
+    'INSERT INTO login_keys (kind, key, user_id, refs) VALUES (?, ?, ?, 1) ON CONFLICT (kind, key) DO UPDATE SET refs = refs + 1 WHERE user_id = excluded.user_id',
+    kind,
+    key,
+    userId,
+  );
+  return changes > 0;
+}
+
+/** Gives back one claim of a key (the address was removed). */
+export function releaseLoginKey(db: Db, userId: number, kind: 'name' | 'skeleton', key: string): void {
+  db.run('UPDATE login_keys SET refs = refs - 1 WHERE kind = ? AND key = ? AND user_id = ?', kind, key, userId);
+  db.run('DELETE FROM login_keys WHERE kind = ? AND key = ? AND user_id = ? AND refs <= 0', kind, key, userId);
+}
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Applies pending migrations. Refuses to open a database written by a newer version. */
-export function migrate(db: Db): void {
+/**
+ * Applies pending migrations. Refuses to open a database written by a newer version. `warn` gets what a migration
+ * reports (e.g. login names that already collide).
+ */
+export function migrate(db: Db, warn: (message: string) => void = () => {}): void {
   const current = Number(db.get<{ user_version: number }>('PRAGMA user_version')?.user_version ?? 0);
   if (current > MIGRATIONS.length) {
     throw new Error(`database schema version ${current} is newer than this server supports (${MIGRATIONS.length})`);
@@ -171,7 +225,9 @@ export function migrate(db: Db): void {
       // Re-check under the write lock: another process may have migrated meanwhile.
       const now = Number(db.get<{ user_version: number }>('PRAGMA user_version')?.user_version ?? 0);
       if (now > v) return;
-      db.exec(MIGRATIONS[v]);
+      const migration = MIGRATIONS[v]!;
+      const notes = typeof migration === 'string' ? db.exec(migration) : migration(db);
+      for (const note of notes ?? []) warn(`migration ${v + 1}: ${note}`);
       db.exec(`PRAGMA user_version = ${v + 1}`);
     });
   }

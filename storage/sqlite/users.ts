@@ -5,6 +5,8 @@ import type { AddressRecord, Id, NewUser, Page, UserFilter, UserPatch, UserRecor
 import type { Db, SqlParam } from './driver.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import { bool, isUniqueViolation, num, rowId, toId } from './common.ts';
+import { claimLoginKey, releaseLoginKey } from './schema.ts';
+import { loginKey, usernameSkeleton } from '../addresses.ts';
 
 interface UserRow {
   id: number;
@@ -135,11 +137,18 @@ export class SqliteUsers implements UsersPort {
           user.quota?.messages ?? null,
           this.#now(),
         );
-        if (user.tags?.length) this.#setTags(num(lastInsertRowid), user.tags);
+        const id = num(lastInsertRowid);
+        if (!claimLoginKey(db, id, 'name', loginKey(user.username))) {
+          throw new StorageError('ALREADYEXISTS', `username "${user.username}" is taken: it is another user's username or address once case and width are folded`);
+        }
+        if (!claimLoginKey(db, id, 'skeleton', usernameSkeleton(user.username))) {
+          throw new StorageError('ALREADYEXISTS', `username "${user.username}" looks like another user's username (confusable characters)`);
+        }
+        if (user.tags?.length) this.#setTags(id, user.tags);
         return this.#user(this.#row(lastInsertRowid)!);
       });
     } catch (err) {
-      if (isUniqueViolation(err)) throw new StorageError('ALREADYEXISTS', `username ${user.username} is taken`);
+      if (isUniqueViolation(err)) throw new StorageError('ALREADYEXISTS', `username "${user.username}" is taken`);
       throw err;
     }
   }
@@ -152,6 +161,12 @@ export class SqliteUsers implements UsersPort {
 
   async getByUsername(username: string): Promise<UserRecord | null> {
     const r = this.#db.get<UserRow>('SELECT * FROM users WHERE username = ?', username);
+    return r ? this.#user(r) : null;
+  }
+
+  async getByLoginName(login: string): Promise<UserRecord | null> {
+    const key = this.#db.get<{ user_id: number }>("SELECT user_id FROM login_keys WHERE kind = 'name' AND key = ?", loginKey(login));
+    const r = key ? this.#row(key.user_id) : undefined;
     return r ? this.#user(r) : null;
   }
 
@@ -233,6 +248,7 @@ export class SqliteUsers implements UsersPort {
       db.run('DELETE FROM thread_refs WHERE user_id = ?', n);
       db.run('DELETE FROM threads WHERE user_id = ?', n);
       db.run('DELETE FROM addresses WHERE user_id = ?', n);
+      db.run('DELETE FROM login_keys WHERE user_id = ?', n);
       db.run('DELETE FROM users WHERE id = ?', n);
     });
   }
@@ -246,6 +262,9 @@ export class SqliteUsers implements UsersPort {
         const hasMain = db.get('SELECT 1 AS x FROM addresses WHERE user_id = ? AND main = 1', n) !== undefined;
         const main = address.main ?? !hasMain;
         if (main) db.run('UPDATE addresses SET main = 0 WHERE user_id = ?', n);
+        if (!claimLoginKey(db, n, 'name', loginKey(address.address))) {
+          throw new StorageError('ALREADYEXISTS', `address ${address.address} is taken: it is another user's username or address once case and width are folded`);
+        }
         const { lastInsertRowid } = db.run(
           'INSERT INTO addresses (user_id, address, display, main, created) VALUES (?, ?, ?, ?, ?)',
           n,
@@ -269,6 +288,7 @@ export class SqliteUsers implements UsersPort {
       const row = n === null ? undefined : db.get<AddressRow>('SELECT * FROM addresses WHERE id = ?', n);
       if (!row) throw new StorageError('NONEXISTENT', `address ${addressId} does not exist`);
       db.run('DELETE FROM addresses WHERE id = ?', n);
+      releaseLoginKey(db, row.user_id, 'name', loginKey(row.address));
       if (bool(row.main)) {
         // keep one main address when any remain: the oldest
         db.run(

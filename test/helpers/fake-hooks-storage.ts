@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { StorageError } from '../../storage/ports.ts';
 import { MemoryEphemeral } from '../../storage/ephemeral/memory.ts';
+import { loginKey } from '../../storage/addresses.ts';
 import type {
   AppendInput,
   IngestedMessage,
@@ -78,6 +79,7 @@ export function createFakeStorage(): FakeStorage {
       create: missing('users.create'),
       get: async (userId) => users.find((u) => u.id === userId) ?? null,
       getByUsername: async (username) => users.find((u) => u.username === username) ?? null,
+      getByLoginName: async (login) => users.find((u) => loginKey(u.username) === loginKey(login)) ?? null,
       list: missing('users.list'),
       count: missing('users.count'),
       update: missing('users.update'),

@@ -200,6 +200,39 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.deepEqual((await s.users.listAddresses(user.id)).filter((a) => a.main).map((a) => a.id), [a1.id], 'main moved');
           await rejectsWith(s.users.updateAddress(a2.id, { main: true }), 'NONEXISTENT');
         }));
+
+      it('keeps usernames and addresses one namespace after NFKC and case folding, under concurrency too', () =>
+        withStorage(async ({ s, user }) => {
+          // alice's own address may equal her username; nobody else's username or address may fold to either
+          const own = await s.users.create({ username: 'carol@example.com', passwordHash: null });
+          await s.users.addAddress(own.id, { address: 'carol@example.com', display: 'carol@example.com' });
+          await rejectsWith(s.users.create({ username: 'ａｌｉｃｅ', passwordHash: null }), 'ALREADYEXISTS'); // fullwidth
+          await rejectsWith(s.users.create({ username: 'ALICE', passwordHash: null }), 'ALREADYEXISTS');
+          await rejectsWith(s.users.create({ username: 'аlice', passwordHash: null }), 'ALREADYEXISTS'); // Cyrillic а: same skeleton
+          await rejectsWith(s.users.create({ username: 'a1ice', passwordHash: null }), 'ALREADYEXISTS'); // 1 looks like l
+          const bob = await s.users.create({ username: 'bob', passwordHash: null });
+          await s.users.addAddress(bob.id, { address: 'bob@example.com', display: 'bob@example.com' });
+          await rejectsWith(s.users.create({ username: 'bob@example.com', passwordHash: null }), 'ALREADYEXISTS');
+          await rejectsWith(s.users.create({ username: 'ｂｏｂ@ｅｘａｍｐｌｅ.ｃｏｍ', passwordHash: null }), 'ALREADYEXISTS');
+          await rejectsWith(s.users.addAddress(bob.id, { address: 'alice', display: 'alice' }), 'ALREADYEXISTS');
+          await rejectsWith(s.users.addAddress(bob.id, { address: 'carol@example.com', display: 'x' }), 'ALREADYEXISTS');
+          // look-ups by any written form land on the owner
+          assert.equal((await s.users.getByLoginName('ＡＬＩＣＥ'))?.id, user.id);
+          assert.equal((await s.users.getByLoginName('BOB@example.com'))?.id, bob.id);
+          assert.equal((await s.users.getByLoginName('Carol@Example.com'))?.id, own.id);
+          assert.equal(await s.users.getByLoginName('nobody'), null);
+          // removing carol's address keeps her username's key; deleting a user frees every key
+          const [carolAddress] = await s.users.listAddresses(own.id);
+          await s.users.removeAddress(carolAddress!.id);
+          await rejectsWith(s.users.addAddress(bob.id, { address: 'carol@example.com', display: 'x' }), 'ALREADYEXISTS');
+          await s.users.delete(own.id);
+          await s.users.addAddress(bob.id, { address: 'carol@example.com', display: 'x' });
+          // concurrent creations of look-alike names: exactly one wins (a unique index, not check-then-insert)
+          const names = ['dave', 'DAVE', 'ｄａｖｅ', 'Dave', 'dAvE', 'ＤＡＶＥ'];
+          const results = await Promise.allSettled(names.map((username) => s.users.create({ username: username.toLowerCase(), passwordHash: null })));
+          assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+          for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as { code?: string }).code, 'ALREADYEXISTS');
+        }));
     });
 
     // -----------------------------------------------------------------------------------------------------------
