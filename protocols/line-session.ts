@@ -12,6 +12,7 @@ import type { Verdict } from '../hooks/verdict.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { LineReader, writeTo } from './line-reader.ts';
+import { CommandBudget } from './command-budget.ts';
 
 /** The protocol's words for the moments the loop handles. */
 export interface LineWording {
@@ -19,6 +20,8 @@ export interface LineWording {
   /** To a client over the per-IP connection limit; the listener closes afterwards. */
   refused: string;
   tooLong: string;
+  /** A command (line or LMTP DATA) not received within its budget (commandTimeoutSeconds, minBytesPerSecond). */
+  commandTimeout: string;
   tooManyErrors: string;
   internalError: string;
   /** Sent at shutdown only while waiting for a command, so no response is cut in two. */
@@ -53,7 +56,13 @@ export abstract class LineSession {
     this.socket = conn.socket;
     this.secure = conn.secure;
     this.session = createSession(app.log, { protocol, id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort ?? null });
-    this.reader = new LineReader(conn.socket, { maxLineLength: app.config[protocol].maxLineLength });
+    const section = app.config[protocol];
+    const budget = new CommandBudget({
+      timeoutMs: section.commandTimeoutSeconds * 1000,
+      minBytesPerSecond: section.minBytesPerSecond,
+      onExpire: () => void this.#commandTimedOut(),
+    });
+    this.reader = new LineReader(conn.socket, { maxLineLength: section.maxLineLength, budget });
     this.#maxBadCommands = app.config[protocol].maxBadCommands;
     this.#protocol = protocol;
   }
@@ -83,6 +92,19 @@ export abstract class LineSession {
   close(): void {
     this.closed = true;
     this.conn.close();
+  }
+
+  /** A slow writer: say so, stop reading (the pending read ends) and close. */
+  async #commandTimedOut(): Promise<void> {
+    this.session.log.info('command timeout: a command took too long to arrive, closing');
+    this.reader.end();
+    await this.reply(this.wording.commandTimeout);
+    this.close();
+  }
+
+  /** After login: the authenticated idle timeout replaces the (shorter) pre-auth one. */
+  authenticated(): void {
+    this.conn.setIdleTimeout?.(this.app.config[this.#protocol].idleTimeoutSeconds * 1000);
   }
 
   async bad(reply: string): Promise<void> {

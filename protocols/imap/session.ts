@@ -27,6 +27,8 @@ import type { ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
 import { InputBuffer } from './input.ts';
 import { CommandReader } from './reader.ts';
+import type { LiteralPolicy } from './reader.ts';
+import { CommandBudget } from '../command-budget.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
 import { SelectedMailbox } from './selected.ts';
@@ -54,6 +56,8 @@ export interface ImapConnection {
   onShutdown: ((conn: never) => void | Promise<void>) | null;
   upgradeToTls(): Promise<void>;
   close(): Promise<void>;
+  /** Changes the idle timeout: the listener starts with the pre-auth one, login and IDLE set their own. */
+  setIdleTimeout?(ms: number): void;
 }
 
 const encoder = new TextEncoder();
@@ -71,6 +75,7 @@ export class ImapSession {
   readonly enabled = new Set<string>();
   readonly reader: CommandReader;
   readonly #input: InputBuffer;
+  readonly #budget: CommandBudget;
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #bad = 0;
@@ -83,7 +88,17 @@ export class ImapSession {
     this.session = createSession(app.log, { protocol: 'imap', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort });
     this.#input = new InputBuffer();
     const config = app.config;
+    this.#budget = new CommandBudget({
+      timeoutMs: config.imap.commandTimeoutSeconds * 1000,
+      minBytesPerSecond: config.imap.minBytesPerSecond,
+      onExpire: () => {
+        this.log.info('command timeout: a command took too long to arrive, closing');
+        void this.disconnect('Command not received in time');
+      },
+    });
     this.reader = new CommandReader(this.#input, {
+      budget: this.#budget,
+      literalPolicy: (verb) => this.#literalPolicy(verb),
       maxLineLength: config.imap.maxLineLength,
       maxLiteralSize: config.imap.maxLiteralSize,
       maxAppendSize: config.limits.maxMessageSize,
@@ -95,6 +110,23 @@ export class ImapSession {
 
   get log() {
     return this.session.log;
+  }
+
+  /**
+   * What the reader may do with a literal of `verb` now (null: before the verb is known): a verb the command table
+   * does not allow in this state is refused before its literal is read (APPEND before login gets `BAD Log in
+   * first`, never `+`); before login every literal is held to imap.maxPreAuthLiteralSize.
+   */
+  #literalPolicy(verb: string | null): LiteralPolicy {
+    const spec = verb === null ? undefined : COMMANDS.get(verb);
+    if (spec && !spec.states.includes(this.state)) return { refuse: { status: 'BAD', code: null, text: wrongState(this.state, spec.states) } };
+    if (this.state === 'not-authenticated') return { maxLiteralSize: this.app.config.imap.maxPreAuthLiteralSize };
+    return {};
+  }
+
+  /** Idle timeout after login (the listener started with imap.preAuthIdleTimeoutSeconds). */
+  restoreIdleTimeout(): void {
+    this.conn.setIdleTimeout?.(this.app.config.imap.idleTimeoutSeconds * 1000);
   }
 
   get utf8(): boolean {
@@ -244,7 +276,11 @@ export class ImapSession {
   #attach(): void {
     const socket = this.conn.socket;
     this.#input.setFlow({ pause: () => socket.pause(), resume: () => socket.resume() });
-    socket.on('data', (chunk: Uint8Array | string) => this.#input.push(typeof chunk === 'string' ? encoder.encode(chunk) : chunk));
+    socket.on('data', (chunk: Uint8Array | string) => {
+      const bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
+      this.#budget.add(bytes.length);
+      this.#input.push(bytes);
+    });
     socket.once('end', () => this.#input.end());
     socket.once('close', () => this.#input.end());
   }
@@ -279,6 +315,7 @@ export class ImapSession {
       if (!this.closing) this.log.error('session failed', { err });
     } finally {
       this.#closing = true;
+      this.#budget.stop();
       this.selected?.close();
       this.selected = null;
       this.#changed = null;
@@ -409,6 +446,7 @@ export class ImapSession {
       return no('Too many connections for this user', 'LIMIT');
     }
     this.state = 'authenticated';
+    this.restoreIdleTimeout();
     return ok(`${result.value.username} authenticated`, `CAPABILITY ${(await this.capabilities(ctx)).join(' ')}`);
   }
 
