@@ -26,8 +26,8 @@ export interface ClientConnection {
    */
   onIdleTimeout?: ((conn: never) => void | Promise<void>) | null;
   onShutdown?: ((conn: never) => void | Promise<void>) | null;
-  /** Changes the idle timeout (the pre-auth one is replaced after login). Absent: no idle timer. */
-  setIdleTimeout?(ms: number): void;
+  /** After login: the listener's idle timeout for logged-in sessions replaces the pre-auth one. */
+  useAuthenticatedIdleTimeout?(): void;
   /** STARTTLS/STLS: call after the go-ahead reply; afterwards `socket` is the TLS socket. */
   upgradeToTls?(): Promise<unknown>;
   close(): unknown;

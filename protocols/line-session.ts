@@ -104,7 +104,7 @@ export abstract class LineSession {
 
   /** After login: the authenticated idle timeout replaces the (shorter) pre-auth one. */
   authenticated(): void {
-    this.conn.setIdleTimeout?.(this.app.config[this.#protocol].idleTimeoutSeconds * 1000);
+    this.conn.useAuthenticatedIdleTimeout?.();
   }
 
   async bad(reply: string): Promise<void> {

@@ -140,8 +140,13 @@ export interface Connection {
   onShutdown: ConnectionNotice | null;
   /** Restarts the idle timer. Every chunk read from the socket restarts it too. */
   resetIdle(): void;
-  /** Changes this connection's idle timeout (e.g. while a command waits on the server). */
+  /** Changes this connection's idle timeout (e.g. while a command waits on the server, or during IDLE). */
   setIdleTimeout(ms: number): void;
+  /**
+   * Switches to the listener's idle timeout for logged-in sessions (`idleTimeoutSeconds`); until then the
+   * shorter `preAuthIdleTimeoutSeconds` applies when the listener has one.
+   */
+  useAuthenticatedIdleTimeout(): void;
   /**
    * STARTTLS: call after writing the "go ahead" reply. Plaintext the client sent after its STARTTLS command is
    * discarded (RFC 3207 §4.2 / RFC 2595 §3.1: pipelined plaintext must not be processed as if it came over
@@ -170,7 +175,10 @@ export interface TcpListenerOptions {
   maxConnections?: number;
   /** Counts shared with other listeners (a protocol's plaintext and TLS ports); default: this listener's own. */
   limits?: ConnectionLimits;
+  /** Idle timeout of a logged-in session (and of every session when there is no pre-auth one). */
   idleTimeoutSeconds: number;
+  /** Idle timeout until the protocol calls `useAuthenticatedIdleTimeout()`; default idleTimeoutSeconds. */
+  preAuthIdleTimeoutSeconds?: number;
   log: Logger;
   onConnection(conn: Connection): void | Promise<void>;
   /** Time allowed for the PROXY header and the TLS handshake together. Default 15 s. */
@@ -179,6 +187,8 @@ export interface TcpListenerOptions {
   closeGraceMs?: number;
   /** Overrides idleTimeoutSeconds (tests). */
   idleTimeoutMs?: number;
+  /** Overrides preAuthIdleTimeoutSeconds (tests). */
+  preAuthIdleTimeoutMs?: number;
 }
 
 /** Server-side TLS over an existing socket works in both runtimes this server supports (measured: Node 20, Deno 2). */
@@ -239,6 +249,7 @@ interface ConnectionInit {
   refused: RefusalReason | null;
   tls: SecureContext | null;
   idleMs: number;
+  authenticatedIdleMs: number;
   handshakeTimeoutMs: number;
   closeGraceMs: number;
   log: Logger;
@@ -264,6 +275,7 @@ class TcpConnection implements Connection {
   #layers: Duplex[];
   #tls: SecureContext | null;
   #idleMs: number;
+  readonly #authenticatedIdleMs: number;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #handshakeTimeoutMs: number;
@@ -290,6 +302,7 @@ class TcpConnection implements Connection {
     this.refused = init.refused;
     this.#tls = init.tls;
     this.#idleMs = init.idleMs;
+    this.#authenticatedIdleMs = init.authenticatedIdleMs;
     this.#handshakeTimeoutMs = init.handshakeTimeoutMs;
     this.#closeGraceMs = init.closeGraceMs;
     this.#log = init.log;
@@ -353,6 +366,10 @@ class TcpConnection implements Connection {
   setIdleTimeout(ms: number): void {
     this.#idleMs = ms;
     this.resetIdle();
+  }
+
+  useAuthenticatedIdleTimeout(): void {
+    this.setIdleTimeout(this.#authenticatedIdleMs);
   }
 
   async #expire(): Promise<void> {
@@ -469,7 +486,8 @@ export async function startProtocolListeners(
     maxConnectionsPerIp: section.maxConnectionsPerIp,
     limits: new ConnectionLimits(section),
     handshakeTimeoutMs: section.handshakeTimeoutSeconds * 1000,
-    idleTimeoutSeconds: section.preAuthIdleTimeoutSeconds ?? section.idleTimeoutSeconds,
+    idleTimeoutSeconds: section.idleTimeoutSeconds,
+    ...(section.preAuthIdleTimeoutSeconds !== undefined ? { preAuthIdleTimeoutSeconds: section.preAuthIdleTimeoutSeconds } : {}),
     log,
     onConnection,
   };
@@ -492,7 +510,9 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
   const log = options.log.child({ listener: `${name}${implicitTls ? 's' : ''}` });
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 15_000;
   const closeGraceMs = options.closeGraceMs ?? 5_000;
-  const idleMs = options.idleTimeoutMs ?? options.idleTimeoutSeconds * 1000;
+  const authenticatedIdleMs = options.idleTimeoutMs ?? options.idleTimeoutSeconds * 1000;
+  const idleMs =
+    options.preAuthIdleTimeoutMs ?? (options.preAuthIdleTimeoutSeconds !== undefined ? options.preAuthIdleTimeoutSeconds * 1000 : authenticatedIdleMs);
   const secureContext = options.tls?.secureContext ?? null;
 
   const open = new Set<TcpConnection>();
@@ -575,6 +595,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       refused,
       tls: secureContext,
       idleMs,
+      authenticatedIdleMs,
       handshakeTimeoutMs,
       closeGraceMs,
       log,

@@ -91,7 +91,9 @@ describe('listener limits at accept (issue 9, defect 5)', () => {
     assert.ok(await settledWithin(Promise.all(extra.map((h) => h.closed)), 3000), 'over-limit sockets dropped at accept');
     assert.equal(await settledWithin(Promise.race(held.map((h) => h.closed)), 200), false, 'the first five are still waiting for their handshake');
     // another address is not affected and completes its handshake
-    const other = tlsConnect({ port: listener.port, host: '127.0.0.1', localAddress: '127.0.5.2', ca: material.cert, servername: 'localhost' });
+    const raw = netConnect({ port: listener.port, host: '127.0.0.1', localAddress: '127.0.5.2' });
+    await new Promise((resolve) => raw.once('connect', resolve));
+    const other = tlsConnect({ socket: raw, ca: material.cert, servername: 'localhost' });
     sockets.push(other);
     const hello = await new Promise<string>((resolve, reject) => {
       other.once('data', (d: Buffer) => resolve(d.toString()));

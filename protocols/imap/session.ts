@@ -56,8 +56,10 @@ export interface ImapConnection {
   onShutdown: ((conn: never) => void | Promise<void>) | null;
   upgradeToTls(): Promise<void>;
   close(): Promise<void>;
-  /** Changes the idle timeout: the listener starts with the pre-auth one, login and IDLE set their own. */
+  /** Changes the idle timeout (IDLE sets its own). */
   setIdleTimeout?(ms: number): void;
+  /** After login (and after IDLE): the listener's idle timeout for logged-in sessions. */
+  useAuthenticatedIdleTimeout?(): void;
 }
 
 const encoder = new TextEncoder();
@@ -126,7 +128,7 @@ export class ImapSession {
 
   /** Idle timeout after login (the listener started with imap.preAuthIdleTimeoutSeconds). */
   restoreIdleTimeout(): void {
-    this.conn.setIdleTimeout?.(this.app.config.imap.idleTimeoutSeconds * 1000);
+    this.conn.useAuthenticatedIdleTimeout?.();
   }
 
   get utf8(): boolean {
