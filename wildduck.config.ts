@@ -104,6 +104,8 @@ export default defineConfig({
     // An IDLE command without input from the client for this long ends with BYE (clients re-IDLE within 29 min).
     idleCommandTimeoutSeconds: 1800,
     maxLineLength: 65536,
+    // Most arguments in one command (search keys, fetch items, flags, nested lists all count); BAD [LIMIT] beyond.
+    maxArguments: 1000,
     // Largest literal (all of one command's together) before login; APPEND before login is refused before its literal.
     maxPreAuthLiteralSize: 4096,
     // Largest literal outside APPEND; APPEND accepts up to limits.maxMessageSize.

@@ -180,6 +180,12 @@ export const configSchema = z
           .positive()
           .default(1800)
           .describe('An IDLE command with no input from the client for this long ends with BYE (RFC 2177: clients re-issue IDLE within 29 minutes).'),
+        maxArguments: z
+          .number()
+          .int()
+          .positive()
+          .default(1000)
+          .describe('Most arguments (atoms, strings, literals, lists, nested ones included) in one command: bounds search keys, fetch items and flags; BAD [LIMIT] beyond it.'),
         maxPreAuthLiteralSize: z
           .number()
           .int()

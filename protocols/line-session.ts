@@ -13,6 +13,7 @@ import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { LineReader, writeTo } from './line-reader.ts';
 import { CommandBudget } from './command-budget.ts';
+import { TimeSlice } from './time-slice.ts';
 
 /** The protocol's words for the moments the loop handles. */
 export interface LineWording {
@@ -47,6 +48,8 @@ export abstract class LineSession {
   closed = false;
   /** Waiting for the next command line (a goodbye may be written now without splitting a response). */
   waiting = false;
+  /** Pipelined commands run back to back; the loop yields between slices so other sessions get their turn. */
+  readonly slice = new TimeSlice();
   readonly #maxBadCommands: number;
   readonly #protocol: Extract<Protocol, 'pop3' | 'lmtp'>;
 
@@ -163,6 +166,7 @@ export abstract class LineSession {
         if (line === null) break;
         if (line.kind === 'toolong') await this.bad(words.tooLong);
         else await this.command(line.text);
+        await this.slice.pause();
       }
     } catch (err) {
       this.session.log.error('session failed', { err });

@@ -42,6 +42,8 @@ import type { ImapCommand, ImapToken, LiteralBody } from './types.ts';
 
 export interface ReaderOptions {
   maxLineLength: number;
+  /** Most tokens in one command (imap.maxArguments): BAD [LIMIT] beyond it. */
+  maxArguments?: number;
   maxLiteralSize: number;
   /** Largest APPEND message literal (limits.maxMessageSize). */
   maxAppendSize: number;
@@ -193,7 +195,7 @@ export class CommandReader {
   async #arguments(verb: string, first: Uint8Array, offset: number, releases: Array<() => Promise<void>>): Promise<ImapToken[]> {
     const { maxLineLength } = this.#options;
     let maxLiteralSize = this.#literalLimit;
-    const tokenizer = new CommandTokenizer();
+    const tokenizer = new CommandTokenizer({ maxTokens: this.#options.maxArguments ?? Infinity });
     let line = first;
     let lineBytes = first.length;
     let literalBytes = 0;

@@ -29,6 +29,7 @@ import { InputBuffer } from './input.ts';
 import { CommandReader } from './reader.ts';
 import type { LiteralPolicy } from './reader.ts';
 import { CommandBudget } from '../command-budget.ts';
+import { TimeSlice } from '../time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
 import { SelectedMailbox } from './selected.ts';
@@ -76,6 +77,8 @@ export class ImapSession {
   /** ENABLEd extensions (RFC 5161), and CONDSTORE turned on by its first use (RFC 7162 §3.1). */
   readonly enabled = new Set<string>();
   readonly reader: CommandReader;
+  /** Long loops (FETCH, SEARCH, STORE, pipelined commands) call `slice.pause()` so other sessions get their turn. */
+  readonly slice = new TimeSlice();
   readonly #input: InputBuffer;
   readonly #budget: CommandBudget;
   #out: Uint8Array[] = [];
@@ -102,6 +105,7 @@ export class ImapSession {
       budget: this.#budget,
       literalPolicy: (verb) => this.#literalPolicy(verb),
       maxLineLength: config.imap.maxLineLength,
+      maxArguments: config.imap.maxArguments,
       maxLiteralSize: config.imap.maxLiteralSize,
       maxAppendSize: config.limits.maxMessageSize,
       literalMinus: config.imap.literalMinus,
@@ -312,6 +316,8 @@ export class ImapSession {
         } finally {
           await read.release();
         }
+        // pipelined commands run back to back without touching the event loop otherwise
+        await this.slice.pause();
       }
     } catch (err) {
       if (!this.closing) this.log.error('session failed', { err });
