@@ -523,12 +523,24 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     open.delete(conn);
   };
 
+  // sockets dropped at accept are reported at most once a minute, with a count: a flood must not flood the log
+  let dropped = 0;
+  let reported = -Infinity;
+  const noteDrop = (message: string, fields: Record<string, unknown>) => {
+    dropped++;
+    const now = performance.now();
+    if (now - reported < 60_000) return;
+    log.warn(message, { ...fields, droppedSinceLastReport: dropped });
+    dropped = 0;
+    reported = now;
+  };
+
   const accept = async (raw: Socket): Promise<void> => {
     raw.on('error', (err) => log.debug('socket error before the session started', { err: err.message }));
     let remoteAddress = normalizeAddress(raw.remoteAddress ?? '');
     const slot = limits.admit();
     if (!slot) {
-      log.info('connection dropped: connection cap reached', { remoteAddress, limit: limits.maxConnections });
+      noteDrop('connections dropped: connection cap reached', { remoteAddress, limit: limits.maxConnections });
       raw.destroy();
       return;
     }
@@ -558,7 +570,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       } else if (raw.destroyed) return;
       else if (implicitTls) {
         // no handshake for a client over its limit: refusing must cost less than serving
-        log.info('connection refused: too many connections from this address', { remoteAddress, limit: maxConnectionsPerIp });
+        noteDrop('connections dropped: too many connections from one address', { remoteAddress, limit: maxConnectionsPerIp });
         raw.destroy();
         return;
       }
