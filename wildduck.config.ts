@@ -89,6 +89,10 @@ export default defineConfig({
   // Listeners. tlsPort null switches the implicit-TLS listener off; enabled false switches the protocol off.
   // proxyProtocol: expect a PROXY v1/v2 header (behind a load balancer). Limits are enforced while reading:
   // maxLineLength (bytes per command line), maxBadCommands (then BYE), maxConnectionsPerIp, idleTimeoutSeconds.
+  // Counted at accept, before PROXY header and TLS handshake: maxConnections (this protocol's ports together;
+  // more are dropped) and maxConnectionsPerIp; handshakeTimeoutSeconds bounds PROXY header + TLS handshake.
+  // commandTimeoutSeconds: time to send one command from its first byte; every byte received adds
+  // 1/minBytesPerSecond seconds, so uploads (APPEND literals, LMTP DATA) at least that fast are never cut off.
   imap: {
     enabled: true,
     host: '0.0.0.0',
@@ -96,10 +100,22 @@ export default defineConfig({
     tlsPort: 1993,
     proxyProtocol: false,
     maxConnectionsPerIp: 100,
+    maxConnections: 10000,
+    handshakeTimeoutSeconds: 15,
+    commandTimeoutSeconds: 120,
+    minBytesPerSecond: 4096,
     // Concurrent IMAP sessions per user.
     maxConnectionsPerUser: 15,
     idleTimeoutSeconds: 1800,
+    // Idle timeout before login (RFC 9051 §5.4 allows it to be shorter than the 30 minutes after login).
+    preAuthIdleTimeoutSeconds: 180,
+    // An IDLE command without input from the client for this long ends with BYE (clients re-IDLE within 29 min).
+    idleCommandTimeoutSeconds: 1800,
     maxLineLength: 65536,
+    // Most arguments in one command (search keys, fetch items, flags, nested lists all count); BAD [LIMIT] beyond.
+    maxArguments: 1000,
+    // Largest literal (all of one command's together) before login; APPEND before login is refused before its literal.
+    maxPreAuthLiteralSize: 4096,
     // Largest literal outside APPEND; APPEND accepts up to limits.maxMessageSize.
     maxLiteralSize: 65536,
     // true: announce LITERAL- instead of LITERAL+ (RFC 7888); non-synchronizing literals over 4096 bytes get BAD [TOOBIG].
@@ -115,7 +131,13 @@ export default defineConfig({
     tlsPort: 1995,
     proxyProtocol: false,
     maxConnectionsPerIp: 100,
+    maxConnections: 10000,
+    handshakeTimeoutSeconds: 15,
+    commandTimeoutSeconds: 120,
+    minBytesPerSecond: 4096,
     idleTimeoutSeconds: 1800,
+    // Idle timeout before login (RFC 1939 §3: at least 10 minutes).
+    preAuthIdleTimeoutSeconds: 600,
     maxLineLength: 65536,
     maxBadCommands: 20,
     // What QUIT does with DELE'd messages: 'trash' moves them to Trash (as WildDuck does), 'expunge' removes them.
@@ -130,6 +152,10 @@ export default defineConfig({
     tlsPort: null,
     proxyProtocol: false,
     maxConnectionsPerIp: 100,
+    maxConnections: 10000,
+    handshakeTimeoutSeconds: 15,
+    commandTimeoutSeconds: 120,
+    minBytesPerSecond: 4096,
     idleTimeoutSeconds: 1800,
     maxLineLength: 65536,
     maxBadCommands: 20,

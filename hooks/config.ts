@@ -18,7 +18,26 @@ const listenerFields = (defaults: { enabled: boolean; host: string; port: number
   tlsPort: port.nullable().default(defaults.tlsPort).describe('Implicit-TLS port; null switches it off.'),
   proxyProtocol: z.boolean().default(false).describe('Expect a PROXY protocol v1/v2 header on every connection (behind a load balancer).'),
   maxConnectionsPerIp: z.number().int().positive().default(100).describe('Concurrent connections from one client address.'),
+  maxConnections: z
+    .number()
+    .int()
+    .positive()
+    .default(10_000)
+    .describe('Open connections of this protocol (plaintext and TLS port together, handshaking ones included); more are dropped at accept.'),
+  handshakeTimeoutSeconds: z.number().int().positive().default(15).describe('Time for the PROXY header and the TLS handshake of a new connection.'),
   idleTimeoutSeconds: z.number().int().positive().default(1800).describe('Disconnect a client idle this long (RFC 3501: at least 30 minutes for IMAP).'),
+  commandTimeoutSeconds: z
+    .number()
+    .int()
+    .positive()
+    .default(120)
+    .describe('Time a client has to send one command, from its first byte (literals and LMTP DATA get more: see minBytesPerSecond).'),
+  minBytesPerSecond: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(4096)
+    .describe('Each byte of a command received adds 1/minBytesPerSecond seconds to commandTimeoutSeconds, so uploads at least this fast are never cut off; 0 = fixed budget.'),
   maxLineLength: z.number().int().min(1024).default(65536).describe('Longest command line accepted, enforced while reading.'),
   maxBadCommands: z.number().int().positive().default(20).describe('Syntax errors before the server says BYE and closes.'),
 });
@@ -161,6 +180,30 @@ export const configSchema = z
       .object({
         ...listenerFields({ enabled: true, host: '0.0.0.0', port: 1143, tlsPort: 1993 }),
         maxConnectionsPerUser: z.number().int().positive().default(15).describe('Concurrent IMAP sessions per user.'),
+        preAuthIdleTimeoutSeconds: z
+          .number()
+          .int()
+          .positive()
+          .default(180)
+          .describe('Idle timeout before login (RFC 9051 §5.4 lets it be shorter than the 30 minutes after login).'),
+        idleCommandTimeoutSeconds: z
+          .number()
+          .int()
+          .positive()
+          .default(1800)
+          .describe('An IDLE command with no input from the client for this long ends with BYE (RFC 2177: clients re-issue IDLE within 29 minutes).'),
+        maxArguments: z
+          .number()
+          .int()
+          .positive()
+          .default(1000)
+          .describe('Most arguments (atoms, strings, literals, lists, nested ones included) in one command: bounds search keys, fetch items and flags; BAD [LIMIT] beyond it.'),
+        maxPreAuthLiteralSize: z
+          .number()
+          .int()
+          .positive()
+          .default(4096)
+          .describe('Largest literal (all of one command\'s together) accepted before login: LOGIN credentials; more is refused before any byte is read.'),
         maxLiteralSize: z.number().int().positive().default(65536).describe('Largest literal outside APPEND (APPEND takes up to limits.maxMessageSize).'),
         literalMinus: z
           .boolean()
@@ -174,6 +217,12 @@ export const configSchema = z
     pop3: z
       .object({
         ...listenerFields({ enabled: true, host: '0.0.0.0', port: 1110, tlsPort: 1995 }),
+        preAuthIdleTimeoutSeconds: z
+          .number()
+          .int()
+          .positive()
+          .default(600)
+          .describe('Idle timeout before login (RFC 1939 §3 asks for at least 10 minutes).'),
         deleteMode: z.enum(['trash', 'expunge']).default('trash').describe('What QUIT does with DELE\'d messages: move them to Trash (as WildDuck does) or expunge them.'),
         maxMessages: z.number().int().positive().default(250).describe('Only the newest this many INBOX messages are listed in a POP3 session.'),
       })

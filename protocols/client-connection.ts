@@ -26,6 +26,8 @@ export interface ClientConnection {
    */
   onIdleTimeout?: ((conn: never) => void | Promise<void>) | null;
   onShutdown?: ((conn: never) => void | Promise<void>) | null;
+  /** After login: the listener's idle timeout for logged-in sessions replaces the pre-auth one. */
+  useAuthenticatedIdleTimeout?(): void;
   /** STARTTLS/STLS: call after the go-ahead reply; afterwards `socket` is the TLS socket. */
   upgradeToTls?(): Promise<unknown>;
   close(): unknown;

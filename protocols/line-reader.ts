@@ -9,6 +9,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { concatBytes } from '../storage/bytes.ts';
+import type { CommandBudget } from './command-budget.ts';
 
 export type LineResult = { readonly kind: 'line'; readonly text: string } | { readonly kind: 'toolong' };
 
@@ -17,6 +18,11 @@ export interface LineReaderOptions {
   maxLineLength: number;
   /** Pause the socket when this many bytes wait unread. Default 1 MiB. */
   highWaterMark?: number;
+  /**
+   * Time allowed per line (protocols/command-budget.ts): started by a line's first byte, stopped when the line is
+   * complete; `startBudget()` / `stopBudget()` run it around other input (LMTP DATA). Counts every byte received.
+   */
+  budget?: CommandBudget | null;
 }
 
 const decoder = new TextDecoder('utf-8');
@@ -24,6 +30,7 @@ const decoder = new TextDecoder('utf-8');
 export class LineReader {
   readonly #maxLineLength: number;
   readonly #highWaterMark: number;
+  readonly #budget: CommandBudget | null;
   #buffer: Uint8Array = new Uint8Array(0);
   /** Space the buffer grows into (see #append); `#buffer` is a view of it, or of a chunk as received. */
   #store: Uint8Array = new Uint8Array(0);
@@ -36,6 +43,7 @@ export class LineReader {
 
   readonly #onData = (chunk: Uint8Array | string): void => {
     const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
+    this.#budget?.add(bytes.length);
     this.#append(bytes);
     if (this.#buffer.length > this.#highWaterMark && this.#socket && !this.#paused) {
       this.#paused = true;
@@ -51,6 +59,7 @@ export class LineReader {
   constructor(socket: Duplex, options: LineReaderOptions) {
     this.#maxLineLength = options.maxLineLength;
     this.#highWaterMark = options.highWaterMark ?? 1024 * 1024;
+    this.#budget = options.budget ?? null;
     this.attach(socket);
   }
 
@@ -77,6 +86,23 @@ export class LineReader {
     socket.off('error', this.#onEnd);
     socket.pause();
     this.#socket = null;
+  }
+
+  /** Stops reading for good (a command timed out): pending and later reads see the end of input. */
+  end(): void {
+    this.detach();
+    this.#ended = true;
+    this.#budget?.stop();
+    this.#signal();
+  }
+
+  /** Runs the command budget around input that is not a line (LMTP DATA). */
+  startBudget(): void {
+    this.#budget?.start();
+  }
+
+  stopBudget(): void {
+    this.#budget?.stop();
   }
 
   /** Bytes received but not read yet. */
@@ -153,8 +179,18 @@ export class LineReader {
 
   /** The next line without its CRLF (or LF), `toolong` for a line over the limit, null at end of input. */
   async readLine(): Promise<LineResult | null> {
+    try {
+      return await this.#readLine();
+    } finally {
+      this.#budget?.stop();
+    }
+  }
+
+  async #readLine(): Promise<LineResult | null> {
     let scanned = 0;
     for (;;) {
+      // the line's clock starts with its first byte (a client waiting between commands is the idle timer's)
+      if (this.#buffer.length > 0 || this.#skipping) this.#budget?.start();
       const lf = this.#buffer.indexOf(0x0a, scanned);
       if (lf >= 0) {
         const line = this.#buffer.subarray(0, lf);

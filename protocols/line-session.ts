@@ -12,6 +12,8 @@ import type { Verdict } from '../hooks/verdict.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { LineReader, writeTo } from './line-reader.ts';
+import { CommandBudget } from './command-budget.ts';
+import { TimeSlice } from './time-slice.ts';
 
 /** The protocol's words for the moments the loop handles. */
 export interface LineWording {
@@ -19,6 +21,8 @@ export interface LineWording {
   /** To a client over the per-IP connection limit; the listener closes afterwards. */
   refused: string;
   tooLong: string;
+  /** A command (line or LMTP DATA) not received within its budget (commandTimeoutSeconds, minBytesPerSecond). */
+  commandTimeout: string;
   tooManyErrors: string;
   internalError: string;
   /** Sent at shutdown only while waiting for a command, so no response is cut in two. */
@@ -44,6 +48,8 @@ export abstract class LineSession {
   closed = false;
   /** Waiting for the next command line (a goodbye may be written now without splitting a response). */
   waiting = false;
+  /** Pipelined commands run back to back; the loop yields between slices so other sessions get their turn. */
+  readonly slice = new TimeSlice();
   readonly #maxBadCommands: number;
   readonly #protocol: Extract<Protocol, 'pop3' | 'lmtp'>;
 
@@ -53,7 +59,13 @@ export abstract class LineSession {
     this.socket = conn.socket;
     this.secure = conn.secure;
     this.session = createSession(app.log, { protocol, id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort ?? null });
-    this.reader = new LineReader(conn.socket, { maxLineLength: app.config[protocol].maxLineLength });
+    const section = app.config[protocol];
+    const budget = new CommandBudget({
+      timeoutMs: section.commandTimeoutSeconds * 1000,
+      minBytesPerSecond: section.minBytesPerSecond,
+      onExpire: () => void this.#commandTimedOut(),
+    });
+    this.reader = new LineReader(conn.socket, { maxLineLength: section.maxLineLength, budget });
     this.#maxBadCommands = app.config[protocol].maxBadCommands;
     this.#protocol = protocol;
   }
@@ -83,6 +95,19 @@ export abstract class LineSession {
   close(): void {
     this.closed = true;
     this.conn.close();
+  }
+
+  /** A slow writer: say so, stop reading (the pending read ends) and close. */
+  async #commandTimedOut(): Promise<void> {
+    this.session.log.info('command timeout: a command took too long to arrive, closing');
+    this.reader.end();
+    await this.reply(this.wording.commandTimeout);
+    this.close();
+  }
+
+  /** After login: the authenticated idle timeout replaces the (shorter) pre-auth one. */
+  authenticated(): void {
+    this.conn.useAuthenticatedIdleTimeout?.();
   }
 
   async bad(reply: string): Promise<void> {
@@ -141,6 +166,7 @@ export abstract class LineSession {
         if (line === null) break;
         if (line.kind === 'toolong') await this.bad(words.tooLong);
         else await this.command(line.text);
+        await this.slice.pause();
       }
     } catch (err) {
       this.session.log.error('session failed', { err });

@@ -5,11 +5,20 @@
  * the protocol to say its goodbye (`conn.onIdleTimeout`, `conn.onShutdown`) before it closes a connection
  * itself.
  *
- *   accept ─► PROXY header (when enabled; bounded, bad header → close)
- *          ─► TLS handshake (implicit-TLS ports)
- *          ─► per-IP limit: over it, `conn.refused` is set, onConnection may write its refusal, then the
- *             listener closes the connection
+ *   accept ─► connection cap (`maxConnections`, every socket from accept to close, handshaking ones included):
+ *             over it, the socket is destroyed at once
+ *          ─► per-IP limit, counted at accept from the socket's address (with PROXY protocol the address is
+ *             only known after the header, so it is counted right after it, still before any TLS)
+ *          ─► PROXY header (when enabled; bad header → close)
+ *          ─► TLS handshake (implicit-TLS ports); PROXY header and handshake share one deadline
+ *             (`handshakeTimeoutMs`), so a socket that never starts TLS is dropped after it
+ *          ─► over the per-IP limit: on an implicit-TLS port the socket is destroyed without a handshake (a
+ *             handshake per refused socket is the cost a flood wants to cause); on a plaintext port
+ *             `conn.refused` is set, onConnection may write its refusal, then the listener closes the connection
  *          ─► onConnection(conn)
+ *
+ * A protocol's plaintext and implicit-TLS listeners share one `ConnectionLimits` (startProtocolListeners), so
+ * both caps hold for the protocol as a whole, not per port.
  *
  * Both runtimes were checked here: Node 20 and Deno 2 accept server-side TLS over an existing socket (both
  * implicit TLS after a PROXY header and STARTTLS), provided the certificate is one rustls accepts (see tls.ts).
@@ -36,6 +45,62 @@ export interface TcpListener extends Listener {
 }
 
 export type RefusalReason = 'too-many-connections';
+
+/**
+ * Connection counts a protocol's listeners share: every admitted socket holds one slot of the cap and one of its
+ * address from accept (or, behind PROXY, from the header) until it closes. Refused sockets hold none.
+ */
+export class ConnectionLimits {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  #total = 0;
+  readonly #perIp = new Map<string, number>();
+
+  constructor(limits: { maxConnections: number; maxConnectionsPerIp: number }) {
+    this.maxConnections = limits.maxConnections;
+    this.maxConnectionsPerIp = limits.maxConnectionsPerIp;
+  }
+
+  /** Sockets holding a slot (handshaking ones included). */
+  get total(): number {
+    return this.#total;
+  }
+
+  countFor(address: string): number {
+    return this.#perIp.get(address) ?? 0;
+  }
+
+  /** A slot of the cap, or null when it is full; `release` is idempotent. */
+  admit(): { release(): void } | null {
+    if (this.#total >= this.maxConnections) return null;
+    this.#total++;
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.#total--;
+      },
+    };
+  }
+
+  /** A slot of `address`'s share, or null when it is full; `release` is idempotent. */
+  admitAddress(address: string): { release(): void } | null {
+    const count = this.countFor(address);
+    if (count >= this.maxConnectionsPerIp) return null;
+    this.#perIp.set(address, count + 1);
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        const n = this.countFor(address) - 1;
+        if (n <= 0) this.#perIp.delete(address);
+        else this.#perIp.set(address, n);
+      },
+    };
+  }
+}
 
 /** A notice the protocol writes before the listener closes the connection (e.g. `* BYE Autologout`). */
 export type ConnectionNotice = (conn: Connection) => void | Promise<void>;
@@ -75,8 +140,13 @@ export interface Connection {
   onShutdown: ConnectionNotice | null;
   /** Restarts the idle timer. Every chunk read from the socket restarts it too. */
   resetIdle(): void;
-  /** Changes this connection's idle timeout (e.g. while a command waits on the server). */
+  /** Changes this connection's idle timeout (e.g. while a command waits on the server, or during IDLE). */
   setIdleTimeout(ms: number): void;
+  /**
+   * Switches to the listener's idle timeout for logged-in sessions (`idleTimeoutSeconds`); until then the
+   * shorter `preAuthIdleTimeoutSeconds` applies when the listener has one.
+   */
+  useAuthenticatedIdleTimeout(): void;
   /**
    * STARTTLS: call after writing the "go ahead" reply. Plaintext the client sent after its STARTTLS command is
    * discarded (RFC 3207 §4.2 / RFC 2595 §3.1: pipelined plaintext must not be processed as if it came over
@@ -101,15 +171,24 @@ export interface TcpListenerOptions {
   tls: { readonly secureContext: SecureContext } | null;
   proxyProtocol: boolean;
   maxConnectionsPerIp: number;
+  /** Open sockets (handshaking ones included) this listener admits; default unlimited. Ignored with `limits`. */
+  maxConnections?: number;
+  /** Counts shared with other listeners (a protocol's plaintext and TLS ports); default: this listener's own. */
+  limits?: ConnectionLimits;
+  /** Idle timeout of a logged-in session (and of every session when there is no pre-auth one). */
   idleTimeoutSeconds: number;
+  /** Idle timeout until the protocol calls `useAuthenticatedIdleTimeout()`; default idleTimeoutSeconds. */
+  preAuthIdleTimeoutSeconds?: number;
   log: Logger;
   onConnection(conn: Connection): void | Promise<void>;
-  /** Time allowed for the PROXY header and the TLS handshake. Default 30 s. */
+  /** Time allowed for the PROXY header and the TLS handshake together. Default 15 s. */
   handshakeTimeoutMs?: number;
   /** Time a goodbye notice and the closing handshake may take before the socket is destroyed. Default 5 s. */
   closeGraceMs?: number;
   /** Overrides idleTimeoutSeconds (tests). */
   idleTimeoutMs?: number;
+  /** Overrides preAuthIdleTimeoutSeconds (tests). */
+  preAuthIdleTimeoutMs?: number;
 }
 
 /** Server-side TLS over an existing socket works in both runtimes this server supports (measured: Node 20, Deno 2). */
@@ -170,6 +249,7 @@ interface ConnectionInit {
   refused: RefusalReason | null;
   tls: SecureContext | null;
   idleMs: number;
+  authenticatedIdleMs: number;
   handshakeTimeoutMs: number;
   closeGraceMs: number;
   log: Logger;
@@ -195,6 +275,7 @@ class TcpConnection implements Connection {
   #layers: Duplex[];
   #tls: SecureContext | null;
   #idleMs: number;
+  readonly #authenticatedIdleMs: number;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #handshakeTimeoutMs: number;
@@ -221,6 +302,7 @@ class TcpConnection implements Connection {
     this.refused = init.refused;
     this.#tls = init.tls;
     this.#idleMs = init.idleMs;
+    this.#authenticatedIdleMs = init.authenticatedIdleMs;
     this.#handshakeTimeoutMs = init.handshakeTimeoutMs;
     this.#closeGraceMs = init.closeGraceMs;
     this.#log = init.log;
@@ -284,6 +366,10 @@ class TcpConnection implements Connection {
   setIdleTimeout(ms: number): void {
     this.#idleMs = ms;
     this.resetIdle();
+  }
+
+  useAuthenticatedIdleTimeout(): void {
+    this.setIdleTimeout(this.#authenticatedIdleMs);
   }
 
   async #expire(): Promise<void> {
@@ -373,7 +459,11 @@ export interface ProtocolListenerConfig {
   readonly tlsPort: number | null;
   readonly proxyProtocol: boolean;
   readonly maxConnectionsPerIp: number;
+  readonly maxConnections: number;
+  readonly handshakeTimeoutSeconds: number;
   readonly idleTimeoutSeconds: number;
+  /** Idle timeout until the client logs in (IMAP, POP3); the protocol switches to idleTimeoutSeconds then. */
+  readonly preAuthIdleTimeoutSeconds?: number;
 }
 
 /**
@@ -394,7 +484,10 @@ export async function startProtocolListeners(
     tls,
     proxyProtocol: section.proxyProtocol,
     maxConnectionsPerIp: section.maxConnectionsPerIp,
+    limits: new ConnectionLimits(section),
+    handshakeTimeoutMs: section.handshakeTimeoutSeconds * 1000,
     idleTimeoutSeconds: section.idleTimeoutSeconds,
+    ...(section.preAuthIdleTimeoutSeconds !== undefined ? { preAuthIdleTimeoutSeconds: section.preAuthIdleTimeoutSeconds } : {}),
     log,
     onConnection,
   };
@@ -412,44 +505,77 @@ export async function startProtocolListeners(
 /** Binds a TCP listener. Rejects if the port cannot be bound or implicit TLS has no TLS material. */
 export function startTcpListener(options: TcpListenerOptions): Promise<TcpListener> {
   const { name, host, implicitTls, proxyProtocol, maxConnectionsPerIp, onConnection } = options;
+  const limits = options.limits ?? new ConnectionLimits({ maxConnections: options.maxConnections ?? Infinity, maxConnectionsPerIp });
   if (implicitTls && !options.tls) return Promise.reject(new Error(`${name}: implicit TLS needs TLS material`));
   const log = options.log.child({ listener: `${name}${implicitTls ? 's' : ''}` });
-  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 30_000;
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 15_000;
   const closeGraceMs = options.closeGraceMs ?? 5_000;
-  const idleMs = options.idleTimeoutMs ?? options.idleTimeoutSeconds * 1000;
+  const authenticatedIdleMs = options.idleTimeoutMs ?? options.idleTimeoutSeconds * 1000;
+  const idleMs =
+    options.preAuthIdleTimeoutMs ?? (options.preAuthIdleTimeoutSeconds !== undefined ? options.preAuthIdleTimeoutSeconds * 1000 : authenticatedIdleMs);
   const secureContext = options.tls?.secureContext ?? null;
 
   const open = new Set<TcpConnection>();
   const pending = new Set<Socket>();
-  const perIp = new Map<string, number>();
   let shuttingDown = false;
 
   const release = (conn: TcpConnection) => {
-    if (!open.delete(conn)) return;
-    const n = (perIp.get(conn.remoteAddress) ?? 1) - 1;
-    if (n <= 0) perIp.delete(conn.remoteAddress);
-    else perIp.set(conn.remoteAddress, n);
+    open.delete(conn);
+  };
+
+  // sockets dropped at accept are reported at most once a minute, with a count: a flood must not flood the log
+  let dropped = 0;
+  let reported = -Infinity;
+  const noteDrop = (message: string, fields: Record<string, unknown>) => {
+    dropped++;
+    const now = performance.now();
+    if (now - reported < 60_000) return;
+    log.warn(message, { ...fields, droppedSinceLastReport: dropped });
+    dropped = 0;
+    reported = now;
   };
 
   const accept = async (raw: Socket): Promise<void> => {
-    pending.add(raw);
     raw.on('error', (err) => log.debug('socket error before the session started', { err: err.message }));
+    let remoteAddress = normalizeAddress(raw.remoteAddress ?? '');
+    const slot = limits.admit();
+    if (!slot) {
+      noteDrop('connections dropped: connection cap reached', { remoteAddress, limit: limits.maxConnections });
+      raw.destroy();
+      return;
+    }
+    pending.add(raw);
+    raw.once('close', () => slot.release());
+    // per-IP share from the socket's address, at once; behind PROXY only after the header has named the client
+    let share = proxyProtocol ? null : limits.admitAddress(remoteAddress);
     raw.setNoDelay(true);
     let socket: Duplex = raw;
-    let remoteAddress = normalizeAddress(raw.remoteAddress ?? '');
     let remotePort = raw.remotePort ?? 0;
     let proxied = false;
+    const deadline = performance.now() + handshakeTimeoutMs;
+    const left = () => Math.max(1, deadline - performance.now());
     try {
       if (proxyProtocol) {
-        const header = await readProxyHeader(raw, handshakeTimeoutMs);
+        const header = await readProxyHeader(raw, left());
         if (header.source) {
           remoteAddress = normalizeAddress(header.source.address);
           remotePort = header.source.port;
           proxied = true;
         }
+        share = limits.admitAddress(remoteAddress);
+      }
+      if (share) {
+        if (raw.closed) share.release();
+        else raw.once('close', () => share!.release());
+      } else if (raw.destroyed) return;
+      else if (implicitTls) {
+        // no handshake for a client over its limit: refusing must cost less than serving
+        noteDrop('connections dropped: too many connections from one address', { remoteAddress, limit: maxConnectionsPerIp });
+        raw.destroy();
+        return;
       }
       if (implicitTls) {
-        const { tls, secured } = wrapTls(raw, secureContext!, handshakeTimeoutMs);
+        const { tls, secured } = wrapTls(raw, secureContext!, left());
         tls.on('error', () => {}); // reported through `secured`
         socket = tls;
         await secured;
@@ -469,8 +595,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     // pauseOnConnect left the socket explicitly paused; make it an ordinary fresh stream again, so that the
     // protocol's first 'data' listener starts the flow (and a closed peer is noticed while it reads)
     if (socket === raw) (raw as { readableFlowing: boolean | null }).readableFlowing = null;
-    const count = perIp.get(remoteAddress) ?? 0;
-    const refused: RefusalReason | null = count >= maxConnectionsPerIp ? 'too-many-connections' : null;
+    const refused: RefusalReason | null = share ? null : 'too-many-connections';
     const conn = new TcpConnection({
       listener: name,
       raw,
@@ -482,6 +607,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       refused,
       tls: secureContext,
       idleMs,
+      authenticatedIdleMs,
       handshakeTimeoutMs,
       closeGraceMs,
       log,
@@ -498,7 +624,6 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       return;
     }
     open.add(conn);
-    perIp.set(remoteAddress, count + 1);
     conn.start();
     try {
       await onConnection(conn);

@@ -80,6 +80,7 @@ class LmtpSession extends LineSession {
       greeting: `220 ${hostname} LMTP ready`,
       refused: '421 4.7.0 Too many connections, try again later',
       tooLong: '500 5.5.2 Line too long',
+      commandTimeout: '421 4.4.2 Command not received in time, closing connection',
       tooManyErrors: '421 4.7.0 Too many errors, closing connection',
       internalError: '421 4.3.0 Internal error, closing connection',
       shutdown: '421 4.3.2 Service shutting down, closing connection',

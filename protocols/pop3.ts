@@ -65,6 +65,7 @@ class Pop3Session extends LineSession {
     greeting: '+OK WildDuck POP3 ready',
     refused: '-ERR [SYS/TEMP] Too many connections, try again later',
     tooLong: '-ERR Line too long',
+    commandTimeout: '-ERR Command not received in time, closing connection',
     tooManyErrors: '-ERR Too many errors, closing connection',
     internalError: '-ERR [SYS/TEMP] Internal error, closing connection',
     shutdown: '-ERR [SYS/TEMP] Server shutting down',
@@ -155,6 +156,7 @@ class Pop3Session extends LineSession {
     }
     this.maildrop = drop;
     this.state = 'transaction';
+    this.authenticated();
     const live = drop.live();
     await this.reply(`+OK ${live.length} messages (${live.reduce((s, [, m]) => s + m.size, 0)} octets)`);
   }

@@ -104,9 +104,13 @@ export function flag(token: ImapToken): string {
 /** `(\Seen $Label)` or, where the grammar allows it (STORE), a single flag or a space-separated run. */
 export function flagList(tokens: ImapToken[]): string[] {
   const out: string[] = [];
+  const seen = new Set<string>();
   for (const token of tokens) {
     const value = flag(token);
-    if (!out.some((f) => f.toLowerCase() === value.toLowerCase())) out.push(value);
+    const key = value.toLowerCase();
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(value);
   }
   return out;
 }

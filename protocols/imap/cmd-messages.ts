@@ -65,6 +65,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
       for (let i = 0; i < uids.length; i += FETCH_CHUNK) {
         const chunk: Array<{ uid: number; record?: MessageRecord; content?: MessageContent }> = [];
         for (const u of uids.slice(i, i + FETCH_CHUNK)) {
+          await session.slice.pause();
           if (!view.entry(u)) {
             missing = true;
             continue;
@@ -94,7 +95,16 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
             recent: view.recent.has(m.uid),
             flagsChanged,
           });
-        let rendered = await Promise.all(chunk.map((m) => render(m, false)));
+        // one message at a time, yielding between them: rendering may read storage synchronously
+        const renderAll = async (changed: ReadonlySet<number> | null) => {
+          const out = [];
+          for (const m of chunk) {
+            out.push(await render(m, changed?.has(m.uid) ?? false));
+            await session.slice.pause();
+          }
+          return out;
+        };
+        let rendered = await renderAll(null);
         const bytes = rendered.flat().reduce((sum, piece) => (typeof piece === 'string' ? sum : sum + piece.size), 0);
         const transfer = { userId: session.userId, protocol: 'imap', bytes };
         const refused = await checkDownload(session.app, ctx, transfer);
@@ -108,10 +118,13 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
             view.applyFlags(result.value.changed);
             const changed = new Set(result.value.changed.map((c) => c.uid));
             // the response carries the new FLAGS (RFC 3501 §6.4.5)
-            if (changed.size > 0) rendered = await Promise.all(chunk.map((m) => render(m, changed.has(m.uid))));
+            if (changed.size > 0) rendered = await renderAll(changed);
           }
         }
-        for (const pieces of rendered) await session.sendPieces(pieces);
+        for (const pieces of rendered) {
+          await session.sendPieces(pieces);
+          await session.slice.pause();
+        }
         await reportDownload(session.app, ctx, transfer);
       }
       return missing ? ok('Some messages were expunged meanwhile', 'EXPUNGEISSUED') : ok(`${uid ? 'UID FETCH' : 'FETCH'} completed`);
@@ -122,6 +135,8 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
 // --- STORE ------------------------------------------------------------------------------------------------
 
 const STORE_ITEM = /^([+-]?)FLAGS(\.SILENT)?$/i;
+/** Flag changes (messages × flags) per updateFlags call of one STORE. */
+const STORE_STEP = 2048;
 
 function storeCommand(uid: boolean): CommandSpec<unknown> {
   return command({
@@ -154,11 +169,20 @@ function storeCommand(uid: boolean): CommandSpec<unknown> {
       const uids = resolveSet(session, set, uid).filter((u) => view.entry(u));
       if (uids.length > 0 && (flags.length > 0 || action === 'set')) {
         const update = { action, flags, ...(unchangedSince !== undefined ? { unchangedSince } : {}) };
-        const result = await updateFlags(session.app, ctx, { userId: session.userId, mailboxId: view.mailbox.id, uids, update });
-        if (!result.ok) return verdictOutcome(result.verdict);
-        if (view.applyFlags(result.value.changed)) for (const line of view.flagsResponses()) session.send(line);
-        const modified = new Set(result.value.modified);
+        // in steps of about STORE_STEP flag changes, yielding between them: one updateFlags call for a whole
+        // mailbox times many flags would hold the event loop for seconds on a synchronous backend
+        const step = Math.max(1, Math.floor(STORE_STEP / Math.max(1, flags.length)));
+        const modified = new Set<number>();
+        for (let i = 0; i < uids.length; i += step) {
+          const part = uids.slice(i, i + step);
+          const result = await updateFlags(session.app, ctx, { userId: session.userId, mailboxId: view.mailbox.id, uids: part, update });
+          if (!result.ok) return verdictOutcome(result.verdict);
+          if (view.applyFlags(result.value.changed)) for (const line of view.flagsResponses()) session.send(line);
+          for (const u of result.value.modified) modified.add(u);
+          await session.slice.pause();
+        }
         for (const u of uids) {
+          await session.slice.pause();
           const entry = view.entry(u);
           if (!entry || modified.has(u)) continue;
           // .SILENT drops FLAGS; with CONDSTORE the MODSEQ is still reported (RFC 7162 §3.2)

@@ -143,6 +143,15 @@ export class InputBuffer {
     }
   }
 
+  /** Resolves once at least one byte is buffered (true) or the input ended with nothing buffered (false). */
+  async waitForData(): Promise<boolean> {
+    while (this.#start === this.#end) {
+      if (this.#ended) return false;
+      await this.#more();
+    }
+    return true;
+  }
+
   /** Discards input up to and including the next LF, however long. False when the input ended first. */
   async skipLine(): Promise<boolean> {
     for (;;) {

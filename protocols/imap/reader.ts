@@ -14,6 +14,17 @@
  * `#skipTail`), it is read and discarded when it is within `maxLiteralSize`, so the session goes on; a larger
  * one is not read and the session closes.
  *
+ * Before the continuation request or a single byte of any literal, the command's state is checked
+ * (`literalPolicy`): a verb that is not allowed in the session's state (APPEND before login) is answered without
+ * `+` (synchronizing: the client sends nothing more, the session goes on); for a non-synchronizing one (`{n+}`)
+ * the bytes are on their way, and RFC 7888 leaves the server two ways out: read and discard them, or close. They
+ * are discarded when within the state's literal limit (a few KB before login, `imap.maxPreAuthLiteralSize`) and
+ * the session closes otherwise, so an unauthenticated client never gets a large body read or spooled. Before login
+ * every literal is also held to that small limit (LOGIN's credentials need no more).
+ *
+ * Every command must arrive within its time budget (protocols/command-budget.ts), from its first byte to its
+ * last, literals included; past it `onCommandTimeout` says goodbye and ends the input.
+ *
  * APPEND's message literal is delivered as `{ type: 'literal', body }`: kept in memory up to
  * `memoryThreshold`, otherwise spooled to a temp file in `spoolDir`, removed by `release()` after the command.
  * `readLine` gives raw lines for IDLE's DONE and AUTHENTICATE continuations.
@@ -24,12 +35,15 @@ import { join } from 'node:path';
 import { InputBuffer } from './input.ts';
 import type { LineResult } from './input.ts';
 import { CommandTokenizer } from './tokenizer.ts';
+import type { CommandBudget } from '../command-budget.ts';
 import type { LiteralRequest } from './tokenizer.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ImapToken, LiteralBody } from './types.ts';
 
 export interface ReaderOptions {
   maxLineLength: number;
+  /** Most tokens in one command (imap.maxArguments): BAD [LIMIT] beyond it. */
+  maxArguments?: number;
   maxLiteralSize: number;
   /** Largest APPEND message literal (limits.maxMessageSize). */
   maxAppendSize: number;
@@ -41,6 +55,19 @@ export interface ReaderOptions {
   literalMinus?: boolean;
   /** Writes the continuation request for a synchronizing literal. */
   continuation(): Promise<void>;
+  /**
+   * Asked when a command announces a literal, before anything of it is read: a refusal for a verb not allowed now
+   * (answered instead of the continuation), and the literal limit for the session's state.
+   */
+  literalPolicy?(verb: string | null): LiteralPolicy;
+  /** Time budget per command (and per raw line), counted from its first byte. */
+  budget?: CommandBudget | null;
+}
+
+export interface LiteralPolicy {
+  refuse?: { status: 'BAD' | 'NO'; code: string | null; text: string } | null;
+  /** Overrides maxLiteralSize (all literals of the command, APPEND's message included). */
+  maxLiteralSize?: number;
 }
 
 export type ReadResult =
@@ -60,11 +87,14 @@ class Rejected extends Error {
   readonly status: 'BAD' | 'NO';
   readonly code: string | null;
   readonly close: boolean;
-  constructor(status: 'BAD' | 'NO', code: string | null, text: string, close: boolean) {
+  /** The rest of the command (a non-synchronizing literal and what follows) is discarded, or the session closes. */
+  readonly skip: boolean;
+  constructor(status: 'BAD' | 'NO', code: string | null, text: string, close: boolean, skip = false) {
     super(text);
     this.status = status;
     this.code = code;
     this.close = close;
+    this.skip = skip;
   }
 }
 
@@ -79,8 +109,20 @@ export class CommandReader {
 
   /** A raw line (IDLE's DONE, an AUTHENTICATE response). `null` when the connection ended or the line is too long. */
   async readLine(): Promise<Uint8Array | null> {
-    const line = await this.input.readLine(this.#options.maxLineLength);
-    return line.type === 'line' ? line.bytes : null;
+    if (!(await this.#firstByte())) return null;
+    try {
+      const line = await this.input.readLine(this.#options.maxLineLength);
+      return line.type === 'line' ? line.bytes : null;
+    } finally {
+      this.#options.budget?.stop();
+    }
+  }
+
+  /** Waits for input, then starts the command budget; false at the end of input. */
+  async #firstByte(): Promise<boolean> {
+    if (!(await this.input.waitForData())) return false;
+    this.#options.budget?.start();
+    return true;
   }
 
   /** Puts a raw line back so the next `readCommand` parses it (a command sent instead of DONE). */
@@ -93,10 +135,22 @@ export class CommandReader {
 
   /** The next complete command; empty lines are skipped. */
   async readCommand(): Promise<ReadResult> {
+    try {
+      return await this.#readCommand();
+    } finally {
+      this.#options.budget?.stop();
+    }
+  }
+
+  async #readCommand(): Promise<ReadResult> {
     const { maxLineLength } = this.#options;
+    this.#literalLimit = Math.min(this.#options.maxLiteralSize, this.#options.literalPolicy?.(null).maxLiteralSize ?? Infinity);
     let first: LineResult;
-    do first = await this.input.readLine(maxLineLength);
-    while (first.type === 'line' && first.bytes.length === 0);
+    do {
+      this.#options.budget?.stop();
+      if (!(await this.#firstByte())) return { type: 'end' };
+      first = await this.input.readLine(maxLineLength);
+    } while (first.type === 'line' && first.bytes.length === 0);
     if (first.type === 'end') return { type: 'end' };
     if (first.type === 'toolong') return reject(null, null, 'BAD', null, 'Command line too long', true);
 
@@ -123,7 +177,10 @@ export class CommandReader {
       return { type: 'command', command: { tag, verb, args }, release };
     } catch (err) {
       await release();
-      if (err instanceof Rejected) return reject(tag, verb, err.status, err.code, err.message, err.close);
+      if (err instanceof Rejected) {
+        const result = reject(tag, verb, err.status, err.code, err.message, err.close);
+        return err.skip ? this.#skipTail(result) : result;
+      }
       if (err instanceof ImapSyntaxError) return this.#skipTail(reject(tag, verb, 'BAD', err.code, err.message, false));
       if (this.input.ended) return { type: 'end' };
       throw err;
@@ -132,10 +189,13 @@ export class CommandReader {
 
   /** The line being parsed when a syntax error was found, for `#skipTail`. */
   #current: Uint8Array | null = null;
+  /** The current command's literal limit: the most `#skipTail` reads and discards. */
+  #literalLimit = 0;
 
   async #arguments(verb: string, first: Uint8Array, offset: number, releases: Array<() => Promise<void>>): Promise<ImapToken[]> {
-    const { maxLineLength, maxLiteralSize } = this.#options;
-    const tokenizer = new CommandTokenizer();
+    const { maxLineLength } = this.#options;
+    let maxLiteralSize = this.#literalLimit;
+    const tokenizer = new CommandTokenizer({ maxTokens: this.#options.maxArguments ?? Infinity });
     let line = first;
     let lineBytes = first.length;
     let literalBytes = 0;
@@ -144,11 +204,19 @@ export class CommandReader {
       const literal = tokenizer.feed(line, offset);
       if (!literal) return tokenizer.finish();
       this.#current = null;
+      const policy = this.#options.literalPolicy?.(verb);
+      if (policy?.maxLiteralSize !== undefined) this.#literalLimit = maxLiteralSize = Math.min(maxLiteralSize, policy.maxLiteralSize);
+      if (policy?.refuse) {
+        // no continuation; a non-synchronizing literal is discarded when small, else the session closes
+        this.#current = line;
+        throw new Rejected(policy.refuse.status, policy.refuse.code, policy.refuse.text, false, true);
+      }
+      const restricted = policy?.maxLiteralSize !== undefined;
       if (!literal.sync && this.#options.literalMinus && literal.size > LITERAL_MINUS_MAX) {
         this.#current = line; // #skipTail discards the literal (or closes when it is too large to skip)
         throw new ImapSyntaxError(`Non-synchronizing literals are limited to ${LITERAL_MINUS_MAX} bytes (LITERAL-)`, 'TOOBIG');
       }
-      if (isAppendMessage(verb, tokenizer)) {
+      if (isAppendMessage(verb, tokenizer) && !restricted) {
         tokenizer.pushLiteral(await this.#appendLiteral(literal, releases));
       } else {
         if (literalBytes + literal.size > maxLiteralSize) {
@@ -218,7 +286,7 @@ export class CommandReader {
       const match = /\{(\d{1,12})\+\}$/.exec(latin1(line.subarray(Math.max(0, line.length - 16))));
       if (!match) break;
       const size = Number(match[1]);
-      if (size > this.#options.maxLiteralSize) return result.type === 'reject' ? { ...result, close: true } : result;
+      if (size > this.#literalLimit) return result.type === 'reject' ? { ...result, close: true } : result;
       for await (const _chunk of this.input.read(size)) {
         // discarded
       }

@@ -27,6 +27,7 @@ import { isSequenceSet, parseSequenceSet, sequencePredicate } from './sequence.t
 import type { SequenceSet } from './sequence.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken } from './types.ts';
+import { TimeSlice } from '../time-slice.ts';
 
 export type DateOp = 'before' | 'on' | 'since';
 
@@ -335,7 +336,7 @@ function cost(key: SearchKey): number {
     case 'or':
       return Math.max(cost(key.left), cost(key.right));
     case 'and':
-      return Math.max(0, ...key.keys.map(cost));
+      return key.keys.reduce((most, child) => Math.max(most, cost(child)), 0);
     default:
       return 0;
   }
@@ -481,13 +482,21 @@ async function full(key: SearchKey, candidate: Candidate, env: Env, lazy: Lazy):
       return (await full(first, candidate, env, lazy)) || full(second, candidate, env, lazy);
     }
     case 'and': {
-      const ordered = [...key.keys].sort((a, b) => cost(a) - cost(b));
-      for (const child of ordered) if (!(await full(child, candidate, env, lazy))) return false;
+      for (const child of cheapestFirst(key)) if (!(await full(child, candidate, env, lazy))) return false;
       return true;
     }
     default:
       throw new Error(`search: unhandled key ${key.type}`);
   }
+}
+
+const ordered = new WeakMap<SearchKey, SearchKey[]>();
+
+/** An AND's keys, cheapest first: sorted once per query, not once per message. */
+function cheapestFirst(key: Extract<SearchKey, { type: 'and' }>): SearchKey[] {
+  let keys = ordered.get(key);
+  if (!keys) ordered.set(key, (keys = [...key.keys].sort((a, b) => cost(a) - cost(b))));
+  return keys;
 }
 
 /** How many messages are loaded and evaluated at once in the second pass. */
@@ -505,7 +514,10 @@ export async function search(query: SearchQuery, context: SearchContext): Promis
   };
   const matched = new Array<boolean>(entries.length).fill(false);
   const pending: Candidate[] = [];
+  // both passes yield to the event loop between slices: a mailbox times many keys is a lot of synchronous work
+  const slice = new TimeSlice();
   for (let index = 0; index < entries.length; index++) {
+    if ((index & 63) === 0) await slice.pause();
     const candidate = { index, entry: entries[index]! };
     const value = quick(query.key, candidate, env);
     if (value === null) pending.push(candidate);
@@ -516,6 +528,7 @@ export async function search(query: SearchQuery, context: SearchContext): Promis
     while (next < pending.length) {
       const candidate = pending[next++]!;
       matched[candidate.index] = await full(query.key, candidate, env, new Lazy(candidate.entry.uid, context));
+      await slice.pause();
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL, pending.length) }, worker));

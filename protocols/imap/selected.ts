@@ -16,13 +16,15 @@
  * The session's own changes are applied directly (`applyFlags`, `remove`) and reported by the command;
  * their change-log entries are recognised later by modseq or by the UID being gone, and not reported twice.
  */
+import { TimeSlice } from '../time-slice.ts';
 import type { ChangeEntry, MailboxRecord, MessageIndexEntry, StoragePorts } from '../../storage/ports.ts';
 import { claimRecent, recentMark } from './recent.ts';
 import { renderFlags } from './render.ts';
 
 export const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
 
-const PAGE = 1000;
+/** Change-log entries read per storage call; the loop yields between pages (protocols/time-slice.ts). */
+const PAGE = 200;
 
 export interface FlushOptions {
   /** EXPUNGE responses may be sent now. */
@@ -165,8 +167,12 @@ export class SelectedMailbox {
       for (const change of entries) this.#apply(change);
       if (entries.length > 0) this.#cursor = entries[entries.length - 1]!.id;
       if (entries.length < PAGE) break;
+      await this.#slice.pause();
     }
   }
+
+  /** A long change log (another session's STORE on a whole mailbox) is read in slices. */
+  readonly #slice = new TimeSlice();
 
   #apply(change: ChangeEntry): void {
     if (change.modseq > this.highestModseq) this.highestModseq = change.modseq;

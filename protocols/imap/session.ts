@@ -27,6 +27,9 @@ import type { ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
 import { InputBuffer } from './input.ts';
 import { CommandReader } from './reader.ts';
+import type { LiteralPolicy } from './reader.ts';
+import { CommandBudget } from '../command-budget.ts';
+import { TimeSlice } from '../time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
 import { SelectedMailbox } from './selected.ts';
@@ -54,6 +57,10 @@ export interface ImapConnection {
   onShutdown: ((conn: never) => void | Promise<void>) | null;
   upgradeToTls(): Promise<void>;
   close(): Promise<void>;
+  /** Changes the idle timeout (IDLE sets its own). */
+  setIdleTimeout?(ms: number): void;
+  /** After login (and after IDLE): the listener's idle timeout for logged-in sessions. */
+  useAuthenticatedIdleTimeout?(): void;
 }
 
 const encoder = new TextEncoder();
@@ -70,7 +77,10 @@ export class ImapSession {
   /** ENABLEd extensions (RFC 5161), and CONDSTORE turned on by its first use (RFC 7162 §3.1). */
   readonly enabled = new Set<string>();
   readonly reader: CommandReader;
+  /** Long loops (FETCH, SEARCH, STORE, pipelined commands) call `slice.pause()` so other sessions get their turn. */
+  readonly slice = new TimeSlice();
   readonly #input: InputBuffer;
+  readonly #budget: CommandBudget;
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #bad = 0;
@@ -83,8 +93,19 @@ export class ImapSession {
     this.session = createSession(app.log, { protocol: 'imap', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort });
     this.#input = new InputBuffer();
     const config = app.config;
+    this.#budget = new CommandBudget({
+      timeoutMs: config.imap.commandTimeoutSeconds * 1000,
+      minBytesPerSecond: config.imap.minBytesPerSecond,
+      onExpire: () => {
+        this.log.info('command timeout: a command took too long to arrive, closing');
+        void this.disconnect('Command not received in time');
+      },
+    });
     this.reader = new CommandReader(this.#input, {
+      budget: this.#budget,
+      literalPolicy: (verb) => this.#literalPolicy(verb),
       maxLineLength: config.imap.maxLineLength,
+      maxArguments: config.imap.maxArguments,
       maxLiteralSize: config.imap.maxLiteralSize,
       maxAppendSize: config.limits.maxMessageSize,
       literalMinus: config.imap.literalMinus,
@@ -95,6 +116,23 @@ export class ImapSession {
 
   get log() {
     return this.session.log;
+  }
+
+  /**
+   * What the reader may do with a literal of `verb` now (null: before the verb is known): a verb the command table
+   * does not allow in this state is refused before its literal is read (APPEND before login gets `BAD Log in
+   * first`, never `+`); before login every literal is held to imap.maxPreAuthLiteralSize.
+   */
+  #literalPolicy(verb: string | null): LiteralPolicy {
+    const spec = verb === null ? undefined : COMMANDS.get(verb);
+    if (spec && !spec.states.includes(this.state)) return { refuse: { status: 'BAD', code: null, text: wrongState(this.state, spec.states) } };
+    if (this.state === 'not-authenticated') return { maxLiteralSize: this.app.config.imap.maxPreAuthLiteralSize };
+    return {};
+  }
+
+  /** Idle timeout after login (the listener started with imap.preAuthIdleTimeoutSeconds). */
+  restoreIdleTimeout(): void {
+    this.conn.useAuthenticatedIdleTimeout?.();
   }
 
   get utf8(): boolean {
@@ -244,7 +282,11 @@ export class ImapSession {
   #attach(): void {
     const socket = this.conn.socket;
     this.#input.setFlow({ pause: () => socket.pause(), resume: () => socket.resume() });
-    socket.on('data', (chunk: Uint8Array | string) => this.#input.push(typeof chunk === 'string' ? encoder.encode(chunk) : chunk));
+    socket.on('data', (chunk: Uint8Array | string) => {
+      const bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
+      this.#budget.add(bytes.length);
+      this.#input.push(bytes);
+    });
     socket.once('end', () => this.#input.end());
     socket.once('close', () => this.#input.end());
   }
@@ -274,11 +316,14 @@ export class ImapSession {
         } finally {
           await read.release();
         }
+        // pipelined commands run back to back without touching the event loop otherwise
+        await this.slice.pause();
       }
     } catch (err) {
       if (!this.closing) this.log.error('session failed', { err });
     } finally {
       this.#closing = true;
+      this.#budget.stop();
       this.selected?.close();
       this.selected = null;
       this.#changed = null;
@@ -409,6 +454,7 @@ export class ImapSession {
       return no('Too many connections for this user', 'LIMIT');
     }
     this.state = 'authenticated';
+    this.restoreIdleTimeout();
     return ok(`${result.value.username} authenticated`, `CAPABILITY ${(await this.capabilities(ctx)).join(' ')}`);
   }
 

@@ -54,6 +54,21 @@ function endsAtom(c: number, inSection: boolean): boolean {
 
 export class CommandTokenizer {
   readonly #stack: Frame[] = [{ kind: 'root', items: [] }];
+  /** Most tokens (atoms, strings, literals, lists; nested ones included) one command may have. */
+  readonly #maxTokens: number;
+  #tokens = 0;
+
+  constructor(options: { maxTokens?: number } = {}) {
+    this.#maxTokens = options.maxTokens ?? Infinity;
+  }
+
+  /**
+   * Counts one more token. Every per-command loop over arguments (search keys, fetch items, flags, list nesting)
+   * is bounded by this count (imap.maxArguments), checked while tokenizing.
+   */
+  #count(): void {
+    if (++this.#tokens > this.#maxTokens) throw new ImapSyntaxError(`Too many arguments (at most ${this.#maxTokens})`, 'LIMIT');
+  }
   /** After the verb, a token or a literal, the next byte must be a space, `)` or `]`, or the line must end. */
   #needSeparator = true;
 
@@ -84,6 +99,7 @@ export class CommandTokenizer {
 
   /** Adds a literal the reader fetched after `feed` asked for it. */
   pushLiteral(token: ImapToken): void {
+    this.#count();
     this.#top().items.push(token);
     this.#needSeparator = true;
   }
@@ -123,11 +139,13 @@ export class CommandTokenizer {
       }
       if (needSeparator) throw new ImapSyntaxError('Missing space between arguments');
       if (c === LPAREN) {
+        this.#count();
         this.#stack.push({ kind: 'list', items: [] });
         i++;
         continue;
       }
       if (c === DQUOTE) {
+        this.#count();
         i = this.#quoted(line, i + 1, frame.items);
         needSeparator = true;
         continue;
@@ -137,6 +155,7 @@ export class CommandTokenizer {
         if (!match) throw new ImapSyntaxError('Invalid literal');
         return { size: Number(match[2]), sync: match[3] !== '+', binary: match[1] === '~' };
       }
+      this.#count();
       i = this.#atom(line, i, frame);
       // right after `BODY[` the section's first token follows without a space
       needSeparator = this.#top() === frame;

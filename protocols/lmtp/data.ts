@@ -10,7 +10,17 @@ import type { Spool } from '../../storage/spool.ts';
 /** `complete`: the whole message is in the spool; `toobig`: over the limit (spool incomplete); `eof`: the client went away. */
 export type DataStatus = 'complete' | 'toobig' | 'eof';
 
+/** The reader's command budget runs for the whole message (a trickling client is cut off, see command-budget.ts). */
 export async function receiveData(reader: LineReader, spool: Spool, maxSize: number): Promise<DataStatus> {
+  reader.startBudget();
+  try {
+    return await receive(reader, spool, maxSize);
+  } finally {
+    reader.stopBudget();
+  }
+}
+
+async function receive(reader: LineReader, spool: Spool, maxSize: number): Promise<DataStatus> {
   const unstuffer = new DotUnstuffer();
   let size = 0;
   let tooBig = false;
