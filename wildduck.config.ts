@@ -99,6 +99,8 @@ export default defineConfig({
     maxBadCommands: 20,
     // IDLE clients get a keep-alive at most this far apart.
     idleRestartSeconds: 1740,
+    // LIST/LSUB: most characters of reference + pattern (summed over a command's patterns); more get NO [LIMIT].
+    maxListPatternLength: 1024,
   },
   pop3: {
     enabled: true,

@@ -155,6 +155,12 @@ export const configSchema = z
           .default(false)
           .describe('Announce LITERAL- instead of LITERAL+ (RFC 7888): non-synchronizing literals over 4096 bytes get BAD [TOOBIG] (read and discarded up to maxLiteralSize, else the session closes).'),
         idleRestartSeconds: z.number().int().positive().default(29 * 60).describe('IDLE sessions get a keep-alive at most this far apart.'),
+        maxListPatternLength: z
+          .number()
+          .int()
+          .positive()
+          .default(1024)
+          .describe('LIST/LSUB: most characters of reference + pattern, summed over the patterns of one command; more get NO [LIMIT].'),
       })
       .strict()
       .prefault({})
