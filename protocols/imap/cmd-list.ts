@@ -123,6 +123,25 @@ function tooLong(session: ImapSession, reference: string, patterns: string[]): O
   return total > limit ? no(`Mailbox pattern too long (at most ${limit} characters)`, 'LIMIT') : null;
 }
 
+/**
+ * Lets other sessions run during a long LIST: matching is linear, but a user with thousands of long mailbox
+ * names and a maximal pattern still costs a few hundred ms; after SLICE_MS of work the loop yields a turn.
+ */
+const SLICE_MS = 20;
+
+function yielder(): () => Promise<void> | null {
+  let started = Date.now();
+  return () => {
+    if (Date.now() - started < SLICE_MS) return null;
+    return new Promise<void>((resolve) => {
+      setTimeout(() => {
+        started = Date.now();
+        resolve();
+      }, 0);
+    });
+  };
+}
+
 export const listCommand = command({
   name: 'LIST',
   states: AUTHENTICATED,
@@ -141,7 +160,9 @@ export const listCommand = command({
     const tests = matchers(request.reference, request.patterns);
     const tree = buildTree(await session.app.storage.mailboxes.list(session.userId));
     const showSubscribed = request.subscribedOnly || request.returnSubscribed;
+    const pause = yielder();
     for (const node of tree) {
+      await pause();
       if (!tests.some((test) => test(node.path))) continue;
       const subscribed = node.mailbox?.subscribed === true;
       let childInfo = '';
@@ -174,7 +195,9 @@ export const lsubCommand = command({
     if (limited) return limited;
     const test = patternMatcher(normalizeMailboxPath(reference + pattern));
     const tree = buildTree(await session.app.storage.mailboxes.list(session.userId));
+    const pause = yielder();
     for (const node of tree as TreeNode[]) {
+      await pause();
       if (!test(node.path)) continue;
       const subscribed = node.mailbox?.subscribed === true;
       if (subscribed) {
