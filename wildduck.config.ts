@@ -51,6 +51,9 @@ export default defineConfig({
     searchTextLimit: 256 * 1024,
     // Largest header block parsed as headers; larger ones are kept as bytes but not parsed.
     maxHeaderBytes: 1024 * 1024,
+    // HTML nested deeper than this is tag-stripped instead of parsed (search text, filters, HTTP views):
+    // deep nesting makes HTML parsing superlinear.
+    maxHtmlDepth: 256,
   },
 
   users: {

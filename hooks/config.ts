@@ -86,6 +86,12 @@ export const configSchema = z
         blobThreshold: z.number().int().positive().default(16 * 1024).describe('MIME leaf bodies larger than this are stored as shared, compressed blobs.'),
         searchTextLimit: z.number().int().positive().default(256 * 1024).describe('Most decoded text kept per message for search (characters).'),
         maxHeaderBytes: z.number().int().positive().default(MiB).describe('Largest header block parsed as headers (bytes); the bytes are kept anyway.'),
+        maxHtmlDepth: z
+          .number()
+          .int()
+          .positive()
+          .default(256)
+          .describe('HTML nested deeper than this (elements) is tag-stripped instead of parsed, for search text, filters and the HTTP message views (deep nesting makes HTML parsing superlinear).'),
       })
       .strict()
       .prefault({}),
