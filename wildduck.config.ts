@@ -51,6 +51,9 @@ export default defineConfig({
     searchTextLimit: 256 * 1024,
     // Largest header block parsed as headers; larger ones are kept as bytes but not parsed.
     maxHeaderBytes: 1024 * 1024,
+    // HTML nested deeper than this is tag-stripped instead of parsed (search text, filters, HTTP views):
+    // deep nesting makes HTML parsing superlinear.
+    maxHtmlDepth: 256,
   },
 
   users: {
@@ -123,6 +126,8 @@ export default defineConfig({
     maxBadCommands: 20,
     // IDLE clients get a keep-alive at most this far apart.
     idleRestartSeconds: 1740,
+    // LIST/LSUB: most characters of reference + pattern (summed over a command's patterns); more get NO [LIMIT].
+    maxListPatternLength: 1024,
   },
   pop3: {
     enabled: true,

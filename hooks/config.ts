@@ -105,6 +105,12 @@ export const configSchema = z
         blobThreshold: z.number().int().positive().default(16 * 1024).describe('MIME leaf bodies larger than this are stored as shared, compressed blobs.'),
         searchTextLimit: z.number().int().positive().default(256 * 1024).describe('Most decoded text kept per message for search (characters).'),
         maxHeaderBytes: z.number().int().positive().default(MiB).describe('Largest header block parsed as headers (bytes); the bytes are kept anyway.'),
+        maxHtmlDepth: z
+          .number()
+          .int()
+          .positive()
+          .default(256)
+          .describe('HTML nested deeper than this (elements) is tag-stripped instead of parsed, for search text, filters and the HTTP message views (deep nesting makes HTML parsing superlinear).'),
       })
       .strict()
       .prefault({}),
@@ -210,6 +216,12 @@ export const configSchema = z
           .default(false)
           .describe('Announce LITERAL- instead of LITERAL+ (RFC 7888): non-synchronizing literals over 4096 bytes get BAD [TOOBIG] (read and discarded up to maxLiteralSize, else the session closes).'),
         idleRestartSeconds: z.number().int().positive().default(29 * 60).describe('IDLE sessions get a keep-alive at most this far apart.'),
+        maxListPatternLength: z
+          .number()
+          .int()
+          .positive()
+          .default(1024)
+          .describe('LIST/LSUB: most characters of reference + pattern, summed over the patterns of one command; more get NO [LIMIT].'),
       })
       .strict()
       .prefault({})

@@ -35,7 +35,7 @@ export interface MessageFacts {
   body(): Promise<{ text: string; hasAttachment: boolean }>;
 }
 
-export function messageFacts(request: DeliveryRequest, textLimit: number): MessageFacts {
+export function messageFacts(request: DeliveryRequest, textLimit: number, maxHtmlDepth?: number): MessageFacts {
   let parsed: Promise<{ text: string; hasAttachment: boolean }> | null = null;
   return {
     headers: request.headers,
@@ -43,7 +43,7 @@ export function messageFacts(request: DeliveryRequest, textLimit: number): Messa
     size: request.size,
     body: () =>
       (parsed ??= (async () => {
-        const text = new SearchTextCollector(textLimit);
+        const text = new SearchTextCollector(textLimit, maxHtmlDepth);
         const splitter = new MimeSplitter(text);
         for await (const chunk of request.open()) splitter.write(chunk);
         const root = splitter.end();
@@ -179,7 +179,7 @@ export function createFiltersPlugin(): Plugin {
       api.hooks.delivery.route.tapPromise({ stage: DEFAULT }, async (route, ctx, request) => {
         const filters = await listFilters(api.storage.documents, request.recipient.userId);
         if (filters.length === 0) return route;
-        const outcome = await evaluateFilters(filters, messageFacts(request, textLimit));
+        const outcome = await evaluateFilters(filters, messageFacts(request, textLimit, api.config.limits.maxHtmlDepth));
         if (outcome.matched.length === 0) return route;
         let path: string | null = null;
         if (outcome.actions.mailbox !== undefined) {

@@ -32,7 +32,7 @@ export function hopCount(headers: readonly HeaderField[]): number {
 }
 
 function bareAddress(value: string): string {
-  return (/<([^>]*)>/.exec(value)?.[1] ?? value).trim().toLowerCase();
+  return (/<([^<>]*)>/.exec(value)?.[1] ?? value).trim().toLowerCase();
 }
 
 /** True when the message already went through delivery to this recipient (its Delivered-To is on it). */

@@ -122,7 +122,7 @@ function senderDomain(fields: Field[]): string | null {
   const from = fields.find((f) => f.name === 'from');
   if (!from) return null;
   const value = from.raw.slice(from.raw.indexOf(':') + 1);
-  const address = /<([^>]*)>/.exec(value)?.[1] ?? value;
+  const address = /<([^<>]*)>/.exec(value)?.[1] ?? value;
   const at = address.lastIndexOf('@');
   return at < 0 ? null : address.slice(at + 1).trim().replace(/[>\s].*$/, '').toLowerCase();
 }

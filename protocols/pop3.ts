@@ -250,9 +250,10 @@ class Pop3Session extends LineSession {
       response = line.text.trim();
       if (response === '*') return this.reply('-ERR Authentication cancelled');
     }
-    const credentials = response === '=' ? null : decodePlain(response);
-    if (!credentials) return this.bad('-ERR [AUTH] Invalid SASL PLAIN response');
-    await this.login(credentials.username, credentials.password, 'PLAIN');
+    if (response === '=') return this.bad('-ERR [AUTH] Invalid SASL PLAIN response');
+    const decoded = decodePlain(response);
+    if (!decoded.ok) return this.bad(`-ERR ${decoded.code ? `[${decoded.code}] ` : ''}${decoded.reason}`);
+    await this.login(decoded.credentials.username, decoded.credentials.password, 'PLAIN');
   }
 }
 

@@ -30,6 +30,7 @@ export async function bootApp(config: Config, log: Logger): Promise<App> {
           maxSize: config.limits.maxMessageSize,
           blobThreshold: config.limits.blobThreshold,
           searchTextLimit: config.limits.searchTextLimit,
+          maxHtmlDepth: config.limits.maxHtmlDepth,
           maxHeaderSize: config.limits.maxHeaderBytes,
         }),
     });

@@ -47,6 +47,14 @@ describe('IMAP commands', () => {
     const third = (await connect(t.app)).client;
     assert.equal(await third.status('AUTHENTICATE PLAIN *'), 'BAD Authentication cancelled');
     assert.match(await third.status('AUTHENTICATE CRAM-MD5'), /^NO \[CANNOT\]/);
+    // malformed base64 (the POP3 AUTH PLAIN crash of issue 9) is a BAD here, and the session goes on
+    // (fresh sessions: this suite says BYE after 3 BADs)
+    for (const response of ['A', 'AAAAA', 'AGZ1enoA=', 'A=AA']) {
+      const fourth = (await connect(t.app)).client;
+      assert.equal(await fourth.status(`AUTHENTICATE PLAIN ${response}`), 'BAD Invalid base64 in SASL response', response);
+      assert.match(await fourth.status('NOOP'), /^OK/);
+      fourth.end();
+    }
   });
 
   it('refuses plaintext passwords from a remote address without TLS (LOGINDISABLED, PRIVACYREQUIRED)', async () => {

@@ -45,7 +45,8 @@ describe('IMAP strings', () => {
   it('chooses a literal for CR/LF, NUL, 8-bit without UTF8=ACCEPT, and long strings', () => {
     assert.equal(literalOrQuoted('plain'), '"plain"');
     assert.equal(literalOrQuoted('a\r\nb'), '{4}\r\na\r\nb');
-    assert.equal(literalOrQuoted('a\0b'), '{3}\r\na\0b');
+    // RFC 3501 literals are CHAR8 (no NUL): a NUL goes out as a space, same size
+    assert.equal(literalOrQuoted('a\0b'), '{3}\r\na b');
     assert.equal(literalOrQuoted('Grüße'), '{7}\r\nGrüße');
     assert.equal(literalOrQuoted('Grüße', { utf8: true }), '"Grüße"');
     const long = 'x'.repeat(5000);

@@ -191,6 +191,37 @@ describe('POP3', () => {
     await done;
   });
 
+  it('answers malformed SASL PLAIN responses with -ERR and a reason, and the session goes on (issue 9)', async () => {
+    const plain = (authzid: string, user: string, pass: string) => Buffer.from(`${authzid}\u0000${user}\u0000${pass}`).toString('base64');
+    const { client, done } = connect(ctx.app);
+    await client.line();
+    // these ended the session with an internal error before (atob threw on a length that is not 4n)
+    for (const response of ['A', 'AAAAA', 'AGZ1enoA=', 'AGZ1enoA===', 'A=AA', '!!!!', 'AAA\u00e9']) {
+      client.cmd(`AUTH PLAIN ${response}`);
+      assert.equal(await client.line(), '-ERR Invalid base64 in SASL response', response);
+    }
+    // the same through the continuation
+    client.cmd('AUTH PLAIN');
+    assert.equal(await client.line(), '+ ');
+    client.cmd('AGZ1enoA=');
+    assert.equal(await client.line(), '-ERR Invalid base64 in SASL response');
+    // valid base64, not a PLAIN message
+    client.cmd(`AUTH PLAIN ${Buffer.from('no nuls here').toString('base64')}`);
+    assert.equal(await client.line(), '-ERR [AUTH] Invalid SASL PLAIN response');
+    client.cmd(`AUTH PLAIN ${plain('', '', 'secret pw')}`);
+    assert.equal(await client.line(), '-ERR [AUTH] Invalid SASL PLAIN response');
+    client.cmd(`AUTH PLAIN ${plain('someone', 'popper', 'secret pw')}`);
+    assert.equal(await client.line(), '-ERR [AUTH] Cannot act as another user');
+    client.cmd('AUTH PLAIN =');
+    assert.equal(await client.line(), '-ERR [AUTH] Invalid SASL PLAIN response');
+    // still the same session, and a good response logs in
+    client.cmd(`AUTH PLAIN ${plain('popper', 'popper', 'secret pw')}`);
+    assert.match((await client.line())!, /^\+OK 3 messages/);
+    client.cmd('QUIT');
+    await client.line();
+    await done;
+  });
+
   it('refuses passwords over plaintext from a non-loopback client', async () => {
     const { client, done } = connect(ctx.app, { remoteAddress: '192.0.2.7' });
     await client.line();

@@ -6,12 +6,15 @@
  * to `attachment:ATT00001`, as WildDuck does), links open in a new window without a referrer.
  */
 import sanitizeHtml from 'sanitize-html';
+import { DEFAULT_MAX_HTML_DEPTH, htmlNestedDeeperThan, stripTags } from '../../storage/mime/html-depth.ts';
 
 export interface SanitizeOptions {
   /** Keep http(s) images and backgrounds. */
   allowRemote: boolean;
   /** Content-ID → attachment id: `cid:` references are rewritten to `attachment:<id>`. */
   cidLinks?: ReadonlyMap<string, string>;
+  /** HTML nested deeper than this is shown as its escaped text (limits.maxHtmlDepth; html-depth.ts). */
+  maxDepth?: number;
 }
 
 export interface SanitizedHtml {
@@ -39,6 +42,11 @@ function cidTarget(value: string, cidLinks: ReadonlyMap<string, string> | undefi
 }
 
 export function sanitizeMessageHtml(html: string, options: SanitizeOptions): SanitizedHtml {
+  if (htmlNestedDeeperThan(html, options.maxDepth ?? DEFAULT_MAX_HTML_DEPTH)) {
+    // the parser is superlinear in nesting: such HTML is shown as its text
+    const text = stripTags(html).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+    return { html: `<div>${text}</div>`, remoteBlocked: false };
+  }
   let remoteBlocked = false;
   const clean = sanitizeHtml(html, {
     allowedTags: TAGS,

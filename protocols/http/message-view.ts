@@ -8,6 +8,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { convert as htmlToText } from 'html-to-text';
+import { DEFAULT_MAX_HTML_DEPTH, htmlNestedDeeperThan, stripTags } from '../../storage/mime/html-depth.ts';
 import { decode as decodeQuotedPrintable } from 'libqp';
 import { readAll, readBody } from '../../storage/mime/reassemble.ts';
 import { decodeWords, fileName } from '../../storage/mime/headers.ts';
@@ -135,11 +136,12 @@ export async function readText(content: MessageContent, blobs: BlobsPort, node: 
   return decodeText(transferDecode(raw, node.encoding), node.params.charset);
 }
 
-export function htmlAsText(html: string): string {
+export function htmlAsText(html: string, maxDepth: number = DEFAULT_MAX_HTML_DEPTH): string {
+  if (htmlNestedDeeperThan(html, maxDepth)) return stripTags(html); // see storage/mime/html-depth.ts
   try {
     return htmlToText(html, { wordwrap: false, selectors: [{ selector: 'img', format: 'skip' }] });
   } catch {
-    return html.replace(/<[^>]*>/g, ' ');
+    return stripTags(html);
   }
 }
 
@@ -164,6 +166,7 @@ export async function readBodies(
   blobs: BlobsPort,
   texts: MimeNode[],
   limit: number,
+  maxHtmlDepth: number = DEFAULT_MAX_HTML_DEPTH,
 ): Promise<{ text: string; html: string[]; truncated: boolean }> {
   const plain: string[] = [];
   const html: string[] = [];
@@ -179,7 +182,7 @@ export async function readBodies(
     budget -= Math.min(node.size, budget);
     (node.subtype === 'html' ? html : plain).push(value);
   }
-  const text = plain.length > 0 ? plain.join('\n') : html.map(htmlAsText).join('\n');
+  const text = plain.length > 0 ? plain.join('\n') : html.map((h) => htmlAsText(h, maxHtmlDepth)).join('\n');
   return { text, html: html.length > 0 ? html : plain.length > 0 ? [textAsHtml(text)] : [], truncated };
 }
 

@@ -149,11 +149,11 @@ export const messageReadRoutes: Route[] = [
       const content = await app.storage.messages.content(record.id);
       if (!content) throw new ApiError('MessageNotFound');
       const { texts, attachments } = walkParts(record.mime);
-      const bodies = await readBodies(content, app.storage.blobs, texts, app.config.api.maxParsedBytes);
+      const bodies = await readBodies(content, app.storage.blobs, texts, app.config.api.maxParsedBytes, app.config.limits.maxHtmlDepth);
       const cidLinks = query.replaceCidLinks ? new Map(attachments.filter((a) => a.info.cid).map((a) => [a.info.cid!, a.info.id])) : undefined;
       let remoteBlocked = false;
       const html = bodies.html.map((h) => {
-        const clean = sanitizeMessageHtml(h, { allowRemote: query.allowRemote ?? false, cidLinks });
+        const clean = sanitizeMessageHtml(h, { allowRemote: query.allowRemote ?? false, cidLinks, maxDepth: app.config.limits.maxHtmlDepth });
         remoteBlocked ||= clean.remoteBlocked;
         return clean.html;
       });

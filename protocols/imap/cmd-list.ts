@@ -9,7 +9,8 @@ import { AUTHENTICATED, command } from './command.ts';
 import { DELIMITER, baseAttributes, buildTree, patternMatcher } from './mailbox-tree.ts';
 import type { TreeNode } from './mailbox-tree.ts';
 import { decodeModifiedUtf7, encodeMailboxName, literalOrQuoted, normalizeMailboxPath } from './render.ts';
-import { bad, ok } from './responses.ts';
+import { bad, no, ok } from './responses.ts';
+import type { Outcome } from './responses.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken } from './types.ts';
 import type { ImapSession } from './session.ts';
@@ -110,6 +111,37 @@ function matchers(reference: string, patterns: string[]): Array<(path: string) =
   return patterns.filter((p) => p !== '').map((p) => patternMatcher(normalizeMailboxPath(reference + p)));
 }
 
+/**
+ * `imap.maxListPatternLength` bounds the characters of reference + pattern, summed over the patterns of one
+ * command (matching costs about path length × pattern length per mailbox). Over it: `NO [LIMIT]` (RFC 5530:
+ * the command is well-formed and ran into a server limit; BAD is for syntax).
+ */
+function tooLong(session: ImapSession, reference: string, patterns: string[]): Outcome | null {
+  const limit = session.app.config.imap.maxListPatternLength;
+  let total = 0;
+  for (const pattern of patterns) total += reference.length + pattern.length;
+  return total > limit ? no(`Mailbox pattern too long (at most ${limit} characters)`, 'LIMIT') : null;
+}
+
+/**
+ * Lets other sessions run during a long LIST: matching is linear, but a user with thousands of long mailbox
+ * names and a maximal pattern still costs a few hundred ms; after SLICE_MS of work the loop yields a turn.
+ */
+const SLICE_MS = 20;
+
+function yielder(): () => Promise<void> | null {
+  let started = Date.now();
+  return () => {
+    if (Date.now() - started < SLICE_MS) return null;
+    return new Promise<void>((resolve) => {
+      setTimeout(() => {
+        started = Date.now();
+        resolve();
+      }, 0);
+    });
+  };
+}
+
 export const listCommand = command({
   name: 'LIST',
   states: AUTHENTICATED,
@@ -123,10 +155,14 @@ export const listCommand = command({
       session.send(`* LIST (\\Noselect) "${DELIMITER}" ${name(session, root)}`);
       return ok('LIST completed');
     }
+    const limited = tooLong(session, request.reference, request.patterns);
+    if (limited) return limited;
     const tests = matchers(request.reference, request.patterns);
     const tree = buildTree(await session.app.storage.mailboxes.list(session.userId));
     const showSubscribed = request.subscribedOnly || request.returnSubscribed;
+    const pause = yielder();
     for (const node of tree) {
+      await pause();
       if (!tests.some((test) => test(node.path))) continue;
       const subscribed = node.mailbox?.subscribed === true;
       let childInfo = '';
@@ -155,9 +191,13 @@ export const lsubCommand = command({
   },
   async run(session, { reference, pattern }) {
     if (pattern === '') return ok('LSUB completed');
+    const limited = tooLong(session, reference, [pattern]);
+    if (limited) return limited;
     const test = patternMatcher(normalizeMailboxPath(reference + pattern));
     const tree = buildTree(await session.app.storage.mailboxes.list(session.userId));
+    const pause = yielder();
     for (const node of tree as TreeNode[]) {
+      await pause();
       if (!test(node.path)) continue;
       const subscribed = node.mailbox?.subscribed === true;
       if (subscribed) {

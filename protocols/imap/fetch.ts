@@ -5,11 +5,12 @@
  * Body sections are streamed as literals from the stored bytes (storage/mime/reassemble.ts): sizes are known
  * up front from the MIME node offsets, so a 20 MB BODY[] is never buffered. Only HEADER.FIELDS(.NOT) reads its
  * (small) header block into memory to filter it. Bytes are sent as stored: RFC822.SIZE, BODY[] and the
- * BODYSTRUCTURE sizes agree because they all count the same stored bytes.
+ * BODYSTRUCTURE sizes agree because they all count the same stored bytes. The one exception: a NUL, which an
+ * IMAP literal may not carry, goes out as a space (render.ts NUL_REPLACEMENT; same size).
  */
 import { contentSize, findPart, readAll, readMessage } from '../../storage/mime/index.ts';
 import type { BlobsPort, MessageContent, MessageIndexEntry, MessageRecord, MimeNode } from '../../storage/ports.ts';
-import { astring, formatInternalDate, renderBodyStructure, renderEnvelope, renderFlags } from './render.ts';
+import { astring, formatInternalDate, renderBodyStructure, renderEnvelope, renderFlags, withoutNul } from './render.ts';
 import type { RenderOptions } from './render.ts';
 import { isSequenceSet } from './sequence.ts';
 import { ImapSyntaxError } from './types.ts';
@@ -373,9 +374,10 @@ async function sectionPiece(item: Extract<FetchItem, { type: 'section' }>, messa
   }
   const size = end - start;
   if (size <= 0) return '""';
-  if ('bytes' in source) return { literal: once(source.bytes.subarray(start, end)), size };
+  // every section (BODY[...], RFC822, RFC822.HEADER/TEXT, HEADER.FIELDS, partial) is a literal: no raw NUL
+  if ('bytes' in source) return { literal: withoutNul(once(source.bytes.subarray(start, end))), size };
   const content = needContent(message);
-  return { literal: readMessage(content, message.blobs, source.from + start, source.from + end), size };
+  return { literal: withoutNul(readMessage(content, message.blobs, source.from + start, source.from + end)), size };
 }
 
 /**

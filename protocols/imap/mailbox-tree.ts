@@ -4,6 +4,7 @@
  * exists), which are listed as `\Noselect`, and the `%` / `*` pattern matching.
  */
 import type { MailboxRecord } from '../../storage/ports.ts';
+import { wildcardMatcher } from './wildcard.ts';
 
 export const DELIMITER = '/';
 
@@ -41,21 +42,17 @@ export function buildTree(mailboxes: readonly MailboxRecord[]): TreeNode[] {
   });
 }
 
-function escape(text: string): string {
-  return text.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-}
-
 /**
  * A matcher for a LIST pattern (reference already joined): `*` matches anything, `%` anything but the
- * delimiter. INBOX is case-insensitive: `inbox` and `in*` find INBOX.
+ * delimiter, in time linear in the path (wildcard.ts; no regular expression). INBOX is case-insensitive:
+ * `inbox` and `in*` find INBOX.
  */
 export function patternMatcher(pattern: string): (path: string) => boolean {
-  const source = '^' + [...pattern].map((c) => (c === '*' ? '.*' : c === '%' ? `[^${escape(DELIMITER)}]*` : escape(c))).join('') + '$';
-  const exact = new RegExp(source, 's');
-  const folded = new RegExp(source, 'is');
+  const exact = wildcardMatcher(pattern, DELIMITER);
   // the pattern's INBOX prefix is normalized by the caller (`inbox/%` → `INBOX/%`); INBOX itself also
-  // matches case-folded patterns such as `in*`
-  return (path: string) => exact.test(path) || (path === 'INBOX' && folded.test(path));
+  // matches case-folded patterns such as `in*` (ASCII folding, as the `i` flag of the old expression did)
+  const folded = wildcardMatcher(pattern.replace(/[a-z]/g, (c) => c.toUpperCase()), DELIMITER);
+  return (path: string) => exact(path) || (path === 'INBOX' && folded(path));
 }
 
 /** Attributes every LIST response carries: children, \Noselect, special use. */

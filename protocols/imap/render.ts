@@ -46,9 +46,31 @@ export function quoted(text: string): string {
   return `"${text.replace(/[\\"]/g, (char) => `\\${char}`)}"`;
 }
 
-/** `{n}\r\n` + text, n in UTF-8 bytes. */
+/**
+ * What a NUL becomes in a literal: RFC 3501 §9 `literal = "{" number "}" CRLF *CHAR8` with CHAR8 = %x01-ff,
+ * so a NUL may not go out raw (only a BINARY literal8 may carry one, and this server does not offer BINARY).
+ * A space: one byte for one byte, so literal sizes, RFC822.SIZE, BODYSTRUCTURE sizes and partial offsets
+ * stay what they are, and a header stays 7-bit (Dovecot uses 0x80, which makes a header 8-bit).
+ */
+export const NUL_REPLACEMENT = 0x20;
+
+/** `{n}\r\n` + text, n in UTF-8 bytes. A NUL in `text` goes out as a space (see NUL_REPLACEMENT). */
 export function literal(text: string): string {
+  if (text.includes('\0')) text = text.replaceAll('\0', String.fromCharCode(NUL_REPLACEMENT));
   return `{${byteLength(text)}}\r\n${text}`;
+}
+
+/** Literal bytes with every NUL replaced by NUL_REPLACEMENT; chunks without one pass through uncopied. */
+export async function* withoutNul(source: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  for await (const chunk of source) {
+    if (chunk.indexOf(0) < 0) {
+      yield chunk;
+      continue;
+    }
+    const copy = chunk.slice(); // stored bytes may be shared (blob caches): never change them in place
+    for (let i = copy.indexOf(0); i >= 0; i = copy.indexOf(0, i + 1)) copy[i] = NUL_REPLACEMENT;
+    yield copy;
+  }
 }
 
 /** A quoted string when allowed (see `canQuote`), otherwise a literal. */

@@ -257,8 +257,8 @@ export interface SearchContext {
   loadRecord?(uid: number): Promise<MessageRecord | null>;
   /** Decoded searchable text of a message (MessagesPort.searchText). */
   loadSearchText(uid: number): Promise<string | null>;
-  /** The raw header block of a message. */
-  loadHeaders(uid: number): Promise<string | null>;
+  /** The raw header block of a message: its bytes (each field's charset is detected on its own), or text. */
+  loadHeaders(uid: number): Promise<Uint8Array | string | null>;
 }
 
 export type SearchLoaders = Required<Pick<SearchContext, 'loadRecord' | 'loadSearchText' | 'loadHeaders'>>;
@@ -284,7 +284,7 @@ export function storageLoaders(storage: Pick<StoragePorts, 'messages' | 'blobs'>
       const record = await loadRecord(uid);
       const content = record ? await storage.messages.content(record.id) : null;
       if (!record || !content) return null;
-      return new TextDecoder().decode(await readAll(readHeader(content, storage.blobs, record.mime)));
+      return readAll(readHeader(content, storage.blobs, record.mime));
     },
   };
 }
@@ -422,7 +422,7 @@ class Lazy {
   /** Header fields with RFC 2047-decoded, folded values. */
   headers(): Promise<HeaderField[]> {
     this.headerPromise ??= this.context.loadHeaders(this.uid).then((raw) =>
-      raw ? parseHeaderBlock(new TextEncoder().encode(raw)).map((field) => ({ key: field.key, value: fold(decodeWords(field.value)) })) : [],
+      raw ? parseHeaderBlock(typeof raw === 'string' ? new TextEncoder().encode(raw) : raw).map((field) => ({ key: field.key, value: fold(decodeWords(field.value)) })) : [],
     );
     return this.headerPromise;
   }

@@ -12,14 +12,45 @@ export interface HeaderField {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** Byte per char (ISO-8859-1 in Node, windows-1252 in Deno: use it only where the text is ASCII). */
 const latin1 = new TextDecoder('latin1');
 
-/** Header bytes as text: UTF-8 when valid (the common 8-bit case), otherwise byte-per-char so nothing is lost. */
+/**
+ * windows-1252 0x80–0x9F as the WHATWG Encoding Standard maps them (the five unassigned bytes to the C1
+ * control of the same value). Written out because `TextDecoder('latin1')` is ISO-8859-1 in Node and
+ * windows-1252 in Deno, and iconv-lite turns the unassigned bytes into U+FFFD (losing them).
+ */
+const CP1252_HIGH = [
+  0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039, 0x152, 0x8d, 0x17d, 0x8f,
+  0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178,
+];
+
+/** windows-1252 bytes → text, one character per byte (nothing is lost). */
+export function decodeWindows1252(bytes: Uint8Array): string {
+  let out = '';
+  for (let start = 0; start < bytes.length; start += 8192) {
+    const codes: number[] = [];
+    const end = Math.min(bytes.length, start + 8192);
+    for (let i = start; i < end; i++) {
+      const byte = bytes[i]!;
+      codes.push(byte >= 0x80 && byte <= 0x9f ? CP1252_HIGH[byte - 0x80]! : byte);
+    }
+    out += String.fromCharCode(...codes);
+  }
+  return out;
+}
+
+/**
+ * Header bytes as text: UTF-8 when valid (RFC 6532, the common 8-bit case), otherwise windows-1252 (the usual
+ * legacy charset of raw 8-bit headers, a superset of ISO-8859-1's printable range), one character per byte
+ * so nothing is lost. Decided per header field, never per block: a Latin-1 Subject must not turn a UTF-8
+ * From into mojibake (parseHeaderBlock calls this once per field).
+ */
 export function headerText(bytes: Uint8Array): string {
   try {
     return utf8.decode(bytes);
   } catch {
-    return latin1.decode(bytes);
+    return decodeWindows1252(bytes);
   }
 }
 
@@ -32,27 +63,50 @@ export function looksLikeHeaderLine(line: Uint8Array): boolean {
   return FIELD_START.test(head);
 }
 
-/** Splits a header block into fields. Continuation lines are joined; lines that are not fields are skipped. */
+/** Line bytes without the LF or CRLF that ends them. */
+function withoutEol(line: Uint8Array): Uint8Array {
+  let end = line.length;
+  if (end > 0 && line[end - 1] === 10) end--;
+  if (end > 0 && line[end - 1] === 13) end--;
+  return line.subarray(0, end);
+}
+
+/**
+ * Splits a header block into fields. Continuation lines are joined; lines that are not fields are skipped.
+ * Each field's bytes are decoded on their own (headerText): UTF-8 if they are valid UTF-8, else windows-1252.
+ */
 export function parseHeaderBlock(bytes: Uint8Array): HeaderField[] {
-  const text = headerText(bytes);
   const fields: HeaderField[] = [];
-  let current: string | null = null;
+  let current: Uint8Array[] | null = null;
   const flush = (): void => {
     if (current === null) return;
-    const colon = current.indexOf(':');
-    const key = current.slice(0, colon).trim().toLowerCase();
-    const value = current.slice(colon + 1).trim();
+    let size = 0;
+    for (const line of current) size += line.length;
+    const joined = new Uint8Array(size);
+    let position = 0;
+    for (const line of current) {
+      joined.set(line, position);
+      position += line.length;
+    }
+    const text = headerText(joined);
+    const colon = text.indexOf(':');
+    const key = text.slice(0, colon).trim().toLowerCase();
+    const value = text.slice(colon + 1).trim();
     if (key) fields.push({ key, value });
     current = null;
   };
-  for (const rawLine of text.split('\n')) {
-    const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
+  let offset = 0;
+  while (offset < bytes.length) {
+    let end = bytes.indexOf(10, offset);
+    end = end < 0 ? bytes.length : end + 1;
+    const line = withoutEol(bytes.subarray(offset, end));
+    offset = end;
     if (line.length === 0) continue;
-    if ((line[0] === ' ' || line[0] === '\t') && current !== null) {
-      current += line; // unfold: drop the line break, keep the whitespace
-    } else if (FIELD_START.test(line)) {
+    if ((line[0] === 32 || line[0] === 9) && current !== null) {
+      current.push(line); // unfold: drop the line break, keep the whitespace
+    } else if (FIELD_START.test(latin1.decode(line))) {
       flush();
-      current = line;
+      current = [line];
     } else {
       flush(); // garbage line: ends the current field, is otherwise ignored
     }

@@ -19,6 +19,8 @@ export interface IngestOptions extends SplitterOptions {
   maxSize?: number;
   /** Longest `searchText`, in characters (default 256 Ki). */
   searchTextLimit?: number;
+  /** HTML nested deeper than this is tag-stripped for the search text instead of parsed (html-depth.ts). */
+  maxHtmlDepth?: number;
 }
 
 /** The message passed `maxSize`; thrown as soon as the byte count does, staged blobs already discarded. */
@@ -78,7 +80,7 @@ export async function ingestMessage(
   options: IngestOptions = {},
 ): Promise<IngestedMessage> {
   const segments = new SegmentBuilder(blobs, options.blobThreshold ?? DEFAULT_BLOB_THRESHOLD);
-  const search = new SearchTextCollector(options.searchTextLimit ?? DEFAULT_SEARCH_TEXT_LIMIT);
+  const search = new SearchTextCollector(options.searchTextLimit ?? DEFAULT_SEARCH_TEXT_LIMIT, options.maxHtmlDepth);
   const splitter = new MimeSplitter(tee(segments, search), options);
   const hash = createHash('sha256');
   const maxSize = options.maxSize;

@@ -6,6 +6,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { convert as htmlToText } from 'html-to-text';
+import { DEFAULT_MAX_HTML_DEPTH, htmlNestedDeeperThan, stripTags } from './html-depth.ts';
 import { decode as decodeQuotedPrintable } from 'libqp';
 import { decode as decodeCharset } from 'libmime/lib/charset.js';
 import type { MimeNode } from '../ports.ts';
@@ -42,7 +43,9 @@ export function decodeText(bytes: Buffer, charset: string | undefined): string {
   }
 }
 
-function htmlText(html: string): string {
+function htmlText(html: string, maxDepth: number): string {
+  // nesting makes the HTML parser superlinear (html-depth.ts): too deep, the tags are stripped instead
+  if (htmlNestedDeeperThan(html, maxDepth)) return stripTags(html);
   try {
     return htmlToText(html, {
       wordwrap: false,
@@ -52,7 +55,7 @@ function htmlText(html: string): string {
       ],
     });
   } catch {
-    return html.replace(/<[^>]*>/g, ' ');
+    return stripTags(html);
   }
 }
 
@@ -64,14 +67,16 @@ interface Collecting {
 
 export class SearchTextCollector implements SplitterSink {
   private readonly limit: number;
+  private readonly maxHtmlDepth: number;
   /** Raw bytes kept per text part: enough for `limit` characters in any charset and transfer encoding. */
   private readonly rawLimit: number;
   private readonly texts: string[] = [];
   private textSize = 0;
   private current: Collecting | null = null;
 
-  constructor(limit: number = DEFAULT_SEARCH_TEXT_LIMIT) {
+  constructor(limit: number = DEFAULT_SEARCH_TEXT_LIMIT, maxHtmlDepth: number = DEFAULT_MAX_HTML_DEPTH) {
     this.limit = limit;
+    this.maxHtmlDepth = maxHtmlDepth;
     this.rawLimit = limit * 6 + 1024;
   }
 
@@ -100,7 +105,7 @@ export class SearchTextCollector implements SplitterSink {
     const raw = Buffer.concat(current.chunks, current.size);
     const node = current.node;
     let text = decodeText(transferDecode(raw, node.encoding), node.params.charset);
-    if (node.subtype === 'html') text = htmlText(text);
+    if (node.subtype === 'html') text = htmlText(text, this.maxHtmlDepth);
     text = text.trim();
     if (!text) return;
     this.texts.push(text);
