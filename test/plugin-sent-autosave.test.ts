@@ -30,7 +30,7 @@ async function submit(t: ImapTestApp, text: string) {
 describe('sent-autosave plugin', () => {
   let t: ImapTestApp;
   before(async () => {
-    t = await bootImapTestApp({ plugins: [queue, ['sent-autosave', { windowMs: 300 }]] });
+    t = await bootImapTestApp({ plugins: [queue, ['sent-autosave', { windowMs: 2000 }]] });
   });
   after(() => t.close());
 
@@ -41,6 +41,8 @@ describe('sent-autosave plugin', () => {
   });
 
   it('saves the submitted message in Sent as \\Seen; the client APPEND of the same message is answered with that UID', async () => {
+    // log in first: the window (2 s) must cover the APPENDs below, not a login slowed by a loaded machine
+    const client = await login(t.app);
     const text = message('outgoing');
     const result = await submit(t, text);
     assert.deepEqual(result, { ok: true, value: { id: 'queued-1' } });
@@ -49,8 +51,6 @@ describe('sent-autosave plugin', () => {
     assert.equal(index.length, 1);
     assert.deepEqual(index[0]!.flags, ['\\Seen']);
     const usage = (await t.app.storage.users.get(t.userId))!;
-
-    const client = await login(t.app);
     assert.equal(await appendMessage(client, '"Sent Mail"', text, '\\Seen'), `OK [APPENDUID ${sent.uidValidity} ${index[0]!.uid}] APPEND completed`);
     assert.equal((await t.app.storage.messages.index(sent.id)).length, 1, 'no second copy');
     assert.deepEqual(await t.app.storage.users.get(t.userId), usage, 'usage unchanged');
@@ -61,7 +61,7 @@ describe('sent-autosave plugin', () => {
     assert.equal((await t.app.storage.messages.index(sent.id)).length, 2);
 
     // after the window the same message is a new copy
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, 2100));
     assert.match(await appendMessage(client, '"Sent Mail"', text), /^OK \[APPENDUID \d+ 3\]/);
   });
 

@@ -178,14 +178,15 @@ describe('POP3 over TLS on the shared listener', () => {
   });
 
   it('autologout closes without a response and without UPDATE (RFC 1939 §3)', async () => {
-    const listener = await pop3Listener({ idleTimeoutMs: 200 });
+    // long enough that a login slowed by a loaded machine (scrypt) is not mistaken for an idle client
+    const listener = await pop3Listener({ idleTimeoutMs: 1500 });
     const client = await connectPlain(listener.port);
     assert.match(await client.line(), /^\+OK/);
     client.send('USER popper\r\nPASS secret pw\r\nDELE 1\r\n');
     assert.match(await client.line(), /^\+OK/);
     assert.match(await client.line(), /^\+OK 1 messages/);
     assert.match(await client.line(), /^\+OK Message 1 deleted/);
-    await assert.rejects(client.line(2000), /connection closed/, 'closed with no goodbye line');
+    await assert.rejects(client.line(5000), /connection closed/, 'closed with no goodbye line');
     // the lock is released once the session ended, and the DELE was not applied
     for (let i = 0; i < 50 && listener.connectionCount() > 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal((await app.storage.messages.index(inboxId)).length, 1);
