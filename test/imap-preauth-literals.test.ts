@@ -85,4 +85,16 @@ describe('IMAP literals before login (issue 9, defect 4)', () => {
     client.write('Subject: x\r\n\r\nhello\r\n\r\n');
     assert.match(await client.line(), /^a OK \[APPENDUID \d+ \d+\] APPEND completed$/);
   });
+  it('a client that closes inside an APPEND literal ends its session quietly: nothing stored, no error logged', async () => {
+    const client = await login(t.app);
+    const inbox = (await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!;
+    const before = (await t.app.storage.messages.index(inbox.id)).length;
+    client.write('a APPEND INBOX {100}\r\n');
+    assert.match(await client.line(), /^\+ /);
+    client.write('Subject: cut\r\n');
+    client.socket.end();
+    await client.done;
+    assert.equal((await t.app.storage.messages.index(inbox.id)).length, before, 'the half message is not stored');
+    assert.ok(!t.logs.some((e) => e.msg === 'session failed'), 'an ordinary end of input, not a server fault');
+  });
 });

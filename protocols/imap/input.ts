@@ -14,6 +14,14 @@ export type LineResult = { type: 'line'; bytes: Uint8Array } | { type: 'toolong'
 const LF = 0x0a;
 const CR = 0x0d;
 
+/** The client closed the connection before a literal's last byte: an ordinary end of input, not a server fault. */
+export class InputEndedError extends Error {
+  constructor() {
+    super('connection closed inside a literal');
+    this.name = 'InputEndedError';
+  }
+}
+
 export class InputBuffer {
   #buf = new Uint8Array(16 * 1024);
   #start = 0;
@@ -175,7 +183,7 @@ export class InputBuffer {
     let left = size;
     while (left > 0) {
       if (this.#start === this.#end) {
-        if (this.#ended) throw new Error('connection closed inside a literal');
+        if (this.#ended) throw new InputEndedError();
         await this.#more();
         continue;
       }

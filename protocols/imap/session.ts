@@ -25,7 +25,7 @@ import { plaintextAuthAllowed } from '../auth-policy.ts';
 import { Args } from './args.ts';
 import type { ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
-import { InputBuffer } from './input.ts';
+import { InputBuffer, InputEndedError } from './input.ts';
 import { CommandReader } from './reader.ts';
 import type { LiteralPolicy } from './reader.ts';
 import { CommandBudget } from '../command-budget.ts';
@@ -320,7 +320,8 @@ export class ImapSession {
         await this.slice.pause();
       }
     } catch (err) {
-      if (!this.closing) this.log.error('session failed', { err });
+      if (err instanceof InputEndedError) this.log.info('connection closed inside a literal');
+      else if (!this.closing) this.log.error('session failed', { err });
     } finally {
       this.#closing = true;
       this.#budget.stop();

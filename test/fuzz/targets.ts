@@ -15,7 +15,7 @@ import { Buffer } from 'node:buffer';
 import { PassThrough } from 'node:stream';
 import { CommandTokenizer } from '../../protocols/imap/tokenizer.ts';
 import { CommandReader } from '../../protocols/imap/reader.ts';
-import { InputBuffer } from '../../protocols/imap/input.ts';
+import { InputBuffer, InputEndedError } from '../../protocols/imap/input.ts';
 import { Args } from '../../protocols/imap/args.ts';
 import { COMMANDS } from '../../protocols/imap/commands.ts';
 import type { ImapSession } from '../../protocols/imap/session.ts';
@@ -148,9 +148,8 @@ async function readerRun(chunks: Uint8Array[]): Promise<number> {
     try {
       r = await reader.readCommand();
     } catch (err) {
-      // EOF inside a literal throws a plain Error that the session treats as the end of the connection (logged
-      // as "session failed"): accepted here, reported in issue 9 as a finding for the reader's owner
-      if (err instanceof Error && err.message === 'connection closed inside a literal') return results;
+      // EOF inside a literal: the documented InputEndedError, which the session takes as the end of the connection
+      if (err instanceof InputEndedError) return results;
       throw err;
     }
     if (r.type === 'end') return results;
