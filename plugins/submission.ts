@@ -26,6 +26,7 @@ import { deny, tempfail } from '../hooks/verdict.ts';
 import type { Verdict } from '../hooks/verdict.ts';
 import type { SubmitResult } from '../hooks/types.ts';
 import { ownsAddress } from '../storage/addresses.ts';
+import { concatBytes } from '../storage/bytes.ts';
 import { createRelay } from './relay.ts';
 import type { Relay } from './relay.ts';
 
@@ -73,14 +74,7 @@ export function withoutBcc(bytes: Uint8Array): Uint8Array {
     start = stop;
   }
   if (!removed) return bytes;
-  const parts = [...keep.map(([a, b]) => bytes.subarray(a, b)), bytes.subarray(end)];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes([...keep.map(([a, b]) => bytes.subarray(a, b)), bytes.subarray(end)]);
 }
 
 /** The queue id in a relay's reply ("250 2.0.0 Ok: queued as 4Xyz"), or null. */

@@ -13,21 +13,14 @@ import { storeMessage } from '../hooks/pipeline/index.ts';
 import { decodeWindows1252, headerText, parseHeaderBlock } from '../storage/mime/headers.ts';
 import { literal, withoutNul } from '../protocols/imap/render.ts';
 import { servePop3 } from '../protocols/pop3.ts';
+import { concatBytes } from '../storage/bytes.ts';
 import { bootImapTestApp, login } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { memoryConnection, memoryPair, TranscriptClient } from './helpers/memory-connection.ts';
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 const latin1 = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0));
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 /** UTF-8 From, Latin-1 (8-bit, undeclared) Subject and Comments, NULs in a header and in the body. */
 const MIXED = concat(
