@@ -8,6 +8,12 @@ async function searchText(name: string, options = {}): Promise<string> {
   return (await ingestMessage(fixture(name), new MemoryBlobs(), options)).searchText;
 }
 
+/** Header text and body text together: what TEXT searches. */
+async function allText(name: string): Promise<string> {
+  const message = await ingestMessage(fixture(name), new MemoryBlobs());
+  return `${message.searchHeaders.headers}\n${message.searchText}`;
+}
+
 describe('searchText', () => {
   const cases: Array<[string, string[]]> = [
     ['iso-2022-jp.eml', ['会議の件', '山田太郎', 'こんにちは世界', '十時からです']],
@@ -21,7 +27,7 @@ describe('searchText', () => {
   ];
   for (const [name, words] of cases) {
     it(`decodes ${name}`, async () => {
-      const text = await searchText(name);
+      const text = await allText(name);
       for (const word of words) assert.ok(text.includes(word), `${JSON.stringify(word)} in ${JSON.stringify(text.slice(0, 400))}`);
     });
   }
