@@ -12,6 +12,7 @@ import { StorageError } from '../../storage/ports.ts';
 import type { AppendResult, ChangeEntry, MailboxRecord, StoragePorts, UserRecord } from '../../storage/ports.ts';
 import { collect, fakeMessage, messageBytes, simpleMessage, text } from './fake-message.ts';
 import type { FakeMessageOptions, SimpleMessage } from './fake-message.ts';
+import { searchContract } from './search-contract.ts';
 
 export interface StorageHandle {
   storage: StoragePorts;
@@ -85,6 +86,7 @@ export function storageContract(name: string, open: StorageFactory): void {
   }
 
   describe(`storage contract: ${name}`, () => {
+    searchContract(open);
     // -----------------------------------------------------------------------------------------------------------
     describe('users and addresses', () => {
       it('creates, reads, updates and enforces unique usernames', () =>
