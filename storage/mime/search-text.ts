@@ -71,6 +71,8 @@ export class SearchTextCollector implements SplitterSink {
   /** Raw bytes kept per text part: enough for `limit` characters in any charset and transfer encoding. */
   private readonly rawLimit: number;
   private readonly texts: string[] = [];
+  /** The part each entry of `texts` came from. */
+  private readonly textNodes: MimeNode[] = [];
   private textSize = 0;
   private current: Collecting | null = null;
 
@@ -109,6 +111,7 @@ export class SearchTextCollector implements SplitterSink {
     text = text.trim();
     if (!text) return;
     this.texts.push(text);
+    this.textNodes.push(node);
     this.textSize += text.length + 1;
   }
 
@@ -117,7 +120,11 @@ export class SearchTextCollector implements SplitterSink {
     return this.texts.join('\n');
   }
 
-  /** The body search text: attachment file names, then the text parts; NFC, at most `limit` chars. */
+  /**
+   * The body search text: attachment file names, then the text parts; NFC, at most `limit` chars. Of a
+   * multipart/alternative with a text/plain part, only that part counts (the HTML version says the same again, and
+   * indexing it twice doubled the index).
+   */
   result(root: MimeNode): string {
     const names: string[] = [];
     const walk = (node: MimeNode): void => {
@@ -129,7 +136,29 @@ export class SearchTextCollector implements SplitterSink {
       if (node.message) walk(node.message.root);
     };
     walk(root);
-    const text = [...names, ...this.texts].filter(Boolean).join('\n').normalize('NFC');
+    const skipped = otherAlternatives(root, new Set(this.textNodes));
+    const texts = this.texts.filter((_, i) => !skipped.has(this.textNodes[i]!));
+    const text = [...names, ...texts].filter(Boolean).join('\n').normalize('NFC');
     return text.length > this.limit ? text.slice(0, this.limit) : text;
   }
+}
+
+/** Text parts under the alternatives not chosen: in each multipart/alternative with a collected text/plain child. */
+function otherAlternatives(root: MimeNode, collected: ReadonlySet<MimeNode>): Set<MimeNode> {
+  const skipped = new Set<MimeNode>();
+  const skipAll = (node: MimeNode): void => {
+    skipped.add(node);
+    for (const child of node.children ?? []) skipAll(child);
+  };
+  const walk = (node: MimeNode): void => {
+    const children = node.children ?? [];
+    if (node.type === 'multipart' && node.subtype === 'alternative') {
+      const plain = children.find((child) => child.subtype === 'plain' && collected.has(child));
+      if (plain) for (const child of children) if (child !== plain) skipAll(child);
+    }
+    for (const child of children) walk(child);
+    if (node.message) walk(node.message.root);
+  };
+  walk(root);
+  return skipped;
 }
