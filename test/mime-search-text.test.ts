@@ -51,4 +51,29 @@ describe('searchText', () => {
     const full = await searchText('nul-bytes.eml');
     assert.ok(full.length <= 256 * 1024);
   });
+
+  it('keeps BODY text to the body, with one alternative of a multipart/alternative', async () => {
+    const raw = [
+      'From: Header Person <hp@example.com>',
+      'Subject: only in the subject',
+      'Content-Type: multipart/alternative; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'plain words',
+      '--b',
+      'Content-Type: text/html; charset=utf-8',
+      '',
+      '<p>html-only words</p>',
+      '--b--',
+      '',
+    ].join('\r\n');
+    const message = await ingestMessage(new TextEncoder().encode(raw), new MemoryBlobs());
+    assert.equal(message.searchText, 'plain words');
+    assert.equal(message.searchHeaders.subject, 'only in the subject');
+    assert.equal(message.searchHeaders.from, 'Header Person <hp@example.com>');
+    const htmlOnly = raw.replace('Content-Type: text/plain; charset=utf-8\r\n\r\nplain words\r\n--b\r\n', '');
+    assert.equal((await ingestMessage(new TextEncoder().encode(htmlOnly), new MemoryBlobs())).searchText, 'html-only words');
+  });
 });

@@ -75,18 +75,18 @@ export class SqliteSearch implements SearchPort {
         mailbox,
       );
     }
+    const ascii = /^[\x00-\x7f]*$/.test(folded);
+    // ASCII needles are confirmed inside SQLite (lower() folds ASCII); others by fold() on the rows' text
+    const test = columns.map((c) => `instr(lower(s.${c}), ?) > 0`).join(' OR ');
     const wanted = columns.map((c) => `s.${c}`).join(', ');
     if (chars.length >= 3) {
-      const rows = this.#db.all<TextRow>(
-        `SELECT m.uid, ${wanted} FROM message_fts_text f JOIN messages m ON m.id = f.rowid JOIN message_search s ON s.message_id = f.rowid
-         WHERE message_fts_text MATCH ? AND m.mailbox_id = ? ORDER BY m.uid`,
-        `{${columns.join(' ')}} : (${trigramQuery(chars)})`,
-        mailbox,
-      );
-      return confirm(rows, columns, folded);
+      const candidates = `message_fts_text f JOIN messages m ON m.id = f.rowid JOIN message_search s ON s.message_id = f.rowid
+        WHERE message_fts_text MATCH ? AND m.mailbox_id = ?`;
+      const query = `{${columns.join(' ')}} : (${trigramQuery(chars)})`;
+      if (ascii) return this.#uids(`SELECT m.uid FROM ${candidates} AND (${test}) ORDER BY m.uid`, query, mailbox, ...columns.map(() => folded));
+      return confirm(this.#db.all<TextRow>(`SELECT m.uid, ${wanted} FROM ${candidates} ORDER BY m.uid`, query, mailbox), columns, folded);
     }
-    if (/^[\x00-\x7f]*$/.test(folded)) {
-      const test = columns.map((c) => `instr(lower(s.${c}), ?) > 0`).join(' OR ');
+    if (ascii) {
       return this.#uids(
         `SELECT m.uid FROM messages m JOIN message_search s ON s.message_id = m.id WHERE m.mailbox_id = ? AND (${test}) ORDER BY m.uid`,
         mailbox,
