@@ -6,12 +6,14 @@
  *   trigram of the needle in the column, and the substring is confirmed on those rows' text.
  * - Needles of 1–2 characters have no trigram: the mailbox's stored text is scanned (SQLite's lower() for ASCII
  *   needles, the shared fold() otherwise). An empty needle matches messages that have the field.
- * Every query joins `messages` on the mailbox, so moved, copied and expunged messages are answered as they are now.
+ * Every query joins `messages` on the mailbox, so moved, copied and expunged messages are answered as they are now,
+ * one range of message ids at a time (yielding between ranges, so a large mailbox never holds the event loop).
  */
 import type { Id, SearchField, SearchPort, SearchTerm } from '../ports.ts';
 import { fold } from '../search/fold.ts';
 import type { Db } from './driver.ts';
 import { num, rowId } from './common.ts';
+import { TimeSlice } from '../../protocols/time-slice.ts';
 
 /** message_search columns each field searches, and whether the field index (with positions) answers it. */
 const FIELDS: Record<SearchField, { columns: readonly string[]; exact: boolean }> = {
@@ -26,6 +28,9 @@ const FIELDS: Record<SearchField, { columns: readonly string[]; exact: boolean }
 
 /** At most this many trigrams go into a candidate query (long needles): the substring check decides anyway. */
 const MAX_TRIGRAMS = 24;
+
+/** Messages per statement. */
+const CHUNK = 4096;
 
 /** An FTS5 string: in double quotes, inner quotes doubled. */
 function quote(text: string): string {
@@ -54,10 +59,24 @@ export class SqliteSearch implements SearchPort {
 
   async match(mailboxId: Id, terms: readonly SearchTerm[]): Promise<number[][]> {
     const mailbox = rowId(mailboxId);
-    return terms.map((term) => (mailbox === null ? [] : this.#term(mailbox, term)));
+    if (mailbox === null) return terms.map(() => []);
+    // one statement per range of message ids, yielding between them: a large mailbox never holds the event loop
+    const ids = this.#db.all<{ id: number }>('SELECT id FROM messages WHERE mailbox_id = ? ORDER BY id', mailbox).map((r) => num(r.id));
+    const slice = new TimeSlice();
+    const out: number[][] = [];
+    for (const term of terms) {
+      const uids: number[] = [];
+      for (let at = 0; at < ids.length; at += CHUNK) {
+        await slice.pause();
+        uids.push(...this.#term(mailbox, term, ids[at]!, ids[Math.min(ids.length, at + CHUNK) - 1]!));
+      }
+      out.push(uids.sort((a, b) => a - b));
+    }
+    return out;
   }
 
-  #term(mailbox: number, term: SearchTerm): number[] {
+  /** UIDs of the mailbox's messages with ids in [low, high] matching the term. */
+  #term(mailbox: number, term: SearchTerm, low: number, high: number): number[] {
     const field = FIELDS[term.field];
     if (!field) throw new TypeError(`search: unknown field ${String(term.field)}`);
     const { columns } = field;
@@ -65,13 +84,15 @@ export class SqliteSearch implements SearchPort {
     const chars = [...needle];
     if (needle === '') {
       const present = field.exact ? `s.${columns[0]} IS NOT NULL` : '1';
-      return this.#uids(`SELECT m.uid FROM messages m JOIN message_search s ON s.message_id = m.id WHERE m.mailbox_id = ? AND ${present} ORDER BY m.uid`, mailbox);
+      return this.#uids(`SELECT m.uid FROM messages m JOIN message_search s ON s.message_id = m.id WHERE m.mailbox_id = ? AND m.id BETWEEN ? AND ? AND ${present}`, mailbox, low, high);
     }
     const folded = fold(needle);
     if (chars.length >= 3 && field.exact) {
       return this.#uids(
-        'SELECT m.uid FROM message_fts_fields f JOIN messages m ON m.id = f.rowid WHERE message_fts_fields MATCH ? AND m.mailbox_id = ? ORDER BY m.uid',
+        'SELECT m.uid FROM message_fts_fields f JOIN messages m ON m.id = f.rowid WHERE message_fts_fields MATCH ? AND f.rowid BETWEEN ? AND ? AND m.mailbox_id = ?',
         `{${columns.join(' ')}} : ${quote(needle)}`,
+        low,
+        high,
         mailbox,
       );
     }
@@ -81,19 +102,26 @@ export class SqliteSearch implements SearchPort {
     const wanted = columns.map((c) => `s.${c}`).join(', ');
     if (chars.length >= 3) {
       const candidates = `message_fts_text f JOIN messages m ON m.id = f.rowid JOIN message_search s ON s.message_id = f.rowid
-        WHERE message_fts_text MATCH ? AND m.mailbox_id = ?`;
+        WHERE message_fts_text MATCH ? AND f.rowid BETWEEN ? AND ? AND m.mailbox_id = ?`;
       const query = `{${columns.join(' ')}} : (${trigramQuery(chars)})`;
-      if (ascii) return this.#uids(`SELECT m.uid FROM ${candidates} AND (${test}) ORDER BY m.uid`, query, mailbox, ...columns.map(() => folded));
-      return confirm(this.#db.all<TextRow>(`SELECT m.uid, ${wanted} FROM ${candidates} ORDER BY m.uid`, query, mailbox), columns, folded);
+      if (ascii) return this.#uids(`SELECT m.uid FROM ${candidates} AND (${test})`, query, low, high, mailbox, ...columns.map(() => folded));
+      return confirm(this.#db.all<TextRow>(`SELECT m.uid, ${wanted} FROM ${candidates}`, query, low, high, mailbox), columns, folded);
     }
     if (ascii) {
       return this.#uids(
-        `SELECT m.uid FROM messages m JOIN message_search s ON s.message_id = m.id WHERE m.mailbox_id = ? AND (${test}) ORDER BY m.uid`,
+        `SELECT m.uid FROM messages m JOIN message_search s ON s.message_id = m.id WHERE m.mailbox_id = ? AND m.id BETWEEN ? AND ? AND (${test})`,
         mailbox,
+        low,
+        high,
         ...columns.map(() => folded),
       );
     }
-    const rows = this.#db.all<TextRow>(`SELECT m.uid, ${wanted} FROM messages m JOIN message_search s ON s.message_id = m.id WHERE m.mailbox_id = ? ORDER BY m.uid`, mailbox);
+    const rows = this.#db.all<TextRow>(
+      `SELECT m.uid, ${wanted} FROM messages m JOIN message_search s ON s.message_id = m.id WHERE m.mailbox_id = ? AND m.id BETWEEN ? AND ?`,
+      mailbox,
+      low,
+      high,
+    );
     return confirm(rows, columns, folded);
   }
 
