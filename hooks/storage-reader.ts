@@ -3,13 +3,15 @@
  * (the storage plugin commits them); plugins may read anything (per-user documents too) and use the ephemeral port (counters, locks,
  * pub/sub) for their own state.
  */
-import type { BlobsPort, ChangesPort, EphemeralPort, MailboxesPort, MessagesPort, StoragePorts, UserDocumentsPort, UsersPort } from '../storage/ports.ts';
+import type { BlobsPort, ChangesPort, EphemeralPort, MailboxesPort, MessagesPort, SearchPort, StoragePorts, UserDocumentsPort, UsersPort } from '../storage/ports.ts';
 
 export interface StorageReader {
   readonly name: string;
   readonly users: Pick<UsersPort, 'get' | 'getByUsername' | 'getByLoginName' | 'list' | 'listAddresses' | 'resolveAddress'>;
   readonly mailboxes: Pick<MailboxesPort, 'get' | 'getByPath' | 'getBySpecialUse' | 'list' | 'counters'>;
   readonly messages: Pick<MessagesPort, 'get' | 'getById' | 'index' | 'content' | 'searchText' | 'findByMessageId'>;
+  /** Text search answered by the backend's indexes. */
+  readonly search: SearchPort;
   readonly blobs: Pick<BlobsPort, 'read' | 'stats'>;
   readonly changes: Pick<ChangesPort, 'since' | 'latest' | 'subscribe'>;
   readonly ephemeral: EphemeralPort;
@@ -34,6 +36,7 @@ export function storageReader(storage: StoragePorts): StorageReader {
     users: pick(storage.users, ['get', 'getByUsername', 'getByLoginName', 'list', 'listAddresses', 'resolveAddress']),
     mailboxes: pick(storage.mailboxes, ['get', 'getByPath', 'getBySpecialUse', 'list', 'counters']),
     messages: pick(storage.messages, ['get', 'getById', 'index', 'content', 'searchText', 'findByMessageId']),
+    search: pick(storage.search, ['match']),
     blobs: pick(storage.blobs, ['read', 'stats']),
     changes: pick(storage.changes, ['since', 'latest', 'subscribe']),
     ephemeral: pick(storage.ephemeral, ['incr', 'get', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish', 'subscribe']),

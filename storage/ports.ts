@@ -327,12 +327,33 @@ export interface IngestedMessage {
   subject: string;
   headerDate: number | null;
   hasAttachments: boolean;
-  /** Decoded searchable text: headers of interest and text parts, any charset, bounded in size. */
+  /**
+   * Decoded body text for BODY searches: attachment file names and the text parts (HTML as text), any charset,
+   * NFC, bounded in size. Header fields are in `searchHeaders`.
+   */
   searchText: string;
+  /** Decoded header text for SUBJECT / FROM / TO / CC / BCC and the header half of TEXT. */
+  searchHeaders: SearchHeaders;
   /** Blobs this message references, staged by BlobsPort.stage(); the commit takes references on them. */
   blobs: StagedBlob[];
   /** sha256 (hex) of the whole original message. */
   sha256: string;
+}
+
+/** Header text a search index keeps (RFC 2047-decoded, NFC); made once at ingest (storage/mime/search-headers.ts). */
+export interface SearchHeaders {
+  /** Decoded Subject; null when the message has none. */
+  subject: string | null;
+  /**
+   * Parsed addresses, one per line as `Display Name <local@domain>` (or the bare address; a group as `name:`),
+   * comments removed and whitespace inside the address dropped; null when the field is absent.
+   */
+  from: string | null;
+  to: string | null;
+  cc: string | null;
+  bcc: string | null;
+  /** Every header field of the message as `name: decoded value` lines, in order. */
+  headers: string;
 }
 
 export interface AppendInput {
@@ -395,6 +416,7 @@ export interface MessagesPort {
   index(mailboxId: Id, options?: { changedSince?: number }): Promise<MessageIndexEntry[]>;
   /** Segment list and inline bytes, for reassembly (storage/mime/reassemble.ts). */
   content(id: Id): Promise<MessageContent | null>;
+  /** The stored body search text (IngestedMessage.searchText). */
   searchText(id: Id): Promise<string | null>;
   setFlags(mailboxId: Id, uids: number[], update: FlagUpdate): Promise<FlagResult>;
   /** Copies in UID order; new UIDs allocated atomically in the destination; blob references taken. */
@@ -407,6 +429,36 @@ export interface MessagesPort {
   findByMessageId(mailboxId: Id, messageId: string): Promise<MessageRecord | null>;
   /** How many of the user's messages (in any mailbox) belong to each of these threads; unknown threads count 0. */
   threadCounts(userId: Id, threadIds: Id[]): Promise<Map<Id, number>>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Search (answered from the backend's indexes; storage/search/evaluate.ts combines it with the mailbox index)
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * The text a search term looks in:
+ * - `subject`: the decoded Subject;
+ * - `from` / `to` / `cc` / `bcc`: the parsed addresses of that field (SearchHeaders: display names and addresses,
+ *   comments removed), so `user@example.org` matches `<user (comment)@ example.org>`;
+ * - `body`: the decoded body text (IngestedMessage.searchText: text parts and attachment names), no header;
+ * - `text`: every header field (`name: decoded value`) and the body text.
+ */
+export type SearchField = 'subject' | 'from' | 'to' | 'cc' | 'bcc' | 'body' | 'text';
+
+export interface SearchTerm {
+  field: SearchField;
+  /** Needle: matched as a case-insensitive substring (Unicode case folding, NFC), any length from 0 up. */
+  value: string;
+}
+
+export interface SearchPort {
+  /**
+   * For each term, the UIDs (ascending) of the mailbox's messages whose field contains the term's value. An empty
+   * value matches every message that has the field (`body` and `text`: every message). Unknown mailbox: empty
+   * lists. Answered from indexes, never by loading messages one by one; the result reflects every committed
+   * append, copy, move and expunge (no stale hits).
+   */
+  match(mailboxId: Id, terms: readonly SearchTerm[]): Promise<number[][]>;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -522,6 +574,8 @@ export interface StoragePorts {
   documents: UserDocumentsPort;
   mailboxes: MailboxesPort;
   messages: MessagesPort;
+  /** Text search over the messages' indexed header fields and body text. */
+  search: SearchPort;
   blobs: BlobsPort;
   changes: ChangesPort;
   ephemeral: EphemeralPort;

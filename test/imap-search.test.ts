@@ -49,9 +49,6 @@ function context(recent: number[] = []) {
     entries,
     recent: new Set(recent),
     now: NOW,
-    loadRecord: async () => {
-      throw new Error('records are not needed');
-    },
     loadHeaders: async (uid) => {
       loads.headers.push(uid);
       return messages.get(uid)!.headers;

@@ -8,6 +8,12 @@ async function searchText(name: string, options = {}): Promise<string> {
   return (await ingestMessage(fixture(name), new MemoryBlobs(), options)).searchText;
 }
 
+/** Header text and body text together: what TEXT searches. */
+async function allText(name: string): Promise<string> {
+  const message = await ingestMessage(fixture(name), new MemoryBlobs());
+  return `${message.searchHeaders.headers}\n${message.searchText}`;
+}
+
 describe('searchText', () => {
   const cases: Array<[string, string[]]> = [
     ['iso-2022-jp.eml', ['会議の件', '山田太郎', 'こんにちは世界', '十時からです']],
@@ -21,7 +27,7 @@ describe('searchText', () => {
   ];
   for (const [name, words] of cases) {
     it(`decodes ${name}`, async () => {
-      const text = await searchText(name);
+      const text = await allText(name);
       for (const word of words) assert.ok(text.includes(word), `${JSON.stringify(word)} in ${JSON.stringify(text.slice(0, 400))}`);
     });
   }
@@ -44,5 +50,30 @@ describe('searchText', () => {
     assert.ok(text.includes('VMware Direct Education Classes'));
     const full = await searchText('nul-bytes.eml');
     assert.ok(full.length <= 256 * 1024);
+  });
+
+  it('keeps BODY text to the body, with one alternative of a multipart/alternative', async () => {
+    const raw = [
+      'From: Header Person <hp@example.com>',
+      'Subject: only in the subject',
+      'Content-Type: multipart/alternative; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'plain words',
+      '--b',
+      'Content-Type: text/html; charset=utf-8',
+      '',
+      '<p>html-only words</p>',
+      '--b--',
+      '',
+    ].join('\r\n');
+    const message = await ingestMessage(new TextEncoder().encode(raw), new MemoryBlobs());
+    assert.equal(message.searchText, 'plain words');
+    assert.equal(message.searchHeaders.subject, 'only in the subject');
+    assert.equal(message.searchHeaders.from, 'Header Person <hp@example.com>');
+    const htmlOnly = raw.replace('Content-Type: text/plain; charset=utf-8\r\n\r\nplain words\r\n--b\r\n', '');
+    assert.equal((await ingestMessage(new TextEncoder().encode(htmlOnly), new MemoryBlobs())).searchText, 'html-only words');
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The Gmail-like search language of `GET /users/:user/search?q=…`, parsed into the IMAP SEARCH key tree
- * (protocols/imap/search.ts evaluates it) plus the parts IMAP SEARCH has no key for (mailbox, attachments).
+ * (storage/search/evaluate.ts evaluates it) plus the parts IMAP SEARCH has no key for (mailbox, attachments).
  *
  *   from:x  to:x  cc:x  subject:x          header substring (to: also matches Cc)
  *   in:path | in:inbox/sent/drafts/trash/junk/spam   one mailbox (by path, or special use)
@@ -11,7 +11,7 @@
  *   word  "a phrase"                        text (headers or body), every term must match
  *   -term                                   negates any of the above (except in:)
  */
-import type { SearchKey } from '../imap/search.ts';
+import type { SearchKey } from '../../storage/search/criteria.ts';
 
 export interface ParsedQuery {
   keys: SearchKey[];

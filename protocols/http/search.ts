@@ -1,15 +1,16 @@
 /**
  * Search across a user's mailboxes: WildDuck's structured parameters and a Gmail-like `q` (search-query.ts),
- * both turned into one IMAP SEARCH key tree and evaluated per mailbox by protocols/imap/search.ts, so the
- * index-only keys (flags, size, date) never load a message and text keys read the stored search text.
+ * both turned into one protocol-neutral criteria tree and evaluated per mailbox by storage/search/evaluate.ts, so
+ * the index-only keys (flags, size, date) never load a message and text keys are answered by the search port.
  * Without `mailbox` or `in:`, Junk and Trash are left out (as WildDuck does).
  */
 import { Buffer } from 'node:buffer';
 import { z } from 'zod';
 import type { MailboxRecord, MessageIndexEntry, MessageRecord } from '../../storage/ports.ts';
 import type { App } from '../../hooks/app.ts';
-import { search, storageLoaders } from '../imap/search.ts';
-import type { SearchKey } from '../imap/search.ts';
+import { search } from '../../storage/search/evaluate.ts';
+import type { SearchKey } from '../../storage/search/criteria.ts';
+import { mailboxSearchSources } from '../../storage/search/loaders.ts';
 import { ApiError } from './errors.ts';
 import { queryBool, userParams } from './common.ts';
 import { listItems } from './messages.ts';
@@ -128,8 +129,8 @@ export const searchRoutes: Route[] = [
         if (query.datestart !== undefined) entries = entries.filter((e) => e.internalDate >= query.datestart!);
         if (query.dateend !== undefined) entries = entries.filter((e) => e.internalDate <= query.dateend!);
         if (entries.length === 0) continue;
-        const loaders = storageLoaders(storage, box.id);
-        const result = await search({ key: built.key, charset: null, usesModseq: false }, { entries, recent: new Set(), ...loaders });
+        const loaders = mailboxSearchSources(storage, box.id);
+        const result = await search({ key: built.key, usesModseq: false }, { entries, recent: new Set(), ...loaders });
         const byUid = new Map(entries.map((e) => [e.uid, e]));
         for (const uid of result.uids) {
           if (built.attachments !== null && ((await loaders.loadRecord(uid))?.hasAttachments ?? false) !== built.attachments) continue;

@@ -12,7 +12,8 @@ import type { Args } from './args.ts';
 import { SELECTED, command } from './command.ts';
 import type { CommandSpec } from './command.ts';
 import { parseFetch, renderFetch } from './fetch.ts';
-import { parseSearch, search, storageLoaders } from './search.ts';
+import { parseSearch, search } from './search.ts';
+import { mailboxSearchSources } from '../../storage/search/loaders.ts';
 import { formatSequenceSet, parseSequenceSet, selectUids, sequenceNumbers } from './sequence.ts';
 import type { SequenceSet } from './sequence.ts';
 import { renderFlags } from './render.ts';
@@ -219,7 +220,7 @@ function searchCommand(uid: boolean): CommandSpec<unknown> {
       const view = session.selected!;
       const { storage } = session.app;
       if (query.usesModseq) session.enabled.add('CONDSTORE');
-      const result = await search(query, { entries: view.viewEntries(), recent: view.recent, ...storageLoaders(storage, view.mailbox.id) });
+      const result = await search(query, { entries: view.viewEntries(), recent: view.recent, ...mailboxSearchSources(storage, view.mailbox.id) });
       const found = result.uids.filter((u) => !view.isExpunged(u));
       const numbers = uid ? found : found.map((u) => view.seqOf(u));
       const modseq = result.highestModseq !== null && found.length > 0 ? ` (MODSEQ ${result.highestModseq})` : '';

@@ -9,21 +9,10 @@
  * two binary searches.
  */
 import { ImapSyntaxError } from './types.ts';
+import { rangePredicate, resolveRanges } from '../../storage/search/ranges.ts';
+import type { NumberRange, SequenceRangeSpec, SequenceSet } from '../../storage/search/ranges.ts';
 
-/** One range as written; `'*'` is resolved later. A single number is a range with equal ends. */
-export interface SequenceRangeSpec {
-  start: number | '*';
-  end: number | '*';
-}
-
-/** A parsed sequence set: the ranges in the order the client gave them. */
-export type SequenceSet = readonly SequenceRangeSpec[];
-
-/** A resolved inclusive range, `from <= to`. */
-export interface NumberRange {
-  from: number;
-  to: number;
-}
+export type { NumberRange, SequenceRangeSpec, SequenceSet } from '../../storage/search/ranges.ts';
 
 /** Largest value a `nz-number` may have (RFC 3501: 32-bit unsigned). */
 export const MAX_NUMBER = 4294967295;
@@ -72,20 +61,7 @@ function toSet(set: SequenceSet | string): SequenceSet {
  * gives 3:5. With max 0 (empty mailbox) `*` is 0, so a range ending in `*` starts at 0 and selects nothing real.
  */
 export function resolveSequenceSet(set: SequenceSet | string, max: number): NumberRange[] {
-  const ranges: NumberRange[] = [];
-  for (const spec of toSet(set)) {
-    const a = spec.start === '*' ? max : spec.start;
-    const b = spec.end === '*' ? max : spec.end;
-    ranges.push({ from: Math.min(a, b), to: Math.max(a, b) });
-  }
-  ranges.sort((x, y) => x.from - y.from);
-  const merged: NumberRange[] = [];
-  for (const range of ranges) {
-    const last = merged[merged.length - 1];
-    if (last && range.from <= last.to + 1) last.to = Math.max(last.to, range.to);
-    else merged.push({ ...range });
-  }
-  return merged;
+  return resolveRanges(toSet(set), max);
 }
 
 /** The largest explicit number in the set (ignoring `*`), 0 when there is none. For "is this beyond EXISTS?" checks. */
@@ -150,19 +126,7 @@ export function selectUids(set: SequenceSet | string, uids: readonly number[]): 
  * the highest UID for UIDs). Ranges are merged once, then each test is a binary search.
  */
 export function sequencePredicate(set: SequenceSet | string, max: number): (value: number) => boolean {
-  const ranges = resolveSequenceSet(set, max);
-  return (value) => {
-    let low = 0;
-    let high = ranges.length - 1;
-    while (low <= high) {
-      const mid = (low + high) >>> 1;
-      const range = ranges[mid]!;
-      if (value < range.from) high = mid - 1;
-      else if (value > range.to) low = mid + 1;
-      else return true;
-    }
-    return false;
-  };
+  return rangePredicate(toSet(set), max);
 }
 
 /**

@@ -8,6 +8,7 @@ import type { BlobsPort, IngestedMessage, MimeNode } from '../ports.ts';
 import { buildEnvelope, messageIds } from './envelope.ts';
 import { decodeWords, fileName, getHeader } from './headers.ts';
 import { DEFAULT_SEARCH_TEXT_LIMIT, SearchTextCollector } from './search-text.ts';
+import { searchHeaders } from './search-headers.ts';
 import { DEFAULT_BLOB_THRESHOLD, SegmentBuilder } from './segments.ts';
 import { MimeSplitter } from './splitter.ts';
 import type { SplitterOptions, SplitterSink } from './splitter.ts';
@@ -118,7 +119,8 @@ export async function ingestMessage(
     subject: decodeWords(envelope.subject ?? '').trim(),
     headerDate: parseDate(envelope.date),
     hasAttachments: hasAttachments(root),
-    searchText: search.result(fields, root),
+    searchText: search.result(root),
+    searchHeaders: searchHeaders(fields),
     blobs: segments.staged,
     sha256: hash.digest('hex'),
   };

@@ -2,7 +2,8 @@
  * Decoded searchable text, gathered while the splitter streams: text/plain and text/html leaf bodies (not
  * attachments) are kept up to a bounded number of raw bytes each, then transfer-decoded (base64, quoted-printable
  * through libqp), charset-decoded (libmime → iconv-lite / encoding-japanese) and, for HTML, converted to text
- * (html-to-text). Headers and file names are added at the end.
+ * (html-to-text). Attachment file names come first. This is the body half of search (BODY); header fields are kept
+ * apart (search-headers.ts) so BODY never matches a header.
  */
 import { Buffer } from 'node:buffer';
 import { convert as htmlToText } from 'html-to-text';
@@ -10,8 +11,7 @@ import { DEFAULT_MAX_HTML_DEPTH, htmlNestedDeeperThan, stripTags } from './html-
 import { decode as decodeQuotedPrintable } from 'libqp';
 import { decode as decodeCharset } from 'libmime/lib/charset.js';
 import type { MimeNode } from '../ports.ts';
-import { decodeWords, fileName, getHeaders } from './headers.ts';
-import type { HeaderField } from './headers.ts';
+import { fileName } from './headers.ts';
 import type { SplitterSink } from './splitter.ts';
 
 export const DEFAULT_SEARCH_TEXT_LIMIT = 256 * 1024;
@@ -71,6 +71,8 @@ export class SearchTextCollector implements SplitterSink {
   /** Raw bytes kept per text part: enough for `limit` characters in any charset and transfer encoding. */
   private readonly rawLimit: number;
   private readonly texts: string[] = [];
+  /** The part each entry of `texts` came from. */
+  private readonly textNodes: MimeNode[] = [];
   private textSize = 0;
   private current: Collecting | null = null;
 
@@ -109,6 +111,7 @@ export class SearchTextCollector implements SplitterSink {
     text = text.trim();
     if (!text) return;
     this.texts.push(text);
+    this.textNodes.push(node);
     this.textSize += text.length + 1;
   }
 
@@ -117,12 +120,12 @@ export class SearchTextCollector implements SplitterSink {
     return this.texts.join('\n');
   }
 
-  /** The searchable text: decoded From/To/Cc/Subject, file names, then the text parts; at most `limit` chars. */
-  result(fields: HeaderField[], root: MimeNode): string {
-    const head: string[] = [];
-    for (const key of ['from', 'to', 'cc', 'subject']) {
-      for (const value of getHeaders(fields, key)) head.push(decodeWords(value));
-    }
+  /**
+   * The body search text: attachment file names, then the text parts; NFC, at most `limit` chars. Of a
+   * multipart/alternative with a text/plain part, only that part counts (the HTML version says the same again, and
+   * indexing it twice doubled the index).
+   */
+  result(root: MimeNode): string {
     const names: string[] = [];
     const walk = (node: MimeNode): void => {
       if (node !== root) {
@@ -133,7 +136,29 @@ export class SearchTextCollector implements SplitterSink {
       if (node.message) walk(node.message.root);
     };
     walk(root);
-    const text = [...head, ...names, ...this.texts].filter(Boolean).join('\n');
+    const skipped = otherAlternatives(root, new Set(this.textNodes));
+    const texts = this.texts.filter((_, i) => !skipped.has(this.textNodes[i]!));
+    const text = [...names, ...texts].filter(Boolean).join('\n').normalize('NFC');
     return text.length > this.limit ? text.slice(0, this.limit) : text;
   }
+}
+
+/** Text parts under the alternatives not chosen: in each multipart/alternative with a collected text/plain child. */
+function otherAlternatives(root: MimeNode, collected: ReadonlySet<MimeNode>): Set<MimeNode> {
+  const skipped = new Set<MimeNode>();
+  const skipAll = (node: MimeNode): void => {
+    skipped.add(node);
+    for (const child of node.children ?? []) skipAll(child);
+  };
+  const walk = (node: MimeNode): void => {
+    const children = node.children ?? [];
+    if (node.type === 'multipart' && node.subtype === 'alternative') {
+      const plain = children.find((child) => child.subtype === 'plain' && collected.has(child));
+      if (plain) for (const child of children) if (child !== plain) skipAll(child);
+    }
+    for (const child of children) walk(child);
+    if (node.message) walk(node.message.root);
+  };
+  walk(root);
+  return skipped;
 }

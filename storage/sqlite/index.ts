@@ -14,6 +14,7 @@ import { openDb } from './driver.ts';
 import type { Db } from './driver.ts';
 import { SqliteMailboxes } from './mailboxes.ts';
 import { SqliteMessages } from './messages.ts';
+import { SqliteSearch } from './search.ts';
 import { SqliteDocuments } from './documents.ts';
 import { migrate } from './schema.ts';
 import { SqliteUsers } from './users.ts';
@@ -90,6 +91,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     documents: new SqliteDocuments(db, now),
     mailboxes: new SqliteMailboxes(db, blobs, log, now),
     messages: new SqliteMessages(db, blobs, log, now),
+    search: new SqliteSearch(db),
     blobs,
     changes,
     ephemeral,

@@ -25,6 +25,7 @@ import type {
   Segment,
 } from '../ports.ts';
 import type { Db } from './driver.ts';
+import { SEARCH_COLUMNS } from './search-schema.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import type { MailboxRow } from './mailboxes.ts';
@@ -195,7 +196,18 @@ export class SqliteMessages implements MessagesPort {
         inline.data,
         inline.deflated ? 1 : 0,
       );
-      db.run('INSERT INTO message_search (message_id, text) VALUES (?, ?)', id, message.searchText);
+      const h = message.searchHeaders;
+      db.run(
+        'INSERT INTO message_search (message_id, subject, from_addrs, to_addrs, cc_addrs, bcc_addrs, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        id,
+        h.subject,
+        h.from,
+        h.to,
+        h.cc,
+        h.bcc,
+        h.headers,
+        message.searchText,
+      );
       this.#blobs.commitRefs(id, message);
       this.#usage(userId, message.size, 1);
       this.#log.add({ userId, mailboxId: mbox.id, type: 'exists', modseq: alloc.modseq, uid, flags }, now);
@@ -255,7 +267,7 @@ export class SqliteMessages implements MessagesPort {
   async searchText(id: Id): Promise<string | null> {
     const n = rowId(id);
     if (n === null) return null;
-    return this.#db.get<{ text: string }>('SELECT text FROM message_search WHERE message_id = ?', n)?.text ?? null;
+    return this.#db.get<{ body: string }>('SELECT body FROM message_search WHERE message_id = ?', n)?.body ?? null;
   }
 
   async setFlags(mailboxId: Id, uids: number[], update: FlagUpdate): Promise<FlagResult> {
@@ -343,7 +355,7 @@ export class SqliteMessages implements MessagesPort {
           alloc.modseq,
           row.id,
         );
-        db.run('INSERT INTO message_search (message_id, text) SELECT ?, text FROM message_search WHERE message_id = ?', id, row.id);
+        db.run(`INSERT INTO message_search (message_id, ${SEARCH_COLUMNS.join(', ')}) SELECT ?, ${SEARCH_COLUMNS.join(', ')} FROM message_search WHERE message_id = ?`, id, row.id);
         this.#blobs.copyRefs(row.id, id);
         this.#log.add({ userId: dst.user_id, mailboxId: dst.id, type: 'exists', modseq: alloc.modseq, uid, flags: JSON.parse(row.flags) as Flag[] }, now);
         return { sourceUid: num(row.uid), destinationUid: uid };

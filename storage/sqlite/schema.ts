@@ -5,6 +5,7 @@
  */
 import type { Db } from './driver.ts';
 import { loginKey, usernameSkeleton } from '../addresses.ts';
+import { searchIndexMigration } from './search-schema.ts';
 
 /** A migration: SQL, or a function for what SQL cannot compute (Unicode folding); it may return notes to log. */
 export type Migration = string | ((db: Db) => string[] | void);
@@ -186,6 +187,9 @@ export const MIGRATIONS: readonly Migration[] = [
     }
     return notes;
   },
+
+  // 6: the search index: header text beside the body text, FTS5 trigram index over both (search-schema.ts)
+  searchIndexMigration,
 ];
 
 /**

@@ -204,6 +204,7 @@ export function createFakeStorage(): FakeStorage {
       findByMessageId: missing('messages.findByMessageId'),
       threadCounts: missing('messages.threadCounts'),
     },
+    search: { match: missing('search.match') },
     blobs: {
       stage() {
         const chunks: Uint8Array[] = [];

@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import type { BlobsPort, Envelope, IngestedMessage, MessageContent, MimeNode, StagedBlob } from '../../storage/ports.ts';
 import { collectBytes as collect } from '../../storage/bytes.ts';
 import { mimeNode } from '../../storage/mime/splitter.ts';
+import { parseHeaderBlock } from '../../storage/mime/headers.ts';
+import { searchHeaders } from '../../storage/mime/search-headers.ts';
 export { collect };
 
 const encoder = new TextEncoder();
@@ -139,7 +141,8 @@ export async function fakeMessage(blobs: BlobsPort, raw: string | Uint8Array, op
     subject,
     headerDate: Number.isFinite(date) ? date : null,
     hasAttachments: false,
-    searchText: options.searchText ?? `${subject}\n${bodyText}`,
+    searchText: options.searchText ?? bodyText,
+    searchHeaders: searchHeaders(parseHeaderBlock(bytes.subarray(0, bodyStart))),
     blobs: staged,
     sha256: createHash('sha256').update(bytes).digest('hex'),
   };

@@ -44,6 +44,7 @@ export function fakeIngest(storage: StoragePorts, options: { maxSize?: number } 
       headerDate: null,
       hasAttachments: false,
       searchText: text,
+      searchHeaders: { subject, from: null, to: null, cc: null, bcc: null, headers: `subject: ${subject}` },
       blobs: [blob],
       sha256: blob.hash,
     };

@@ -1,0 +1,67 @@
+/**
+ * The header text a search index keeps (SearchHeaders): the decoded Subject, the parsed addresses of From, To, Cc
+ * and Bcc (display names and addr-specs, comments removed, so `SEARCH FROM user@domain.org` finds
+ * `<user (comment)@ (comment) domain.org>`), and every field as `name: decoded value` for TEXT. All NFC.
+ */
+import type { EnvelopeAddress, SearchHeaders } from '../ports.ts';
+import { parseAddressList } from './envelope.ts';
+import { decodeWords, getHeader, getHeaders } from './headers.ts';
+import type { HeaderField } from './headers.ts';
+
+/** Removes RFC 5322 comments (nested parentheses) outside quoted strings; a comment leaves one space. */
+export function stripComments(value: string): string {
+  let out = '';
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i]!;
+    if (ch === '\\' && (quoted || depth > 0)) {
+      if (depth === 0) out += ch + (value[i + 1] ?? '');
+      i++;
+      continue;
+    }
+    if (depth === 0 && ch === '"') quoted = !quoted;
+    else if (!quoted && ch === '(') {
+      if (depth++ === 0) out += ' ';
+      continue;
+    } else if (!quoted && ch === ')' && depth > 0) {
+      depth--;
+      continue;
+    }
+    if (depth === 0) out += ch;
+  }
+  return out;
+}
+
+function addressLine(address: EnvelopeAddress): string | null {
+  if (address.host === null) return address.mailbox === null ? null : `${decodeWords(address.mailbox)}:`; // group start / end
+  const spec = `${address.mailbox ?? ''}${address.host ? `@${address.host}` : ''}`.replace(/\s+/g, '');
+  const name = address.name ? decodeWords(address.name).trim() : '';
+  if (!name) return spec;
+  return spec ? `${name} <${spec}>` : name;
+}
+
+/** A field's addresses as lines, or null when the message has no such field. */
+export function addressText(fields: HeaderField[], key: string): string | null {
+  const values = getHeaders(fields, key);
+  if (values.length === 0) return null;
+  const parsed = parseAddressList(values.map(stripComments)) ?? [];
+  return parsed
+    .map(addressLine)
+    .filter((line): line is string => line !== null)
+    .join('\n')
+    .normalize('NFC');
+}
+
+/** SearchHeaders of a message's top-level header fields. */
+export function searchHeaders(fields: HeaderField[]): SearchHeaders {
+  const subject = getHeader(fields, 'subject');
+  return {
+    subject: subject === null ? null : decodeWords(subject).normalize('NFC'),
+    from: addressText(fields, 'from'),
+    to: addressText(fields, 'to'),
+    cc: addressText(fields, 'cc'),
+    bcc: addressText(fields, 'bcc'),
+    headers: fields.map((field) => `${field.key}: ${decodeWords(field.value)}`).join('\n').normalize('NFC'),
+  };
+}

@@ -1,0 +1,366 @@
+/**
+ * The search evaluator: a criteria tree (criteria.ts) against one mailbox's index, with the storage search port for
+ * text.
+ *
+ * Evaluation is three-step so that no message is loaded for anything an index answers:
+ * 1. every key the mailbox index answers (flags, size, internal date, UID, sequence number, modseq, \Recent) is
+ *    evaluated with three-valued logic; most queries end here (`SEARCH UNSEEN`);
+ * 2. for messages still undecided, the text keys (SUBJECT, FROM, TO, CC, BCC, BODY, TEXT) are asked of the search
+ *    port once per query, for the whole mailbox; a HEADER of another field is narrowed by the TEXT index (the
+ *    header half of TEXT holds every field as `name: value`);
+ * 3. only what no index answers (HEADER of another field, SENTBEFORE / SENTON / SENTSINCE) loads messages, cheapest
+ *    data first, and only as far as AND / OR short-circuiting needs. Without a search port (tests, a backend under
+ *    construction) every text key is answered here from the loaded headers and body text.
+ *
+ * Conventions (documented choices):
+ * - BEFORE / ON / SINCE compare the internal date's calendar day in UTC.
+ * - SENTBEFORE / SENTON / SENTSINCE compare the calendar date written in the Date header, ignoring time and zone
+ *   (RFC 3501); a message without a parseable Date header uses its internal date.
+ * - String matching is a case-insensitive substring test on decoded text (NFC, lowercased).
+ * - SUBJECT matches the decoded Subject; FROM / TO / CC / BCC the parsed addresses (ports.ts SearchField); HEADER
+ *   the decoded header values; BODY the body text (text parts and attachment names); TEXT headers or body.
+ */
+import type { MessageIndexEntry, SearchField, SearchTerm } from '../ports.ts';
+import { decodeWords, parseHeaderBlock } from '../mime/headers.ts';
+import type { HeaderField } from '../mime/headers.ts';
+import { TimeSlice } from '../../protocols/time-slice.ts';
+import type { DateOp, SearchCriteria, SearchKey, SearchResult } from './criteria.ts';
+import { fold } from './fold.ts';
+import { rangePredicate } from './ranges.ts';
+import type { SequenceSet } from './ranges.ts';
+
+export interface SearchContext {
+  /** The mailbox index in UID order; position i is message sequence number i + 1. */
+  entries: readonly MessageIndexEntry[];
+  /** UIDs seen as \Recent (an IMAP session's); empty elsewhere. */
+  recent: ReadonlySet<number>;
+  /** Current time in ms (OLDER / YOUNGER); defaults to Date.now(). */
+  now?: number;
+  /** The search port for this mailbox (StoragePorts.search.match bound to it); without it text keys load messages. */
+  matchText?(terms: readonly SearchTerm[]): Promise<number[][]>;
+  /** Decoded body search text of a message (MessagesPort.searchText); used only without `matchText`. */
+  loadSearchText(uid: number): Promise<string | null>;
+  /** The raw header block of a message: its bytes (each field's charset is detected on its own), or text. */
+  loadHeaders(uid: number): Promise<Uint8Array | string | null>;
+}
+
+const DAY = 86_400_000;
+
+/** Header keys the search port answers, by field name. */
+const INDEXED_HEADERS = new Set<string>(['subject', 'from', 'to', 'cc', 'bcc']);
+
+interface Candidate {
+  index: number;
+  entry: MessageIndexEntry;
+}
+
+interface Env {
+  maxUid: number;
+  count: number;
+  now: number;
+  recent: ReadonlySet<number>;
+  predicates: Map<SearchKey, (value: number) => boolean>;
+  /** Text keys answered by the search port: the UIDs that match. */
+  matches: Map<SearchKey, Set<number>>;
+  /** HEADER keys of other fields: only these UIDs can match (the TEXT index holds every field). */
+  narrowed: Map<SearchKey, Set<number>>;
+}
+
+function compareDay(op: DateOp, day: number, target: number): boolean {
+  if (op === 'before') return day < target;
+  if (op === 'on') return day === target;
+  return day >= target;
+}
+
+function hasFlag(flags: readonly string[], flag: string): boolean {
+  const wanted = flag.toLowerCase();
+  return flags.some((item) => item.toLowerCase() === wanted);
+}
+
+/** Cost class of a key: 0 = index only, 1 = headers, 2 = search text. */
+function cost(key: SearchKey): number {
+  switch (key.type) {
+    case 'header':
+    case 'sentdate':
+      return 1;
+    case 'body':
+    case 'text':
+      return 2;
+    case 'not':
+      return cost(key.key);
+    case 'or':
+      return Math.max(cost(key.left), cost(key.right));
+    case 'and':
+      return key.keys.reduce((most, child) => Math.max(most, cost(child)), 0);
+    default:
+      return 0;
+  }
+}
+
+function predicate(env: Env, key: SearchKey & { set: SequenceSet }, max: number): (value: number) => boolean {
+  let test = env.predicates.get(key);
+  if (!test) {
+    test = rangePredicate(key.set, max);
+    env.predicates.set(key, test);
+  }
+  return test;
+}
+
+/** Three-valued evaluation from the indexes alone: null when the answer needs message data. */
+function quick(key: SearchKey, candidate: Candidate, env: Env): boolean | null {
+  const { entry } = candidate;
+  switch (key.type) {
+    case 'all':
+      return true;
+    case 'flag':
+      return hasFlag(entry.flags, key.flag) === key.present;
+    case 'recent':
+      return env.recent.has(entry.uid) === key.present;
+    case 'larger':
+      return entry.size > key.size;
+    case 'smaller':
+      return entry.size < key.size;
+    case 'date':
+      return compareDay(key.op, Math.floor(entry.internalDate / DAY) * DAY, key.day);
+    case 'older':
+      return entry.internalDate < env.now - key.seconds * 1000;
+    case 'younger':
+      return entry.internalDate >= env.now - key.seconds * 1000; // "within" the interval, boundary included
+    case 'uid':
+      return predicate(env, key, env.maxUid)(entry.uid);
+    case 'seq':
+      return predicate(env, key, env.count)(candidate.index + 1);
+    case 'modseq':
+      return entry.modseq >= key.modseq;
+    case 'header':
+    case 'body':
+    case 'text': {
+      const matched = env.matches.get(key);
+      if (matched) return matched.has(entry.uid);
+      const possible = env.narrowed.get(key);
+      return possible && !possible.has(entry.uid) ? false : null;
+    }
+    case 'sentdate':
+      return null;
+    case 'not': {
+      const value = quick(key.key, candidate, env);
+      return value === null ? null : !value;
+    }
+    case 'or': {
+      const left = quick(key.left, candidate, env);
+      if (left === true) return true;
+      const right = quick(key.right, candidate, env);
+      if (right === true) return true;
+      return left === false && right === false ? false : null;
+    }
+    case 'and': {
+      let unknown = false;
+      for (const child of key.keys) {
+        const value = quick(child, candidate, env);
+        if (value === false) return false;
+        if (value === null) unknown = true;
+      }
+      return unknown ? null : true;
+    }
+  }
+}
+
+/** The text keys of a tree, each with the search-port term that answers (`exact`) or narrows it. */
+function textKeys(key: SearchKey, out: Array<{ key: SearchKey; term: SearchTerm; exact: boolean }>): void {
+  switch (key.type) {
+    case 'header':
+      if (INDEXED_HEADERS.has(key.field)) out.push({ key, term: { field: key.field as SearchField, value: key.value }, exact: true });
+      else if (key.value !== '') out.push({ key, term: { field: 'text', value: key.value }, exact: false });
+      return;
+    case 'body':
+    case 'text':
+      out.push({ key, term: { field: key.type, value: key.value }, exact: true });
+      return;
+    case 'not':
+      return textKeys(key.key, out);
+    case 'or':
+      textKeys(key.left, out);
+      return textKeys(key.right, out);
+    case 'and':
+      for (const child of key.keys) textKeys(child, out);
+      return;
+    default:
+      return;
+  }
+}
+
+/** Asks the search port once for every text key of the query (equal terms once). */
+async function askIndex(key: SearchKey, env: Env, matchText: NonNullable<SearchContext['matchText']>): Promise<void> {
+  const keys: Array<{ key: SearchKey; term: SearchTerm; exact: boolean }> = [];
+  textKeys(key, keys);
+  if (keys.length === 0) return;
+  const terms: SearchTerm[] = [];
+  const slot = new Map<string, number>();
+  const slots = keys.map(({ term }) => {
+    const id = `${term.field}\u0000${term.value}`;
+    let at = slot.get(id);
+    if (at === undefined) {
+      slot.set(id, (at = terms.length));
+      terms.push(term);
+    }
+    return at;
+  });
+  const answers = (await matchText(terms)).map((uids) => new Set(uids));
+  keys.forEach(({ key: textKey, exact }, i) => (exact ? env.matches : env.narrowed).set(textKey, answers[slots[i]!]!));
+}
+
+/** Message data loaded on demand, once per message. */
+class Lazy {
+  private readonly uid: number;
+  private readonly context: SearchContext;
+  private headerPromise: Promise<HeaderField[]> | null = null;
+  private textPromise: Promise<string> | null = null;
+
+  constructor(uid: number, context: SearchContext) {
+    this.uid = uid;
+    this.context = context;
+  }
+
+  /** Header fields with RFC 2047-decoded, folded values. */
+  headers(): Promise<HeaderField[]> {
+    this.headerPromise ??= this.context.loadHeaders(this.uid).then((raw) =>
+      raw ? parseHeaderBlock(typeof raw === 'string' ? new TextEncoder().encode(raw) : raw).map((field) => ({ key: field.key, value: fold(decodeWords(field.value)) })) : [],
+    );
+    return this.headerPromise;
+  }
+
+  text(): Promise<string> {
+    this.textPromise ??= this.context.loadSearchText(this.uid).then((text) => fold(text ?? ''));
+    return this.textPromise;
+  }
+}
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/** The calendar date written in a Date header (00:00 UTC of it), ignoring time and zone; null when unreadable. */
+export function sentDay(value: string): number | null {
+  const match = /(\d{1,2})\s+([a-z]{3})[a-z]*\s+(\d{2,4})/i.exec(value);
+  if (match) {
+    const month = MONTHS.indexOf(match[2]!.toLowerCase());
+    let year = Number(match[3]);
+    if (match[3]!.length === 2) year += year < 50 ? 2000 : 1900; // RFC 5322 obs-year
+    else if (match[3]!.length === 3) year += 1900;
+    if (month >= 0) {
+      const time = Date.UTC(year, month, Number(match[1]));
+      if (Number.isFinite(time)) return time;
+    }
+  }
+  const parsed = Date.parse(value);
+  return Number.isFinite(parsed) ? Math.floor(parsed / DAY) * DAY : null;
+}
+
+async function full(key: SearchKey, candidate: Candidate, env: Env, lazy: Lazy): Promise<boolean> {
+  const known = quick(key, candidate, env);
+  if (known !== null) return known;
+  switch (key.type) {
+    case 'header': {
+      const needle = fold(key.value);
+      const headers = await lazy.headers();
+      return headers.some((field) => field.key === key.field && field.value.includes(needle));
+    }
+    case 'sentdate': {
+      const headers = await lazy.headers();
+      const date = headers.find((field) => field.key === 'date');
+      const day = (date && sentDay(date.value)) ?? Math.floor(candidate.entry.internalDate / DAY) * DAY;
+      return compareDay(key.op, day, key.day);
+    }
+    case 'body':
+      return (await lazy.text()).includes(fold(key.value));
+    case 'text': {
+      const needle = fold(key.value);
+      const headers = await lazy.headers();
+      if (headers.some((field) => field.value.includes(needle) || `${field.key}: ${field.value}`.includes(needle))) return true;
+      return (await lazy.text()).includes(needle);
+    }
+    case 'not':
+      return !(await full(key.key, candidate, env, lazy));
+    case 'or': {
+      const [first, second] = cost(key.left) <= cost(key.right) ? [key.left, key.right] : [key.right, key.left];
+      return (await full(first, candidate, env, lazy)) || full(second, candidate, env, lazy);
+    }
+    case 'and': {
+      for (const child of cheapestFirst(key)) if (!(await full(child, candidate, env, lazy))) return false;
+      return true;
+    }
+    default:
+      throw new Error(`search: unhandled key ${key.type}`);
+  }
+}
+
+const ordered = new WeakMap<SearchKey, SearchKey[]>();
+
+/** An AND's keys, cheapest first: sorted once per query, not once per message. */
+function cheapestFirst(key: Extract<SearchKey, { type: 'and' }>): SearchKey[] {
+  let keys = ordered.get(key);
+  if (!keys) ordered.set(key, (keys = [...key.keys].sort((a, b) => cost(a) - cost(b))));
+  return keys;
+}
+
+/** How many messages are loaded and evaluated at once in the last step. */
+const PARALLEL = 8;
+
+/** Decides from the indexes whatever they decide; returns the candidates still open. */
+async function decide(key: SearchKey, candidates: Candidate[], env: Env, matched: boolean[], slice: TimeSlice): Promise<Candidate[]> {
+  const pending: Candidate[] = [];
+  for (let i = 0; i < candidates.length; i++) {
+    if ((i & 63) === 0) await slice.pause();
+    const candidate = candidates[i]!;
+    const value = quick(key, candidate, env);
+    if (value === null) pending.push(candidate);
+    else matched[candidate.index] = value;
+  }
+  return pending;
+}
+
+/** Evaluates the criteria; matching UIDs ascending and the highest modseq among them (for MODSEQ searches). */
+export async function search(criteria: SearchCriteria, context: SearchContext): Promise<SearchResult> {
+  const entries = context.entries;
+  const env: Env = {
+    maxUid: entries.length > 0 ? entries[entries.length - 1]!.uid : 0,
+    count: entries.length,
+    now: context.now ?? Date.now(),
+    recent: context.recent,
+    predicates: new Map(),
+    matches: new Map(),
+    narrowed: new Map(),
+  };
+  const matched = new Array<boolean>(entries.length).fill(false);
+  // every step yields to the event loop between slices: a mailbox times many keys is a lot of synchronous work
+  const slice = new TimeSlice();
+  let pending = await decide(
+    criteria.key,
+    entries.map((entry, index) => ({ index, entry })),
+    env,
+    matched,
+    slice,
+  );
+  if (pending.length > 0 && context.matchText) {
+    await askIndex(criteria.key, env, context.matchText);
+    pending = await decide(criteria.key, pending, env, matched, slice);
+  }
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < pending.length) {
+      const candidate = pending[next++]!;
+      matched[candidate.index] = await full(criteria.key, candidate, env, new Lazy(candidate.entry.uid, context));
+      await slice.pause();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, pending.length) }, worker));
+
+  const uids: number[] = [];
+  let highest = 0;
+  for (let index = 0; index < entries.length; index++) {
+    if (!matched[index]) continue;
+    const entry = entries[index]!;
+    uids.push(entry.uid);
+    highest = Math.max(highest, entry.modseq);
+  }
+  uids.sort((a, b) => a - b);
+  return { uids, highestModseq: criteria.usesModseq && uids.length > 0 ? highest : null };
+}

@@ -1,0 +1,109 @@
+/**
+ * Migration 6: the search index. `message_search` keeps, per message, the decoded header text (subject, parsed
+ * addresses, every field for TEXT) beside the body text (its old `text` column, now `body`), and two
+ * FTS5 indexes over those columns with the trigram tokenizer (case-insensitive substrings of 3+ characters) read
+ * their text from `message_search` (external content: the text is stored once). Triggers keep the index in step with
+ * every insert and delete of `message_search`, which follows `messages` through ON DELETE CASCADE.
+ *
+ * Existing messages are backfilled: header text from the stored header block, body text from the old search text
+ * without the header lines it used to start with.
+ */
+import { inflateRawSync } from 'node:zlib';
+import { decodeWords, getHeaders, parseHeaderBlock } from '../mime/headers.ts';
+import { searchHeaders } from '../mime/search-headers.ts';
+import type { MimeNode } from '../ports.ts';
+import type { Db } from './driver.ts';
+import { num } from './common.ts';
+
+/** message_search columns, in order. */
+export const SEARCH_COLUMNS = ['subject', 'from_addrs', 'to_addrs', 'cc_addrs', 'bcc_addrs', 'headers', 'body'] as const;
+
+/**
+ * The two indexes: the short header fields with positions (`detail=full`: a phrase query is an exact substring
+ * match), the long header and body text without them (`detail=column`: about a tenth of the size; a query finds the
+ * rows holding every trigram of the needle in that column, and search.ts confirms the substring on those rows).
+ */
+export const SEARCH_INDEXES = {
+  message_fts_fields: { columns: ['subject', 'from_addrs', 'to_addrs', 'cc_addrs', 'bcc_addrs'], detail: 'full' },
+  message_fts_text: { columns: ['headers', 'body'], detail: 'column' },
+} as const;
+
+function indexSql(table: string, columns: readonly string[], detail: string): string {
+  const list = (prefix: string): string => columns.map((c) => `${prefix}${c}`).join(', ');
+  return `
+    CREATE VIRTUAL TABLE ${table} USING fts5(${list('')}, content='message_search', content_rowid='message_id', tokenize='trigram', detail=${detail});
+    CREATE TRIGGER ${table}_insert AFTER INSERT ON message_search BEGIN
+      INSERT INTO ${table} (rowid, ${list('')}) VALUES (new.message_id, ${list('new.')});
+    END;
+    CREATE TRIGGER ${table}_delete AFTER DELETE ON message_search BEGIN
+      INSERT INTO ${table} (${table}, rowid, ${list('')}) VALUES ('delete', old.message_id, ${list('old.')});
+    END;
+    CREATE TRIGGER ${table}_update AFTER UPDATE ON message_search BEGIN
+      INSERT INTO ${table} (${table}, rowid, ${list('')}) VALUES ('delete', old.message_id, ${list('old.')});
+      INSERT INTO ${table} (rowid, ${list('')}) VALUES (new.message_id, ${list('new.')});
+    END;
+    INSERT INTO ${table} (${table}) VALUES ('rebuild');
+  `;
+}
+
+/** What the search text of earlier versions started with: the decoded From, To, Cc and Subject values. */
+function oldHeadLines(fields: ReturnType<typeof parseHeaderBlock>): string {
+  const head: string[] = [];
+  for (const key of ['from', 'to', 'cc', 'subject']) for (const value of getHeaders(fields, key)) head.push(decodeWords(value));
+  return head.filter(Boolean).join('\n');
+}
+
+interface OldRow {
+  id: number;
+  text: string;
+  mime: string;
+  inline: Uint8Array;
+  inline_codec: number;
+}
+
+export function searchIndexMigration(db: Db): string[] {
+  db.exec(`
+    ALTER TABLE message_search RENAME COLUMN text TO body;
+    ALTER TABLE message_search ADD COLUMN subject TEXT;
+    ALTER TABLE message_search ADD COLUMN from_addrs TEXT;
+    ALTER TABLE message_search ADD COLUMN to_addrs TEXT;
+    ALTER TABLE message_search ADD COLUMN cc_addrs TEXT;
+    ALTER TABLE message_search ADD COLUMN bcc_addrs TEXT;
+    ALTER TABLE message_search ADD COLUMN headers TEXT NOT NULL DEFAULT '';
+  `);
+  let fallbacks = 0;
+  let last = 0;
+  for (;;) {
+    const rows = db.all<OldRow>(
+      `SELECT m.id, s.body AS text, m.mime, m.inline, m.inline_codec FROM message_search s JOIN messages m ON m.id = s.message_id
+       WHERE m.id > ? ORDER BY m.id LIMIT 500`,
+      last,
+    );
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      last = num(row.id);
+      const inline = num(row.inline_codec) === 1 ? new Uint8Array(inflateRawSync(row.inline)) : row.inline;
+      const root = JSON.parse(row.mime) as MimeNode;
+      const fields = parseHeaderBlock(inline.subarray(0, Math.min(root.bodyStart, inline.length)));
+      const head = oldHeadLines(fields);
+      let body = row.text;
+      if (head && body.startsWith(`${head}\n`)) body = body.slice(head.length + 1);
+      else if (head && body === head) body = '';
+      else if (head) fallbacks++;
+      const h = searchHeaders(fields);
+      db.run(
+        'UPDATE message_search SET body = ?, subject = ?, from_addrs = ?, to_addrs = ?, cc_addrs = ?, bcc_addrs = ?, headers = ? WHERE message_id = ?',
+        body.normalize('NFC'),
+        h.subject,
+        h.from,
+        h.to,
+        h.cc,
+        h.bcc,
+        h.headers,
+        last,
+      );
+    }
+  }
+  for (const [table, { columns, detail }] of Object.entries(SEARCH_INDEXES)) db.exec(indexSql(table, columns, detail));
+  return fallbacks > 0 ? [`${fallbacks} messages kept their whole old search text as body text (its header lines could not be told apart)`] : [];
+}
