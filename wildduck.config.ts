@@ -17,6 +17,9 @@ export default defineConfig({
     sqlite: {
       // 'full' fsyncs every commit so an acknowledged message survives power loss; 'normal' survives crashes only.
       synchronous: 'full',
+      // Attachment bytes held in memory (all deliveries together) until their hash is known: one already stored
+      // is then never compressed or written again. More than this streams to a staging file.
+      blobMemoryBytes: 64 * 1024 * 1024,
     },
     mongodb: {
       // Connection string of a replica set or mongos.

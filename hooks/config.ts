@@ -64,6 +64,12 @@ export const configSchema = z
         sqlite: z
           .object({
             synchronous: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; "full" makes every acknowledged message survive power loss.'),
+            blobMemoryBytes: z
+              .number()
+              .int()
+              .min(0)
+              .default(64 * 1024 * 1024)
+              .describe('Bytes of attachment data held in memory (all deliveries together) until its hash is known, so an attachment already stored is never compressed or written again; more streams to a staging file.'),
           })
           .strict()
           .prefault({}),

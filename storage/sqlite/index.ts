@@ -27,6 +27,8 @@ export interface SqliteStorageOptions {
   busyTimeoutMs?: number;
   /** Staging files older than this that this process does not know are removed at open and by collect() (default 1 h; 0 = all). */
   stagingMaxAgeMs?: number;
+  /** Bytes of blob data held in memory until the blob's hash is known (default 64 MiB; see SqliteBlobs). */
+  blobMemoryBytes?: number;
   /**
    * While anyone subscribes to changes, look this often (ms) for changes committed by other processes on the same
    * data directory (a CLI beside the server) and announce them. Default 1000; 0 disables.
@@ -68,6 +70,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
       dataDir,
       durable: synchronous === 'full',
       stagingMaxAgeMs: options.stagingMaxAgeMs ?? 60 * 60 * 1000,
+      memoryBytes: options.blobMemoryBytes ?? 64 * 1024 * 1024,
       now,
     });
     await blobs.init();
