@@ -14,6 +14,7 @@ import { openDb } from './driver.ts';
 import type { Db } from './driver.ts';
 import { SqliteMailboxes } from './mailboxes.ts';
 import { SqliteMessages } from './messages.ts';
+import { GroupCommit } from './group-commit.ts';
 import { SqliteDocuments } from './documents.ts';
 import { migrate } from './schema.ts';
 import { SqliteUsers } from './users.ts';
@@ -82,6 +83,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const ownEphemeral = options.ephemeral ? null : new MemoryEphemeral({ now });
   const ephemeral = options.ephemeral ?? ownEphemeral!;
   const log = new ChangeLog(db, ephemeral);
+  const group = new GroupCommit(db, { durable: synchronous === 'full' });
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;
 
@@ -92,7 +94,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     users: new SqliteUsers(db, blobs, now),
     documents: new SqliteDocuments(db, now),
     mailboxes: new SqliteMailboxes(db, blobs, log, now),
-    messages: new SqliteMessages(db, blobs, log, now),
+    messages: new SqliteMessages(db, blobs, log, now, group),
     blobs,
     changes,
     ephemeral,
@@ -103,6 +105,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     async close() {
       if (closed) return;
       closed = true;
+      await group.settle();
       changes.close();
       await blobs.close();
       ownEphemeral?.close();
