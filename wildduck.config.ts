@@ -17,6 +17,9 @@ export default defineConfig({
     sqlite: {
       // 'full' fsyncs every commit so an acknowledged message survives power loss; 'normal' survives crashes only.
       synchronous: 'full',
+      // Attachment bytes held in memory (all deliveries together) until their hash is known: one already stored
+      // is then never compressed or written again. More than this streams to a staging file.
+      blobMemoryBytes: 64 * 1024 * 1024,
     },
     mongodb: {
       // Connection string of a replica set or mongos.
@@ -47,6 +50,9 @@ export default defineConfig({
     maxMessageSize: 64 * 1024 * 1024,
     // MIME leaf bodies larger than this are stored once per distinct content as compressed blobs.
     blobThreshold: 16 * 1024,
+    // An incoming message (IMAP APPEND literal, LMTP DATA) up to this size is received in memory, a larger one is
+    // spooled to a file while it arrives.
+    spoolMemoryBytes: 1024 * 1024,
     // Most decoded text kept per message for search, in characters.
     searchTextLimit: 256 * 1024,
     // Largest header block parsed as headers; larger ones are kept as bytes but not parsed.

@@ -64,6 +64,12 @@ export const configSchema = z
         sqlite: z
           .object({
             synchronous: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; "full" makes every acknowledged message survive power loss.'),
+            blobMemoryBytes: z
+              .number()
+              .int()
+              .min(0)
+              .default(64 * 1024 * 1024)
+              .describe('Bytes of attachment data held in memory (all deliveries together) until its hash is known, so an attachment already stored is never compressed or written again; more streams to a staging file.'),
           })
           .strict()
           .prefault({}),
@@ -103,6 +109,12 @@ export const configSchema = z
       .object({
         maxMessageSize: z.number().int().positive().default(64 * MiB).describe('Largest message accepted by any way in (bytes).'),
         blobThreshold: z.number().int().positive().default(16 * 1024).describe('MIME leaf bodies larger than this are stored as shared, compressed blobs.'),
+        spoolMemoryBytes: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(MiB)
+          .describe('An incoming message (IMAP APPEND literal, LMTP DATA) up to this size is received in memory; a larger one is spooled to a file while it arrives (bytes).'),
         searchTextLimit: z.number().int().positive().default(256 * 1024).describe('Most decoded text kept per message for search (characters).'),
         maxHeaderBytes: z.number().int().positive().default(MiB).describe('Largest header block parsed as headers (bytes); the bytes are kept anyway.'),
         maxHtmlDepth: z

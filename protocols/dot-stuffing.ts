@@ -30,10 +30,22 @@ export class DotUnstuffer {
   push(chunk: Uint8Array): UnstuffResult {
     const out = new Uint8Array(chunk.length + 1);
     let n = 0;
-    for (let i = 0; i < chunk.length; i++) {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.#state === 'middle') {
+        // inside a line: everything up to and including its LF is data, copied in one piece
+        const nl = chunk.indexOf(LF, i);
+        const end = nl < 0 ? chunk.length : nl + 1;
+        out.set(chunk.subarray(i, end), n);
+        n += end - i;
+        i = end;
+        if (nl >= 0) this.#state = 'start';
+        continue;
+      }
       const b = chunk[i]!;
       switch (this.#state) {
         case 'start':
+          i++;
           if (b === DOT) {
             this.#state = 'dot';
             continue;
@@ -41,25 +53,20 @@ export class DotUnstuffer {
           out[n++] = b;
           this.#state = b === LF ? 'start' : 'middle';
           continue;
-        case 'middle':
-          out[n++] = b;
-          if (b === LF) this.#state = 'start';
-          continue;
         case 'dot':
           if (b === CR) {
             this.#state = 'dotcr';
+            i++;
             continue;
           }
           if (b === LF) return this.#done(out, n, chunk, i);
           // a stuffed dot: dropped, the rest of the line is data
-          out[n++] = b;
           this.#state = 'middle';
           continue;
         case 'dotcr':
           if (b === LF) return this.#done(out, n, chunk, i);
           // ".\rX": the dot was stuffing, the CR is data
           out[n++] = CR;
-          i--;
           this.#state = 'middle';
           continue;
       }

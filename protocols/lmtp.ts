@@ -147,7 +147,7 @@ class LmtpSession extends LineSession {
     if (this.from === null) return this.bad('503 5.5.1 Need MAIL command first');
     if (this.recipients.length === 0) return this.bad('503 5.5.1 No valid recipients');
     await this.reply('354 Start mail input; end with <CRLF>.<CRLF>');
-    const spool = new Spool({ dir: join(resolve(this.config.dataDir), 'spool') });
+    const spool = new Spool({ dir: join(resolve(this.config.dataDir), 'spool'), memoryLimit: this.config.limits.spoolMemoryBytes });
     const recipients = this.recipients;
     const from = this.from;
     this.resetTransaction();

@@ -2,26 +2,101 @@
  * Compressed blob framing shared by every backend (files on disk for SQLite, GridFS for MongoDB).
  *
  * A blob is split into chunks of `chunkSize` input bytes (64 KiB by default; the last one may be shorter), each
- * deflated independently (raw deflate, RFC 1951) or kept as is when deflate does not shrink it. After the chunks
- * comes an index and a fixed footer, so a reader can find any chunk without touching the others:
+ * compressed independently or kept as is when compression does not shrink it. After the chunks comes an index and
+ * a fixed footer, so a reader can find any chunk without touching the others:
  *
  * ```
  * chunk 0 … chunk n-1
- * index:  n × u32 LE   bits 0-30 = stored length of chunk i, bit 31 = 1 when stored raw (not deflated)
- * footer: u32 version (1) | u32 chunkSize | u32 n | u32 rawSize low | u32 rawSize high | "WDBZ"   (24 bytes)
+ * index:  n × u32 LE   bits 0-29 = stored length of chunk i, bit 30 = 1 when brotli (version 2), bit 31 = 1 when
+ *                      stored raw; neither bit: raw deflate (RFC 1951)
+ * footer: u32 version | u32 chunkSize | u32 n | u32 rawSize low | u32 rawSize high | "WDBZ"   (24 bytes)
  * ```
+ *
+ * Version 1 (deflate or raw chunks, bits 0-30 = length) is still read; new blobs are written as version 2 with
+ * brotli at quality 1: on attachments (base64 of already-compressed data) it reaches deflate's ratio (0.76) at a
+ * fifth of its CPU, and on text nearly so (0.22 against 0.18) at a seventh; chunks that do not shrink (binary
+ * parts of compressed data) are stored raw.
  *
  * `decodeRange(source, start, end)` reads the footer and index, then only the chunks overlapping [start, end).
  * Compression uses async `node:zlib` so the event loop stays free.
  */
-import { deflateRaw, inflateRaw } from 'node:zlib';
+import { brotliCompress, brotliCompressSync, brotliDecompress, constants, deflateRaw, inflateRaw } from 'node:zlib';
 import { concatBytes } from './bytes.ts';
 
 export const BLOB_CHUNK_SIZE = 64 * 1024;
 const FOOTER_SIZE = 24;
 const MAGIC = [0x57, 0x44, 0x42, 0x5a]; // "WDBZ"
-const VERSION = 1;
+const VERSION = 2;
 const RAW_FLAG = 0x80000000;
+const BROTLI_FLAG = 0x40000000;
+/** Largest chunk size version 2 can index (30 bits of length). */
+const MAX_CHUNK_SIZE = BROTLI_FLAG - 1;
+
+function brotliOptions(size: number) {
+  return {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: 1,
+      [constants.BROTLI_PARAM_SIZE_HINT]: size,
+      [constants.BROTLI_PARAM_LGWIN]: Math.max(16, Math.min(24, Math.ceil(Math.log2(size + 1)))),
+    },
+  };
+}
+
+function toBytes(out: Uint8Array): Uint8Array {
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+function brotliAsync(data: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    brotliCompress(data, brotliOptions(data.byteLength), (err, out) => (err ? reject(err) : resolve(toBytes(out))));
+  });
+}
+
+function unbrotliAsync(data: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    brotliDecompress(data, (err, out) => (err ? reject(err) : resolve(toBytes(out))));
+  });
+}
+
+/** One chunk as stored, with its index entry: brotli when that shrinks it, else raw. */
+function storedChunk(raw: Uint8Array, compressed: Uint8Array): { stored: Uint8Array; entry: number } {
+  if (compressed.byteLength < raw.byteLength) return { stored: compressed, entry: (compressed.byteLength | BROTLI_FLAG) >>> 0 };
+  return { stored: raw.slice(), entry: (raw.byteLength | RAW_FLAG) >>> 0 };
+}
+
+function footer(index: readonly number[], chunkSize: number, rawSize: number): Uint8Array {
+  const n = index.length;
+  const tail = new Uint8Array(n * 4 + FOOTER_SIZE);
+  const view = new DataView(tail.buffer);
+  for (let i = 0; i < n; i++) view.setUint32(i * 4, index[i]!, true);
+  const f = n * 4;
+  view.setUint32(f, VERSION, true);
+  view.setUint32(f + 4, chunkSize, true);
+  view.setUint32(f + 8, n, true);
+  view.setUint32(f + 12, rawSize % 0x100000000, true);
+  view.setUint32(f + 16, Math.floor(rawSize / 0x100000000), true);
+  tail.set(MAGIC, f + 20);
+  return tail;
+}
+
+/**
+ * The whole encoded blob of `parts` (its bytes in order), computed synchronously: for the rare case where a blob
+ * must be written inside a transaction (storage/sqlite/blobs.ts). Same bytes as the streaming encoder.
+ */
+export function encodeBlobSync(parts: readonly Uint8Array[], options: { chunkSize?: number } = {}): Uint8Array[] {
+  const chunkSize = options.chunkSize ?? BLOB_CHUNK_SIZE;
+  const data = concatBytes(parts);
+  const out: Uint8Array[] = [];
+  const index: number[] = [];
+  for (let offset = 0; offset < data.byteLength; offset += chunkSize) {
+    const raw = data.subarray(offset, offset + chunkSize);
+    const { stored, entry } = storedChunk(raw, toBytes(brotliCompressSync(raw, brotliOptions(raw.byteLength))));
+    out.push(stored);
+    index.push(entry);
+  }
+  out.push(footer(index, chunkSize, data.byteLength));
+  return out;
+}
 
 function deflateAsync(data: Uint8Array): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
@@ -72,7 +147,7 @@ export class BlobEncoder {
   constructor(sink: BlobSink, options: { chunkSize?: number } = {}) {
     this.#sink = sink;
     this.#chunkSize = options.chunkSize ?? BLOB_CHUNK_SIZE;
-    if (!(this.#chunkSize > 0 && this.#chunkSize < RAW_FLAG)) throw new RangeError('invalid chunk size');
+    if (!(this.#chunkSize > 0 && this.#chunkSize <= MAX_CHUNK_SIZE)) throw new RangeError('invalid chunk size');
     this.#buffer = new Uint8Array(this.#chunkSize);
   }
 
@@ -91,16 +166,7 @@ export class BlobEncoder {
   async #flush(): Promise<void> {
     if (this.#filled === 0) return;
     const raw = this.#buffer.subarray(0, this.#filled);
-    const deflated = await deflateAsync(raw);
-    let stored: Uint8Array;
-    let entry: number;
-    if (deflated.byteLength < raw.byteLength) {
-      stored = deflated;
-      entry = deflated.byteLength;
-    } else {
-      stored = raw.slice();
-      entry = (raw.byteLength | RAW_FLAG) >>> 0;
-    }
+    const { stored, entry } = storedChunk(raw, await brotliAsync(raw));
     await this.#sink.write(stored);
     this.#index.push(entry);
     this.#rawSize += this.#filled;
@@ -112,20 +178,10 @@ export class BlobEncoder {
     if (this.#finished) throw new Error('BlobEncoder: finish called twice');
     await this.#flush();
     this.#finished = true;
-    const n = this.#index.length;
-    const tail = new Uint8Array(n * 4 + FOOTER_SIZE);
-    const view = new DataView(tail.buffer);
-    for (let i = 0; i < n; i++) view.setUint32(i * 4, this.#index[i], true);
-    const f = n * 4;
-    view.setUint32(f, VERSION, true);
-    view.setUint32(f + 4, this.#chunkSize, true);
-    view.setUint32(f + 8, n, true);
-    view.setUint32(f + 12, this.#rawSize % 0x100000000, true);
-    view.setUint32(f + 16, Math.floor(this.#rawSize / 0x100000000), true);
-    tail.set(MAGIC, f + 20);
+    const tail = footer(this.#index, this.#chunkSize, this.#rawSize);
     await this.#sink.write(tail);
     this.#storedSize += tail.byteLength;
-    return { rawSize: this.#rawSize, storedSize: this.#storedSize, chunks: n };
+    return { rawSize: this.#rawSize, storedSize: this.#storedSize, chunks: this.#index.length };
   }
 }
 
@@ -140,8 +196,8 @@ export interface BlobSource {
 export interface BlobLayout {
   rawSize: number;
   chunkSize: number;
-  /** Per chunk: offset of its stored bytes, stored length, whether it is raw. */
-  chunks: Array<{ offset: number; length: number; raw: boolean }>;
+  /** Per chunk: offset of its stored bytes, stored length, how it is stored. */
+  chunks: Array<{ offset: number; length: number; codec: 'raw' | 'deflate' | 'brotli' }>;
 }
 
 export class BlobFormatError extends Error {
@@ -159,7 +215,8 @@ export async function readLayout(source: BlobSource): Promise<BlobLayout> {
   for (let i = 0; i < 4; i++) if (footer[20 + i] !== MAGIC[i]) throw new BlobFormatError('bad blob magic');
   const fv = new DataView(footer.buffer, footer.byteOffset, footer.byteLength);
   const version = fv.getUint32(0, true);
-  if (version !== VERSION) throw new BlobFormatError(`unsupported blob version ${version}`);
+  if (version !== 1 && version !== VERSION) throw new BlobFormatError(`unsupported blob version ${version}`);
+  const lengthMask = version === 1 ? 0x7fffffff : MAX_CHUNK_SIZE;
   const chunkSize = fv.getUint32(4, true);
   const n = fv.getUint32(8, true);
   const rawSize = fv.getUint32(12, true) + fv.getUint32(16, true) * 0x100000000;
@@ -171,8 +228,9 @@ export async function readLayout(source: BlobSource): Promise<BlobLayout> {
   let offset = 0;
   for (let i = 0; i < n; i++) {
     const entry = iv.getUint32(i * 4, true);
-    const length = entry & 0x7fffffff;
-    chunks.push({ offset, length, raw: (entry & RAW_FLAG) !== 0 });
+    const length = entry & lengthMask;
+    const codec = (entry & RAW_FLAG) !== 0 ? 'raw' : version > 1 && (entry & BROTLI_FLAG) !== 0 ? 'brotli' : 'deflate';
+    chunks.push({ offset, length, codec });
     offset += length;
   }
   if (offset !== indexStart) throw new BlobFormatError('blob chunk index does not match its size');
@@ -192,7 +250,7 @@ export async function* decodeRange(source: BlobSource, start = 0, end = Infinity
     if (!c) throw new BlobFormatError('blob chunk missing');
     const stored = await source.read(c.offset, c.length);
     if (stored.byteLength !== c.length) throw new BlobFormatError('short read of blob chunk');
-    const plain = c.raw ? stored : await inflateAsync(stored);
+    const plain = c.codec === 'raw' ? stored : c.codec === 'brotli' ? await unbrotliAsync(stored) : await inflateAsync(stored);
     const chunkStart = i * l.chunkSize;
     const s = Math.max(from - chunkStart, 0);
     const e = Math.min(to - chunkStart, plain.byteLength);

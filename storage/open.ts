@@ -11,7 +11,12 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
   switch (config.storage.backend) {
     case 'sqlite': {
       const { openSqliteStorage } = await import('./sqlite/index.ts');
-      return openSqliteStorage({ dataDir: resolve(config.dataDir), synchronous: config.storage.sqlite.synchronous, warn });
+      return openSqliteStorage({
+        dataDir: resolve(config.dataDir),
+        synchronous: config.storage.sqlite.synchronous,
+        blobMemoryBytes: config.storage.sqlite.blobMemoryBytes,
+        warn,
+      });
     }
     case 'mongodb':
       throw new ConfigError('storage.backend', 'the MongoDB + Redis backend is not part of this build yet; use "sqlite"');

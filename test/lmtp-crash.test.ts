@@ -41,6 +41,8 @@ function startServer(dir: string, dataDir: string): Promise<Server> {
     WILDDUCK_LMTP_PORT: '0',
     WILDDUCK_POP3_PORT: '0',
     WILDDUCK_POP3_TLS_PORT: '0',
+    // a small in-memory limit, so the partial DATA is spooled to disk when the server dies
+    WILDDUCK_LIMITS_SPOOL_MEMORY_BYTES: String(64 * 1024),
   };
   const child = spawnTs(CLI, ['start'], { cwd: dir, env });
   let out = '';
@@ -123,7 +125,7 @@ describe('LMTP: server killed mid-DATA', () => {
     await createUser(setup, config, { username: 'crash', password: 'pw', addresses: ['crash@example.com'] });
     await setup.close();
 
-    // ~400 KB: past the spool's in-memory limit, so the partial copy is on disk when the server dies
+    // ~400 KB: past the spool's in-memory limit (64 KiB here), so the partial copy is on disk when the server dies
     const body = Array.from({ length: 5000 }, (_, i) => `line ${String(i).padStart(5, '0')} ${'x'.repeat(66)}\r\n`).join('');
     const message = 'From: sender@remote.example\r\nTo: crash@example.com\r\nSubject: crash test\r\nMessage-ID: <crash-mid-data@remote.example>\r\n\r\n' + body;
 

@@ -1,7 +1,8 @@
 /** The shared compressed blob framing (storage/blob-codec.ts). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlobEncoder, BlobFormatError, bytesSource, decodeRange, deflateIfSmaller, encodeBlob, inflate, readLayout } from '../storage/blob-codec.ts';
+import { deflateRawSync } from 'node:zlib';
+import { BlobEncoder, BlobFormatError, bytesSource, decodeRange, deflateIfSmaller, encodeBlob, encodeBlobSync, inflate, readLayout } from '../storage/blob-codec.ts';
 import { concatBytes } from '../storage/bytes.ts';
 import type { BlobSource } from '../storage/blob-codec.ts';
 
@@ -49,13 +50,13 @@ describe('blob codec', () => {
     }
   });
 
-  it('keeps incompressible chunks raw and deflates the rest', async () => {
+  it('keeps incompressible chunks raw and compresses the rest', async () => {
     const data = new Uint8Array(3 * 65536);
     data.set(noise(65536, 5), 0);
     data.fill(65, 65536); // two compressible chunks
     const encoded = await encodeBlob(data);
     const layout = await readLayout(bytesSource(encoded));
-    assert.deepEqual(layout.chunks.map((c) => c.raw), [true, false, false]);
+    assert.deepEqual(layout.chunks.map((c) => c.codec), ['raw', 'brotli', 'brotli']);
     assert.equal(layout.chunks[0].length, 65536);
     assert.ok(encoded.length < 65536 + 2000);
     assert.deepEqual(await decodeAll(bytesSource(encoded)), data);
@@ -94,6 +95,37 @@ describe('blob codec', () => {
     assert.equal(result.storedSize, streamed.length);
     assert.deepEqual(streamed, await encodeBlob(data, { chunkSize: 4096 }));
     await assert.rejects(enc.write(data));
+  });
+
+  it('the synchronous encoder writes the same bytes as the streaming one', async () => {
+    const data = noise(70_000, 4);
+    data.fill(66, 20_000, 50_000);
+    const parts = [data.subarray(0, 1000), data.subarray(1000, 60_000), data.subarray(60_000)];
+    assert.deepEqual(concatBytes(encodeBlobSync(parts, { chunkSize: 4096 })), await encodeBlob(data, { chunkSize: 4096 }));
+    assert.deepEqual(await decodeAll(bytesSource(concatBytes(encodeBlobSync([])))), new Uint8Array(0));
+  });
+
+  it('still reads version 1 blobs (deflate and raw chunks)', async () => {
+    const text = new TextEncoder().encode('version one '.repeat(700)).subarray(0, 8192); // two full chunks
+    const random = noise(1000, 11);
+    const chunks = [deflateRawSync(text.subarray(0, 4096)), deflateRawSync(text.subarray(4096)), random];
+    const index = [chunks[0]!.length, chunks[1]!.length, (random.length | 0x80000000) >>> 0];
+    const tail = new Uint8Array(index.length * 4 + 24);
+    const view = new DataView(tail.buffer);
+    index.forEach((e, i) => view.setUint32(i * 4, e, true));
+    const f = index.length * 4;
+    const raw = text.length + random.length;
+    // as the old encoder wrote it: two deflated chunks of text, then a short raw chunk of noise
+    view.setUint32(f, 1, true);
+    view.setUint32(f + 4, 4096, true);
+    view.setUint32(f + 8, 3, true);
+    view.setUint32(f + 12, raw, true);
+    tail.set([0x57, 0x44, 0x42, 0x5a], f + 20);
+    const blob = concatBytes([...chunks.map((c) => new Uint8Array(c)), tail]);
+    const layout = await readLayout(bytesSource(blob));
+    assert.deepEqual(layout.chunks.map((c) => c.codec), ['deflate', 'deflate', 'raw']);
+    assert.deepEqual(await decodeAll(bytesSource(blob)), concatBytes([text, random]));
+    assert.deepEqual(await decodeAll(bytesSource(blob), 4000, 8500), concatBytes([text, random]).slice(4000, 8500));
   });
 
   it('rejects what is not a blob', async () => {

@@ -32,6 +32,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { concatBytes } from '../../storage/bytes.ts';
 import { InputBuffer } from './input.ts';
 import type { LineResult } from './input.ts';
 import { CommandTokenizer } from './tokenizer.ts';
@@ -80,6 +81,8 @@ const TAG = /^[\x21\x23-\x24\x26-\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+$/; // ASTRING
 const VERB = /^[A-Za-z][A-Za-z0-9.-]*$/;
 const CRLF = new Uint8Array([0x0d, 0x0a]);
 const DEFAULT_MEMORY_THRESHOLD = 128 * 1024;
+/** Bytes gathered per write to an APPEND spool file, and read back per chunk. */
+const SPOOL_WRITE = 256 * 1024;
 /** RFC 7888 §4: the largest non-synchronizing literal a LITERAL- server accepts. */
 export const LITERAL_MINUS_MAX = 4096;
 
@@ -257,7 +260,19 @@ export class CommandReader {
       await mkdir(spoolDir, { recursive: true });
       const file = await open(path, 'w');
       try {
-        for await (const chunk of this.input.read(literal.size)) await file.write(chunk);
+        // gathered into large writes: one thread-pool round trip per SPOOL_WRITE bytes, not per socket read
+        let batch: Uint8Array[] = [];
+        let batched = 0;
+        for await (const chunk of this.input.read(literal.size)) {
+          batch.push(chunk);
+          batched += chunk.length;
+          if (batched >= SPOOL_WRITE) {
+            await file.write(concatBytes(batch, batched));
+            batch = [];
+            batched = 0;
+          }
+        }
+        if (batched > 0) await file.write(concatBytes(batch, batched));
       } finally {
         await file.close();
       }
@@ -345,7 +360,7 @@ function fileBody(path: string, size: number): LiteralBody {
     stream: async function* () {
       const file = await open(path, 'r');
       try {
-        const chunk = new Uint8Array(64 * 1024);
+        const chunk = new Uint8Array(SPOOL_WRITE);
         let position = 0;
         while (position < size) {
           const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - position), position);

@@ -110,6 +110,7 @@ export class ImapSession {
       maxAppendSize: config.limits.maxMessageSize,
       literalMinus: config.imap.literalMinus,
       spoolDir: join(resolve(config.dataDir), 'tmp'),
+      memoryThreshold: config.limits.spoolMemoryBytes,
       continuation: () => this.#writeNow('+ Ready for literal data\r\n'),
     });
   }

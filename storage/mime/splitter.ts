@@ -108,6 +108,21 @@ function newNode(part: string, headerStart: number): MimeNode {
 }
 
 
+/**
+ * End of the run of complete lines from `start` in which no line starts with "--" (so none can be a boundary line):
+ * `start` itself when the first line is incomplete or starts with "--" (or with a "-" that ends the chunk).
+ */
+function bodySpanEnd(chunk: Uint8Array, start: number): number {
+  let at = start;
+  while (at < chunk.length) {
+    if (chunk[at] === DASH && (at + 1 >= chunk.length || chunk[at + 1] === DASH)) break;
+    const nl = chunk.indexOf(LF, at);
+    if (nl < 0) break;
+    at = nl + 1;
+  }
+  return at;
+}
+
 function isWhitespace(byte: number): boolean {
   return byte === 0x20 || byte === 0x09 || byte === CR || byte === LF;
 }
@@ -154,6 +169,14 @@ export class MimeSplitter {
     if (this.finished) throw new Error('MimeSplitter: write after end');
     let i = 0;
     while (i < chunk.length) {
+      if (!this.longLine && this.partialSize === 0 && this.stack[this.stack.length - 1]!.mode !== 'header') {
+        const end = bodySpanEnd(chunk, i);
+        if (end > i) {
+          this.bodySpan(chunk.subarray(i, end));
+          i = end;
+          continue;
+        }
+      }
       const nl = chunk.indexOf(LF, i);
       const end = nl < 0 ? chunk.length : nl + 1;
       const piece = chunk.subarray(i, end);
@@ -329,6 +352,28 @@ export class MimeSplitter {
     } else {
       this.sink.runData(bytes);
     }
+  }
+
+  /**
+   * Whole body lines none of which can be a boundary (none starts with "--"), as one piece: the same sink calls as
+   * `bodyLine` per line would make, joined (the last line break held back in case a boundary follows).
+   */
+  private bodySpan(span: Uint8Array): void {
+    let lfs = 0;
+    for (let at = span.indexOf(LF); at >= 0; at = span.indexOf(LF, at + 1)) lfs++;
+    if (this.pendingEol) {
+      this.sink.runData(this.pendingEol);
+      this.pendingEol = null;
+    }
+    const n = span.length;
+    const eolLength = n >= 2 && span[n - 2] === CR ? 2 : 1;
+    const contentLength = n - eolLength;
+    if (contentLength > 0) this.sink.runData(span.subarray(0, contentLength));
+    this.beforeEolByte = contentLength > 0 ? span[contentLength - 1]! : this.prevByte;
+    this.pendingEol = span.slice(contentLength);
+    this.pos += n;
+    this.lfCount += lfs;
+    this.prevByte = LF;
   }
 
   /** Innermost open multipart whose boundary this line is, or null. */

@@ -6,4 +6,6 @@ declare module 'html-to-text' {
     [option: string]: unknown;
   }
   export function convert(html: string, options?: HtmlToTextOptions): string;
+  /** Options compiled once into a converter (what `convert` does on every call). */
+  export function compile(options?: HtmlToTextOptions): (html: string) => string;
 }

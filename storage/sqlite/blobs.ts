@@ -3,8 +3,10 @@
  * storage/blob-codec.ts, one row per distinct blob in the `blobs` table holding its reference count.
  *
  * Life of a blob:
- * 1. `stage()` streams bytes into `<dataDir>/tmp/<uuid>.stage` while hashing (one codec chunk in memory), fsyncs on
- *    finish, and remembers the staged file by hash.
+ * 1. `stage()` hashes the bytes and holds them in memory (up to `memoryBytes` for all writers together). At finish,
+ *    a blob that is already stored is done: no encoding, no file (de-duplication before any work). Otherwise, or
+ *    once the memory budget is exceeded, the bytes stream into `<dataDir>/tmp/<uuid>.stage` (one codec chunk in
+ *    memory), fsynced on finish. The staged copy (file or held bytes) is remembered by hash.
  * 2. The commit transaction of a message (`commitRefs`, called inside it) upserts the row; when the row is new and
  *    no file exists yet it renames the staged file into place (and fsyncs the directory), else the staged copy is
  *    dropped after commit.
@@ -15,16 +17,17 @@
  *    references are removed, files with no row are removed, and stale staging files are deleted.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BlobEncoder, decodeRange } from '../blob-codec.ts';
+import { decodeRange } from '../blob-codec.ts';
 import type { BlobSource } from '../blob-codec.ts';
 import { StorageError } from '../ports.ts';
 import type { BlobsPort, BlobWriter, IngestedMessage, StagedBlob } from '../ports.ts';
 import type { Db } from './driver.ts';
 import { num } from './common.ts';
+import { StageFile, writeBlobFileSync } from './stage-file.ts';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 
@@ -32,7 +35,10 @@ interface StagedEntry {
   hash: string;
   size: number;
   storedSize: number;
-  path: string;
+  /** The staging file, or null when the blob was already stored at finish() and its bytes are `held`. */
+  path: string | null;
+  held: Uint8Array[] | null;
+  heldBytes: number;
   finished: number;
 }
 
@@ -42,6 +48,11 @@ export interface BlobStoreOptions {
   durable: boolean;
   /** Staging files older than this (and not known to this process) are removed at open and by collect(). */
   stagingMaxAgeMs: number;
+  /**
+   * Bytes of blob data held in memory (all writers together) until the blob's hash is known: a blob already
+   * stored is then never encoded or written again. What does not fit streams to a staging file.
+   */
+  memoryBytes: number;
   now: () => number;
 }
 
@@ -72,6 +83,7 @@ export class SqliteBlobs implements BlobsPort {
   readonly tmpDir: string;
   readonly trashDir: string;
   #staged = new Map<string, StagedEntry[]>();
+  #heldBytes = 0;
   #background = new Set<Promise<unknown>>();
 
   constructor(db: Db, options: BlobStoreOptions) {
@@ -100,11 +112,11 @@ export class SqliteBlobs implements BlobsPort {
   // -------------------------------------------------------------------------------------------------------------
 
   stage(): BlobWriter {
-    const path = join(this.tmpDir, `${randomUUID()}.stage`);
     const hasher = createHash('sha256');
-    let fh: FileHandle | null = null;
-    let opening: Promise<FileHandle> | null = null;
-    let position = 0;
+    /** Bytes held in memory while the blob may turn out to be stored already; null once streaming to a file. */
+    let held: Uint8Array[] | null = [];
+    let heldBytes = 0;
+    let file: StageFile | null = null;
     let size = 0;
     let state: 'open' | 'finished' | 'aborted' = 'open';
     let entry: StagedEntry | null = null;
@@ -114,28 +126,26 @@ export class SqliteBlobs implements BlobsPort {
       chain = p.catch(() => undefined);
       return p;
     };
-    const handle = async (): Promise<FileHandle> => {
-      if (fh) return fh;
-      opening ??= open(path, 'wx');
-      fh = await opening;
-      return fh;
+    /** From memory to a staging file: what was held is encoded first. */
+    const spill = async (): Promise<StageFile> => {
+      if (file) return file;
+      file = new StageFile(join(this.tmpDir, `${randomUUID()}.stage`));
+      const parts = held ?? [];
+      held = null;
+      try {
+        for (const part of parts) await file.write(part);
+      } finally {
+        this.#release(heldBytes);
+        heldBytes = 0;
+      }
+      return file;
     };
-    const encoder = new BlobEncoder({
-      write: async (bytes) => {
-        const f = await handle();
-        let off = 0;
-        while (off < bytes.byteLength) {
-          const { bytesWritten } = await f.write(bytes, off, bytes.byteLength - off, position);
-          off += bytesWritten;
-          position += bytesWritten;
-        }
-      },
-    });
-    const closeQuietly = async (): Promise<void> => {
-      const f = fh ?? (opening ? await opening.catch(() => null) : null);
-      fh = null;
-      opening = null;
-      if (f) await f.close().catch(() => undefined);
+    const fail = async (): Promise<void> => {
+      state = 'aborted';
+      if (held) this.#release(heldBytes);
+      held = null;
+      heldBytes = 0;
+      await file?.abort();
     };
 
     return {
@@ -144,40 +154,81 @@ export class SqliteBlobs implements BlobsPort {
           if (state !== 'open') throw new Error(`blob writer is ${state}`);
           hasher.update(chunk);
           size += chunk.byteLength;
-          await encoder.write(chunk);
+          try {
+            if (held && this.#reserve(chunk.byteLength)) {
+              held.push(chunk.slice());
+              heldBytes += chunk.byteLength;
+              return;
+            }
+            await (await spill()).write(chunk);
+          } catch (err) {
+            await fail();
+            throw err;
+          }
         }),
       finish: () =>
         serial(async () => {
           if (state !== 'open') throw new Error(`blob writer is ${state}`);
+          const hash = hasher.digest('hex');
           try {
-            const { storedSize } = await encoder.finish();
-            const f = await handle();
-            await f.sync();
-            await closeQuietly();
-            const hash = hasher.digest('hex');
-            entry = { hash, size, storedSize, path, finished: this.#opts.now() };
-            this.#pushStaged(entry);
-            state = 'finished';
-            const staged: StagedBlob = { hash, size };
-            return staged;
+            if (held && this.#isStored(hash)) {
+              // Stored already: nothing to encode or write. The bytes stay in memory until the commit in case the
+              // stored copy goes away meanwhile (then the commit writes them, see commitRefs).
+              entry = { hash, size, storedSize: 0, path: null, held, heldBytes, finished: this.#opts.now() };
+              held = null;
+            } else {
+              const f = await spill();
+              const storedSize = await f.finish();
+              entry = { hash, size, storedSize, path: f.path, held: null, heldBytes: 0, finished: this.#opts.now() };
+            }
           } catch (err) {
-            state = 'aborted';
-            await closeQuietly();
-            await unlink(path).catch(() => undefined);
+            await fail();
             throw err;
           }
+          this.#pushStaged(entry);
+          state = 'finished';
+          const staged: StagedBlob = { hash, size };
+          return staged;
         }),
       abort: () =>
         serial(async () => {
           if (state === 'aborted') return;
           const wasFinished = state === 'finished';
+          if (!wasFinished) return fail();
           state = 'aborted';
-          await closeQuietly();
-          // After finish: drop the staged file only if no commit consumed it.
-          if (wasFinished && entry && !this.#removeStaged(entry)) return;
-          await unlink(path).catch(() => undefined);
+          // After finish: drop the staged copy only if no commit consumed it.
+          if (entry && this.#removeStaged(entry)) await this.#drop(entry);
         }),
     };
+  }
+
+  /** Takes `bytes` from the in-memory staging budget; false when they do not fit (the blob goes to a file). */
+  #reserve(bytes: number): boolean {
+    if (this.#heldBytes + bytes > this.#opts.memoryBytes) return false;
+    this.#heldBytes += bytes;
+    return true;
+  }
+
+  #release(bytes: number): void {
+    this.#heldBytes -= bytes;
+  }
+
+  /** Bytes of blobs held in memory by writers and staged entries (tests). */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
+  #isStored(hash: string): boolean {
+    return this.#db.get('SELECT 1 AS x FROM blobs WHERE hash = ? AND refcount > 0', hash) !== undefined;
+  }
+
+  /** Forgets a staged copy nobody will commit: its memory back to the budget, or its file removed. */
+  async #drop(e: StagedEntry): Promise<void> {
+    if (e.held) {
+      this.#release(e.heldBytes);
+      e.held = null;
+    }
+    if (e.path) await unlink(e.path).catch(() => undefined);
   }
 
   #pushStaged(e: StagedEntry): void {
@@ -205,7 +256,7 @@ export class SqliteBlobs implements BlobsPort {
   async discard(staged: StagedBlob[]): Promise<void> {
     for (const s of staged) {
       const e = this.#popStaged(s.hash);
-      if (e) await unlink(e.path).catch(() => undefined);
+      if (e) await this.#drop(e);
     }
   }
 
@@ -276,13 +327,29 @@ export class SqliteBlobs implements BlobsPort {
         let size = staged?.size ?? segLength;
         if (existsSync(final)) {
           storedSize = statSync(final).size; // left by an interrupted commit: same hash, same bytes
-        } else if (staged) {
+        } else if (staged?.path) {
+          const from = staged.path;
           mkdirSync(dirname(final), { recursive: true });
-          renameSync(staged.path, final);
+          renameSync(from, final);
           moved.add(staged);
-          db.onRollback(() => renameSync(final, staged.path));
+          db.onRollback(() => renameSync(final, from));
           if (this.#opts.durable) fsyncDir(dirname(final));
           storedSize = staged.storedSize;
+          size = staged.size;
+        } else if (staged?.held) {
+          // Stored at finish() and gone since (its last message deleted meanwhile): written now, under the lock.
+          mkdirSync(dirname(final), { recursive: true });
+          const tmp = join(this.tmpDir, `${randomUUID()}.stage`);
+          try {
+            storedSize = writeBlobFileSync(tmp, staged.held);
+            renameSync(tmp, final);
+          } catch (err) {
+            rmSync(tmp, { force: true });
+            throw err;
+          }
+          moved.add(staged);
+          db.onRollback(() => rmSync(final, { force: true }));
+          if (this.#opts.durable) fsyncDir(dirname(final));
           size = staged.size;
         } else {
           throw new StorageError('NONEXISTENT', `blob ${hash} is neither stored nor staged`);
@@ -292,8 +359,16 @@ export class SqliteBlobs implements BlobsPort {
       db.run('INSERT INTO message_blobs (message_id, hash) VALUES (?, ?)', messageId, hash);
     }
 
-    const dropped = consumed.filter((e) => !moved.has(e));
-    if (dropped.length > 0) db.afterCommit(() => dropped.forEach((e) => this.#unlinkLater(e.path)));
+    // Consumed copies leave the staging area when the commit stands: files unlinked, held memory released.
+    if (consumed.length > 0) {
+      db.afterCommit(() => {
+        for (const e of consumed) {
+          if (e.held) this.#release(e.heldBytes);
+          e.held = null;
+          if (e.path && !moved.has(e)) this.#unlinkLater(e.path);
+        }
+      });
+    }
   }
 
   /** Inside a transaction: the message row `toId` gets the same blob references as `fromId` (copy). */
@@ -356,7 +431,7 @@ export class SqliteBlobs implements BlobsPort {
 
   async #cleanStaging(): Promise<number> {
     const known = new Set<string>();
-    for (const list of this.#staged.values()) for (const e of list) known.add(e.path);
+    for (const list of this.#staged.values()) for (const e of list) if (e.path) known.add(e.path);
     const cutoff = this.#opts.now() - this.#opts.stagingMaxAgeMs;
     let removed = 0;
     for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
@@ -458,6 +533,6 @@ export class SqliteBlobs implements BlobsPort {
     await this.settle();
     const all = [...this.#staged.values()].flat();
     this.#staged.clear();
-    for (const e of all) await unlink(e.path).catch(() => undefined);
+    for (const e of all) await this.#drop(e);
   }
 }

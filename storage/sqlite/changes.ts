@@ -86,10 +86,10 @@ export class ChangeLog {
       change.path ?? null,
       now,
     );
-    if (this.#pending.size === 0) {
-      db.afterCommit(() => this.#flush());
-      db.onRollback(() => this.#pending.clear());
-    }
+    if (this.#pending.size === 0) db.afterCommit(() => this.#flush());
+    // undone entry by entry, so a savepoint rolled back inside a group commit takes back only its own
+    const previous = this.#pending.get(change.userId);
+    db.onRollback(() => (previous === undefined ? this.#pending.delete(change.userId) : this.#pending.set(change.userId, previous)));
     this.#pending.set(change.userId, id);
     return id;
   }

@@ -30,11 +30,24 @@ export interface Db {
    * joins the outer transaction.
    */
   transaction<T>(fn: () => T): T;
+  /**
+   * `transaction()` that hands back the after-commit callbacks instead of running them (group commit runs them once
+   * the commit is durable). Not nestable.
+   */
+  transactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void };
+  /**
+   * Inside a transaction: runs `fn` in a SAVEPOINT. When it throws, only its own changes are rolled back (its
+   * `onRollback` callbacks run, its `afterCommit` callbacks are dropped) and the error is rethrown; the
+   * transaction goes on.
+   */
+  savepoint<T>(fn: () => T): T;
   /** Inside a transaction: run `fn` if the transaction rolls back (undo of file moves). */
   onRollback(fn: () => void): void;
   /** Inside a transaction: run `fn` after the transaction commits. */
   afterCommit(fn: () => void): void;
   readonly inTransaction: boolean;
+  /** The database file. */
+  readonly path: string;
   close(): void;
 }
 
@@ -97,6 +110,17 @@ function normalizeRow(row: unknown): Row {
   return r;
 }
 
+/** Runs every callback; one throwing does not stop the others (best effort: collect() repairs what an undo missed). */
+function runAll(callbacks: Array<() => void>): void {
+  for (const fn of callbacks) {
+    try {
+      fn();
+    } catch {
+      // best effort
+    }
+  }
+}
+
 class SqliteDb implements Db {
   readonly driver: 'node:sqlite' | 'better-sqlite3';
   #raw: RawDatabase;
@@ -106,9 +130,13 @@ class SqliteDb implements Db {
   #commits: Array<() => void> = [];
   #normalize: boolean;
 
-  constructor(raw: RawDatabase, driver: 'node:sqlite' | 'better-sqlite3') {
+  readonly path: string;
+  #savepoints = 0;
+
+  constructor(raw: RawDatabase, driver: 'node:sqlite' | 'better-sqlite3', path: string) {
     this.#raw = raw;
     this.driver = driver;
+    this.path = path;
     this.#normalize = driver === 'better-sqlite3';
   }
 
@@ -148,6 +176,13 @@ class SqliteDb implements Db {
 
   transaction<T>(fn: () => T): T {
     if (this.#depth > 0) return fn();
+    const { result, afterCommit } = this.transactionDeferred(fn);
+    afterCommit();
+    return result;
+  }
+
+  transactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void } {
+    if (this.#depth > 0) throw new Error('transactionDeferred inside a transaction');
     this.#raw.exec('BEGIN IMMEDIATE');
     this.#depth = 1;
     let result: T;
@@ -163,25 +198,40 @@ class SqliteDb implements Db {
       }
       const undo = this.#rollbacks.reverse();
       this.#reset();
-      for (const u of undo) {
-        try {
-          u();
-        } catch {
-          // best effort: collect() repairs whatever an undo could not
-        }
-      }
+      runAll(undo);
       throw err;
     }
     const after = this.#commits;
     this.#reset();
-    for (const a of after) {
+    // the commit stands; after-commit work (unlinks, notifications) is best effort
+    return { result, afterCommit: () => runAll(after) };
+  }
+
+  savepoint<T>(fn: () => T): T {
+    if (this.#depth === 0) throw new Error('savepoint outside a transaction');
+    const name = `sp${++this.#savepoints}`;
+    const rollbacks = this.#rollbacks.length;
+    const commits = this.#commits.length;
+    this.#raw.exec(`SAVEPOINT ${name}`);
+    try {
+      const result = fn();
+      if (result instanceof Promise) throw new TypeError('savepoint callback must be synchronous');
+      this.#raw.exec(`RELEASE ${name}`);
+      return result;
+    } catch (err) {
       try {
-        a();
+        this.#raw.exec(`ROLLBACK TO ${name}`);
+        this.#raw.exec(`RELEASE ${name}`);
       } catch {
-        // the commit stands; after-commit work (unlinks, notifications) is best effort
+        // SQLite already rolled the whole transaction back (SQLITE_FULL, …): its COMMIT fails and undoes the rest
       }
+      const undo = this.#rollbacks.splice(rollbacks).reverse();
+      this.#commits.length = commits;
+      runAll(undo);
+      throw err;
+    } finally {
+      this.#savepoints--;
     }
-    return result;
   }
 
   #reset(): void {
@@ -215,9 +265,9 @@ export interface OpenDbOptions {
 export async function openDb(path: string, options: OpenDbOptions = {}): Promise<Db> {
   if (options.driver !== 'better-sqlite3') {
     const nodeSqlite = await loadNodeSqlite();
-    if (nodeSqlite) return new SqliteDb(new nodeSqlite.DatabaseSync(path), 'node:sqlite');
+    if (nodeSqlite) return new SqliteDb(new nodeSqlite.DatabaseSync(path), 'node:sqlite', path);
     if (options.driver === 'node:sqlite') throw new Error('node:sqlite is not available in this runtime');
   }
   const BetterSqlite = await loadBetterSqlite();
-  return new SqliteDb(new BetterSqlite(path), 'better-sqlite3');
+  return new SqliteDb(new BetterSqlite(path), 'better-sqlite3', path);
 }

@@ -15,6 +15,7 @@ import type { Db } from './driver.ts';
 import { SqliteMailboxes } from './mailboxes.ts';
 import { SqliteMessages } from './messages.ts';
 import { SqliteSearch } from './search.ts';
+import { GroupCommit } from './group-commit.ts';
 import { SqliteDocuments } from './documents.ts';
 import { migrate } from './schema.ts';
 import { SqliteUsers } from './users.ts';
@@ -28,6 +29,8 @@ export interface SqliteStorageOptions {
   busyTimeoutMs?: number;
   /** Staging files older than this that this process does not know are removed at open and by collect() (default 1 h; 0 = all). */
   stagingMaxAgeMs?: number;
+  /** Bytes of blob data held in memory until the blob's hash is known (default 64 MiB; see SqliteBlobs). */
+  blobMemoryBytes?: number;
   /**
    * While anyone subscribes to changes, look this often (ms) for changes committed by other processes on the same
    * data directory (a CLI beside the server) and announce them. Default 1000; 0 disables.
@@ -69,6 +72,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
       dataDir,
       durable: synchronous === 'full',
       stagingMaxAgeMs: options.stagingMaxAgeMs ?? 60 * 60 * 1000,
+      memoryBytes: options.blobMemoryBytes ?? 64 * 1024 * 1024,
       now,
     });
     await blobs.init();
@@ -80,6 +84,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const ownEphemeral = options.ephemeral ? null : new MemoryEphemeral({ now });
   const ephemeral = options.ephemeral ?? ownEphemeral!;
   const log = new ChangeLog(db, ephemeral);
+  const group = new GroupCommit(db, { durable: synchronous === 'full' });
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;
 
@@ -90,7 +95,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     users: new SqliteUsers(db, blobs, now),
     documents: new SqliteDocuments(db, now),
     mailboxes: new SqliteMailboxes(db, blobs, log, now),
-    messages: new SqliteMessages(db, blobs, log, now),
+    messages: new SqliteMessages(db, blobs, log, now, group),
     search: new SqliteSearch(db),
     blobs,
     changes,
@@ -102,6 +107,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     async close() {
       if (closed) return;
       closed = true;
+      await group.settle();
       changes.close();
       await blobs.close();
       ownEphemeral?.close();

@@ -2,7 +2,8 @@
  * Messages. Every mutation is one transaction that allocates UIDs and the modseq from the mailbox row
  * (`UPDATE … RETURNING`), writes the message rows, adjusts blob references, per-user usage and per-mailbox
  * counters, and writes the change-log entries; listeners hear about it after the commit. One operation gets one
- * modseq for all the messages it touches.
+ * modseq for all the messages it touches. Appends are group-committed (group-commit.ts): each in its own savepoint
+ * of a transaction shared with the appends arriving together, resolved once that transaction is durable.
  */
 import { createHash } from 'node:crypto';
 import { deflateIfSmaller, inflate } from '../blob-codec.ts';
@@ -28,6 +29,7 @@ import type { Db } from './driver.ts';
 import { SEARCH_COLUMNS } from './search-schema.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
+import { GroupCommit } from './group-commit.ts';
 import type { MailboxRow } from './mailboxes.ts';
 import { applyFlagAction, bool, hasFlag, jsonList, normalizeFlags, num, requireRowId, rowId, sameFlags, toId } from './common.ts';
 
@@ -102,7 +104,10 @@ export class SqliteMessages implements MessagesPort {
   #log: ChangeLog;
   #now: () => number;
 
-  constructor(db: Db, blobs: SqliteBlobs, log: ChangeLog, now: () => number) {
+  #group: GroupCommit;
+
+  constructor(db: Db, blobs: SqliteBlobs, log: ChangeLog, now: () => number, group: GroupCommit = new GroupCommit(db, { durable: false })) {
+    this.#group = group;
     this.#db = db;
     this.#blobs = blobs;
     this.#log = log;
@@ -165,7 +170,8 @@ export class SqliteMessages implements MessagesPort {
     const inline = await deflateIfSmaller(message.content.inline);
     const segments: Segment[] = message.content.segments.map((s) => (s.blob === undefined ? { length: s.length } : { length: s.length, blob: s.blob }));
     const db = this.#db;
-    return db.transaction(() => {
+    // grouped with the appends arriving together: one transaction, one fsync (group-commit.ts)
+    return this.#group.run(() => {
       const mbox = this.#mailbox(input.mailboxId);
       if (num(mbox.user_id) !== userId) throw new StorageError('NONEXISTENT', `mailbox ${input.mailboxId} does not belong to user ${input.userId}`);
       const alloc = this.#bump(mbox.id, { uids: 1, messages: 1, unseen: seen ? 0 : 1, size: message.size });

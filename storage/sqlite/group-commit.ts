@@ -1,0 +1,139 @@
+/**
+ * Group commit for message stores: appends that arrive together are written in one SQLite transaction, each in its
+ * own SAVEPOINT (a failing one is rolled back alone and fails alone), and made durable by one fsync of the WAL on
+ * the thread pool instead of one fsync per message on the event loop.
+ *
+ * With `durable` (storage.sqlite.synchronous = full) the grouped transaction commits with `synchronous = NORMAL`
+ * (the WAL is written, not yet fsynced), then the WAL file is fsynced asynchronously; only after that fsync do the
+ * callers' promises resolve and the after-commit work (change notifications, staging clean-up) run. So a message is
+ * acknowledged only once durable, as before, while the event loop keeps receiving and parsing other messages during
+ * the fsync, and every commit that lands meanwhile shares the next fsync. A process crash loses nothing committed
+ * (the WAL is in the page cache); a power loss loses nothing acknowledged. Every other transaction still commits
+ * with `synchronous = FULL` (its fsync covers grouped commits before it too).
+ */
+import { open } from 'node:fs/promises';
+import { setImmediate } from 'node:timers';
+import type { Db } from './driver.ts';
+
+interface Pending {
+  fn: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+export class GroupCommit {
+  #db: Db;
+  #durable: boolean;
+  #queue: Pending[] = [];
+  #scheduled = false;
+  #syncing: Promise<void> | null = null;
+  #nextSync: Promise<void> | null = null;
+
+  #fsync: (dbPath: string) => Promise<void>;
+
+  /** `fsync`: how the WAL is made durable (tests replace it). */
+  constructor(db: Db, options: { durable: boolean; fsync?: (dbPath: string) => Promise<void> }) {
+    this.#db = db;
+    this.#durable = options.durable;
+    this.#fsync = options.fsync ?? fsyncWal;
+  }
+
+  /**
+   * Runs `fn` (synchronous, database work only) in the next group's transaction; resolves with its result once that
+   * transaction is committed and durable, rejects with what `fn` threw (its changes rolled back, the others' kept).
+   */
+  run<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => void this.#flush());
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#scheduled = false;
+    const items = this.#queue.splice(0);
+    if (items.length === 0) return;
+    const db = this.#db;
+    const outcomes: Outcome[] = [];
+    let afterCommit: () => void;
+    try {
+      if (this.#durable) db.exec('PRAGMA synchronous = NORMAL');
+      try {
+        ({ afterCommit } = db.transactionDeferred(() => {
+          for (const item of items) {
+            try {
+              outcomes.push({ ok: true, value: db.savepoint(item.fn) });
+            } catch (error) {
+              outcomes.push({ ok: false, error });
+            }
+          }
+        }));
+      } finally {
+        if (this.#durable) db.exec('PRAGMA synchronous = FULL');
+      }
+    } catch (error) {
+      for (const item of items) item.reject(error);
+      return;
+    }
+    let syncError: { error: unknown } | null = null;
+    if (this.#durable) {
+      try {
+        await this.#sync();
+      } catch (error) {
+        syncError = { error };
+      }
+    }
+    afterCommit();
+    items.forEach((item, i) => {
+      const outcome = outcomes[i]!;
+      if (syncError) item.reject(syncError.error);
+      else if (outcome.ok) item.resolve(outcome.value);
+      else item.reject(outcome.error);
+    });
+  }
+
+  /** Resolves after an fsync of the WAL that started after this call: one in flight at a time, shared by all waiting. */
+  #sync(): Promise<void> {
+    if (!this.#syncing) {
+      this.#syncing = this.#fsync(this.#db.path).finally(() => {
+        this.#syncing = null;
+      });
+      return this.#syncing;
+    }
+    // the fsync in flight may have started before our commit: wait for it, then take the next one
+    this.#nextSync ??= this.#syncing
+      .catch(() => undefined)
+      .then(() => {
+        this.#nextSync = null;
+        return this.#sync();
+      });
+    return this.#nextSync;
+  }
+
+  /** Waits for the queue to drain (tests, close). */
+  async settle(): Promise<void> {
+    while (this.#queue.length > 0 || this.#scheduled || this.#syncing || this.#nextSync) {
+      await (this.#nextSync ?? this.#syncing ?? new Promise<void>((resolve) => setImmediate(resolve))).catch(() => undefined);
+    }
+  }
+}
+
+export async function fsyncWal(dbPath: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(`${dbPath}-wal`, 'r');
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    fh = await open(dbPath, 'r'); // no WAL file: everything is in the database file
+  }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Group commit (storage/sqlite/group-commit.ts): appends arriving together share one transaction, each in its own
+ * savepoint; a failing one fails alone and leaves no trace; nothing resolves (and no change is announced) before the
+ * WAL fsync that covers it has finished; a failed fsync fails the whole group.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openDb } from '../storage/sqlite/driver.ts';
+import type { Db } from '../storage/sqlite/driver.ts';
+import { GroupCommit, fsyncWal } from '../storage/sqlite/group-commit.ts';
+import { openSqliteStorage } from '../storage/sqlite/index.ts';
+import { ingestMessage } from '../storage/mime/ingest.ts';
+import { readAll, readMessage } from '../storage/mime/reassemble.ts';
+import { createUser } from '../storage/users.ts';
+import { resolveConfig } from '../hooks/config.ts';
+
+async function withDb(fn: (db: Db) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'wd-group-'));
+  const db = await openDb(join(dir, 'g.sqlite'));
+  try {
+    db.exec('PRAGMA journal_mode = WAL');
+    db.exec('PRAGMA synchronous = FULL');
+    db.exec('CREATE TABLE t (v INTEGER UNIQUE)');
+    await fn(db);
+  } finally {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const values = (db: Db) => db.all<{ v: number }>('SELECT v FROM t ORDER BY v').map((r) => Number(r.v));
+
+describe('group commit', () => {
+  it('commits what arrives together in one transaction; a failing store fails alone, its undo and after-commit work too', async () => {
+    await withDb(async (db) => {
+      const group = new GroupCommit(db, { durable: true });
+      const events: string[] = [];
+      const store = (v: number, failAfterWrite = false) =>
+        group.run(() => {
+          db.run('INSERT INTO t (v) VALUES (?)', v);
+          db.onRollback(() => events.push(`undo ${v}`));
+          db.afterCommit(() => events.push(`after ${v}`));
+          if (failAfterWrite) throw new Error(`store ${v} failed`);
+          return v;
+        });
+      const results = await Promise.allSettled([store(1), store(2, true), store(3), store(1) /* UNIQUE violation */, store(4)]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.deepEqual(values(db), [1, 3, 4]);
+      assert.deepEqual(events.sort(), ['after 1', 'after 3', 'after 4', 'undo 2']);
+      assert.equal(db.inTransaction, false);
+      assert.equal(Number(db.get<{ synchronous: number }>('PRAGMA synchronous')!.synchronous), 2, 'back to FULL for everything else');
+    });
+  });
+
+  it('resolves and runs after-commit work only once the WAL fsync covering it has finished', async () => {
+    await withDb(async (db) => {
+      let release: () => void = () => {};
+      const syncs: string[] = [];
+      const group = new GroupCommit(db, {
+        durable: true,
+        fsync: (path) => {
+          syncs.push(path);
+          return new Promise<void>((resolve) => (release = resolve)).then(() => fsyncWal(path));
+        },
+      });
+      let resolved = false;
+      let announced = false;
+      const p = group.run(() => {
+        db.run('INSERT INTO t (v) VALUES (1)');
+        db.afterCommit(() => (announced = true));
+      }).then(() => (resolved = true));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(values(db), [1], 'committed (WAL written)');
+      assert.equal(syncs.length, 1);
+      assert.equal(resolved, false, 'not acknowledged before the fsync');
+      assert.equal(announced, false, 'not announced before the fsync');
+      release();
+      await p;
+      assert.equal(announced, true);
+      assert.equal(syncs[0], db.path);
+    });
+  });
+
+  it('a failed fsync fails every store of the group', async () => {
+    await withDb(async (db) => {
+      const group = new GroupCommit(db, { durable: true, fsync: async () => Promise.reject(new Error('EIO')) });
+      const results = await Promise.allSettled([1, 2].map((v) => group.run(() => db.run('INSERT INTO t (v) VALUES (?)', v))));
+      assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+    });
+  });
+
+  it('concurrent appends into one mailbox: a failing one takes nothing with it and leaves no UID, count or usage behind', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'wd-group-store-'));
+    const s = await openSqliteStorage({ dataDir });
+    try {
+      const { user } = await createUser(s, resolveConfig({ dataDir }), { username: 'grouped', password: null });
+      const inbox = (await s.mailboxes.getByPath(user.id, 'INBOX'))!;
+      const attachment = randomBytes(60_000).toString('base64').replace(/.{76}/g, '$&\r\n');
+      const raw = (i: number) =>
+        new TextEncoder().encode(
+          `Subject: m${i}\r\nMessage-ID: <g${i}@x>\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\r\nhello ${i}\r\n` +
+            `--B\r\nContent-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n\r\n${attachment}${i}\r\n--B--\r\n`,
+        );
+      const messages = await Promise.all([0, 1, 2, 3].map((i) => ingestMessage(raw(i), s.blobs)));
+      // message 2 names a blob that was never staged: its commit fails after its rows are written
+      messages[2]!.content.segments.push({ length: 10, blob: 'f'.repeat(64) });
+      const results = await Promise.allSettled(
+        messages.map((message) => s.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message })),
+      );
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+      const uids = results.map((r) => (r.status === 'fulfilled' ? r.value.uid : 0));
+      assert.deepEqual(uids.filter((u) => u > 0).sort(), [1, 2, 3], 'no UID burnt by the failed one');
+      const box = (await s.mailboxes.get(inbox.id))!;
+      assert.equal(box.uidNext, 4);
+      assert.equal((await s.users.get(user.id))!.messagesUsed, 3);
+      assert.equal((await s.blobs.stats()).count, 3, 'the failed message took no blob reference');
+      for (const i of [0, 1, 3]) {
+        const record = (await s.messages.get(inbox.id, uids[i]!))!;
+        assert.deepEqual(await readAll(readMessage((await s.messages.content(record.id))!, s.blobs)), raw(i));
+      }
+      await s.blobs.discard(messages[2]!.blobs);
+    } finally {
+      await s.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
