@@ -28,6 +28,17 @@ export default defineConfig({
     },
   },
 
+  server: {
+    // Worker processes serving every listener (Node.js): 0 = one per CPU core, 1 = a single process.
+    // The primary process supervises them (restarts a worker that dies) and holds the counters, locks and
+    // pub/sub they share; all of them use the one SQLite file. Deno always runs a single process.
+    workers: 0,
+    // Wait before restarting a worker that died (doubles while workers keep dying, up to 30 s).
+    restartDelayMs: 1000,
+    // At shutdown, workers still running after this long are killed.
+    stopTimeoutSeconds: 30,
+  },
+
   log: {
     // trace | debug | info | warn | error | silent
     level: 'info',

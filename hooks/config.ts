@@ -83,6 +83,23 @@ export const configSchema = z
       .strict()
       .prefault({}),
 
+    server: z
+      .object({
+        workers: z
+          .number()
+          .int()
+          .min(0)
+          .max(256)
+          .default(0)
+          .describe(
+            'Worker processes serving every listener (Node.js, node:cluster; the primary process shares counters, locks and pub/sub between them). 0 = one per CPU core; 1 = a single process. Deno always runs a single process.',
+          ),
+        restartDelayMs: z.number().int().nonnegative().default(1000).describe('Wait before restarting a worker that died (doubles while workers keep dying, up to 30 s).'),
+        stopTimeoutSeconds: z.number().int().positive().default(30).describe('At shutdown, workers still running after this long are killed.'),
+      })
+      .strict()
+      .prefault({}),
+
     log: z
       .object({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info').describe('Lowest level written.'),

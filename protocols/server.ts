@@ -6,7 +6,7 @@
 import type { Config } from '../hooks/config.ts';
 import type { Logger } from '../hooks/log.ts';
 import { createApp, type App } from '../hooks/app.ts';
-import { openStorage } from '../storage/open.ts';
+import { openStorage, type OpenStorageOptions } from '../storage/open.ts';
 import { checkCredentials } from '../storage/users.ts';
 import { PasswordChecker, passwordChecksFromConfig } from '../storage/password-check.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
@@ -16,8 +16,8 @@ import { startPop3 } from './pop3.ts';
 import { startImap } from './imap.ts';
 import { loadTlsContext } from './tls.ts';
 
-export async function bootApp(config: Config, log: Logger): Promise<App> {
-  const storage = await openStorage(config, (message) => log.warn(message));
+export async function bootApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}): Promise<App> {
+  const storage = await openStorage(config, (message) => log.warn(message), storageOptions);
   const checker = new PasswordChecker(passwordChecksFromConfig(config));
   try {
     return await createApp({

@@ -5,13 +5,21 @@
 import { resolve } from 'node:path';
 import type { Config } from '../hooks/config.ts';
 import { ConfigError } from '../hooks/config.ts';
-import type { StoragePorts } from './ports.ts';
+import type { EphemeralPort, StoragePorts } from './ports.ts';
 
-export async function openStorage(config: Config, warn?: (message: string) => void): Promise<StoragePorts> {
+/** What a process of a multi-process server (protocols/cluster.ts) sets differently. */
+export interface OpenStorageOptions {
+  /** Counters, locks and pub/sub shared with the other processes, instead of the backend's own. */
+  ephemeral?: EphemeralPort;
+  /** How often this process looks for changes committed by other processes (ms; 0 = never, another process does). */
+  changePollMs?: number;
+}
+
+export async function openStorage(config: Config, warn?: (message: string) => void, options: OpenStorageOptions = {}): Promise<StoragePorts> {
   switch (config.storage.backend) {
     case 'sqlite': {
       const { openSqliteStorage } = await import('./sqlite/index.ts');
-      return openSqliteStorage({ dataDir: resolve(config.dataDir), synchronous: config.storage.sqlite.synchronous, warn });
+      return openSqliteStorage({ dataDir: resolve(config.dataDir), synchronous: config.storage.sqlite.synchronous, warn, ...options });
     }
     case 'mongodb':
       throw new ConfigError('storage.backend', 'the MongoDB + Redis backend is not part of this build yet; use "sqlite"');
