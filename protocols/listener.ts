@@ -624,6 +624,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       return;
     }
     open.add(conn);
+    log.debug('connection opened', { conn: conn.id, remoteAddress, remotePort });
     conn.start();
     try {
       await onConnection(conn);
