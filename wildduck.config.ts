@@ -17,6 +17,8 @@ export default defineConfig({
     sqlite: {
       // 'full' fsyncs every commit so an acknowledged message survives power loss; 'normal' survives crashes only.
       synchronous: 'full',
+      // How long a write waits for the database lock another process (a worker, the CLI) holds (ms).
+      busyTimeoutMs: 10_000,
     },
     mongodb: {
       // Connection string of a replica set or mongos.

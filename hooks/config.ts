@@ -64,6 +64,12 @@ export const configSchema = z
         sqlite: z
           .object({
             synchronous: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; "full" makes every acknowledged message survive power loss.'),
+            busyTimeoutMs: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(10_000)
+              .describe('How long a write waits for the database lock held by another process (a worker, the CLI) before the command fails with a temporary error.'),
           })
           .strict()
           .prefault({}),

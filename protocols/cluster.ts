@@ -23,7 +23,7 @@ import { availableParallelism, cpus } from 'node:os';
 import type { Config } from '../hooks/config.ts';
 import type { Logger } from '../hooks/log.ts';
 import type { App } from '../hooks/app.ts';
-import { openStorage, type OpenStorageOptions } from '../storage/open.ts';
+import { openStorage } from '../storage/open.ts';
 import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 import { EphemeralHub, type AttachedPeer } from '../storage/ephemeral/hub.ts';
 import { RemoteEphemeral } from '../storage/ephemeral/remote.ts';
@@ -51,10 +51,10 @@ export function workerCount(config: Config): number {
 }
 
 /** Boots the app and starts its listeners; on a failure to listen, closes the app again. */
-async function serve(config: Config, log: Logger, storage: OpenStorageOptions = {}): Promise<{ app: App; listeners: Listener[] }> {
-  const app = await bootApp(config, log, storage);
+async function serve(config: Config, log: Logger, shared: RemoteEphemeral | null = null): Promise<{ app: App; listeners: Listener[] }> {
+  const app = await bootApp(config, log, shared ? { ephemeral: shared, changePollMs: 0 } : {});
   try {
-    return { app, listeners: await startListeners(app) };
+    return { app, listeners: await startListeners(app, shared) };
   } catch (err) {
     await app.close().catch(() => {});
     throw err;
@@ -117,7 +117,7 @@ async function startWorker(config: Config, baseLog: Logger, worker: Worker): Pro
   // Ctrl-C reaches the whole process group: stop with the primary instead of dying mid-command
   onShutdownSignal((signal) => void stop(signal));
   try {
-    running = await serve(config, log, { ephemeral, changePollMs: 0 });
+    running = await serve(config, log, ephemeral);
   } catch (err) {
     log.error('worker failed to start', { err });
     exit(1);

@@ -19,7 +19,7 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
   switch (config.storage.backend) {
     case 'sqlite': {
       const { openSqliteStorage } = await import('./sqlite/index.ts');
-      return openSqliteStorage({ dataDir: resolve(config.dataDir), synchronous: config.storage.sqlite.synchronous, warn, ...options });
+      return openSqliteStorage({ dataDir: resolve(config.dataDir), synchronous: config.storage.sqlite.synchronous, busyTimeoutMs: config.storage.sqlite.busyTimeoutMs, warn, ...options });
     }
     case 'mongodb':
       throw new ConfigError('storage.backend', 'the MongoDB + Redis backend is not part of this build yet; use "sqlite"');

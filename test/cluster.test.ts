@@ -5,6 +5,7 @@
  * - IDLE on worker A sees an APPEND made on worker B (pub/sub through the primary), and `\Recent` is given to
  *   exactly one session across workers;
  * - the per-account failed-login limit counts failures made on both workers;
+ * - the per-address connection cap counts the sockets of both workers;
  * - the POP3 maildrop lock holds across workers, and a worker that is killed while holding it is restarted and
  *   its lock given back at once (not after the lock's 10-minute expiry);
  * - SIGTERM stops every worker and the primary cleanly.
@@ -42,7 +43,7 @@ function startServer(dir: string, env: Record<string, string>): Promise<Server> 
       ...runtimeEnv(),
       WILDDUCK_LOG_FORMAT: 'json',
       WILDDUCK_API_ENABLED: 'false',
-      WILDDUCK_LMTP_ENABLED: 'false',
+      WILDDUCK_LMTP_PORT: '0',
       WILDDUCK_IMAP_PORT: '0',
       WILDDUCK_IMAP_TLS_PORT: '0',
       WILDDUCK_POP3_PORT: '0',
@@ -170,6 +171,7 @@ describe('server.workers: two worker processes', { skip: runtimeName === 'deno' 
       WILDDUCK_AUTH_FAILED_LOGINS_PER_IP: '1000',
       WILDDUCK_AUTH_FAILED_LOGINS_PER_NETWORK: '1000',
       WILDDUCK_AUTH_FAILED_LOGINS_DELAY_MS: '0',
+      WILDDUCK_LMTP_MAX_CONNECTIONS_PER_IP: '4',
     });
   });
 
@@ -250,6 +252,26 @@ describe('server.workers: two worker processes', { skip: runtimeName === 'deno' 
     assert.match(await pop3(other, 'PASS carol-pw'), /^\+OK/, 'the dead worker no longer holds the maildrop');
     assert.match(await pop3(other, 'QUIT'), /^\+OK/);
     other.lines.close();
+  });
+
+  it('the per-address connection cap counts the connections of both workers', { timeout: 120_000 }, async () => {
+    const admitted: Client[] = [];
+    for (let i = 0; i < 4; i++) admitted.push(await connect(server, server.ports.lmtp!));
+    assert.equal(new Set(admitted.map((c) => c.worker)).size, 2, 'the four connections are spread over both workers');
+    const fifth = await connectPlain(server.ports.lmtp!);
+    assert.match(await fifth.line(30_000), /^421 4\.7\.0 Too many connections/, 'two per worker, four in all: the cap is reached');
+    await fifth.ended;
+    admitted.pop()!.lines.close();
+    // the freed slot is given back through the primary; a new connection gets it
+    for (let attempt = 0; ; attempt++) {
+      const again = await connectPlain(server.ports.lmtp!);
+      const greeting = await again.line(30_000);
+      again.close();
+      if (greeting.startsWith('220 ')) break;
+      assert.ok(attempt < 100, `the freed slot was never given back: ${greeting}`);
+      await sleep(50);
+    }
+    for (const c of admitted) c.lines.close();
   });
 
   it('stops every worker and the primary on SIGTERM', { timeout: 120_000 }, async () => {
