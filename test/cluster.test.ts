@@ -30,6 +30,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Server {
   child: ChildProcess;
+  /** Settles when the child has exited and its output is read to the end. */
+  closed: Promise<void>;
   ports: Record<string, number>;
   ready: { workers: number };
   entries(): Array<Record<string, unknown>>;
@@ -56,6 +58,7 @@ function startServer(dir: string, env: Record<string, string>): Promise<Server> 
   const parsed: Array<Record<string, unknown>> = [];
   let partial = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -81,14 +84,10 @@ function startServer(dir: string, env: Record<string, string>): Promise<Server> 
           const m = /^(\w+):\/\/.*:(\d+)$/.exec(url)!;
           ports[m[1]!] = Number(m[2]);
         }
-        resolve({ child, ports, ready: { workers: entry.workers as number }, entries: () => parsed, output: () => out + err });
+        resolve({ child, closed, ports, ready: { workers: entry.workers as number }, entries: () => parsed, output: () => out + err });
       }
     });
   });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('close', () => resolve())));
 }
 
 /** Waits for a log entry matching `match`, read from the server's output as it arrives. */
@@ -277,7 +276,7 @@ describe('server.workers: two worker processes', { skip: runtimeName === 'deno' 
   it('stops every worker and the primary on SIGTERM', { timeout: 120_000 }, async () => {
     const pids = server.entries().filter((e) => e.msg === 'worker ready').map((e) => e.pid as number);
     server.child.kill('SIGTERM');
-    await exited(server.child);
+    await server.closed;
     assert.equal(server.child.exitCode, 0, server.output().slice(-4000));
     assert.match(server.output(), /"msg":"stopped"}/);
     for (const pid of pids) {
@@ -306,7 +305,7 @@ describe('server.workers under Deno', { skip: runtimeName !== 'deno' ? 'Node.js 
       client.close();
     } finally {
       server.child.kill('SIGTERM');
-      await exited(server.child);
+      await server.closed;
     }
     assert.match(server.output(), /"msg":"stopped"}/);
   });
