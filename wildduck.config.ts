@@ -20,6 +20,8 @@ export default defineConfig({
       // Attachment bytes held in memory (all deliveries together) until their hash is known: one already stored
       // is then never compressed or written again. More than this streams to a staging file.
       blobMemoryBytes: 64 * 1024 * 1024,
+      // How long a write waits for the database lock another process (a worker, the CLI) holds (ms).
+      busyTimeoutMs: 10_000,
     },
     mongodb: {
       // Connection string of a replica set or mongos.
@@ -29,6 +31,17 @@ export default defineConfig({
       // Pub/sub between instances, counters, locks, rate limits.
       url: 'redis://127.0.0.1:6379/3',
     },
+  },
+
+  server: {
+    // Worker processes serving every listener (Node.js): 0 = one per CPU core, 1 = a single process.
+    // The primary process supervises them (restarts a worker that dies) and holds the counters, locks and
+    // pub/sub they share; all of them use the one SQLite file. Deno always runs a single process.
+    workers: 0,
+    // Wait before restarting a worker that died (doubles while workers keep dying, up to 30 s).
+    restartDelayMs: 1000,
+    // At shutdown, workers still running after this long are killed.
+    stopTimeoutSeconds: 30,
   },
 
   log: {

@@ -70,6 +70,12 @@ export const configSchema = z
               .min(0)
               .default(64 * 1024 * 1024)
               .describe('Bytes of attachment data held in memory (all deliveries together) until its hash is known, so an attachment already stored is never compressed or written again; more streams to a staging file.'),
+            busyTimeoutMs: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(10_000)
+              .describe('How long a write waits for the database lock held by another process (a worker, the CLI) before the command fails with a temporary error.'),
           })
           .strict()
           .prefault({}),
@@ -85,6 +91,23 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+
+    server: z
+      .object({
+        workers: z
+          .number()
+          .int()
+          .min(0)
+          .max(256)
+          .default(0)
+          .describe(
+            'Worker processes serving every listener (Node.js, node:cluster; the primary process shares counters, locks and pub/sub between them). 0 = one per CPU core; 1 = a single process. Deno always runs a single process.',
+          ),
+        restartDelayMs: z.number().int().nonnegative().default(1000).describe('Wait before restarting a worker that died (doubles while workers keep dying, up to 30 s).'),
+        stopTimeoutSeconds: z.number().int().positive().default(30).describe('At shutdown, workers still running after this long are killed.'),
       })
       .strict()
       .prefault({}),

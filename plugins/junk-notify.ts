@@ -178,30 +178,42 @@ export const junkNotifyPlugin = definePlugin<JunkNotifyOptions>({
       }
       for (const name of names) {
         if (closed) return;
-        const file = join(dir, name);
-        let item: QueueItem;
+        // several processes drain one queue (the workers of a multi-process server): one sends each item
+        const lockKey = `junk-notify:${name}`;
+        const token = await api.storage.ephemeral.lock(lockKey, options.timeoutMs * 2 + 60_000).catch(() => null);
+        if (!token) continue;
         try {
-          item = JSON.parse(await readFile(file, 'utf8')) as QueueItem;
-        } catch {
-          continue; // removed by another pass
+          await deliver(join(dir, name));
+        } finally {
+          await api.storage.ephemeral.unlock(lockKey, token).catch(() => false);
         }
-        if (item.due > Date.now()) continue;
-        try {
-          const result = await send(item);
+      }
+    };
+
+    /** Sends one queued item if it is due (under its lock); a failure is rescheduled or, at the last attempt, parked. */
+    const deliver = async (file: string): Promise<void> => {
+      let item: QueueItem;
+      try {
+        item = JSON.parse(await readFile(file, 'utf8')) as QueueItem;
+      } catch {
+        return; // removed by another pass
+      }
+      if (item.due > Date.now()) return;
+      try {
+        const result = await send(item);
+        await rm(file, { force: true });
+        api.log.info(result === 'sent' ? 'junk notification sent' : 'junk notification dropped', { event: item.event, kind: item.kind, url: item.url, attempts: item.attempts + 1 });
+      } catch (err) {
+        item.attempts++;
+        item.lastError = (err as Error)?.message ?? String(err);
+        if (item.attempts >= options.retry.attempts) {
+          await write(item, join(dir, 'failed'));
           await rm(file, { force: true });
-          api.log.info(result === 'sent' ? 'junk notification sent' : 'junk notification dropped', { event: item.event, kind: item.kind, url: item.url, attempts: item.attempts + 1 });
-        } catch (err) {
-          item.attempts++;
-          item.lastError = (err as Error)?.message ?? String(err);
-          if (item.attempts >= options.retry.attempts) {
-            await write(item, join(dir, 'failed'));
-            await rm(file, { force: true });
-            api.log.warn('junk notification failed for good', { event: item.event, url: item.url, attempts: item.attempts, error: item.lastError });
-          } else {
-            item.due = Date.now() + Math.min(options.retry.maxMs, options.retry.baseMs * 2 ** (item.attempts - 1));
-            await write(item);
-            api.log.info('junk notification will be retried', { event: item.event, url: item.url, attempts: item.attempts, error: item.lastError });
-          }
+          api.log.warn('junk notification failed for good', { event: item.event, url: item.url, attempts: item.attempts, error: item.lastError });
+        } else {
+          item.due = Date.now() + Math.min(options.retry.maxMs, options.retry.baseMs * 2 ** (item.attempts - 1));
+          await write(item);
+          api.log.info('junk notification will be retried', { event: item.event, url: item.url, attempts: item.attempts, error: item.lastError });
         }
       }
     };

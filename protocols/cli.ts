@@ -16,14 +16,14 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { loadConfig, ConfigError, type Config } from '../hooks/config.ts';
-import { createLogger, type Logger } from '../hooks/log.ts';
+import { createLogger } from '../hooks/log.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser, deleteUser, setPassword } from '../storage/users.ts';
 import { StorageError, type StoragePorts } from '../storage/ports.ts';
 import { AddressError } from '../storage/addresses.ts';
-import { argv, env, exit, onShutdownSignal, readStdin, setExitCode, writeErr, writeOut } from './runtime.ts';
-import { bootApp, startListeners } from './server.ts';
-import type { Listener } from './http.ts';
+import { argv, env, readStdin, setExitCode, writeErr, writeOut } from './runtime.ts';
+import { bootApp } from './server.ts';
+import { startServer } from './cluster.ts';
 import { printHooks } from '../hooks/print-hooks.ts';
 import { DELIVERY_COMMANDS, DELIVERY_OPTIONS, DELIVERY_USAGE, DeliveryUsageError, deliveryCommand } from './cli-delivery.ts';
 import { DeliverySettingsError } from '../storage/delivery-settings.ts';
@@ -135,23 +135,6 @@ async function userCommand(sub: string | undefined, args: string[], values: Reco
   }
 }
 
-async function start(config: Config, log: Logger): Promise<void> {
-  const app = await bootApp(config, log);
-  const listeners: Listener[] = [];
-  onShutdownSignal(async (signal) => {
-    log.info('shutting down', { signal });
-    for (const listener of listeners) await listener.close().catch(() => {});
-    await app.close().catch((err: unknown) => log.error('error during shutdown', { err }));
-    log.info('stopped');
-    exit(0);
-  });
-  listeners.push(...(await startListeners(app)));
-  log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, listeners: listeners.map((l) => l.describe) });
-  if ((await app.storage.users.list({ limit: 1 })).items.length === 0) {
-    log.info('no users yet: create the first one with `npm run wildduck -- user add NAME --password - --address NAME@example.com`');
-  }
-}
-
 export async function main(args: string[] = argv()): Promise<void> {
   let parsed;
   try {
@@ -171,7 +154,7 @@ export async function main(args: string[] = argv()): Promise<void> {
     const log = createLogger({ level: config.log.level, format: config.log.format });
     switch (command) {
       case 'start':
-        return await start(config, log);
+        return await startServer(config, log);
       case 'user':
         return await userCommand(rest[0], rest.slice(1), values, config);
       case 'quota':

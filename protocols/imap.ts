@@ -20,7 +20,7 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { App } from '../hooks/app.ts';
 import { startProtocolListeners } from './listener.ts';
-import type { Connection, TcpListener } from './listener.ts';
+import type { Connection, SharedSlots, TcpListener } from './listener.ts';
 import type { TlsMaterial } from './tls.ts';
 import { ImapSession } from './imap/session.ts';
 import type { ImapConnection } from './imap/session.ts';
@@ -36,8 +36,8 @@ export async function handleImapConnection(app: App, conn: ImapConnection): Prom
  * Starts the IMAP listeners: `imap.port` (plaintext, STARTTLS offered when `tls` is given) and `imap.tlsPort`
  * (implicit TLS) when set. `tls` comes from protocols/tls.ts, loaded once for every protocol by startListeners.
  */
-export function startImap(app: App, tls: TlsMaterial | null): Promise<TcpListener[]> {
-  return startProtocolListeners('imap', app.config.imap, tls, app.log, (conn: Connection) => handleImapConnection(app, conn));
+export function startImap(app: App, tls: TlsMaterial | null, shared: SharedSlots | null = null): Promise<TcpListener[]> {
+  return startProtocolListeners('imap', app.config.imap, tls, app.log, (conn: Connection) => handleImapConnection(app, conn), shared);
 }
 
 export interface DuplexConnectionOptions {

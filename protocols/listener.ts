@@ -47,21 +47,37 @@ export interface TcpListener extends Listener {
 export type RefusalReason = 'too-many-connections';
 
 /**
+ * Counters several processes share (the workers of one server: the primary's ephemeral store over IPC), so the
+ * connection caps hold for the server as a whole. A reservation is atomic and given back on close; the primary
+ * gives back the reservations of a worker that dies.
+ */
+export interface SharedSlots {
+  reserve(counters: ReadonlyArray<{ readonly key: string; readonly limit: number }>, ttlMs: number): Promise<number>;
+  release(key: string, by: number): Promise<number>;
+}
+
+type Slot = { release(): void };
+
+/**
  * Connection counts a protocol's listeners share: every admitted socket holds one slot of the cap and one of its
- * address from accept (or, behind PROXY, from the header) until it closes. Refused sockets hold none.
+ * address from accept (or, behind PROXY, from the header) until it closes. Refused sockets hold none. With
+ * `shared` (a multi-process server), every slot is also reserved in the shared counters under `name`, so the caps
+ * count the sockets of all processes.
  */
 export class ConnectionLimits {
   readonly maxConnections: number;
   readonly maxConnectionsPerIp: number;
   #total = 0;
   readonly #perIp = new Map<string, number>();
+  readonly #shared: { slots: SharedSlots; name: string } | null;
 
-  constructor(limits: { maxConnections: number; maxConnectionsPerIp: number }) {
+  constructor(limits: { maxConnections: number; maxConnectionsPerIp: number }, shared: { slots: SharedSlots; name: string } | null = null) {
     this.maxConnections = limits.maxConnections;
     this.maxConnectionsPerIp = limits.maxConnectionsPerIp;
+    this.#shared = shared;
   }
 
-  /** Sockets holding a slot (handshaking ones included). */
+  /** Sockets holding a slot in this process (handshaking ones included). */
   get total(): number {
     return this.#total;
   }
@@ -71,32 +87,49 @@ export class ConnectionLimits {
   }
 
   /** A slot of the cap, or null when it is full; `release` is idempotent. */
-  admit(): { release(): void } | null {
-    if (this.#total >= this.maxConnections) return null;
+  admit(): Promise<Slot | null> {
+    if (this.#total >= this.maxConnections) return Promise.resolve(null);
     this.#total++;
-    let held = true;
-    return {
-      release: () => {
-        if (!held) return;
-        held = false;
-        this.#total--;
-      },
-    };
+    return this.#share(`connections`, this.maxConnections, () => this.#total--);
   }
 
   /** A slot of `address`'s share, or null when it is full; `release` is idempotent. */
-  admitAddress(address: string): { release(): void } | null {
+  admitAddress(address: string): Promise<Slot | null> {
     const count = this.countFor(address);
-    if (count >= this.maxConnectionsPerIp) return null;
+    if (count >= this.maxConnectionsPerIp) return Promise.resolve(null);
     this.#perIp.set(address, count + 1);
+    return this.#share(`ip:${address}`, this.maxConnectionsPerIp, () => {
+      const n = this.countFor(address) - 1;
+      if (n <= 0) this.#perIp.delete(address);
+      else this.#perIp.set(address, n);
+    });
+  }
+
+  /** The local slot is taken (`undo` gives it back); adds the shared reservation when there is one. */
+  async #share(key: string, limit: number, undo: () => void): Promise<Slot | null> {
+    const shared = this.#shared;
+    let sharedKey: string | null = null;
+    if (shared) {
+      const k = `${shared.name}:${key}`;
+      let over: number;
+      try {
+        over = await shared.slots.reserve([{ key: k, limit }], 0);
+      } catch {
+        over = -1; // the shared store is gone (the worker is stopping): this process's own count still holds
+      }
+      if (over >= 0) {
+        undo();
+        return null;
+      }
+      sharedKey = k;
+    }
     let held = true;
     return {
       release: () => {
         if (!held) return;
         held = false;
-        const n = this.countFor(address) - 1;
-        if (n <= 0) this.#perIp.delete(address);
-        else this.#perIp.set(address, n);
+        undo();
+        if (sharedKey) shared!.slots.release(sharedKey, 1).catch(() => 0);
       },
     };
   }
@@ -477,6 +510,7 @@ export async function startProtocolListeners(
   tls: TcpListenerOptions['tls'],
   log: Logger,
   onConnection: TcpListenerOptions['onConnection'],
+  shared: SharedSlots | null = null,
 ): Promise<TcpListener[]> {
   const common = {
     name,
@@ -484,7 +518,7 @@ export async function startProtocolListeners(
     tls,
     proxyProtocol: section.proxyProtocol,
     maxConnectionsPerIp: section.maxConnectionsPerIp,
-    limits: new ConnectionLimits(section),
+    limits: new ConnectionLimits(section, shared ? { slots: shared, name: `listener:${name}` } : null),
     handshakeTimeoutMs: section.handshakeTimeoutSeconds * 1000,
     idleTimeoutSeconds: section.idleTimeoutSeconds,
     ...(section.preAuthIdleTimeoutSeconds !== undefined ? { preAuthIdleTimeoutSeconds: section.preAuthIdleTimeoutSeconds } : {}),
@@ -538,16 +572,21 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
   const accept = async (raw: Socket): Promise<void> => {
     raw.on('error', (err) => log.debug('socket error before the session started', { err: err.message }));
     let remoteAddress = normalizeAddress(raw.remoteAddress ?? '');
-    const slot = limits.admit();
+    const slot = await limits.admit();
     if (!slot) {
       noteDrop('connections dropped: connection cap reached', { remoteAddress, limit: limits.maxConnections });
+      raw.destroy();
+      return;
+    }
+    if (raw.destroyed || shuttingDown) {
+      slot.release();
       raw.destroy();
       return;
     }
     pending.add(raw);
     raw.once('close', () => slot.release());
     // per-IP share from the socket's address, at once; behind PROXY only after the header has named the client
-    let share = proxyProtocol ? null : limits.admitAddress(remoteAddress);
+    let share = proxyProtocol ? null : await limits.admitAddress(remoteAddress);
     raw.setNoDelay(true);
     let socket: Duplex = raw;
     let remotePort = raw.remotePort ?? 0;
@@ -562,7 +601,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
           remotePort = header.source.port;
           proxied = true;
         }
-        share = limits.admitAddress(remoteAddress);
+        share = await limits.admitAddress(remoteAddress);
       }
       if (share) {
         if (raw.closed) share.release();
@@ -624,6 +663,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       return;
     }
     open.add(conn);
+    log.debug('connection opened', { conn: conn.id, remoteAddress, remotePort });
     conn.start();
     try {
       await onConnection(conn);

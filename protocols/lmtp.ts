@@ -26,7 +26,7 @@ import { canStartTls, upgradeConnection } from './client-connection.ts';
 import { LineSession } from './line-session.ts';
 import type { LineWording } from './line-session.ts';
 import { startProtocolListeners } from './listener.ts';
-import type { TcpListener } from './listener.ts';
+import type { SharedSlots, TcpListener } from './listener.ts';
 import type { TlsMaterial } from './tls.ts';
 import { receiveData } from './lmtp/data.ts';
 import { multiline, replyText, verdictReply } from './lmtp/replies.ts';
@@ -35,6 +35,8 @@ import { parsePath, splitCommand } from './lmtp/syntax.ts';
 export interface LmtpOptions {
   /** Name in the greeting and the LHLO reply; default the host name. */
   readonly hostname?: string;
+  /** Connection counts shared with the other worker processes (protocols/listener.ts SharedSlots). */
+  readonly shared?: SharedSlots | null;
 }
 
 interface Command {
@@ -62,7 +64,7 @@ export async function serveLmtp(app: PipelineApp, conn: ClientConnection, option
  */
 export function startLmtp(app: PipelineApp, tls: TlsMaterial | null, options: LmtpOptions = {}): Promise<TcpListener[]> {
   const hostname = options.hostname ?? localHostname();
-  return startProtocolListeners('lmtp', app.config.lmtp, tls, app.log, (conn) => serveLmtp(app, conn, { hostname }));
+  return startProtocolListeners('lmtp', app.config.lmtp, tls, app.log, (conn) => serveLmtp(app, conn, { hostname }), options.shared ?? null);
 }
 
 class LmtpSession extends LineSession {

@@ -26,7 +26,7 @@ import { writeTo } from './line-reader.ts';
 import { LineSession } from './line-session.ts';
 import type { LineWording } from './line-session.ts';
 import { startProtocolListeners } from './listener.ts';
-import type { TcpListener } from './listener.ts';
+import type { SharedSlots, TcpListener } from './listener.ts';
 import type { TlsMaterial } from './tls.ts';
 import { Maildrop } from './pop3/maildrop.ts';
 import { verdictReply, replyText } from './pop3/replies.ts';
@@ -50,8 +50,8 @@ export async function servePop3(app: PipelineApp, conn: ClientConnection): Promi
  * Starts the POP3 listeners: `pop3.port` (plaintext, STLS offered when `tls` is given) and `pop3.tlsPort`
  * (implicit TLS, POP3S) when set. `tls` is loaded once for every protocol by startListeners.
  */
-export function startPop3(app: PipelineApp, tls: TlsMaterial | null): Promise<TcpListener[]> {
-  return startProtocolListeners('pop3', app.config.pop3, tls, app.log, (conn) => servePop3(app, conn));
+export function startPop3(app: PipelineApp, tls: TlsMaterial | null, shared: SharedSlots | null = null): Promise<TcpListener[]> {
+  return startProtocolListeners('pop3', app.config.pop3, tls, app.log, (conn) => servePop3(app, conn), shared);
 }
 
 class Pop3Session extends LineSession {

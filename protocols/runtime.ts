@@ -21,6 +21,12 @@ const proc = (globalThis as unknown as { process?: NodeJS.Process }).process;
 export const runtimeName: 'deno' | 'node' = deno ? 'deno' : 'node';
 export const runtimeVersion: string = deno ? deno.version.deno : (proc?.versions.node ?? 'unknown');
 
+/**
+ * Whether `wildduck start` can fork worker processes: node:cluster works on Node.js; on Deno 2 it is a set of
+ * stubs, so the server runs as one process there.
+ */
+export const canForkWorkers: boolean = !deno;
+
 export function env(): Record<string, string | undefined> {
   return deno ? deno.env.toObject() : { ...(proc?.env ?? {}) };
 }

@@ -6,7 +6,7 @@
 import type { Config } from '../hooks/config.ts';
 import type { Logger } from '../hooks/log.ts';
 import { createApp, type App } from '../hooks/app.ts';
-import { openStorage } from '../storage/open.ts';
+import { openStorage, type OpenStorageOptions } from '../storage/open.ts';
 import { checkCredentials } from '../storage/users.ts';
 import { PasswordChecker, passwordChecksFromConfig } from '../storage/password-check.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
@@ -15,9 +15,10 @@ import { startLmtp } from './lmtp.ts';
 import { startPop3 } from './pop3.ts';
 import { startImap } from './imap.ts';
 import { loadTlsContext } from './tls.ts';
+import type { SharedSlots } from './listener.ts';
 
-export async function bootApp(config: Config, log: Logger): Promise<App> {
-  const storage = await openStorage(config, (message) => log.warn(message));
+export async function bootApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}): Promise<App> {
+  const storage = await openStorage(config, (message) => log.warn(message), storageOptions);
   const checker = new PasswordChecker(passwordChecksFromConfig(config));
   try {
     return await createApp({
@@ -40,16 +41,17 @@ export async function bootApp(config: Config, log: Logger): Promise<App> {
   }
 }
 
-export async function startListeners(app: App): Promise<Listener[]> {
+/** `shared`: connection counts shared with the other worker processes of the server (protocols/cluster.ts). */
+export async function startListeners(app: App, shared: SharedSlots | null = null): Promise<Listener[]> {
   const listeners: Listener[] = [];
   const { config, log } = app;
   // one certificate for every protocol, loaded (or generated) once, and only when a line protocol runs
   const tls = config.imap.enabled || config.pop3.enabled || config.lmtp.enabled ? await loadTlsContext(config, log) : null;
   try {
     if (config.api.enabled) listeners.push(await startHttp(app));
-    if (config.lmtp.enabled) listeners.push(...(await startLmtp(app, tls)));
-    if (config.pop3.enabled) listeners.push(...(await startPop3(app, tls)));
-    if (config.imap.enabled) listeners.push(...(await startImap(app, tls)));
+    if (config.lmtp.enabled) listeners.push(...(await startLmtp(app, tls, { shared })));
+    if (config.pop3.enabled) listeners.push(...(await startPop3(app, tls, shared)));
+    if (config.imap.enabled) listeners.push(...(await startImap(app, tls, shared)));
   } catch (err) {
     for (const l of listeners) await l.close().catch(() => {});
     throw err;

@@ -5,9 +5,17 @@
 import { resolve } from 'node:path';
 import type { Config } from '../hooks/config.ts';
 import { ConfigError } from '../hooks/config.ts';
-import type { StoragePorts } from './ports.ts';
+import type { EphemeralPort, StoragePorts } from './ports.ts';
 
-export async function openStorage(config: Config, warn?: (message: string) => void): Promise<StoragePorts> {
+/** What a process of a multi-process server (protocols/cluster.ts) sets differently. */
+export interface OpenStorageOptions {
+  /** Counters, locks and pub/sub shared with the other processes, instead of the backend's own. */
+  ephemeral?: EphemeralPort;
+  /** How often this process looks for changes committed by other processes (ms; 0 = never, another process does). */
+  changePollMs?: number;
+}
+
+export async function openStorage(config: Config, warn?: (message: string) => void, options: OpenStorageOptions = {}): Promise<StoragePorts> {
   switch (config.storage.backend) {
     case 'sqlite': {
       const { openSqliteStorage } = await import('./sqlite/index.ts');
@@ -15,7 +23,9 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
         dataDir: resolve(config.dataDir),
         synchronous: config.storage.sqlite.synchronous,
         blobMemoryBytes: config.storage.sqlite.blobMemoryBytes,
+        busyTimeoutMs: config.storage.sqlite.busyTimeoutMs,
         warn,
+        ...options,
       });
     }
     case 'mongodb':

@@ -468,12 +468,9 @@ export class ImapSession {
   async #countConnection(userId: string): Promise<boolean> {
     const key = `imap:connections:${userId}`;
     const ephemeral = this.app.storage.ephemeral;
-    const count = await ephemeral.incr(key, 1, 24 * 3600 * 1000);
-    if (count > this.app.config.imap.maxConnectionsPerUser) {
-      await ephemeral.incr(key, -1, 24 * 3600 * 1000);
-      return false;
-    }
-    this.#release = () => ephemeral.incr(key, -1, 24 * 3600 * 1000).then(() => {});
+    // a reservation, not incr/decr: atomic, and given back by the primary when a worker process dies
+    if ((await ephemeral.reserve([{ key, limit: this.app.config.imap.maxConnectionsPerUser }], 24 * 3600 * 1000)) >= 0) return false;
+    this.#release = () => ephemeral.release(key, 1).then(() => {});
     return true;
   }
 

@@ -11,6 +11,13 @@ export function changeChannel(userId: Id): string {
   return `changes:${userId}`;
 }
 
+/** The user a `changes:<userId>` channel belongs to, or null for any other channel. */
+function channelUser(channel: string): number | null {
+  if (!channel.startsWith('changes:')) return null;
+  const id = Number(channel.slice('changes:'.length));
+  return Number.isSafeInteger(id) && id > 0 ? id : null;
+}
+
 export interface NewChange {
   userId: number;
   mailboxId: number;
@@ -63,6 +70,11 @@ export class ChangeLog {
       if (id > this.#polled) this.#polled = id;
       if (id > (this.#announced.get(userId) ?? 0)) this.#announce(userId, id);
     }
+  }
+
+  /** Another process announced `latest` for the user (seen on the pub/sub): poll() does not announce it again. */
+  seen(userId: number, latest: number): void {
+    if (latest > (this.#announced.get(userId) ?? 0)) this.#announced.set(userId, latest);
   }
 
   #announce(userId: number, latest: number): void {
@@ -149,6 +161,28 @@ export class SqliteChanges implements ChangesPort {
   #stopPolling(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+  }
+
+  /**
+   * Polls for changes as long as the returned function is not called, subscribers or not: the primary process of
+   * a multi-process server polls once for every worker (changes written by the CLI beside the server) and
+   * announces them on the shared pub/sub.
+   */
+  watch(): () => void {
+    if (++this.#subscribers === 1) this.#startPolling();
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      if (--this.#subscribers === 0) this.#stopPolling();
+    };
+  }
+
+  /** A message published on the shared pub/sub by another process: an announced change is not announced again. */
+  observed(channel: string, message: string): void {
+    const userId = channelUser(channel);
+    const id = Number(message);
+    if (userId !== null && Number.isSafeInteger(id)) this.#log.seen(userId, id);
   }
 
   /** Stops polling (on close). */

@@ -1,0 +1,222 @@
+/**
+ * The process model of `wildduck start` (README "Processes and cores").
+ *
+ * - **One process** (`server.workers: 1`, and always on Deno, whose node:cluster is a stub): the process opens the
+ *   storage, boots the app and runs every listener, as `startSingle` does.
+ * - **Primary + workers** (Node.js, `server.workers` 0 = one per CPU core, or N > 1): the primary does what must
+ *   happen once per server — opens the storage (migrations run here, before any worker starts), loads or generates
+ *   the TLS certificate, polls the change log for changes written beside the server (the CLI) — then forks the
+ *   workers with node:cluster. Each worker boots the whole app on the same SQLite file (WAL: readers never wait;
+ *   writers take turns under the busy timeout) and listens on the same ports: node:cluster hands the accepted
+ *   connections out round-robin. The primary holds the one MemoryEphemeral and serves it to the workers over the
+ *   cluster IPC channel (storage/ephemeral/hub.ts ↔ remote.ts), so failed-login limits, per-user connection
+ *   counts, transfer counters, POP3 maildrop locks, `\Recent` marks and pub/sub (IDLE, the HTTP event stream) are
+ *   shared by all workers, as they would be by server instances sharing Redis.
+ *   A worker that dies is restarted (its locks and reservations are given back first); SIGTERM/SIGINT on the
+ *   primary stops every worker gracefully (goodbyes to clients), then the primary. If the primary dies, workers
+ *   exit (node:cluster ends a worker whose IPC channel closes).
+ *
+ * Workers log with a `worker` field (1..N). The primary logs `wildduck ready` once every worker listens.
+ */
+import type { Worker } from 'node:cluster';
+import { availableParallelism, cpus } from 'node:os';
+import type { Config } from '../hooks/config.ts';
+import type { Logger } from '../hooks/log.ts';
+import type { App } from '../hooks/app.ts';
+import { openStorage } from '../storage/open.ts';
+import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
+import { EphemeralHub, type AttachedPeer } from '../storage/ephemeral/hub.ts';
+import { RemoteEphemeral } from '../storage/ephemeral/remote.ts';
+import type { StoragePorts } from '../storage/ports.ts';
+import { canForkWorkers, exit, onShutdownSignal } from './runtime.ts';
+import { bootApp, startListeners } from './server.ts';
+import { loadTlsContext } from './tls.ts';
+import type { Listener } from './listener.ts';
+
+/** Messages between the primary and a worker (besides the ephemeral store's, which start with `wd:eph`). */
+type ControlMessage = { t: 'wd:ready'; listeners: string[] } | { t: 'wd:stop' };
+
+const MAX_RESTART_DELAY_MS = 30_000;
+
+/** How many processes serve: 1 means no workers. */
+export function workerCount(config: Config): number {
+  if (!canForkWorkers) return 1;
+  const wanted = config.server.workers;
+  if (wanted > 0) return wanted;
+  try {
+    return Math.max(1, availableParallelism());
+  } catch {
+    return Math.max(1, cpus().length);
+  }
+}
+
+/** Boots the app and starts its listeners; on a failure to listen, closes the app again. */
+async function serve(config: Config, log: Logger, shared: RemoteEphemeral | null = null): Promise<{ app: App; listeners: Listener[] }> {
+  const app = await bootApp(config, log, shared ? { ephemeral: shared, changePollMs: 0 } : {});
+  try {
+    return { app, listeners: await startListeners(app, shared) };
+  } catch (err) {
+    await app.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function stopServing(app: App, listeners: Listener[], log: Logger): Promise<void> {
+  for (const listener of listeners) await listener.close().catch(() => {});
+  await app.close().catch((err: unknown) => log.error('error during shutdown', { err }));
+}
+
+async function tellIfNoUsers(storage: StoragePorts, log: Logger): Promise<void> {
+  if ((await storage.users.list({ limit: 1 })).items.length === 0) {
+    log.info('no users yet: create the first one with `npm run wildduck -- user add NAME --password - --address NAME@example.com`');
+  }
+}
+
+/** `wildduck start` in this process: the single-process server, a cluster primary or one of its workers. */
+export async function startServer(config: Config, log: Logger): Promise<void> {
+  if (canForkWorkers) {
+    const cluster = (await import('node:cluster')).default;
+    if (cluster.isWorker) return startWorker(config, log, cluster.worker!);
+    const count = workerCount(config);
+    if (count > 1) return startPrimary(config, log, count);
+  } else if (config.server.workers !== 1) {
+    log.info('one process serves: worker processes need node:cluster, which this runtime does not provide', { workers: config.server.workers });
+  }
+  return startSingle(config, log);
+}
+
+async function startSingle(config: Config, log: Logger): Promise<void> {
+  let running: { app: App; listeners: Listener[] } | null = null;
+  onShutdownSignal(async (signal) => {
+    log.info('shutting down', { signal });
+    if (running) await stopServing(running.app, running.listeners, log);
+    log.info('stopped');
+    exit(0);
+  });
+  running = await serve(config, log);
+  log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, workers: 1, listeners: running.listeners.map((l) => l.describe) });
+  await tellIfNoUsers(running.app.storage, log);
+}
+
+async function startWorker(config: Config, baseLog: Logger, worker: Worker): Promise<void> {
+  const log = baseLog.child({ worker: worker.id });
+  const ephemeral = new RemoteEphemeral({ send: (m) => worker.send(m), onMessage: (handler) => worker.on('message', handler) });
+  worker.on('disconnect', () => ephemeral.close()); // node:cluster exits the worker right after
+  let running: { app: App; listeners: Listener[] } | null = null;
+  let stopping = false;
+  const stop = async (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('worker stopping', { reason });
+    if (running) await stopServing(running.app, running.listeners, log);
+    exit(0);
+  };
+  worker.on('message', (message: ControlMessage) => {
+    if (message?.t === 'wd:stop') void stop('primary');
+  });
+  // Ctrl-C reaches the whole process group: stop with the primary instead of dying mid-command
+  onShutdownSignal((signal) => void stop(signal));
+  try {
+    running = await serve(config, log, ephemeral);
+  } catch (err) {
+    log.error('worker failed to start', { err });
+    exit(1);
+  }
+  if (stopping) return;
+  worker.send({ t: 'wd:ready', listeners: running.listeners.map((l) => l.describe) } satisfies ControlMessage);
+}
+
+async function startPrimary(config: Config, log: Logger, count: number): Promise<void> {
+  const cluster = (await import('node:cluster')).default;
+  const shared = new MemoryEphemeral();
+  // once per server, before any worker: migrations (at open), the certificate, the change-log poller
+  const storage = await openStorage(config, (message) => log.warn(message), { ephemeral: shared });
+  const changes = storage.changes as Partial<{ watch(): () => void; observed(channel: string, message: string): void }>;
+  const unwatch = changes.watch?.() ?? (() => {});
+  if (config.imap.enabled || config.pop3.enabled || config.lmtp.enabled) await loadTlsContext(config, log);
+  const hub = new EphemeralHub(shared, { onPublish: (channel, message) => changes.observed?.(channel, message) });
+
+  const peers = new Map<Worker, AttachedPeer>();
+  /** Slots (1..count) whose current worker listens. */
+  const ready = new Set<number>();
+  let announced = false;
+  let stopping = false;
+  let restartDelay = config.server.restartDelayMs;
+  let healthySince = Date.now();
+
+  const fork = (slot: number): void => {
+    const worker = cluster.fork();
+    const peer = hub.attach({ send: (m) => worker.send(m) });
+    peers.set(worker, peer);
+    worker.on('message', (message: unknown) => {
+      if (peer.receive(message)) return;
+      const control = message as ControlMessage;
+      if (control?.t === 'wd:ready') {
+        ready.add(slot);
+        log.debug('worker ready', { worker: worker.id, pid: worker.process.pid });
+        if (!announced && ready.size === count) {
+          announced = true;
+          healthySince = Date.now();
+          log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, workers: count, listeners: control.listeners });
+          void tellIfNoUsers(storage, log).catch(() => {});
+        }
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      ready.delete(slot);
+      peers.delete(worker);
+      void peer.detach();
+      if (stopping) return;
+      if (!announced) {
+        log.error('a worker failed to start; stopping', { worker: worker.id, code, signal });
+        void shutdown('startup failure', 1);
+        return;
+      }
+      // back off while workers keep dying, back to the configured delay after a healthy minute
+      if (Date.now() - healthySince > 60_000) restartDelay = config.server.restartDelayMs;
+      log.warn('worker died; restarting it', { worker: worker.id, code, signal, inMs: restartDelay });
+      setTimeout(() => {
+        if (!stopping) fork(slot);
+      }, restartDelay);
+      restartDelay = Math.min(MAX_RESTART_DELAY_MS, Math.max(1, restartDelay * 2));
+      healthySince = Date.now();
+    });
+  };
+
+  const shutdown = async (reason: string, code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal: reason, workers: peers.size });
+    const workers = [...peers.keys()];
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((done) => {
+            if (worker.isDead()) return done();
+            const timer = setTimeout(() => {
+              log.warn('worker did not stop in time; killing it', { worker: worker.id });
+              worker.process.kill('SIGKILL');
+            }, config.server.stopTimeoutSeconds * 1000);
+            worker.once('exit', () => {
+              clearTimeout(timer);
+              done();
+            });
+            try {
+              worker.send({ t: 'wd:stop' } satisfies ControlMessage);
+            } catch {
+              worker.process.kill('SIGTERM');
+            }
+          }),
+      ),
+    );
+    unwatch();
+    await storage.close().catch((err: unknown) => log.error('storage close failed', { err }));
+    shared.close();
+    log.info('stopped');
+    exit(code);
+  };
+
+  onShutdownSignal((signal) => void shutdown(signal, 0));
+  log.info('starting workers', { workers: count });
+  for (let slot = 1; slot <= count; slot++) fork(slot);
+}

@@ -1,0 +1,152 @@
+/**
+ * The worker's EphemeralPort: every operation is a request to the primary's EphemeralHub
+ * (storage/ephemeral/hub.ts) over a message channel (the cluster IPC channel), answered by the one
+ * MemoryEphemeral all workers share. Pub/sub: the first local listener of a channel subscribes this worker at the
+ * hub, the last one to leave unsubscribes it; the hub forwards every message published on the channel (by any
+ * worker, this one included) and it is delivered here on a microtask, like MemoryEphemeral does.
+ *
+ * Costs one IPC round trip per operation (tens of microseconds on loopback): cheap next to the storage work each
+ * operation guards. When the channel is gone (the primary died), operations fail with StorageError UNAVAILABLE:
+ * the client gets a temporary failure while the worker shuts down.
+ */
+import type { EphemeralPort } from '../ports.ts';
+import { StorageError } from '../ports.ts';
+import type { EphemeralOp, EphemeralWire } from './hub.ts';
+import { isEphemeralWire } from './hub.ts';
+
+export interface EphemeralChannel {
+  send(message: EphemeralWire): void;
+  /** Registers the handler for every message from the hub (and others: they are ignored). */
+  onMessage(handler: (message: unknown) => void): void;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+export class RemoteEphemeral implements EphemeralPort {
+  readonly #channel: EphemeralChannel;
+  readonly #pending = new Map<number, Pending>();
+  readonly #listeners = new Map<string, Set<(message: string) => void>>();
+  #next = 1;
+  #closed = false;
+
+  constructor(channel: EphemeralChannel) {
+    this.#channel = channel;
+    channel.onMessage((message) => {
+      if (isEphemeralWire(message)) this.#receive(message);
+    });
+  }
+
+  #receive(message: EphemeralWire): void {
+    if (message.t === 'wd:eph:r') {
+      const pending = this.#pending.get(message.id);
+      if (!pending) return;
+      this.#pending.delete(message.id);
+      if (message.error !== undefined) pending.reject(new StorageError('UNAVAILABLE', `ephemeral store: ${message.error}`));
+      else pending.resolve(message.value);
+    } else if (message.t === 'wd:eph:msg') {
+      const listeners = this.#listeners.get(message.channel);
+      if (!listeners || listeners.size === 0) return;
+      const snapshot = [...listeners];
+      queueMicrotask(() => {
+        for (const listener of snapshot) {
+          if (!listeners.has(listener)) continue;
+          try {
+            listener(message.message);
+          } catch {
+            // a failing listener must not break delivery to the others
+          }
+        }
+      });
+    }
+  }
+
+  #call<T>(op: EphemeralOp, args: unknown[]): Promise<T> {
+    if (this.#closed) return Promise.reject(new StorageError('UNAVAILABLE', 'ephemeral store: the channel to the primary process is closed'));
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      try {
+        this.#channel.send({ t: 'wd:eph', id, op, args });
+      } catch (err) {
+        this.#pending.delete(id);
+        reject(new StorageError('UNAVAILABLE', `ephemeral store: ${(err as Error)?.message ?? String(err)}`));
+      }
+    });
+  }
+
+  incr(key: string, by: number, ttlMs: number): Promise<number> {
+    return this.#call('incr', [key, by, ttlMs]);
+  }
+
+  get(key: string): Promise<number> {
+    return this.#call('get', [key]);
+  }
+
+  reserve(counters: ReadonlyArray<{ readonly key: string; readonly limit: number }>, ttlMs: number): Promise<number> {
+    return this.#call('reserve', [counters.map((c) => ({ key: c.key, limit: c.limit })), ttlMs]);
+  }
+
+  release(key: string, by: number): Promise<number> {
+    return this.#call('release', [key, by]);
+  }
+
+  async del(key: string): Promise<void> {
+    await this.#call('del', [key]);
+  }
+
+  setIfAbsent(key: string, ttlMs: number): Promise<boolean> {
+    return this.#call('setIfAbsent', [key, ttlMs]);
+  }
+
+  lock(key: string, ttlMs: number): Promise<string | null> {
+    return this.#call('lock', [key, ttlMs]);
+  }
+
+  unlock(key: string, token: string): Promise<boolean> {
+    return this.#call('unlock', [key, token]);
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.#call('publish', [channel, message]);
+  }
+
+  subscribe(channel: string, listener: (message: string) => void): () => void {
+    let set = this.#listeners.get(channel);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(channel, set);
+      this.#signal({ t: 'wd:eph:sub', channel });
+    }
+    const wrapped = (m: string): void => listener(m);
+    set.add(wrapped);
+    return () => {
+      const s = this.#listeners.get(channel);
+      if (!s || !s.delete(wrapped)) return;
+      if (s.size === 0) {
+        this.#listeners.delete(channel);
+        this.#signal({ t: 'wd:eph:unsub', channel });
+      }
+    };
+  }
+
+  #signal(message: EphemeralWire): void {
+    if (this.#closed) return;
+    try {
+      this.#channel.send(message);
+    } catch {
+      // the channel is closing; the worker goes with it
+    }
+  }
+
+  /** The channel is gone: pending and later operations fail, listeners are dropped. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const pending of this.#pending.values()) pending.reject(new StorageError('UNAVAILABLE', 'ephemeral store: the channel to the primary process closed'));
+    this.#pending.clear();
+    this.#listeners.clear();
+  }
+}

@@ -1,0 +1,312 @@
+/**
+ * `server.workers`: the real CLI server (`cli.ts start`) with two worker processes on one data directory. Every
+ * connection's worker is read from the server's debug log ("connection opened" carries the client's port and the
+ * worker's id), so each check below runs with its two sides on different workers:
+ * - IDLE on worker A sees an APPEND made on worker B (pub/sub through the primary), and `\Recent` is given to
+ *   exactly one session across workers;
+ * - the per-account failed-login limit counts failures made on both workers;
+ * - the per-address connection cap counts the sockets of both workers;
+ * - the POP3 maildrop lock holds across workers, and a worker that is killed while holding it is restarted and
+ *   its lock given back at once (not after the lock's 10-minute expiry);
+ * - SIGTERM stops every worker and the primary cleanly.
+ * Under Deno (node:cluster is a stub there) the same setting starts one process and says so.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { kill } from 'node:process';
+import { spawnTs } from './helpers/spawn-ts.ts';
+import { connectPlain, type LineClient } from './helpers/line-client.ts';
+import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
+import { resolveConfig } from '../hooks/config.ts';
+import { openStorage } from '../storage/open.ts';
+import { createUser } from '../storage/users.ts';
+
+const CLI = new URL('../protocols/cli.ts', import.meta.url);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Server {
+  child: ChildProcess;
+  /** Settles when the child has exited and its output is read to the end. */
+  closed: Promise<void>;
+  ports: Record<string, number>;
+  ready: { workers: number };
+  entries(): Array<Record<string, unknown>>;
+  output(): string;
+}
+
+function startServer(dir: string, env: Record<string, string>): Promise<Server> {
+  const child = spawnTs(CLI, ['start'], {
+    cwd: dir,
+    env: {
+      ...runtimeEnv(),
+      WILDDUCK_LOG_FORMAT: 'json',
+      WILDDUCK_API_ENABLED: 'false',
+      WILDDUCK_LMTP_PORT: '0',
+      WILDDUCK_IMAP_PORT: '0',
+      WILDDUCK_IMAP_TLS_PORT: '0',
+      WILDDUCK_POP3_PORT: '0',
+      WILDDUCK_POP3_TLS_PORT: '0',
+      ...env,
+    },
+  });
+  let out = '';
+  let err = '';
+  const parsed: Array<Record<string, unknown>> = [];
+  let partial = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no ready line in 90 s; stdout: ${out.slice(-4000)} stderr: ${err}`));
+    }, 90_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before it was ready; stdout: ${out.slice(-4000)} stderr: ${err}`));
+    });
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      partial += d.toString();
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        parsed.push(entry);
+        if (entry.msg !== 'wildduck ready') continue;
+        clearTimeout(timer);
+        const ports: Record<string, number> = {};
+        for (const url of entry.listeners as string[]) {
+          const m = /^(\w+):\/\/.*:(\d+)$/.exec(url)!;
+          ports[m[1]!] = Number(m[2]);
+        }
+        resolve({ child, closed, ports, ready: { workers: entry.workers as number }, entries: () => parsed, output: () => out + err });
+      }
+    });
+  });
+}
+
+/** Waits for a log entry matching `match`, read from the server's output as it arrives. */
+async function logEntry(server: Server, match: (entry: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const found = server.entries().find(match);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no log entry for ${what}\n${server.output().slice(-4000)}`);
+    await sleep(20);
+  }
+}
+
+interface Client {
+  lines: LineClient;
+  worker: number;
+}
+
+/** Connects, reads the greeting, and learns from the server's log which worker took the connection. */
+async function connect(server: Server, port: number): Promise<Client> {
+  const lines = await connectPlain(port);
+  await lines.line(30_000);
+  const local = (lines.socket as unknown as { localPort: number }).localPort;
+  const entry = await logEntry(server, (e) => e.msg === 'connection opened' && e.remotePort === local, `the connection from port ${local}`);
+  return { lines, worker: entry.worker as number };
+}
+
+/** Connections until there is one on each of two different workers. */
+async function onTwoWorkers(server: Server, port: number): Promise<[Client, Client]> {
+  const spare: Client[] = [];
+  for (let i = 0; i < 20; i++) {
+    const client = await connect(server, port);
+    const other = spare.find((c) => c.worker !== client.worker);
+    if (other) {
+      for (const c of spare) if (c !== other) c.lines.close();
+      return [other, client];
+    }
+    spare.push(client);
+  }
+  throw new Error('20 connections, all on one worker');
+}
+
+/** Sends an IMAP command and returns every line up to and including its tagged reply. */
+async function imap(client: Client, tag: string, command: string): Promise<string[]> {
+  client.lines.send(`${tag} ${command}\r\n`);
+  return untilTagged(client, tag);
+}
+
+async function untilTagged(client: Client, tag: string): Promise<string[]> {
+  const out: string[] = [];
+  for (;;) {
+    const line = await client.lines.line(30_000);
+    out.push(line);
+    if (line.startsWith(`${tag} `)) return out;
+  }
+}
+
+async function pop3(client: Client, command: string): Promise<string> {
+  client.lines.send(`${command}\r\n`);
+  return client.lines.line(30_000);
+}
+
+describe('server.workers: two worker processes', { skip: runtimeName === 'deno' ? 'node:cluster is a stub on Deno: covered by the single-process test below' : false }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wd-cluster-'));
+  const dataDir = join(dir, 'data');
+  let server: Server;
+
+  before(async () => {
+    const config = resolveConfig({ dataDir });
+    const setup = await openStorage(config);
+    await createUser(setup, config, { username: 'alice', password: 'alice-pw', addresses: ['alice@example.com'] });
+    await createUser(setup, config, { username: 'bob', password: 'bob-pw', addresses: ['bob@example.com'] });
+    await createUser(setup, config, { username: 'carol', password: 'carol-pw', addresses: ['carol@example.com'] });
+    await setup.close();
+    server = await startServer(dir, {
+      WILDDUCK_DATA_DIR: dataDir,
+      WILDDUCK_SERVER_WORKERS: '2',
+      WILDDUCK_LOG_LEVEL: 'debug',
+      WILDDUCK_AUTH_FAILED_LOGINS_PER_USER: '4',
+      WILDDUCK_AUTH_FAILED_LOGINS_PER_IP: '1000',
+      WILDDUCK_AUTH_FAILED_LOGINS_PER_NETWORK: '1000',
+      WILDDUCK_AUTH_FAILED_LOGINS_DELAY_MS: '0',
+      WILDDUCK_LMTP_MAX_CONNECTIONS_PER_IP: '4',
+    });
+  });
+
+  after(() => {
+    if (server && server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts two workers behind one set of ports', () => {
+    assert.equal(server.ready.workers, 2);
+    const listening = new Set(server.entries().filter((e) => e.msg === 'listening' && e.listener === 'imap').map((e) => e.worker));
+    assert.deepEqual([...listening].sort(), [1, 2]);
+  });
+
+  it('IDLE on one worker sees an APPEND made on the other; \\Recent goes to one session only', { timeout: 120_000 }, async () => {
+    const [watcher, writer] = await onTwoWorkers(server, server.ports.imap!);
+    assert.notEqual(watcher.worker, writer.worker);
+    assert.match((await imap(watcher, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
+    assert.match((await imap(watcher, 'b', 'SELECT INBOX')).at(-1)!, /^b OK \[READ-WRITE\]/);
+    watcher.lines.send('c IDLE\r\n');
+    assert.equal(await watcher.lines.line(30_000), '+ idling');
+
+    assert.match((await imap(writer, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
+    const message = 'From: bob@example.com\r\nTo: alice@example.com\r\nSubject: across workers\r\n\r\nHello from the other worker.\r\n';
+    writer.lines.send(`b APPEND INBOX {${message.length}}\r\n`);
+    assert.match(await writer.lines.line(30_000), /^\+/);
+    writer.lines.send(message + '\r\n');
+    assert.match((await untilTagged(writer, 'b')).at(-1)!, /^b OK/);
+
+    const pushed: string[] = [];
+    while (!pushed.includes('* 1 EXISTS')) pushed.push(await watcher.lines.line(30_000));
+    watcher.lines.send('DONE\r\n');
+    const done = await untilTagged(watcher, 'c');
+    assert.match(done.at(-1)!, /^c OK/);
+    assert.ok([...pushed, ...done].includes('* 1 RECENT'), `the watching session holds the new message as \\Recent: ${pushed.join(' | ')}`);
+
+    // the watcher's worker claimed the message as recent; a SELECT on the other worker must not see it as recent
+    const selected = await imap(writer, 'c', 'SELECT INBOX');
+    assert.ok(selected.includes('* 1 EXISTS'));
+    assert.ok(selected.includes('* 0 RECENT'), selected.join('\n'));
+    for (const c of [watcher, writer]) {
+      await imap(c, 'z', 'LOGOUT');
+      c.lines.close();
+    }
+  });
+
+  it('the failed-login limit counts failures made on both workers', { timeout: 120_000 }, async () => {
+    const [one, two] = await onTwoWorkers(server, server.ports.imap!);
+    for (const [client, tag] of [[one, 'a'], [two, 'b'], [one, 'c'], [two, 'd']] as const) {
+      const reply = (await imap(client, tag, 'LOGIN bob wrong-password')).at(-1)!;
+      assert.match(reply, new RegExp(`^${tag} NO`), reply);
+      assert.doesNotMatch(reply, /\[LIMIT\]/, 'under the limit until the fourth failure');
+    }
+    // four failures in all, two on each worker: the account is locked on both, right password or not
+    for (const [client, tag] of [[one, 'e'], [two, 'f']] as const) {
+      assert.match((await imap(client, tag, 'LOGIN bob bob-pw')).at(-1)!, new RegExp(`^${tag} NO \\[LIMIT\\]`));
+    }
+    one.lines.close();
+    two.lines.close();
+  });
+
+  it('the POP3 maildrop lock holds across workers, and a killed worker gives its lock back', { timeout: 180_000 }, async () => {
+    const [holder, other] = await onTwoWorkers(server, server.ports.pop3!);
+    assert.match(await pop3(holder, 'USER carol'), /^\+OK/);
+    assert.match(await pop3(holder, 'PASS carol-pw'), /^\+OK/);
+    assert.match(await pop3(other, 'USER carol'), /^\+OK/);
+    assert.match(await pop3(other, 'PASS carol-pw'), /^-ERR \[IN-USE\]/);
+
+    // kill the holder's worker: the primary restarts it and releases what it held
+    const ready = (await logEntry(server, (e) => e.msg === 'worker ready' && e.worker === holder.worker, 'the holder worker')) as { pid: number };
+    const before = server.entries().filter((e) => e.msg === 'worker ready').length;
+    kill(ready.pid, 'SIGKILL');
+    await holder.lines.ended;
+    await logEntry(server, (e) => e.msg === 'worker died; restarting it', 'the restart');
+    await logEntry(server, (e) => e.msg === 'worker ready' && server.entries().filter((x) => x.msg === 'worker ready').indexOf(e) >= before, 'the new worker');
+
+    assert.match(await pop3(other, 'USER carol'), /^\+OK/);
+    assert.match(await pop3(other, 'PASS carol-pw'), /^\+OK/, 'the dead worker no longer holds the maildrop');
+    assert.match(await pop3(other, 'QUIT'), /^\+OK/);
+    other.lines.close();
+  });
+
+  it('the per-address connection cap counts the connections of both workers', { timeout: 120_000 }, async () => {
+    const admitted: Client[] = [];
+    for (let i = 0; i < 4; i++) admitted.push(await connect(server, server.ports.lmtp!));
+    assert.equal(new Set(admitted.map((c) => c.worker)).size, 2, 'the four connections are spread over both workers');
+    const fifth = await connectPlain(server.ports.lmtp!);
+    assert.match(await fifth.line(30_000), /^421 4\.7\.0 Too many connections/, 'two per worker, four in all: the cap is reached');
+    await fifth.ended;
+    admitted.pop()!.lines.close();
+    // the freed slot is given back through the primary; a new connection gets it
+    for (let attempt = 0; ; attempt++) {
+      const again = await connectPlain(server.ports.lmtp!);
+      const greeting = await again.line(30_000);
+      again.close();
+      if (greeting.startsWith('220 ')) break;
+      assert.ok(attempt < 100, `the freed slot was never given back: ${greeting}`);
+      await sleep(50);
+    }
+    for (const c of admitted) c.lines.close();
+  });
+
+  it('stops every worker and the primary on SIGTERM', { timeout: 120_000 }, async () => {
+    const pids = server.entries().filter((e) => e.msg === 'worker ready').map((e) => e.pid as number);
+    server.child.kill('SIGTERM');
+    await server.closed;
+    assert.equal(server.child.exitCode, 0, server.output().slice(-4000));
+    assert.match(server.output(), /"msg":"stopped"}/);
+    for (const pid of pids) {
+      let alive = true;
+      try {
+        kill(pid, 0);
+      } catch {
+        alive = false;
+      }
+      assert.equal(alive, false, `worker process ${pid} is gone`);
+    }
+  });
+});
+
+describe('server.workers under Deno', { skip: runtimeName !== 'deno' ? 'Node.js forks workers: covered above' : false }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wd-cluster-deno-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('serves from one process and says so', { timeout: 120_000 }, async () => {
+    const server = await startServer(dir, { WILDDUCK_DATA_DIR: join(dir, 'data'), WILDDUCK_SERVER_WORKERS: '2' });
+    try {
+      assert.equal(server.ready.workers, 1);
+      assert.ok(server.entries().some((e) => typeof e.msg === 'string' && e.msg.startsWith('one process serves')));
+      const client = await connectPlain(server.ports.imap!);
+      assert.match(await client.line(30_000), /^\* OK/);
+      client.close();
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.closed;
+    }
+    assert.match(server.output(), /"msg":"stopped"}/);
+  });
+});

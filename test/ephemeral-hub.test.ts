@@ -1,0 +1,127 @@
+/**
+ * The shared ephemeral store of a multi-process server, without processes: two RemoteEphemeral "workers" talk to
+ * one EphemeralHub over in-memory channels that copy every message through JSON and deliver it later, as the
+ * cluster IPC channel does. (The real processes are in test/cluster.test.ts, Node only; this runs on Deno too.)
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
+import { EphemeralHub } from '../storage/ephemeral/hub.ts';
+import { RemoteEphemeral } from '../storage/ephemeral/remote.ts';
+import { StorageError } from '../storage/ports.ts';
+
+const later = (fn: () => void) => setTimeout(fn, 0);
+
+function worker(hub: EphemeralHub) {
+  let toWorker: ((message: unknown) => void) | null = null;
+  let open = true;
+  const peer = hub.attach({ send: (m) => later(() => open && toWorker?.(JSON.parse(JSON.stringify(m)))) });
+  const remote = new RemoteEphemeral({
+    send: (m) => {
+      if (!open) throw new Error('channel closed');
+      later(() => peer.receive(JSON.parse(JSON.stringify(m))));
+    },
+    onMessage: (handler) => (toWorker = handler),
+  });
+  return {
+    remote,
+    /** The worker process dies: the hub detaches it, the channel closes. */
+    async die() {
+      open = false;
+      remote.close();
+      await peer.detach();
+    },
+  };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 10));
+
+describe('EphemeralHub + RemoteEphemeral', () => {
+  it('counters, reservations and locks are one store for every worker', async () => {
+    const store = new MemoryEphemeral();
+    const hub = new EphemeralHub(store);
+    const a = worker(hub).remote;
+    const b = worker(hub).remote;
+    assert.equal(await a.incr('n', 2, 0), 2);
+    assert.equal(await b.incr('n', 3, 0), 5);
+    assert.equal(await store.get('n'), 5);
+
+    const limit = [{ key: 'login', limit: 2 }];
+    assert.equal(await a.reserve(limit, 60_000), -1);
+    assert.equal(await b.reserve(limit, 60_000), -1);
+    assert.equal(await a.reserve(limit, 60_000), 0, 'the third reservation, from either worker, is over the limit');
+    assert.equal(await b.release('login', 1), 1);
+
+    const token = await a.lock('pop3:lock:1', 60_000);
+    assert.ok(token);
+    assert.equal(await b.lock('pop3:lock:1', 60_000), null);
+    assert.equal(await b.unlock('pop3:lock:1', 'not-the-token'), false);
+    assert.equal(await a.unlock('pop3:lock:1', token!), true);
+    assert.ok(await b.lock('pop3:lock:1', 60_000));
+
+    assert.equal(await a.setIfAbsent('once', 60_000), true);
+    assert.equal(await b.setIfAbsent('once', 60_000), false);
+    await b.del('once');
+    assert.equal(await a.setIfAbsent('once', 60_000), true);
+  });
+
+  it('a message published by one worker reaches the subscribers of every worker, the publisher included', async () => {
+    const seen: string[] = [];
+    const published: string[] = [];
+    const hub = new EphemeralHub(new MemoryEphemeral(), { onPublish: (channel, message) => published.push(`${channel}=${message}`) });
+    const a = worker(hub).remote;
+    const b = worker(hub).remote;
+    const offA = a.subscribe('changes:7', (m) => seen.push(`a:${m}`));
+    const offB1 = b.subscribe('changes:7', (m) => seen.push(`b1:${m}`));
+    const offB2 = b.subscribe('changes:7', (m) => seen.push(`b2:${m}`));
+    b.subscribe('changes:8', (m) => seen.push(`other:${m}`));
+    await tick();
+    await a.publish('changes:7', '41');
+    await tick();
+    assert.deepEqual(seen.sort(), ['a:41', 'b1:41', 'b2:41']);
+    assert.deepEqual(published, ['changes:7=41']);
+
+    offB1();
+    await b.publish('changes:7', '42');
+    await tick();
+    assert.deepEqual(seen.filter((s) => s.endsWith(':42')).sort(), ['a:42', 'b2:42']);
+    offA();
+    offB2();
+    await tick();
+    await a.publish('changes:7', '43');
+    await tick();
+    assert.equal(seen.filter((s) => s.endsWith(':43')).length, 0, 'nobody listens any more');
+  });
+
+  it('a worker that dies gives back its locks and reservations; plain counters stay', async () => {
+    const store = new MemoryEphemeral();
+    const hub = new EphemeralHub(store);
+    const dying = worker(hub);
+    const b = worker(hub).remote;
+    assert.ok(await dying.remote.lock('pop3:lock:9', 600_000));
+    assert.equal(await dying.remote.reserve([{ key: 'imap:connections:1', limit: 5 }, { key: 'ip', limit: 5 }], 60_000), -1);
+    assert.equal(await dying.remote.reserve([{ key: 'imap:connections:1', limit: 5 }], 60_000), -1);
+    assert.equal(await dying.remote.release('imap:connections:1', 1), 1);
+    assert.equal(await b.reserve([{ key: 'imap:connections:1', limit: 5 }], 60_000), -1);
+    await dying.remote.incr('transfer', 100, 0);
+    const pending = dying.remote.get('transfer');
+    await dying.die();
+    await assert.rejects(pending, StorageError);
+    await assert.rejects(dying.remote.get('transfer'), StorageError);
+
+    assert.ok(await b.lock('pop3:lock:9', 600_000), 'the dead worker no longer holds the lock');
+    assert.equal(await b.get('imap:connections:1'), 1, "only the live worker's reservation is left");
+    assert.equal(await b.get('ip'), 0);
+    assert.equal(await b.get('transfer'), 100);
+  });
+
+  it('answers an unknown operation with an error, not a crash', async () => {
+    const hub = new EphemeralHub(new MemoryEphemeral());
+    const replies: unknown[] = [];
+    const peer = hub.attach({ send: (m) => replies.push(m) });
+    assert.equal(peer.receive({ t: 'wd:eph', id: 1, op: 'flushall', args: [] }), true);
+    assert.equal(peer.receive({ t: 'something-else' }), false);
+    await tick();
+    assert.deepEqual(replies, [{ t: 'wd:eph:r', id: 1, error: 'unknown ephemeral operation flushall' }]);
+  });
+});
