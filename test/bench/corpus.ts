@@ -1,7 +1,7 @@
 /**
  * The bench's deterministic mail corpora: message `i` always has the same bytes (CRLF line ends).
  *
- * - `ingestMessage(i)`: like the corpus of issue 10. 70 % multipart/alternative (text + HTML) of 2–20 KB, 30 %
+ * - `ingestMessage(i)`: like the corpus of issue 10. 76 % multipart/alternative (text + HTML) of 2–20 KB, 24 %
  *   multipart/mixed with one attachment of 50 KB–2 MB (log-uniform, so ~0.5 MB on average) drawn from a pool of
  *   ATTACHMENT_POOL attachments that repeats across messages. About 220 KB per message on average.
  * - `smallMessage(i)`: 1–3 KB text/plain for the large mailbox, with subjects, senders and body words varied
@@ -97,7 +97,7 @@ function head(i: number, rand: () => number, subject: string, extra: string): st
 export function ingestMessage(i: number): Uint8Array {
   const rand = prng(i * 7919 + 17);
   const subject = `${words(rand, 3 + Math.floor(rand() * 5))} #${i}`;
-  if (rand() < 0.7) {
+  if (rand() < 0.76) {
     const textSize = 1000 + Math.floor(rand() * 9000); // text and HTML together 2–20 KB
     const text = paragraph(words(rand, Math.ceil(textSize / 7)));
     const html = `<html><body>\r\n${text.split('\r\n').filter(Boolean).map((l) => `<p>${l}</p>`).join('\r\n')}\r\n</body></html>\r\n`;

@@ -22,7 +22,7 @@ interface Pending {
 export class ImapClient {
   readonly socket: Socket;
   capabilities = '';
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private line = '';
   private literalLeft = 0;
   private pending: Pending[] = [];
