@@ -22,10 +22,13 @@ export async function ensureUsers(dataDir: string, users: string[]): Promise<voi
   const config = resolveConfig({ dataDir });
   const storage = await openStorage(config);
   try {
-    for (const username of users) {
-      if (await storage.users.getByUsername(username)) continue;
-      await createUser(storage, config, { username, password: PASSWORD, addresses: [`${username}@${DOMAIN}`] });
-    }
+    // at once: the password hashes run on the thread pool
+    await Promise.all(
+      users.map(async (username) => {
+        if (await storage.users.getByUsername(username)) return;
+        await createUser(storage, config, { username, password: PASSWORD, addresses: [`${username}@${DOMAIN}`] });
+      }),
+    );
   } finally {
     await storage.close();
   }
