@@ -98,7 +98,7 @@ export function ingestMessage(i: number): Uint8Array {
   const rand = prng(i * 7919 + 17);
   const subject = `${words(rand, 3 + Math.floor(rand() * 5))} #${i}`;
   if (rand() < 0.76) {
-    const textSize = 1000 + Math.floor(rand() * 9000); // text and HTML together 2–20 KB
+    const textSize = 800 + Math.floor(rand() * 7600); // text and HTML together 2–20 KB
     const text = paragraph(words(rand, Math.ceil(textSize / 7)));
     const html = `<html><body>\r\n${text.split('\r\n').filter(Boolean).map((l) => `<p>${l}</p>`).join('\r\n')}\r\n</body></html>\r\n`;
     const b = `alt-${i}`;

@@ -20,6 +20,7 @@ import { SEARCH_TERMS, smallMessage } from './corpus.ts';
 import { giveToMailUser } from './dovecot-peer.ts';
 import { ImapClient, ok } from './imap-client.ts';
 import { BIG_USER, CACHE, DOMAIN, PASSWORD } from './peer.ts';
+import { median } from './report.ts';
 
 export const oursLargeDir = (n: number): string => join(CACHE, `ours-${n}`);
 export const dovecotLargeHome = (n: number): string => join(CACHE, `dovecot-${n}`, 'home');
@@ -94,12 +95,6 @@ export interface LargeResult {
   warmupMs: Record<LargeOp, number>;
   /** Messages in the mailbox (SELECT) and hits per SEARCH / FETCH lines, to check both servers agree. */
   counts: Record<LargeOp, number>;
-}
-
-export function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function countOf(op: LargeOp, untagged: string[]): number {

@@ -25,6 +25,12 @@ export interface BenchResult {
   details: Record<string, unknown>;
 }
 
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 /** > 1 when ours is better, < 1 when Dovecot is; null when either figure is missing or zero. */
 export function advantage(row: Row): number | null {
   const { ours, dovecot } = row;
