@@ -68,13 +68,20 @@ if (only.has('large')) {
   details.largePopulationSeconds = { ours: o || 'cached', dovecot: d || 'cached' };
 }
 
-const peers = {
-  ours: await startOurs(join(root, 'ours'), join(root, 'ours.log'), BENCH_USERS),
-  dovecot: await startDovecot(join(root, 'dovecot'), [
+const started = await Promise.allSettled([
+  startOurs(join(root, 'ours'), join(root, 'ours.log'), BENCH_USERS),
+  startDovecot(join(root, 'dovecot'), [
     ...BENCH_USERS.map((name) => ({ name, home: join(root, 'dovecot', 'mail', name) })),
     { name: BIG_USER, home: dovecotLargeHome(plan.large) },
   ]),
-};
+]);
+const failed = started.find((s) => s.status === 'rejected');
+if (failed) {
+  for (const s of started) if (s.status === 'fulfilled') await s.value.stop();
+  throw failed.reason;
+}
+const [ours, dovecot] = started.map((s) => (s as PromiseFulfilledResult<Peer>).value) as [Peer, Peer];
+const peers = { ours, dovecot };
 log(`servers up: ours imap ${peers.ours.imapPort} lmtp ${peers.ours.lmtpPort}; Dovecot imap ${peers.dovecot.imapPort} lmtp ${peers.dovecot.lmtpPort}`);
 
 try {
