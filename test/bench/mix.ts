@@ -80,8 +80,12 @@ export async function runMix(peer: Peer, options: MixOptions): Promise<MixResult
         if (!conn) {
           conn = await ImapClient.connect(peer.imapPort);
           const login = count(await conn.command(`LOGIN "${mixUser(u)}" "${PASSWORD}"`), 'LOGIN');
-          if (login.status === 'OK') logins++;
-          else throw new Error('login refused');
+          if (login.status !== 'OK') {
+            conn.close();
+            conn = null;
+            continue;
+          }
+          logins++;
         }
         const c = conn;
         const run = (cmd: string) => c.command(cmd).then((r) => count(r, cmd.split(' ')[0]!));
