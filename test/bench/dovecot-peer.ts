@@ -2,8 +2,10 @@
  * Dovecot as the bench peer: installed from apt when missing, started on loopback ports from a configuration
  * written into a temporary directory (base_dir, state_dir and log there too), with a plaintext passwd-file,
  * Maildir, `ssl = no`. Limits are raised so 10,000 IMAP sessions of one user are accepted (one imap process
- * each: service imap process_limit, mail_max_userip_connections) and imap-login runs in Dovecot's
- * high-performance mode (service_count = 0: a few long-lived login processes).
+ * each: service imap process_limit, mail_max_userip_connections, service stats client_limit) and imap-login
+ * runs in Dovecot's high-performance mode (service_count = 0: a few long-lived login processes). The kernel's
+ * fs.inotify.max_user_instances (128 by default) is left alone: beyond it Dovecot's IDLE polls instead (a warning
+ * per session in its log).
  *
  * Dovecot refuses to run mail processes as root (`userdb returned 0 as uid`), so when the bench runs as root the
  * mail is owned by the `dovecot` system user and logins run as `dovenull` (both created by the Debian package);
@@ -116,6 +118,9 @@ service imap-login {
 }
 service imap {
   process_limit = 12000
+}
+service stats {
+  client_limit = 12000
 }
 service lmtp {
   inet_listener lmtp {
