@@ -3,7 +3,7 @@
  * same machine, workload by workload, alternating which server goes first. Prints one table and writes it as
  * JSON under `.bench/results/`. What each workload does: README.md "Performance", and the file named after it.
  *
- * --quick: 100 messages per ingest workload, a 10,000-message large mailbox, 1,000 IDLE sessions, 8 s per mixed
+ * --quick: 60 messages per ingest workload, a 10,000-message large mailbox, 1,000 IDLE sessions, 6 s per mixed
  * load (under 3 minutes once the large mailbox is cached). Full: 500 / 100,000 / 1,000 and 10,000 / 30 s.
  */
 import { parseArgs } from 'node:util';
@@ -28,7 +28,7 @@ const { values: flags } = parseArgs({
 });
 const quick = flags.quick!;
 const plan = quick
-  ? { ingest: 100, large: 10_000, repeats: 3, idle: [1_000], mixSeconds: 8 }
+  ? { ingest: 60, large: 10_000, repeats: 3, idle: [1_000], mixSeconds: 6 }
   : { ingest: 500, large: 100_000, repeats: 5, idle: [1_000, 10_000], mixSeconds: 30 };
 const only = new Set((flags.only ?? 'ingest,large,idle,mix').split(',').map((s) => s.trim()));
 
