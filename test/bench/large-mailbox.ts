@@ -1,0 +1,132 @@
+/**
+ * The large mailbox: N small messages (corpus.smallMessage) in one INBOX, populated once per size and reused
+ * from the bench cache (`.bench/`), then SELECT, UID FETCH 1:* of metadata and three UID SEARCHes timed on it.
+ *
+ * - Ours is populated in-process through the real pipeline (bootApp + storeMessage: the same MIME ingest and
+ *   storage commit as LMTP and APPEND), several stores at once, with SQLite `synchronous = normal` for speed.
+ * - Dovecot's Maildir files are written directly; its first SELECT (the bench's warm-up) builds its index, which
+ *   stays in the cache too.
+ * A directory is reused only when its `complete` marker exists; delete `.bench/` to populate again.
+ */
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bootApp } from '../../protocols/server.ts';
+import { resolveConfig } from '../../hooks/config.ts';
+import { createLogger } from '../../hooks/log.ts';
+import { internalContext } from '../../hooks/context.ts';
+import { storeMessage } from '../../hooks/pipeline/index.ts';
+import { createUser } from '../../storage/users.ts';
+import { SEARCH_TERMS, smallMessage } from './corpus.ts';
+import { giveToMailUser } from './dovecot-peer.ts';
+import { ImapClient, ok } from './imap-client.ts';
+import { BIG_USER, CACHE, DOMAIN, PASSWORD } from './peer.ts';
+import { median } from './report.ts';
+
+export const oursLargeDir = (n: number): string => join(CACHE, `ours-${n}`);
+export const dovecotLargeHome = (n: number): string => join(CACHE, `dovecot-${n}`, 'home');
+
+/** Populates our cache directory for `n` messages unless it is complete; returns the seconds spent (0 if cached). */
+export async function populateOurs(n: number, progress: (line: string) => void): Promise<number> {
+  const root = oursLargeDir(n);
+  if (existsSync(join(root, 'complete'))) return 0;
+  const t0 = performance.now();
+  rmSync(root, { recursive: true, force: true });
+  const dataDir = join(root, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const config = resolveConfig({ dataDir, storage: { sqlite: { synchronous: 'normal' } } });
+  const app = await bootApp(config, createLogger({ level: 'warn', format: 'json' }));
+  try {
+    const { user } = await createUser(app.storage, config, { username: BIG_USER, password: PASSWORD, addresses: [`${BIG_USER}@${DOMAIN}`] });
+    const inbox = (await app.storage.mailboxes.getByPath(user.id, 'INBOX'))!;
+    const ctx = internalContext(app.log);
+    let next = 0;
+    const base = Date.parse('2026-01-01T00:00:00Z');
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < n) {
+          const i = next++;
+          const r = await storeMessage(app, ctx, { userId: user.id, mailboxId: inbox.id, flags: i % 3 ? ['\\Seen'] : [], internalDate: base + i * 60_000, source: smallMessage(i) });
+          if (!r.ok) throw new Error(`populating ours: message ${i}: ${r.verdict.code} ${r.verdict.message}`);
+          if (i % 10_000 === 9_999) progress(`ours: ${i + 1} of ${n} stored (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+        }
+      }),
+    );
+  } finally {
+    await app.close();
+  }
+  writeFileSync(join(root, 'complete'), new Date().toISOString() + '\n');
+  return (performance.now() - t0) / 1000;
+}
+
+/** Writes Dovecot's Maildir for `n` messages unless it is complete; returns the seconds spent (0 if cached). */
+export function populateDovecot(n: number): number {
+  const home = dovecotLargeHome(n);
+  const marker = join(home, '..', 'complete');
+  if (existsSync(marker)) return 0;
+  const t0 = performance.now();
+  rmSync(join(home, '..'), { recursive: true, force: true });
+  const maildir = join(home, 'Maildir');
+  for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, sub), { recursive: true });
+  const base = Date.parse('2026-01-01T00:00:00Z') / 1000;
+  for (let i = 0; i < n; i++) {
+    const crlf = smallMessage(i);
+    const lf = Buffer.from(Buffer.from(crlf).toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
+    // Maildir file name: unique part, S= physical size (LF), W= virtual size (CRLF), info with flags
+    writeFileSync(join(maildir, 'cur', `${base + i * 60}.M${i}P1.bench,S=${lf.length},W=${crlf.length}:2,${i % 3 ? 'S' : ''}`), lf);
+  }
+  giveToMailUser(join(home, '..'));
+  writeFileSync(marker, new Date().toISOString() + '\n');
+  return (performance.now() - t0) / 1000;
+}
+
+export const LARGE_OPS = {
+  select: 'SELECT INBOX',
+  fetch: 'UID FETCH 1:* (UID FLAGS RFC822.SIZE)',
+  searchSubject: `UID SEARCH SUBJECT ${SEARCH_TERMS.subject}`,
+  searchFrom: `UID SEARCH FROM ${SEARCH_TERMS.from}`,
+  searchText: `UID SEARCH TEXT ${SEARCH_TERMS.text}`,
+} as const;
+export type LargeOp = keyof typeof LARGE_OPS;
+
+export interface LargeResult {
+  /** Median milliseconds per op over the repeats (the warm-up round excluded). */
+  medianMs: Record<LargeOp, number>;
+  runsMs: Record<LargeOp, number[]>;
+  warmupMs: Record<LargeOp, number>;
+  /** Messages in the mailbox (SELECT) and hits per SEARCH / FETCH lines, to check both servers agree. */
+  counts: Record<LargeOp, number>;
+}
+
+function countOf(op: LargeOp, untagged: string[]): number {
+  if (op === 'select') return Number(/^\* (\d+) EXISTS/m.exec(untagged.join('\n'))?.[1] ?? -1);
+  if (op === 'fetch') return untagged.filter((l) => / FETCH /.test(l)).length;
+  const search = untagged.find((l) => l.startsWith('* SEARCH'));
+  return search ? search.split(' ').length - 2 : -1;
+}
+
+/** Logs in as the big user and runs every op once to warm up, then `repeats` more times. */
+export async function measureLarge(port: number, repeats: number): Promise<LargeResult> {
+  const client = await ImapClient.connect(port);
+  try {
+    await client.login(BIG_USER, PASSWORD);
+    const ops = Object.keys(LARGE_OPS) as LargeOp[];
+    const runs = Object.fromEntries(ops.map((op) => [op, [] as number[]])) as Record<LargeOp, number[]>;
+    const warmup = {} as Record<LargeOp, number>;
+    const counts = {} as Record<LargeOp, number>;
+    for (let round = 0; round <= repeats; round++) {
+      for (const op of ops) {
+        const t0 = performance.now();
+        const reply = ok(await client.command(LARGE_OPS[op]), op);
+        const ms = performance.now() - t0;
+        if (round === 0) {
+          warmup[op] = ms;
+          counts[op] = countOf(op, reply.untagged);
+        } else runs[op].push(ms);
+      }
+    }
+    const medianMs = Object.fromEntries(ops.map((op) => [op, median(runs[op])])) as Record<LargeOp, number>;
+    return { medianMs, runsMs: runs, warmupMs: warmup, counts };
+  } finally {
+    await client.logout();
+  }
+}

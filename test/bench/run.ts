@@ -1,0 +1,184 @@
+/**
+ * `npm run bench [-- --quick] [-- --only ingest,large,idle,mix] [-- --keep]`: this server against Dovecot on the
+ * same machine, workload by workload, alternating which server goes first. Prints one table and writes it as
+ * JSON under `.bench/results/`. What each workload does: README.md "Performance", and the file named after it.
+ *
+ * --quick: 60 messages per ingest workload, a 10,000-message large mailbox, 1,000 IDLE sessions, 6 s per mixed
+ * load (under 3 minutes once the large mailbox is cached). Full: 500 / 100,000 / 1,000 and 10,000 / 30 s.
+ */
+import { parseArgs } from 'node:util';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { argv, env, runtimeVersion, writeErr, writeOut } from '../../protocols/runtime.ts';
+import { dataBlock, ingestMessage } from './corpus.ts';
+import { dovecotVersion, ensureDovecot, startDovecot } from './dovecot-peer.ts';
+import { idleMemory } from './idle.ts';
+import { appendIngest, lmtpIngest, type IngestResult } from './ingest.ts';
+import { LARGE_OPS, dovecotLargeHome, measureLarge, oursLargeDir, populateDovecot, populateOurs, type LargeOp } from './large-mailbox.ts';
+import { runImaptest } from './imaptest.ts';
+import { runMix, seedMix, type MixOptions } from './mix.ts';
+import { startOurs } from './ours-peer.ts';
+import { BENCH_USERS, BIG_USER, CACHE, INGEST_USER, MIX_CLIENTS as CLIENTS, type Peer } from './peer.ts';
+import { formatTable, toJson, type BenchResult, type Row } from './report.ts';
+
+const { values: flags } = parseArgs({
+  args: argv(),
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, keep: { type: 'boolean', default: false } },
+});
+const quick = flags.quick!;
+const plan = quick
+  ? { ingest: 60, large: 10_000, repeats: 3, idle: [1_000], mixSeconds: 6 }
+  : { ingest: 500, large: 100_000, repeats: 5, idle: [1_000, 10_000], mixSeconds: 30 };
+const only = new Set((flags.only ?? 'ingest,large,idle,mix').split(',').map((s) => s.trim()));
+
+const t0 = performance.now();
+const log = (line: string) => writeErr(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
+const rows: Row[] = [];
+const details: Record<string, unknown> = { plan };
+const row = (workload: string, unit: string, better: Row['better'], ours: number | null, dovecot: number | null, note?: string) =>
+  rows.push({ workload, unit, better, ours, dovecot, ...(note ? { note } : {}) });
+
+/** Runs `fn` on both servers, ours first on even workloads and Dovecot first on odd ones. */
+let turn = 0;
+async function both<T>(peers: { ours: Peer; dovecot: Peer }, what: string, fn: (peer: Peer) => Promise<T>): Promise<{ ours: T; dovecot: T }> {
+  const order: Array<'ours' | 'dovecot'> = turn++ % 2 === 0 ? ['ours', 'dovecot'] : ['dovecot', 'ours'];
+  const out = {} as { ours: T; dovecot: T };
+  for (const name of order) {
+    const started = performance.now();
+    out[name] = await fn(peers[name]);
+    log(`${what}: ${name} done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  details[what] = out;
+  return out;
+}
+
+ensureDovecot(log);
+const root = mkdtempSync(join(tmpdir(), 'wd-bench-'));
+chmodSync(root, 0o755); // Dovecot's unprivileged processes read below it
+mkdirSync(join(root, 'ours'));
+log(`working in ${root}; cache in ${CACHE}`);
+
+// the large mailbox: populated once per size, reused afterwards
+if (only.has('large')) {
+  const d = populateDovecot(plan.large);
+  if (d) log(`Dovecot's ${plan.large}-message Maildir written in ${d.toFixed(1)} s`);
+  const o = await populateOurs(plan.large, log);
+  if (o) log(`our ${plan.large}-message mailbox populated in ${o.toFixed(1)} s`);
+  details.largePopulationSeconds = { ours: o || 'cached', dovecot: d || 'cached' };
+}
+
+const started = await Promise.allSettled([
+  startOurs(join(root, 'ours'), join(root, 'ours.log'), BENCH_USERS),
+  startDovecot(join(root, 'dovecot'), [
+    ...BENCH_USERS.map((name) => ({ name, home: join(root, 'dovecot', 'mail', name) })),
+    { name: BIG_USER, home: dovecotLargeHome(plan.large) },
+  ]),
+]);
+const failed = started.find((s) => s.status === 'rejected');
+if (failed) {
+  for (const s of started) if (s.status === 'fulfilled') await s.value.stop();
+  throw failed.reason;
+}
+const [ours, dovecot] = started.map((s) => (s as PromiseFulfilledResult<Peer>).value) as [Peer, Peer];
+const peers = { ours, dovecot };
+log(`servers up: ours imap ${peers.ours.imapPort} lmtp ${peers.ours.lmtpPort}; Dovecot imap ${peers.dovecot.imapPort} lmtp ${peers.dovecot.lmtpPort}`);
+
+try {
+  if (only.has('ingest')) {
+    const n = plan.ingest;
+    const slice = (k: number) => Array.from({ length: n }, (_, i) => ingestMessage(k * n + i));
+    const corpora = [0, 1, 2, 3].map(slice);
+    const bytes = corpora.map((c) => c.reduce((s, m) => s + m.length, 0));
+    const blocks = corpora.slice(0, 2).map((c) => c.map(dataBlock));
+    log(`corpus: ${4 * n} messages, ${(bytes.reduce((a, b) => a + b, 0) / 1e6).toFixed(1)} MB (${(bytes[0]! / n / 1024).toFixed(0)} KB average)`);
+    const runs: Array<[string, (p: Peer) => Promise<IngestResult>]> = [
+      ['LMTP delivery, 1 connection', (p) => lmtpIngest(p, blocks[0]!, bytes[0]!, 1)],
+      ['LMTP delivery, 4 connections', (p) => lmtpIngest(p, blocks[1]!, bytes[1]!, 4)],
+      ['IMAP APPEND, 1 connection', (p) => appendIngest(p, corpora[2]!, bytes[2]!, 1)],
+      ['IMAP APPEND, 4 connections', (p) => appendIngest(p, corpora[3]!, bytes[3]!, 4)],
+    ];
+    const cpu: Array<{ workload: string; ours: number; dovecot: number }> = [];
+    for (const [name, fn] of runs) {
+      const r = await both(peers, name, fn);
+      row(name, 'msg/s', 'higher', r.ours.perSecond, r.dovecot.perSecond);
+      cpu.push({ workload: name, ours: r.ours.cpuMsPerMessage, dovecot: r.dovecot.cpuMsPerMessage });
+    }
+    for (const c of cpu) row(`server CPU per message: ${c.workload}`, 'ms', 'lower', c.ours, c.dovecot);
+    const raw = bytes.reduce((a, b) => a + b, 0);
+    details.storedBytes = { raw, ours: peers.ours.storedBytes(INGEST_USER), dovecot: peers.dovecot.storedBytes(INGEST_USER) };
+    row('stored / raw bytes after the ingest workloads', 'ratio', 'lower', peers.ours.storedBytes(INGEST_USER) / raw, peers.dovecot.storedBytes(INGEST_USER) / raw);
+  }
+
+  if (only.has('large')) {
+    const oursLarge = await startOurs(join(oursLargeDir(plan.large), 'data'), join(root, 'ours-large.log'), []);
+    try {
+      const r = await both({ ours: oursLarge, dovecot: peers.dovecot }, `large mailbox (${plan.large})`, (p) => measureLarge(p.imapPort, plan.repeats));
+      const label: Record<LargeOp, string> = {
+        select: 'SELECT INBOX',
+        fetch: 'UID FETCH 1:* (UID FLAGS RFC822.SIZE)',
+        searchSubject: 'UID SEARCH SUBJECT',
+        searchFrom: 'UID SEARCH FROM',
+        searchText: 'UID SEARCH TEXT',
+      };
+      for (const op of Object.keys(LARGE_OPS) as LargeOp[]) {
+        const agree = r.ours.counts[op] === r.dovecot.counts[op];
+        row(`${label[op]}, ${plan.large.toLocaleString('en-US')} messages`, 'ms', 'lower', r.ours.medianMs[op], r.dovecot.medianMs[op], agree ? undefined : `counts differ: ${r.ours.counts[op]} vs ${r.dovecot.counts[op]}`);
+      }
+    } finally {
+      await oursLarge.stop();
+    }
+  }
+
+  if (only.has('idle')) {
+    for (const n of plan.idle) {
+      const r = await both(peers, `idle ${n}`, (p) => idleMemory(p, n));
+      const note = (x: { ready: number; errors: number }) => `${x.ready} held, ${x.errors} failed`;
+      row(`idle memory per IMAP session (PSS), ${n.toLocaleString('en-US')} IDLE`, 'KB', 'lower', r.ours.pssPerSession / 1024, r.dovecot.pssPerSession / 1024, `ours ${note(r.ours)}; Dovecot ${note(r.dovecot)}`);
+      row(`idle memory per IMAP session (RSS sum), ${n.toLocaleString('en-US')} IDLE`, 'KB', 'lower', r.ours.rssPerSession / 1024, r.dovecot.rssPerSession / 1024);
+    }
+  }
+
+  if (only.has('mix')) {
+    await Promise.all([seedMix(peers.ours, CLIENTS), seedMix(peers.dovecot, CLIENTS)]);
+    const variants: Array<[string, MixOptions]> = [
+      [`mixed IMAP load, ${CLIENTS} clients, logins included`, { clients: CLIENTS, seconds: plan.mixSeconds, keepSessions: false, pipelining: true }],
+      [`the same mix, sessions kept (no LOGOUT)`, { clients: CLIENTS, seconds: plan.mixSeconds, keepSessions: true, pipelining: true }],
+      ['the mix, 1 client, no pipelining', { clients: 1, seconds: plan.mixSeconds, keepSessions: false, pipelining: false }],
+    ];
+    for (const [name, options] of variants) {
+      const r = await both(peers, name, (p) => runMix(p, options));
+      const errs = `errors: ours ${r.ours.errors}, Dovecot ${r.dovecot.errors}`;
+      row(name, 'cmds/s', 'higher', r.ours.commandsPerSecond, r.dovecot.commandsPerSecond, errs);
+      if (!options.keepSessions) row(`logins per second (${name})`, 'logins/s', 'higher', r.ours.loginsPerSecond, r.dovecot.loginsPerSecond);
+    }
+    const imaptest = env().IMAPTEST;
+    if (imaptest) {
+      const r = await both(peers, 'imaptest', (p) => runImaptest(imaptest, p, root, plan.mixSeconds));
+      row(`imaptest default mix, ${CLIENTS} clients`, 'cmds/s', 'higher', r.ours.commandsPerSecond, r.dovecot.commandsPerSecond);
+    }
+  }
+  // a slot for the MongoDB + Redis backend's rows, once it exists
+  row('MongoDB backend rows', '', 'higher', null, null, 'backend not built yet');
+} finally {
+  await Promise.all([peers.ours.stop(), peers.dovecot.stop()]);
+  if (!flags.keep) rmSync(root, { recursive: true, force: true });
+  else log(`kept ${root}`);
+}
+
+const result: BenchResult = {
+  startedAt: new Date(Date.now() - (performance.now() - t0)).toISOString(),
+  durationSeconds: (performance.now() - t0) / 1000,
+  mode: quick ? 'quick' : 'full',
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: runtimeVersion, dovecot: dovecotVersion() },
+  rows,
+  details,
+};
+const resultsDir = join(CACHE, 'results');
+mkdirSync(resultsDir, { recursive: true });
+const file = join(resultsDir, `bench-${result.startedAt.replace(/[:.]/g, '-')}-${result.mode}.json`);
+writeFileSync(file, toJson(result));
+writeOut(
+  `\n${formatTable(rows)}\n\n${result.mode} run, ${result.durationSeconds.toFixed(0)} s, ${result.machine.cpus} × ${result.machine.cpuModel}, ` +
+    `Node ${result.machine.node}, ${result.machine.dovecot}\nJSON: ${file}\n`,
+);
