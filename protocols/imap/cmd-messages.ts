@@ -13,7 +13,7 @@ import { SELECTED, command } from './command.ts';
 import type { CommandSpec } from './command.ts';
 import { parseFetch, renderFetch } from './fetch.ts';
 import { parseSearch, search, storageLoaders } from './search.ts';
-import { formatSequenceSet, parseSequenceSet, selectUids, sequenceNumbers } from './sequence.ts';
+import { formatSequenceSet, parseSequenceSet, sequenceNumbers } from './sequence.ts';
 import type { SequenceSet } from './sequence.ts';
 import { renderFlags } from './render.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
@@ -23,13 +23,13 @@ import { ImapSyntaxError } from './types.ts';
 /** UIDs (ascending) a set names in the client's view. A sequence number beyond EXISTS is BAD (RFC 9051 §6.4.5). */
 export function resolveSet(session: ImapSession, set: SequenceSet, uid: boolean): number[] {
   const view = session.selected!;
-  if (uid) return selectUids(set, view.uids);
+  if (uid) return view.selectUids(set);
   for (const range of set) {
     if (range.start !== '*' && range.end !== '*' && Math.max(range.start, range.end) > view.exists) {
       throw new ImapSyntaxError('Invalid message sequence number');
     }
   }
-  return sequenceNumbers(set, view.exists).map((seq) => view.uids[seq - 1]!);
+  return view.uidsAt(sequenceNumbers(set, view.exists));
 }
 
 function sequenceArg(args: Args): SequenceSet {

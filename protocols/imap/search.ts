@@ -250,7 +250,7 @@ export interface SearchContext {
   /** The mailbox index in UID order; position i is message sequence number i + 1. */
   entries: readonly MessageIndexEntry[];
   /** UIDs this session sees as \Recent. */
-  recent: ReadonlySet<number>;
+  recent: { has(uid: number): boolean };
   /** Current time in ms (OLDER / YOUNGER); defaults to Date.now(). */
   now?: number;
   /** Not needed by the current keys; accepted so callers can pass their whole loader set. */
@@ -307,7 +307,7 @@ interface Env {
   maxUid: number;
   count: number;
   now: number;
-  recent: ReadonlySet<number>;
+  recent: { has(uid: number): boolean };
   predicates: Map<SearchKey, (value: number) => boolean>;
 }
 

@@ -16,6 +16,7 @@ import type {
   FlagResult,
   FlagUpdate,
   Id,
+  IndexColumns,
   IngestedMessage,
   MessageContent,
   MessageIndexEntry,
@@ -83,6 +84,35 @@ function toRecord(r: RecordRow): MessageRecord {
     mime: JSON.parse(r.mime) as MimeNode,
     hasAttachments: bool(r.has_attachments),
   };
+}
+
+/** Rows to IndexColumns; each distinct flags text is parsed once. */
+function indexColumnsOf(rows: ReadonlyArray<{ uid: number; modseq: number; flags: string; size: number; internal_date: number }>): IndexColumns {
+  const count = rows.length;
+  const out: IndexColumns = {
+    count,
+    uids: new Uint32Array(count),
+    modseqs: new Float64Array(count),
+    sizes: new Float64Array(count),
+    internalDates: new Float64Array(count),
+    flags: new Uint32Array(count),
+    flagSets: [],
+  };
+  const sets = new Map<string, number>();
+  for (let i = 0; i < count; i++) {
+    const r = rows[i]!;
+    out.uids[i] = num(r.uid);
+    out.modseqs[i] = num(r.modseq);
+    out.sizes[i] = num(r.size);
+    out.internalDates[i] = num(r.internal_date);
+    let set = sets.get(r.flags);
+    if (set === undefined) {
+      set = out.flagSets.push(JSON.parse(r.flags) as Flag[]) - 1;
+      sets.set(r.flags, set);
+    }
+    out.flags[i] = set;
+  }
+  return out;
 }
 
 /** Message-ID as used for threading: surrounding whitespace and angle brackets removed. */
@@ -238,6 +268,19 @@ export class SqliteMessages implements MessagesPort {
       size: num(r.size),
       internalDate: num(r.internal_date),
     }));
+  }
+
+  async indexColumns(mailboxId: Id, options: { afterUid?: number } = {}): Promise<IndexColumns> {
+    const n = rowId(mailboxId);
+    const rows =
+      n === null
+        ? []
+        : this.#db.all<{ uid: number; modseq: number; flags: string; size: number; internal_date: number }>(
+            'SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid',
+            n,
+            options.afterUid ?? 0,
+          );
+    return indexColumnsOf(rows);
   }
 
   async content(id: Id): Promise<MessageContent | null> {
