@@ -71,6 +71,11 @@ export class RecentUids {
     else this.#ranges.push(from, to);
   }
 
+  /** Ranges held (adjacent claims merge into one). */
+  get ranges(): number {
+    return this.#ranges.length / 2;
+  }
+
   has(uid: number): boolean {
     for (let i = 0; i < this.#ranges.length; i += 2) if (uid > this.#ranges[i]! && uid <= this.#ranges[i + 1]!) return true;
     return false;

@@ -99,6 +99,11 @@ export class SelectedMailbox implements IndexView {
     this.#lease.release();
   }
 
+  /** What this session holds besides the shared index (tests, metrics): counts, never per-message copies. */
+  footprint(): { expunged: number; ownChanges: number; recentRanges: number; index: MailboxIndex } {
+    return { expunged: this.#expunged.length, ownChanges: this.#own?.size ?? 0, recentRanges: this.recent.ranges, index: this.#index };
+  }
+
   // --- IndexView ----------------------------------------------------------------------------------------------
 
   expunging(entries: readonly MessageIndexEntry[]): void {
@@ -352,6 +357,14 @@ export class SelectedMailbox implements IndexView {
       if (stamps[k]! > 0) (this.#own ??= new Map()).set(changed[k]!.uid, stamps[k]!);
     }
     return this.#newKeywords();
+  }
+
+  /** The client was sent this message's FLAGS as of `modseq` (a FETCH): a change it already shows is not reported again. */
+  flagsSent(uid: number, modseq: number): void {
+    const i = this.#index.indexOf(uid);
+    if (i < 0 || this.#index.modseqAt(i) !== modseq) return;
+    const stamp = this.#index.stampAt(i);
+    if (stamp > this.#flagStamp) (this.#own ??= new Map()).set(uid, stamp);
   }
 
   /**

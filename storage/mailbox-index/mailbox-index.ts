@@ -21,8 +21,10 @@ import type { ChangeEntry, Flag, Id, IndexColumns, MailboxRecord, MessageIndexEn
 import { Columns } from './columns.ts';
 import { FlagSets } from './flag-sets.ts';
 
-/** Change-log entries read per storage call while catching up. */
-const PAGE = 1000;
+/** Change-log entries read per storage call while catching up (an entry may carry hundreds of keywords). */
+const PAGE = 200;
+/** Catching up yields to the event loop once it has run this long (as protocols/time-slice.ts does for commands). */
+const SLICE_MS = 8;
 
 /** A session's view of the index. */
 export interface IndexView {
@@ -192,6 +194,7 @@ export class MailboxIndex {
   async #catchUp(): Promise<void> {
     let changed = false;
     let load = false;
+    let since = performance.now();
     for (;;) {
       const entries = await this.#storage.changes.since(this.userId, this.#cursor, { mailboxId: this.mailboxId, limit: PAGE });
       const applied = this.#applyLog(entries);
@@ -199,7 +202,10 @@ export class MailboxIndex {
       load ||= applied.load;
       if (entries.length > 0) this.#cursor = entries[entries.length - 1]!.id;
       if (entries.length < PAGE) break;
-      await yieldToLoop();
+      if (performance.now() - since >= SLICE_MS) {
+        await yieldToLoop();
+        since = performance.now();
+      }
     }
     if (load) {
       const rows = await this.#storage.messages.indexColumns(this.mailboxId, { afterUid: this.#loadedThrough });
