@@ -158,13 +158,13 @@ async function fetchMetadata(session: ImapSession, ctx: HookContext, uids: reado
     const lines: string[] = [];
     for (let k = i; k < Math.min(uids.length, i + METADATA_BATCH); k++) {
       const uid = uids[k]!;
-      const entry = view.entry(uid);
-      if (!entry) {
+      const known = view.message(uid);
+      if (!known) {
         missing = true;
         continue;
       }
-      lines.push(renderFetchLine(plan, { seq: view.seqOf(uid), entry, blobs, recent: view.recent.has(uid), flagsChanged: false }));
-      if (sendsFlags) view.flagsSent(uid, entry.modseq);
+      lines.push(renderFetchLine(plan, { seq: known.seq, entry: known.entry, blobs, recent: view.recent.has(uid), flagsChanged: false }));
+      if (sendsFlags) view.flagsSent(uid, known.entry.modseq);
     }
     if (lines.length > 0) await session.sendPieces([lines.join('\r\n')]);
     await reportDownload(session.app, ctx, transfer);

@@ -422,16 +422,27 @@ function itemsFor(plan: FetchPlan, message: FetchMessage): FetchItem[] {
   return plan.items;
 }
 
+/** Rendered flag lists by list (the shared index interns them, so a whole-mailbox FETCH renders each list once). */
+const rendered = [new WeakMap<readonly string[], string>(), new WeakMap<readonly string[], string>()];
+
+function flagsText(flags: readonly string[], recent: boolean): string {
+  const cache = rendered[recent ? 1 : 0]!;
+  let text = cache.get(flags);
+  if (text === undefined) {
+    text = renderFlags(recent && !flags.includes('\\Recent') ? [...flags, '\\Recent'] : flags);
+    cache.set(flags, text);
+  }
+  return text;
+}
+
 /** One data item that is not a body section. */
 function simpleItem(type: SimpleFetchItem, message: FetchMessage, options: RenderOptions): string {
   const { entry } = message;
   switch (type) {
     case 'UID':
       return `UID ${entry.uid}`;
-    case 'FLAGS': {
-      const flags = message.recent && !entry.flags.includes('\\Recent') ? [...entry.flags, '\\Recent'] : entry.flags;
-      return `FLAGS ${renderFlags(flags)}`;
-    }
+    case 'FLAGS':
+      return `FLAGS ${flagsText(entry.flags, message.recent === true)}`;
     case 'INTERNALDATE':
       return `INTERNALDATE ${formatInternalDate(entry.internalDate)}`;
     case 'RFC822.SIZE':

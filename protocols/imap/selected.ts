@@ -193,6 +193,18 @@ export class SelectedMailbox implements IndexView {
     return gone?.uid === uid ? gone : undefined;
   }
 
+  /** Sequence number and entry of a message the client knows (one lookup; for FETCH), or undefined. */
+  message(uid: number): { seq: number; entry: MessageIndexEntry } | undefined {
+    if (uid > this.#announced) return undefined;
+    const i = this.#index.indexOf(uid);
+    if (i < 0) {
+      const entry = this.entry(uid);
+      return entry ? { seq: this.seqOf(uid), entry } : undefined;
+    }
+    const seq = i + 1 + (this.#expunged.length > 0 ? this.#expungedBelow(uid) : 0);
+    return { seq, entry: this.#index.entryAt(i) };
+  }
+
   isExpunged(uid: number): boolean {
     return this.#expunged[this.#expungedBelow(uid)]?.uid === uid;
   }
@@ -361,6 +373,7 @@ export class SelectedMailbox implements IndexView {
 
   /** The client was sent this message's FLAGS as of `modseq` (a FETCH): a change it already shows is not reported again. */
   flagsSent(uid: number, modseq: number): void {
+    if (this.#index.stamp <= this.#flagStamp) return; // nothing changed since the last report
     const i = this.#index.indexOf(uid);
     if (i < 0 || this.#index.modseqAt(i) !== modseq) return;
     const stamp = this.#index.stampAt(i);
