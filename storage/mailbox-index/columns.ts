@@ -2,7 +2,7 @@
  * The per-message columns of a mailbox index, in UID order: typed arrays that grow by doubling, searched by binary
  * search on the UID column, compacted in one pass when messages leave. About 36 bytes per message.
  */
-import type { IndexColumns, MessageIndexEntry } from '../ports.ts';
+import type { Flag, IndexColumns, MessageIndexEntry } from '../ports.ts';
 
 export class Columns {
   count = 0;
@@ -79,9 +79,21 @@ export class Columns {
   }
 }
 
-/** IndexColumns from index entries in UID order (for a backend that reads entries; each distinct list kept once). */
-export function indexColumnsFrom(entries: readonly MessageIndexEntry[]): IndexColumns {
-  const count = entries.length;
+/** How to read one row of a backend's index query (no object allocated per row). */
+export interface IndexRowReader<T> {
+  uid(row: T): number;
+  modseq(row: T): number;
+  size(row: T): number;
+  internalDate(row: T): number;
+  /** A text equal for equal flag lists (the stored JSON, the joined list). */
+  flagsKey(row: T): string;
+  /** The row's flags, asked once per distinct key. */
+  flags(row: T): Flag[];
+}
+
+/** IndexColumns from rows in UID order, each distinct flag list parsed and kept once: for any backend. */
+export function collectIndexColumns<T>(rows: readonly T[], read: IndexRowReader<T>): IndexColumns {
+  const count = rows.length;
   const out: IndexColumns = {
     count,
     uids: new Uint32Array(count),
@@ -92,15 +104,30 @@ export function indexColumnsFrom(entries: readonly MessageIndexEntry[]): IndexCo
     flagSets: [],
   };
   const sets = new Map<string, number>();
-  entries.forEach((entry, i) => {
-    out.uids[i] = entry.uid;
-    out.modseqs[i] = entry.modseq;
-    out.sizes[i] = entry.size;
-    out.internalDates[i] = entry.internalDate;
-    const key = entry.flags.join(' ');
+  for (let i = 0; i < count; i++) {
+    const row = rows[i]!;
+    out.uids[i] = read.uid(row);
+    out.modseqs[i] = read.modseq(row);
+    out.sizes[i] = read.size(row);
+    out.internalDates[i] = read.internalDate(row);
+    const key = read.flagsKey(row);
     let set = sets.get(key);
-    if (set === undefined) sets.set(key, (set = out.flagSets.push([...entry.flags]) - 1));
+    if (set === undefined) sets.set(key, (set = out.flagSets.push(read.flags(row)) - 1));
     out.flags[i] = set;
-  });
+  }
   return out;
+}
+
+const ENTRY_READER: IndexRowReader<MessageIndexEntry> = {
+  uid: (e) => e.uid,
+  modseq: (e) => e.modseq,
+  size: (e) => e.size,
+  internalDate: (e) => e.internalDate,
+  flagsKey: (e) => e.flags.join(' '),
+  flags: (e) => [...e.flags],
+};
+
+/** IndexColumns from index entries in UID order. */
+export function indexColumnsFrom(entries: readonly MessageIndexEntry[]): IndexColumns {
+  return collectIndexColumns(entries, ENTRY_READER);
 }

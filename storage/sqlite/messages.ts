@@ -26,6 +26,8 @@ import type {
   Segment,
 } from '../ports.ts';
 import type { Db } from './driver.ts';
+import { collectIndexColumns } from '../mailbox-index/columns.ts';
+import type { IndexRowReader } from '../mailbox-index/columns.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import type { MailboxRow } from './mailboxes.ts';
@@ -86,34 +88,22 @@ function toRecord(r: RecordRow): MessageRecord {
   };
 }
 
-/** Rows to IndexColumns; each distinct flags text is parsed once. */
-function indexColumnsOf(rows: ReadonlyArray<{ uid: number; modseq: number; flags: string; size: number; internal_date: number }>): IndexColumns {
-  const count = rows.length;
-  const out: IndexColumns = {
-    count,
-    uids: new Uint32Array(count),
-    modseqs: new Float64Array(count),
-    sizes: new Float64Array(count),
-    internalDates: new Float64Array(count),
-    flags: new Uint32Array(count),
-    flagSets: [],
-  };
-  const sets = new Map<string, number>();
-  for (let i = 0; i < count; i++) {
-    const r = rows[i]!;
-    out.uids[i] = num(r.uid);
-    out.modseqs[i] = num(r.modseq);
-    out.sizes[i] = num(r.size);
-    out.internalDates[i] = num(r.internal_date);
-    let set = sets.get(r.flags);
-    if (set === undefined) {
-      set = out.flagSets.push(JSON.parse(r.flags) as Flag[]) - 1;
-      sets.set(r.flags, set);
-    }
-    out.flags[i] = set;
-  }
-  return out;
+interface IndexRow {
+  uid: number;
+  modseq: number;
+  flags: string;
+  size: number;
+  internal_date: number;
 }
+
+const INDEX_ROW: IndexRowReader<IndexRow> = {
+  uid: (r) => num(r.uid),
+  modseq: (r) => num(r.modseq),
+  size: (r) => num(r.size),
+  internalDate: (r) => num(r.internal_date),
+  flagsKey: (r) => r.flags,
+  flags: (r) => JSON.parse(r.flags) as Flag[],
+};
 
 /** Message-ID as used for threading: surrounding whitespace and angle brackets removed. */
 function threadRef(id: string): string | null {
@@ -275,12 +265,8 @@ export class SqliteMessages implements MessagesPort {
     const rows =
       n === null
         ? []
-        : this.#db.all<{ uid: number; modseq: number; flags: string; size: number; internal_date: number }>(
-            'SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid',
-            n,
-            options.afterUid ?? 0,
-          );
-    return indexColumnsOf(rows);
+        : this.#db.all<IndexRow>('SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid', n, options.afterUid ?? 0);
+    return collectIndexColumns(rows, INDEX_ROW);
   }
 
   async content(id: Id): Promise<MessageContent | null> {
