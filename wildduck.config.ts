@@ -31,6 +31,13 @@ export default defineConfig({
       // Pub/sub between instances, counters, locks, rate limits.
       url: 'redis://127.0.0.1:6379/3',
     },
+    mailboxIndex: {
+      // Seconds the shared index of a mailbox (one per process, used by every session that has it selected) stays
+      // in memory after its last session left, so a re-SELECT is instant; 0 = drop it with the last session.
+      lingerSeconds: 60,
+      // Most such indexes kept with no session holding them (oldest dropped first).
+      maxLingering: 200,
+    },
   },
 
   server: {

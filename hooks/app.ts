@@ -15,6 +15,7 @@ import type { LoadedPlugin, PluginRegistry } from './host.ts';
 import { storageReader } from './storage-reader.ts';
 import type { IngestFn, PipelineApp } from './pipeline/run.ts';
 import type { StoragePorts } from '../storage/ports.ts';
+import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
 import { builtinPlugins } from '../plugins/index.ts';
 import { createStoragePlugin } from '../plugins/storage.ts';
 import { createLoginLimitsPlugin, loginLimitsFromConfig } from '../plugins/login-limits.ts';
@@ -52,6 +53,8 @@ export interface App extends PipelineApp {
   readonly ingest: IngestFn;
   /** Loaded plugins in apply order (the storage plugin last). */
   readonly plugins: readonly LoadedPlugin[];
+  /** The shared per-mailbox indexes of this process (storage/mailbox-index): what selected IMAP sessions view. */
+  readonly indexes: MailboxIndexes;
   /** This app's metrics registry: connections, commands, deliveries, errors, API requests (`GET /metrics`). */
   readonly metrics: Metrics;
   /** Closes plugins in reverse order, then the storage backend. Idempotent. */
@@ -82,6 +85,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     ],
   });
   let closing: Promise<void> | null = null;
+  const { lingerSeconds, maxLingering } = config.storage.mailboxIndex;
+  const indexes = new MailboxIndexes(storage, { lingerMs: lingerSeconds * 1000, maxLingering });
   return Object.freeze({
     config,
     log,
@@ -89,10 +94,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     storage,
     ingest,
     plugins: host.plugins,
+    indexes,
     metrics,
     close: () =>
       (closing ??= (async () => {
         await host.close();
+        indexes.close();
         try {
           await storage.close();
         } catch (err) {

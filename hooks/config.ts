@@ -91,6 +91,17 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        mailboxIndex: z
+          .object({
+            lingerSeconds: z
+              .number()
+              .nonnegative()
+              .default(60)
+              .describe('How long the shared index of a mailbox (UIDs, flags, modseqs, kept once per process for every session that has it selected) stays in memory after its last session left, so a re-SELECT finds it warm; 0 = drop it with the last session.'),
+            maxLingering: z.number().int().nonnegative().default(200).describe('Most shared mailbox indexes kept in memory with no session holding them (oldest dropped first).'),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

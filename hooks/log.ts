@@ -42,13 +42,63 @@ function serializeError(err: unknown): unknown {
 
 export function createLogger(options: LoggerOptions = {}, bound: LogFields = {}): Logger {
   const level = options.level ?? 'info';
-  const threshold = LEVELS[level];
   const format = options.format === 'auto' || !options.format ? (stdoutIsTerminal() ? 'pretty' : 'json') : options.format;
   const sink = options.sink ?? ((line: string) => writeOut(line + '\n'));
+  return new FieldLogger({ level, threshold: LEVELS[level], format, sink }, bound);
+}
 
-  const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
+interface LoggerSetup {
+  level: LogLevel;
+  threshold: number;
+  format: 'json' | 'pretty';
+  sink: (line: string, entry: LogFields) => void;
+}
+
+/**
+ * Methods on the prototype and the setup shared by every child: a child logger (one per session and per command)
+ * is two small objects, not a set of closures.
+ */
+class FieldLogger implements Logger {
+  readonly #setup: LoggerSetup;
+  readonly #bound: LogFields;
+
+  constructor(setup: LoggerSetup, bound: LogFields) {
+    this.#setup = setup;
+    this.#bound = bound;
+  }
+
+  get level(): LogLevel {
+    return this.#setup.level;
+  }
+
+  trace(msg: string, fields?: LogFields): void {
+    this.#emit('trace', msg, fields);
+  }
+
+  debug(msg: string, fields?: LogFields): void {
+    this.#emit('debug', msg, fields);
+  }
+
+  info(msg: string, fields?: LogFields): void {
+    this.#emit('info', msg, fields);
+  }
+
+  warn(msg: string, fields?: LogFields): void {
+    this.#emit('warn', msg, fields);
+  }
+
+  error(msg: string, fields?: LogFields): void {
+    this.#emit('error', msg, fields);
+  }
+
+  child(fields: LogFields): Logger {
+    return new FieldLogger(this.#setup, { ...this.#bound, ...fields });
+  }
+
+  #emit(lvl: LogLevel, msg: string, fields?: LogFields): void {
+    const { threshold, format, sink } = this.#setup;
     if (LEVELS[lvl] < threshold) return;
-    const entry: LogFields = { time: new Date().toISOString(), level: lvl, msg, ...bound, ...fields };
+    const entry: LogFields = { time: new Date().toISOString(), level: lvl, msg, ...this.#bound, ...fields };
     if (entry.err !== undefined) entry.err = serializeError(entry.err);
     let line: string;
     if (format === 'pretty') {
@@ -59,17 +109,7 @@ export function createLogger(options: LoggerOptions = {}, bound: LogFields = {})
       line = JSON.stringify(entry);
     }
     sink(line, entry);
-  };
-
-  return {
-    level,
-    trace: (m, f) => emit('trace', m, f),
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger({ level, format, sink }, { ...bound, ...fields }),
-  };
+  }
 }
 
 /** A logger that drops everything. */

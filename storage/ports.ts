@@ -407,6 +407,20 @@ export interface MessageIndexEntry {
   internalDate: number;
 }
 
+/**
+ * A mailbox's index as columns in UID order, for the shared mailbox index (storage/mailbox-index): one call, no
+ * object per message. `flags[i]` is an index into `flagSets`, the distinct flag lists of this answer.
+ */
+export interface IndexColumns {
+  count: number;
+  uids: Uint32Array;
+  modseqs: Float64Array;
+  sizes: Float64Array;
+  internalDates: Float64Array;
+  flags: Uint32Array;
+  flagSets: Flag[][];
+}
+
 export interface MessagesPort {
   /** Atomically: allocate UID and modseq, store the message, take blob references, log `exists`. */
   append(input: AppendInput): Promise<AppendResult>;
@@ -414,6 +428,8 @@ export interface MessagesPort {
   getById(id: Id): Promise<MessageRecord | null>;
   /** Index of the mailbox in UID order; `changedSince` limits to messages with modseq > it. */
   index(mailboxId: Id, options?: { changedSince?: number }): Promise<MessageIndexEntry[]>;
+  /** The same index as columns (IndexColumns); `afterUid` limits it to messages with a higher UID. */
+  indexColumns(mailboxId: Id, options?: { afterUid?: number }): Promise<IndexColumns>;
   /** Segment list and inline bytes, for reassembly (storage/mime/reassemble.ts). */
   content(id: Id): Promise<MessageContent | null>;
   /** The stored body search text (IngestedMessage.searchText). */

@@ -11,26 +11,28 @@ import { flagList, list, number } from './args.ts';
 import type { Args } from './args.ts';
 import { SELECTED, command } from './command.ts';
 import type { CommandSpec } from './command.ts';
-import { parseFetch, renderFetch } from './fetch.ts';
+import { parseFetch, planHasSections, renderFetch, renderFetchLine } from './fetch.ts';
+import type { FetchPlan } from './fetch.ts';
 import { parseSearch, search } from './search.ts';
 import { mailboxSearchSources } from '../../storage/search/loaders.ts';
-import { formatSequenceSet, parseSequenceSet, selectUids, sequenceNumbers } from './sequence.ts';
+import { formatSequenceSet, parseSequenceSet, sequenceNumbers } from './sequence.ts';
 import type { SequenceSet } from './sequence.ts';
 import { renderFlags } from './render.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
+import type { Outcome } from './responses.ts';
 import type { ImapSession } from './session.ts';
 import { ImapSyntaxError } from './types.ts';
 
 /** UIDs (ascending) a set names in the client's view. A sequence number beyond EXISTS is BAD (RFC 9051 §6.4.5). */
 export function resolveSet(session: ImapSession, set: SequenceSet, uid: boolean): number[] {
   const view = session.selected!;
-  if (uid) return selectUids(set, view.uids);
+  if (uid) return view.selectUids(set);
   for (const range of set) {
     if (range.start !== '*' && range.end !== '*' && Math.max(range.start, range.end) > view.exists) {
       throw new ImapSyntaxError('Invalid message sequence number');
     }
   }
-  return sequenceNumbers(set, view.exists).map((seq) => view.uids[seq - 1]!);
+  return view.uidsAt(sequenceNumbers(set, view.exists));
 }
 
 function sequenceArg(args: Args): SequenceSet {
@@ -59,12 +61,14 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
       let uids = resolveSet(session, set, uid);
       const since = plan.changedSince;
       if (since !== null) uids = uids.filter((u) => (view.entry(u)?.modseq ?? 0) > since);
+      const sendsFlags = plan.items.some((item) => item.type === 'FLAGS');
+      if (!plan.needsRecord && !plan.needsContent && !planHasSections(plan)) return fetchMetadata(session, ctx, uids, plan, sendsFlags);
       // Messages go out in chunks: load and render a chunk, ask whether its bytes may be downloaded
       // (transfer.beforeDownload), then set \Seen for a non-PEEK body fetch — so a refused download never
       // marks anything read — and send. One flag update per chunk keeps modseq churn and commits low.
       let missing = false;
       for (let i = 0; i < uids.length; i += FETCH_CHUNK) {
-        const chunk: Array<{ uid: number; record?: MessageRecord; content?: MessageContent }> = [];
+        const chunk: Array<{ uid: number; record?: MessageRecord; content?: MessageContent; modseq?: number }> = [];
         for (const u of uids.slice(i, i + FETCH_CHUNK)) {
           await session.slice.pause();
           if (!view.entry(u)) {
@@ -86,16 +90,19 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
           }
           chunk.push({ uid: u, record, content });
         }
-        const render = (m: (typeof chunk)[number], flagsChanged: boolean) =>
-          renderFetch(plan, {
+        const render = (m: (typeof chunk)[number], flagsChanged: boolean) => {
+          const entry = view.entry(m.uid)!;
+          m.modseq = entry.modseq;
+          return renderFetch(plan, {
             seq: view.seqOf(m.uid),
-            entry: view.entry(m.uid)!,
+            entry,
             record: m.record,
             content: m.content,
             blobs: storage.blobs,
             recent: view.recent.has(m.uid),
             flagsChanged,
           });
+        };
         // one message at a time, yielding between them: rendering may read storage synchronously
         const renderAll = async (changed: ReadonlySet<number> | null) => {
           const out = [];
@@ -126,11 +133,45 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
           await session.sendPieces(pieces);
           await session.slice.pause();
         }
+        if (sendsFlags) for (const m of chunk) view.flagsSent(m.uid, m.modseq!);
         await reportDownload(session.app, ctx, transfer);
       }
       return missing ? ok('Some messages were expunged meanwhile', 'EXPUNGEISSUED') : ok(`${uid ? 'UID FETCH' : 'FETCH'} completed`);
     },
   });
+}
+
+/** Lines of a metadata FETCH built per send (they come from the shared index, with no storage call). */
+const METADATA_BATCH = 1024;
+
+/**
+ * FETCH of index data only (UID, FLAGS, RFC822.SIZE, INTERNALDATE, MODSEQ): every line comes from the shared
+ * mailbox index, rendered synchronously and sent in batches, each batch gated like a chunk of any FETCH.
+ */
+async function fetchMetadata(session: ImapSession, ctx: HookContext, uids: readonly number[], plan: FetchPlan, sendsFlags: boolean): Promise<Outcome> {
+  const view = session.selected!;
+  const { blobs } = session.app.storage;
+  let missing = false;
+  for (let i = 0; i < uids.length; i += METADATA_BATCH) {
+    const transfer = { userId: session.userId, protocol: 'imap', bytes: 0 };
+    const refused = await checkDownload(session.app, ctx, transfer);
+    if (refused) return verdictOutcome(refused);
+    const lines: string[] = [];
+    for (let k = i; k < Math.min(uids.length, i + METADATA_BATCH); k++) {
+      const uid = uids[k]!;
+      const known = view.message(uid);
+      if (!known) {
+        missing = true;
+        continue;
+      }
+      lines.push(renderFetchLine(plan, { seq: known.seq, entry: known.entry, blobs, recent: view.recent.has(uid), flagsChanged: false }));
+      if (sendsFlags) view.flagsSent(uid, known.entry.modseq);
+    }
+    if (lines.length > 0) await session.sendPieces([lines.join('\r\n')]);
+    await reportDownload(session.app, ctx, transfer);
+    await session.slice.pause();
+  }
+  return missing ? ok('Some messages were expunged meanwhile', 'EXPUNGEISSUED') : ok(`${plan.uid ? 'UID FETCH' : 'FETCH'} completed`);
 }
 
 // --- STORE ------------------------------------------------------------------------------------------------

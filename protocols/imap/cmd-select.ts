@@ -7,7 +7,7 @@ import { expungeMessages } from '../../hooks/pipeline/index.ts';
 import { list } from './args.ts';
 import type { Args } from './args.ts';
 import { AUTHENTICATED, SELECTED, command } from './command.ts';
-import { parseSequenceSet, selectUids } from './sequence.ts';
+import { parseSequenceSet } from './sequence.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';
 import type { ImapSession } from './session.ts';
@@ -43,12 +43,10 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       for (const line of view.flagsResponses()) session.send(line);
       session.send(`* ${view.exists} EXISTS`);
       session.send(`* ${view.recent.size} RECENT`);
-      const entries = view.liveEntries();
-      const firstUnseen = entries.findIndex((entry) => !entry.flags.includes('\\Seen'));
-      if (firstUnseen >= 0) session.send(`* OK [UNSEEN ${view.seqOf(entries[firstUnseen]!.uid)}] First unseen message`);
+      const firstUnseen = view.firstUnseen();
+      if (firstUnseen > 0) session.send(`* OK [UNSEEN ${firstUnseen}] First unseen message`);
       session.send(`* OK [UIDVALIDITY ${mailbox.uidValidity}] UIDs valid`);
-      const lastUid = view.uids.length ? view.uids[view.uids.length - 1]! : 0;
-      session.send(`* OK [UIDNEXT ${Math.max(mailbox.uidNext, lastUid + 1)}] Predicted next UID`);
+      session.send(`* OK [UIDNEXT ${Math.max(mailbox.uidNext, view.lastUid + 1)}] Predicted next UID`);
       session.send(`* OK [HIGHESTMODSEQ ${Math.max(1, view.highestModseq)}] Highest`);
       return ok(`${name} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');
     },
@@ -72,7 +70,7 @@ async function expunge(session: ImapSession, ctx: HookContext, uids: number[], s
 async function deletedUids(session: ImapSession): Promise<number[]> {
   const view = session.selected!;
   await view.sync(true); // the latest \Deleted flags, whoever set them
-  return view.liveEntries().filter((entry) => entry.flags.includes('\\Deleted')).map((entry) => entry.uid);
+  return view.deletedUids();
 }
 
 export const expungeCommand = command({
@@ -96,7 +94,7 @@ export const uidExpunge = command({
   async run(session, set, ctx) {
     if (session.selected!.readOnly) return no('Mailbox is read-only', 'READ-ONLY');
     const deleted = await deletedUids(session);
-    const wanted = new Set(selectUids(set, session.selected!.uids));
+    const wanted = new Set(session.selected!.selectUids(set));
     return (await expunge(session, ctx, deleted.filter((uid) => wanted.has(uid)), false)) ?? ok('UID EXPUNGE completed');
   },
 });

@@ -394,37 +394,8 @@ export async function renderFetch(plan: FetchPlan, message: FetchMessage): Promi
     text += (first ? '' : ' ') + value;
     first = false;
   };
-  let items = plan.items;
-  if (message.flagsChanged && !items.some((item) => item.type === 'FLAGS')) items = [...items, { type: 'FLAGS' }];
-  const { entry } = message;
-  for (const item of items) {
+  for (const item of itemsFor(plan, message)) {
     switch (item.type) {
-      case 'UID':
-        add(`UID ${entry.uid}`);
-        break;
-      case 'FLAGS': {
-        const flags = message.recent && !entry.flags.includes('\\Recent') ? [...entry.flags, '\\Recent'] : entry.flags;
-        add(`FLAGS ${renderFlags(flags)}`);
-        break;
-      }
-      case 'INTERNALDATE':
-        add(`INTERNALDATE ${formatInternalDate(entry.internalDate)}`);
-        break;
-      case 'RFC822.SIZE':
-        add(`RFC822.SIZE ${entry.size}`);
-        break;
-      case 'MODSEQ':
-        add(`MODSEQ (${entry.modseq})`);
-        break;
-      case 'ENVELOPE':
-        add(`ENVELOPE ${renderEnvelope(needRecord(message).envelope, options)}`);
-        break;
-      case 'BODY':
-        add(`BODY ${renderBodyStructure(needRecord(message).mime, false, options)}`);
-        break;
-      case 'BODYSTRUCTURE':
-        add(`BODYSTRUCTURE ${renderBodyStructure(needRecord(message).mime, true, options)}`);
-        break;
       case 'section': {
         const piece = await sectionPiece(item, message);
         add(`${sectionLabel(item, options)} `);
@@ -437,9 +408,73 @@ export async function renderFetch(plan: FetchPlan, message: FetchMessage): Promi
         }
         break;
       }
+      default:
+        add(simpleItem(item.type, message, options));
     }
   }
   text += ')';
   pieces.push(text);
   return pieces;
+}
+
+function itemsFor(plan: FetchPlan, message: FetchMessage): FetchItem[] {
+  if (message.flagsChanged && !plan.items.some((item) => item.type === 'FLAGS')) return [...plan.items, { type: 'FLAGS' }];
+  return plan.items;
+}
+
+/** Rendered flag lists by list (the shared index interns them, so a whole-mailbox FETCH renders each list once). */
+const rendered = [new WeakMap<readonly string[], string>(), new WeakMap<readonly string[], string>()];
+
+function flagsText(flags: readonly string[], recent: boolean): string {
+  const cache = rendered[recent ? 1 : 0]!;
+  let text = cache.get(flags);
+  if (text === undefined) {
+    text = renderFlags(recent && !flags.includes('\\Recent') ? [...flags, '\\Recent'] : flags);
+    cache.set(flags, text);
+  }
+  return text;
+}
+
+/** One data item that is not a body section. */
+function simpleItem(type: SimpleFetchItem, message: FetchMessage, options: RenderOptions): string {
+  const { entry } = message;
+  switch (type) {
+    case 'UID':
+      return `UID ${entry.uid}`;
+    case 'FLAGS':
+      return `FLAGS ${flagsText(entry.flags, message.recent === true)}`;
+    case 'INTERNALDATE':
+      return `INTERNALDATE ${formatInternalDate(entry.internalDate)}`;
+    case 'RFC822.SIZE':
+      return `RFC822.SIZE ${entry.size}`;
+    case 'MODSEQ':
+      return `MODSEQ (${entry.modseq})`;
+    case 'ENVELOPE':
+      return `ENVELOPE ${renderEnvelope(needRecord(message).envelope, options)}`;
+    case 'BODY':
+      return `BODY ${renderBodyStructure(needRecord(message).mime, false, options)}`;
+    case 'BODYSTRUCTURE':
+      return `BODYSTRUCTURE ${renderBodyStructure(needRecord(message).mime, true, options)}`;
+  }
+}
+
+/**
+ * The response to one message for a plan without body sections (`planHasSections` false), synchronously and as
+ * one line without CRLF: the fast path of metadata FETCHes (UID FLAGS RFC822.SIZE over a whole mailbox).
+ */
+export function renderFetchLine(plan: FetchPlan, message: FetchMessage): string {
+  const options: RenderOptions = { utf8: plan.utf8 };
+  let text = `* ${message.seq} FETCH (`;
+  let first = true;
+  for (const item of itemsFor(plan, message)) {
+    if (item.type === 'section') throw new Error('renderFetchLine: the plan has body sections');
+    text += (first ? '' : ' ') + simpleItem(item.type, message, options);
+    first = false;
+  }
+  return text + ')';
+}
+
+/** True when the plan fetches any body section (those stream as literals: renderFetch, not renderFetchLine). */
+export function planHasSections(plan: FetchPlan): boolean {
+  return plan.items.some((item) => item.type === 'section');
 }

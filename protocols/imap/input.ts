@@ -22,8 +22,13 @@ export class InputEndedError extends Error {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+/** Smallest buffer allocated for input (grown by doubling). */
+const MIN_BUFFER = 4096;
+
 export class InputBuffer {
-  #buf = new Uint8Array(16 * 1024);
+  /** Empty while nothing is buffered and the reader waits: an idle connection holds no input buffer. */
+  #buf = EMPTY;
   #start = 0;
   #end = 0;
   /** Bytes from #start already searched for LF without finding one. */
@@ -78,7 +83,7 @@ export class InputBuffer {
   /** Puts bytes back in front (a line read in raw mode that turned out to be a command). */
   unshift(bytes: Uint8Array): void {
     const rest = this.#buf.slice(this.#start, this.#end);
-    const next = new Uint8Array(Math.max(16 * 1024, bytes.length + rest.length));
+    const next = new Uint8Array(Math.max(MIN_BUFFER, bytes.length + rest.length));
     next.set(bytes, 0);
     next.set(rest, bytes.length);
     this.#buf = next;
@@ -93,7 +98,7 @@ export class InputBuffer {
     if (live + extra <= this.#buf.length) {
       this.#buf.copyWithin(0, this.#start, this.#end);
     } else {
-      let size = this.#buf.length * 2;
+      let size = Math.max(MIN_BUFFER, this.#buf.length * 2);
       while (size < live + extra) size *= 2;
       const next = new Uint8Array(size);
       next.set(this.#buf.subarray(this.#start, this.#end), 0);
@@ -118,6 +123,11 @@ export class InputBuffer {
   }
 
   async #more(): Promise<void> {
+    if (this.#start === this.#end) {
+      // waiting with nothing buffered: let the buffer go
+      this.#buf = EMPTY;
+      this.#start = this.#end = this.#scanned = 0;
+    }
     if (this.#paused) {
       // the reader wants more than is buffered: let the socket flow again
       this.#paused = false;

@@ -48,3 +48,42 @@ export async function claimRecent(ephemeral: EphemeralPort, mailboxId: Id, uidVa
     await ephemeral.unlock(`${k}:lock`, token).catch(() => false);
   }
 }
+
+/**
+ * The UIDs a session holds as \Recent: the ranges `(mark, upTo]` it claimed (one per claim, adjacent ones merged),
+ * not a set of UIDs. `size` counts the client's messages in them through `count(from, to)` (messages with
+ * from < uid <= to), so it follows expunges without bookkeeping.
+ */
+export class RecentUids {
+  readonly #count: (from: number, to: number) => number;
+  /** [from, to] pairs, exclusive from, ascending. */
+  #ranges: number[] = [];
+
+  constructor(count: (from: number, to: number) => number) {
+    this.#count = count;
+  }
+
+  /** Adds the UIDs above `from` up to `to`. */
+  add(from: number, to: number): void {
+    if (to <= from) return;
+    const last = this.#ranges.length - 2;
+    if (last >= 0 && this.#ranges[last + 1] === from) this.#ranges[last + 1] = to;
+    else this.#ranges.push(from, to);
+  }
+
+  /** Ranges held (adjacent claims merge into one). */
+  get ranges(): number {
+    return this.#ranges.length / 2;
+  }
+
+  has(uid: number): boolean {
+    for (let i = 0; i < this.#ranges.length; i += 2) if (uid > this.#ranges[i]! && uid <= this.#ranges[i + 1]!) return true;
+    return false;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (let i = 0; i < this.#ranges.length; i += 2) n += this.#count(this.#ranges[i]!, this.#ranges[i + 1]!);
+    return n;
+  }
+}

@@ -1,30 +1,32 @@
 /**
- * The selected mailbox as this session's client knows it: the sequence-number map (UIDs in order), each
- * message's flags and modseq, `\Recent`, and the changes other sessions made that the client has not been
- * told about yet.
+ * The selected mailbox as this session's client knows it, as a view over the process's shared index of the
+ * mailbox (storage/mailbox-index): the session keeps no copy of the messages, only its difference from the index.
  *
- * Changes reach the session through the change log: `changes.subscribe(userId)` only says "something
- * changed" (and wakes IDLE); `sync()` reads `changes.since(cursor)` for this mailbox and folds the entries
- * into pending state; `flush()` turns pending state into untagged responses, at the points RFC 3501 allows:
+ * - `#announced`: the highest UID told with EXISTS. The client's messages are the index's UIDs up to it, plus
+ * - `#expunged`: messages gone from the index (another session's EXPUNGE, MOVE) not yet reported, with their last
+ *   state, so sequence numbers stay where the client has them until EXPUNGE may be sent;
+ * - `#flagStamp`: the index's flag-change stamp up to which changes were reported, and `#own`, the stamps of the
+ *   session's own changes (reported by its command, not again);
+ * - `#recent`: the UID ranges this session claimed as \Recent (recent.ts).
+ *
+ * Changes reach the index through the change log (one subscription per open mailbox); the index tells its views.
+ * `flush()` turns the difference into untagged responses at the points RFC 3501 allows:
  *
  *   * n EXPUNGE   only when `expunge` is allowed (never during FETCH, STORE, SEARCH, COPY by sequence
  *                 number); until then the expunged message keeps its sequence number
  *   * n EXISTS    only when messages were added (never for a decrease: no `* 0 EXISTS` loop)
  *   * n RECENT    with EXISTS, when this session claimed new recent messages
  *   * n FETCH (FLAGS (...) UID u [MODSEQ (m)])   flags changed elsewhere
- *
- * The session's own changes are applied directly (`applyFlags`, `remove`) and reported by the command;
- * their change-log entries are recognised later by modseq or by the UID being gone, and not reported twice.
  */
-import { TimeSlice } from '../time-slice.ts';
-import type { ChangeEntry, MailboxRecord, MessageIndexEntry, StoragePorts } from '../../storage/ports.ts';
-import { claimRecent, recentMark } from './recent.ts';
+import type { MailboxRecord, MessageIndexEntry, StoragePorts } from '../../storage/ports.ts';
+import type { IndexLease, MailboxIndexes } from '../../storage/mailbox-index/registry.ts';
+import type { IndexView, MailboxIndex } from '../../storage/mailbox-index/mailbox-index.ts';
+import { claimRecent, recentMark, RecentUids } from './recent.ts';
 import { renderFlags } from './render.ts';
+import { resolveSequenceSet } from './sequence.ts';
+import type { SequenceSet } from './sequence.ts';
 
 export const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
-
-/** Change-log entries read per storage call; the loop yields between pages (protocols/time-slice.ts). */
-const PAGE = 200;
 
 export interface FlushOptions {
   /** EXPUNGE responses may be sent now. */
@@ -33,60 +35,56 @@ export interface FlushOptions {
   condstore: boolean;
 }
 
-export class SelectedMailbox {
+export class SelectedMailbox implements IndexView {
   readonly mailbox: MailboxRecord;
   readonly readOnly: boolean;
-  readonly #storage: StoragePorts;
-  /** The client's view: UID of sequence number i + 1 at index i (includes expunged-but-unreported UIDs). */
-  readonly uids: number[] = [];
-  /** Live messages (not expunged), by UID. */
-  readonly #entries = new Map<number, MessageIndexEntry>();
-  /** Expunged elsewhere, not yet reported: the entry as last known, so sequence positions stay aligned. */
-  readonly #expunged = new Map<number, MessageIndexEntry>();
-  /** New UIDs not yet announced with EXISTS, ascending. */
-  #added: number[] = [];
-  readonly #flagsChanged = new Set<number>();
-  readonly recent = new Set<number>();
-  #keywords = new Set<string>();
-  #cursor = 0;
+  readonly #ephemeral: StoragePorts['ephemeral'];
+  readonly #lease: IndexLease;
+  readonly #index: MailboxIndex;
+  readonly #onChange: () => void;
+  #announced = 0;
+  /** Expunged elsewhere, not reported yet, ascending by UID, with their last state. */
+  #expunged: MessageIndexEntry[] = [];
+  #flagStamp: number;
+  /** Stamps of this session's own flag changes since the last flush, by UID. */
+  #own: Map<number, number> | null = null;
+  #keywordVersion: number;
   #dirty = false;
-  #deleted = false;
-  highestModseq: number;
-  #unsubscribe: (() => void) | null = null;
+  #closed = false;
+  readonly recent = new RecentUids((from, to) => this.#countBetween(from, to));
 
-  private constructor(storage: StoragePorts, mailbox: MailboxRecord, readOnly: boolean) {
-    this.#storage = storage;
+  private constructor(ephemeral: StoragePorts['ephemeral'], lease: IndexLease, mailbox: MailboxRecord, readOnly: boolean, onChange: () => void) {
+    this.#ephemeral = ephemeral;
+    this.#lease = lease;
+    this.#index = lease.index;
     this.mailbox = mailbox;
     this.readOnly = readOnly;
-    this.highestModseq = mailbox.highestModseq;
+    this.#onChange = onChange;
+    this.#flagStamp = this.#index.stamp;
+    this.#keywordVersion = this.#index.flagSets.keywordVersion;
+    this.#announced = this.#index.maxUid;
   }
 
   /**
-   * Loads the mailbox: the change-log cursor first, then the index, so nothing committed in between is lost
-   * (entries already in the index are recognised when the log replays them). `onChange` runs whenever the
-   * user's data changed (the session wakes IDLE with it).
+   * Takes the mailbox's shared index (loaded, or caught up with the change log when another session has it), and
+   * claims \Recent. `onChange` runs whenever the index applied changes (the session wakes IDLE with it).
    */
-  static async open(storage: StoragePorts, mailbox: MailboxRecord, readOnly: boolean, onChange: () => void): Promise<SelectedMailbox> {
-    const view = new SelectedMailbox(storage, mailbox, readOnly);
-    view.#unsubscribe = storage.changes.subscribe(mailbox.userId, () => {
-      view.#dirty = true;
-      onChange();
-    });
+  static async open(
+    indexes: MailboxIndexes,
+    storage: Pick<StoragePorts, 'ephemeral'>,
+    mailbox: MailboxRecord,
+    readOnly: boolean,
+    onChange: () => void,
+  ): Promise<SelectedMailbox> {
+    const lease = await indexes.acquire(mailbox);
+    const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, onChange);
+    lease.index.attach(view);
     try {
-      view.#cursor = await storage.changes.latest(mailbox.userId);
-      const fresh = (await storage.mailboxes.get(mailbox.id)) ?? mailbox;
-      view.highestModseq = fresh.highestModseq;
-      for (const entry of await storage.messages.index(mailbox.id)) {
-        view.uids.push(entry.uid);
-        view.#entries.set(entry.uid, entry);
-        view.#noteKeywords(entry.flags);
-        if (entry.modseq > view.highestModseq) view.highestModseq = entry.modseq;
-      }
-      const max = view.uids.length ? view.uids[view.uids.length - 1]! : 0;
+      const max = view.#announced;
       const mark = readOnly
         ? await recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity)
         : await claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, max);
-      for (let i = view.uids.length - 1; i >= 0 && view.uids[i]! > mark; i--) view.recent.add(view.uids[i]!);
+      view.recent.add(mark, max);
     } catch (err) {
       view.close();
       throw err;
@@ -95,168 +93,239 @@ export class SelectedMailbox {
   }
 
   close(): void {
-    this.#unsubscribe?.();
-    this.#unsubscribe = null;
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#index.detach(this);
+    this.#lease.release();
   }
 
+  /** What this session holds besides the shared index (tests, metrics): counts, never per-message copies. */
+  footprint(): { expunged: number; ownChanges: number; recentRanges: number; index: MailboxIndex } {
+    return { expunged: this.#expunged.length, ownChanges: this.#own?.size ?? 0, recentRanges: this.recent.ranges, index: this.#index };
+  }
+
+  // --- IndexView ----------------------------------------------------------------------------------------------
+
+  expunging(entries: readonly MessageIndexEntry[]): void {
+    const known = entries.filter((entry) => entry.uid <= this.#announced);
+    if (known.length === 0) return;
+    this.#expunged = [...this.#expunged, ...known].sort((a, b) => a.uid - b.uid);
+  }
+
+  changed(): void {
+    this.#dirty = true;
+    this.#onChange();
+  }
+
+  // --- the client's view ------------------------------------------------------------------------------------
+
+  /** Messages the client knows: announced ones still in the index plus the expunged ones not reported. */
   get exists(): number {
-    return this.uids.length;
+    return this.#index.lowerBound(this.#announced + 1) + this.#expunged.length;
+  }
+
+  /** Highest UID the client knows (0 when none). */
+  get lastUid(): number {
+    const held = this.#index.lowerBound(this.#announced + 1);
+    const last = held > 0 ? this.#index.uidAt(held - 1) : 0;
+    const gone = this.#expunged.length > 0 ? this.#expunged[this.#expunged.length - 1]!.uid : 0;
+    return Math.max(last, gone);
+  }
+
+  get highestModseq(): number {
+    return this.#index.highestModseq;
   }
 
   /** True once the mailbox was deleted by someone else (the session then says BYE). */
   get deleted(): boolean {
-    return this.#deleted;
+    return this.#index.deleted;
   }
 
-  /** Has a change notification arrived since the last sync? */
+  /** Has the index applied changes since the last sync? */
   get dirty(): boolean {
     return this.#dirty;
   }
 
-  /** Pending untagged responses exist (or may: a notification arrived). */
+  /** Pending untagged responses exist (or may). */
   get pending(): boolean {
-    return this.#dirty || this.#expunged.size > 0 || this.#added.length > 0 || this.#flagsChanged.size > 0;
+    return this.#dirty || this.#expunged.length > 0 || this.#index.maxUid > this.#announced || this.#index.stamp > this.#flagStamp;
+  }
+
+  /** Index into #expunged of the first entry with UID >= uid. */
+  #expungedBelow(uid: number): number {
+    let low = 0;
+    let high = this.#expunged.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.#expunged[mid]!.uid < uid) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  /** The client's messages with from < UID <= to. */
+  #countBetween(from: number, to: number): number {
+    const upTo = Math.min(to, this.#announced);
+    if (upTo <= from) return 0;
+    const index = this.#index;
+    return index.lowerBound(upTo + 1) - index.lowerBound(from + 1) + this.#expungedBelow(upTo + 1) - this.#expungedBelow(from + 1);
   }
 
   /** Sequence number (1-based) of `uid` in the client's view, or 0. */
   seqOf(uid: number): number {
-    let lo = 0;
-    let hi = this.uids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const value = this.uids[mid]!;
-      if (value === uid) return mid + 1;
-      if (value < uid) lo = mid + 1;
-      else hi = mid - 1;
-    }
+    if (uid > this.#announced || uid < 1) return 0;
+    const before = this.#expungedBelow(uid);
+    const i = this.#index.indexOf(uid);
+    if (i >= 0) return i + before + 1;
+    if (this.#expunged[before]?.uid === uid) return this.#index.lowerBound(uid) + before + 1;
     return 0;
   }
 
-  /** The index entry of a live message; undefined when it was expunged (reported or not). */
+  /**
+   * The index entry of a message the client knows: a live one, or the last known state of one expunged elsewhere
+   * and not reported yet (RFC 2180 §4.1.1: its metadata may still be fetched); undefined otherwise.
+   */
   entry(uid: number): MessageIndexEntry | undefined {
-    return this.#entries.get(uid);
+    if (uid > this.#announced) return undefined;
+    const i = this.#index.indexOf(uid);
+    if (i >= 0) return this.#index.entryAt(i);
+    const gone = this.#expunged[this.#expungedBelow(uid)];
+    return gone?.uid === uid ? gone : undefined;
+  }
+
+  /** Sequence number and entry of a message the client knows (one lookup; for FETCH), or undefined. */
+  message(uid: number): { seq: number; entry: MessageIndexEntry } | undefined {
+    if (uid > this.#announced) return undefined;
+    const i = this.#index.indexOf(uid);
+    if (i < 0) {
+      const entry = this.entry(uid);
+      return entry ? { seq: this.seqOf(uid), entry } : undefined;
+    }
+    const seq = i + 1 + (this.#expunged.length > 0 ? this.#expungedBelow(uid) : 0);
+    return { seq, entry: this.#index.entryAt(i) };
   }
 
   isExpunged(uid: number): boolean {
-    return this.#expunged.has(uid);
+    return this.#expunged[this.#expungedBelow(uid)]?.uid === uid;
+  }
+
+  /** The client's UIDs in sequence order (a new array: for one command, never kept). */
+  uids(): number[] {
+    const held = this.#index.lowerBound(this.#announced + 1);
+    const out = new Array<number>(held + this.#expunged.length);
+    let i = 0;
+    let k = 0;
+    for (let n = 0; n < out.length; n++) {
+      const gone = this.#expunged[k];
+      if (gone && (i >= held || gone.uid < this.#index.uidAt(i))) {
+        out[n] = gone.uid;
+        k++;
+      } else out[n] = this.#index.uidAt(i++);
+    }
+    return out;
+  }
+
+  /** UIDs a UID set names in the client's view, ascending (`*` is the highest UID the client knows). */
+  selectUids(set: SequenceSet): number[] {
+    const out: number[] = [];
+    const held = this.#index.lowerBound(this.#announced + 1);
+    for (const range of resolveSequenceSet(set, this.lastUid)) {
+      const to = Math.min(range.to, this.#announced);
+      let i = this.#index.lowerBound(range.from);
+      let k = this.#expungedBelow(range.from);
+      for (;;) {
+        const live = i < held && this.#index.uidAt(i) <= to ? this.#index.uidAt(i) : Infinity;
+        const gone = k < this.#expunged.length && this.#expunged[k]!.uid <= to ? this.#expunged[k]!.uid : Infinity;
+        if (live === Infinity && gone === Infinity) break;
+        if (live < gone) (out.push(live), i++);
+        else (out.push(gone), k++);
+      }
+    }
+    return out;
+  }
+
+  /** UIDs at these sequence numbers (ascending, all within `exists`). */
+  uidsAt(seqs: readonly number[]): number[] {
+    if (this.#expunged.length === 0) return seqs.map((seq) => this.#index.uidAt(seq - 1));
+    const uids = this.uids();
+    return seqs.map((seq) => uids[seq - 1]!);
   }
 
   /** Flags for the FLAGS response: system flags plus every keyword seen in the mailbox. */
   flagList(): string[] {
-    return [...SYSTEM_FLAGS, ...[...this.#keywords].sort()];
+    return [...SYSTEM_FLAGS, ...this.#index.flagSets.keywords()];
   }
 
-  #noteKeywords(flags: readonly string[]): boolean {
-    let added = false;
-    for (const flag of flags) {
-      if (!flag.startsWith('\\') && !this.#keywords.has(flag)) {
-        this.#keywords.add(flag);
-        added = true;
-      }
-    }
-    return added;
+  /** Sequence number of the first message without \Seen, 0 when none (for SELECT's UNSEEN). */
+  firstUnseen(): number {
+    const i = this.#index.firstUnseen();
+    if (i < 0 || this.#index.uidAt(i) > this.#announced) return 0;
+    return this.seqOf(this.#index.uidAt(i));
   }
 
-  /** Reads the change log (always when `force`, else only after a notification) into pending state. */
+  /** UIDs of live messages flagged \Deleted, ascending (EXPUNGE, CLOSE). */
+  deletedUids(): number[] {
+    const out: number[] = [];
+    const held = this.#index.lowerBound(this.#announced + 1);
+    for (let i = 0; i < held; i++) if (this.#index.deletedAt(i)) out.push(this.#index.uidAt(i));
+    return out;
+  }
+
+  /** A new keyword appeared since the client was last sent FLAGS. */
+  #newKeywords(): boolean {
+    const version = this.#index.flagSets.keywordVersion;
+    if (version === this.#keywordVersion) return false;
+    this.#keywordVersion = version;
+    return true;
+  }
+
+  // --- sync points ------------------------------------------------------------------------------------------
+
+  /**
+   * Brings the view up to date: with `force` the shared index first reads the change log (a command that must see
+   * everything committed before it: NOOP, IDLE, the session's own APPEND); otherwise what the index already applied.
+   */
   async sync(force = false): Promise<void> {
-    if (!force && !this.#dirty) return;
+    if (force) await this.#index.refresh();
     this.#dirty = false;
-    const { userId, id } = this.mailbox;
-    for (;;) {
-      const entries = await this.#storage.changes.since(userId, this.#cursor, { mailboxId: id, limit: PAGE });
-      for (const change of entries) this.#apply(change);
-      if (entries.length > 0) this.#cursor = entries[entries.length - 1]!.id;
-      if (entries.length < PAGE) break;
-      await this.#slice.pause();
-    }
-  }
-
-  /** A long change log (another session's STORE on a whole mailbox) is read in slices. */
-  readonly #slice = new TimeSlice();
-
-  #apply(change: ChangeEntry): void {
-    if (change.modseq > this.highestModseq) this.highestModseq = change.modseq;
-    const uid = change.uid;
-    switch (change.type) {
-      case 'exists':
-        if (uid === null || this.#entries.has(uid) || this.#expunged.has(uid)) return;
-        if (this.uids.length && uid <= this.uids[this.uids.length - 1]!) return;
-        this.#entries.set(uid, { uid, modseq: change.modseq, flags: change.flags ?? [], size: 0, internalDate: 0 });
-        this.#added.push(uid);
-        return;
-      case 'expunge': {
-        const entry = uid === null ? undefined : this.#entries.get(uid);
-        if (!entry) return;
-        this.#entries.delete(entry.uid);
-        this.#flagsChanged.delete(entry.uid);
-        const at = this.#added.indexOf(entry.uid);
-        if (at >= 0) this.#added.splice(at, 1);
-        else this.#expunged.set(entry.uid, entry);
-        return;
-      }
-      case 'flags': {
-        const entry = uid === null ? undefined : this.#entries.get(uid);
-        if (!entry || change.modseq <= entry.modseq) return;
-        this.#entries.set(entry.uid, { ...entry, flags: change.flags ?? [], modseq: change.modseq });
-        if (!this.#added.includes(entry.uid)) this.#flagsChanged.add(entry.uid);
-        return;
-      }
-      case 'mailbox.delete':
-        this.#deleted = true;
-        return;
-      default:
-        return;
-    }
   }
 
   /** Untagged responses for everything pending that may be sent now (see the module comment). */
   async flush(options: FlushOptions): Promise<string[]> {
     const lines: string[] = [];
-    if (options.expunge && this.#expunged.size > 0) {
-      for (const uid of [...this.#expunged.keys()].sort((a, b) => a - b)) lines.push(`* ${this.#removeUid(uid)} EXPUNGE`);
-      this.#expunged.clear();
-    }
-    if (this.#added.length > 0) {
-      const added = this.#added;
-      this.#added = [];
-      const minModseq = Math.min(...added.map((uid) => this.#entries.get(uid)?.modseq ?? 1));
-      const rows = new Map((await this.#storage.messages.index(this.mailbox.id, { changedSince: minModseq - 1 })).map((e) => [e.uid, e]));
-      let newKeywords = false;
-      for (const uid of added) {
-        const row = rows.get(uid);
-        if (!row) {
-          this.#entries.delete(uid); // gone again before it was announced
-          continue;
-        }
-        this.#entries.set(uid, row);
-        this.uids.push(uid);
-        newKeywords = this.#noteKeywords(row.flags) || newKeywords;
-      }
-      if (newKeywords) lines.push(...this.flagsResponses());
-      const max = this.uids.length ? this.uids[this.uids.length - 1]! : 0;
-      let recentChanged = false;
-      if (!this.readOnly && max > 0) {
-        const mark = await claimRecent(this.#storage.ephemeral, this.mailbox.id, this.mailbox.uidValidity, max);
-        for (const uid of added) if (uid > mark && this.#entries.has(uid)) (this.recent.add(uid), (recentChanged = true));
-      }
-      if (rows.size > 0) {
-        lines.push(`* ${this.uids.length} EXISTS`);
-        lines.push(`* ${this.recent.size} RECENT`);
-      } else if (recentChanged) {
-        lines.push(`* ${this.recent.size} RECENT`);
+    if (options.expunge && this.#expunged.length > 0) {
+      while (this.#expunged.length > 0) {
+        const seq = this.seqOf(this.#expunged[0]!.uid);
+        this.#expunged = this.#expunged.slice(1);
+        if (seq) lines.push(`* ${seq} EXPUNGE`);
       }
     }
-    if (this.#flagsChanged.size > 0) {
-      let newKeywords = false;
-      for (const uid of this.#flagsChanged) newKeywords = this.#noteKeywords(this.#entries.get(uid)?.flags ?? []) || newKeywords;
-      if (newKeywords) lines.push(...this.flagsResponses());
-      for (const uid of [...this.#flagsChanged].sort((a, b) => a - b)) {
-        const entry = this.#entries.get(uid);
-        const seq = this.seqOf(uid);
-        if (!entry || !seq) continue;
-        lines.push(`* ${seq} FETCH (${this.fetchFlags(entry, options.condstore)})`);
+    const index = this.#index;
+    const before = this.#announced;
+    if (index.maxUid > before) {
+      this.#announced = index.maxUid;
+      if (this.#newKeywords()) lines.push(...this.flagsResponses());
+      if (!this.readOnly) {
+        const max = this.#announced;
+        const mark = await claimRecent(this.#ephemeral, this.mailbox.id, this.mailbox.uidValidity, max);
+        this.recent.add(Math.max(mark, before), max);
       }
-      this.#flagsChanged.clear();
+      lines.push(`* ${this.exists} EXISTS`);
+      lines.push(`* ${this.recent.size} RECENT`);
+    }
+    if (index.stamp > this.#flagStamp) {
+      if (this.#newKeywords()) lines.push(...this.flagsResponses());
+      const since = this.#flagStamp;
+      const own = this.#own;
+      const held = index.lowerBound(before + 1);
+      for (let i = 0; i < held; i++) {
+        const stamp = index.stampAt(i);
+        if (stamp <= since || own?.get(index.uidAt(i)) === stamp) continue;
+        const entry = index.entryAt(i);
+        lines.push(`* ${this.seqOf(entry.uid)} FETCH (${this.fetchFlags(entry, options.condstore)})`);
+      }
+      this.#flagStamp = index.stamp;
+      this.#own = null;
     }
     return lines;
   }
@@ -269,60 +338,63 @@ export class SelectedMailbox {
 
   /** `* FLAGS (...)` and the PERMANENTFLAGS that go with it. */
   flagsResponses(): string[] {
+    this.#keywordVersion = this.#index.flagSets.keywordVersion;
     const flags = this.flagList();
     const permanent = this.readOnly ? '()' : renderFlags([...flags, '\\*']);
     return [`* FLAGS ${renderFlags(flags)}`, `* OK [PERMANENTFLAGS ${permanent}] ${this.readOnly ? 'No permanent flags permitted' : 'Flags permitted'}`];
   }
 
-  #removeUid(uid: number): number {
-    const seq = this.seqOf(uid);
-    if (seq) this.uids.splice(seq - 1, 1);
-    this.recent.delete(uid);
-    this.#entries.delete(uid);
-    this.#expunged.delete(uid);
-    this.#flagsChanged.delete(uid);
-    return seq;
-  }
+  // --- the session's own changes ----------------------------------------------------------------------------
 
   /** The session's own expunge (EXPUNGE, CLOSE, MOVE): removes the UIDs, returns the EXPUNGE sequence numbers in order. */
   remove(uids: readonly number[]): number[] {
+    const sorted = [...new Set(uids)].sort((a, b) => a - b);
+    // sequence numbers as each EXPUNGE is reported: every earlier one has moved the later ones down by one
     const out: number[] = [];
-    for (const uid of [...uids].sort((a, b) => a - b)) {
-      const seq = this.#removeUid(uid);
-      if (seq) out.push(seq);
+    let removed = 0;
+    for (const uid of sorted) {
+      const seq = this.seqOf(uid);
+      if (seq) out.push(seq - removed++);
     }
+    const gone = new Set(sorted);
+    if (this.#expunged.some((entry) => gone.has(entry.uid))) this.#expunged = this.#expunged.filter((entry) => !gone.has(entry.uid));
+    this.#index.expunge(sorted, this);
     return out;
   }
 
-  /** The session's own flag change (STORE, FETCH setting \Seen): the view takes the new flags and modseq. */
+  /** The session's own flag change (STORE, FETCH setting \Seen): the shared index takes it now. True when a keyword is new. */
   applyFlags(changed: ReadonlyArray<{ uid: number; flags: string[]; modseq: number }>): boolean {
-    let newKeywords = false;
-    for (const c of changed) {
-      const entry = this.#entries.get(c.uid);
-      if (!entry) continue;
-      if (c.modseq >= entry.modseq) this.#entries.set(c.uid, { ...entry, flags: c.flags, modseq: c.modseq });
-      this.#flagsChanged.delete(c.uid);
-      if (c.modseq > this.highestModseq) this.highestModseq = c.modseq;
-      newKeywords = this.#noteKeywords(c.flags) || newKeywords;
+    const stamps = this.#index.applyFlags(changed);
+    for (let k = 0; k < changed.length; k++) {
+      if (stamps[k]! > 0) (this.#own ??= new Map()).set(changed[k]!.uid, stamps[k]!);
     }
-    return newKeywords;
+    return this.#newKeywords();
+  }
+
+  /** The client was sent this message's FLAGS as of `modseq` (a FETCH): a change it already shows is not reported again. */
+  flagsSent(uid: number, modseq: number): void {
+    if (this.#index.stamp <= this.#flagStamp) return; // nothing changed since the last report
+    const i = this.#index.indexOf(uid);
+    if (i < 0 || this.#index.modseqAt(i) !== modseq) return;
+    const stamp = this.#index.stampAt(i);
+    if (stamp > this.#flagStamp) (this.#own ??= new Map()).set(uid, stamp);
   }
 
   /**
    * One entry per sequence number (index i = sequence number i + 1), expunged-but-unreported messages included
-   * with their last known state (SEARCH by sequence number needs the positions as the client knows them).
+   * with their last known state (SEARCH by sequence number needs the positions as the client knows them). A new
+   * array for one command.
    */
   viewEntries(): MessageIndexEntry[] {
-    return this.uids.map((uid) => this.#entries.get(uid) ?? this.#expunged.get(uid)!);
-  }
-
-  /** Live messages in sequence order (EXPUNGE picks the \Deleted ones). */
-  liveEntries(): MessageIndexEntry[] {
+    const held = this.#index.lowerBound(this.#announced + 1);
     const out: MessageIndexEntry[] = [];
-    for (const uid of this.uids) {
-      const entry = this.#entries.get(uid);
-      if (entry) out.push(entry);
+    let k = 0;
+    for (let i = 0; i < held; i++) {
+      const uid = this.#index.uidAt(i);
+      while (k < this.#expunged.length && this.#expunged[k]!.uid < uid) out.push(this.#expunged[k++]!);
+      out.push(this.#index.entryAt(i));
     }
+    while (k < this.#expunged.length) out.push(this.#expunged[k++]!);
     return out;
   }
 }

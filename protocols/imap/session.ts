@@ -492,9 +492,9 @@ export class ImapSession {
     if (this.state === 'selected') this.state = 'authenticated';
   }
 
-  async open(mailbox: Parameters<typeof SelectedMailbox.open>[1], readOnly: boolean): Promise<SelectedMailbox> {
+  async open(mailbox: Parameters<typeof SelectedMailbox.open>[2], readOnly: boolean): Promise<SelectedMailbox> {
     this.deselect();
-    const view = await SelectedMailbox.open(this.app.storage, mailbox, readOnly, () => this.#changed?.());
+    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, () => this.#changed?.());
     this.selected = view;
     this.state = 'selected';
     return view;

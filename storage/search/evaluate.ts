@@ -33,7 +33,7 @@ export interface SearchContext {
   /** The mailbox index in UID order; position i is message sequence number i + 1. */
   entries: readonly MessageIndexEntry[];
   /** UIDs seen as \Recent (an IMAP session's); empty elsewhere. */
-  recent: ReadonlySet<number>;
+  recent: { has(uid: number): boolean };
   /** Current time in ms (OLDER / YOUNGER); defaults to Date.now(). */
   now?: number;
   /** The search port for this mailbox (StoragePorts.search.match bound to it); without it text keys load messages. */
@@ -58,7 +58,7 @@ interface Env {
   maxUid: number;
   count: number;
   now: number;
-  recent: ReadonlySet<number>;
+  recent: { has(uid: number): boolean };
   predicates: Map<SearchKey, (value: number) => boolean>;
   /** Text keys answered by the search port: the UIDs that match. */
   matches: Map<SearchKey, Set<number>>;

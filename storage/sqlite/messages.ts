@@ -17,6 +17,7 @@ import type {
   FlagResult,
   FlagUpdate,
   Id,
+  IndexColumns,
   IngestedMessage,
   MessageContent,
   MessageIndexEntry,
@@ -27,6 +28,8 @@ import type {
 } from '../ports.ts';
 import type { Db } from './driver.ts';
 import { SEARCH_COLUMNS } from './search-schema.ts';
+import { collectIndexColumns } from '../mailbox-index/columns.ts';
+import type { IndexRowReader } from '../mailbox-index/columns.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -87,6 +90,23 @@ function toRecord(r: RecordRow): MessageRecord {
     hasAttachments: bool(r.has_attachments),
   };
 }
+
+interface IndexRow {
+  uid: number;
+  modseq: number;
+  flags: string;
+  size: number;
+  internal_date: number;
+}
+
+const INDEX_ROW: IndexRowReader<IndexRow> = {
+  uid: (r) => num(r.uid),
+  modseq: (r) => num(r.modseq),
+  size: (r) => num(r.size),
+  internalDate: (r) => num(r.internal_date),
+  flagsKey: (r) => r.flags,
+  flags: (r) => JSON.parse(r.flags) as Flag[],
+};
 
 /** Message-ID as used for threading: surrounding whitespace and angle brackets removed. */
 function threadRef(id: string): string | null {
@@ -256,6 +276,15 @@ export class SqliteMessages implements MessagesPort {
       size: num(r.size),
       internalDate: num(r.internal_date),
     }));
+  }
+
+  async indexColumns(mailboxId: Id, options: { afterUid?: number } = {}): Promise<IndexColumns> {
+    const n = rowId(mailboxId);
+    const rows =
+      n === null
+        ? []
+        : this.#db.all<IndexRow>('SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid', n, options.afterUid ?? 0);
+    return collectIndexColumns(rows, INDEX_ROW);
   }
 
   async content(id: Id): Promise<MessageContent | null> {

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { StorageError } from '../../storage/ports.ts';
 import { MemoryEphemeral } from '../../storage/ephemeral/memory.ts';
+import { indexColumnsFrom } from '../../storage/mailbox-index/columns.ts';
 import { loginKey } from '../../storage/addresses.ts';
 import type {
   AppendInput,
@@ -167,6 +168,10 @@ export function createFakeStorage(): FakeStorage {
         messages
           .filter((m) => m.mailboxId === mailboxId)
           .map((m) => ({ uid: m.uid, modseq: m.modseq, flags: [...m.flags], size: m.size, internalDate: m.internalDate })),
+      indexColumns: async (mailboxId, options) =>
+        indexColumnsFrom(
+          (await fake.messages.index(mailboxId)).filter((e) => e.uid > (options?.afterUid ?? 0)).sort((a, b) => a.uid - b.uid),
+        ),
       content: missing('messages.content'),
       searchText: missing('messages.searchText'),
       async setFlags(mailboxId, uids, update) {

@@ -1,0 +1,333 @@
+/**
+ * The shared index of one open mailbox: UID, modseq, flags, size and internal date of every message, kept once
+ * per process however many sessions have the mailbox open (registry.ts hands it out, reference-counted), and kept
+ * current from the change log. Storage-neutral: it works from the ports only (`messages.indexColumns`,
+ * `changes.since`), so every backend gets it.
+ *
+ * Loading reads the change-log cursor first and the columns second, so nothing committed in between is lost:
+ * replayed entries the columns already reflect are recognised (an `exists` for a held or older UID, a `flags` with
+ * a modseq not above the held one, an `expunge` of an absent UID) and skipped.
+ *
+ * Sessions are views over it (protocols/imap/selected.ts) and hold only their difference from it:
+ * - messages leave the index at once, but every attached view is told first (`expunging`, with the messages' last
+ *   state), so a session can keep their sequence numbers until it may report EXPUNGE;
+ * - new messages are the UIDs above the highest one a session announced (UIDs only grow);
+ * - each flag change gets a stamp from a counter of this index, so a session finds the changes it has not reported
+ *   as the stamps above the last one it saw.
+ * A session's own changes (STORE, EXPUNGE) are applied here directly when they commit (`applyFlags`, `expunge`);
+ * their change-log entries are then recognised as already applied.
+ */
+import type { ChangeEntry, Flag, Id, IndexColumns, MailboxRecord, MessageIndexEntry, StoragePorts } from '../ports.ts';
+import { Columns } from './columns.ts';
+import { FlagSets } from './flag-sets.ts';
+
+/** Change-log entries read per storage call while catching up (an entry may carry hundreds of keywords). */
+const PAGE = 200;
+/** Catching up yields to the event loop once it has run this long (as protocols/time-slice.ts does for commands). */
+const SLICE_MS = 8;
+
+/** A session's view of the index. */
+export interface IndexView {
+  /** Messages are about to leave the index (expunged by someone else), with their last state. */
+  expunging(entries: readonly MessageIndexEntry[]): void;
+  /** The index applied changes from the change log (new messages, flags, expunges, the mailbox deleted). */
+  changed(): void;
+}
+
+export type IndexStorage = Pick<StoragePorts, 'messages' | 'changes'>;
+
+const yieldToLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+export class MailboxIndex {
+  readonly mailboxId: Id;
+  readonly userId: Id;
+  readonly uidValidity: number;
+  readonly #storage: IndexStorage;
+  readonly #columns = new Columns();
+  readonly flagSets = new FlagSets();
+  readonly #views = new Set<IndexView>();
+  /** Change-log position applied so far. */
+  #cursor = 0;
+  /** Highest UID ever loaded: later loads read only above it (never decreases, unlike the highest held UID). */
+  #loadedThrough = 0;
+  /** UIDs a session expunged itself whose change-log entry has not been read yet: never loaded again. */
+  readonly #tombstones = new Set<number>();
+  #stamp = 0;
+  #highestModseq: number;
+  #deleted = false;
+  /** Index of the first message without \Seen (-1: none), or undefined when it must be found again. */
+  #firstUnseen: number | undefined = undefined;
+  #running: Promise<void> | null = null;
+  #queued: Promise<void> | null = null;
+
+  private constructor(storage: IndexStorage, mailbox: MailboxRecord) {
+    this.#storage = storage;
+    this.mailboxId = mailbox.id;
+    this.userId = mailbox.userId;
+    this.uidValidity = mailbox.uidValidity;
+    this.#highestModseq = mailbox.highestModseq;
+  }
+
+  /** Reads the whole index: the change-log cursor, then the columns in one call. */
+  static async load(storage: IndexStorage, mailbox: MailboxRecord): Promise<MailboxIndex> {
+    const index = new MailboxIndex(storage, mailbox);
+    index.#cursor = await storage.changes.latest(mailbox.userId);
+    index.#append(await storage.messages.indexColumns(mailbox.id));
+    return index;
+  }
+
+  // --- reading ----------------------------------------------------------------------------------------------
+
+  /** Messages held. */
+  get count(): number {
+    return this.#columns.count;
+  }
+
+  /** Highest UID held (0 when empty). */
+  get maxUid(): number {
+    const c = this.#columns;
+    return c.count > 0 ? c.uids[c.count - 1]! : 0;
+  }
+
+  get highestModseq(): number {
+    return this.#highestModseq;
+  }
+
+  /** The stamp of the latest flag change applied. */
+  get stamp(): number {
+    return this.#stamp;
+  }
+
+  /** True once the change log said the mailbox was deleted. */
+  get deleted(): boolean {
+    return this.#deleted;
+  }
+
+  /** Views attached (sessions with the mailbox open). */
+  get views(): number {
+    return this.#views.size;
+  }
+
+  lowerBound(uid: number): number {
+    return this.#columns.lowerBound(uid);
+  }
+
+  indexOf(uid: number): number {
+    return this.#columns.indexOf(uid);
+  }
+
+  uidAt(i: number): number {
+    return this.#columns.uids[i]!;
+  }
+
+  modseqAt(i: number): number {
+    return this.#columns.modseqs[i]!;
+  }
+
+  stampAt(i: number): number {
+    return this.#columns.stamps[i]!;
+  }
+
+  flagsAt(i: number): readonly Flag[] {
+    return this.flagSets.flags(this.#columns.flags[i]!);
+  }
+
+  seenAt(i: number): boolean {
+    return this.flagSets.seen(this.#columns.flags[i]!);
+  }
+
+  deletedAt(i: number): boolean {
+    return this.flagSets.deleted(this.#columns.flags[i]!);
+  }
+
+  /** The message at index i as an entry (a new object; its flags list is shared and frozen). */
+  entryAt(i: number): MessageIndexEntry {
+    const c = this.#columns;
+    return { uid: c.uids[i]!, modseq: c.modseqs[i]!, flags: this.flagSets.flags(c.flags[i]!) as Flag[], size: c.sizes[i]!, internalDate: c.dates[i]! };
+  }
+
+  /** Index of the first message without \Seen, -1 when every message is seen (remembered until something changes). */
+  firstUnseen(): number {
+    if (this.#firstUnseen === undefined) {
+      const c = this.#columns;
+      let i = 0;
+      while (i < c.count && this.flagSets.seen(c.flags[i]!)) i++;
+      this.#firstUnseen = i < c.count ? i : -1;
+    }
+    return this.#firstUnseen;
+  }
+
+  // --- views ------------------------------------------------------------------------------------------------
+
+  attach(view: IndexView): void {
+    this.#views.add(view);
+  }
+
+  detach(view: IndexView): void {
+    this.#views.delete(view);
+  }
+
+  // --- keeping current --------------------------------------------------------------------------------------
+
+  /**
+   * Reads the change log from the cursor and applies it. Calls are serialized: one that arrives while a refresh
+   * runs gets a refresh started after it (so it sees every commit made before the call).
+   */
+  refresh(): Promise<void> {
+    if (!this.#running) return this.#start();
+    this.#queued ??= this.#running.then(
+      () => this.#start(),
+      () => this.#start(),
+    );
+    return this.#queued;
+  }
+
+  #start(): Promise<void> {
+    this.#queued = null;
+    const run: Promise<void> = this.#catchUp().finally(() => {
+      if (this.#running === run) this.#running = null;
+    });
+    this.#running = run;
+    return run;
+  }
+
+  async #catchUp(): Promise<void> {
+    let changed = false;
+    let load = false;
+    let since = performance.now();
+    for (;;) {
+      const entries = await this.#storage.changes.since(this.userId, this.#cursor, { mailboxId: this.mailboxId, limit: PAGE });
+      const applied = this.#applyLog(entries);
+      changed ||= applied.changed;
+      load ||= applied.load;
+      if (entries.length > 0) this.#cursor = entries[entries.length - 1]!.id;
+      if (entries.length < PAGE) break;
+      if (performance.now() - since >= SLICE_MS) {
+        await yieldToLoop();
+        since = performance.now();
+      }
+    }
+    if (load) {
+      const rows = await this.#storage.messages.indexColumns(this.mailboxId, { afterUid: this.#loadedThrough });
+      changed = this.#append(rows) || changed;
+    }
+    if (changed) for (const view of [...this.#views]) view.changed();
+  }
+
+  #applyLog(entries: readonly ChangeEntry[]): { changed: boolean; load: boolean } {
+    const c = this.#columns;
+    let changed = false;
+    let load = false;
+    const gone: number[] = [];
+    for (const change of entries) {
+      if (change.modseq > this.#highestModseq) this.#highestModseq = change.modseq;
+      const uid = change.uid;
+      switch (change.type) {
+        case 'exists':
+          if (uid !== null && uid > this.#loadedThrough && !this.#tombstones.has(uid)) load = true;
+          break;
+        case 'expunge': {
+          if (uid === null) break;
+          this.#tombstones.delete(uid);
+          const i = c.indexOf(uid);
+          if (i >= 0) gone.push(i);
+          break;
+        }
+        case 'flags': {
+          const i = uid === null ? -1 : c.indexOf(uid);
+          if (i < 0 || change.modseq <= c.modseqs[i]!) break;
+          this.#setFlags(i, change.flags ?? [], change.modseq);
+          changed = true;
+          break;
+        }
+        case 'mailbox.delete':
+          this.#deleted = true;
+          changed = true;
+          break;
+        default:
+          break;
+      }
+    }
+    if (gone.length > 0) {
+      this.#remove([...new Set(gone)].sort((a, b) => a - b), null);
+      changed = true;
+    }
+    return { changed, load };
+  }
+
+  #setFlags(i: number, flags: readonly Flag[], modseq: number): number {
+    const c = this.#columns;
+    c.flags[i] = this.flagSets.intern(flags);
+    c.modseqs[i] = modseq;
+    c.stamps[i] = ++this.#stamp;
+    this.#firstUnseen = undefined;
+    if (modseq > this.#highestModseq) this.#highestModseq = modseq;
+    return this.#stamp;
+  }
+
+  /** Appends loaded rows above every held UID; false when there were none. */
+  #append(rows: IndexColumns): boolean {
+    const ids = rows.flagSets.map((flags) => this.flagSets.intern(flags));
+    const flagIds = new Uint32Array(rows.count);
+    let keep = 0;
+    for (let k = 0; k < rows.count; k++) {
+      const uid = rows.uids[k]!;
+      if (uid <= this.#loadedThrough || this.#tombstones.has(uid)) continue;
+      // compact in place: rows skipped above are overwritten by the ones after them
+      rows.uids[keep] = uid;
+      rows.modseqs[keep] = rows.modseqs[k]!;
+      rows.sizes[keep] = rows.sizes[k]!;
+      rows.internalDates[keep] = rows.internalDates[k]!;
+      flagIds[keep] = ids[rows.flags[k]!]!;
+      if (rows.modseqs[k]! > this.#highestModseq) this.#highestModseq = rows.modseqs[k]!;
+      keep++;
+    }
+    if (keep === 0) return false;
+    this.#columns.append({ ...rows, count: keep }, flagIds);
+    this.#loadedThrough = this.#columns.uids[this.#columns.count - 1]!;
+    if (this.#firstUnseen === -1) this.#firstUnseen = undefined;
+    return true;
+  }
+
+  /** Removes the messages at these indexes (ascending), telling every view but `except` first. */
+  #remove(indexes: readonly number[], except: IndexView | null): void {
+    if (indexes.length === 0) return;
+    const entries = indexes.map((i) => this.entryAt(i));
+    for (const view of [...this.#views]) if (view !== except) view.expunging(entries);
+    this.#columns.remove(indexes);
+    this.#firstUnseen = undefined;
+  }
+
+  // --- a session's own changes ------------------------------------------------------------------------------
+
+  /**
+   * Flag changes a session committed: applied unless the index already holds a newer state. Returns the stamp each
+   * change got (0 when not applied), so the session can tell its own changes from others'.
+   */
+  applyFlags(changed: ReadonlyArray<{ uid: number; flags: readonly Flag[]; modseq: number }>): number[] {
+    return changed.map((change) => {
+      const i = this.#columns.indexOf(change.uid);
+      if (i < 0 || change.modseq < this.#columns.modseqs[i]!) return 0;
+      // the change log got here first: the same change (one modseq per commit), already stamped
+      if (change.modseq === this.#columns.modseqs[i]!) return this.#columns.stamps[i]!;
+      return this.#setFlags(i, change.flags, change.modseq);
+    });
+  }
+
+  /** Messages a session expunged (and reports itself): removed now, the other views told. */
+  expunge(uids: readonly number[], by: IndexView | null): void {
+    const indexes: number[] = [];
+    for (const uid of uids) {
+      const i = this.#columns.indexOf(uid);
+      if (i >= 0) indexes.push(i);
+      // its change-log entry is still to come (or a load that read it before the commit is): skip it then
+      if (i >= 0 || uid > this.#loadedThrough) this.#tombstones.add(uid);
+    }
+    this.#remove([...new Set(indexes)].sort((a, b) => a - b), by);
+  }
+
+  /** Raises the highest modseq to what a fresher mailbox record says. */
+  noteModseq(modseq: number): void {
+    if (modseq > this.#highestModseq) this.#highestModseq = modseq;
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * The shared per-mailbox index (storage/mailbox-index) and the IMAP sessions viewing it: one index per open
+ * mailbox for every session, dropped with its last session (or kept warm for a while), each session holding only
+ * its difference from the index, and every session seeing the others' APPEND / STORE / EXPUNGE at the points
+ * RFC 3501 allows, with its own sequence numbers.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { bootImapTestApp, login, appendMessage, message } from './helpers/imap-harness.ts';
+import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
+import { fakeMessage } from './helpers/fake-message.ts';
+import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
+import { SelectedMailbox } from '../protocols/imap/selected.ts';
+import type { MailboxRecord } from '../storage/ports.ts';
+
+async function createWith(client: TestClient, name: string, count: number): Promise<void> {
+  await client.command(`CREATE ${name}`);
+  for (let i = 1; i <= count; i++) await appendMessage(client, name, message(`${name}-${i}`));
+}
+
+describe('shared mailbox index', () => {
+  let t: ImapTestApp;
+  before(async () => {
+    t = await bootImapTestApp({ storage: { mailboxIndex: { lingerSeconds: 0 } } });
+  });
+  after(() => t.close());
+
+  const mailbox = async (path: string): Promise<MailboxRecord> => (await t.app.storage.mailboxes.getByPath(t.userId, path))!;
+
+  it('is one index for every session on a mailbox, dropped when the last one leaves', async () => {
+    const a = await login(t.app);
+    const b = await login(t.app);
+    await createWith(a, 'Idx1', 2);
+    await a.command('CREATE Idx1b');
+    await a.command('SELECT Idx1');
+    await b.command('SELECT Idx1');
+    const box = await mailbox('Idx1');
+    assert.equal(t.app.indexes.size, 1);
+    assert.equal(t.app.indexes.peek(box.id)?.views, 2);
+    await a.command('LOGOUT');
+    await a.done;
+    assert.equal(t.app.indexes.peek(box.id)?.views, 1);
+    await b.command('SELECT Idx1b');
+    assert.equal(t.app.indexes.peek(box.id), null, 'dropped with its last session');
+    assert.equal(t.app.indexes.size, 1);
+    await b.command('UNSELECT');
+    assert.equal(t.app.indexes.size, 0);
+    b.end();
+  });
+
+  it('lingers for reuse, catching up on what changed while nobody held it, at most maxLingering', async () => {
+    const a = await login(t.app);
+    await createWith(a, 'Idx4', 1);
+    await a.command('CREATE Idx4b');
+    const indexes = new MailboxIndexes(t.app.storage, { lingerMs: 60_000, maxLingering: 1 });
+    const first = await indexes.acquire(await mailbox('Idx4'));
+    const held = first.index;
+    assert.equal(held.count, 1);
+    first.release();
+    first.release(); // idempotent
+    assert.equal(indexes.size, 1, 'kept warm');
+    await appendMessage(a, 'Idx4', message('while-lingering'));
+    const again = await indexes.acquire(await mailbox('Idx4'));
+    assert.equal(again.index, held, 'the same index');
+    assert.equal(again.index.count, 2, 'caught up on the change log');
+    again.release();
+    const other = await indexes.acquire(await mailbox('Idx4b'));
+    other.release();
+    assert.equal(indexes.size, 1);
+    assert.equal(indexes.peek(held.mailboxId), null, 'the oldest idle index went first');
+    indexes.close();
+    assert.equal(indexes.size, 0);
+    a.end();
+  });
+
+  it('shows each session the others\' changes at the allowed points, with its own sequence numbers', async () => {
+    const a = await login(t.app);
+    const b = await login(t.app);
+    const c = await login(t.app);
+    await createWith(c, 'Idx2', 5);
+    await a.command('SELECT Idx2');
+    await b.command('SELECT Idx2');
+    await c.command('SELECT Idx2');
+    await c.command('STORE 2,4 +FLAGS.SILENT (\\Deleted)');
+    await c.command('EXPUNGE');
+    // no EXPUNGE during FETCH: the expunged messages keep their numbers (and last known data)
+    assert.deepEqual(await a.command('FETCH 1:* (UID)'), [1, 2, 3, 4, 5].map((n) => `* ${n} FETCH (UID ${n})`).concat('TAG OK FETCH completed'));
+    assert.deepEqual(await a.command('NOOP'), ['* 2 EXPUNGE', '* 3 EXPUNGE', 'TAG OK NOOP completed']);
+    // A's reported expunges did not touch B's view
+    assert.deepEqual(await b.command('SEARCH ALL'), ['* SEARCH 1 3 5', 'TAG OK SEARCH completed']);
+    await c.command('STORE 2 +FLAGS.SILENT (\\Flagged)'); // UID 3: A's message 2, B's message 3
+    await appendMessage(c, 'Idx2', message('Idx2-6'));
+    const noop = await a.command('NOOP');
+    assert.deepEqual(noop.filter((l) => !l.endsWith('RECENT')), ['* 4 EXISTS', '* 2 FETCH (FLAGS (\\Flagged \\Recent) UID 3)', 'TAG OK NOOP completed']);
+    const uidFetch = await b.command('UID FETCH 3 (FLAGS)');
+    assert.deepEqual(uidFetch.filter((l) => !l.endsWith('RECENT')), [
+      '* 3 FETCH (UID 3 FLAGS (\\Flagged))',
+      '* 2 EXPUNGE',
+      '* 3 EXPUNGE',
+      '* 4 EXISTS',
+      'TAG OK UID FETCH completed',
+    ]);
+    assert.deepEqual(await b.command('FETCH 2,4 (UID)'), ['* 2 FETCH (UID 3)', '* 4 FETCH (UID 6)', 'TAG OK FETCH completed']);
+    for (const client of [a, b, c]) client.end();
+  });
+
+  it('keeps a session\'s view steady while changes land between its sync points', async () => {
+    const writer = await login(t.app);
+    await createWith(writer, 'Idx3', 4);
+    const box = await mailbox('Idx3');
+    let woken = 0;
+    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, () => woken++);
+    await writer.command('SELECT Idx3');
+    await writer.command('STORE 1 +FLAGS.SILENT (\\Flagged)');
+    await writer.command('STORE 2 +FLAGS.SILENT (\\Deleted)');
+    await writer.command('EXPUNGE');
+    await appendMessage(writer, 'Idx3', message('Idx3-5'));
+    await view.sync(true);
+    const { index } = view.footprint();
+    assert.ok(woken > 0, 'the view was told');
+    assert.deepEqual([index.count, index.maxUid], [4, 5], 'the shared index moved on');
+    // the client's view did not
+    assert.equal(view.exists, 4);
+    assert.deepEqual(view.uids(), [1, 2, 3, 4]);
+    assert.deepEqual([view.seqOf(2), view.seqOf(3), view.seqOf(5)], [2, 3, 0]);
+    assert.ok(view.isExpunged(2));
+    assert.deepEqual(view.entry(2)?.flags, ['\\Deleted'], 'last known state of the expunged message');
+    assert.equal(view.entry(5), undefined, 'not announced yet');
+    assert.equal(view.footprint().expunged, 1);
+    assert.deepEqual(await view.flush({ expunge: false, condstore: false }), ['* 5 EXISTS', '* 4 RECENT', '* 1 FETCH (FLAGS (\\Flagged \\Recent) UID 1)']);
+    assert.deepEqual(view.uids(), [1, 2, 3, 4, 5]);
+    assert.deepEqual(await view.flush({ expunge: true, condstore: false }), ['* 2 EXPUNGE']);
+    assert.deepEqual(view.uids(), [1, 3, 4, 5]);
+    assert.equal(view.footprint().expunged, 0);
+    view.close();
+    assert.equal(index.views, 1, 'only the writer\'s session is left');
+    writer.end();
+  });
+
+  it('holds no per-message copy in a session: only counts of its own pending differences', async () => {
+    const client = await login(t.app);
+    await client.command('CREATE Idx5');
+    const box = await mailbox('Idx5');
+    for (let i = 0; i < 60; i++) {
+      const ingested = await fakeMessage(t.app.storage.blobs, message(`Idx5-${i}`));
+      await t.app.storage.messages.append({ userId: t.userId, mailboxId: box.id, flags: i % 2 ? ['\\Seen'] : [], internalDate: Date.now(), message: ingested });
+    }
+    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, () => {});
+    const other = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, true, () => {});
+    const { index } = view.footprint();
+    assert.equal(other.footprint().index, index, 'both sessions view one index');
+    assert.equal(index.count, 60);
+    assert.deepEqual({ ...view.footprint(), index: null }, { expunged: 0, ownChanges: 0, recentRanges: 1, index: null });
+    assert.notEqual(view.uids(), view.uids(), 'sequence maps are built per command, not kept');
+    assert.equal(view.firstUnseen(), 1);
+    assert.equal(index.flagSets.size, 2, 'flag lists interned: two distinct ones for 60 messages');
+    const result = await t.app.storage.messages.setFlags(box.id, [1, 2, 3], { action: 'add', flags: ['$Label'] });
+    assert.equal(view.applyFlags(result.changed), true, 'a new keyword');
+    assert.equal(view.footprint().ownChanges, 3);
+    assert.ok(view.flagList().includes('$Label'));
+    await other.sync(true);
+    const lines = await other.flush({ expunge: true, condstore: true });
+    assert.equal(lines.filter((l) => l.includes('FETCH')).length, 3, 'the other session hears of them');
+    assert.deepEqual(await view.flush({ expunge: true, condstore: false }), [], 'its own changes are not reported twice');
+    assert.equal(view.footprint().ownChanges, 0);
+    view.close();
+    other.close();
+    assert.equal(t.app.indexes.peek(box.id), null);
+    client.end();
+  });
+});
