@@ -18,7 +18,9 @@
  *
  * Workers log with a `worker` field (1..N). The primary logs `wildduck ready` once every worker listens.
  */
+import { Buffer } from 'node:buffer';
 import type { Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
 import type { Config } from '../hooks/config.ts';
 import type { Logger } from '../hooks/log.ts';
@@ -28,7 +30,7 @@ import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 import { EphemeralHub, type AttachedPeer } from '../storage/ephemeral/hub.ts';
 import { RemoteEphemeral } from '../storage/ephemeral/remote.ts';
 import type { StoragePorts } from '../storage/ports.ts';
-import { canForkWorkers, exit, onShutdownSignal } from './runtime.ts';
+import { canForkWorkers, env, exit, onShutdownSignal } from './runtime.ts';
 import { bootApp, startListeners } from './server.ts';
 import { loadTlsContext } from './tls.ts';
 import type { Listener } from './listener.ts';
@@ -37,6 +39,9 @@ import type { Listener } from './listener.ts';
 type ControlMessage = { t: 'wd:ready'; listeners: string[] } | { t: 'wd:stop' };
 
 const MAX_RESTART_DELAY_MS = 30_000;
+
+/** The environment variable that hands each worker the HMAC key of the shared password-check cache. */
+const CHECK_KEY_VARIABLE = 'WD_PASSWORD_CHECK_KEY';
 
 /** How many processes serve: 1 means no workers. */
 export function workerCount(config: Config): number {
@@ -52,7 +57,9 @@ export function workerCount(config: Config): number {
 
 /** Boots the app and starts its listeners; on a failure to listen, closes the app again. */
 async function serve(config: Config, log: Logger, shared: RemoteEphemeral | null = null): Promise<{ app: App; listeners: Listener[] }> {
-  const app = await bootApp(config, log, shared ? { ephemeral: shared, changePollMs: 0 } : {});
+  const key = env()[CHECK_KEY_VARIABLE];
+  const sharedChecks = shared && key ? { store: shared, key: Buffer.from(key, 'hex') } : undefined;
+  const app = await bootApp(config, log, shared ? { ephemeral: shared, changePollMs: 0 } : {}, sharedChecks);
   try {
     return { app, listeners: await startListeners(app, shared) };
   } catch (err) {
@@ -129,6 +136,8 @@ async function startWorker(config: Config, baseLog: Logger, worker: Worker): Pro
 async function startPrimary(config: Config, log: Logger, count: number): Promise<void> {
   const cluster = (await import('node:cluster')).default;
   const shared = new MemoryEphemeral();
+  // one HMAC key for the password checks every worker remembers in the shared store (storage/password-check.ts)
+  const checkKey = randomBytes(32).toString('hex');
   // once per server, before any worker: migrations (at open), the certificate, the change-log poller
   const storage = await openStorage(config, (message) => log.warn(message), { ephemeral: shared });
   const changes = storage.changes as Partial<{ watch(): () => void; observed(channel: string, message: string): void }>;
@@ -145,7 +154,7 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
   let healthySince = Date.now();
 
   const fork = (slot: number): void => {
-    const worker = cluster.fork();
+    const worker = cluster.fork({ [CHECK_KEY_VARIABLE]: checkKey });
     const peer = hub.attach({ send: (m) => worker.send(m) });
     peers.set(worker, peer);
     worker.on('message', (message: unknown) => {

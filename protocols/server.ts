@@ -9,6 +9,7 @@ import { createApp, type App } from '../hooks/app.ts';
 import { openStorage, type OpenStorageOptions } from '../storage/open.ts';
 import { checkCredentials } from '../storage/users.ts';
 import { PasswordChecker, passwordChecksFromConfig } from '../storage/password-check.ts';
+import type { SharedCheckCache } from '../storage/password-check.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { startHttp, type Listener } from './http.ts';
 import { startLmtp } from './lmtp.ts';
@@ -17,9 +18,10 @@ import { startImap } from './imap.ts';
 import { loadTlsContext } from './tls.ts';
 import type { SharedSlots } from './listener.ts';
 
-export async function bootApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}): Promise<App> {
+/** `sharedChecks`: remembered password checks shared with the other worker processes (protocols/cluster.ts). */
+export async function bootApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}, sharedChecks?: SharedCheckCache): Promise<App> {
   const storage = await openStorage(config, (message) => log.warn(message), storageOptions);
-  const checker = new PasswordChecker(passwordChecksFromConfig(config));
+  const checker = new PasswordChecker({ ...passwordChecksFromConfig(config), shared: sharedChecks });
   try {
     return await createApp({
       config,

@@ -21,7 +21,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { FairQueue, QueueFullError } from './fair-queue.ts';
 import { verifyPassword } from './passwords.ts';
 import { StorageError } from './ports.ts';
-import type { Id } from './ports.ts';
+import type { EphemeralPort, Id } from './ports.ts';
 import type { Config } from '../hooks/config.ts';
 
 export interface PasswordCheckOptions {
@@ -36,7 +36,20 @@ export interface PasswordCheckOptions {
   /** Most cached checks kept (the oldest go first). */
   cacheEntries: number;
   now?: () => number;
+  /**
+   * Share remembered successes with other processes (the worker processes of one server, protocols/cluster.ts):
+   * entries go to `store` under `pwcheck:<HMAC>`, with `key` the HMAC key every sharer holds, so a user who logged
+   * in through one worker costs no scrypt on the next. Only the HMAC is stored, never the password.
+   */
+  shared?: SharedCheckCache;
 }
+
+export interface SharedCheckCache {
+  store: Pick<EphemeralPort, 'get' | 'setIfAbsent'>;
+  key: Uint8Array;
+}
+
+const sharedKey = (id: string): string => `pwcheck:${id}`;
 
 export function passwordChecksFromConfig(config: Pick<Config, 'auth'>): PasswordCheckOptions {
   const c = config.auth.passwordChecks;
@@ -52,7 +65,8 @@ export interface VerifyRequest {
 
 export class PasswordChecker {
   readonly #queue: FairQueue;
-  readonly #key = randomBytes(32);
+  readonly #key: Uint8Array;
+  readonly #shared: SharedCheckCache['store'] | null;
   readonly #ttl: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
@@ -65,6 +79,8 @@ export class PasswordChecker {
     this.#ttl = options.cacheTtlMs;
     this.#maxEntries = options.cacheEntries;
     this.#now = options.now ?? Date.now;
+    this.#key = options.shared?.key ?? randomBytes(32);
+    this.#shared = options.shared?.store ?? null;
   }
 
   /** Checks running and waiting now (for tests and metrics). */
@@ -81,6 +97,10 @@ export class PasswordChecker {
         if (expires > this.#now()) return true;
         this.#cache.delete(id);
       }
+      if (this.#shared && this.#ttl > 0 && (await this.#shared.get(sharedKey(id)).catch(() => 0)) > 0) {
+        if (this.#maxEntries > 0) this.#remember(id);
+        return true;
+      }
       const pending = this.#inflight.get(id);
       if (pending) return pending;
     }
@@ -92,7 +112,11 @@ export class PasswordChecker {
     this.#inflight.set(id, check);
     try {
       const valid = await check;
-      if (valid && this.#ttl > 0 && this.#maxEntries > 0) this.#remember(id);
+      if (valid && this.#ttl > 0) {
+        if (this.#maxEntries > 0) this.#remember(id);
+        // a hint for the other sharers: losing it costs one scrypt, never a wrong answer
+        this.#shared?.setIfAbsent(sharedKey(id), this.#ttl).catch(() => {});
+      }
       return valid;
     } finally {
       this.#inflight.delete(id);

@@ -9,6 +9,7 @@ import { FairQueue, QueueFullError } from '../storage/fair-queue.ts';
 import { PasswordChecker } from '../storage/password-check.ts';
 import { hashPassword } from '../storage/passwords.ts';
 import { StorageError } from '../storage/ports.ts';
+import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 
 /** A task the test finishes by hand. */
 function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void; fail: (err: Error) => void } {
@@ -122,5 +123,26 @@ describe('PasswordChecker', () => {
     const busy2 = off.verify(hash, 'other', { userId: 'u1' });
     await assert.rejects(off.verify(hash, 'right', { userId: 'u1' }), StorageError, 'cache off: checked again');
     await busy2;
+  });
+  it('shares remembered successes with checkers holding the same store and key, never failures', async () => {
+    const hash = await hashPassword('right');
+    const store = new MemoryEphemeral();
+    const key = new Uint8Array(32).fill(7);
+    const first = new PasswordChecker({ ...options, cacheTtlMs: 60_000, shared: { store, key } });
+    const second = new PasswordChecker({ ...options, cacheTtlMs: 60_000, shared: { store, key } });
+    const stranger = new PasswordChecker({ ...options, cacheTtlMs: 60_000, shared: { store, key: new Uint8Array(32).fill(8) } });
+    assert.equal(await first.verify(hash, 'right', { userId: 'u1' }), true);
+    assert.equal(await first.verify(hash, 'wrong', { userId: 'u1' }), false);
+    await tick();
+    // the second checker's only slot is taken: it can answer only from the shared store
+    const busy = second.verify(hash, 'other', { userId: 'u1' });
+    assert.equal(await second.verify(hash, 'right', { userId: 'u1' }), true, 'remembered by the other checker');
+    await assert.rejects(second.verify(hash, 'wrong', { userId: 'u1' }), StorageError, 'a failure is not shared');
+    await assert.rejects(second.verify(hash, 'right', { userId: 'u2' }), StorageError, 'another user is not remembered');
+    const busy2 = stranger.verify(hash, 'other', { userId: 'u1' });
+    await assert.rejects(stranger.verify(hash, 'right', { userId: 'u1' }), StorageError, 'another key finds nothing');
+    assert.equal(await busy, false);
+    assert.equal(await busy2, false);
+    store.close();
   });
 });
