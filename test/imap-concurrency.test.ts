@@ -5,13 +5,8 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { bootImapTestApp, connect, login, appendMessage, message } from './helpers/imap-harness.ts';
-import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
-
-async function selectNew(a: TestClient, name: string, count: number): Promise<void> {
-  await a.command(`CREATE ${name}`);
-  for (let i = 1; i <= count; i++) await appendMessage(a, name, message(`${name}-${i}`));
-}
+import { bootImapTestApp, connect, createWithMessages, login, appendMessage, message } from './helpers/imap-harness.ts';
+import type { ImapTestApp } from './helpers/imap-harness.ts';
 
 describe('IMAP sessions sharing a mailbox', () => {
   let t: ImapTestApp;
@@ -23,7 +18,7 @@ describe('IMAP sessions sharing a mailbox', () => {
   it('reports new mail, flag changes and expunges made elsewhere on NOOP, and its own changes once', async () => {
     const a = await login(t.app);
     const b = await login(t.app);
-    await selectNew(a, 'Shared1', 2);
+    await createWithMessages(a, 'Shared1', 2);
     await a.command('SELECT Shared1');
     await b.command('SELECT Shared1');
     await appendMessage(b, 'Shared1', message('third'));
@@ -41,7 +36,7 @@ describe('IMAP sessions sharing a mailbox', () => {
   it('never sends EXPUNGE during FETCH, STORE or SEARCH, but does during UID FETCH', async () => {
     const a = await login(t.app);
     const b = await login(t.app);
-    await selectNew(a, 'Shared2', 3);
+    await createWithMessages(a, 'Shared2', 3);
     await a.command('SELECT Shared2');
     await b.command('SELECT Shared2');
     await b.command('STORE 1 +FLAGS.SILENT (\\Deleted)');
@@ -63,7 +58,7 @@ describe('IMAP sessions sharing a mailbox', () => {
     const a = await login(t.app);
     const b = await login(t.app);
     const c = await login(t.app);
-    await selectNew(c, 'Recent1', 2);
+    await createWithMessages(c, 'Recent1', 2);
     const first = await a.command('SELECT Recent1');
     const second = await b.command('SELECT Recent1');
     assert.ok(first.includes('* 2 RECENT'));
@@ -80,7 +75,7 @@ describe('IMAP sessions sharing a mailbox', () => {
   it('never loops on "* 0 EXISTS" after the last message is expunged', async () => {
     const a = await login(t.app);
     const b = await login(t.app);
-    await selectNew(a, 'Empty1', 1);
+    await createWithMessages(a, 'Empty1', 1);
     await a.command('SELECT Empty1');
     await b.command('SELECT Empty1');
     await b.command('STORE 1 +FLAGS.SILENT (\\Deleted)');
@@ -93,7 +88,7 @@ describe('IMAP sessions sharing a mailbox', () => {
   it('pushes changes to an IDLE session promptly and ends IDLE on DONE', async () => {
     const a = await login(t.app);
     const b = await login(t.app);
-    await selectNew(a, 'Idle1', 1);
+    await createWithMessages(a, 'Idle1', 1);
     await a.command('SELECT Idle1');
     await b.command('SELECT Idle1');
     a.write('I1 IDLE\r\n');

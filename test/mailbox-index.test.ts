@@ -6,17 +6,12 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { bootImapTestApp, login, appendMessage, message } from './helpers/imap-harness.ts';
-import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
+import { bootImapTestApp, createWithMessages, login, appendMessage, message } from './helpers/imap-harness.ts';
+import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { fakeMessage } from './helpers/fake-message.ts';
 import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
 import { SelectedMailbox } from '../protocols/imap/selected.ts';
 import type { MailboxRecord } from '../storage/ports.ts';
-
-async function createWith(client: TestClient, name: string, count: number): Promise<void> {
-  await client.command(`CREATE ${name}`);
-  for (let i = 1; i <= count; i++) await appendMessage(client, name, message(`${name}-${i}`));
-}
 
 describe('shared mailbox index', () => {
   let t: ImapTestApp;
@@ -30,7 +25,7 @@ describe('shared mailbox index', () => {
   it('is one index for every session on a mailbox, dropped when the last one leaves', async () => {
     const a = await login(t.app);
     const b = await login(t.app);
-    await createWith(a, 'Idx1', 2);
+    await createWithMessages(a, 'Idx1', 2);
     await a.command('CREATE Idx1b');
     await a.command('SELECT Idx1');
     await b.command('SELECT Idx1');
@@ -50,7 +45,7 @@ describe('shared mailbox index', () => {
 
   it('lingers for reuse, catching up on what changed while nobody held it, at most maxLingering', async () => {
     const a = await login(t.app);
-    await createWith(a, 'Idx4', 1);
+    await createWithMessages(a, 'Idx4', 1);
     await a.command('CREATE Idx4b');
     const indexes = new MailboxIndexes(t.app.storage, { lingerMs: 60_000, maxLingering: 1 });
     const first = await indexes.acquire(await mailbox('Idx4'));
@@ -77,7 +72,7 @@ describe('shared mailbox index', () => {
     const a = await login(t.app);
     const b = await login(t.app);
     const c = await login(t.app);
-    await createWith(c, 'Idx2', 5);
+    await createWithMessages(c, 'Idx2', 5);
     await a.command('SELECT Idx2');
     await b.command('SELECT Idx2');
     await c.command('SELECT Idx2');
@@ -106,7 +101,7 @@ describe('shared mailbox index', () => {
 
   it('keeps a session\'s view steady while changes land between its sync points', async () => {
     const writer = await login(t.app);
-    await createWith(writer, 'Idx3', 4);
+    await createWithMessages(writer, 'Idx3', 4);
     const box = await mailbox('Idx3');
     let woken = 0;
     const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, () => woken++);

@@ -9,7 +9,7 @@
  * two binary searches.
  */
 import { ImapSyntaxError } from './types.ts';
-import { rangePredicate, resolveRanges } from '../../storage/search/ranges.ts';
+import { lowerBound, rangePredicate, resolveRanges } from '../../storage/search/ranges.ts';
 import type { NumberRange, SequenceRangeSpec, SequenceSet } from '../../storage/search/ranges.ts';
 
 export type { NumberRange, SequenceRangeSpec, SequenceSet } from '../../storage/search/ranges.ts';
@@ -89,17 +89,6 @@ export function sequenceNumbers(set: SequenceSet | string, count: number): numbe
   return out;
 }
 
-/** Index of the first element of sorted `list` that is >= value. */
-function lowerBound(list: readonly number[], value: number): number {
-  let low = 0;
-  let high = list.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (list[mid]! < value) low = mid + 1;
-    else high = mid;
-  }
-  return low;
-}
 
 /**
  * Positions (0-based indexes into `uids`) of the UIDs the set selects, ascending. `uids` must be sorted ascending

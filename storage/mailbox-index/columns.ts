@@ -3,6 +3,7 @@
  * search on the UID column, compacted in one pass when messages leave. About 36 bytes per message.
  */
 import type { Flag, IndexColumns, MessageIndexEntry } from '../ports.ts';
+import { lowerBound } from '../search/ranges.ts';
 
 export class Columns {
   count = 0;
@@ -47,15 +48,7 @@ export class Columns {
 
   /** Index of the first UID >= uid. */
   lowerBound(uid: number): number {
-    const uids = this.uids;
-    let low = 0;
-    let high = this.count;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (uids[mid]! < uid) low = mid + 1;
-      else high = mid;
-    }
-    return low;
+    return lowerBound(this.uids, uid, this.count);
   }
 
   /** Index of `uid`, or -1. */

@@ -56,3 +56,15 @@ export function rangePredicate(set: SequenceSet, max: number): (value: number) =
     return false;
   };
 }
+
+/** Index of the first of the `end` leading elements of sorted `list` that is >= value (`end` if none is). */
+export function lowerBound(list: ArrayLike<number>, value: number, end = list.length): number {
+  let low = 0;
+  let high = end;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (list[mid]! < value) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}

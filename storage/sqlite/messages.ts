@@ -27,7 +27,8 @@ import type {
   Segment,
 } from '../ports.ts';
 import type { Db } from './driver.ts';
-import { SEARCH_COLUMNS } from './search-schema.ts';
+import { SEARCH_COLUMNS, searchColumnValues } from './search-schema.ts';
+
 import { collectIndexColumns } from '../mailbox-index/columns.ts';
 import type { IndexRowReader } from '../mailbox-index/columns.ts';
 import type { SqliteBlobs } from './blobs.ts';
@@ -35,6 +36,8 @@ import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { MailboxRow } from './mailboxes.ts';
 import { applyFlagAction, bool, hasFlag, jsonList, normalizeFlags, num, requireRowId, rowId, sameFlags, toId } from './common.ts';
+
+const INSERT_SEARCH_ROW = `INSERT INTO message_search (message_id, ${SEARCH_COLUMNS.join(', ')}) VALUES (?${', ?'.repeat(SEARCH_COLUMNS.length)})`;
 
 /** Columns for MessageRecord (no content, no search text). */
 const RECORD_COLUMNS =
@@ -222,18 +225,7 @@ export class SqliteMessages implements MessagesPort {
         inline.data,
         inline.deflated ? 1 : 0,
       );
-      const h = message.searchHeaders;
-      db.run(
-        'INSERT INTO message_search (message_id, subject, from_addrs, to_addrs, cc_addrs, bcc_addrs, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        id,
-        h.subject,
-        h.from,
-        h.to,
-        h.cc,
-        h.bcc,
-        h.headers,
-        message.searchText,
-      );
+      db.run(INSERT_SEARCH_ROW, id, ...searchColumnValues(message.searchHeaders, message.searchText));
       this.#blobs.commitRefs(id, message);
       this.#usage(userId, message.size, 1);
       this.#log.add({ userId, mailboxId: mbox.id, type: 'exists', modseq: alloc.modseq, uid, flags }, now);

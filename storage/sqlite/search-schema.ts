@@ -11,12 +11,17 @@
 import { inflateRawSync } from 'node:zlib';
 import { decodeWords, getHeaders, parseHeaderBlock } from '../mime/headers.ts';
 import { searchHeaders } from '../mime/search-headers.ts';
-import type { MimeNode } from '../ports.ts';
+import type { MimeNode, SearchHeaders } from '../ports.ts';
 import type { Db } from './driver.ts';
 import { num } from './common.ts';
 
 /** message_search columns, in order. */
 export const SEARCH_COLUMNS = ['subject', 'from_addrs', 'to_addrs', 'cc_addrs', 'bcc_addrs', 'headers', 'body'] as const;
+
+/** A message's values for SEARCH_COLUMNS, in that order. */
+export function searchColumnValues(h: SearchHeaders, body: string): (string | null)[] {
+  return [h.subject, h.from, h.to, h.cc, h.bcc, h.headers, body];
+}
 
 /**
  * The two indexes: the short header fields with positions (`detail=full`: a phrase query is an exact substring
@@ -90,16 +95,9 @@ export function searchIndexMigration(db: Db): string[] {
       if (head && body.startsWith(`${head}\n`)) body = body.slice(head.length + 1);
       else if (head && body === head) body = '';
       else if (head) fallbacks++;
-      const h = searchHeaders(fields);
       db.run(
-        'UPDATE message_search SET body = ?, subject = ?, from_addrs = ?, to_addrs = ?, cc_addrs = ?, bcc_addrs = ?, headers = ? WHERE message_id = ?',
-        body.normalize('NFC'),
-        h.subject,
-        h.from,
-        h.to,
-        h.cc,
-        h.bcc,
-        h.headers,
+        `UPDATE message_search SET ${SEARCH_COLUMNS.map((c) => `${c} = ?`).join(', ')} WHERE message_id = ?`,
+        ...searchColumnValues(searchHeaders(fields), body.normalize('NFC')),
         last,
       );
     }

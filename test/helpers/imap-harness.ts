@@ -211,3 +211,9 @@ export async function appendMessage(client: TestClient, mailbox: string, text: s
   const out = await client.untilTagged(tag);
   return out.split('\r\n').filter(Boolean).pop()!.replace(`${tag} `, '');
 }
+
+/** CREATE `name` and APPEND `count` messages to it, subjects `name-1` … `name-count`. */
+export async function createWithMessages(client: TestClient, name: string, count: number): Promise<void> {
+  await client.command(`CREATE ${name}`);
+  for (let i = 1; i <= count; i++) await appendMessage(client, name, message(`${name}-${i}`));
+}
