@@ -11,6 +11,7 @@ import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { fakeMessage } from './helpers/fake-message.ts';
 import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
 import { SelectedMailbox } from '../protocols/imap/selected.ts';
+import { packedIndexColumns } from '../storage/mailbox-index/columns.ts';
 import type { MailboxRecord } from '../storage/ports.ts';
 
 describe('shared mailbox index', () => {
@@ -162,5 +163,41 @@ describe('shared mailbox index', () => {
     other.close();
     assert.equal(t.app.indexes.peek(box.id), null);
     client.end();
+  });
+});
+
+describe('packed index pages (one aggregate row per page instead of a row per message)', () => {
+  const page = (rows: Array<[number, number, number, number, string]>) => ({
+    count: rows.length,
+    uids: rows.map((r) => r[0]).join(','),
+    modseqs: rows.map((r) => r[1]).join(','),
+    sizes: rows.map((r) => r[2]).join(','),
+    dates: rows.map((r) => r[3]).join(','),
+    flags: rows.map((r) => r[4]).join('\n'),
+  });
+
+  it('gives the same columns as reading rows, across pages, each flag list parsed once', () => {
+    const parsed: string[] = [];
+    const columns = packedIndexColumns(
+      [page([[3, 7, 100, -86_400_000, '["\\\\Seen"]'], [9, 12, 2048, 1_767_225_600_000, '[]']]), page([]), page([[10, 2 ** 40, 1, 0, '["\\\\Seen"]']])],
+      (key) => (parsed.push(key), JSON.parse(key)),
+    );
+    assert.ok(columns);
+    assert.equal(columns.count, 3);
+    assert.deepEqual([...columns.uids], [3, 9, 10]);
+    assert.deepEqual([...columns.modseqs], [7, 12, 2 ** 40]);
+    assert.deepEqual([...columns.sizes], [100, 2048, 1]);
+    assert.deepEqual([...columns.internalDates], [-86_400_000, 1_767_225_600_000, 0]);
+    assert.deepEqual(columns.flagSets, [['\\Seen'], []]);
+    assert.deepEqual([...columns.flags], [0, 1, 0]);
+    assert.equal(parsed.length, 2);
+  });
+
+  it('refuses what it cannot trust (UIDs out of order, counts that disagree, text that is not numbers), so rows are read instead', () => {
+    const flags = (key: string) => JSON.parse(key);
+    assert.equal(packedIndexColumns([page([[5, 1, 1, 1, '[]'], [4, 1, 1, 1, '[]']])], flags), null);
+    assert.equal(packedIndexColumns([page([[5, 1, 1, 1, '[]']]), page([[5, 1, 1, 1, '[]']])], flags), null);
+    assert.equal(packedIndexColumns([{ ...page([[5, 1, 1, 1, '[]']]), count: 2 }], flags), null);
+    assert.equal(packedIndexColumns([{ ...page([[5, 1, 1, 1, '[]']]), sizes: '1.5' }], flags), null);
   });
 });

@@ -120,6 +120,81 @@ const ENTRY_READER: IndexRowReader<MessageIndexEntry> = {
   flags: (e) => [...e.flags],
 };
 
+/**
+ * One page of the index as text columns, as a database can aggregate them in one row: decimal numbers separated by
+ * commas (`uids`, `modseqs`, `sizes`, `dates`) and each message's flag list key separated by newlines (`flags`).
+ */
+export interface PackedIndexPage {
+  count: number;
+  uids: string;
+  modseqs: string;
+  sizes: string;
+  dates: string;
+  flags: string;
+}
+
+/** Integers from a comma-separated decimal list into `out`; the count, or -1 when the text is not such a list. */
+function parseNumbers(text: string, out: Uint32Array | Float64Array): number {
+  let n = 0;
+  let value = 0;
+  let sign = 1;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 44;
+    if (c === 44) {
+      if (digits === 0 || n >= out.length) return -1;
+      out[n++] = sign * value;
+      value = 0;
+      sign = 1;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48);
+      digits++;
+    } else if (c === 45 && digits === 0 && sign === 1) sign = -1;
+    else return -1;
+  }
+  return n;
+}
+
+/**
+ * IndexColumns from packed pages (one aggregate row per page instead of an object per message): null when a page
+ * does not parse or its UIDs are not ascending, so the caller can read rows instead. `parseFlags` turns a flag list
+ * key into its flags, asked once per distinct key.
+ */
+export function packedIndexColumns(pages: readonly PackedIndexPage[], parseFlags: (key: string) => Flag[]): IndexColumns | null {
+  const count = pages.reduce((sum, page) => sum + page.count, 0);
+  const out: IndexColumns = {
+    count,
+    uids: new Uint32Array(count),
+    modseqs: new Float64Array(count),
+    sizes: new Float64Array(count),
+    internalDates: new Float64Array(count),
+    flags: new Uint32Array(count),
+    flagSets: [],
+  };
+  const sets = new Map<string, number>();
+  let at = 0;
+  for (const page of pages) {
+    if (page.count === 0) continue;
+    const n = parseNumbers(page.uids, out.uids.subarray(at, at + page.count));
+    if (n !== page.count) return null;
+    if (parseNumbers(page.modseqs, out.modseqs.subarray(at)) !== n) return null;
+    if (parseNumbers(page.sizes, out.sizes.subarray(at)) !== n) return null;
+    if (parseNumbers(page.dates, out.internalDates.subarray(at)) !== n) return null;
+    const keys = page.flags.split('\n');
+    if (keys.length !== n) return null;
+    for (let k = 0; k < n; k++) {
+      if (at + k > 0 && out.uids[at + k]! <= out.uids[at + k - 1]!) return null;
+      const key = keys[k]!;
+      let set = sets.get(key);
+      if (set === undefined) sets.set(key, (set = out.flagSets.push(parseFlags(key)) - 1));
+      out.flags[at + k] = set;
+    }
+    at += n;
+  }
+  return out;
+}
+
 /** IndexColumns from index entries in UID order. */
 export function indexColumnsFrom(entries: readonly MessageIndexEntry[]): IndexColumns {
   return collectIndexColumns(entries, ENTRY_READER);

@@ -29,8 +29,8 @@ import type {
 import type { Db } from './driver.ts';
 import { SEARCH_COLUMNS, searchColumnValues } from './search-schema.ts';
 
-import { collectIndexColumns } from '../mailbox-index/columns.ts';
-import type { IndexRowReader } from '../mailbox-index/columns.ts';
+import { collectIndexColumns, packedIndexColumns } from '../mailbox-index/columns.ts';
+import type { IndexRowReader, PackedIndexPage } from '../mailbox-index/columns.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -101,6 +101,14 @@ interface IndexRow {
   size: number;
   internal_date: number;
 }
+
+/** Messages per packed page of the index (bounds the aggregated text to a few MB). */
+const PACKED_PAGE_ROWS = 65_536;
+/** One packed page (columns.ts PackedIndexPage) of a mailbox's index above a UID, read from the covering index. */
+const PACKED_INDEX_PAGE = `
+  SELECT count(*) AS count, max(uid) AS last, group_concat(uid) AS uids, group_concat(modseq) AS modseqs, group_concat(size) AS sizes,
+    group_concat(internal_date) AS dates, group_concat(flags, char(10)) AS flags
+  FROM (SELECT uid, modseq, size, internal_date, flags FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid LIMIT ?)`;
 
 const INDEX_ROW: IndexRowReader<IndexRow> = {
   uid: (r) => num(r.uid),
@@ -272,10 +280,20 @@ export class SqliteMessages implements MessagesPort {
 
   async indexColumns(mailboxId: Id, options: { afterUid?: number } = {}): Promise<IndexColumns> {
     const n = rowId(mailboxId);
-    const rows =
-      n === null
-        ? []
-        : this.#db.all<IndexRow>('SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid', n, options.afterUid ?? 0);
+    const afterUid = options.afterUid ?? 0;
+    if (n === null) return collectIndexColumns([], INDEX_ROW);
+    // pages of aggregated text from the covering index (migration 7): no object per message
+    const pages: PackedIndexPage[] = [];
+    for (let after = afterUid; ; ) {
+      const page = this.#db.get<PackedIndexPage & { last: number | null }>(PACKED_INDEX_PAGE, n, after, PACKED_PAGE_ROWS);
+      if (!page || num(page.count) === 0) break;
+      pages.push({ ...page, count: num(page.count) });
+      if (num(page.count) < PACKED_PAGE_ROWS) break;
+      after = num(page.last);
+    }
+    const packed = packedIndexColumns(pages, (key) => JSON.parse(key) as Flag[]);
+    if (packed) return packed;
+    const rows = this.#db.all<IndexRow>('SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid', n, afterUid);
     return collectIndexColumns(rows, INDEX_ROW);
   }
 

@@ -190,6 +190,12 @@ export const MIGRATIONS: readonly Migration[] = [
 
   // 6: the search index: header text beside the body text, FTS5 trigram index over both (search-schema.ts)
   searchIndexMigration,
+
+  // 7: a covering index for the mailbox index (messages.indexColumns): a whole mailbox's UIDs, modseqs, sizes, dates
+  // and flags read from the index alone, without visiting each wide message row
+  `
+  CREATE INDEX messages_index_columns ON messages(mailbox_id, uid, modseq, size, internal_date, flags);
+  `,
 ];
 
 /**
