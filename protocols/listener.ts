@@ -125,7 +125,8 @@ export class ConnectionLimits {
     }
     let held = true;
     return {
-      release: () => {
+      // a method, not an arrow: under tsx (esbuild keepNames) a named arrow gets a property table per connection
+      release() {
         if (!held) return;
         held = false;
         undo();
@@ -319,7 +320,8 @@ class TcpConnection implements Connection {
   #log: Logger;
   #onFinal: (conn: TcpConnection) => void;
   #resolveClosed!: () => void;
-  readonly #onData = () => this.resetIdle();
+  /** Bound, not an arrow field: no property table of its own per connection under tsx (esbuild keepNames). */
+  readonly #onData: () => void = this.resetIdle.bind(this);
 
   constructor(init: ConnectionInit) {
     this.listener = init.listener;

@@ -172,9 +172,7 @@ export class CommandReader {
       offset += sub[0].length;
     }
     const releases: Array<() => Promise<void>> = [];
-    const release = async () => {
-      for (const r of releases.splice(0)) await r().catch(() => {});
-    };
+    const release = releaseAll.bind(null, releases);
     try {
       const args = await this.#arguments(verb, line, offset, releases);
       return { type: 'command', command: { tag, verb, args }, release };
@@ -311,6 +309,11 @@ export class CommandReader {
     }
     return result;
   }
+}
+
+/** Runs a command's clean-ups (spooled literals); bound per command (no named arrow: see session.ts). */
+async function releaseAll(releases: Array<() => Promise<void>>): Promise<void> {
+  for (const r of releases.splice(0)) await r().catch(() => {});
 }
 
 function reject(tag: string | null, verb: string | null, status: 'BAD' | 'NO', code: string | null, text: string, close: boolean): ReadResult {

@@ -82,12 +82,14 @@ export class MailboxIndexes {
       throw err;
     }
     let held = true;
+    const indexes = this;
     return {
       index,
-      release: () => {
+      // a method, not an arrow: no property table of its own under tsx (esbuild keepNames), one per session
+      release() {
         if (!held) return;
         held = false;
-        this.#letGo(key, slot);
+        indexes.#letGo(key, slot);
       },
     };
   }
