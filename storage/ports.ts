@@ -527,6 +527,11 @@ export interface EphemeralPort {
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   get(key: string): Promise<number>;
   /**
+   * Raises a counter to `to` when it is below (creating it, expiring `ttlMs` later, when absent) and returns its value
+   * before: one atomic step for a high-water mark (IMAP \Recent). Atomic (Redis: one Lua script).
+   */
+  raise(key: string, to: number, ttlMs: number): Promise<number>;
+  /**
    * Takes one unit from several counters at once, all or nothing: when every counter is below its limit, adds 1
    * to each (a counter created here expires `ttlMs` after this first increment) and returns -1; otherwise changes
    * nothing and returns the index of the first counter already at its limit. Atomic (Redis: one Lua script over
