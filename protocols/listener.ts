@@ -136,6 +136,11 @@ export class ConnectionLimits {
   }
 }
 
+/** Gives back every slot a closed socket held (bound per socket: no closure over the accept frame). */
+function releaseSlots(held: Slot[]): void {
+  for (const slot of held) slot.release();
+}
+
 /** A notice the protocol writes before the listener closes the connection (e.g. `* BYE Autologout`). */
 export type ConnectionNotice = (conn: Connection) => void | Promise<void>;
 
@@ -571,8 +576,15 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     reported = now;
   };
 
+  // one of each per listener, not per connection: what a held connection keeps is its own state only
+  const earlyError = (err: Error) => log.debug('socket error before the session started', { err: err.message });
+  const failed = (conn: TcpConnection, err: unknown) => {
+    log.error('connection handler failed', { conn: conn.id, err });
+    conn.destroy();
+  };
+
   const accept = async (raw: Socket): Promise<void> => {
-    raw.on('error', (err) => log.debug('socket error before the session started', { err: err.message }));
+    raw.on('error', earlyError);
     let remoteAddress = normalizeAddress(raw.remoteAddress ?? '');
     const slot = await limits.admit();
     if (!slot) {
@@ -586,7 +598,9 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       return;
     }
     pending.add(raw);
-    raw.once('close', () => slot.release());
+    // the slots this socket holds, given back by one listener when it closes
+    const held: Slot[] = [slot];
+    raw.once('close', releaseSlots.bind(null, held));
     // per-IP share from the socket's address, at once; behind PROXY only after the header has named the client
     let share = proxyProtocol ? null : await limits.admitAddress(remoteAddress);
     raw.setNoDelay(true);
@@ -607,7 +621,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       }
       if (share) {
         if (raw.closed) share.release();
-        else raw.once('close', () => share!.release());
+        else held.push(share);
       } else if (raw.destroyed) return;
       else if (implicitTls) {
         // no handshake for a client over its limit: refusing must cost less than serving
@@ -664,14 +678,15 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       await conn.close();
       return;
     }
+    raw.off('error', earlyError); // the connection reports its errors now
     open.add(conn);
     log.debug('connection opened', { conn: conn.id, remoteAddress, remotePort });
     conn.start();
+    // not awaited: accept's frame (and what it captured) is not kept for the life of the connection
     try {
-      await onConnection(conn);
+      Promise.resolve(onConnection(conn)).catch(failed.bind(null, conn));
     } catch (err) {
-      log.error('connection handler failed', { conn: conn.id, err });
-      conn.destroy();
+      failed(conn, err);
     }
   };
 

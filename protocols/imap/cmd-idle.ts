@@ -22,13 +22,10 @@ export const idle = command({
   name: 'IDLE',
   states: AUTHENTICATED,
   parse: (args) => args.end(),
-  async run(session) {
+  // not async: no suspended frame of its own while the session idles
+  run(session) {
     session.conn.setIdleTimeout?.(session.app.config.imap.idleCommandTimeoutSeconds * 1000);
-    try {
-      return await new Idler(session).done;
-    } finally {
-      session.restoreIdleTimeout();
-    }
+    return new Idler(session).done.finally(() => session.restoreIdleTimeout());
   },
 });
 
