@@ -136,9 +136,19 @@ export class ConnectionLimits {
   }
 }
 
-/** Gives back every slot a closed socket held (bound per socket: no closure over the accept frame). */
-function releaseSlots(held: Slot[]): void {
-  for (const slot of held) slot.release();
+/**
+ * The slots one socket holds, given back when it closes. A class method bound per socket, not a closure over the
+ * accept frame, nor a bound module function: under tsx (esbuild keepNames) those carry a renamed target, and
+ * binding one gives each bound function its own property table.
+ */
+class HeldSlots {
+  readonly slots: Slot[];
+  constructor(first: Slot) {
+    this.slots = [first];
+  }
+  release(): void {
+    for (const slot of this.slots) slot.release();
+  }
 }
 
 /** A notice the protocol writes before the listener closes the connection (e.g. `* BYE Autologout`). */
@@ -599,8 +609,8 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     }
     pending.add(raw);
     // the slots this socket holds, given back by one listener when it closes
-    const held: Slot[] = [slot];
-    raw.once('close', releaseSlots.bind(null, held));
+    const held = new HeldSlots(slot);
+    raw.once('close', held.release.bind(held));
     // per-IP share from the socket's address, at once; behind PROXY only after the header has named the client
     let share = proxyProtocol ? null : await limits.admitAddress(remoteAddress);
     raw.setNoDelay(true);
@@ -621,7 +631,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       }
       if (share) {
         if (raw.closed) share.release();
-        else held.push(share);
+        else held.slots.push(share);
       } else if (raw.destroyed) return;
       else if (implicitTls) {
         // no handshake for a client over its limit: refusing must cost less than serving
@@ -684,7 +694,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     conn.start();
     // not awaited: accept's frame (and what it captured) is not kept for the life of the connection
     try {
-      Promise.resolve(onConnection(conn)).catch(failed.bind(null, conn));
+      Promise.resolve(onConnection(conn)).catch((err) => failed(conn, err));
     } catch (err) {
       failed(conn, err);
     }

@@ -172,12 +172,18 @@ export class CommandReader {
       offset += sub[0].length;
     }
     const releases: Array<() => Promise<void>> = [];
-    const release = releaseAll.bind(null, releases);
     try {
       const args = await this.#arguments(verb, line, offset, releases);
-      return { type: 'command', command: { tag, verb, args }, release };
+      // a method, not a named arrow: under tsx (esbuild keepNames) that would get a property table per command
+      return {
+        type: 'command',
+        command: { tag, verb, args },
+        release() {
+          return releaseAll(releases);
+        },
+      };
     } catch (err) {
-      await release();
+      await releaseAll(releases);
       if (err instanceof Rejected) {
         const result = reject(tag, verb, err.status, err.code, err.message, err.close);
         return err.skip ? this.#skipTail(result) : result;
@@ -311,7 +317,7 @@ export class CommandReader {
   }
 }
 
-/** Runs a command's clean-ups (spooled literals); bound per command (no named arrow: see session.ts). */
+/** Runs a command's clean-ups (spooled literals). */
 async function releaseAll(releases: Array<() => Promise<void>>): Promise<void> {
   for (const r of releases.splice(0)) await r().catch(() => {});
 }
