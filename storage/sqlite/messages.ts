@@ -18,6 +18,7 @@ import type {
   FlagUpdate,
   Id,
   IndexColumns,
+  IndexSnapshot,
   IngestedMessage,
   MessageContent,
   MessageIndexEntry,
@@ -295,6 +296,34 @@ export class SqliteMessages implements MessagesPort {
     if (packed) return packed;
     const rows = this.#db.all<IndexRow>('SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid', n, afterUid);
     return collectIndexColumns(rows, INDEX_ROW);
+  }
+
+  async indexSnapshot(mailboxId: Id): Promise<IndexSnapshot | null> {
+    const n = rowId(mailboxId);
+    if (n === null) return null;
+    const r = this.#db.get<{ uid_validity: number; cursor: number; data: Uint8Array; pruned: number | null }>(
+      "SELECT uid_validity, cursor, data, (SELECT value FROM meta WHERE key = 'changes_pruned_through') AS pruned FROM mailbox_index_snapshots WHERE mailbox_id = ?",
+      n,
+    );
+    if (!r || num(r.pruned ?? 0) > num(r.cursor)) return null;
+    return { uidValidity: num(r.uid_validity), cursor: num(r.cursor), bytes: r.data };
+  }
+
+  async saveIndexSnapshot(mailboxId: Id, snapshot: IndexSnapshot): Promise<void> {
+    const n = rowId(mailboxId);
+    if (n === null) return;
+    this.#db.transaction(() => {
+      if (!this.#db.get('SELECT 1 FROM mailboxes WHERE id = ? AND uid_validity = ?', n, snapshot.uidValidity)) return;
+      this.#db.run(
+        `INSERT INTO mailbox_index_snapshots (mailbox_id, uid_validity, cursor, data) VALUES (?, ?, ?, ?)
+         ON CONFLICT (mailbox_id) DO UPDATE SET uid_validity = excluded.uid_validity, cursor = excluded.cursor, data = excluded.data
+         WHERE excluded.cursor >= mailbox_index_snapshots.cursor OR excluded.uid_validity != mailbox_index_snapshots.uid_validity`,
+        n,
+        snapshot.uidValidity,
+        snapshot.cursor,
+        snapshot.bytes,
+      );
+    });
   }
 
   async content(id: Id): Promise<MessageContent | null> {
