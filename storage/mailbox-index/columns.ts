@@ -7,14 +7,14 @@ import { lowerBound } from '../search/ranges.ts';
 
 export class Columns {
   count = 0;
-  uids = new Uint32Array(0);
-  modseqs = new Float64Array(0);
-  sizes = new Float64Array(0);
-  dates = new Float64Array(0);
+  uids: Uint32Array = new Uint32Array(0);
+  modseqs: Float64Array = new Float64Array(0);
+  sizes: Float64Array = new Float64Array(0);
+  dates: Float64Array = new Float64Array(0);
   /** Interned flag list number (flag-sets.ts). */
-  flags = new Uint32Array(0);
+  flags: Uint32Array = new Uint32Array(0);
   /** The index's change stamp of the last flag change (0: none since loaded). */
-  stamps = new Uint32Array(0);
+  stamps: Uint32Array = new Uint32Array(0);
 
   #reserve(extra: number): void {
     const need = this.count + extra;
@@ -44,6 +44,20 @@ export class Columns {
     this.flags.set(flagIds.subarray(0, rows.count), at);
     this.stamps.fill(0, at, at + rows.count);
     this.count += rows.count;
+  }
+
+  /**
+   * Takes loaded rows as the columns themselves, without copying (an empty index reading its snapshot); `flagIds` are
+   * the interned flag list numbers. The arrays are owned from here on.
+   */
+  adopt(rows: IndexColumns, flagIds: Uint32Array): void {
+    this.count = rows.count;
+    this.uids = rows.uids;
+    this.modseqs = rows.modseqs;
+    this.sizes = rows.sizes;
+    this.dates = rows.internalDates;
+    this.flags = flagIds;
+    this.stamps = new Uint32Array(rows.count);
   }
 
   /** Index of the first UID >= uid. */

@@ -81,8 +81,12 @@ export class MailboxIndex {
     const state = saved && saved.uidValidity === mailbox.uidValidity ? decodeIndexSnapshot(saved.bytes) : null;
     if (saved && state) {
       index.#cursor = index.#savedCursor = saved.cursor;
-      index.#append(state.columns);
-      index.#loadedThrough = Math.max(index.#loadedThrough, state.loadedThrough);
+      const c = state.columns;
+      const ids = c.flagSets.map((flags) => index.flagSets.intern(flags));
+      // a fresh table numbers the lists as the snapshot did: the column is taken as it is
+      if (ids.some((id, k) => id !== k)) for (let i = 0; i < c.count; i++) c.flags[i] = ids[c.flags[i]!]!;
+      index.#columns.adopt(c, c.flags);
+      index.#loadedThrough = Math.max(c.count > 0 ? c.uids[c.count - 1]! : 0, state.loadedThrough);
       index.noteModseq(state.highestModseq);
       return index;
     }
