@@ -47,16 +47,24 @@ export interface SessionOptions {
  * Session and context as classes whose `data` map is made on first use: most connections and commands never touch
  * it, and an idle connection should not hold empty maps (thousands of IDLE sessions).
  */
-class HookSession implements Session {
+class LazyData {
+  #data: Map<string, unknown> | null = null;
+
+  get data(): Map<string, unknown> {
+    return (this.#data ??= new Map());
+  }
+}
+
+class HookSession extends LazyData implements Session {
   readonly id: string;
   readonly protocol: Protocol;
   readonly remoteAddress: string;
   readonly remotePort: number | null;
   user: SessionUser | null;
   readonly log: Logger;
-  #data: Map<string, unknown> | null = null;
 
   constructor(log: Logger, options: SessionOptions) {
+    super();
     this.id = options.id ?? randomUUID();
     this.protocol = options.protocol;
     this.remoteAddress = options.remoteAddress ?? '';
@@ -64,24 +72,16 @@ class HookSession implements Session {
     this.user = options.user ?? null;
     this.log = log.child({ session: this.id, protocol: options.protocol });
   }
-
-  get data(): Map<string, unknown> {
-    return (this.#data ??= new Map());
-  }
 }
 
-class Context implements HookContext {
+class Context extends LazyData implements HookContext {
   readonly session: Session;
   readonly log: Logger;
-  #data: Map<string, unknown> | null = null;
 
   constructor(session: Session, log: Logger) {
+    super();
     this.session = session;
     this.log = log;
-  }
-
-  get data(): Map<string, unknown> {
-    return (this.#data ??= new Map());
   }
 }
 

@@ -98,10 +98,9 @@ export interface IndexRowReader<T> {
   flags(row: T): Flag[];
 }
 
-/** IndexColumns from rows in UID order, each distinct flag list parsed and kept once: for any backend. */
-export function collectIndexColumns<T>(rows: readonly T[], read: IndexRowReader<T>): IndexColumns {
-  const count = rows.length;
-  const out: IndexColumns = {
+/** Columns for `count` messages, zeroed, with no flag lists yet. */
+function emptyIndexColumns(count: number): IndexColumns {
+  return {
     count,
     uids: new Uint32Array(count),
     modseqs: new Float64Array(count),
@@ -110,6 +109,12 @@ export function collectIndexColumns<T>(rows: readonly T[], read: IndexRowReader<
     flags: new Uint32Array(count),
     flagSets: [],
   };
+}
+
+/** IndexColumns from rows in UID order, each distinct flag list parsed and kept once: for any backend. */
+export function collectIndexColumns<T>(rows: readonly T[], read: IndexRowReader<T>): IndexColumns {
+  const count = rows.length;
+  const out = emptyIndexColumns(count);
   const sets = new Map<string, number>();
   for (let i = 0; i < count; i++) {
     const row = rows[i]!;
@@ -177,15 +182,7 @@ function parseNumbers(text: string, out: Uint32Array | Float64Array): number {
  */
 export function packedIndexColumns(pages: readonly PackedIndexPage[], parseFlags: (key: string) => Flag[]): IndexColumns | null {
   const count = pages.reduce((sum, page) => sum + page.count, 0);
-  const out: IndexColumns = {
-    count,
-    uids: new Uint32Array(count),
-    modseqs: new Float64Array(count),
-    sizes: new Float64Array(count),
-    internalDates: new Float64Array(count),
-    flags: new Uint32Array(count),
-    flagSets: [],
-  };
+  const out = emptyIndexColumns(count);
   const sets = new Map<string, number>();
   let at = 0;
   for (const page of pages) {
