@@ -85,8 +85,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     ],
   });
   let closing: Promise<void> | null = null;
-  const { lingerSeconds, maxLingering } = config.storage.mailboxIndex;
-  const indexes = new MailboxIndexes(storage, { lingerMs: lingerSeconds * 1000, maxLingering });
+  const { lingerSeconds, maxLingering, snapshotMinMessages } = config.storage.mailboxIndex;
+  const indexes = new MailboxIndexes(storage, { lingerMs: lingerSeconds * 1000, maxLingering, snapshotMinMessages });
   return Object.freeze({
     config,
     log,
@@ -99,7 +99,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     close: () =>
       (closing ??= (async () => {
         await host.close();
-        indexes.close();
+        await indexes.close();
         try {
           await storage.close();
         } catch (err) {

@@ -99,6 +99,12 @@ export const configSchema = z
               .default(60)
               .describe('How long the shared index of a mailbox (UIDs, flags, modseqs, kept once per process for every session that has it selected) stays in memory after its last session left, so a re-SELECT finds it warm; 0 = drop it with the last session.'),
             maxLingering: z.number().int().nonnegative().default(200).describe('Most shared mailbox indexes kept in memory with no session holding them (oldest dropped first).'),
+            snapshotMinMessages: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(5000)
+              .describe('A shared mailbox index of at least this many messages is saved as one compact snapshot when it leaves memory (and at shutdown), so the next SELECT after a restart or eviction reads it and catches up on the change log instead of reading every message; 0 = never.'),
           })
           .strict()
           .prefault({}),

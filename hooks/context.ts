@@ -43,22 +43,55 @@ export interface SessionOptions {
   user?: SessionUser | null;
 }
 
+/**
+ * Session and context as classes whose `data` map is made on first use: most connections and commands never touch
+ * it, and an idle connection should not hold empty maps (thousands of IDLE sessions).
+ */
+class LazyData {
+  #data: Map<string, unknown> | null = null;
+
+  get data(): Map<string, unknown> {
+    return (this.#data ??= new Map());
+  }
+}
+
+class HookSession extends LazyData implements Session {
+  readonly id: string;
+  readonly protocol: Protocol;
+  readonly remoteAddress: string;
+  readonly remotePort: number | null;
+  user: SessionUser | null;
+  readonly log: Logger;
+
+  constructor(log: Logger, options: SessionOptions) {
+    super();
+    this.id = options.id ?? randomUUID();
+    this.protocol = options.protocol;
+    this.remoteAddress = options.remoteAddress ?? '';
+    this.remotePort = options.remotePort ?? null;
+    this.user = options.user ?? null;
+    this.log = log.child({ session: this.id, protocol: options.protocol });
+  }
+}
+
+class Context extends LazyData implements HookContext {
+  readonly session: Session;
+  readonly log: Logger;
+
+  constructor(session: Session, log: Logger) {
+    super();
+    this.session = session;
+    this.log = log;
+  }
+}
+
 export function createSession(log: Logger, options: SessionOptions): Session {
-  const id = options.id ?? randomUUID();
-  return {
-    id,
-    protocol: options.protocol,
-    remoteAddress: options.remoteAddress ?? '',
-    remotePort: options.remotePort ?? null,
-    user: options.user ?? null,
-    log: log.child({ session: id, protocol: options.protocol }),
-    data: new Map(),
-  };
+  return new HookSession(log, options);
 }
 
 /** A fresh per-operation context on `session`; `fields` are bound to its logger. */
 export function createContext(session: Session, fields?: Record<string, unknown>): HookContext {
-  return { session, log: fields ? session.log.child(fields) : session.log, data: new Map() };
+  return new Context(session, fields ? session.log.child(fields) : session.log);
 }
 
 /** For work not tied to a client connection (CLI, maintenance, tests). */

@@ -28,8 +28,8 @@ import type { ImapConnection } from './imap/session.ts';
 export type { ImapConnection };
 
 /** Serves one connection until it ends. Works on the listener's Connection or any `duplexConnection`. */
-export async function handleImapConnection(app: App, conn: ImapConnection): Promise<void> {
-  await new ImapSession(app, conn).run();
+export function handleImapConnection(app: App, conn: ImapConnection): Promise<void> {
+  return new ImapSession(app, conn).run();
 }
 
 /**

@@ -125,13 +125,29 @@ export class ConnectionLimits {
     }
     let held = true;
     return {
-      release: () => {
+      // a method, not an arrow: under tsx (esbuild keepNames) a named arrow gets a property table per connection
+      release() {
         if (!held) return;
         held = false;
         undo();
         if (sharedKey) shared!.slots.release(sharedKey, 1).catch(() => 0);
       },
     };
+  }
+}
+
+/**
+ * The slots one socket holds, given back when it closes. A class method bound per socket, not a closure over the
+ * accept frame, nor a bound module function: under tsx (esbuild keepNames) those carry a renamed target, and
+ * binding one gives each bound function its own property table.
+ */
+class HeldSlots {
+  readonly slots: Slot[];
+  constructor(first: Slot) {
+    this.slots = [first];
+  }
+  release(): void {
+    for (const slot of this.slots) slot.release();
   }
 }
 
@@ -319,7 +335,8 @@ class TcpConnection implements Connection {
   #log: Logger;
   #onFinal: (conn: TcpConnection) => void;
   #resolveClosed!: () => void;
-  readonly #onData = () => this.resetIdle();
+  /** Bound, not an arrow field: no property table of its own per connection under tsx (esbuild keepNames). */
+  readonly #onData: () => void = this.resetIdle.bind(this);
 
   constructor(init: ConnectionInit) {
     this.listener = init.listener;
@@ -569,8 +586,15 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     reported = now;
   };
 
+  // one of each per listener, not per connection: what a held connection keeps is its own state only
+  const earlyError = (err: Error) => log.debug('socket error before the session started', { err: err.message });
+  const failed = (conn: TcpConnection, err: unknown) => {
+    log.error('connection handler failed', { conn: conn.id, err });
+    conn.destroy();
+  };
+
   const accept = async (raw: Socket): Promise<void> => {
-    raw.on('error', (err) => log.debug('socket error before the session started', { err: err.message }));
+    raw.on('error', earlyError);
     let remoteAddress = normalizeAddress(raw.remoteAddress ?? '');
     const slot = await limits.admit();
     if (!slot) {
@@ -584,7 +608,9 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       return;
     }
     pending.add(raw);
-    raw.once('close', () => slot.release());
+    // the slots this socket holds, given back by one listener when it closes
+    const held = new HeldSlots(slot);
+    raw.once('close', held.release.bind(held));
     // per-IP share from the socket's address, at once; behind PROXY only after the header has named the client
     let share = proxyProtocol ? null : await limits.admitAddress(remoteAddress);
     raw.setNoDelay(true);
@@ -605,7 +631,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       }
       if (share) {
         if (raw.closed) share.release();
-        else raw.once('close', () => share!.release());
+        else held.slots.push(share);
       } else if (raw.destroyed) return;
       else if (implicitTls) {
         // no handshake for a client over its limit: refusing must cost less than serving
@@ -662,14 +688,15 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       await conn.close();
       return;
     }
+    raw.off('error', earlyError); // the connection reports its errors now
     open.add(conn);
     log.debug('connection opened', { conn: conn.id, remoteAddress, remotePort });
     conn.start();
+    // not awaited: accept's frame (and what it captured) is not kept for the life of the connection
     try {
-      await onConnection(conn);
+      Promise.resolve(onConnection(conn)).catch((err) => failed(conn, err));
     } catch (err) {
-      log.error('connection handler failed', { conn: conn.id, err });
-      conn.destroy();
+      failed(conn, err);
     }
   };
 

@@ -421,6 +421,13 @@ export interface IndexColumns {
   flagSets: Flag[][];
 }
 
+/** A mailbox index saved as bytes (storage/mailbox-index/snapshot.ts), taken when the change log was at `cursor`. */
+export interface IndexSnapshot {
+  uidValidity: number;
+  cursor: number;
+  bytes: Uint8Array;
+}
+
 export interface MessagesPort {
   /** Atomically: allocate UID and modseq, store the message, take blob references, log `exists`. */
   append(input: AppendInput): Promise<AppendResult>;
@@ -430,6 +437,13 @@ export interface MessagesPort {
   index(mailboxId: Id, options?: { changedSince?: number }): Promise<MessageIndexEntry[]>;
   /** The same index as columns (IndexColumns); `afterUid` limits it to messages with a higher UID. */
   indexColumns(mailboxId: Id, options?: { afterUid?: number }): Promise<IndexColumns>;
+  /**
+   * The index snapshot saved for the mailbox, or null when there is none or the change log no longer holds every
+   * entry after its cursor (pruned since). Optional: without it the index is always read in full.
+   */
+  indexSnapshot?(mailboxId: Id): Promise<IndexSnapshot | null>;
+  /** Keeps a snapshot unless the stored one was taken at a later cursor. Optional, with indexSnapshot. */
+  saveIndexSnapshot?(mailboxId: Id, snapshot: IndexSnapshot): Promise<void>;
   /** Segment list and inline bytes, for reassembly (storage/mime/reassemble.ts). */
   content(id: Id): Promise<MessageContent | null>;
   /** The stored body search text (IngestedMessage.searchText). */
@@ -526,6 +540,11 @@ export interface EphemeralPort {
   /** Adds `by` to a counter; the counter expires `ttlMs` after its first increment. Returns the new value. */
   incr(key: string, by: number, ttlMs: number): Promise<number>;
   get(key: string): Promise<number>;
+  /**
+   * Raises a counter to `to` when it is below (creating it, expiring `ttlMs` later, when absent) and returns its value
+   * before: one atomic step for a high-water mark (IMAP \Recent). Atomic (Redis: one Lua script).
+   */
+  raise(key: string, to: number, ttlMs: number): Promise<number>;
   /**
    * Takes one unit from several counters at once, all or nothing: when every counter is below its limit, adds 1
    * to each (a counter created here expires `ttlMs` after this first increment) and returns -1; otherwise changes

@@ -65,6 +65,21 @@ describe('EphemeralHub + RemoteEphemeral', () => {
     assert.equal(await a.setIfAbsent('once', 60_000), true);
   });
 
+  it('raises a high-water mark atomically: concurrent raises from two workers hand out disjoint ranges', async () => {
+    const store = new MemoryEphemeral();
+    const hub = new EphemeralHub(store);
+    const a = worker(hub).remote;
+    const b = worker(hub).remote;
+    assert.equal(await a.raise('mark', 10, 60_000), 0, 'absent: 0, then set');
+    assert.equal(await b.raise('mark', 4, 60_000), 10, 'below the mark: unchanged');
+    const [x, y] = await Promise.all([a.raise('mark', 15, 60_000), b.raise('mark', 20, 60_000)]);
+    const ranges = [[x, 15], [y, 20]].filter(([from, to]) => to! > from!);
+    const claimed = ranges.flatMap(([from, to]) => Array.from({ length: to! - from! }, (_, i) => from! + 1 + i));
+    assert.deepEqual([...new Set(claimed)].sort((p, q) => p - q), Array.from({ length: 10 }, (_, i) => 11 + i), 'every UID 11..20 claimed exactly once');
+    assert.equal(claimed.length, 10);
+    assert.equal(await store.get('mark'), 20);
+  });
+
   it('a message published by one worker reaches the subscribers of every worker, the publisher included', async () => {
     const seen: string[] = [];
     const published: string[] = [];

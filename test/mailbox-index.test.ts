@@ -11,6 +11,9 @@ import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { fakeMessage } from './helpers/fake-message.ts';
 import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
 import { SelectedMailbox } from '../protocols/imap/selected.ts';
+import { packedIndexColumns } from '../storage/mailbox-index/columns.ts';
+import { MailboxIndex } from '../storage/mailbox-index/mailbox-index.ts';
+import { decodeIndexSnapshot } from '../storage/mailbox-index/snapshot.ts';
 import type { MailboxRecord } from '../storage/ports.ts';
 
 describe('shared mailbox index', () => {
@@ -162,5 +165,111 @@ describe('shared mailbox index', () => {
     other.close();
     assert.equal(t.app.indexes.peek(box.id), null);
     client.end();
+  });
+});
+
+describe('index snapshots (a large mailbox opens from one saved byte string, then catches up on the change log)', () => {
+  let t: ImapTestApp;
+  before(async () => {
+    t = await bootImapTestApp({ storage: { mailboxIndex: { lingerSeconds: 0 } } });
+  });
+  after(() => t.close());
+
+  const entries = (index: MailboxIndex) => Array.from({ length: index.count }, (_, i) => index.entryAt(i));
+
+  it('saves an index when it leaves memory; the next load reads it and catches up with what changed since', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Snap', 4);
+    const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Snap'))!;
+    const first = new MailboxIndexes(t.app.storage, { lingerMs: 0, maxLingering: 0, snapshotMinMessages: 2 });
+    (await first.acquire(box)).release();
+    await first.close();
+    const saved = await t.app.storage.messages.indexSnapshot!(box.id);
+    assert.ok(saved, 'saved when dropped');
+
+    // changes after the snapshot: a new message, a flag change, an expunge
+    await a.command('SELECT Snap');
+    await appendMessage(a, 'Snap', message('after-snapshot'));
+    await a.command('STORE 2 +FLAGS (\\Flagged $Later)');
+    await a.command('STORE 1 +FLAGS (\\Deleted)');
+    await a.command('EXPUNGE');
+    await a.command('UNSELECT');
+
+    const real = t.app.storage.messages;
+    let fullReads = 0;
+    const messages = {
+      indexColumns: (id: string, options?: { afterUid?: number }) => (options?.afterUid ? undefined : fullReads++, real.indexColumns(id, options)),
+      indexSnapshot: (id: string) => real.indexSnapshot!(id),
+    };
+    const second = new MailboxIndexes({ messages, changes: t.app.storage.changes } as never, { lingerMs: 0, maxLingering: 0 });
+    const lease = await second.acquire((await t.app.storage.mailboxes.getByPath(t.userId, 'Snap'))!);
+    assert.equal(fullReads, 0, 'read from the snapshot, not every row');
+    const fresh = await MailboxIndex.load({ messages: { indexColumns: messages.indexColumns }, changes: t.app.storage.changes } as never, box);
+    assert.equal(fullReads, 1);
+    assert.deepEqual(entries(lease.index), entries(fresh));
+    assert.equal(lease.index.count, 4);
+    assert.deepEqual(lease.index.flagSets.keywords(), ['$Later']);
+    lease.release();
+    await second.close();
+    a.end();
+  });
+
+  it('ignores a snapshot the change log can no longer catch up (pruned past its cursor), or one of another UIDVALIDITY', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Snap2', 3);
+    const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Snap2'))!;
+    const indexes = new MailboxIndexes(t.app.storage, { lingerMs: 0, maxLingering: 0, snapshotMinMessages: 1 });
+    (await indexes.acquire(box)).release();
+    await indexes.close();
+    const saved = (await t.app.storage.messages.indexSnapshot!(box.id))!;
+    assert.ok(saved);
+    assert.equal(decodeIndexSnapshot(saved.bytes)?.columns.count, 3);
+    await t.app.storage.messages.saveIndexSnapshot!(box.id, { ...saved, uidValidity: saved.uidValidity + 1 });
+    assert.equal((await t.app.storage.messages.indexSnapshot!(box.id))?.uidValidity, saved.uidValidity, 'not for another UIDVALIDITY');
+    await t.app.storage.messages.saveIndexSnapshot!(box.id, { ...saved, cursor: saved.cursor - 1 });
+    assert.equal((await t.app.storage.messages.indexSnapshot!(box.id))?.cursor, saved.cursor, 'an older one does not replace a newer one');
+    await appendMessage(a, 'Snap2', message('then-pruned'));
+    await t.app.storage.changes.prune(Date.now() + 60_000);
+    assert.equal(await t.app.storage.messages.indexSnapshot!(box.id), null);
+    const lease = await new MailboxIndexes(t.app.storage, { lingerMs: 0, maxLingering: 0 }).acquire(box);
+    assert.equal(lease.index.count, 4, 'read in full');
+    lease.release();
+    a.end();
+  });
+});
+
+describe('packed index pages (one aggregate row per page instead of a row per message)', () => {
+  const page = (rows: Array<[number, number, number, number, string]>) => ({
+    count: rows.length,
+    uids: rows.map((r) => r[0]).join(','),
+    modseqs: rows.map((r) => r[1]).join(','),
+    sizes: rows.map((r) => r[2]).join(','),
+    dates: rows.map((r) => r[3]).join(','),
+    flags: rows.map((r) => r[4]).join('\n'),
+  });
+
+  it('gives the same columns as reading rows, across pages, each flag list parsed once', () => {
+    const parsed: string[] = [];
+    const columns = packedIndexColumns(
+      [page([[3, 7, 100, -86_400_000, '["\\\\Seen"]'], [9, 12, 2048, 1_767_225_600_000, '[]']]), page([]), page([[10, 2 ** 40, 1, 0, '["\\\\Seen"]']])],
+      (key) => (parsed.push(key), JSON.parse(key)),
+    );
+    assert.ok(columns);
+    assert.equal(columns.count, 3);
+    assert.deepEqual([...columns.uids], [3, 9, 10]);
+    assert.deepEqual([...columns.modseqs], [7, 12, 2 ** 40]);
+    assert.deepEqual([...columns.sizes], [100, 2048, 1]);
+    assert.deepEqual([...columns.internalDates], [-86_400_000, 1_767_225_600_000, 0]);
+    assert.deepEqual(columns.flagSets, [['\\Seen'], []]);
+    assert.deepEqual([...columns.flags], [0, 1, 0]);
+    assert.equal(parsed.length, 2);
+  });
+
+  it('refuses what it cannot trust (UIDs out of order, counts that disagree, text that is not numbers), so rows are read instead', () => {
+    const flags = (key: string) => JSON.parse(key);
+    assert.equal(packedIndexColumns([page([[5, 1, 1, 1, '[]'], [4, 1, 1, 1, '[]']])], flags), null);
+    assert.equal(packedIndexColumns([page([[5, 1, 1, 1, '[]']]), page([[5, 1, 1, 1, '[]']])], flags), null);
+    assert.equal(packedIndexColumns([{ ...page([[5, 1, 1, 1, '[]']]), count: 2 }], flags), null);
+    assert.equal(packedIndexColumns([{ ...page([[5, 1, 1, 1, '[]']]), sizes: '1.5' }], flags), null);
   });
 });

@@ -170,6 +170,17 @@ export class InputBuffer {
     return true;
   }
 
+  /**
+   * Calls `fn` once input is buffered or has ended (at once when it already is), without a pending promise: for a
+   * session that waits long (IDLE). Only while no read is waiting.
+   */
+  whenData(fn: () => void): void {
+    if (this.#start !== this.#end || this.#ended) return queueMicrotask(fn);
+    this.#buf = EMPTY;
+    this.#start = this.#end = this.#scanned = 0;
+    this.#wake = fn;
+  }
+
   /** Discards input up to and including the next LF, however long. False when the input ended first. */
   async skipLine(): Promise<boolean> {
     for (;;) {

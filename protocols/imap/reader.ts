@@ -172,14 +172,18 @@ export class CommandReader {
       offset += sub[0].length;
     }
     const releases: Array<() => Promise<void>> = [];
-    const release = async () => {
-      for (const r of releases.splice(0)) await r().catch(() => {});
-    };
     try {
       const args = await this.#arguments(verb, line, offset, releases);
-      return { type: 'command', command: { tag, verb, args }, release };
+      // a method, not a named arrow: under tsx (esbuild keepNames) that would get a property table per command
+      return {
+        type: 'command',
+        command: { tag, verb, args },
+        release() {
+          return releaseAll(releases);
+        },
+      };
     } catch (err) {
-      await release();
+      await releaseAll(releases);
       if (err instanceof Rejected) {
         const result = reject(tag, verb, err.status, err.code, err.message, err.close);
         return err.skip ? this.#skipTail(result) : result;
@@ -311,6 +315,11 @@ export class CommandReader {
     }
     return result;
   }
+}
+
+/** Runs a command's clean-ups (spooled literals). */
+async function releaseAll(releases: Array<() => Promise<void>>): Promise<void> {
+  for (const r of releases.splice(0)) await r().catch(() => {});
 }
 
 function reject(tag: string | null, verb: string | null, status: 'BAD' | 'NO', code: string | null, text: string, close: boolean): ReadResult {

@@ -3,9 +3,9 @@
  *
  * Kept as one number per mailbox in the ephemeral store: the highest UID already given out as recent
  * (`imap:recent:<mailboxId>:<uidValidity>`). A read-write SELECT, and every later EXISTS in that session, claims
- * the UIDs above it: under a short lock, read the mark, raise it to the highest UID the session now knows, and
- * keep the UIDs in between as this session's recent messages. Because UIDs only grow, the claimed ranges of
- * two sessions never overlap, so each message is recent to at most one session, across server instances too
+ * the UIDs above it: in one atomic step of the ephemeral store (`raise`), the mark goes up to the highest UID the
+ * session now knows and the session keeps the UIDs in between as its recent messages. Because UIDs only grow, the
+ * claimed ranges of two sessions never overlap, so each message is recent to at most one session, across server instances too
  * when the ephemeral store is Redis. EXAMINE and STATUS only read the mark (EXAMINE must not clear \Recent).
  *
  * The mark lives in the ephemeral store: after it is lost (an embedded server restarts), the first session
@@ -15,13 +15,10 @@
 import type { EphemeralPort, Id } from '../../storage/ports.ts';
 
 const TTL_MS = 30 * 24 * 3600 * 1000;
-const LOCK_MS = 5000;
 
 function key(mailboxId: Id, uidValidity: number): string {
   return `imap:recent:${mailboxId}:${uidValidity}`;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Highest UID already given out as recent (0 when none). */
 export function recentMark(ephemeral: EphemeralPort, mailboxId: Id, uidValidity: number): Promise<number> {
@@ -29,24 +26,11 @@ export function recentMark(ephemeral: EphemeralPort, mailboxId: Id, uidValidity:
 }
 
 /**
- * Claims UIDs up to `upTo` for the calling session. Returns the previous mark: the caller's recent messages
- * are those with `mark < uid <= upTo`. When the lock cannot be had, nothing is claimed (returns `upTo`).
+ * Claims UIDs up to `upTo` for the calling session: raises the mark to `upTo` in one atomic step and returns the
+ * previous mark, so the caller's recent messages are those with `mark < uid <= upTo`.
  */
-export async function claimRecent(ephemeral: EphemeralPort, mailboxId: Id, uidValidity: number, upTo: number): Promise<number> {
-  const k = key(mailboxId, uidValidity);
-  let token: string | null = null;
-  for (let attempt = 0; attempt < 50 && !token; attempt++) {
-    token = await ephemeral.lock(`${k}:lock`, LOCK_MS);
-    if (!token) await sleep(5 + attempt);
-  }
-  if (!token) return upTo;
-  try {
-    const mark = await ephemeral.get(k);
-    if (upTo > mark) await ephemeral.incr(k, upTo - mark, TTL_MS);
-    return mark;
-  } finally {
-    await ephemeral.unlock(`${k}:lock`, token).catch(() => false);
-  }
+export function claimRecent(ephemeral: EphemeralPort, mailboxId: Id, uidValidity: number, upTo: number): Promise<number> {
+  return ephemeral.raise(key(mailboxId, uidValidity), upTo, TTL_MS);
 }
 
 /**

@@ -93,17 +93,22 @@ export class ImapSession {
     this.session = createSession(app.log, { protocol: 'imap', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort });
     this.#input = new InputBuffer();
     const config = app.config;
+    // callbacks as methods, not arrows: under tsx (esbuild keepNames) a named arrow gets its own property table,
+    // about 250 bytes per callback per session
+    const session = this;
     this.#budget = new CommandBudget({
       timeoutMs: config.imap.commandTimeoutSeconds * 1000,
       minBytesPerSecond: config.imap.minBytesPerSecond,
-      onExpire: () => {
-        this.log.info('command timeout: a command took too long to arrive, closing');
-        void this.disconnect('Command not received in time');
+      onExpire() {
+        session.log.info('command timeout: a command took too long to arrive, closing');
+        void session.disconnect('Command not received in time');
       },
     });
     this.reader = new CommandReader(this.#input, {
       budget: this.#budget,
-      literalPolicy: (verb) => this.#literalPolicy(verb),
+      literalPolicy(verb) {
+        return session.#literalPolicy(verb);
+      },
       maxLineLength: config.imap.maxLineLength,
       maxArguments: config.imap.maxArguments,
       maxLiteralSize: config.imap.maxLiteralSize,
@@ -111,7 +116,9 @@ export class ImapSession {
       literalMinus: config.imap.literalMinus,
       spoolDir: join(resolve(config.dataDir), 'tmp'),
       memoryThreshold: config.limits.spoolMemoryBytes,
-      continuation: () => this.#writeNow('+ Ready for literal data\r\n'),
+      continuation() {
+        return session.#writeNow('+ Ready for literal data\r\n');
+      },
     });
   }
 
@@ -282,7 +289,14 @@ export class ImapSession {
 
   #attach(): void {
     const socket = this.conn.socket;
-    this.#input.setFlow({ pause: () => socket.pause(), resume: () => socket.resume() });
+    this.#input.setFlow({
+      pause() {
+        socket.pause();
+      },
+      resume() {
+        socket.resume();
+      },
+    });
     socket.on('data', (chunk: Uint8Array | string) => {
       const bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
       this.#budget.add(bytes.length);
@@ -508,21 +522,9 @@ export class ImapSession {
     for (const line of await view.flush({ expunge, condstore: this.condstore })) this.send(line);
   }
 
-  /** Resolves on the next change notification for this user while a mailbox is selected (IDLE). */
-  waitForChange(): { promise: Promise<void>; cancel(): void } {
-    let cancel = () => {};
-    const promise = new Promise<void>((done) => {
-      if (this.selected?.dirty) return done();
-      this.#changed = () => {
-        this.#changed = null;
-        done();
-      };
-      cancel = () => {
-        this.#changed = null;
-        done();
-      };
-    });
-    return { promise, cancel };
+  /** Calls `fn` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
+  watchChanges(fn: (() => void) | null): void {
+    this.#changed = fn;
   }
 }
 

@@ -17,7 +17,7 @@ export type EphemeralReply = { t: 'wd:eph:r'; id: number; value?: unknown; error
 export type EphemeralSignal = { t: 'wd:eph:sub' | 'wd:eph:unsub'; channel: string } | { t: 'wd:eph:msg'; channel: string; message: string };
 export type EphemeralWire = EphemeralRequest | EphemeralReply | EphemeralSignal;
 
-export const EPHEMERAL_OPS = ['incr', 'get', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish'] as const;
+export const EPHEMERAL_OPS = ['incr', 'get', 'raise', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish'] as const;
 export type EphemeralOp = (typeof EPHEMERAL_OPS)[number];
 
 /** Whether an IPC message belongs to this protocol. */
@@ -71,6 +71,8 @@ export class EphemeralHub {
           return store.incr(String(args[0]), Number(args[1]), Number(args[2]));
         case 'get':
           return store.get(String(args[0]));
+        case 'raise':
+          return store.raise(String(args[0]), Number(args[1]), Number(args[2]));
         case 'reserve': {
           const counters = args[0] as Array<{ key: string; limit: number }>;
           const over = await store.reserve(counters, Number(args[1]));

@@ -63,6 +63,17 @@ export class MemoryEphemeral implements EphemeralPort {
     return e && typeof e.value === 'number' ? e.value : 0;
   }
 
+  async raise(key: string, to: number, ttlMs: number): Promise<number> {
+    const e = this.#live(key);
+    if (e && typeof e.value === 'number') {
+      const before = e.value;
+      if (to > before) e.value = to;
+      return before;
+    }
+    if (to > 0) this.#keys.set(key, { value: to, expires: this.#expiry(ttlMs) });
+    return 0;
+  }
+
   async reserve(counters: ReadonlyArray<{ readonly key: string; readonly limit: number }>, ttlMs: number): Promise<number> {
     const entries = counters.map((c) => this.#live(c.key));
     const over = counters.findIndex((c, i) => {

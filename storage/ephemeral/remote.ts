@@ -85,6 +85,10 @@ export class RemoteEphemeral implements EphemeralPort {
     return this.#call('get', [key]);
   }
 
+  raise(key: string, to: number, ttlMs: number): Promise<number> {
+    return this.#call('raise', [key, to, ttlMs]);
+  }
+
   reserve(counters: ReadonlyArray<{ readonly key: string; readonly limit: number }>, ttlMs: number): Promise<number> {
     return this.#call('reserve', [counters.map((c) => ({ key: c.key, limit: c.limit })), ttlMs]);
   }

@@ -7,14 +7,14 @@ import { lowerBound } from '../search/ranges.ts';
 
 export class Columns {
   count = 0;
-  uids = new Uint32Array(0);
-  modseqs = new Float64Array(0);
-  sizes = new Float64Array(0);
-  dates = new Float64Array(0);
+  uids: Uint32Array = new Uint32Array(0);
+  modseqs: Float64Array = new Float64Array(0);
+  sizes: Float64Array = new Float64Array(0);
+  dates: Float64Array = new Float64Array(0);
   /** Interned flag list number (flag-sets.ts). */
-  flags = new Uint32Array(0);
+  flags: Uint32Array = new Uint32Array(0);
   /** The index's change stamp of the last flag change (0: none since loaded). */
-  stamps = new Uint32Array(0);
+  stamps: Uint32Array = new Uint32Array(0);
 
   #reserve(extra: number): void {
     const need = this.count + extra;
@@ -44,6 +44,20 @@ export class Columns {
     this.flags.set(flagIds.subarray(0, rows.count), at);
     this.stamps.fill(0, at, at + rows.count);
     this.count += rows.count;
+  }
+
+  /**
+   * Takes loaded rows as the columns themselves, without copying (an empty index reading its snapshot); `flagIds` are
+   * the interned flag list numbers. The arrays are owned from here on.
+   */
+  adopt(rows: IndexColumns, flagIds: Uint32Array): void {
+    this.count = rows.count;
+    this.uids = rows.uids;
+    this.modseqs = rows.modseqs;
+    this.sizes = rows.sizes;
+    this.dates = rows.internalDates;
+    this.flags = flagIds;
+    this.stamps = new Uint32Array(rows.count);
   }
 
   /** Index of the first UID >= uid. */
@@ -84,10 +98,9 @@ export interface IndexRowReader<T> {
   flags(row: T): Flag[];
 }
 
-/** IndexColumns from rows in UID order, each distinct flag list parsed and kept once: for any backend. */
-export function collectIndexColumns<T>(rows: readonly T[], read: IndexRowReader<T>): IndexColumns {
-  const count = rows.length;
-  const out: IndexColumns = {
+/** Columns for `count` messages, zeroed, with no flag lists yet. */
+function emptyIndexColumns(count: number): IndexColumns {
+  return {
     count,
     uids: new Uint32Array(count),
     modseqs: new Float64Array(count),
@@ -96,6 +109,12 @@ export function collectIndexColumns<T>(rows: readonly T[], read: IndexRowReader<
     flags: new Uint32Array(count),
     flagSets: [],
   };
+}
+
+/** IndexColumns from rows in UID order, each distinct flag list parsed and kept once: for any backend. */
+export function collectIndexColumns<T>(rows: readonly T[], read: IndexRowReader<T>): IndexColumns {
+  const count = rows.length;
+  const out = emptyIndexColumns(count);
   const sets = new Map<string, number>();
   for (let i = 0; i < count; i++) {
     const row = rows[i]!;
@@ -119,6 +138,73 @@ const ENTRY_READER: IndexRowReader<MessageIndexEntry> = {
   flagsKey: (e) => e.flags.join(' '),
   flags: (e) => [...e.flags],
 };
+
+/**
+ * One page of the index as text columns, as a database can aggregate them in one row: decimal numbers separated by
+ * commas (`uids`, `modseqs`, `sizes`, `dates`) and each message's flag list key separated by newlines (`flags`).
+ */
+export interface PackedIndexPage {
+  count: number;
+  uids: string;
+  modseqs: string;
+  sizes: string;
+  dates: string;
+  flags: string;
+}
+
+/** Integers from a comma-separated decimal list into `out`; the count, or -1 when the text is not such a list. */
+function parseNumbers(text: string, out: Uint32Array | Float64Array): number {
+  let n = 0;
+  let value = 0;
+  let sign = 1;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 44;
+    if (c === 44) {
+      if (digits === 0 || n >= out.length) return -1;
+      out[n++] = sign * value;
+      value = 0;
+      sign = 1;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48);
+      digits++;
+    } else if (c === 45 && digits === 0 && sign === 1) sign = -1;
+    else return -1;
+  }
+  return n;
+}
+
+/**
+ * IndexColumns from packed pages (one aggregate row per page instead of an object per message): null when a page
+ * does not parse or its UIDs are not ascending, so the caller can read rows instead. `parseFlags` turns a flag list
+ * key into its flags, asked once per distinct key.
+ */
+export function packedIndexColumns(pages: readonly PackedIndexPage[], parseFlags: (key: string) => Flag[]): IndexColumns | null {
+  const count = pages.reduce((sum, page) => sum + page.count, 0);
+  const out = emptyIndexColumns(count);
+  const sets = new Map<string, number>();
+  let at = 0;
+  for (const page of pages) {
+    if (page.count === 0) continue;
+    const n = parseNumbers(page.uids, out.uids.subarray(at, at + page.count));
+    if (n !== page.count) return null;
+    if (parseNumbers(page.modseqs, out.modseqs.subarray(at)) !== n) return null;
+    if (parseNumbers(page.sizes, out.sizes.subarray(at)) !== n) return null;
+    if (parseNumbers(page.dates, out.internalDates.subarray(at)) !== n) return null;
+    const keys = page.flags.split('\n');
+    if (keys.length !== n) return null;
+    for (let k = 0; k < n; k++) {
+      if (at + k > 0 && out.uids[at + k]! <= out.uids[at + k - 1]!) return null;
+      const key = keys[k]!;
+      let set = sets.get(key);
+      if (set === undefined) sets.set(key, (set = out.flagSets.push(parseFlags(key)) - 1));
+      out.flags[at + k] = set;
+    }
+    at += n;
+  }
+  return out;
+}
 
 /** IndexColumns from index entries in UID order. */
 export function indexColumnsFrom(entries: readonly MessageIndexEntry[]): IndexColumns {

@@ -17,9 +17,10 @@
  * A session's own changes (STORE, EXPUNGE) are applied here directly when they commit (`applyFlags`, `expunge`);
  * their change-log entries are then recognised as already applied.
  */
-import type { ChangeEntry, Flag, Id, IndexColumns, MailboxRecord, MessageIndexEntry, StoragePorts } from '../ports.ts';
+import type { ChangeEntry, Flag, Id, IndexColumns, IndexSnapshot, MailboxRecord, MessageIndexEntry, StoragePorts } from '../ports.ts';
 import { Columns } from './columns.ts';
 import { FlagSets } from './flag-sets.ts';
+import { decodeIndexSnapshot, encodeIndexSnapshot } from './snapshot.ts';
 
 /** Change-log entries read per storage call while catching up (an entry may carry hundreds of keywords). */
 const PAGE = 200;
@@ -48,6 +49,8 @@ export class MailboxIndex {
   readonly #views = new Set<IndexView>();
   /** Change-log position applied so far. */
   #cursor = 0;
+  /** Change-log position of the last snapshot saved or loaded (snapshot.ts). */
+  #savedCursor = 0;
   /** Highest UID ever loaded: later loads read only above it (never decreases, unlike the highest held UID). */
   #loadedThrough = 0;
   /** UIDs a session expunged itself whose change-log entry has not been read yet: never loaded again. */
@@ -68,12 +71,59 @@ export class MailboxIndex {
     this.#highestModseq = mailbox.highestModseq;
   }
 
-  /** Reads the whole index: the change-log cursor, then the columns in one call. */
+  /**
+   * Reads the index: from its saved snapshot when there is a usable one (the caller's refresh then catches up on the
+   * change log from the snapshot's cursor), else in full: the change-log cursor, then the columns in one call.
+   */
   static async load(storage: IndexStorage, mailbox: MailboxRecord): Promise<MailboxIndex> {
     const index = new MailboxIndex(storage, mailbox);
+    const saved = await storage.messages.indexSnapshot?.(mailbox.id);
+    const state = saved && saved.uidValidity === mailbox.uidValidity ? decodeIndexSnapshot(saved.bytes) : null;
+    if (saved && state) {
+      index.#cursor = index.#savedCursor = saved.cursor;
+      const c = state.columns;
+      const ids = c.flagSets.map((flags) => index.flagSets.intern(flags));
+      // a fresh table numbers the lists as the snapshot did: the column is taken as it is
+      if (ids.some((id, k) => id !== k)) for (let i = 0; i < c.count; i++) c.flags[i] = ids[c.flags[i]!]!;
+      index.#columns.adopt(c, c.flags);
+      index.#loadedThrough = Math.max(c.count > 0 ? c.uids[c.count - 1]! : 0, state.loadedThrough);
+      index.noteModseq(state.highestModseq);
+      return index;
+    }
     index.#cursor = await storage.changes.latest(mailbox.userId);
     index.#append(await storage.messages.indexColumns(mailbox.id));
     return index;
+  }
+
+  /**
+   * The index as a snapshot to save, or null when there is nothing new since the last one or a catch-up is
+   * running (its cursor may then be ahead of rows still to be loaded).
+   */
+  snapshot(): IndexSnapshot | null {
+    if (this.#running || this.#cursor <= this.#savedCursor || this.#deleted) return null;
+    const c = this.#columns;
+    const n = c.count;
+    const flagIds = c.flags.subarray(0, n);
+    // only the flag lists in use, renumbered
+    const used = new Map<number, number>();
+    const flags = new Uint32Array(n);
+    const flagSets: Flag[][] = [];
+    for (let i = 0; i < n; i++) {
+      let id = used.get(flagIds[i]!);
+      if (id === undefined) used.set(flagIds[i]!, (id = flagSets.push([...this.flagSets.flags(flagIds[i]!)]) - 1));
+      flags[i] = id;
+    }
+    const bytes = encodeIndexSnapshot({
+      columns: { count: n, uids: c.uids, modseqs: c.modseqs, sizes: c.sizes, internalDates: c.dates, flags, flagSets },
+      loadedThrough: this.#loadedThrough,
+      highestModseq: this.#highestModseq,
+    });
+    return { uidValidity: this.uidValidity, cursor: this.#cursor, bytes };
+  }
+
+  /** A snapshot taken at this cursor was saved. */
+  saved(cursor: number): void {
+    if (cursor > this.#savedCursor) this.#savedCursor = cursor;
   }
 
   // --- reading ----------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ export interface MailboxIndexOptions {
   lingerMs: number;
   /** Most indexes kept with nobody holding them. */
   maxLingering: number;
+  /** An index of at least this many messages is saved as a snapshot when it leaves memory (and at close); 0: never. */
+  snapshotMinMessages?: number;
 }
 
 export interface IndexLease {
@@ -82,12 +84,14 @@ export class MailboxIndexes {
       throw err;
     }
     let held = true;
+    const indexes = this;
     return {
       index,
-      release: () => {
+      // a method, not an arrow: no property table of its own under tsx (esbuild keepNames), one per session
+      release() {
         if (!held) return;
         held = false;
-        this.#letGo(key, slot);
+        indexes.#letGo(key, slot);
       },
     };
   }
@@ -127,11 +131,29 @@ export class MailboxIndexes {
     if (slot.timer) clearTimeout(slot.timer);
     slot.timer = null;
     this.#slots.delete(key);
+    if (slot.index && !this.#closed) void this.#save(slot.index);
   }
 
-  /** Drops every index nobody holds and refuses new ones (server shutdown). */
-  close(): void {
+  /** Saves a large index as a snapshot (storage/mailbox-index/snapshot.ts), so its next load reads it, not every row. */
+  async #save(index: MailboxIndex): Promise<void> {
+    const min = this.#options.snapshotMinMessages ?? 0;
+    const save = this.#storage.messages.saveIndexSnapshot;
+    if (min <= 0 || index.count < min || !save) return;
+    const snapshot = index.snapshot();
+    if (!snapshot) return;
+    try {
+      await save.call(this.#storage.messages, index.mailboxId, snapshot);
+      index.saved(snapshot.cursor);
+    } catch {
+      // a snapshot is a shortcut: without it the next load reads the index in full
+    }
+  }
+
+  /** Saves what is worth saving, drops every index nobody holds and refuses new ones (server shutdown). */
+  async close(): Promise<void> {
     this.#closed = true;
+    const indexes = [...this.#slots.values()].flatMap((slot) => (slot.index ? [slot.index] : []));
     for (const [key, slot] of [...this.#slots]) this.#drop(key, slot);
+    for (const index of indexes) await this.#save(index);
   }
 }

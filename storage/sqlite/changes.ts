@@ -235,6 +235,13 @@ export class SqliteChanges implements ChangesPort {
   }
 
   async prune(before: number): Promise<number> {
-    return this.#db.transaction(() => this.#db.run('DELETE FROM changes WHERE created < ?', before).changes);
+    return this.#db.transaction(() => {
+      // remembered for index snapshots: one taken at a cursor below this cannot be caught up any more
+      this.#db.run(
+        "UPDATE meta SET value = max(value, coalesce((SELECT max(id) FROM changes WHERE created < ?), 0)) WHERE key = 'changes_pruned_through'",
+        before,
+      );
+      return this.#db.run('DELETE FROM changes WHERE created < ?', before).changes;
+    });
   }
 }

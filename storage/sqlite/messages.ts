@@ -18,6 +18,7 @@ import type {
   FlagUpdate,
   Id,
   IndexColumns,
+  IndexSnapshot,
   IngestedMessage,
   MessageContent,
   MessageIndexEntry,
@@ -29,8 +30,8 @@ import type {
 import type { Db } from './driver.ts';
 import { SEARCH_COLUMNS, searchColumnValues } from './search-schema.ts';
 
-import { collectIndexColumns } from '../mailbox-index/columns.ts';
-import type { IndexRowReader } from '../mailbox-index/columns.ts';
+import { collectIndexColumns, packedIndexColumns } from '../mailbox-index/columns.ts';
+import type { IndexRowReader, PackedIndexPage } from '../mailbox-index/columns.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -101,6 +102,14 @@ interface IndexRow {
   size: number;
   internal_date: number;
 }
+
+/** Messages per packed page of the index (bounds the aggregated text to a few MB). */
+const PACKED_PAGE_ROWS = 65_536;
+/** One packed page (columns.ts PackedIndexPage) of a mailbox's index above a UID, read from the covering index. */
+const PACKED_INDEX_PAGE = `
+  SELECT count(*) AS count, max(uid) AS last, group_concat(uid) AS uids, group_concat(modseq) AS modseqs, group_concat(size) AS sizes,
+    group_concat(internal_date) AS dates, group_concat(flags, char(10)) AS flags
+  FROM (SELECT uid, modseq, size, internal_date, flags FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid LIMIT ?)`;
 
 const INDEX_ROW: IndexRowReader<IndexRow> = {
   uid: (r) => num(r.uid),
@@ -272,11 +281,49 @@ export class SqliteMessages implements MessagesPort {
 
   async indexColumns(mailboxId: Id, options: { afterUid?: number } = {}): Promise<IndexColumns> {
     const n = rowId(mailboxId);
-    const rows =
-      n === null
-        ? []
-        : this.#db.all<IndexRow>('SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid', n, options.afterUid ?? 0);
+    const afterUid = options.afterUid ?? 0;
+    if (n === null) return collectIndexColumns([], INDEX_ROW);
+    // pages of aggregated text from the covering index (migration 7): no object per message
+    const pages: PackedIndexPage[] = [];
+    for (let after = afterUid; ; ) {
+      const page = this.#db.get<PackedIndexPage & { last: number | null }>(PACKED_INDEX_PAGE, n, after, PACKED_PAGE_ROWS);
+      if (!page || num(page.count) === 0) break;
+      pages.push({ ...page, count: num(page.count) });
+      if (num(page.count) < PACKED_PAGE_ROWS) break;
+      after = num(page.last);
+    }
+    const packed = packedIndexColumns(pages, (key) => JSON.parse(key) as Flag[]);
+    if (packed) return packed;
+    const rows = this.#db.all<IndexRow>('SELECT uid, modseq, flags, size, internal_date FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid', n, afterUid);
     return collectIndexColumns(rows, INDEX_ROW);
+  }
+
+  async indexSnapshot(mailboxId: Id): Promise<IndexSnapshot | null> {
+    const n = rowId(mailboxId);
+    if (n === null) return null;
+    const r = this.#db.get<{ uid_validity: number; cursor: number; data: Uint8Array; pruned: number | null }>(
+      "SELECT uid_validity, cursor, data, (SELECT value FROM meta WHERE key = 'changes_pruned_through') AS pruned FROM mailbox_index_snapshots WHERE mailbox_id = ?",
+      n,
+    );
+    if (!r || num(r.pruned ?? 0) > num(r.cursor)) return null;
+    return { uidValidity: num(r.uid_validity), cursor: num(r.cursor), bytes: r.data };
+  }
+
+  async saveIndexSnapshot(mailboxId: Id, snapshot: IndexSnapshot): Promise<void> {
+    const n = rowId(mailboxId);
+    if (n === null) return;
+    this.#db.transaction(() => {
+      if (!this.#db.get('SELECT 1 FROM mailboxes WHERE id = ? AND uid_validity = ?', n, snapshot.uidValidity)) return;
+      this.#db.run(
+        `INSERT INTO mailbox_index_snapshots (mailbox_id, uid_validity, cursor, data) VALUES (?, ?, ?, ?)
+         ON CONFLICT (mailbox_id) DO UPDATE SET uid_validity = excluded.uid_validity, cursor = excluded.cursor, data = excluded.data
+         WHERE excluded.cursor >= mailbox_index_snapshots.cursor OR excluded.uid_validity != mailbox_index_snapshots.uid_validity`,
+        n,
+        snapshot.uidValidity,
+        snapshot.cursor,
+        snapshot.bytes,
+      );
+    });
   }
 
   async content(id: Id): Promise<MessageContent | null> {

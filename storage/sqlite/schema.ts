@@ -190,6 +190,20 @@ export const MIGRATIONS: readonly Migration[] = [
 
   // 6: the search index: header text beside the body text, FTS5 trigram index over both (search-schema.ts)
   searchIndexMigration,
+
+  // 7: reading a mailbox index fast: a covering index (messages.indexColumns reads a whole mailbox's UIDs, modseqs,
+  // sizes, dates and flags without visiting each wide message row), saved index snapshots (messages.indexSnapshot)
+  // and how far the change log was pruned (a snapshot older than that cannot be caught up)
+  `
+  CREATE INDEX messages_index_columns ON messages(mailbox_id, uid, modseq, size, internal_date, flags);
+  CREATE TABLE mailbox_index_snapshots (
+    mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid_validity INTEGER NOT NULL,
+    cursor INTEGER NOT NULL,
+    data BLOB NOT NULL
+  );
+  INSERT INTO meta (key, value) VALUES ('changes_pruned_through', 0);
+  `,
 ];
 
 /**

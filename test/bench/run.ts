@@ -125,6 +125,9 @@ try {
         const agree = r.ours.counts[op] === r.dovecot.counts[op];
         row(`${label[op]}, ${plan.large.toLocaleString('en-US')} messages`, 'ms', 'lower', r.ours.medianMs[op], r.dovecot.medianMs[op], agree ? undefined : `counts differ: ${r.ours.counts[op]} vs ${r.dovecot.counts[op]}`);
       }
+      // the warm-up round's SELECT: the first after the server started (our index read from its snapshot, or in full
+      // on the first run after population; Dovecot's index files from disk, or built on its first run)
+      row(`SELECT INBOX, first after start, ${plan.large.toLocaleString('en-US')} messages`, 'ms', 'lower', r.ours.warmupMs.select, r.dovecot.warmupMs.select);
     } finally {
       await oursLarge.stop();
     }
