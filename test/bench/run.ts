@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
+import { hrtime } from 'node:process';
 import { join } from 'node:path';
 import { argv, env, runtimeVersion, writeErr, writeOut } from '../../protocols/runtime.ts';
 import { dataBlock, ingestMessage } from './corpus.ts';
@@ -18,7 +19,7 @@ import { appendIngest, lmtpIngest, type IngestResult } from './ingest.ts';
 import { LARGE_OPS, dovecotLargeHome, measureLarge, oursLargeDir, populateDovecot, populateOurs, type LargeOp } from './large-mailbox.ts';
 import { runImaptest } from './imaptest.ts';
 import { runMix, seedMix, type MixOptions } from './mix.ts';
-import { startOurs } from './ours-peer.ts';
+import { profileWindow, startOurs } from './ours-peer.ts';
 import { BENCH_USERS, BIG_USER, CACHE, INGEST_USER, MIX_CLIENTS as CLIENTS, type Peer } from './peer.ts';
 import { formatTable, toJson, type BenchResult, type Row } from './report.ts';
 
@@ -46,7 +47,9 @@ async function both<T>(peers: { ours: Peer; dovecot: Peer }, what: string, fn: (
   const out = {} as { ours: T; dovecot: T };
   for (const name of order) {
     const started = performance.now();
+    const from = hrtime.bigint();
     out[name] = await fn(peers[name]);
+    if (name === 'ours') profileWindow(what, from, hrtime.bigint());
     log(`${what}: ${name} done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
   details[what] = out;
