@@ -79,11 +79,23 @@ export class SearchTextCollector implements SplitterSink {
   private readonly textNodes: MimeNode[] = [];
   private textSize = 0;
   private current: Collecting | null = null;
+  /** Set by leaveOutAlternatives(): the message being split. */
+  private root: MimeNode | null = null;
 
   constructor(limit: number = DEFAULT_SEARCH_TEXT_LIMIT, maxHtmlDepth: number = DEFAULT_MAX_HTML_DEPTH) {
     this.limit = limit;
     this.maxHtmlDepth = maxHtmlDepth;
     this.rawLimit = limit * 6 + 1024;
+  }
+
+  /**
+   * For result() only: parts that result() would leave out as the other alternatives of a text/plain part already
+   * collected (the HTML half of most mail) are not decoded at all. `root`: the splitter's root node, which grows as
+   * the message is split. bodyText() then lacks those parts too (filters want every part: they do not call this).
+   */
+  leaveOutAlternatives(root: MimeNode): this {
+    this.root = root;
+    return this;
   }
 
   inline(_bytes: Uint8Array): void {}
@@ -93,7 +105,20 @@ export class SearchTextCollector implements SplitterSink {
     if (!leaf || this.textSize >= this.limit) return;
     if (node.type !== 'text' || (node.subtype !== 'plain' && node.subtype !== 'html')) return;
     if (node.disposition?.type === 'attachment') return;
+    if (this.root && this.textNodes.length > 0 && this.plainAlternativeCollected(this.root, node)) return;
     this.current = { node, chunks: [], size: 0 };
+  }
+
+  /** True when an ancestor of `node` is a multipart/alternative with a collected text/plain child other than node's branch. */
+  private plainAlternativeCollected(root: MimeNode, node: MimeNode): boolean {
+    const path = pathTo(root, node);
+    for (let i = 0; path && i < path.length - 1; i++) {
+      const parent = path[i]!;
+      const branch = path[i + 1];
+      if (parent.type !== 'multipart' || parent.subtype !== 'alternative') continue;
+      if (parent.children?.some((child) => child !== branch && child.subtype === 'plain' && this.textNodes.includes(child))) return true;
+    }
+    return false;
   }
 
   runData(bytes: Uint8Array): void {
@@ -145,6 +170,16 @@ export class SearchTextCollector implements SplitterSink {
     const text = [...names, ...texts].filter(Boolean).join('\n').normalize('NFC');
     return text.length > this.limit ? text.slice(0, this.limit) : text;
   }
+}
+
+/** The nodes from `root` down to `node` (encapsulated messages included), or null when `node` is not in the tree. */
+function pathTo(root: MimeNode, node: MimeNode): MimeNode[] | null {
+  if (root === node) return [root];
+  for (const child of [...(root.children ?? []), ...(root.message ? [root.message.root] : [])]) {
+    const path = pathTo(child, node);
+    if (path) return [root, ...path];
+  }
+  return null;
 }
 
 /** Text parts under the alternatives not chosen: in each multipart/alternative with a collected text/plain child. */
