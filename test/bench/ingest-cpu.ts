@@ -1,9 +1,10 @@
 /**
- * `tsx test/bench/ingest-cpu.ts [--messages N] [--rounds R] [--workers W]`: our server alone, ingest CPU only. Runs
- * the four ingest workloads of the bench (LMTP and APPEND, 1 and 4 connections) R times on fresh slices of the
- * corpus after a warm-up, and prints server CPU ms per message (min and median of the rounds) and msg/s. For
- * before/after comparisons while optimizing on a shared machine, where one bench run is too noisy; the figures that
- * count are still `npm run bench`'s, against Dovecot. WD_BENCH_PROF=DIR profiles the server as in the bench.
+ * `tsx test/bench/ingest-cpu.ts [--messages N] [--rounds R] [--workers W] [--warmup N] [--each]`: our server alone,
+ * ingest CPU only. Runs the four ingest workloads of the bench (LMTP and APPEND, 1 and 4 connections) R times on
+ * fresh slices of the corpus after a warm-up of N APPENDed messages (default 60; 0 = a cold server), and prints
+ * server CPU ms per message (min and median of the rounds; --each: every round) and msg/s. For before/after
+ * comparisons while optimizing on a shared machine, where one bench run is too noisy; the figures that count are
+ * still `npm run bench`'s, against Dovecot. WD_BENCH_PROF=DIR profiles the server as in the bench.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,13 @@ import { INGEST_USER, type Peer } from './peer.ts';
 
 const { values: flags } = parseArgs({
   args: argv(),
-  options: { messages: { type: 'string', default: '60' }, rounds: { type: 'string', default: '3' }, workers: { type: 'string', default: '0' } },
+  options: {
+    messages: { type: 'string', default: '60' },
+    rounds: { type: 'string', default: '3' },
+    workers: { type: 'string', default: '0' },
+    warmup: { type: 'string', default: '60' },
+    each: { type: 'boolean', default: false },
+  },
 });
 const n = Number(flags.messages);
 const rounds = Number(flags.rounds);
@@ -36,8 +43,8 @@ const workloads: Array<[string, (p: Peer, messages: Uint8Array[], bytes: number)
 ];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 try {
-  const warm = slice();
-  await appendIngest(peer, warm, 0, 2);
+  const warm = Array.from({ length: Number(flags.warmup) }, () => ingestMessage(next++));
+  if (warm.length > 0) await appendIngest(peer, warm, 0, 2);
   const results = new Map<string, IngestResult[]>(workloads.map(([name]) => [name, []]));
   for (let r = 0; r < rounds; r++) {
     for (const [name, run] of workloads) {
@@ -45,6 +52,7 @@ try {
       const from = hrtime.bigint();
       results.get(name)!.push(await run(peer, messages, messages.reduce((s, m) => s + m.length, 0)));
       profileWindow(name, from, hrtime.bigint());
+      if (flags.each) writeOut(`round ${r + 1} ${name}: ${results.get(name)!.at(-1)!.cpuMsPerMessage.toFixed(2)} ms/msg\n`);
     }
   }
   writeOut(`${n} messages x ${rounds} rounds, server workers ${flags.workers}\n`);
