@@ -67,6 +67,8 @@ interface Collecting {
   node: MimeNode;
   chunks: Uint8Array[];
   size: number;
+  /** The node's parent, when leaveOutAlternatives() is on. */
+  parent: MimeNode | null;
 }
 
 export class SearchTextCollector implements SplitterSink {
@@ -81,6 +83,8 @@ export class SearchTextCollector implements SplitterSink {
   private current: Collecting | null = null;
   /** Set by leaveOutAlternatives(): the message being split. */
   private root: MimeNode | null = null;
+  /** Each multipart/alternative with a collected text/plain child: that child (the first one). */
+  private readonly plainOf = new Map<MimeNode, MimeNode>();
 
   constructor(limit: number = DEFAULT_SEARCH_TEXT_LIMIT, maxHtmlDepth: number = DEFAULT_MAX_HTML_DEPTH) {
     this.limit = limit;
@@ -105,18 +109,16 @@ export class SearchTextCollector implements SplitterSink {
     if (!leaf || this.textSize >= this.limit) return;
     if (node.type !== 'text' || (node.subtype !== 'plain' && node.subtype !== 'html')) return;
     if (node.disposition?.type === 'attachment') return;
-    if (this.root && this.textNodes.length > 0 && this.plainAlternativeCollected(this.root, node)) return;
-    this.current = { node, chunks: [], size: 0 };
+    const path = this.root ? ancestry(this.root, node) : null;
+    if (path && this.plainOf.size > 0 && this.otherAlternative(path)) return;
+    this.current = { node, chunks: [], size: 0, parent: path && path.length > 1 ? path[path.length - 2]! : null };
   }
 
-  /** True when an ancestor of `node` is a multipart/alternative with a collected text/plain child other than node's branch. */
-  private plainAlternativeCollected(root: MimeNode, node: MimeNode): boolean {
-    const path = pathTo(root, node);
-    for (let i = 0; path && i < path.length - 1; i++) {
-      const parent = path[i]!;
-      const branch = path[i + 1];
-      if (parent.type !== 'multipart' || parent.subtype !== 'alternative') continue;
-      if (parent.children?.some((child) => child !== branch && child.subtype === 'plain' && this.textNodes.includes(child))) return true;
+  /** True when an ancestor on `path` is a multipart/alternative whose collected text/plain child is off the path. */
+  private otherAlternative(path: MimeNode[]): boolean {
+    for (let i = 0; i < path.length - 1; i++) {
+      const plain = this.plainOf.get(path[i]!);
+      if (plain && plain !== path[i + 1]) return true;
     }
     return false;
   }
@@ -141,6 +143,10 @@ export class SearchTextCollector implements SplitterSink {
     if (!text) return;
     this.texts.push(text);
     this.textNodes.push(node);
+    const parent = current.parent;
+    if (node.subtype === 'plain' && parent?.type === 'multipart' && parent.subtype === 'alternative' && !this.plainOf.has(parent)) {
+      this.plainOf.set(parent, node);
+    }
     this.textSize += text.length + 1;
   }
 
@@ -172,14 +178,23 @@ export class SearchTextCollector implements SplitterSink {
   }
 }
 
-/** The nodes from `root` down to `node` (encapsulated messages included), or null when `node` is not in the tree. */
-function pathTo(root: MimeNode, node: MimeNode): MimeNode[] | null {
-  if (root === node) return [root];
-  for (const child of [...(root.children ?? []), ...(root.message ? [root.message.root] : [])]) {
-    const path = pathTo(child, node);
-    if (path) return [root, ...path];
+/**
+ * The nodes from `root` down to `node`, found by following `node.part` ("2.1": second child, then its first; an
+ * encapsulated message is entered through its root), so the cost is the depth, not the size of the tree; null
+ * when that walk does not end at `node` (the caller then simply collects the part).
+ */
+function ancestry(root: MimeNode, node: MimeNode): MimeNode[] | null {
+  const path = [root];
+  let at = root;
+  if (node.part !== '') {
+    for (const step of node.part.split('.')) {
+      if (at.message) path.push((at = at.message.root));
+      const next = at.children?.[Number(step) - 1];
+      if (!next) return null;
+      path.push((at = next));
+    }
   }
-  return null;
+  return at === node ? path : null;
 }
 
 /** Text parts under the alternatives not chosen: in each multipart/alternative with a collected text/plain child. */
