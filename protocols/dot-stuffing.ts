@@ -4,6 +4,9 @@
  * across chunk boundaries, without ever holding the whole message.
  */
 
+import { Buffer } from 'node:buffer';
+import { concatBytes } from '../storage/bytes.ts';
+
 const DOT = 0x2e;
 const CR = 0x0d;
 const LF = 0x0a;
@@ -27,31 +30,33 @@ export interface UnstuffResult {
 export class DotUnstuffer {
   #state: State = 'start';
 
+  /**
+   * Between dots the bytes pass through untouched: the scan jumps from one line-starting dot to the next with a
+   * native search for LF ".", and a chunk without one comes back as itself (a view, not a copy).
+   */
   push(chunk: Uint8Array): UnstuffResult {
-    const out = new Uint8Array(chunk.length + 1);
-    let n = 0;
+    const pieces: Uint8Array[] = [];
+    const haystack = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let i = 0;
     while (i < chunk.length) {
       if (this.#state === 'middle') {
-        // inside a line: everything up to and including its LF is data, copied in one piece
-        const nl = chunk.indexOf(LF, i);
-        const end = nl < 0 ? chunk.length : nl + 1;
-        out.set(chunk.subarray(i, end), n);
-        n += end - i;
+        // data up to and including the LF before the next line-starting dot (or the end of the chunk)
+        const at = haystack.indexOf(LF_DOT, i);
+        const end = at < 0 ? chunk.length : at + 1;
+        pieces.push(chunk.subarray(i, end));
         i = end;
-        if (nl >= 0) this.#state = 'start';
+        if (at >= 0 || chunk[end - 1] === LF) this.#state = 'start';
         continue;
       }
       const b = chunk[i]!;
       switch (this.#state) {
         case 'start':
-          i++;
           if (b === DOT) {
             this.#state = 'dot';
+            i++;
             continue;
           }
-          out[n++] = b;
-          this.#state = b === LF ? 'start' : 'middle';
+          this.#state = 'middle';
           continue;
         case 'dot':
           if (b === CR) {
@@ -59,26 +64,29 @@ export class DotUnstuffer {
             i++;
             continue;
           }
-          if (b === LF) return this.#done(out, n, chunk, i);
+          if (b === LF) return this.#done(pieces, chunk, i);
           // a stuffed dot: dropped, the rest of the line is data
           this.#state = 'middle';
           continue;
         case 'dotcr':
-          if (b === LF) return this.#done(out, n, chunk, i);
+          if (b === LF) return this.#done(pieces, chunk, i);
           // ".\rX": the dot was stuffing, the CR is data
-          out[n++] = CR;
+          pieces.push(CR_BYTE);
           this.#state = 'middle';
           continue;
       }
     }
-    return { data: out.subarray(0, n), done: false, rest: new Uint8Array(0) };
+    return { data: concatBytes(pieces), done: false, rest: new Uint8Array(0) };
   }
 
-  #done(out: Uint8Array, n: number, chunk: Uint8Array, i: number): UnstuffResult {
+  #done(pieces: Uint8Array[], chunk: Uint8Array, i: number): UnstuffResult {
     this.#state = 'start';
-    return { data: out.subarray(0, n), done: true, rest: chunk.subarray(i + 1) };
+    return { data: concatBytes(pieces), done: true, rest: chunk.subarray(i + 1) };
   }
 }
+
+const LF_DOT = Buffer.from([LF, DOT]);
+const CR_BYTE = Uint8Array.of(CR);
 
 /**
  * Outgoing multi-line data (POP3 RETR/TOP): dots doubled at line starts, a CRLF added when the data does not end

@@ -23,6 +23,8 @@ export interface LineReaderOptions {
    * complete; `startBudget()` / `stopBudget()` run it around other input (LMTP DATA). Counts every byte received.
    */
   budget?: CommandBudget | null;
+  /** Called before the reader waits for input or stops reading (the session sends replies it held back). */
+  beforeWait?: () => void;
 }
 
 const decoder = new TextDecoder('utf-8');
@@ -31,6 +33,7 @@ export class LineReader {
   readonly #maxLineLength: number;
   readonly #highWaterMark: number;
   readonly #budget: CommandBudget | null;
+  readonly #beforeWait: () => void;
   #buffer: Uint8Array = new Uint8Array(0);
   /** Space the buffer grows into (see #append); `#buffer` is a view of it, or of a chunk as received. */
   #store: Uint8Array = new Uint8Array(0);
@@ -60,6 +63,7 @@ export class LineReader {
     this.#maxLineLength = options.maxLineLength;
     this.#highWaterMark = options.highWaterMark ?? 1024 * 1024;
     this.#budget = options.budget ?? null;
+    this.#beforeWait = options.beforeWait ?? (() => {});
     this.attach(socket);
   }
 
@@ -80,6 +84,7 @@ export class LineReader {
   detach(): void {
     const socket = this.#socket;
     if (!socket) return;
+    this.#beforeWait();
     socket.off('data', this.#onData);
     socket.off('end', this.#onEnd);
     socket.off('close', this.#onEnd);
@@ -169,6 +174,7 @@ export class LineReader {
 
   /** Waits for more bytes; false at end of input. */
   async #more(): Promise<boolean> {
+    this.#beforeWait();
     if (this.#ended) return false;
     this.#resumeIfDrained();
     await new Promise<void>((resolve) => {
@@ -237,6 +243,7 @@ export class LineReader {
 export function writeTo(socket: Duplex, data: Uint8Array | string): Promise<void> {
   if (socket.destroyed || socket.writableEnded) return Promise.reject(new Error('socket closed'));
   if (socket.write(data)) return Promise.resolve();
+  if (socket.writableCorked) socket.uncork(); // held-back replies filled the buffer: 'drain' needs them sent
   return new Promise((resolve, reject) => {
     const cleanup = () => {
       socket.off('drain', onDrain);

@@ -52,6 +52,8 @@ export abstract class LineSession {
   readonly slice = new TimeSlice();
   readonly #maxBadCommands: number;
   readonly #protocol: Extract<Protocol, 'pop3' | 'lmtp'>;
+  /** The socket corked while replies to pipelined commands are held back (reply()). */
+  #corked: Duplex | null = null;
 
   constructor(app: PipelineApp, conn: ClientConnection, protocol: Extract<Protocol, 'pop3' | 'lmtp'>) {
     this.app = app;
@@ -65,7 +67,7 @@ export abstract class LineSession {
       minBytesPerSecond: section.minBytesPerSecond,
       onExpire: () => void this.#commandTimedOut(),
     });
-    this.reader = new LineReader(conn.socket, { maxLineLength: section.maxLineLength, budget });
+    this.reader = new LineReader(conn.socket, { maxLineLength: section.maxLineLength, budget, beforeWait: () => this.#flush() });
     this.#maxBadCommands = app.config[protocol].maxBadCommands;
     this.#protocol = protocol;
   }
@@ -82,17 +84,36 @@ export abstract class LineSession {
     return createContext(this.session);
   }
 
+  /**
+   * Writes one reply. While pipelined commands wait in the reader, replies are held (socket corked) and go out
+   * together with the reply to the last of them, or when the reader waits for input: one write instead of one per
+   * command (MAIL, RCPT, DATA's 354).
+   */
   async reply(text: string): Promise<void> {
     this.noteReply(text);
     if (this.closed) return;
+    const pipelined = this.reader.buffered > 0;
+    if (pipelined && !this.#corked) {
+      this.socket.cork();
+      this.#corked = this.socket;
+    }
     try {
       await writeTo(this.socket, text.endsWith('\r\n') ? text : `${text}\r\n`);
     } catch {
       this.closed = true;
     }
+    if (!pipelined) this.#flush();
+  }
+
+  /** Sends the replies held back for pipelined commands. */
+  #flush(): void {
+    const socket = this.#corked;
+    this.#corked = null;
+    if (socket?.writableCorked) socket.uncork();
   }
 
   close(): void {
+    this.#flush();
     this.closed = true;
     this.conn.close();
   }

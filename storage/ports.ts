@@ -267,6 +267,7 @@ export interface StagedBlob {
 }
 
 export interface BlobWriter {
+  /** Appends bytes. The writer may keep `chunk` itself (no copy): the caller hands it over and never changes it. */
   write(chunk: Uint8Array): Promise<void>;
   /** Finishes the blob: computes the hash, makes the bytes durable in a staging area. */
   finish(): Promise<StagedBlob>;

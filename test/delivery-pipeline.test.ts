@@ -147,6 +147,46 @@ describe('dot stuffing', () => {
     }
   });
 
+  it('unstuffs random data across random chunk boundaries like a byte-by-byte reading', () => {
+    // the reference: one byte at a time, a dot at a line start is dropped, or ends the data before LF / CR LF
+    const reference = (wire: Uint8Array): { data: number[]; rest: number[] } => {
+      const data: number[] = [];
+      let lineStart = true;
+      for (let i = 0; i < wire.length; i++) {
+        const b = wire[i]!;
+        if (lineStart && b === 0x2e) {
+          if (wire[i + 1] === 0x0a) return { data, rest: [...wire.subarray(i + 2)] };
+          if (wire[i + 1] === 0x0d && wire[i + 2] === 0x0a) return { data, rest: [...wire.subarray(i + 3)] };
+          lineStart = false;
+          continue;
+        }
+        data.push(b);
+        lineStart = b === 0x0a;
+      }
+      throw new Error('no terminator');
+    };
+    const tokens = ['.', '..', '\r', '\n', '\r\n', 'ab', 'x.y', '.\r', '\n.', '\r\n..', 'line of text'];
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let round = 0; round < 300; round++) {
+      let text = '';
+      for (let t = rand(40); t > 0; t--) text += tokens[rand(tokens.length)];
+      const wire = encode(text + '\r\n.\r\nNEXT');
+      const expected = reference(wire);
+      const unstuffer = new DotUnstuffer();
+      const data: number[] = [];
+      let rest: number[] | null = null;
+      for (let i = 0; i < wire.length && rest === null; ) {
+        const size = 1 + rand(9);
+        const r = unstuffer.push(wire.subarray(i, i + size));
+        data.push(...r.data);
+        if (r.done) rest = [...r.rest, ...wire.subarray(i + size)];
+        i += size;
+      }
+      assert.deepEqual({ data, rest }, expected, JSON.stringify(text));
+    }
+  });
+
   it('ends an empty message at once', () => {
     const r = new DotUnstuffer().push(encode('.\r\nQUIT\r\n'));
     assert.deepEqual([r.data.length, r.done, decode(r.rest)], [0, true, 'QUIT\r\n']);

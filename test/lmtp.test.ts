@@ -111,6 +111,17 @@ describe('LMTP', () => {
     assert.equal((await inbox('carol')).index.length, 0);
   });
 
+  it('answers every pipelined command when the held-back replies outgrow the socket buffer', async () => {
+    const { client, done } = connect();
+    await client.line();
+    const n = 3000; // 3000 x "250 2.0.0 OK\r\n": 42 KB of replies held back while the next NOOP waits
+    client.send('NOOP\r\n'.repeat(n) + 'QUIT\r\n');
+    const lines = await client.lines(n + 1);
+    assert.equal(lines.filter((l) => l === '250 2.0.0 OK').length, n);
+    assert.equal(lines.at(-1), '221 2.0.0 Bye');
+    await done;
+  });
+
   it('handles a pipelined transaction, RSET and a second transaction on one connection', async () => {
     const { client, done } = connect();
     await client.line();

@@ -83,6 +83,7 @@ export async function ingestMessage(
   const segments = new SegmentBuilder(blobs, options.blobThreshold ?? DEFAULT_BLOB_THRESHOLD);
   const search = new SearchTextCollector(options.searchTextLimit ?? DEFAULT_SEARCH_TEXT_LIMIT, options.maxHtmlDepth);
   const splitter = new MimeSplitter(tee(segments, search), options);
+  search.leaveOutAlternatives(splitter.root);
   const hash = createHash('sha256');
   const maxSize = options.maxSize;
   let size = 0;

@@ -67,6 +67,8 @@ interface Collecting {
   node: MimeNode;
   chunks: Uint8Array[];
   size: number;
+  /** The node's parent, when leaveOutAlternatives() is on. */
+  parent: MimeNode | null;
 }
 
 export class SearchTextCollector implements SplitterSink {
@@ -79,11 +81,25 @@ export class SearchTextCollector implements SplitterSink {
   private readonly textNodes: MimeNode[] = [];
   private textSize = 0;
   private current: Collecting | null = null;
+  /** Set by leaveOutAlternatives(): the message being split. */
+  private root: MimeNode | null = null;
+  /** Each multipart/alternative with a collected text/plain child: that child (the first one). */
+  private readonly plainOf = new Map<MimeNode, MimeNode>();
 
   constructor(limit: number = DEFAULT_SEARCH_TEXT_LIMIT, maxHtmlDepth: number = DEFAULT_MAX_HTML_DEPTH) {
     this.limit = limit;
     this.maxHtmlDepth = maxHtmlDepth;
     this.rawLimit = limit * 6 + 1024;
+  }
+
+  /**
+   * For result() only: parts that result() would leave out as the other alternatives of a text/plain part already
+   * collected (the HTML half of most mail) are not decoded at all. `root`: the splitter's root node, which grows as
+   * the message is split. bodyText() then lacks those parts too (filters want every part: they do not call this).
+   */
+  leaveOutAlternatives(root: MimeNode): this {
+    this.root = root;
+    return this;
   }
 
   inline(_bytes: Uint8Array): void {}
@@ -93,7 +109,18 @@ export class SearchTextCollector implements SplitterSink {
     if (!leaf || this.textSize >= this.limit) return;
     if (node.type !== 'text' || (node.subtype !== 'plain' && node.subtype !== 'html')) return;
     if (node.disposition?.type === 'attachment') return;
-    this.current = { node, chunks: [], size: 0 };
+    const path = this.root ? ancestry(this.root, node) : null;
+    if (path && this.plainOf.size > 0 && this.otherAlternative(path)) return;
+    this.current = { node, chunks: [], size: 0, parent: path && path.length > 1 ? path[path.length - 2]! : null };
+  }
+
+  /** True when an ancestor on `path` is a multipart/alternative whose collected text/plain child is off the path. */
+  private otherAlternative(path: MimeNode[]): boolean {
+    for (let i = 0; i < path.length - 1; i++) {
+      const plain = this.plainOf.get(path[i]!);
+      if (plain && plain !== path[i + 1]) return true;
+    }
+    return false;
   }
 
   runData(bytes: Uint8Array): void {
@@ -116,6 +143,10 @@ export class SearchTextCollector implements SplitterSink {
     if (!text) return;
     this.texts.push(text);
     this.textNodes.push(node);
+    const parent = current.parent;
+    if (node.subtype === 'plain' && parent?.type === 'multipart' && parent.subtype === 'alternative' && !this.plainOf.has(parent)) {
+      this.plainOf.set(parent, node);
+    }
     this.textSize += text.length + 1;
   }
 
@@ -145,6 +176,25 @@ export class SearchTextCollector implements SplitterSink {
     const text = [...names, ...texts].filter(Boolean).join('\n').normalize('NFC');
     return text.length > this.limit ? text.slice(0, this.limit) : text;
   }
+}
+
+/**
+ * The nodes from `root` down to `node`, found by following `node.part` ("2.1": second child, then its first; an
+ * encapsulated message is entered through its root), so the cost is the depth, not the size of the tree; null
+ * when that walk does not end at `node` (the caller then simply collects the part).
+ */
+function ancestry(root: MimeNode, node: MimeNode): MimeNode[] | null {
+  const path = [root];
+  let at = root;
+  if (node.part !== '') {
+    for (const step of node.part.split('.')) {
+      if (at.message) path.push((at = at.message.root));
+      const next = at.children?.[Number(step) - 1];
+      if (!next) return null;
+      path.push((at = next));
+    }
+  }
+  return at === node ? path : null;
 }
 
 /** Text parts under the alternatives not chosen: in each multipart/alternative with a collected text/plain child. */

@@ -123,6 +123,7 @@ export class SegmentBuilder implements SplitterSink {
     if (this.staged.length > 0) await this.blobs.discard(this.staged.splice(0)).catch(() => undefined);
   }
 
+  /** Hands the gathered bytes to the writer, which may keep them: they are our own copies, never changed again. */
   private queueWrite(): void {
     const writer = this.writer;
     if (!writer || this.writeSize === 0) return;

@@ -13,6 +13,7 @@
  * - a boundary line of an outer multipart closes every part opened inside it (missing closing boundaries);
  * - message/rfc822 and message/global bodies in 7bit/8bit/binary are parsed as messages (`node.message`).
  */
+import { Buffer } from 'node:buffer';
 import type { Envelope, MimeNode } from '../ports.ts';
 import { buildEnvelope } from './envelope.ts';
 import { applyMimeHeaders, looksLikeHeaderLine, parseHeaderBlock } from './headers.ts';
@@ -43,6 +44,7 @@ const LONG_LINE = 8192;
 const LF = 0x0a;
 const CR = 0x0d;
 const DASH = 0x2d;
+const LF_DASH = Buffer.from([LF, DASH]);
 
 type Mode = 'header' | 'leaf' | 'preamble' | 'parts' | 'epilogue' | 'message';
 
@@ -111,16 +113,32 @@ function newNode(part: string, headerStart: number): MimeNode {
 /**
  * End of the run of complete lines from `start` in which no line starts with "--" (so none can be a boundary line):
  * `start` itself when the first line is incomplete or starts with "--" (or with a "-" that ends the chunk).
+ * `view` is `chunk` as a Buffer: its indexOf is a native search (a few times faster than Uint8Array's), used to jump
+ * from one line-starting "-" to the next instead of walking line by line.
  */
-function bodySpanEnd(chunk: Uint8Array, start: number): number {
-  let at = start;
-  while (at < chunk.length) {
-    if (chunk[at] === DASH && (at + 1 >= chunk.length || chunk[at + 1] === DASH)) break;
-    const nl = chunk.indexOf(LF, at);
-    if (nl < 0) break;
-    at = nl + 1;
+function bodySpanEnd(chunk: Uint8Array, view: Buffer, start: number): number {
+  if (chunk[start] === DASH && (start + 1 >= chunk.length || chunk[start + 1] === DASH)) return start;
+  for (let from = start; ; ) {
+    const at = view.indexOf(LF_DASH, from);
+    if (at < 0) break;
+    if (at + 2 >= chunk.length || chunk[at + 2] === DASH) return at + 1;
+    from = at + 1;
   }
-  return at;
+  const last = view.lastIndexOf(LF);
+  return last < start ? start : last + 1;
+}
+
+/** Line breaks in `bytes`. */
+function countLf(bytes: Uint8Array): number {
+  const view = bufferView(bytes);
+  let n = 0;
+  for (let at = view.indexOf(LF); at >= 0; at = view.indexOf(LF, at + 1)) n++;
+  return n;
+}
+
+/** The same bytes as a Buffer, for searching only: what goes to the sink stays a plain Uint8Array (whose slice() copies). */
+function bufferView(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function isWhitespace(byte: number): boolean {
@@ -167,17 +185,18 @@ export class MimeSplitter {
 
   write(chunk: Uint8Array): void {
     if (this.finished) throw new Error('MimeSplitter: write after end');
+    const view = bufferView(chunk);
     let i = 0;
     while (i < chunk.length) {
       if (!this.longLine && this.partialSize === 0 && this.stack[this.stack.length - 1]!.mode !== 'header') {
-        const end = bodySpanEnd(chunk, i);
+        const end = bodySpanEnd(chunk, view, i);
         if (end > i) {
           this.bodySpan(chunk.subarray(i, end));
           i = end;
           continue;
         }
       }
-      const nl = chunk.indexOf(LF, i);
+      const nl = view.indexOf(LF, i);
       const end = nl < 0 ? chunk.length : nl + 1;
       const piece = chunk.subarray(i, end);
       i = end;
@@ -359,8 +378,7 @@ export class MimeSplitter {
    * `bodyLine` per line would make, joined (the last line break held back in case a boundary follows).
    */
   private bodySpan(span: Uint8Array): void {
-    let lfs = 0;
-    for (let at = span.indexOf(LF); at >= 0; at = span.indexOf(LF, at + 1)) lfs++;
+    const lfs = countLf(span);
     if (this.pendingEol) {
       this.sink.runData(this.pendingEol);
       this.pendingEol = null;

@@ -156,7 +156,7 @@ export class SqliteBlobs implements BlobsPort {
           size += chunk.byteLength;
           try {
             if (held && this.#reserve(chunk.byteLength)) {
-              held.push(chunk.slice());
+              held.push(chunk); // handed over (BlobWriter.write)
               heldBytes += chunk.byteLength;
               return;
             }

@@ -5,7 +5,8 @@
  */
 import { ImapClient, ok } from './imap-client.ts';
 import { LmtpClient } from './lmtp-client.ts';
-import { DOMAIN, INGEST_USER, PASSWORD, type Peer } from './peer.ts';
+import { dataBlock } from './corpus.ts';
+import { DOMAIN, INGEST_USER, PASSWORD, WARMUP_USER, type Peer } from './peer.ts';
 import { treeCpuMs } from './proc-stats.ts';
 
 export interface IngestResult {
@@ -34,19 +35,19 @@ async function drain<T>(workers: T[], items: number, work: (worker: T, i: number
 }
 
 /** `messages[i]` are the raw messages; `blocks[i]` the same dot-stuffed for DATA. */
-export async function lmtpIngest(peer: Peer, blocks: Uint8Array[], rawBytes: number, connections: number): Promise<IngestResult> {
+export async function lmtpIngest(peer: Peer, blocks: Uint8Array[], rawBytes: number, connections: number, user = INGEST_USER): Promise<IngestResult> {
   const clients = await Promise.all(Array.from({ length: connections }, () => LmtpClient.connect(peer.lmtpPort)));
-  const rcpt = `${INGEST_USER}@${DOMAIN}`;
+  const rcpt = `${user}@${DOMAIN}`;
   const result = await measure(peer, blocks.length, rawBytes, () => drain(clients, blocks.length, (c, i) => c.deliver('sender@remote.test', rcpt, blocks[i]!)));
   await Promise.all(clients.map((c) => c.quit()));
   return result;
 }
 
-export async function appendIngest(peer: Peer, messages: Uint8Array[], rawBytes: number, connections: number): Promise<IngestResult> {
+export async function appendIngest(peer: Peer, messages: Uint8Array[], rawBytes: number, connections: number, user = INGEST_USER): Promise<IngestResult> {
   const clients = await Promise.all(
     Array.from({ length: connections }, async () => {
       const c = await ImapClient.connect(peer.imapPort);
-      await c.login(INGEST_USER, PASSWORD);
+      await c.login(user, PASSWORD);
       return c;
     }),
   );
@@ -55,4 +56,15 @@ export async function appendIngest(peer: Peer, messages: Uint8Array[], rawBytes:
   );
   await Promise.all(clients.map((c) => c.logout()));
   return result;
+}
+
+/**
+ * Before the measured workloads, each server takes `messages` by LMTP and by APPEND (two connections each, so each
+ * of our two worker processes gets both protocols) into WARMUP_USER's mailbox, so the figures are a running server's, not its first minute's: our server's JIT compiles
+ * the ingest path and its database statements get prepared; Dovecot's processes start and its caches fill. The
+ * messages should carry no attachment from the measured corpus's pool (that would be deduplicated later).
+ */
+export async function warmUp(peer: Peer, messages: Uint8Array[]): Promise<void> {
+  await lmtpIngest(peer, messages.map(dataBlock), 0, 2, WARMUP_USER);
+  await appendIngest(peer, messages, 0, 2, WARMUP_USER);
 }

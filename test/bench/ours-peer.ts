@@ -4,7 +4,7 @@
  * are raised through WILDDUCK_* variables so 10,000 IDLE sessions of one user from 127.0.0.1 are accepted.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execPath } from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -58,7 +58,7 @@ export async function startOurs(dataDir: string, logFile: string, users: string[
   const out = openSync(logFile, 'a');
   const start = existsSync(logFile) ? readFileSync(logFile).length : 0;
   // the bench runs under tsx on Node; the server gets the same runtime and loader
-  const child = spawn(execPath, ['--import', import.meta.resolve('tsx'), CLI, 'start'], {
+  const child = spawn(execPath, [...profileFlags(), '--import', import.meta.resolve('tsx'), CLI, 'start'], {
     cwd: dataDir, // away from the repository's wildduck.config.ts: defaults + the variables below
     env: { ...runtimeEnv(), ...benchEnv(dataDir) },
     stdio: ['ignore', out, out],
@@ -95,6 +95,27 @@ export async function startOurs(dataDir: string, logFile: string, users: string[
       await done;
     },
   };
+}
+
+/**
+ * WD_BENCH_PROF=DIR: our server (and its workers, which inherit the flags) write V8 CPU profiles into DIR when they
+ * exit; summarise them with `tsx test/bench/cpu-profile.ts DIR/*.cpuprofile`.
+ */
+function profileFlags(): string[] {
+  const dir = runtimeEnv().WD_BENCH_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
+/**
+ * With WD_BENCH_PROF=DIR each workload's span on our server goes to DIR/windows.json in the monotonic microseconds
+ * V8 CPU profiles use, so test/bench/cpu-profile.ts --window NAME can keep just it. `from`, `to`: hrtime.bigint().
+ */
+const windows: Array<{ name: string; from: number; to: number }> = [];
+export function profileWindow(name: string, from: bigint, to: bigint): void {
+  const dir = runtimeEnv().WD_BENCH_PROF;
+  if (!dir) return;
+  windows.push({ name, from: Number(from / 1000n), to: Number(to / 1000n) });
+  writeFileSync(join(dir, 'windows.json'), JSON.stringify(windows, null, 1));
 }
 
 /** The generated certificate is not mail: leave it out of stored bytes. */

@@ -20,11 +20,13 @@ export const DOMAIN = 'example.com';
 
 /** The users both servers get: ingest target, the IDLE crowd's account, the mixed-load clients. */
 export const INGEST_USER = 'ingest';
+/** Takes the warm-up deliveries before the ingest workloads (test/bench/ingest.ts warmUp). */
+export const WARMUP_USER = 'warmup';
 export const IDLE_USER = 'idler';
 export const BIG_USER = 'big';
 export const mixUser = (i: number): string => `mix${i + 1}`;
 export const MIX_CLIENTS = 20;
-export const BENCH_USERS = [INGEST_USER, IDLE_USER, ...Array.from({ length: MIX_CLIENTS }, (_, i) => mixUser(i))];
+export const BENCH_USERS = [INGEST_USER, WARMUP_USER, IDLE_USER, ...Array.from({ length: MIX_CLIENTS }, (_, i) => mixUser(i))];
 
 /** The repository root and the bench cache (`.bench/`, gitignored). */
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
