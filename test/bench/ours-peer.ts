@@ -2,6 +2,8 @@
  * This server as a bench peer: `protocols/cli.ts start` in a child process (the same runtime as the bench) on a
  * given data directory, its log in a file next to it, ports read from its "wildduck ready" line. Connection limits
  * are raised through WILDDUCK_* variables so 10,000 IDLE sessions of one user from 127.0.0.1 are accepted.
+ * With WD_BENCH_PROF=DIR the server runs under `node --cpu-prof` (the primary and every worker, which inherit its
+ * flags) and leaves one .cpuprofile per process in DIR when it stops (read them with cpuprofile-summary.ts).
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
@@ -58,7 +60,9 @@ export async function startOurs(dataDir: string, logFile: string, users: string[
   const out = openSync(logFile, 'a');
   const start = existsSync(logFile) ? readFileSync(logFile).length : 0;
   // the bench runs under tsx on Node; the server gets the same runtime and loader
-  const child = spawn(execPath, ['--import', import.meta.resolve('tsx'), CLI, 'start'], {
+  const profDir = runtimeEnv().WD_BENCH_PROF;
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const child = spawn(execPath, [...prof, '--import', import.meta.resolve('tsx'), CLI, 'start'], {
     cwd: dataDir, // away from the repository's wildduck.config.ts: defaults + the variables below
     env: { ...runtimeEnv(), ...benchEnv(dataDir) },
     stdio: ['ignore', out, out],
