@@ -1,7 +1,7 @@
 /**
- * Group commit for message stores: appends that arrive together are written in one SQLite transaction, each in its
- * own SAVEPOINT (a failing one is rolled back alone and fails alone), and made durable by one fsync of the WAL on
- * the thread pool instead of one fsync per message on the event loop.
+ * Group commit for message writes (appends, flag changes, copies, moves, expunges): writes that arrive together are
+ * written in one SQLite transaction, each in its own SAVEPOINT (a failing one is rolled back alone and fails alone),
+ * and made durable by one fsync of the WAL on the thread pool instead of one fsync per write on the event loop.
  *
  * With `durable` (storage.sqlite.synchronous = full) the grouped transaction commits with `synchronous = NORMAL`
  * (the WAL is written, not yet fsynced), then the WAL file is fsynced asynchronously; only after that fsync do the
