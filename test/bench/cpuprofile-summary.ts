@@ -1,6 +1,7 @@
 /**
  * Summarises V8 .cpuprofile files (from `node --cpu-prof`): the functions with the most self time and the most
- * total time (self + callees, each function counted once per stack), merged over every file given.
+ * total time (self + callees, each function counted once per stack) and the self time per source file, merged over
+ * every file given.
  *
  *   node --import tsx test/bench/cpuprofile-summary.ts [--top N] [--callers NAME] FILE.cpuprofile...
  *
@@ -31,6 +32,7 @@ const callersOf = callersAt >= 0 ? args.splice(callersAt, 2)[1] : undefined;
 const self = new Map<string, number>();
 const total = new Map<string, number>();
 const paths = new Map<string, number>();
+const files = new Map<string, number>();
 let allMs = 0;
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
 
@@ -49,6 +51,7 @@ for (const file of args) {
   for (const [id, t] of ms) {
     allMs += t;
     add(self, label(byId.get(id)!), t);
+    add(files, byId.get(id)!.callFrame.url.replace(/^file:\/\/.*?\/(node_modules|[a-z-]+)\//, '$1/') || '(native)', t);
     if (callersOf && byId.get(id)!.callFrame.functionName === callersOf) {
       const path: string[] = [];
       for (let at = parent.get(id); at !== undefined && path.length < 6; at = parent.get(at)) path.push(byId.get(at)!.callFrame.functionName || '(anonymous)');
@@ -72,4 +75,5 @@ const print = (title: string, m: Map<string, number>) => {
 };
 print('self time', self);
 print('total time', total);
+print('self time by file', files);
 if (callersOf) print(`paths to ${callersOf}`, paths);
