@@ -60,10 +60,11 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   await mkdir(dataDir, { recursive: true });
   const now = options.now ?? Date.now;
   const synchronous = options.synchronous ?? 'full';
+  const busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000));
   const db = await openDb(join(dataDir, DATABASE_FILE), { driver: options.driver });
   let blobs: SqliteBlobs;
   try {
-    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
+    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('PRAGMA foreign_keys = ON');
@@ -84,7 +85,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const ownEphemeral = options.ephemeral ? null : new MemoryEphemeral({ now });
   const ephemeral = options.ephemeral ?? ownEphemeral!;
   const log = new ChangeLog(db, ephemeral);
-  const group = new GroupCommit(db, { durable: synchronous === 'full' });
+  const group = new GroupCommit(db, { durable: synchronous === 'full', lockWaitMs: busyTimeoutMs });
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;
 
