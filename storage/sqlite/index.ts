@@ -27,6 +27,8 @@ export interface SqliteStorageOptions {
   synchronous?: 'full' | 'normal';
   /** How long a write waits for another process holding the database lock (default 10 s). */
   busyTimeoutMs?: number;
+  /** SQLite wal_autocheckpoint: WAL pages before a commit checkpoints (default 10,000; SQLite's own is 1,000). */
+  walAutocheckpointPages?: number;
   /** Staging files older than this that this process does not know are removed at open and by collect() (default 1 h; 0 = all). */
   stagingMaxAgeMs?: number;
   /** Bytes of blob data held in memory until the blob's hash is known (default 64 MiB; see SqliteBlobs). */
@@ -68,6 +70,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('PRAGMA foreign_keys = ON');
+    db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(0, Math.floor(options.walAutocheckpointPages ?? 10_000))}`);
     migrate(db, options.warn ?? ((message) => console.warn(`wildduck storage: ${message}`)));
     blobs = new SqliteBlobs(db, {
       dataDir,
