@@ -4,9 +4,10 @@
  * Kept as one number per mailbox in the ephemeral store: the highest UID already given out as recent
  * (`imap:recent:<mailboxId>:<uidValidity>`). A read-write SELECT, and every later EXISTS in that session, claims
  * the UIDs above it: under a short lock, read the mark, raise it to the highest UID the session now knows, and
- * keep the UIDs in between as this session's recent messages. Because UIDs only grow, the claimed ranges of
- * two sessions never overlap, so each message is recent to at most one session, across server instances too
- * when the ephemeral store is Redis. EXAMINE and STATUS only read the mark (EXAMINE must not clear \Recent).
+ * keep the UIDs in between as this session's recent messages (when the mark already covers them: one read, no
+ * lock, so a re-SELECT with nothing new costs one round trip to a shared store). Because UIDs only grow, the
+ * claimed ranges of two sessions never overlap, so each message is recent to at most one session, across server
+ * instances too when the ephemeral store is Redis. EXAMINE and STATUS only read the mark (EXAMINE must not clear \Recent).
  *
  * The mark lives in the ephemeral store: after it is lost (an embedded server restarts), the first session
  * to select a mailbox sees its messages as recent once more, which RFC 3501 permits ("the server cannot
@@ -34,6 +35,9 @@ export function recentMark(ephemeral: EphemeralPort, mailboxId: Id, uidValidity:
  */
 export async function claimRecent(ephemeral: EphemeralPort, mailboxId: Id, uidValidity: number, upTo: number): Promise<number> {
   const k = key(mailboxId, uidValidity);
+  // the mark only grows: when it already covers `upTo` there is nothing to claim, and no lock is needed to know it
+  const seen = await ephemeral.get(k);
+  if (seen >= upTo) return seen;
   let token: string | null = null;
   for (let attempt = 0; attempt < 50 && !token; attempt++) {
     token = await ephemeral.lock(`${k}:lock`, LOCK_MS);
