@@ -22,6 +22,8 @@ export default defineConfig({
       blobMemoryBytes: 64 * 1024 * 1024,
       // How long a write waits for the database lock another process (a worker, the CLI) holds (ms).
       busyTimeoutMs: 10_000,
+      // Write-ahead-log pages (4 KiB) before a commit copies them into the database file (0 = never).
+      walAutocheckpointPages: 10_000,
     },
     mongodb: {
       // Connection string of a replica set or mongos.

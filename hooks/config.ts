@@ -76,6 +76,12 @@ export const configSchema = z
               .nonnegative()
               .default(10_000)
               .describe('How long a write waits for the database lock held by another process (a worker, the CLI) before the command fails with a temporary error.'),
+            walAutocheckpointPages: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(10_000)
+              .describe('Pages (4 KiB) the write-ahead log grows to before a commit copies it into the database file (SQLite wal_autocheckpoint; 0 = never). Larger: fewer, longer checkpoints; a page changed again and again is copied once per checkpoint.'),
           })
           .strict()
           .prefault({}),

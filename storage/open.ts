@@ -24,6 +24,7 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
         synchronous: config.storage.sqlite.synchronous,
         blobMemoryBytes: config.storage.sqlite.blobMemoryBytes,
         busyTimeoutMs: config.storage.sqlite.busyTimeoutMs,
+        walAutocheckpointPages: config.storage.sqlite.walAutocheckpointPages,
         warn,
         ...options,
       });

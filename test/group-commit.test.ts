@@ -1,7 +1,8 @@
 /**
  * Group commit (storage/sqlite/group-commit.ts): appends arriving together share one transaction, each in its own
  * savepoint; a failing one fails alone and leaves no trace; nothing resolves (and no change is announced) before the
- * WAL fsync that covers it has finished; a failed fsync fails the whole group.
+ * WAL fsync that covers it has finished; a failed fsync fails the whole group; a write lock held by another
+ * connection is waited for with the event loop free.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,6 +94,31 @@ describe('group commit', () => {
       const group = new GroupCommit(db, { durable: true, fsync: async () => Promise.reject(new Error('EIO')) });
       const results = await Promise.allSettled([1, 2].map((v) => group.run(() => db.run('INSERT INTO t (v) VALUES (?)', v))));
       assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+    });
+  });
+
+  it('waits for another connection\'s write lock without blocking the event loop, then commits what arrived meanwhile', async () => {
+    await withDb(async (db) => {
+      db.exec('PRAGMA busy_timeout = 60000'); // a blocking BEGIN would stall the event loop until the other commits
+      const other = await openDb(db.path);
+      try {
+        other.exec('BEGIN IMMEDIATE');
+        other.run('INSERT INTO t (v) VALUES (?)', 10);
+        const group = new GroupCommit(db, { durable: true });
+        const first = group.run(() => db.run('INSERT INTO t (v) VALUES (?)', 1).changes);
+        let settled = false;
+        void first.then(() => (settled = true));
+        // timers fire while the store waits: the event loop is free
+        await new Promise<void>((resolve) => setTimeout(resolve, 20));
+        assert.equal(settled, false, 'nothing committed while the other connection holds the lock');
+        const second = group.run(() => db.run('INSERT INTO t (v) VALUES (?)', 2).changes);
+        other.exec('COMMIT');
+        assert.deepEqual(await Promise.all([first, second]), [1, 1]);
+        assert.deepEqual(values(db), [1, 2, 10]);
+        assert.equal(Number(db.get<{ timeout: number }>('PRAGMA busy_timeout')!.timeout), 60000, 'busy timeout restored');
+      } finally {
+        other.close();
+      }
     });
   });
 

@@ -36,6 +36,11 @@ export interface Db {
    */
   transactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void };
   /**
+   * `transactionDeferred()` that does not wait for a write lock another connection holds: null (and `fn` not run)
+   * when the database is busy, so the caller can wait without blocking the event loop (group commit).
+   */
+  tryTransactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void } | null;
+  /**
    * Inside a transaction: runs `fn` in a SAVEPOINT. When it throws, only its own changes are rolled back (its
    * `onRollback` callbacks run, its `afterCommit` callbacks are dropped) and the error is rethrown; the
    * transaction goes on.
@@ -108,6 +113,12 @@ function normalizeRow(row: unknown): Row {
     }
   }
   return r;
+}
+
+/** SQLITE_BUSY from either binding: another connection holds the lock. */
+function isBusy(err: unknown): boolean {
+  const e = err as { code?: unknown; errcode?: unknown; message?: unknown };
+  return e?.code === 'SQLITE_BUSY' || e?.errcode === 5 || (typeof e?.message === 'string' && e.message.includes('database is locked'));
 }
 
 /** Runs every callback; one throwing does not stop the others (best effort: collect() repairs what an undo missed). */
@@ -184,6 +195,26 @@ class SqliteDb implements Db {
   transactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void } {
     if (this.#depth > 0) throw new Error('transactionDeferred inside a transaction');
     this.#raw.exec('BEGIN IMMEDIATE');
+    return this.#runBegun(fn);
+  }
+
+  tryTransactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void } | null {
+    if (this.#depth > 0) throw new Error('tryTransactionDeferred inside a transaction');
+    const timeout = Number(Object.values(this.get('PRAGMA busy_timeout') ?? {})[0] ?? 0);
+    this.#raw.exec('PRAGMA busy_timeout = 0');
+    try {
+      this.#raw.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      if (isBusy(err)) return null;
+      throw err;
+    } finally {
+      this.#raw.exec(`PRAGMA busy_timeout = ${timeout}`);
+    }
+    return this.#runBegun(fn);
+  }
+
+  /** The rest of a transaction after its BEGIN: run `fn`, COMMIT (or ROLLBACK and undo), hand back the after-commit work. */
+  #runBegun<T>(fn: () => T): { result: T; afterCommit: () => void } {
     this.#depth = 1;
     let result: T;
     try {

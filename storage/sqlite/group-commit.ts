@@ -1,7 +1,7 @@
 /**
- * Group commit for message stores: appends that arrive together are written in one SQLite transaction, each in its
- * own SAVEPOINT (a failing one is rolled back alone and fails alone), and made durable by one fsync of the WAL on
- * the thread pool instead of one fsync per message on the event loop.
+ * Group commit for message writes (appends, flag changes, copies, moves, expunges): writes that arrive together are
+ * written in one SQLite transaction, each in its own SAVEPOINT (a failing one is rolled back alone and fails alone),
+ * and made durable by one fsync of the WAL on the thread pool instead of one fsync per write on the event loop.
  *
  * With `durable` (storage.sqlite.synchronous = full) the grouped transaction commits with `synchronous = NORMAL`
  * (the WAL is written, not yet fsynced), then the WAL file is fsynced asynchronously; only after that fsync do the
@@ -10,9 +10,13 @@
  * the fsync, and every commit that lands meanwhile shares the next fsync. A process crash loses nothing committed
  * (the WAL is in the page cache); a power loss loses nothing acknowledged. Every other transaction still commits
  * with `synchronous = FULL` (its fsync covers grouped commits before it too).
+ *
+ * When another process (a second worker) holds the write lock, the group does not wait in BEGIN (SQLite's busy
+ * handler sleeps, blocking the event loop and every session of this worker): it retries a millisecond later while
+ * the event loop serves other commands, and the writes arriving meanwhile join the group.
  */
 import { open } from 'node:fs/promises';
-import { setImmediate } from 'node:timers';
+import { setImmediate, setTimeout } from 'node:timers';
 import type { Db } from './driver.ts';
 
 interface Pending {
@@ -32,12 +36,19 @@ export class GroupCommit {
   #nextSync: Promise<void> | null = null;
 
   #fsync: (dbPath: string) => Promise<void>;
+  #lockWaitMs: number;
+  /** When the group first found the write lock taken by another process; null when not waiting. */
+  #busySince: number | null = null;
 
-  /** `fsync`: how the WAL is made durable (tests replace it). */
-  constructor(db: Db, options: { durable: boolean; fsync?: (dbPath: string) => Promise<void> }) {
+  /**
+   * `fsync`: how the WAL is made durable (tests replace it). `lockWaitMs`: how long a group waits for another
+   * process's write lock with the event loop free (polling) before it waits in BEGIN like any transaction does.
+   */
+  constructor(db: Db, options: { durable: boolean; fsync?: (dbPath: string) => Promise<void>; lockWaitMs?: number }) {
     this.#db = db;
     this.#durable = options.durable;
     this.#fsync = options.fsync ?? fsyncWal;
+    this.#lockWaitMs = options.lockWaitMs ?? 10_000;
   }
 
   /**
@@ -56,30 +67,44 @@ export class GroupCommit {
 
   async #flush(): Promise<void> {
     this.#scheduled = false;
-    const items = this.#queue.splice(0);
-    if (items.length === 0) return;
+    if (this.#queue.length === 0) return;
     const db = this.#db;
     const outcomes: Outcome[] = [];
-    let afterCommit: () => void;
+    let items: Pending[] = [];
+    const body = () => {
+      // taken once the write lock is ours: what arrived while we waited for it joins this group
+      items = this.#queue.splice(0);
+      for (const item of items) {
+        try {
+          outcomes.push({ ok: true, value: db.savepoint(item.fn) });
+        } catch (error) {
+          outcomes.push({ ok: false, error });
+        }
+      }
+    };
+    let committed: { afterCommit: () => void } | null;
     try {
       if (this.#durable) db.exec('PRAGMA synchronous = NORMAL');
       try {
-        ({ afterCommit } = db.transactionDeferred(() => {
-          for (const item of items) {
-            try {
-              outcomes.push({ ok: true, value: db.savepoint(item.fn) });
-            } catch (error) {
-              outcomes.push({ ok: false, error });
-            }
-          }
-        }));
+        const polite = this.#busySince === null || Date.now() - this.#busySince < this.#lockWaitMs;
+        committed = polite ? db.tryTransactionDeferred(body) : db.transactionDeferred(body);
       } finally {
         if (this.#durable) db.exec('PRAGMA synchronous = FULL');
       }
     } catch (error) {
-      for (const item of items) item.reject(error);
+      this.#busySince = null;
+      for (const item of items.length > 0 ? items : this.#queue.splice(0)) item.reject(error);
       return;
     }
+    if (!committed) {
+      // another process holds the write lock: try again shortly, the event loop free meanwhile
+      this.#busySince ??= Date.now();
+      this.#scheduled = true;
+      setTimeout(() => void this.#flush(), 1);
+      return;
+    }
+    this.#busySince = null;
+    const { afterCommit } = committed;
     let syncError: { error: unknown } | null = null;
     if (this.#durable) {
       try {

@@ -27,6 +27,8 @@ export interface SqliteStorageOptions {
   synchronous?: 'full' | 'normal';
   /** How long a write waits for another process holding the database lock (default 10 s). */
   busyTimeoutMs?: number;
+  /** SQLite wal_autocheckpoint: WAL pages before a commit checkpoints (default 10,000; SQLite's own is 1,000). */
+  walAutocheckpointPages?: number;
   /** Staging files older than this that this process does not know are removed at open and by collect() (default 1 h; 0 = all). */
   stagingMaxAgeMs?: number;
   /** Bytes of blob data held in memory until the blob's hash is known (default 64 MiB; see SqliteBlobs). */
@@ -60,13 +62,15 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   await mkdir(dataDir, { recursive: true });
   const now = options.now ?? Date.now;
   const synchronous = options.synchronous ?? 'full';
+  const busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000));
   const db = await openDb(join(dataDir, DATABASE_FILE), { driver: options.driver });
   let blobs: SqliteBlobs;
   try {
-    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000))}`);
+    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('PRAGMA foreign_keys = ON');
+    db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(0, Math.floor(options.walAutocheckpointPages ?? 10_000))}`);
     migrate(db, options.warn ?? ((message) => console.warn(`wildduck storage: ${message}`)));
     blobs = new SqliteBlobs(db, {
       dataDir,
@@ -84,7 +88,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const ownEphemeral = options.ephemeral ? null : new MemoryEphemeral({ now });
   const ephemeral = options.ephemeral ?? ownEphemeral!;
   const log = new ChangeLog(db, ephemeral);
-  const group = new GroupCommit(db, { durable: synchronous === 'full' });
+  const group = new GroupCommit(db, { durable: synchronous === 'full', lockWaitMs: busyTimeoutMs });
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;
 

@@ -2,8 +2,10 @@
  * Messages. Every mutation is one transaction that allocates UIDs and the modseq from the mailbox row
  * (`UPDATE … RETURNING`), writes the message rows, adjusts blob references, per-user usage and per-mailbox
  * counters, and writes the change-log entries; listeners hear about it after the commit. One operation gets one
- * modseq for all the messages it touches. Appends are group-committed (group-commit.ts): each in its own savepoint
- * of a transaction shared with the appends arriving together, resolved once that transaction is durable.
+ * modseq for all the messages it touches. Appends, flag changes, copies, moves and expunges are group-committed
+ * (group-commit.ts): each in its own savepoint of a transaction shared with the writes arriving together, resolved
+ * once that transaction is durable (one fsync off the event loop for the group, the write lock held only while the
+ * rows are written, so another worker process never waits for our fsync).
  */
 import { createHash } from 'node:crypto';
 import { deflateIfSmaller, inflate } from '../blob-codec.ts';
@@ -347,7 +349,7 @@ export class SqliteMessages implements MessagesPort {
   async setFlags(mailboxId: Id, uids: number[], update: FlagUpdate): Promise<FlagResult> {
     const db = this.#db;
     const wanted = uniqueUids(uids);
-    return db.transaction(() => {
+    return this.#group.run(() => {
       const mbox = this.#mailbox(mailboxId);
       const result: FlagResult = { changed: [], modified: [] };
       if (wanted.length === 0) return result;
@@ -412,7 +414,7 @@ export class SqliteMessages implements MessagesPort {
   async copy(fromMailboxId: Id, uids: number[], toMailboxId: Id): Promise<CopyResult> {
     const db = this.#db;
     const wanted = uniqueUids(uids);
-    return db.transaction(() => {
+    return this.#group.run(() => {
       const [src, dst] = this.#pair(fromMailboxId, toMailboxId);
       const rows = this.#sourceRows(src, wanted);
       if (rows.length === 0) return { uidValidity: num(dst.uid_validity), mappings: [], modseq: num(dst.highest_modseq) };
@@ -442,7 +444,7 @@ export class SqliteMessages implements MessagesPort {
   async move(fromMailboxId: Id, uids: number[], toMailboxId: Id): Promise<CopyResult> {
     const db = this.#db;
     const wanted = uniqueUids(uids);
-    return db.transaction(() => {
+    return this.#group.run(() => {
       const [src, dst] = this.#pair(fromMailboxId, toMailboxId);
       const rows = this.#sourceRows(src, wanted);
       if (rows.length === 0) return { uidValidity: num(dst.uid_validity), mappings: [], modseq: num(dst.highest_modseq) };
@@ -474,7 +476,7 @@ export class SqliteMessages implements MessagesPort {
   async expunge(mailboxId: Id, uids: number[]): Promise<number[]> {
     const db = this.#db;
     const wanted = uniqueUids(uids);
-    return db.transaction(() => {
+    return this.#group.run(() => {
       const mbox = this.#mailbox(mailboxId);
       const rows = this.#sourceRows(mbox, wanted);
       if (rows.length === 0) return [];

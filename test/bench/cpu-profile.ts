@@ -1,6 +1,7 @@
 /**
  * `tsx test/bench/cpu-profile.ts FILE.cpuprofile... [--top N] [--filter TEXT] [--window NAME]`: the functions with
- * the most self time and the most total time (self + callees, each function counted once per sample) across V8 CPU
+ * the most self time and the most total time (self + callees, each function counted once per sample), and the self
+ * time per source file, across V8 CPU
  * profiles, e.g. the ones `WD_BENCH_PROF=DIR npm run bench` makes our server write (test/bench/ours-peer.ts).
  * --window keeps only the samples taken during the bench workloads whose name contains NAME (DIR/windows.json,
  * written by test/bench/run.ts next to the profiles).
@@ -39,6 +40,8 @@ const self = new Map<string, number>();
 /** --callers NAME: the call paths (3 frames up) of samples whose own function's name contains NAME. */
 const callers = new Map<string, number>();
 const total = new Map<string, number>();
+/** Self time per source file. */
+const byFile = new Map<string, number>();
 let all = 0;
 let idle = 0;
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
@@ -62,6 +65,7 @@ for (const file of files) {
     all += us;
     if (node.callFrame.functionName === '(idle)') idle += us;
     add(self, name(node), us);
+    add(byFile, node.callFrame.url.replace(/^file:\/\/.*?\/(node_modules|protocols|storage|hooks|plugins|test)\//, '$1/') || '(native)', us);
     if (flags.callers && name(node).includes(flags.callers)) {
       const path: string[] = [];
       for (let at = parent.get(id); at !== undefined && path.length < 3; at = parent.get(at)) path.push(name(byId.get(at)!));
@@ -88,3 +92,4 @@ const show = (title: string, m: Map<string, number>) => {
 if (flags.callers) show(`callers of ${flags.callers}`, callers);
 show('self time', self);
 show('total time', total);
+show('self time by file', byFile);

@@ -2,16 +2,19 @@
  * Optional: Dovecot's imaptest in its default stress mix, when the IMAPTEST environment variable names a built
  * imaptest binary (the bench never builds it; see /work/shared/README.md for how). It APPENDs from an ASCII mbox
  * written from corpus.smallMessage. Commands per second are the sum of the counts on the last line after
- * "Totals:" divided by the seconds; the output's tail is kept in the JSON details.
+ * "Totals:" divided by the seconds, server CPU per command likewise; the output's tail is kept in the JSON details.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { smallMessage } from './corpus.ts';
 import { MIX_CLIENTS, PASSWORD, mixUser, type Peer } from './peer.ts';
+import { treeCpuMs } from './proc-stats.ts';
 
 export interface ImaptestResult {
   commandsPerSecond: number | null;
+  /** Server CPU (process tree) per command. */
+  cpuMsPerCommand: number | null;
   tail: string;
 }
 
@@ -28,14 +31,16 @@ export async function runImaptest(binary: string, peer: Peer, dir: string, secon
   const mbox = join(dir, 'imaptest.mbox');
   writeMbox(mbox, 200);
   const args = [`host=127.0.0.1`, `port=${peer.imapPort}`, `user=${mixUser(0)}`, `pass=${PASSWORD}`, `mbox=${mbox}`, `clients=${MIX_CLIENTS}`, `secs=${seconds}`];
+  const cpu0 = treeCpuMs(peer.pid);
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   await new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const cpu = treeCpuMs(peer.pid) - cpu0;
   const totals = out.lastIndexOf('Totals:');
   const numbers = totals < 0 ? [] : out.slice(totals).split('\n').filter((l) => /^\s*\d+(\s+\d+)+\s*$/.test(l));
   const last = numbers.at(-1);
   const sum = last ? last.trim().split(/\s+/).reduce((s, n) => s + Number(n), 0) : null;
-  return { commandsPerSecond: sum === null ? null : sum / seconds, tail: out.slice(-3000) };
+  return { commandsPerSecond: sum === null ? null : sum / seconds, cpuMsPerCommand: sum ? cpu / sum : null, tail: out.slice(-3000) };
 }

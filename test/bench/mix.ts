@@ -9,7 +9,9 @@
  *
  * so every session adds one message and removes one. With `keepSessions` a client logs in once and repeats the
  * session from LIST without LOGOUT. With `pipelining` the commands between SELECT and EXPUNGE are sent at once.
- * Counted: every tagged reply (commands), OK LOGINs (logins), and NO / BAD replies or dropped connections (errors).
+ * Counted: every tagged reply (commands), OK LOGINs (logins), and NO / BAD replies or dropped connections (errors);
+ * `latencyMs` is the mean time from sending to the tagged reply per command name (pipelined commands include their
+ * wait behind the ones sent before them).
  */
 import { smallMessage, prng } from './corpus.ts';
 import { ImapClient, ok, type Reply } from './imap-client.ts';
@@ -33,6 +35,7 @@ export interface MixResult extends MixOptions {
   commandsPerSecond: number;
   loginsPerSecond: number;
   cpuMsPerCommand: number;
+  latencyMs: Record<string, { count: number; mean: number }>;
 }
 
 /** Brings every mix user's INBOX to SEED_MESSAGES messages (untimed setup). */
@@ -64,11 +67,19 @@ export async function runMix(peer: Peer, options: MixOptions): Promise<MixResult
     errors++;
     firstError ||= what;
   };
-  const count = (r: Reply, what: string): Reply => {
+  const latency = new Map<string, { count: number; totalMs: number }>();
+  const timed = async (what: string, send: () => Promise<Reply>): Promise<Reply> => {
+    const t = performance.now();
+    const r = await send();
+    const l = latency.get(what) ?? { count: 0, totalMs: 0 };
+    l.count++;
+    l.totalMs += performance.now() - t;
+    latency.set(what, l);
     commands++;
     if (r.status !== 'OK') error(`${what}: ${r.status} ${r.text}`);
     return r;
   };
+  const commandName = (cmd: string) => (cmd.startsWith('UID ') ? cmd.split(' ', 2).join(' ') : cmd.split(' ')[0]!);
 
   async function client(u: number): Promise<void> {
     const rand = prng(9001 + u);
@@ -79,7 +90,8 @@ export async function runMix(peer: Peer, options: MixOptions): Promise<MixResult
       try {
         if (!conn) {
           conn = await ImapClient.connect(peer.imapPort);
-          const login = count(await conn.command(`LOGIN "${mixUser(u)}" "${PASSWORD}"`), 'LOGIN');
+          const c = conn;
+          const login = await timed('LOGIN', () => c.command(`LOGIN "${mixUser(u)}" "${PASSWORD}"`));
           if (login.status !== 'OK') {
             conn.close();
             conn = null;
@@ -88,7 +100,7 @@ export async function runMix(peer: Peer, options: MixOptions): Promise<MixResult
           logins++;
         }
         const c = conn;
-        const run = (cmd: string) => c.command(cmd).then((r) => count(r, cmd.split(' ')[0]!));
+        const run = (cmd: string) => timed(commandName(cmd), () => c.command(cmd));
         if (rand() < 0.5) await run('LIST "" "*"');
         if (rand() < 0.5) await run('STATUS INBOX (MESSAGES UNSEEN UIDNEXT)');
         const select = await run('SELECT INBOX');
@@ -101,11 +113,9 @@ export async function runMix(peer: Peer, options: MixOptions): Promise<MixResult
         if (options.pipelining) await Promise.all(batch.map(run));
         else for (const cmd of batch) await run(cmd);
         await run('EXPUNGE');
-        commands++;
-        const appendReply = await c.append('INBOX', smallMessage(1_000_000 + u * 100_000 + appended++));
-        if (appendReply.status !== 'OK') error(`APPEND: ${appendReply.status} ${appendReply.text}`);
+        await timed('APPEND', () => c.append('INBOX', smallMessage(1_000_000 + u * 100_000 + appended++)));
         if (!options.keepSessions) {
-          count(await c.command('LOGOUT'), 'LOGOUT');
+          await timed('LOGOUT', () => c.command('LOGOUT'));
           c.close();
           conn = null;
         }
@@ -135,5 +145,6 @@ export async function runMix(peer: Peer, options: MixOptions): Promise<MixResult
     commandsPerSecond: commands / seconds,
     loginsPerSecond: logins / seconds,
     cpuMsPerCommand: cpu / Math.max(commands, 1),
+    latencyMs: Object.fromEntries([...latency].map(([name, l]) => [name, { count: l.count, mean: l.totalMs / l.count }])),
   };
 }

@@ -2,6 +2,8 @@
  * This server as a bench peer: `protocols/cli.ts start` in a child process (the same runtime as the bench) on a
  * given data directory, its log in a file next to it, ports read from its "wildduck ready" line. Connection limits
  * are raised through WILDDUCK_* variables so 10,000 IDLE sessions of one user from 127.0.0.1 are accepted.
+ * With WD_BENCH_PROF=DIR the server runs under `node --cpu-prof` (the primary and every worker, which inherit its
+ * flags) and leaves one .cpuprofile per process in DIR when it stops (read them with cpu-profile.ts).
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';

@@ -164,11 +164,13 @@ try {
       const errs = `errors: ours ${r.ours.errors}, Dovecot ${r.dovecot.errors}`;
       row(name, 'cmds/s', 'higher', r.ours.commandsPerSecond, r.dovecot.commandsPerSecond, errs);
       if (!options.keepSessions) row(`logins per second (${name})`, 'logins/s', 'higher', r.ours.loginsPerSecond, r.dovecot.loginsPerSecond);
+      row(`server CPU per command (${name})`, 'ms', 'lower', r.ours.cpuMsPerCommand, r.dovecot.cpuMsPerCommand);
     }
     const imaptest = env().IMAPTEST;
     if (imaptest) {
       const r = await both(peers, 'imaptest', (p) => runImaptest(imaptest, p, root, plan.mixSeconds));
       row(`imaptest default mix, ${CLIENTS} clients`, 'cmds/s', 'higher', r.ours.commandsPerSecond, r.dovecot.commandsPerSecond);
+      row(`server CPU per command (imaptest default mix)`, 'ms', 'lower', r.ours.cpuMsPerCommand, r.dovecot.cpuMsPerCommand);
     }
   }
   // a slot for the MongoDB + Redis backend's rows, once it exists

@@ -1,0 +1,46 @@
+/**
+ * One mix variant against this server alone, for profiling (no Dovecot): starts the server on a fresh data
+ * directory, seeds the mix users, runs the variant and prints commands per second, server CPU per command, CPU
+ * per server process (are both workers busy?) and the mean latency per command name.
+ *
+ *   node --import tsx test/bench/mix-profile.ts [kept|logins|single] [SECONDS]
+ *
+ * WD_BENCH_PROF=DIR runs the server under `node --cpu-prof` (see ours-peer.ts); summarise the profiles with
+ * `npx tsx test/bench/cpu-profile.ts DIR/*.cpuprofile`. WILDDUCK_SERVER_WORKERS picks the
+ * number of worker processes as for the server itself.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { argv } from 'node:process';
+import { runMix, seedMix, type MixOptions } from './mix.ts';
+import { startOurs } from './ours-peer.ts';
+import { MIX_CLIENTS, mixUser } from './peer.ts';
+import { processTree } from './proc-stats.ts';
+
+const variants: Record<string, Omit<MixOptions, 'seconds'>> = {
+  kept: { clients: MIX_CLIENTS, keepSessions: true, pipelining: true },
+  logins: { clients: MIX_CLIENTS, keepSessions: false, pipelining: true },
+  single: { clients: 1, keepSessions: false, pipelining: false },
+};
+const name = argv[2] ?? 'kept';
+const variant = variants[name];
+if (!variant) throw new Error(`unknown variant ${name}: one of ${Object.keys(variants).join(', ')}`);
+const seconds = Number(argv[3] ?? 10);
+
+const dir = mkdtempSync(join(tmpdir(), 'wd-mix-profile-'));
+const peer = await startOurs(dir, join(dir, 'server.log'), Array.from({ length: MIX_CLIENTS }, (_, i) => mixUser(i)));
+try {
+  await seedMix(peer, variant.clients);
+  const before = new Map(processTree(peer.pid).map((s) => [s.pid, s.cpu]));
+  const r = await runMix(peer, { ...variant, seconds });
+  const perProcess = processTree(peer.pid).map((s) => `${s.pid}: ${(s.cpu - (before.get(s.pid) ?? 0)) * 10} ms`);
+  console.log(`${name}: ${r.commandsPerSecond.toFixed(0)} cmds/s, ${r.loginsPerSecond.toFixed(1)} logins/s, ${r.cpuMsPerCommand.toFixed(3)} ms CPU/command, ${r.errors} errors ${r.firstError}`);
+  console.log(`CPU per process: ${perProcess.join(', ')}`);
+  for (const [cmd, l] of Object.entries(r.latencyMs).sort((a, b) => b[1].mean * b[1].count - a[1].mean * a[1].count)) {
+    console.log(`  ${cmd.padEnd(12)} ${String(l.count).padStart(6)} × ${l.mean.toFixed(2).padStart(7)} ms`);
+  }
+} finally {
+  await peer.stop();
+  if (!process.env.WD_KEEP) rmSync(dir, { recursive: true, force: true }); else console.log(dir);
+}
