@@ -23,7 +23,7 @@
 import type { MessageIndexEntry, SearchField, SearchTerm } from '../ports.ts';
 import { decodeWords, parseHeaderBlock } from '../mime/headers.ts';
 import type { HeaderField } from '../mime/headers.ts';
-import { TimeSlice } from '../../protocols/time-slice.ts';
+import { TimeSlice } from '../time-slice.ts';
 import type { DateOp, SearchCriteria, SearchKey, SearchResult } from './criteria.ts';
 import { fold } from './fold.ts';
 import { rangePredicate } from './ranges.ts';

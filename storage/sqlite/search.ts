@@ -13,7 +13,7 @@ import type { Id, SearchField, SearchPort, SearchTerm } from '../ports.ts';
 import { fold } from '../search/fold.ts';
 import type { Db } from './driver.ts';
 import { num, rowId } from './common.ts';
-import { TimeSlice } from '../../protocols/time-slice.ts';
+import { TimeSlice } from '../time-slice.ts';
 
 /** message_search columns each field searches, and whether the field index (with positions) answers it. */
 const FIELDS: Record<SearchField, { columns: readonly string[]; exact: boolean }> = {
