@@ -475,6 +475,19 @@ export interface SearchPort {
    * append, copy, move and expunge (no stale hits).
    */
   match(mailboxId: Id, terms: readonly SearchTerm[]): Promise<number[][]>;
+  /**
+   * For each term, the UIDs (ascending) of the mailbox's messages whose sent date is before / on / since the term's
+   * day (00:00 UTC). The sent date is the calendar date written in the first Date header, ignoring time and zone
+   * (storage/search/sent-date.ts sentDayOfHeaders); a message without a readable one uses its internal date's UTC
+   * day. Answered from indexes, like `match`.
+   */
+  matchSent(mailboxId: Id, terms: readonly SentDateTerm[]): Promise<number[][]>;
+}
+
+/** SENTBEFORE / SENTON / SENTSINCE: `day` is 00:00 UTC of the date. */
+export interface SentDateTerm {
+  op: 'before' | 'on' | 'since';
+  day: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------

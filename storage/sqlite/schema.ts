@@ -5,7 +5,7 @@
  */
 import type { Db } from './driver.ts';
 import { loginKey, usernameSkeleton } from '../addresses.ts';
-import { searchIndexMigration } from './search-schema.ts';
+import { searchIndexMigration, sentDayMigration } from './search-schema.ts';
 
 /** A migration: SQL, or a function for what SQL cannot compute (Unicode folding); it may return notes to log. */
 export type Migration = string | ((db: Db) => string[] | void);
@@ -190,6 +190,8 @@ export const MIGRATIONS: readonly Migration[] = [
 
   // 6: the search index: header text beside the body text, FTS5 trigram index over both (search-schema.ts)
   searchIndexMigration,
+  // 8 (the 7th entry until migration 7 lands): the sent date of each message in its search row (search-schema.ts sentDayMigration)
+  sentDayMigration,
 ];
 
 /**

@@ -14,8 +14,9 @@
  * now, one chunk of message ids at a time (yielding between chunks, so a large mailbox never holds the event loop).
  * The message itself (blobs, inline bytes) is never read.
  */
-import type { Id, SearchField, SearchPort, SearchTerm } from '../ports.ts';
+import type { Id, SearchField, SearchPort, SearchTerm, SentDateTerm } from '../ports.ts';
 import { fold } from '../search/fold.ts';
+import { compareDay } from '../search/sent-date.ts';
 import type { Db } from './driver.ts';
 import { num, rowId } from './common.ts';
 import { TimeSlice } from '../time-slice.ts';
@@ -33,6 +34,8 @@ const FIELDS: Record<SearchField, { columns: readonly string[]; exact: boolean }
 
 /** At most this many trigrams go into a candidate query (long needles): the substring check decides anyway. */
 const MAX_TRIGRAMS = 24;
+
+const DAY = 86_400_000;
 
 /** Messages per statement when SQLite tests the text (ASCII needles) or no text is read. */
 const ROWS_PER_STATEMENT = 1024;
@@ -128,6 +131,18 @@ export class SqliteSearch implements SearchPort {
     const out: number[][] = [];
     for (const term of terms) out.push((await this.#term(mailbox, ids, term, slice)).sort((a, b) => a - b));
     return out;
+  }
+
+  async matchSent(mailboxId: Id, terms: readonly SentDateTerm[]): Promise<number[][]> {
+    const mailbox = rowId(mailboxId);
+    if (mailbox === null) return terms.map(() => []);
+    // the covering index (migration 8) gives sent_day without reading the row's text; no Date: the internal date's day
+    const rows = this.#db.all<{ uid: number; day: number }>(
+      `SELECT m.uid, coalesce(s.sent_day, m.internal_date - ((m.internal_date % ${DAY}) + ${DAY}) % ${DAY}) AS day
+       FROM messages m JOIN message_search s INDEXED BY message_search_sent_day ON s.message_id = m.id WHERE m.mailbox_id = ? ORDER BY m.uid`,
+      mailbox,
+    );
+    return terms.map(({ op, day }) => rows.filter((r) => compareDay(op, num(r.day), day)).map((r) => num(r.uid)));
   }
 
   /** UIDs of the mailbox's messages (ids ascending) matching the term. */

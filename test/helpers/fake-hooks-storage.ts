@@ -209,7 +209,7 @@ export function createFakeStorage(): FakeStorage {
       findByMessageId: missing('messages.findByMessageId'),
       threadCounts: missing('messages.threadCounts'),
     },
-    search: { match: missing('search.match') },
+    search: { match: missing('search.match'), matchSent: missing('search.matchSent') },
     blobs: {
       stage() {
         const chunks: Uint8Array[] = [];
