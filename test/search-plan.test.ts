@@ -77,4 +77,39 @@ describe('search plan', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  for (const [name, plan] of [
+    ['index', { minIndexHits: 1e9 }],
+    ['scan', { minIndexHits: 0, fieldHitsPerMessage: 0, textHitsPerMessage: 0 }],
+  ] as const) {
+    it(`confirms substrings on the stored search text only, never the message (${name})`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'wd-search-plan-'));
+      const s = await openSqliteStorage({ dataDir, synchronous: 'normal', search: plan });
+      try {
+        const user = await s.users.create({ username: 'reader', passwordHash: null });
+        const inbox = await s.mailboxes.create(user.id, { path: 'INBOX' });
+        for (const [subject, body] of [
+          ['Straße', 'Grüße aus München'],
+          ['plain', 'nothing special'],
+        ]) {
+          const message = await fakeMessage(s.blobs, `From: a@example.org\r\nSubject: ${subject}\r\n\r\n${body}\r\n`);
+          await s.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message });
+        }
+        // the messages themselves become unreadable: only message_search may answer
+        s.db.run("UPDATE messages SET inline = x'', segments = '[]', mime = '{}'");
+        const answers = await s.search.match(inbox.id, [
+          { field: 'text', value: 'GRÜSSE' },
+          { field: 'text', value: 'GRÜSE' },
+          { field: 'body', value: 'münchen' },
+          { field: 'text', value: 'subject: strasse' },
+          { field: 'text', value: 'subject: straße' },
+          { field: 'text', value: 'special' },
+        ]);
+        assert.deepEqual(answers, [[], [], [1], [], [1], [2]]);
+      } finally {
+        await s.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -52,11 +52,14 @@ const TEXT_ROWS_PER_READ = 32;
  * at most about the mailbox's size times a constant, whatever the rest of the server holds.
  */
 export interface SearchPlanOptions {
-  /** Budget per message for the header fields (SUBJECT, FROM, TO, CC, BCC). Default 12 (test/bench/search-scope.ts). */
+  /**
+   * Budget per message for the header fields (SUBJECT, FROM, TO, CC, BCC). Default 4: measured with
+   * test/bench/search-scope.ts, scanning one message's header fields costs about as much as reading 2–3 index hits.
+   */
   fieldHitsPerMessage?: number;
-  /** Budget per message for BODY and TEXT (longer text to scan). Default 40. */
+  /** Budget per message for BODY and TEXT (longer text to scan: about 9 index hits). Default 12. */
   textHitsPerMessage?: number;
-  /** The budget of a small mailbox. Default 1024. */
+  /** The budget of a small mailbox. Default 256. */
   minIndexHits?: number;
   /** The budget's cap (the hits are held in memory as numbers). Default 1,048,576. */
   maxIndexHits?: number;
@@ -115,9 +118,9 @@ export class SqliteSearch implements SearchPort {
 
   constructor(db: Db, options: SearchPlanOptions = {}) {
     this.#db = db;
-    this.#fieldsPerMessage = options.fieldHitsPerMessage ?? 12;
-    this.#textPerMessage = options.textHitsPerMessage ?? 40;
-    this.#minHits = options.minIndexHits ?? 1024;
+    this.#fieldsPerMessage = options.fieldHitsPerMessage ?? 4;
+    this.#textPerMessage = options.textHitsPerMessage ?? 12;
+    this.#minHits = options.minIndexHits ?? 256;
     this.#maxHits = options.maxIndexHits ?? 1 << 20;
     this.#onPlan = options.onPlan;
   }
