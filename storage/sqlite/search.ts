@@ -95,6 +95,7 @@ type TextRow = { uid: number } & Record<string, string | number | null>;
 
 /** Ids of `sorted` (ascending) that are also in `ids` (ascending). */
 function intersect(sorted: readonly number[], ids: readonly number[]): number[] {
+  if (ids.length === 0) return [];
   const out: number[] = [];
   let j = 0;
   for (const id of sorted) {
@@ -103,6 +104,13 @@ function intersect(sorted: readonly number[], ids: readonly number[]): number[] 
     if (ids[j] === id) out.push(id);
   }
   return out;
+}
+
+interface Mailbox {
+  id: number;
+  /** Messages in it (the mailbox's counter). */
+  count: number;
+  ids(): readonly number[];
 }
 
 /** Rows of the mailbox's messages among a chunk of message ids (a JSON array), with their search row. */
@@ -128,11 +136,18 @@ export class SqliteSearch implements SearchPort {
   async match(mailboxId: Id, terms: readonly SearchTerm[]): Promise<number[][]> {
     const mailbox = rowId(mailboxId);
     if (mailbox === null) return terms.map(() => []);
-    const ids = this.#db.all<{ id: number }>('SELECT id FROM messages WHERE mailbox_id = ? ORDER BY id', mailbox).map((r) => num(r.id));
+    const count = num(this.#db.get<{ n: number }>('SELECT message_count AS n FROM mailboxes WHERE id = ?', mailbox)?.n ?? 0);
+    // the mailbox's message ids, ascending: read only when a term scans the mailbox or has many index hits
+    let ids: number[] | null = null;
+    const box: Mailbox = {
+      id: mailbox,
+      count,
+      ids: () => (ids ??= Array.from(Float64Array.from(this.#db.all<{ id: number }>('SELECT id FROM messages WHERE mailbox_id = ?', mailbox), (r) => num(r.id)).sort())),
+    };
     // one statement per chunk of message ids, yielding between them: a large mailbox never holds the event loop
     const slice = new TimeSlice();
     const out: number[][] = [];
-    for (const term of terms) out.push((await this.#term(mailbox, ids, term, slice)).sort((a, b) => a - b));
+    for (const term of terms) out.push(count === 0 ? [] : (await this.#term(box, term, slice)).sort((a, b) => a - b));
     return out;
   }
 
@@ -148,23 +163,23 @@ export class SqliteSearch implements SearchPort {
     return terms.map(({ op, day }) => rows.filter((r) => compareDay(op, num(r.day), day)).map((r) => num(r.uid)));
   }
 
-  /** UIDs of the mailbox's messages (ids ascending) matching the term. */
-  async #term(mailbox: number, ids: readonly number[], term: SearchTerm, slice: TimeSlice): Promise<number[]> {
+  /** UIDs of the mailbox's messages matching the term. */
+  async #term(box: Mailbox, term: SearchTerm, slice: TimeSlice): Promise<number[]> {
     const field = FIELDS[term.field];
     if (!field) throw new TypeError(`search: unknown field ${String(term.field)}`);
-    if (ids.length === 0) return [];
     const { columns } = field;
+    const mailbox = box.id;
     const needle = term.value.normalize('NFC');
-    if (needle === '') return this.#select(mailbox, ids, field.exact ? `s.${columns[0]} IS NOT NULL` : '1', [], slice);
+    if (needle === '') return this.#select(mailbox, box.ids(), field.exact ? `s.${columns[0]} IS NOT NULL` : '1', [], slice);
     const chars = [...needle];
-    let candidates = ids;
+    let candidates: readonly number[] | null = null;
     if (chars.length >= 3) {
-      const hits = this.#indexHits(term.field, needle, chars, ids.length);
-      if (hits) {
-        candidates = intersect(hits, ids);
-        if (field.exact) return this.#select(mailbox, candidates, '1', [], slice); // a phrase hit is a match
-      }
+      const hits = this.#indexHits(term.field, needle, chars, box.count);
+      // few hits: the statements below keep those in the mailbox; many: narrowed here by the mailbox's ids first
+      if (hits) candidates = hits.length <= box.count ? hits : intersect(hits, box.ids());
+      if (hits && field.exact) return this.#select(mailbox, candidates!, '1', [], slice); // a phrase hit is a match
     }
+    candidates ??= box.ids();
     // the substring test on the stored search text (never the message itself): inside SQLite for ASCII needles
     // (lower() folds ASCII), else by fold() on the text, read a few rows at a time
     const folded = fold(needle);
