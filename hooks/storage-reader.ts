@@ -35,7 +35,7 @@ export function storageReader(storage: StoragePorts): StorageReader {
     name: storage.name,
     users: pick(storage.users, ['get', 'getByUsername', 'getByLoginName', 'list', 'listAddresses', 'resolveAddress']),
     mailboxes: pick(storage.mailboxes, ['get', 'getByPath', 'getBySpecialUse', 'list', 'counters']),
-    messages: pick(storage.messages, ['get', 'getById', 'index', 'content', 'searchText', 'findByMessageId']),
+    messages: pick(storage.messages, ['get', 'getById', 'index', 'page', 'content', 'searchText', 'findByMessageId']),
     search: pick(storage.search, ['match', 'matchSent']),
     blobs: pick(storage.blobs, ['read', 'stats']),
     changes: pick(storage.changes, ['since', 'latest', 'subscribe']),

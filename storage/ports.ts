@@ -421,6 +421,28 @@ export interface IndexColumns {
   flagSets: Flag[][];
 }
 
+export interface MessagePageOptions {
+  order: 'asc' | 'desc';
+  limit: number;
+  /** The page starts after this UID (in `order`). */
+  after?: number;
+  /** The page ends before this UID (in `order`): the previous page. */
+  before?: number;
+  /** Only messages without \Seen. */
+  unseen?: boolean;
+  /** Only messages with \Flagged. */
+  flagged?: boolean;
+}
+
+export interface MessagePage {
+  entries: MessageIndexEntry[];
+  /** Messages the filters admit in the whole mailbox. */
+  total: number;
+  /** Whether the filters admit messages before the first entry / after the last (in `order`); false when empty. */
+  earlier: boolean;
+  later: boolean;
+}
+
 export interface MessagesPort {
   /** Atomically: allocate UID and modseq, store the message, take blob references, log `exists`. */
   append(input: AppendInput): Promise<AppendResult>;
@@ -430,6 +452,12 @@ export interface MessagesPort {
   index(mailboxId: Id, options?: { changedSince?: number }): Promise<MessageIndexEntry[]>;
   /** The same index as columns (IndexColumns); `afterUid` limits it to messages with a higher UID. */
   indexColumns(mailboxId: Id, options?: { afterUid?: number }): Promise<IndexColumns>;
+  /**
+   * One page of the index (HTTP listings): a page costs its own size, not the mailbox's. Messages in `order` of UID,
+   * starting after the UID `after` (exclusive, in that order), or the page that ends before the UID `before`; at most
+   * `limit`; only unseen and/or flagged ones when asked. Unknown mailbox: an empty page.
+   */
+  page(mailboxId: Id, options: MessagePageOptions): Promise<MessagePage>;
   /** Segment list and inline bytes, for reassembly (storage/mime/reassemble.ts). */
   content(id: Id): Promise<MessageContent | null>;
   /** The stored body search text (IngestedMessage.searchText). */

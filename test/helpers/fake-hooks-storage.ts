@@ -208,6 +208,7 @@ export function createFakeStorage(): FakeStorage {
       },
       findByMessageId: missing('messages.findByMessageId'),
       threadCounts: missing('messages.threadCounts'),
+      page: missing('messages.page'),
     },
     search: { match: missing('search.match'), matchSent: missing('search.matchSent') },
     blobs: {
