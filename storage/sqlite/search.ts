@@ -40,6 +40,9 @@ const DAY = 86_400_000;
 /** Messages per statement when SQLite tests the text (ASCII needles) or no text is read. */
 const ROWS_PER_STATEMENT = 1024;
 
+/** Index hits per statement (a large budget is read in pages, yielding between them). */
+const HITS_PER_STATEMENT = 16_384;
+
 /** Rows of stored text read into JavaScript at once (needles SQLite's lower() cannot fold): bounds memory. */
 const TEXT_ROWS_PER_READ = 32;
 
@@ -174,7 +177,7 @@ export class SqliteSearch implements SearchPort {
     const chars = [...needle];
     let candidates: readonly number[] | null = null;
     if (chars.length >= 3) {
-      const hits = this.#indexHits(term.field, needle, chars, box.count);
+      const hits = await this.#indexHits(term.field, needle, chars, box.count, slice);
       // few hits: the statements below keep those in the mailbox; many: narrowed here by the mailbox's ids first
       if (hits) candidates = hits.length <= box.count ? hits : intersect(hits, box.ids());
       if (hits && field.exact) return this.#select(mailbox, candidates!, '1', [], slice); // a phrase hit is a match
@@ -200,7 +203,7 @@ export class SqliteSearch implements SearchPort {
    * The index's hits (message ids, ascending) for a needle of 3+ characters on the whole server, or null when they
    * exceed the mailbox's budget (SearchPlanOptions): then the mailbox is cheaper to scan.
    */
-  #indexHits(field: SearchField, needle: string, chars: readonly string[], messages: number): number[] | null {
+  async #indexHits(field: SearchField, needle: string, chars: readonly string[], messages: number, slice: TimeSlice): Promise<number[] | null> {
     const { columns, exact } = FIELDS[field];
     // header fields: a phrase query (positions kept) is an exact match; header and body text: rows with every trigram
     const [table, query] = exact
@@ -208,7 +211,17 @@ export class SqliteSearch implements SearchPort {
       : ['message_fts_text', `{${columns.join(' ')}} : (${trigramQuery(chars)})`];
     const perMessage = exact ? this.#fieldsPerMessage : this.#textPerMessage;
     const budget = Math.min(this.#maxHits, Math.max(this.#minHits, messages * perMessage));
-    const hits = this.#db.all<{ id: number }>(`SELECT rowid AS id FROM ${table} WHERE ${table} MATCH ? ORDER BY rowid LIMIT ?`, query, budget + 1).map((r) => num(r.id));
+    // read in pages from the last rowid on (FTS5 seeks to it), yielding between them
+    const sql = `SELECT rowid AS id FROM ${table} WHERE ${table} MATCH ? AND rowid > ? ORDER BY rowid LIMIT ?`;
+    const hits: number[] = [];
+    for (let last = 0; hits.length <= budget; ) {
+      const want = Math.min(HITS_PER_STATEMENT, budget + 1 - hits.length);
+      const page = this.#db.all<{ id: number }>(sql, query, last, want);
+      for (const row of page) hits.push(num(row.id));
+      if (page.length < want) break;
+      last = hits[hits.length - 1]!;
+      await slice.pause();
+    }
     const indexed = hits.length <= budget;
     this.#onPlan?.({ field, plan: indexed ? 'index' : 'scan', indexHits: hits.length });
     return indexed ? hits : null;
