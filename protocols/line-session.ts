@@ -13,7 +13,7 @@ import type { PipelineApp } from '../hooks/pipeline/index.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { LineReader, writeTo } from './line-reader.ts';
 import { CommandBudget } from './command-budget.ts';
-import { TimeSlice } from './time-slice.ts';
+import { TimeSlice } from '../storage/time-slice.ts';
 
 /** The protocol's words for the moments the loop handles. */
 export interface LineWording {

@@ -429,6 +429,28 @@ export interface IndexSnapshot {
   bytes: Uint8Array;
 }
 
+export interface MessagePageOptions {
+  order: 'asc' | 'desc';
+  limit: number;
+  /** The page starts after this UID (in `order`). */
+  after?: number;
+  /** The page ends before this UID (in `order`): the previous page. */
+  before?: number;
+  /** Only messages without \Seen. */
+  unseen?: boolean;
+  /** Only messages with \Flagged. */
+  flagged?: boolean;
+}
+
+export interface MessagePage {
+  entries: MessageIndexEntry[];
+  /** Messages the filters admit in the whole mailbox. */
+  total: number;
+  /** Whether the filters admit messages before the first entry / after the last (in `order`); false when empty. */
+  earlier: boolean;
+  later: boolean;
+}
+
 export interface MessagesPort {
   /** Atomically: allocate UID and modseq, store the message, take blob references, log `exists`. */
   append(input: AppendInput): Promise<AppendResult>;
@@ -445,6 +467,12 @@ export interface MessagesPort {
   indexSnapshot?(mailboxId: Id): Promise<IndexSnapshot | null>;
   /** Keeps a snapshot unless the stored one was taken at a later cursor. Optional, with indexSnapshot. */
   saveIndexSnapshot?(mailboxId: Id, snapshot: IndexSnapshot): Promise<void>;
+  /**
+   * One page of the index (HTTP listings): a page costs its own size, not the mailbox's. Messages in `order` of UID,
+   * starting after the UID `after` (exclusive, in that order), or the page that ends before the UID `before`; at most
+   * `limit`; only unseen and/or flagged ones when asked. Unknown mailbox: an empty page.
+   */
+  page(mailboxId: Id, options: MessagePageOptions): Promise<MessagePage>;
   /** Segment list and inline bytes, for reassembly (storage/mime/reassemble.ts). */
   content(id: Id): Promise<MessageContent | null>;
   /** The stored body search text (IngestedMessage.searchText). */
@@ -490,6 +518,19 @@ export interface SearchPort {
    * append, copy, move and expunge (no stale hits).
    */
   match(mailboxId: Id, terms: readonly SearchTerm[]): Promise<number[][]>;
+  /**
+   * For each term, the UIDs (ascending) of the mailbox's messages whose sent date is before / on / since the term's
+   * day (00:00 UTC). The sent date is the calendar date written in the first Date header, ignoring time and zone
+   * (storage/search/sent-date.ts sentDayOfHeaders); a message without a readable one uses its internal date's UTC
+   * day. Answered from indexes, like `match`.
+   */
+  matchSent(mailboxId: Id, terms: readonly SentDateTerm[]): Promise<number[][]>;
+}
+
+/** SENTBEFORE / SENTON / SENTSINCE: `day` is 00:00 UTC of the date. */
+export interface SentDateTerm {
+  op: 'before' | 'on' | 'since';
+  day: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
  * Issue 9, event loop protection: one hostile session sending the most expensive commands found (whole-mailbox
  * FETCH and SEARCH, a sequence set of thousands of ranges, SEARCH with the most keys allowed, STORE of many
  * keywords on every message, a burst of pipelined commands, deep nesting) must not stall anyone else. Per-command
- * loops yield to the event loop in time slices (protocols/time-slice.ts) and argument counts are capped
+ * loops yield to the event loop in time slices (storage/time-slice.ts) and argument counts are capped
  * (imap.maxArguments: BAD [LIMIT]).
  *
  * How the 100 ms bound is made robust for CI (two test files run at once on two cores, under Node and Deno):

@@ -50,7 +50,7 @@ async function both(args: ImapToken[]): Promise<{ indexed: number[]; loaded: num
   const entries = await s.messages.index(inbox.id);
   const sources = mailboxSearchSources(s, inbox.id);
   const indexed = (await search(query, { entries, recent: new Set(), ...sources })).uids;
-  const { matchText: _, ...loaders } = sources;
+  const { matchText: _, matchSent: __, ...loaders } = sources;
   const loaded = (await search(query, { entries, recent: new Set(), ...loaders })).uids;
   return { indexed, loaded };
 }
@@ -81,6 +81,9 @@ describe('SEARCH through the search port', () => {
     ['OR SUBJECT FROM', q('OR', 'SUBJECT', ['привет'], 'FROM', ['alice'])],
     ['index key and text key', q('SEEN', 'TEXT', ['e'])],
     ['SENTON with a text key', q('SENTON', '2-Jan-2024', 'NOT', 'SUBJECT', ['zzz'])],
+    ['SENTBEFORE', q('SENTBEFORE', '2-Jan-2024')],
+    ['SENTSINCE', q('SENTSINCE', '2-Jan-2024')],
+    ['OR SENTON SENTBEFORE', q('OR', 'SENTON', '1-Jan-2024', 'SENTBEFORE', '1-Jan-2020')],
   ];
   for (const [name, args] of agreeing) {
     it(`${name}: the index agrees with loading every message`, async () => {
@@ -94,6 +97,16 @@ describe('SEARCH through the search port', () => {
     assert.deepEqual((await both(q('BODY', ['straße']))).indexed, [2]);
     assert.deepEqual((await both(q('HEADER', ['X-Ticket'], ['t-4']))).indexed, [8]);
     assert.deepEqual((await both(q('SENTON', '2-Jan-2024', 'NOT', 'SUBJECT', ['zzz']))).indexed, [2, 8]);
+  });
+
+  it('answers SENTBEFORE / SENTON / SENTSINCE from the index: no message is loaded', async () => {
+    const query = parseSearch(q('OR', 'SENTON', '2-Jan-2024', 'SENTBEFORE', '1-Jan-2000'), { utf8: true });
+    const entries = await s.messages.index(inbox.id);
+    const sources = mailboxSearchSources(s, inbox.id);
+    const refuse = (): never => assert.fail('a message was loaded');
+    const { uids } = await search(query, { entries, recent: new Set(), ...sources, loadHeaders: refuse, loadSearchText: refuse });
+    assert.deepEqual(uids, (await both(q('OR', 'SENTON', '2-Jan-2024', 'SENTBEFORE', '1-Jan-2000'))).loaded);
+    assert.ok(uids.includes(8));
   });
 
   it('FROM matches the parsed address, comments removed (BODY never matches a header)', async () => {

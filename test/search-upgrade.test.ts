@@ -1,7 +1,7 @@
 /**
  * Migration 6 on a data directory written before the search index existed (schema version 5: one search text per
  * message, header lines first): after the upgrade every message is found through the index, BODY no longer sees the
- * header lines, and the index follows later changes.
+ * header lines, and the index follows later changes. Migration 8 then fills the sent dates from the header text.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -98,6 +98,12 @@ describe('search index: upgrade of a version-5 data directory', () => {
         assert.deepEqual(await find('text', 'mx.example.com'), [2], 'TEXT sees every header field');
         assert.deepEqual(await find('body', 'мир'), [3], 'short-needle scan over the backfilled text');
         assert.equal(await s.messages.searchText('2').then((t) => t?.startsWith('Alice')), false);
+        // migration 8: the sent dates, from the stored header text
+        const sent = async (op: 'before' | 'on' | 'since', day: number) => (await s.search.matchSent('1', [{ op, day }]))[0];
+        assert.deepEqual(await sent('before', Date.UTC(2016, 0, 1)), [1, 5]);
+        assert.deepEqual(await sent('on', Date.UTC(2024, 0, 2)), [2]);
+        assert.deepEqual(await sent('on', Date.UTC(2024, 0, 5)), [3]);
+        assert.deepEqual(await sent('on', Date.UTC(2024, 0, 3)), [4]);
 
         // the index follows changes after the upgrade
         const archive = await s.mailboxes.create('1', { path: 'Archive' });

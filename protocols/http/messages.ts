@@ -9,7 +9,7 @@ import { updateFlags } from '../../hooks/pipeline/index.ts';
 import { readBody, readMessage } from '../../storage/mime/reassemble.ts';
 import { messageIds } from '../../storage/mime/envelope.ts';
 import type { App } from '../../hooks/app.ts';
-import type { MailboxRecord, MessageIndexEntry, MessageRecord } from '../../storage/ports.ts';
+import type { MailboxRecord, MessagePageOptions, MessageRecord } from '../../storage/ports.ts';
 import { ApiError } from './errors.ts';
 import { iso, queryBool, unwrap } from './common.ts';
 import { findMailbox, mailboxParams } from './mailboxes.ts';
@@ -49,37 +49,18 @@ export function decodeCursor(value: string, dir: Cursor['dir']): Cursor {
   return { dir, uid: Number(match[2]), page: Number(match[3]) };
 }
 
-/**
- * One page of `items` (already filtered and ordered), keyed by UID. Answers WildDuck's paging fields.
- */
-export function paginate<T extends { uid: number }>(items: readonly T[], limit: number, next?: string, previous?: string) {
-  let start = 0;
-  let page = 1;
-  if (next) {
-    const c = decodeCursor(next, 'next');
-    const at = items.findIndex((x) => x.uid === c.uid);
-    start = at >= 0 ? at + 1 : items.length;
-    page = c.page + 1;
-  } else if (previous) {
-    const c = decodeCursor(previous, 'previous');
-    const at = items.findIndex((x) => x.uid === c.uid);
-    const end = at >= 0 ? at : 0;
-    start = Math.max(0, end - limit);
-    page = Math.max(1, c.page - 1);
+/** The storage page options and page number a listing request asks for (its cursors decoded). */
+function pageRequest(query: { order: 'asc' | 'desc'; limit: number; next?: string; previous?: string }): { options: MessagePageOptions; page: number } {
+  const options: MessagePageOptions = { order: query.order, limit: query.limit };
+  if (query.next) {
+    const c = decodeCursor(query.next, 'next');
+    return { options: { ...options, after: c.uid }, page: c.page + 1 };
   }
-  const slice = items.slice(start, start + limit);
-  const last = slice[slice.length - 1];
-  const first = slice[0];
-  return {
-    slice,
-    page,
-    nextCursor: last && start + slice.length < items.length ? encodeCursor({ dir: 'next', uid: last.uid, page }) : (false as const),
-    previousCursor: first && start > 0 ? encodeCursor({ dir: 'previous', uid: first.uid, page }) : (false as const),
-  };
-}
-
-function hasFlag(entry: MessageIndexEntry, flag: string): boolean {
-  return entry.flags.some((f) => f.toLowerCase() === flag.toLowerCase());
+  if (query.previous) {
+    const c = decodeCursor(query.previous, 'previous');
+    return { options: { ...options, before: c.uid }, page: Math.max(1, c.page - 1) };
+  }
+  return { options, page: 1 };
 }
 
 export const pageQuery = z.object({
@@ -116,11 +97,14 @@ export const messageReadRoutes: Route[] = [
     }),
     async handler({ app, user, params, query }) {
       const box = await findMailbox(app, user.id, params.mailbox);
-      let entries = await app.storage.messages.index(box.id);
-      if (query.unseen) entries = entries.filter((e) => !hasFlag(e, '\\Seen'));
-      if (query.flagged) entries = entries.filter((e) => hasFlag(e, '\\Flagged'));
-      if (query.order === 'desc') entries = [...entries].reverse();
-      const { slice, page, nextCursor, previousCursor } = paginate(entries, query.limit, query.next, query.previous);
+      const request = pageRequest(query);
+      const { page } = request;
+      const found = await app.storage.messages.page(box.id, { ...request.options, unseen: query.unseen, flagged: query.flagged });
+      const slice = found.entries;
+      const first = slice[0];
+      const last = slice[slice.length - 1];
+      const nextCursor = last && found.later ? encodeCursor({ dir: 'next', uid: last.uid, page }) : false;
+      const previousCursor = first && found.earlier ? encodeCursor({ dir: 'previous', uid: first.uid, page }) : false;
       const records = (await Promise.all(slice.map((e) => app.storage.messages.get(box.id, e.uid)))).filter((r): r is MessageRecord => r !== null);
       const items = await listItems(app, records);
       let results: Array<(typeof items)[number] & { threadMessageCount?: number }> = items;
@@ -128,7 +112,7 @@ export const messageReadRoutes: Route[] = [
         const counts = await app.storage.messages.threadCounts(user.id, records.map((r) => r.threadId));
         results = items.map((item, i) => ({ ...item, threadMessageCount: counts.get(records[i]!.threadId) ?? 0 }));
       }
-      return { total: entries.length, page, previousCursor, nextCursor, specialUse: box.specialUse, results };
+      return { total: found.total, page, previousCursor, nextCursor, specialUse: box.specialUse, results };
     },
   }),
 

@@ -29,7 +29,7 @@ import { InputBuffer, InputEndedError } from './input.ts';
 import { CommandReader } from './reader.ts';
 import type { LiteralPolicy } from './reader.ts';
 import { CommandBudget } from '../command-budget.ts';
-import { TimeSlice } from '../time-slice.ts';
+import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
 import { SelectedMailbox } from './selected.ts';

@@ -24,7 +24,7 @@ import { decodeIndexSnapshot, encodeIndexSnapshot } from './snapshot.ts';
 
 /** Change-log entries read per storage call while catching up (an entry may carry hundreds of keywords). */
 const PAGE = 200;
-/** Catching up yields to the event loop once it has run this long (as protocols/time-slice.ts does for commands). */
+/** Catching up yields to the event loop once it has run this long (as storage/time-slice.ts does for commands). */
 const SLICE_MS = 8;
 
 /** A session's view of the index. */

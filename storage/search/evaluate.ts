@@ -5,10 +5,10 @@
  * Evaluation is three-step so that no message is loaded for anything an index answers:
  * 1. every key the mailbox index answers (flags, size, internal date, UID, sequence number, modseq, \Recent) is
  *    evaluated with three-valued logic; most queries end here (`SEARCH UNSEEN`);
- * 2. for messages still undecided, the text keys (SUBJECT, FROM, TO, CC, BCC, BODY, TEXT) are asked of the search
- *    port once per query, for the whole mailbox; a HEADER of another field is narrowed by the TEXT index (the
- *    header half of TEXT holds every field as `name: value`);
- * 3. only what no index answers (HEADER of another field, SENTBEFORE / SENTON / SENTSINCE) loads messages, cheapest
+ * 2. for messages still undecided, the text keys (SUBJECT, FROM, TO, CC, BCC, BODY, TEXT) and the sent dates
+ *    (SENTBEFORE / SENTON / SENTSINCE) are asked of the search port once per query, for the whole mailbox; a HEADER
+ *    of another field is narrowed by the TEXT index (the header half of TEXT holds every field as `name: value`);
+ * 3. only what no index answers (HEADER of another field) loads messages, cheapest
  *    data first, and only as far as AND / OR short-circuiting needs. Without a search port (tests, a backend under
  *    construction) every text key is answered here from the loaded headers and body text.
  *
@@ -20,12 +20,15 @@
  * - SUBJECT matches the decoded Subject; FROM / TO / CC / BCC the parsed addresses (ports.ts SearchField); HEADER
  *   the decoded header values; BODY the body text (text parts and attachment names); TEXT headers or body.
  */
-import type { MessageIndexEntry, SearchField, SearchTerm } from '../ports.ts';
+import type { MessageIndexEntry, SearchField, SearchTerm, SentDateTerm } from '../ports.ts';
 import { decodeWords, parseHeaderBlock } from '../mime/headers.ts';
 import type { HeaderField } from '../mime/headers.ts';
-import { TimeSlice } from '../../protocols/time-slice.ts';
-import type { DateOp, SearchCriteria, SearchKey, SearchResult } from './criteria.ts';
+import { TimeSlice } from '../time-slice.ts';
+import type { SearchCriteria, SearchKey, SearchResult } from './criteria.ts';
 import { fold } from './fold.ts';
+import { compareDay, sentDay } from './sent-date.ts';
+
+export { sentDay };
 import { rangePredicate } from './ranges.ts';
 import type { SequenceSet } from './ranges.ts';
 
@@ -38,6 +41,8 @@ export interface SearchContext {
   now?: number;
   /** The search port for this mailbox (StoragePorts.search.match bound to it); without it text keys load messages. */
   matchText?(terms: readonly SearchTerm[]): Promise<number[][]>;
+  /** The search port's sent dates for this mailbox (StoragePorts.search.matchSent bound to it); else headers are loaded. */
+  matchSent?(terms: readonly SentDateTerm[]): Promise<number[][]>;
   /** Decoded body search text of a message (MessagesPort.searchText); used only without `matchText`. */
   loadSearchText(uid: number): Promise<string | null>;
   /** The raw header block of a message: its bytes (each field's charset is detected on its own), or text. */
@@ -64,12 +69,6 @@ interface Env {
   matches: Map<SearchKey, Set<number>>;
   /** HEADER keys of other fields: only these UIDs can match (the TEXT index holds every field). */
   narrowed: Map<SearchKey, Set<number>>;
-}
-
-function compareDay(op: DateOp, day: number, target: number): boolean {
-  if (op === 'before') return day < target;
-  if (op === 'on') return day === target;
-  return day >= target;
 }
 
 function hasFlag(flags: readonly string[], flag: string): boolean {
@@ -134,14 +133,13 @@ function quick(key: SearchKey, candidate: Candidate, env: Env): boolean | null {
       return entry.modseq >= key.modseq;
     case 'header':
     case 'body':
-    case 'text': {
+    case 'text':
+    case 'sentdate': {
       const matched = env.matches.get(key);
       if (matched) return matched.has(entry.uid);
       const possible = env.narrowed.get(key);
       return possible && !possible.has(entry.uid) ? false : null;
     }
-    case 'sentdate':
-      return null;
     case 'not': {
       const value = quick(key.key, candidate, env);
       return value === null ? null : !value;
@@ -165,39 +163,47 @@ function quick(key: SearchKey, candidate: Candidate, env: Env): boolean | null {
   }
 }
 
-/** The text keys of a tree, each with the search-port term that answers (`exact`) or narrows it. */
-function textKeys(key: SearchKey, out: Array<{ key: SearchKey; term: SearchTerm; exact: boolean }>): void {
+interface Asked<T> {
+  key: SearchKey;
+  term: T;
+  /** The port's answer decides the key (else it only narrows it: HEADER of another field). */
+  exact: boolean;
+}
+
+/** The keys of a tree the search port answers or narrows: text keys, and SENTBEFORE / SENTON / SENTSINCE. */
+function portKeys(key: SearchKey, text: Asked<SearchTerm>[], sent: Asked<SentDateTerm>[]): void {
   switch (key.type) {
     case 'header':
-      if (INDEXED_HEADERS.has(key.field)) out.push({ key, term: { field: key.field as SearchField, value: key.value }, exact: true });
-      else if (key.value !== '') out.push({ key, term: { field: 'text', value: key.value }, exact: false });
+      if (INDEXED_HEADERS.has(key.field)) text.push({ key, term: { field: key.field as SearchField, value: key.value }, exact: true });
+      else if (key.value !== '') text.push({ key, term: { field: 'text', value: key.value }, exact: false });
       return;
     case 'body':
     case 'text':
-      out.push({ key, term: { field: key.type, value: key.value }, exact: true });
+      text.push({ key, term: { field: key.type, value: key.value }, exact: true });
+      return;
+    case 'sentdate':
+      sent.push({ key, term: { op: key.op, day: key.day }, exact: true });
       return;
     case 'not':
-      return textKeys(key.key, out);
+      return portKeys(key.key, text, sent);
     case 'or':
-      textKeys(key.left, out);
-      return textKeys(key.right, out);
+      portKeys(key.left, text, sent);
+      return portKeys(key.right, text, sent);
     case 'and':
-      for (const child of key.keys) textKeys(child, out);
+      for (const child of key.keys) portKeys(child, text, sent);
       return;
     default:
       return;
   }
 }
 
-/** Asks the search port once for every text key of the query (equal terms once). */
-async function askIndex(key: SearchKey, env: Env, matchText: NonNullable<SearchContext['matchText']>): Promise<void> {
-  const keys: Array<{ key: SearchKey; term: SearchTerm; exact: boolean }> = [];
-  textKeys(key, keys);
+/** Asks one port method once for all its keys (equal terms once). */
+async function ask<T>(keys: Asked<T>[], env: Env, port: (terms: T[]) => Promise<number[][]>): Promise<void> {
   if (keys.length === 0) return;
-  const terms: SearchTerm[] = [];
+  const terms: T[] = [];
   const slot = new Map<string, number>();
   const slots = keys.map(({ term }) => {
-    const id = `${term.field}\u0000${term.value}`;
+    const id = JSON.stringify(term);
     let at = slot.get(id);
     if (at === undefined) {
       slot.set(id, (at = terms.length));
@@ -205,8 +211,17 @@ async function askIndex(key: SearchKey, env: Env, matchText: NonNullable<SearchC
     }
     return at;
   });
-  const answers = (await matchText(terms)).map((uids) => new Set(uids));
-  keys.forEach(({ key: textKey, exact }, i) => (exact ? env.matches : env.narrowed).set(textKey, answers[slots[i]!]!));
+  const answers = (await port(terms)).map((uids) => new Set(uids));
+  keys.forEach(({ key, exact }, i) => (exact ? env.matches : env.narrowed).set(key, answers[slots[i]!]!));
+}
+
+/** Asks the search port once per query for every key it answers. */
+async function askIndex(key: SearchKey, env: Env, context: SearchContext): Promise<void> {
+  const text: Asked<SearchTerm>[] = [];
+  const sent: Asked<SentDateTerm>[] = [];
+  portKeys(key, text, sent);
+  if (context.matchText) await ask(text, env, context.matchText);
+  if (context.matchSent) await ask(sent, env, context.matchSent);
 }
 
 /** Message data loaded on demand, once per message. */
@@ -233,25 +248,6 @@ class Lazy {
     this.textPromise ??= this.context.loadSearchText(this.uid).then((text) => fold(text ?? ''));
     return this.textPromise;
   }
-}
-
-const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
-
-/** The calendar date written in a Date header (00:00 UTC of it), ignoring time and zone; null when unreadable. */
-export function sentDay(value: string): number | null {
-  const match = /(\d{1,2})\s+([a-z]{3})[a-z]*\s+(\d{2,4})/i.exec(value);
-  if (match) {
-    const month = MONTHS.indexOf(match[2]!.toLowerCase());
-    let year = Number(match[3]);
-    if (match[3]!.length === 2) year += year < 50 ? 2000 : 1900; // RFC 5322 obs-year
-    else if (match[3]!.length === 3) year += 1900;
-    if (month >= 0) {
-      const time = Date.UTC(year, month, Number(match[1]));
-      if (Number.isFinite(time)) return time;
-    }
-  }
-  const parsed = Date.parse(value);
-  return Number.isFinite(parsed) ? Math.floor(parsed / DAY) * DAY : null;
 }
 
 async function full(key: SearchKey, candidate: Candidate, env: Env, lazy: Lazy): Promise<boolean> {
@@ -339,8 +335,8 @@ export async function search(criteria: SearchCriteria, context: SearchContext): 
     matched,
     slice,
   );
-  if (pending.length > 0 && context.matchText) {
-    await askIndex(criteria.key, env, context.matchText);
+  if (pending.length > 0 && (context.matchText || context.matchSent)) {
+    await askIndex(criteria.key, env, context);
     pending = await decide(criteria.key, pending, env, matched, slice);
   }
   let next = 0;

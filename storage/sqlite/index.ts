@@ -15,6 +15,7 @@ import type { Db } from './driver.ts';
 import { SqliteMailboxes } from './mailboxes.ts';
 import { SqliteMessages } from './messages.ts';
 import { SqliteSearch } from './search.ts';
+import type { SearchPlanOptions } from './search.ts';
 import { GroupCommit } from './group-commit.ts';
 import { SqliteDocuments } from './documents.ts';
 import { migrate } from './schema.ts';
@@ -44,6 +45,8 @@ export interface SqliteStorageOptions {
   driver?: 'node:sqlite' | 'better-sqlite3';
   /** Clock (tests). */
   now?: () => number;
+  /** How the search port picks the index or a scan of the mailbox per term (defaults suit most servers). */
+  search?: SearchPlanOptions;
   /** Told what a schema migration reports (login names that already collide); default stderr. */
   warn?: (message: string) => void;
 }
@@ -100,7 +103,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     documents: new SqliteDocuments(db, now),
     mailboxes: new SqliteMailboxes(db, blobs, log, now),
     messages: new SqliteMessages(db, blobs, log, now, group),
-    search: new SqliteSearch(db),
+    search: new SqliteSearch(db, options.search),
     blobs,
     changes,
     ephemeral,

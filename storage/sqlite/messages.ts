@@ -24,12 +24,15 @@ import type {
   IngestedMessage,
   MessageContent,
   MessageIndexEntry,
+  MessagePage,
+  MessagePageOptions,
   MessageRecord,
   MessagesPort,
   MimeNode,
   Segment,
 } from '../ports.ts';
 import type { Db } from './driver.ts';
+import { messagePage } from './message-pages.ts';
 import { SEARCH_COLUMNS, searchColumnValues } from './search-schema.ts';
 
 import { collectIndexColumns, packedIndexColumns } from '../mailbox-index/columns.ts';
@@ -279,6 +282,10 @@ export class SqliteMessages implements MessagesPort {
       size: num(r.size),
       internalDate: num(r.internal_date),
     }));
+  }
+
+  async page(mailboxId: Id, options: MessagePageOptions): Promise<MessagePage> {
+    return messagePage(this.#db, rowId(mailboxId), options);
   }
 
   async indexColumns(mailboxId: Id, options: { afterUid?: number } = {}): Promise<IndexColumns> {

@@ -5,7 +5,7 @@
  */
 import type { Db } from './driver.ts';
 import { loginKey, usernameSkeleton } from '../addresses.ts';
-import { searchIndexMigration } from './search-schema.ts';
+import { searchIndexMigration, sentDayMigration } from './search-schema.ts';
 
 /** A migration: SQL, or a function for what SQL cannot compute (Unicode folding); it may return notes to log. */
 export type Migration = string | ((db: Db) => string[] | void);
@@ -204,6 +204,9 @@ export const MIGRATIONS: readonly Migration[] = [
   );
   INSERT INTO meta (key, value) VALUES ('changes_pruned_through', 0);
   `,
+
+  // 8: the sent date of each message in its search row (search-schema.ts sentDayMigration)
+  sentDayMigration,
 ];
 
 /**

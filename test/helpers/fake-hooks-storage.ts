@@ -208,8 +208,9 @@ export function createFakeStorage(): FakeStorage {
       },
       findByMessageId: missing('messages.findByMessageId'),
       threadCounts: missing('messages.threadCounts'),
+      page: missing('messages.page'),
     },
-    search: { match: missing('search.match') },
+    search: { match: missing('search.match'), matchSent: missing('search.matchSent') },
     blobs: {
       stage() {
         const chunks: Uint8Array[] = [];

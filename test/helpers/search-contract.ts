@@ -14,7 +14,7 @@ interface SearchFixture {
   user: UserRecord;
   inbox: MailboxRecord;
   /** Appends a raw message (header lines, then the body) and returns its UID. */
-  add(mailbox: MailboxRecord, headers: string[], body: string): Promise<number>;
+  add(mailbox: MailboxRecord, headers: string[], body: string, internalDate?: number): Promise<number>;
   /** UIDs matching one term. */
   find(mailbox: MailboxRecord, field: SearchField, value: string): Promise<number[]>;
 }
@@ -29,10 +29,10 @@ async function withSearch(open: StorageFactory, fn: (f: SearchFixture) => Promis
       s,
       user,
       inbox,
-      async add(mailbox, headers, body) {
+      async add(mailbox, headers, body, internalDate = Date.now()) {
         const raw = [...headers, 'Content-Type: text/plain; charset=utf-8'].join('\r\n') + '\r\n\r\n' + body;
         const message = await fakeMessage(s.blobs, raw);
-        return (await s.messages.append({ userId: user.id, mailboxId: mailbox.id, flags: [], internalDate: Date.now(), message })).uid;
+        return (await s.messages.append({ userId: user.id, mailboxId: mailbox.id, flags: [], internalDate, message })).uid;
       },
       async find(mailbox, field, value) {
         const [uids] = await s.search.match(mailbox.id, [{ field, value }]);
@@ -146,6 +146,33 @@ export function searchContract(open: StorageFactory): void {
         assert.deepEqual(await f.find(other, 'body', 'lazy'), [1]);
         assert.deepEqual(await f.s.search.match('999999', [{ field: 'body', value: 'lazy' }]), [[]]);
         assert.deepEqual(await f.s.search.match('not-an-id', [{ field: 'body', value: 'lazy' }]), [[]]);
+      }));
+
+    it("answers sent dates: the Date header's calendar day (time and zone ignored), else the internal date", () =>
+      withSearch(open, async (f) => {
+        const day = (d: number): number => Date.UTC(2024, 0, d);
+        await f.add(f.inbox, ['Date: Mon, 1 Jan 2024 23:30:00 -0500', 'Subject: a'], 'a\r\n', day(5));
+        await f.add(f.inbox, ['Date: Tue, 02 Jan 2024 01:00:00 +0900', 'Subject: b'], 'b\r\n', day(5));
+        await f.add(f.inbox, ['Subject: no date'], 'c\r\n', day(3) + 43_200_000);
+        await f.add(f.inbox, ['Date: sometime soon', 'Subject: unreadable'], 'd\r\n', day(3));
+        const sent = (op: 'before' | 'on' | 'since', d: number): Promise<number[][]> => f.s.search.matchSent(f.inbox.id, [{ op, day: day(d) }]);
+        assert.deepEqual(await sent('on', 1), [[1]]);
+        assert.deepEqual(await sent('before', 2), [[1]]);
+        assert.deepEqual(await sent('since', 2), [[2, 3, 4]]);
+        assert.deepEqual(await sent('on', 3), [[3, 4]]);
+        assert.deepEqual(
+          await f.s.search.matchSent(f.inbox.id, [
+            { op: 'on', day: day(2) },
+            { op: 'before', day: day(1) },
+          ]),
+          [[2], []],
+        );
+        const archive = await f.s.mailboxes.create(f.user.id, { path: 'Archive' });
+        await f.s.messages.copy(f.inbox.id, [1], archive.id);
+        await f.s.messages.move(f.inbox.id, [2], archive.id);
+        assert.deepEqual(await f.s.search.matchSent(archive.id, [{ op: 'before', day: day(3) }]), [[1, 2]]);
+        assert.deepEqual(await sent('before', 3), [[1]]);
+        assert.deepEqual(await f.s.search.matchSent('999999', [{ op: 'on', day: day(1) }]), [[]]);
       }));
 
     it('follows expunge, copy, move and mailbox deletion: no stale hits, copies searchable', () =>

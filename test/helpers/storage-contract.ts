@@ -12,6 +12,7 @@ import { StorageError } from '../../storage/ports.ts';
 import type { AppendResult, ChangeEntry, MailboxRecord, StoragePorts, UserRecord } from '../../storage/ports.ts';
 import { collect, fakeMessage, messageBytes, simpleMessage, text } from './fake-message.ts';
 import type { FakeMessageOptions, SimpleMessage } from './fake-message.ts';
+import { pageContract } from './page-contract.ts';
 import { searchContract } from './search-contract.ts';
 
 export interface StorageHandle {
@@ -87,6 +88,7 @@ export function storageContract(name: string, open: StorageFactory): void {
 
   describe(`storage contract: ${name}`, () => {
     searchContract(open);
+    pageContract(open);
     // -----------------------------------------------------------------------------------------------------------
     describe('users and addresses', () => {
       it('creates, reads, updates and enforces unique usernames', () =>
