@@ -101,7 +101,9 @@ describe('failed-login limits', () => {
   });
 
   it('reserves attempts before checking: of concurrent attempts only perUser reach the password check', async () => {
-    const app = await boot({ perUser: 10, perIp: 1000, perNetwork: 1000 });
+    // attempts over the budget wait for the ten in progress to finish (however long scrypt takes on a loaded
+    // machine) rather than being told to try again later
+    const app = await boot({ perUser: 10, perIp: 1000, perNetwork: 1000, maxWaitMs: 120_000 });
     try {
       const attempts = Array.from({ length: 100 }, (_, i) => login(app, '127.0.0.2', 'alice', i === 99 ? 'alice-pw' : `wrong-${i}`));
       const results = await Promise.all(attempts);
@@ -169,12 +171,14 @@ describe('failed-login limits', () => {
   });
 
   it('lets logins through again once the window has passed', async () => {
-    const app = await boot({ perUser: 2, windowSeconds: 1 });
+    // the window runs from the first attempt: 3 s leaves room for two password hashes on a loaded machine
+    const app = await boot({ perUser: 2, windowSeconds: 3 });
     try {
+      const started = Date.now();
       assert.equal(await login(app, '127.0.0.6', 'alice', 'x'), 'deny AUTHENTICATIONFAILED');
       assert.equal(await login(app, '127.0.0.6', 'alice', 'y'), 'deny AUTHENTICATIONFAILED');
       assert.equal(await login(app, '127.0.0.6', 'alice', 'alice-pw'), 'deny LIMIT');
-      await new Promise((r) => setTimeout(r, 1100));
+      await new Promise((r) => setTimeout(r, Math.max(0, started + 3100 - Date.now())));
       assert.equal(await login(app, '127.0.0.6', 'alice', 'alice-pw'), 'ok');
     } finally {
       await app.close();
