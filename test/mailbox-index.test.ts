@@ -107,7 +107,7 @@ describe('shared mailbox index', () => {
     await createWithMessages(writer, 'Idx3', 4);
     const box = await mailbox('Idx3');
     let woken = 0;
-    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, () => woken++);
+    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, { indexChanged: () => woken++ });
     await writer.command('SELECT Idx3');
     await writer.command('STORE 1 +FLAGS.SILENT (\\Flagged)');
     await writer.command('STORE 2 +FLAGS.SILENT (\\Deleted)');
@@ -143,8 +143,8 @@ describe('shared mailbox index', () => {
       const ingested = await fakeMessage(t.app.storage.blobs, message(`Idx5-${i}`));
       await t.app.storage.messages.append({ userId: t.userId, mailboxId: box.id, flags: i % 2 ? ['\\Seen'] : [], internalDate: Date.now(), message: ingested });
     }
-    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, () => {});
-    const other = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, true, () => {});
+    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, { indexChanged() {} });
+    const other = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, true, { indexChanged() {} });
     const { index } = view.footprint();
     assert.equal(other.footprint().index, index, 'both sessions view one index');
     assert.equal(index.count, 60);

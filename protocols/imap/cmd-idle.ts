@@ -50,7 +50,7 @@ class Idler {
       this.#fail = reject;
     });
     session.send('+ idling');
-    session.watchChanges(() => this.#wake(CHANGE));
+    session.watchChanges(this);
     keepAlives(session.app).add(this);
     this.#busy = true;
     void this.#run(true);
@@ -63,6 +63,10 @@ class Idler {
     if (this.#busy) return;
     this.#busy = true;
     void this.#run(false);
+  }
+
+  indexChanged(): void {
+    this.#wake(CHANGE);
   }
 
   tick(): void {

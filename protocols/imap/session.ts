@@ -33,6 +33,7 @@ import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
 import { SelectedMailbox } from './selected.ts';
+import type { ChangeWatcher } from './selected.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ResponsePiece } from './types.ts';
 
@@ -66,6 +67,8 @@ export interface ImapConnection {
 const encoder = new TextEncoder();
 const CRLF = encoder.encode('\r\n');
 const FLUSH_AT = 64 * 1024;
+/** The session of a socket or connection, for the shared socket listeners and connection notices. */
+const SESSIONS = new WeakMap<object, ImapSession>();
 
 export class ImapSession {
   readonly app: App;
@@ -85,7 +88,7 @@ export class ImapSession {
   #outBytes = 0;
   #bad = 0;
   #closing = false;
-  #changed: (() => void) | null = null;
+  #watcher: ChangeWatcher | null = null;
 
   constructor(app: App, conn: ImapConnection) {
     this.app = app;
@@ -289,28 +292,44 @@ export class ImapSession {
 
   #attach(): void {
     const socket = this.conn.socket;
-    this.#input.setFlow({
-      pause() {
-        socket.pause();
-      },
-      resume() {
-        socket.resume();
-      },
-    });
-    socket.on('data', (chunk: Uint8Array | string) => {
-      const bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
-      this.#budget.add(bytes.length);
-      this.#input.push(bytes);
-    });
-    socket.once('end', () => this.#input.end());
-    socket.once('close', () => this.#input.end());
+    // the socket pauses and resumes itself; its listeners are shared functions finding the session by socket, so
+    // an idle session holds no listener closures (each would cost a context and, under tsx, a property table)
+    this.#input.setFlow(socket);
+    SESSIONS.set(socket, this);
+    socket.on('data', ImapSession.#onData);
+    socket.on('end', ImapSession.#onEnd);
+    socket.on('close', ImapSession.#onEnd);
+  }
+
+  static #onData(this: Duplex, chunk: Uint8Array | string): void {
+    const session = SESSIONS.get(this);
+    if (!session) return;
+    const bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
+    session.#budget.add(bytes.length);
+    session.#input.push(bytes);
+  }
+
+  static #onEnd(this: Duplex): void {
+    const session = SESSIONS.get(this);
+    if (session) session.#input.end();
+  }
+
+  static #onIdleTimeout(conn: ImapConnection): Promise<void> | undefined {
+    const session = SESSIONS.get(conn);
+    return session ? session.#bye('Autologout; idle for too long') : undefined;
+  }
+
+  static #onShutdown(conn: ImapConnection): Promise<void> | undefined {
+    const session = SESSIONS.get(conn);
+    return session ? session.#bye('Server shutting down') : undefined;
   }
 
   /** Serves the connection until LOGOUT, BYE or the client goes away. */
   async run(): Promise<void> {
     const ctx = createContext(this.session);
-    this.conn.onIdleTimeout = () => this.#bye('Autologout; idle for too long');
-    this.conn.onShutdown = () => this.#bye('Server shutting down');
+    SESSIONS.set(this.conn, this);
+    this.conn.onIdleTimeout = ImapSession.#onIdleTimeout as (conn: never) => Promise<void> | undefined;
+    this.conn.onShutdown = ImapSession.#onShutdown as (conn: never) => Promise<void> | undefined;
     await connectSession(this.app, ctx);
     try {
       if (this.conn.refused) {
@@ -342,9 +361,9 @@ export class ImapSession {
       this.#budget.stop();
       this.selected?.close();
       this.selected = null;
-      this.#changed = null;
+      this.#watcher = null;
       await this.flush().catch(() => {});
-      await this.#release?.().catch(() => {});
+      if (this.#connectionKey) await this.app.storage.ephemeral.release(this.#connectionKey, 1).catch(() => {});
       await closeSession(this.app, ctx);
       await this.conn.close();
     }
@@ -484,11 +503,12 @@ export class ImapSession {
     const ephemeral = this.app.storage.ephemeral;
     // a reservation, not incr/decr: atomic, and given back by the primary when a worker process dies
     if ((await ephemeral.reserve([{ key, limit: this.app.config.imap.maxConnectionsPerUser }], 24 * 3600 * 1000)) >= 0) return false;
-    this.#release = () => ephemeral.release(key, 1).then(() => {});
+    this.#connectionKey = key;
     return true;
   }
 
-  #release: (() => Promise<void>) | null = null;
+  /** The per-user connection counter this session holds a place in (released when it ends). */
+  #connectionKey: string | null = null;
 
   async startTls(): Promise<void> {
     await this.conn.upgradeToTls();
@@ -508,7 +528,7 @@ export class ImapSession {
 
   async open(mailbox: Parameters<typeof SelectedMailbox.open>[2], readOnly: boolean): Promise<SelectedMailbox> {
     this.deselect();
-    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, () => this.#changed?.());
+    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this);
     this.selected = view;
     this.state = 'selected';
     return view;
@@ -522,9 +542,14 @@ export class ImapSession {
     for (const line of await view.flush({ expunge, condstore: this.condstore })) this.send(line);
   }
 
-  /** Calls `fn` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
-  watchChanges(fn: (() => void) | null): void {
-    this.#changed = fn;
+  /** Tells `watcher` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
+  watchChanges(watcher: ChangeWatcher | null): void {
+    this.#watcher = watcher;
+  }
+
+  /** The selected mailbox's index applied changes (ChangeWatcher). */
+  indexChanged(): void {
+    this.#watcher?.indexChanged();
   }
 }
 

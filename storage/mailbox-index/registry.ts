@@ -83,17 +83,12 @@ export class MailboxIndexes {
       this.#letGo(key, slot);
       throw err;
     }
-    let held = true;
-    const indexes = this;
-    return {
-      index,
-      // a method, not an arrow: no property table of its own under tsx (esbuild keepNames), one per session
-      release() {
-        if (!held) return;
-        held = false;
-        indexes.#letGo(key, slot);
-      },
-    };
+    return new Lease(index, this, key, slot);
+  }
+
+  /** A lease ends (Lease.release, once). */
+  letGo(key: string, slot: Slot): void {
+    this.#letGo(key, slot);
   }
 
   #hold(slot: Slot): void {
@@ -155,5 +150,26 @@ export class MailboxIndexes {
     const indexes = [...this.#slots.values()].flatMap((slot) => (slot.index ? [slot.index] : []));
     for (const [key, slot] of [...this.#slots]) this.#drop(key, slot);
     for (const index of indexes) await this.#save(index);
+  }
+}
+
+/** One holder's lease: a class, not an object with a closure, so a session holding an index costs one small object. */
+class Lease implements IndexLease {
+  readonly index: MailboxIndex;
+  #indexes: MailboxIndexes | null;
+  readonly #key: string;
+  readonly #slot: Slot;
+
+  constructor(index: MailboxIndex, indexes: MailboxIndexes, key: string, slot: Slot) {
+    this.index = index;
+    this.#indexes = indexes;
+    this.#key = key;
+    this.#slot = slot;
+  }
+
+  release(): void {
+    const indexes = this.#indexes;
+    this.#indexes = null;
+    indexes?.letGo(this.#key, this.#slot);
   }
 }
