@@ -214,6 +214,21 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     a.end();
   });
 
+  it('saves an index read in full right after loading it, so a server that stops without closing (a crash) finds it', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Snap3', 3);
+    const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Snap3'))!;
+    assert.equal(await t.app.storage.messages.indexSnapshot!(box.id), null);
+    const indexes = new MailboxIndexes(t.app.storage, { lingerMs: 60_000, maxLingering: 1, snapshotMinMessages: 2 });
+    const lease = await indexes.acquire(box); // held: it never leaves memory, and the registry is never closed
+    for (let i = 0; i < 50 && !(await t.app.storage.messages.indexSnapshot!(box.id)); i++) await new Promise((r) => setTimeout(r, 10));
+    const saved = await t.app.storage.messages.indexSnapshot!(box.id);
+    assert.equal(saved && decodeIndexSnapshot(saved.bytes)?.columns.count, 3);
+    assert.equal(lease.index.unsaved, false);
+    lease.release();
+    a.end();
+  });
+
   it('ignores a snapshot the change log can no longer catch up (pruned past its cursor), or one of another UIDVALIDITY', async () => {
     const a = await login(t.app);
     await createWithMessages(a, 'Snap2', 3);

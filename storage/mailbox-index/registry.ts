@@ -60,6 +60,7 @@ export class MailboxIndexes {
     if (this.#closed) throw new Error('mailbox indexes are closed');
     const key = `${mailbox.id}:${mailbox.uidValidity}`;
     let slot = this.#slots.get(key);
+    const first = !slot;
     if (!slot) {
       slot = { loading: MailboxIndex.load(this.#storage, mailbox), index: null, holders: 0, unsubscribe: null, timer: null };
       this.#slots.set(key, slot);
@@ -79,6 +80,9 @@ export class MailboxIndexes {
       // whatever committed before the subscription (while loading, or while it lingered) is read now
       await index.refresh();
       index.noteModseq(mailbox.highestModseq);
+      // an index read in full (no snapshot yet, or one too old) is saved at once, after this command's reply, not
+      // only when it leaves memory: a server that stops without that (a crash) then still finds a snapshot
+      if (first) this.#saveSoon(index);
     } catch (err) {
       this.#letGo(key, slot);
       throw err;
@@ -127,6 +131,14 @@ export class MailboxIndexes {
     slot.timer = null;
     this.#slots.delete(key);
     if (slot.index && !this.#closed) void this.#save(slot.index);
+  }
+
+  #saveSoon(index: MailboxIndex): void {
+    if (!index.unsaved) return; // #save itself skips small indexes
+    const timer = setTimeout(() => {
+      if (!this.#closed) void this.#save(index);
+    }, 0);
+    (timer as { unref?: () => void }).unref?.();
   }
 
   /** Saves a large index as a snapshot (storage/mailbox-index/snapshot.ts), so its next load reads it, not every row. */
