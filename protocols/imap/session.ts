@@ -27,8 +27,9 @@ import type { ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
 import { InputBuffer, InputEndedError } from './input.ts';
 import { CommandReader } from './reader.ts';
-import type { LiteralPolicy } from './reader.ts';
+import type { LiteralPolicy, ReaderOptions } from './reader.ts';
 import { CommandBudget } from '../command-budget.ts';
+import type { CommandBudgetOptions } from '../command-budget.ts';
 import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
@@ -67,6 +68,11 @@ export interface ImapConnection {
 const encoder = new TextEncoder();
 const CRLF = encoder.encode('\r\n');
 const FLUSH_AT = 64 * 1024;
+/** Options objects whose callbacks are ImapSession's shared functions (called as methods of the options). */
+interface SessionCallbacks {
+  session: ImapSession;
+}
+
 /** The session of a socket or connection, for the shared socket listeners and connection notices. */
 const SESSIONS = new WeakMap<object, ImapSession>();
 
@@ -96,22 +102,18 @@ export class ImapSession {
     this.session = createSession(app.log, { protocol: 'imap', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort });
     this.#input = new InputBuffer();
     const config = app.config;
-    // callbacks as methods, not arrows: under tsx (esbuild keepNames) a named arrow gets its own property table,
-    // about 250 bytes per callback per session
-    const session = this;
+    // the callbacks are shared functions finding the session on their options object: a callback made per session
+    // costs a closure and a context, and under tsx (esbuild keepNames) a named arrow its own property table
     this.#budget = new CommandBudget({
+      session: this,
       timeoutMs: config.imap.commandTimeoutSeconds * 1000,
       minBytesPerSecond: config.imap.minBytesPerSecond,
-      onExpire() {
-        session.log.info('command timeout: a command took too long to arrive, closing');
-        void session.disconnect('Command not received in time');
-      },
-    });
+      onExpire: ImapSession.#onCommandExpired,
+    } as CommandBudgetOptions & SessionCallbacks);
     this.reader = new CommandReader(this.#input, {
+      session: this,
       budget: this.#budget,
-      literalPolicy(verb) {
-        return session.#literalPolicy(verb);
-      },
+      literalPolicy: ImapSession.#readerLiteralPolicy,
       maxLineLength: config.imap.maxLineLength,
       maxArguments: config.imap.maxArguments,
       maxLiteralSize: config.imap.maxLiteralSize,
@@ -119,10 +121,21 @@ export class ImapSession {
       literalMinus: config.imap.literalMinus,
       spoolDir: join(resolve(config.dataDir), 'tmp'),
       memoryThreshold: config.limits.spoolMemoryBytes,
-      continuation() {
-        return session.#writeNow('+ Ready for literal data\r\n');
-      },
-    });
+      continuation: ImapSession.#readerContinuation,
+    } as ReaderOptions & SessionCallbacks);
+  }
+
+  static #onCommandExpired(this: SessionCallbacks): void {
+    this.session.log.info('command timeout: a command took too long to arrive, closing');
+    void this.session.disconnect('Command not received in time');
+  }
+
+  static #readerLiteralPolicy(this: SessionCallbacks, verb: string | null): LiteralPolicy {
+    return this.session.#literalPolicy(verb);
+  }
+
+  static #readerContinuation(this: SessionCallbacks): Promise<void> {
+    return this.session.#writeNow('+ Ready for literal data\r\n');
   }
 
   get log() {
