@@ -65,6 +65,10 @@ class Idler {
     void this.#run(false);
   }
 
+  inputArrived(): void {
+    this.#wake(INPUT);
+  }
+
   indexChanged(): void {
     this.#wake(CHANGE);
   }
@@ -80,7 +84,7 @@ class Idler {
         if (session.selected) await session.notify(true, true);
         await session.flush();
         // the client's next bytes (DONE, or a command sent instead) end IDLE
-        session.reader.input.whenData(() => this.#wake(INPUT));
+        session.reader.input.whenData(this);
       }
       while (this.#due !== 0 && !this.#finished) {
         const due = this.#due;

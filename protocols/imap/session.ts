@@ -68,6 +68,14 @@ export interface ImapConnection {
 const encoder = new TextEncoder();
 const CRLF = encoder.encode('\r\n');
 const FLUSH_AT = 64 * 1024;
+/** The literal spool directory of a data directory: one string for every session, not one each. */
+const spoolDirs = new Map<string, string>();
+function spoolDir(dataDir: string): string {
+  let dir = spoolDirs.get(dataDir);
+  if (dir === undefined) spoolDirs.set(dataDir, (dir = join(resolve(dataDir), 'tmp')));
+  return dir;
+}
+
 /** Options objects whose callbacks are ImapSession's shared functions (called as methods of the options). */
 interface SessionCallbacks {
   session: ImapSession;
@@ -119,7 +127,7 @@ export class ImapSession {
       maxLiteralSize: config.imap.maxLiteralSize,
       maxAppendSize: config.limits.maxMessageSize,
       literalMinus: config.imap.literalMinus,
-      spoolDir: join(resolve(config.dataDir), 'tmp'),
+      spoolDir: spoolDir(config.dataDir),
       memoryThreshold: config.limits.spoolMemoryBytes,
       continuation: ImapSession.#readerContinuation,
     } as ReaderOptions & SessionCallbacks);
