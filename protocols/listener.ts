@@ -26,7 +26,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../hooks/log.ts';
 import { readProxyHeader } from './proxy-protocol.ts';
 
@@ -90,7 +90,7 @@ export class ConnectionLimits {
   admit(): Promise<Slot | null> {
     if (this.#total >= this.maxConnections) return Promise.resolve(null);
     this.#total++;
-    return this.#share(`connections`, this.maxConnections, () => this.#total--);
+    return this.#share(`connections`, this.maxConnections, null);
   }
 
   /** A slot of `address`'s share, or null when it is full; `release` is idempotent. */
@@ -98,15 +98,22 @@ export class ConnectionLimits {
     const count = this.countFor(address);
     if (count >= this.maxConnectionsPerIp) return Promise.resolve(null);
     this.#perIp.set(address, count + 1);
-    return this.#share(`ip:${address}`, this.maxConnectionsPerIp, () => {
-      const n = this.countFor(address) - 1;
-      if (n <= 0) this.#perIp.delete(address);
-      else this.#perIp.set(address, n);
-    });
+    return this.#share(`ip:${address}`, this.maxConnectionsPerIp, address);
   }
 
-  /** The local slot is taken (`undo` gives it back); adds the shared reservation when there is one. */
-  async #share(key: string, limit: number, undo: () => void): Promise<Slot | null> {
+  /** Gives back a local slot: one of `address`'s share, or of the cap (null). */
+  giveBack(address: string | null): void {
+    if (address === null) {
+      this.#total--;
+      return;
+    }
+    const n = this.countFor(address) - 1;
+    if (n <= 0) this.#perIp.delete(address);
+    else this.#perIp.set(address, n);
+  }
+
+  /** The local slot (of `address`, or of the cap) is taken; adds the shared reservation when there is one. */
+  async #share(key: string, limit: number, address: string | null): Promise<Slot | null> {
     const shared = this.#shared;
     let sharedKey: string | null = null;
     if (shared) {
@@ -118,21 +125,36 @@ export class ConnectionLimits {
         over = -1; // the shared store is gone (the worker is stopping): this process's own count still holds
       }
       if (over >= 0) {
-        undo();
+        this.giveBack(address);
         return null;
       }
       sharedKey = k;
     }
-    let held = true;
-    return {
-      // a method, not an arrow: under tsx (esbuild keepNames) a named arrow gets a property table per connection
-      release() {
-        if (!held) return;
-        held = false;
-        undo();
-        if (sharedKey) shared!.slots.release(sharedKey, 1).catch(() => 0);
-      },
-    };
+    return new LimitSlot(this, address, sharedKey === null ? null : shared!.slots, sharedKey);
+  }
+}
+
+/** One held slot: a small object, not closures over the admitting frame (a context and closures per connection). */
+class LimitSlot implements Slot {
+  #limits: ConnectionLimits | null;
+  readonly #address: string | null;
+  readonly #shared: SharedSlots | null;
+  readonly #sharedKey: string | null;
+
+  constructor(limits: ConnectionLimits, address: string | null, shared: SharedSlots | null, sharedKey: string | null) {
+    this.#limits = limits;
+    this.#address = address;
+    this.#shared = shared;
+    this.#sharedKey = sharedKey;
+  }
+
+  /** Idempotent. */
+  release(): void {
+    const limits = this.#limits;
+    if (!limits) return;
+    this.#limits = null;
+    limits.giveBack(this.#address);
+    if (this.#shared && this.#sharedKey) this.#shared.release(this.#sharedKey, 1).catch(() => 0);
   }
 }
 
@@ -305,8 +327,18 @@ interface ConnectionInit {
   onFinal: (conn: TcpConnection) => void;
 }
 
+/**
+ * Connection ids: this process's random prefix and a counter, unique in practice across processes and restarts.
+ * Not randomUUID(): its text is built from 16 pieces and kept as a rope of them, about 530 bytes per connection.
+ */
+const ID_PREFIX = randomBytes(6).toString('hex');
+let idCounter = 0;
+
+/** The connection each tracked stream (the socket, its TLS layer) belongs to, for the shared stream listeners. */
+const LAYERS = new WeakMap<Duplex, TcpConnection>();
+
 class TcpConnection implements Connection {
-  readonly id = randomUUID();
+  readonly id = `${ID_PREFIX}${(++idCounter).toString(36)}`;
   readonly listener: string;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -394,12 +426,23 @@ class TcpConnection implements Connection {
 
   #track(layer: Duplex): void {
     this.#layers.push(layer);
-    layer.on('error', (err: Error) => {
-      this.#log.debug('connection error', { conn: this.id, err: err.message });
-      this.destroy();
-    });
-    layer.once('close', () => this.#finalize());
+    // shared listeners finding the connection by stream: no closures per connection
+    LAYERS.set(layer, this);
+    layer.on('error', TcpConnection.#onLayerError);
+    layer.on('close', TcpConnection.#onLayerClose);
     if (layer.destroyed) queueMicrotask(() => this.#finalize());
+  }
+
+  static #onLayerError(this: Duplex, err: Error): void {
+    const conn = LAYERS.get(this);
+    if (!conn) return;
+    conn.#log.debug('connection error', { conn: conn.id, err: err.message });
+    conn.destroy();
+  }
+
+  static #onLayerClose(this: Duplex): void {
+    const conn = LAYERS.get(this);
+    if (conn) conn.#finalize();
   }
 
   /** Starts the idle timer; the listener calls it once the protocol has the connection. */

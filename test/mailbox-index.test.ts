@@ -107,7 +107,7 @@ describe('shared mailbox index', () => {
     await createWithMessages(writer, 'Idx3', 4);
     const box = await mailbox('Idx3');
     let woken = 0;
-    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, () => woken++);
+    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, { indexChanged: () => woken++ });
     await writer.command('SELECT Idx3');
     await writer.command('STORE 1 +FLAGS.SILENT (\\Flagged)');
     await writer.command('STORE 2 +FLAGS.SILENT (\\Deleted)');
@@ -143,8 +143,8 @@ describe('shared mailbox index', () => {
       const ingested = await fakeMessage(t.app.storage.blobs, message(`Idx5-${i}`));
       await t.app.storage.messages.append({ userId: t.userId, mailboxId: box.id, flags: i % 2 ? ['\\Seen'] : [], internalDate: Date.now(), message: ingested });
     }
-    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, () => {});
-    const other = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, true, () => {});
+    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, { indexChanged() {} });
+    const other = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, true, { indexChanged() {} });
     const { index } = view.footprint();
     assert.equal(other.footprint().index, index, 'both sessions view one index');
     assert.equal(index.count, 60);
@@ -211,6 +211,21 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     assert.deepEqual(lease.index.flagSets.keywords(), ['$Later']);
     lease.release();
     await second.close();
+    a.end();
+  });
+
+  it('saves an index read in full right after loading it, so a server that stops without closing (a crash) finds it', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Snap3', 3);
+    const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Snap3'))!;
+    assert.equal(await t.app.storage.messages.indexSnapshot!(box.id), null);
+    const indexes = new MailboxIndexes(t.app.storage, { lingerMs: 60_000, maxLingering: 1, snapshotMinMessages: 2 });
+    const lease = await indexes.acquire(box); // held: it never leaves memory, and the registry is never closed
+    for (let i = 0; i < 50 && !(await t.app.storage.messages.indexSnapshot!(box.id)); i++) await new Promise((r) => setTimeout(r, 10));
+    const saved = await t.app.storage.messages.indexSnapshot!(box.id);
+    assert.equal(saved && decodeIndexSnapshot(saved.bytes)?.columns.count, 3);
+    assert.equal(lease.index.unsaved, false);
+    lease.release();
     a.end();
   });
 

@@ -50,7 +50,7 @@ class Idler {
       this.#fail = reject;
     });
     session.send('+ idling');
-    session.watchChanges(() => this.#wake(CHANGE));
+    session.watchChanges(this);
     keepAlives(session.app).add(this);
     this.#busy = true;
     void this.#run(true);
@@ -65,6 +65,14 @@ class Idler {
     void this.#run(false);
   }
 
+  inputArrived(): void {
+    this.#wake(INPUT);
+  }
+
+  indexChanged(): void {
+    this.#wake(CHANGE);
+  }
+
   tick(): void {
     this.#wake(TICK);
   }
@@ -76,7 +84,7 @@ class Idler {
         if (session.selected) await session.notify(true, true);
         await session.flush();
         // the client's next bytes (DONE, or a command sent instead) end IDLE
-        session.reader.input.whenData(() => this.#wake(INPUT));
+        session.reader.input.whenData(this);
       }
       while (this.#due !== 0 && !this.#finished) {
         const due = this.#due;

@@ -4,6 +4,11 @@
  * without a line end, and the socket is paused while more than `highWater` bytes wait unread.
  */
 
+/** Told when input arrives (InputBuffer.whenData). */
+export interface InputWatcher {
+  inputArrived(): void;
+}
+
 export interface FlowControl {
   pause(): void;
   resume(): void;
@@ -34,7 +39,7 @@ export class InputBuffer {
   /** Bytes from #start already searched for LF without finding one. */
   #scanned = 0;
   #ended = false;
-  #wake: (() => void) | null = null;
+  #wake: (() => void) | InputWatcher | null = null;
   #flow: FlowControl | null;
   #paused = false;
   readonly highWater: number;
@@ -111,7 +116,8 @@ export class InputBuffer {
   #notify(): void {
     const wake = this.#wake;
     this.#wake = null;
-    wake?.();
+    if (typeof wake === 'function') wake();
+    else wake?.inputArrived();
   }
 
   #consumed(): void {
@@ -171,14 +177,14 @@ export class InputBuffer {
   }
 
   /**
-   * Calls `fn` once input is buffered or has ended (at once when it already is), without a pending promise: for a
-   * session that waits long (IDLE). Only while no read is waiting.
+   * Tells `watcher` once input is buffered or has ended (at once when it already is), without a pending promise or a
+   * callback closure: for a session that waits long (IDLE). Only while no read is waiting.
    */
-  whenData(fn: () => void): void {
-    if (this.#start !== this.#end || this.#ended) return queueMicrotask(fn);
+  whenData(watcher: InputWatcher): void {
+    if (this.#start !== this.#end || this.#ended) return queueMicrotask(() => watcher.inputArrived());
     this.#buf = EMPTY;
     this.#start = this.#end = this.#scanned = 0;
-    this.#wake = fn;
+    this.#wake = watcher;
   }
 
   /** Discards input up to and including the next LF, however long. False when the input ended first. */

@@ -35,16 +35,22 @@ export function claimRecent(ephemeral: EphemeralPort, mailboxId: Id, uidValidity
 
 /**
  * The UIDs a session holds as \Recent: the ranges `(mark, upTo]` it claimed (one per claim, adjacent ones merged),
- * not a set of UIDs. `size` counts the client's messages in them through `count(from, to)` (messages with
- * from < uid <= to), so it follows expunges without bookkeeping.
+ * not a set of UIDs. `size` counts the client's messages in them through `counter.countBetween(from, to)`
+ * (messages with from < uid <= to), so it follows expunges without bookkeeping.
  */
+/** Counts the client's messages with from < UID <= to. */
+export interface MessageCounter {
+  countBetween(from: number, to: number): number;
+}
+
 export class RecentUids {
-  readonly #count: (from: number, to: number) => number;
+  readonly #counter: MessageCounter;
   /** [from, to] pairs, exclusive from, ascending. */
   #ranges: number[] = [];
 
-  constructor(count: (from: number, to: number) => number) {
-    this.#count = count;
+  /** An object, not a callback: no closure per session. */
+  constructor(counter: MessageCounter) {
+    this.#counter = counter;
   }
 
   /** Adds the UIDs above `from` up to `to`. */
@@ -67,7 +73,7 @@ export class RecentUids {
 
   get size(): number {
     let n = 0;
-    for (let i = 0; i < this.#ranges.length; i += 2) n += this.#count(this.#ranges[i]!, this.#ranges[i + 1]!);
+    for (let i = 0; i < this.#ranges.length; i += 2) n += this.#counter.countBetween(this.#ranges[i]!, this.#ranges[i + 1]!);
     return n;
   }
 }

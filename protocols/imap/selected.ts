@@ -35,13 +35,18 @@ export interface FlushOptions {
   condstore: boolean;
 }
 
+/** Told when the selected mailbox's index applied changes: an object, not a callback (no closure per session). */
+export interface ChangeWatcher {
+  indexChanged(): void;
+}
+
 export class SelectedMailbox implements IndexView {
   readonly mailbox: MailboxRecord;
   readonly readOnly: boolean;
   readonly #ephemeral: StoragePorts['ephemeral'];
   readonly #lease: IndexLease;
   readonly #index: MailboxIndex;
-  readonly #onChange: () => void;
+  readonly #watcher: ChangeWatcher;
   #announced = 0;
   /** Expunged elsewhere, not reported yet, ascending by UID, with their last state. */
   #expunged: MessageIndexEntry[] = [];
@@ -51,15 +56,15 @@ export class SelectedMailbox implements IndexView {
   #keywordVersion: number;
   #dirty = false;
   #closed = false;
-  readonly recent = new RecentUids((from, to) => this.#countBetween(from, to));
+  readonly recent = new RecentUids(this);
 
-  private constructor(ephemeral: StoragePorts['ephemeral'], lease: IndexLease, mailbox: MailboxRecord, readOnly: boolean, onChange: () => void) {
+  private constructor(ephemeral: StoragePorts['ephemeral'], lease: IndexLease, mailbox: MailboxRecord, readOnly: boolean, watcher: ChangeWatcher) {
     this.#ephemeral = ephemeral;
     this.#lease = lease;
     this.#index = lease.index;
     this.mailbox = mailbox;
     this.readOnly = readOnly;
-    this.#onChange = onChange;
+    this.#watcher = watcher;
     this.#flagStamp = this.#index.stamp;
     this.#keywordVersion = this.#index.flagSets.keywordVersion;
     this.#announced = this.#index.maxUid;
@@ -67,17 +72,17 @@ export class SelectedMailbox implements IndexView {
 
   /**
    * Takes the mailbox's shared index (loaded, or caught up with the change log when another session has it), and
-   * claims \Recent. `onChange` runs whenever the index applied changes (the session wakes IDLE with it).
+   * claims \Recent. `watcher` is told whenever the index applied changes (the session wakes IDLE with it).
    */
   static async open(
     indexes: MailboxIndexes,
     storage: Pick<StoragePorts, 'ephemeral'>,
     mailbox: MailboxRecord,
     readOnly: boolean,
-    onChange: () => void,
+    watcher: ChangeWatcher,
   ): Promise<SelectedMailbox> {
     const lease = await indexes.acquire(mailbox);
-    const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, onChange);
+    const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, watcher);
     lease.index.attach(view);
     try {
       const max = view.#announced;
@@ -114,7 +119,7 @@ export class SelectedMailbox implements IndexView {
 
   changed(): void {
     this.#dirty = true;
-    this.#onChange();
+    this.#watcher.indexChanged();
   }
 
   // --- the client's view ------------------------------------------------------------------------------------
@@ -164,7 +169,7 @@ export class SelectedMailbox implements IndexView {
   }
 
   /** The client's messages with from < UID <= to. */
-  #countBetween(from: number, to: number): number {
+  countBetween(from: number, to: number): number {
     const upTo = Math.min(to, this.#announced);
     if (upTo <= from) return 0;
     const index = this.#index;

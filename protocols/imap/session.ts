@@ -27,12 +27,14 @@ import type { ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
 import { InputBuffer, InputEndedError } from './input.ts';
 import { CommandReader } from './reader.ts';
-import type { LiteralPolicy } from './reader.ts';
+import type { LiteralPolicy, ReaderOptions } from './reader.ts';
 import { CommandBudget } from '../command-budget.ts';
+import type { CommandBudgetOptions } from '../command-budget.ts';
 import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
 import { SelectedMailbox } from './selected.ts';
+import type { ChangeWatcher } from './selected.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ResponsePiece } from './types.ts';
 
@@ -66,6 +68,21 @@ export interface ImapConnection {
 const encoder = new TextEncoder();
 const CRLF = encoder.encode('\r\n');
 const FLUSH_AT = 64 * 1024;
+/** The literal spool directory of a data directory: one string for every session, not one each. */
+const spoolDirs = new Map<string, string>();
+function spoolDir(dataDir: string): string {
+  let dir = spoolDirs.get(dataDir);
+  if (dir === undefined) spoolDirs.set(dataDir, (dir = join(resolve(dataDir), 'tmp')));
+  return dir;
+}
+
+/** Options objects whose callbacks are ImapSession's shared functions (called as methods of the options). */
+interface SessionCallbacks {
+  session: ImapSession;
+}
+
+/** The session of a socket or connection, for the shared socket listeners and connection notices. */
+const SESSIONS = new WeakMap<object, ImapSession>();
 
 export class ImapSession {
   readonly app: App;
@@ -85,7 +102,7 @@ export class ImapSession {
   #outBytes = 0;
   #bad = 0;
   #closing = false;
-  #changed: (() => void) | null = null;
+  #watcher: ChangeWatcher | null = null;
 
   constructor(app: App, conn: ImapConnection) {
     this.app = app;
@@ -93,33 +110,40 @@ export class ImapSession {
     this.session = createSession(app.log, { protocol: 'imap', id: conn.id, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort });
     this.#input = new InputBuffer();
     const config = app.config;
-    // callbacks as methods, not arrows: under tsx (esbuild keepNames) a named arrow gets its own property table,
-    // about 250 bytes per callback per session
-    const session = this;
+    // the callbacks are shared functions finding the session on their options object: a callback made per session
+    // costs a closure and a context, and under tsx (esbuild keepNames) a named arrow its own property table
     this.#budget = new CommandBudget({
+      session: this,
       timeoutMs: config.imap.commandTimeoutSeconds * 1000,
       minBytesPerSecond: config.imap.minBytesPerSecond,
-      onExpire() {
-        session.log.info('command timeout: a command took too long to arrive, closing');
-        void session.disconnect('Command not received in time');
-      },
-    });
+      onExpire: ImapSession.#onCommandExpired,
+    } as CommandBudgetOptions & SessionCallbacks);
     this.reader = new CommandReader(this.#input, {
+      session: this,
       budget: this.#budget,
-      literalPolicy(verb) {
-        return session.#literalPolicy(verb);
-      },
+      literalPolicy: ImapSession.#readerLiteralPolicy,
       maxLineLength: config.imap.maxLineLength,
       maxArguments: config.imap.maxArguments,
       maxLiteralSize: config.imap.maxLiteralSize,
       maxAppendSize: config.limits.maxMessageSize,
       literalMinus: config.imap.literalMinus,
-      spoolDir: join(resolve(config.dataDir), 'tmp'),
+      spoolDir: spoolDir(config.dataDir),
       memoryThreshold: config.limits.spoolMemoryBytes,
-      continuation() {
-        return session.#writeNow('+ Ready for literal data\r\n');
-      },
-    });
+      continuation: ImapSession.#readerContinuation,
+    } as ReaderOptions & SessionCallbacks);
+  }
+
+  static #onCommandExpired(this: SessionCallbacks): void {
+    this.session.log.info('command timeout: a command took too long to arrive, closing');
+    void this.session.disconnect('Command not received in time');
+  }
+
+  static #readerLiteralPolicy(this: SessionCallbacks, verb: string | null): LiteralPolicy {
+    return this.session.#literalPolicy(verb);
+  }
+
+  static #readerContinuation(this: SessionCallbacks): Promise<void> {
+    return this.session.#writeNow('+ Ready for literal data\r\n');
   }
 
   get log() {
@@ -289,28 +313,44 @@ export class ImapSession {
 
   #attach(): void {
     const socket = this.conn.socket;
-    this.#input.setFlow({
-      pause() {
-        socket.pause();
-      },
-      resume() {
-        socket.resume();
-      },
-    });
-    socket.on('data', (chunk: Uint8Array | string) => {
-      const bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
-      this.#budget.add(bytes.length);
-      this.#input.push(bytes);
-    });
-    socket.once('end', () => this.#input.end());
-    socket.once('close', () => this.#input.end());
+    // the socket pauses and resumes itself; its listeners are shared functions finding the session by socket, so
+    // an idle session holds no listener closures (each would cost a context and, under tsx, a property table)
+    this.#input.setFlow(socket);
+    SESSIONS.set(socket, this);
+    socket.on('data', ImapSession.#onData);
+    socket.on('end', ImapSession.#onEnd);
+    socket.on('close', ImapSession.#onEnd);
+  }
+
+  static #onData(this: Duplex, chunk: Uint8Array | string): void {
+    const session = SESSIONS.get(this);
+    if (!session) return;
+    const bytes = typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
+    session.#budget.add(bytes.length);
+    session.#input.push(bytes);
+  }
+
+  static #onEnd(this: Duplex): void {
+    const session = SESSIONS.get(this);
+    if (session) session.#input.end();
+  }
+
+  static #onIdleTimeout(conn: ImapConnection): Promise<void> | undefined {
+    const session = SESSIONS.get(conn);
+    return session ? session.#bye('Autologout; idle for too long') : undefined;
+  }
+
+  static #onShutdown(conn: ImapConnection): Promise<void> | undefined {
+    const session = SESSIONS.get(conn);
+    return session ? session.#bye('Server shutting down') : undefined;
   }
 
   /** Serves the connection until LOGOUT, BYE or the client goes away. */
   async run(): Promise<void> {
     const ctx = createContext(this.session);
-    this.conn.onIdleTimeout = () => this.#bye('Autologout; idle for too long');
-    this.conn.onShutdown = () => this.#bye('Server shutting down');
+    SESSIONS.set(this.conn, this);
+    this.conn.onIdleTimeout = ImapSession.#onIdleTimeout as (conn: never) => Promise<void> | undefined;
+    this.conn.onShutdown = ImapSession.#onShutdown as (conn: never) => Promise<void> | undefined;
     await connectSession(this.app, ctx);
     try {
       if (this.conn.refused) {
@@ -342,9 +382,9 @@ export class ImapSession {
       this.#budget.stop();
       this.selected?.close();
       this.selected = null;
-      this.#changed = null;
+      this.#watcher = null;
       await this.flush().catch(() => {});
-      await this.#release?.().catch(() => {});
+      if (this.#connectionKey) await this.app.storage.ephemeral.release(this.#connectionKey, 1).catch(() => {});
       await closeSession(this.app, ctx);
       await this.conn.close();
     }
@@ -484,11 +524,12 @@ export class ImapSession {
     const ephemeral = this.app.storage.ephemeral;
     // a reservation, not incr/decr: atomic, and given back by the primary when a worker process dies
     if ((await ephemeral.reserve([{ key, limit: this.app.config.imap.maxConnectionsPerUser }], 24 * 3600 * 1000)) >= 0) return false;
-    this.#release = () => ephemeral.release(key, 1).then(() => {});
+    this.#connectionKey = key;
     return true;
   }
 
-  #release: (() => Promise<void>) | null = null;
+  /** The per-user connection counter this session holds a place in (released when it ends). */
+  #connectionKey: string | null = null;
 
   async startTls(): Promise<void> {
     await this.conn.upgradeToTls();
@@ -508,7 +549,7 @@ export class ImapSession {
 
   async open(mailbox: Parameters<typeof SelectedMailbox.open>[2], readOnly: boolean): Promise<SelectedMailbox> {
     this.deselect();
-    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, () => this.#changed?.());
+    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this);
     this.selected = view;
     this.state = 'selected';
     return view;
@@ -522,9 +563,14 @@ export class ImapSession {
     for (const line of await view.flush({ expunge, condstore: this.condstore })) this.send(line);
   }
 
-  /** Calls `fn` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
-  watchChanges(fn: (() => void) | null): void {
-    this.#changed = fn;
+  /** Tells `watcher` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
+  watchChanges(watcher: ChangeWatcher | null): void {
+    this.#watcher = watcher;
+  }
+
+  /** The selected mailbox's index applied changes (ChangeWatcher). */
+  indexChanged(): void {
+    this.#watcher?.indexChanged();
   }
 }
 

@@ -121,6 +121,11 @@ export class MailboxIndex {
     return { uidValidity: this.uidValidity, cursor: this.#cursor, bytes };
   }
 
+  /** Read in full and not saved as a snapshot since (its next load would read every message again). */
+  get unsaved(): boolean {
+    return this.#savedCursor === 0;
+  }
+
   /** A snapshot taken at this cursor was saved. */
   saved(cursor: number): void {
     if (cursor > this.#savedCursor) this.#savedCursor = cursor;

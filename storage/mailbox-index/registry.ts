@@ -60,6 +60,7 @@ export class MailboxIndexes {
     if (this.#closed) throw new Error('mailbox indexes are closed');
     const key = `${mailbox.id}:${mailbox.uidValidity}`;
     let slot = this.#slots.get(key);
+    const first = !slot;
     if (!slot) {
       slot = { loading: MailboxIndex.load(this.#storage, mailbox), index: null, holders: 0, unsubscribe: null, timer: null };
       this.#slots.set(key, slot);
@@ -79,21 +80,19 @@ export class MailboxIndexes {
       // whatever committed before the subscription (while loading, or while it lingered) is read now
       await index.refresh();
       index.noteModseq(mailbox.highestModseq);
+      // an index read in full (no snapshot yet, or one too old) is saved at once, after this command's reply, not
+      // only when it leaves memory: a server that stops without that (a crash) then still finds a snapshot
+      if (first) this.#saveSoon(index);
     } catch (err) {
       this.#letGo(key, slot);
       throw err;
     }
-    let held = true;
-    const indexes = this;
-    return {
-      index,
-      // a method, not an arrow: no property table of its own under tsx (esbuild keepNames), one per session
-      release() {
-        if (!held) return;
-        held = false;
-        indexes.#letGo(key, slot);
-      },
-    };
+    return new Lease(index, this, key, slot);
+  }
+
+  /** A lease ends (Lease.release, once). */
+  letGo(key: string, slot: Slot): void {
+    this.#letGo(key, slot);
   }
 
   #hold(slot: Slot): void {
@@ -134,6 +133,14 @@ export class MailboxIndexes {
     if (slot.index && !this.#closed) void this.#save(slot.index);
   }
 
+  #saveSoon(index: MailboxIndex): void {
+    if (!index.unsaved) return; // #save itself skips small indexes
+    const timer = setTimeout(() => {
+      if (!this.#closed) void this.#save(index);
+    }, 0);
+    (timer as { unref?: () => void }).unref?.();
+  }
+
   /** Saves a large index as a snapshot (storage/mailbox-index/snapshot.ts), so its next load reads it, not every row. */
   async #save(index: MailboxIndex): Promise<void> {
     const min = this.#options.snapshotMinMessages ?? 0;
@@ -155,5 +162,26 @@ export class MailboxIndexes {
     const indexes = [...this.#slots.values()].flatMap((slot) => (slot.index ? [slot.index] : []));
     for (const [key, slot] of [...this.#slots]) this.#drop(key, slot);
     for (const index of indexes) await this.#save(index);
+  }
+}
+
+/** One holder's lease: a class, not an object with a closure, so a session holding an index costs one small object. */
+class Lease implements IndexLease {
+  readonly index: MailboxIndex;
+  #indexes: MailboxIndexes | null;
+  readonly #key: string;
+  readonly #slot: Slot;
+
+  constructor(index: MailboxIndex, indexes: MailboxIndexes, key: string, slot: Slot) {
+    this.index = index;
+    this.#indexes = indexes;
+    this.#key = key;
+    this.#slot = slot;
+  }
+
+  release(): void {
+    const indexes = this.#indexes;
+    this.#indexes = null;
+    indexes?.letGo(this.#key, this.#slot);
   }
 }
