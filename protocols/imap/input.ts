@@ -7,6 +7,8 @@
 export interface FlowControl {
   pause(): void;
   resume(): void;
+  /** The reader is about to wait for the client (replies held for pipelined commands must go out now). */
+  waiting?(): void;
 }
 
 export type LineResult = { type: 'line'; bytes: Uint8Array } | { type: 'toolong' } | { type: 'end' };
@@ -133,6 +135,7 @@ export class InputBuffer {
       this.#paused = false;
       this.#flow?.resume();
     }
+    this.#flow?.waiting?.();
     await new Promise<void>((resolve) => (this.#wake = resolve));
   }
 

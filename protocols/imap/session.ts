@@ -289,12 +289,16 @@ export class ImapSession {
 
   #attach(): void {
     const socket = this.conn.socket;
+    const session = this;
     this.#input.setFlow({
       pause() {
         socket.pause();
       },
       resume() {
         socket.resume();
+      },
+      waiting() {
+        session.flush().catch(() => {});
       },
     });
     socket.on('data', (chunk: Uint8Array | string) => {
@@ -411,7 +415,8 @@ export class ImapSession {
     if (outcome.close) await this.disconnect('Closing connection');
     else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands');
     else if (this.selected?.deleted) await this.disconnect('Selected mailbox was deleted');
-    await this.flush();
+    // while pipelined input waits, replies are held: they go out together once the reader waits (FlowControl.waiting)
+    if (outcome.after || this.closing || this.#input.buffered === 0) await this.flush();
     if (outcome.after && !this.closing) {
       try {
         await outcome.after();
