@@ -12,19 +12,26 @@ import { StorageError } from '../storage/ports.ts';
 
 const later = (fn: () => void) => setTimeout(fn, 0);
 
-function worker(hub: EphemeralHub) {
+function worker(hub: EphemeralHub, options: { lingerMs?: number } = {}) {
   let toWorker: ((message: unknown) => void) | null = null;
   let open = true;
+  /** The kinds of message this worker sent to the hub, in order. */
+  const sent: string[] = [];
   const peer = hub.attach({ send: (m) => later(() => open && toWorker?.(JSON.parse(JSON.stringify(m)))) });
-  const remote = new RemoteEphemeral({
-    send: (m) => {
-      if (!open) throw new Error('channel closed');
-      later(() => peer.receive(JSON.parse(JSON.stringify(m))));
+  const remote = new RemoteEphemeral(
+    {
+      send: (m) => {
+        if (!open) throw new Error('channel closed');
+        sent.push(m.t);
+        later(() => peer.receive(JSON.parse(JSON.stringify(m))));
+      },
+      onMessage: (handler) => (toWorker = handler),
     },
-    onMessage: (handler) => (toWorker = handler),
-  });
+    options,
+  );
   return {
     remote,
+    sent,
     /** The worker process dies: the hub detaches it, the channel closes. */
     async die() {
       open = false;
@@ -106,6 +113,26 @@ describe('EphemeralHub + RemoteEphemeral', () => {
     await a.publish('changes:7', '43');
     await tick();
     assert.equal(seen.filter((s) => s.endsWith(':43')).length, 0, 'nobody listens any more');
+  });
+
+  it('a channel left by its last listener stays subscribed at the hub until the sweep: re-subscribing sends nothing', async () => {
+    const hub = new EphemeralHub(new MemoryEphemeral());
+    const w = worker(hub, { lingerMs: 30 });
+    const seen: string[] = [];
+    w.remote.subscribe('changes:9', (m) => seen.push(`first:${m}`))();
+    const off = w.remote.subscribe('changes:9', (m) => seen.push(`second:${m}`));
+    await tick();
+    assert.deepEqual(w.sent, ['wd:eph:sub']);
+    await worker(hub).remote.publish('changes:9', '1');
+    await tick();
+    assert.deepEqual(seen, ['second:1'], 'only the listener still there hears it');
+    off();
+    await new Promise((r) => setTimeout(r, 60));
+    assert.deepEqual(w.sent, ['wd:eph:sub', 'wd:eph:unsub'], 'unused through a whole sweep: unsubscribed');
+    const again = w.remote.subscribe('changes:9', () => {});
+    assert.deepEqual(w.sent, ['wd:eph:sub', 'wd:eph:unsub', 'wd:eph:sub']);
+    again();
+    await w.die();
   });
 
   it('a worker that dies gives back its locks and reservations; plain counters stay', async () => {

@@ -1,6 +1,6 @@
 /**
  * \Recent claims (protocols/imap/recent.ts): each UID is claimed by one session, in one atomic step of the
- * ephemeral store (`raise`): no lock, one round trip per claim.
+ * ephemeral store (`raise`): no lock, one round trip per claim (none under a mark the process has seen).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,7 +26,10 @@ describe('claimRecent', () => {
     assert.equal(await claimRecent(store, 'm1', 1, 5), 0, 'first claim: UIDs 1-5 are recent');
     assert.equal(await claimRecent(store, 'm1', 1, 5), 5, 'nothing above the mark');
     assert.equal(await claimRecent(store, 'm1', 1, 3), 5);
-    assert.equal(store.raises, 3, 'one call to the store per claim');
+    assert.equal(store.raises, 1, 'one call to the store per claim; none for a claim under a mark already seen');
+    const otherProcess = { raise: (k: string, to: number, ttl: number) => store.raise(k, to, ttl) } as unknown as MemoryEphemeral;
+    assert.equal(await claimRecent(otherProcess, 'm1', 1, 5), 5, 'another process asks the store');
+    assert.equal(store.raises, 2);
     assert.equal(store.locks, 0, 'no lock taken');
     const [a, b] = await Promise.all([claimRecent(store, 'm1', 1, 9), claimRecent(store, 'm1', 1, 9)]);
     assert.deepEqual([a, b].sort(), [5, 9], 'two sessions claiming 6-9 at once: one gets them, the other nothing');

@@ -12,6 +12,8 @@ export interface InputWatcher {
 export interface FlowControl {
   pause(): void;
   resume(): void;
+  /** The reader is about to wait for the client (replies held for pipelined commands must go out now). */
+  waiting?(): void;
 }
 
 export type LineResult = { type: 'line'; bytes: Uint8Array } | { type: 'toolong' } | { type: 'end' };
@@ -139,6 +141,7 @@ export class InputBuffer {
       this.#paused = false;
       this.#flow?.resume();
     }
+    this.#flow?.waiting?.();
     await new Promise<void>((resolve) => (this.#wake = resolve));
   }
 

@@ -4,7 +4,8 @@
  * Kept as one number per mailbox in the ephemeral store: the highest UID already given out as recent
  * (`imap:recent:<mailboxId>:<uidValidity>`). A read-write SELECT, and every later EXISTS in that session, claims
  * the UIDs above it: in one atomic step of the ephemeral store (`raise`), the mark goes up to the highest UID the
- * session now knows and the session keeps the UIDs in between as its recent messages. Because UIDs only grow, the
+ * session now knows and the session keeps the UIDs in between as its recent messages (a claim below a mark this
+ * process has already seen is answered without the store). Because UIDs only grow, the
  * claimed ranges of two sessions never overlap, so each message is recent to at most one session, across server instances too
  * when the ephemeral store is Redis. EXAMINE and STATUS only read the mark (EXAMINE must not clear \Recent).
  *
@@ -26,11 +27,27 @@ export function recentMark(ephemeral: EphemeralPort, mailboxId: Id, uidValidity:
 }
 
 /**
+ * What this process knows of each mark, per store: marks only go up, so a claim at or below a mark seen here
+ * claims nothing and needs no round trip (a SELECT of a mailbox whose new messages were already claimed). Bounded:
+ * forgotten wholesale past KNOWN_MAX mailboxes, which only costs round trips.
+ */
+const knownMarks = new WeakMap<EphemeralPort, Map<string, number>>();
+const KNOWN_MAX = 10_000;
+
+/**
  * Claims UIDs up to `upTo` for the calling session: raises the mark to `upTo` in one atomic step and returns the
  * previous mark, so the caller's recent messages are those with `mark < uid <= upTo`.
  */
-export function claimRecent(ephemeral: EphemeralPort, mailboxId: Id, uidValidity: number, upTo: number): Promise<number> {
-  return ephemeral.raise(key(mailboxId, uidValidity), upTo, TTL_MS);
+export async function claimRecent(ephemeral: EphemeralPort, mailboxId: Id, uidValidity: number, upTo: number): Promise<number> {
+  const k = key(mailboxId, uidValidity);
+  let known = knownMarks.get(ephemeral);
+  const seen = known?.get(k) ?? 0;
+  if (seen >= upTo) return seen;
+  const mark = await ephemeral.raise(k, upTo, TTL_MS);
+  if (!known) knownMarks.set(ephemeral, (known = new Map()));
+  else if (known.size >= KNOWN_MAX) known.clear();
+  known.set(k, Math.max(mark, upTo, known.get(k) ?? 0));
+  return mark;
 }
 
 /**

@@ -25,7 +25,7 @@ import { plaintextAuthAllowed } from '../auth-policy.ts';
 import { Args } from './args.ts';
 import type { ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
-import { InputBuffer, InputEndedError } from './input.ts';
+import { InputBuffer, InputEndedError, type FlowControl } from './input.ts';
 import { CommandReader } from './reader.ts';
 import type { LiteralPolicy, ReaderOptions } from './reader.ts';
 import { CommandBudget } from '../command-budget.ts';
@@ -313,9 +313,10 @@ export class ImapSession {
 
   #attach(): void {
     const socket = this.conn.socket;
-    // the socket pauses and resumes itself; its listeners are shared functions finding the session by socket, so
-    // an idle session holds no listener closures (each would cost a context and, under tsx, a property table)
-    this.#input.setFlow(socket);
+    // the socket pauses and resumes itself (SessionFlow, one small object, also flushes held replies when the
+    // reader waits for the client); its listeners are shared functions finding the session by socket, so an idle
+    // session holds no listener closures (each would cost a context and, under tsx, a property table)
+    this.#input.setFlow(new SessionFlow(socket, this));
     SESSIONS.set(socket, this);
     socket.on('data', ImapSession.#onData);
     socket.on('end', ImapSession.#onEnd);
@@ -451,7 +452,8 @@ export class ImapSession {
     if (outcome.close) await this.disconnect('Closing connection');
     else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands');
     else if (this.selected?.deleted) await this.disconnect('Selected mailbox was deleted');
-    await this.flush();
+    // while pipelined input waits, replies are held: they go out together once the reader waits (FlowControl.waiting)
+    if (outcome.after || this.closing || this.#input.buffered === 0) await this.flush();
     if (outcome.after && !this.closing) {
       try {
         await outcome.after();
@@ -579,4 +581,27 @@ function wrongState(state: ImapState, allowed: readonly ImapState[]): string {
   if (state === 'not-authenticated') return 'Log in first';
   if (allowed.includes('not-authenticated')) return 'Already authenticated';
   return 'No mailbox selected';
+}
+
+/**
+ * The input buffer's flow control for one session: pause and resume the socket, and when the reader waits for
+ * the client, write the replies held for pipelined commands. A class, not an object of closures: idle sessions
+ * are many.
+ */
+class SessionFlow implements FlowControl {
+  readonly socket: Duplex;
+  readonly session: ImapSession;
+  constructor(socket: Duplex, session: ImapSession) {
+    this.socket = socket;
+    this.session = session;
+  }
+  pause(): void {
+    this.socket.pause();
+  }
+  resume(): void {
+    this.socket.resume();
+  }
+  waiting(): void {
+    this.session.flush().catch(() => {});
+  }
 }

@@ -3,7 +3,9 @@
  * (storage/ephemeral/hub.ts) over a message channel (the cluster IPC channel), answered by the one
  * MemoryEphemeral all workers share. Pub/sub: the first local listener of a channel subscribes this worker at the
  * hub, the last one to leave unsubscribes it; the hub forwards every message published on the channel (by any
- * worker, this one included) and it is delivered here on a microtask, like MemoryEphemeral does.
+ * worker, this one included) and it is delivered here on a microtask, like MemoryEphemeral does. A channel whose
+ * last listener left stays subscribed at the hub until the next sweep (`lingerMs`): a session that re-selects a
+ * mailbox, or the next one of the same user, listens again without two messages to the primary.
  *
  * Costs one IPC round trip per operation (tens of microseconds on loopback): cheap next to the storage work each
  * operation guards. When the channel is gone (the primary died), operations fail with StorageError UNAVAILABLE:
@@ -31,9 +33,14 @@ export class RemoteEphemeral implements EphemeralPort {
   readonly #listeners = new Map<string, Set<(message: string) => void>>();
   #next = 1;
   #closed = false;
+  /** Channels subscribed at the hub with no listener left here, unsubscribed by the next sweep if still unused. */
+  readonly #unused = new Set<string>();
+  readonly #lingerMs: number;
+  #sweep: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(channel: EphemeralChannel) {
+  constructor(channel: EphemeralChannel, options: { lingerMs?: number } = {}) {
     this.#channel = channel;
+    this.#lingerMs = options.lingerMs ?? 5000;
     channel.onMessage((message) => {
       if (isEphemeralWire(message)) this.#receive(message);
     });
@@ -124,16 +131,29 @@ export class RemoteEphemeral implements EphemeralPort {
       this.#listeners.set(channel, set);
       this.#signal({ t: 'wd:eph:sub', channel });
     }
+    this.#unused.delete(channel);
     const wrapped = (m: string): void => listener(m);
     set.add(wrapped);
     return () => {
       const s = this.#listeners.get(channel);
-      if (!s || !s.delete(wrapped)) return;
-      if (s.size === 0) {
-        this.#listeners.delete(channel);
-        this.#signal({ t: 'wd:eph:unsub', channel });
-      }
+      if (!s || !s.delete(wrapped) || s.size > 0) return;
+      if (this.#lingerMs <= 0) return this.#unsubscribe(channel);
+      this.#unused.add(channel);
+      if (this.#sweep) return;
+      this.#sweep = setTimeout(() => this.#sweepUnused(), this.#lingerMs);
+      (this.#sweep as { unref?: () => void }).unref?.();
     };
+  }
+
+  #sweepUnused(): void {
+    this.#sweep = null;
+    for (const channel of this.#unused) if (this.#listeners.get(channel)?.size === 0) this.#unsubscribe(channel);
+    this.#unused.clear();
+  }
+
+  #unsubscribe(channel: string): void {
+    this.#listeners.delete(channel);
+    this.#signal({ t: 'wd:eph:unsub', channel });
   }
 
   #signal(message: EphemeralWire): void {
@@ -149,6 +169,9 @@ export class RemoteEphemeral implements EphemeralPort {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#sweep) clearTimeout(this.#sweep);
+    this.#sweep = null;
+    this.#unused.clear();
     for (const pending of this.#pending.values()) pending.reject(new StorageError('UNAVAILABLE', 'ephemeral store: the channel to the primary process closed'));
     this.#pending.clear();
     this.#listeners.clear();

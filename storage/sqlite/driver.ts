@@ -143,6 +143,7 @@ class SqliteDb implements Db {
 
   readonly path: string;
   #savepoints = 0;
+  #busyTimeout: number | null = null;
 
   constructor(raw: RawDatabase, driver: 'node:sqlite' | 'better-sqlite3', path: string) {
     this.#raw = raw;
@@ -166,6 +167,7 @@ class SqliteDb implements Db {
 
   exec(sql: string): void {
     this.#raw.exec(sql);
+    if (sql.includes('busy_timeout')) this.#busyTimeout = null;
   }
 
   run(sql: string, ...params: SqlParam[]): RunResult {
@@ -200,7 +202,8 @@ class SqliteDb implements Db {
 
   tryTransactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void } | null {
     if (this.#depth > 0) throw new Error('tryTransactionDeferred inside a transaction');
-    const timeout = Number(Object.values(this.get('PRAGMA busy_timeout') ?? {})[0] ?? 0);
+    // the connection's own timeout, read once (exec of a busy_timeout pragma forgets it)
+    const timeout = (this.#busyTimeout ??= Number(Object.values(this.get('PRAGMA busy_timeout') ?? {})[0] ?? 0));
     this.#raw.exec('PRAGMA busy_timeout = 0');
     try {
       this.#raw.exec('BEGIN IMMEDIATE');
