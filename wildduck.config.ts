@@ -24,6 +24,10 @@ export default defineConfig({
       busyTimeoutMs: 10_000,
       // Write-ahead-log pages (4 KiB) before a commit copies them into the database file (0 = never).
       walAutocheckpointPages: 10_000,
+      // Search text enters the full-text indexes after the acknowledgement, this many messages per transaction,
+      // this long after the first (ms); until then a search reads those messages' stored text.
+      searchIndexBatch: 64,
+      searchIndexDelayMs: 25,
     },
     mongodb: {
       // Connection string of a replica set or mongos.

@@ -82,6 +82,18 @@ export const configSchema = z
               .nonnegative()
               .default(10_000)
               .describe('Pages (4 KiB) the write-ahead log grows to before a commit copies it into the database file (SQLite wal_autocheckpoint; 0 = never). Larger: fewer, longer checkpoints; a page changed again and again is copied once per checkpoint.'),
+            searchIndexBatch: z
+              .number()
+              .int()
+              .positive()
+              .default(64)
+              .describe('Messages whose search text is written into the full-text indexes per transaction, after their acknowledgement (about 0.25 ms of CPU each, holding the event loop for the batch). Until then a search tests them by their stored text.'),
+            searchIndexDelayMs: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(25)
+              .describe('How long after a message is stored its search text is indexed, so the messages arriving meanwhile are indexed together (cheaper per message).'),
           })
           .strict()
           .prefault({}),

@@ -337,7 +337,11 @@ export interface IngestedMessage {
   searchHeaders: SearchHeaders;
   /** Blobs this message references, staged by BlobsPort.stage(); the commit takes references on them. */
   blobs: StagedBlob[];
-  /** sha256 (hex) of the whole original message. */
+  /**
+   * Identity hash of the message (hex): SHA-256 of its inline bytes followed by its segment layout (lengths and blob
+   * hashes, which are SHA-256 of the blob bytes), storage/mime/ingest.ts contentHash. Equal for equal messages
+   * stored the same way; every byte is hashed once.
+   */
   sha256: string;
 }
 

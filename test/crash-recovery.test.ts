@@ -69,7 +69,16 @@ describe('crash recovery (embedded storage)', () => {
         allAcks.push(...acks);
         next = acks[acks.length - 1]!.index + 1000; // indexes of unacknowledged in-flight writes are never reused
 
-        storage = await openSqliteStorage({ dataDir });
+        storage = await openSqliteStorage({ dataDir, searchIndexer: { delayMs: 3_600_000 } });
+        // every acknowledged message is found by search, before its search row is indexed and after
+        const terms = allAcks.map((a) => ({ field: 'subject' as const, value: `generated ${a.index}` }));
+        const found = async (when: string) => {
+          const answers = await storage.search.match(inbox.id, terms);
+          allAcks.forEach((a, i) => assert.ok(answers[i]!.includes(a.uid), `uid ${a.uid} not found by search ${when}`));
+        };
+        await found('before indexing');
+        storage.searchIndexer.flush();
+        await found('after indexing');
         const index = await storage.messages.index(inbox.id);
         const byUid = new Map(index.map((e) => [e.uid, e]));
         // every acknowledged message is there, intact

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MimeNode } from '../storage/ports.ts';
-import { contentSize, ingestMessage, readAll, readBody, readHeader, readMessage, readNode } from '../storage/mime/index.ts';
+import { contentHash, contentSize, ingestMessage, readAll, readBody, readHeader, readMessage, readNode } from '../storage/mime/index.ts';
 import { MemoryBlobs } from './helpers/memory-blobs.ts';
 import { chunked, fixture, fixtureNames, prng, sha256 } from './helpers/mime-fixtures.ts';
 
@@ -36,7 +36,7 @@ for (const name of fixtureNames()) {
         const blobs = new MemoryBlobs();
         const message = await ingestMessage(original, blobs, { blobThreshold });
         assert.equal(message.size, original.length);
-        assert.equal(message.sha256, sha256(original));
+        assert.equal(message.sha256, contentHash(message.content));
         assert.equal(contentSize(message.content), original.length);
         const back = await readAll(readMessage(message.content, blobs));
         assert.equal(sha256(back), sha256(original));

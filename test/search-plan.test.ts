@@ -2,6 +2,8 @@
  * The embedded backend's search planning (storage/sqlite/search.ts SearchPlanOptions): the search contract holds on
  * both plans (every term forced to the index, every term forced to a scan of the mailbox), and a needle common on
  * the rest of the server is answered in a small mailbox without reading more index hits than that mailbox's budget.
+ * The indexes are written after the acknowledgement (search-indexer.ts): the contract holds with no row indexed yet
+ * and with every row indexed, and a message is found right after its append.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,15 +12,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
 import type { SearchPlan, SearchPlanOptions } from '../storage/sqlite/search.ts';
+import { indexedThrough } from '../storage/sqlite/search-indexer.ts';
 import type { MailboxRecord } from '../storage/ports.ts';
 import { searchContract } from './helpers/search-contract.ts';
 import type { StorageFactory } from './helpers/storage-contract.ts';
 import { fakeMessage } from './helpers/fake-message.ts';
 
-function planned(search: SearchPlanOptions): StorageFactory {
+/** `indexing`: `later` leaves every row pending (the indexer never runs), `first` indexes every row before a search. */
+function planned(search: SearchPlanOptions, indexing: 'later' | 'first' | 'default' = 'default'): StorageFactory {
   return async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'wd-search-plan-'));
-    const storage = await openSqliteStorage({ dataDir, synchronous: 'normal', search });
+    const storage = await openSqliteStorage({ dataDir, synchronous: 'normal', search, searchIndexer: indexing === 'later' ? { delayMs: 3_600_000 } : {} });
+    if (indexing === 'first') {
+      const match = storage.search.match.bind(storage.search);
+      storage.search.match = (mailboxId, terms) => {
+        storage.searchIndexer.flush();
+        return match(mailboxId, terms);
+      };
+    }
     const handle = {
       storage,
       async cleanup() {
@@ -32,6 +43,45 @@ function planned(search: SearchPlanOptions): StorageFactory {
 
 describe('search plan: always the index', () => searchContract(planned({ minIndexHits: 1e9 })));
 describe('search plan: always a scan of the mailbox', () => searchContract(planned({ minIndexHits: 0, fieldHitsPerMessage: 0, textHitsPerMessage: 0 })));
+describe('search plan: the index, no row indexed yet', () => searchContract(planned({ minIndexHits: 1e9 }, 'later')));
+describe('search plan: the index, every row indexed', () => searchContract(planned({ minIndexHits: 1e9 }, 'first')));
+
+describe('search indexing after the acknowledgement', () => {
+  it('finds a message right after its append, before and after its search row is indexed', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'wd-search-plan-'));
+    const s = await openSqliteStorage({ dataDir, synchronous: 'normal', search: { minIndexHits: 1e9 } });
+    try {
+      const user = await s.users.create({ username: 'fresh', passwordHash: null });
+      const inbox = await s.mailboxes.create(user.id, { path: 'INBOX' });
+      const terms = [
+        { field: 'subject', value: 'zeppelin' },
+        { field: 'body', value: 'landed' },
+        { field: 'text', value: 'subject: zeppelin' },
+        { field: 'from', value: 'Ü@' },
+      ] as const;
+      for (let i = 1; i <= 3; i++) {
+        const message = await fakeMessage(s.blobs, `From: ü@example.org\r\nSubject: Zeppelin ${i}\r\n\r\nit has landed\r\n`);
+        const { id } = await s.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message });
+        assert.ok(indexedThrough(s.db) < Number(id), 'acknowledged before it is indexed');
+        const expected = Array.from({ length: i }, (_, k) => k + 1);
+        assert.deepEqual(await s.search.match(inbox.id, terms), terms.map(() => expected));
+        s.searchIndexer.flush();
+        assert.equal(indexedThrough(s.db), Number(id));
+        assert.deepEqual(await s.search.match(inbox.id, terms), terms.map(() => expected));
+      }
+      // a copy is pending too, and an expunged pending or indexed row leaves the index consistent
+      await s.messages.copy(inbox.id, [1, 2], inbox.id);
+      await s.messages.expunge(inbox.id, [1, 4]);
+      assert.deepEqual(await s.search.match(inbox.id, terms), terms.map(() => [2, 3, 5]));
+      s.searchIndexer.flush();
+      assert.deepEqual(await s.search.match(inbox.id, terms), terms.map(() => [2, 3, 5]));
+      for (const table of ['message_fts_fields', 'message_fts_text']) s.db.run(`INSERT INTO ${table} (${table}, rank) VALUES ('integrity-check', 1)`); // throws when corrupt
+    } finally {
+      await s.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('search plan', () => {
   it('answers a small mailbox by a scan when the needle is common elsewhere, reading at most its budget of index hits', async () => {
@@ -52,6 +102,7 @@ describe('search plan', () => {
       for (let i = 0; i < 30; i++) await add(crowd, `Quarterly report ${i}`, 'the zeppelin has landed');
       await add(small, 'Lunch', 'no needle here');
       await add(small, 'QUARTERLY numbers', 'a Zeppelin over the bay');
+      s.searchIndexer.flush(); // the budget counts index hits: every row indexed
 
       const [subject, text, rare] = await s.search.match(small.id, [
         { field: 'subject', value: 'quarterly' },

@@ -1,5 +1,5 @@
 /** MIME ingest shared by every storage backend: parse once while streaming, reassemble byte for byte. */
-export { ingestMessage, hasAttachments, MessageTooLargeError } from './ingest.ts';
+export { ingestMessage, hasAttachments, contentHash, MessageTooLargeError } from './ingest.ts';
 export type { IngestOptions } from './ingest.ts';
 export { readMessage, readAll, readHeader, readBody, readNode, findPart, messageRoot, contentSize } from './reassemble.ts';
 export { MimeSplitter, DEFAULT_MAX_DEPTH, DEFAULT_MAX_HEADER_SIZE, mimeNode } from './splitter.ts';

@@ -1,10 +1,10 @@
 /**
  * The one MIME ingest every backend uses: stream a message once, and get back everything a commit needs —
  * content segments (large bodies staged as blobs), MIME tree, envelope, threading ids, decoded subject and
- * searchable text, sha256. Memory stays bounded whatever the message size.
+ * searchable text, an identity hash. Memory stays bounded whatever the message size.
  */
 import { createHash } from 'node:crypto';
-import type { BlobsPort, IngestedMessage, MimeNode } from '../ports.ts';
+import type { BlobsPort, IngestedMessage, MessageContent, MimeNode } from '../ports.ts';
 import { buildEnvelope, messageIds } from './envelope.ts';
 import { decodeWords, fileName, getHeader } from './headers.ts';
 import { DEFAULT_SEARCH_TEXT_LIMIT, SearchTextCollector } from './search-text.ts';
@@ -68,6 +68,15 @@ export function hasAttachments(node: MimeNode, isRoot = true): boolean {
   return node.message ? hasAttachments(node.message.root, false) : false;
 }
 
+/**
+ * The message's identity hash (IngestedMessage.sha256): SHA-256 of its inline bytes and then its segment layout
+ * (each segment's length and blob hash). The blobs' bytes were hashed once already, as they were staged: hashing the
+ * whole message again would read every attachment byte twice.
+ */
+export function contentHash(content: MessageContent): string {
+  return createHash('sha256').update(content.inline).update(JSON.stringify(content.segments)).digest('hex');
+}
+
 function parseDate(value: string | null): number | null {
   if (!value) return null;
   const time = Date.parse(value.replace(/\s+/g, ' ').trim());
@@ -84,7 +93,6 @@ export async function ingestMessage(
   const search = new SearchTextCollector(options.searchTextLimit ?? DEFAULT_SEARCH_TEXT_LIMIT, options.maxHtmlDepth);
   const splitter = new MimeSplitter(tee(segments, search), options);
   search.leaveOutAlternatives(splitter.root);
-  const hash = createHash('sha256');
   const maxSize = options.maxSize;
   let size = 0;
   let content;
@@ -93,7 +101,6 @@ export async function ingestMessage(
     for await (const chunk of chunksOf(source)) {
       size += chunk.length;
       if (maxSize !== undefined && size > maxSize) throw new MessageTooLargeError(maxSize);
-      hash.update(chunk);
       splitter.write(chunk);
       await segments.flush();
     }
@@ -123,6 +130,6 @@ export async function ingestMessage(
     searchText: search.result(root),
     searchHeaders: searchHeaders(fields),
     blobs: segments.staged,
-    sha256: hash.digest('hex'),
+    sha256: contentHash(content),
   };
 }

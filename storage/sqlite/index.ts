@@ -15,6 +15,8 @@ import type { Db } from './driver.ts';
 import { SqliteMailboxes } from './mailboxes.ts';
 import { SqliteMessages } from './messages.ts';
 import { SqliteSearch } from './search.ts';
+import { SearchIndexer } from './search-indexer.ts';
+import type { SearchIndexerOptions } from './search-indexer.ts';
 import type { SearchPlanOptions } from './search.ts';
 import { GroupCommit } from './group-commit.ts';
 import { SqliteDocuments } from './documents.ts';
@@ -47,6 +49,8 @@ export interface SqliteStorageOptions {
   now?: () => number;
   /** How the search port picks the index or a scan of the mailbox per term (defaults suit most servers). */
   search?: SearchPlanOptions;
+  /** How the search indexes are written after the acknowledgement (search-indexer.ts). */
+  searchIndexer?: Omit<SearchIndexerOptions, 'durable'>;
   /** Told what a schema migration reports (login names that already collide); default stderr. */
   warn?: (message: string) => void;
 }
@@ -58,6 +62,8 @@ export interface SqliteStorage extends StoragePorts {
   readonly dataDir: string;
   /** The blob store, with `settle()` to wait for after-commit unlinks (tests, shutdown). */
   readonly blobs: SqliteBlobs;
+  /** Writes the search indexes after the acknowledgement; `flush()` indexes every pending row (tests, benchmarks). */
+  readonly searchIndexer: SearchIndexer;
 }
 
 export async function openSqliteStorage(options: SqliteStorageOptions): Promise<SqliteStorage> {
@@ -92,6 +98,8 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const ephemeral = options.ephemeral ?? ownEphemeral!;
   const log = new ChangeLog(db, ephemeral);
   const group = new GroupCommit(db, { durable: synchronous === 'full', lockWaitMs: busyTimeoutMs });
+  const indexer = new SearchIndexer(db, { ...options.searchIndexer, durable: synchronous === 'full' });
+  indexer.schedule(); // rows a crash (or another process) left pending
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;
 
@@ -102,9 +110,10 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     users: new SqliteUsers(db, blobs, now),
     documents: new SqliteDocuments(db, now),
     mailboxes: new SqliteMailboxes(db, blobs, log, now),
-    messages: new SqliteMessages(db, blobs, log, now, group),
-    search: new SqliteSearch(db, options.search),
+    messages: new SqliteMessages(db, blobs, log, now, group, indexer),
+    search: new SqliteSearch(db, options.search, indexer),
     blobs,
+    searchIndexer: indexer,
     changes,
     ephemeral,
     async ping() {
@@ -115,6 +124,13 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
       if (closed) return;
       closed = true;
       await group.settle();
+      indexer.close();
+      try {
+        indexer.flush();
+      } catch (err) {
+        // left pending: searched by their text, indexed by the next process that opens the database
+        (options.warn ?? console.warn)(`wildduck storage: search rows left to index at the next start (${String(err)})`);
+      }
       changes.close();
       await blobs.close();
       ownEphemeral?.close();

@@ -40,6 +40,7 @@ import type { IndexRowReader, PackedIndexPage } from '../mailbox-index/columns.t
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
+import type { SearchIndexer } from './search-indexer.ts';
 import type { MailboxRow } from './mailboxes.ts';
 import { applyFlagAction, bool, hasFlag, jsonList, normalizeFlags, num, requireRowId, rowId, sameFlags, toId } from './common.ts';
 
@@ -142,9 +143,19 @@ export class SqliteMessages implements MessagesPort {
   #now: () => number;
 
   #group: GroupCommit;
+  /** Writes the new search rows into the FTS indexes after the commit (search-indexer.ts). */
+  #indexer: SearchIndexer | null;
 
-  constructor(db: Db, blobs: SqliteBlobs, log: ChangeLog, now: () => number, group: GroupCommit = new GroupCommit(db, { durable: false })) {
+  constructor(
+    db: Db,
+    blobs: SqliteBlobs,
+    log: ChangeLog,
+    now: () => number,
+    group: GroupCommit = new GroupCommit(db, { durable: false }),
+    indexer: SearchIndexer | null = null,
+  ) {
     this.#group = group;
+    this.#indexer = indexer;
     this.#db = db;
     this.#blobs = blobs;
     this.#log = log;
@@ -177,6 +188,11 @@ export class SqliteMessages implements MessagesPort {
   #usage(userId: number, size: number, messages: number): void {
     if (size === 0 && messages === 0) return;
     this.#db.run('UPDATE users SET storage_used = storage_used + ?, messages_used = messages_used + ? WHERE id = ?', size, messages, userId);
+  }
+
+  /** Inside a transaction: the FTS indexes follow in a batch after it commits (search-indexer.ts). */
+  #indexLater(): void {
+    this.#indexer?.schedule();
   }
 
   /** Inside a transaction: thread id from References/In-Reply-To/Message-ID of earlier messages, else a new one. */
@@ -240,6 +256,7 @@ export class SqliteMessages implements MessagesPort {
         inline.deflated ? 1 : 0,
       );
       db.run(INSERT_SEARCH_ROW, id, ...searchColumnValues(message.searchHeaders, message.searchText));
+      this.#indexLater();
       this.#blobs.commitRefs(id, message);
       this.#usage(userId, message.size, 1);
       this.#log.add({ userId, mailboxId: mbox.id, type: 'exists', modseq: alloc.modseq, uid, flags }, now);
@@ -439,6 +456,7 @@ export class SqliteMessages implements MessagesPort {
           row.id,
         );
         db.run(`INSERT INTO message_search (message_id, ${SEARCH_COLUMNS.join(', ')}) SELECT ?, ${SEARCH_COLUMNS.join(', ')} FROM message_search WHERE message_id = ?`, id, row.id);
+        this.#indexLater();
         this.#blobs.copyRefs(row.id, id);
         this.#log.add({ userId: dst.user_id, mailboxId: dst.id, type: 'exists', modseq: alloc.modseq, uid, flags: JSON.parse(row.flags) as Flag[] }, now);
         return { sourceUid: num(row.uid), destinationUid: uid };

@@ -5,7 +5,7 @@
  */
 import type { Db } from './driver.ts';
 import { loginKey, usernameSkeleton } from '../addresses.ts';
-import { searchIndexMigration, sentDayMigration } from './search-schema.ts';
+import { deferredIndexMigration, searchIndexMigration, sentDayMigration } from './search-schema.ts';
 
 /** A migration: SQL, or a function for what SQL cannot compute (Unicode folding); it may return notes to log. */
 export type Migration = string | ((db: Db) => string[] | void);
@@ -207,6 +207,10 @@ export const MIGRATIONS: readonly Migration[] = [
 
   // 8: the sent date of each message in its search row (search-schema.ts sentDayMigration)
   sentDayMigration,
+
+  // 9: the search indexes written after the acknowledgement, in batches, up to a watermark (search-schema.ts
+  // deferredIndexMigration, search-indexer.ts)
+  deferredIndexMigration,
 ];
 
 /**

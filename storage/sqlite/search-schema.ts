@@ -147,3 +147,35 @@ export function sentDayMigration(db: Db): void {
   }
   db.exec('CREATE INDEX message_search_sent_day ON message_search(message_id, sent_day)');
 }
+
+/** meta key: the message_search rows with message_id up to this value are in the FTS indexes; later rows are not yet. */
+export const INDEXED_THROUGH = 'search_indexed_through';
+
+/** The watermark, as a SQL expression. */
+export const INDEXED_THROUGH_SQL = `(SELECT value FROM meta WHERE key = '${INDEXED_THROUGH}')`;
+
+/**
+ * Migration 9: the FTS indexes are written after the acknowledgement, in batches (search-indexer.ts), not by an
+ * insert trigger inside each append's transaction. Message ids only grow (AUTOINCREMENT), so one watermark in `meta`
+ * tells indexed rows from pending ones; the delete and update triggers touch the indexes only for indexed rows (an
+ * FTS5 'delete' of a row it never held would corrupt it). Every row existing now is indexed.
+ */
+export function deferredIndexMigration(db: Db): void {
+  db.run(`INSERT INTO meta (key, value) VALUES (?, (SELECT coalesce(max(message_id), 0) FROM message_search))`, INDEXED_THROUGH);
+  for (const [table, { columns }] of Object.entries(SEARCH_INDEXES)) {
+    const list = (prefix: string): string => columns.map((c) => `${prefix}${c}`).join(', ');
+    const remove = `INSERT INTO ${table} (${table}, rowid, ${list('')}) VALUES ('delete', old.message_id, ${list('old.')});`;
+    db.exec(`
+      DROP TRIGGER ${table}_insert;
+      DROP TRIGGER ${table}_delete;
+      DROP TRIGGER ${table}_update;
+      CREATE TRIGGER ${table}_delete AFTER DELETE ON message_search WHEN old.message_id <= ${INDEXED_THROUGH_SQL} BEGIN
+        ${remove}
+      END;
+      CREATE TRIGGER ${table}_update AFTER UPDATE OF ${list('')} ON message_search WHEN old.message_id <= ${INDEXED_THROUGH_SQL} BEGIN
+        ${remove}
+        INSERT INTO ${table} (rowid, ${list('')}) VALUES (new.message_id, ${list('new.')});
+      END;
+    `);
+  }
+}

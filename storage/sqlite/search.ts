@@ -13,6 +13,8 @@
  * Every statement joins `messages` on the mailbox, so moved, copied and expunged messages are answered as they are
  * now, one chunk of message ids at a time (yielding between chunks, so a large mailbox never holds the event loop).
  * The message itself (blobs, inline bytes) is never read.
+ * - The indexes are written shortly after a message is acknowledged (search-indexer.ts): rows above the watermark are
+ *   not in them yet, so a term answered from the index also tests the mailbox's pending rows by their stored text.
  */
 import type { Id, SearchField, SearchPort, SearchTerm, SentDateTerm } from '../ports.ts';
 import { fold } from '../search/fold.ts';
@@ -20,6 +22,8 @@ import { compareDay } from '../search/sent-date.ts';
 import type { Db } from './driver.ts';
 import { num, rowId } from './common.ts';
 import { TimeSlice } from '../time-slice.ts';
+import { indexedThrough } from './search-indexer.ts';
+import type { SearchIndexer } from './search-indexer.ts';
 
 /** message_search columns each field searches, and whether the field index (with positions) answers it. */
 const FIELDS: Record<SearchField, { columns: readonly string[]; exact: boolean }> = {
@@ -114,7 +118,14 @@ interface Mailbox {
   /** Messages in it (the mailbox's counter). */
   count: number;
   ids(): readonly number[];
+  /** Rows up to this message id are in the indexes (read once per search, before any index query). */
+  indexedThrough: number;
+  /** The mailbox's message ids above `indexedThrough` (not yet indexed), ascending. */
+  pending(): readonly number[];
 }
+
+/** The mailbox's messages whose search rows are above the watermark. */
+const PENDING = 'SELECT s.message_id AS id FROM message_search s JOIN messages m ON m.id = s.message_id WHERE s.message_id > ? AND m.mailbox_id = ? ORDER BY s.message_id';
 
 /** Rows of the mailbox's messages among a chunk of message ids (a JSON array), with their search row. */
 const AMONG = `messages m JOIN message_search s ON s.message_id = m.id WHERE m.id IN (SELECT value FROM json_each(?)) AND m.mailbox_id = ?`;
@@ -126,9 +137,11 @@ export class SqliteSearch implements SearchPort {
   #minHits: number;
   #maxHits: number;
   #onPlan: SearchPlanOptions['onPlan'];
+  #indexer: SearchIndexer | null;
 
-  constructor(db: Db, options: SearchPlanOptions = {}) {
+  constructor(db: Db, options: SearchPlanOptions = {}, indexer: SearchIndexer | null = null) {
     this.#db = db;
+    this.#indexer = indexer;
     this.#fieldsPerMessage = options.fieldHitsPerMessage ?? 4;
     this.#textPerMessage = options.textHitsPerMessage ?? 12;
     this.#minHits = options.minIndexHits ?? 256;
@@ -142,10 +155,19 @@ export class SqliteSearch implements SearchPort {
     const count = num(this.#db.get<{ n: number }>('SELECT message_count AS n FROM mailboxes WHERE id = ?', mailbox)?.n ?? 0);
     // the mailbox's message ids, ascending: read only when a term scans the mailbox or has many index hits
     let ids: number[] | null = null;
+    let pending: number[] | null = null;
+    const through = indexedThrough(this.#db);
     const box: Mailbox = {
       id: mailbox,
       count,
       ids: () => (ids ??= Array.from(Float64Array.from(this.#db.all<{ id: number }>('SELECT id FROM messages WHERE mailbox_id = ?', mailbox), (r) => num(r.id)).sort())),
+      indexedThrough: through,
+      pending: () => {
+        if (pending) return pending;
+        pending = this.#db.all<{ id: number }>(PENDING, through, mailbox).map((r) => num(r.id));
+        if (pending.length > 0) this.#indexer?.schedule();
+        return pending;
+      },
     };
     // one statement per chunk of message ids, yielding between them: a large mailbox never holds the event loop
     const slice = new TimeSlice();
@@ -176,20 +198,29 @@ export class SqliteSearch implements SearchPort {
     if (needle === '') return this.#select(mailbox, box.ids(), field.exact ? `s.${columns[0]} IS NOT NULL` : '1', [], slice);
     const chars = [...needle];
     let candidates: readonly number[] | null = null;
+    let uids: number[] = []; // exact hits, when pending rows are tested too
     if (chars.length >= 3) {
-      const hits = await this.#indexHits(term.field, needle, chars, box.count, slice);
-      // few hits: the statements below keep those in the mailbox; many: narrowed here by the mailbox's ids first
-      if (hits) candidates = hits.length <= box.count ? hits : intersect(hits, box.ids());
-      if (hits && field.exact) return this.#select(mailbox, candidates!, '1', [], slice); // a phrase hit is a match
+      let hits = await this.#indexHits(term.field, needle, chars, box.count, slice);
+      if (hits) {
+        // rows indexed after the watermark was read are among the pending ones below: counted once
+        if (hits.length > 0 && hits[hits.length - 1]! > box.indexedThrough) hits = hits.filter((id) => id <= box.indexedThrough);
+        // few hits: the statements below keep those in the mailbox; many: narrowed here by the mailbox's ids first
+        candidates = hits.length <= box.count ? hits : intersect(hits, box.ids());
+        const pending = box.pending();
+        if (field.exact) {
+          uids = await this.#select(mailbox, candidates, '1', [], slice); // a phrase hit is a match
+          if (pending.length === 0) return uids;
+          candidates = pending; // not indexed yet: tested by their text below
+        } else if (pending.length > 0) candidates = [...candidates, ...pending]; // every pending id is above every hit
+      }
     }
     candidates ??= box.ids();
     // the substring test on the stored search text (never the message itself): inside SQLite for ASCII needles
     // (lower() folds ASCII), else by fold() on the text, read a few rows at a time
     const folded = fold(needle);
     if (/^[\x00-\x7f]*$/.test(folded)) {
-      return this.#select(mailbox, candidates, columns.map((c) => `instr(lower(s.${c}), ?) > 0`).join(' OR '), columns.map(() => folded), slice);
+      return uids.concat(await this.#select(mailbox, candidates, columns.map((c) => `instr(lower(s.${c}), ?) > 0`).join(' OR '), columns.map(() => folded), slice));
     }
-    const uids: number[] = [];
     const sql = `SELECT m.uid, ${columns.map((c) => `s.${c}`).join(', ')} FROM ${AMONG}`;
     for (let at = 0; at < candidates.length; at += TEXT_ROWS_PER_READ) {
       await slice.pause();

@@ -1,6 +1,7 @@
 /**
  * Child process for the crash-recovery test: appends generated messages as fast as it can and prints
- * `ACK <index> <uid>` after each append is acknowledged (durable). The parent kills it with SIGKILL.
+ * `ACK <index> <uid>` after each append is acknowledged (durable). The parent kills it with SIGKILL. Its search
+ * indexer never runs: every acknowledged message dies with its search row not yet indexed.
  * Usage: crash-writer.ts DATA_DIR USER_ID MAILBOX_ID FIRST_INDEX
  */
 import { openSqliteStorage } from '../../storage/sqlite/index.ts';
@@ -9,7 +10,7 @@ import { argv, writeOut } from '../../protocols/runtime.ts';
 import { generatedMessage } from './generated-mail.ts';
 
 const [dataDir, userId, mailboxId, first] = argv();
-const storage = await openSqliteStorage({ dataDir: dataDir! });
+const storage = await openSqliteStorage({ dataDir: dataDir!, searchIndexer: { delayMs: 3_600_000 } });
 writeOut('READY\n');
 for (let i = Number(first); ; i++) {
   const message = await ingestMessage(generatedMessage(i), storage.blobs, { blobThreshold: 1024 });
