@@ -80,8 +80,8 @@ export const configSchema = z
               .number()
               .int()
               .nonnegative()
-              .default(10_000)
-              .describe('Pages (4 KiB) the write-ahead log grows to before a commit copies it into the database file (SQLite wal_autocheckpoint; 0 = never). Larger: fewer, longer checkpoints; a page changed again and again is copied once per checkpoint.'),
+              .default(1_000)
+              .describe('Pages (4 KiB) the write-ahead log grows to before a commit copies it into the database file (SQLite wal_autocheckpoint; 0 = never). Larger: fewer, longer checkpoints and a page changed again and again copied once per checkpoint, but the WAL file stays on disk at up to this size (10,000 = 40 MB).'),
             searchIndexBatch: z
               .number()
               .int()

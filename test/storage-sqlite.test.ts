@@ -76,7 +76,7 @@ describe('sqlite backend specifics', () => {
       await s.close();
       const d = await openSqliteStorage({ dataDir: dir });
       assert.equal(Number(d.db.get<{ synchronous: number }>('PRAGMA synchronous')?.synchronous), 2, 'FULL by default');
-      assert.equal(Number(d.db.get<{ wal_autocheckpoint: number }>('PRAGMA wal_autocheckpoint')?.wal_autocheckpoint), 10_000);
+      assert.equal(Number(d.db.get<{ wal_autocheckpoint: number }>('PRAGMA wal_autocheckpoint')?.wal_autocheckpoint), 1_000);
       await d.close();
       const e = await openSqliteStorage({ dataDir: dir, walAutocheckpointPages: 500 });
       assert.equal(Number(e.db.get<{ wal_autocheckpoint: number }>('PRAGMA wal_autocheckpoint')?.wal_autocheckpoint), 500);

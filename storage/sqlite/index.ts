@@ -30,7 +30,7 @@ export interface SqliteStorageOptions {
   synchronous?: 'full' | 'normal';
   /** How long a write waits for another process holding the database lock (default 10 s). */
   busyTimeoutMs?: number;
-  /** SQLite wal_autocheckpoint: WAL pages before a commit checkpoints (default 10,000; SQLite's own is 1,000). */
+  /** SQLite wal_autocheckpoint: WAL pages before a commit checkpoints (default 1,000, SQLite's own). */
   walAutocheckpointPages?: number;
   /** Staging files older than this that this process does not know are removed at open and by collect() (default 1 h; 0 = all). */
   stagingMaxAgeMs?: number;
@@ -79,7 +79,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('PRAGMA foreign_keys = ON');
-    db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(0, Math.floor(options.walAutocheckpointPages ?? 10_000))}`);
+    db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(0, Math.floor(options.walAutocheckpointPages ?? 1_000))}`);
     migrate(db, options.warn ?? ((message) => console.warn(`wildduck storage: ${message}`)));
     blobs = new SqliteBlobs(db, {
       dataDir,
