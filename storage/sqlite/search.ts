@@ -124,8 +124,12 @@ interface Mailbox {
   pending(): readonly number[];
 }
 
-/** The mailbox's messages whose search rows are above the watermark. */
-const PENDING = 'SELECT s.message_id AS id FROM message_search s JOIN messages m ON m.id = s.message_id WHERE s.message_id > ? AND m.mailbox_id = ? ORDER BY s.message_id';
+/**
+ * The mailbox's messages whose search rows are above the watermark. CROSS JOIN keeps the search rows' id range as
+ * the outer loop: the rows above the watermark are few on the whole server (the indexer's lag), whereas starting
+ * from the mailbox's messages would visit every one of them (29 ms at 10,000 messages, on every search).
+ */
+const PENDING = 'SELECT s.message_id AS id FROM message_search s CROSS JOIN messages m ON m.id = s.message_id WHERE s.message_id > ? AND m.mailbox_id = ? ORDER BY s.message_id';
 
 /** Rows of the mailbox's messages among a chunk of message ids (a JSON array), with their search row. */
 const AMONG = `messages m JOIN message_search s ON s.message_id = m.id WHERE m.id IN (SELECT value FROM json_each(?)) AND m.mailbox_id = ?`;
