@@ -5,7 +5,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { bootImapTestApp, connect, createWithMessages, login, appendMessage, message } from './helpers/imap-harness.ts';
+import { bootImapTestApp, connect, createWithMessages, login, twoSessionsOn, appendMessage, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 
 describe('IMAP sessions sharing a mailbox', () => {
@@ -16,11 +16,7 @@ describe('IMAP sessions sharing a mailbox', () => {
   after(() => t.close());
 
   it('reports new mail, flag changes and expunges made elsewhere on NOOP, and its own changes once', async () => {
-    const a = await login(t.app);
-    const b = await login(t.app);
-    await createWithMessages(a, 'Shared1', 2);
-    await a.command('SELECT Shared1');
-    await b.command('SELECT Shared1');
+    const [a, b] = await twoSessionsOn(t.app, 'Shared1', 2);
     await appendMessage(b, 'Shared1', message('third'));
     await b.command('STORE 1 +FLAGS (\\Flagged)');
     // B's APPEND reported the new message to B first, so B holds its \Recent
@@ -34,11 +30,7 @@ describe('IMAP sessions sharing a mailbox', () => {
   });
 
   it('never sends EXPUNGE during FETCH, STORE or SEARCH, but does during UID FETCH', async () => {
-    const a = await login(t.app);
-    const b = await login(t.app);
-    await createWithMessages(a, 'Shared2', 3);
-    await a.command('SELECT Shared2');
-    await b.command('SELECT Shared2');
+    const [a, b] = await twoSessionsOn(t.app, 'Shared2', 3);
     await b.command('STORE 1 +FLAGS.SILENT (\\Deleted)');
     await b.command('EXPUNGE');
     await appendMessage(b, 'Shared2', message('fourth'));
@@ -73,11 +65,7 @@ describe('IMAP sessions sharing a mailbox', () => {
   });
 
   it('never loops on "* 0 EXISTS" after the last message is expunged', async () => {
-    const a = await login(t.app);
-    const b = await login(t.app);
-    await createWithMessages(a, 'Empty1', 1);
-    await a.command('SELECT Empty1');
-    await b.command('SELECT Empty1');
+    const [a, b] = await twoSessionsOn(t.app, 'Empty1', 1);
     await b.command('STORE 1 +FLAGS.SILENT (\\Deleted)');
     await b.command('EXPUNGE');
     assert.deepEqual(await a.command('NOOP'), ['* 1 EXPUNGE', 'TAG OK NOOP completed']);
@@ -86,11 +74,7 @@ describe('IMAP sessions sharing a mailbox', () => {
   });
 
   it('pushes changes to an IDLE session promptly and ends IDLE on DONE', async () => {
-    const a = await login(t.app);
-    const b = await login(t.app);
-    await createWithMessages(a, 'Idle1', 1);
-    await a.command('SELECT Idle1');
-    await b.command('SELECT Idle1');
+    const [a, b] = await twoSessionsOn(t.app, 'Idle1', 1);
     a.write('I1 IDLE\r\n');
     assert.equal(await a.line(), '+ idling');
     const started = Date.now();

@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { bootImapTestApp, createWithMessages, login, appendMessage, message } from './helpers/imap-harness.ts';
+import { bootImapTestApp, createWithMessages, login, twoSessionsOn, appendMessage, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { fakeMessage } from './helpers/fake-message.ts';
 import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
@@ -176,15 +176,19 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
   after(() => t.close());
 
   const entries = (index: MailboxIndex) => Array.from({ length: index.count }, (_, i) => index.entryAt(i));
+  /** A new mailbox with `count` messages whose index was loaded and dropped by a registry saving snapshots from `min` messages. */
+  const droppedWithSnapshot = async (name: string, count: number, min: number) => {
+    const a = await login(t.app);
+    await createWithMessages(a, name, count);
+    const box = (await t.app.storage.mailboxes.getByPath(t.userId, name))!;
+    const indexes = new MailboxIndexes(t.app.storage, { lingerMs: 0, maxLingering: 0, snapshotMinMessages: min });
+    (await indexes.acquire(box)).release();
+    await indexes.close();
+    return { a, box, saved: await t.app.storage.messages.indexSnapshot!(box.id) };
+  };
 
   it('saves an index when it leaves memory; the next load reads it and catches up with what changed since', async () => {
-    const a = await login(t.app);
-    await createWithMessages(a, 'Snap', 4);
-    const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Snap'))!;
-    const first = new MailboxIndexes(t.app.storage, { lingerMs: 0, maxLingering: 0, snapshotMinMessages: 2 });
-    (await first.acquire(box)).release();
-    await first.close();
-    const saved = await t.app.storage.messages.indexSnapshot!(box.id);
+    const { a, box, saved } = await droppedWithSnapshot('Snap', 4, 2);
     assert.ok(saved, 'saved when dropped');
 
     // changes after the snapshot: a new message, a flag change, an expunge
@@ -230,13 +234,7 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
   });
 
   it('ignores a snapshot the change log can no longer catch up (pruned past its cursor), or one of another UIDVALIDITY', async () => {
-    const a = await login(t.app);
-    await createWithMessages(a, 'Snap2', 3);
-    const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Snap2'))!;
-    const indexes = new MailboxIndexes(t.app.storage, { lingerMs: 0, maxLingering: 0, snapshotMinMessages: 1 });
-    (await indexes.acquire(box)).release();
-    await indexes.close();
-    const saved = (await t.app.storage.messages.indexSnapshot!(box.id))!;
+    const { a, box, saved } = await droppedWithSnapshot('Snap2', 3, 1);
     assert.ok(saved);
     assert.equal(decodeIndexSnapshot(saved.bytes)?.columns.count, 3);
     await t.app.storage.messages.saveIndexSnapshot!(box.id, { ...saved, uidValidity: saved.uidValidity + 1 });

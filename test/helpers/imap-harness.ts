@@ -217,3 +217,13 @@ export async function createWithMessages(client: TestClient, name: string, count
   await client.command(`CREATE ${name}`);
   for (let i = 1; i <= count; i++) await appendMessage(client, name, message(`${name}-${i}`));
 }
+
+/** Two sessions of the test user on a new mailbox `name` holding `count` messages, both with it selected. */
+export async function twoSessionsOn(app: App, name: string, count: number): Promise<[TestClient, TestClient]> {
+  const a = await login(app);
+  const b = await login(app);
+  await createWithMessages(a, name, count);
+  await a.command(`SELECT ${name}`);
+  await b.command(`SELECT ${name}`);
+  return [a, b];
+}
