@@ -18,7 +18,7 @@ import { dovecotVersion, ensureDovecot, startDovecot } from './dovecot-peer.ts';
 import { idleMemory } from './idle.ts';
 import { appendIngest, lmtpIngest, warmUp, type IngestResult } from './ingest.ts';
 import { LARGE_OPS, dovecotLargeHome, measureLarge, oursLargeDir, populateDovecot, populateOurs, type LargeOp } from './large-mailbox.ts';
-import { runImaptest } from './imaptest.ts';
+import { runImaptest, type ImaptestVariant } from './imaptest.ts';
 import { runMix, seedMix, type MixOptions } from './mix.ts';
 import { profileWindow, startOurs } from './ours-peer.ts';
 import { BENCH_USERS, BIG_USER, CACHE, INGEST_USER, MIX_CLIENTS as CLIENTS, type Peer } from './peer.ts';
@@ -168,9 +168,16 @@ try {
     }
     const imaptest = env().IMAPTEST;
     if (imaptest) {
-      const r = await both(peers, 'imaptest', (p) => runImaptest(imaptest, p, root, plan.mixSeconds));
-      row(`imaptest default mix, ${CLIENTS} clients`, 'cmds/s', 'higher', r.ours.commandsPerSecond, r.dovecot.commandsPerSecond);
-      row(`server CPU per command (imaptest default mix)`, 'ms', 'lower', r.ours.cpuMsPerCommand, r.dovecot.cpuMsPerCommand);
+      const imaptestVariants: Array<[string, ImaptestVariant]> = [
+        [`imaptest default mix, ${CLIENTS} clients`, { clients: CLIENTS, logouts: true, pipelining: true }],
+        [`imaptest, sessions kept (logout=0), ${CLIENTS} clients`, { clients: CLIENTS, logouts: false, pipelining: true }],
+        ['imaptest, 1 client, no pipelining', { clients: 1, logouts: true, pipelining: false }],
+      ];
+      for (const [name, variant] of imaptestVariants) {
+        const r = await both(peers, name, (p) => runImaptest(imaptest, p, root, plan.mixSeconds, variant));
+        row(name, 'cmds/s', 'higher', r.ours.commandsPerSecond, r.dovecot.commandsPerSecond, `errors: ours ${r.ours.errors}, Dovecot ${r.dovecot.errors}`);
+        row(`server CPU per command (${name})`, 'ms', 'lower', r.ours.cpuMsPerCommand, r.dovecot.cpuMsPerCommand);
+      }
     }
   }
   // a slot for the MongoDB + Redis backend's rows, once it exists
