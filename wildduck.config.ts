@@ -26,6 +26,9 @@ export default defineConfig({
       // file stays on disk at up to this size. 10,000 makes commits under a write-heavy IMAP load cheaper (fewer
       // checkpoints) at the price of a 40 MB WAL file.
       walAutocheckpointPages: 1_000,
+      // Bytes of the database file read through a memory map (0 = off): shared between worker processes, and
+      // a commit by one worker no longer costs the others a read() per page they look at again.
+      mmapBytes: 256 * 1024 * 1024,
       // Search text enters the full-text indexes after the acknowledgement, this many messages per transaction,
       // this long after the first (ms); until then a search reads those messages' stored text.
       searchIndexBatch: 64,

@@ -25,6 +25,7 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
         blobMemoryBytes: config.storage.sqlite.blobMemoryBytes,
         busyTimeoutMs: config.storage.sqlite.busyTimeoutMs,
         walAutocheckpointPages: config.storage.sqlite.walAutocheckpointPages,
+        mmapBytes: config.storage.sqlite.mmapBytes,
         searchIndexer: { batchRows: config.storage.sqlite.searchIndexBatch, delayMs: config.storage.sqlite.searchIndexDelayMs },
         warn,
         ...options,

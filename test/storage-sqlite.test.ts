@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSqliteStorage } from '../storage/sqlite/index.ts';
+import { DEFAULT_MMAP_BYTES, openSqliteStorage } from '../storage/sqlite/index.ts';
 import type { SqliteStorage, SqliteStorageOptions } from '../storage/sqlite/index.ts';
 import { SCHEMA_VERSION } from '../storage/sqlite/schema.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
@@ -77,9 +77,11 @@ describe('sqlite backend specifics', () => {
       const d = await openSqliteStorage({ dataDir: dir });
       assert.equal(Number(d.db.get<{ synchronous: number }>('PRAGMA synchronous')?.synchronous), 2, 'FULL by default');
       assert.equal(Number(d.db.get<{ wal_autocheckpoint: number }>('PRAGMA wal_autocheckpoint')?.wal_autocheckpoint), 1_000);
+      assert.equal(Number(d.db.get<{ mmap_size: number }>('PRAGMA mmap_size')?.mmap_size), DEFAULT_MMAP_BYTES, 'memory-mapped reads by default');
       await d.close();
-      const e = await openSqliteStorage({ dataDir: dir, walAutocheckpointPages: 500 });
+      const e = await openSqliteStorage({ dataDir: dir, walAutocheckpointPages: 500, mmapBytes: 0 });
       assert.equal(Number(e.db.get<{ wal_autocheckpoint: number }>('PRAGMA wal_autocheckpoint')?.wal_autocheckpoint), 500);
+      assert.equal(Number(e.db.get<{ mmap_size: number }>('PRAGMA mmap_size')?.mmap_size), 0);
       await e.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

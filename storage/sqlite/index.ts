@@ -23,6 +23,9 @@ import { SqliteDocuments } from './documents.ts';
 import { migrate } from './schema.ts';
 import { SqliteUsers } from './users.ts';
 
+/** Default SQLite mmap_size (SqliteStorageOptions.mmapBytes). */
+export const DEFAULT_MMAP_BYTES = 256 * 1024 * 1024;
+
 export interface SqliteStorageOptions {
   /** Directory holding wildduck.sqlite, blobs/, tmp/ and trash/. Created if missing. */
   dataDir: string;
@@ -32,6 +35,12 @@ export interface SqliteStorageOptions {
   busyTimeoutMs?: number;
   /** SQLite wal_autocheckpoint: WAL pages before a commit checkpoints (default 1,000, SQLite's own). */
   walAutocheckpointPages?: number;
+  /**
+   * SQLite mmap_size: bytes of the database file read through a memory map instead of read() into the page cache
+   * (default 256 MiB; 0 = off). With several worker processes each commit by one invalidates the others' page
+   * caches; through the map, re-reading those pages is a memory access, not a system call and a copy.
+   */
+  mmapBytes?: number;
   /** Staging files older than this that this process does not know are removed at open and by collect() (default 1 h; 0 = all). */
   stagingMaxAgeMs?: number;
   /** Bytes of blob data held in memory until the blob's hash is known (default 64 MiB; see SqliteBlobs). */
@@ -79,6 +88,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('PRAGMA foreign_keys = ON');
+    db.exec(`PRAGMA mmap_size = ${Math.max(0, Math.floor(options.mmapBytes ?? DEFAULT_MMAP_BYTES))}`);
     db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(0, Math.floor(options.walAutocheckpointPages ?? 1_000))}`);
     migrate(db, options.warn ?? ((message) => console.warn(`wildduck storage: ${message}`)));
     blobs = new SqliteBlobs(db, {
