@@ -93,7 +93,7 @@ export const configSchema = z
               .int()
               .positive()
               .default(64)
-              .describe('Messages whose search text is written into the full-text indexes per transaction, after their acknowledgement (about 0.25 ms of CPU each, holding the event loop for the batch). Until then a search tests them by their stored text.'),
+              .describe('Messages whose search text is written into the full-text indexes per transaction, after their acknowledgement (about 0.25 ms of CPU each, holding the event loop for the batch); as many expunged messages are removed from the indexes in the same transaction. Until then a search tests new messages by their stored text, and never answers an expunged one.'),
             searchIndexDelayMs: z
               .number()
               .int()
