@@ -98,8 +98,8 @@ export const configSchema = z
               .number()
               .int()
               .nonnegative()
-              .default(25)
-              .describe('How long after a message is stored its search text is indexed, so the messages arriving meanwhile are indexed together (cheaper per message).'),
+              .default(500)
+              .describe('How long after a message is stored (or expunged) its search text is indexed (or removed from the index), so the messages arriving meanwhile are indexed together: a batch of one message costs about 1.8 ms of CPU, of eight about 0.45 ms each. Until then a search tests the new messages by their stored text.'),
           })
           .strict()
           .prefault({}),

@@ -48,7 +48,7 @@ try {
     const r = await runImaptest(env.IMAPTEST, peer, dir, seconds, imaptest);
     console.log(`${name}: ${r.commandsPerSecond?.toFixed(0)} cmds/s, ${r.cpuMsPerCommand?.toFixed(3)} ms CPU/command, ${r.errors} errors`);
     console.log(`CPU per process: ${cpuPerProcess()}`);
-    if (r.errors) console.log(r.tail);
+    if (r.errors || env.WD_TAIL) console.log(r.tail);
   } else {
     const r = await runMix(peer, { ...variant, seconds });
     console.log(`${name}: ${r.commandsPerSecond.toFixed(0)} cmds/s, ${r.loginsPerSecond.toFixed(1)} logins/s, ${r.cpuMsPerCommand.toFixed(3)} ms CPU/command, ${r.errors} errors ${r.firstError}`);
