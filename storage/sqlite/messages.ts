@@ -190,7 +190,7 @@ export class SqliteMessages implements MessagesPort {
     this.#db.run('UPDATE users SET storage_used = storage_used + ?, messages_used = messages_used + ? WHERE id = ?', size, messages, userId);
   }
 
-  /** Inside a transaction: the FTS indexes follow in a batch after it commits (search-indexer.ts). */
+  /** Inside a transaction: the FTS indexes follow in a batch after it commits (search-indexer.ts), new rows and expunged ones. */
   #indexLater(): void {
     this.#indexer?.schedule();
   }
@@ -509,6 +509,7 @@ export class SqliteMessages implements MessagesPort {
       const ids = jsonList(rows.map((r) => num(r.id)));
       this.#blobs.releaseRefs(this.#blobs.refsOf('m.id IN (SELECT value FROM json_each(?))', ids));
       db.run('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))', ids);
+      this.#indexLater(); // the expunged rows leave the search indexes in a later batch
       const { modseq } = this.#bump(mbox.id, { messages: -rows.length, unseen: -unseen, size: -size });
       this.#usage(mbox.user_id, -size, -rows.length);
       const now = this.#now();

@@ -5,7 +5,7 @@
  */
 import type { Db } from './driver.ts';
 import { loginKey, usernameSkeleton } from '../addresses.ts';
-import { deferredIndexMigration, searchIndexMigration, sentDayMigration } from './search-schema.ts';
+import { contentlessIndexMigration, deferredIndexMigration, searchIndexMigration, sentDayMigration } from './search-schema.ts';
 
 /** A migration: SQL, or a function for what SQL cannot compute (Unicode folding); it may return notes to log. */
 export type Migration = string | ((db: Db) => string[] | void);
@@ -211,6 +211,10 @@ export const MIGRATIONS: readonly Migration[] = [
   // 9: the search indexes written after the acknowledgement, in batches, up to a watermark (search-schema.ts
   // deferredIndexMigration, search-indexer.ts)
   deferredIndexMigration,
+
+  // 10: the search indexes as contentless-delete FTS5 tables: an expunge forgets a row by its id instead of
+  // tokenizing its text again (search-schema.ts contentlessIndexMigration)
+  contentlessIndexMigration,
 ];
 
 /**

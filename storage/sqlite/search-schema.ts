@@ -179,3 +179,44 @@ export function deferredIndexMigration(db: Db): void {
     `);
   }
 }
+
+/** Message ids whose rows are in the FTS indexes but no longer in `message_search`: the indexer forgets them. */
+export const FORGET_TABLE = 'search_forget';
+
+/**
+ * Migration 10: the two indexes become contentless-delete FTS5 tables (`content=''`, `contentless_delete=1`, SQLite
+ * 3.43+; every runtime's SQLite is newer), and forgetting an expunged message leaves the expunge's transaction.
+ * - An external-content index can only forget a row by being handed its old text, which it tokenizes again: an
+ *   EXPUNGE spent ~1.2 ms of CPU per 2 KB message inside its transaction on that. A contentless-delete index forgets
+ *   a row by its rowid (a tombstone in the segment that holds it, cleared when segments merge).
+ * - Even so, each transaction that forgets rows writes new tombstone pages for both indexes. So a deleted search row
+ *   that is in the indexes (at or below the watermark) only queues its id in `search_forget`, and the indexer
+ *   (search-indexer.ts) forgets the queue in batches, like it indexes new rows. Until then the index may answer a
+ *   forgotten id: the search port joins every hit with `messages` on the mailbox, and message ids are never reused
+ *   (AUTOINCREMENT), so an expunged message never matches.
+ * - The search port only reads rowids from the indexes and confirms substrings on `message_search`, which still holds
+ *   the text. The indexes are rebuilt from `message_search` here, up to the watermark (about 0.25 ms per message,
+ *   once); rows above it stay pending for the indexer as before.
+ */
+export function contentlessIndexMigration(db: Db): void {
+  db.exec(`CREATE TABLE ${FORGET_TABLE} (message_id INTEGER PRIMARY KEY);`);
+  for (const [table, { columns, detail }] of Object.entries(SEARCH_INDEXES)) {
+    const list = (prefix: string): string => columns.map((c) => `${prefix}${c}`).join(', ');
+    db.exec(`
+      DROP TRIGGER ${table}_delete;
+      DROP TRIGGER ${table}_update;
+      DROP TABLE ${table};
+      CREATE VIRTUAL TABLE ${table} USING fts5(${list('')}, content='', contentless_delete=1, tokenize='trigram', detail=${detail});
+      CREATE TRIGGER ${table}_update AFTER UPDATE OF ${list('')} ON message_search WHEN old.message_id <= ${INDEXED_THROUGH_SQL} BEGIN
+        DELETE FROM ${table} WHERE rowid = old.message_id;
+        INSERT INTO ${table} (rowid, ${list('')}) VALUES (new.message_id, ${list('new.')});
+      END;
+      INSERT INTO ${table} (rowid, ${list('')}) SELECT message_id, ${list('')} FROM message_search WHERE message_id <= ${INDEXED_THROUGH_SQL};
+    `);
+  }
+  db.exec(`
+    CREATE TRIGGER message_search_forget AFTER DELETE ON message_search WHEN old.message_id <= ${INDEXED_THROUGH_SQL} BEGIN
+      INSERT OR IGNORE INTO ${FORGET_TABLE} (message_id) VALUES (old.message_id);
+    END;
+  `);
+}

@@ -31,7 +31,7 @@ const cpuMs = (from: NodeJS.CpuUsage) => {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const root = mkdtempSync(join(tmpdir(), 'wd-append-cpu-'));
-const s = await openSqliteStorage({ dataDir: join(root, 'data'), searchIndexer: { delayMs: Number(env.WD_INDEX_DELAY_MS ?? 25) } });
+const s = await openSqliteStorage({ dataDir: join(root, 'data'), searchIndexer: { delayMs: Number(env.WD_INDEX_DELAY_MS ?? 500) } });
 const ingestCpu: number[] = [];
 const appendCpu: number[] = [];
 try {

@@ -4,6 +4,7 @@
  * per server process (are both workers busy?) and the mean latency per command name.
  *
  *   node --import tsx test/bench/mix-profile.ts [kept|logins|single] [SECONDS]
+ *   IMAPTEST=/path/to/imaptest node --import tsx test/bench/mix-profile.ts imaptest-kept|imaptest|imaptest-single [SECONDS]
  *
  * WD_BENCH_PROF=DIR runs the server under `node --cpu-prof` (see ours-peer.ts); summarise the profiles with
  * `npx tsx test/bench/cpu-profile.ts DIR/*.cpuprofile`. WILDDUCK_SERVER_WORKERS picks the
@@ -12,7 +13,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { argv } from 'node:process';
+import { argv, env } from 'node:process';
+import { runImaptest, type ImaptestVariant } from './imaptest.ts';
 import { runMix, seedMix, type MixOptions } from './mix.ts';
 import { startOurs } from './ours-peer.ts';
 import { MIX_CLIENTS, mixUser } from './peer.ts';
@@ -23,9 +25,15 @@ const variants: Record<string, Omit<MixOptions, 'seconds'>> = {
   logins: { clients: MIX_CLIENTS, keepSessions: false, pipelining: true },
   single: { clients: 1, keepSessions: false, pipelining: false },
 };
+/** imaptest's variants (bench imaptest.ts), run with the binary IMAPTEST names. */
+const imaptestVariants: Record<string, ImaptestVariant> = {
+  'imaptest': { clients: MIX_CLIENTS, logouts: true, pipelining: true },
+  'imaptest-kept': { clients: MIX_CLIENTS, logouts: false, pipelining: true },
+  'imaptest-single': { clients: 1, logouts: true, pipelining: false },
+};
 const name = argv[2] ?? 'kept';
-const variant = variants[name];
-if (!variant) throw new Error(`unknown variant ${name}: one of ${Object.keys(variants).join(', ')}`);
+const variant = variants[name] ?? (imaptestVariants[name] && variants.kept);
+if (!variant) throw new Error(`unknown variant ${name}: one of ${[...Object.keys(variants), ...Object.keys(imaptestVariants)].join(', ')}`);
 const seconds = Number(argv[3] ?? 10);
 
 const dir = mkdtempSync(join(tmpdir(), 'wd-mix-profile-'));
@@ -33,14 +41,23 @@ const peer = await startOurs(dir, join(dir, 'server.log'), Array.from({ length: 
 try {
   await seedMix(peer, variant.clients);
   const before = new Map(processTree(peer.pid).map((s) => [s.pid, s.cpu]));
-  const r = await runMix(peer, { ...variant, seconds });
-  const perProcess = processTree(peer.pid).map((s) => `${s.pid}: ${(s.cpu - (before.get(s.pid) ?? 0)) * 10} ms`);
-  console.log(`${name}: ${r.commandsPerSecond.toFixed(0)} cmds/s, ${r.loginsPerSecond.toFixed(1)} logins/s, ${r.cpuMsPerCommand.toFixed(3)} ms CPU/command, ${r.errors} errors ${r.firstError}`);
-  console.log(`CPU per process: ${perProcess.join(', ')}`);
-  for (const [cmd, l] of Object.entries(r.latencyMs).sort((a, b) => b[1].mean * b[1].count - a[1].mean * a[1].count)) {
-    console.log(`  ${cmd.padEnd(12)} ${String(l.count).padStart(6)} × ${l.mean.toFixed(2).padStart(7)} ms`);
+  const cpuPerProcess = () => processTree(peer.pid).map((s) => `${s.pid}: ${(s.cpu - (before.get(s.pid) ?? 0)) * 10} ms`).join(', ');
+  const imaptest = imaptestVariants[name];
+  if (imaptest) {
+    if (!env.IMAPTEST) throw new Error('IMAPTEST must name the imaptest binary');
+    const r = await runImaptest(env.IMAPTEST, peer, dir, seconds, imaptest);
+    console.log(`${name}: ${r.commandsPerSecond?.toFixed(0)} cmds/s, ${r.cpuMsPerCommand?.toFixed(3)} ms CPU/command, ${r.errors} errors`);
+    console.log(`CPU per process: ${cpuPerProcess()}`);
+    if (r.errors || env.WD_TAIL) console.log(r.tail);
+  } else {
+    const r = await runMix(peer, { ...variant, seconds });
+    console.log(`${name}: ${r.commandsPerSecond.toFixed(0)} cmds/s, ${r.loginsPerSecond.toFixed(1)} logins/s, ${r.cpuMsPerCommand.toFixed(3)} ms CPU/command, ${r.errors} errors ${r.firstError}`);
+    console.log(`CPU per process: ${cpuPerProcess()}`);
+    for (const [cmd, l] of Object.entries(r.latencyMs).sort((a, b) => b[1].mean * b[1].count - a[1].mean * a[1].count)) {
+      console.log(`  ${cmd.padEnd(12)} ${String(l.count).padStart(6)} × ${l.mean.toFixed(2).padStart(7)} ms`);
+    }
   }
 } finally {
   await peer.stop();
-  if (!process.env.WD_KEEP) rmSync(dir, { recursive: true, force: true }); else console.log(dir);
+  if (!env.WD_KEEP) rmSync(dir, { recursive: true, force: true }); else console.log(dir);
 }
