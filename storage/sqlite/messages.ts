@@ -26,6 +26,8 @@ import type {
   MessageIndexEntry,
   MessagePage,
   MessagePageOptions,
+  MessageParts,
+  MessagePartsWanted,
   MessageRecord,
   MessagesPort,
   MimeNode,
@@ -99,6 +101,24 @@ function toRecord(r: RecordRow): MessageRecord {
     mime: JSON.parse(r.mime) as MimeNode,
     hasAttachments: bool(r.has_attachments),
   };
+}
+
+interface ContentRow {
+  segments: string;
+  inline: Uint8Array;
+  inline_codec: number;
+}
+
+/** A row of MessagesPort.parts: the UID and whichever wanted columns were selected. */
+interface PartsRow extends Partial<ContentRow> {
+  uid: number;
+  envelope?: string;
+  mime?: string;
+}
+
+async function contentOf(r: ContentRow): Promise<MessageContent> {
+  const inline = num(r.inline_codec) === 1 ? await inflate(r.inline) : r.inline;
+  return { inline, segments: JSON.parse(r.segments) as Segment[] };
 }
 
 interface IndexRow {
@@ -271,6 +291,32 @@ export class SqliteMessages implements MessagesPort {
     return r ? toRecord(r) : null;
   }
 
+  async parts(mailboxId: Id, uids: readonly number[], wanted: MessagePartsWanted): Promise<MessageParts[]> {
+    const n = rowId(mailboxId);
+    const sorted = uniqueUids(uids);
+    if (n === null || sorted.length === 0) return [];
+    const columns = ['uid'];
+    if (wanted.envelope) columns.push('envelope');
+    if (wanted.mime) columns.push('mime');
+    if (wanted.content) columns.push('segments', 'inline', 'inline_codec');
+    const first = sorted[0]!;
+    const last = sorted[sorted.length - 1]!;
+    // a run of UIDs (FETCH 1:64) as a range of the (mailbox_id, uid) index, any other set through json_each
+    const rows =
+      last - first + 1 === sorted.length
+        ? this.#db.all<PartsRow>(`SELECT ${columns.join(', ')} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`, n, first, last)
+        : this.#db.all<PartsRow>(`SELECT ${columns.join(', ')} FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid`, n, jsonList(sorted));
+    const out: MessageParts[] = [];
+    for (const r of rows) {
+      const parts: MessageParts = { uid: num(r.uid) };
+      if (wanted.envelope) parts.envelope = JSON.parse(r.envelope!) as Envelope;
+      if (wanted.mime) parts.mime = JSON.parse(r.mime!) as MimeNode;
+      if (wanted.content) parts.content = await contentOf(r as ContentRow);
+      out.push(parts);
+    }
+    return out;
+  }
+
   async getById(id: Id): Promise<MessageRecord | null> {
     const n = rowId(id);
     if (n === null) return null;
@@ -355,13 +401,11 @@ export class SqliteMessages implements MessagesPort {
   async content(id: Id): Promise<MessageContent | null> {
     const n = rowId(id);
     if (n === null) return null;
-    const r = this.#db.get<{ segments: string; inline: Uint8Array; inline_codec: number }>(
+    const r = this.#db.get<ContentRow>(
       'SELECT segments, inline, inline_codec FROM messages WHERE id = ?',
       n,
     );
-    if (!r) return null;
-    const inline = num(r.inline_codec) === 1 ? await inflate(r.inline) : r.inline;
-    return { inline, segments: JSON.parse(r.segments) as Segment[] };
+    return r ? contentOf(r) : null;
   }
 
   async searchText(id: Id): Promise<string | null> {
