@@ -71,6 +71,34 @@ describe('shared mailbox index', () => {
     a.end();
   });
 
+  it('reads a change once: a notification the cursor already reaches reads nothing, a forced refresh always reads', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Idx6', 1);
+    const box = await mailbox('Idx6');
+    let reads = 0;
+    const real = t.app.storage.changes;
+    const changes = { latest: (user: string) => real.latest(user), since: (...args: Parameters<typeof real.since>) => (reads++, real.since(...args)) };
+    const index = await MailboxIndex.load({ messages: t.app.storage.messages, changes } as never, box);
+    await appendMessage(a, 'Idx6', message('notified'));
+    const latest = await t.app.storage.changes.latest(t.userId);
+    await index.notified(latest);
+    assert.equal(index.count, 2);
+    const after = reads;
+    await index.notified(latest);
+    await Promise.all([index.notified(latest), index.notified(latest - 1)]);
+    assert.equal(reads, after, 'nothing read again for what the cursor reaches');
+    await index.refresh();
+    assert.equal(reads, after + 1, 'a forced refresh reads');
+    // notifications while a read runs: one more read after it, none when it already got there
+    await appendMessage(a, 'Idx6', message('during'));
+    const next = await t.app.storage.changes.latest(t.userId);
+    const before = reads;
+    await Promise.all([index.refresh(), index.notified(next), index.notified(next)]);
+    assert.equal(index.count, 3);
+    assert.equal(reads, before + 1, 'the queued read skipped: the running one reached the notified id');
+    a.end();
+  });
+
   it('shows each session the others\' changes at the allowed points, with its own sequence numbers', async () => {
     const a = await login(t.app);
     const b = await login(t.app);

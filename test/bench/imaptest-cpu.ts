@@ -38,6 +38,7 @@ try {
     const r = await runImaptest(binary, peer, dir, seconds, variant);
     if (r.cpuMsPerCommand !== null) cpu.push(r.cpuMsPerCommand);
     console.log(`${name} round ${round + 1}: ${r.commandsPerSecond?.toFixed(0)} cmds/s, ${r.cpuMsPerCommand?.toFixed(3)} ms CPU/command, ${r.errors} errors`);
+    for (const line of r.tail.split('\n').filter((l) => l.startsWith('Error:'))) console.log(`  ${line}`);
   }
   console.log(`${name}: CPU/command min ${Math.min(...cpu).toFixed(3)} ms, median ${median(cpu).toFixed(3)} ms`);
 } finally {
