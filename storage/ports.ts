@@ -490,7 +490,8 @@ export interface MessagesPort {
   indexColumns(mailboxId: Id, options?: { afterUid?: number }): Promise<IndexColumns>;
   /**
    * The index snapshot saved for the mailbox, or null when there is none or the change log no longer holds every
-   * entry after its cursor (pruned since). Optional: without it the index is always read in full.
+   * entry after its cursor (pruned since). Its bytes are the caller's (a fresh copy: the index keeps them as its
+   * columns). Optional: without it the index is always read in full.
    */
   indexSnapshot?(mailboxId: Id): Promise<IndexSnapshot | null>;
   /** Keeps a snapshot unless the stored one was taken at a later cursor. Optional, with indexSnapshot. */

@@ -5,6 +5,8 @@
  * RFC 3501 allows, with its own sequence numbers.
  */
 import { describe, it, before, after } from 'node:test';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { bootImapTestApp, createWithMessages, login, twoSessionsOn, appendMessage, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
@@ -258,6 +260,28 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     assert.equal(saved && decodeIndexSnapshot(saved.bytes)?.columns.count, 3);
     assert.equal(lease.index.unsaved, false);
     lease.release();
+    a.end();
+  });
+
+  it('keeps each snapshot in a file that names its own cursor; a damaged file means a full read, a deleted mailbox\'s file goes', async () => {
+    const { a, box, saved } = await droppedWithSnapshot('Snap4', 3, 1);
+    assert.ok(saved);
+    const file = join(t.dataDir, 'index', `${box.id}.snapshot`);
+    const bytes = readFileSync(file);
+    assert.equal(bytes.length, 16 + saved.bytes.length, 'UIDVALIDITY and cursor, then the snapshot');
+    writeFileSync(file, bytes.subarray(0, bytes.length - 5));
+    let fullReads = 0;
+    const real = t.app.storage.messages;
+    const messages = {
+      indexColumns: (id: string, options?: { afterUid?: number }) => (options?.afterUid ? undefined : fullReads++, real.indexColumns(id, options)),
+      indexSnapshot: (id: string) => real.indexSnapshot!(id),
+    };
+    const index = await MailboxIndex.load({ messages, changes: t.app.storage.changes } as never, box);
+    assert.equal(fullReads, 1, 'a short file is not a snapshot');
+    assert.equal(index.count, 3);
+    await a.command('DELETE Snap4');
+    assert.equal(await t.app.storage.messages.indexSnapshot!(box.id), null);
+    assert.equal(existsSync(file), false, 'removed once its mailbox is gone');
     a.end();
   });
 

@@ -13,6 +13,7 @@ import { ChangeLog, SqliteChanges } from './changes.ts';
 import { openDb } from './driver.ts';
 import type { Db } from './driver.ts';
 import { SqliteMailboxes } from './mailboxes.ts';
+import { IndexSnapshotFiles } from './index-snapshots.ts';
 import { SqliteMessages } from './messages.ts';
 import { SqliteSearch } from './search.ts';
 import { SearchIndexer } from './search-indexer.ts';
@@ -120,7 +121,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     users: new SqliteUsers(db, blobs, now),
     documents: new SqliteDocuments(db, now),
     mailboxes: new SqliteMailboxes(db, blobs, log, now),
-    messages: new SqliteMessages(db, blobs, log, now, group, indexer),
+    messages: new SqliteMessages(db, blobs, log, now, group, indexer, new IndexSnapshotFiles(db, join(dataDir, 'index'))),
     search: new SqliteSearch(db, options.search, indexer),
     blobs,
     searchIndexer: indexer,

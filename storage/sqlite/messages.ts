@@ -43,6 +43,7 @@ import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { SearchIndexer } from './search-indexer.ts';
+import type { IndexSnapshotFiles } from './index-snapshots.ts';
 import type { MailboxRow } from './mailboxes.ts';
 import { applyFlagAction, bool, hasFlag, jsonList, normalizeFlags, num, requireRowId, rowId, sameFlags, toId } from './common.ts';
 
@@ -165,6 +166,8 @@ export class SqliteMessages implements MessagesPort {
   #group: GroupCommit;
   /** Writes the new search rows into the FTS indexes after the commit (search-indexer.ts). */
   #indexer: SearchIndexer | null;
+  /** Saved mailbox index snapshots (index-snapshots.ts); none without a data directory. */
+  #snapshots: IndexSnapshotFiles | null;
 
   constructor(
     db: Db,
@@ -173,7 +176,9 @@ export class SqliteMessages implements MessagesPort {
     now: () => number,
     group: GroupCommit = new GroupCommit(db, { durable: false }),
     indexer: SearchIndexer | null = null,
+    snapshots: IndexSnapshotFiles | null = null,
   ) {
+    this.#snapshots = snapshots;
     this.#group = group;
     this.#indexer = indexer;
     this.#db = db;
@@ -372,30 +377,12 @@ export class SqliteMessages implements MessagesPort {
 
   async indexSnapshot(mailboxId: Id): Promise<IndexSnapshot | null> {
     const n = rowId(mailboxId);
-    if (n === null) return null;
-    const r = this.#db.get<{ uid_validity: number; cursor: number; data: Uint8Array; pruned: number | null }>(
-      "SELECT uid_validity, cursor, data, (SELECT value FROM meta WHERE key = 'changes_pruned_through') AS pruned FROM mailbox_index_snapshots WHERE mailbox_id = ?",
-      n,
-    );
-    if (!r || num(r.pruned ?? 0) > num(r.cursor)) return null;
-    return { uidValidity: num(r.uid_validity), cursor: num(r.cursor), bytes: r.data };
+    return n === null || !this.#snapshots ? null : this.#snapshots.read(n);
   }
 
   async saveIndexSnapshot(mailboxId: Id, snapshot: IndexSnapshot): Promise<void> {
     const n = rowId(mailboxId);
-    if (n === null) return;
-    this.#db.transaction(() => {
-      if (!this.#db.get('SELECT 1 FROM mailboxes WHERE id = ? AND uid_validity = ?', n, snapshot.uidValidity)) return;
-      this.#db.run(
-        `INSERT INTO mailbox_index_snapshots (mailbox_id, uid_validity, cursor, data) VALUES (?, ?, ?, ?)
-         ON CONFLICT (mailbox_id) DO UPDATE SET uid_validity = excluded.uid_validity, cursor = excluded.cursor, data = excluded.data
-         WHERE excluded.cursor >= mailbox_index_snapshots.cursor OR excluded.uid_validity != mailbox_index_snapshots.uid_validity`,
-        n,
-        snapshot.uidValidity,
-        snapshot.cursor,
-        snapshot.bytes,
-      );
-    });
+    if (n !== null) this.#snapshots?.save(n, snapshot);
   }
 
   async content(id: Id): Promise<MessageContent | null> {

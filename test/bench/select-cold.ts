@@ -14,13 +14,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDb } from '../../storage/sqlite/driver.ts';
+import { resolveConfig } from '../../hooks/config.ts';
+import { openStorage } from '../../storage/open.ts';
+import { MailboxIndex } from '../../storage/mailbox-index/mailbox-index.ts';
+import { decodeIndexSnapshot } from '../../storage/mailbox-index/snapshot.ts';
 import { ImapClient, ok } from './imap-client.ts';
 import { oursLargeDir } from './large-mailbox.ts';
 import { startOurs } from './ours-peer.ts';
 import { BIG_USER, PASSWORD } from './peer.ts';
 
 const { values: flags } = parseArgs({
-  options: { sizes: { type: 'string', default: '10000,50000,100000' }, starts: { type: 'string', default: '3' }, keep: { type: 'boolean', default: false } },
+  options: {
+    sizes: { type: 'string', default: '10000,50000,100000' },
+    starts: { type: 'string', default: '3' },
+    keep: { type: 'boolean', default: false },
+    /** Also time the steps of an index load in this process (snapshot read, decode, whole load), after the starts. */
+    steps: { type: 'boolean', default: false },
+  },
 });
 const sizes = flags.sizes!.split(',').map(Number);
 const starts = Number(flags.starts);
@@ -35,7 +45,7 @@ async function scaled(n: number, root: string): Promise<string> {
   copyFileSync(join(source, 'wildduck.sqlite'), join(dir, 'wildduck.sqlite'));
   const db = await openDb(join(dir, 'wildduck.sqlite'));
   try {
-    db.run('DELETE FROM mailbox_index_snapshots');
+    rmSync(join(dir, 'index'), { recursive: true, force: true });
     const inbox = db.get<{ id: number; count: number; max: number }>(
       "SELECT m.id AS id, count(*) AS count, max(uid) AS max FROM mailboxes m JOIN messages g ON g.mailbox_id = m.id WHERE m.path = 'INBOX' GROUP BY m.id ORDER BY count DESC LIMIT 1",
     )!;
@@ -84,6 +94,31 @@ async function selectTimes(port: number): Promise<{ first: number; second: numbe
   }
 }
 
+/** Median ms of `repeats` runs of each step of loading the big user's INBOX index from its snapshot, in this process. */
+async function loadSteps(dir: string, repeats = 7): Promise<string> {
+  const storage = await openStorage(resolveConfig({ dataDir: dir }));
+  try {
+    const user = (await storage.users.getByUsername(BIG_USER))!;
+    const inbox = (await storage.mailboxes.getByPath(user.id, 'INBOX'))!;
+    const times: Record<string, number[]> = { read: [], decode: [], load: [] };
+    for (let i = 0; i < repeats; i++) {
+      let t0 = performance.now();
+      const saved = await storage.messages.indexSnapshot!(inbox.id);
+      times.read!.push(performance.now() - t0);
+      t0 = performance.now();
+      if (!saved || !decodeIndexSnapshot(saved.bytes)) return 'no snapshot';
+      times.decode!.push(performance.now() - t0);
+      t0 = performance.now();
+      await MailboxIndex.load(storage, inbox);
+      times.load!.push(performance.now() - t0);
+    }
+    const med = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1]!;
+    return Object.entries(times).map(([k, xs]) => `${k} ${med(xs).toFixed(2)}`).join(', ');
+  } finally {
+    await storage.close();
+  }
+}
+
 const root = mkdtempSync(join(tmpdir(), 'wd-select-cold-'));
 try {
   for (const n of sizes) {
@@ -100,6 +135,7 @@ try {
       }
     }
     console.log(`${n} messages: first SELECT after start / the next one, ms: ${firsts.join(', ')}`);
+    if (flags.steps) console.log(`${n} messages: index load steps in-process (median ms): ${await loadSteps(dir)}`);
   }
 } finally {
   if (flags.keep) console.log(`kept ${root}`);
