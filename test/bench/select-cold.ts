@@ -22,6 +22,7 @@ import { ImapClient, ok } from './imap-client.ts';
 import { oursLargeDir } from './large-mailbox.ts';
 import { startOurs } from './ours-peer.ts';
 import { BIG_USER, PASSWORD } from './peer.ts';
+import { treeRunMs } from './proc-stats.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -77,18 +78,20 @@ async function scaled(n: number, root: string): Promise<string> {
   return dir;
 }
 
-async function selectTimes(port: number): Promise<{ first: number; second: number; exists: number }> {
+async function selectTimes(port: number, pid: number): Promise<{ first: number; cpu: number; second: number; exists: number }> {
   const client = await ImapClient.connect(port);
   try {
     await client.login(BIG_USER, PASSWORD);
+    const cpu0 = treeRunMs(pid);
     let t0 = performance.now();
     const reply = ok(await client.command('SELECT INBOX'), 'select');
     const first = performance.now() - t0;
+    const cpu = treeRunMs(pid) - cpu0;
     t0 = performance.now();
     ok(await client.command('SELECT INBOX'), 'select');
     const second = performance.now() - t0;
     const exists = Number(/^\* (\d+) EXISTS/m.exec(reply.untagged.join('\n'))?.[1] ?? -1);
-    return { first, second, exists };
+    return { first, cpu, second, exists };
   } finally {
     await client.logout();
   }
@@ -127,14 +130,14 @@ try {
     for (let s = 0; s < starts; s++) {
       const peer = await startOurs(dir, join(root, `ours-${n}.log`), []);
       try {
-        const t = await selectTimes(peer.imapPort);
+        const t = await selectTimes(peer.imapPort, peer.pid);
         if (t.exists !== n) throw new Error(`SELECT said ${t.exists} EXISTS, expected ${n}`);
-        firsts.push(`${t.first.toFixed(1)}${s === 0 ? ' (full read)' : ''} / ${t.second.toFixed(1)}`);
+        firsts.push(`${t.first.toFixed(1)} (CPU ${t.cpu.toFixed(1)})${s === 0 ? ' (full read)' : ''} / ${t.second.toFixed(1)}`);
       } finally {
         await peer.stop();
       }
     }
-    console.log(`${n} messages: first SELECT after start / the next one, ms: ${firsts.join(', ')}`);
+    console.log(`${n} messages: first SELECT after start (server CPU) / the next one, ms: ${firsts.join(', ')}`);
     if (flags.steps) console.log(`${n} messages: index load steps in-process (median ms): ${await loadSteps(dir)}`);
   }
 } finally {
