@@ -44,6 +44,7 @@ import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { SearchIndexer } from './search-indexer.ts';
 import type { IndexSnapshotFiles } from './index-snapshots.ts';
+import type { InflatedCache } from './inflated-cache.ts';
 import type { MailboxRow } from './mailboxes.ts';
 import { applyFlagAction, bool, hasFlag, jsonList, normalizeFlags, num, requireRowId, rowId, sameFlags, toId } from './common.ts';
 
@@ -113,13 +114,21 @@ interface ContentRow {
 /** A row of MessagesPort.parts: the UID and whichever wanted columns were selected. */
 interface PartsRow extends Partial<ContentRow> {
   uid: number;
+  id?: number;
   envelope?: string;
   mime?: string;
 }
 
-async function contentOf(r: ContentRow): Promise<MessageContent> {
-  const inline = num(r.inline_codec) === 1 ? await inflate(r.inline) : r.inline;
-  return { inline, segments: JSON.parse(r.segments) as Segment[] };
+/** The content of a row; deflated inline bytes inflated once per message while `cache` keeps them (row id `id`). */
+async function contentOf(r: ContentRow, id: number, cache: InflatedCache | null): Promise<MessageContent> {
+  const segments = JSON.parse(r.segments) as Segment[];
+  if (num(r.inline_codec) !== 1) return { inline: r.inline, segments };
+  let inline = cache?.get(id);
+  if (!inline) {
+    inline = await inflate(r.inline);
+    cache?.set(id, inline);
+  }
+  return { inline, segments };
 }
 
 interface IndexRow {
@@ -168,6 +177,8 @@ export class SqliteMessages implements MessagesPort {
   #indexer: SearchIndexer | null;
   /** Saved mailbox index snapshots (index-snapshots.ts); none without a data directory. */
   #snapshots: IndexSnapshotFiles | null;
+  /** Inflated inline bytes of messages read lately (inflated-cache.ts); none: inflate on every read. */
+  #inflated: InflatedCache | null;
 
   constructor(
     db: Db,
@@ -177,8 +188,10 @@ export class SqliteMessages implements MessagesPort {
     group: GroupCommit = new GroupCommit(db, { durable: false }),
     indexer: SearchIndexer | null = null,
     snapshots: IndexSnapshotFiles | null = null,
+    inflated: InflatedCache | null = null,
   ) {
     this.#snapshots = snapshots;
+    this.#inflated = inflated;
     this.#group = group;
     this.#indexer = indexer;
     this.#db = db;
@@ -303,7 +316,7 @@ export class SqliteMessages implements MessagesPort {
     const columns = ['uid'];
     if (wanted.envelope) columns.push('envelope');
     if (wanted.mime) columns.push('mime');
-    if (wanted.content) columns.push('segments', 'inline', 'inline_codec');
+    if (wanted.content) columns.push('id', 'segments', 'inline', 'inline_codec');
     const first = sorted[0]!;
     const last = sorted[sorted.length - 1]!;
     // a run of UIDs (FETCH 1:64) as a range of the (mailbox_id, uid) index, any other set through json_each
@@ -316,7 +329,7 @@ export class SqliteMessages implements MessagesPort {
       const parts: MessageParts = { uid: num(r.uid) };
       if (wanted.envelope) parts.envelope = JSON.parse(r.envelope!) as Envelope;
       if (wanted.mime) parts.mime = JSON.parse(r.mime!) as MimeNode;
-      if (wanted.content) parts.content = await contentOf(r as ContentRow);
+      if (wanted.content) parts.content = await contentOf(r as ContentRow, num(r.id!), this.#inflated);
       out.push(parts);
     }
     return out;
@@ -392,7 +405,7 @@ export class SqliteMessages implements MessagesPort {
       'SELECT segments, inline, inline_codec FROM messages WHERE id = ?',
       n,
     );
-    return r ? contentOf(r) : null;
+    return r ? contentOf(r, n, this.#inflated) : null;
   }
 
   async searchText(id: Id): Promise<string | null> {
