@@ -281,12 +281,16 @@ const EMPTY: SectionSource = { bytes: new Uint8Array(0) };
 const latin1 = new TextDecoder('latin1');
 const CRLF = new Uint8Array([13, 10]);
 
+/** Lower-cased field name sets by the plan's list (one per FETCH command, not per message). */
+const fieldSets = new WeakMap<readonly string[], Set<string>>();
+
 /**
  * Keeps (or, with `exclude`, drops) the header fields named in `names` (case-insensitive) from a header block,
  * byte for byte including continuation lines, and ends the result with the blank line.
  */
 export function filterHeaderFields(header: Uint8Array, names: readonly string[], exclude: boolean): Uint8Array {
-  const wanted = new Set(names.map((name) => name.toLowerCase()));
+  let wanted = fieldSets.get(names);
+  if (!wanted) fieldSets.set(names, (wanted = new Set(names.map((name) => name.toLowerCase()))));
   const kept: Uint8Array[] = [];
   let size = 0;
   let fieldKept = false;
@@ -301,9 +305,9 @@ export function filterHeaderFields(header: Uint8Array, names: readonly string[],
     if (isBlank) break; // the end of the header block
     const continuation = line[0] === 32 || line[0] === 9;
     if (!continuation) {
-      const text = latin1.decode(line.subarray(0, Math.min(line.length, 1024)));
-      const colon = text.indexOf(':');
-      const name = colon > 0 ? text.slice(0, colon).trim().toLowerCase() : null;
+      // the field name: the bytes before the colon (within the first 1024), decoded alone
+      const colon = line.subarray(0, 1024).indexOf(58);
+      const name = colon > 0 ? latin1.decode(line.subarray(0, colon)).trim().toLowerCase() : null;
       fieldKept = name === null ? exclude : wanted.has(name) !== exclude;
     }
     if (fieldKept) {
