@@ -101,6 +101,23 @@ describe('shared mailbox index', () => {
     a.end();
   });
 
+  it('tells a session of a keyword another session brought in before a FETCH or STORE line uses it (keywordResponses)', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Idx7', 2);
+    const box = await mailbox('Idx7');
+    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, { indexChanged() {} });
+    assert.deepEqual(view.keywordResponses(), [], 'nothing new');
+    await a.command('SELECT Idx7');
+    await a.command('STORE 1 +FLAGS ($Brought)');
+    await view.sync(true); // the index applied it: a FETCH rendering message 1 now would show $Brought
+    const lines = view.keywordResponses();
+    assert.match(lines[0] ?? '', /^\* FLAGS \(.*\$Brought.*\)$/);
+    assert.match(lines[1] ?? '', /^\* OK \[PERMANENTFLAGS /);
+    assert.deepEqual(view.keywordResponses(), [], 'told once');
+    view.close();
+    a.end();
+  });
+
   it('shows each session the others\' changes at the allowed points, with its own sequence numbers', async () => {
     const a = await login(t.app);
     const b = await login(t.app);

@@ -119,6 +119,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
             if (changed.size > 0) rendered = await renderAll(changed);
           }
         }
+        for (const line of view.keywordResponses()) session.send(line);
         for (const pieces of rendered) {
           await session.sendPieces(pieces);
           await session.slice.pause();
@@ -157,6 +158,7 @@ async function fetchMetadata(session: ImapSession, ctx: HookContext, uids: reado
       lines.push(renderFetchLine(plan, { seq: known.seq, entry: known.entry, blobs, recent: view.recent.has(uid), flagsChanged: false }));
       if (sendsFlags) view.flagsSent(uid, known.entry.modseq);
     }
+    for (const line of view.keywordResponses()) session.send(line);
     if (lines.length > 0) await session.sendPieces([lines.join('\r\n')]);
     await reportDownload(session.app, ctx, transfer);
     await session.slice.pause();
@@ -219,6 +221,7 @@ function storeCommand(uid: boolean): CommandSpec<unknown> {
           if (!entry || modified.has(u)) continue;
           // .SILENT drops FLAGS; with CONDSTORE the MODSEQ is still reported (RFC 7162 §3.2)
           if (silent && !session.condstore) continue;
+          for (const line of view.keywordResponses()) session.send(line);
           const flagsText = view.recent.has(u) ? [...entry.flags, '\\Recent'] : entry.flags;
           const parts = silent ? [] : [`FLAGS ${renderFlags(flagsText)}`];
           if (uid) parts.push(`UID ${u}`);
