@@ -88,6 +88,12 @@ export const configSchema = z
               .nonnegative()
               .default(256 * 1024 * 1024)
               .describe('Bytes of the database file each process reads through a memory map (SQLite mmap_size; 0 = off). A commit by one worker process empties the other workers\' page caches; through the map their next reads are memory accesses instead of read() calls and copies (about a quarter less CPU per IMAP command with two workers). Mapped pages are shared between processes and count as page cache, not as private memory.'),
+            inflatedCacheBytes: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(8 * 1024 * 1024)
+              .describe('Bytes of recently read message bytes each process keeps inflated (the inline part of a message is stored deflated), so many sessions fetching the same messages inflate each once. 0 = inflate on every read.'),
             searchIndexBatch: z
               .number()
               .int()

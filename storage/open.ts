@@ -26,6 +26,7 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
         busyTimeoutMs: config.storage.sqlite.busyTimeoutMs,
         walAutocheckpointPages: config.storage.sqlite.walAutocheckpointPages,
         mmapBytes: config.storage.sqlite.mmapBytes,
+        inflatedCacheBytes: config.storage.sqlite.inflatedCacheBytes,
         searchIndexer: { batchRows: config.storage.sqlite.searchIndexBatch, delayMs: config.storage.sqlite.searchIndexDelayMs },
         warn,
         ...options,

@@ -455,10 +455,34 @@ export interface MessagePage {
   later: boolean;
 }
 
+/** What MessagesPort.parts reads of each message: only these are read and decoded (a FETCH asks for what its items need). */
+export interface MessagePartsWanted {
+  /** MessageRecord.envelope (FETCH ENVELOPE). */
+  envelope?: boolean;
+  /** MessageRecord.mime, the MIME tree with byte offsets (BODY, BODYSTRUCTURE, any section but BODY[]). */
+  mime?: boolean;
+  /** The segments and inline bytes (any body section), as MessagesPort.content returns them. */
+  content?: boolean;
+}
+
+/** One message as MessagesPort.parts read it: the parts asked for are set, the others absent. */
+export interface MessageParts {
+  uid: number;
+  envelope?: Envelope;
+  mime?: MimeNode;
+  content?: MessageContent;
+}
+
 export interface MessagesPort {
   /** Atomically: allocate UID and modseq, store the message, take blob references, log `exists`. */
   append(input: AppendInput): Promise<AppendResult>;
   get(mailboxId: Id, uid: number): Promise<MessageRecord | null>;
+  /**
+   * The wanted parts of several messages of a mailbox in one call (a FETCH reads its messages in chunks through it):
+   * one entry per UID found, ascending by UID; UIDs not in the mailbox (expunged, unknown) are left out, and an
+   * unknown mailbox gives an empty list. Reads nothing beyond the wanted parts (no body bytes for an ENVELOPE).
+   */
+  parts(mailboxId: Id, uids: readonly number[], wanted: MessagePartsWanted): Promise<MessageParts[]>;
   getById(id: Id): Promise<MessageRecord | null>;
   /** Index of the mailbox in UID order; `changedSince` limits to messages with modseq > it. */
   index(mailboxId: Id, options?: { changedSince?: number }): Promise<MessageIndexEntry[]>;
@@ -466,7 +490,8 @@ export interface MessagesPort {
   indexColumns(mailboxId: Id, options?: { afterUid?: number }): Promise<IndexColumns>;
   /**
    * The index snapshot saved for the mailbox, or null when there is none or the change log no longer holds every
-   * entry after its cursor (pruned since). Optional: without it the index is always read in full.
+   * entry after its cursor (pruned since). Its bytes are the caller's (a fresh copy: the index keeps them as its
+   * columns). Optional: without it the index is always read in full.
    */
   indexSnapshot?(mailboxId: Id): Promise<IndexSnapshot | null>;
   /** Keeps a snapshot unless the stored one was taken at a later cursor. Optional, with indexSnapshot. */

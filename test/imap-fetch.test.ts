@@ -90,6 +90,15 @@ describe('parseFetch', () => {
     assert.equal(plan.needsContent, true);
     assert.equal(plan.needsRecord, false);
     assert.equal(plan.setsSeen, false);
+    assert.deepEqual(plan.parts, { content: true });
+  });
+
+  it('reads only the parts the items need: ENVELOPE no MIME tree or bytes, BODYSTRUCTURE no envelope', () => {
+    assert.deepEqual(parseFetch([list(...atoms('UID ENVELOPE'))], { uid: true }).parts, { envelope: true });
+    assert.deepEqual(parseFetch([atom('BODYSTRUCTURE')], { uid: false }).parts, { mime: true });
+    assert.deepEqual(parseFetch([atom('FULL')], { uid: false }).parts, { envelope: true, mime: true });
+    assert.deepEqual(parseFetch([atom('RFC822.HEADER')], { uid: false }).parts, { content: true, mime: true });
+    assert.deepEqual(parseFetch([atom('FAST')], { uid: false }).parts, {});
   });
 
   it('RFC822 items: RFC822 and RFC822.TEXT set \\Seen, RFC822.HEADER does not', () => {

@@ -5,6 +5,8 @@
  * RFC 3501 allows, with its own sequence numbers.
  */
 import { describe, it, before, after } from 'node:test';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { bootImapTestApp, createWithMessages, login, twoSessionsOn, appendMessage, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
@@ -68,6 +70,51 @@ describe('shared mailbox index', () => {
     assert.equal(indexes.peek(held.mailboxId), null, 'the oldest idle index went first');
     indexes.close();
     assert.equal(indexes.size, 0);
+    a.end();
+  });
+
+  it('reads a change once: a notification the cursor already reaches reads nothing, a forced refresh always reads', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Idx6', 1);
+    const box = await mailbox('Idx6');
+    let reads = 0;
+    const real = t.app.storage.changes;
+    const changes = { latest: (user: string) => real.latest(user), since: (...args: Parameters<typeof real.since>) => (reads++, real.since(...args)) };
+    const index = await MailboxIndex.load({ messages: t.app.storage.messages, changes } as never, box);
+    await appendMessage(a, 'Idx6', message('notified'));
+    const latest = await t.app.storage.changes.latest(t.userId);
+    await index.notified(latest);
+    assert.equal(index.count, 2);
+    const after = reads;
+    await index.notified(latest);
+    await Promise.all([index.notified(latest), index.notified(latest - 1)]);
+    assert.equal(reads, after, 'nothing read again for what the cursor reaches');
+    await index.refresh();
+    assert.equal(reads, after + 1, 'a forced refresh reads');
+    // notifications while a read runs: one more read after it, none when it already got there
+    await appendMessage(a, 'Idx6', message('during'));
+    const next = await t.app.storage.changes.latest(t.userId);
+    const before = reads;
+    await Promise.all([index.refresh(), index.notified(next), index.notified(next)]);
+    assert.equal(index.count, 3);
+    assert.equal(reads, before + 1, 'the queued read skipped: the running one reached the notified id');
+    a.end();
+  });
+
+  it('tells a session of a keyword another session brought in before a FETCH or STORE line uses it (keywordResponses)', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Idx7', 2);
+    const box = await mailbox('Idx7');
+    const view = await SelectedMailbox.open(t.app.indexes, t.app.storage, box, false, { indexChanged() {} });
+    assert.deepEqual(view.keywordResponses(), [], 'nothing new');
+    await a.command('SELECT Idx7');
+    await a.command('STORE 1 +FLAGS ($Brought)');
+    await view.sync(true); // the index applied it: a FETCH rendering message 1 now would show $Brought
+    const lines = view.keywordResponses();
+    assert.match(lines[0] ?? '', /^\* FLAGS \(.*\$Brought.*\)$/);
+    assert.match(lines[1] ?? '', /^\* OK \[PERMANENTFLAGS /);
+    assert.deepEqual(view.keywordResponses(), [], 'told once');
+    view.close();
     a.end();
   });
 
@@ -230,6 +277,28 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     assert.equal(saved && decodeIndexSnapshot(saved.bytes)?.columns.count, 3);
     assert.equal(lease.index.unsaved, false);
     lease.release();
+    a.end();
+  });
+
+  it('keeps each snapshot in a file that names its own cursor; a damaged file means a full read, a deleted mailbox\'s file goes', async () => {
+    const { a, box, saved } = await droppedWithSnapshot('Snap4', 3, 1);
+    assert.ok(saved);
+    const file = join(t.dataDir, 'index', `${box.id}.snapshot`);
+    const bytes = readFileSync(file);
+    assert.equal(bytes.length, 16 + saved.bytes.length, 'UIDVALIDITY and cursor, then the snapshot');
+    writeFileSync(file, bytes.subarray(0, bytes.length - 5));
+    let fullReads = 0;
+    const real = t.app.storage.messages;
+    const messages = {
+      indexColumns: (id: string, options?: { afterUid?: number }) => (options?.afterUid ? undefined : fullReads++, real.indexColumns(id, options)),
+      indexSnapshot: (id: string) => real.indexSnapshot!(id),
+    };
+    const index = await MailboxIndex.load({ messages, changes: t.app.storage.changes } as never, box);
+    assert.equal(fullReads, 1, 'a short file is not a snapshot');
+    assert.equal(index.count, 3);
+    await a.command('DELETE Snap4');
+    assert.equal(await t.app.storage.messages.indexSnapshot!(box.id), null);
+    assert.equal(existsSync(file), false, 'removed once its mailbox is gone');
     a.end();
   });
 

@@ -6,7 +6,7 @@
  */
 import type { HookContext } from '../../hooks/context.ts';
 import { checkDownload, copyMessages, moveMessages, reportDownload, updateFlags } from '../../hooks/pipeline/index.ts';
-import type { MessageContent, MessageRecord } from '../../storage/ports.ts';
+import type { MessageContent, MessageParts } from '../../storage/ports.ts';
 import { flagList, list, number } from './args.ts';
 import type { Args } from './args.ts';
 import { SELECTED, command } from './command.ts';
@@ -68,28 +68,18 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
       // marks anything read — and send. One flag update per chunk keeps modseq churn and commits low.
       let missing = false;
       for (let i = 0; i < uids.length; i += FETCH_CHUNK) {
-        const chunk: Array<{ uid: number; record?: MessageRecord; content?: MessageContent; modseq?: number }> = [];
-        for (const u of uids.slice(i, i + FETCH_CHUNK)) {
-          await session.slice.pause();
-          if (!view.entry(u)) {
-            missing = true;
-            continue;
-          }
-          let record: MessageRecord | undefined;
-          if (plan.needsRecord || plan.needsContent) {
-            record = (await storage.messages.get(view.mailbox.id, u)) ?? undefined;
-            if (!record) {
-              missing = true;
-              continue;
-            }
-          }
-          const content = plan.needsContent ? ((await storage.messages.content(record!.id)) ?? undefined) : undefined;
-          if (plan.needsContent && !content) {
-            missing = true;
-            continue;
-          }
-          chunk.push({ uid: u, record, content });
+        // the chunk's messages the client knows, read in one storage call with only the parts the items need
+        const known = uids.slice(i, i + FETCH_CHUNK).filter((u) => view.entry(u) !== undefined);
+        if (known.length < Math.min(FETCH_CHUNK, uids.length - i)) missing = true;
+        const chunk: Array<{ uid: number; record?: MessageParts; content?: MessageContent; modseq?: number }> = [];
+        if (plan.needsRecord || plan.needsContent) {
+          const found = await storage.messages.parts(view.mailbox.id, known, plan.parts);
+          if (found.length < known.length) missing = true;
+          for (const parts of found) chunk.push({ uid: parts.uid, record: parts, content: parts.content });
+        } else {
+          for (const u of known) chunk.push({ uid: u });
         }
+        await session.slice.pause();
         const render = (m: (typeof chunk)[number], flagsChanged: boolean) => {
           const entry = view.entry(m.uid)!;
           m.modseq = entry.modseq;
@@ -129,6 +119,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
             if (changed.size > 0) rendered = await renderAll(changed);
           }
         }
+        for (const line of view.keywordResponses()) session.send(line);
         for (const pieces of rendered) {
           await session.sendPieces(pieces);
           await session.slice.pause();
@@ -167,6 +158,7 @@ async function fetchMetadata(session: ImapSession, ctx: HookContext, uids: reado
       lines.push(renderFetchLine(plan, { seq: known.seq, entry: known.entry, blobs, recent: view.recent.has(uid), flagsChanged: false }));
       if (sendsFlags) view.flagsSent(uid, known.entry.modseq);
     }
+    for (const line of view.keywordResponses()) session.send(line);
     if (lines.length > 0) await session.sendPieces([lines.join('\r\n')]);
     await reportDownload(session.app, ctx, transfer);
     await session.slice.pause();
@@ -229,6 +221,7 @@ function storeCommand(uid: boolean): CommandSpec<unknown> {
           if (!entry || modified.has(u)) continue;
           // .SILENT drops FLAGS; with CONDSTORE the MODSEQ is still reported (RFC 7162 §3.2)
           if (silent && !session.condstore) continue;
+          for (const line of view.keywordResponses()) session.send(line);
           const flagsText = view.recent.has(u) ? [...entry.flags, '\\Recent'] : entry.flags;
           const parts = silent ? [] : [`FLAGS ${renderFlags(flagsText)}`];
           if (uid) parts.push(`UID ${u}`);

@@ -9,7 +9,7 @@
  * IMAP literal may not carry, goes out as a space (render.ts NUL_REPLACEMENT; same size).
  */
 import { contentSize, findPart, readAll, readMessage } from '../../storage/mime/index.ts';
-import type { BlobsPort, MessageContent, MessageIndexEntry, MessageRecord, MimeNode } from '../../storage/ports.ts';
+import type { BlobsPort, Envelope, MessageContent, MessageIndexEntry, MessagePartsWanted, MimeNode } from '../../storage/ports.ts';
 import { astring, formatInternalDate, renderBodyStructure, renderEnvelope, renderFlags, withoutNul } from './render.ts';
 import type { RenderOptions } from './render.ts';
 import { isSequenceSet } from './sequence.ts';
@@ -49,10 +49,12 @@ export interface FetchPlan {
   uid: boolean;
   /** The sequence set, when it was passed as the first argument (otherwise the caller parsed it). */
   sequence: string | null;
-  /** The MessageRecord is needed (ENVELOPE, BODY, BODYSTRUCTURE, any section but BODY[]/RFC822). */
+  /** Stored parts beyond the index are needed (ENVELOPE, BODY, BODYSTRUCTURE, any section but BODY[]/RFC822). */
   needsRecord: boolean;
   /** The message content (segments) is needed: any body section. */
   needsContent: boolean;
+  /** What to read of each message (MessagesPort.parts): the envelope, the MIME tree, the content. */
+  parts: MessagePartsWanted;
   /** A non-PEEK body section was asked for: set \Seen (in a read-write mailbox) before rendering. */
   setsSeen: boolean;
   /** CHANGEDSINCE modifier (RFC 7162 §3.1.4): only messages with modseq > this; null when absent. */
@@ -216,23 +218,26 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
   const wants = (type: SimpleFetchItem): boolean => items.some((item) => item.type === type);
   if (changedSince !== null || (options.condstore && wants('FLAGS'))) add({ type: 'MODSEQ' });
 
-  let needsRecord = false;
-  let needsContent = false;
+  const parts: MessagePartsWanted = {};
   let setsSeen = false;
   for (const item of items) {
-    if (item.type === 'ENVELOPE' || item.type === 'BODY' || item.type === 'BODYSTRUCTURE') needsRecord = true;
+    if (item.type === 'ENVELOPE') parts.envelope = true;
+    if (item.type === 'BODY' || item.type === 'BODYSTRUCTURE') parts.mime = true;
     if (item.type === 'section') {
-      needsContent = true;
-      if (item.section.part !== '' || item.section.kind !== 'full') needsRecord = true;
+      parts.content = true;
+      if (item.section.part !== '' || item.section.kind !== 'full') parts.mime = true;
       if (!item.peek) setsSeen = true;
     }
   }
+  const needsRecord = parts.envelope === true || parts.mime === true;
+  const needsContent = parts.content === true;
   return {
     items,
     uid: options.uid,
     sequence,
     needsRecord,
     needsContent,
+    parts,
     setsSeen,
     changedSince,
     enablesCondstore: changedSince !== null || wants('MODSEQ'),
@@ -248,8 +253,8 @@ export interface FetchMessage {
   /** Message sequence number. */
   seq: number;
   entry: MessageIndexEntry;
-  /** Required when plan.needsRecord. */
-  record?: MessageRecord | null;
+  /** The stored parts the plan needs (plan.parts): `envelope` for ENVELOPE, `mime` for BODY, BODYSTRUCTURE, sections. */
+  record?: { envelope?: Envelope; mime?: MimeNode } | null;
   /** Required when plan.needsContent. */
   content?: MessageContent | null;
   blobs: BlobsPort;
@@ -276,12 +281,16 @@ const EMPTY: SectionSource = { bytes: new Uint8Array(0) };
 const latin1 = new TextDecoder('latin1');
 const CRLF = new Uint8Array([13, 10]);
 
+/** Lower-cased field name sets by the plan's list (one per FETCH command, not per message). */
+const fieldSets = new WeakMap<readonly string[], Set<string>>();
+
 /**
  * Keeps (or, with `exclude`, drops) the header fields named in `names` (case-insensitive) from a header block,
  * byte for byte including continuation lines, and ends the result with the blank line.
  */
 export function filterHeaderFields(header: Uint8Array, names: readonly string[], exclude: boolean): Uint8Array {
-  const wanted = new Set(names.map((name) => name.toLowerCase()));
+  let wanted = fieldSets.get(names);
+  if (!wanted) fieldSets.set(names, (wanted = new Set(names.map((name) => name.toLowerCase()))));
   const kept: Uint8Array[] = [];
   let size = 0;
   let fieldKept = false;
@@ -296,9 +305,9 @@ export function filterHeaderFields(header: Uint8Array, names: readonly string[],
     if (isBlank) break; // the end of the header block
     const continuation = line[0] === 32 || line[0] === 9;
     if (!continuation) {
-      const text = latin1.decode(line.subarray(0, Math.min(line.length, 1024)));
-      const colon = text.indexOf(':');
-      const name = colon > 0 ? text.slice(0, colon).trim().toLowerCase() : null;
+      // the field name: the bytes before the colon (within the first 1024), decoded alone
+      const colon = line.subarray(0, 1024).indexOf(58);
+      const name = colon > 0 ? latin1.decode(line.subarray(0, colon)).trim().toLowerCase() : null;
       fieldKept = name === null ? exclude : wanted.has(name) !== exclude;
     }
     if (fieldKept) {
@@ -322,9 +331,16 @@ export function filterHeaderFields(header: Uint8Array, names: readonly string[],
   return out;
 }
 
-function needRecord(message: FetchMessage): MessageRecord {
-  if (!message.record) throw new Error('renderFetch: the plan needs the message record');
-  return message.record;
+function needEnvelope(message: FetchMessage): Envelope {
+  const envelope = message.record?.envelope;
+  if (!envelope) throw new Error('renderFetch: the plan needs the message envelope');
+  return envelope;
+}
+
+function needMime(message: FetchMessage): MimeNode {
+  const mime = message.record?.mime;
+  if (!mime) throw new Error('renderFetch: the plan needs the message MIME tree');
+  return mime;
 }
 
 function needContent(message: FetchMessage): MessageContent {
@@ -335,7 +351,7 @@ function needContent(message: FetchMessage): MessageContent {
 async function sectionSource(section: FetchSection, message: FetchMessage): Promise<SectionSource> {
   const content = needContent(message);
   if (section.part === '' && section.kind === 'full') return { from: 0, to: contentSize(content) };
-  const root = needRecord(message).mime;
+  const root = needMime(message);
   const node = findPart(root, section.part);
   if (!node) return EMPTY;
   let target: MimeNode | null = node;
@@ -450,11 +466,11 @@ function simpleItem(type: SimpleFetchItem, message: FetchMessage, options: Rende
     case 'MODSEQ':
       return `MODSEQ (${entry.modseq})`;
     case 'ENVELOPE':
-      return `ENVELOPE ${renderEnvelope(needRecord(message).envelope, options)}`;
+      return `ENVELOPE ${renderEnvelope(needEnvelope(message), options)}`;
     case 'BODY':
-      return `BODY ${renderBodyStructure(needRecord(message).mime, false, options)}`;
+      return `BODY ${renderBodyStructure(needMime(message), false, options)}`;
     case 'BODYSTRUCTURE':
-      return `BODYSTRUCTURE ${renderBodyStructure(needRecord(message).mime, true, options)}`;
+      return `BODYSTRUCTURE ${renderBodyStructure(needMime(message), true, options)}`;
   }
 }
 

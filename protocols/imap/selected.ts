@@ -341,6 +341,15 @@ export class SelectedMailbox implements IndexView {
     return `FLAGS ${renderFlags(flags)} UID ${entry.uid}${condstore ? ` MODSEQ (${entry.modseq})` : ''}`;
   }
 
+  /**
+   * `* FLAGS` and PERMANENTFLAGS when the index holds a keyword this client was not told of yet, else nothing. A FETCH
+   * or STORE sends it before lines it rendered from the index: another session's change may have brought a keyword
+   * in while the command waited (storage, yielding to other sessions), and a keyword must be in FLAGS before use.
+   */
+  keywordResponses(): string[] {
+    return this.#newKeywords() ? this.flagsResponses() : [];
+  }
+
   /** `* FLAGS (...)` and the PERMANENTFLAGS that go with it. */
   flagsResponses(): string[] {
     this.#keywordVersion = this.#index.flagSets.keywordVersion;

@@ -6,6 +6,7 @@
  */
 import type { Flag } from '../ports.ts';
 
+const NO_FLAGS: readonly Flag[] = Object.freeze([]);
 const SEEN = 1;
 const DELETED = 2;
 
@@ -46,8 +47,9 @@ export class FlagSets {
     return id;
   }
 
+  /** The list of this number; an unknown number (a damaged snapshot) reads as no flags. */
   flags(id: number): readonly Flag[] {
-    return this.#lists[id]!;
+    return this.#lists[id] ?? NO_FLAGS;
   }
 
   seen(id: number): boolean {

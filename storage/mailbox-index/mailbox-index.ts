@@ -62,6 +62,9 @@ export class MailboxIndex {
   #firstUnseen: number | undefined = undefined;
   #running: Promise<void> | null = null;
   #queued: Promise<void> | null = null;
+  /** What the queued refresh is for: a caller that must see every commit (refresh), and the latest id notified. */
+  #queuedForced = false;
+  #queuedLatest = 0;
 
   private constructor(storage: IndexStorage, mailbox: MailboxRecord) {
     this.#storage = storage;
@@ -229,16 +232,42 @@ export class MailboxIndex {
    * runs gets a refresh started after it (so it sees every commit made before the call).
    */
   refresh(): Promise<void> {
+    this.#queuedForced = true;
+    return this.#refresh();
+  }
+
+  /**
+   * A change notification said the log reaches `latest`: reads it unless the cursor is already there (a session's own
+   * APPEND or EXPUNGE read its entries before their notification came back), or a refresh queued meanwhile gets there.
+   */
+  notified(latest: number): Promise<void> {
+    if (latest <= this.#cursor) return Promise.resolve();
+    if (latest > this.#queuedLatest) this.#queuedLatest = latest;
+    return this.#refresh();
+  }
+
+  #refresh(): Promise<void> {
     if (!this.#running) return this.#start();
     this.#queued ??= this.#running.then(
-      () => this.#start(),
-      () => this.#start(),
+      () => this.#startQueued(),
+      () => this.#startQueued(),
     );
     return this.#queued;
   }
 
+  /** The queued refresh: skipped when only notifications asked for it and the cursor already reaches them. */
+  #startQueued(): Promise<void> {
+    if (!this.#queuedForced && this.#queuedLatest <= this.#cursor) {
+      this.#queued = null;
+      return Promise.resolve();
+    }
+    return this.#start();
+  }
+
   #start(): Promise<void> {
     this.#queued = null;
+    this.#queuedForced = false;
+    this.#queuedLatest = 0;
     const run: Promise<void> = this.#catchUp().finally(() => {
       if (this.#running === run) this.#running = null;
     });

@@ -71,8 +71,8 @@ export class MailboxIndexes {
       index = await slot.loading;
       slot.index = index;
       if (!slot.unsubscribe) {
-        slot.unsubscribe = this.#storage.changes.subscribe(mailbox.userId, () => {
-          index.refresh().catch(() => {
+        slot.unsubscribe = this.#storage.changes.subscribe(mailbox.userId, (latest) => {
+          index.notified(latest).catch(() => {
             // the next refresh (a notification, a command that forces it) catches up
           });
         });

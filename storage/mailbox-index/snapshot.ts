@@ -45,18 +45,23 @@ export function encodeIndexSnapshot(state: SnapshotState): Uint8Array {
   return out;
 }
 
-/** The state in a snapshot, or null when it is not one this version wrote (then the index is read in full). */
+/**
+ * The state in a snapshot, or null when it is not one this version wrote (then the index is read in full). The
+ * columns are views over the snapshot's own bytes when they are 8-byte aligned (a copy otherwise): the caller owns
+ * `bytes` from here on. Nothing here visits each message, so decoding costs the same at any size: the layout and
+ * the bounds are checked, and a flag list number out of range reads as no flags (flag-sets.ts).
+ */
 export function decodeIndexSnapshot(bytes: Uint8Array): SnapshotState | null {
   if (bytes.length < HEADER) return null;
-  const copy = bytes.slice(); // own, aligned buffer: the typed arrays below are views over it
-  const view = new DataView(copy.buffer);
+  const own = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+  const view = new DataView(own.buffer, own.byteOffset, own.length);
   if (view.getUint32(0, true) !== VERSION) return null;
   const n = view.getUint32(4, true);
   const jsonLength = view.getUint32(8, true);
-  if (copy.length !== HEADER + n * 32 + jsonLength) return null;
-  let at = HEADER;
-  const f64 = () => ((at += n * 8), new Float64Array(copy.buffer, at - n * 8, n));
-  const u32 = () => ((at += n * 4), new Uint32Array(copy.buffer, at - n * 4, n));
+  if (own.length !== HEADER + n * 32 + jsonLength) return null;
+  let at = own.byteOffset + HEADER;
+  const f64 = () => ((at += n * 8), new Float64Array(own.buffer, at - n * 8, n));
+  const u32 = () => ((at += n * 4), new Uint32Array(own.buffer, at - n * 4, n));
   const modseqs = f64();
   const sizes = f64();
   const internalDates = f64();
@@ -64,15 +69,13 @@ export function decodeIndexSnapshot(bytes: Uint8Array): SnapshotState | null {
   const flags = u32();
   let flagSets: Flag[][];
   try {
-    flagSets = JSON.parse(new TextDecoder().decode(copy.subarray(at))) as Flag[][];
+    flagSets = JSON.parse(new TextDecoder().decode(own.subarray(HEADER + n * 32))) as Flag[][];
   } catch {
     return null;
   }
-  if (!Array.isArray(flagSets)) return null;
-  for (let i = 0; i < n; i++) if (flags[i]! >= flagSets.length || (i > 0 && uids[i]! <= uids[i - 1]!)) return null;
-  return {
-    columns: { count: n, uids, modseqs, sizes, internalDates, flags, flagSets },
-    loadedThrough: view.getFloat64(16, true),
-    highestModseq: view.getFloat64(24, true),
-  };
+  if (!Array.isArray(flagSets) || !flagSets.every((list) => Array.isArray(list))) return null;
+  const loadedThrough = view.getFloat64(16, true);
+  // UIDs ascend (the encoder writes the index's sorted column): the first and the last are within bounds
+  if (n > 0 && (uids[0]! < 1 || uids[n - 1]! < uids[0]! || uids[n - 1]! > loadedThrough)) return null;
+  return { columns: { count: n, uids, modseqs, sizes, internalDates, flags, flagSets }, loadedThrough, highestModseq: view.getFloat64(24, true) };
 }

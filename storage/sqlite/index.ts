@@ -13,6 +13,8 @@ import { ChangeLog, SqliteChanges } from './changes.ts';
 import { openDb } from './driver.ts';
 import type { Db } from './driver.ts';
 import { SqliteMailboxes } from './mailboxes.ts';
+import { IndexSnapshotFiles } from './index-snapshots.ts';
+import { InflatedCache } from './inflated-cache.ts';
 import { SqliteMessages } from './messages.ts';
 import { SqliteSearch } from './search.ts';
 import { SearchIndexer } from './search-indexer.ts';
@@ -23,6 +25,8 @@ import { SqliteDocuments } from './documents.ts';
 import { migrate } from './schema.ts';
 import { SqliteUsers } from './users.ts';
 
+/** Default SqliteStorageOptions.inflatedCacheBytes. */
+const DEFAULT_INFLATED_CACHE_BYTES = 8 * 1024 * 1024;
 /** Default SQLite mmap_size (SqliteStorageOptions.mmapBytes). */
 export const DEFAULT_MMAP_BYTES = 256 * 1024 * 1024;
 
@@ -41,6 +45,8 @@ export interface SqliteStorageOptions {
    * caches; through the map, re-reading those pages is a memory access, not a system call and a copy.
    */
   mmapBytes?: number;
+  /** Bytes of inflated message bytes kept for FETCHes of the same messages (inflated-cache.ts; default 8 MiB; 0 = none). */
+  inflatedCacheBytes?: number;
   /** Staging files older than this that this process does not know are removed at open and by collect() (default 1 h; 0 = all). */
   stagingMaxAgeMs?: number;
   /** Bytes of blob data held in memory until the blob's hash is known (default 64 MiB; see SqliteBlobs). */
@@ -108,6 +114,8 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const ephemeral = options.ephemeral ?? ownEphemeral!;
   const log = new ChangeLog(db, ephemeral);
   const group = new GroupCommit(db, { durable: synchronous === 'full', lockWaitMs: busyTimeoutMs });
+  const inflatedBytes = options.inflatedCacheBytes ?? DEFAULT_INFLATED_CACHE_BYTES;
+  const inflated = inflatedBytes > 0 ? new InflatedCache(inflatedBytes) : null;
   const indexer = new SearchIndexer(db, { ...options.searchIndexer, durable: synchronous === 'full' });
   indexer.schedule(); // rows a crash (or another process) left pending
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
@@ -120,7 +128,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     users: new SqliteUsers(db, blobs, now),
     documents: new SqliteDocuments(db, now),
     mailboxes: new SqliteMailboxes(db, blobs, log, now),
-    messages: new SqliteMessages(db, blobs, log, now, group, indexer),
+    messages: new SqliteMessages(db, blobs, log, now, group, indexer, new IndexSnapshotFiles(db, join(dataDir, 'index')), inflated),
     search: new SqliteSearch(db, options.search, indexer),
     blobs,
     searchIndexer: indexer,

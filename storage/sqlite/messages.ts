@@ -26,6 +26,8 @@ import type {
   MessageIndexEntry,
   MessagePage,
   MessagePageOptions,
+  MessageParts,
+  MessagePartsWanted,
   MessageRecord,
   MessagesPort,
   MimeNode,
@@ -41,6 +43,8 @@ import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
 import type { SearchIndexer } from './search-indexer.ts';
+import type { IndexSnapshotFiles } from './index-snapshots.ts';
+import type { InflatedCache } from './inflated-cache.ts';
 import type { MailboxRow } from './mailboxes.ts';
 import { applyFlagAction, bool, hasFlag, jsonList, normalizeFlags, num, requireRowId, rowId, sameFlags, toId } from './common.ts';
 
@@ -101,6 +105,32 @@ function toRecord(r: RecordRow): MessageRecord {
   };
 }
 
+interface ContentRow {
+  segments: string;
+  inline: Uint8Array;
+  inline_codec: number;
+}
+
+/** A row of MessagesPort.parts: the UID and whichever wanted columns were selected. */
+interface PartsRow extends Partial<ContentRow> {
+  uid: number;
+  id?: number;
+  envelope?: string;
+  mime?: string;
+}
+
+/** The content of a row; deflated inline bytes inflated once per message while `cache` keeps them (row id `id`). */
+async function contentOf(r: ContentRow, id: number, cache: InflatedCache | null): Promise<MessageContent> {
+  const segments = JSON.parse(r.segments) as Segment[];
+  if (num(r.inline_codec) !== 1) return { inline: r.inline, segments };
+  let inline = cache?.get(id);
+  if (!inline) {
+    inline = await inflate(r.inline);
+    cache?.set(id, inline);
+  }
+  return { inline, segments };
+}
+
 interface IndexRow {
   uid: number;
   modseq: number;
@@ -145,6 +175,10 @@ export class SqliteMessages implements MessagesPort {
   #group: GroupCommit;
   /** Writes the new search rows into the FTS indexes after the commit (search-indexer.ts). */
   #indexer: SearchIndexer | null;
+  /** Saved mailbox index snapshots (index-snapshots.ts); none without a data directory. */
+  #snapshots: IndexSnapshotFiles | null;
+  /** Inflated inline bytes of messages read lately (inflated-cache.ts); none: inflate on every read. */
+  #inflated: InflatedCache | null;
 
   constructor(
     db: Db,
@@ -153,7 +187,11 @@ export class SqliteMessages implements MessagesPort {
     now: () => number,
     group: GroupCommit = new GroupCommit(db, { durable: false }),
     indexer: SearchIndexer | null = null,
+    snapshots: IndexSnapshotFiles | null = null,
+    inflated: InflatedCache | null = null,
   ) {
+    this.#snapshots = snapshots;
+    this.#inflated = inflated;
     this.#group = group;
     this.#indexer = indexer;
     this.#db = db;
@@ -271,6 +309,32 @@ export class SqliteMessages implements MessagesPort {
     return r ? toRecord(r) : null;
   }
 
+  async parts(mailboxId: Id, uids: readonly number[], wanted: MessagePartsWanted): Promise<MessageParts[]> {
+    const n = rowId(mailboxId);
+    const sorted = uniqueUids(uids);
+    if (n === null || sorted.length === 0) return [];
+    const columns = ['uid'];
+    if (wanted.envelope) columns.push('envelope');
+    if (wanted.mime) columns.push('mime');
+    if (wanted.content) columns.push('id', 'segments', 'inline', 'inline_codec');
+    const first = sorted[0]!;
+    const last = sorted[sorted.length - 1]!;
+    // a run of UIDs (FETCH 1:64) as a range of the (mailbox_id, uid) index, any other set through json_each
+    const rows =
+      last - first + 1 === sorted.length
+        ? this.#db.all<PartsRow>(`SELECT ${columns.join(', ')} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`, n, first, last)
+        : this.#db.all<PartsRow>(`SELECT ${columns.join(', ')} FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid`, n, jsonList(sorted));
+    const out: MessageParts[] = [];
+    for (const r of rows) {
+      const parts: MessageParts = { uid: num(r.uid) };
+      if (wanted.envelope) parts.envelope = JSON.parse(r.envelope!) as Envelope;
+      if (wanted.mime) parts.mime = JSON.parse(r.mime!) as MimeNode;
+      if (wanted.content) parts.content = await contentOf(r as ContentRow, num(r.id!), this.#inflated);
+      out.push(parts);
+    }
+    return out;
+  }
+
   async getById(id: Id): Promise<MessageRecord | null> {
     const n = rowId(id);
     if (n === null) return null;
@@ -326,42 +390,22 @@ export class SqliteMessages implements MessagesPort {
 
   async indexSnapshot(mailboxId: Id): Promise<IndexSnapshot | null> {
     const n = rowId(mailboxId);
-    if (n === null) return null;
-    const r = this.#db.get<{ uid_validity: number; cursor: number; data: Uint8Array; pruned: number | null }>(
-      "SELECT uid_validity, cursor, data, (SELECT value FROM meta WHERE key = 'changes_pruned_through') AS pruned FROM mailbox_index_snapshots WHERE mailbox_id = ?",
-      n,
-    );
-    if (!r || num(r.pruned ?? 0) > num(r.cursor)) return null;
-    return { uidValidity: num(r.uid_validity), cursor: num(r.cursor), bytes: r.data };
+    return n === null || !this.#snapshots ? null : this.#snapshots.read(n);
   }
 
   async saveIndexSnapshot(mailboxId: Id, snapshot: IndexSnapshot): Promise<void> {
     const n = rowId(mailboxId);
-    if (n === null) return;
-    this.#db.transaction(() => {
-      if (!this.#db.get('SELECT 1 FROM mailboxes WHERE id = ? AND uid_validity = ?', n, snapshot.uidValidity)) return;
-      this.#db.run(
-        `INSERT INTO mailbox_index_snapshots (mailbox_id, uid_validity, cursor, data) VALUES (?, ?, ?, ?)
-         ON CONFLICT (mailbox_id) DO UPDATE SET uid_validity = excluded.uid_validity, cursor = excluded.cursor, data = excluded.data
-         WHERE excluded.cursor >= mailbox_index_snapshots.cursor OR excluded.uid_validity != mailbox_index_snapshots.uid_validity`,
-        n,
-        snapshot.uidValidity,
-        snapshot.cursor,
-        snapshot.bytes,
-      );
-    });
+    if (n !== null) this.#snapshots?.save(n, snapshot);
   }
 
   async content(id: Id): Promise<MessageContent | null> {
     const n = rowId(id);
     if (n === null) return null;
-    const r = this.#db.get<{ segments: string; inline: Uint8Array; inline_codec: number }>(
+    const r = this.#db.get<ContentRow>(
       'SELECT segments, inline, inline_codec FROM messages WHERE id = ?',
       n,
     );
-    if (!r) return null;
-    const inline = num(r.inline_codec) === 1 ? await inflate(r.inline) : r.inline;
-    return { inline, segments: JSON.parse(r.segments) as Segment[] };
+    return r ? contentOf(r, n, this.#inflated) : null;
   }
 
   async searchText(id: Id): Promise<string | null> {

@@ -164,6 +164,14 @@ export function createFakeStorage(): FakeStorage {
       },
       get: async (mailboxId, uid) => messages.find((m) => m.mailboxId === mailboxId && m.uid === uid) ?? null,
       getById: async (messageId) => messages.find((m) => m.id === messageId) ?? null,
+      async parts(mailboxId, uids, wanted) {
+        if (wanted.content) throw new Error('fake storage: messages.parts with content is not implemented');
+        const wantedUids = new Set(uids);
+        return messages
+          .filter((m) => m.mailboxId === mailboxId && wantedUids.has(m.uid))
+          .sort((a, b) => a.uid - b.uid)
+          .map((m) => ({ uid: m.uid, ...(wanted.envelope ? { envelope: m.envelope } : {}), ...(wanted.mime ? { mime: m.mime } : {}) }));
+      },
       index: async (mailboxId) =>
         messages
           .filter((m) => m.mailboxId === mailboxId)

@@ -392,6 +392,34 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(text(await messageBytes((await f.s.messages.content(r2.id))!, f.s.blobs)), r2.raw);
         }));
 
+      it('reads the wanted parts of several messages in one call (parts)', () =>
+        withStorage(async (f) => {
+          const { s, inbox } = f;
+          const r = [];
+          for (const subject of ['one', 'two', 'three', 'four']) r.push(await f.append(inbox, { subject }));
+          await s.messages.expunge(inbox.id, [3]);
+          const full = await s.messages.parts(inbox.id, [4, 1, 2, 3, 9], { envelope: true, mime: true, content: true });
+          assert.deepEqual(full.map((p) => p.uid), [1, 2, 4], 'ascending, expunged and unknown UIDs left out');
+          for (const p of full) {
+            const record = (await s.messages.get(inbox.id, p.uid))!;
+            assert.deepEqual(p.envelope, record.envelope);
+            assert.deepEqual(p.mime, record.mime);
+            assert.equal(text(await messageBytes(p.content!, s.blobs)), r[p.uid - 1]!.raw);
+          }
+          const envelopes = await s.messages.parts(inbox.id, [1, 2], { envelope: true });
+          assert.deepEqual(envelopes.map((p) => [p.uid, p.envelope?.subject, p.mime, p.content]), [
+            [1, 'one', undefined, undefined],
+            [2, 'two', undefined, undefined],
+          ]);
+          const mime = await s.messages.parts(inbox.id, [2, 4], { mime: true });
+          assert.deepEqual(mime.map((p) => [p.uid, p.mime?.type, p.envelope, p.content]), [
+            [2, 'text', undefined, undefined],
+            [4, 'text', undefined, undefined],
+          ]);
+          assert.deepEqual(await s.messages.parts(inbox.id, [], { content: true }), []);
+          assert.deepEqual(await s.messages.parts('999999', [1], { envelope: true }), []);
+        }));
+
       it('finds a message by Message-ID', () =>
         withStorage(async (f) => {
           await f.append(f.inbox, { messageId: '<a@x>' });
