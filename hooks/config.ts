@@ -157,6 +157,12 @@ export const configSchema = z
           .describe(
             'Worker processes serving every listener (Node.js, node:cluster; the primary process shares counters, locks and pub/sub between them). 0 = one per CPU core; 1 = a single process. Deno always runs a single process.',
           ),
+        connections: z
+          .enum(['primary', 'kernel'])
+          .default('primary')
+          .describe(
+            'How new connections reach the workers. "primary": the primary accepts them and hands them out in turn (even spread; about a millisecond and two IPC messages per connection on a loaded 2-core machine). "kernel": every worker accepts on the shared socket (node:cluster SCHED_NONE): no hop through the primary, but an idle worker may take a burst of connections alone.',
+          ),
         restartDelayMs: z.number().int().nonnegative().default(1000).describe('Wait before restarting a worker that died (doubles while workers keep dying, up to 30 s).'),
         stopTimeoutSeconds: z.number().int().positive().default(30).describe('At shutdown, workers still running after this long are killed.'),
       })
