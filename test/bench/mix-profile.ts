@@ -6,7 +6,7 @@
  *   node --import tsx test/bench/mix-profile.ts [kept|logins|single] [SECONDS]
  *
  * WD_BENCH_PROF=DIR runs the server under `node --cpu-prof` (see ours-peer.ts); summarise the profiles with
- * `npx tsx test/bench/cpu-profile.ts DIR/*.cpuprofile`. WILDDUCK_SERVER_WORKERS picks the
+ * `npx tsx test/bench/cpu-profile.ts DIR/*.cpuprofile --window mix` (the window leaves out the server's start). WILDDUCK_SERVER_WORKERS picks the
  * number of worker processes as for the server itself.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argv } from 'node:process';
 import { runMix, seedMix, type MixOptions } from './mix.ts';
-import { startOurs } from './ours-peer.ts';
+import { profileWindow, startOurs } from './ours-peer.ts';
 import { MIX_CLIENTS, mixUser } from './peer.ts';
 import { processTree } from './proc-stats.ts';
 
@@ -33,7 +33,9 @@ const peer = await startOurs(dir, join(dir, 'server.log'), Array.from({ length: 
 try {
   await seedMix(peer, variant.clients);
   const before = new Map(processTree(peer.pid).map((s) => [s.pid, s.cpu]));
+  const from = process.hrtime.bigint();
   const r = await runMix(peer, { ...variant, seconds });
+  profileWindow(`mix ${name}`, from, process.hrtime.bigint());
   const perProcess = processTree(peer.pid).map((s) => `${s.pid}: ${(s.cpu - (before.get(s.pid) ?? 0)) * 10} ms`);
   console.log(`${name}: ${r.commandsPerSecond.toFixed(0)} cmds/s, ${r.loginsPerSecond.toFixed(1)} logins/s, ${r.cpuMsPerCommand.toFixed(3)} ms CPU/command, ${r.errors} errors ${r.firstError}`);
   console.log(`CPU per process: ${perProcess.join(', ')}`);
