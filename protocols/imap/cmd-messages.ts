@@ -129,6 +129,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
             if (changed.size > 0) rendered = await renderAll(changed);
           }
         }
+        if (sendsFlags) for (const line of view.keywordNews()) session.send(line);
         for (const pieces of rendered) {
           await session.sendPieces(pieces);
           await session.slice.pause();
@@ -167,6 +168,7 @@ async function fetchMetadata(session: ImapSession, ctx: HookContext, uids: reado
       lines.push(renderFetchLine(plan, { seq: known.seq, entry: known.entry, blobs, recent: view.recent.has(uid), flagsChanged: false }));
       if (sendsFlags) view.flagsSent(uid, known.entry.modseq);
     }
+    if (sendsFlags) for (const line of view.keywordNews()) session.send(line);
     if (lines.length > 0) await session.sendPieces([lines.join('\r\n')]);
     await reportDownload(session.app, ctx, transfer);
     await session.slice.pause();

@@ -376,6 +376,14 @@ export class SelectedMailbox implements IndexView {
     return this.#newKeywords();
   }
 
+  /**
+   * `* FLAGS` (and PERMANENTFLAGS) when a keyword appeared in the shared index since the client was last sent
+   * them, else nothing: due before a FETCH shows the keyword (another session's STORE may have added it meanwhile).
+   */
+  keywordNews(): string[] {
+    return this.#newKeywords() ? this.flagsResponses() : [];
+  }
+
   /** The client was sent this message's FLAGS as of `modseq` (a FETCH): a change it already shows is not reported again. */
   flagsSent(uid: number, modseq: number): void {
     if (this.#index.stamp <= this.#flagStamp) return; // nothing changed since the last report
