@@ -22,6 +22,8 @@ import { resolveConfig } from '../hooks/config.ts';
 class DiskModel {
   durableWal: Uint8Array | null = null;
   calls = 0;
+  /** fsyncs finished. */
+  done = 0;
   #held: Array<() => void> | null = null;
 
   fsync = async (dbPath: string): Promise<void> => {
@@ -31,6 +33,7 @@ class DiskModel {
     if (this.#held) await new Promise<void>((resolve) => this.#held!.push(resolve));
     await fsyncWal(dbPath);
     this.durableWal = bytes;
+    this.done++;
   };
 
   hold(): void {
@@ -114,9 +117,11 @@ describe('power cut after changes acknowledged without their own fsync', () => {
       assert.equal(disk.calls, calls + 1, 'acknowledged with no fsync; one started for the blob file to unlink');
 
       disk.release();
-      await s.blobs.settle(); // the fsync finished: the released file is unlinked now
+      for (const start = Date.now(); disk.done < disk.calls; await new Promise((r) => setTimeout(r, 5))) {
+        assert.ok(Date.now() - start < 10_000, 'the held fsync finishes');
+      }
       await new Promise((r) => setTimeout(r, 20));
-      await s.blobs.settle();
+      await s.blobs.settle(); // the fsync finished: the released file is unlinked now
       // that fsync started after the expunge, before the move: a prefix of the changes survives
       const after = await survivors(disk.cut(dataDir));
       assert.deepEqual(after.get('INBOX'), ['Subject: m2', 'Subject: m3']);

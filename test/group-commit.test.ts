@@ -141,6 +141,12 @@ describe('group commit', () => {
     };
   }
   const tick = () => new Promise((r) => setTimeout(r, 30));
+  /** Waits until `cond` holds (a loaded machine may take a while to finish an fsync), failing after 10 s. */
+  const until = async (cond: () => boolean, what: string) => {
+    for (const start = Date.now(); !cond(); await new Promise((r) => setTimeout(r, 5))) {
+      if (Date.now() - start > 10_000) assert.fail(`timed out waiting: ${what}`);
+    }
+  };
 
   it('ordered writes resolve once committed, without an fsync; a group holding a durable write waits for it, ordered ones with it', async () => {
     await withDb(async (db) => {
@@ -156,6 +162,7 @@ describe('group commit', () => {
       const states: string[] = [];
       const durable = group.run(() => db.run('INSERT INTO t (v) VALUES (2)')).then(() => states.push('durable'));
       const ordered = group.runOrdered(() => db.run('INSERT INTO t (v) VALUES (3)')).then(() => states.push('ordered'));
+      await until(() => sync.calls() === 1, 'the group fsync');
       await tick();
       assert.deepEqual(values(db), [1, 2, 3]);
       assert.equal(sync.calls(), 1);
@@ -172,8 +179,8 @@ describe('group commit', () => {
       const group = new GroupCommit(db, { durable: true, ordered: false, fsync: sync.fsync });
       let resolved = false;
       const p = group.runOrdered(() => db.run('INSERT INTO t (v) VALUES (1)')).then(() => (resolved = true));
+      await until(() => sync.calls() === 1, 'the fsync');
       await tick();
-      assert.equal(sync.calls(), 1);
       assert.equal(resolved, false);
       sync.release();
       await p;
@@ -187,8 +194,7 @@ describe('group commit', () => {
       const events: string[] = [];
       // an fsync in flight from before: it may not cover the ordered commit
       const earlier = group.run(() => db.run('INSERT INTO t (v) VALUES (1)'));
-      await tick();
-      assert.equal(sync.calls(), 1);
+      await until(() => sync.calls() === 1, 'the first fsync');
       await group.runOrdered(() => {
         db.run('INSERT INTO t (v) VALUES (2)');
         db.afterCommit(() => events.push('committed'));
@@ -197,11 +203,10 @@ describe('group commit', () => {
       assert.deepEqual(events, ['committed'], 'acknowledged before any fsync covers it');
       sync.release();
       await earlier;
-      await tick();
+      await until(() => sync.calls() === 2, 'the next fsync');
       assert.deepEqual(events, ['committed'], 'the fsync that was running does not count');
-      assert.equal(sync.calls(), 2, 'the next one was started');
       sync.release();
-      await tick();
+      await until(() => events.length === 2, 'the after-durable work');
       assert.deepEqual(events, ['committed', 'durable']);
     });
   });
@@ -217,7 +222,8 @@ describe('group commit', () => {
       await lazy.runOrdered(() => db.run('INSERT INTO t (v) VALUES (1)'));
       await lazy.runOrdered(() => db.run('INSERT INTO t (v) VALUES (2)'));
       assert.equal(calls, 0);
-      await new Promise((r) => setTimeout(r, 120));
+      await until(() => calls > 0, 'the delayed fsync');
+      await new Promise((r) => setTimeout(r, 60));
       assert.equal(calls, 1, 'one fsync for both');
       const never = new GroupCommit(db, { durable: true, fsync: counting, syncDelayMs: -1 });
       await never.runOrdered(() => db.run('INSERT INTO t (v) VALUES (3)'));
