@@ -17,6 +17,11 @@ export default defineConfig({
     sqlite: {
       // 'full' fsyncs every commit so an acknowledged message survives power loss; 'normal' survives crashes only.
       synchronous: 'full',
+      // 'optimized': changes that carry no new mail (flags, EXPUNGE, COPY, MOVE) are acknowledged once in the WAL,
+      // made durable by the next fsync (a new message's, or orderedSyncDelayMs later): a power cut may undo the
+      // latest of them, never lose mail. 'always': each of them waits for its own fsync.
+      fsyncMode: 'optimized',
+      orderedSyncDelayMs: 1000,
       // Attachment bytes held in memory (all deliveries together) until their hash is known: one already stored
       // is then never compressed or written again. More than this streams to a staging file.
       blobMemoryBytes: 64 * 1024 * 1024,
@@ -57,6 +62,9 @@ export default defineConfig({
     // The primary process supervises them (restarts a worker that dies) and holds the counters, locks and
     // pub/sub they share; all of them use the one SQLite file. Deno always runs a single process.
     workers: 0,
+    // 'primary': the primary accepts connections and hands them out in turn; 'kernel': every worker accepts on the
+    // shared socket (no hop through the primary, but an idle worker may take a burst of connections alone).
+    connections: 'primary',
     // Wait before restarting a worker that died (doubles while workers keep dying, up to 30 s).
     restartDelayMs: 1000,
     // At shutdown, workers still running after this long are killed.

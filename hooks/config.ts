@@ -64,6 +64,16 @@ export const configSchema = z
         sqlite: z
           .object({
             synchronous: z.enum(['full', 'normal']).default('full').describe('SQLite synchronous mode; "full" makes every acknowledged message survive power loss.'),
+            fsyncMode: z
+              .enum(['optimized', 'always'])
+              .default('optimized')
+              .describe('With synchronous "full": "optimized" lets changes that carry no new mail (flag changes, EXPUNGE, COPY, MOVE) be acknowledged once written to the write-ahead log, without an fsync of their own, as Dovecot does for its index (fsync_mode=optimized). A power cut may undo the last such changes, never reorder them and never lose mail: the next fsync (of any new message, or orderedSyncDelayMs later) makes every earlier change durable, and the file of an attachment an expunge released is deleted only after that. "always": every change waits for its fsync.'),
+            orderedSyncDelayMs: z
+              .number()
+              .int()
+              .min(0)
+              .default(1000)
+              .describe('With fsyncMode "optimized": how long a change acknowledged without an fsync waits for one when no new message brings it sooner (the window a power cut can undo).'),
             blobMemoryBytes: z
               .number()
               .int()
@@ -152,6 +162,12 @@ export const configSchema = z
           .default(0)
           .describe(
             'Worker processes serving every listener (Node.js, node:cluster; the primary process shares counters, locks and pub/sub between them). 0 = one per CPU core; 1 = a single process. Deno always runs a single process.',
+          ),
+        connections: z
+          .enum(['primary', 'kernel'])
+          .default('primary')
+          .describe(
+            'How new connections reach the workers. "primary": the primary accepts them and hands them out in turn (even spread; about a millisecond and two IPC messages per connection on a loaded 2-core machine). "kernel": every worker accepts on the shared socket (node:cluster SCHED_NONE): no hop through the primary, but an idle worker may take a burst of connections alone.',
           ),
         restartDelayMs: z.number().int().nonnegative().default(1000).describe('Wait before restarting a worker that died (doubles while workers keep dying, up to 30 s).'),
         stopTimeoutSeconds: z.number().int().positive().default(30).describe('At shutdown, workers still running after this long are killed.'),

@@ -141,7 +141,9 @@ export function createLoginLimitsPlugin(options: LoginLimitsOptions): Plugin {
         const keys = ctx.data.get(LOGIN_LIMITS_PLUGIN) as string[] | undefined;
         ctx.data.delete(LOGIN_LIMITS_PLUGIN);
         if (!keys || settled.outcome === 'failed') return;
-        await Promise.all(keys.map((key) => ephemeral.release(key, 1)));
+        // not awaited: the answer to the client need not wait for the store (the releases reach it in order, before
+        // anything this process asks it later)
+        for (const key of keys) ephemeral.release(key, 1).catch(() => 0);
       });
     },
   };

@@ -135,6 +135,8 @@ async function startWorker(config: Config, baseLog: Logger, worker: Worker): Pro
 
 async function startPrimary(config: Config, log: Logger, count: number): Promise<void> {
   const cluster = (await import('node:cluster')).default;
+  // before the first fork: who accepts connections (server.connections)
+  cluster.schedulingPolicy = config.server.connections === 'kernel' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   const shared = new MemoryEphemeral();
   // one HMAC key for the password checks every worker remembers in the shared store (storage/password-check.ts)
   const checkKey = randomBytes(32).toString('hex');

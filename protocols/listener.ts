@@ -101,6 +101,33 @@ export class ConnectionLimits {
     return this.#share(`ip:${address}`, this.maxConnectionsPerIp, address);
   }
 
+  /**
+   * `admit()` then `admitAddress(address)` in one step of the shared counters (one round trip to the primary instead
+   * of two): `slot` null when the cap is full (and then no share), `share` null when `address`'s share is.
+   */
+  async admitWithAddress(address: string): Promise<{ slot: Slot | null; share: Slot | null }> {
+    const shared = this.#shared;
+    if (!shared || this.#total >= this.maxConnections || this.countFor(address) >= this.maxConnectionsPerIp) {
+      const slot = await this.admit();
+      return { slot, share: slot ? await this.admitAddress(address) : null };
+    }
+    this.#total++;
+    this.#perIp.set(address, this.countFor(address) + 1);
+    const cap = `${shared.name}:connections`;
+    const ip = `${shared.name}:ip:${address}`;
+    let over: number;
+    try {
+      over = await shared.slots.reserve([{ key: cap, limit: this.maxConnections }, { key: ip, limit: this.maxConnectionsPerIp }], 0);
+    } catch {
+      over = -1; // the shared store is gone (the worker is stopping): this process's own counts still hold
+    }
+    if (over < 0) return { slot: new LimitSlot(this, null, shared.slots, cap), share: new LimitSlot(this, address, shared.slots, ip) };
+    this.giveBack(address);
+    this.giveBack(null);
+    // over the cap: nothing; over the address's share: the cap slot alone (the protocol writes its refusal)
+    return { slot: over === 0 ? null : await this.admit(), share: null };
+  }
+
   /** Gives back a local slot: one of `address`'s share, or of the cap (null). */
   giveBack(address: string | null): void {
     if (address === null) {
@@ -639,7 +666,11 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
   const accept = async (raw: Socket): Promise<void> => {
     raw.on('error', earlyError);
     let remoteAddress = normalizeAddress(raw.remoteAddress ?? '');
-    const slot = await limits.admit();
+    // the per-IP share from the socket's address at once, with the cap's slot; behind PROXY only after the header
+    // has named the client
+    const admitted = proxyProtocol ? { slot: await limits.admit(), share: null } : await limits.admitWithAddress(remoteAddress);
+    const slot = admitted.slot;
+    let share = admitted.share;
     if (!slot) {
       noteDrop('connections dropped: connection cap reached', { remoteAddress, limit: limits.maxConnections });
       raw.destroy();
@@ -647,6 +678,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     }
     if (raw.destroyed || shuttingDown) {
       slot.release();
+      share?.release();
       raw.destroy();
       return;
     }
@@ -654,8 +686,6 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     // the slots this socket holds, given back by one listener when it closes
     const held = new HeldSlots(slot);
     raw.once('close', held.release.bind(held));
-    // per-IP share from the socket's address, at once; behind PROXY only after the header has named the client
-    let share = proxyProtocol ? null : await limits.admitAddress(remoteAddress);
     raw.setNoDelay(true);
     let socket: Duplex = raw;
     let remotePort = raw.remotePort ?? 0;

@@ -22,6 +22,8 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
       return openSqliteStorage({
         dataDir: resolve(config.dataDir),
         synchronous: config.storage.sqlite.synchronous,
+        fsyncMode: config.storage.sqlite.fsyncMode,
+        orderedSyncDelayMs: config.storage.sqlite.orderedSyncDelayMs,
         blobMemoryBytes: config.storage.sqlite.blobMemoryBytes,
         busyTimeoutMs: config.storage.sqlite.busyTimeoutMs,
         walAutocheckpointPages: config.storage.sqlite.walAutocheckpointPages,

@@ -17,7 +17,14 @@ function worker(hub: EphemeralHub, options: { lingerMs?: number } = {}) {
   let open = true;
   /** The kinds of message this worker sent to the hub, in order. */
   const sent: string[] = [];
-  const peer = hub.attach({ send: (m) => later(() => open && toWorker?.(JSON.parse(JSON.stringify(m)))) });
+  /** The kinds of message the hub sent to this worker, in order. */
+  const received: string[] = [];
+  const peer = hub.attach({
+    send: (m) => {
+      received.push(m.t);
+      later(() => open && toWorker?.(JSON.parse(JSON.stringify(m))));
+    },
+  });
   const remote = new RemoteEphemeral(
     {
       send: (m) => {
@@ -32,6 +39,7 @@ function worker(hub: EphemeralHub, options: { lingerMs?: number } = {}) {
   return {
     remote,
     sent,
+    received,
     /** The worker process dies: the hub detaches it, the channel closes. */
     async die() {
       open = false;
@@ -113,6 +121,23 @@ describe('EphemeralHub + RemoteEphemeral', () => {
     await a.publish('changes:7', '43');
     await tick();
     assert.equal(seen.filter((s) => s.endsWith(':43')).length, 0, 'nobody listens any more');
+  });
+
+  it('a publish is one message to the hub and gets no answer; the publisher hears it back like the others', async () => {
+    const published: string[] = [];
+    const hub = new EphemeralHub(new MemoryEphemeral(), { onPublish: (channel, message) => published.push(`${channel}=${message}`) });
+    const w = worker(hub);
+    const seen: string[] = [];
+    w.remote.subscribe('changes:3', (m) => seen.push(m));
+    await tick();
+    await w.remote.publish('changes:3', '5');
+    await tick();
+    assert.deepEqual(w.sent, ['wd:eph:sub', 'wd:eph:pub']);
+    assert.deepEqual(w.received, ['wd:eph:msg'], 'no reply, only the message itself');
+    assert.deepEqual(seen, ['5']);
+    assert.deepEqual(published, ['changes:3=5']);
+    await w.die();
+    await assert.rejects(w.remote.publish('changes:3', '6'), StorageError);
   });
 
   it('a channel left by its last listener stays subscribed at the hub until the sweep: re-subscribing sends nothing', async () => {

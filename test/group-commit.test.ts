@@ -2,7 +2,8 @@
  * Group commit (storage/sqlite/group-commit.ts): appends arriving together share one transaction, each in its own
  * savepoint; a failing one fails alone and leaves no trace; nothing resolves (and no change is announced) before the
  * WAL fsync that covers it has finished; a failed fsync fails the whole group; a write lock held by another
- * connection is waited for with the event loop free.
+ * connection is waited for with the event loop free. Ordered writes (flag changes, expunges, copies, moves) resolve
+ * without an fsync of their own; what must wait for durability (unlinking a released blob file) waits for the next.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -119,6 +120,118 @@ describe('group commit', () => {
       } finally {
         other.close();
       }
+    });
+  });
+
+  /** A fake fsync that holds every call until released, then fsyncs for real. */
+  function heldFsync(): { fsync: (path: string) => Promise<void>; calls: () => number; release: () => void } {
+    let calls = 0;
+    let waiting: Array<() => void> = [];
+    return {
+      fsync: (path) => {
+        calls++;
+        return new Promise<void>((resolve) => waiting.push(resolve)).then(() => fsyncWal(path));
+      },
+      calls: () => calls,
+      release: () => {
+        const w = waiting;
+        waiting = [];
+        for (const resolve of w) resolve();
+      },
+    };
+  }
+  const tick = () => new Promise((r) => setTimeout(r, 30));
+  /** Waits until `cond` holds (a loaded machine may take a while to finish an fsync), failing after 10 s. */
+  const until = async (cond: () => boolean, what: string) => {
+    for (const start = Date.now(); !cond(); await new Promise((r) => setTimeout(r, 5))) {
+      if (Date.now() - start > 10_000) assert.fail(`timed out waiting: ${what}`);
+    }
+  };
+
+  it('ordered writes resolve once committed, without an fsync; a group holding a durable write waits for it, ordered ones with it', async () => {
+    await withDb(async (db) => {
+      const sync = heldFsync();
+      const group = new GroupCommit(db, { durable: true, fsync: sync.fsync, syncDelayMs: -1 });
+      let announced = false;
+      await group.runOrdered(() => {
+        db.run('INSERT INTO t (v) VALUES (1)');
+        db.afterCommit(() => (announced = true));
+      });
+      assert.equal(sync.calls(), 0, 'no fsync for an ordered write');
+      assert.equal(announced, true, 'its after-commit work ran at once');
+      const states: string[] = [];
+      const durable = group.run(() => db.run('INSERT INTO t (v) VALUES (2)')).then(() => states.push('durable'));
+      const ordered = group.runOrdered(() => db.run('INSERT INTO t (v) VALUES (3)')).then(() => states.push('ordered'));
+      await until(() => sync.calls() === 1, 'the group fsync');
+      await tick();
+      assert.deepEqual(values(db), [1, 2, 3]);
+      assert.equal(sync.calls(), 1);
+      assert.deepEqual(states, [], 'the group waits for its fsync');
+      sync.release();
+      await Promise.all([durable, ordered]);
+      assert.deepEqual(states.sort(), ['durable', 'ordered']);
+    });
+  });
+
+  it('with ordered commits off (fsyncMode "always"), an ordered write waits for its fsync', async () => {
+    await withDb(async (db) => {
+      const sync = heldFsync();
+      const group = new GroupCommit(db, { durable: true, ordered: false, fsync: sync.fsync });
+      let resolved = false;
+      const p = group.runOrdered(() => db.run('INSERT INTO t (v) VALUES (1)')).then(() => (resolved = true));
+      await until(() => sync.calls() === 1, 'the fsync');
+      await tick();
+      assert.equal(resolved, false);
+      sync.release();
+      await p;
+    });
+  });
+
+  it('after-durable work of an ordered write waits for an fsync that started after its commit', async () => {
+    await withDb(async (db) => {
+      const sync = heldFsync();
+      const group = new GroupCommit(db, { durable: true, fsync: sync.fsync, syncDelayMs: -1 });
+      const events: string[] = [];
+      // an fsync in flight from before: it may not cover the ordered commit
+      const earlier = group.run(() => db.run('INSERT INTO t (v) VALUES (1)'));
+      await until(() => sync.calls() === 1, 'the first fsync');
+      await group.runOrdered(() => {
+        db.run('INSERT INTO t (v) VALUES (2)');
+        db.afterCommit(() => events.push('committed'));
+        db.afterDurable(() => events.push('durable'));
+      });
+      assert.deepEqual(events, ['committed'], 'acknowledged before any fsync covers it');
+      sync.release();
+      await earlier;
+      await until(() => sync.calls() === 2, 'the next fsync');
+      assert.deepEqual(events, ['committed'], 'the fsync that was running does not count');
+      sync.release();
+      await until(() => events.length === 2, 'the after-durable work');
+      assert.deepEqual(events, ['committed', 'durable']);
+    });
+  });
+
+  it('an ordered write no durable one follows is fsynced after syncDelayMs, and by settle()', async () => {
+    await withDb(async (db) => {
+      let calls = 0;
+      const counting = (path: string) => {
+        calls++;
+        return fsyncWal(path);
+      };
+      const lazy = new GroupCommit(db, { durable: true, fsync: counting, syncDelayMs: 20 });
+      await lazy.runOrdered(() => db.run('INSERT INTO t (v) VALUES (1)'));
+      await lazy.runOrdered(() => db.run('INSERT INTO t (v) VALUES (2)'));
+      assert.equal(calls, 0);
+      await until(() => calls > 0, 'the delayed fsync');
+      await new Promise((r) => setTimeout(r, 60));
+      assert.equal(calls, 1, 'one fsync for both');
+      const never = new GroupCommit(db, { durable: true, fsync: counting, syncDelayMs: -1 });
+      await never.runOrdered(() => db.run('INSERT INTO t (v) VALUES (3)'));
+      assert.equal(calls, 1);
+      await never.settle();
+      assert.equal(calls, 2, 'settle() (close) makes it durable');
+      await never.settle();
+      assert.equal(calls, 2, 'nothing left to sync');
     });
   });
 

@@ -29,6 +29,19 @@ describe('IMAP sessions sharing a mailbox', () => {
     assert.deepEqual(await b.command('NOOP'), ['* 1 FETCH (FLAGS () UID 1)', 'TAG OK NOOP completed']);
   });
 
+  it('announces a keyword another session added (FLAGS) before a FETCH shows it', async () => {
+    const [a, b] = await twoSessionsOn(t.app, 'Keywords1', 1);
+    await b.command('STORE 1 +FLAGS ($Fresh)');
+    for (const fetch of ['FETCH 1 (FLAGS)', 'FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])']) {
+      const lines = await a.command(fetch);
+      const flags = lines.findIndex((l) => l.startsWith('* FLAGS ') && l.includes('$Fresh'));
+      const shown = lines.findIndex((l) => l.includes('FETCH (') && l.includes('$Fresh'));
+      assert.ok(shown >= 0, lines.join('|'));
+      if (fetch === 'FETCH 1 (FLAGS)') assert.ok(flags >= 0 && flags < shown, `FLAGS first: ${lines.join('|')}`);
+      else assert.equal(flags, -1, 'announced once');
+    }
+  });
+
   it('never sends EXPUNGE during FETCH, STORE or SEARCH, but does during UID FETCH', async () => {
     const [a, b] = await twoSessionsOn(t.app, 'Shared2', 3);
     await b.command('STORE 1 +FLAGS.SILENT (\\Deleted)');

@@ -13,8 +13,10 @@ import type { EphemeralPort } from '../ports.ts';
 /** Messages on the wire. `wd:eph` is the prefix every message of this protocol carries in `t`. */
 export type EphemeralRequest = { t: 'wd:eph'; id: number; op: EphemeralOp; args: unknown[] };
 export type EphemeralReply = { t: 'wd:eph:r'; id: number; value?: unknown; error?: string };
-/** One-way from a worker: `sub` / `unsub` a channel. From the hub: a published message. */
-export type EphemeralSignal = { t: 'wd:eph:sub' | 'wd:eph:unsub'; channel: string } | { t: 'wd:eph:msg'; channel: string; message: string };
+/** One-way from a worker: `sub` / `unsub` a channel, `pub` a message. From the hub: a published message (`msg`). */
+export type EphemeralSignal =
+  | { t: 'wd:eph:sub' | 'wd:eph:unsub'; channel: string }
+  | { t: 'wd:eph:pub' | 'wd:eph:msg'; channel: string; message: string };
 export type EphemeralWire = EphemeralRequest | EphemeralReply | EphemeralSignal;
 
 export const EPHEMERAL_OPS = ['incr', 'get', 'raise', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish'] as const;
@@ -65,6 +67,11 @@ export class EphemeralHub {
       }
     };
 
+    const publish = (channel: string, message: string): Promise<void> => {
+      this.#onPublish?.(channel, message);
+      return store.publish(channel, message);
+    };
+
     const run = async (op: EphemeralOp, args: unknown[]): Promise<unknown> => {
       switch (op) {
         case 'incr':
@@ -105,12 +112,8 @@ export class EphemeralHub {
           if (locks.get(key) === token) locks.delete(key);
           return store.unlock(key, token);
         }
-        case 'publish': {
-          const channel = String(args[0]);
-          const message = String(args[1]);
-          this.#onPublish?.(channel, message);
-          return store.publish(channel, message);
-        }
+        case 'publish':
+          return publish(String(args[0]), String(args[1]));
       }
     };
 
@@ -144,6 +147,12 @@ export class EphemeralHub {
                 }),
               );
             }
+            return true;
+          }
+          case 'wd:eph:pub': {
+            publish(String(message.channel), String(message.message)).catch(() => {
+              // a hint: listeners catch up on the next one
+            });
             return true;
           }
           case 'wd:eph:unsub': {

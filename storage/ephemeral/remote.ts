@@ -8,7 +8,7 @@
  * mailbox, or the next one of the same user, listens again without two messages to the primary.
  *
  * Costs one IPC round trip per operation (tens of microseconds on loopback): cheap next to the storage work each
- * operation guards. When the channel is gone (the primary died), operations fail with StorageError UNAVAILABLE:
+ * operation guards. A publish is one message with no answer. When the channel is gone (the primary died), operations fail with StorageError UNAVAILABLE:
  * the client gets a temporary failure while the worker shuts down.
  */
 import type { EphemeralPort } from '../ports.ts';
@@ -120,8 +120,14 @@ export class RemoteEphemeral implements EphemeralPort {
     return this.#call('unlock', [key, token]);
   }
 
+  /** One way (no answer to wait for, one IPC message): it comes back to this process's listeners like to everyone's. */
   async publish(channel: string, message: string): Promise<void> {
-    await this.#call('publish', [channel, message]);
+    if (this.#closed) throw new StorageError('UNAVAILABLE', 'ephemeral store: the channel to the primary process is closed');
+    try {
+      this.#channel.send({ t: 'wd:eph:pub', channel, message });
+    } catch (err) {
+      throw new StorageError('UNAVAILABLE', `ephemeral store: ${(err as Error)?.message ?? String(err)}`);
+    }
   }
 
   subscribe(channel: string, listener: (message: string) => void): () => void {

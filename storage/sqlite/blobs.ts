@@ -27,6 +27,7 @@ import { StorageError } from '../ports.ts';
 import type { BlobsPort, BlobWriter, IngestedMessage, StagedBlob } from '../ports.ts';
 import type { Db } from './driver.ts';
 import { num } from './common.ts';
+import { fsyncWal } from './group-commit.ts';
 import { StageFile, writeBlobFileSync } from './stage-file.ts';
 
 const HASH_RE = /^[0-9a-f]{64}$/;
@@ -415,7 +416,8 @@ export class SqliteBlobs implements BlobsPort {
       throw err;
     }
     db.onRollback(() => renameSync(trashed, final));
-    db.afterCommit(() => this.#unlinkLater(trashed));
+    // not before the release is durable: a power cut could undo it (an expunge commits without an fsync of its own)
+    db.afterDurable(() => this.#unlinkLater(trashed));
   }
 
   #unlinkLater(path: string): void {
@@ -470,6 +472,8 @@ export class SqliteBlobs implements BlobsPort {
         unlinkNow.push(path);
       }
     });
+    // a release committed by another process without an fsync of its own (an expunge) is durable before its file goes
+    if (unlinkNow.length > 0 && this.#opts.durable) await fsyncWal(this.#db.path);
     for (const path of unlinkNow) await unlink(path).catch(() => undefined);
   }
 

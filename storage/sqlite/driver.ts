@@ -31,15 +31,15 @@ export interface Db {
    */
   transaction<T>(fn: () => T): T;
   /**
-   * `transaction()` that hands back the after-commit callbacks instead of running them (group commit runs them once
-   * the commit is durable). Not nestable.
+   * `transaction()` that hands back the after-commit and after-durable callbacks instead of running them (group
+   * commit runs them once the commit is durable, or the after-durable ones only then). Not nestable.
    */
-  transactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void };
+  transactionDeferred<T>(fn: () => T): Committed<T>;
   /**
    * `transactionDeferred()` that does not wait for a write lock another connection holds: null (and `fn` not run)
    * when the database is busy, so the caller can wait without blocking the event loop (group commit).
    */
-  tryTransactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void } | null;
+  tryTransactionDeferred<T>(fn: () => T): Committed<T> | null;
   /**
    * Inside a transaction: runs `fn` in a SAVEPOINT. When it throws, only its own changes are rolled back (its
    * `onRollback` callbacks run, its `afterCommit` callbacks are dropped) and the error is rethrown; the
@@ -50,10 +50,24 @@ export interface Db {
   onRollback(fn: () => void): void;
   /** Inside a transaction: run `fn` after the transaction commits. */
   afterCommit(fn: () => void): void;
+  /**
+   * Inside a transaction: run `fn` once the commit is durable, after the after-commit work (`transaction()`
+   * commits with an fsync: right after it; a group commit without its own fsync: after the next one). For what must
+   * not happen before the commit survives a power cut, such as unlinking a blob file the commit released.
+   */
+  afterDurable(fn: () => void): void;
   readonly inTransaction: boolean;
   /** The database file. */
   readonly path: string;
   close(): void;
+}
+
+/** A transaction committed by `transactionDeferred()`: its result and the callbacks left to run. */
+export interface Committed<T> {
+  result: T;
+  afterCommit: () => void;
+  /** Null when nothing waits for durability. */
+  afterDurable: (() => void) | null;
 }
 
 /** The subset of a prepared statement both bindings share. */
@@ -139,6 +153,7 @@ class SqliteDb implements Db {
   #depth = 0;
   #rollbacks: Array<() => void> = [];
   #commits: Array<() => void> = [];
+  #durables: Array<() => void> = [];
   #normalize: boolean;
 
   readonly path: string;
@@ -189,18 +204,19 @@ class SqliteDb implements Db {
 
   transaction<T>(fn: () => T): T {
     if (this.#depth > 0) return fn();
-    const { result, afterCommit } = this.transactionDeferred(fn);
+    const { result, afterCommit, afterDurable } = this.transactionDeferred(fn);
     afterCommit();
+    afterDurable?.();
     return result;
   }
 
-  transactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void } {
+  transactionDeferred<T>(fn: () => T): Committed<T> {
     if (this.#depth > 0) throw new Error('transactionDeferred inside a transaction');
     this.#raw.exec('BEGIN IMMEDIATE');
     return this.#runBegun(fn);
   }
 
-  tryTransactionDeferred<T>(fn: () => T): { result: T; afterCommit: () => void } | null {
+  tryTransactionDeferred<T>(fn: () => T): Committed<T> | null {
     if (this.#depth > 0) throw new Error('tryTransactionDeferred inside a transaction');
     // the connection's own timeout, read once (exec of a busy_timeout pragma forgets it)
     const timeout = (this.#busyTimeout ??= Number(Object.values(this.get('PRAGMA busy_timeout') ?? {})[0] ?? 0));
@@ -217,7 +233,7 @@ class SqliteDb implements Db {
   }
 
   /** The rest of a transaction after its BEGIN: run `fn`, COMMIT (or ROLLBACK and undo), hand back the after-commit work. */
-  #runBegun<T>(fn: () => T): { result: T; afterCommit: () => void } {
+  #runBegun<T>(fn: () => T): Committed<T> {
     this.#depth = 1;
     let result: T;
     try {
@@ -236,9 +252,10 @@ class SqliteDb implements Db {
       throw err;
     }
     const after = this.#commits;
+    const durable = this.#durables;
     this.#reset();
     // the commit stands; after-commit work (unlinks, notifications) is best effort
-    return { result, afterCommit: () => runAll(after) };
+    return { result, afterCommit: () => runAll(after), afterDurable: durable.length > 0 ? () => runAll(durable) : null };
   }
 
   savepoint<T>(fn: () => T): T {
@@ -246,6 +263,7 @@ class SqliteDb implements Db {
     const name = `sp${++this.#savepoints}`;
     const rollbacks = this.#rollbacks.length;
     const commits = this.#commits.length;
+    const durables = this.#durables.length;
     this.#raw.exec(`SAVEPOINT ${name}`);
     try {
       const result = fn();
@@ -261,6 +279,7 @@ class SqliteDb implements Db {
       }
       const undo = this.#rollbacks.splice(rollbacks).reverse();
       this.#commits.length = commits;
+      this.#durables.length = durables;
       runAll(undo);
       throw err;
     } finally {
@@ -272,6 +291,7 @@ class SqliteDb implements Db {
     this.#depth = 0;
     this.#rollbacks = [];
     this.#commits = [];
+    this.#durables = [];
   }
 
   onRollback(fn: () => void): void {
@@ -282,6 +302,11 @@ class SqliteDb implements Db {
   afterCommit(fn: () => void): void {
     if (this.#depth === 0) throw new Error('afterCommit outside a transaction');
     this.#commits.push(fn);
+  }
+
+  afterDurable(fn: () => void): void {
+    if (this.#depth === 0) throw new Error('afterDurable outside a transaction');
+    this.#durables.push(fn);
   }
 
   close(): void {

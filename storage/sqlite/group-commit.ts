@@ -11,16 +11,27 @@
  * (the WAL is in the page cache); a power loss loses nothing acknowledged. Every other transaction still commits
  * with `synchronous = FULL` (its fsync covers grouped commits before it too).
  *
+ * Ordered writes (`runOrdered`: flag changes, expunges, copies and moves, which carry no new message bytes) may skip
+ * that fsync, as Dovecot does for its index with fsync_mode=optimized (storage.sqlite.fsyncMode): a group made only
+ * of them resolves once committed to the WAL. A power cut may then undo such a write, never reorder it: SQLite's WAL
+ * is recovered up to its first missing frame, so the next fsync of the WAL (any durable commit, of any process on
+ * the file) hardens every commit before it, and what survives is a prefix of the commits. So a change is never lost
+ * while a later one survives, and a message copied or moved is in its source until the commit that put it in its
+ * target is durable (one commit does both). What must not happen before such a commit survives (unlinking the file
+ * of a blob that an expunge released, `Db.afterDurable`) waits for an fsync that started after the commit.
+ *
  * When another process (a second worker) holds the write lock, the group does not wait in BEGIN (SQLite's busy
  * handler sleeps, blocking the event loop and every session of this worker): it retries a millisecond later while
  * the event loop serves other commands, and the writes arriving meanwhile join the group.
  */
 import { open } from 'node:fs/promises';
 import { setImmediate, setTimeout } from 'node:timers';
-import type { Db } from './driver.ts';
+import type { Committed, Db } from './driver.ts';
 
 interface Pending {
   fn: () => unknown;
+  /** Needs no fsync of its own (`runOrdered`). */
+  ordered: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -30,6 +41,11 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 export class GroupCommit {
   #db: Db;
   #durable: boolean;
+  #ordered: boolean;
+  #syncDelayMs: number;
+  /** An ordered commit has not been covered by an fsync yet. */
+  #unsynced = false;
+  #lazy: ReturnType<typeof setTimeout> | null = null;
   #queue: Pending[] = [];
   #scheduled = false;
   #syncing: Promise<void> | null = null;
@@ -43,10 +59,17 @@ export class GroupCommit {
   /**
    * `fsync`: how the WAL is made durable (tests replace it). `lockWaitMs`: how long a group waits for another
    * process's write lock with the event loop free (polling) before it waits in BEGIN like any transaction does.
+   * `ordered` (default true): `runOrdered` writes skip the fsync; false: they wait for it like `run`.
+   * `syncDelayMs` (default 1000; negative: never): an ordered commit no durable one follows is fsynced this long after.
    */
-  constructor(db: Db, options: { durable: boolean; fsync?: (dbPath: string) => Promise<void>; lockWaitMs?: number }) {
+  constructor(
+    db: Db,
+    options: { durable: boolean; ordered?: boolean; syncDelayMs?: number; fsync?: (dbPath: string) => Promise<void>; lockWaitMs?: number },
+  ) {
     this.#db = db;
     this.#durable = options.durable;
+    this.#ordered = options.ordered ?? true;
+    this.#syncDelayMs = options.syncDelayMs ?? 1000;
     this.#fsync = options.fsync ?? fsyncWal;
     this.#lockWaitMs = options.lockWaitMs ?? 10_000;
   }
@@ -56,8 +79,20 @@ export class GroupCommit {
    * transaction is committed and durable, rejects with what `fn` threw (its changes rolled back, the others' kept).
    */
   run<T>(fn: () => T): Promise<T> {
+    return this.#enqueue(fn, false);
+  }
+
+  /**
+   * `run` for a write that carries no new message bytes: resolves once committed, before the fsync, unless the
+   * group also holds a `run` write (then with it); its `afterDurable` work waits for the next fsync.
+   */
+  runOrdered<T>(fn: () => T): Promise<T> {
+    return this.#enqueue(fn, this.#ordered);
+  }
+
+  #enqueue<T>(fn: () => T, ordered: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      this.#queue.push({ fn, ordered, resolve: resolve as (value: unknown) => void, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => void this.#flush());
@@ -82,7 +117,7 @@ export class GroupCommit {
         }
       }
     };
-    let committed: { afterCommit: () => void } | null;
+    let committed: Committed<unknown> | null;
     try {
       if (this.#durable) db.exec('PRAGMA synchronous = NORMAL');
       try {
@@ -104,7 +139,18 @@ export class GroupCommit {
       return;
     }
     this.#busySince = null;
-    const { afterCommit } = committed;
+    const { afterCommit, afterDurable } = committed;
+    if (this.#durable && items.every((item) => item.ordered)) {
+      afterCommit();
+      this.#settle(items, outcomes, null);
+      if (afterDurable) {
+        // unlinks of released blob files: after the next fsync (one already running may predate this commit)
+        this.#sync().then(afterDurable, () => {
+          // left undone: the files stay in trash/, removed by the next collect() or start (SqliteBlobs)
+        });
+      } else this.#syncLater();
+      return;
+    }
     let syncError: { error: unknown } | null = null;
     if (this.#durable) {
       try {
@@ -114,6 +160,11 @@ export class GroupCommit {
       }
     }
     afterCommit();
+    afterDurable?.();
+    this.#settle(items, outcomes, syncError);
+  }
+
+  #settle(items: Pending[], outcomes: Outcome[], syncError: { error: unknown } | null): void {
     items.forEach((item, i) => {
       const outcome = outcomes[i]!;
       if (syncError) item.reject(syncError.error);
@@ -122,8 +173,20 @@ export class GroupCommit {
     });
   }
 
+  /** Ordered commits wait for an fsync: the next durable group's, or this one after `syncDelayMs`. */
+  #syncLater(): void {
+    this.#unsynced = true;
+    if (this.#lazy || this.#syncDelayMs < 0) return;
+    this.#lazy = setTimeout(() => {
+      this.#lazy = null;
+      if (this.#unsynced) this.#sync().catch(() => undefined);
+    }, this.#syncDelayMs);
+    (this.#lazy as { unref?: () => void }).unref?.();
+  }
+
   /** Resolves after an fsync of the WAL that started after this call: one in flight at a time, shared by all waiting. */
   #sync(): Promise<void> {
+    this.#unsynced = false;
     if (!this.#syncing) {
       this.#syncing = this.#fsync(this.#db.path).finally(() => {
         this.#syncing = null;
@@ -140,11 +203,15 @@ export class GroupCommit {
     return this.#nextSync;
   }
 
-  /** Waits for the queue to drain (tests, close). */
+  /** Waits for the queue to drain and makes ordered commits durable (tests, close). */
   async settle(): Promise<void> {
-    while (this.#queue.length > 0 || this.#scheduled || this.#syncing || this.#nextSync) {
+    for (;;) {
+      if (this.#queue.length === 0 && !this.#scheduled && this.#unsynced) void this.#sync().catch(() => undefined);
+      if (!(this.#queue.length > 0 || this.#scheduled || this.#syncing || this.#nextSync)) break;
       await (this.#nextSync ?? this.#syncing ?? new Promise<void>((resolve) => setImmediate(resolve))).catch(() => undefined);
     }
+    if (this.#lazy) clearTimeout(this.#lazy);
+    this.#lazy = null;
   }
 }
 

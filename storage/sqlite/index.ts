@@ -35,6 +35,16 @@ export interface SqliteStorageOptions {
   dataDir: string;
   /** `full` (default): every commit is durable before it is acknowledged. `normal`: faster, may lose the last commits on power loss. */
   synchronous?: 'full' | 'normal';
+  /**
+   * With `synchronous: 'full'`: `optimized` (default) lets writes that carry no new message bytes (flag changes,
+   * expunges, copies, moves) commit without an fsync of their own, made durable by the next commit that has one
+   * (WAL order) or `orderedSyncDelayMs` later; `always` fsyncs before every acknowledgement (group-commit.ts).
+   */
+  fsyncMode?: 'optimized' | 'always';
+  /** How long an ordered commit that no durable one follows waits for its fsync (default 1000 ms). */
+  orderedSyncDelayMs?: number;
+  /** How the WAL is fsynced (tests: a fake that records or delays). */
+  fsyncWal?: (dbPath: string) => Promise<void>;
   /** How long a write waits for another process holding the database lock (default 10 s). */
   busyTimeoutMs?: number;
   /** SQLite wal_autocheckpoint: WAL pages before a commit checkpoints (default 1,000, SQLite's own). */
@@ -113,7 +123,13 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const ownEphemeral = options.ephemeral ? null : new MemoryEphemeral({ now });
   const ephemeral = options.ephemeral ?? ownEphemeral!;
   const log = new ChangeLog(db, ephemeral);
-  const group = new GroupCommit(db, { durable: synchronous === 'full', lockWaitMs: busyTimeoutMs });
+  const group = new GroupCommit(db, {
+    durable: synchronous === 'full',
+    ordered: (options.fsyncMode ?? 'optimized') === 'optimized',
+    syncDelayMs: options.orderedSyncDelayMs,
+    fsync: options.fsyncWal,
+    lockWaitMs: busyTimeoutMs,
+  });
   const inflatedBytes = options.inflatedCacheBytes ?? DEFAULT_INFLATED_CACHE_BYTES;
   const inflated = inflatedBytes > 0 ? new InflatedCache(inflatedBytes) : null;
   const indexer = new SearchIndexer(db, { ...options.searchIndexer, durable: synchronous === 'full' });

@@ -417,7 +417,7 @@ export class SqliteMessages implements MessagesPort {
   async setFlags(mailboxId: Id, uids: number[], update: FlagUpdate): Promise<FlagResult> {
     const db = this.#db;
     const wanted = uniqueUids(uids);
-    return this.#group.run(() => {
+    return this.#group.runOrdered(() => {
       const mbox = this.#mailbox(mailboxId);
       const result: FlagResult = { changed: [], modified: [] };
       if (wanted.length === 0) return result;
@@ -482,7 +482,7 @@ export class SqliteMessages implements MessagesPort {
   async copy(fromMailboxId: Id, uids: number[], toMailboxId: Id): Promise<CopyResult> {
     const db = this.#db;
     const wanted = uniqueUids(uids);
-    return this.#group.run(() => {
+    return this.#group.runOrdered(() => {
       const [src, dst] = this.#pair(fromMailboxId, toMailboxId);
       const rows = this.#sourceRows(src, wanted);
       if (rows.length === 0) return { uidValidity: num(dst.uid_validity), mappings: [], modseq: num(dst.highest_modseq) };
@@ -513,7 +513,7 @@ export class SqliteMessages implements MessagesPort {
   async move(fromMailboxId: Id, uids: number[], toMailboxId: Id): Promise<CopyResult> {
     const db = this.#db;
     const wanted = uniqueUids(uids);
-    return this.#group.run(() => {
+    return this.#group.runOrdered(() => {
       const [src, dst] = this.#pair(fromMailboxId, toMailboxId);
       const rows = this.#sourceRows(src, wanted);
       if (rows.length === 0) return { uidValidity: num(dst.uid_validity), mappings: [], modseq: num(dst.highest_modseq) };
@@ -545,7 +545,7 @@ export class SqliteMessages implements MessagesPort {
   async expunge(mailboxId: Id, uids: number[]): Promise<number[]> {
     const db = this.#db;
     const wanted = uniqueUids(uids);
-    return this.#group.run(() => {
+    return this.#group.runOrdered(() => {
       const mbox = this.#mailbox(mailboxId);
       const rows = this.#sourceRows(mbox, wanted);
       if (rows.length === 0) return [];

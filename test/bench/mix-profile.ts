@@ -7,7 +7,7 @@
  *   IMAPTEST=/path/to/imaptest node --import tsx test/bench/mix-profile.ts imaptest-kept|imaptest|imaptest-single [SECONDS]
  *
  * WD_BENCH_PROF=DIR runs the server under `node --cpu-prof` (see ours-peer.ts); summarise the profiles with
- * `npx tsx test/bench/cpu-profile.ts DIR/*.cpuprofile`. WILDDUCK_SERVER_WORKERS picks the
+ * `npx tsx test/bench/cpu-profile.ts DIR/*.cpuprofile --window mix` (the window leaves out the server's start). WILDDUCK_SERVER_WORKERS picks the
  * number of worker processes as for the server itself.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { argv, env } from 'node:process';
 import { runImaptest, type ImaptestVariant } from './imaptest.ts';
 import { runMix, seedMix, type MixOptions } from './mix.ts';
-import { startOurs } from './ours-peer.ts';
+import { profileWindow, startOurs } from './ours-peer.ts';
 import { MIX_CLIENTS, mixUser } from './peer.ts';
 import { processTree } from './proc-stats.ts';
 
@@ -45,12 +45,16 @@ try {
   const imaptest = imaptestVariants[name];
   if (imaptest) {
     if (!env.IMAPTEST) throw new Error('IMAPTEST must name the imaptest binary');
+    const from = process.hrtime.bigint();
     const r = await runImaptest(env.IMAPTEST, peer, dir, seconds, imaptest);
+    profileWindow(`mix ${name}`, from, process.hrtime.bigint());
     console.log(`${name}: ${r.commandsPerSecond?.toFixed(0)} cmds/s, ${r.cpuMsPerCommand?.toFixed(3)} ms CPU/command, ${r.errors} errors`);
     console.log(`CPU per process: ${cpuPerProcess()}`);
     if (r.errors || env.WD_TAIL) console.log(r.tail);
   } else {
+    const from = process.hrtime.bigint();
     const r = await runMix(peer, { ...variant, seconds });
+    profileWindow(`mix ${name}`, from, process.hrtime.bigint());
     console.log(`${name}: ${r.commandsPerSecond.toFixed(0)} cmds/s, ${r.loginsPerSecond.toFixed(1)} logins/s, ${r.cpuMsPerCommand.toFixed(3)} ms CPU/command, ${r.errors} errors ${r.firstError}`);
     console.log(`CPU per process: ${cpuPerProcess()}`);
     for (const [cmd, l] of Object.entries(r.latencyMs).sort((a, b) => b[1].mean * b[1].count - a[1].mean * a[1].count)) {
