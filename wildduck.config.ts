@@ -32,7 +32,7 @@ export default defineConfig({
       // Search text enters the full-text indexes after the acknowledgement, this many messages per transaction,
       // this long after the first (ms); until then a search reads those messages' stored text.
       searchIndexBatch: 64,
-      searchIndexDelayMs: 25,
+      searchIndexDelayMs: 200,
     },
     mongodb: {
       // Connection string of a replica set or mongos.

@@ -98,8 +98,8 @@ export const configSchema = z
               .number()
               .int()
               .nonnegative()
-              .default(25)
-              .describe('How long after a message is stored its search text is indexed, so the messages arriving meanwhile are indexed together (cheaper per message).'),
+              .default(200)
+              .describe('How long after a message is stored its search text is indexed, so the messages arriving meanwhile are indexed together (a row indexed alone costs about 1.1 ms of CPU, in a batch of 16 or more about 0.3 ms). Until then a search tests the message by its stored text.'),
           })
           .strict()
           .prefault({}),
