@@ -17,13 +17,19 @@ export interface SpoolOptions {
   memoryLimit?: number;
 }
 
-const READ_SIZE = 64 * 1024;
-const WRITE_BATCH = 64 * 1024;
+/**
+ * Bytes per file write and per read back: each is a thread-pool round trip (~30 µs of CPU besides the copy), so a
+ * 2 MB message costs 16 of them instead of 64 (the IMAP APPEND spool gathers writes the same way).
+ */
+const READ_SIZE = 256 * 1024;
+const WRITE_BATCH = 256 * 1024;
 const STALE_MS = 60 * 60 * 1000;
 const cleaned = new Set<string>();
 
-async function removeStale(dir: string): Promise<void> {
+/** Creates the directory and removes stale files the first time a spool spills there in this process. */
+async function prepareDir(dir: string): Promise<void> {
   if (cleaned.has(dir)) return;
+  await mkdir(dir, { recursive: true });
   cleaned.add(dir);
   const now = Date.now();
   for (const name of await readdir(dir).catch(() => [] as string[])) {
@@ -61,17 +67,21 @@ export class Spool {
     return this.#path !== null;
   }
 
+  /** Adds bytes. The spool keeps `chunk` itself until it is flushed to the file: the caller must not change it. */
   async write(chunk: Uint8Array): Promise<void> {
     if (this.#finished || this.#disposed) throw new Error('spool is finished');
     if (chunk.length === 0) return;
-    this.#chunks.push(chunk.slice());
+    this.#chunks.push(chunk);
     this.#pending += chunk.length;
     this.#size += chunk.length;
     if (this.#path === null && this.#size > this.#memoryLimit) {
-      await mkdir(this.#dir, { recursive: true });
-      await removeStale(this.#dir);
+      await prepareDir(this.#dir);
       this.#path = join(this.#dir, `spool-${randomUUID()}`);
-      this.#file = await open(this.#path, 'w+', 0o600);
+      this.#file = await open(this.#path, 'w+', 0o600).catch(async (err: unknown) => {
+        if ((err as { code?: string }).code !== 'ENOENT') throw err;
+        await mkdir(this.#dir, { recursive: true }); // removed while the server ran
+        return open(this.#path!, 'w+', 0o600);
+      });
     }
     if (this.#file && this.#pending >= WRITE_BATCH) await this.#flush();
   }
@@ -94,7 +104,6 @@ export class Spool {
     if (this.#finished) return;
     this.#finished = true;
     await this.#flush();
-    if (!this.#file) this.#chunks = [concatBytes(this.#chunks)];
   }
 
   /** Reads the spooled message from the start. Any number of readers, one after another or at once. */
@@ -102,7 +111,8 @@ export class Spool {
     if (!this.#finished) throw new Error('spool is not finished');
     if (this.#disposed) throw new Error('spool is disposed');
     if (!this.#file) {
-      if (this.#chunks[0] && this.#chunks[0].length > 0) yield this.#chunks[0];
+      // the chunks as written (no copy into one array): the parser takes a message in any pieces
+      yield* this.#chunks;
       return;
     }
     let position = 0;

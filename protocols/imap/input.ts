@@ -231,9 +231,19 @@ export class InputBuffer {
   async readBytes(size: number): Promise<Uint8Array> {
     const out = new Uint8Array(size);
     let offset = 0;
-    for await (const chunk of this.read(size)) {
-      out.set(chunk, offset);
-      offset += chunk.length;
+    while (offset < size) {
+      if (this.#start === this.#end) {
+        if (this.#ended) throw new InputEndedError();
+        await this.#more();
+        continue;
+      }
+      // copied straight from the buffer (read() would copy each piece once more on the way)
+      const take = Math.min(size - offset, this.#end - this.#start);
+      out.set(this.#buf.subarray(this.#start, this.#start + take), offset);
+      offset += take;
+      this.#start += take;
+      this.#scanned = 0;
+      this.#consumed();
     }
     return out;
   }

@@ -83,7 +83,11 @@ function parseDate(value: string | null): number | null {
   return Number.isFinite(time) ? time : null;
 }
 
-/** Parses `source` once, staging large bodies in `blobs`. On any failure the staged blobs are discarded. */
+/**
+ * Parses `source` once, staging large bodies in `blobs`. On any failure the staged blobs are discarded. The result and
+ * the staged blobs may share memory with the chunks `source` yields (no copy of every byte): a source never changes a
+ * chunk after yielding it (sockets, spools and file reads hand out fresh memory for each chunk).
+ */
 export async function ingestMessage(
   source: AsyncIterable<Uint8Array> | Uint8Array,
   blobs: BlobsPort,

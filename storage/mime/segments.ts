@@ -8,6 +8,15 @@ import type { SplitterSink } from './splitter.ts';
 import { concatBytes } from '../bytes.ts';
 
 export const DEFAULT_BLOB_THRESHOLD = 16 * 1024;
+
+/**
+ * The bytes to keep of a view into an input chunk: the view itself when it covers at least a quarter of the chunk's
+ * memory (no copy: an input chunk is never changed after the parser got it), else a copy, so a message whose small
+ * pieces are spread over many chunks never keeps all of those chunks alive (kept memory stays within 4x the bytes).
+ */
+function keep(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength * 4 >= bytes.buffer.byteLength ? bytes : bytes.slice();
+}
 /** Bytes gathered before one `BlobWriter.write()` call. */
 const WRITE_SIZE = 64 * 1024;
 
@@ -42,7 +51,7 @@ export class SegmentBuilder implements SplitterSink {
 
   inline(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
-    this.inlineChunks.push(bytes.slice());
+    this.inlineChunks.push(keep(bytes));
     this.inlineSize += bytes.length;
     if (this.lastInline) {
       this.lastInline.length += bytes.length;
@@ -61,12 +70,12 @@ export class SegmentBuilder implements SplitterSink {
   runData(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
     if (this.writer) {
-      this.writeChunks.push(bytes.slice());
+      this.writeChunks.push(keep(bytes));
       this.writeSize += bytes.length;
       if (this.writeSize >= WRITE_SIZE) this.queueWrite();
       return;
     }
-    this.runChunks.push(bytes.slice());
+    this.runChunks.push(keep(bytes));
     this.runSize += bytes.length;
     if (this.runSize > this.threshold) {
       const writer = this.blobs.stage();
@@ -110,7 +119,9 @@ export class SegmentBuilder implements SplitterSink {
   /** All writes done: the content, ready to store. */
   async finish(): Promise<MessageContent> {
     await this.flush();
-    const inline = concatBytes(this.inlineChunks, this.inlineSize);
+    let inline = concatBytes(this.inlineChunks, this.inlineSize);
+    // one piece may be a view into an input chunk: the stored value gets memory of its own
+    if (inline.byteLength !== inline.buffer.byteLength) inline = inline.slice();
     this.inlineChunks = [inline];
     return { inline, segments: this.segments };
   }
@@ -123,7 +134,7 @@ export class SegmentBuilder implements SplitterSink {
     if (this.staged.length > 0) await this.blobs.discard(this.staged.splice(0)).catch(() => undefined);
   }
 
-  /** Hands the gathered bytes to the writer, which may keep them: they are our own copies, never changed again. */
+  /** Hands the gathered bytes to the writer, which may keep them: never changed again (see keep()). */
   private queueWrite(): void {
     const writer = this.writer;
     if (!writer || this.writeSize === 0) return;

@@ -41,13 +41,13 @@ export interface SearchIndexerOptions {
 }
 
 const READ_WATERMARK = `SELECT value FROM meta WHERE key = '${INDEXED_THROUGH}'`;
-const BATCH_TOP = 'SELECT max(message_id) AS top FROM (SELECT message_id FROM message_search WHERE message_id > ? ORDER BY message_id LIMIT ?)';
+const BATCH_TOP = 'SELECT max(message_id) AS top, count(*) AS n FROM (SELECT message_id FROM message_search WHERE message_id > ? ORDER BY message_id LIMIT ?)';
 const INSERTS = Object.entries(SEARCH_INDEXES).map(
   ([table, { columns }]) =>
     `INSERT INTO ${table} (rowid, ${columns.join(', ')}) SELECT message_id, ${columns.join(', ')} FROM message_search WHERE message_id > ? AND message_id <= ?`,
 );
 const ADVANCE = `UPDATE meta SET value = ? WHERE key = '${INDEXED_THROUGH}'`;
-const FORGET_TOP = `SELECT max(message_id) AS top FROM (SELECT message_id FROM ${FORGET_TABLE} ORDER BY message_id LIMIT ?)`;
+const FORGET_TOP = `SELECT max(message_id) AS top, count(*) AS n FROM (SELECT message_id FROM ${FORGET_TABLE} ORDER BY message_id LIMIT ?)`;
 const FORGETS = Object.keys(SEARCH_INDEXES).map((table) => `DELETE FROM ${table} WHERE rowid IN (SELECT message_id FROM ${FORGET_TABLE} WHERE message_id <= ?)`);
 const FORGOTTEN = `DELETE FROM ${FORGET_TABLE} WHERE message_id <= ?`;
 
@@ -94,24 +94,28 @@ export class SearchIndexer {
   }
 
   /**
-   * Indexes one batch of pending rows and forgets one batch of expunged ones. True when more may be pending, false
-   * when none are, null when another process holds the write lock (with `wait` false).
+   * Indexes one batch of pending rows and forgets one batch of expunged ones. True when more may be pending (a batch
+   * was full), false when none are, null when another process holds the write lock (with `wait` false). A row
+   * written or expunged after a partial batch schedules the next one itself, so no empty transaction runs just to
+   * find nothing left.
    */
   step(wait = true): boolean | null {
     const db = this.#db;
     const body = (): boolean => {
       const from = indexedThrough(db);
-      const top = db.get<{ top: number | null }>(BATCH_TOP, from, this.#batchRows)?.top ?? null;
+      const batch = db.get<{ top: number | null; n: number }>(BATCH_TOP, from, this.#batchRows);
+      const top = batch?.top ?? null;
       if (top !== null) {
         for (const sql of INSERTS) db.run(sql, from, num(top));
         db.run(ADVANCE, num(top));
       }
-      const forget = db.get<{ top: number | null }>(FORGET_TOP, this.#batchRows)?.top ?? null;
-      if (forget !== null) {
-        for (const sql of FORGETS) db.run(sql, num(forget));
-        db.run(FORGOTTEN, num(forget));
+      const forget = db.get<{ top: number | null; n: number }>(FORGET_TOP, this.#batchRows);
+      const forgetTop = forget?.top ?? null;
+      if (forgetTop !== null) {
+        for (const sql of FORGETS) db.run(sql, num(forgetTop));
+        db.run(FORGOTTEN, num(forgetTop));
       }
-      return top !== null || forget !== null;
+      return (top !== null && num(batch!.n) >= this.#batchRows) || (forgetTop !== null && num(forget!.n) >= this.#batchRows);
     };
     let done;
     if (this.#durable) db.exec('PRAGMA synchronous = NORMAL');

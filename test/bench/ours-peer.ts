@@ -105,7 +105,9 @@ export async function startOurs(dataDir: string, logFile: string, users: string[
  */
 function profileFlags(): string[] {
   const dir = runtimeEnv().WD_BENCH_PROF;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+  // WD_BENCH_NODE_FLAGS: more flags for the server's node, space-separated (e.g. --trace-gc, which its log then shows)
+  const more = (runtimeEnv().WD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  return [...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []), ...more];
 }
 
 /**

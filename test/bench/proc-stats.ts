@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 const PAGE = 4096;
 
-interface Stat {
+export interface Stat {
   pid: number;
   ppid: number;
   /** utime, stime, cutime, cstime in ticks */
