@@ -34,6 +34,9 @@ export default defineConfig({
       // Bytes of the database file read through a memory map (0 = off): shared between worker processes, and
       // a commit by one worker no longer costs the others a read() per page they look at again.
       mmapBytes: 256 * 1024 * 1024,
+      // Recently read message bytes each process keeps inflated, so sessions fetching the same messages inflate
+      // each once (0 = inflate on every read).
+      inflatedCacheBytes: 8 * 1024 * 1024,
       // Search text enters the full-text indexes after the acknowledgement, this many messages per transaction,
       // this long after the first (ms); until then a search reads those messages' stored text. Expunged messages
       // leave the indexes the same way. Batches of several messages cost a fraction of one each.
