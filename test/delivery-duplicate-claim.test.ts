@@ -23,15 +23,17 @@ import { Spool } from '../storage/spool.ts';
 
 const encode = (s: string) => new TextEncoder().encode(s);
 
-/** Claims issued so far, seen by the route tap. */
-let claims = 0;
-const claimsSeenByRoute: number[] = [];
+/** What happened in which order: claims sent and answered, route taps run. */
+const events: string[] = [];
+/** Lets a held claim answer (the route tap ran); claims answer anyway after a while, so the old order cannot hang. */
+let routed: (() => void) | null = null;
 
 const router: Plugin = {
   name: 'test-claim-router',
   apply(api) {
     api.hooks.delivery.route.tapPromise({ stage: TRANSFORM }, async (route, _ctx, request) => {
-      claimsSeenByRoute.push(claims);
+      events.push('route');
+      routed?.();
       if (request.headers.some((h) => h.key === 'subject' && h.value.includes('[broken]'))) throw new Error('route tap failed');
       return route;
     });
@@ -50,8 +52,16 @@ describe('deliverMessage duplicate claim', () => {
     await createUser(app.storage, config, { username: 'ann', password: null, addresses: ['ann@example.com'] });
     const eph = app.storage.ephemeral;
     const setIfAbsent = eph.setIfAbsent.bind(eph);
-    eph.setIfAbsent = (key: string, ttlMs: number) => {
-      claims++;
+    eph.setIfAbsent = async (key: string, ttlMs: number) => {
+      events.push('claim sent');
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        routed = resolve;
+        timer = setTimeout(resolve, 500);
+      });
+      clearTimeout(timer);
+      routed = null;
+      events.push('claim answered');
       return setIfAbsent(key, ttlMs);
     };
     const r = await resolveRecipient(app, internalContext(app.log), 's@r.example', 'ann@example.com');
@@ -78,7 +88,7 @@ describe('deliverMessage duplicate claim', () => {
   it('claims before routing; a duplicate stays a duplicate even when its route fails; a failed route gives the claim back', async () => {
     const first = await deliver('hello', 'one@r.example');
     assert.ok(first.ok && first.value.stored && !first.value.duplicate);
-    assert.deepEqual(claimsSeenByRoute, [1], 'the claim was sent before the route taps ran');
+    assert.deepEqual(events, ['claim sent', 'route', 'claim answered'], 'the route taps run while the claim is on its way');
 
     const again = await deliver('hello', 'one@r.example');
     assert.ok(again.ok && again.value.duplicate && again.value.stored === null);
