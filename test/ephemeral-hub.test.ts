@@ -140,6 +140,24 @@ describe('EphemeralHub + RemoteEphemeral', () => {
     await assert.rejects(w.remote.publish('changes:3', '6'), StorageError);
   });
 
+  it('a publish leaves at the end of the turn (after what its caller does on microtasks), or before the next operation', async () => {
+    const hub = new EphemeralHub(new MemoryEphemeral());
+    const w = worker(hub);
+    await w.remote.publish('changes:4', '1');
+    await Promise.resolve();
+    assert.deepEqual(w.sent, [], 'not sent on the way: the acknowledgement it follows goes first');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(w.sent, ['wd:eph:pub']);
+    await w.remote.publish('changes:4', '2');
+    const answer = w.remote.setIfAbsent('k', 1000);
+    assert.deepEqual(w.sent, ['wd:eph:pub', 'wd:eph:pub', 'wd:eph'], 'an operation sends the queued publish first: call order kept');
+    assert.equal(await answer, true);
+    await w.remote.publish('changes:4', '3');
+    w.remote.subscribe('changes:5', () => {});
+    assert.deepEqual(w.sent.slice(3), ['wd:eph:pub', 'wd:eph:sub']);
+    await w.die();
+  });
+
   it('a channel left by its last listener stays subscribed at the hub until the sweep: re-subscribing sends nothing', async () => {
     const hub = new EphemeralHub(new MemoryEphemeral());
     const w = worker(hub, { lingerMs: 30 });

@@ -7,13 +7,13 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openDb } from '../storage/sqlite/driver.ts';
 import type { Db } from '../storage/sqlite/driver.ts';
-import { GroupCommit, fsyncWal } from '../storage/sqlite/group-commit.ts';
+import { GroupCommit, fsyncWal, keptWalFile } from '../storage/sqlite/group-commit.ts';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { readAll, readMessage } from '../storage/mime/reassemble.ts';
@@ -209,6 +209,42 @@ describe('group commit', () => {
       await until(() => events.length === 2, 'the after-durable work');
       assert.deepEqual(events, ['committed', 'durable']);
     });
+  });
+
+  it('fsyncWal keeps one descriptor of the live WAL file: across checkpoints, and a fresh one once the file is replaced', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wd-walfd-'));
+    const path = join(dir, 'w.sqlite');
+    const live = () => {
+      const st = statSync(`${path}-wal`);
+      return { dev: st.dev, ino: st.ino };
+    };
+    try {
+      let db = await openDb(path);
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('CREATE TABLE t (v INTEGER)');
+      db.run('INSERT INTO t (v) VALUES (1)');
+      await fsyncWal(path);
+      const first = keptWalFile(path);
+      assert.deepEqual(first, live());
+      for (const mode of ['RESTART', 'TRUNCATE', 'PASSIVE']) {
+        db.exec(`PRAGMA wal_checkpoint(${mode})`);
+        db.run('INSERT INTO t (v) VALUES (2)');
+        await fsyncWal(path);
+        assert.deepEqual(keptWalFile(path), live(), `the live WAL after a ${mode} checkpoint`);
+      }
+      db.close(); // the last connection removes the WAL file
+      await fsyncWal(path); // no WAL: the database file is synced
+      db = await openDb(path);
+      db.exec('PRAGMA journal_mode = WAL');
+      db.run('INSERT INTO t (v) VALUES (3)');
+      await fsyncWal(path);
+      assert.deepEqual(keptWalFile(path), live(), 'a fresh descriptor of the new WAL file');
+      assert.notDeepEqual(keptWalFile(path), first, 'the old one pins its deleted inode: the new file cannot share its number');
+      assert.deepEqual(values(db), [1, 2, 2, 2, 3]);
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an ordered write no durable one follows is fsynced after syncDelayMs, and by settle()', async () => {

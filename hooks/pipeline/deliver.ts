@@ -227,54 +227,37 @@ async function deliverOne(
   const refused = await runBefore(ctx, hooks.beforeDeliver, [ctx, request]);
   if (refused) return fail(refused);
 
-  // Duplicate suppression: claim the Message-ID for this user; a failed store gives the claim back.
+  // Duplicate suppression: claim the Message-ID for this user; a failed store gives the claim back. The claim (a round
+  // trip to the primary when there are workers) runs while the route and the target mailbox are worked out; its
+  // answer is awaited before anything else is decided, so a duplicate is reported as before and never stored.
   const windowMs = app.config.delivery.duplicateWindowSeconds * 1000;
-  let claimed: string | null = null;
-  if (windowMs > 0 && messageId) {
-    const key = duplicateKey(recipient.userId, messageId);
-    try {
-      if (!(await app.storage.ephemeral.setIfAbsent(key, windowMs))) {
-        ctx.log.info('duplicate delivery suppressed', { messageId });
-        const result: DeliveryResult = Object.freeze({ route: defaultRoute(), mailboxId: null, stored: null, duplicate: true });
-        await runAfter(ctx, hooks.afterDeliver, [ctx, request, result]);
-        return ok(result);
-      }
-      claimed = key;
-    } catch (err) {
-      ctx.log.warn('duplicate check failed; delivering anyway', { err });
-    }
+  const key = windowMs > 0 && messageId ? duplicateKey(recipient.userId, messageId) : null;
+  const claim: Promise<boolean | null> = key
+    ? app.storage.ephemeral.setIfAbsent(key, windowMs).catch((err: unknown) => {
+        ctx.log.warn('duplicate check failed; delivering anyway', { err });
+        return null;
+      })
+    : Promise.resolve(null);
+  const target = await routeAndMailbox(app, ctx, request, recipient);
+  const claimed = await claim;
+  if (claimed === false) {
+    ctx.log.info('duplicate delivery suppressed', { messageId });
+    const result: DeliveryResult = Object.freeze({ route: defaultRoute(), mailboxId: null, stored: null, duplicate: true });
+    await runAfter(ctx, hooks.afterDeliver, [ctx, request, result]);
+    return ok(result);
   }
   const release = async () => {
-    if (claimed) await app.storage.ephemeral.del(claimed).catch(() => {});
+    if (claimed && key) await app.storage.ephemeral.del(key).catch(() => {});
   };
-
-  const routed = await runHook<unknown>(ctx, hooks.route, [defaultRoute(), ctx, request]);
-  if (!routed.ok) {
+  if (!target.ok) {
     await release();
-    return routed;
+    return target;
   }
-  if (!isRoute(routed.value)) {
-    ctx.log.error('delivery.route returned something that is not a DeliveryRoute', { returned: typeof routed.value });
-    await release();
-    return fail(tempfail('SERVERBUG', 'Internal server error, try again later'));
-  }
-  const route = routed.value;
+  const { route, mailbox } = target.value;
 
   let mailboxId: Id | null = null;
   let stored: AppendResult | null = null;
-  if (!route.discard) {
-    let mailbox: MailboxRecord | null;
-    try {
-      mailbox = await targetMailbox(app, recipient.userId, route);
-    } catch (err) {
-      ctx.log.error('mailbox lookup failed', { err });
-      await release();
-      return fail(tempfail('UNAVAILABLE', 'Mailbox lookup failed, try again later'));
-    }
-    if (!mailbox) {
-      await release();
-      return fail(deny('NONEXISTENT', 'The recipient has no INBOX'));
-    }
+  if (mailbox) {
     const head = traceHeaders(input.from, recipient);
     const result = await storeMessage(app, ctx, {
       userId: recipient.userId,
@@ -294,4 +277,30 @@ async function deliverOne(
   const result: DeliveryResult = Object.freeze({ route, mailboxId, stored, duplicate: false });
   await runAfter(ctx, hooks.afterDeliver, [ctx, request, result]);
   return ok(result);
+}
+
+/** The recipient's route (the `delivery.route` taps) and, unless it discards, its target mailbox. */
+async function routeAndMailbox(
+  app: PipelineApp,
+  ctx: HookContext,
+  request: DeliveryRequest,
+  recipient: DeliveryRecipient,
+): Promise<OperationResult<{ route: DeliveryRoute; mailbox: MailboxRecord | null }>> {
+  const routed = await runHook<unknown>(ctx, app.hooks.delivery.route, [defaultRoute(), ctx, request]);
+  if (!routed.ok) return routed;
+  if (!isRoute(routed.value)) {
+    ctx.log.error('delivery.route returned something that is not a DeliveryRoute', { returned: typeof routed.value });
+    return fail(tempfail('SERVERBUG', 'Internal server error, try again later'));
+  }
+  const route = routed.value;
+  if (route.discard) return ok({ route, mailbox: null });
+  let mailbox: MailboxRecord | null;
+  try {
+    mailbox = await targetMailbox(app, recipient.userId, route);
+  } catch (err) {
+    ctx.log.error('mailbox lookup failed', { err });
+    return fail(tempfail('UNAVAILABLE', 'Mailbox lookup failed, try again later'));
+  }
+  if (!mailbox) return fail(deny('NONEXISTENT', 'The recipient has no INBOX'));
+  return ok({ route, mailbox });
 }

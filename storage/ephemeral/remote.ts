@@ -11,6 +11,7 @@
  * operation guards. A publish is one message with no answer. When the channel is gone (the primary died), operations fail with StorageError UNAVAILABLE:
  * the client gets a temporary failure while the worker shuts down.
  */
+import { setImmediate } from 'node:timers';
 import type { EphemeralPort } from '../ports.ts';
 import { StorageError } from '../ports.ts';
 import type { EphemeralOp, EphemeralWire } from './hub.ts';
@@ -37,6 +38,8 @@ export class RemoteEphemeral implements EphemeralPort {
   readonly #unused = new Set<string>();
   readonly #lingerMs: number;
   #sweep: ReturnType<typeof setTimeout> | null = null;
+  /** Publishes not sent yet (`publish`); sent before any other message, so the hub sees everything in call order. */
+  #outbox: EphemeralWire[] = [];
 
   constructor(channel: EphemeralChannel, options: { lingerMs?: number } = {}) {
     this.#channel = channel;
@@ -76,6 +79,7 @@ export class RemoteEphemeral implements EphemeralPort {
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
       try {
+        this.#sendOutbox();
         this.#channel.send({ t: 'wd:eph', id, op, args });
       } catch (err) {
         this.#pending.delete(id);
@@ -120,13 +124,31 @@ export class RemoteEphemeral implements EphemeralPort {
     return this.#call('unlock', [key, token]);
   }
 
-  /** One way (no answer to wait for, one IPC message): it comes back to this process's listeners like to everyone's. */
+  /**
+   * One way (no answer to wait for, one IPC message): it comes back to this process's listeners like to everyone's.
+   * Sent at the end of this turn of the event loop, or before the next operation or (un)subscription if that comes
+   * first: a commit's change announcement leaves after the acknowledgement its promise led to (an LMTP 250, an IMAP
+   * OK, written on microtasks of the same turn), not before it, and the hub still sees messages in call order.
+   */
   async publish(channel: string, message: string): Promise<void> {
     if (this.#closed) throw new StorageError('UNAVAILABLE', 'ephemeral store: the channel to the primary process is closed');
+    this.#outbox.push({ t: 'wd:eph:pub', channel, message });
+    if (this.#outbox.length === 1) setImmediate(() => this.#flushOutbox());
+  }
+
+  #flushOutbox(): void {
     try {
-      this.#channel.send({ t: 'wd:eph:pub', channel, message });
-    } catch (err) {
-      throw new StorageError('UNAVAILABLE', `ephemeral store: ${(err as Error)?.message ?? String(err)}`);
+      this.#sendOutbox();
+    } catch {
+      // the channel is closing; pub/sub is a hint (listeners catch up on the next notification)
+    }
+  }
+
+  /** Sends the queued publishes (throws what the channel throws; the rest stay queued). */
+  #sendOutbox(): void {
+    while (this.#outbox.length > 0) {
+      this.#channel.send(this.#outbox[0]!);
+      this.#outbox.shift();
     }
   }
 
@@ -165,6 +187,7 @@ export class RemoteEphemeral implements EphemeralPort {
   #signal(message: EphemeralWire): void {
     if (this.#closed) return;
     try {
+      this.#sendOutbox();
       this.#channel.send(message);
     } catch {
       // the channel is closing; the worker goes with it
@@ -175,6 +198,7 @@ export class RemoteEphemeral implements EphemeralPort {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#outbox = [];
     if (this.#sweep) clearTimeout(this.#sweep);
     this.#sweep = null;
     this.#unused.clear();

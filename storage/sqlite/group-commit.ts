@@ -24,6 +24,7 @@
  * handler sleeps, blocking the event loop and every session of this worker): it retries a millisecond later while
  * the event loop serves other commands, and the writes arriving meanwhile join the group.
  */
+import { closeSync, fdatasync, fstatSync, openSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { setImmediate, setTimeout } from 'node:timers';
 import type { Committed, Db } from './driver.ts';
@@ -215,17 +216,83 @@ export class GroupCommit {
   }
 }
 
+/** An open descriptor of a WAL file, kept between fsyncs (`fsyncWal`). */
+interface WalHandle {
+  fd: number;
+  dev: number;
+  ino: number;
+  /** fsyncs in flight on `fd`: it is closed only when none is. */
+  busy: number;
+  stale: boolean;
+}
+
+/** Descriptors kept open, by WAL path; the oldest idle one is closed beyond `MAX_WAL_HANDLES` (tests open many). */
+const walHandles = new Map<string, WalHandle>();
+const MAX_WAL_HANDLES = 16;
+
+function closeWalHandle(h: WalHandle): void {
+  h.stale = true;
+  if (h.busy === 0) closeSync(h.fd);
+}
+
+/** The kept descriptor of `path` if it still names the live file (same device and inode), else a fresh one. */
+function walHandle(path: string): WalHandle {
+  const st = statSync(path); // throws ENOENT when there is no WAL file
+  const kept = walHandles.get(path);
+  if (kept && kept.dev === st.dev && kept.ino === st.ino) return kept;
+  if (kept) {
+    // the WAL file was replaced (deleted when its last connection closed, then created again): open the live one
+    walHandles.delete(path);
+    closeWalHandle(kept);
+  }
+  const fd = openSync(path, 'r');
+  const own = fstatSync(fd); // the file opened, should it have been replaced again since statSync
+  const h: WalHandle = { fd, dev: own.dev, ino: own.ino, busy: 0, stale: false };
+  walHandles.set(path, h);
+  if (walHandles.size > MAX_WAL_HANDLES) {
+    for (const [p, old] of walHandles) {
+      if (old.busy > 0 || old === h) continue;
+      walHandles.delete(p);
+      closeWalHandle(old);
+      break;
+    }
+  }
+  return h;
+}
+
+/** The file (device, inode) `fsyncWal` keeps a descriptor of for `dbPath` (tests). */
+export function keptWalFile(dbPath: string): { dev: number; ino: number } | null {
+  const h = walHandles.get(`${dbPath}-wal`);
+  return h ? { dev: h.dev, ino: h.ino } : null;
+}
+
+/**
+ * Makes the WAL file of `dbPath` durable (fdatasync, as SQLite itself syncs its WAL on Linux): through a descriptor kept
+ * open per WAL file between calls rather than an open and a close around every fsync; before each fsync a stat of the
+ * path checks that the descriptor still names the live WAL (SQLite keeps its -wal file for as long as a connection
+ * is open, rewinding it after a checkpoint; it deletes it when the last connection closes; the kept descriptor pins
+ * the inode of a deleted file, so a new file cannot have its number). Every write to the file
+ * through any descriptor is covered: an fsync applies to the file, not to the descriptor.
+ */
 export async function fsyncWal(dbPath: string): Promise<void> {
-  let fh;
+  let h: WalHandle;
   try {
-    fh = await open(`${dbPath}-wal`, 'r');
+    h = walHandle(`${dbPath}-wal`);
   } catch (err) {
     if ((err as { code?: string }).code !== 'ENOENT') throw err;
-    fh = await open(dbPath, 'r'); // no WAL file: everything is in the database file
+    const fh = await open(dbPath, 'r'); // no WAL file: everything is in the database file
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return;
   }
+  h.busy++;
   try {
-    await fh.sync();
+    await new Promise<void>((resolve, reject) => fdatasync(h.fd, (err) => (err ? reject(err) : resolve())));
   } finally {
-    await fh.close();
+    h.busy--;
+    if (h.stale && h.busy === 0) closeSync(h.fd);
   }
 }
