@@ -182,6 +182,43 @@ describe('shared mailbox index', () => {
     writer.end();
   });
 
+  it('claims \\Recent while the index loads: up to the mailbox record\'s UIDNEXT, then what the index holds above it', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Idx8', 2);
+    const box = await mailbox('Idx8');
+    assert.equal(box.uidNext, 3);
+    // a message committed after the record was read: the loaded index holds UID 3, the record names UIDs 1-2
+    const ingested = await fakeMessage(t.app.storage.blobs, message('Idx8-late'));
+    await t.app.storage.messages.append({ userId: t.userId, mailboxId: box.id, flags: [], internalDate: Date.now(), message: ingested });
+    const events: string[] = [];
+    const store = t.app.storage.ephemeral;
+    // a store of its own: no mark this process has seen, so each claim is a call
+    const ephemeral = {
+      raise: (key: string, to: number, ttl: number) => (events.push(`claim ${to}`), store.raise(key, to, ttl)),
+      get: (key: string) => store.get(key),
+    } as unknown as typeof store;
+    const indexes = {
+      async acquire(record: MailboxRecord) {
+        events.push('load');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        const lease = await t.app.indexes.acquire(record);
+        events.push('loaded');
+        return lease;
+      },
+    } as unknown as MailboxIndexes;
+    const view = await SelectedMailbox.open(indexes, { ephemeral }, box, false, { indexChanged() {} });
+    assert.deepEqual(events, ['claim 2', 'load', 'loaded', 'claim 3'], 'the claim is made before the load, the rest after it');
+    assert.equal(view.exists, 3);
+    assert.equal(view.recent.size, 3, 'all three are recent to this session');
+    assert.ok([1, 2, 3].every((uid) => view.recent.has(uid)));
+    const other = await SelectedMailbox.open(t.app.indexes, { ephemeral }, box, false, { indexChanged() {} });
+    assert.equal(other.recent.size, 0, 'and to no other');
+    assert.deepEqual(events.slice(4), [], 'a claim under the mark this process saw makes no call');
+    other.close();
+    view.close();
+    a.end();
+  });
+
   it('holds no per-message copy in a session: only counts of its own pending differences', async () => {
     const client = await login(t.app);
     await client.command('CREATE Idx5');

@@ -81,15 +81,30 @@ export class SelectedMailbox implements IndexView {
     readOnly: boolean,
     watcher: ChangeWatcher,
   ): Promise<SelectedMailbox> {
-    const lease = await indexes.acquire(mailbox);
+    // \Recent is claimed (or read) while the index loads, one round trip to the ephemeral store overlapping the
+    // other: up to the highest UID given out when the mailbox record was read (below its UIDNEXT); UIDs the index
+    // holds above that (committed since) are claimed once it is loaded, as a later EXISTS claims its new UIDs
+    const upTo = Math.max(0, mailbox.uidNext - 1);
+    const claiming = readOnly
+      ? recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity)
+      : claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, upTo);
+    let lease: IndexLease;
+    try {
+      lease = await indexes.acquire(mailbox);
+    } catch (err) {
+      claiming.catch(() => {}); // the load's failure is the one reported
+      throw err;
+    }
     const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, watcher);
     lease.index.attach(view);
     try {
       const max = view.#announced;
-      const mark = readOnly
-        ? await recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity)
-        : await claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, max);
-      view.recent.add(mark, max);
+      const mark = await claiming;
+      if (readOnly) view.recent.add(mark, max);
+      else {
+        view.recent.add(mark, upTo);
+        if (max > upTo) view.recent.add(Math.max(await claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, max), upTo), max);
+      }
     } catch (err) {
       view.close();
       throw err;
