@@ -9,10 +9,11 @@
  * one copy; the repeats share the first one's outcome, as duplicates):
  *   delivery.beforeDeliver     policy              ── verdict for this copy
  *   duplicate check            same Message-ID to the same user within delivery.duplicateWindowSeconds
- *                                                  ── accepted, stored once
+ *                                                  ── accepted, stored once (the claim is asked for here and
+ *                                                     its answer awaited just before the commit)
  *   delivery.route             filters, spam, forwarding targets (waterfall over DeliveryRoute)
  *   storeMessage               Return-Path + Delivered-To prepended as a stream; message.beforeStore (quota)
- *                              applies                 ── verdict for this copy
+ *                              applies                 ── verdict for this copy (a duplicate's answer wins)
  *   delivery.afterDeliver      forwarding, autoreply, notifications (errors logged only)
  *   app.metrics                wildduck_deliveries_total{outcome,code}
  */
@@ -29,7 +30,7 @@ import { deny, fail, ok, tempfail } from '../verdict.ts';
 import type { OperationResult } from '../verdict.ts';
 import { runAfter, runBefore, runHook } from './run.ts';
 import type { PipelineApp } from './run.ts';
-import { storeMessage } from './store-message.ts';
+import { storeMessageWhen } from './store-message.ts';
 
 /** The message being delivered: re-readable, with its size known (e.g. storage/spool.ts Spool). */
 export interface DeliverySource {
@@ -228,8 +229,9 @@ async function deliverOne(
   if (refused) return fail(refused);
 
   // Duplicate suppression: claim the Message-ID for this user; a failed store gives the claim back. The claim (a round
-  // trip to the primary when there are workers) runs while the route and the target mailbox are worked out; its
-  // answer is awaited before anything else is decided, so a duplicate is reported as before and never stored.
+  // trip to the primary when there are workers) runs while the route and the target mailbox are worked out and the
+  // message is parsed; its answer is awaited before anything is stored (and before a refusal is reported), so a
+  // duplicate is reported as before and never stored.
   const windowMs = app.config.delivery.duplicateWindowSeconds * 1000;
   const key = windowMs > 0 && messageId ? duplicateKey(recipient.userId, messageId) : null;
   const claim: Promise<boolean | null> = key
@@ -238,41 +240,46 @@ async function deliverOne(
         return null;
       })
     : Promise.resolve(null);
-  const target = await routeAndMailbox(app, ctx, request, recipient);
-  const claimed = await claim;
-  if (claimed === false) {
+  const duplicate = async (): Promise<OperationResult<DeliveryResult>> => {
     ctx.log.info('duplicate delivery suppressed', { messageId });
     const result: DeliveryResult = Object.freeze({ route: defaultRoute(), mailboxId: null, stored: null, duplicate: true });
     await runAfter(ctx, hooks.afterDeliver, [ctx, request, result]);
     return ok(result);
-  }
-  const release = async () => {
-    if (claimed && key) await app.storage.ephemeral.del(key).catch(() => {});
   };
-  if (!target.ok) {
-    await release();
-    return target;
-  }
+  /** A refusal or failure of this copy: a duplicate's answer when the claim says so, else the claim given back. */
+  const refuse = async (failure: OperationResult<DeliveryResult>): Promise<OperationResult<DeliveryResult>> => {
+    const claimed = await claim;
+    if (claimed === false) return duplicate();
+    if (claimed && key) await app.storage.ephemeral.del(key).catch(() => {});
+    return failure;
+  };
+  const target = await routeAndMailbox(app, ctx, request, recipient);
+  if (!target.ok) return refuse(target);
   const { route, mailbox } = target.value;
 
   let mailboxId: Id | null = null;
   let stored: AppendResult | null = null;
   if (mailbox) {
     const head = traceHeaders(input.from, recipient);
-    const result = await storeMessage(app, ctx, {
-      userId: recipient.userId,
-      mailboxId: mailbox.id,
-      flags: [...route.flags],
-      internalDate,
-      source: prepend(head, input.message.open()),
-      declaredSize: head.length + input.message.size,
-    });
-    if (!result.ok) {
-      await release();
-      return result;
-    }
+    const result = await storeMessageWhen(
+      app,
+      ctx,
+      {
+        userId: recipient.userId,
+        mailboxId: mailbox.id,
+        flags: [...route.flags],
+        internalDate,
+        source: prepend(head, input.message.open()),
+        declaredSize: head.length + input.message.size,
+      },
+      claim.then((claimed) => claimed !== false),
+    );
+    if (result === null) return duplicate();
+    if (!result.ok) return refuse(result);
     mailboxId = mailbox.id;
     stored = result.value;
+  } else if ((await claim) === false) {
+    return duplicate();
   }
   const result: DeliveryResult = Object.freeze({ route, mailboxId, stored, duplicate: false });
   await runAfter(ctx, hooks.afterDeliver, [ctx, request, result]);
