@@ -14,7 +14,8 @@
  *   delivery.route             filters, spam, forwarding targets (waterfall over DeliveryRoute)
  *   storeMessage               Return-Path + Delivered-To prepended as a stream; message.beforeStore (quota)
  *                              applies                 ── verdict for this copy (a duplicate's answer wins)
- *   delivery.afterDeliver      forwarding, autoreply, notifications (errors logged only)
+ *   delivery.afterDeliver      forwarding, autoreply, notifications (errors logged only); after the copy's outcome
+ *                              was reported (onOutcome: the LMTP reply is on its way meanwhile)
  *   app.metrics                wildduck_deliveries_total{outcome,code}
  */
 import { createContext } from '../context.ts';
@@ -177,12 +178,14 @@ export async function deliverMessage(app: PipelineApp, ctx: HookContext, input: 
   // One copy per resolved user per transaction: `Alice@EXAMPLE.com`, `alice@example.com` and `alice+tag@…` given
   // twice (or 1,000 times) store once; every repeat gets the first copy's outcome (a duplicate when it was stored).
   const firstForUser = new Map<Id, OperationResult<DeliveryResult>>();
+  // delivery.afterDeliver of a copy runs once its outcome was reported (the LMTP reply goes out first)
+  const afterwards: Array<() => Promise<void>> = [];
   for (const [index, recipient] of input.recipients.entries()) {
     const rctx = createContext(ctx.session, { recipient: recipient.address });
     const earlier = firstForUser.get(recipient.userId);
     const result = earlier
       ? repeatOutcome(earlier)
-      : (headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate)));
+      : (headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate, afterwards)));
     if (!earlier) firstForUser.set(recipient.userId, result);
     const outcome: DeliveryOutcome = Object.freeze({ recipient, result });
     outcomes.push(outcome);
@@ -197,6 +200,7 @@ export async function deliverMessage(app: PipelineApp, ctx: HookContext, input: 
         ctx.log.warn('delivery outcome callback failed', { err });
       }
     }
+    for (const after of afterwards.splice(0)) await after();
   }
   return outcomes;
 }
@@ -215,6 +219,7 @@ async function deliverOne(
   headers: HeaderField[],
   messageId: string | null,
   internalDate: number,
+  afterwards: Array<() => Promise<void>>,
 ): Promise<OperationResult<DeliveryResult>> {
   const hooks = app.hooks.delivery;
   const request: DeliveryRequest = Object.freeze({
@@ -243,7 +248,7 @@ async function deliverOne(
   const duplicate = async (): Promise<OperationResult<DeliveryResult>> => {
     ctx.log.info('duplicate delivery suppressed', { messageId });
     const result: DeliveryResult = Object.freeze({ route: defaultRoute(), mailboxId: null, stored: null, duplicate: true });
-    await runAfter(ctx, hooks.afterDeliver, [ctx, request, result]);
+    afterwards.push(() => runAfter(ctx, hooks.afterDeliver, [ctx, request, result]));
     return ok(result);
   };
   /** A refusal or failure of this copy: a duplicate's answer when the claim says so, else the claim given back. */
@@ -282,7 +287,7 @@ async function deliverOne(
     return duplicate();
   }
   const result: DeliveryResult = Object.freeze({ route, mailboxId, stored, duplicate: false });
-  await runAfter(ctx, hooks.afterDeliver, [ctx, request, result]);
+  afterwards.push(() => runAfter(ctx, hooks.afterDeliver, [ctx, request, result]));
   return ok(result);
 }
 
