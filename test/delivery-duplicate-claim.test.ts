@@ -28,6 +28,29 @@ const events: string[] = [];
 /** Lets a held claim answer (the route tap ran); claims answer anyway after a while, so the old order cannot hang. */
 let routed: (() => void) | null = null;
 
+/**
+ * Holds every duplicate claim of `app` until `release()` is called (or 500 ms passed), noting 'claim sent' (when
+ * `sent`) and 'claim answered' in `log`.
+ */
+function holdClaims(app: App, log: string[], sent: boolean): { release(): void } {
+  let waiting: (() => void) | null = null;
+  const eph = app.storage.ephemeral;
+  const setIfAbsent = eph.setIfAbsent.bind(eph);
+  eph.setIfAbsent = async (key: string, ttlMs: number) => {
+    if (sent) log.push('claim sent');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      waiting = resolve;
+      timer = setTimeout(resolve, 500);
+    });
+    clearTimeout(timer);
+    waiting = null;
+    log.push('claim answered');
+    return setIfAbsent(key, ttlMs);
+  };
+  return { release: () => waiting?.() };
+}
+
 const router: Plugin = {
   name: 'test-claim-router',
   apply(api) {
@@ -50,20 +73,8 @@ describe('deliverMessage duplicate claim', () => {
     const config = resolveConfig({ dataDir, plugins: [router] });
     app = await bootApp(config, createLogger({ level: 'silent' }));
     await createUser(app.storage, config, { username: 'ann', password: null, addresses: ['ann@example.com'] });
-    const eph = app.storage.ephemeral;
-    const setIfAbsent = eph.setIfAbsent.bind(eph);
-    eph.setIfAbsent = async (key: string, ttlMs: number) => {
-      events.push('claim sent');
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        routed = resolve;
-        timer = setTimeout(resolve, 500);
-      });
-      clearTimeout(timer);
-      routed = null;
-      events.push('claim answered');
-      return setIfAbsent(key, ttlMs);
-    };
+    const claims = holdClaims(app, events, true);
+    routed = () => claims.release();
     const r = await resolveRecipient(app, internalContext(app.log), 's@r.example', 'ann@example.com');
     assert.ok(r.ok);
     ann = r.value;
@@ -116,7 +127,7 @@ describe('deliverMessage duplicate claim answered after the parse', () => {
     app = await bootApp(config, createLogger({ level: 'silent' }));
     bobId = (await createUser(app.storage, config, { username: 'bob', password: null, addresses: ['bob@example.com'] })).user.id;
     // every claim answers only once the message's attachment was staged (the parse ran), or after 500 ms
-    let staged: (() => void) | null = null;
+    const claims = holdClaims(app, order, false);
     const blobs = app.storage.blobs;
     const stage = blobs.stage.bind(blobs);
     blobs.stage = () => {
@@ -125,23 +136,10 @@ describe('deliverMessage duplicate claim answered after the parse', () => {
       writer.finish = async () => {
         const result = await finish();
         order.push('staged');
-        staged?.();
+        claims.release();
         return result;
       };
       return writer;
-    };
-    const eph = app.storage.ephemeral;
-    const setIfAbsent = eph.setIfAbsent.bind(eph);
-    eph.setIfAbsent = async (key: string, ttlMs: number) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        staged = resolve;
-        timer = setTimeout(resolve, 500);
-      });
-      clearTimeout(timer);
-      staged = null;
-      order.push('claim answered');
-      return setIfAbsent(key, ttlMs);
     };
     const r = await resolveRecipient(app, internalContext(app.log), 's@r.example', 'bob@example.com');
     assert.ok(r.ok);

@@ -5,18 +5,7 @@ import { Buffer } from 'node:buffer';
 import { BlobFormatError, bytesSource, decodeRange, encodeBlob, encodeBlobSync, readLayout } from '../storage/blob-codec.ts';
 import { decodeBase64Lines, encodeBase64Lines } from '../storage/blob-base64.ts';
 import { concatBytes } from '../storage/bytes.ts';
-
-function noise(n: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+import { noise } from './helpers/storage-contract.ts';
 
 /** `n` random bytes as base64 in lines of `line` characters ending with `eol` (no line end after the last line). */
 function base64Lines(n: number, line = 76, eol = '\r\n', seed = 1): Uint8Array {
