@@ -1,20 +1,58 @@
 /**
  * The per-message columns of a mailbox index, in UID order: typed arrays that grow by doubling, searched by binary
  * search on the UID column, compacted in one pass when messages leave. About 36 bytes per message.
+ *
+ * Columns adopted from a snapshot's head (`adoptHead`) have UIDs and flags at once and their modseqs, sizes and dates
+ * deferred: the first use of any of these three (or `materialize`) reads them, so a SELECT that needs only UIDs and
+ * flags does not wait for them.
  */
 import type { Flag, IndexColumns, MessageIndexEntry } from '../ports.ts';
 import { lowerBound } from '../search/ranges.ts';
+import type { RestColumns } from './snapshot.ts';
 
 export class Columns {
   count = 0;
   uids: Uint32Array = new Uint32Array(0);
-  modseqs: Float64Array = new Float64Array(0);
-  sizes: Float64Array = new Float64Array(0);
-  dates: Float64Array = new Float64Array(0);
+  #modseqs: Float64Array = new Float64Array(0);
+  #sizes: Float64Array = new Float64Array(0);
+  #dates: Float64Array = new Float64Array(0);
+  /** Reads the deferred columns (adoptHead), until they are read. */
+  #rest: (() => RestColumns) | null = null;
   /** Interned flag list number (flag-sets.ts). */
   flags: Uint32Array = new Uint32Array(0);
   /** The index's change stamp of the last flag change (0: none since loaded). */
   stamps: Uint32Array = new Uint32Array(0);
+
+  get modseqs(): Float64Array {
+    if (this.#rest) this.materialize();
+    return this.#modseqs;
+  }
+
+  get sizes(): Float64Array {
+    if (this.#rest) this.materialize();
+    return this.#sizes;
+  }
+
+  get dates(): Float64Array {
+    if (this.#rest) this.materialize();
+    return this.#dates;
+  }
+
+  /** Some columns are still to be read (adoptHead). */
+  get deferred(): boolean {
+    return this.#rest !== null;
+  }
+
+  /** Reads the deferred columns now, if any (throws when they cannot be read; the next use tries again). */
+  materialize(): void {
+    const read = this.#rest;
+    if (!read) return;
+    const rest = read();
+    this.#rest = null;
+    this.#modseqs = rest.modseqs;
+    this.#sizes = rest.sizes;
+    this.#dates = rest.internalDates;
+  }
 
   #reserve(extra: number): void {
     const need = this.count + extra;
@@ -26,38 +64,38 @@ export class Columns {
       return next;
     };
     this.uids = grow(this.uids, (n) => new Uint32Array(n));
-    this.modseqs = grow(this.modseqs, (n) => new Float64Array(n));
-    this.sizes = grow(this.sizes, (n) => new Float64Array(n));
-    this.dates = grow(this.dates, (n) => new Float64Array(n));
+    this.#modseqs = grow(this.modseqs, (n) => new Float64Array(n));
+    this.#sizes = grow(this.#sizes, (n) => new Float64Array(n));
+    this.#dates = grow(this.#dates, (n) => new Float64Array(n));
     this.flags = grow(this.flags, (n) => new Uint32Array(n));
     this.stamps = grow(this.stamps, (n) => new Uint32Array(n));
   }
 
   /** Appends loaded rows (UIDs above every held one); `flagIds[k]` is row k's interned flag list. */
   append(rows: IndexColumns, flagIds: Uint32Array): void {
+    this.materialize();
     this.#reserve(rows.count);
     const at = this.count;
     this.uids.set(rows.uids.subarray(0, rows.count), at);
-    this.modseqs.set(rows.modseqs.subarray(0, rows.count), at);
-    this.sizes.set(rows.sizes.subarray(0, rows.count), at);
-    this.dates.set(rows.internalDates.subarray(0, rows.count), at);
+    this.#modseqs.set(rows.modseqs.subarray(0, rows.count), at);
+    this.#sizes.set(rows.sizes.subarray(0, rows.count), at);
+    this.#dates.set(rows.internalDates.subarray(0, rows.count), at);
     this.flags.set(flagIds.subarray(0, rows.count), at);
     this.stamps.fill(0, at, at + rows.count);
     this.count += rows.count;
   }
 
   /**
-   * Takes loaded rows as the columns themselves, without copying (an empty index reading its snapshot); `flagIds` are
-   * the interned flag list numbers. The arrays are owned from here on.
+   * Takes a snapshot's head as the columns themselves, without copying (an empty index reading its snapshot):
+   * `uids` and the interned flag list numbers now, the other columns from `rest` when first used. The arrays are
+   * owned from here on.
    */
-  adopt(rows: IndexColumns, flagIds: Uint32Array): void {
-    this.count = rows.count;
-    this.uids = rows.uids;
-    this.modseqs = rows.modseqs;
-    this.sizes = rows.sizes;
-    this.dates = rows.internalDates;
+  adoptHead(count: number, uids: Uint32Array, flagIds: Uint32Array, rest: () => RestColumns): void {
+    this.count = count;
+    this.uids = uids;
     this.flags = flagIds;
-    this.stamps = new Uint32Array(rows.count);
+    this.stamps = new Uint32Array(count);
+    this.#rest = rest;
   }
 
   /** Index of the first UID >= uid. */
@@ -74,7 +112,7 @@ export class Columns {
   /** Removes the rows at these indexes (ascending, distinct) in one pass. */
   remove(indexes: readonly number[]): void {
     if (indexes.length === 0) return;
-    const columns = [this.uids, this.modseqs, this.sizes, this.dates, this.flags, this.stamps];
+    const columns = [this.uids, this.modseqs, this.#sizes, this.#dates, this.flags, this.stamps];
     let write = indexes[0]!;
     for (let k = 0; k < indexes.length; k++) {
       const from = indexes[k]! + 1;
