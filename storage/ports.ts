@@ -703,5 +703,11 @@ export interface StoragePorts {
   ephemeral: EphemeralPort;
   /** Reachability check for /health. */
   ping(): Promise<void>;
+  /**
+   * Optional, once per process at start: runs the reads a first IMAP SELECT makes (mailbox by path, index snapshot,
+   * change log) for ids that match nothing, so their statements are prepared and their code compiled before a
+   * client waits for them (protocols/imap/warm-up.ts). Reads nothing that exists and writes nothing.
+   */
+  warmUp?(): Promise<void>;
   close(): Promise<void>;
 }
