@@ -327,7 +327,7 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     a.end();
   });
 
-  it('reads only the head of a snapshot (UIDs, flags) when it loads; modseqs, sizes and dates when first used, then closes it', async () => {
+  it('reads only the header of a snapshot when it loads; UIDs and flags, then modseqs, sizes and dates when first used, then closes it', async () => {
     const { a, box } = await droppedWithSnapshot('Snap5', 5, 1);
     const sources: Array<{ length: number; read: number; closed: boolean }> = [];
     const real = t.app.storage.messages;
@@ -357,15 +357,24 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
 
     const lazy = await MailboxIndex.load(storage, box, 60_000);
     const lazySource = sources[0]!;
-    assert.ok(lazySource.read < lazySource.length / 2, `read ${lazySource.read} of ${lazySource.length} bytes`);
+    const afterHeader = lazySource.read;
+    assert.ok(afterHeader < 48 + 200, `read ${afterHeader} of ${lazySource.length} bytes: the header and flag lists`);
+    // what SELECT asks of a mailbox unchanged since its snapshot comes from the header
     assert.equal(lazy.count, 5);
+    assert.equal(lazy.maxUid, fresh.maxUid);
+    assert.equal(lazy.firstUnseen(), fresh.firstUnseen());
+    assert.equal(lazy.lowerBound(lazy.maxUid + 1), 5);
+    assert.equal(lazy.lowerBound(1), 0);
+    assert.equal(lazy.uidAt(0), fresh.uidAt(0));
+    assert.equal(lazySource.read, afterHeader, 'no column read yet');
     const column = (index: MailboxIndex, at: (i: number) => unknown) => Array.from({ length: index.count }, (_, i) => at.call(index, i));
     assert.deepEqual(column(lazy, lazy.uidAt), column(fresh, fresh.uidAt));
     assert.deepEqual(column(lazy, lazy.flagsAt), column(fresh, fresh.flagsAt));
-    assert.equal(lazySource.closed, false, 'UIDs and flags come from the head');
+    assert.ok(lazySource.read > afterHeader, 'a UID in the middle reads the UIDs and flags');
+    assert.equal(lazySource.closed, false, 'the rest is still to be read');
     assert.deepEqual(lazy.entryAt(4), fresh.entryAt(4));
     assert.equal(lazySource.closed, true, 'a size or date reads the rest, once');
-    assert.equal(lazySource.read, lazySource.length);
+    assert.ok(lazySource.read > lazySource.length - 8, 'every part read once (all but the padding after the flag lists)');
 
     await MailboxIndex.load(storage, box, 0);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -397,11 +406,12 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
         flags,
         flagSets: Array.from({ length: lists }, (_, k) => (k === 0 ? [] : [`$k${k}`])),
       };
-      const bytes = encodeIndexSnapshot({ columns, loadedThrough: count * 2 + 5, highestModseq: count + 10 });
+      const bytes = encodeIndexSnapshot({ columns, loadedThrough: count * 2 + 5, highestModseq: count + 10, firstUnseen: 1 });
       const state = decodeIndexSnapshot(bytes)!;
       assert.ok(state, `${lists} lists`);
       assert.equal(state.loadedThrough, count * 2 + 5);
       assert.equal(state.highestModseq, count + 10);
+      assert.equal(state.firstUnseen, 1);
       for (const key of ['uids', 'modseqs', 'sizes', 'internalDates', 'flags'] as const) assert.deepEqual(Array.from(state.columns[key]), Array.from(columns[key]), `${key}, ${lists} lists`);
       assert.deepEqual(state.columns.flagSets, columns.flagSets);
       assert.equal(decodeIndexSnapshot(bytes.subarray(0, bytes.length - 1)), null, 'a short snapshot is none');
@@ -445,6 +455,54 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     assert.equal(lease.index.count, 4, 'read in full');
     lease.release();
     a.end();
+  });
+});
+
+describe('SELECT of a mailbox opened from its snapshot (columns read when first used)', () => {
+  let t: ImapTestApp;
+  before(async () => {
+    t = await bootImapTestApp({ storage: { mailboxIndex: { lingerSeconds: 0, snapshotMinMessages: 1 } } });
+  });
+  after(() => t.close());
+
+  const select = (lines: string[]) => lines.filter((l) => !/^\* OK \[(CLOSED|PERMANENTFLAGS)/.test(l) && !l.startsWith('* FLAGS')).sort();
+
+  it('answers as from a full read, then every command and other sessions\' changes see the same messages', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Lazy', 6);
+    await a.command('SELECT Lazy');
+    await a.command('STORE 1:2,4 +FLAGS (\\Seen)');
+    await a.command('STORE 5 +FLAGS ($Late)');
+    const first = await a.command('EXAMINE Lazy');
+    const fetched = await a.command('FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)');
+    await a.command('UNSELECT'); // the last holder leaves: the index is saved and dropped
+    const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Lazy'))!;
+    assert.equal(t.app.indexes.peek(box.id), null);
+    assert.ok(existsSync(join(t.dataDir, 'index', `${box.id}.snapshot`)), 'saved as a snapshot');
+
+    const again = await a.command('EXAMINE Lazy');
+    const index = t.app.indexes.peek(box.id)!;
+    assert.ok(index, 'loaded again, from the snapshot');
+    assert.deepEqual(select(again), select(first));
+    assert.ok(again.includes('* OK [UNSEEN 3] First unseen message'), again.join('\n'));
+    assert.ok(again.some((l) => /^\* FLAGS \(.*\$Late/.test(l)), 'keywords from the snapshot');
+    assert.deepEqual(await a.command('FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)'), fetched);
+
+    // another session changes the mailbox: the first one hears of it with its own sequence numbers
+    await a.command('UNSELECT');
+    await a.command('SELECT Lazy');
+    const b = await login(t.app);
+    await b.command('SELECT Lazy');
+    await b.command('STORE 3 +FLAGS (\\Deleted)');
+    await b.command('EXPUNGE');
+    await appendMessage(b, 'Lazy', message('Lazy-7'));
+    const noop = await a.command('NOOP');
+    assert.ok(noop.includes('* 3 EXPUNGE'), noop.join('\n'));
+    assert.ok(noop.includes('* 6 EXISTS'), noop.join('\n'));
+    const uids = (await a.command('UID SEARCH ALL')).find((l) => l.startsWith('* SEARCH'));
+    assert.equal(uids, '* SEARCH 1 2 4 5 6 7');
+    a.end();
+    b.end();
   });
 });
 

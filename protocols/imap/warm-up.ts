@@ -44,6 +44,7 @@ function snapshot(): Uint8Array {
     },
     loadedThrough: count,
     highestModseq: count,
+    firstUnseen: 0,
   });
 }
 
@@ -77,6 +78,7 @@ export async function rehearseSelect(app: Pick<App, 'storage'>): Promise<boolean
     const view = await SelectedMailbox.open(indexes, { ephemeral }, { ...MAILBOX }, false, { indexChanged() {} });
     try {
       void [view.flagsResponses(), view.exists, view.recent.size, view.firstUnseen(), view.lastUid, view.highestModseq];
+      void view.seqOf(2); // the UIDs and flags, read when first needed
       await view.sync();
       await view.flush({ expunge: true, condstore: false });
       void view.message(2);

@@ -80,24 +80,36 @@ export class MailboxIndex {
   /**
    * Reads the index: from its saved snapshot when there is a usable one (the caller's refresh then catches up on the
    * change log from the snapshot's cursor), else in full: the change-log cursor, then the columns in one call. From a
-   * snapshot only its head is read now (UIDs and flags); modseqs, sizes and dates are read when first used, or
-   * `restAfterMs` later (a session that only waits in IDLE does not keep the snapshot open).
+   * snapshot only its header and flag lists are read now; its columns when first used (Columns), or `restAfterMs`
+   * later (a session that only waits in IDLE does not keep the snapshot open).
    */
   static async load(storage: IndexStorage, mailbox: MailboxRecord, restAfterMs = REST_AFTER_MS): Promise<MailboxIndex> {
     const index = new MailboxIndex(storage, mailbox);
     const source = await storage.messages.indexSnapshot?.(mailbox.id);
-    let head: SnapshotHead | null = null;
-    if (source && source.uidValidity === mailbox.uidValidity) head = openIndexSnapshot(source);
+    let snapshot: SnapshotHead | null = null;
+    if (source && source.uidValidity === mailbox.uidValidity) snapshot = openIndexSnapshot(source);
     else source?.close();
-    if (source && head) {
+    if (source && snapshot) {
       index.#cursor = index.#savedCursor = source.cursor;
-      const ids = head.flagSets.map((flags) => index.flagSets.intern(flags));
+      const ids = snapshot.flagSets.map((flags) => index.flagSets.intern(flags));
       // a fresh table numbers the lists as the snapshot did: the column is taken as it is
-      if (ids.some((id, k) => id !== k)) for (let i = 0; i < head.count; i++) head.flags[i] = ids[head.flags[i]!]!;
-      index.#columns.adoptHead(head.count, head.uids, head.flags, head.rest);
-      index.#loadedThrough = Math.max(head.count > 0 ? head.uids[head.count - 1]! : 0, head.loadedThrough);
-      index.noteModseq(head.highestModseq);
-      const timer = setTimeout(() => index.#readRest(), restAfterMs);
+      const renumber = ids.some((id, k) => id !== k);
+      const { count, firstUid, lastUid } = snapshot;
+      index.#columns.adoptDeferred({
+        count,
+        firstUid,
+        lastUid,
+        head() {
+          const head = snapshot.head();
+          if (renumber) for (let i = 0; i < count; i++) head.flags[i] = ids[head.flags[i]!]!;
+          return head;
+        },
+        rest: () => snapshot.rest(),
+      });
+      index.#loadedThrough = Math.max(lastUid, snapshot.loadedThrough);
+      index.#firstUnseen = snapshot.firstUnseen;
+      index.noteModseq(snapshot.highestModseq);
+      const timer = setTimeout(() => index.#readLater(), restAfterMs);
       (timer as { unref?: () => void }).unref?.();
       return index;
     }
@@ -106,10 +118,12 @@ export class MailboxIndex {
     return index;
   }
 
-  /** Reads the columns the snapshot's head left for later, unless a command already did. */
-  #readRest(): void {
+  /** Reads the columns the snapshot left for later, unless a command already did: UIDs and flags, the rest next turn. */
+  #readLater(): void {
     try {
-      this.#columns.materialize();
+      if (!this.#columns.readNext()) return;
+      const timer = setTimeout(() => this.#readLater(), 0);
+      (timer as { unref?: () => void }).unref?.();
     } catch {
       // the first command that needs them tries again and reports the failure
     }
@@ -137,6 +151,7 @@ export class MailboxIndex {
       columns: { count: n, uids: c.uids, modseqs: c.modseqs, sizes: c.sizes, internalDates: c.dates, flags, flagSets },
       loadedThrough: this.#loadedThrough,
       highestModseq: this.#highestModseq,
+      firstUnseen: this.firstUnseen(),
     });
     return { uidValidity: this.uidValidity, cursor: this.#cursor, bytes };
   }
@@ -160,8 +175,7 @@ export class MailboxIndex {
 
   /** Highest UID held (0 when empty). */
   get maxUid(): number {
-    const c = this.#columns;
-    return c.count > 0 ? c.uids[c.count - 1]! : 0;
+    return this.#columns.maxUid;
   }
 
   get highestModseq(): number {
@@ -192,7 +206,7 @@ export class MailboxIndex {
   }
 
   uidAt(i: number): number {
-    return this.#columns.uids[i]!;
+    return this.#columns.uidAt(i);
   }
 
   modseqAt(i: number): number {
@@ -385,7 +399,7 @@ export class MailboxIndex {
     }
     if (keep === 0) return false;
     this.#columns.append({ ...rows, count: keep }, flagIds);
-    this.#loadedThrough = this.#columns.uids[this.#columns.count - 1]!;
+    this.#loadedThrough = this.#columns.maxUid;
     if (this.#firstUnseen === -1) this.#firstUnseen = undefined;
     return true;
   }

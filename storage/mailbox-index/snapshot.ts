@@ -3,27 +3,29 @@
  * saves it (messages.saveIndexSnapshot) when an index leaves memory, and the next load reads it back and catches up
  * on the change log from the cursor it was taken at (mailbox-index.ts).
  *
- *   header   32 bytes: version u32, count u32, flag JSON length u32, flag number width u32 (1, 2 or 4 bytes),
- *            loadedThrough f64, highestModseq f64
+ *   header   48 bytes: version u32, count u32, flag JSON length u32, flag number width u32 (1, 2 or 4 bytes),
+ *            loadedThrough f64, highestModseq f64, first UID u32, last UID u32, first unseen f64 (an index, -1: none)
  *   flags    the distinct flag lists as JSON (a list of lists), indexed by the flag numbers; padded to 8 bytes
  *   head     uids (u32 each), flag numbers (of that width each); padded to 8 bytes
  *   rest     modseqs, sizes, dates (f64 each)
  *
- * The header, flag lists and head are what SELECT needs (UIDs for EXISTS and sequence numbers, flags for UNSEEN and
- * FLAGS): a load reads only them, about 5 bytes per message, and the rest (24 bytes per message) when a command first
- * needs a modseq, size or date (Columns), or shortly after. Little-endian, as typed arrays are on every platform this
- * server runs on.
+ * The header and the flag lists are what a SELECT of a mailbox unchanged since the snapshot needs (EXISTS, UIDNEXT,
+ * UNSEEN, FLAGS): a load reads only them, whatever the size of the mailbox; the head (about 5 bytes per message) when
+ * a command first needs a UID or flags in the middle, the rest (24 bytes per message) when it first needs a modseq,
+ * size or date (Columns), or shortly after. Little-endian, as typed arrays are on every platform this server runs on.
  */
 import type { Flag, IndexColumns, IndexSnapshotSource } from '../ports.ts';
 
 const VERSION = 2;
-const HEADER = 32;
+const HEADER = 48;
 
 export interface SnapshotState {
   columns: IndexColumns;
   /** Highest UID ever loaded (may be above the highest held one). */
   loadedThrough: number;
   highestModseq: number;
+  /** Index of the first message without \Seen, -1 when none. */
+  firstUnseen: number;
 }
 
 /** The columns a snapshot's head leaves for later. */
@@ -33,17 +35,21 @@ export interface RestColumns {
   internalDates: Float64Array;
 }
 
-/** A snapshot with its head read: everything but modseqs, sizes and dates, which `rest()` reads (once). */
+/** A snapshot with its header read: the columns are read by `head()` (UIDs, flag numbers) and `rest()`, once each. */
 export interface SnapshotHead {
   count: number;
-  uids: Uint32Array;
-  flags: Uint32Array;
+  /** The first and the last UID (0 when empty). */
+  firstUid: number;
+  lastUid: number;
+  firstUnseen: number;
   flagSets: Flag[][];
   loadedThrough: number;
   highestModseq: number;
-  /** Reads the rest and closes the source; throws when it cannot be read (then the source stays open for a retry). */
+  /** Reads the UIDs and flag numbers (throws when they cannot be read, or do not match the header). */
+  head(): { uids: Uint32Array; flags: Uint32Array };
+  /** Reads the modseqs, sizes and dates; the source is closed once both parts are read. */
   rest(): RestColumns;
-  /** Closes the source without reading the rest. */
+  /** Closes the source (what is not read yet can no longer be). */
   close(): void;
 }
 
@@ -80,6 +86,9 @@ export function encodeIndexSnapshot(state: SnapshotState): Uint8Array {
   view.setUint32(12, width, true);
   view.setFloat64(16, state.loadedThrough, true);
   view.setFloat64(24, state.highestModseq, true);
+  view.setUint32(32, n > 0 ? c.uids[0]! : 0, true);
+  view.setUint32(36, n > 0 ? c.uids[n - 1]! : 0, true);
+  view.setFloat64(40, state.firstUnseen, true);
   out.set(json, HEADER);
   new Uint32Array(out.buffer, at.uids, n).set(c.uids.subarray(0, n));
   const Numbers = width === 1 ? Uint8Array : width === 2 ? Uint16Array : Uint32Array;
@@ -93,14 +102,14 @@ export function encodeIndexSnapshot(state: SnapshotState): Uint8Array {
 }
 
 /**
- * Reads a snapshot's header and head, or null when it is not one this version wrote (then the index is read in
- * full; the source is closed then, else it belongs to the returned head). The head's columns are views over the
- * bytes read, nothing here visits each message (but widening flag numbers stored in 1 or 2 bytes, one native copy):
- * the layout and the bounds are checked, and a flag list number out of range reads as no flags (flag-sets.ts).
+ * Reads a snapshot's header and flag lists, or null when it is not one this version wrote (then the index is read in
+ * full; the source is closed then, else it belongs to the returned head). Nothing here visits each message: the
+ * layout and the bounds are checked, the columns are views over the bytes read later, and a flag list number out of
+ * range reads as no flags (flag-sets.ts).
  */
 export function openIndexSnapshot(source: IndexSnapshotSource): SnapshotHead | null {
   try {
-    const head = readHead(source);
+    const head = readHeader(source);
     if (!head) source.close();
     return head;
   } catch (err) {
@@ -109,7 +118,7 @@ export function openIndexSnapshot(source: IndexSnapshotSource): SnapshotHead | n
   }
 }
 
-function readHead(source: IndexSnapshotSource): SnapshotHead | null {
+function readHeader(source: IndexSnapshotSource): SnapshotHead | null {
   if (source.length < HEADER) return null;
   const first = source.read(0, HEADER);
   const header = new DataView(first.buffer, first.byteOffset, HEADER);
@@ -120,36 +129,49 @@ function readHead(source: IndexSnapshotSource): SnapshotHead | null {
   if (width !== 1 && width !== 2 && width !== 4) return null;
   const at = layout(n, jsonLength, width);
   if (source.length !== at.length) return null;
-  // the flag lists and the head in one read: offsets below are relative to HEADER (a multiple of 8)
-  const bytes = aligned(source.read(HEADER, at.rest - HEADER));
   let flagSets: Flag[][];
   try {
-    flagSets = JSON.parse(new TextDecoder().decode(bytes.subarray(0, jsonLength))) as Flag[][];
+    flagSets = JSON.parse(new TextDecoder().decode(source.read(HEADER, jsonLength))) as Flag[][];
   } catch {
     return null;
   }
   if (!Array.isArray(flagSets) || !flagSets.every((list) => Array.isArray(list))) return null;
-  const uids = new Uint32Array(bytes.buffer, bytes.byteOffset + at.uids - HEADER, n);
-  const numbersAt = bytes.byteOffset + at.uids - HEADER + n * 4;
-  let flags: Uint32Array;
-  if (width === 4) flags = new Uint32Array(bytes.buffer, numbersAt, n);
-  else {
-    flags = new Uint32Array(n);
-    flags.set(width === 1 ? new Uint8Array(bytes.buffer, numbersAt, n) : new Uint16Array(bytes.buffer, numbersAt, n));
-  }
   const loadedThrough = header.getFloat64(16, true);
+  const firstUid = header.getUint32(32, true);
+  const lastUid = header.getUint32(36, true);
+  const firstUnseen = header.getFloat64(40, true);
   // UIDs ascend (the encoder writes the index's sorted column): the first and the last are within bounds
-  if (n > 0 && (uids[0]! < 1 || uids[n - 1]! < uids[0]! || uids[n - 1]! > loadedThrough)) return null;
+  if (n > 0 && (firstUid < 1 || lastUid < firstUid || lastUid > loadedThrough)) return null;
+  if (!Number.isInteger(firstUnseen) || firstUnseen < -1 || firstUnseen >= n) return null;
+  let parts = 2;
+  const done = () => {
+    if (--parts === 0) source.close();
+  };
   return {
     count: n,
-    uids,
-    flags,
+    firstUid: n > 0 ? firstUid : 0,
+    lastUid: n > 0 ? lastUid : 0,
+    firstUnseen,
     flagSets,
     loadedThrough,
     highestModseq: header.getFloat64(24, true),
+    head() {
+      const bytes = aligned(source.read(at.uids, at.rest - at.uids));
+      const uids = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+      if (n > 0 && (uids[0] !== firstUid || uids[n - 1] !== lastUid)) throw new Error('index snapshot damaged: its UIDs do not match its header');
+      const numbersAt = bytes.byteOffset + n * 4;
+      let flags: Uint32Array;
+      if (width === 4) flags = new Uint32Array(bytes.buffer, numbersAt, n);
+      else {
+        flags = new Uint32Array(n);
+        flags.set(width === 1 ? new Uint8Array(bytes.buffer, numbersAt, n) : new Uint16Array(bytes.buffer, numbersAt, n));
+      }
+      done();
+      return { uids, flags };
+    },
     rest() {
       const bytes = aligned(source.read(at.rest, n * 24));
-      source.close();
+      done();
       const f64 = (k: number) => new Float64Array(bytes.buffer, bytes.byteOffset + k * n * 8, n);
       return { modseqs: f64(0), sizes: f64(1), internalDates: f64(2) };
     },
@@ -178,9 +200,8 @@ export function snapshotSource(snapshot: { uidValidity: number; cursor: number; 
 
 /** The whole state in a snapshot's bytes, or null when they are not a snapshot this version wrote (tests, tools). */
 export function decodeIndexSnapshot(bytes: Uint8Array): SnapshotState | null {
-  const head = openIndexSnapshot(snapshotSource({ uidValidity: 0, cursor: 0, bytes }));
-  if (!head) return null;
-  const rest = head.rest();
-  const { count, uids, flags, flagSets, loadedThrough, highestModseq } = head;
-  return { columns: { count, uids, flags, flagSets, ...rest }, loadedThrough, highestModseq };
+  const snapshot = openIndexSnapshot(snapshotSource({ uidValidity: 0, cursor: 0, bytes }));
+  if (!snapshot) return null;
+  const { count, flagSets, loadedThrough, highestModseq, firstUnseen } = snapshot;
+  return { columns: { count, flagSets, ...snapshot.head(), ...snapshot.rest() }, loadedThrough, highestModseq, firstUnseen };
 }
