@@ -45,7 +45,7 @@ export interface SnapshotHead {
   flagSets: Flag[][];
   loadedThrough: number;
   highestModseq: number;
-  /** Reads the UIDs and flag numbers (throws when they cannot be read, or do not match the header). */
+  /** Reads the UIDs and flag numbers (throws when they cannot be read, or do not match the header: closed then). */
   head(): { uids: Uint32Array; flags: Uint32Array };
   /** Reads the modseqs, sizes and dates; the source is closed once both parts are read. */
   rest(): RestColumns;
@@ -158,7 +158,10 @@ function readHeader(source: IndexSnapshotSource): SnapshotHead | null {
     head() {
       const bytes = aligned(source.read(at.uids, at.rest - at.uids));
       const uids = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
-      if (n > 0 && (uids[0] !== firstUid || uids[n - 1] !== lastUid)) throw new Error('index snapshot damaged: its UIDs do not match its header');
+      if (n > 0 && (uids[0] !== firstUid || uids[n - 1] !== lastUid)) {
+        source.close();
+        throw new Error('index snapshot damaged: its UIDs do not match its header');
+      }
       const numbersAt = bytes.byteOffset + n * 4;
       let flags: Uint32Array;
       if (width === 4) flags = new Uint32Array(bytes.buffer, numbersAt, n);
