@@ -64,9 +64,12 @@ function memoryStorage(bytes: Uint8Array): IndexStorage {
   } as unknown as IndexStorage;
 }
 
-/** Reads go to the real store (its round trip is part of the rehearsal), claims only read: nothing is written. */
+/**
+ * The two operations a view uses (reading and raising the \Recent mark), both reading the real store (its round trip
+ * is part of the rehearsal): nothing is written.
+ */
 function readOnly(ephemeral: EphemeralPort): EphemeralPort {
-  return { ...ephemeral, get: (key: string) => ephemeral.get(key), raise: (key: string) => ephemeral.get(key) } as EphemeralPort;
+  return { get: (key: string) => ephemeral.get(key), raise: (key: string) => ephemeral.get(key) } as unknown as EphemeralPort;
 }
 
 /** Rehearses a first SELECT; false when something failed (then the first client's SELECT compiles the rest). */
