@@ -24,6 +24,7 @@ import type { Connection, SharedSlots, TcpListener } from './listener.ts';
 import type { TlsMaterial } from './tls.ts';
 import { ImapSession } from './imap/session.ts';
 import type { ImapConnection } from './imap/session.ts';
+import { rehearseSelect } from './imap/warm-up.ts';
 
 export type { ImapConnection };
 
@@ -36,7 +37,8 @@ export function handleImapConnection(app: App, conn: ImapConnection): Promise<vo
  * Starts the IMAP listeners: `imap.port` (plaintext, STARTTLS offered when `tls` is given) and `imap.tlsPort`
  * (implicit TLS) when set. `tls` comes from protocols/tls.ts, loaded once for every protocol by startListeners.
  */
-export function startImap(app: App, tls: TlsMaterial | null, shared: SharedSlots | null = null): Promise<TcpListener[]> {
+export async function startImap(app: App, tls: TlsMaterial | null, shared: SharedSlots | null = null): Promise<TcpListener[]> {
+  await rehearseSelect(app); // before the first client: the process's one-time costs of a first SELECT (imap/warm-up.ts)
   return startProtocolListeners('imap', app.config.imap, tls, app.log, (conn: Connection) => handleImapConnection(app, conn), shared);
 }
 

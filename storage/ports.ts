@@ -433,6 +433,22 @@ export interface IndexSnapshot {
   bytes: Uint8Array;
 }
 
+/**
+ * A saved index snapshot opened for reading in parts (`messages.indexSnapshot`): the index reads the head it needs
+ * to answer at once and the rest of the columns when first used, so opening a large mailbox does not wait for all
+ * of its bytes. The embedded backend keeps its file open until `close`.
+ */
+export interface IndexSnapshotSource {
+  uidValidity: number;
+  cursor: number;
+  /** Length of the snapshot's bytes. */
+  length: number;
+  /** `length` bytes from `offset` of the snapshot, a fresh copy (the caller's); throws when they are not all there. */
+  read(offset: number, length: number): Uint8Array;
+  /** Done reading (idempotent); `read` throws after it. */
+  close(): void;
+}
+
 export interface MessagePageOptions {
   order: 'asc' | 'desc';
   limit: number;
@@ -489,11 +505,11 @@ export interface MessagesPort {
   /** The same index as columns (IndexColumns); `afterUid` limits it to messages with a higher UID. */
   indexColumns(mailboxId: Id, options?: { afterUid?: number }): Promise<IndexColumns>;
   /**
-   * The index snapshot saved for the mailbox, or null when there is none or the change log no longer holds every
-   * entry after its cursor (pruned since). Its bytes are the caller's (a fresh copy: the index keeps them as its
-   * columns). Optional: without it the index is always read in full.
+   * The index snapshot saved for the mailbox, opened for reading, or null when there is none or the change log no
+   * longer holds every entry after its cursor (pruned since). The caller closes it. Optional: without it the index
+   * is always read in full.
    */
-  indexSnapshot?(mailboxId: Id): Promise<IndexSnapshot | null>;
+  indexSnapshot?(mailboxId: Id): Promise<IndexSnapshotSource | null>;
   /** Keeps a snapshot unless the stored one was taken at a later cursor. Optional, with indexSnapshot. */
   saveIndexSnapshot?(mailboxId: Id, snapshot: IndexSnapshot): Promise<void>;
   /**
@@ -687,5 +703,11 @@ export interface StoragePorts {
   ephemeral: EphemeralPort;
   /** Reachability check for /health. */
   ping(): Promise<void>;
+  /**
+   * Optional, once per process at start: runs the reads a first IMAP SELECT makes (mailbox by path, index snapshot,
+   * change log) for ids that match nothing, so their statements are prepared and their code compiled before a
+   * client waits for them (protocols/imap/warm-up.ts). Reads nothing that exists and writes nothing.
+   */
+  warmUp?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -15,8 +15,8 @@ import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
 import { SelectedMailbox } from '../protocols/imap/selected.ts';
 import { packedIndexColumns } from '../storage/mailbox-index/columns.ts';
 import { MailboxIndex } from '../storage/mailbox-index/mailbox-index.ts';
-import { decodeIndexSnapshot } from '../storage/mailbox-index/snapshot.ts';
-import type { MailboxRecord } from '../storage/ports.ts';
+import { decodeIndexSnapshot, encodeIndexSnapshot } from '../storage/mailbox-index/snapshot.ts';
+import type { IndexSnapshotSource, MailboxRecord } from '../storage/ports.ts';
 
 describe('shared mailbox index', () => {
   let t: ImapTestApp;
@@ -260,6 +260,16 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
   after(() => t.close());
 
   const entries = (index: MailboxIndex) => Array.from({ length: index.count }, (_, i) => index.entryAt(i));
+  /** The snapshot saved for a mailbox, read whole (its source closed), or null. */
+  const savedSnapshot = async (mailboxId: string) => {
+    const source = await t.app.storage.messages.indexSnapshot!(mailboxId);
+    if (!source) return null;
+    try {
+      return { uidValidity: source.uidValidity, cursor: source.cursor, bytes: source.read(0, source.length) };
+    } finally {
+      source.close();
+    }
+  };
   /** A new mailbox with `count` messages whose index was loaded and dropped by a registry saving snapshots from `min` messages. */
   const droppedWithSnapshot = async (name: string, count: number, min: number) => {
     const a = await login(t.app);
@@ -268,7 +278,7 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     const indexes = new MailboxIndexes(t.app.storage, { lingerMs: 0, maxLingering: 0, snapshotMinMessages: min });
     (await indexes.acquire(box)).release();
     await indexes.close();
-    return { a, box, saved: await t.app.storage.messages.indexSnapshot!(box.id) };
+    return { a, box, saved: await savedSnapshot(box.id) };
   };
 
   it('saves an index when it leaves memory; the next load reads it and catches up with what changed since', async () => {
@@ -306,15 +316,106 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     const a = await login(t.app);
     await createWithMessages(a, 'Snap3', 3);
     const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Snap3'))!;
-    assert.equal(await t.app.storage.messages.indexSnapshot!(box.id), null);
+    assert.equal(await savedSnapshot(box.id), null);
     const indexes = new MailboxIndexes(t.app.storage, { lingerMs: 60_000, maxLingering: 1, snapshotMinMessages: 2 });
     const lease = await indexes.acquire(box); // held: it never leaves memory, and the registry is never closed
-    for (let i = 0; i < 50 && !(await t.app.storage.messages.indexSnapshot!(box.id)); i++) await new Promise((r) => setTimeout(r, 10));
-    const saved = await t.app.storage.messages.indexSnapshot!(box.id);
+    for (let i = 0; i < 50 && !(await savedSnapshot(box.id)); i++) await new Promise((r) => setTimeout(r, 10));
+    const saved = await savedSnapshot(box.id);
     assert.equal(saved && decodeIndexSnapshot(saved.bytes)?.columns.count, 3);
     assert.equal(lease.index.unsaved, false);
     lease.release();
     a.end();
+  });
+
+  it('reads only the header of a snapshot when it loads; UIDs and flags, then modseqs, sizes and dates when first used, then closes it', async () => {
+    const { a, box } = await droppedWithSnapshot('Snap5', 5, 1);
+    const sources: Array<{ length: number; read: number; closed: boolean }> = [];
+    const real = t.app.storage.messages;
+    const messages = {
+      indexColumns: (id: string, options?: { afterUid?: number }) => real.indexColumns(id, options),
+      async indexSnapshot(id: string): Promise<IndexSnapshotSource | null> {
+        const source = await real.indexSnapshot!(id);
+        if (!source) return null;
+        const seen = { length: source.length, read: 0, closed: false };
+        sources.push(seen);
+        return {
+          uidValidity: source.uidValidity,
+          cursor: source.cursor,
+          length: source.length,
+          read: (offset, length) => ((seen.read += length), source.read(offset, length)),
+          close: () => ((seen.closed = true), source.close()),
+        };
+      },
+    };
+    const storage = { messages, changes: t.app.storage.changes } as never;
+    const fullRead = async () => {
+      const index = await MailboxIndex.load({ messages: { indexColumns: messages.indexColumns }, changes: t.app.storage.changes } as never, box);
+      await index.refresh();
+      return index;
+    };
+    let fresh = await fullRead();
+
+    const lazy = await MailboxIndex.load(storage, box, 60_000);
+    const lazySource = sources[0]!;
+    const afterHeader = lazySource.read;
+    assert.ok(afterHeader < 48 + 200, `read ${afterHeader} of ${lazySource.length} bytes: the header and flag lists`);
+    // what SELECT asks of a mailbox unchanged since its snapshot comes from the header
+    assert.equal(lazy.count, 5);
+    assert.equal(lazy.maxUid, fresh.maxUid);
+    assert.equal(lazy.firstUnseen(), fresh.firstUnseen());
+    assert.equal(lazy.lowerBound(lazy.maxUid + 1), 5);
+    assert.equal(lazy.lowerBound(1), 0);
+    assert.equal(lazy.uidAt(0), fresh.uidAt(0));
+    assert.equal(lazySource.read, afterHeader, 'no column read yet');
+    const column = (index: MailboxIndex, at: (i: number) => unknown) => Array.from({ length: index.count }, (_, i) => at.call(index, i));
+    assert.deepEqual(column(lazy, lazy.uidAt), column(fresh, fresh.uidAt));
+    assert.deepEqual(column(lazy, lazy.flagsAt), column(fresh, fresh.flagsAt));
+    assert.ok(lazySource.read > afterHeader, 'a UID in the middle reads the UIDs and flags');
+    assert.equal(lazySource.closed, false, 'the rest is still to be read');
+    assert.deepEqual(lazy.entryAt(4), fresh.entryAt(4));
+    assert.equal(lazySource.closed, true, 'a size or date reads the rest, once');
+    assert.ok(lazySource.read > lazySource.length - 8, 'every part read once (all but the padding after the flag lists)');
+
+    await MailboxIndex.load(storage, box, 0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(sources[1]!.closed, true, 'read a moment later when nothing needs it sooner');
+
+    await a.command('SELECT Snap5');
+    await a.command('STORE 2 +FLAGS (\\Seen $Head)');
+    await a.command('UNSELECT');
+    fresh = await fullRead();
+    const index = await MailboxIndex.load(storage, box, 60_000);
+    await index.refresh(); // the flag change after the snapshot: it compares modseqs, so it reads the rest
+    assert.equal(sources[2]!.closed, true, 'the rest was read for the catch-up');
+    assert.deepEqual(entries(index), entries(fresh));
+    assert.deepEqual(index.flagSets.keywords(), ['$Head']);
+    a.end();
+  });
+
+  it('writes flag list numbers in 1, 2 or 4 bytes as the lists need, and reads them back', () => {
+    for (const lists of [3, 300, 70_000]) {
+      const count = lists + 2;
+      const uids = Uint32Array.from({ length: count }, (_, i) => i * 2 + 1);
+      const flags = Uint32Array.from({ length: count }, (_, i) => i % lists);
+      const columns = {
+        count,
+        uids,
+        modseqs: Float64Array.from({ length: count }, (_, i) => i + 10),
+        sizes: Float64Array.from({ length: count }, (_, i) => 1000 + i),
+        internalDates: Float64Array.from({ length: count }, (_, i) => 1.7e12 + i),
+        flags,
+        flagSets: Array.from({ length: lists }, (_, k) => (k === 0 ? [] : [`$k${k}`])),
+      };
+      const bytes = encodeIndexSnapshot({ columns, loadedThrough: count * 2 + 5, highestModseq: count + 10, firstUnseen: 1 });
+      const state = decodeIndexSnapshot(bytes)!;
+      assert.ok(state, `${lists} lists`);
+      assert.equal(state.loadedThrough, count * 2 + 5);
+      assert.equal(state.highestModseq, count + 10);
+      assert.equal(state.firstUnseen, 1);
+      for (const key of ['uids', 'modseqs', 'sizes', 'internalDates', 'flags'] as const) assert.deepEqual(Array.from(state.columns[key]), Array.from(columns[key]), `${key}, ${lists} lists`);
+      assert.deepEqual(state.columns.flagSets, columns.flagSets);
+      assert.equal(decodeIndexSnapshot(bytes.subarray(0, bytes.length - 1)), null, 'a short snapshot is none');
+    }
   });
 
   it('keeps each snapshot in a file that names its own cursor; a damaged file means a full read, a deleted mailbox\'s file goes', async () => {
@@ -334,7 +435,7 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     assert.equal(fullReads, 1, 'a short file is not a snapshot');
     assert.equal(index.count, 3);
     await a.command('DELETE Snap4');
-    assert.equal(await t.app.storage.messages.indexSnapshot!(box.id), null);
+    assert.equal(await savedSnapshot(box.id), null);
     assert.equal(existsSync(file), false, 'removed once its mailbox is gone');
     a.end();
   });
@@ -344,16 +445,64 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
     assert.ok(saved);
     assert.equal(decodeIndexSnapshot(saved.bytes)?.columns.count, 3);
     await t.app.storage.messages.saveIndexSnapshot!(box.id, { ...saved, uidValidity: saved.uidValidity + 1 });
-    assert.equal((await t.app.storage.messages.indexSnapshot!(box.id))?.uidValidity, saved.uidValidity, 'not for another UIDVALIDITY');
+    assert.equal((await savedSnapshot(box.id))?.uidValidity, saved.uidValidity, 'not for another UIDVALIDITY');
     await t.app.storage.messages.saveIndexSnapshot!(box.id, { ...saved, cursor: saved.cursor - 1 });
-    assert.equal((await t.app.storage.messages.indexSnapshot!(box.id))?.cursor, saved.cursor, 'an older one does not replace a newer one');
+    assert.equal((await savedSnapshot(box.id))?.cursor, saved.cursor, 'an older one does not replace a newer one');
     await appendMessage(a, 'Snap2', message('then-pruned'));
     await t.app.storage.changes.prune(Date.now() + 60_000);
-    assert.equal(await t.app.storage.messages.indexSnapshot!(box.id), null);
+    assert.equal(await savedSnapshot(box.id), null);
     const lease = await new MailboxIndexes(t.app.storage, { lingerMs: 0, maxLingering: 0 }).acquire(box);
     assert.equal(lease.index.count, 4, 'read in full');
     lease.release();
     a.end();
+  });
+});
+
+describe('SELECT of a mailbox opened from its snapshot (columns read when first used)', () => {
+  let t: ImapTestApp;
+  before(async () => {
+    t = await bootImapTestApp({ storage: { mailboxIndex: { lingerSeconds: 0, snapshotMinMessages: 1 } } });
+  });
+  after(() => t.close());
+
+  const select = (lines: string[]) => lines.filter((l) => !/^\* OK \[(CLOSED|PERMANENTFLAGS)/.test(l) && !l.startsWith('* FLAGS')).sort();
+
+  it('answers as from a full read, then every command and other sessions\' changes see the same messages', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Lazy', 6);
+    await a.command('SELECT Lazy');
+    await a.command('STORE 1:2,4 +FLAGS (\\Seen)');
+    await a.command('STORE 5 +FLAGS ($Late)');
+    const first = await a.command('EXAMINE Lazy');
+    const fetched = await a.command('FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)');
+    await a.command('UNSELECT'); // the last holder leaves: the index is saved and dropped
+    const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Lazy'))!;
+    assert.equal(t.app.indexes.peek(box.id), null);
+    assert.ok(existsSync(join(t.dataDir, 'index', `${box.id}.snapshot`)), 'saved as a snapshot');
+
+    const again = await a.command('EXAMINE Lazy');
+    const index = t.app.indexes.peek(box.id)!;
+    assert.ok(index, 'loaded again, from the snapshot');
+    assert.deepEqual(select(again), select(first));
+    assert.ok(again.includes('* OK [UNSEEN 3] First unseen message'), again.join('\n'));
+    assert.ok(again.some((l) => /^\* FLAGS \(.*\$Late/.test(l)), 'keywords from the snapshot');
+    assert.deepEqual(await a.command('FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)'), fetched);
+
+    // another session changes the mailbox: the first one hears of it with its own sequence numbers
+    await a.command('UNSELECT');
+    await a.command('SELECT Lazy');
+    const b = await login(t.app);
+    await b.command('SELECT Lazy');
+    await b.command('STORE 3 +FLAGS (\\Deleted)');
+    await b.command('EXPUNGE');
+    await appendMessage(b, 'Lazy', message('Lazy-7'));
+    const noop = await a.command('NOOP');
+    assert.ok(noop.includes('* 3 EXPUNGE'), noop.join('\n'));
+    assert.ok(noop.includes('* 6 EXISTS'), noop.join('\n'));
+    const uids = (await a.command('UID SEARCH ALL')).find((l) => l.startsWith('* SEARCH'));
+    assert.equal(uids, '* SEARCH 1 2 4 5 6 7');
+    a.end();
+    b.end();
   });
 });
 

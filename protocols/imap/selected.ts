@@ -279,8 +279,10 @@ export class SelectedMailbox implements IndexView {
   /** Sequence number of the first message without \Seen, 0 when none (for SELECT's UNSEEN). */
   firstUnseen(): number {
     const i = this.#index.firstUnseen();
-    if (i < 0 || this.#index.uidAt(i) > this.#announced) return 0;
-    return this.seqOf(this.#index.uidAt(i));
+    // the index's messages the client knows are its first `held` ones; with none expunged unreported, i + 1 is the
+    // sequence number (no UID read: a mailbox opened from its snapshot answers SELECT without its columns)
+    if (i < 0 || i >= this.#index.lowerBound(this.#announced + 1)) return 0;
+    return this.#expunged.length === 0 ? i + 1 : this.seqOf(this.#index.uidAt(i));
   }
 
   /** UIDs of live messages flagged \Deleted, ascending (EXPUNGE, CLOSE). */

@@ -1,80 +1,178 @@
 /**
  * The per-message columns of a mailbox index, in UID order: typed arrays that grow by doubling, searched by binary
  * search on the UID column, compacted in one pass when messages leave. About 36 bytes per message.
+ *
+ * Columns adopted from a snapshot (`adoptDeferred`) are read when first used, in two parts: UIDs and flags, then
+ * modseqs, sizes and dates. Until then the count and the first and last UID are known, which is what a SELECT of a
+ * mailbox nobody changed since its snapshot asks (EXISTS, UIDNEXT, \Recent counted over every message), so opening a
+ * large mailbox costs the same as a small one.
  */
 import type { Flag, IndexColumns, MessageIndexEntry } from '../ports.ts';
 import { lowerBound } from '../search/ranges.ts';
+import type { RestColumns } from './snapshot.ts';
+
+/** Columns read later: the count and the first and last UID now, the arrays from `head` and `rest` (each once). */
+export interface DeferredColumns {
+  count: number;
+  firstUid: number;
+  lastUid: number;
+  /** UIDs and interned flag list numbers. */
+  head(): { uids: Uint32Array; flags: Uint32Array };
+  rest(): RestColumns;
+}
 
 export class Columns {
   count = 0;
-  uids: Uint32Array = new Uint32Array(0);
-  modseqs: Float64Array = new Float64Array(0);
-  sizes: Float64Array = new Float64Array(0);
-  dates: Float64Array = new Float64Array(0);
+  #uids: Uint32Array = new Uint32Array(0);
   /** Interned flag list number (flag-sets.ts). */
-  flags: Uint32Array = new Uint32Array(0);
+  #flags: Uint32Array = new Uint32Array(0);
+  #modseqs: Float64Array = new Float64Array(0);
+  #sizes: Float64Array = new Float64Array(0);
+  #dates: Float64Array = new Float64Array(0);
   /** The index's change stamp of the last flag change (0: none since loaded). */
   stamps: Uint32Array = new Uint32Array(0);
+  /** What is still to be read (adoptDeferred). */
+  #deferred: DeferredColumns | null = null;
+  #headRead = true;
+
+  get uids(): Uint32Array {
+    if (!this.#headRead) this.#readHead();
+    return this.#uids;
+  }
+
+  get flags(): Uint32Array {
+    if (!this.#headRead) this.#readHead();
+    return this.#flags;
+  }
+
+  get modseqs(): Float64Array {
+    if (this.#deferred) this.materialize();
+    return this.#modseqs;
+  }
+
+  get sizes(): Float64Array {
+    if (this.#deferred) this.materialize();
+    return this.#sizes;
+  }
+
+  get dates(): Float64Array {
+    if (this.#deferred) this.materialize();
+    return this.#dates;
+  }
+
+  /** Some columns are still to be read (adoptDeferred). */
+  get deferred(): boolean {
+    return this.#deferred !== null;
+  }
+
+  #readHead(): void {
+    const head = this.#deferred!.head();
+    this.#uids = head.uids;
+    this.#flags = head.flags;
+    this.#headRead = true;
+  }
+
+  /**
+   * Reads the deferred columns now, if any: UIDs and flags first, the rest with `all` (throws when they cannot be
+   * read; the next use tries again).
+   */
+  materialize(all = true): void {
+    const deferred = this.#deferred;
+    if (!deferred) return;
+    if (!this.#headRead) this.#readHead();
+    if (!all) return;
+    const rest = deferred.rest();
+    this.#deferred = null;
+    this.#modseqs = rest.modseqs;
+    this.#sizes = rest.sizes;
+    this.#dates = rest.internalDates;
+  }
+
+  /** Reads the next deferred part (UIDs and flags, then the rest); true when a part remains after it. */
+  readNext(): boolean {
+    if (!this.#deferred) return false;
+    const head = !this.#headRead;
+    this.materialize(!head);
+    return head;
+  }
 
   #reserve(extra: number): void {
     const need = this.count + extra;
-    if (need <= this.uids.length) return;
-    const size = Math.max(need, this.uids.length * 2, 16);
+    if (need <= this.#uids.length) return;
+    const size = Math.max(need, this.#uids.length * 2, 16);
     const grow = <T extends Uint32Array | Float64Array>(old: T, make: (n: number) => T): T => {
       const next = make(size);
       next.set(old.subarray(0, this.count));
       return next;
     };
-    this.uids = grow(this.uids, (n) => new Uint32Array(n));
-    this.modseqs = grow(this.modseqs, (n) => new Float64Array(n));
-    this.sizes = grow(this.sizes, (n) => new Float64Array(n));
-    this.dates = grow(this.dates, (n) => new Float64Array(n));
-    this.flags = grow(this.flags, (n) => new Uint32Array(n));
+    this.#uids = grow(this.#uids, (n) => new Uint32Array(n));
+    this.#modseqs = grow(this.#modseqs, (n) => new Float64Array(n));
+    this.#sizes = grow(this.#sizes, (n) => new Float64Array(n));
+    this.#dates = grow(this.#dates, (n) => new Float64Array(n));
+    this.#flags = grow(this.#flags, (n) => new Uint32Array(n));
     this.stamps = grow(this.stamps, (n) => new Uint32Array(n));
   }
 
   /** Appends loaded rows (UIDs above every held one); `flagIds[k]` is row k's interned flag list. */
   append(rows: IndexColumns, flagIds: Uint32Array): void {
+    this.materialize();
     this.#reserve(rows.count);
     const at = this.count;
-    this.uids.set(rows.uids.subarray(0, rows.count), at);
-    this.modseqs.set(rows.modseqs.subarray(0, rows.count), at);
-    this.sizes.set(rows.sizes.subarray(0, rows.count), at);
-    this.dates.set(rows.internalDates.subarray(0, rows.count), at);
-    this.flags.set(flagIds.subarray(0, rows.count), at);
+    this.#uids.set(rows.uids.subarray(0, rows.count), at);
+    this.#modseqs.set(rows.modseqs.subarray(0, rows.count), at);
+    this.#sizes.set(rows.sizes.subarray(0, rows.count), at);
+    this.#dates.set(rows.internalDates.subarray(0, rows.count), at);
+    this.#flags.set(flagIds.subarray(0, rows.count), at);
     this.stamps.fill(0, at, at + rows.count);
     this.count += rows.count;
   }
 
   /**
-   * Takes loaded rows as the columns themselves, without copying (an empty index reading its snapshot); `flagIds` are
-   * the interned flag list numbers. The arrays are owned from here on.
+   * Takes a snapshot's columns as they are, read when first used (an empty index loading its snapshot); the arrays
+   * are owned from then on.
    */
-  adopt(rows: IndexColumns, flagIds: Uint32Array): void {
-    this.count = rows.count;
-    this.uids = rows.uids;
-    this.modseqs = rows.modseqs;
-    this.sizes = rows.sizes;
-    this.dates = rows.internalDates;
-    this.flags = flagIds;
-    this.stamps = new Uint32Array(rows.count);
+  adoptDeferred(deferred: DeferredColumns): void {
+    this.count = deferred.count;
+    this.stamps = new Uint32Array(deferred.count);
+    this.#deferred = deferred;
+    this.#headRead = false;
+  }
+
+  /** The UID at index i (the first and the last without reading the UIDs). */
+  uidAt(i: number): number {
+    if (!this.#headRead) {
+      if (i === 0) return this.#deferred!.firstUid;
+      if (i === this.count - 1) return this.#deferred!.lastUid;
+    }
+    return this.uids[i]!;
+  }
+
+  /** Highest UID held (0 when empty). */
+  get maxUid(): number {
+    return this.count > 0 ? this.uidAt(this.count - 1) : 0;
   }
 
   /** Index of the first UID >= uid. */
   lowerBound(uid: number): number {
+    if (!this.#headRead) {
+      // at or below the first UID, above the last one: known without reading the UIDs
+      if (this.count === 0 || uid <= this.#deferred!.firstUid) return 0;
+      if (uid > this.#deferred!.lastUid) return this.count;
+    }
     return lowerBound(this.uids, uid, this.count);
   }
 
   /** Index of `uid`, or -1. */
   indexOf(uid: number): number {
     const i = this.lowerBound(uid);
-    return i < this.count && this.uids[i] === uid ? i : -1;
+    return i < this.count && this.uidAt(i) === uid ? i : -1;
   }
 
   /** Removes the rows at these indexes (ascending, distinct) in one pass. */
   remove(indexes: readonly number[]): void {
     if (indexes.length === 0) return;
-    const columns = [this.uids, this.modseqs, this.sizes, this.dates, this.flags, this.stamps];
+    this.materialize();
+    const columns = [this.#uids, this.#modseqs, this.#sizes, this.#dates, this.#flags, this.stamps];
     let write = indexes[0]!;
     for (let k = 0; k < indexes.length; k++) {
       const from = indexes[k]! + 1;

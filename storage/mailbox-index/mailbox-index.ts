@@ -20,12 +20,15 @@
 import type { ChangeEntry, Flag, Id, IndexColumns, IndexSnapshot, MailboxRecord, MessageIndexEntry, StoragePorts } from '../ports.ts';
 import { Columns } from './columns.ts';
 import { FlagSets } from './flag-sets.ts';
-import { decodeIndexSnapshot, encodeIndexSnapshot } from './snapshot.ts';
+import { encodeIndexSnapshot, openIndexSnapshot } from './snapshot.ts';
+import type { SnapshotHead } from './snapshot.ts';
 
 /** Change-log entries read per storage call while catching up (an entry may carry hundreds of keywords). */
 const PAGE = 200;
 /** Catching up yields to the event loop once it has run this long (as storage/time-slice.ts does for commands). */
 const SLICE_MS = 8;
+/** A snapshot's modseqs, sizes and dates are read this long after its head unless a command needs them first. */
+const REST_AFTER_MS = 50;
 
 /** A session's view of the index. */
 export interface IndexView {
@@ -76,26 +79,54 @@ export class MailboxIndex {
 
   /**
    * Reads the index: from its saved snapshot when there is a usable one (the caller's refresh then catches up on the
-   * change log from the snapshot's cursor), else in full: the change-log cursor, then the columns in one call.
+   * change log from the snapshot's cursor), else in full: the change-log cursor, then the columns in one call. From a
+   * snapshot only its header and flag lists are read now; its columns when first used (Columns), or `restAfterMs`
+   * later (a session that only waits in IDLE does not keep the snapshot open).
    */
-  static async load(storage: IndexStorage, mailbox: MailboxRecord): Promise<MailboxIndex> {
+  static async load(storage: IndexStorage, mailbox: MailboxRecord, restAfterMs = REST_AFTER_MS): Promise<MailboxIndex> {
     const index = new MailboxIndex(storage, mailbox);
-    const saved = await storage.messages.indexSnapshot?.(mailbox.id);
-    const state = saved && saved.uidValidity === mailbox.uidValidity ? decodeIndexSnapshot(saved.bytes) : null;
-    if (saved && state) {
-      index.#cursor = index.#savedCursor = saved.cursor;
-      const c = state.columns;
-      const ids = c.flagSets.map((flags) => index.flagSets.intern(flags));
+    const source = await storage.messages.indexSnapshot?.(mailbox.id);
+    let snapshot: SnapshotHead | null = null;
+    if (source && source.uidValidity === mailbox.uidValidity) snapshot = openIndexSnapshot(source);
+    else source?.close();
+    if (source && snapshot) {
+      index.#cursor = index.#savedCursor = source.cursor;
+      const ids = snapshot.flagSets.map((flags) => index.flagSets.intern(flags));
       // a fresh table numbers the lists as the snapshot did: the column is taken as it is
-      if (ids.some((id, k) => id !== k)) for (let i = 0; i < c.count; i++) c.flags[i] = ids[c.flags[i]!]!;
-      index.#columns.adopt(c, c.flags);
-      index.#loadedThrough = Math.max(c.count > 0 ? c.uids[c.count - 1]! : 0, state.loadedThrough);
-      index.noteModseq(state.highestModseq);
+      const renumber = ids.some((id, k) => id !== k);
+      const { count, firstUid, lastUid } = snapshot;
+      index.#columns.adoptDeferred({
+        count,
+        firstUid,
+        lastUid,
+        head() {
+          const head = snapshot.head();
+          if (renumber) for (let i = 0; i < count; i++) head.flags[i] = ids[head.flags[i]!]!;
+          return head;
+        },
+        rest: () => snapshot.rest(),
+      });
+      index.#loadedThrough = Math.max(lastUid, snapshot.loadedThrough);
+      index.#firstUnseen = snapshot.firstUnseen;
+      index.noteModseq(snapshot.highestModseq);
+      const timer = setTimeout(() => index.#readLater(), restAfterMs);
+      (timer as { unref?: () => void }).unref?.();
       return index;
     }
     index.#cursor = await storage.changes.latest(mailbox.userId);
     index.#append(await storage.messages.indexColumns(mailbox.id));
     return index;
+  }
+
+  /** Reads the columns the snapshot left for later, unless a command already did: UIDs and flags, the rest next turn. */
+  #readLater(): void {
+    try {
+      if (!this.#columns.readNext()) return;
+      const timer = setTimeout(() => this.#readLater(), 0);
+      (timer as { unref?: () => void }).unref?.();
+    } catch {
+      // the first command that needs them tries again and reports the failure
+    }
   }
 
   /**
@@ -120,6 +151,7 @@ export class MailboxIndex {
       columns: { count: n, uids: c.uids, modseqs: c.modseqs, sizes: c.sizes, internalDates: c.dates, flags, flagSets },
       loadedThrough: this.#loadedThrough,
       highestModseq: this.#highestModseq,
+      firstUnseen: this.firstUnseen(),
     });
     return { uidValidity: this.uidValidity, cursor: this.#cursor, bytes };
   }
@@ -143,8 +175,7 @@ export class MailboxIndex {
 
   /** Highest UID held (0 when empty). */
   get maxUid(): number {
-    const c = this.#columns;
-    return c.count > 0 ? c.uids[c.count - 1]! : 0;
+    return this.#columns.maxUid;
   }
 
   get highestModseq(): number {
@@ -175,7 +206,7 @@ export class MailboxIndex {
   }
 
   uidAt(i: number): number {
-    return this.#columns.uids[i]!;
+    return this.#columns.uidAt(i);
   }
 
   modseqAt(i: number): number {
@@ -368,7 +399,7 @@ export class MailboxIndex {
     }
     if (keep === 0) return false;
     this.#columns.append({ ...rows, count: keep }, flagIds);
-    this.#loadedThrough = this.#columns.uids[this.#columns.count - 1]!;
+    this.#loadedThrough = this.#columns.maxUid;
     if (this.#firstUnseen === -1) this.#firstUnseen = undefined;
     return true;
   }

@@ -1,18 +1,20 @@
 /**
  * Mailbox index snapshots of the embedded backend (MessagesPort.indexSnapshot / saveIndexSnapshot) as one file per
  * mailbox under `<dataDir>/index/`, not as a database row: reading a 3.2 MB snapshot (100,000 messages) from a file
- * takes ~0.4 ms, from a SQLite blob 10-40 ms (its chain of 800 overflow pages), which was most of a cold SELECT.
+ * takes ~3 ms (copying it into fresh pages), from a SQLite blob 10-40 ms (its chain of 800 overflow pages).
  *
  *   <mailbox id>.snapshot   16 bytes: uidValidity f64, cursor f64 (little-endian); then the snapshot's bytes
  *
  * Each file is whole and says itself which UIDVALIDITY and change-log cursor it was taken at, so two processes
  * saving at once cannot pair one's bytes with the other's cursor: it is written beside its place and renamed over
  * it. A snapshot is a shortcut, never the data: a file that is missing, short or unreadable means a full read
- * (mailbox-index.ts), so it is not fsynced. A deleted mailbox's file goes when a read finds the mailbox gone.
+ * (mailbox-index.ts), so it is not fsynced. A deleted mailbox's file goes when a read finds the mailbox gone. A read
+ * opens the file and hands it out as a source (ports.ts IndexSnapshotSource): the index reads the part it needs at
+ * once, the rest later from the same open file.
  */
-import { mkdirSync, openSync, readFileSync, readSync, closeSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { IndexSnapshot } from '../ports.ts';
+import type { IndexSnapshot, IndexSnapshotSource } from '../ports.ts';
 import type { Db } from './driver.ts';
 import { num } from './common.ts';
 
@@ -36,8 +38,12 @@ export class IndexSnapshotFiles {
     return join(this.#dir, `${mailboxId}.snapshot`);
   }
 
-  /** The saved snapshot, or null: none, unreadable, of another UIDVALIDITY, or older than the pruned change log. */
-  read(mailboxId: number): IndexSnapshot | null {
+  /**
+   * The saved snapshot opened for reading (its file stays open until the source is closed: a newer file renamed over
+   * it meanwhile does not change what it reads), or null: none, unreadable, of another UIDVALIDITY, or older than the
+   * pruned change log.
+   */
+  read(mailboxId: number): IndexSnapshotSource | null {
     const r = this.#db.get<{ uid_validity: number | null; pruned: number | null }>(
       "SELECT (SELECT uid_validity FROM mailboxes WHERE id = ?) AS uid_validity, (SELECT value FROM meta WHERE key = 'changes_pruned_through') AS pruned",
       mailboxId,
@@ -46,18 +52,26 @@ export class IndexSnapshotFiles {
       this.#remove(mailboxId);
       return null;
     }
-    let file: Uint8Array;
+    let fd: number;
     try {
-      file = readFileSync(this.#path(mailboxId));
+      fd = openSync(this.#path(mailboxId), 'r');
     } catch {
       return null;
     }
-    if (file.length < PREFIX) return null;
-    const view = new DataView(file.buffer, file.byteOffset, PREFIX);
-    const uidValidity = view.getFloat64(0, true);
-    const cursor = view.getFloat64(8, true);
-    if (uidValidity !== num(r.uid_validity) || num(r.pruned ?? 0) > cursor) return null;
-    return { uidValidity, cursor, bytes: file.subarray(PREFIX) };
+    let source: IndexSnapshotSource | null = null;
+    try {
+      const prefix = readAt(fd, 0, PREFIX);
+      const length = fstatSync(fd).size - PREFIX;
+      const view = new DataView(prefix.buffer, prefix.byteOffset, PREFIX);
+      const uidValidity = view.getFloat64(0, true);
+      const cursor = view.getFloat64(8, true);
+      if (uidValidity === num(r.uid_validity) && num(r.pruned ?? 0) <= cursor) source = new SnapshotFile(fd, uidValidity, cursor, length);
+    } catch {
+      // short or unreadable: no snapshot
+    } finally {
+      if (!source) closeSync(fd);
+    }
+    return source;
   }
 
   /** Keeps the snapshot unless the saved one was taken at a later cursor (same UIDVALIDITY) or the mailbox is gone. */
@@ -91,10 +105,10 @@ export class IndexSnapshotFiles {
       return null;
     }
     try {
-      const head = new Uint8Array(PREFIX);
-      if (readSync(fd, head, 0, PREFIX, 0) < PREFIX) return null;
-      const view = new DataView(head.buffer);
+      const view = new DataView(readAt(fd, 0, PREFIX).buffer);
       return { uidValidity: view.getFloat64(0, true), cursor: view.getFloat64(8, true) };
+    } catch {
+      return null;
     } finally {
       closeSync(fd);
     }
@@ -110,5 +124,44 @@ export class IndexSnapshotFiles {
     } catch {
       // already gone
     }
+  }
+}
+
+/** `length` bytes at `position` of an open file, in a fresh buffer; throws when the file is shorter. */
+function readAt(fd: number, position: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    const got = readSync(fd, out, done, length - done, position + done);
+    if (got === 0) throw new Error('index snapshot file is shorter than it says');
+    done += got;
+  }
+  return out;
+}
+
+/** An open snapshot file: the snapshot's bytes start after the file's own prefix. */
+class SnapshotFile implements IndexSnapshotSource {
+  readonly uidValidity: number;
+  readonly cursor: number;
+  readonly length: number;
+  #fd: number | null;
+
+  constructor(fd: number, uidValidity: number, cursor: number, length: number) {
+    this.#fd = fd;
+    this.uidValidity = uidValidity;
+    this.cursor = cursor;
+    this.length = length;
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    if (this.#fd === null) throw new Error('index snapshot file closed');
+    if (offset < 0 || offset + length > this.length) throw new Error('index snapshot read past its end');
+    return readAt(this.#fd, PREFIX + offset, length);
+  }
+
+  close(): void {
+    if (this.#fd === null) return;
+    closeSync(this.#fd);
+    this.#fd = null;
   }
 }

@@ -14,6 +14,7 @@ import { openDb } from './driver.ts';
 import type { Db } from './driver.ts';
 import { SqliteMailboxes } from './mailboxes.ts';
 import { IndexSnapshotFiles } from './index-snapshots.ts';
+import { toId } from './common.ts';
 import { InflatedCache } from './inflated-cache.ts';
 import { SqliteMessages } from './messages.ts';
 import { SqliteSearch } from './search.ts';
@@ -136,6 +137,8 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   indexer.schedule(); // rows a crash (or another process) left pending
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;
+  const mailboxes = new SqliteMailboxes(db, blobs, log, now);
+  const messages = new SqliteMessages(db, blobs, log, now, group, indexer, new IndexSnapshotFiles(db, join(dataDir, 'index')), inflated);
 
   return {
     name: 'sqlite',
@@ -143,8 +146,8 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     dataDir,
     users: new SqliteUsers(db, blobs, now),
     documents: new SqliteDocuments(db, now),
-    mailboxes: new SqliteMailboxes(db, blobs, log, now),
-    messages: new SqliteMessages(db, blobs, log, now, group, indexer, new IndexSnapshotFiles(db, join(dataDir, 'index')), inflated),
+    mailboxes,
+    messages,
     search: new SqliteSearch(db, options.search, indexer),
     blobs,
     searchIndexer: indexer,
@@ -153,6 +156,13 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     async ping() {
       if (closed) throw new StorageError('UNAVAILABLE', 'storage is closed');
       db.get('SELECT 1 AS ok');
+    },
+    async warmUp() {
+      const none = toId(Number.MAX_SAFE_INTEGER); // row ids are never that high
+      await mailboxes.getByPath(none, 'INBOX');
+      await messages.indexSnapshot(none);
+      await changes.latest(none);
+      await changes.since(none, 0, { mailboxId: none, limit: 1 });
     },
     async close() {
       if (closed) return;

@@ -21,6 +21,7 @@ import type {
   Id,
   IndexColumns,
   IndexSnapshot,
+  IndexSnapshotSource,
   IngestedMessage,
   MessageContent,
   MessageIndexEntry,
@@ -388,7 +389,7 @@ export class SqliteMessages implements MessagesPort {
     return collectIndexColumns(rows, INDEX_ROW);
   }
 
-  async indexSnapshot(mailboxId: Id): Promise<IndexSnapshot | null> {
+  async indexSnapshot(mailboxId: Id): Promise<IndexSnapshotSource | null> {
     const n = rowId(mailboxId);
     return n === null || !this.#snapshots ? null : this.#snapshots.read(n);
   }
