@@ -415,6 +415,13 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
       for (const key of ['uids', 'modseqs', 'sizes', 'internalDates', 'flags'] as const) assert.deepEqual(Array.from(state.columns[key]), Array.from(columns[key]), `${key}, ${lists} lists`);
       assert.deepEqual(state.columns.flagSets, columns.flagSets);
       assert.equal(decodeIndexSnapshot(bytes.subarray(0, bytes.length - 1)), null, 'a short snapshot is none');
+      // a damaged first or last UID (same length): not a snapshot either, so the index is read in full at load
+      const uidsAt = (48 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true) + 7) & ~7; // after the header and the flag lists
+      for (const at of [uidsAt, uidsAt + (count - 1) * 4]) {
+        const damaged = bytes.slice();
+        damaged[at] = damaged[at]! ^ 0xff;
+        assert.equal(decodeIndexSnapshot(damaged), null, `a damaged UID at ${at === uidsAt ? 'the start' : 'the end'}, ${lists} lists`);
+      }
     }
   });
 

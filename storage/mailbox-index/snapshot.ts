@@ -118,6 +118,11 @@ export function openIndexSnapshot(source: IndexSnapshotSource): SnapshotHead | n
   }
 }
 
+function uidAt(source: IndexSnapshotSource, offset: number): number {
+  const b = source.read(offset, 4);
+  return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+}
+
 function readHeader(source: IndexSnapshotSource): SnapshotHead | null {
   if (source.length < HEADER) return null;
   const first = source.read(0, HEADER);
@@ -143,6 +148,9 @@ function readHeader(source: IndexSnapshotSource): SnapshotHead | null {
   // UIDs ascend (the encoder writes the index's sorted column): the first and the last are within bounds
   if (n > 0 && (firstUid < 1 || lastUid < firstUid || lastUid > loadedThrough)) return null;
   if (!Number.isInteger(firstUnseen) || firstUnseen < -1 || firstUnseen >= n) return null;
+  // the first and the last stored UID agree with the header (two 4-byte reads): a snapshot damaged there is read in
+  // full now instead of failing the first command that needs its UIDs
+  if (n > 0 && (uidAt(source, at.uids) !== firstUid || uidAt(source, at.uids + (n - 1) * 4) !== lastUid)) return null;
   let parts = 2;
   const done = () => {
     if (--parts === 0) source.close();
