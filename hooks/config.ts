@@ -110,6 +110,10 @@ export const configSchema = z
               .positive()
               .default(64)
               .describe('Messages whose search text is written into the full-text indexes per transaction, after their acknowledgement (about 0.25 ms of CPU each, holding the event loop for the batch); as many expunged messages are removed from the indexes in the same transaction. Until then a search tests new messages by their stored text, and never answers an expunged one.'),
+            maintenanceProcess: z
+              .boolean()
+              .default(true)
+              .describe('With worker processes (server.workers > 1): one more process writes the search indexes and copies the write-ahead log into the database file (checkpoints) for all of them, polling every searchIndexDelayMs, so neither runs on an event loop that serves connections (workers keep SQLite\'s own checkpoint only as a safety net, at four times walAutocheckpointPages). false: each worker does both after its own writes, as a single process does.'),
             searchIndexDelayMs: z
               .number()
               .int()

@@ -38,6 +38,12 @@ export interface SearchIndexerOptions {
    * batch lost to a power cut leaves its rows pending, and the next FULL commit makes it durable anyway).
    */
   durable?: boolean;
+  /**
+   * False: writes and searches of this process do not schedule batches (`schedule()` does nothing); another process
+   * indexes (the maintenance process of a server with workers, maintenance.ts). `step()` and `flush()` still work.
+   * Default true.
+   */
+  scheduled?: boolean;
 }
 
 const READ_WATERMARK = `SELECT value FROM meta WHERE key = '${INDEXED_THROUGH}'`;
@@ -50,6 +56,8 @@ const ADVANCE = `UPDATE meta SET value = ? WHERE key = '${INDEXED_THROUGH}'`;
 const FORGET_TOP = `SELECT max(message_id) AS top, count(*) AS n FROM (SELECT message_id FROM ${FORGET_TABLE} ORDER BY message_id LIMIT ?)`;
 const FORGETS = Object.keys(SEARCH_INDEXES).map((table) => `DELETE FROM ${table} WHERE rowid IN (SELECT message_id FROM ${FORGET_TABLE} WHERE message_id <= ?)`);
 const FORGOTTEN = `DELETE FROM ${FORGET_TABLE} WHERE message_id <= ?`;
+/** Whether a batch has work: a search row above the watermark, or an expunged row to forget (a read, no lock). */
+const PENDING = `SELECT EXISTS (SELECT 1 FROM message_search WHERE message_id > (${READ_WATERMARK})) OR EXISTS (SELECT 1 FROM ${FORGET_TABLE}) AS pending`;
 
 /** The watermark: rows with message_id up to it are indexed. */
 export function indexedThrough(db: Db): number {
@@ -63,17 +71,24 @@ export class SearchIndexer {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
   #durable: boolean;
+  #scheduled: boolean;
 
   constructor(db: Db, options: SearchIndexerOptions = {}) {
     this.#db = db;
     this.#batchRows = Math.max(1, Math.floor(options.batchRows ?? 64));
     this.#delayMs = Math.max(0, options.delayMs ?? 500);
     this.#durable = options.durable ?? false;
+    this.#scheduled = options.scheduled ?? true;
+  }
+
+  /** How long after a write a batch starts (ms); the maintenance process polls this often. */
+  get delayMs(): number {
+    return this.#delayMs;
   }
 
   /** Rows were written (or may be pending): index them soon. */
   schedule(delayMs = this.#delayMs): void {
-    if (this.#timer || this.#closed) return;
+    if (this.#timer || this.#closed || !this.#scheduled) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#pass();
@@ -127,6 +142,11 @@ export class SearchIndexer {
     if (!done) return null;
     done.afterCommit();
     return done.result;
+  }
+
+  /** Whether a batch would find work (a read: never waits for the write lock). */
+  pending(): boolean {
+    return num(this.#db.get<{ pending: number }>(PENDING)?.pending ?? 0) !== 0;
   }
 
   /** Indexes every pending row (close, tests, benchmarks). */
