@@ -114,6 +114,12 @@ export const configSchema = z
               .boolean()
               .default(true)
               .describe('With worker processes (server.workers > 1): one more process writes the search indexes and copies the write-ahead log into the database file (checkpoints) for all of them, polling every searchIndexDelayMs, so neither runs on an event loop that serves connections (workers keep SQLite\'s own checkpoint only as a safety net, at four times walAutocheckpointPages). false: each worker does both after its own writes, as a single process does.'),
+            maintenanceIndexBatch: z
+              .number()
+              .int()
+              .positive()
+              .default(16)
+              .describe('With a maintenance process: messages indexed per transaction there (searchIndexBatch is the batch of a process that indexes its own writes). Each batch holds the database\'s write lock, so a worker committing a message meanwhile waits for it: 16 rows hold it about 4 ms, 64 about 20 ms, for about the same CPU per row. Between two batches the lock stays free at least as long as the batch held it.'),
             searchIndexDelayMs: z
               .number()
               .int()

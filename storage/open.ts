@@ -35,6 +35,7 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
         mmapBytes: config.storage.sqlite.mmapBytes,
         inflatedCacheBytes: config.storage.sqlite.inflatedCacheBytes,
         searchIndexer: { batchRows: config.storage.sqlite.searchIndexBatch, delayMs: config.storage.sqlite.searchIndexDelayMs },
+        maintenanceIndexBatch: config.storage.sqlite.maintenanceIndexBatch,
         warn,
         ...options,
       });

@@ -86,6 +86,8 @@ export interface SqliteStorageOptions {
    * `walAutocheckpointPages`). `here`: this process does it for every process on the database, polling for work.
    */
   backgroundWork?: 'self' | 'others' | 'here';
+  /** With `backgroundWork: 'here'`: rows per index batch (default 16; maintenance.ts). */
+  maintenanceIndexBatch?: number;
   /** Told what a schema migration reports (login names that already collide); default stderr. */
   warn?: (message: string) => void;
 }
@@ -119,7 +121,9 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('PRAGMA foreign_keys = ON');
     db.exec(`PRAGMA mmap_size = ${Math.max(0, Math.floor(options.mmapBytes ?? DEFAULT_MMAP_BYTES))}`);
-    db.exec(`PRAGMA wal_autocheckpoint = ${background === 'others' ? checkpointPages * SAFETY_NET_FACTOR : checkpointPages}`);
+    // 'here' checkpoints after its rounds (maintenance.ts), 'others' only as a safety net
+    const autocheckpoint = background === 'here' ? 0 : background === 'others' ? checkpointPages * SAFETY_NET_FACTOR : checkpointPages;
+    db.exec(`PRAGMA wal_autocheckpoint = ${autocheckpoint}`);
     migrate(db, options.warn ?? ((message) => console.warn(`wildduck storage: ${message}`)));
     blobs = new SqliteBlobs(db, {
       dataDir,
@@ -148,7 +152,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const inflated = inflatedBytes > 0 ? new InflatedCache(inflatedBytes) : null;
   const indexer = new SearchIndexer(db, { ...options.searchIndexer, durable: synchronous === 'full', scheduled: background === 'self' });
   indexer.schedule(); // rows a crash (or another process) left pending
-  const maintenance = background === 'here' ? new SqliteMaintenance(db, indexer, { checkpointPages, intervalMs: Math.max(10, indexer.delayMs) }) : null;
+  const maintenance = background === 'here' ? new SqliteMaintenance(db, indexer, { checkpointPages, intervalMs: Math.max(10, indexer.delayMs), batchRows: options.maintenanceIndexBatch ?? 16 }) : null;
   maintenance?.start();
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;

@@ -25,7 +25,7 @@
 import { Buffer } from 'node:buffer';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { clearTimeout, setImmediate, setTimeout } from 'node:timers';
+import { clearTimeout, setTimeout } from 'node:timers';
 import type { Db } from './driver.ts';
 import type { SearchIndexer } from './search-indexer.ts';
 
@@ -39,6 +39,8 @@ export interface MaintenanceOptions {
   checkpointPages: number;
   /** How often to look for work (ms). */
   intervalMs: number;
+  /** Rows per index batch (each a write transaction; see the pause between batches in SqliteMaintenance). */
+  batchRows: number;
 }
 
 /** Frames of the WAL of `dbPath` not yet copied into the database file, read from its WAL index; null when unknown. */
@@ -104,8 +106,13 @@ export class SqliteMaintenance {
 
   async #round(): Promise<void> {
     try {
-      // one batch per turn of the event loop: the process stays responsive to a stop between batches
-      while (!this.#closed && this.#indexer.pending() && this.#indexer.step(false)) await new Promise<void>((resolve) => setImmediate(resolve));
+      while (!this.#closed && this.#indexer.pending()) {
+        const started = performance.now();
+        if (!this.#indexer.step(false, this.#options.batchRows)) break;
+        // the write lock is free for at least as long as the batch held it: a writer waiting for it (group-commit.ts
+        // retries every millisecond) gets in between two batches instead of after the whole backlog
+        await new Promise<void>((resolve) => setTimeout(resolve, Math.max(2, performance.now() - started)));
+      }
       if (!this.#closed) this.checkpoint();
     } catch {
       // busy or closing: next round
@@ -126,7 +133,7 @@ export class SqliteMaintenance {
 
   /** One round now: index what is pending, checkpoint if due (tests). */
   async runOnce(): Promise<void> {
-    while (this.#indexer.pending() && this.#indexer.step(true)) {
+    while (this.#indexer.pending() && this.#indexer.step(true, this.#options.batchRows)) {
       // next batch
     }
     this.checkpoint();

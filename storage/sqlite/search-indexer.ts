@@ -112,25 +112,26 @@ export class SearchIndexer {
    * Indexes one batch of pending rows and forgets one batch of expunged ones. True when more may be pending (a batch
    * was full), false when none are, null when another process holds the write lock (with `wait` false). A row
    * written or expunged after a partial batch schedules the next one itself, so no empty transaction runs just to
-   * find nothing left.
+   * find nothing left. `rows`: this batch's size instead of the configured one.
    */
-  step(wait = true): boolean | null {
+  step(wait = true, rows = this.#batchRows): boolean | null {
     const db = this.#db;
+    const batchRows = Math.max(1, Math.floor(rows));
     const body = (): boolean => {
       const from = indexedThrough(db);
-      const batch = db.get<{ top: number | null; n: number }>(BATCH_TOP, from, this.#batchRows);
+      const batch = db.get<{ top: number | null; n: number }>(BATCH_TOP, from, batchRows);
       const top = batch?.top ?? null;
       if (top !== null) {
         for (const sql of INSERTS) db.run(sql, from, num(top));
         db.run(ADVANCE, num(top));
       }
-      const forget = db.get<{ top: number | null; n: number }>(FORGET_TOP, this.#batchRows);
+      const forget = db.get<{ top: number | null; n: number }>(FORGET_TOP, batchRows);
       const forgetTop = forget?.top ?? null;
       if (forgetTop !== null) {
         for (const sql of FORGETS) db.run(sql, num(forgetTop));
         db.run(FORGOTTEN, num(forgetTop));
       }
-      return (top !== null && num(batch!.n) >= this.#batchRows) || (forgetTop !== null && num(forget!.n) >= this.#batchRows);
+      return (top !== null && num(batch!.n) >= batchRows) || (forgetTop !== null && num(forget!.n) >= batchRows);
     };
     let done;
     if (this.#durable) db.exec('PRAGMA synchronous = NORMAL');
