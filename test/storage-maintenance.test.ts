@@ -80,10 +80,11 @@ describe('storage maintenance process (backgroundWork)', () => {
       }
     }));
 
-  it('runs on its own timer, polling for work', () =>
+  it('runs on its own timers, polling for rows to index and for the WAL to checkpoint', () =>
     withDir(async (dataDir) => {
-      const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', searchIndexer: { delayMs: 10 } });
-      const other = await openSqliteStorage({ dataDir, backgroundWork: 'others' });
+      const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', walAutocheckpointPages: 20, searchIndexer: { delayMs: 10 } });
+      const other = await openSqliteStorage({ dataDir, backgroundWork: 'others', walAutocheckpointPages: 20 });
+      const backlog = new WalBacklog(join(dataDir, DATABASE_FILE));
       try {
         const user = await other.users.create({ username: 'bob', passwordHash: null });
         const inbox = await other.mailboxes.create(user.id, { path: 'INBOX' });
@@ -91,7 +92,11 @@ describe('storage maintenance process (backgroundWork)', () => {
         const { id } = await other.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message });
         for (let i = 0; i < 500 && indexedThrough(other.db) < Number(id); i++) await sleep(10);
         assert.equal(indexedThrough(other.db), Number(id));
+        for (let i = 0; i < 500 && (backlog.read() ?? 0) >= 20; i++) await sleep(10);
+        assert.ok((backlog.read() ?? 0) < 20, 'checkpointed once past the configured pages');
+        assert.ok(polling.maintenance!.checkpoints >= 1);
       } finally {
+        backlog.close();
         await other.close();
         await polling.close();
       }

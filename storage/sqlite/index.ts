@@ -28,6 +28,8 @@ import { SqliteUsers } from './users.ts';
 
 /** With `backgroundWork: 'others'`: SQLite's own autocheckpoint at this many times the configured pages (maintenance.ts). */
 const SAFETY_NET_FACTOR = 4;
+/** With `backgroundWork: 'here'`: how often the WAL's backlog is read for a checkpoint (maintenance.ts). */
+const CHECKPOINT_CHECK_MS = 50;
 /** Default SqliteStorageOptions.inflatedCacheBytes. */
 const DEFAULT_INFLATED_CACHE_BYTES = 8 * 1024 * 1024;
 /** Default SQLite mmap_size (SqliteStorageOptions.mmapBytes). */
@@ -152,7 +154,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const inflated = inflatedBytes > 0 ? new InflatedCache(inflatedBytes) : null;
   const indexer = new SearchIndexer(db, { ...options.searchIndexer, durable: synchronous === 'full', scheduled: background === 'self' });
   indexer.schedule(); // rows a crash (or another process) left pending
-  const maintenance = background === 'here' ? new SqliteMaintenance(db, indexer, { checkpointPages, intervalMs: Math.max(10, indexer.delayMs), batchRows: options.maintenanceIndexBatch ?? 16 }) : null;
+  const maintenance = background === 'here' ? new SqliteMaintenance(db, indexer, { checkpointPages, intervalMs: Math.max(10, indexer.delayMs), batchRows: options.maintenanceIndexBatch ?? 16, checkpointCheckMs: CHECKPOINT_CHECK_MS }) : null;
   maintenance?.start();
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;

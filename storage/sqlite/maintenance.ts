@@ -12,10 +12,11 @@
  * - every `intervalMs` it asks whether any search row is above the indexer's watermark or any expunged row waits to
  *   leave the indexes (a read: no lock), and if so runs batches until none is left, each a transaction of its own
  *   that never waits for the write lock (another process holding it: next round);
- * - then it reads how many WAL frames are not yet in the database file from the WAL index (the `-shm` file's header,
- *   SQLite's documented WAL-index format: mxFrame, and nBackfill of the checkpoint info) and runs a PASSIVE checkpoint
- *   (which never waits for a writer or reader) once they reach `checkpointPages`, as the writers' autocheckpoint
- *   would have. If the header cannot be read, it checkpoints every round.
+ * - every `checkpointCheckMs` it reads how many WAL frames are not yet in the database file from the WAL index (the
+ *   `-shm` file's header, SQLite's documented WAL-index format: mxFrame, and nBackfill of the checkpoint info) and
+ *   runs a PASSIVE checkpoint (which never waits for a writer or reader) once they reach `checkpointPages`, as the
+ *   writers' autocheckpoint would have, so the WAL file stays near that size. If the header cannot be read, it
+ *   checkpoints at every check.
  * The workers (`backgroundWork: 'others'`) schedule no index batches and keep SQLite's autocheckpoint only as a
  * safety net, at four times the configured pages, should the maintenance process be gone.
  *
@@ -25,7 +26,7 @@
 import { Buffer } from 'node:buffer';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { clearTimeout, setTimeout } from 'node:timers';
+import { clearInterval, clearTimeout, setInterval, setTimeout } from 'node:timers';
 import type { Db } from './driver.ts';
 import type { SearchIndexer } from './search-indexer.ts';
 
@@ -41,6 +42,8 @@ export interface MaintenanceOptions {
   intervalMs: number;
   /** Rows per index batch (each a write transaction; see the pause between batches in SqliteMaintenance). */
   batchRows: number;
+  /** How often the WAL's backlog is read (ms; a read of 100 bytes): often enough that the WAL stays near `checkpointPages`. */
+  checkpointCheckMs: number;
 }
 
 /** Frames of the WAL of `dbPath` not yet copied into the database file, read from its WAL index; null when unknown. */
@@ -80,6 +83,7 @@ export class SqliteMaintenance {
   #options: MaintenanceOptions;
   #backlog: WalBacklog;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  #checks: ReturnType<typeof setInterval> | null = null;
   #closed = false;
   /** Checkpoints run (tests). */
   checkpoints = 0;
@@ -93,6 +97,15 @@ export class SqliteMaintenance {
 
   start(): void {
     this.#next(0);
+    if (this.#options.checkpointPages <= 0) return;
+    this.#checks = setInterval(() => {
+      try {
+        this.checkpoint();
+      } catch {
+        // closing or failing: the next check tries again (the workers' autocheckpoint is the safety net)
+      }
+    }, Math.max(1, this.#options.checkpointCheckMs));
+    (this.#checks as { unref?: () => void }).unref?.();
   }
 
   #next(delayMs: number): void {
@@ -113,7 +126,6 @@ export class SqliteMaintenance {
         // retries every millisecond) gets in between two batches instead of after the whole backlog
         await new Promise<void>((resolve) => setTimeout(resolve, Math.max(2, performance.now() - started)));
       }
-      if (!this.#closed) this.checkpoint();
     } catch {
       // busy or closing: next round
     }
@@ -142,7 +154,9 @@ export class SqliteMaintenance {
   close(): void {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#checks) clearInterval(this.#checks);
     this.#timer = null;
+    this.#checks = null;
     this.#backlog.close();
   }
 }
