@@ -140,6 +140,14 @@ async function imap(client: Client, tag: string, command: string): Promise<strin
   return untilTagged(client, tag);
 }
 
+/** APPENDs `message` to INBOX (a synchronizing literal); returns every line up to the tagged reply. */
+async function appendTo(client: Client, tag: string, message: string): Promise<string[]> {
+  client.lines.send(`${tag} APPEND INBOX {${message.length}}\r\n`);
+  assert.match(await client.lines.line(30_000), /^\+/);
+  client.lines.send(message + '\r\n');
+  return untilTagged(client, tag);
+}
+
 async function untilTagged(client: Client, tag: string): Promise<string[]> {
   const out: string[] = [];
   for (;;) {
@@ -199,10 +207,7 @@ describe('server.workers: two worker processes', { skip: runtimeName === 'deno' 
 
     assert.match((await imap(writer, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
     const message = 'From: bob@example.com\r\nTo: alice@example.com\r\nSubject: across workers\r\n\r\nHello from the other worker.\r\n';
-    writer.lines.send(`b APPEND INBOX {${message.length}}\r\n`);
-    assert.match(await writer.lines.line(30_000), /^\+/);
-    writer.lines.send(message + '\r\n');
-    assert.match((await untilTagged(writer, 'b')).at(-1)!, /^b OK/);
+    assert.match((await appendTo(writer, 'b', message)).at(-1)!, /^b OK/);
 
     const pushed: string[] = [];
     while (!pushed.includes('* 1 EXISTS')) pushed.push(await watcher.lines.line(30_000));
@@ -281,10 +286,7 @@ describe('server.workers: two worker processes', { skip: runtimeName === 'deno' 
     const client = await connect(server, server.ports.imap!);
     assert.match((await imap(client, 'a', 'LOGIN carol carol-pw')).at(-1)!, /^a OK/);
     const message = 'From: bob@example.com\r\nTo: carol@example.com\r\nSubject: indexed elsewhere\r\n\r\nA zeppelin over the workers.\r\n';
-    client.lines.send(`b APPEND INBOX {${message.length}}\r\n`);
-    assert.match(await client.lines.line(30_000), /^\+/);
-    client.lines.send(message + '\r\n');
-    assert.match((await untilTagged(client, 'b')).at(-1)!, /^b OK/);
+    assert.match((await appendTo(client, 'b', message)).at(-1)!, /^b OK/);
     const db = await openDb(join(dataDir, DATABASE_FILE));
     try {
       const newest = Number(db.get<{ id: number }>('SELECT max(id) AS id FROM messages')!.id);

@@ -6,14 +6,13 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ingestMessage } from '../storage/mime/index.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';
 import type { SqliteStorage } from '../storage/sqlite/index.ts';
 import { WalBacklog } from '../storage/sqlite/maintenance.ts';
 import { indexedThrough } from '../storage/sqlite/search-indexer.ts';
+import { withTempDir } from './helpers/temp-dir.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,18 +21,10 @@ function mail(i: number): Uint8Array {
   return new TextEncoder().encode(`From: a@example.com\r\nTo: b@example.com\r\nSubject: note ${i}\r\nMessage-ID: <m${i}@x>\r\n\r\n${body}`);
 }
 
-async function withDir(fn: (dataDir: string) => Promise<void>): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'wd-maintenance-'));
-  try {
-    await fn(dataDir);
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-}
 
 describe('storage maintenance process (backgroundWork)', () => {
   it('indexes and forgets the rows another process writes, and checkpoints at the configured pages', () =>
-    withDir(async (dataDir) => {
+    withTempDir('wd-maintenance-', async (dataDir) => {
       // the writer would index right away if it scheduled batches at all
       const writer = await openSqliteStorage({ dataDir, backgroundWork: 'others', walAutocheckpointPages: 50, searchIndexer: { delayMs: 0 } });
       const backlog = new WalBacklog(join(dataDir, DATABASE_FILE));
@@ -81,7 +72,7 @@ describe('storage maintenance process (backgroundWork)', () => {
     }));
 
   it('runs on its own timers, polling for rows to index and for the WAL to checkpoint', () =>
-    withDir(async (dataDir) => {
+    withTempDir('wd-maintenance-', async (dataDir) => {
       const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', walAutocheckpointPages: 20, searchIndexer: { delayMs: 10 } });
       const other = await openSqliteStorage({ dataDir, backgroundWork: 'others', walAutocheckpointPages: 20 });
       const backlog = new WalBacklog(join(dataDir, DATABASE_FILE));

@@ -6,16 +6,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ingestMessage } from '../storage/mime/index.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
 import type { Db } from '../storage/sqlite/driver.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';
-import { MIGRATIONS } from '../storage/sqlite/schema.ts';
 import { SEARCH_COLUMNS, searchColumnValues } from '../storage/sqlite/search-schema.ts';
 import { MemoryBlobs } from './helpers/memory-blobs.ts';
+import { applyMigrationsUpTo } from './helpers/schema-version.ts';
+import { withTempDir } from './helpers/temp-dir.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s.replace(/\n/g, '\r\n'));
 
@@ -31,11 +30,7 @@ const ref = (id: string) => createHash('sha256').update(id.replace(/^<|>$/g, '')
 async function writeVersion11(dataDir: string): Promise<void> {
   const db = await openDb(join(dataDir, DATABASE_FILE));
   try {
-    for (const migration of MIGRATIONS.slice(0, 11)) {
-      if (typeof migration === 'string') db.exec(migration);
-      else migration(db);
-    }
-    db.exec('PRAGMA user_version = 11');
+    applyMigrationsUpTo(db, 11);
     const now = Date.now();
     db.run("INSERT INTO users (id, username, created, messages_used) VALUES (1, 'old', ?, 2)", now);
     db.run("INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, uid_next, highest_modseq, message_count, unseen_count, created) VALUES (1, 1, 'INBOX', '\\Inbox', 7, 3, 3, 2, 2, ?)", now);
@@ -74,18 +69,10 @@ function insertMessage(db: Db, uid: number, m: Awaited<ReturnType<typeof ingestM
   db.run(`INSERT INTO message_search (message_id, ${SEARCH_COLUMNS.join(', ')}) VALUES (?${', ?'.repeat(SEARCH_COLUMNS.length)})`, uid, ...searchColumnValues(m.searchHeaders, m.searchText));
 }
 
-async function withDir(fn: (dataDir: string) => Promise<void>): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'wd-write-path-'));
-  try {
-    await fn(dataDir);
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-}
 
 describe('storage write path: migration 12', () => {
   it('keeps messages and threads of a version-11 directory; a new thread is named by its first message, above every old id', () =>
-    withDir(async (dataDir) => {
+    withTempDir('wd-write-path-', async (dataDir) => {
       await writeVersion11(dataDir);
       const s = await openSqliteStorage({ dataDir, synchronous: 'normal' });
       try {
@@ -125,7 +112,7 @@ describe('storage write path: migration 12', () => {
     }));
 
   it('answers the lookups the dropped indexes served through other indexes (no scan of the table)', () =>
-    withDir(async (dataDir) => {
+    withTempDir('wd-write-path-', async (dataDir) => {
       const s = await openSqliteStorage({ dataDir, synchronous: 'normal' });
       try {
         const plan = (sql: string) =>
@@ -148,7 +135,7 @@ describe('storage write path: migration 12', () => {
     }));
 
   it('prunes the change log up to the last entry created before the bound, found by change id', () =>
-    withDir(async (dataDir) => {
+    withTempDir('wd-write-path-', async (dataDir) => {
       let clock = 1_000;
       const s = await openSqliteStorage({ dataDir, synchronous: 'normal', now: () => clock });
       try {
