@@ -18,8 +18,8 @@
  *
  * - **Maintenance process** (with workers, `storage.sqlite.maintenanceProcess`, default on): one more forked process
  *   that serves nothing and writes the search indexes and checkpoints the WAL for all (storage/sqlite/maintenance.ts),
- *   off the event loops that serve connections. Restarted when it dies; while it is gone, search tests the new
- *   messages by their stored text and the workers' own autocheckpoint bounds the WAL.
+ *   off the event loops that serve connections; forked once every worker listens. Restarted when it dies; while it
+ *   is gone, search tests the new messages by their stored text and the workers' own autocheckpoint bounds the WAL.
  *
  * Workers log with a `worker` field (1..N; `maintenance`). The primary logs `wildduck ready` once every worker listens.
  */
@@ -212,6 +212,8 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
           healthySince = Date.now();
           log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, workers: count, listeners: control.listeners });
           void tellIfNoUsers(storage, log).catch(() => {});
+          // once the workers serve: its start (loading the code) does not compete with theirs
+          if (maintained && !stopping) forkMaintenance();
         }
       }
     });
@@ -292,5 +294,4 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
   onShutdownSignal((signal) => void shutdown(signal, 0));
   log.info('starting workers', { workers: count, maintenanceProcess: maintained });
   for (let slot = 1; slot <= count; slot++) fork(slot);
-  if (maintained) forkMaintenance(); // after the workers: they keep the ids 1..N
 }
