@@ -113,7 +113,7 @@ export const configSchema = z
             maintenanceProcess: z
               .boolean()
               .default(true)
-              .describe('With worker processes (server.workers > 1): one more process writes the search indexes and copies the write-ahead log into the database file (checkpoints) for all of them, polling every searchIndexDelayMs, so neither runs on an event loop that serves connections (workers keep SQLite\'s own checkpoint only as a safety net, at four times walAutocheckpointPages). false: each worker does both after its own writes, as a single process does.'),
+              .describe('With worker processes (server.workers > 1): one more process writes the search indexes and copies the write-ahead log into the database file (checkpoints) for all of them, polling every searchIndexDelayMs, so neither runs on an event loop that serves connections (it copies the WAL once half of walAutocheckpointPages is not yet in the database file; the worker whose commit fills the WAL then finds little left to copy). false: each worker does both after its own writes, as a single process does.'),
             maintenanceIndexBatch: z
               .number()
               .int()

@@ -26,8 +26,6 @@ import { SqliteDocuments } from './documents.ts';
 import { migrate } from './schema.ts';
 import { SqliteUsers } from './users.ts';
 
-/** With `backgroundWork: 'others'`: SQLite's own autocheckpoint at this many times the configured pages (maintenance.ts). */
-const SAFETY_NET_FACTOR = 4;
 /** With `backgroundWork: 'here'`: how often the WAL's backlog is read for a checkpoint (maintenance.ts). */
 const CHECKPOINT_CHECK_MS = 50;
 /** Default SqliteStorageOptions.inflatedCacheBytes. */
@@ -84,8 +82,8 @@ export interface SqliteStorageOptions {
   /**
    * Who writes the search indexes and checkpoints the WAL (maintenance.ts). `self` (default): this process, after its
    * own writes (index batches on its event loop, SQLite's autocheckpoint in its commits). `others`: another process
-   * of the same server does (its writes schedule no index batch; autocheckpoint only as a safety net, at four times
-   * `walAutocheckpointPages`). `here`: this process does it for every process on the database, polling for work.
+   * of the same server does (its writes schedule no index batch; its autocheckpoint finds most of the WAL copied
+   * already). `here`: this process does it for every process on the database, polling for work.
    */
   backgroundWork?: 'self' | 'others' | 'here';
   /** With `backgroundWork: 'here'`: rows per index batch (default 16; maintenance.ts). */
@@ -123,8 +121,8 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('PRAGMA foreign_keys = ON');
     db.exec(`PRAGMA mmap_size = ${Math.max(0, Math.floor(options.mmapBytes ?? DEFAULT_MMAP_BYTES))}`);
-    // 'here' checkpoints after its rounds (maintenance.ts), 'others' only as a safety net
-    const autocheckpoint = background === 'here' ? 0 : background === 'others' ? checkpointPages * SAFETY_NET_FACTOR : checkpointPages;
+    // 'here' checkpoints on its own timer (maintenance.ts)
+    const autocheckpoint = background === 'here' ? 0 : checkpointPages;
     db.exec(`PRAGMA wal_autocheckpoint = ${autocheckpoint}`);
     migrate(db, options.warn ?? ((message) => console.warn(`wildduck storage: ${message}`)));
     blobs = new SqliteBlobs(db, {
@@ -154,7 +152,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const inflated = inflatedBytes > 0 ? new InflatedCache(inflatedBytes) : null;
   const indexer = new SearchIndexer(db, { ...options.searchIndexer, durable: synchronous === 'full', scheduled: background === 'self' });
   indexer.schedule(); // rows a crash (or another process) left pending
-  const maintenance = background === 'here' ? new SqliteMaintenance(db, indexer, { checkpointPages, intervalMs: Math.max(10, indexer.delayMs), batchRows: options.maintenanceIndexBatch ?? 16, checkpointCheckMs: CHECKPOINT_CHECK_MS }) : null;
+  const maintenance = background === 'here' ? new SqliteMaintenance(db, indexer, { checkpointPages: Math.ceil(checkpointPages / 2), intervalMs: Math.max(10, indexer.delayMs), batchRows: options.maintenanceIndexBatch ?? 16, checkpointCheckMs: CHECKPOINT_CHECK_MS }) : null;
   maintenance?.start();
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;

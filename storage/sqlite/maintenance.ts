@@ -14,11 +14,13 @@
  *   that never waits for the write lock (another process holding it: next round);
  * - every `checkpointCheckMs` it reads how many WAL frames are not yet in the database file from the WAL index (the
  *   `-shm` file's header, SQLite's documented WAL-index format: mxFrame, and nBackfill of the checkpoint info) and
- *   runs a PASSIVE checkpoint (which never waits for a writer or reader) once they reach `checkpointPages`, as the
- *   writers' autocheckpoint would have, so the WAL file stays near that size. If the header cannot be read, it
- *   checkpoints at every check.
- * The workers (`backgroundWork: 'others'`) schedule no index batches and keep SQLite's autocheckpoint only as a
- * safety net, at four times the configured pages, should the maintenance process be gone.
+ *   runs a PASSIVE checkpoint (which never waits for a writer or reader) once they reach `checkpointPages`: half the
+ *   configured WAL size (storage.sqlite.walAutocheckpointPages).
+ * The workers (`backgroundWork: 'others'`) schedule no index batches and keep SQLite's autocheckpoint at the configured
+ * size. A WAL starts over (and its file stops growing) only at a write that finds every frame copied, which a
+ * checkpoint running beside committing workers rarely leaves: so the worker whose commit takes the WAL to the
+ * configured size still checkpoints, as before, but finds most frames copied already (the remainder and one fsync of
+ * the database file, instead of up to the whole WAL), and the WAL file keeps the configured size.
  *
  * Nothing here is needed for a message's durability or for search to find it: rows above the watermark are searched
  * by their stored text (search.ts), so a crash of any process at any point loses nothing acknowledged.
@@ -46,7 +48,13 @@ export interface MaintenanceOptions {
   checkpointCheckMs: number;
 }
 
-/** Frames of the WAL of `dbPath` not yet copied into the database file, read from its WAL index; null when unknown. */
+/** The WAL's frames since it last started over, and how many of them are not yet in the database file. */
+export interface WalState {
+  frames: number;
+  backlog: number;
+}
+
+/** The state of the WAL of `dbPath`, read from its WAL index; null when unknown. */
 export class WalBacklog {
   #path: string;
   #fd: number | null = null;
@@ -57,7 +65,7 @@ export class WalBacklog {
     this.#path = `${dbPath}-shm`;
   }
 
-  read(): number | null {
+  read(): WalState | null {
     try {
       this.#fd ??= openSync(this.#path, 'r');
       if (readSync(this.#fd, this.#buffer, 0, SHM_HEADER_BYTES, 0) < SHM_HEADER_BYTES) return null;
@@ -68,7 +76,7 @@ export class WalBacklog {
     const b = this.#buffer;
     const mxFrame = this.#little ? b.readUInt32LE(MX_FRAME_OFFSET) : b.readUInt32BE(MX_FRAME_OFFSET);
     const nBackfill = this.#little ? b.readUInt32LE(N_BACKFILL_OFFSET) : b.readUInt32BE(N_BACKFILL_OFFSET);
-    return Math.max(0, mxFrame - nBackfill);
+    return { frames: mxFrame, backlog: Math.max(0, mxFrame - nBackfill) };
   }
 
   close(): void {
@@ -132,12 +140,12 @@ export class SqliteMaintenance {
     this.#next(this.#options.intervalMs);
   }
 
-  /** Runs a PASSIVE checkpoint when the WAL holds `checkpointPages` frames not yet in the database file. */
+  /** Runs a PASSIVE checkpoint when `checkpointPages` frames of the WAL are not yet in the database file. */
   checkpoint(force = false): boolean {
     const pages = this.#options.checkpointPages;
     if (pages <= 0 && !force) return false;
-    const backlog = this.#backlog.read();
-    if (!force && backlog !== null && backlog < pages) return false;
+    const wal = this.#backlog.read();
+    if (!force && wal !== null && wal.backlog < pages) return false;
     this.#db.get('PRAGMA wal_checkpoint(PASSIVE)');
     this.checkpoints++;
     return true;
