@@ -18,7 +18,7 @@ import type { Logger } from '../hooks/log.ts';
 import type { HeaderField } from '../storage/mime/headers.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';
 import { collectBytes } from '../storage/bytes.ts';
-import { getDeliverySettings } from '../storage/delivery-settings.ts';
+import { deliverySettingsFor } from '../storage/delivery-settings.ts';
 import { prepend } from '../hooks/pipeline/deliver.ts';
 import { createRelay, OutboundQueue } from './relay.ts';
 import type { Relay } from './relay.ts';
@@ -76,7 +76,7 @@ export class ForwardingPlugin implements Plugin {
 
     api.hooks.delivery.route.tapPromise({ stage: TRANSFORM }, async (route, _ctx, request) => {
       if (route.spam || route.discard) return route;
-      const { forward } = await getDeliverySettings(api.storage.documents, request.recipient.userId);
+      const { forward } = await deliverySettingsFor(api.storage.documents, request);
       const extra = forward.filter((target) => !route.forward.includes(target));
       return extra.length ? { ...route, forward: [...route.forward, ...extra] } : route;
     });

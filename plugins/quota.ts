@@ -8,7 +8,8 @@
  * `452 4.2.2`, HTTP 403 `{ code: "OVERQUOTA" }`):
  *   message.beforeStore  POLICY  IMAP APPEND, LMTP, HTTP upload, Sent autosave: the announced size (`declaredSize`)
  *                                and one more message; without a size, refused only when already at the limit
- *   message.store        POLICY  the exact size after `message.prepare` rewrote and ingest parsed the message
+ *   message.store        POLICY  the exact size after `message.prepare` rewrote and ingest parsed the message (not
+ *                                looked up again when it is no larger than the declared size that just passed)
  *   message.beforeCopy   POLICY  IMAP COPY, HTTP copy: the copied messages' sizes and count
  * (MOVE stays within one user and changes no usage.) Usage counters are kept by storage in the same
  * transaction as each write, so they are exact after concurrent writes and expunges;
@@ -127,8 +128,20 @@ export const quotaPlugin = definePlugin<QuotaOptions>({
           return quota ? quotaVerdict(quota, bytes, count) : undefined;
         };
         const { message } = api.hooks;
-        message.beforeStore.tapPromise({ stage: POLICY, label: 'declared size' }, (_ctx, request) => check(request.userId, request.declaredSize ?? 0, 1));
-        message.store.tapPromise({ stage: POLICY, label: 'exact size' }, (_ctx, input) => check(input.userId, input.message.size, 1));
+        // The declared size's check leaves a note for the exact size's (same operation): a message that turned out
+        // no larger than announced already passed against the same usage, and is not looked up again.
+        message.beforeStore.tapPromise({ stage: POLICY, label: 'declared size' }, async (ctx, request) => {
+          ctx.data.delete(QUOTA_PLUGIN);
+          const verdict = await check(request.userId, request.declaredSize ?? 0, 1);
+          if (!verdict && request.declaredSize !== undefined) ctx.data.set(QUOTA_PLUGIN, { userId: request.userId, bytes: request.declaredSize });
+          return verdict;
+        });
+        message.store.tapPromise({ stage: POLICY, label: 'exact size' }, async (ctx, input) => {
+          const passed = ctx.data.get(QUOTA_PLUGIN) as { userId: string; bytes: number } | undefined;
+          ctx.data.delete(QUOTA_PLUGIN);
+          if (passed && passed.userId === input.userId && input.message.size <= passed.bytes) return undefined;
+          return check(input.userId, input.message.size, 1);
+        });
         message.beforeCopy.tapPromise({ stage: POLICY }, async (_ctx, input) => {
           const wanted = new Set(input.uids);
           let bytes = 0;

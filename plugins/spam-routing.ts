@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { definePlugin } from '../hooks/host.ts';
 import type { PluginApi } from '../hooks/host.ts';
 import { POLICY } from '../hooks/stages.ts';
-import { getDeliverySettings } from '../storage/delivery-settings.ts';
+import { deliverySettingsFor } from '../storage/delivery-settings.ts';
 
 export const SPAM_ROUTING_PLUGIN = 'spam-routing';
 
@@ -64,7 +64,7 @@ export const spamRoutingPlugin = definePlugin({
         const header = api.config.delivery.spamHeader.toLowerCase();
         api.hooks.delivery.route.tapPromise({ stage: POLICY }, async (route, _ctx, request) => {
           const value = request.headers.find((h) => h.key === header)?.value;
-          const { spamLevel } = await getDeliverySettings(api.storage.documents, request.recipient.userId);
+          const { spamLevel } = await deliverySettingsFor(api.storage.documents, request);
           if (!isSpamFor(value, spamLevel, options.minScore)) return route;
           return { ...route, specialUse: '\\Junk', spam: true, autoreply: false, forward: [], notes: [...route.notes, 'spam-header'] };
         });

@@ -172,7 +172,8 @@ class LmtpSession extends LineSession {
         onOutcome: (_index, outcome) => this.reply(outcomeReply(outcome)),
       });
     } finally {
-      await spool.dispose();
+      // removed in the background: the next command need not wait for the file system (dispose never throws)
+      void spool.dispose();
     }
   }
 

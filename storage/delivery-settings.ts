@@ -196,6 +196,21 @@ export async function getDeliverySettings(docs: DocumentsReader, userId: Id): Pr
   return parsed.success ? parsed.data : deliverySettingsSchema.parse({});
 }
 
+const settingsOfRequest = new WeakMap<object, Promise<DeliverySettings>>();
+
+/**
+ * The recipient's delivery settings for one delivery request (a `delivery.route` argument), read once however many
+ * taps ask (spam routing and forwarding both do). The answer is shared: read it, never change it.
+ */
+export function deliverySettingsFor(docs: DocumentsReader, request: { readonly recipient: { readonly userId: Id } }): Promise<DeliverySettings> {
+  let settings = settingsOfRequest.get(request);
+  if (!settings) {
+    settings = getDeliverySettings(docs, request.recipient.userId);
+    settingsOfRequest.set(request, settings);
+  }
+  return settings;
+}
+
 /** Changes some delivery settings, keeping the others. Throws DeliverySettingsError. */
 export async function updateDeliverySettings(docs: UserDocumentsPort, userId: Id, changes: DeliverySettingsInput): Promise<DeliverySettings> {
   const current = await getDeliverySettings(docs, userId);

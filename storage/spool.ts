@@ -1,7 +1,9 @@
 /**
  * A spool for one incoming message that has to be read more than once (LMTP DATA delivered to several
- * recipients, each copy with its own Delivered-To header). Small messages stay in memory; past `memoryLimit`
- * bytes the spool moves to a file under its directory, so memory stays bounded whatever the message size.
+ * recipients, each copy with its own Delivered-To header; an IMAP APPEND literal). Small messages stay in memory;
+ * past `memoryLimit` bytes the spool moves to a file under its directory, so memory stays bounded whatever the
+ * message size. File writes run behind the input (up to IN_FLIGHT bytes written while more arrives) and a reader
+ * asks for the next piece before it hands out the current one, so neither waits on each thread-pool round trip.
  * Files are removed by `dispose()`; leftovers of a crash are removed the next time a spool is created there.
  */
 import { randomUUID } from 'node:crypto';
@@ -23,6 +25,8 @@ export interface SpoolOptions {
  */
 const READ_SIZE = 256 * 1024;
 const WRITE_BATCH = 256 * 1024;
+/** Bytes handed to file writes not yet finished; a write past this waits (bounded memory, the socket held back). */
+const IN_FLIGHT = 1024 * 1024;
 const STALE_MS = 60 * 60 * 1000;
 const cleaned = new Set<string>();
 
@@ -40,6 +44,14 @@ async function prepareDir(dir: string): Promise<void> {
   }
 }
 
+async function writeAll(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await file.write(bytes, offset, bytes.length - offset, position + offset);
+    offset += bytesWritten;
+  }
+}
+
 export class Spool {
   readonly #dir: string;
   readonly #memoryLimit: number;
@@ -49,6 +61,10 @@ export class Spool {
   #file: FileHandle | null = null;
   #path: string | null = null;
   #fileSize = 0;
+  /** File writes started and not yet finished, and their bytes; the first failure, thrown by write() or finish(). */
+  #writes = new Set<Promise<void>>();
+  #writing = 0;
+  #failure: { error: unknown } | null = null;
   #finished = false;
   #disposed = false;
 
@@ -86,17 +102,31 @@ export class Spool {
     if (this.#file && this.#pending >= WRITE_BATCH) await this.#flush();
   }
 
+  /** Starts writing what is pending (at its place in the file); waits only while IN_FLIGHT bytes are being written. */
   async #flush(): Promise<void> {
+    this.#throwFailure();
     if (!this.#file || this.#pending === 0) return;
     const bytes = concatBytes(this.#chunks);
     this.#chunks = [];
     this.#pending = 0;
-    let offset = 0;
-    while (offset < bytes.length) {
-      const { bytesWritten } = await this.#file.write(bytes, offset, bytes.length - offset, this.#fileSize);
-      offset += bytesWritten;
-      this.#fileSize += bytesWritten;
-    }
+    const position = this.#fileSize;
+    this.#fileSize += bytes.length;
+    this.#writing += bytes.length;
+    const write = writeAll(this.#file, bytes, position)
+      .catch((error: unknown) => {
+        this.#failure ??= { error };
+      })
+      .finally(() => {
+        this.#writing -= bytes.length;
+        this.#writes.delete(write);
+      });
+    this.#writes.add(write);
+    while (this.#writing > IN_FLIGHT && this.#writes.size > 0) await Promise.race(this.#writes);
+    this.#throwFailure();
+  }
+
+  #throwFailure(): void {
+    if (this.#failure) throw this.#failure.error;
   }
 
   /** No more writes; the spool can now be read. */
@@ -104,6 +134,8 @@ export class Spool {
     if (this.#finished) return;
     this.#finished = true;
     await this.#flush();
+    while (this.#writes.size > 0) await Promise.all(this.#writes);
+    this.#throwFailure();
   }
 
   /** Reads the spooled message from the start. Any number of readers, one after another or at once. */
@@ -115,24 +147,38 @@ export class Spool {
       yield* this.#chunks;
       return;
     }
-    let position = 0;
-    while (position < this.#fileSize) {
-      if (this.#disposed) throw new Error('spool is disposed');
-      const buffer = new Uint8Array(Math.min(READ_SIZE, this.#fileSize - position));
-      const { bytesRead } = await this.#file.read(buffer, 0, buffer.length, position);
+    const file = this.#file;
+    const size = this.#fileSize;
+    const read = async (position: number): Promise<Uint8Array> => {
+      const buffer = new Uint8Array(Math.min(READ_SIZE, size - position));
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
       if (bytesRead === 0) throw new Error('spool file is shorter than written');
-      position += bytesRead;
-      yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+      return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+    };
+    let ahead: Promise<Uint8Array> | null = null;
+    try {
+      for (let position = 0; position < size; ) {
+        const chunk: Uint8Array = await (ahead ?? read(position));
+        position += chunk.length;
+        if (this.#disposed) throw new Error('spool is disposed');
+        // From the second piece on, the next one is asked for before this one is handed out (read-ahead of one
+        // piece): the first is all a header reader wants, and it stops there without leaving a read behind.
+        ahead = position < size && position > chunk.length ? read(position) : null;
+        yield chunk;
+      }
+    } finally {
+      ahead?.catch(() => undefined); // a reader that stopped early leaves one read behind
     }
   }
 
-  /** Drops the bytes (memory and file). Idempotent. */
+  /** Drops the bytes (memory and file). Idempotent. Never throws. */
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#chunks = [];
     const file = this.#file;
     this.#file = null;
+    await Promise.all(this.#writes);
     if (file) await file.close().catch(() => {});
     if (this.#path) await rm(this.#path, { force: true }).catch(() => {});
   }

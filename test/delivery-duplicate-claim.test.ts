@@ -28,6 +28,29 @@ const events: string[] = [];
 /** Lets a held claim answer (the route tap ran); claims answer anyway after a while, so the old order cannot hang. */
 let routed: (() => void) | null = null;
 
+/**
+ * Holds every duplicate claim of `app` until `release()` is called (or 500 ms passed), noting 'claim sent' (when
+ * `sent`) and 'claim answered' in `log`.
+ */
+function holdClaims(app: App, log: string[], sent: boolean): { release(): void } {
+  let waiting: (() => void) | null = null;
+  const eph = app.storage.ephemeral;
+  const setIfAbsent = eph.setIfAbsent.bind(eph);
+  eph.setIfAbsent = async (key: string, ttlMs: number) => {
+    if (sent) log.push('claim sent');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      waiting = resolve;
+      timer = setTimeout(resolve, 500);
+    });
+    clearTimeout(timer);
+    waiting = null;
+    log.push('claim answered');
+    return setIfAbsent(key, ttlMs);
+  };
+  return { release: () => waiting?.() };
+}
+
 const router: Plugin = {
   name: 'test-claim-router',
   apply(api) {
@@ -50,20 +73,8 @@ describe('deliverMessage duplicate claim', () => {
     const config = resolveConfig({ dataDir, plugins: [router] });
     app = await bootApp(config, createLogger({ level: 'silent' }));
     await createUser(app.storage, config, { username: 'ann', password: null, addresses: ['ann@example.com'] });
-    const eph = app.storage.ephemeral;
-    const setIfAbsent = eph.setIfAbsent.bind(eph);
-    eph.setIfAbsent = async (key: string, ttlMs: number) => {
-      events.push('claim sent');
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        routed = resolve;
-        timer = setTimeout(resolve, 500);
-      });
-      clearTimeout(timer);
-      routed = null;
-      events.push('claim answered');
-      return setIfAbsent(key, ttlMs);
-    };
+    const claims = holdClaims(app, events, true);
+    routed = () => claims.release();
     const r = await resolveRecipient(app, internalContext(app.log), 's@r.example', 'ann@example.com');
     assert.ok(r.ok);
     ann = r.value;
@@ -100,5 +111,88 @@ describe('deliverMessage duplicate claim', () => {
     assert.ok(!broken.ok && broken.verdict.action === 'tempfail');
     const retried = await deliver('fixed', 'two@r.example');
     assert.ok(retried.ok && retried.value.stored && !retried.value.duplicate, 'the failed attempt released its claim');
+  });
+});
+
+describe('deliverMessage duplicate claim answered after the parse', () => {
+  let dataDir: string;
+  let app: App;
+  let bob: DeliveryRecipient;
+  let bobId: string;
+  const order: string[] = [];
+
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'wd-claim-late-'));
+    const config = resolveConfig({ dataDir });
+    app = await bootApp(config, createLogger({ level: 'silent' }));
+    bobId = (await createUser(app.storage, config, { username: 'bob', password: null, addresses: ['bob@example.com'] })).user.id;
+    // every claim answers only once the message's attachment was staged (the parse ran), or after 500 ms
+    const claims = holdClaims(app, order, false);
+    const blobs = app.storage.blobs;
+    const stage = blobs.stage.bind(blobs);
+    blobs.stage = () => {
+      const writer = stage();
+      const finish = writer.finish.bind(writer);
+      writer.finish = async () => {
+        const result = await finish();
+        order.push('staged');
+        claims.release();
+        return result;
+      };
+      return writer;
+    };
+    const r = await resolveRecipient(app, internalContext(app.log), 's@r.example', 'bob@example.com');
+    assert.ok(r.ok);
+    bob = r.value;
+  });
+  after(async () => {
+    await app.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** A message with a 40 KB base64 attachment (staged as a blob). */
+  function message(messageId: string): Uint8Array {
+    const attachment = Buffer.from(new Uint8Array(30_000).map((_, i) => (i * 7919) % 251)).toString('base64').replace(/.{76}/g, '$&\r\n');
+    return encode(
+      `Subject: late\r\nMessage-ID: <${messageId}>\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n` +
+        `--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n${attachment}\r\n--b--\r\n`,
+    );
+  }
+
+  async function deliver(messageId: string) {
+    const bytes = message(messageId);
+    const [outcome] = await deliverMessage(app, internalContext(app.log), {
+      from: 's@r.example',
+      recipients: [bob],
+      message: { size: bytes.length, open: async function* () { yield bytes; } },
+    });
+    return outcome!.result;
+  }
+
+  const inbox = async () => {
+    const box = (await app.storage.mailboxes.getByPath(bobId, 'INBOX'))!;
+    return (await app.storage.messages.index(box.id)).length;
+  };
+
+  it('parses while the claim is on its way, stores nothing for a duplicate, and a duplicate wins over a refusal', async () => {
+    const first = await deliver('late@r.example');
+    assert.ok(first.ok && first.value.stored);
+    assert.deepEqual(order.splice(0), ['staged', 'claim answered'], 'the attachment was staged before the claim answered');
+
+    const again = await deliver('late@r.example');
+    assert.ok(again.ok && again.value.duplicate && again.value.stored === null);
+    assert.equal(await inbox(), 1, 'the duplicate was not stored');
+    assert.equal((app.storage.blobs as unknown as { heldBytes: number }).heldBytes, 0, 'its staged copy was discarded');
+
+    // over quota now: a duplicate is still reported as one; a new message is refused and gives its claim back
+    await app.storage.users.update(bobId, { quota: { storage: 1 } });
+    const duplicateOverQuota = await deliver('late@r.example');
+    assert.ok(duplicateOverQuota.ok && duplicateOverQuota.value.duplicate);
+    const refused = await deliver('new@r.example');
+    assert.ok(!refused.ok && refused.verdict.code === 'OVERQUOTA');
+    await app.storage.users.update(bobId, { quota: { storage: null } });
+    const retried = await deliver('new@r.example');
+    assert.ok(retried.ok && retried.value.stored, 'the refused attempt released its claim');
+    assert.equal(await inbox(), 2);
   });
 });

@@ -173,3 +173,24 @@ describe('delivery: user filters and spam levels over LMTP', () => {
     }
   });
 });
+
+describe('deliverySettingsFor', () => {
+  it('reads a request\'s settings once, however many taps ask, and afresh for the next request', async () => {
+    const { deliverySettingsFor } = await import('../storage/delivery-settings.ts');
+    let reads = 0;
+    const docs = {
+      list: async () => [],
+      get: async () => {
+        reads++;
+        return { id: 'delivery', userId: 'u1', kind: 'settings', key: null, data: { forward: ['x@example.com'], spamLevel: 50 }, created: 0, updated: 0 };
+      },
+    } as unknown as Parameters<typeof deliverySettingsFor>[0];
+    const request = { recipient: { userId: 'u1' } };
+    const [a, b] = await Promise.all([deliverySettingsFor(docs, request), deliverySettingsFor(docs, request)]);
+    assert.equal(reads, 1);
+    assert.equal(a, b);
+    assert.deepEqual(a, { forward: ['x@example.com'], spamLevel: 50 });
+    await deliverySettingsFor(docs, { recipient: { userId: 'u1' } });
+    assert.equal(reads, 2);
+  });
+});

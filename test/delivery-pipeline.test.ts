@@ -192,3 +192,49 @@ describe('dot stuffing', () => {
     assert.deepEqual([r.data.length, r.done, decode(r.rest)], [0, true, 'QUIT\r\n']);
   });
 });
+
+describe('deliverMessage reports each outcome before its delivery.afterDeliver taps run', () => {
+  it('calls onOutcome first, then afterDeliver, recipient by recipient, all before it resolves', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'wd-deliver-order-'));
+    const events: string[] = [];
+    const observer: Plugin = {
+      name: 'test-after-observer',
+      apply(api) {
+        api.hooks.delivery.afterDeliver.tapPromise({}, async (_ctx, request, result) => {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          events.push(`after ${request.recipient.username}${result.duplicate ? ' duplicate' : ''}`);
+        });
+      },
+    };
+    const config = resolveConfig({ dataDir, plugins: [observer] });
+    const app = await bootApp(config, createLogger({ level: 'silent' }));
+    try {
+      await createUser(app.storage, config, { username: 'cat', password: null, addresses: ['cat@example.com'] });
+      await createUser(app.storage, config, { username: 'dan', password: null, addresses: ['dan@example.com'] });
+      const ctx = internalContext(app.log);
+      const recipients: DeliveryRecipient[] = [];
+      for (const address of ['cat@example.com', 'dan@example.com']) {
+        const r = await resolveRecipient(app, ctx, 's@r.example', address);
+        assert.ok(r.ok);
+        recipients.push(r.value);
+      }
+      const bytes = encode('Subject: order\r\nMessage-ID: <order@r.example>\r\n\r\nx\r\n');
+      const deliver = () =>
+        deliverMessage(app, ctx, {
+          from: 's@r.example',
+          recipients,
+          message: { size: bytes.length, open: async function* () { yield bytes; } },
+          onOutcome: (_i, outcome) => void events.push(`outcome ${outcome.recipient.username}`),
+        });
+      await deliver();
+      await deliver(); // duplicates: their afterDeliver runs too, after their outcome
+      assert.deepEqual(events, [
+        'outcome cat', 'after cat', 'outcome dan', 'after dan',
+        'outcome cat', 'after cat duplicate', 'outcome dan', 'after dan duplicate',
+      ]);
+    } finally {
+      await app.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

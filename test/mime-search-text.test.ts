@@ -77,3 +77,23 @@ describe('searchText', () => {
     assert.equal((await ingestMessage(new TextEncoder().encode(htmlOnly), new MemoryBlobs())).searchText, 'html-only words');
   });
 });
+
+describe('searchHeaders', () => {
+  it('gives the same addresses with the envelope parse reused as parsed on their own', async () => {
+    const { searchHeaders } = await import('../storage/mime/search-headers.ts');
+    const { buildEnvelope } = await import('../storage/mime/envelope.ts');
+    const { parseHeaderBlock } = await import('../storage/mime/headers.ts');
+    const blocks = [
+      'From: "Ann Example" <ann@example.com>\r\nTo: bob@example.com, Carol <carol@example.org>\r\nCc: team: dan@example.net, eve@example.net;\r\n',
+      'From: <user (comment)@ (comment) domain.org>\r\nTo: =?UTF-8?Q?J=C3=BCrgen?= <j@example.de>\r\nBcc: undisclosed\r\n',
+      'From: a@example.com\r\nFrom: b@example.com (second)\r\nTo:\r\nCc: "quoted (not a comment)" <q@example.com>\r\n',
+      'Subject: no addresses\r\n',
+    ];
+    for (const block of blocks) {
+      const fields = parseHeaderBlock(new TextEncoder().encode(block + '\r\n'));
+      assert.deepEqual(searchHeaders(fields, buildEnvelope(fields)), searchHeaders(fields), block);
+    }
+    const fields = parseHeaderBlock(new TextEncoder().encode(blocks[1] + '\r\n'));
+    assert.equal(searchHeaders(fields, buildEnvelope(fields)).from, 'user@domain.org');
+  });
+});

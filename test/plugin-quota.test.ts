@@ -100,6 +100,26 @@ describe('quota: on by default, over IMAP, LMTP and the store pipeline', () => {
     await t.app.storage.users.update(t.userId, { quota: { storage: null, messages: null } });
   });
 
+  it('checks the exact size again when it is larger than the declared size that passed', async () => {
+    const before = (await t.app.storage.users.get(t.userId))!;
+    await t.app.storage.users.update(t.userId, { quota: { storage: before.storageUsed + 500 } });
+    const inbox = (await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!;
+    const store = (text: string, declaredSize: number) =>
+      storeMessage(t.app, internalContext(t.app.log), { userId: t.userId, mailboxId: inbox.id, flags: [], internalDate: Date.now(), source: new TextEncoder().encode(text), declaredSize });
+    try {
+      // announced small, arrives large (a client that lied, or a prepare tap that grew it): the exact size is refused
+      const refused = await store(message('grown', 'y'.repeat(600)), 100);
+      assert.equal(refused.ok ? 'stored' : refused.verdict.code, 'OVERQUOTA');
+      // announced as it is: the declared size's check serves (stored), and the next store is checked afresh
+      const small = message('fits', 'z');
+      assert.ok((await store(small, size(small))).ok);
+      const second = await store(message('grown', 'y'.repeat(600)), 100);
+      assert.equal(second.ok ? 'stored' : second.verdict.code, 'OVERQUOTA');
+    } finally {
+      await t.app.storage.users.update(t.userId, { quota: { storage: null, messages: null } });
+    }
+  });
+
   it('keeps usage exact under 30 concurrent stores, and recalc finds nothing to repair', async () => {
     await t.app.storage.users.update(t.userId, { quota: { storage: 10 * 1024 * 1024, messages: 1000 } });
     const before = (await t.app.storage.users.get(t.userId))!;

@@ -70,3 +70,36 @@ test('a spool recreates its directory when it was removed while the server ran',
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a spool writes behind the input and reads ahead, and readers that stop early leave nothing failing behind', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'wd-spool-'));
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown) => unhandled.push(err);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const dir = join(root, 'spool');
+    // more than the writes kept in flight (1 MiB), in socket-sized pieces
+    const data = bytes(5_000_000, 3);
+    const spool = await spoolOf(dir, data, 65_536, 1024);
+    assert.ok(spool.onDisk);
+    assert.deepEqual(await collectBytes(spool.open()), data);
+    // a header reader takes the first piece only; another stops after the second (one read ahead is left behind)
+    for (const stopAfter of [1, 2]) {
+      let n = 0;
+      let got = 0;
+      for await (const piece of spool.open()) {
+        got += piece.length;
+        if (++n === stopAfter) break;
+      }
+      assert.equal(got, Math.min(data.length, stopAfter * 256 * 1024));
+    }
+    await spool.dispose();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(readdirSync(dir), []);
+    assert.deepEqual(unhandled, []);
+    await assert.rejects(collectBytes(spool.open()), /disposed/);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -9,11 +9,13 @@
  * one copy; the repeats share the first one's outcome, as duplicates):
  *   delivery.beforeDeliver     policy              ── verdict for this copy
  *   duplicate check            same Message-ID to the same user within delivery.duplicateWindowSeconds
- *                                                  ── accepted, stored once
+ *                                                  ── accepted, stored once (the claim is asked for here and
+ *                                                     its answer awaited just before the commit)
  *   delivery.route             filters, spam, forwarding targets (waterfall over DeliveryRoute)
  *   storeMessage               Return-Path + Delivered-To prepended as a stream; message.beforeStore (quota)
- *                              applies                 ── verdict for this copy
- *   delivery.afterDeliver      forwarding, autoreply, notifications (errors logged only)
+ *                              applies                 ── verdict for this copy (a duplicate's answer wins)
+ *   delivery.afterDeliver      forwarding, autoreply, notifications (errors logged only); after the copy's outcome
+ *                              was reported (onOutcome: the LMTP reply is on its way meanwhile)
  *   app.metrics                wildduck_deliveries_total{outcome,code}
  */
 import { createContext } from '../context.ts';
@@ -29,7 +31,7 @@ import { deny, fail, ok, tempfail } from '../verdict.ts';
 import type { OperationResult } from '../verdict.ts';
 import { runAfter, runBefore, runHook } from './run.ts';
 import type { PipelineApp } from './run.ts';
-import { storeMessage } from './store-message.ts';
+import { storeMessageWhen } from './store-message.ts';
 
 /** The message being delivered: re-readable, with its size known (e.g. storage/spool.ts Spool). */
 export interface DeliverySource {
@@ -176,12 +178,14 @@ export async function deliverMessage(app: PipelineApp, ctx: HookContext, input: 
   // One copy per resolved user per transaction: `Alice@EXAMPLE.com`, `alice@example.com` and `alice+tag@…` given
   // twice (or 1,000 times) store once; every repeat gets the first copy's outcome (a duplicate when it was stored).
   const firstForUser = new Map<Id, OperationResult<DeliveryResult>>();
+  // delivery.afterDeliver of a copy runs once its outcome was reported (the LMTP reply goes out first)
+  const afterwards: Array<() => Promise<void>> = [];
   for (const [index, recipient] of input.recipients.entries()) {
     const rctx = createContext(ctx.session, { recipient: recipient.address });
     const earlier = firstForUser.get(recipient.userId);
     const result = earlier
       ? repeatOutcome(earlier)
-      : (headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate)));
+      : (headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate, afterwards)));
     if (!earlier) firstForUser.set(recipient.userId, result);
     const outcome: DeliveryOutcome = Object.freeze({ recipient, result });
     outcomes.push(outcome);
@@ -196,6 +200,7 @@ export async function deliverMessage(app: PipelineApp, ctx: HookContext, input: 
         ctx.log.warn('delivery outcome callback failed', { err });
       }
     }
+    for (const after of afterwards.splice(0)) await after();
   }
   return outcomes;
 }
@@ -214,6 +219,7 @@ async function deliverOne(
   headers: HeaderField[],
   messageId: string | null,
   internalDate: number,
+  afterwards: Array<() => Promise<void>>,
 ): Promise<OperationResult<DeliveryResult>> {
   const hooks = app.hooks.delivery;
   const request: DeliveryRequest = Object.freeze({
@@ -228,8 +234,9 @@ async function deliverOne(
   if (refused) return fail(refused);
 
   // Duplicate suppression: claim the Message-ID for this user; a failed store gives the claim back. The claim (a round
-  // trip to the primary when there are workers) runs while the route and the target mailbox are worked out; its
-  // answer is awaited before anything else is decided, so a duplicate is reported as before and never stored.
+  // trip to the primary when there are workers) runs while the route and the target mailbox are worked out and the
+  // message is parsed; its answer is awaited before anything is stored (and before a refusal is reported), so a
+  // duplicate is reported as before and never stored.
   const windowMs = app.config.delivery.duplicateWindowSeconds * 1000;
   const key = windowMs > 0 && messageId ? duplicateKey(recipient.userId, messageId) : null;
   const claim: Promise<boolean | null> = key
@@ -238,44 +245,49 @@ async function deliverOne(
         return null;
       })
     : Promise.resolve(null);
-  const target = await routeAndMailbox(app, ctx, request, recipient);
-  const claimed = await claim;
-  if (claimed === false) {
+  const duplicate = async (): Promise<OperationResult<DeliveryResult>> => {
     ctx.log.info('duplicate delivery suppressed', { messageId });
     const result: DeliveryResult = Object.freeze({ route: defaultRoute(), mailboxId: null, stored: null, duplicate: true });
-    await runAfter(ctx, hooks.afterDeliver, [ctx, request, result]);
+    afterwards.push(() => runAfter(ctx, hooks.afterDeliver, [ctx, request, result]));
     return ok(result);
-  }
-  const release = async () => {
-    if (claimed && key) await app.storage.ephemeral.del(key).catch(() => {});
   };
-  if (!target.ok) {
-    await release();
-    return target;
-  }
+  /** A refusal or failure of this copy: a duplicate's answer when the claim says so, else the claim given back. */
+  const refuse = async (failure: OperationResult<DeliveryResult>): Promise<OperationResult<DeliveryResult>> => {
+    const claimed = await claim;
+    if (claimed === false) return duplicate();
+    if (claimed && key) await app.storage.ephemeral.del(key).catch(() => {});
+    return failure;
+  };
+  const target = await routeAndMailbox(app, ctx, request, recipient);
+  if (!target.ok) return refuse(target);
   const { route, mailbox } = target.value;
 
   let mailboxId: Id | null = null;
   let stored: AppendResult | null = null;
   if (mailbox) {
     const head = traceHeaders(input.from, recipient);
-    const result = await storeMessage(app, ctx, {
-      userId: recipient.userId,
-      mailboxId: mailbox.id,
-      flags: [...route.flags],
-      internalDate,
-      source: prepend(head, input.message.open()),
-      declaredSize: head.length + input.message.size,
-    });
-    if (!result.ok) {
-      await release();
-      return result;
-    }
+    const result = await storeMessageWhen(
+      app,
+      ctx,
+      {
+        userId: recipient.userId,
+        mailboxId: mailbox.id,
+        flags: [...route.flags],
+        internalDate,
+        source: prepend(head, input.message.open()),
+        declaredSize: head.length + input.message.size,
+      },
+      claim.then((claimed) => claimed !== false),
+    );
+    if (result === null) return duplicate();
+    if (!result.ok) return refuse(result);
     mailboxId = mailbox.id;
     stored = result.value;
+  } else if ((await claim) === false) {
+    return duplicate();
   }
   const result: DeliveryResult = Object.freeze({ route, mailboxId, stored, duplicate: false });
-  await runAfter(ctx, hooks.afterDeliver, [ctx, request, result]);
+  afterwards.push(() => runAfter(ctx, hooks.afterDeliver, [ctx, request, result]));
   return ok(result);
 }
 

@@ -11,6 +11,8 @@
  *   message.afterStore     notifications               (errors logged only)
  *
  * When the result is a failure, the source may not have been read to its end; the caller drains or drops it.
+ * `storeMessageWhen` takes a condition awaited between ingest and `message.store` (delivery's duplicate claim, so
+ * its round trip overlaps the parse): false stores nothing.
  */
 import type { HookContext } from '../context.ts';
 import type { AppendInput, AppendResult, IngestedMessage } from '../../storage/ports.ts';
@@ -53,6 +55,19 @@ export function existingMessage(result: AppendResult): StoreResult {
 }
 
 export async function storeMessage(app: PipelineApp, ctx: HookContext, input: StoreInput): Promise<OperationResult<StoreResult>> {
+  return (await storeMessageWhen(app, ctx, input, null))!;
+}
+
+/**
+ * storeMessage, with `proceed` awaited after ingest and before `message.store`: when it gives false, the staged blobs
+ * are discarded, nothing is stored, and the answer is null (a failure before that point is answered as usual).
+ */
+export async function storeMessageWhen(
+  app: PipelineApp,
+  ctx: HookContext,
+  input: StoreInput,
+  proceed: Promise<boolean> | null,
+): Promise<OperationResult<StoreResult> | null> {
   const { source, ...fields } = input;
   const request: StoreRequest = Object.freeze({ ...fields, flags: [...fields.flags] });
   const limit = app.config.limits.maxMessageSize;
@@ -79,6 +94,10 @@ export async function storeMessage(app: PipelineApp, ctx: HookContext, input: St
     if (message.size > limit) {
       await discard(app, ctx, message);
       return fail(tooBig(limit));
+    }
+    if (proceed && !(await proceed)) {
+      await discard(app, ctx, message);
+      return null;
     }
     const append: AppendInput = Object.freeze({
       userId: request.userId,

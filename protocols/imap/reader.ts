@@ -26,13 +26,11 @@
  * last, literals included; past it `onCommandTimeout` says goodbye and ends the input.
  *
  * APPEND's message literal is delivered as `{ type: 'literal', body }`: kept in memory up to
- * `memoryThreshold`, otherwise spooled to a temp file in `spoolDir`, removed by `release()` after the command.
+ * `memoryThreshold`, otherwise spooled to a temp file in `spoolDir` (storage/spool.ts), removed once `release()`
+ * was called after the command.
  * `readLine` gives raw lines for IDLE's DONE and AUTHENTICATE continuations.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { concatBytes } from '../../storage/bytes.ts';
+import { Spool } from '../../storage/spool.ts';
 import { InputBuffer } from './input.ts';
 import type { LineResult } from './input.ts';
 import { CommandTokenizer } from './tokenizer.ts';
@@ -81,8 +79,6 @@ const TAG = /^[\x21\x23-\x24\x26-\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+$/; // ASTRING
 const VERB = /^[A-Za-z][A-Za-z0-9.-]*$/;
 const CRLF = new Uint8Array([0x0d, 0x0a]);
 const DEFAULT_MEMORY_THRESHOLD = 128 * 1024;
-/** Bytes gathered per write to an APPEND spool file, and read back per chunk. */
-const SPOOL_WRITE = 256 * 1024;
 /** RFC 7888 §4: the largest non-synchronizing literal a LITERAL- server accepts. */
 export const LITERAL_MINUS_MAX = 4096;
 
@@ -258,33 +254,18 @@ export class CommandReader {
       const bytes = await this.input.readBytes(literal.size);
       return { type: 'literal', body: memoryBody(bytes) };
     }
-    const path = join(spoolDir, `append-${randomUUID()}.tmp`);
-    releases.push(() => rm(path, { force: true }));
+    // larger than the memory threshold: straight to a file (storage/spool.ts writes behind the input)
+    const spool = new Spool({ dir: spoolDir, memoryLimit: 0 });
+    // removed in the background: the next command need not wait for the file system
+    releases.push(async () => void spool.dispose());
     try {
-      await mkdir(spoolDir, { recursive: true });
-      const file = await open(path, 'w');
-      try {
-        // gathered into large writes: one thread-pool round trip per SPOOL_WRITE bytes, not per socket read
-        let batch: Uint8Array[] = [];
-        let batched = 0;
-        for await (const chunk of this.input.read(literal.size)) {
-          batch.push(chunk);
-          batched += chunk.length;
-          if (batched >= SPOOL_WRITE) {
-            await file.write(concatBytes(batch, batched));
-            batch = [];
-            batched = 0;
-          }
-        }
-        if (batched > 0) await file.write(concatBytes(batch, batched));
-      } finally {
-        await file.close();
-      }
+      for await (const chunk of this.input.read(literal.size)) await spool.write(chunk);
+      await spool.finish();
     } catch (err) {
       if (this.input.ended) throw err;
       throw new Rejected('NO', 'SERVERBUG', 'Could not receive the message, try again later', true);
     }
-    return { type: 'literal', body: fileBody(path, literal.size) };
+    return { type: 'literal', body: { size: literal.size, stream: () => spool.open() } };
   }
 
   /** After a syntax error in the first line: nothing of the command was consumed beyond that line. */
@@ -359,27 +340,6 @@ function memoryBody(bytes: Uint8Array): LiteralBody {
     size: bytes.length,
     stream: async function* () {
       yield bytes;
-    },
-  };
-}
-
-function fileBody(path: string, size: number): LiteralBody {
-  return {
-    size,
-    stream: async function* () {
-      const file = await open(path, 'r');
-      try {
-        const chunk = new Uint8Array(SPOOL_WRITE);
-        let position = 0;
-        while (position < size) {
-          const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - position), position);
-          if (bytesRead === 0) break;
-          position += bytesRead;
-          yield chunk.slice(0, bytesRead);
-        }
-      } finally {
-        await file.close();
-      }
     },
   };
 }

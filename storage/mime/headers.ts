@@ -155,6 +155,7 @@ export function parseParams(raw: string): ParsedValue {
 
 /** Decodes RFC 2047 words; never throws. */
 export function decodeWords(value: string): string {
+  if (!value.includes('=?')) return value; // no encoded word: libmime's five passes would give it back as it is
   try {
     return libmime.decodeWords(value);
   } catch {

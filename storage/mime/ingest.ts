@@ -132,7 +132,7 @@ export async function ingestMessage(
     headerDate: parseDate(envelope.date),
     hasAttachments: hasAttachments(root),
     searchText: search.result(root),
-    searchHeaders: searchHeaders(fields),
+    searchHeaders: searchHeaders(fields, envelope),
     blobs: segments.staged,
     sha256: contentHash(content),
   };

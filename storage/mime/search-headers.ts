@@ -3,7 +3,7 @@
  * and Bcc (display names and addr-specs, comments removed, so `SEARCH FROM user@domain.org` finds
  * `<user (comment)@ (comment) domain.org>`), and every field as `name: decoded value` for TEXT. All NFC.
  */
-import type { EnvelopeAddress, SearchHeaders } from '../ports.ts';
+import type { Envelope, EnvelopeAddress, SearchHeaders } from '../ports.ts';
 import { parseAddressList } from './envelope.ts';
 import { decodeWords, getHeader, getHeaders } from './headers.ts';
 import type { HeaderField } from './headers.ts';
@@ -41,27 +41,30 @@ function addressLine(address: EnvelopeAddress): string | null {
   return spec ? `${name} <${spec}>` : name;
 }
 
-/** A field's addresses as lines, or null when the message has no such field. */
-export function addressText(fields: HeaderField[], key: string): string | null {
+/**
+ * A field's addresses as lines, or null when the message has no such field. `parsed`: the field's values already
+ * parsed as they are (the envelope's list), used when no value holds a comment (stripping would change nothing).
+ */
+export function addressText(fields: HeaderField[], key: string, parsed?: EnvelopeAddress[] | null): string | null {
   const values = getHeaders(fields, key);
   if (values.length === 0) return null;
-  const parsed = parseAddressList(values.map(stripComments)) ?? [];
-  return parsed
+  const list = (parsed !== undefined && !values.some((value) => value.includes('(')) ? parsed : parseAddressList(values.map(stripComments))) ?? [];
+  return list
     .map(addressLine)
     .filter((line): line is string => line !== null)
     .join('\n')
     .normalize('NFC');
 }
 
-/** SearchHeaders of a message's top-level header fields. */
-export function searchHeaders(fields: HeaderField[]): SearchHeaders {
+/** SearchHeaders of a message's top-level header fields; `envelope` (buildEnvelope of the same fields) saves a parse. */
+export function searchHeaders(fields: HeaderField[], envelope?: Envelope): SearchHeaders {
   const subject = getHeader(fields, 'subject');
   return {
     subject: subject === null ? null : decodeWords(subject).normalize('NFC'),
-    from: addressText(fields, 'from'),
-    to: addressText(fields, 'to'),
-    cc: addressText(fields, 'cc'),
-    bcc: addressText(fields, 'bcc'),
+    from: addressText(fields, 'from', envelope?.from),
+    to: addressText(fields, 'to', envelope?.to),
+    cc: addressText(fields, 'cc', envelope?.cc),
+    bcc: addressText(fields, 'bcc', envelope?.bcc),
     headers: fields.map((field) => `${field.key}: ${decodeWords(field.value)}`).join('\n').normalize('NFC'),
   };
 }

@@ -43,7 +43,7 @@ interface Fixture {
 }
 
 /** Pseudo-random bytes that deflate does not shrink much, generated without crypto so both backends see the same data. */
-function noise(n: number, seed = 1): Uint8Array {
+export function noise(n: number, seed = 1): Uint8Array {
   const out = new Uint8Array(n);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
