@@ -42,6 +42,10 @@ export default defineConfig({
       // leave the indexes the same way. Batches of several messages cost a fraction of one each.
       searchIndexBatch: 64,
       searchIndexDelayMs: 500,
+      // With worker processes: one more process writes the search indexes and checkpoints the WAL for all of them
+      // (polling every searchIndexDelayMs), this many messages per transaction (each holds the write lock).
+      maintenanceProcess: true,
+      maintenanceIndexBatch: 16,
     },
     mongodb: {
       // Connection string of a replica set or mongos.

@@ -110,6 +110,16 @@ export const configSchema = z
               .positive()
               .default(64)
               .describe('Messages whose search text is written into the full-text indexes per transaction, after their acknowledgement (about 0.25 ms of CPU each, holding the event loop for the batch); as many expunged messages are removed from the indexes in the same transaction. Until then a search tests new messages by their stored text, and never answers an expunged one.'),
+            maintenanceProcess: z
+              .boolean()
+              .default(true)
+              .describe('With worker processes (server.workers > 1): one more process writes the search indexes and copies the write-ahead log into the database file (checkpoints) for all of them, polling every searchIndexDelayMs, so neither runs on an event loop that serves connections (it copies the WAL once half of walAutocheckpointPages is not yet in the database file; the worker whose commit fills the WAL then finds little left to copy). false: each worker does both after its own writes, as a single process does.'),
+            maintenanceIndexBatch: z
+              .number()
+              .int()
+              .positive()
+              .default(16)
+              .describe('With a maintenance process: messages indexed per transaction there (searchIndexBatch is the batch of a process that indexes its own writes). Each batch holds the database\'s write lock, so a worker committing a message meanwhile waits for it: 16 rows hold it about 4 ms, 64 about 20 ms, for about the same CPU per row. Between two batches the lock stays free at least as long as the batch held it.'),
             searchIndexDelayMs: z
               .number()
               .int()

@@ -16,7 +16,12 @@
  *   primary stops every worker gracefully (goodbyes to clients), then the primary. If the primary dies, workers
  *   exit (node:cluster ends a worker whose IPC channel closes).
  *
- * Workers log with a `worker` field (1..N). The primary logs `wildduck ready` once every worker listens.
+ * - **Maintenance process** (with workers, `storage.sqlite.maintenanceProcess`, default on): one more forked process
+ *   that serves nothing and writes the search indexes and checkpoints the WAL for all (storage/sqlite/maintenance.ts),
+ *   off the event loops that serve connections; forked once every worker listens. Restarted when it dies; while it
+ *   is gone, search tests the new messages by their stored text and the workers' own autocheckpoint bounds the WAL.
+ *
+ * Workers log with a `worker` field (1..N; `maintenance`). The primary logs `wildduck ready` once every worker listens.
  */
 import { Buffer } from 'node:buffer';
 import type { Worker } from 'node:cluster';
@@ -42,6 +47,13 @@ const MAX_RESTART_DELAY_MS = 30_000;
 
 /** The environment variable that hands each worker the HMAC key of the shared password-check cache. */
 const CHECK_KEY_VARIABLE = 'WD_PASSWORD_CHECK_KEY';
+/** Set (to 1) in the environment of the maintenance process (startMaintenance). */
+const MAINTENANCE_VARIABLE = 'WD_MAINTENANCE_PROCESS';
+
+/** Whether a maintenance process writes the search indexes and checkpoints the WAL for the workers. */
+function hasMaintenanceProcess(config: Config): boolean {
+  return config.storage.backend === 'sqlite' && config.storage.sqlite.maintenanceProcess;
+}
 
 /** How many processes serve: 1 means no workers. */
 export function workerCount(config: Config): number {
@@ -59,7 +71,8 @@ export function workerCount(config: Config): number {
 async function serve(config: Config, log: Logger, shared: RemoteEphemeral | null = null): Promise<{ app: App; listeners: Listener[] }> {
   const key = env()[CHECK_KEY_VARIABLE];
   const sharedChecks = shared && key ? { store: shared, key: Buffer.from(key, 'hex') } : undefined;
-  const app = await bootApp(config, log, shared ? { ephemeral: shared, changePollMs: 0 } : {}, sharedChecks);
+  const storageOptions = shared ? { ephemeral: shared, changePollMs: 0, backgroundWork: hasMaintenanceProcess(config) ? ('others' as const) : ('self' as const) } : {};
+  const app = await bootApp(config, log, storageOptions, sharedChecks);
   try {
     return { app, listeners: await startListeners(app, shared) };
   } catch (err) {
@@ -83,7 +96,7 @@ async function tellIfNoUsers(storage: StoragePorts, log: Logger): Promise<void> 
 export async function startServer(config: Config, log: Logger): Promise<void> {
   if (canForkWorkers) {
     const cluster = (await import('node:cluster')).default;
-    if (cluster.isWorker) return startWorker(config, log, cluster.worker!);
+    if (cluster.isWorker) return env()[MAINTENANCE_VARIABLE] ? startMaintenance(config, log, cluster.worker!) : startWorker(config, log, cluster.worker!);
     const count = workerCount(config);
     if (count > 1) return startPrimary(config, log, count);
   } else if (config.server.workers !== 1) {
@@ -133,6 +146,34 @@ async function startWorker(config: Config, baseLog: Logger, worker: Worker): Pro
   worker.send({ t: 'wd:ready', listeners: running.listeners.map((l) => l.describe) } satisfies ControlMessage);
 }
 
+/**
+ * The maintenance process of a server with workers (storage/sqlite/maintenance.ts): opens the storage to write the
+ * search indexes and checkpoint the WAL for every process, and serves nothing. Stops on the primary's word.
+ */
+async function startMaintenance(config: Config, baseLog: Logger, worker: Worker): Promise<void> {
+  const log = baseLog.child({ worker: 'maintenance' });
+  let storage: StoragePorts | null = null;
+  let stopping = false;
+  const stop = async (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.debug('maintenance process stopping', { reason });
+    await storage?.close().catch((err: unknown) => log.error('storage close failed', { err }));
+    exit(0);
+  };
+  worker.on('message', (message: ControlMessage) => {
+    if (message?.t === 'wd:stop') void stop('primary');
+  });
+  onShutdownSignal((signal) => void stop(signal));
+  try {
+    storage = await openStorage(config, (message) => log.warn(message), { ephemeral: new MemoryEphemeral(), changePollMs: 0, backgroundWork: 'here' });
+  } catch (err) {
+    log.error('maintenance process failed to start', { err });
+    exit(1);
+  }
+  if (stopping) await storage?.close().catch(() => {});
+}
+
 async function startPrimary(config: Config, log: Logger, count: number): Promise<void> {
   const cluster = (await import('node:cluster')).default;
   // before the first fork: who accepts connections (server.connections)
@@ -141,7 +182,8 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
   // one HMAC key for the password checks every worker remembers in the shared store (storage/password-check.ts)
   const checkKey = randomBytes(32).toString('hex');
   // once per server, before any worker: migrations (at open), the certificate, the change-log poller
-  const storage = await openStorage(config, (message) => log.warn(message), { ephemeral: shared });
+  const maintained = hasMaintenanceProcess(config);
+  const storage = await openStorage(config, (message) => log.warn(message), { ephemeral: shared, backgroundWork: maintained ? 'others' : 'self' });
   const changes = storage.changes as Partial<{ watch(): () => void; observed(channel: string, message: string): void }>;
   const unwatch = changes.watch?.() ?? (() => {});
   if (config.imap.enabled || config.pop3.enabled || config.lmtp.enabled) await loadTlsContext(config, log);
@@ -170,6 +212,8 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
           healthySince = Date.now();
           log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, workers: count, listeners: control.listeners });
           void tellIfNoUsers(storage, log).catch(() => {});
+          // once the workers serve: its start (loading the code) does not compete with theirs
+          if (maintained && !stopping) forkMaintenance();
         }
       }
     });
@@ -194,11 +238,31 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
     });
   };
 
+  /** The maintenance process (maintained), restarted when it dies like a worker. */
+  let maintenance: Worker | null = null;
+  let maintenanceDelay = config.server.restartDelayMs;
+  const forkMaintenance = (): void => {
+    const worker = cluster.fork({ [MAINTENANCE_VARIABLE]: '1' });
+    const started = Date.now();
+    maintenance = worker;
+    worker.on('online', () => log.debug('maintenance process started', { pid: worker.process.pid }));
+    worker.on('exit', (code, signal) => {
+      if (maintenance === worker) maintenance = null;
+      if (stopping) return;
+      if (Date.now() - started > 60_000) maintenanceDelay = config.server.restartDelayMs;
+      log.warn('maintenance process died; restarting it', { code, signal, inMs: maintenanceDelay });
+      setTimeout(() => {
+        if (!stopping) forkMaintenance();
+      }, maintenanceDelay);
+      maintenanceDelay = Math.min(MAX_RESTART_DELAY_MS, Math.max(1, maintenanceDelay * 2));
+    });
+  };
+
   const shutdown = async (reason: string, code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info('shutting down', { signal: reason, workers: peers.size });
-    const workers = [...peers.keys()];
+    const workers = [...peers.keys(), ...(maintenance ? [maintenance] : [])];
     await Promise.all(
       workers.map(
         (worker) =>
@@ -228,6 +292,6 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
   };
 
   onShutdownSignal((signal) => void shutdown(signal, 0));
-  log.info('starting workers', { workers: count });
+  log.info('starting workers', { workers: count, maintenanceProcess: maintained });
   for (let slot = 1; slot <= count; slot++) fork(slot);
 }

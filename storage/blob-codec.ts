@@ -24,6 +24,7 @@
  * Compression uses async `node:zlib` so the event loop stays free.
  */
 import { brotliCompress, brotliCompressSync, brotliDecompress, constants, deflateRaw, deflateRawSync, inflateRaw, inflateRawSync } from 'node:zlib';
+import type { ZlibOptions } from 'node:zlib';
 import { decodeBase64Lines, encodeBase64Lines } from './blob-base64.ts';
 import { concatBytes } from './bytes.ts';
 
@@ -112,9 +113,9 @@ export function encodeBlobSync(parts: readonly Uint8Array[], options: { chunkSiz
   return out;
 }
 
-function deflateAsync(data: Uint8Array): Promise<Uint8Array> {
+function deflateAsync(data: Uint8Array, options: ZlibOptions = {}): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    deflateRaw(data, (err, out) => (err ? reject(err) : resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength))));
+    deflateRaw(data, options, (err, out) => (err ? reject(err) : resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength))));
   });
 }
 
@@ -133,10 +134,17 @@ const SYNC_DEFLATE_LIMIT = 64 * 1024;
 /** inflate() on the calling thread stops past this output size and goes to the thread pool. */
 const SYNC_INFLATE_OUTPUT_LIMIT = 1024 * 1024;
 
+/**
+ * zlib level of deflateIfSmaller. Measured on the bench corpus's inline bytes (8 KB a message: headers, text parts,
+ * boundaries): level 3 takes 0.072 ms a message and keeps 0.209 of the bytes, level 6 (zlib's default) 0.115 ms for
+ * 0.198 (90 bytes more a message, well under 0.001 of stored/raw on the mixed corpus), level 1 0.080 ms for 0.259.
+ */
+const INLINE_DEFLATE = { level: 3 } as const;
+
 /** Deflates `data` when that makes it smaller. Used for single small values (inline message bytes). */
 export async function deflateIfSmaller(data: Uint8Array): Promise<{ data: Uint8Array; deflated: boolean }> {
   if (data.byteLength < 64) return { data, deflated: false };
-  const out = data.byteLength <= SYNC_DEFLATE_LIMIT ? toBytes(deflateRawSync(data)) : await deflateAsync(data);
+  const out = data.byteLength <= SYNC_DEFLATE_LIMIT ? toBytes(deflateRawSync(data, INLINE_DEFLATE)) : await deflateAsync(data, INLINE_DEFLATE);
   return out.byteLength < data.byteLength ? { data: out, deflated: true } : { data, deflated: false };
 }
 

@@ -13,6 +13,11 @@ export interface OpenStorageOptions {
   ephemeral?: EphemeralPort;
   /** How often this process looks for changes committed by other processes (ms; 0 = never, another process does). */
   changePollMs?: number;
+  /**
+   * Who writes the search indexes and checkpoints the WAL (embedded backend, storage/sqlite/maintenance.ts): this
+   * process after its own writes (`self`, default), another process (`others`), or this one for all (`here`).
+   */
+  backgroundWork?: 'self' | 'others' | 'here';
 }
 
 export async function openStorage(config: Config, warn?: (message: string) => void, options: OpenStorageOptions = {}): Promise<StoragePorts> {
@@ -30,6 +35,7 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
         mmapBytes: config.storage.sqlite.mmapBytes,
         inflatedCacheBytes: config.storage.sqlite.inflatedCacheBytes,
         searchIndexer: { batchRows: config.storage.sqlite.searchIndexBatch, delayMs: config.storage.sqlite.searchIndexDelayMs },
+        maintenanceIndexBatch: config.storage.sqlite.maintenanceIndexBatch,
         warn,
         ...options,
       });

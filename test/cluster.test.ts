@@ -8,7 +8,8 @@
  * - the per-address connection cap counts the sockets of both workers;
  * - the POP3 maildrop lock holds across workers, and a worker that is killed while holding it is restarted and
  *   its lock given back at once (not after the lock's 10-minute expiry);
- * - SIGTERM stops every worker and the primary cleanly.
+ * - a maintenance process writes the search indexes of the messages the workers store;
+ * - SIGTERM stops every worker, the maintenance process and the primary cleanly.
  * Under Deno (node:cluster is a stub there) the same setting starts one process and says so.
  */
 import { describe, it, before, after } from 'node:test';
@@ -24,6 +25,9 @@ import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';
+import { openDb } from '../storage/sqlite/driver.ts';
+import { DATABASE_FILE } from '../storage/sqlite/index.ts';
+import { indexedThrough } from '../storage/sqlite/search-indexer.ts';
 
 const CLI = new URL('../protocols/cli.ts', import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,6 +140,14 @@ async function imap(client: Client, tag: string, command: string): Promise<strin
   return untilTagged(client, tag);
 }
 
+/** APPENDs `message` to INBOX (a synchronizing literal); returns every line up to the tagged reply. */
+async function appendTo(client: Client, tag: string, message: string): Promise<string[]> {
+  client.lines.send(`${tag} APPEND INBOX {${message.length}}\r\n`);
+  assert.match(await client.lines.line(30_000), /^\+/);
+  client.lines.send(message + '\r\n');
+  return untilTagged(client, tag);
+}
+
 async function untilTagged(client: Client, tag: string): Promise<string[]> {
   const out: string[] = [];
   for (;;) {
@@ -195,10 +207,7 @@ describe('server.workers: two worker processes', { skip: runtimeName === 'deno' 
 
     assert.match((await imap(writer, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
     const message = 'From: bob@example.com\r\nTo: alice@example.com\r\nSubject: across workers\r\n\r\nHello from the other worker.\r\n';
-    writer.lines.send(`b APPEND INBOX {${message.length}}\r\n`);
-    assert.match(await writer.lines.line(30_000), /^\+/);
-    writer.lines.send(message + '\r\n');
-    assert.match((await untilTagged(writer, 'b')).at(-1)!, /^b OK/);
+    assert.match((await appendTo(writer, 'b', message)).at(-1)!, /^b OK/);
 
     const pushed: string[] = [];
     while (!pushed.includes('* 1 EXISTS')) pushed.push(await watcher.lines.line(30_000));
@@ -273,8 +282,26 @@ describe('server.workers: two worker processes', { skip: runtimeName === 'deno' 
     for (const c of admitted) c.lines.close();
   });
 
+  it('a maintenance process writes the search indexes of the messages the workers store', { timeout: 120_000 }, async () => {
+    const client = await connect(server, server.ports.imap!);
+    assert.match((await imap(client, 'a', 'LOGIN carol carol-pw')).at(-1)!, /^a OK/);
+    const message = 'From: bob@example.com\r\nTo: carol@example.com\r\nSubject: indexed elsewhere\r\n\r\nA zeppelin over the workers.\r\n';
+    assert.match((await appendTo(client, 'b', message)).at(-1)!, /^b OK/);
+    const db = await openDb(join(dataDir, DATABASE_FILE));
+    try {
+      const newest = Number(db.get<{ id: number }>('SELECT max(id) AS id FROM messages')!.id);
+      const deadline = Date.now() + 30_000;
+      while (indexedThrough(db) < newest && Date.now() < deadline) await sleep(50);
+      assert.ok(indexedThrough(db) >= newest, 'the maintenance process indexed the new message');
+    } finally {
+      db.close();
+    }
+    client.lines.send('z LOGOUT\r\n');
+  });
+
   it('stops every worker and the primary on SIGTERM', { timeout: 120_000 }, async () => {
-    const pids = server.entries().filter((e) => e.msg === 'worker ready').map((e) => e.pid as number);
+    const pids = server.entries().filter((e) => e.msg === 'worker ready' || e.msg === 'maintenance process started').map((e) => e.pid as number);
+    assert.equal(server.entries().filter((e) => e.msg === 'maintenance process started').length, 1);
     server.child.kill('SIGTERM');
     await server.closed;
     assert.equal(server.child.exitCode, 0, server.output().slice(-4000));

@@ -13,10 +13,10 @@ import { ingestMessage } from '../storage/mime/index.ts';
 import { decodeWords, getHeaders, parseHeaderBlock } from '../storage/mime/headers.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';
-import { MIGRATIONS } from '../storage/sqlite/schema.ts';
 import type { SearchField } from '../storage/ports.ts';
 import { MemoryBlobs } from './helpers/memory-blobs.ts';
 import { fixture } from './helpers/mime-fixtures.ts';
+import { applyMigrationsUpTo } from './helpers/schema-version.ts';
 
 const FIXTURES = ['simple.eml', 'nested-multipart.eml', 'windows-1251.eml', 'rfc822-attachment.eml', 'nodemailer.eml'];
 
@@ -32,11 +32,7 @@ function oldSearchText(bytes: Uint8Array, bodyStart: number, bodyText: string): 
 async function writeVersion5(dataDir: string): Promise<void> {
   const db = await openDb(join(dataDir, DATABASE_FILE));
   try {
-    for (const migration of MIGRATIONS.slice(0, 5)) {
-      if (typeof migration === 'string') db.exec(migration);
-      else migration(db);
-    }
-    db.exec('PRAGMA user_version = 5');
+    applyMigrationsUpTo(db, 5);
     const now = Date.now();
     db.run("INSERT INTO users (id, username, created) VALUES (1, 'old', ?)", now);
     db.run("INSERT INTO mailboxes (id, user_id, path, special_use, uid_validity, uid_next, highest_modseq, created) VALUES (1, 1, 'INBOX', '\\Inbox', 7, ?, 2, ?)", FIXTURES.length + 1, now);

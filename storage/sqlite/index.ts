@@ -19,6 +19,7 @@ import { InflatedCache } from './inflated-cache.ts';
 import { SqliteMessages } from './messages.ts';
 import { SqliteSearch } from './search.ts';
 import { SearchIndexer } from './search-indexer.ts';
+import { SqliteMaintenance } from './maintenance.ts';
 import type { SearchIndexerOptions } from './search-indexer.ts';
 import type { SearchPlanOptions } from './search.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -26,6 +27,8 @@ import { SqliteDocuments } from './documents.ts';
 import { migrate } from './schema.ts';
 import { SqliteUsers } from './users.ts';
 
+/** With `backgroundWork: 'here'`: how often the WAL's backlog is read for a checkpoint (maintenance.ts). */
+const CHECKPOINT_CHECK_MS = 50;
 /** Default SqliteStorageOptions.inflatedCacheBytes. */
 const DEFAULT_INFLATED_CACHE_BYTES = 8 * 1024 * 1024;
 /** Default SQLite mmap_size (SqliteStorageOptions.mmapBytes). */
@@ -77,6 +80,15 @@ export interface SqliteStorageOptions {
   search?: SearchPlanOptions;
   /** How the search indexes are written after the acknowledgement (search-indexer.ts). */
   searchIndexer?: Omit<SearchIndexerOptions, 'durable'>;
+  /**
+   * Who writes the search indexes and checkpoints the WAL (maintenance.ts). `self` (default): this process, after its
+   * own writes (index batches on its event loop, SQLite's autocheckpoint in its commits). `others`: another process
+   * of the same server does (its writes schedule no index batch; its autocheckpoint finds most of the WAL copied
+   * already). `here`: this process does it for every process on the database, polling for work.
+   */
+  backgroundWork?: 'self' | 'others' | 'here';
+  /** With `backgroundWork: 'here'`: rows per index batch (default 16; maintenance.ts). */
+  maintenanceIndexBatch?: number;
   /** Told what a schema migration reports (login names that already collide); default stderr. */
   warn?: (message: string) => void;
 }
@@ -90,6 +102,8 @@ export interface SqliteStorage extends StoragePorts {
   readonly blobs: SqliteBlobs;
   /** Writes the search indexes after the acknowledgement; `flush()` indexes every pending row (tests, benchmarks). */
   readonly searchIndexer: SearchIndexer;
+  /** With `backgroundWork: 'here'`: the polling index and checkpoint work (maintenance.ts); else null. */
+  readonly maintenance: SqliteMaintenance | null;
 }
 
 export async function openSqliteStorage(options: SqliteStorageOptions): Promise<SqliteStorage> {
@@ -98,6 +112,8 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const now = options.now ?? Date.now;
   const synchronous = options.synchronous ?? 'full';
   const busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 10_000));
+  const background = options.backgroundWork ?? 'self';
+  const checkpointPages = Math.max(0, Math.floor(options.walAutocheckpointPages ?? 1_000));
   const db = await openDb(join(dataDir, DATABASE_FILE), { driver: options.driver });
   let blobs: SqliteBlobs;
   try {
@@ -106,7 +122,9 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('PRAGMA foreign_keys = ON');
     db.exec(`PRAGMA mmap_size = ${Math.max(0, Math.floor(options.mmapBytes ?? DEFAULT_MMAP_BYTES))}`);
-    db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(0, Math.floor(options.walAutocheckpointPages ?? 1_000))}`);
+    // 'here' checkpoints on its own timer (maintenance.ts)
+    const autocheckpoint = background === 'here' ? 0 : checkpointPages;
+    db.exec(`PRAGMA wal_autocheckpoint = ${autocheckpoint}`);
     migrate(db, options.warn ?? ((message) => console.warn(`wildduck storage: ${message}`)));
     blobs = new SqliteBlobs(db, {
       dataDir,
@@ -133,8 +151,10 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   });
   const inflatedBytes = options.inflatedCacheBytes ?? DEFAULT_INFLATED_CACHE_BYTES;
   const inflated = inflatedBytes > 0 ? new InflatedCache(inflatedBytes) : null;
-  const indexer = new SearchIndexer(db, { ...options.searchIndexer, durable: synchronous === 'full' });
+  const indexer = new SearchIndexer(db, { ...options.searchIndexer, durable: synchronous === 'full', scheduled: background === 'self' });
   indexer.schedule(); // rows a crash (or another process) left pending
+  const maintenance = background === 'here' ? new SqliteMaintenance(db, indexer, { checkpointPages: Math.ceil(checkpointPages / 2), intervalMs: Math.max(10, indexer.delayMs), batchRows: options.maintenanceIndexBatch ?? 16, checkpointCheckMs: CHECKPOINT_CHECK_MS }) : null;
+  maintenance?.start();
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;
   const mailboxes = new SqliteMailboxes(db, blobs, log, now);
@@ -151,6 +171,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
     search: new SqliteSearch(db, options.search, indexer),
     blobs,
     searchIndexer: indexer,
+    maintenance,
     changes,
     ephemeral,
     async ping() {
@@ -168,6 +189,7 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
       if (closed) return;
       closed = true;
       await group.settle();
+      maintenance?.close();
       indexer.close();
       try {
         indexer.flush();

@@ -51,6 +51,10 @@ import { applyFlagAction, bool, hasFlag, jsonList, normalizeFlags, num, requireR
 
 const INSERT_SEARCH_ROW = `INSERT INTO message_search (message_id, ${SEARCH_COLUMNS.join(', ')}) VALUES (?${', ?'.repeat(SEARCH_COLUMNS.length)})`;
 
+/** The row id AUTOINCREMENT gives the next message: one above the highest ever used (sqlite_sequence). */
+const NEXT_MESSAGE_ID =
+  "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), coalesce((SELECT max(id) FROM messages), 0)) + 1 AS id";
+
 /** Columns for MessageRecord (no content, no search text). */
 const RECORD_COLUMNS =
   'id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments';
@@ -234,24 +238,32 @@ export class SqliteMessages implements MessagesPort {
     this.#indexer?.schedule();
   }
 
-  /** Inside a transaction: thread id from References/In-Reply-To/Message-ID of earlier messages, else a new one. */
-  #thread(userId: number, message: IngestedMessage): number {
+  /**
+   * Inside a transaction: the id of the thread the message joins (found through References/In-Reply-To/Message-ID of
+   * earlier messages) and the row id it is inserted with. A message that joins no thread starts one named by its own
+   * row id (never reused; migration 12 set the ids above every thread id of the former threads table), taken here:
+   * AUTOINCREMENT would give the row the next id after the highest ever used.
+   */
+  #thread(userId: number, message: IngestedMessage): { threadId: number; rowId: number | null } {
     const db = this.#db;
     const refs = [...new Set([...message.references, ...(message.messageId ? [message.messageId] : [])].map(threadRef).filter((r): r is string => r !== null))];
-    let threadId: number | null = null;
-    if (refs.length > 0) {
-      const found = db.get<{ thread_id: number | null }>(
-        'SELECT min(thread_id) AS thread_id FROM thread_refs WHERE user_id = ? AND ref IN (SELECT value FROM json_each(?))',
-        userId,
-        jsonList(refs),
-      );
-      if (found?.thread_id != null) threadId = num(found.thread_id);
+    let found: number | null = null;
+    if (refs.length === 1) {
+      found = db.get<{ thread_id: number }>('SELECT thread_id FROM thread_refs WHERE user_id = ? AND ref = ?', userId, refs[0]!)?.thread_id ?? null;
+    } else if (refs.length > 1) {
+      found =
+        db.get<{ thread_id: number | null }>(
+          'SELECT min(thread_id) AS thread_id FROM thread_refs WHERE user_id = ? AND ref IN (SELECT value FROM json_each(?))',
+          userId,
+          jsonList(refs),
+        )?.thread_id ?? null;
     }
-    if (threadId === null) threadId = db.run('INSERT INTO threads (user_id) VALUES (?)', userId).lastInsertRowid;
+    const rowId = found === null ? num(db.get<{ id: number }>(NEXT_MESSAGE_ID)!.id) : null;
+    const threadId = found === null ? rowId! : num(found);
     for (const ref of refs) {
       db.run('INSERT OR IGNORE INTO thread_refs (user_id, ref, thread_id) VALUES (?, ?, ?)', userId, ref, threadId);
     }
-    return threadId;
+    return { threadId, rowId };
   }
 
   async append(input: AppendInput): Promise<AppendResult> {
@@ -268,12 +280,13 @@ export class SqliteMessages implements MessagesPort {
       if (num(mbox.user_id) !== userId) throw new StorageError('NONEXISTENT', `mailbox ${input.mailboxId} does not belong to user ${input.userId}`);
       const alloc = this.#bump(mbox.id, { uids: 1, messages: 1, unseen: seen ? 0 : 1, size: message.size });
       const uid = alloc.uidNext - 1;
-      const threadId = this.#thread(userId, message);
+      const { threadId, rowId: newId } = this.#thread(userId, message);
       const now = this.#now();
       const { lastInsertRowid: id } = db.run(
-        `INSERT INTO messages (user_id, mailbox_id, uid, modseq, flags, seen, internal_date, size, message_id, thread_id,
+        `INSERT INTO messages (id, user_id, mailbox_id, uid, modseq, flags, seen, internal_date, size, message_id, thread_id,
            header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        newId,
         userId,
         mbox.id,
         uid,

@@ -221,6 +221,26 @@ export const MIGRATIONS: readonly Migration[] = [
   `
   DROP TABLE mailbox_index_snapshots;
   `,
+
+  // 12: fewer pages written per append (each index a message or change row is in is one more page per commit):
+  // - messages_user (user_id): messages_thread (user_id, thread_id) serves every lookup by user;
+  // - messages_modseq (mailbox_id, modseq): nothing reads messages by modseq on a hot path (CONDSTORE answers from
+  //   the mailbox index); messages.index({ changedSince }) walks messages_index_columns, which holds the modseq;
+  // - changes_created (created): only changes.prune() read it (an admin path, now bounded by the change id);
+  // - message_blobs_hash (hash): nothing reads blob references by hash (reference counts live in blobs), and each
+  //   insert landed on a random page;
+  // - the threads table (an AUTOINCREMENT id allocator and its user index): a new thread is named by the row id of
+  //   the message that starts it (ids are never reused). Existing thread ids stay; the message ids continue above
+  //   the highest thread id ever handed out, so no new thread id repeats an old one.
+  `
+  DROP INDEX messages_user;
+  DROP INDEX messages_modseq;
+  DROP INDEX changes_created;
+  DROP INDEX message_blobs_hash;
+  INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages');
+  UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'threads'), 0)) WHERE name = 'messages';
+  DROP TABLE threads;
+  `,
 ];
 
 /**

@@ -38,6 +38,12 @@ export interface SearchIndexerOptions {
    * batch lost to a power cut leaves its rows pending, and the next FULL commit makes it durable anyway).
    */
   durable?: boolean;
+  /**
+   * False: writes and searches of this process do not schedule batches (`schedule()` does nothing); another process
+   * indexes (the maintenance process of a server with workers, maintenance.ts). `step()` and `flush()` still work.
+   * Default true.
+   */
+  scheduled?: boolean;
 }
 
 const READ_WATERMARK = `SELECT value FROM meta WHERE key = '${INDEXED_THROUGH}'`;
@@ -50,6 +56,8 @@ const ADVANCE = `UPDATE meta SET value = ? WHERE key = '${INDEXED_THROUGH}'`;
 const FORGET_TOP = `SELECT max(message_id) AS top, count(*) AS n FROM (SELECT message_id FROM ${FORGET_TABLE} ORDER BY message_id LIMIT ?)`;
 const FORGETS = Object.keys(SEARCH_INDEXES).map((table) => `DELETE FROM ${table} WHERE rowid IN (SELECT message_id FROM ${FORGET_TABLE} WHERE message_id <= ?)`);
 const FORGOTTEN = `DELETE FROM ${FORGET_TABLE} WHERE message_id <= ?`;
+/** Whether a batch has work: a search row above the watermark, or an expunged row to forget (a read, no lock). */
+const PENDING = `SELECT EXISTS (SELECT 1 FROM message_search WHERE message_id > (${READ_WATERMARK})) OR EXISTS (SELECT 1 FROM ${FORGET_TABLE}) AS pending`;
 
 /** The watermark: rows with message_id up to it are indexed. */
 export function indexedThrough(db: Db): number {
@@ -63,17 +71,24 @@ export class SearchIndexer {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
   #durable: boolean;
+  #scheduled: boolean;
 
   constructor(db: Db, options: SearchIndexerOptions = {}) {
     this.#db = db;
     this.#batchRows = Math.max(1, Math.floor(options.batchRows ?? 64));
     this.#delayMs = Math.max(0, options.delayMs ?? 500);
     this.#durable = options.durable ?? false;
+    this.#scheduled = options.scheduled ?? true;
+  }
+
+  /** How long after a write a batch starts (ms); the maintenance process polls this often. */
+  get delayMs(): number {
+    return this.#delayMs;
   }
 
   /** Rows were written (or may be pending): index them soon. */
   schedule(delayMs = this.#delayMs): void {
-    if (this.#timer || this.#closed) return;
+    if (this.#timer || this.#closed || !this.#scheduled) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#pass();
@@ -97,25 +112,26 @@ export class SearchIndexer {
    * Indexes one batch of pending rows and forgets one batch of expunged ones. True when more may be pending (a batch
    * was full), false when none are, null when another process holds the write lock (with `wait` false). A row
    * written or expunged after a partial batch schedules the next one itself, so no empty transaction runs just to
-   * find nothing left.
+   * find nothing left. `rows`: this batch's size instead of the configured one.
    */
-  step(wait = true): boolean | null {
+  step(wait = true, rows = this.#batchRows): boolean | null {
     const db = this.#db;
+    const batchRows = Math.max(1, Math.floor(rows));
     const body = (): boolean => {
       const from = indexedThrough(db);
-      const batch = db.get<{ top: number | null; n: number }>(BATCH_TOP, from, this.#batchRows);
+      const batch = db.get<{ top: number | null; n: number }>(BATCH_TOP, from, batchRows);
       const top = batch?.top ?? null;
       if (top !== null) {
         for (const sql of INSERTS) db.run(sql, from, num(top));
         db.run(ADVANCE, num(top));
       }
-      const forget = db.get<{ top: number | null; n: number }>(FORGET_TOP, this.#batchRows);
+      const forget = db.get<{ top: number | null; n: number }>(FORGET_TOP, batchRows);
       const forgetTop = forget?.top ?? null;
       if (forgetTop !== null) {
         for (const sql of FORGETS) db.run(sql, num(forgetTop));
         db.run(FORGOTTEN, num(forgetTop));
       }
-      return (top !== null && num(batch!.n) >= this.#batchRows) || (forgetTop !== null && num(forget!.n) >= this.#batchRows);
+      return (top !== null && num(batch!.n) >= batchRows) || (forgetTop !== null && num(forget!.n) >= batchRows);
     };
     let done;
     if (this.#durable) db.exec('PRAGMA synchronous = NORMAL');
@@ -127,6 +143,11 @@ export class SearchIndexer {
     if (!done) return null;
     done.afterCommit();
     return done.result;
+  }
+
+  /** Whether a batch would find work (a read: never waits for the write lock). */
+  pending(): boolean {
+    return num(this.#db.get<{ pending: number }>(PENDING)?.pending ?? 0) !== 0;
   }
 
   /** Indexes every pending row (close, tests, benchmarks). */

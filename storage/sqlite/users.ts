@@ -246,7 +246,6 @@ export class SqliteUsers implements UsersPort {
       db.run('DELETE FROM messages WHERE user_id = ?', n); // none left unless a mailbox row was missing
       db.run('DELETE FROM changes WHERE user_id = ?', n);
       db.run('DELETE FROM thread_refs WHERE user_id = ?', n);
-      db.run('DELETE FROM threads WHERE user_id = ?', n);
       db.run('DELETE FROM addresses WHERE user_id = ?', n);
       db.run('DELETE FROM login_keys WHERE user_id = ?', n);
       db.run('DELETE FROM users WHERE id = ?', n);
