@@ -63,26 +63,38 @@ const router: Plugin = {
   },
 };
 
+/** A booted app on a temporary data directory with one user `name` (name@example.com) and that user's recipient. */
+async function bootWithUser(prefix: string, name: string, plugins: Plugin[] = []) {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  const config = resolveConfig({ dataDir, plugins });
+  const app = await bootApp(config, createLogger({ level: 'silent' }));
+  const { user } = await createUser(app.storage, config, { username: name, password: null, addresses: [`${name}@example.com`] });
+  const recipient = async (): Promise<DeliveryRecipient> => {
+    const r = await resolveRecipient(app, internalContext(app.log), 's@r.example', `${name}@example.com`);
+    assert.ok(r.ok);
+    return r.value;
+  };
+  const close = async () => {
+    await app.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return { dataDir, app, userId: user.id, recipient, close };
+}
+
 describe('deliverMessage duplicate claim', () => {
+  let booted: Awaited<ReturnType<typeof bootWithUser>>;
   let dataDir: string;
   let app: App;
   let ann: DeliveryRecipient;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'wd-claim-'));
-    const config = resolveConfig({ dataDir, plugins: [router] });
-    app = await bootApp(config, createLogger({ level: 'silent' }));
-    await createUser(app.storage, config, { username: 'ann', password: null, addresses: ['ann@example.com'] });
+    booted = await bootWithUser('wd-claim-', 'ann', [router]);
+    ({ dataDir, app } = booted);
     const claims = holdClaims(app, events, true);
     routed = () => claims.release();
-    const r = await resolveRecipient(app, internalContext(app.log), 's@r.example', 'ann@example.com');
-    assert.ok(r.ok);
-    ann = r.value;
+    ann = await booted.recipient();
   });
-  after(async () => {
-    await app.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  after(() => booted.close());
 
   async function deliver(subject: string, messageId: string) {
     const spool = new Spool({ dir: join(dataDir, 'spool'), memoryLimit: 1024 });
@@ -115,6 +127,7 @@ describe('deliverMessage duplicate claim', () => {
 });
 
 describe('deliverMessage duplicate claim answered after the parse', () => {
+  let booted: Awaited<ReturnType<typeof bootWithUser>>;
   let dataDir: string;
   let app: App;
   let bob: DeliveryRecipient;
@@ -122,10 +135,8 @@ describe('deliverMessage duplicate claim answered after the parse', () => {
   const order: string[] = [];
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'wd-claim-late-'));
-    const config = resolveConfig({ dataDir });
-    app = await bootApp(config, createLogger({ level: 'silent' }));
-    bobId = (await createUser(app.storage, config, { username: 'bob', password: null, addresses: ['bob@example.com'] })).user.id;
+    booted = await bootWithUser('wd-claim-late-', 'bob');
+    ({ dataDir, app, userId: bobId } = booted);
     // every claim answers only once the message's attachment was staged (the parse ran), or after 500 ms
     const claims = holdClaims(app, order, false);
     const blobs = app.storage.blobs;
@@ -141,14 +152,9 @@ describe('deliverMessage duplicate claim answered after the parse', () => {
       };
       return writer;
     };
-    const r = await resolveRecipient(app, internalContext(app.log), 's@r.example', 'bob@example.com');
-    assert.ok(r.ok);
-    bob = r.value;
+    bob = await booted.recipient();
   });
-  after(async () => {
-    await app.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  after(() => booted.close());
 
   /** A message with a 40 KB base64 attachment (staged as a blob). */
   function message(messageId: string): Uint8Array {
