@@ -105,10 +105,6 @@ function ttl(ms: number): number {
   return ms > 0 && Number.isFinite(ms) ? Math.max(1, Math.ceil(ms)) : 0;
 }
 
-function unavailable(err: unknown): StorageError {
-  if (err instanceof StorageError) return err;
-  return new StorageError('UNAVAILABLE', `Redis: ${(err as Error)?.message ?? String(err)}`);
-}
 
 export class RedisEphemeral implements EphemeralPort {
   readonly #client: Client;
@@ -133,8 +129,10 @@ export class RedisEphemeral implements EphemeralPort {
     const client: Redis | Cluster = this.#client;
     this.#subscriber = client instanceof Cluster ? client.duplicate([], { enableOfflineQueue: true }) : client.duplicate({ enableOfflineQueue: true });
     for (const connection of [this.#client, this.#subscriber]) {
-      connection.on('error', (err: Error) => this.#connectionLost(err));
+      // listened to, so ioredis does not print every failed reconnection attempt
+      connection.on('error', (err: Error) => this.#connectionLost(err.message));
     }
+    this.#client.on('close', () => this.#connectionLost('connection closed'));
     this.#client.on('ready', () => this.#connectionBack());
     this.#subscriber.on('ready', () => this.#resubscribe());
     this.#subscriber.on('message', (channel: string, message: string) => this.#deliver(channel, message));
@@ -158,10 +156,10 @@ export class RedisEphemeral implements EphemeralPort {
     }
   }
 
-  #connectionLost(err: Error): void {
-    if (this.#closed || this.#lost) return;
+  #connectionLost(reason: string): void {
+    if (this.#closed || this.#lost || this.#client.status === 'ready') return;
     this.#lost = true;
-    this.#warn(`${this.#where}: connection lost (${err.message}); ephemeral operations fail until it is back`);
+    this.#warn(`${this.#where}: connection lost (${reason}); ephemeral operations fail until it is back`);
   }
 
   #connectionBack(): void {
@@ -179,7 +177,8 @@ export class RedisEphemeral implements EphemeralPort {
     try {
       return await op(this.#client);
     } catch (err) {
-      throw unavailable(err);
+      if (err instanceof StorageError) throw err;
+      throw new StorageError('UNAVAILABLE', `${this.#where}: ${(err as Error)?.message ?? String(err)}`);
     }
   }
 
