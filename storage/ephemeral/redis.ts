@@ -117,6 +117,9 @@ export class RedisEphemeral implements EphemeralPort {
   #closed = false;
   /** Whether the last state reported by #warn was "lost". */
   #lost = false;
+  /** Connected once (before that, a failure is connect()'s to report, not #warn's). */
+  #started = false;
+  #lastError: string | null = null;
 
   constructor(options: RedisEphemeralOptions) {
     const prefix = options.keyPrefix ?? 'wd:';
@@ -130,7 +133,10 @@ export class RedisEphemeral implements EphemeralPort {
     this.#subscriber = client instanceof Cluster ? client.duplicate([], { enableOfflineQueue: true }) : client.duplicate({ enableOfflineQueue: true });
     for (const connection of [this.#client, this.#subscriber]) {
       // listened to, so ioredis does not print every failed reconnection attempt
-      connection.on('error', (err: Error) => this.#connectionLost(err.message));
+      connection.on('error', (err: Error) => {
+        this.#lastError = err.message;
+        this.#connectionLost(err.message);
+      });
     }
     this.#client.on('close', () => this.#connectionLost('connection closed'));
     this.#client.on('ready', () => this.#connectionBack());
@@ -148,16 +154,17 @@ export class RedisEphemeral implements EphemeralPort {
     try {
       await Promise.all([this.#client.connect(), this.#subscriber.connect()]);
       await this.#client.ping();
+      this.#started = true;
     } catch (err) {
       this.#closed = true;
       this.#client.disconnect();
       this.#subscriber.disconnect();
-      throw new StorageError('UNAVAILABLE', `${this.#where} is unreachable: ${(err as Error)?.message ?? String(err)}`);
+      throw new StorageError('UNAVAILABLE', `${this.#where} is unreachable: ${this.#lastError ?? (err as Error)?.message ?? String(err)}`);
     }
   }
 
   #connectionLost(reason: string): void {
-    if (this.#closed || this.#lost || this.#client.status === 'ready') return;
+    if (!this.#started || this.#closed || this.#lost || this.#client.status === 'ready') return;
     this.#lost = true;
     this.#warn(`${this.#where}: connection lost (${reason}); ephemeral operations fail until it is back`);
   }
