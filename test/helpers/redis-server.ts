@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { kill } from 'node:process';
 
 export const REDIS_MISSING = 'redis-server is not installed (apt-get install -y redis-server): Redis cases skipped';
 
@@ -19,6 +20,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port (after stop). */
   start(): Promise<void>;
+  /** Freezes the process (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void;
+  /** Lets a paused process run again (SIGCONT). */
+  resume(): void;
   /** Stops it and removes its directory. */
   close(): Promise<void>;
 }
@@ -79,11 +84,17 @@ export async function startRedis(): Promise<RedisServer | null> {
     throw new Error('redis-server did not accept connections within 5 s');
   };
 
+  // process.kill, not ChildProcess.kill: Deno's ChildProcess sends no second signal once it has sent one
+  const signal = (name: 'SIGSTOP' | 'SIGCONT' | 'SIGTERM'): void => {
+    if (child?.pid) kill(child.pid, name);
+  };
+
   const stop = async (): Promise<void> => {
     const proc = child;
     if (!proc) return;
+    signal('SIGCONT'); // a paused server would not act on SIGTERM
+    signal('SIGTERM');
     child = null;
-    proc.kill('SIGTERM');
     await exited;
   };
 
@@ -93,6 +104,8 @@ export async function startRedis(): Promise<RedisServer | null> {
     url: `redis://127.0.0.1:${port}/0`,
     stop,
     start,
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
     async close() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
