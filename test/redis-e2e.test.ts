@@ -169,7 +169,9 @@ describe("storage.ephemeral 'redis': two server instances share one Redis", { sk
     for (const server of [a, b]) {
       server.child.kill('SIGTERM');
       await server.closed;
-      assert.equal(server.child.exitCode, 0, server.output().slice(-4000));
+      assert.match(server.output(), /"msg":"stopped"}/);
+      // as test/cluster.test.ts does under Deno, whose child_process gives no exit code for a child sent a signal
+      if (runtimeName !== 'deno') assert.equal(server.child.exitCode, 0, server.output().slice(-4000));
     }
   });
 });

@@ -185,7 +185,9 @@ export class RedisEphemeral implements EphemeralPort {
       return await op(this.#client);
     } catch (err) {
       if (err instanceof StorageError) throw err;
-      throw new StorageError('UNAVAILABLE', `${this.#where}: ${(err as Error)?.message ?? String(err)}`);
+      const status = this.#client.status;
+      const reason = status === 'ready' ? ((err as Error)?.message ?? String(err)) : `not connected (${status})`;
+      throw new StorageError('UNAVAILABLE', `${this.#where}: ${reason}`);
     }
   }
 
