@@ -103,7 +103,9 @@ describe('EphemeralHub + RemoteEphemeral', () => {
     const hub = new EphemeralHub(store);
     const dying = worker(hub);
     const b = worker(hub).remote;
-    assert.ok(await dying.remote.lock('pop3:lock:9', 600_000));
+    const token = await dying.remote.lock('pop3:lock:9', 600_000);
+    assert.ok(token);
+    assert.equal(await dying.remote.extend('pop3:lock:9', token!, 600_000), true, 'an extended lock stays the worker\'s');
     assert.equal(await dying.remote.reserve([{ key: 'imap:connections:1', limit: 5 }, { key: 'ip', limit: 5 }], 60_000), -1);
     assert.equal(await dying.remote.reserve([{ key: 'imap:connections:1', limit: 5 }], 60_000), -1);
     assert.equal(await dying.remote.release('imap:connections:1', 1), 1);
