@@ -49,6 +49,20 @@ describe('describeRedis', () => {
   });
 });
 
+describe('RedisEphemeral key prefix', () => {
+  it('is a hash tag in a Redis Cluster (a script\'s keys share one slot), as given otherwise', async () => {
+    const made = [
+      new RedisEphemeral({ url: 'redis://127.0.0.1:1/0' }),
+      new RedisEphemeral({ url: 'redis://127.0.0.1:1/0', keyPrefix: 'mail:' }),
+      new RedisEphemeral({ url: 'redis://127.0.0.1:1', cluster: [{ host: '127.0.0.1', port: 1 }] }),
+      new RedisEphemeral({ url: 'redis://127.0.0.1:1', keyPrefix: 'mail:', cluster: [{ host: '127.0.0.1', port: 1 }] }),
+      new RedisEphemeral({ url: 'redis://127.0.0.1:1', keyPrefix: 'x:{tenant}:', cluster: [{ host: '127.0.0.1', port: 1 }] }),
+    ];
+    assert.deepEqual(made.map((e) => e.keyPrefix), ['wd:', 'mail:', '{wd}:', '{mail}:', 'x:{tenant}:']);
+    await Promise.all(made.map((e) => e.close())); // never connected: nothing to wait for
+  });
+});
+
 describe('RedisEphemeral on a real redis-server', { skip: redisInstalled() ? false : REDIS_MISSING }, () => {
   let redis: RedisServer;
   before(async () => {
