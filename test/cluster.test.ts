@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { kill } from 'node:process';
 import { connectPlain } from './helpers/line-client.ts';
 import { runtimeName } from '../protocols/runtime.ts';
-import { appendTo, connect, imap, logEntry, onTwoWorkers, pop3, startServer, untilTagged, type Client, type Server } from './helpers/cli-server.ts';
+import { appendTo, connect, idleSeesAppendFromElsewhere, imap, logEntry, onTwoWorkers, pop3, startServer, type Client, type Server } from './helpers/cli-server.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';
@@ -68,30 +68,7 @@ describe('server.workers: two worker processes', { skip: runtimeName === 'deno' 
   it('IDLE on one worker sees an APPEND made on the other; \\Recent goes to one session only', { timeout: 120_000 }, async () => {
     const [watcher, writer] = await onTwoWorkers(server, server.ports.imap!);
     assert.notEqual(watcher.worker, writer.worker);
-    assert.match((await imap(watcher, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
-    assert.match((await imap(watcher, 'b', 'SELECT INBOX')).at(-1)!, /^b OK \[READ-WRITE\]/);
-    watcher.lines.send('c IDLE\r\n');
-    assert.equal(await watcher.lines.line(30_000), '+ idling');
-
-    assert.match((await imap(writer, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
-    const message = 'From: bob@example.com\r\nTo: alice@example.com\r\nSubject: across workers\r\n\r\nHello from the other worker.\r\n';
-    assert.match((await appendTo(writer, 'b', message)).at(-1)!, /^b OK/);
-
-    const pushed: string[] = [];
-    while (!pushed.includes('* 1 EXISTS')) pushed.push(await watcher.lines.line(30_000));
-    watcher.lines.send('DONE\r\n');
-    const done = await untilTagged(watcher, 'c');
-    assert.match(done.at(-1)!, /^c OK/);
-    assert.ok([...pushed, ...done].includes('* 1 RECENT'), `the watching session holds the new message as \\Recent: ${pushed.join(' | ')}`);
-
-    // the watcher's worker claimed the message as recent; a SELECT on the other worker must not see it as recent
-    const selected = await imap(writer, 'c', 'SELECT INBOX');
-    assert.ok(selected.includes('* 1 EXISTS'));
-    assert.ok(selected.includes('* 0 RECENT'), selected.join('\n'));
-    for (const c of [watcher, writer]) {
-      await imap(c, 'z', 'LOGOUT');
-      c.lines.close();
-    }
+    await idleSeesAppendFromElsewhere(watcher, writer, 'across workers');
   });
 
   it('the failed-login limit counts failures made on both workers', { timeout: 120_000 }, async () => {

@@ -20,7 +20,7 @@ import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';
 import { connectPlain } from './helpers/line-client.ts';
-import { appendTo, imap, pop3, startServer, untilTagged, type Client, type Server } from './helpers/cli-server.ts';
+import { idleSeesAppendFromElsewhere, imap, pop3, startServer, type Client, type Server } from './helpers/cli-server.ts';
 import { REDIS_MISSING, redisInstalled, startRedis, type RedisServer } from './helpers/redis-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,26 +113,7 @@ describe("storage.ephemeral 'redis': two server instances share one Redis", { sk
   it('IDLE on A sees an APPEND made on B; \\Recent goes to one session only', { timeout: 120_000 }, async () => {
     const watcher = await open(a.ports.imap!);
     const writer = await open(b.ports.imap!);
-    assert.match((await imap(watcher, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
-    assert.match((await imap(watcher, 'b', 'SELECT INBOX')).at(-1)!, /^b OK \[READ-WRITE\]/);
-    watcher.lines.send('c IDLE\r\n');
-    assert.equal(await watcher.lines.line(30_000), '+ idling');
-    assert.match((await imap(writer, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
-    const message = 'From: bob@example.com\r\nTo: alice@example.com\r\nSubject: across instances\r\n\r\nHello from instance B.\r\n';
-    assert.match((await appendTo(writer, 'b', message)).at(-1)!, /^b OK/);
-    const pushed: string[] = [];
-    while (!pushed.includes('* 1 EXISTS')) pushed.push(await watcher.lines.line(30_000));
-    watcher.lines.send('DONE\r\n');
-    const done = await untilTagged(watcher, 'c');
-    assert.match(done.at(-1)!, /^c OK/);
-    assert.ok([...pushed, ...done].includes('* 1 RECENT'), `the watching session holds the new message as \\Recent: ${pushed.join(' | ')}`);
-    const selected = await imap(writer, 'c', 'SELECT INBOX');
-    assert.ok(selected.includes('* 1 EXISTS'));
-    assert.ok(selected.includes('* 0 RECENT'), selected.join('\n'));
-    for (const c of [watcher, writer]) {
-      await imap(c, 'z', 'LOGOUT');
-      c.lines.close();
-    }
+    await idleSeesAppendFromElsewhere(watcher, writer, 'across instances');
   });
 
   it('while Redis is stopped: IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]; both recover when it is back', { timeout: 120_000 }, async () => {

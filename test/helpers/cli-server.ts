@@ -142,3 +142,35 @@ export async function pop3(client: Client, command: string): Promise<string> {
   return client.lines.line(30_000);
 }
 
+
+/**
+ * alice's `watcher` SELECTs INBOX (empty) and IDLEs; `writer` (another worker or server instance) logs in as alice and
+ * APPENDs one message: the watcher hears `* 1 EXISTS` and holds it as `\Recent`, the writer's SELECT then sees it
+ * as not recent (one session gets each message). Both log out.
+ */
+export async function idleSeesAppendFromElsewhere(watcher: Client, writer: Client, subject: string): Promise<void> {
+  assert.match((await imap(watcher, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
+  assert.match((await imap(watcher, 'b', 'SELECT INBOX')).at(-1)!, /^b OK \[READ-WRITE\]/);
+  watcher.lines.send('c IDLE\r\n');
+  assert.equal(await watcher.lines.line(30_000), '+ idling');
+
+  assert.match((await imap(writer, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
+  const message = `From: bob@example.com\r\nTo: alice@example.com\r\nSubject: ${subject}\r\n\r\nHello from elsewhere.\r\n`;
+  assert.match((await appendTo(writer, 'b', message)).at(-1)!, /^b OK/);
+
+  const pushed: string[] = [];
+  while (!pushed.includes('* 1 EXISTS')) pushed.push(await watcher.lines.line(30_000));
+  watcher.lines.send('DONE\r\n');
+  const done = await untilTagged(watcher, 'c');
+  assert.match(done.at(-1)!, /^c OK/);
+  assert.ok([...pushed, ...done].includes('* 1 RECENT'), `the watching session holds the new message as \\Recent: ${pushed.join(' | ')}`);
+
+  // the watcher claimed the message as recent; a SELECT elsewhere must not see it as recent
+  const selected = await imap(writer, 'c', 'SELECT INBOX');
+  assert.ok(selected.includes('* 1 EXISTS'));
+  assert.ok(selected.includes('* 0 RECENT'), selected.join('\n'));
+  for (const c of [watcher, writer]) {
+    await imap(c, 'z', 'LOGOUT');
+    c.lines.close();
+  }
+}
