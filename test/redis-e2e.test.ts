@@ -4,6 +4,7 @@
  * single process — share what the ephemeral store holds, with no primary's hub between them:
  * - the failed-login limit counts failures made on both instances;
  * - the POP3 maildrop lock taken on one instance holds against a session on the other;
+ * - imap.maxConnectionsPerUser counts the sessions on both instances;
  * - IDLE on A sees an APPEND made on B (change notifications over Redis pub/sub), and `\Recent` goes to one session;
  * - while Redis is stopped, IMAP LOGIN answers NO [UNAVAILABLE] and POP3 PASS -ERR [SYS/TEMP]; both recover by
  *   themselves once it is back on its port.
@@ -43,7 +44,7 @@ describe("storage.ephemeral 'redis': two server instances share one Redis", { sk
     redis = (await startRedis())!;
     const config = resolveConfig({ dataDir });
     const setup = await openStorage(config);
-    for (const name of ['alice', 'bob', 'carol', 'dave']) {
+    for (const name of ['alice', 'bob', 'carol', 'dave', 'erin']) {
       await createUser(setup, config, { username: name, password: `${name}-pw`, addresses: [`${name}@example.com`] });
     }
     await setup.close();
@@ -57,6 +58,7 @@ describe("storage.ephemeral 'redis': two server instances share one Redis", { sk
       WILDDUCK_AUTH_FAILED_LOGINS_PER_IP: '1000',
       WILDDUCK_AUTH_FAILED_LOGINS_PER_NETWORK: '1000',
       WILDDUCK_AUTH_FAILED_LOGINS_DELAY_MS: '0',
+      WILDDUCK_IMAP_MAX_CONNECTIONS_PER_USER: '2',
     };
     // one after the other: the first generates the TLS certificate the second then finds
     a = await startServer(dir, { ...env, WILDDUCK_SERVER_WORKERS: '2' });
@@ -108,6 +110,22 @@ describe("storage.ephemeral 'redis': two server instances share one Redis", { sk
     assert.match(await pop3(other, 'PASS carol-pw'), /^\+OK/, 'released by QUIT on the other instance');
     assert.match(await pop3(other, 'QUIT'), /^\+OK/);
     other.lines.close();
+  });
+
+  it('imap.maxConnectionsPerUser counts the sessions of both instances', { timeout: 120_000 }, async () => {
+    const [one, two, three] = [await open(a.ports.imap!), await open(b.ports.imap!), await open(b.ports.imap!)];
+    assert.match((await imap(one, 'a', 'LOGIN erin erin-pw')).at(-1)!, /^a OK/);
+    assert.match((await imap(two, 'a', 'LOGIN erin erin-pw')).at(-1)!, /^a OK/);
+    assert.match((await imap(three, 'a', 'LOGIN erin erin-pw')).at(-1)!, /^a NO \[LIMIT\]/, 'one session on A, one on B: the limit of 2 is reached');
+    await imap(one, 'z', 'LOGOUT');
+    one.lines.close();
+    let reply = '';
+    for (let i = 0; i < 100 && !/ OK/.test(reply); i++) {
+      reply = (await imap(three, `r${i}`, 'LOGIN erin erin-pw')).at(-1)!;
+      if (!/ OK/.test(reply)) await sleep(50);
+    }
+    assert.match(reply, /^r\d+ OK/, 'the session that ended on A gave its place back');
+    for (const c of [two, three]) c.lines.close();
   });
 
   it('IDLE on A sees an APPEND made on B; \\Recent goes to one session only', { timeout: 120_000 }, async () => {

@@ -105,7 +105,6 @@ function ttl(ms: number): number {
   return ms > 0 && Number.isFinite(ms) ? Math.max(1, Math.ceil(ms)) : 0;
 }
 
-
 export class RedisEphemeral implements EphemeralPort {
   readonly #client: Client;
   readonly #subscriber: Redis | Cluster;
