@@ -51,9 +51,24 @@ export default defineConfig({
       // Connection string of a replica set or mongos.
       url: 'mongodb://127.0.0.1:27017/wildduck',
     },
+    // Where counters, rate limits, locks (POP3 maildrop), \Recent marks, per-user connection counts and change
+    // notifications live: 'memory' (in the server; the primary shares it with its workers) or 'redis' (storage.redis,
+    // shared by every server instance using the same Redis and key prefix; every process talks to Redis itself).
+    ephemeral: 'memory',
     redis: {
-      // Pub/sub between instances, counters, locks, rate limits.
+      // redis:// or rediss:// (TLS); user, password and database number in the URL.
       url: 'redis://127.0.0.1:6379/3',
+      // Before every key and channel: give each deployment sharing one Redis its own. With cluster, made a hash tag.
+      keyPrefix: 'wd:',
+      // Connecting may take this long (at start: the server stops with an error naming Redis).
+      connectTimeoutMs: 5000,
+      // A command unanswered this long fails with a temporary error to the client (IMAP NO [UNAVAILABLE], ...).
+      commandTimeoutMs: 2000,
+      // Redis Sentinel: [{ host, port }, ...] and the master group's name. Empty: no Sentinel.
+      sentinels: [],
+      name: 'mymaster',
+      // Redis Cluster: nodes to discover it from, [{ host, port }, ...]. Empty: no Cluster.
+      cluster: [],
     },
     mailboxIndex: {
       // Seconds the shared index of a mailbox (one per process, used by every session that has it selected) stays

@@ -135,9 +135,39 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        ephemeral: z
+          .enum(['memory', 'redis'])
+          .default('memory')
+          .describe(
+            'Where counters, rate limits (failed logins, transfer limits, forwards per day), locks (the POP3 maildrop), \\Recent marks, per-user IMAP connection counts and change notifications live. "memory": in the server (the primary process shares them with its workers); one server instance only. "redis": in Redis (storage.redis), shared by every process of every server instance that uses the same Redis and key prefix; every process talks to Redis itself. The MongoDB backend requires "redis".',
+          ),
         redis: z
           .object({
-            url: z.string().default('redis://127.0.0.1:6379/3').describe('Redis URL for pub/sub, counters, locks and rate limits.'),
+            url: z
+              .string()
+              .default('redis://127.0.0.1:6379/3')
+              .describe('Redis URL (redis:// or rediss:// for TLS; user, password and database number in the URL) for pub/sub, counters, locks and rate limits. With sentinels, the host and port are ignored; with cluster, only the user, password and TLS are used.'),
+            keyPrefix: z
+              .string()
+              .max(100)
+              .default('wd:')
+              .describe('Put before every key and pub/sub channel, so several deployments can share one Redis (give each its own). With cluster, it becomes a hash tag ("wd:" → "{wd}:") unless it holds one: every key lands in one hash slot, as the atomic multi-key operations (a failed-login reservation counts a user and an address at once) require.'),
+            connectTimeoutMs: z.number().int().positive().default(5000).describe('How long connecting to Redis may take (at start: then the server stops with an error naming Redis).'),
+            commandTimeoutMs: z
+              .number()
+              .int()
+              .positive()
+              .default(2000)
+              .describe('A Redis command with no answer in this time fails, and the client gets a temporary failure (IMAP NO [UNAVAILABLE], LMTP 451 4.3.0, POP3 -ERR [SYS/TEMP], HTTP 503). While Redis is unreachable commands fail at once (no offline queue); the connection comes back by itself.'),
+            sentinels: z
+              .array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict())
+              .default([])
+              .describe('Redis Sentinel: the sentinels to ask for the current master (passed to ioredis). Empty: no Sentinel.'),
+            name: z.string().min(1).default('mymaster').describe('Redis Sentinel: the name of the master group the sentinels watch.'),
+            cluster: z
+              .array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict())
+              .default([])
+              .describe('Redis Cluster: nodes to discover the cluster from (passed to ioredis Cluster). Empty: no Cluster.'),
           })
           .strict()
           .prefault({}),

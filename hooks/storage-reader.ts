@@ -39,7 +39,7 @@ export function storageReader(storage: StoragePorts): StorageReader {
     search: pick(storage.search, ['match', 'matchSent']),
     blobs: pick(storage.blobs, ['read', 'stats']),
     changes: pick(storage.changes, ['since', 'latest', 'subscribe']),
-    ephemeral: pick(storage.ephemeral, ['incr', 'get', 'raise', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish', 'subscribe']),
+    ephemeral: pick(storage.ephemeral, ['incr', 'get', 'raise', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'extend', 'publish', 'subscribe']),
     documents: pick(storage.documents, ['list', 'get', 'findByKey']),
     ping: () => storage.ping(),
   });

@@ -11,7 +11,9 @@
  *   connections out round-robin. The primary holds the one MemoryEphemeral and serves it to the workers over the
  *   cluster IPC channel (storage/ephemeral/hub.ts ↔ remote.ts), so failed-login limits, per-user connection
  *   counts, transfer counters, POP3 maildrop locks, `\Recent` marks and pub/sub (IDLE, the HTTP event stream) are
- *   shared by all workers, as they would be by server instances sharing Redis.
+ *   shared by all workers, as they would be by server instances sharing Redis. With `storage.ephemeral: 'redis'`
+ *   they are in Redis instead, and every process (the primary, each worker) talks to Redis itself; the primary's
+ *   store then only counts the connections of this server's listeners and shares the remembered password checks.
  *   A worker that dies is restarted (its locks and reservations are given back first); SIGTERM/SIGINT on the
  *   primary stops every worker gracefully (goodbyes to clients), then the primary. If the primary dies, workers
  *   exit (node:cluster ends a worker whose IPC channel closes).
@@ -71,7 +73,10 @@ export function workerCount(config: Config): number {
 async function serve(config: Config, log: Logger, shared: RemoteEphemeral | null = null): Promise<{ app: App; listeners: Listener[] }> {
   const key = env()[CHECK_KEY_VARIABLE];
   const sharedChecks = shared && key ? { store: shared, key: Buffer.from(key, 'hex') } : undefined;
-  const storageOptions = shared ? { ephemeral: shared, changePollMs: 0, backgroundWork: hasMaintenanceProcess(config) ? ('others' as const) : ('self' as const) } : {};
+  const backgroundWork = hasMaintenanceProcess(config) ? ('others' as const) : ('self' as const);
+  // storage.ephemeral 'redis': the worker's storage talks to Redis itself; the primary's store still counts the
+  // connections of this server's listeners (its caps are per server) and shares the remembered password checks
+  const storageOptions = !shared ? {} : config.storage.ephemeral === 'redis' ? { changePollMs: 0, backgroundWork } : { ephemeral: shared, changePollMs: 0, backgroundWork };
   const app = await bootApp(config, log, storageOptions, sharedChecks);
   try {
     return { app, listeners: await startListeners(app, shared) };
@@ -114,7 +119,7 @@ async function startSingle(config: Config, log: Logger): Promise<void> {
     exit(0);
   });
   running = await serve(config, log);
-  log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, workers: 1, listeners: running.listeners.map((l) => l.describe) });
+  log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, ephemeral: config.storage.ephemeral, workers: 1, listeners: running.listeners.map((l) => l.describe) });
   await tellIfNoUsers(running.app.storage, log);
 }
 
@@ -183,9 +188,12 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
   const checkKey = randomBytes(32).toString('hex');
   // once per server, before any worker: migrations (at open), the certificate, the change-log poller
   const maintained = hasMaintenanceProcess(config);
-  const storage = await openStorage(config, (message) => log.warn(message), { ephemeral: shared, backgroundWork: maintained ? 'others' : 'self' });
+  // storage.ephemeral 'redis': the primary's storage talks to Redis (unreachable: the server stops here, before any
+  // worker); every process, the CLI too, announces its own changes there, so nobody polls the change log for them
+  const redis = config.storage.ephemeral === 'redis';
+  const storage = await openStorage(config, (message) => log.warn(message), { ...(redis ? {} : { ephemeral: shared }), backgroundWork: maintained ? 'others' : 'self' });
   const changes = storage.changes as Partial<{ watch(): () => void; observed(channel: string, message: string): void }>;
-  const unwatch = changes.watch?.() ?? (() => {});
+  const unwatch = (redis ? undefined : changes.watch?.()) ?? (() => {});
   if (config.imap.enabled || config.pop3.enabled || config.lmtp.enabled) await loadTlsContext(config, log);
   const hub = new EphemeralHub(shared, { onPublish: (channel, message) => changes.observed?.(channel, message) });
 
@@ -210,7 +218,7 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
         if (!announced && ready.size === count) {
           announced = true;
           healthySince = Date.now();
-          log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, workers: count, listeners: control.listeners });
+          log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, ephemeral: config.storage.ephemeral, workers: count, listeners: control.listeners });
           void tellIfNoUsers(storage, log).catch(() => {});
           // once the workers serve: its start (loading the code) does not compete with theirs
           if (maintained && !stopping) forkMaintenance();

@@ -1,11 +1,12 @@
 /**
  * Opens the configured storage backend. Each backend is loaded with a dynamic import so an embedded install
- * never loads the MongoDB or Redis drivers.
+ * never loads the MongoDB or Redis drivers; so is the Redis ephemeral store (`storage.ephemeral: 'redis'`).
  */
 import { resolve } from 'node:path';
 import type { Config } from '../hooks/config.ts';
 import { ConfigError } from '../hooks/config.ts';
 import type { EphemeralPort, StoragePorts } from './ports.ts';
+import type { RedisEphemeralOptions } from './ephemeral/redis.ts';
 
 /** What a process of a multi-process server (protocols/cluster.ts) sets differently. */
 export interface OpenStorageOptions {
@@ -20,7 +21,64 @@ export interface OpenStorageOptions {
   backgroundWork?: 'self' | 'others' | 'here';
 }
 
+/** The options of RedisEphemeral from the config (storage.redis). */
+export function redisOptions(config: Config, warn?: (message: string) => void): RedisEphemeralOptions {
+  const r = config.storage.redis;
+  return {
+    url: r.url,
+    keyPrefix: r.keyPrefix,
+    connectTimeoutMs: r.connectTimeoutMs,
+    commandTimeoutMs: r.commandTimeoutMs,
+    sentinels: r.sentinels,
+    name: r.name,
+    cluster: r.cluster,
+    warn,
+  };
+}
+
+/**
+ * The ephemeral store `storage.ephemeral` names when this process owns it: null for 'memory' (the backend makes its
+ * own, or the caller hands one in), a connected RedisEphemeral for 'redis'. Fails, naming Redis and where it was
+ * looked for, when Redis cannot be reached.
+ */
+export async function openEphemeral(config: Config, warn?: (message: string) => void): Promise<(EphemeralPort & { ping(): Promise<void>; close(): Promise<void> }) | null> {
+  if (config.storage.ephemeral !== 'redis') return null;
+  const { RedisEphemeral } = await import('./ephemeral/redis.ts');
+  const redis = new RedisEphemeral(redisOptions(config, warn));
+  await redis.connect();
+  return redis;
+}
+
 export async function openStorage(config: Config, warn?: (message: string) => void, options: OpenStorageOptions = {}): Promise<StoragePorts> {
+  // with 'redis', every process talks to Redis itself (a worker too: it gets no ephemeral store from the primary)
+  const own = options.ephemeral ? null : await openEphemeral(config, warn);
+  try {
+    const storage = await openBackend(config, warn, own ? { ...options, ephemeral: own } : options);
+    if (own) ownEphemeral(storage, own);
+    return storage;
+  } catch (err) {
+    await own?.close();
+    throw err;
+  }
+}
+
+/** The storage closes (and its health check pings) the ephemeral store it was opened with. */
+function ownEphemeral(storage: StoragePorts, ephemeral: { ping(): Promise<void>; close(): Promise<void> }): void {
+  const { ping, close } = storage;
+  storage.ping = async () => {
+    await ping.call(storage);
+    await ephemeral.ping();
+  };
+  storage.close = async () => {
+    try {
+      await close.call(storage);
+    } finally {
+      await ephemeral.close();
+    }
+  };
+}
+
+async function openBackend(config: Config, warn: ((message: string) => void) | undefined, options: OpenStorageOptions): Promise<StoragePorts> {
   switch (config.storage.backend) {
     case 'sqlite': {
       const { openSqliteStorage } = await import('./sqlite/index.ts');

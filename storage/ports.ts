@@ -650,6 +650,12 @@ export interface EphemeralPort {
   /** Exclusive lock with expiry. Returns a token to release it, or null when held by someone else. */
   lock(key: string, ttlMs: number): Promise<string | null>;
   unlock(key: string, token: string): Promise<boolean>;
+  /**
+   * Sets a held lock's expiry to `ttlMs` from now, only while `token` still holds it (it has not expired, been
+   * unlocked or taken by someone else): true then, false otherwise. Keeps a long session's lock without the
+   * unlock-and-relock window in which another session could take it. Atomic (Redis: one Lua script).
+   */
+  extend(key: string, token: string, ttlMs: number): Promise<boolean>;
   publish(channel: string, message: string): Promise<void>;
   subscribe(channel: string, listener: (message: string) => void): () => void;
 }

@@ -17,11 +17,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { kill } from 'node:process';
-import { spawnTs } from './helpers/spawn-ts.ts';
-import { connectPlain, type LineClient } from './helpers/line-client.ts';
-import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
+import { connectPlain } from './helpers/line-client.ts';
+import { runtimeName } from '../protocols/runtime.ts';
+import { appendTo, connect, idleSeesAppendFromElsewhere, imap, logEntry, onTwoWorkers, pop3, startServer, type Client, type Server } from './helpers/cli-server.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';
@@ -29,138 +28,7 @@ import { openDb } from '../storage/sqlite/driver.ts';
 import { DATABASE_FILE } from '../storage/sqlite/index.ts';
 import { indexedThrough } from '../storage/sqlite/search-indexer.ts';
 
-const CLI = new URL('../protocols/cli.ts', import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Server {
-  child: ChildProcess;
-  /** Settles when the child has exited and its output is read to the end. */
-  closed: Promise<void>;
-  ports: Record<string, number>;
-  ready: { workers: number };
-  entries(): Array<Record<string, unknown>>;
-  output(): string;
-}
-
-function startServer(dir: string, env: Record<string, string>): Promise<Server> {
-  const child = spawnTs(CLI, ['start'], {
-    cwd: dir,
-    env: {
-      ...runtimeEnv(),
-      WILDDUCK_LOG_FORMAT: 'json',
-      WILDDUCK_API_ENABLED: 'false',
-      WILDDUCK_LMTP_PORT: '0',
-      WILDDUCK_IMAP_PORT: '0',
-      WILDDUCK_IMAP_TLS_PORT: '0',
-      WILDDUCK_POP3_PORT: '0',
-      WILDDUCK_POP3_TLS_PORT: '0',
-      ...env,
-    },
-  });
-  let out = '';
-  let err = '';
-  const parsed: Array<Record<string, unknown>> = [];
-  let partial = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`no ready line in 90 s; stdout: ${out.slice(-4000)} stderr: ${err}`));
-    }, 90_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before it was ready; stdout: ${out.slice(-4000)} stderr: ${err}`));
-    });
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      partial += d.toString();
-      const lines = partial.split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        parsed.push(entry);
-        if (entry.msg !== 'wildduck ready') continue;
-        clearTimeout(timer);
-        const ports: Record<string, number> = {};
-        for (const url of entry.listeners as string[]) {
-          const m = /^(\w+):\/\/.*:(\d+)$/.exec(url)!;
-          ports[m[1]!] = Number(m[2]);
-        }
-        resolve({ child, closed, ports, ready: { workers: entry.workers as number }, entries: () => parsed, output: () => out + err });
-      }
-    });
-  });
-}
-
-/** Waits for a log entry matching `match`, read from the server's output as it arrives. */
-async function logEntry(server: Server, match: (entry: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const found = server.entries().find(match);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no log entry for ${what}\n${server.output().slice(-4000)}`);
-    await sleep(20);
-  }
-}
-
-interface Client {
-  lines: LineClient;
-  worker: number;
-}
-
-/** Connects, reads the greeting, and learns from the server's log which worker took the connection. */
-async function connect(server: Server, port: number): Promise<Client> {
-  const lines = await connectPlain(port);
-  await lines.line(30_000);
-  const local = (lines.socket as unknown as { localPort: number }).localPort;
-  const entry = await logEntry(server, (e) => e.msg === 'connection opened' && e.remotePort === local, `the connection from port ${local}`);
-  return { lines, worker: entry.worker as number };
-}
-
-/** Connections until there is one on each of two different workers. */
-async function onTwoWorkers(server: Server, port: number): Promise<[Client, Client]> {
-  const spare: Client[] = [];
-  for (let i = 0; i < 20; i++) {
-    const client = await connect(server, port);
-    const other = spare.find((c) => c.worker !== client.worker);
-    if (other) {
-      for (const c of spare) if (c !== other) c.lines.close();
-      return [other, client];
-    }
-    spare.push(client);
-  }
-  throw new Error('20 connections, all on one worker');
-}
-
-/** Sends an IMAP command and returns every line up to and including its tagged reply. */
-async function imap(client: Client, tag: string, command: string): Promise<string[]> {
-  client.lines.send(`${tag} ${command}\r\n`);
-  return untilTagged(client, tag);
-}
-
-/** APPENDs `message` to INBOX (a synchronizing literal); returns every line up to the tagged reply. */
-async function appendTo(client: Client, tag: string, message: string): Promise<string[]> {
-  client.lines.send(`${tag} APPEND INBOX {${message.length}}\r\n`);
-  assert.match(await client.lines.line(30_000), /^\+/);
-  client.lines.send(message + '\r\n');
-  return untilTagged(client, tag);
-}
-
-async function untilTagged(client: Client, tag: string): Promise<string[]> {
-  const out: string[] = [];
-  for (;;) {
-    const line = await client.lines.line(30_000);
-    out.push(line);
-    if (line.startsWith(`${tag} `)) return out;
-  }
-}
-
-async function pop3(client: Client, command: string): Promise<string> {
-  client.lines.send(`${command}\r\n`);
-  return client.lines.line(30_000);
-}
 
 describe('server.workers: two worker processes', { skip: runtimeName === 'deno' ? 'node:cluster is a stub on Deno: covered by the single-process test below' : false }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'wd-cluster-'));
@@ -200,30 +68,7 @@ describe('server.workers: two worker processes', { skip: runtimeName === 'deno' 
   it('IDLE on one worker sees an APPEND made on the other; \\Recent goes to one session only', { timeout: 120_000 }, async () => {
     const [watcher, writer] = await onTwoWorkers(server, server.ports.imap!);
     assert.notEqual(watcher.worker, writer.worker);
-    assert.match((await imap(watcher, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
-    assert.match((await imap(watcher, 'b', 'SELECT INBOX')).at(-1)!, /^b OK \[READ-WRITE\]/);
-    watcher.lines.send('c IDLE\r\n');
-    assert.equal(await watcher.lines.line(30_000), '+ idling');
-
-    assert.match((await imap(writer, 'a', 'LOGIN alice alice-pw')).at(-1)!, /^a OK/);
-    const message = 'From: bob@example.com\r\nTo: alice@example.com\r\nSubject: across workers\r\n\r\nHello from the other worker.\r\n';
-    assert.match((await appendTo(writer, 'b', message)).at(-1)!, /^b OK/);
-
-    const pushed: string[] = [];
-    while (!pushed.includes('* 1 EXISTS')) pushed.push(await watcher.lines.line(30_000));
-    watcher.lines.send('DONE\r\n');
-    const done = await untilTagged(watcher, 'c');
-    assert.match(done.at(-1)!, /^c OK/);
-    assert.ok([...pushed, ...done].includes('* 1 RECENT'), `the watching session holds the new message as \\Recent: ${pushed.join(' | ')}`);
-
-    // the watcher's worker claimed the message as recent; a SELECT on the other worker must not see it as recent
-    const selected = await imap(writer, 'c', 'SELECT INBOX');
-    assert.ok(selected.includes('* 1 EXISTS'));
-    assert.ok(selected.includes('* 0 RECENT'), selected.join('\n'));
-    for (const c of [watcher, writer]) {
-      await imap(c, 'z', 'LOGOUT');
-      c.lines.close();
-    }
+    await idleSeesAppendFromElsewhere(watcher, writer, 'across workers');
   });
 
   it('the failed-login limit counts failures made on both workers', { timeout: 120_000 }, async () => {

@@ -2,99 +2,19 @@
  * The shared ephemeral store of a multi-process server, without processes: two RemoteEphemeral "workers" talk to
  * one EphemeralHub over in-memory channels that copy every message through JSON and deliver it later, as the
  * cluster IPC channel does. (The real processes are in test/cluster.test.ts, Node only; this runs on Deno too.)
+ * What every EphemeralPort does (counters, reservations, locks, pub/sub) is in test/ephemeral-contract.test.ts, which
+ * runs this path too; here: what is particular to the hub (the IPC messages, lingering channels, a worker that dies).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 import { EphemeralHub } from '../storage/ephemeral/hub.ts';
-import { RemoteEphemeral } from '../storage/ephemeral/remote.ts';
+import { ipcWorker as worker } from './helpers/ephemeral-ipc.ts';
 import { StorageError } from '../storage/ports.ts';
-
-const later = (fn: () => void) => setTimeout(fn, 0);
-
-function worker(hub: EphemeralHub, options: { lingerMs?: number } = {}) {
-  let toWorker: ((message: unknown) => void) | null = null;
-  let open = true;
-  /** The kinds of message this worker sent to the hub, in order. */
-  const sent: string[] = [];
-  /** The kinds of message the hub sent to this worker, in order. */
-  const received: string[] = [];
-  const peer = hub.attach({
-    send: (m) => {
-      received.push(m.t);
-      later(() => open && toWorker?.(JSON.parse(JSON.stringify(m))));
-    },
-  });
-  const remote = new RemoteEphemeral(
-    {
-      send: (m) => {
-        if (!open) throw new Error('channel closed');
-        sent.push(m.t);
-        later(() => peer.receive(JSON.parse(JSON.stringify(m))));
-      },
-      onMessage: (handler) => (toWorker = handler),
-    },
-    options,
-  );
-  return {
-    remote,
-    sent,
-    received,
-    /** The worker process dies: the hub detaches it, the channel closes. */
-    async die() {
-      open = false;
-      remote.close();
-      await peer.detach();
-    },
-  };
-}
 
 const tick = () => new Promise((r) => setTimeout(r, 10));
 
 describe('EphemeralHub + RemoteEphemeral', () => {
-  it('counters, reservations and locks are one store for every worker', async () => {
-    const store = new MemoryEphemeral();
-    const hub = new EphemeralHub(store);
-    const a = worker(hub).remote;
-    const b = worker(hub).remote;
-    assert.equal(await a.incr('n', 2, 0), 2);
-    assert.equal(await b.incr('n', 3, 0), 5);
-    assert.equal(await store.get('n'), 5);
-
-    const limit = [{ key: 'login', limit: 2 }];
-    assert.equal(await a.reserve(limit, 60_000), -1);
-    assert.equal(await b.reserve(limit, 60_000), -1);
-    assert.equal(await a.reserve(limit, 60_000), 0, 'the third reservation, from either worker, is over the limit');
-    assert.equal(await b.release('login', 1), 1);
-
-    const token = await a.lock('pop3:lock:1', 60_000);
-    assert.ok(token);
-    assert.equal(await b.lock('pop3:lock:1', 60_000), null);
-    assert.equal(await b.unlock('pop3:lock:1', 'not-the-token'), false);
-    assert.equal(await a.unlock('pop3:lock:1', token!), true);
-    assert.ok(await b.lock('pop3:lock:1', 60_000));
-
-    assert.equal(await a.setIfAbsent('once', 60_000), true);
-    assert.equal(await b.setIfAbsent('once', 60_000), false);
-    await b.del('once');
-    assert.equal(await a.setIfAbsent('once', 60_000), true);
-  });
-
-  it('raises a high-water mark atomically: concurrent raises from two workers hand out disjoint ranges', async () => {
-    const store = new MemoryEphemeral();
-    const hub = new EphemeralHub(store);
-    const a = worker(hub).remote;
-    const b = worker(hub).remote;
-    assert.equal(await a.raise('mark', 10, 60_000), 0, 'absent: 0, then set');
-    assert.equal(await b.raise('mark', 4, 60_000), 10, 'below the mark: unchanged');
-    const [x, y] = await Promise.all([a.raise('mark', 15, 60_000), b.raise('mark', 20, 60_000)]);
-    const ranges = [[x, 15], [y, 20]].filter(([from, to]) => to! > from!);
-    const claimed = ranges.flatMap(([from, to]) => Array.from({ length: to! - from! }, (_, i) => from! + 1 + i));
-    assert.deepEqual([...new Set(claimed)].sort((p, q) => p - q), Array.from({ length: 10 }, (_, i) => 11 + i), 'every UID 11..20 claimed exactly once');
-    assert.equal(claimed.length, 10);
-    assert.equal(await store.get('mark'), 20);
-  });
-
   it('a message published by one worker reaches the subscribers of every worker, the publisher included', async () => {
     const seen: string[] = [];
     const published: string[] = [];
@@ -183,7 +103,9 @@ describe('EphemeralHub + RemoteEphemeral', () => {
     const hub = new EphemeralHub(store);
     const dying = worker(hub);
     const b = worker(hub).remote;
-    assert.ok(await dying.remote.lock('pop3:lock:9', 600_000));
+    const token = await dying.remote.lock('pop3:lock:9', 600_000);
+    assert.ok(token);
+    assert.equal(await dying.remote.extend('pop3:lock:9', token!, 600_000), true, 'an extended lock stays the worker\'s');
     assert.equal(await dying.remote.reserve([{ key: 'imap:connections:1', limit: 5 }, { key: 'ip', limit: 5 }], 60_000), -1);
     assert.equal(await dying.remote.reserve([{ key: 'imap:connections:1', limit: 5 }], 60_000), -1);
     assert.equal(await dying.remote.release('imap:connections:1', 1), 1);

@@ -95,14 +95,27 @@ export class Maildrop {
     for (const m of this.messages) m.deleted = false;
   }
 
-  /** Keeps the lock alive in long sessions (the lock expires after its TTL otherwise). */
+  /**
+   * Keeps the lock alive in long sessions (it expires after its TTL otherwise): past half its TTL, extends it for the
+   * token this maildrop holds, so no other session can take the maildrop meanwhile. Should the lock have expired
+   * anyway (the store was unreachable for a while), it is taken again when free. A store that does not answer now
+   * leaves it as it is: at least half the TTL is left for the next command to try again.
+   */
   async refresh(): Promise<void> {
     if (this.#closed || Date.now() - this.#lockedAt < this.#ttlMs / 2) return;
-    await this.#app.storage.ephemeral.unlock(this.#lockKey, this.#token);
-    const token = await this.#app.storage.ephemeral.lock(this.#lockKey, this.#ttlMs);
-    if (token) {
-      this.#token = token;
-      this.#lockedAt = Date.now();
+    const ephemeral = this.#app.storage.ephemeral;
+    try {
+      if (await ephemeral.extend(this.#lockKey, this.#token, this.#ttlMs)) {
+        this.#lockedAt = Date.now();
+        return;
+      }
+      const token = await ephemeral.lock(this.#lockKey, this.#ttlMs);
+      if (token) {
+        this.#token = token;
+        this.#lockedAt = Date.now();
+      }
+    } catch {
+      // unreachable: tried again at the next command
     }
   }
 

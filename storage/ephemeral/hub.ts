@@ -19,7 +19,7 @@ export type EphemeralSignal =
   | { t: 'wd:eph:pub' | 'wd:eph:msg'; channel: string; message: string };
 export type EphemeralWire = EphemeralRequest | EphemeralReply | EphemeralSignal;
 
-export const EPHEMERAL_OPS = ['incr', 'get', 'raise', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'publish'] as const;
+export const EPHEMERAL_OPS = ['incr', 'get', 'raise', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'extend', 'publish'] as const;
 export type EphemeralOp = (typeof EPHEMERAL_OPS)[number];
 
 /** Whether an IPC message belongs to this protocol. */
@@ -111,6 +111,14 @@ export class EphemeralHub {
           const token = String(args[1]);
           if (locks.get(key) === token) locks.delete(key);
           return store.unlock(key, token);
+        }
+        case 'extend': {
+          // the lock stays this peer's (given back when it dies) while the token holds it
+          const key = String(args[0]);
+          const token = String(args[1]);
+          const held = await store.extend(key, token, Number(args[2]));
+          if (!held && locks.get(key) === token) locks.delete(key);
+          return held;
         }
         case 'publish':
           return publish(String(args[0]), String(args[1]));

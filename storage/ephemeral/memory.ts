@@ -120,6 +120,13 @@ export class MemoryEphemeral implements EphemeralPort {
     return true;
   }
 
+  async extend(key: string, token: string, ttlMs: number): Promise<boolean> {
+    const e = this.#live(key);
+    if (!e || e.value !== token) return false;
+    e.expires = this.#expiry(ttlMs);
+    return true;
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     if (this.#closed) return;
     const listeners = this.#channels.get(channel);

@@ -124,6 +124,10 @@ export class RemoteEphemeral implements EphemeralPort {
     return this.#call('unlock', [key, token]);
   }
 
+  extend(key: string, token: string, ttlMs: number): Promise<boolean> {
+    return this.#call('extend', [key, token, ttlMs]);
+  }
+
   /**
    * One way (no answer to wait for, one IPC message): it comes back to this process's listeners like to everyone's.
    * Sent at the end of this turn of the event loop, or before the next operation or (un)subscription if that comes

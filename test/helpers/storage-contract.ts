@@ -897,71 +897,24 @@ export function storageContract(name: string, open: StorageFactory): void {
 
     // -----------------------------------------------------------------------------------------------------------
     describe('ephemeral state', () => {
-      it('counts with expiry, remembers keys, locks with tokens, publishes', () =>
+      // what an EphemeralPort does is its own contract (test/helpers/ephemeral-contract.ts); here: the backend has one
+      it('serves counters, locks and pub/sub (the EphemeralPort contract covers them in full)', () =>
         withStorage(async ({ s }) => {
           const e = s.ephemeral;
-          assert.equal(await e.get('c'), 0);
           assert.equal(await e.incr('c', 2, 60_000), 2);
-          assert.equal(await e.incr('c', 3, 60_000), 5);
-          assert.equal(await e.get('c'), 5);
-          await e.del('c');
-          assert.equal(await e.get('c'), 0);
-          await e.incr('short', 1, 30);
-          await sleep(60);
-          assert.equal(await e.get('short'), 0, 'counter expired');
-          assert.equal(await e.incr('short', 1, 30), 1);
-
-          // reserve: all or nothing across counters; release: never below zero, never creates a key
-          const pair = [{ key: 'ra', limit: 2 }, { key: 'rb', limit: 3 }];
-          assert.equal(await e.reserve(pair, 60_000), -1);
-          assert.equal(await e.reserve(pair, 60_000), -1);
-          assert.equal(await e.reserve(pair, 60_000), 0, 'first counter at its limit');
-          assert.deepEqual([await e.get('ra'), await e.get('rb')], [2, 2], 'a refused reservation changes nothing');
-          assert.equal(await e.release('ra', 1), 1);
-          assert.equal(await e.reserve(pair, 60_000), -1);
-          assert.equal(await e.reserve(pair, 60_000), 0);
-          assert.equal(await e.get('rb'), 3);
-          assert.equal(await e.release('rb', 5), 0, 'not below zero');
-          assert.equal(await e.release('absent', 1), 0);
-          assert.equal(await e.get('absent'), 0, 'release does not create a key');
-          assert.equal(await e.reserve([{ key: 'rshort', limit: 5 }], 30), -1);
-          await sleep(60);
-          assert.equal(await e.release('rshort', 1), 0, 'expired');
-          assert.equal(await e.reserve([{ key: 'rshort', limit: 1 }], 60_000), -1, 'expired counter starts again');
-          assert.equal(await e.reserve([{ key: 'rshort', limit: 1 }], 60_000), 0);
-
-          assert.equal(await e.setIfAbsent('k', 60_000), true);
-          assert.equal(await e.setIfAbsent('k', 60_000), false);
-          assert.equal(await e.setIfAbsent('k2', 30), true);
-          await sleep(60);
-          assert.equal(await e.setIfAbsent('k2', 30), true, 'expired key can be set again');
-
-          const t1 = await e.lock('L', 60_000);
-          assert.ok(t1);
-          assert.equal(await e.lock('L', 60_000), null);
-          assert.equal(await e.unlock('L', 'wrong-token'), false);
-          assert.equal(await e.unlock('L', t1!), true);
-          assert.equal(await e.unlock('L', t1!), false);
-          const t2 = await e.lock('L2', 30);
-          assert.ok(t2);
-          await sleep(60);
-          const t3 = await e.lock('L2', 60_000);
-          assert.ok(t3 && t3 !== t2, 'expired lock can be taken');
-          assert.equal(await e.unlock('L2', t2!), false, 'old token no longer valid');
-
+          assert.equal(await e.get('c'), 2);
+          const token = await e.lock('L', 60_000);
+          assert.ok(token);
+          assert.equal(await e.extend('L', token!, 60_000), true);
+          assert.equal(await e.unlock('L', token!), true);
           const got: string[] = [];
-          const got2: string[] = [];
           const off = e.subscribe('ch', (m) => got.push(m));
-          const off2 = e.subscribe('ch', (m) => got2.push(m));
-          await e.publish('ch', 'one');
-          await e.publish('other', 'nope');
-          await sleep(20);
+          for (let i = 0; i < 200 && got.length === 0; i++) {
+            await e.publish('ch', 'one');
+            await sleep(10);
+          }
           off();
-          await e.publish('ch', 'two');
-          await sleep(20);
-          off2();
-          assert.deepEqual(got, ['one']);
-          assert.deepEqual(got2, ['one', 'two']);
+          assert.equal(got[0], 'one');
         }));
     });
 
