@@ -29,6 +29,7 @@ import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../hooks/log.ts';
 import { readProxyHeader } from './proxy-protocol.ts';
+import { idleDeadlines, type DeadlineOwner } from './deadlines.ts';
 
 /** A running listener, as the server composition (protocols/server.ts) holds them. */
 export interface Listener {
@@ -364,7 +365,7 @@ let idCounter = 0;
 /** The connection each tracked stream (the socket, its TLS layer) belongs to, for the shared stream listeners. */
 const LAYERS = new WeakMap<Duplex, TcpConnection>();
 
-class TcpConnection implements Connection {
+class TcpConnection implements Connection, DeadlineOwner {
   readonly id = `${ID_PREFIX}${(++idCounter).toString(36)}`;
   readonly listener: string;
   readonly remoteAddress: string;
@@ -384,7 +385,9 @@ class TcpConnection implements Connection {
   #tls: SecureContext | null;
   #idleMs: number;
   readonly #authenticatedIdleMs: number;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The idle timeout, in the process's shared deadline heap (protocols/deadlines.ts): DeadlineOwner. */
+  deadline = 0;
+  queuedAt = 0;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #handshakeTimeoutMs: number;
   #closeGraceMs: number;
@@ -479,8 +482,12 @@ class TcpConnection implements Connection {
 
   resetIdle(): void {
     if (this.#closed || this.#ending) return;
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => void this.#expire(), this.#idleMs);
+    idleDeadlines.set(this, this.#idleMs);
+  }
+
+  /** The idle timeout passed (DeadlineOwner). */
+  expire(): void {
+    void this.#expire();
   }
 
   setIdleTimeout(ms: number): void {
@@ -512,7 +519,7 @@ class TcpConnection implements Connection {
   async upgradeToTls(): Promise<void> {
     if (!this.canStartTls) throw new Error(this.#secure ? 'connection is already secure' : 'STARTTLS is not available on this connection');
     this.#upgrading = true;
-    clearTimeout(this.#idleTimer);
+    idleDeadlines.clear(this);
     const old = this.#socket;
     old.pause();
     for (const event of ['data', 'readable', 'end']) old.removeAllListeners(event);
@@ -540,7 +547,7 @@ class TcpConnection implements Connection {
   close(): Promise<void> {
     if (this.#closed || this.#ending) return this.whenClosed;
     this.#ending = true;
-    clearTimeout(this.#idleTimer);
+    idleDeadlines.clear(this);
     this.#graceTimer = setTimeout(() => this.destroy(), this.#closeGraceMs);
     const socket = this.#socket;
     try {
@@ -564,7 +571,7 @@ class TcpConnection implements Connection {
   #finalize(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#idleTimer);
+    idleDeadlines.clear(this);
     clearTimeout(this.#graceTimer);
     for (const layer of this.#layers) if (!layer.destroyed) layer.destroy();
     this.#onFinal(this);
