@@ -192,12 +192,15 @@ class LimitSlot implements Slot {
  * binding one gives each bound function its own property table.
  */
 class HeldSlots {
-  readonly slots: Slot[];
+  /** The server-wide slot, and the client address's share once admitted: two fields, not an array grown by push. */
+  readonly first: Slot;
+  second: Slot | null = null;
   constructor(first: Slot) {
-    this.slots = [first];
+    this.first = first;
   }
   release(): void {
-    for (const slot of this.slots) slot.release();
+    this.first.release();
+    this.second?.release();
   }
 }
 
@@ -692,7 +695,8 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     pending.add(raw);
     // the slots this socket holds, given back by one listener when it closes
     const held = new HeldSlots(slot);
-    raw.once('close', held.release.bind(held));
+    // 'close' comes once: `on`, not `once` (which wraps the listener in a closure and a state object per socket)
+    raw.on('close', held.release.bind(held));
     raw.setNoDelay(true);
     let socket: Duplex = raw;
     let remotePort = raw.remotePort ?? 0;
@@ -711,7 +715,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       }
       if (share) {
         if (raw.closed) share.release();
-        else held.slots.push(share);
+        else held.second = share;
       } else if (raw.destroyed) return;
       else if (implicitTls) {
         // no handshake for a client over its limit: refusing must cost less than serving
