@@ -39,6 +39,7 @@ import { canForkWorkers, env, exit, onShutdownSignal } from './runtime.ts';
 import { bootApp, startListeners } from './server.ts';
 import { loadTlsContext } from './tls.ts';
 import type { Listener } from './listener.ts';
+import { MemorySettler } from './memory-settle.ts';
 
 /** Messages between the primary and a worker (besides the ephemeral store's, which start with `wd:eph`). */
 type ControlMessage = { t: 'wd:ready'; listeners: string[] } | { t: 'wd:stop' };
@@ -92,13 +93,28 @@ async function tellIfNoUsers(storage: StoragePorts, log: Logger): Promise<void> 
   }
 }
 
+/** A serving process gives memory back after bursts (when its collector is exposed; see protocols/memory-settle.ts). */
+function settleMemory(config: Config, log: Logger): void {
+  const { enabled, growthMb, checkSeconds } = config.server.memorySettle;
+  if (!enabled) return;
+  MemorySettler.start({
+    growthBytes: growthMb * 1024 * 1024,
+    checkMs: checkSeconds * 1000,
+    onSettle: ({ grownBytes, ms }) => log.debug('memory settled after a burst', { grownMb: Math.round(grownBytes / 1048576), gcMs: Math.round(ms) }),
+  });
+}
+
 /** `wildduck start` in this process: the single-process server, a cluster primary or one of its workers. */
 export async function startServer(config: Config, log: Logger): Promise<void> {
   if (canForkWorkers) {
     const cluster = (await import('node:cluster')).default;
     if (cluster.isWorker) return env()[MAINTENANCE_VARIABLE] ? startMaintenance(config, log, cluster.worker!) : startWorker(config, log, cluster.worker!);
     const count = workerCount(config);
-    if (count > 1) return startPrimary(config, log, count);
+    if (count > 1) {
+      // the workers' collector exposed, for settling memory after bursts (protocols/memory-settle.ts)
+      if (config.server.memorySettle.enabled && !process.execArgv.includes('--expose-gc')) cluster.setupPrimary({ execArgv: [...process.execArgv, '--expose-gc'] });
+      return startPrimary(config, log, count);
+    }
   } else if (config.server.workers !== 1) {
     log.info('one process serves: worker processes need node:cluster, which this runtime does not provide', { workers: config.server.workers });
   }
@@ -114,6 +130,7 @@ async function startSingle(config: Config, log: Logger): Promise<void> {
     exit(0);
   });
   running = await serve(config, log);
+  settleMemory(config, log);
   log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, workers: 1, listeners: running.listeners.map((l) => l.describe) });
   await tellIfNoUsers(running.app.storage, log);
 }
@@ -143,6 +160,7 @@ async function startWorker(config: Config, baseLog: Logger, worker: Worker): Pro
     exit(1);
   }
   if (stopping) return;
+  settleMemory(config, log);
   worker.send({ t: 'wd:ready', listeners: running.listeners.map((l) => l.describe) } satisfies ControlMessage);
 }
 

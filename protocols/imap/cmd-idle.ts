@@ -21,6 +21,7 @@ const decoder = new TextDecoder();
 export const idle = command({
   name: 'IDLE',
   states: AUTHENTICATED,
+  waits: true,
   parse: (args) => args.end(),
   // not async: no suspended frame of its own while the session idles
   run(session) {

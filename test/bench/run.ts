@@ -33,7 +33,7 @@ const { values: flags } = parseArgs({
 const quick = flags.quick!;
 const plan = quick
   ? { ingest: 60, ingestRounds: 1, large: 10_000, repeats: 3, idle: [1_000], idleSettleMs: 2_000, mixSeconds: 6 }
-  : { ingest: 500, ingestRounds: 3, large: 100_000, repeats: 5, idle: [1_000, 10_000], idleSettleMs: 110_000, mixSeconds: 30 };
+  : { ingest: 500, ingestRounds: 3, large: 100_000, repeats: 5, idle: [1_000, 10_000], idleSettleMs: 60_000, mixSeconds: 30 };
 /** Messages each server takes by LMTP and by APPEND before the ingest workloads (ingest.ts warmUp). */
 const WARMUP = 40;
 const textOf = (bytes: Uint8Array) => new TextDecoder().decode(bytes.subarray(0, 2048));
