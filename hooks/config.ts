@@ -187,10 +187,10 @@ export const configSchema = z
               .boolean()
               .default(true)
               .describe(
-                'After a burst (a login storm), once a worker is quiet, run one full garbage collection so V8 compacts its heap and returns the pages within seconds instead of up to 100 s (or never, after a small burst). Workers are started with --expose-gc for it; a single process uses it only when started with that flag.',
+                'After the start and after a burst (a login storm), once a process is quiet, run one full garbage collection so V8 compacts its heap and returns the pages within seconds instead of up to 100 s (or never, after a small burst). Node.js only (the collector is exposed at run time); Deno does without.',
               ),
             growthMb: z.number().int().positive().default(16).describe('Heap growth (MiB) since the last settle that calls for one.'),
-            checkSeconds: z.number().int().positive().default(5).describe('How often a worker looks; it settles only when its event loop was busy less than 5 % of the last interval.'),
+            checkSeconds: z.number().int().positive().default(5).describe('How often a process looks; it settles only when its event loop was busy less than 5 % of the last interval.'),
           })
           .strict()
           .prefault({}),

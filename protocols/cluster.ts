@@ -110,11 +110,7 @@ export async function startServer(config: Config, log: Logger): Promise<void> {
     const cluster = (await import('node:cluster')).default;
     if (cluster.isWorker) return env()[MAINTENANCE_VARIABLE] ? startMaintenance(config, log, cluster.worker!) : startWorker(config, log, cluster.worker!);
     const count = workerCount(config);
-    if (count > 1) {
-      // the workers' collector exposed, for settling memory after bursts (protocols/memory-settle.ts)
-      if (config.server.memorySettle.enabled && !process.execArgv.includes('--expose-gc')) cluster.setupPrimary({ execArgv: [...process.execArgv, '--expose-gc'] });
-      return startPrimary(config, log, count);
-    }
+    if (count > 1) return startPrimary(config, log, count);
   } else if (config.server.workers !== 1) {
     log.info('one process serves: worker processes need node:cluster, which this runtime does not provide', { workers: config.server.workers });
   }
@@ -190,6 +186,7 @@ async function startMaintenance(config: Config, baseLog: Logger, worker: Worker)
     exit(1);
   }
   if (stopping) await storage?.close().catch(() => {});
+  else settleMemory(config, log);
 }
 
 async function startPrimary(config: Config, log: Logger, count: number): Promise<void> {
@@ -232,6 +229,7 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
           void tellIfNoUsers(storage, log).catch(() => {});
           // once the workers serve: its start (loading the code) does not compete with theirs
           if (maintained && !stopping) forkMaintenance();
+          settleMemory(config, log);
         }
       }
     });

@@ -6,10 +6,12 @@
  * settle and the process is quiet (its event loop busy less than `quietUtilization` of the last check interval),
  * this runs one full collection: that marks the garbage and starts the reducer, which compacts within seconds.
  *
- * It needs the collector exposed (`--expose-gc`): the cluster primary starts its workers with it
- * (protocols/cluster.ts). Without it (a single process started without the flag, Deno) this does nothing.
+ * The first quiet moment after the start settles as well: the garbage of loading the code is the same kind of waste.
+ * Every process of the server runs one (protocols/cluster.ts). It needs the collector, exposed at run time on
+ * Node.js (`exposedGc`); on Deno this does nothing.
  */
-import { getHeapStatistics } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { performance } from 'node:perf_hooks';
 
 export interface MemorySettleOptions {
@@ -26,10 +28,21 @@ export interface MemorySettleOptions {
   onSettle?: (info: { grownBytes: number; ms: number }) => void;
 }
 
-/** The collector when the process was started with --expose-gc, else null. */
+/**
+ * The collector: the global `gc` when the process was started with --expose-gc, else (Node.js) one exposed now
+ * through V8's flag in a fresh context, the way the `expose-gc` package does; null where neither works (Deno).
+ */
 export function exposedGc(): (() => void) | null {
-  const gc = (globalThis as { gc?: (options?: unknown) => unknown }).gc;
-  return typeof gc === 'function' ? () => void gc() : null;
+  let gc = (globalThis as { gc?: unknown }).gc;
+  if (typeof gc !== 'function' && !('Deno' in globalThis)) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gc = runInNewContext('gc');
+    } catch {
+      gc = undefined;
+    }
+  }
+  return typeof gc === 'function' ? () => void (gc as () => unknown)() : null;
 }
 
 function heapUsedTotal(): number {
@@ -62,7 +75,9 @@ export class MemorySettler {
       utilization: options.utilization ?? utilizationMeter(),
       onSettle: options.onSettle,
     };
-    this.#baseline = this.#options.heapBytes();
+    // from nothing: the first quiet moment after the start settles too (the start's garbage: loading and compiling
+    // the code, the first SELECT rehearsed)
+    this.#baseline = 0;
   }
 
   /** A settler checking every `checkMs`, or null when the collector is not exposed. */

@@ -16,6 +16,12 @@ function scripted(options: { growthMb?: number } = {}) {
     heapBytes: () => state.heap,
     utilization: () => state.busy,
   })!;
+  // the start's own settle: the first quiet look after the start collects once
+  state.busy = 0.5;
+  assert.equal(settler.check(), false, 'not while the start keeps it busy');
+  state.busy = 0;
+  assert.equal(settler.check(), true, 'the first quiet moment after the start');
+  state.collections = 0;
   return { state, settler };
 }
 
