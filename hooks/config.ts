@@ -211,6 +211,19 @@ export const configSchema = z
           ),
         restartDelayMs: z.number().int().nonnegative().default(1000).describe('Wait before restarting a worker that died (doubles while workers keep dying, up to 30 s).'),
         stopTimeoutSeconds: z.number().int().positive().default(30).describe('At shutdown, workers still running after this long are killed.'),
+        memorySettle: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(true)
+              .describe(
+                'After the start and after a burst (a login storm), once a process is quiet, run one full garbage collection so V8 compacts its heap and returns the pages within seconds instead of up to 100 s (or never, after a small burst). Node.js only (the collector is exposed at run time); Deno does without.',
+              ),
+            growthMb: z.number().int().positive().default(16).describe('Heap growth (MiB) since the last settle that calls for one.'),
+            checkSeconds: z.number().int().positive().default(5).describe('How often a process looks; it settles only when its event loop was busy less than 5 % of the last interval.'),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -41,6 +41,7 @@ import { canForkWorkers, env, exit, onShutdownSignal } from './runtime.ts';
 import { bootApp, startListeners } from './server.ts';
 import { loadTlsContext } from './tls.ts';
 import type { Listener } from './listener.ts';
+import { MemorySettler } from './memory-settle.ts';
 
 /** Messages between the primary and a worker (besides the ephemeral store's, which start with `wd:eph`). */
 type ControlMessage = { t: 'wd:ready'; listeners: string[] } | { t: 'wd:stop' };
@@ -97,6 +98,17 @@ async function tellIfNoUsers(storage: StoragePorts, log: Logger): Promise<void> 
   }
 }
 
+/** A serving process gives memory back after bursts (when its collector is exposed; see protocols/memory-settle.ts). */
+function settleMemory(config: Config, log: Logger): void {
+  const { enabled, growthMb, checkSeconds } = config.server.memorySettle;
+  if (!enabled) return;
+  MemorySettler.start({
+    growthBytes: growthMb * 1024 * 1024,
+    checkMs: checkSeconds * 1000,
+    onSettle: ({ grownBytes, ms }) => log.debug('memory settled after a burst', { grownMb: Math.round(grownBytes / 1048576), gcMs: Math.round(ms) }),
+  });
+}
+
 /** `wildduck start` in this process: the single-process server, a cluster primary or one of its workers. */
 export async function startServer(config: Config, log: Logger): Promise<void> {
   if (canForkWorkers) {
@@ -119,6 +131,7 @@ async function startSingle(config: Config, log: Logger): Promise<void> {
     exit(0);
   });
   running = await serve(config, log);
+  settleMemory(config, log);
   log.info('wildduck ready', { dataDir: config.dataDir, storage: config.storage.backend, ephemeral: config.storage.ephemeral, workers: 1, listeners: running.listeners.map((l) => l.describe) });
   await tellIfNoUsers(running.app.storage, log);
 }
@@ -148,6 +161,7 @@ async function startWorker(config: Config, baseLog: Logger, worker: Worker): Pro
     exit(1);
   }
   if (stopping) return;
+  settleMemory(config, log);
   worker.send({ t: 'wd:ready', listeners: running.listeners.map((l) => l.describe) } satisfies ControlMessage);
 }
 
@@ -177,6 +191,7 @@ async function startMaintenance(config: Config, baseLog: Logger, worker: Worker)
     exit(1);
   }
   if (stopping) await storage?.close().catch(() => {});
+  else settleMemory(config, log);
 }
 
 async function startPrimary(config: Config, log: Logger, count: number): Promise<void> {
@@ -222,6 +237,7 @@ async function startPrimary(config: Config, log: Logger, count: number): Promise
           void tellIfNoUsers(storage, log).catch(() => {});
           // once the workers serve: its start (loading the code) does not compete with theirs
           if (maintained && !stopping) forkMaintenance();
+          settleMemory(config, log);
         }
       }
     });

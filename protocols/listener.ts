@@ -29,6 +29,7 @@ import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../hooks/log.ts';
 import { readProxyHeader } from './proxy-protocol.ts';
+import { idleDeadlines, type DeadlineOwner } from './deadlines.ts';
 
 /** A running listener, as the server composition (protocols/server.ts) holds them. */
 export interface Listener {
@@ -191,12 +192,15 @@ class LimitSlot implements Slot {
  * binding one gives each bound function its own property table.
  */
 class HeldSlots {
-  readonly slots: Slot[];
+  /** The server-wide slot, and the client address's share once admitted: two fields, not an array grown by push. */
+  readonly first: Slot;
+  second: Slot | null = null;
   constructor(first: Slot) {
-    this.slots = [first];
+    this.first = first;
   }
   release(): void {
-    for (const slot of this.slots) slot.release();
+    this.first.release();
+    this.second?.release();
   }
 }
 
@@ -364,7 +368,7 @@ let idCounter = 0;
 /** The connection each tracked stream (the socket, its TLS layer) belongs to, for the shared stream listeners. */
 const LAYERS = new WeakMap<Duplex, TcpConnection>();
 
-class TcpConnection implements Connection {
+class TcpConnection implements Connection, DeadlineOwner {
   readonly id = `${ID_PREFIX}${(++idCounter).toString(36)}`;
   readonly listener: string;
   readonly remoteAddress: string;
@@ -384,7 +388,9 @@ class TcpConnection implements Connection {
   #tls: SecureContext | null;
   #idleMs: number;
   readonly #authenticatedIdleMs: number;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The idle timeout, in the process's shared deadline heap (protocols/deadlines.ts): DeadlineOwner. */
+  deadline = 0;
+  queuedAt = 0;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #handshakeTimeoutMs: number;
   #closeGraceMs: number;
@@ -479,8 +485,12 @@ class TcpConnection implements Connection {
 
   resetIdle(): void {
     if (this.#closed || this.#ending) return;
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => void this.#expire(), this.#idleMs);
+    idleDeadlines.set(this, this.#idleMs);
+  }
+
+  /** The idle timeout passed (DeadlineOwner). */
+  expire(): void {
+    void this.#expire();
   }
 
   setIdleTimeout(ms: number): void {
@@ -512,7 +522,7 @@ class TcpConnection implements Connection {
   async upgradeToTls(): Promise<void> {
     if (!this.canStartTls) throw new Error(this.#secure ? 'connection is already secure' : 'STARTTLS is not available on this connection');
     this.#upgrading = true;
-    clearTimeout(this.#idleTimer);
+    idleDeadlines.clear(this);
     const old = this.#socket;
     old.pause();
     for (const event of ['data', 'readable', 'end']) old.removeAllListeners(event);
@@ -540,7 +550,7 @@ class TcpConnection implements Connection {
   close(): Promise<void> {
     if (this.#closed || this.#ending) return this.whenClosed;
     this.#ending = true;
-    clearTimeout(this.#idleTimer);
+    idleDeadlines.clear(this);
     this.#graceTimer = setTimeout(() => this.destroy(), this.#closeGraceMs);
     const socket = this.#socket;
     try {
@@ -564,7 +574,7 @@ class TcpConnection implements Connection {
   #finalize(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#idleTimer);
+    idleDeadlines.clear(this);
     clearTimeout(this.#graceTimer);
     for (const layer of this.#layers) if (!layer.destroyed) layer.destroy();
     this.#onFinal(this);
@@ -685,7 +695,8 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     pending.add(raw);
     // the slots this socket holds, given back by one listener when it closes
     const held = new HeldSlots(slot);
-    raw.once('close', held.release.bind(held));
+    // 'close' comes once: `on`, not `once` (which wraps the listener in a closure and a state object per socket)
+    raw.on('close', held.release.bind(held));
     raw.setNoDelay(true);
     let socket: Duplex = raw;
     let remotePort = raw.remotePort ?? 0;
@@ -704,7 +715,7 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
       }
       if (share) {
         if (raw.closed) share.release();
-        else held.slots.push(share);
+        else held.second = share;
       } else if (raw.destroyed) return;
       else if (implicitTls) {
         // no handshake for a client over its limit: refusing must cost less than serving

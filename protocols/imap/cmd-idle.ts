@@ -21,11 +21,13 @@ const decoder = new TextDecoder();
 export const idle = command({
   name: 'IDLE',
   states: AUTHENTICATED,
+  waits: true,
   parse: (args) => args.end(),
   // not async: no suspended frame of its own while the session idles
   run(session) {
     session.conn.setIdleTimeout?.(session.app.config.imap.idleCommandTimeoutSeconds * 1000);
-    return new Idler(session).done.finally(() => session.restoreIdleTimeout());
+    // the idler puts the session's idle timeout back as it finishes: no `.finally` promise held per idle session
+    return new Idler(session).done;
   },
 });
 
@@ -120,6 +122,7 @@ class Idler {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#session.restoreIdleTimeout();
     this.#session.watchChanges(null);
     keepAlives(this.#session.app).delete(this);
   }

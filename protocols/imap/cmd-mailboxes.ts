@@ -170,7 +170,7 @@ export const status = command({
     const { storage } = session.app;
     const mailbox = await storage.mailboxes.getByPath(session.userId, path);
     if (!mailbox) return no('No such mailbox', 'NONEXISTENT');
-    if (items.includes('HIGHESTMODSEQ')) session.enabled.add('CONDSTORE');
+    if (items.includes('HIGHESTMODSEQ')) session.enable('CONDSTORE');
     const counters = await storage.mailboxes.counters(mailbox.id);
     const values: string[] = [];
     for (const item of items) {

@@ -57,7 +57,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
     async run(session, { set, plan }, ctx) {
       const view = session.selected!;
       const { storage } = session.app;
-      if (plan.enablesCondstore) session.enabled.add('CONDSTORE');
+      if (plan.enablesCondstore) session.enable('CONDSTORE');
       let uids = resolveSet(session, set, uid);
       const since = plan.changedSince;
       if (since !== null) uids = uids.filter((u) => (view.entry(u)?.modseq ?? 0) > since);
@@ -199,7 +199,7 @@ function storeCommand(uid: boolean): CommandSpec<unknown> {
     async run(session, { set, action, flags, silent, unchangedSince }, ctx) {
       const view = session.selected!;
       if (view.readOnly) return no('Mailbox is read-only', 'READ-ONLY');
-      if (unchangedSince !== undefined) session.enabled.add('CONDSTORE');
+      if (unchangedSince !== undefined) session.enable('CONDSTORE');
       const uids = resolveSet(session, set, uid).filter((u) => view.entry(u));
       if (uids.length > 0 && (flags.length > 0 || action === 'set')) {
         const update = { action, flags, ...(unchangedSince !== undefined ? { unchangedSince } : {}) };
@@ -253,7 +253,7 @@ function searchCommand(uid: boolean): CommandSpec<unknown> {
     async run(session, query) {
       const view = session.selected!;
       const { storage } = session.app;
-      if (query.usesModseq) session.enabled.add('CONDSTORE');
+      if (query.usesModseq) session.enable('CONDSTORE');
       const result = await search(query, { entries: view.viewEntries(), recent: view.recent, ...mailboxSearchSources(storage, view.mailbox.id) });
       const found = result.uids.filter((u) => !view.isExpunged(u));
       const numbers = uid ? found : found.map((u) => view.seqOf(u));

@@ -38,7 +38,7 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       }
       const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
       if (!mailbox) return no('No such mailbox', 'NONEXISTENT');
-      if (condstore) session.enabled.add('CONDSTORE');
+      if (condstore) session.enable('CONDSTORE');
       const view = await session.open(mailbox, readOnly);
       for (const line of view.flagsResponses()) session.send(line);
       session.send(`* ${view.exists} EXISTS`);

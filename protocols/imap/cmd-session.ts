@@ -95,8 +95,8 @@ export const enable = command({
     return names;
   },
   async run(session, names) {
-    const newly = [...new Set(names)].filter((name) => ENABLEABLE.has(name) && !session.enabled.has(name));
-    for (const name of newly) session.enabled.add(name);
+    const newly = [...new Set(names)].filter((name) => ENABLEABLE.has(name) && !session.isEnabled(name));
+    for (const name of newly) session.enable(name);
     session.send(`* ENABLED${newly.map((n) => ` ${n}`).join('')}`);
     return ok('ENABLE completed');
   },

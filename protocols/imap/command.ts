@@ -26,6 +26,11 @@ export interface CommandSpec<P = unknown> {
   readonly expunge?: boolean;
   /** Reads the arguments; throws ImapSyntaxError for BAD. The result is what the command gate sees as `args`. */
   parse(args: Args, session: ImapSession): P;
+  /**
+   * The command may wait for hours (IDLE): the session does not keep its command loop suspended on it, but picks the
+   * loop up again when `run`'s promise settles. Thousands of idle sessions then hold no suspended frames.
+   */
+  readonly waits?: boolean;
   /** Runs the command, writing untagged responses through the session; returns the tagged result. */
   run(session: ImapSession, parsed: P, ctx: HookContext, command: ImapCommand): Promise<Outcome>;
 }

@@ -205,7 +205,11 @@ export class CommandReader {
     for (;;) {
       this.#current = line;
       const literal = tokenizer.feed(line, offset);
-      if (!literal) return tokenizer.finish();
+      if (!literal) {
+        const tokens = tokenizer.finish();
+        this.#current = null; // not held while the command runs (an IDLE may run for hours)
+        return tokens;
+      }
       this.#current = null;
       const policy = this.#options.literalPolicy?.(verb);
       if (policy?.maxLiteralSize !== undefined) this.#literalLimit = maxLiteralSize = Math.min(maxLiteralSize, policy.maxLiteralSize);

@@ -23,7 +23,7 @@ import type { ImapCommandInput, ImapCommandOutput } from '../../hooks/imap.ts';
 import type { Duplex } from 'node:stream';
 import { plaintextAuthAllowed } from '../auth-policy.ts';
 import { Args } from './args.ts';
-import type { ImapState } from './command.ts';
+import type { CommandSpec, ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
 import { InputBuffer, InputEndedError, type FlowControl } from './input.ts';
 import { CommandReader } from './reader.ts';
@@ -76,6 +76,15 @@ function spoolDir(dataDir: string): string {
   return dir;
 }
 
+/** A command the loop does not wait on (IDLE), with what its tagged reply and the input it holds need. */
+interface ParkedCommand {
+  readonly command: ImapCommand;
+  readonly ctx: HookContext;
+  readonly spec: CommandSpec;
+  readonly started: number;
+  readonly release: () => Promise<void>;
+}
+
 /** Options objects whose callbacks are ImapSession's shared functions (called as methods of the options). */
 interface SessionCallbacks {
   session: ImapSession;
@@ -91,8 +100,11 @@ export class ImapSession {
   readonly session: Session;
   state: ImapState = 'not-authenticated';
   selected: SelectedMailbox | null = null;
-  /** ENABLEd extensions (RFC 5161), and CONDSTORE turned on by its first use (RFC 7162 §3.1). */
-  readonly enabled = new Set<string>();
+  /**
+   * ENABLEd extensions (RFC 5161), and CONDSTORE turned on by its first use (RFC 7162 §3.1). Made on the first
+   * one: most sessions enable nothing, and an empty Set costs an idle session about 250 bytes.
+   */
+  #enabled: Set<string> | null = null;
   readonly reader: CommandReader;
   /** Long loops (FETCH, SEARCH, STORE, pipelined commands) call `slice.pause()` so other sessions get their turn. */
   readonly slice = new TimeSlice();
@@ -167,12 +179,20 @@ export class ImapSession {
     this.conn.useAuthenticatedIdleTimeout?.();
   }
 
+  isEnabled(extension: string): boolean {
+    return this.#enabled?.has(extension) ?? false;
+  }
+
+  enable(extension: string): void {
+    (this.#enabled ??= new Set()).add(extension);
+  }
+
   get utf8(): boolean {
-    return this.enabled.has('UTF8=ACCEPT');
+    return this.isEnabled('UTF8=ACCEPT');
   }
 
   get condstore(): boolean {
-    return this.enabled.has('CONDSTORE');
+    return this.isEnabled('CONDSTORE');
   }
 
   get userId(): string {
@@ -346,20 +366,60 @@ export class ImapSession {
     return session ? session.#bye('Server shutting down') : undefined;
   }
 
-  /** Serves the connection until LOGOUT, BYE or the client goes away. */
-  async run(): Promise<void> {
-    const ctx = createContext(this.session);
+  /**
+   * Serves the connection until LOGOUT, BYE or the client goes away; settles then. The command loop (`#serve`) does
+   * not stay suspended on a command that waits for the client (IDLE): it ends, and the command's completion picks
+   * it up again (`#resume`), so an idling session holds no suspended async frames.
+   */
+  run(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#ended = resolve;
+      void this.#start();
+    });
+  }
+
+  #ended: (() => void) | null = null;
+  /** The session's context for its connect and close taps. */
+  #ctx: HookContext | null = null;
+  /** The command whose completion the loop waits for (IDLE), with what its tagged reply needs. */
+  #parked: ParkedCommand | null = null;
+
+  async #start(): Promise<void> {
+    const ctx = (this.#ctx = createContext(this.session));
     SESSIONS.set(this.conn, this);
     this.conn.onIdleTimeout = ImapSession.#onIdleTimeout as (conn: never) => Promise<void> | undefined;
     this.conn.onShutdown = ImapSession.#onShutdown as (conn: never) => Promise<void> | undefined;
-    await connectSession(this.app, ctx);
+    let serving = false;
     try {
+      await connectSession(this.app, ctx);
       if (this.conn.refused) {
         await this.#bye('Too many connections from your address');
         return;
       }
       this.#attach();
       await this.#writeNow(`${statusLine('*', 'OK', `CAPABILITY ${(await this.capabilities(ctx)).join(' ')}`, 'WildDuck ready')}\r\n`);
+      serving = true;
+    } catch (err) {
+      this.#failed(err);
+    } finally {
+      if (!serving) await this.#close();
+    }
+    if (serving) void this.#serve(null);
+  }
+
+  /** The command loop, from the start or after a parked command completed (`resumed`). */
+  async #serve(resumed: { parked: ParkedCommand; outcome: Outcome | null } | null): Promise<void> {
+    let parked = false;
+    try {
+      if (resumed) {
+        const { command, ctx, spec, started } = resumed.parked;
+        try {
+          if (resumed.outcome) await this.#complete(command, ctx, spec, resumed.outcome, started);
+        } finally {
+          await resumed.parked.release();
+        }
+        await this.slice.pause();
+      }
       while (!this.closing && this.state !== 'logout') {
         const read = await this.reader.readCommand();
         if (read.type === 'end') break;
@@ -368,17 +428,40 @@ export class ImapSession {
           continue;
         }
         try {
-          await this.execute(read.command);
+          parked = await this.execute(read.command, read.release);
         } finally {
-          await read.release();
+          if (!parked) await read.release();
         }
+        if (parked) return;
         // pipelined commands run back to back without touching the event loop otherwise
         await this.slice.pause();
       }
     } catch (err) {
-      if (err instanceof InputEndedError) this.log.info('connection closed inside a literal');
-      else if (!this.closing) this.log.error('session failed', { err });
+      this.#failed(err);
     } finally {
+      if (!parked) await this.#close();
+    }
+  }
+
+  /** A parked command settled: its tagged reply, then the loop again. */
+  #resume(outcome: Outcome | null, err?: unknown): void {
+    const parked = this.#parked!;
+    this.#parked = null;
+    // an error while the session is going away gets no tagged reply (as in execute)
+    void this.#serve({ parked, outcome: outcome ?? this.#commandError(err, parked.ctx, parked.command) });
+  }
+
+  #failed(err: unknown): void {
+    if (err instanceof InputEndedError) this.log.info('connection closed inside a literal');
+    else if (!this.closing) this.log.error('session failed', { err });
+  }
+
+  /** The end of the session, once: the connection's slot and counters given back, close taps, socket closed. */
+  async #close(): Promise<void> {
+    const ended = this.#ended;
+    if (!ended) return;
+    this.#ended = null;
+    try {
       this.#closing = true;
       this.#budget.stop();
       this.selected?.close();
@@ -386,8 +469,10 @@ export class ImapSession {
       this.#watcher = null;
       await this.flush().catch(() => {});
       if (this.#connectionKey) await this.app.storage.ephemeral.release(this.#connectionKey, 1).catch(() => {});
-      await closeSession(this.app, ctx);
+      await closeSession(this.app, this.#ctx!).catch((err) => this.log.error('session close failed', { err }));
       await this.conn.close();
+    } finally {
+      ended();
     }
   }
 
@@ -413,8 +498,12 @@ export class ImapSession {
     await this.flush();
   }
 
-  /** Checks, gates and runs one command, then writes its tagged response. */
-  async execute(command: ImapCommand): Promise<void> {
+  /**
+   * Checks, gates and runs one command, then writes its tagged response. A command that waits for the client
+   * (`waits`, IDLE) is parked instead when `release` is given: this returns true at once, and the command's
+   * completion writes the tagged response and continues the command loop (`#resume`), then calls `release`.
+   */
+  async execute(command: ImapCommand, release?: () => Promise<void>): Promise<boolean> {
     const started = Date.now();
     const ctx = createContext(this.session, { command: command.verb });
     const spec = COMMANDS.get(command.verb);
@@ -428,16 +517,36 @@ export class ImapSession {
         const args = new Args(command.args);
         const parsed = spec.parse(args, this);
         const builtin = (args: unknown) => spec.run(this, args, ctx, command);
-        outcome = (await this.#pluginCommand(ctx, command, parsed, builtin)) ?? (await spec.run(this, parsed, ctx, command));
+        const gated = await this.#pluginCommand(ctx, command, parsed, builtin);
+        if (gated) outcome = gated;
+        else if (spec.waits && release) {
+          const pending = spec.run(this, parsed, ctx, command);
+          this.#parked = { command, ctx, spec, started, release };
+          pending.then(
+            (outcome) => this.#resume(outcome),
+            (err: unknown) => this.#resume(null, err),
+          );
+          return true;
+        } else outcome = await spec.run(this, parsed, ctx, command);
       }
     } catch (err) {
-      if (err instanceof ImapSyntaxError) outcome = bad(err.message, err.code);
-      else {
-        ctx.log.error('command failed', { err, command: command.verb });
-        if (this.closing) return;
-        outcome = SERVER_ERROR;
-      }
+      const failed = this.#commandError(err, ctx, command);
+      if (failed === null) return false;
+      outcome = failed;
     }
+    await this.#complete(command, ctx, spec, outcome, started);
+    return false;
+  }
+
+  /** A command's error as its outcome (BAD for syntax, else logged and a server error); null when closing. */
+  #commandError(err: unknown, ctx: HookContext, command: ImapCommand): Outcome | null {
+    if (err instanceof ImapSyntaxError) return bad(err.message, err.code);
+    ctx.log.error('command failed', { err, command: command.verb });
+    return this.closing ? null : SERVER_ERROR;
+  }
+
+  /** After a command ran: mailbox changes, the tagged response, the command's report, then its `after` step. */
+  async #complete(command: ImapCommand, ctx: HookContext, spec: CommandSpec | undefined, outcome: Outcome, started: number): Promise<void> {
     if (this.state === 'selected' && this.selected && !this.closing) {
       try {
         await this.notify(spec?.expunge ?? true);

@@ -1,7 +1,8 @@
 /**
  * This server as a bench peer: `protocols/cli.ts start` in a child process (the same runtime as the bench) on a
  * given data directory, its log in a file next to it, ports read from its "wildduck ready" line. Connection limits
- * are raised through WILDDUCK_* variables so 10,000 IDLE sessions of one user from 127.0.0.1 are accepted.
+ * (and the failed-login budgets, which logins in progress count against) are raised through WILDDUCK_* variables so
+ * 10,000 IDLE sessions of one user from 127.0.0.1 are accepted.
  * With WD_BENCH_PROF=DIR the server runs under `node --cpu-prof` (the primary and every worker, which inherit its
  * flags) and leaves one .cpuprofile per process in DIR when it stops (read them with cpu-profile.ts).
  */
@@ -52,6 +53,10 @@ export function benchEnv(dataDir: string): Record<string, string> {
     WILDDUCK_IMAP_MAX_CONNECTIONS_PER_IP: '20000',
     WILDDUCK_IMAP_MAX_CONNECTIONS_PER_USER: '20000',
     WILDDUCK_LMTP_MAX_CONNECTIONS_PER_IP: '1000',
+    // logins in progress count against the failed-login budgets: 200 of one user from one address at once (the idle
+    // crowd) would wait for each other and some be told to try again later on a loaded machine
+    WILDDUCK_AUTH_FAILED_LOGINS_PER_USER: '1000',
+    WILDDUCK_AUTH_FAILED_LOGINS_PER_IP: '1000',
   };
 }
 

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { argv, env, runtimeVersion, writeErr, writeOut } from '../../protocols/runtime.ts';
 import { dataBlock, ingestMessage } from './corpus.ts';
 import { dovecotVersion, ensureDovecot, startDovecot } from './dovecot-peer.ts';
-import { idleMemory } from './idle.ts';
+import { idleMemory, type IdleStep } from './idle.ts';
 import { appendIngest, lmtpIngest, warmUp, type IngestResult } from './ingest.ts';
 import { LARGE_OPS, dovecotLargeHome, measureLarge, oursLargeDir, populateDovecot, populateOurs, type LargeOp } from './large-mailbox.ts';
 import { runImaptest, type ImaptestVariant } from './imaptest.ts';
@@ -32,8 +32,8 @@ const { values: flags } = parseArgs({
 });
 const quick = flags.quick!;
 const plan = quick
-  ? { ingest: 60, ingestRounds: 1, large: 10_000, repeats: 3, idle: [1_000], mixSeconds: 6 }
-  : { ingest: 500, ingestRounds: 3, large: 100_000, repeats: 5, idle: [1_000, 10_000], mixSeconds: 30 };
+  ? { ingest: 60, ingestRounds: 1, large: 10_000, repeats: 3, idle: [1_000], idleSettleMs: 2_000, mixSeconds: 6 }
+  : { ingest: 500, ingestRounds: 3, large: 100_000, repeats: 5, idle: [1_000, 10_000], idleSettleMs: 60_000, mixSeconds: 30 };
 /** Messages each server takes by LMTP and by APPEND before the ingest workloads (ingest.ts warmUp). */
 const WARMUP = 40;
 const textOf = (bytes: Uint8Array) => new TextDecoder().decode(bytes.subarray(0, 2048));
@@ -171,11 +171,15 @@ try {
   }
 
   if (only.has('idle')) {
-    for (const n of plan.idle) {
-      const r = await both(peers, `idle ${n}`, (p) => idleMemory(p, n));
-      const note = (x: { ready: number; errors: number }) => `${x.ready} held, ${x.errors} failed`;
-      row(`idle memory per IMAP session (PSS), ${n.toLocaleString('en-US')} IDLE`, 'KB', 'lower', r.ours.pssPerSession / 1024, r.dovecot.pssPerSession / 1024, `ours ${note(r.ours)}; Dovecot ${note(r.dovecot)}`);
-      row(`idle memory per IMAP session (RSS sum), ${n.toLocaleString('en-US')} IDLE`, 'KB', 'lower', r.ours.rssPerSession / 1024, r.dovecot.rssPerSession / 1024);
+    const r = await both(peers, `idle ${plan.idle.join(', ')}`, (p) => idleMemory(p, plan.idle, plan.idleSettleMs));
+    const held = (x: IdleStep) => `${x.ready} held, ${x.errors} failed`;
+    const settle = `after ${plan.idleSettleMs / 1000} s idle`;
+    for (const [k, n] of plan.idle.entries()) {
+      const o = r.ours.steps[k]!;
+      const d = r.dovecot.steps[k]!;
+      const at2s = `2 s after: ours ${(o.pssPerSessionAt2s / 1024).toFixed(1)}, Dovecot ${(d.pssPerSessionAt2s / 1024).toFixed(0)} KB`;
+      row(`idle memory per IMAP session (PSS, ${settle}), ${n.toLocaleString('en-US')} IDLE`, 'KB', 'lower', o.pssPerSession / 1024, d.pssPerSession / 1024, `ours ${held(o)}; Dovecot ${held(d)}; ${at2s}`);
+      row(`idle memory per IMAP session (RSS sum, ${settle}), ${n.toLocaleString('en-US')} IDLE`, 'KB', 'lower', o.rssPerSession / 1024, d.rssPerSession / 1024);
     }
   }
 
