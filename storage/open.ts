@@ -36,6 +36,8 @@ export async function openStorage(config: Config, warn?: (message: string) => vo
         inflatedCacheBytes: config.storage.sqlite.inflatedCacheBytes,
         searchIndexer: { batchRows: config.storage.sqlite.searchIndexBatch, delayMs: config.storage.sqlite.searchIndexDelayMs },
         maintenanceIndexBatch: config.storage.sqlite.maintenanceIndexBatch,
+        maintenanceQuietMs: config.storage.sqlite.maintenanceQuietMs,
+        maintenanceMaxDeferMs: config.storage.sqlite.maintenanceMaxDeferMs,
         warn,
         ...options,
       });

@@ -71,9 +71,56 @@ describe('storage maintenance process (backgroundWork)', () => {
       }
     }));
 
+  it('holds its index batches back while another process commits, and indexes once it is quiet', () =>
+    withTempDir('wd-maintenance-', async (dataDir) => {
+      // quiet: no commit for 1.5 s; never deferred past a minute (the next test covers the bound)
+      const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', maintenanceQuietMs: 1_500, maintenanceMaxDeferMs: 60_000, searchIndexer: { delayMs: 10 } });
+      const other = await openSqliteStorage({ dataDir, backgroundWork: 'others' });
+      try {
+        const user = await other.users.create({ username: 'carol', passwordHash: null });
+        const inbox = await other.mailboxes.create(user.id, { path: 'INBOX' });
+        for (let i = 1; i <= 8; i++) {
+          const message = await ingestMessage(mail(i), other.blobs);
+          await other.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message });
+          await sleep(20);
+        }
+        assert.equal(indexedThrough(other.db), 0, 'no batch while the other process kept committing');
+        assert.ok(polling.maintenance!.deferrals > 0, 'the maintenance process found the work and waited');
+        assert.deepEqual(await other.search.match(inbox.id, [{ field: 'body', value: 'zeppelin5x' }]).then((r) => r[0]), [5], 'found by its text meanwhile');
+        for (let i = 0; i < 3000 && indexedThrough(other.db) < 8; i++) await sleep(10);
+        assert.equal(indexedThrough(other.db), 8, 'indexed once the writers were quiet');
+      } finally {
+        await other.close();
+        await polling.close();
+      }
+    }));
+
+  it('indexes under a steady stream of commits once the work waited maintenanceMaxDeferMs', () =>
+    withTempDir('wd-maintenance-', async (dataDir) => {
+      const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', maintenanceQuietMs: 3_600_000, maintenanceMaxDeferMs: 200, searchIndexer: { delayMs: 10 } });
+      const other = await openSqliteStorage({ dataDir, backgroundWork: 'others' });
+      try {
+        const user = await other.users.create({ username: 'dave', passwordHash: null });
+        const inbox = await other.mailboxes.create(user.id, { path: 'INBOX' });
+        const first = await ingestMessage(mail(1), other.blobs);
+        const { id } = await other.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message: first });
+        // never quiet for an hour: only the bound lets a batch in
+        for (let i = 2; i < 3000 && indexedThrough(other.db) < Number(id); i++) {
+          const message = await ingestMessage(mail(i), other.blobs);
+          await other.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message });
+          await sleep(10);
+        }
+        assert.ok(indexedThrough(other.db) >= Number(id), 'indexed while the other process kept committing');
+      } finally {
+        await other.close();
+        await polling.close();
+      }
+    }));
+
   it('runs on its own timers, polling for rows to index and for the WAL to checkpoint', () =>
     withTempDir('wd-maintenance-', async (dataDir) => {
-      const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', walAutocheckpointPages: 40, searchIndexer: { delayMs: 10 } });
+      // batches at once (maintenanceQuietMs 0): the checkpoint after them then finds the index's pages too
+      const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', walAutocheckpointPages: 40, maintenanceQuietMs: 0, searchIndexer: { delayMs: 10 } });
       const other = await openSqliteStorage({ dataDir, backgroundWork: 'others', walAutocheckpointPages: 1000 });
       const backlog = new WalBacklog(join(dataDir, DATABASE_FILE));
       try {
