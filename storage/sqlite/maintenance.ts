@@ -123,12 +123,9 @@ export class SqliteMaintenance {
     this.#next(0);
     if (this.#options.checkpointPages <= 0) return;
     this.#checks = setInterval(() => {
-      try {
-        this.#watch();
-        this.checkpoint();
-      } catch {
-        // closing or failing: the next check tries again (the workers' autocheckpoint is the safety net)
-      }
+      // (closing or failing: the next check tries again; the workers' autocheckpoint is the safety net)
+      this.#watch();
+      this.#checkpointQuietly();
     }, Math.max(1, this.#options.checkpointCheckMs));
     (this.#checks as { unref?: () => void }).unref?.();
   }
@@ -173,6 +170,9 @@ export class SqliteMaintenance {
         // our own commit moved the frame count: not another process's
         if (more !== null) this.#frames = this.#backlog.read()?.frames ?? -1;
         if (more === false) this.#pendingSince = null; // none left
+        // a backlog worked off in a burst writes pages faster than the checkpoint timer copies them, and a WAL only
+        // starts over once all of it is copied: looked at after each batch, the WAL file keeps its configured size
+        this.#checkpointQuietly();
         if (!more) break;
         // the write lock is free for at least as long as the batch held it: a writer waiting for it (group-commit.ts
         // retries every millisecond) gets in between two batches instead of after the whole backlog
@@ -182,6 +182,14 @@ export class SqliteMaintenance {
       // busy or closing: next round
     }
     this.#next(this.#options.intervalMs);
+  }
+
+  #checkpointQuietly(): void {
+    try {
+      this.checkpoint();
+    } catch {
+      // closing or failing: the timer tries again
+    }
   }
 
   /** Runs a PASSIVE checkpoint when `checkpointPages` frames of the WAL are not yet in the database file. */
