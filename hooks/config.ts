@@ -222,7 +222,7 @@ export const configSchema = z
           .int()
           .nonnegative()
           .default(MiB)
-          .describe('An incoming message (IMAP APPEND literal, LMTP DATA) up to this size is received in memory; a larger one is spooled to a file while it arrives (bytes).'),
+          .describe('An incoming message (IMAP APPEND literal, LMTP DATA) up to this size is received in memory; a larger one is spooled to a file while it arrives (LMTP) or parsed while it arrives, straight from the connection (IMAP APPEND) (bytes).'),
         searchTextLimit: z.number().int().positive().default(256 * 1024).describe('Most decoded text kept per message for search (characters).'),
         maxHeaderBytes: z.number().int().positive().default(MiB).describe('Largest header block parsed as headers (bytes); the bytes are kept anyway.'),
         maxHtmlDepth: z
