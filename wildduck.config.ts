@@ -43,9 +43,12 @@ export default defineConfig({
       searchIndexBatch: 64,
       searchIndexDelayMs: 500,
       // With worker processes: one more process writes the search indexes and checkpoints the WAL for all of them
-      // (polling every searchIndexDelayMs), this many messages per transaction (each holds the write lock).
+      // (polling every searchIndexDelayMs), this many messages per transaction (each holds the write lock), once
+      // no worker committed for maintenanceQuietMs, or maintenanceMaxDeferMs after it found the work.
       maintenanceProcess: true,
       maintenanceIndexBatch: 16,
+      maintenanceQuietMs: 100,
+      maintenanceMaxDeferMs: 5_000,
     },
     mongodb: {
       // Connection string of a replica set or mongos.
@@ -113,7 +116,7 @@ export default defineConfig({
     // MIME leaf bodies larger than this are stored once per distinct content as compressed blobs.
     blobThreshold: 16 * 1024,
     // An incoming message (IMAP APPEND literal, LMTP DATA) up to this size is received in memory, a larger one is
-    // spooled to a file while it arrives.
+    // spooled to a file while it arrives (LMTP) or parsed while it arrives (IMAP APPEND).
     spoolMemoryBytes: 1024 * 1024,
     // Most decoded text kept per message for search, in characters.
     searchTextLimit: 256 * 1024,

@@ -120,6 +120,18 @@ export const configSchema = z
               .positive()
               .default(16)
               .describe('With a maintenance process: messages indexed per transaction there (searchIndexBatch is the batch of a process that indexes its own writes). Each batch holds the database\'s write lock, so a worker committing a message meanwhile waits for it: 16 rows hold it about 4 ms, 64 about 20 ms, for about the same CPU per row. Between two batches the lock stays free at least as long as the batch held it.'),
+            maintenanceQuietMs: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(100)
+              .describe('With a maintenance process: its index batches wait until no worker has committed for this long (ms), so a batch does not hold the write lock while a client waits for its OK (a worker committing meanwhile waits for the lock, and its fsync also writes the batch\'s pages); new messages are searched by their stored text until indexed. 0: batches run whenever work is found.'),
+            maintenanceMaxDeferMs: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(5_000)
+              .describe('With a maintenance process: the longest its index batches wait for a quiet moment after finding work (ms); past it they run between the workers\' commits, so the rows searched by their stored text stay few under a steady stream of messages.'),
             searchIndexDelayMs: z
               .number()
               .int()
@@ -253,7 +265,7 @@ export const configSchema = z
           .int()
           .nonnegative()
           .default(MiB)
-          .describe('An incoming message (IMAP APPEND literal, LMTP DATA) up to this size is received in memory; a larger one is spooled to a file while it arrives (bytes).'),
+          .describe('An incoming message (IMAP APPEND literal, LMTP DATA) up to this size is received in memory; a larger one is spooled to a file while it arrives (LMTP) or parsed while it arrives, straight from the connection (IMAP APPEND) (bytes).'),
         searchTextLimit: z.number().int().positive().default(256 * 1024).describe('Most decoded text kept per message for search (characters).'),
         maxHeaderBytes: z.number().int().positive().default(MiB).describe('Largest header block parsed as headers (bytes); the bytes are kept anyway.'),
         maxHtmlDepth: z

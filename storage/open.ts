@@ -94,6 +94,8 @@ async function openBackend(config: Config, warn: ((message: string) => void) | u
         inflatedCacheBytes: config.storage.sqlite.inflatedCacheBytes,
         searchIndexer: { batchRows: config.storage.sqlite.searchIndexBatch, delayMs: config.storage.sqlite.searchIndexDelayMs },
         maintenanceIndexBatch: config.storage.sqlite.maintenanceIndexBatch,
+        maintenanceQuietMs: config.storage.sqlite.maintenanceQuietMs,
+        maintenanceMaxDeferMs: config.storage.sqlite.maintenanceMaxDeferMs,
         warn,
         ...options,
       });

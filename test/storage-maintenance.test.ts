@@ -71,9 +71,62 @@ describe('storage maintenance process (backgroundWork)', () => {
       }
     }));
 
+  /** A maintenance process with `options` beside a writing process with one mailbox; `append(i)` stores mail(i), its id. */
+  async function besideWriter(dataDir: string, options: { maintenanceQuietMs: number; maintenanceMaxDeferMs: number }) {
+    const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', ...options, searchIndexer: { delayMs: 10 } });
+    const other = await openSqliteStorage({ dataDir, backgroundWork: 'others' });
+    const user = await other.users.create({ username: 'carol', passwordHash: null });
+    const inbox = await other.mailboxes.create(user.id, { path: 'INBOX' });
+    const append = async (i: number) => {
+      const message = await ingestMessage(mail(i), other.blobs);
+      return Number((await other.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message })).id);
+    };
+    const close = async () => {
+      await other.close();
+      await polling.close();
+    };
+    return { polling, other, inbox, append, close };
+  }
+
+  it('holds its index batches back while another process commits, and indexes once it is quiet', () =>
+    withTempDir('wd-maintenance-', async (dataDir) => {
+      // quiet: no commit for 1.5 s; never deferred past a minute (the next test covers the bound)
+      const { polling, other, inbox, append, close } = await besideWriter(dataDir, { maintenanceQuietMs: 1_500, maintenanceMaxDeferMs: 60_000 });
+      try {
+        for (let i = 1; i <= 8; i++) {
+          await append(i);
+          await sleep(20);
+        }
+        assert.equal(indexedThrough(other.db), 0, 'no batch while the other process kept committing');
+        assert.ok(polling.maintenance!.deferrals > 0, 'the maintenance process found the work and waited');
+        assert.deepEqual(await other.search.match(inbox.id, [{ field: 'body', value: 'zeppelin5x' }]).then((r) => r[0]), [5], 'found by its text meanwhile');
+        for (let i = 0; i < 3000 && indexedThrough(other.db) < 8; i++) await sleep(10);
+        assert.equal(indexedThrough(other.db), 8, 'indexed once the writers were quiet');
+      } finally {
+        await close();
+      }
+    }));
+
+  it('indexes under a steady stream of commits once the work waited maintenanceMaxDeferMs', () =>
+    withTempDir('wd-maintenance-', async (dataDir) => {
+      // never quiet for an hour: only the bound lets a batch in
+      const { other, append, close } = await besideWriter(dataDir, { maintenanceQuietMs: 3_600_000, maintenanceMaxDeferMs: 200 });
+      try {
+        const id = await append(1);
+        for (let i = 2; i < 3000 && indexedThrough(other.db) < id; i++) {
+          await append(i);
+          await sleep(10);
+        }
+        assert.ok(indexedThrough(other.db) >= id, 'indexed while the other process kept committing');
+      } finally {
+        await close();
+      }
+    }));
+
   it('runs on its own timers, polling for rows to index and for the WAL to checkpoint', () =>
     withTempDir('wd-maintenance-', async (dataDir) => {
-      const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', walAutocheckpointPages: 40, searchIndexer: { delayMs: 10 } });
+      // batches at once (maintenanceQuietMs 0): the checkpoint after them then finds the index's pages too
+      const polling = await openSqliteStorage({ dataDir, backgroundWork: 'here', walAutocheckpointPages: 40, maintenanceQuietMs: 0, searchIndexer: { delayMs: 10 } });
       const other = await openSqliteStorage({ dataDir, backgroundWork: 'others', walAutocheckpointPages: 1000 });
       const backlog = new WalBacklog(join(dataDir, DATABASE_FILE));
       try {

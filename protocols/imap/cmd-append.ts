@@ -1,13 +1,15 @@
 /**
  * APPEND (RFC 3501 §6.3.11, UIDPLUS `[APPENDUID]`, APPENDLIMIT `[TOOBIG]` of RFC 7889, `UTF8 (~{n})` of
- * RFC 6855). The reader has already refused an oversized literal before reading it and spooled the message
- * (memory-bounded); here it is streamed into storeMessage, the one way messages get into a mailbox.
+ * RFC 6855). The reader has already refused an oversized literal before reading it; a small message was read into
+ * memory, a large one is read from the socket while storeMessage (the one way messages get into a mailbox) parses
+ * it (literal-stream.ts: memory-bounded, nothing stored before its last byte and the end of its line arrived).
  */
 import { storeMessage } from '../../hooks/pipeline/index.ts';
 import { flagList } from './args.ts';
 import { AUTHENTICATED, command } from './command.ts';
 import { parseDateTime } from './render.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
+import { InputEndedError } from './input.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { LiteralBody } from './types.ts';
 
@@ -49,7 +51,13 @@ export const append = command({
       source: body.stream(),
       declaredSize: body.size,
     });
-    if (!result.ok) return verdictOutcome(result.verdict, { target: true });
+    if (!result.ok) {
+      // a message read while the command ran (literal-stream.ts): a syntax error after it, or the client gone
+      const failure = body.failure?.() ?? null;
+      if (failure instanceof ImapSyntaxError) throw failure;
+      if (failure instanceof InputEndedError) return no('Connection closed inside the message literal');
+      return verdictOutcome(result.verdict, { target: true });
+    }
     if (session.selected?.mailbox.id === mailbox.id) await session.selected.sync(true);
     return ok('APPEND completed', `APPENDUID ${result.value.uidValidity} ${result.value.uid}`);
   },

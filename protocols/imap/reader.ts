@@ -32,6 +32,7 @@
  */
 import { Spool } from '../../storage/spool.ts';
 import { InputBuffer } from './input.ts';
+import { StreamedLiteral } from './literal-stream.ts';
 import type { LineResult } from './input.ts';
 import { CommandTokenizer } from './tokenizer.ts';
 import type { CommandBudget } from '../command-budget.ts';
@@ -134,12 +135,16 @@ export class CommandReader {
 
   /** The next complete command; empty lines are skipped. */
   async readCommand(): Promise<ReadResult> {
+    this.#streaming = false;
     try {
       return await this.#readCommand();
     } finally {
-      this.#options.budget?.stop();
+      if (!this.#streaming) this.#options.budget?.stop();
     }
   }
+
+  /** The command read last ends with a message literal read while it runs (it stops the budget). */
+  #streaming = false;
 
   async #readCommand(): Promise<ReadResult> {
     const { maxLineLength } = this.#options;
@@ -224,7 +229,10 @@ export class CommandReader {
         throw new ImapSyntaxError(`Non-synchronizing literals are limited to ${LITERAL_MINUS_MAX} bytes (LITERAL-)`, 'TOOBIG');
       }
       if (isAppendMessage(verb, tokenizer) && !restricted) {
-        tokenizer.pushLiteral(await this.#appendLiteral(literal, releases));
+        const message = await this.#appendLiteral(literal, tokenizer.depth === 0 ? maxLineLength - lineBytes : null, releases);
+        tokenizer.pushLiteral(message);
+        // read while the command runs: the command ends with it (literal-stream.ts checks the rest of the line)
+        if (message.type === 'literal' && message.body instanceof StreamedLiteral) return tokenizer.finish();
       } else {
         if (literalBytes + literal.size > maxLiteralSize) {
           throw new Rejected('BAD', literal.sync ? null : 'TOOBIG', 'Literal too large', !literal.sync);
@@ -248,7 +256,11 @@ export class CommandReader {
     }
   }
 
-  async #appendLiteral(literal: LiteralRequest, releases: Array<() => Promise<void>>): Promise<ImapToken> {
+  /**
+   * APPEND's message: in memory up to `memoryThreshold`; a larger one at the top level (`maxTail`: what the rest of
+   * its line may hold) is read while the command runs (literal-stream.ts), and inside `UTF8 (...)` spooled to a file.
+   */
+  async #appendLiteral(literal: LiteralRequest, maxTail: number | null, releases: Array<() => Promise<void>>): Promise<ImapToken> {
     const { maxAppendSize, spoolDir } = this.#options;
     if (literal.size > maxAppendSize) {
       throw new Rejected('NO', 'TOOBIG', `Message exceeds the maximum size of ${maxAppendSize} bytes`, !literal.sync);
@@ -257,6 +269,20 @@ export class CommandReader {
     if (literal.size <= (this.#options.memoryThreshold ?? DEFAULT_MEMORY_THRESHOLD)) {
       const bytes = await this.input.readBytes(literal.size);
       return { type: 'literal', body: memoryBody(bytes) };
+    }
+    if (maxTail !== null) {
+      const body = new StreamedLiteral(this.input, literal.size, maxTail, this.#options.budget ?? null);
+      this.#streaming = true; // the command budget runs on until the literal's line has arrived
+      releases.push(async () => {
+        await body.drain();
+        if (body.leftover) {
+          // what followed the literal (the command was answered BAD): a literal it announces is skipped too
+          this.#current = body.leftover;
+          body.leftover = null;
+          await this.#skipTail({ type: 'end' });
+        }
+      });
+      return { type: 'literal', body };
     }
     // larger than the memory threshold: straight to a file (storage/spool.ts writes behind the input)
     const spool = new Spool({ dir: spoolDir, memoryLimit: 0 });

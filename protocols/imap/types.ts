@@ -6,8 +6,10 @@
 /** A literal too large to keep as a string token (the APPEND message): read it as a stream, once. */
 export interface LiteralBody {
   readonly size: number;
-  /** The literal's bytes; may be called once. Memory-bounded (spooled to a temp file when large). */
+  /** The literal's bytes; may be called once. Memory-bounded (a large one read from the socket as it arrives). */
   stream(): AsyncIterable<Uint8Array>;
+  /** A literal read while its command runs: why reading it failed (literal-stream.ts). */
+  failure?(): Error | null;
 }
 
 export type ImapToken =

@@ -89,6 +89,10 @@ export interface SqliteStorageOptions {
   backgroundWork?: 'self' | 'others' | 'here';
   /** With `backgroundWork: 'here'`: rows per index batch (default 16; maintenance.ts). */
   maintenanceIndexBatch?: number;
+  /** With `backgroundWork: 'here'`: index batches wait until no other process committed for this long (ms; default 100, 0: never wait). */
+  maintenanceQuietMs?: number;
+  /** ... at most this long after the work was found (ms; default 5000). */
+  maintenanceMaxDeferMs?: number;
   /** Told what a schema migration reports (login names that already collide); default stderr. */
   warn?: (message: string) => void;
 }
@@ -153,7 +157,17 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   const inflated = inflatedBytes > 0 ? new InflatedCache(inflatedBytes) : null;
   const indexer = new SearchIndexer(db, { ...options.searchIndexer, durable: synchronous === 'full', scheduled: background === 'self' });
   indexer.schedule(); // rows a crash (or another process) left pending
-  const maintenance = background === 'here' ? new SqliteMaintenance(db, indexer, { checkpointPages: Math.ceil(checkpointPages / 2), intervalMs: Math.max(10, indexer.delayMs), batchRows: options.maintenanceIndexBatch ?? 16, checkpointCheckMs: CHECKPOINT_CHECK_MS }) : null;
+  const maintenance =
+    background === 'here'
+      ? new SqliteMaintenance(db, indexer, {
+          checkpointPages: Math.ceil(checkpointPages / 2),
+          intervalMs: Math.max(10, indexer.delayMs),
+          batchRows: options.maintenanceIndexBatch ?? 16,
+          checkpointCheckMs: CHECKPOINT_CHECK_MS,
+          quietMs: options.maintenanceQuietMs ?? 100,
+          maxDeferMs: options.maintenanceMaxDeferMs ?? 5_000,
+        })
+      : null;
   maintenance?.start();
   const changes = new SqliteChanges(db, ephemeral, log, options.changePollMs ?? 1000);
   let closed = false;

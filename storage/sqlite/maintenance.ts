@@ -11,7 +11,12 @@
  * With worker processes (protocols/cluster.ts) a maintenance process does both instead (`backgroundWork: 'here'`):
  * - every `intervalMs` it asks whether any search row is above the indexer's watermark or any expunged row waits to
  *   leave the indexes (a read: no lock), and if so runs batches until none is left, each a transaction of its own
- *   that never waits for the write lock (another process holding it: next round);
+ *   that never waits for the write lock (another process holding it: next round). Batches wait for a quiet moment:
+ *   no other process committed for `quietMs` (the WAL index's frame count did not move), or `maxDeferMs` passed since
+ *   the work was found. A batch holds the write lock for several milliseconds, so a worker's commit meanwhile waits
+ *   for it, and the fsync that makes that commit durable also writes the batch's pages (it commits without one):
+ *   latency added to a client waiting for its OK, most of all on one connection sending messages back to back.
+ *   Until then the new rows are searched by their text (below), and the deferral is bounded;
  * - every `checkpointCheckMs` it reads how many WAL frames are not yet in the database file from the WAL index (the
  *   `-shm` file's header, SQLite's documented WAL-index format: mxFrame, and nBackfill of the checkpoint info) and
  *   runs a PASSIVE checkpoint (which never waits for a writer or reader) once they reach `checkpointPages`: half the
@@ -46,6 +51,10 @@ export interface MaintenanceOptions {
   batchRows: number;
   /** How often the WAL's backlog is read (ms; a read of 100 bytes): often enough that the WAL stays near `checkpointPages`. */
   checkpointCheckMs: number;
+  /** Index batches wait until no other process committed for this long (ms; 0: they never wait). */
+  quietMs?: number;
+  /** ... but no longer than this after the work was found (ms). */
+  maxDeferMs?: number;
 }
 
 /** The WAL's frames since it last started over, and how many of them are not yet in the database file. */
@@ -93,8 +102,15 @@ export class SqliteMaintenance {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #checks: ReturnType<typeof setInterval> | null = null;
   #closed = false;
+  /** The WAL's frame count when last read, and when it last moved (other processes' commits; our own are discounted). */
+  #frames = -1;
+  #movedAt = 0;
+  /** When the pending work was first found (null: none pending). */
+  #pendingSince: number | null = null;
   /** Checkpoints run (tests). */
   checkpoints = 0;
+  /** Index rounds that waited for a quiet moment (tests). */
+  deferrals = 0;
 
   constructor(db: Db, indexer: SearchIndexer, options: MaintenanceOptions) {
     this.#db = db;
@@ -107,11 +123,9 @@ export class SqliteMaintenance {
     this.#next(0);
     if (this.#options.checkpointPages <= 0) return;
     this.#checks = setInterval(() => {
-      try {
-        this.checkpoint();
-      } catch {
-        // closing or failing: the next check tries again (the workers' autocheckpoint is the safety net)
-      }
+      // (closing or failing: the next check tries again; the workers' autocheckpoint is the safety net)
+      this.#watch();
+      this.#checkpointQuietly();
     }, Math.max(1, this.#options.checkpointCheckMs));
     (this.#checks as { unref?: () => void }).unref?.();
   }
@@ -125,11 +139,41 @@ export class SqliteMaintenance {
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
+  /** Reads the WAL's frame count: a change since the last read is another process's commit (or a WAL restart). */
+  #watch(): void {
+    const frames = this.#backlog.read()?.frames ?? -1;
+    if (frames !== this.#frames) this.#movedAt = performance.now();
+    this.#frames = frames;
+  }
+
+  /** Whether an index batch may run now: the other processes quiet for `quietMs`, or the work deferred long enough. */
+  #mayIndex(): boolean {
+    const quietMs = this.#options.quietMs ?? 0;
+    if (quietMs <= 0) return true;
+    const now = performance.now();
+    this.#pendingSince ??= now;
+    this.#watch();
+    return now - this.#movedAt >= quietMs || now - this.#pendingSince >= (this.#options.maxDeferMs ?? 0);
+  }
+
   async #round(): Promise<void> {
     try {
       while (!this.#closed && this.#indexer.pending()) {
+        if (!this.#mayIndex()) {
+          // writers busy: look again shortly (the rows are searched by their text meanwhile)
+          this.deferrals++;
+          this.#next(Math.max(1, Math.min(this.#options.quietMs ?? 0, this.#options.checkpointCheckMs)));
+          return;
+        }
         const started = performance.now();
-        if (!this.#indexer.step(false, this.#options.batchRows)) break;
+        const more = this.#indexer.step(false, this.#options.batchRows);
+        // our own commit moved the frame count: not another process's
+        if (more !== null) this.#frames = this.#backlog.read()?.frames ?? -1;
+        if (more === false) this.#pendingSince = null; // none left
+        // a backlog worked off in a burst writes pages faster than the checkpoint timer copies them, and a WAL only
+        // starts over once all of it is copied: looked at after each batch, the WAL file keeps its configured size
+        this.#checkpointQuietly();
+        if (!more) break;
         // the write lock is free for at least as long as the batch held it: a writer waiting for it (group-commit.ts
         // retries every millisecond) gets in between two batches instead of after the whole backlog
         await new Promise<void>((resolve) => setTimeout(resolve, Math.max(2, performance.now() - started)));
@@ -138,6 +182,14 @@ export class SqliteMaintenance {
       // busy or closing: next round
     }
     this.#next(this.#options.intervalMs);
+  }
+
+  #checkpointQuietly(): void {
+    try {
+      this.checkpoint();
+    } catch {
+      // closing or failing: the timer tries again
+    }
   }
 
   /** Runs a PASSIVE checkpoint when `checkpointPages` frames of the WAL are not yet in the database file. */
