@@ -1,5 +1,4 @@
 /** What a workload needs from a server under test: its ports, its process tree, its disk use. */
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { env } from '../../protocols/runtime.ts';
 
@@ -32,17 +31,7 @@ export const BENCH_USERS = [INGEST_USER, WARMUP_USER, IDLE_USER, ...Array.from({
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const CACHE = env().WILDDUCK_BENCH_CACHE ?? `${REPO}.bench`;
 
-/** A TCP port free on loopback right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../helpers/free-port.ts';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
