@@ -5,15 +5,10 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { bootImapTestApp, connect, createWithMessages, login, twoSessionsOn, appendMessage, message } from './helpers/imap-harness.ts';
-import type { ImapTestApp } from './helpers/imap-harness.ts';
+import { imapTestAppPerSuite, bootImapTestApp, connect, createWithMessages, login, twoSessionsOn, appendMessage, message } from './helpers/imap-harness.ts';
 
 describe('IMAP sessions sharing a mailbox', () => {
-  let t: ImapTestApp;
-  before(async () => {
-    t = await bootImapTestApp();
-  });
-  after(() => t.close());
+  const t = imapTestAppPerSuite();
 
   it('reports new mail, flag changes and expunges made elsewhere on NOOP, and its own changes once', async () => {
     const [a, b] = await twoSessionsOn(t.app, 'Shared1', 2);
@@ -118,11 +113,7 @@ describe('IMAP sessions sharing a mailbox', () => {
 });
 
 describe('IMAP timers', () => {
-  let t: ImapTestApp;
-  before(async () => {
-    t = await bootImapTestApp({ imap: { idleRestartSeconds: 1 } });
-  });
-  after(() => t.close());
+  const t = imapTestAppPerSuite({ imap: { idleRestartSeconds: 1 } });
 
   it('sends a keep-alive during IDLE every imap.idleRestartSeconds', async () => {
     const a = await login(t.app);

@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { bootImapTestApp, connect, login, message } from './helpers/imap-harness.ts';
+import { imapTestAppPerSuite, bootImapTestApp, connect, login, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { CommandTokenizer } from '../protocols/imap/tokenizer.ts';
 
@@ -58,11 +58,7 @@ describe('IMAP tokenizer', () => {
 });
 
 describe('IMAP reader limits on the wire', () => {
-  let t: ImapTestApp;
-  before(async () => {
-    t = await bootImapTestApp({ imap: { maxLineLength: 2048, maxLiteralSize: 4096 }, limits: { maxMessageSize: 512 * 1024 } });
-  });
-  after(() => t.close());
+  const t = imapTestAppPerSuite({ imap: { maxLineLength: 2048, maxLiteralSize: 4096 }, limits: { maxMessageSize: 512 * 1024 } });
 
   it('assembles literals split across packets and pipelined commands', async () => {
     const { client } = await connect(t.app);

@@ -3,21 +3,16 @@
  * snapshot, the catch-up and the session's view, and leaves nothing behind: no ephemeral key written, no index in
  * the app's registry, no snapshot file, no change-log entry.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { bootImapTestApp } from './helpers/imap-harness.ts';
-import type { ImapTestApp } from './helpers/imap-harness.ts';
+import { imapTestAppPerSuite } from './helpers/imap-harness.ts';
 import { rehearseSelect } from '../protocols/imap/warm-up.ts';
 import type { EphemeralPort } from '../storage/ports.ts';
 
 describe('IMAP warm-up at start', () => {
-  let t: ImapTestApp;
-  before(async () => {
-    t = await bootImapTestApp();
-  });
-  after(() => t.close());
+  const t = imapTestAppPerSuite();
 
   it('rehearses a first SELECT without a trace', async () => {
     const real = t.app.storage.ephemeral;

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bootImapTestApp, login, appendMessage, message } from './helpers/imap-harness.ts';
+import { imapTestAppPerSuite, bootImapTestApp, login, appendMessage, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { memoryConnection, memoryPair, TranscriptClient } from './helpers/memory-connection.ts';
 import { makeApp } from './helpers/hooks-app.ts';
@@ -150,11 +150,7 @@ describe('transfer limits: POP3', () => {
 });
 
 describe('transfer limits: null (the default) = unlimited', () => {
-  let t: ImapTestApp;
-  before(async () => {
-    t = await bootImapTestApp();
-  });
-  after(() => t.close());
+  const t = imapTestAppPerSuite();
 
   it('refuses and counts nothing', async () => {
     const client = await login(t.app);

@@ -2,6 +2,7 @@
  * IMAP test harness: a real app on SQLite in a temp directory, sessions over an in-memory duplex pair, and a
  * small transcript client (send lines, collect everything up to the tagged response).
  */
+import { after, before } from 'node:test';
 import { Duplex } from 'node:stream';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +48,19 @@ export async function bootImapTestApp(overrides: ConfigInput = {}): Promise<Imap
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The suite's app, booted before its first test and closed after its last: call it inside `describe`. The object it
+ * returns is filled in when the suite starts (read its fields inside the tests, not at definition time).
+ */
+export function imapTestAppPerSuite(overrides: ConfigInput = {}): ImapTestApp {
+  const t = {} as ImapTestApp;
+  before(async () => {
+    Object.assign(t, await bootImapTestApp(overrides));
+  });
+  after(() => t.close());
+  return t;
 }
 
 /** Two connected in-memory duplex streams. */
