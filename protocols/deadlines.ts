@@ -51,41 +51,45 @@ export class Deadlines {
 
   #push(owner: DeadlineOwner, key: number): void {
     owner.queuedAt = key;
-    const owners = this.#owners;
-    const keys = this.#keys;
-    let i = owners.length;
-    owners.push(owner);
-    keys.push(key);
+    let i = this.#owners.length;
+    this.#owners.push(owner);
+    this.#keys.push(key);
+    // sift up: parents due later move down
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (keys[parent]! <= key) break;
-      owners[i] = owners[parent]!;
-      keys[i] = keys[parent]!;
-      i = parent;
+      if (this.#keys[parent]! <= key) break;
+      i = this.#moveTo(i, parent);
     }
-    owners[i] = owner;
-    keys[i] = key;
+    this.#put(i, owner, key);
   }
 
   #pop(): void {
-    const owners = this.#owners;
-    const keys = this.#keys;
-    const lastOwner = owners.pop()!;
-    const lastKey = keys.pop()!;
-    const n = owners.length;
+    const owner = this.#owners.pop()!;
+    const key = this.#keys.pop()!;
+    const n = this.#owners.length;
     if (n === 0) return;
+    // sift the last entry down from the root: earlier children move up
     let i = 0;
     for (;;) {
       let child = 2 * i + 1;
       if (child >= n) break;
-      if (child + 1 < n && keys[child + 1]! < keys[child]!) child++;
-      if (keys[child]! >= lastKey) break;
-      owners[i] = owners[child]!;
-      keys[i] = keys[child]!;
-      i = child;
+      if (child + 1 < n && this.#keys[child + 1]! < this.#keys[child]!) child++;
+      if (this.#keys[child]! >= key) break;
+      i = this.#moveTo(i, child);
     }
-    owners[i] = lastOwner;
-    keys[i] = lastKey;
+    this.#put(i, owner, key);
+  }
+
+  /** Copies entry `from` into slot `to`; returns `from`, the slot now free. */
+  #moveTo(to: number, from: number): number {
+    this.#owners[to] = this.#owners[from]!;
+    this.#keys[to] = this.#keys[from]!;
+    return from;
+  }
+
+  #put(i: number, owner: DeadlineOwner, key: number): void {
+    this.#owners[i] = owner;
+    this.#keys[i] = key;
   }
 
   /** The timer for the earliest entry (re-armed only when that is earlier than the one set). */

@@ -89,3 +89,19 @@ test('clearing the last deadline disarms the timer, and an expiring owner may se
   assert.deepEqual(log, ['again1', 'again2', 'again3']);
   assert.equal(d.size, 0);
 });
+
+test('many owners with deadlines set in random order expire in deadline order', async () => {
+  const d = new Deadlines();
+  const log: string[] = [];
+  const due = new Map<string, number>();
+  for (let i = 0; i < 200; i++) {
+    const o = owner(String(i), log);
+    d.set(o, (i * 37) % 100); // deadlines 0..99 ms, set out of order
+    due.set(String(i), o.deadline);
+  }
+  while (log.length < 200) await sleep(20);
+  const order = log.map((name) => due.get(name)!);
+  assert.deepEqual(order, [...order].sort((a, b) => a - b));
+  assert.equal(new Set(log).size, 200, 'each once');
+  assert.equal(d.size, 0);
+});
