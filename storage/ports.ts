@@ -502,8 +502,13 @@ export interface MessagesPort {
   getById(id: Id): Promise<MessageRecord | null>;
   /** Index of the mailbox in UID order; `changedSince` limits to messages with modseq > it. */
   index(mailboxId: Id, options?: { changedSince?: number }): Promise<MessageIndexEntry[]>;
-  /** The same index as columns (IndexColumns); `afterUid` limits it to messages with a higher UID. */
-  indexColumns(mailboxId: Id, options?: { afterUid?: number }): Promise<IndexColumns>;
+  /**
+   * The same index as columns (IndexColumns); `afterUid` limits it to messages with a higher UID. `throughChange`, a
+   * change-log id the caller has read through: only messages whose `exists` entry is at or before it (a backend whose
+   * writers commit in change-log order, like the embedded one, may ignore it; one with concurrent writers must not
+   * return a message the caller will read an `exists` entry for later, storage/mongodb/changes.ts).
+   */
+  indexColumns(mailboxId: Id, options?: { afterUid?: number; throughChange?: number }): Promise<IndexColumns>;
   /**
    * The index snapshot saved for the mailbox, opened for reading, or null when there is none or the change log no
    * longer holds every entry after its cursor (pruned since). The caller closes it. Optional: without it the index

@@ -114,7 +114,7 @@ export class MailboxIndex {
       return index;
     }
     index.#cursor = await storage.changes.latest(mailbox.userId);
-    index.#append(await storage.messages.indexColumns(mailbox.id));
+    index.#append(await storage.messages.indexColumns(mailbox.id, { throughChange: index.#cursor }));
     return index;
   }
 
@@ -323,7 +323,7 @@ export class MailboxIndex {
       }
     }
     if (load) {
-      const rows = await this.#storage.messages.indexColumns(this.mailboxId, { afterUid: this.#loadedThrough });
+      const rows = await this.#storage.messages.indexColumns(this.mailboxId, { afterUid: this.#loadedThrough, throughChange: this.#cursor });
       changed = this.#append(rows) || changed;
     }
     if (changed) for (const view of [...this.#views]) view.changed();

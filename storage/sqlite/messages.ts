@@ -383,7 +383,7 @@ export class SqliteMessages implements MessagesPort {
     return messagePage(this.#db, rowId(mailboxId), options);
   }
 
-  async indexColumns(mailboxId: Id, options: { afterUid?: number } = {}): Promise<IndexColumns> {
+  async indexColumns(mailboxId: Id, options: { afterUid?: number; throughChange?: number } = {}): Promise<IndexColumns> {
     const n = rowId(mailboxId);
     const afterUid = options.afterUid ?? 0;
     if (n === null) return collectIndexColumns([], INDEX_ROW);
