@@ -1,0 +1,261 @@
+/**
+ * The MongoDB backend end to end: two server instances (the real CLI, `cli.ts start`) on one MongoDB and one Redis,
+ * nothing shared between them but those two. Instance A runs two worker processes (one process on Deno), B one.
+ * - IDLE on A sees an APPEND, a STORE and an EXPUNGE made on B;
+ * - a message delivered over LMTP into A is read over IMAP on B, byte for byte;
+ * - the POP3 maildrop lock, the failed-login limit and the per-user connection limit hold across both;
+ * - a client's CONDSTORE state (HIGHESTMODSEQ, CHANGEDSINCE) stays valid when it reconnects to the other instance;
+ * - while MongoDB is unreachable, commands answer a temporary failure (IMAP NO [UNAVAILABLE], LMTP 451 4.3.0,
+ *   POP3 -ERR [SYS/TEMP]); both instances recover by themselves when it is back, and nothing acknowledged is lost.
+ *
+ * MongoDB here is the stand-in (test/helpers/mongo-server.ts), or a real server when WILDDUCK_TEST_MONGODB_URL names
+ * one. "Unreachable" is a TCP proxy between the instances and the database that the test cuts and restores (the
+ * stand-in keeps its data in memory, so it is not stopped). Skipped, saying so, when redis-server is not installed.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runtimeName } from '../protocols/runtime.ts';
+import { resolveConfig } from '../hooks/config.ts';
+import { openStorage } from '../storage/open.ts';
+import { createUser } from '../storage/users.ts';
+import { connectPlain } from './helpers/line-client.ts';
+import { appendTo, idleSeesAppendFromElsewhere, imap, pop3, startServer, untilTagged, type Client, type Server } from './helpers/cli-server.ts';
+import { REDIS_MISSING, redisInstalled, startRedis, type RedisServer } from './helpers/redis-server.ts';
+import { startMongo, type MongoTestServer } from './helpers/mongo-server.ts';
+import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function open(port: number): Promise<Client> {
+  const lines = await connectPlain(port);
+  await lines.line(30_000);
+  return { lines, worker: 0 };
+}
+
+/** Reads lines until one matches, within `ms`; returns every line read. */
+async function until(client: Client, match: RegExp, ms = 10_000): Promise<string[]> {
+  const out: string[] = [];
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const line = await client.lines.line(Math.max(1, deadline - Date.now()));
+    out.push(line);
+    if (match.test(line)) return out;
+  }
+}
+
+/** One LMTP transaction on a fresh connection; returns the reply to DATA's end (one recipient). */
+async function lmtp(port: number, to: string, message: string): Promise<string> {
+  const c = await open(port);
+  const say = async (line: string) => {
+    c.lines.send(line + '\r\n');
+    const replies: string[] = [];
+    for (;;) {
+      const r = await c.lines.line(30_000);
+      replies.push(r);
+      if (/^\d{3} /.test(r)) return replies.join('\n');
+    }
+  };
+  try {
+    await say('LHLO test');
+    await say('MAIL FROM:<sender@example.net>');
+    const rcpt = await say(`RCPT TO:<${to}>`);
+    if (!rcpt.startsWith('250')) return rcpt;
+    const data = await say('DATA');
+    if (!data.startsWith('354')) return data;
+    return await say(message.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..') + '\r\n.');
+  } finally {
+    c.lines.close();
+  }
+}
+
+describe('the MongoDB backend: two server instances share one MongoDB and one Redis', { skip: redisInstalled() ? false : REDIS_MISSING }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wd-mongo-e2e-'));
+  let redis: RedisServer;
+  let mongo: MongoTestServer;
+  let proxy: TcpProxy;
+  let a: Server;
+  let b: Server;
+
+  before(async () => {
+    redis = (await startRedis())!;
+    mongo = await startMongo();
+    const db = await mongo.database();
+    const direct = new URL(db.url);
+    proxy = await startTcpProxy(Number(direct.port), direct.hostname);
+    const at = (port: string) => `mongodb://${direct.hostname}:${port}/${db.name}${direct.search}`;
+    const env = {
+      WILDDUCK_DATA_DIR: join(dir, 'data'),
+      WILDDUCK_STORAGE_BACKEND: 'mongodb',
+      WILDDUCK_STORAGE_MONGODB_URL: at(String(proxy.port)),
+      WILDDUCK_STORAGE_EPHEMERAL: 'redis',
+      WILDDUCK_STORAGE_REDIS_URL: redis.url,
+      WILDDUCK_STORAGE_REDIS_KEY_PREFIX: 'mongo-e2e:',
+      WILDDUCK_STORAGE_REDIS_COMMAND_TIMEOUT_MS: '1000',
+      WILDDUCK_AUTH_FAILED_LOGINS_PER_USER: '4',
+      WILDDUCK_AUTH_FAILED_LOGINS_PER_IP: '1000',
+      WILDDUCK_AUTH_FAILED_LOGINS_PER_NETWORK: '1000',
+      WILDDUCK_AUTH_FAILED_LOGINS_DELAY_MS: '0',
+      WILDDUCK_IMAP_MAX_CONNECTIONS_PER_USER: '2',
+    };
+    const config = resolveConfig({ dataDir: env.WILDDUCK_DATA_DIR, storage: { backend: 'mongodb', mongodb: { url: at(direct.port) }, ephemeral: 'redis', redis: { url: redis.url, keyPrefix: 'mongo-e2e:' } } } as never);
+    const setup = await openStorage(config);
+    for (const name of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) {
+      await createUser(setup, config, { username: name, password: `${name}-pw`, addresses: [`${name}@example.com`] });
+    }
+    await setup.close();
+    a = await startServer(dir, { ...env, WILDDUCK_SERVER_WORKERS: '2' });
+    b = await startServer(dir, { ...env, WILDDUCK_SERVER_WORKERS: '1' });
+  });
+
+  after(async () => {
+    for (const server of [a, b]) if (server && server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+    await proxy?.close();
+    await mongo?.stop();
+    await redis?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('both instances run on MongoDB and Redis', () => {
+    assert.equal(a.ready.workers, runtimeName === 'deno' ? 1 : 2);
+    assert.equal(b.ready.workers, 1);
+    for (const server of [a, b]) {
+      const ready = server.entries().find((e) => e.msg === 'wildduck ready')!;
+      assert.equal(ready.ephemeral, 'redis');
+      assert.equal(ready.storage, 'mongodb');
+    }
+  });
+
+  it('IDLE on A sees an APPEND made on B; \\Recent goes to one session only', { timeout: 120_000 }, async () => {
+    await idleSeesAppendFromElsewhere(await open(a.ports.imap!), await open(b.ports.imap!), 'across instances on MongoDB');
+  });
+
+  it('IDLE on A sees a STORE and an EXPUNGE made on B', { timeout: 120_000 }, async () => {
+    const watcher = await open(a.ports.imap!);
+    const writer = await open(b.ports.imap!);
+    for (const c of [watcher, writer]) assert.match((await imap(c, 'l', 'LOGIN frank frank-pw')).at(-1)!, /^l OK/);
+    for (let i = 1; i <= 3; i++) assert.match((await appendTo(writer, `p${i}`, `Subject: m${i}\r\n\r\nbody ${i}\r\n`)).at(-1)!, /OK/);
+    assert.ok((await imap(watcher, 's', 'SELECT INBOX')).includes('* 3 EXISTS'));
+    watcher.lines.send('i IDLE\r\n');
+    assert.equal(await watcher.lines.line(30_000), '+ idling');
+    assert.match((await imap(writer, 's', 'SELECT INBOX')).at(-1)!, /^s OK/);
+    assert.match((await imap(writer, 'f', 'STORE 2 +FLAGS (\\Flagged)')).at(-1)!, /^f OK/);
+    const flagged = await until(watcher, /^\* 2 FETCH \(.*FLAGS \(.*\\Flagged/);
+    assert.ok(flagged.length > 0);
+    assert.match((await imap(writer, 'd', 'STORE 1 +FLAGS (\\Deleted)')).at(-1)!, /^d OK/);
+    assert.match((await imap(writer, 'e', 'EXPUNGE')).at(-1)!, /^e OK/);
+    await until(watcher, /^\* 1 EXPUNGE$/);
+    watcher.lines.send('DONE\r\n');
+    assert.match((await untilTagged(watcher, 'i')).at(-1)!, /^i OK/);
+    const left = await imap(watcher, 'u', 'UID FETCH 1:* (FLAGS)');
+    assert.equal(left.filter((l) => l.startsWith('* ')).length, 2, left.join('\n'));
+    for (const c of [watcher, writer]) c.lines.close();
+  });
+
+  it('a message delivered over LMTP into A is read over IMAP on B, byte for byte', { timeout: 120_000 }, async () => {
+    const message = 'From: sender@example.net\r\nTo: bob@example.com\r\nSubject: over LMTP\r\nMessage-ID: <lmtp-1@example.net>\r\n\r\nDelivered on A.\r\n';
+    assert.match(await lmtp(a.ports.lmtp!, 'bob@example.com', message), /^250 /);
+    const reader = await open(b.ports.imap!);
+    assert.match((await imap(reader, 'l', 'LOGIN bob bob-pw')).at(-1)!, /^l OK/);
+    assert.ok((await imap(reader, 's', 'SELECT INBOX')).includes('* 1 EXISTS'));
+    const fetched = (await imap(reader, 'f', 'FETCH 1 BODY.PEEK[]')).join('\r\n');
+    assert.ok(fetched.includes('Subject: over LMTP') && fetched.includes('Delivered on A.'), fetched);
+    const size = /BODY\[\] \{(\d+)\}/.exec(fetched);
+    assert.ok(size, fetched);
+    // the literal carries the stored message; the server may add the Delivered-To / Return-Path it prepends
+    assert.ok(Number(size[1]) >= message.length);
+    reader.lines.close();
+  });
+
+  it('the POP3 maildrop lock taken on one instance holds against a session on the other', { timeout: 120_000 }, async () => {
+    const holder = await open(a.ports.pop3!);
+    const other = await open(b.ports.pop3!);
+    assert.match(await pop3(holder, 'USER carol'), /^\+OK/);
+    assert.match(await pop3(holder, 'PASS carol-pw'), /^\+OK/);
+    assert.match(await pop3(other, 'USER carol'), /^\+OK/);
+    assert.match(await pop3(other, 'PASS carol-pw'), /^-ERR \[IN-USE\]/);
+    assert.match(await pop3(holder, 'QUIT'), /^\+OK/);
+    holder.lines.close();
+    assert.match(await pop3(other, 'USER carol'), /^\+OK/);
+    assert.match(await pop3(other, 'PASS carol-pw'), /^\+OK/);
+    other.lines.close();
+  });
+
+  it('the failed-login limit and the per-user connection limit count on both instances', { timeout: 120_000 }, async () => {
+    const clients = [await open(a.ports.imap!), await open(b.ports.imap!), await open(a.ports.imap!), await open(b.ports.imap!)];
+    for (const [i, client] of clients.entries()) assert.doesNotMatch((await imap(client, `f${i}`, 'LOGIN dave wrong')).at(-1)!, /\[LIMIT\]/);
+    assert.match((await imap(clients[0]!, 'r', 'LOGIN dave dave-pw')).at(-1)!, /^r NO \[LIMIT\]/);
+    for (const c of clients) c.lines.close();
+
+    const [one, two, three] = [await open(a.ports.imap!), await open(b.ports.imap!), await open(b.ports.imap!)];
+    assert.match((await imap(one, 'a', 'LOGIN erin erin-pw')).at(-1)!, /^a OK/);
+    assert.match((await imap(two, 'a', 'LOGIN erin erin-pw')).at(-1)!, /^a OK/);
+    assert.match((await imap(three, 'a', 'LOGIN erin erin-pw')).at(-1)!, /^a NO \[LIMIT\]/);
+    for (const c of [one, two, three]) c.lines.close();
+  });
+
+  it("a client's CONDSTORE state stays valid when it reconnects to the other instance", { timeout: 120_000 }, async () => {
+    const first = await open(a.ports.imap!);
+    assert.match((await imap(first, 'l', 'LOGIN alice alice-pw')).at(-1)!, /^l OK/);
+    const selected = (await imap(first, 's', 'SELECT INBOX (CONDSTORE)')).join('\n');
+    const before = Number(/HIGHESTMODSEQ (\d+)/.exec(selected)![1]);
+    const stored = (await imap(first, 't', 'STORE 1 +FLAGS (\\Answered)')).join('\n');
+    const modseq = Number(/MODSEQ \((\d+)\)/.exec(stored)![1]);
+    assert.ok(modseq > before);
+    await imap(first, 'z', 'LOGOUT');
+    first.lines.close();
+
+    const second = await open(b.ports.imap!);
+    assert.match((await imap(second, 'l', 'LOGIN alice alice-pw')).at(-1)!, /^l OK/);
+    const again = (await imap(second, 's', 'SELECT INBOX (CONDSTORE)')).join('\n');
+    assert.equal(Number(/HIGHESTMODSEQ (\d+)/.exec(again)![1]), modseq, 'the same HIGHESTMODSEQ on the other instance');
+    const changed = await imap(second, 'c', `FETCH 1:* (FLAGS) (CHANGEDSINCE ${before})`);
+    const lines = changed.filter((l) => l.startsWith('* '));
+    assert.equal(lines.length, 1, changed.join('\n'));
+    assert.match(lines[0]!, new RegExp(`MODSEQ \\(${modseq}\\)`));
+    assert.match(lines[0]!, /\\Answered/);
+    second.lines.close();
+  });
+
+  it('while MongoDB is unreachable: NO [UNAVAILABLE], 451 4.3.0, -ERR [SYS/TEMP]; both recover, nothing acknowledged is lost', { timeout: 180_000 }, async () => {
+    const session = await open(b.ports.imap!);
+    assert.match((await imap(session, 'l', 'LOGIN bob bob-pw')).at(-1)!, /^l OK/);
+    assert.match((await imap(session, 's', 'SELECT INBOX')).at(-1)!, /^s OK/);
+    const pop = await open(a.ports.pop3!);
+    await proxy.down();
+    try {
+      const reply = (await imap(session, 'n', 'STATUS INBOX (MESSAGES)')).at(-1)!;
+      assert.match(reply, /^n NO \[UNAVAILABLE\]/, reply);
+      assert.match(await lmtp(a.ports.lmtp!, 'bob@example.com', 'Subject: while down\r\n\r\nnot stored\r\n'), /^451 4\.3\.0/);
+      assert.match(await pop3(pop, 'USER bob'), /^\+OK/);
+      assert.match(await pop3(pop, 'PASS bob-pw'), /^-ERR \[SYS\/TEMP\]/);
+    } finally {
+      await proxy.up();
+    }
+    let delivered = '';
+    for (let i = 0; i < 200 && !delivered.startsWith('250'); i++) {
+      delivered = await lmtp(a.ports.lmtp!, 'bob@example.com', 'Subject: after the outage\r\n\r\nstored\r\n');
+      if (!delivered.startsWith('250')) await sleep(100);
+    }
+    assert.match(delivered, /^250 /, 'delivery works again once MongoDB is back');
+    let status = '';
+    for (let i = 0; i < 100 && !/ OK/.test(status); i++) {
+      status = (await imap(session, `r${i}`, 'STATUS INBOX (MESSAGES)')).join('\n');
+      if (!/ OK/.test(status)) await sleep(100);
+    }
+    assert.match(status, /\* STATUS INBOX \(MESSAGES 2\)/, 'the message from before the outage and the one after; nothing from during it');
+    session.lines.close();
+    pop.lines.close();
+  });
+
+  it('both instances stop cleanly on SIGTERM', { timeout: 120_000 }, async () => {
+    for (const server of [a, b]) {
+      server.child.kill('SIGTERM');
+      await server.closed;
+      assert.match(server.output(), /"msg":"stopped"}/);
+      if (runtimeName !== 'deno') assert.equal(server.child.exitCode, 0, server.output().slice(-4000));
+    }
+  });
+});
