@@ -17,6 +17,7 @@ import { checkCredentials } from '../storage/users.ts';
 import { getAutoreply, getDeliverySettings, listFilters } from '../storage/delivery-settings.ts';
 import { resolveMailboxPath } from '../plugins/filters.ts';
 import { identifyCaller } from '../protocols/http/tokens.ts';
+import { legacyId } from '../plugins/junk-notify.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { bootHttpTestApp } from './helpers/http-harness.ts';
 
@@ -52,6 +53,12 @@ describe('object ids: 24 hex digits', () => {
     ];
     for (const id of refused) assert.equal(rowId(id), null, id);
     assert.equal(rowId(11 as unknown as string), null);
+  });
+
+  it('reads a mailbox id queued before the change (junk-notify learn requests) as the same mailbox', () => {
+    assert.equal(legacyId('11'), toId(11));
+    assert.equal(legacyId(toId(11)), toId(11));
+    assert.equal(legacyId('507f1f77bcf86cd799439011'), '507f1f77bcf86cd799439011');
   });
 });
 
