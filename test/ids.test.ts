@@ -102,6 +102,8 @@ describe('HTTP: object ids', () => {
       assert.equal(upper.status, 200);
       assert.equal(upper.body.id, inbox.id);
       assert.equal((await t.request('GET', `/users/${user}/mailboxes/resolve?path=INBOX`)).body.id, inbox.id);
+      const login = await t.request('POST', '/authenticate', { token: null, body: { username: 'idcheck', password: 'secret-pw-1', token: true } });
+      assert.equal((await t.request('GET', `/users/${user.toUpperCase()}`, { token: login.body.token })).body.id, user, "a user token's own id in upper case");
     } finally {
       await t.close();
     }
