@@ -162,7 +162,7 @@ async function withMigratedFixture(fn: (s: SqliteStorage, manifest: Manifest, wa
   const dir = mkdtempSync(join(tmpdir(), 'wd-ids-'));
   const warnings: string[] = [];
   try {
-    cpSync(join(FIXTURE, 'data'), dir, { recursive: true });
+    cpSync(join(FIXTURE, 'store'), dir, { recursive: true });
     const manifest = JSON.parse(readFileSync(join(FIXTURE, 'manifest.json'), 'utf8')) as Manifest;
     const s = await openSqliteStorage({ dataDir: dir, changePollMs: 0, warn: (m) => warnings.push(m) });
     try {
