@@ -93,6 +93,14 @@ interface QueueItem {
   lastError?: string;
 }
 
+/**
+ * A mailbox id as queued: one queued by the embedded backend before its ids became 24 hex digits (SQLite migration
+ * 13, storage/sqlite/common.ts) is its decimal row id, which names the same mailbox in hexadecimal now.
+ */
+export function legacyId(id: string): string {
+  return /^[1-9][0-9]{0,15}$/.test(id) ? Number(id).toString(16).padStart(24, '0') : id;
+}
+
 /** HMAC-SHA256 of the body, as sent in X-WildDuck-Signature (`sha256=<hex>`). */
 export function signBody(secret: string, body: string): string {
   return 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
@@ -160,7 +168,7 @@ export const junkNotifyPlugin = definePlugin<JunkNotifyOptions>({
         return 'sent';
       }
       const ref = item.message!;
-      const record = await api.storage.messages.get(ref.mailboxId, ref.uid);
+      const record = await api.storage.messages.get(legacyId(ref.mailboxId), ref.uid);
       const content = record ? await api.storage.messages.content(record.id) : null;
       if (!record || !content) return 'gone'; // expunged meanwhile: nothing to learn from
       const bytes = await readAll(readMessage(content, api.storage.blobs as BlobsPort));

@@ -118,7 +118,8 @@ function authorize(route: Route, caller: Caller, params: Record<string, string>)
     if (params.user === 'me') throw new ApiError('InputValidationError', '"me" names the user of a user token; root must give a user id');
     return params.user;
   }
-  if (params.user !== 'me' && params.user !== caller.userId) throw new ApiError('MissingPrivileges');
+  // ids are hex: the token's own id in upper case is still its own
+  if (params.user !== 'me' && params.user.toLowerCase() !== caller.userId) throw new ApiError('MissingPrivileges');
   return caller.userId;
 }
 

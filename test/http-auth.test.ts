@@ -67,7 +67,7 @@ describe('HTTP API: authentication and application-specific passwords', () => {
     assert.equal((await t.request('POST', `/users/${user}/asps`, { body: { description: 'x', scopes: ['master'] } })).status, 400);
     assert.equal((await t.request('POST', `/users/${user}/asps`, { body: { description: 'x', password: 'short' } })).status, 400);
     assert.equal((await t.request('POST', `/users/${user}/asps`, { body: {} })).status, 400);
-    assert.equal((await t.request('POST', '/users/999999/asps', { body: { description: 'x' } })).body.code, 'UserNotFound');
+    assert.equal((await t.request('POST', '/users/0000000000000000000f423f/asps', { body: { description: 'x' } })).body.code, 'UserNotFound');
   });
 
   it('accepts an ASP for its scopes only: IMAP yes, master (API) no', async () => {

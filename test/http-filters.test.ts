@@ -37,7 +37,8 @@ describe('HTTP API: filters and autoreply', () => {
     assert.deepEqual((await t.request('DELETE', f(`/${made.body.id}`))).body, { success: true });
     assert.equal((await t.request('GET', f(`/${made.body.id}`))).body.code, 'FilterNotFound');
     assert.equal((await t.request('DELETE', f(`/${made.body.id}`))).status, 404);
-    assert.equal((await t.request('PUT', f('/nope'), { body: { disabled: true } })).status, 404);
+    assert.equal((await t.request('PUT', f('/0000000000000000000f423f'), { body: { disabled: true } })).status, 404);
+    assert.equal((await t.request('PUT', f('/nope'), { body: { disabled: true } })).status, 400);
   });
 
   it('refuses filters without conditions or actions, unknown fields and foreign mailboxes', async () => {

@@ -18,7 +18,7 @@ const gatePlugin: Plugin = {
   apply(api) {
     api.hooks.http.request.for('DELETE /users/:user').tap({}, (_ctx, cmd) => {
       const args = cmd.args as { userId: string | null };
-      return args.userId === '1' ? deny('NOPERM', 'The first user is protected') : undefined;
+      return args.userId === '000000000000000000000001' ? deny('NOPERM', 'The first user is protected') : undefined;
     });
     api.hooks.http.request.for('GET /users/:user/asps').tap({}, () => ({ results: [], fromPlugin: true }));
     api.hooks.http.request.for('GET /users/:user/addresses').tap({}, () => {
@@ -211,7 +211,7 @@ describe('HTTP API framework', () => {
   });
 
   it('serves Prometheus metrics by route and status', async () => {
-    await t.request('GET', '/users/999999');
+    await t.request('GET', '/users/0000000000000000000f423f');
     const res = await t.request('GET', '/metrics');
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);

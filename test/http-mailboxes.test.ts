@@ -72,7 +72,7 @@ describe('HTTP API: mailboxes', () => {
     assert.equal(inbox.unseen, 1);
     const byId = (await t.request('GET', path(`/${inbox.id}`))).body;
     assert.equal(byId.path, 'INBOX');
-    const missing = await t.request('GET', path('/999999'));
+    const missing = await t.request('GET', path('/0000000000000000000f423f'));
     assert.equal(missing.status, 404);
     assert.equal(missing.body.code, 'NoSuchMailbox');
     assert.equal((await t.request('GET', path('/resolve?path=Nope'))).status, 404);

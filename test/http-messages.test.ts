@@ -160,7 +160,7 @@ describe('HTTP API: messages', () => {
     const bad = await t.request('GET', msgs('?next=garbage'));
     assert.equal(bad.status, 400);
     assert.equal(bad.body.code, 'InputValidationError');
-    assert.equal((await t.request('GET', `/users/${user}/mailboxes/999999/messages`)).body.code, 'NoSuchMailbox');
+    assert.equal((await t.request('GET', `/users/${user}/mailboxes/0000000000000000000f423f/messages`)).body.code, 'NoSuchMailbox');
   });
 
   it('reads a message as JSON with decoded headers, text, sanitized HTML and attachments', async () => {
@@ -240,7 +240,7 @@ describe('HTTP API: messages', () => {
     assert.equal((await t.request('GET', msgs('/2'))).status, 404);
     const single = await t.request('PUT', msgs('/4'), { body: { moveTo: trash } });
     assert.deepEqual(single.body.id, [[4, 3]]);
-    assert.equal((await t.request('PUT', msgs('/1'), { body: { moveTo: '999999' } })).body.code, 'NoSuchMailbox');
+    assert.equal((await t.request('PUT', msgs('/1'), { body: { moveTo: '0000000000000000000f423f' } })).body.code, 'NoSuchMailbox');
     assert.equal((await t.request('PUT', msgs(), { body: { message: 'x:y', seen: true } })).status, 400);
     assert.equal((await t.request('PUT', msgs('/1'), { body: { seen: 'yes' } })).status, 400);
   });

@@ -96,7 +96,7 @@ describe('GET /metrics', () => {
     assert.equal(sample(text, 'wildduck_http_requests_total{method="GET",route="/metrics",status="200"}'), 1);
     assert.ok(sample(text, 'wildduck_process_start_time_seconds') > 0);
 
-    const denied = await t.request('GET', '/users/nope');
+    const denied = await t.request('GET', '/users/0000000000000000000f423f');
     assert.equal(denied.status, 404);
     const after = (await t.request('GET', '/metrics')).body as string;
     assert.equal(sample(after, `wildduck_errors_total{protocol="http",code="${denied.body.code}"}`), 1);

@@ -94,7 +94,7 @@ describe('HTTP API: search', () => {
       assert.equal(res.body.details[0].path, 'query.q');
     }
     assert.equal((await t.request('GET', `/users/${user}/search?q=in:nowhere`)).body.code, 'NoSuchMailbox');
-    assert.equal((await t.request('GET', `/users/${user}/search?mailbox=999999`)).body.code, 'NoSuchMailbox');
+    assert.equal((await t.request('GET', `/users/${user}/search?mailbox=0000000000000000000f423f`)).body.code, 'NoSuchMailbox');
     assert.equal((await t.request('GET', `/users/${user}/search?datestart=soon`)).status, 400);
     assert.equal((await t.request('GET', `/users/${user}/search?next=zzz`)).status, 400);
     const other = (await t.request('POST', '/users', { body: { username: 'lee', password: 'x1' } })).body.id;

@@ -194,7 +194,7 @@ describe('HTTP API: users', () => {
     const quota = await t.request('PUT', '/users/me', { token, body: { quota: 1 } });
     assert.equal(quota.status, 403, 'a user cannot raise their own quota');
     assert.equal((await t.request('PUT', `/users/${id}`, { body: { quota: 'lots' } })).status, 400);
-    assert.equal((await t.request('PUT', '/users/999999', { body: { name: 'x' } })).body.code, 'UserNotFound');
+    assert.equal((await t.request('PUT', '/users/0000000000000000000f423f', { body: { name: 'x' } })).body.code, 'UserNotFound');
   });
 
   it('logs a user out everywhere by revoking their tokens', async () => {
@@ -203,7 +203,7 @@ describe('HTTP API: users', () => {
     assert.equal((await t.request('GET', '/users/me', { token })).status, 200);
     assert.equal((await t.request('PUT', `/users/${id}/logout`, { body: { reason: 'lost phone' } })).status, 200);
     assert.equal((await t.request('GET', '/users/me', { token })).status, 401);
-    assert.equal((await t.request('PUT', '/users/999999/logout', { body: {} })).status, 404);
+    assert.equal((await t.request('PUT', '/users/0000000000000000000f423f/logout', { body: {} })).status, 404);
   });
 
   it('deletes a user', async () => {
@@ -256,7 +256,7 @@ describe('HTTP API: addresses', () => {
     const taken = await t.request('POST', `/users/${user}/addresses`, { body: { address: 'JANE@example.com' } });
     assert.equal(taken.status, 409);
     assert.equal(taken.body.code, 'AddressExistsError');
-    assert.equal((await t.request('POST', '/users/999999/addresses', { body: { address: 'z@example.com' } })).body.code, 'UserNotFound');
+    assert.equal((await t.request('POST', '/users/0000000000000000000f423f/addresses', { body: { address: 'z@example.com' } })).body.code, 'UserNotFound');
   });
 
   it('moves the main flag and rewrites the display form, nothing else', async () => {
@@ -266,7 +266,7 @@ describe('HTTP API: addresses', () => {
     assert.equal(mine.address, 'Alt@Example.com');
     const other = await t.request('PUT', `/users/${user}/addresses/${alt}`, { body: { address: 'different@example.com' } });
     assert.equal(other.status, 400);
-    assert.equal((await t.request('PUT', `/users/${user}/addresses/999999`, { body: { main: true } })).body.code, 'AddressNotFound');
+    assert.equal((await t.request('PUT', `/users/${user}/addresses/0000000000000000000f423f`, { body: { main: true } })).body.code, 'AddressNotFound');
   });
 
   it('deletes addresses but not the main one while others remain', async () => {

@@ -15,6 +15,7 @@ import { env as runtimeEnv } from '../protocols/runtime.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from '../storage/sqlite/schema.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';
+import { toId } from '../storage/sqlite/common.ts';
 import { checkCredentials, createUser, findUser } from '../storage/users.ts';
 import { AddressError, resolvedScripts, validateNewUsername } from '../storage/addresses.ts';
 import { resolveConfig } from '../hooks/config.ts';
@@ -132,8 +133,8 @@ describe('login names: one namespace for usernames and addresses', () => {
         assert.match(warnings.join('\n'), /migration 5: username "ａｌｉｃｅ" \(user 2\) folds to another user's username or address/);
         assert.match(warnings.join('\n'), /address "alice@example.com" \(user 1\) folds to another user's username or address/);
         // exact usernames still reach their (legacy) accounts; the folded key belongs to the oldest holder
-        assert.equal((await findUser(storage, 'ａｌｉｃｅ'))?.id, '2');
-        assert.equal((await findUser(storage, 'ALICE'))?.id, '1');
+        assert.equal((await findUser(storage, 'ａｌｉｃｅ'))?.id, toId(2));
+        assert.equal((await findUser(storage, 'ALICE'))?.id, toId(1));
         await assert.rejects(createUser(storage, resolveConfig({ dataDir: dir }), { username: 'Alice', password: null }), { code: 'ALREADYEXISTS' });
         assert.equal(await checkCredentials(storage, 'nobody', 'x'), null);
       } finally {

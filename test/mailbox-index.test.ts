@@ -17,6 +17,7 @@ import { packedIndexColumns } from '../storage/mailbox-index/columns.ts';
 import { MailboxIndex } from '../storage/mailbox-index/mailbox-index.ts';
 import { decodeIndexSnapshot, encodeIndexSnapshot } from '../storage/mailbox-index/snapshot.ts';
 import type { IndexSnapshotSource, MailboxRecord } from '../storage/ports.ts';
+import { rowId } from '../storage/sqlite/common.ts';
 
 describe('shared mailbox index', () => {
   let t: ImapTestApp;
@@ -428,7 +429,7 @@ describe('index snapshots (a large mailbox opens from one saved byte string, the
   it('keeps each snapshot in a file that names its own cursor; a damaged file means a full read, a deleted mailbox\'s file goes', async () => {
     const { a, box, saved } = await droppedWithSnapshot('Snap4', 3, 1);
     assert.ok(saved);
-    const file = join(t.dataDir, 'index', `${box.id}.snapshot`);
+    const file = join(t.dataDir, 'index', `${rowId(box.id)}.snapshot`);
     const bytes = readFileSync(file);
     assert.equal(bytes.length, 16 + saved.bytes.length, 'UIDVALIDITY and cursor, then the snapshot');
     writeFileSync(file, bytes.subarray(0, bytes.length - 5));
@@ -485,7 +486,7 @@ describe('SELECT of a mailbox opened from its snapshot (columns read when first 
     await a.command('UNSELECT'); // the last holder leaves: the index is saved and dropped
     const box = (await t.app.storage.mailboxes.getByPath(t.userId, 'Lazy'))!;
     assert.equal(t.app.indexes.peek(box.id), null);
-    assert.ok(existsSync(join(t.dataDir, 'index', `${box.id}.snapshot`)), 'saved as a snapshot');
+    assert.ok(existsSync(join(t.dataDir, 'index', `${rowId(box.id)}.snapshot`)), 'saved as a snapshot');
 
     const again = await a.command('EXAMINE Lazy');
     const index = t.app.indexes.peek(box.id)!;

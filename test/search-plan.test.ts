@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
+import { rowId } from '../storage/sqlite/common.ts';
 import type { SearchPlan, SearchPlanOptions } from '../storage/sqlite/search.ts';
 import { indexedThrough } from '../storage/sqlite/search-indexer.ts';
 import type { MailboxRecord } from '../storage/ports.ts';
@@ -62,11 +63,11 @@ describe('search indexing after the acknowledgement', () => {
       for (let i = 1; i <= 3; i++) {
         const message = await fakeMessage(s.blobs, `From: ü@example.org\r\nSubject: Zeppelin ${i}\r\n\r\nit has landed\r\n`);
         const { id } = await s.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message });
-        assert.ok(indexedThrough(s.db) < Number(id), 'acknowledged before it is indexed');
+        assert.ok(indexedThrough(s.db) < rowId(id)!, 'acknowledged before it is indexed');
         const expected = Array.from({ length: i }, (_, k) => k + 1);
         assert.deepEqual(await s.search.match(inbox.id, terms), terms.map(() => expected));
         s.searchIndexer.flush();
-        assert.equal(indexedThrough(s.db), Number(id));
+        assert.equal(indexedThrough(s.db), rowId(id)!);
         assert.deepEqual(await s.search.match(inbox.id, terms), terms.map(() => expected));
       }
       // a copy is pending too, and an expunged pending or indexed row leaves the index consistent

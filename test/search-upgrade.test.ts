@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { ingestMessage } from '../storage/mime/index.ts';
 import { decodeWords, getHeaders, parseHeaderBlock } from '../storage/mime/headers.ts';
+import { toId } from '../storage/sqlite/common.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';
 import type { SearchField } from '../storage/ports.ts';
@@ -81,7 +82,7 @@ describe('search index: upgrade of a version-5 data directory', () => {
       const s = await openSqliteStorage({ dataDir, synchronous: 'normal', warn: (w) => warnings.push(w) });
       try {
         assert.deepEqual(warnings, [], 'every old search text split cleanly into header lines and body');
-        const find = async (field: SearchField, value: string) => (await s.search.match('1', [{ field, value }]))[0];
+        const find = async (field: SearchField, value: string) => (await s.search.match(toId(1), [{ field, value }]))[0];
         assert.deepEqual(await find('subject', 'unicode friendly ✔'), [1, 5], 'simple.eml is a nodemailer message too');
         assert.deepEqual(await find('subject', 'ПРИВЕТ'), [3]);
         assert.deepEqual(await find('from', 'alice@example'), [2]);
@@ -93,20 +94,20 @@ describe('search index: upgrade of a version-5 data directory', () => {
         assert.deepEqual(await find('text', 'Alice Müller'), [2]);
         assert.deepEqual(await find('text', 'mx.example.com'), [2], 'TEXT sees every header field');
         assert.deepEqual(await find('body', 'мир'), [3], 'short-needle scan over the backfilled text');
-        assert.equal(await s.messages.searchText('2').then((t) => t?.startsWith('Alice')), false);
+        assert.equal(await s.messages.searchText(toId(2)).then((t) => t?.startsWith('Alice')), false);
         // migration 8: the sent dates, from the stored header text
-        const sent = async (op: 'before' | 'on' | 'since', day: number) => (await s.search.matchSent('1', [{ op, day }]))[0];
+        const sent = async (op: 'before' | 'on' | 'since', day: number) => (await s.search.matchSent(toId(1), [{ op, day }]))[0];
         assert.deepEqual(await sent('before', Date.UTC(2016, 0, 1)), [1, 5]);
         assert.deepEqual(await sent('on', Date.UTC(2024, 0, 2)), [2]);
         assert.deepEqual(await sent('on', Date.UTC(2024, 0, 5)), [3]);
         assert.deepEqual(await sent('on', Date.UTC(2024, 0, 3)), [4]);
 
         // the index follows changes after the upgrade
-        const archive = await s.mailboxes.create('1', { path: 'Archive' });
-        await s.messages.move('1', [2], archive.id);
+        const archive = await s.mailboxes.create(toId(1), { path: 'Archive' });
+        await s.messages.move(toId(1), [2], archive.id);
         assert.deepEqual(await find('body', 'straße'), []);
         assert.deepEqual((await s.search.match(archive.id, [{ field: 'body', value: 'straße' }]))[0], [1]);
-        await s.messages.expunge('1', [3]);
+        await s.messages.expunge(toId(1), [3]);
         assert.deepEqual(await find('subject', 'привет'), []);
       } finally {
         await s.close();

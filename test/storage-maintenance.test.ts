@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { ingestMessage } from '../storage/mime/index.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';
 import type { SqliteStorage } from '../storage/sqlite/index.ts';
+import { rowId } from '../storage/sqlite/common.ts';
 import { WalBacklog } from '../storage/sqlite/maintenance.ts';
 import { indexedThrough } from '../storage/sqlite/search-indexer.ts';
 import { withTempDir } from './helpers/temp-dir.ts';
@@ -79,7 +80,7 @@ describe('storage maintenance process (backgroundWork)', () => {
     const inbox = await other.mailboxes.create(user.id, { path: 'INBOX' });
     const append = async (i: number) => {
       const message = await ingestMessage(mail(i), other.blobs);
-      return Number((await other.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message })).id);
+      return rowId((await other.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message })).id)!;
     };
     const close = async () => {
       await other.close();
@@ -134,8 +135,8 @@ describe('storage maintenance process (backgroundWork)', () => {
         const inbox = await other.mailboxes.create(user.id, { path: 'INBOX' });
         const message = await ingestMessage(mail(1), other.blobs);
         const { id } = await other.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message });
-        for (let i = 0; i < 500 && indexedThrough(other.db) < Number(id); i++) await sleep(10);
-        assert.equal(indexedThrough(other.db), Number(id));
+        for (let i = 0; i < 500 && indexedThrough(other.db) < rowId(id)!; i++) await sleep(10);
+        assert.equal(indexedThrough(other.db), rowId(id)!);
         for (let i = 0; i < 500 && (backlog.read()?.backlog ?? 0) > 0; i++) await sleep(10);
         assert.equal(backlog.read()?.backlog, 0, 'checkpointed once past the configured pages');
         assert.ok(polling.maintenance!.checkpoints >= 1);

@@ -8,6 +8,7 @@ import { DEFAULT_MMAP_BYTES, openSqliteStorage } from '../storage/sqlite/index.t
 import type { SqliteStorage, SqliteStorageOptions } from '../storage/sqlite/index.ts';
 import { SCHEMA_VERSION } from '../storage/sqlite/schema.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
+import { rowId } from '../storage/sqlite/common.ts';
 import type { StoragePorts } from '../storage/ports.ts';
 import { storageContract } from './helpers/storage-contract.ts';
 import { collect, fakeMessage, messageBytes, simpleMessage, text } from './helpers/fake-message.ts';
@@ -126,7 +127,7 @@ describe('sqlite backend specifics', () => {
     try {
       const { s, append } = await setup(dir);
       const r = await append('compress me please '.repeat(2000) + '\r\n', false);
-      const row = s.db.get<{ inline: Uint8Array; inline_codec: number }>('SELECT inline, inline_codec FROM messages WHERE id = ?', Number(r.id))!;
+      const row = s.db.get<{ inline: Uint8Array; inline_codec: number }>('SELECT inline, inline_codec FROM messages WHERE id = ?', rowId(r.id))!;
       assert.equal(Number(row.inline_codec), 1);
       assert.ok(row.inline instanceof Uint8Array);
       assert.equal(row.inline.constructor, Uint8Array);
@@ -220,8 +221,8 @@ describe('sqlite backend specifics', () => {
       const a = await append('one', false);
       const b = await append('two two', false);
       const size = new TextEncoder().encode(a.raw).length + new TextEncoder().encode(b.raw).length;
-      s.db.run('UPDATE users SET storage_used = 12345, messages_used = 99 WHERE id = ?', Number(user.id));
-      s.db.run('UPDATE mailboxes SET message_count = 7, unseen_count = 7, total_size = 1 WHERE id = ?', Number(inbox.id));
+      s.db.run('UPDATE users SET storage_used = 12345, messages_used = 99 WHERE id = ?', rowId(user.id));
+      s.db.run('UPDATE mailboxes SET message_count = 7, unseen_count = 7, total_size = 1 WHERE id = ?', rowId(inbox.id));
       const fixed = await s.users.recalculateUsage(user.id);
       assert.equal(fixed.storageUsed, size);
       assert.equal(fixed.messagesUsed, 2);

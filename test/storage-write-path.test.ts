@@ -11,6 +11,7 @@ import { ingestMessage } from '../storage/mime/index.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
 import type { Db } from '../storage/sqlite/driver.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';
+import { toId } from '../storage/sqlite/common.ts';
 import { SEARCH_COLUMNS, searchColumnValues } from '../storage/sqlite/search-schema.ts';
 import { MemoryBlobs } from './helpers/memory-blobs.ts';
 import { applyMigrationsUpTo } from './helpers/schema-version.ts';
@@ -76,36 +77,36 @@ describe('storage write path: migration 12', () => {
       await writeVersion11(dataDir);
       const s = await openSqliteStorage({ dataDir, synchronous: 'normal' });
       try {
-        const first = await s.messages.getById('1');
+        const first = await s.messages.getById(toId(1));
         assert.equal(first?.subject, 'first');
-        assert.equal(first?.threadId, '3');
-        const content = await s.messages.content('1');
+        assert.equal(first?.threadId, toId(3));
+        const content = await s.messages.content(toId(1));
         assert.match(new TextDecoder().decode(content!.inline), /Subject: first/);
-        assert.deepEqual((await s.search.match('1', [{ field: 'body', value: 'body of second' }]))[0], [2]);
+        assert.deepEqual((await s.search.match(toId(1), [{ field: 'body', value: 'body of second' }]))[0], [2]);
 
         const append = async (userId: string, mailboxId: string, bytes: Uint8Array) =>
           s.messages.append({ userId, mailboxId, flags: [], internalDate: Date.now(), message: await ingestMessage(bytes, s.blobs) });
-        assert.equal((await append('1', '1', mail('<third@x>', 'third', '<second@x>'))).threadId, '3', 'a reply joins its old thread');
-        const fresh = await append('1', '1', mail('<new@x>', 'new thread'));
-        assert.equal(fresh.threadId, '42', 'named by its first message, whose id is above every old thread id');
-        assert.equal(fresh.id, '42');
-        assert.equal((await append('1', '1', mail('<newer@x>', 'another'))).threadId, '43');
-        assert.equal((await append('1', '1', mail('<r@x>', 're', '<new@x>'))).threadId, '42');
-        assert.deepEqual(await s.messages.threadCounts('1', ['3', '42', '43']), new Map([['3', 3], ['42', 2], ['43', 1]]));
-        const user = await s.users.get('1');
+        assert.equal((await append(toId(1), toId(1), mail('<third@x>', 'third', '<second@x>'))).threadId, toId(3), 'a reply joins its old thread');
+        const fresh = await append(toId(1), toId(1), mail('<new@x>', 'new thread'));
+        assert.equal(fresh.threadId, toId(42), 'named by its first message, whose id is above every old thread id');
+        assert.equal(fresh.id, toId(42));
+        assert.equal((await append(toId(1), toId(1), mail('<newer@x>', 'another'))).threadId, toId(43));
+        assert.equal((await append(toId(1), toId(1), mail('<r@x>', 're', '<new@x>'))).threadId, toId(42));
+        assert.deepEqual(await s.messages.threadCounts(toId(1), [toId(3), toId(42), toId(43)]), new Map([[toId(3), 3], [toId(42), 2], [toId(43), 1]]));
+        const user = await s.users.get(toId(1));
         assert.equal(user?.messagesUsed, 6);
 
         const bob = await s.users.create({ username: 'bob', passwordHash: null });
         const inbox = await s.mailboxes.create(bob.id, { path: 'INBOX' });
         const bobs = await append(bob.id, inbox.id, mail('<bob@x>', 'bob', '<root@x>'));
-        assert.equal(bobs.threadId, '45', "another user's thread is not joined");
-        assert.equal((await s.messages.threadCounts('1', ['45'])).get('45'), 0);
+        assert.equal(bobs.threadId, toId(45), "another user's thread is not joined");
+        assert.equal((await s.messages.threadCounts(toId(1), [toId(45)])).get(toId(45)), 0);
 
         const names = s.db.all<{ name: string }>("SELECT name FROM sqlite_master WHERE name IN ('threads', 'threads_user', 'messages_user', 'messages_modseq', 'changes_created', 'message_blobs_hash')");
         assert.deepEqual(names, []);
-        await s.users.delete('1');
-        assert.equal(await s.messages.getById('1'), null);
-        assert.equal((await s.messages.threadCounts(bob.id, ['45'])).get('45'), 1);
+        await s.users.delete(toId(1));
+        assert.equal(await s.messages.getById(toId(1)), null);
+        assert.equal((await s.messages.threadCounts(bob.id, [toId(45)])).get(toId(45)), 1);
       } finally {
         await s.close();
       }

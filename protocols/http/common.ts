@@ -7,8 +7,17 @@ import type { StoragePorts, UserRecord } from '../../storage/ports.ts';
 import { ApiError, verdictToHttp } from './errors.ts';
 import type { HttpErrorCode } from './errors.ts';
 
-/** A record id in a path (opaque; `me` for `:user` is handled by the framework before validation). */
-export const id = (what: string) => z.string().min(1).max(128).describe(`ID of the ${what}`);
+/**
+ * An object id (user, mailbox, address, ASP, filter, ...) in a path, query or body: 24 hex digits, the shape of a
+ * MongoDB ObjectId, which both backends hand out (storage/sqlite/common.ts); lowercased, as WildDuck does. Anything
+ * else is 400 InputValidationError before storage is asked. `words` are literal values the parameter also takes
+ * (`resolve` for `:mailbox`). `me` for `:user` is replaced by the framework before validation. Message ids in
+ * WildDuck's routes are UIDs (numbers), not object ids.
+ */
+export function id(what: string, ...words: string[]) {
+  const pattern = new RegExp(`^(?:[0-9a-fA-F]{24}${words.map((w) => `|${w}`).join('')})$`);
+  return z.string().regex(pattern, 'expected an id of 24 hex digits').toLowerCase().describe(`ID of the ${what}`);
+}
 
 export const userParams = z.object({ user: id('user') });
 

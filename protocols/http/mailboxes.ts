@@ -15,7 +15,7 @@ import { id, queryBool, unwrap, userParams } from './common.ts';
 import { route } from './route.ts';
 import type { Route } from './route.ts';
 
-export const mailboxParams = userParams.extend({ mailbox: id('mailbox').describe('ID of the mailbox, or "resolve" with ?path=') });
+export const mailboxParams = userParams.extend({ mailbox: id('mailbox', 'resolve').describe('ID of the mailbox, or "resolve" with ?path=') });
 
 /** Mailbox path: '/'-separated, no empty levels, at most 1024 characters; "inbox" in any case is INBOX. */
 const mailboxPath = z

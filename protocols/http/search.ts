@@ -12,7 +12,7 @@ import { search } from '../../storage/search/evaluate.ts';
 import type { SearchKey } from '../../storage/search/criteria.ts';
 import { mailboxSearchSources } from '../../storage/search/loaders.ts';
 import { ApiError } from './errors.ts';
-import { queryBool, userParams } from './common.ts';
+import { id, queryBool, userParams } from './common.ts';
 import { listItems } from './messages.ts';
 import { QueryError, parseQuery } from './search-query.ts';
 import { route } from './route.ts';
@@ -29,7 +29,7 @@ const searchQuery = z.object({
   from: z.string().max(255).optional(),
   to: z.string().max(255).optional().describe('Matches To and Cc'),
   subject: z.string().max(255).optional(),
-  mailbox: z.string().max(128).optional().describe('Mailbox id to search in (default: all but Junk and Trash)'),
+  mailbox: id('mailbox').optional().describe('Mailbox id to search in (default: all but Junk and Trash)'),
   datestart: dateParam.optional().describe('Received at or after'),
   dateend: dateParam.optional().describe('Received at or before'),
   minSize: z.coerce.number().int().nonnegative().optional(),

@@ -13,9 +13,7 @@ export function changeChannel(userId: Id): string {
 
 /** The user a `changes:<userId>` channel belongs to, or null for any other channel. */
 function channelUser(channel: string): number | null {
-  if (!channel.startsWith('changes:')) return null;
-  const id = Number(channel.slice('changes:'.length));
-  return Number.isSafeInteger(id) && id > 0 ? id : null;
+  return channel.startsWith('changes:') ? rowId(channel.slice('changes:'.length)) : null;
 }
 
 export interface NewChange {

@@ -2,15 +2,31 @@
 import { StorageError } from '../ports.ts';
 import type { Flag, Id } from '../ports.ts';
 
-/** Ids are SQLite integer row ids rendered as decimal strings. Anything else names nothing. */
+const ID_DIGITS = 24;
+const ROW_ID = /^[0-9a-fA-F]{24}$/;
+
+/**
+ * Object ids at the boundary of the embedded backend: 24 hex digits, the shape of a MongoDB ObjectId.
+ *
+ * Inside SQLite every object is an INTEGER row id (every table is AUTOINCREMENT, so a row id is never reused);
+ * only what the ports hand out changes: `toId(n)` is `n` in hexadecimal, zero-padded to 24 digits
+ * (`toId(11)` = `00000000000000000000000b`). Both backends then show one format, WildDuck API clients that check
+ * `hex().length(24)` accept it, and `storage copy` to MongoDB keeps each id as the same ObjectId. No column or
+ * index is added: stored bytes per message do not grow. Migration 13 rewrote the ids kept inside data (filter
+ * targets) from the decimal form used before.
+ *
+ * `rowId(id)` accepts exactly 24 hex digits (either case) whose value is a safe integer > 0 and nothing else: a
+ * decimal id like "11" names nothing, nor does an ObjectId made elsewhere (its value is far above 2^53).
+ */
 export function rowId(id: Id): number | null {
-  if (typeof id !== 'string' || !/^[1-9][0-9]{0,15}$/.test(id)) return null;
-  const n = Number(id);
-  return Number.isSafeInteger(n) ? n : null;
+  if (typeof id !== 'string' || !ROW_ID.test(id)) return null;
+  // exact below 2^53; anything at or above rounds to 2^53 or more, which is not a safe integer
+  const n = parseInt(id, 16);
+  return n > 0 && Number.isSafeInteger(n) ? n : null;
 }
 
 export function toId(n: number | bigint): Id {
-  return String(n);
+  return n.toString(16).padStart(ID_DIGITS, '0');
 }
 
 /** Like rowId, but throws NONEXISTENT. */

@@ -241,7 +241,44 @@ export const MIGRATIONS: readonly Migration[] = [
   UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'threads'), 0)) WHERE name = 'messages';
   DROP TABLE threads;
   `,
+
+  // 13: object ids are 24 hex digits at the ports (common.ts toId/rowId), no longer decimal row ids; rows keep
+  // their INTEGER ids. Ids kept inside data are rewritten: a filter's target mailbox (`action.mailbox`) in
+  // user_documents. (Other stored documents hold no object ids: autoreply, delivery settings, application
+  // passwords, tokens; their own ids were 24 hex digits already.)
+  hexIdsMigration,
 ];
+
+/**
+ * Migration 13. A filter's `action.mailbox` is a mailbox id or a path: a decimal id that names one of the user's
+ * mailboxes becomes that mailbox's 24-hex id (the id was looked up first, so it wins over a path spelt the same);
+ * a value that names no mailbox of the user, by id or path, is left as it is and reported. The conversion is
+ * written out here, not taken from common.ts, so the migration stays what it was.
+ */
+function hexIdsMigration(db: Db): string[] {
+  const notes: string[] = [];
+  const hex = (n: number) => n.toString(16).padStart(24, '0');
+  const filters = db.all<{ user_id: number; doc_id: string; data: string }>("SELECT user_id, doc_id, data FROM user_documents WHERE kind = 'filter' ORDER BY rowid");
+  for (const f of filters) {
+    let data: { action?: { mailbox?: unknown } } | null;
+    try {
+      data = JSON.parse(f.data) as { action?: { mailbox?: unknown } } | null;
+    } catch {
+      notes.push(`filter ${f.doc_id} of user ${hex(Number(f.user_id))} is not JSON; left as it is`);
+      continue;
+    }
+    const target = data?.action?.mailbox;
+    if (typeof target !== 'string' || !/^[1-9][0-9]{0,15}$/.test(target)) continue;
+    const owned = db.get<{ id: number }>('SELECT id FROM mailboxes WHERE id = ? AND user_id = ?', Number(target), f.user_id);
+    if (owned) {
+      data!.action!.mailbox = hex(Number(owned.id));
+      db.run("UPDATE user_documents SET data = ? WHERE user_id = ? AND kind = 'filter' AND doc_id = ?", JSON.stringify(data), f.user_id, f.doc_id);
+    } else if (!db.get('SELECT 1 AS ok FROM mailboxes WHERE user_id = ? AND path = ?', f.user_id, target)) {
+      notes.push(`filter ${f.doc_id} of user ${hex(Number(f.user_id))} targets mailbox ${target}, which names no mailbox of that user; left as it is`);
+    }
+  }
+  return notes;
+}
 
 /**
  * Claims a login key for a user (the unique index decides, so concurrent claims cannot both win). The same user

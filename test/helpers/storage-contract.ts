@@ -99,11 +99,11 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(user.messagesUsed, 0);
           assert.equal(user.disabled, false);
           assert.deepEqual(user.quota, { storage: null, messages: null });
-          assert.equal(typeof user.id, 'string');
+          assert.match(user.id, /^[0-9a-f]{24}$/, 'an object id: 24 hex digits on every backend');
           assert.deepEqual(await s.users.get(user.id), user);
           assert.deepEqual(await s.users.getByUsername('alice'), user);
           assert.equal(await s.users.getByUsername('nobody'), null);
-          assert.equal(await s.users.get('999999'), null);
+          assert.equal(await s.users.get('0000000000000000000f423f'), null);
           assert.equal(await s.users.get('not-an-id'), null);
           await rejectsWith(s.users.create({ username: 'alice', passwordHash: null }), 'ALREADYEXISTS');
 
@@ -115,7 +115,7 @@ export function storageContract(name: string, open: StorageFactory): void {
           const again = await s.users.update(user.id, { quota: { messages: 5 } });
           assert.deepEqual(again.quota, { storage: 1000, messages: 5 });
           assert.equal(again.name, 'Alice A.');
-          await rejectsWith(s.users.update('999999', { name: 'x' }), 'NONEXISTENT');
+          await rejectsWith(s.users.update('0000000000000000000f423f', { name: 'x' }), 'NONEXISTENT');
         }));
 
       it('lists users in pages with an opaque cursor and a substring query', () =>
@@ -184,7 +184,7 @@ export function storageContract(name: string, open: StorageFactory): void {
           await rejectsWith(s.users.addAddress(user.id, { address: 'alice@example.com', display: 'x' }), 'ALREADYEXISTS');
           const bob = await s.users.create({ username: 'bob', passwordHash: null });
           await rejectsWith(s.users.addAddress(bob.id, { address: 'ali@example.com', display: 'x' }), 'ALREADYEXISTS');
-          await rejectsWith(s.users.addAddress('999999', { address: 'z@example.com', display: 'z' }), 'NONEXISTENT');
+          await rejectsWith(s.users.addAddress('0000000000000000000f423f', { address: 'z@example.com', display: 'z' }), 'NONEXISTENT');
 
           assert.deepEqual(await s.users.resolveAddress('alice@example.com'), a1);
           assert.equal(await s.users.resolveAddress('nobody@example.com'), null);
@@ -252,7 +252,7 @@ export function storageContract(name: string, open: StorageFactory): void {
           const sent = await s.mailboxes.create(user.id, { path: 'Sent', specialUse: '\\Sent', subscribed: false });
           assert.equal(sent.subscribed, false);
           await rejectsWith(s.mailboxes.create(user.id, { path: 'Sent' }), 'ALREADYEXISTS');
-          await rejectsWith(s.mailboxes.create('999999', { path: 'X' }), 'NONEXISTENT');
+          await rejectsWith(s.mailboxes.create('0000000000000000000f423f', { path: 'X' }), 'NONEXISTENT');
           const bob = await s.users.create({ username: 'bob', passwordHash: null });
           const bobSent = await s.mailboxes.create(bob.id, { path: 'Sent' });
           const validities = new Set([inbox.uidValidity, sent.uidValidity, bobSent.uidValidity]);
@@ -265,7 +265,7 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(await s.mailboxes.getBySpecialUse(user.id, '\\Junk'), null);
           assert.deepEqual((await s.mailboxes.list(user.id)).map((m) => m.path).sort(), ['INBOX', 'Sent']);
           assert.deepEqual(await s.mailboxes.counters(sent.id), { messages: 0, unseen: 0, size: 0 });
-          await rejectsWith(s.mailboxes.counters('999999'), 'NONEXISTENT');
+          await rejectsWith(s.mailboxes.counters('0000000000000000000f423f'), 'NONEXISTENT');
 
           // re-created under the same name: a larger UIDVALIDITY
           await s.mailboxes.delete(sent.id);
@@ -309,7 +309,7 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal((await s.mailboxes.get(box.id))!.subscribed, false);
           await s.mailboxes.setSubscribed(box.id, true);
           assert.equal((await s.mailboxes.get(box.id))!.subscribed, true);
-          await rejectsWith(s.mailboxes.setSubscribed('999999', true), 'NONEXISTENT');
+          await rejectsWith(s.mailboxes.setSubscribed('0000000000000000000f423f', true), 'NONEXISTENT');
           await rejectsWith(s.mailboxes.delete(inbox.id), 'CANNOT');
 
           await f.append(inbox, { body: 'keep me\r\n' });
@@ -358,11 +358,11 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(m2.headerDate, Date.parse('Mon, 1 Jan 2024 10:00:00 +0000'));
           assert.deepEqual(await s.messages.getById(r2.id), m2);
           assert.equal(await s.messages.get(inbox.id, 99), null);
-          assert.equal(await s.messages.getById('999999'), null);
+          assert.equal(await s.messages.getById('0000000000000000000f423f'), null);
 
           const content = (await s.messages.content(r2.id))!;
           assert.equal(text(await messageBytes(content, s.blobs)), r2.raw);
-          assert.equal(await s.messages.content('999999'), null);
+          assert.equal(await s.messages.content('0000000000000000000f423f'), null);
           assert.match((await s.messages.searchText(r2.id))!, /Hello there/, 'the body search text');
           assert.deepEqual(await s.mailboxes.counters(inbox.id), { messages: 2, unseen: 1, size: m2.size * 2 });
 
@@ -372,7 +372,7 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.deepEqual((await s.messages.index(inbox.id, { changedSince: r1.modseq })).map((e) => e.uid), [2]);
 
           await rejectsWith(
-            s.messages.append({ userId: f.user.id, mailboxId: '999999', flags: [], internalDate: 0, message: await fakeMessage(s.blobs, simpleMessage()) }),
+            s.messages.append({ userId: f.user.id, mailboxId: '0000000000000000000f423f', flags: [], internalDate: 0, message: await fakeMessage(s.blobs, simpleMessage()) }),
             'NONEXISTENT',
           );
           // UIDs are never reused: expunge the last message, append again
@@ -417,7 +417,7 @@ export function storageContract(name: string, open: StorageFactory): void {
             [4, 'text', undefined, undefined],
           ]);
           assert.deepEqual(await s.messages.parts(inbox.id, [], { content: true }), []);
-          assert.deepEqual(await s.messages.parts('999999', [1], { envelope: true }), []);
+          assert.deepEqual(await s.messages.parts('0000000000000000000f423f', [1], { envelope: true }), []);
         }));
 
       it('finds a message by Message-ID', () =>
@@ -467,7 +467,7 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(e1.modseq, cond.changed[0].modseq);
           const changedSince = await s.messages.index(inbox.id, { changedSince: set.changed[0].modseq });
           assert.deepEqual(changedSince.map((e) => e.uid), [1, 4]);
-          await rejectsWith(s.messages.setFlags('999999', [1], { action: 'add', flags: ['\\Seen'] }), 'NONEXISTENT');
+          await rejectsWith(s.messages.setFlags('0000000000000000000f423f', [1], { action: 'add', flags: ['\\Seen'] }), 'NONEXISTENT');
         }));
 
       it('copies and moves with UID mappings, counters and usage', () =>
@@ -526,8 +526,8 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(usage2.messagesUsed, usage1.messagesUsed, 'move does not change usage');
           assert.equal(usage2.storageUsed, usage1.storageUsed);
           assert.ok((await s.mailboxes.get(inbox.id))!.highestModseq > inbox.highestModseq);
-          await rejectsWith(s.messages.copy(inbox.id, [1], '999999'), 'NONEXISTENT');
-          await rejectsWith(s.messages.move('999999', [1], trash.id), 'NONEXISTENT');
+          await rejectsWith(s.messages.copy(inbox.id, [1], '0000000000000000000f423f'), 'NONEXISTENT');
+          await rejectsWith(s.messages.move('0000000000000000000f423f', [1], trash.id), 'NONEXISTENT');
         }));
 
       it('expunges exactly the given UIDs', () =>
@@ -547,7 +547,7 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal(u.messagesUsed, 3);
           assert.equal(u.storageUsed, size * 3);
           assert.deepEqual(await s.messages.expunge(inbox.id, [2]), []);
-          await rejectsWith(s.messages.expunge('999999', [1]), 'NONEXISTENT');
+          await rejectsWith(s.messages.expunge('0000000000000000000f423f', [1]), 'NONEXISTENT');
         }));
 
       it('keeps usage and counters exact under 50 concurrent appends and expunges', () =>
@@ -607,7 +607,7 @@ export function storageContract(name: string, open: StorageFactory): void {
             unseen: idx.filter((e) => !e.flags.includes('\\Seen')).length,
             size: idx.reduce((sum, e) => sum + e.size, 0),
           });
-          await rejectsWith(s.users.recalculateUsage('999999'), 'NONEXISTENT');
+          await rejectsWith(s.users.recalculateUsage('0000000000000000000f423f'), 'NONEXISTENT');
         }));
 
       it('threads replies with earlier messages of the same user', () =>
@@ -639,12 +639,12 @@ export function storageContract(name: string, open: StorageFactory): void {
           const copy = await s.messages.copy(inbox.id, [reply.uid], arch.id);
           assert.equal((await s.messages.get(arch.id, copy.mappings[0].destinationUid))!.threadId, root.threadId);
           // thread counters: the user's messages per thread, any mailbox; other users' and unknown threads count 0
-          const counts = await s.messages.threadCounts(user.id, [root.threadId, unrelated.threadId, bobReply.threadId, '999999', 'x']);
+          const counts = await s.messages.threadCounts(user.id, [root.threadId, unrelated.threadId, bobReply.threadId, '0000000000000000000f423f', 'x']);
           assert.deepEqual([...counts], [
             [root.threadId, 4],
             [unrelated.threadId, 1],
             [bobReply.threadId, 0],
-            ['999999', 0],
+            ['0000000000000000000f423f', 0],
             ['x', 0],
           ]);
           assert.deepEqual([...(await s.messages.threadCounts(bob.id, [bobReply.threadId]))], [[bobReply.threadId, 1]]);
@@ -846,7 +846,7 @@ export function storageContract(name: string, open: StorageFactory): void {
           const bob = await s.users.create({ username: 'bob', passwordHash: null });
           await assert.rejects(s.documents.put(bob.id, 'filter', {}, { key: 'k2' }), { code: 'ALREADYEXISTS' });
           await s.documents.put(bob.id, 'token', {}, { key: 'k2' });
-          await assert.rejects(s.documents.put('999999', 'filter', {}), (e: unknown) => e instanceof StorageError && e.code === 'NONEXISTENT');
+          await assert.rejects(s.documents.put('0000000000000000000f423f', 'filter', {}), (e: unknown) => e instanceof StorageError && e.code === 'NONEXISTENT');
 
           assert.equal(await s.documents.delete(user.id, 'filter', b.id), true);
           assert.equal(await s.documents.delete(user.id, 'filter', b.id), false);
