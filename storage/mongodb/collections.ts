@@ -119,7 +119,9 @@ export interface SearchDoc {
   bcc: string | null;
   headers: string;
   body: string;
-  /** The sent date's UTC day (storage/search/sent-date.ts). */
+  /** The body search text as stored (IngestedMessage.searchText, not folded): MessagesPort.searchText. */
+  text: string;
+  /** The sent date's UTC day (storage/search/sent-date.ts), else the internal date's. */
   sentDay: number;
 }
 
