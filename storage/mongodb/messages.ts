@@ -287,52 +287,55 @@ export class MongoMessages implements MessagesPort {
 
   setFlags(mailboxId: Id, uids: number[], update: FlagUpdate): Promise<FlagResult> {
     return mongoCall(async () => {
-      const c = this.#c;
       const box = await this.#mailbox(mailboxId);
       const result: FlagResult = { changed: [], modified: [] };
-      let wanted = uniqueUids(uids);
-      for (let round = 0; wanted.length > 0; round++) {
-        if (round === FLAG_ROUNDS) throw new StorageError('UNAVAILABLE', `mailbox ${mailboxId}: too many concurrent flag changes`);
-        const docs = await c.messages.find({ mailbox: box._id, uid: uidFilter(wanted) }, { projection: { _id: 1, uid: 1, modseq: 1, flags: 1 } }).sort({ uid: 1 }).toArray();
-        const pending: Array<{ doc: (typeof docs)[number]; flags: Flag[] }> = [];
-        for (const doc of docs) {
-          if (update.unchangedSince !== undefined && doc.modseq > update.unchangedSince) {
-            result.modified.push(doc.uid);
-            continue;
-          }
-          const next = applyFlagAction(doc.flags, update.action, update.flags);
-          if (!sameFlags(doc.flags, next)) pending.push({ doc, flags: next });
-        }
-        if (pending.length === 0) break;
-        const alloc = await this.#log.mailboxWrite(box.user, box._id, { entries: pending.length });
-        // each message only if nobody changed it since it was read (any change gives it a new modseq)
-        const done = await Promise.all(
-          pending.map(async (p) => {
-            const r = await c.messages.updateOne({ _id: p.doc._id, modseq: p.doc.modseq }, { $set: { flags: p.flags, modseq: alloc.modseq } });
-            return r.modifiedCount > 0;
-          }),
-        );
-        const changed = pending.filter((_, i) => done[i]);
-        const entries: NewChange[] = changed.map((p) => ({ mailbox: box._id, type: 'flags', modseq: alloc.modseq, uid: p.doc.uid, flags: p.flags }));
-        let unseen = 0;
-        for (const p of changed) {
-          const was = hasFlag(p.doc.flags, SEEN);
-          const is = hasFlag(p.flags, SEEN);
-          if (was !== is) unseen += is ? -1 : 1;
-          result.changed.push({ uid: p.doc.uid, flags: p.flags, modseq: alloc.modseq });
-        }
-        await Promise.all([
-          this.#log.write(box.user, alloc.seq, entries),
-          changed.length < pending.length ? this.#log.giveUp(box.user, alloc.seq + changed.length, pending.length - changed.length) : null,
-          unseen !== 0 ? c.mailboxes.updateOne({ _id: box._id }, { $inc: { unseen } }) : null,
-        ]);
-        // changed by someone else between our read and our write: read again, change under a later modseq
-        wanted = pending.filter((_, i) => !done[i]).map((p) => p.doc.uid);
-      }
+      for (const part of chunks(uniqueUids(uids), WRITE_CHUNK)) await this.#setFlags(box, part, update, result);
       result.changed.sort((a, b) => a.uid - b.uid);
       result.modified.sort((a, b) => a - b);
       return result;
     });
+  }
+
+  /** One chunk of a flag change: one modseq, unless messages changed meanwhile have to go again under a later one. */
+  async #setFlags(box: MailboxDoc, uids: readonly number[], update: FlagUpdate, result: FlagResult): Promise<void> {
+    const c = this.#c;
+    let wanted = uids;
+    for (let round = 0; wanted.length > 0; round++) {
+      if (round === FLAG_ROUNDS) throw new StorageError('UNAVAILABLE', `mailbox ${idOf(box._id)}: too many concurrent flag changes`);
+      const docs = await c.messages.find({ mailbox: box._id, uid: uidFilter(wanted) }, { projection: { _id: 1, uid: 1, modseq: 1, flags: 1 } }).sort({ uid: 1 }).toArray();
+      const pending: Array<{ doc: (typeof docs)[number]; flags: Flag[] }> = [];
+      for (const doc of docs) {
+        if (update.unchangedSince !== undefined && doc.modseq > update.unchangedSince) {
+          result.modified.push(doc.uid);
+          continue;
+        }
+        const next = applyFlagAction(doc.flags, update.action, update.flags);
+        if (!sameFlags(doc.flags, next)) pending.push({ doc, flags: next });
+      }
+      if (pending.length === 0) return;
+      const alloc = await this.#log.mailboxWrite(box.user, box._id, { entries: pending.length });
+      // each message only if nobody changed it since it was read (any change gives it a new modseq)
+      const done = await Promise.all(
+        pending.map(async (p) => (await c.messages.updateOne({ _id: p.doc._id, modseq: p.doc.modseq }, { $set: { flags: p.flags, modseq: alloc.modseq } })).modifiedCount > 0),
+      );
+      const changed = pending.filter((_, i) => done[i]);
+      let unseen = 0;
+      for (const p of changed) {
+        const was = hasFlag(p.doc.flags, SEEN);
+        const is = hasFlag(p.flags, SEEN);
+        if (was !== is) unseen += is ? -1 : 1;
+        result.changed.push({ uid: p.doc.uid, flags: p.flags, modseq: alloc.modseq });
+      }
+      const entries: NewChange[] = changed.map((p) => ({ mailbox: box._id, type: 'flags', modseq: alloc.modseq, uid: p.doc.uid, flags: p.flags }));
+      await Promise.all([
+        this.#log.write(box.user, alloc.seq, entries),
+        // the numbers reserved for messages not changed are given up
+        changed.length < pending.length ? this.#log.giveUp(box.user, alloc.seq + changed.length, pending.length - changed.length) : null,
+        unseen !== 0 ? c.mailboxes.updateOne({ _id: box._id }, { $inc: { unseen } }) : null,
+      ]);
+      // changed by someone else between our read and our write: read again, changed under a later modseq
+      wanted = pending.filter((_, i) => !done[i]).map((p) => p.doc.uid);
+    }
   }
 
   /** The source and destination of a copy or move: both exist and belong to one user. */
