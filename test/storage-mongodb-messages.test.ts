@@ -188,6 +188,21 @@ storageContract('mongodb (messages harness)', async () => {
   };
 });
 
+/** Runs `fn` on a fresh database, dropped after. */
+async function withDb(fn: (o: Opened) => Promise<void>): Promise<void> {
+  const o = await openDb();
+  try {
+    await fn(o);
+  } finally {
+    await o.close();
+  }
+}
+
+/** Bytes as a base64 body in 76-character lines (how attachments arrive). */
+function base64Body(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64').replace(/.{76}/g, '$&\r\n') + '\r\n';
+}
+
 async function setup(o: Opened, s: StoragePorts = harness(o.c)) {
   const user = await s.users.create({ username: 'alice', passwordHash: null });
   const inbox = await s.mailboxes.create(user.id, { path: 'INBOX' });
@@ -195,9 +210,8 @@ async function setup(o: Opened, s: StoragePorts = harness(o.c)) {
 }
 
 describe('mongodb messages: what only this backend has', () => {
-  it('orders concurrent appends of two port instances on one database: UIDs seen in order through the change log', async () => {
-    const o = await openDb();
-    try {
+  it('orders concurrent appends of two port instances on one database: UIDs seen in order through the change log', () =>
+    withDb(async (o) => {
       const a = harness(o.c);
       const b = harness(o.c);
       const { user, inbox } = await setup(o, a);
@@ -233,17 +247,13 @@ describe('mongodb messages: what only this backend has', () => {
       }
       await follow();
       assert.deepEqual(seen, Array.from({ length: rounds * 10 }, (_, i) => i + 1), 'each UID once, in order, none missed');
-    } finally {
-      await o.close();
-    }
-  });
+    }));
 
-  it('stores a blob two messages share once, and frees it only in collect after the last reference goes', async () => {
-    const o = await openDb();
-    try {
+  it('stores a blob two messages share once, and frees it only in collect after the last reference goes', () =>
+    withDb(async (o) => {
       const { s, user, inbox } = await setup(o);
       const body = noise(300_000, 5);
-      const raw = (subject: string) => simpleMessage({ subject, body: Buffer.from(body).toString('base64').replace(/.{76}/g, '$&\r\n') + '\r\n' });
+      const raw = (subject: string) => simpleMessage({ subject, body: base64Body(body) });
       const m1 = await fakeMessage(s.blobs, raw('one'), { blobBody: true });
       const m2 = await fakeMessage(s.blobs, raw('two'), { blobBody: true });
       await s.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: 1, message: m1 });
@@ -259,14 +269,10 @@ describe('mongodb messages: what only this backend has', () => {
       assert.equal(await s.blobs.collect(), 1);
       assert.equal(await o.c.blobs.countDocuments({}), 0);
       assert.equal(await o.c.blobPieces.countDocuments({}), 0);
-    } finally {
-      await o.close();
-    }
-  });
+    }));
 
-  it('reads a byte range from the pieces that hold it, never the whole blob', async () => {
-    const o = await openDb();
-    try {
+  it('reads a byte range from the pieces that hold it, never the whole blob', () =>
+    withDb(async (o) => {
       const reads: number[] = [];
       const { s, user, inbox } = await setup(o, harness(o.c, { onPiecesRead: (_, n) => reads.push(n) }));
       const data = noise(1_200_000, 9); // incompressible: about five pieces
@@ -289,18 +295,14 @@ describe('mongodb messages: what only this backend has', () => {
       reads.length = 0;
       assert.deepEqual(await collect(s.blobs.read(staged.hash)), data);
       assert.equal(reads.reduce((sum, n) => sum + n, 0), doc.pieces, 'the whole blob: each piece fetched once');
-    } finally {
-      await o.close();
-    }
-  });
+    }));
 
-  it('keeps bytes in write-once documents: a flag change or a copy rewrites no content piece', async () => {
-    const o = await openDb();
-    try {
+  it('keeps bytes in write-once documents: a flag change or a copy rewrites no content piece', () =>
+    withDb(async (o) => {
       const { s, user, inbox } = await setup(o);
       const arch = await s.mailboxes.create(user.id, { path: 'Archive' });
       // base64 of noise: deflate keeps about 3/4 of it, so the inline bytes take two pieces
-      const raw = simpleMessage({ body: Buffer.from(noise(1_200_000, 4)).toString('base64').replace(/.{76}/g, '$&\r\n') + '\r\n' });
+      const raw = simpleMessage({ body: base64Body(noise(1_200_000, 4)) });
       const message = await fakeMessage(s.blobs, raw);
       const r = await s.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: 1, message });
       const doc = (await o.c.messages.findOne({ _id: objectId(r.id)! }))!;
@@ -323,14 +325,10 @@ describe('mongodb messages: what only this backend has', () => {
         const m = (await s.messages.get(mailbox, uid))!;
         assert.equal(text(await messageBytes((await s.messages.content(m.id))!, s.blobs)), raw);
       }
-    } finally {
-      await o.close();
-    }
-  });
+    }));
 
-  it('concurrent flag changes of one message from two instances both apply, each under its own modseq', async () => {
-    const o = await openDb();
-    try {
+  it('concurrent flag changes of one message from two instances both apply, each under its own modseq', () =>
+    withDb(async (o) => {
       const a = harness(o.c);
       const b = harness(o.c);
       const { user, inbox } = await setup(o, a);
@@ -346,8 +344,5 @@ describe('mongodb messages: what only this backend has', () => {
       assert.equal(new Set(modseqs).size, 3);
       assert.equal(m.modseq, Math.max(...modseqs));
       assert.equal((await a.mailboxes.counters(inbox.id)).unseen, 0);
-    } finally {
-      await o.close();
-    }
-  });
+    }));
 });

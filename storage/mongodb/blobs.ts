@@ -21,6 +21,7 @@ import { BlobEncoder, decodeRange } from '../blob-codec.ts';
 import type { BlobSource } from '../blob-codec.ts';
 import { concatBytes } from '../bytes.ts';
 import { StorageError } from '../ports.ts';
+import { StagedByHash, serialCalls } from '../blob-staging.ts';
 import type { BlobsPort, BlobWriter, MessageContent, StagedBlob } from '../ports.ts';
 import type { BlobDoc, MongoCollections } from './collections.ts';
 import { isDuplicateKey, mongoCall } from './errors.ts';
@@ -78,7 +79,7 @@ export class MongoBlobs implements BlobsPort {
   readonly #stagedMaxAgeMs: number;
   readonly #onPiecesRead: MongoBlobsOptions['onPiecesRead'];
   /** Staged blobs this process wrote and nobody committed or discarded yet, by hash. */
-  readonly #staged = new Map<string, StagedEntry[]>();
+  readonly #staged = new StagedByHash<StagedEntry>();
 
   constructor(c: MongoCollections, options: MongoBlobsOptions = {}) {
     this.#c = c;
@@ -102,12 +103,7 @@ export class MongoBlobs implements BlobsPort {
     let filled = 0;
     let state: 'open' | 'finished' | 'aborted' = 'open';
     let entry: StagedEntry | null = null;
-    let chain: Promise<unknown> = Promise.resolve();
-    const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-      const p = chain.then(fn);
-      chain = p.catch(() => undefined);
-      return p;
-    };
+    const serial = serialCalls();
     // the document comes before any piece, so a piece without its document is a leftover `collect` may remove
     const insertDoc = async (): Promise<void> => {
       if (inserted) return;
@@ -165,7 +161,7 @@ export class MongoBlobs implements BlobsPort {
             throw err;
           }
           entry = { id, hash };
-          this.#push(entry);
+          this.#staged.push(entry);
           state = 'finished';
           const staged: StagedBlob = { hash, size };
           return staged;
@@ -176,31 +172,9 @@ export class MongoBlobs implements BlobsPort {
           if (state === 'open') return fail();
           state = 'aborted';
           // after finish: only if no commit or discard took it
-          if (entry && this.#remove(entry)) await this.#drop(entry.id);
+          if (entry && this.#staged.remove(entry)) await this.#drop(entry.id);
         }),
     };
-  }
-
-  #push(e: StagedEntry): void {
-    const list = this.#staged.get(e.hash);
-    if (list) list.push(e);
-    else this.#staged.set(e.hash, [e]);
-  }
-
-  #pop(hash: string): StagedEntry | undefined {
-    const list = this.#staged.get(hash);
-    const e = list?.shift();
-    if (list && list.length === 0) this.#staged.delete(hash);
-    return e;
-  }
-
-  #remove(e: StagedEntry): boolean {
-    const list = this.#staged.get(e.hash);
-    const i = list ? list.indexOf(e) : -1;
-    if (!list || i < 0) return false;
-    list.splice(i, 1);
-    if (list.length === 0) this.#staged.delete(e.hash);
-    return true;
   }
 
   /** Removes a blob that is still staged, with its pieces (a promoted one is left alone). */
@@ -213,7 +187,7 @@ export class MongoBlobs implements BlobsPort {
   discard(staged: StagedBlob[]): Promise<void> {
     return mongoCall(async () => {
       for (const s of staged) {
-        const e = this.#pop(s.hash);
+        const e = this.#staged.pop(s.hash);
         if (e) await this.#drop(e.id);
       }
     });
@@ -232,7 +206,7 @@ export class MongoBlobs implements BlobsPort {
     const hashes = blobHashes(content);
     const consumed: StagedEntry[] = [];
     for (const s of staged) {
-      const e = this.#pop(s.hash);
+      const e = this.#staged.pop(s.hash);
       if (e) consumed.push(e);
     }
     const promoted = new Set<StagedEntry>();
@@ -245,7 +219,7 @@ export class MongoBlobs implements BlobsPort {
       }
     } catch (err) {
       await this.releaseRefs(countRefs([taken])).catch(() => undefined);
-      for (const e of consumed) if (!promoted.has(e)) this.#push(e);
+      for (const e of consumed) if (!promoted.has(e)) this.#staged.push(e);
       throw err;
     }
     // staged copies not promoted (the hash was live already, or not named by a segment): documents and pieces go
@@ -346,7 +320,7 @@ export class MongoBlobs implements BlobsPort {
   collect(): Promise<number> {
     return mongoCall(async () => {
       const c = this.#c;
-      const held = [...this.#staged.values()].flat().map((e) => e.id);
+      const held = this.#staged.all().map((e) => e.id);
       const dead = await c.blobs
         .find({ $or: [{ state: 'live', refs: { $lte: 0 } }, { state: 'staged', created: { $lt: this.#now() - this.#stagedMaxAgeMs }, _id: { $nin: held } }] }, { projection: { _id: 1, state: 1 } })
         .toArray();
@@ -384,7 +358,7 @@ export class MongoBlobs implements BlobsPort {
 
   /** Drops this process's staged blobs that were never committed (on close). */
   async close(): Promise<void> {
-    const all = [...this.#staged.values()].flat();
+    const all = this.#staged.all();
     this.#staged.clear();
     for (const e of all) await this.#drop(e.id).catch(() => undefined);
   }
