@@ -3,9 +3,10 @@
  * transactions" has the model). Every write that allocates UIDs or a modseq is ordered by the change log
  * (changes.ts `mailboxWrite`), and its steps come in an order where a crash leaves only what `quota recalc` repairs:
  *
- * - append: blob references, the inline bytes (`messagecontent`, written once) and the thread references; then the
- *   UID and modseq (`mailboxWrite`), the search document, the message document (now the message is visible), its
- *   `exists` entry and the counters. A failure before the message document undoes what came before it.
+ * - append: blob references and the thread references; then the UID and modseq (`mailboxWrite`), the search
+ *   document, the inline bytes (`messagecontent`, written once), the message document (now the message is visible),
+ *   its `exists` entry and the counters. A failure before the message document undoes what came before it; what a
+ *   crash leaves, `quota recalc` finds by the search document (users.ts).
  * - copy: the same, with the bytes, search text and blob references of the source messages, a chunk at a time.
  * - move: a copy, then an expunge of the source (a crash between leaves the message in both mailboxes).
  * - expunge: each message document deleted (the deleter learns what it removed), then the modseq, the `expunge`
@@ -190,15 +191,14 @@ export class MongoMessages implements MessagesPort {
   // Content
   // -------------------------------------------------------------------------------------------------------------
 
-  /** Writes a message's inline bytes (deflated when that shrinks them) as pieces; returns MessageDoc.inline. */
-  async #writeContent(message: ObjectId, inline: Uint8Array): Promise<MessageDoc['inline']> {
-    const stored = await deflateIfSmaller(inline);
+  /** Writes a message's inline bytes (`stored`: deflateIfSmaller of `size` bytes) as pieces; returns MessageDoc.inline. */
+  async #writeContent(message: ObjectId, size: number, stored: { data: Uint8Array; deflated: boolean }): Promise<MessageDoc['inline']> {
     const docs: ContentDoc[] = [];
     for (let at = 0, n = 0; at < stored.data.byteLength; at += CONTENT_PIECE_SIZE, n++) {
       docs.push({ _id: new ObjectId(), message, n, data: new Binary(stored.data.subarray(at, at + CONTENT_PIECE_SIZE)) });
     }
     if (docs.length > 0) await this.#c.messageContent.insertMany(docs);
-    return { size: inline.byteLength, pieces: docs.length, deflated: stored.deflated };
+    return { size, pieces: docs.length, deflated: stored.deflated };
   }
 
   /** The content of these messages, by message id (one query for all their pieces). */
@@ -238,12 +238,16 @@ export class MongoMessages implements MessagesPort {
       const { message } = input;
       const flags = normalizeFlags(input.flags);
       const id = new ObjectId();
+      const stored = await deflateIfSmaller(message.content.inline);
       const blobs = await this.#blobs.commitRefs(message.content, message.blobs);
       let alloc: Awaited<ReturnType<MongoChangeLog['mailboxWrite']>> | null = null;
       let doc: MessageDoc;
       try {
-        const [inline, thread] = await Promise.all([this.#writeContent(id, message.content.inline), threadFor(c, user, message)]);
+        const thread = await threadFor(c, user, message);
         alloc = await this.#log.mailboxWrite(user, mailbox, { uids: 1, entries: 1 });
+        // the search document before the content: `quota recalc` finds a message that never came by its search document
+        await c.messageSearch.insertOne(searchDoc(id, mailbox, alloc.uid, message, input.internalDate));
+        const inline = await this.#writeContent(id, message.content.inline.byteLength, stored);
         doc = {
           _id: id,
           user,
@@ -266,7 +270,6 @@ export class MongoMessages implements MessagesPort {
           blobs,
           inline,
         };
-        await c.messageSearch.insertOne(searchDoc(id, mailbox, alloc.uid, message, input.internalDate));
       } catch (err) {
         // nothing names the message yet: what was written for it goes (what a crash leaves, recalc removes)
         await quietly(() => this.#blobs.releaseRefs(countRefs([blobs])));
@@ -381,11 +384,12 @@ export class MongoMessages implements MessagesPort {
         c.messageContent.find({ message: { $in: sources } }).toArray(),
         c.messageSearch.find({ _id: { $in: sources } }).toArray(),
       ]);
-      if (pieces.length > 0) await c.messageContent.insertMany(pieces.map((p) => ({ ...p, _id: new ObjectId(), message: newId(p.message) })));
       alloc = await this.#log.mailboxWrite(user, dst._id, { uids: docs.length, entries: docs.length });
       const uidOf = new Map(docs.map((d, i) => [d._id.toHexString(), alloc!.uid + i]));
       const searchCopies: SearchDoc[] = search.map((s) => ({ ...s, _id: newId(s._id), mailbox: dst._id, uid: uidOf.get(s._id.toHexString())! }));
+      // search documents before content, as in append
       if (searchCopies.length > 0) await c.messageSearch.insertMany(searchCopies);
+      if (pieces.length > 0) await c.messageContent.insertMany(pieces.map((p) => ({ ...p, _id: new ObjectId(), message: newId(p.message) })));
     } catch (err) {
       await quietly(() => this.#blobs.releaseRefs(refs));
       await quietly(() => c.messageContent.deleteMany({ message: { $in: copies } }));
@@ -440,12 +444,10 @@ export class MongoMessages implements MessagesPort {
           this.#count(box.user, box._id, negate(totals(deleted as MessageDoc[]))),
         ]);
       } finally {
-        // the messages are gone either way: their content, search documents and blob references follow
-        await Promise.all([
-          c.messageContent.deleteMany({ message: { $in: ids } }),
-          c.messageSearch.deleteMany({ _id: { $in: ids } }),
-          this.#blobs.releaseRefs(countRefs(deleted.map((d) => d.blobs))),
-        ]);
+        // the messages are gone either way: their content, then search documents (by which `quota recalc` finds
+        // content left behind) and blob references follow
+        await c.messageContent.deleteMany({ message: { $in: ids } });
+        await Promise.all([c.messageSearch.deleteMany({ _id: { $in: ids } }), this.#blobs.releaseRefs(countRefs(deleted.map((d) => d.blobs)))]);
       }
       removed.push(...deleted.map((d) => d.uid));
     }
