@@ -68,6 +68,8 @@ export default defineConfig({
       maxPoolSize: 100,
       // How long a change-log reader waits for an entry another instance may still be writing.
       gapWaitMs: 10_000,
+      // `quota recalc` removes what a crashed write left only when older than this (never a write under way).
+      orphanAgeMs: 600_000,
     },
     // Where counters, rate limits, locks (POP3 maildrop), \Recent marks, per-user connection counts and change
     // notifications live: 'memory' (in the server; the primary shares it with its workers) or 'redis' (storage.redis,

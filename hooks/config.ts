@@ -172,6 +172,12 @@ export const configSchema = z
               .default(5000)
               .describe('How long an operation waits for a suitable server (a primary for writes). At start, an unreachable MongoDB stops the server with an error naming it after this long; while running, a command waits this long before it fails with a temporary error.'),
             maxPoolSize: z.number().int().positive().default(100).describe('Connections each server process keeps open to each MongoDB server at most.'),
+            orphanAgeMs: z
+              .number()
+              .int()
+              .positive()
+              .default(10 * 60 * 1000)
+              .describe('`quota recalc` removes what a crashed write left (search documents and content of a message never written, login keys of an address never written) only when older than this, so it never takes the pieces of a write still under way.'),
             gapWaitMs: z
               .number()
               .int()

@@ -116,6 +116,7 @@ async function openBackend(config: Config, warn: ((message: string) => void) | u
         serverSelectionTimeoutMs: m.serverSelectionTimeoutMs,
         maxPoolSize: m.maxPoolSize,
         gapWaitMs: m.gapWaitMs,
+        orphanAgeMs: m.orphanAgeMs,
         ephemeral: options.ephemeral,
         warn,
       });

@@ -224,8 +224,9 @@ export class MongoUsers implements UsersPort {
   /**
    * Recounts usage and every mailbox's counters from the stored messages, and repairs what a crash can leave:
    * messages whose mailbox is gone are removed (with their content, search documents and blob references), search
-   * documents and content pieces of messages that never were written are removed, and the reference counts of the
-   * blobs the user's messages name are raised to the number of messages naming them. References a crash left too
+   * documents and content pieces of messages that never were written are removed, the user's login keys are made
+   * those of its username and addresses again, and the reference counts of the blobs the user's messages name are
+   * raised to the number of messages naming them. References a crash left too
    * high are not lowered here: an append in flight takes its blob references before its message is written, so a
    * count taken meanwhile is too low to set (a blob freed while a message names it would lose mail).
    */
@@ -239,6 +240,7 @@ export class MongoUsers implements UsersPort {
     // messages left by a mailbox (or user) deletion that stopped half way
     await removeMessages(c, { user, mailbox: { $nin: mailboxes } });
     await this.#removeOrphanSearchDocs(mailboxes);
+    await this.#repairLoginKeys(d);
     await this.#recountBlobRefs(user);
 
     const counted = await c.messages
@@ -267,6 +269,41 @@ export class MongoUsers implements UsersPort {
     const after = await c.users.findOneAndUpdate({ _id: user }, { $set: { storageUsed, messagesUsed } }, { returnDocument: 'after' });
     if (!after) throw new StorageError('NONEXISTENT', `user ${id} does not exist`);
     return toUser(after);
+  }
+
+  /**
+   * Makes the user's login keys those of its username and addresses: missing ones claimed (when still free), claim
+   * counts set. Keys no longer backed are dropped, and counts lowered, only when older than the orphan age: an
+   * address being added claims its key before the address is written.
+   */
+  async #repairLoginKeys(d: UserDoc): Promise<void> {
+    const c = this.#c;
+    const user = d._id;
+    const wanted = new Map<string, { kind: KeyKind; key: string; refs: number }>();
+    const want = (kind: KeyKind, key: string) => {
+      const id = `${kind}\0${key}`;
+      const w = wanted.get(id) ?? { kind, key, refs: 0 };
+      w.refs++;
+      wanted.set(id, w);
+    };
+    want('name', loginKey(d.username));
+    want('skeleton', usernameSkeleton(d.username));
+    for (const a of await c.addresses.find({ user }, { projection: { address: 1 } }).toArray()) want('name', loginKey(a.address));
+    const settledBefore = this.#now() - this.#orphanAgeMs;
+    const held = await c.loginKeys.find({ user }).toArray();
+    for (const k of held) {
+      const w = wanted.get(`${k.kind}\0${k.key}`);
+      const settled = k._id.getTimestamp().getTime() < settledBefore;
+      if (!w) {
+        if (settled) await c.loginKeys.deleteOne({ _id: k._id });
+      } else if (k.refs < w.refs || (k.refs > w.refs && settled)) {
+        await c.loginKeys.updateOne({ _id: k._id }, { $set: { refs: w.refs } });
+      }
+    }
+    const missing = [...wanted.values()].filter((w) => !held.some((k) => k.kind === w.kind && k.key === w.key));
+    for (const w of missing) {
+      if (await this.#claimKey(user, w.kind, w.key)) await c.loginKeys.updateOne({ kind: w.kind, key: w.key, user }, { $set: { refs: w.refs } });
+    }
   }
 
   /** Search documents (and the content pieces of the same message) of these mailboxes whose message never came. */
