@@ -9,6 +9,9 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { env } from 'node:process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MongoNetworkError, MongoServerError, MongoServerSelectionError, ObjectId } from 'mongodb';
 import { applyEnv, resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
@@ -21,6 +24,8 @@ import { databaseOfUrl, describeMongo, mongoClientOptions, openMongoStorage, PEN
 import type { MongoStorage, MongoStorageOptions } from '../storage/mongodb/index.ts';
 import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 import { freePort } from './helpers/free-port.ts';
+import { runTs } from './helpers/spawn-ts.ts';
+import { env as runtimeEnv } from '../protocols/runtime.ts';
 import { mongoIsStandIn, sharedMongo, standInGap, stopSharedMongo } from './helpers/mongo-server.ts';
 import { storageContract } from './helpers/storage-contract.ts';
 
@@ -446,6 +451,29 @@ describe('mongodb errors and start', () => {
       return true;
     });
     assert.match(warnings.join('\n'), /one server instance/, 'memory ephemeral store: one instance, said once');
+  });
+
+  it('makes `wildduck start` exit non-zero with that message', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'wd-mongo-cli-'));
+    try {
+      const r = await runTs(new URL('../protocols/cli.ts', import.meta.url), ['start'], {
+        cwd: dir,
+        env: {
+          ...runtimeEnv(),
+          WILDDUCK_DATA_DIR: join(dir, 'data'),
+          WILDDUCK_STORAGE_BACKEND: 'mongodb',
+          WILDDUCK_STORAGE_MONGODB_URL: `mongodb://wd:hunter2@127.0.0.1:${port}/mail`,
+          WILDDUCK_STORAGE_MONGODB_SERVER_SELECTION_TIMEOUT_MS: '300',
+          WILDDUCK_SERVER_WORKERS: '1',
+        },
+      });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`wildduck: MongoDB at mongodb://127\\.0\\.0\\.1:${port}/mail is unreachable`));
+      assert.doesNotMatch(r.stderr + r.stdout, /hunter2/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an unparsable URL as a configuration error', async () => {
