@@ -93,3 +93,20 @@ export async function mongoCall<T>(fn: () => Promise<T>): Promise<T> {
     throw mongoError(err);
   }
 }
+
+/**
+ * The port with every method's rejection mapped by `mongoError` (methods run on the port itself, so its private
+ * fields work). A method that returns no promise is passed through unchanged.
+ */
+export function mongoPort<T extends object>(port: T): T {
+  return new Proxy(port, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result instanceof Promise ? result.catch((err: unknown) => Promise.reject(mongoError(err))) : result;
+      };
+    },
+  });
+}
