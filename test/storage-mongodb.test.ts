@@ -188,7 +188,7 @@ describe('mongodb backend specifics', () => {
       await c.messages.insertMany([kept, m1, m2]);
       for (const m of [kept, m1, m2]) {
         await c.messageContent.insertOne({ _id: new ObjectId(), message: m._id, n: 0, data: new (await import('mongodb')).Binary(new Uint8Array([1])) });
-        await c.messageSearch.insertOne({ _id: m._id, mailbox: m.mailbox, uid: m.uid, subject: null, from: null, to: null, cc: null, bcc: null, headers: '', body: '', sentDay: 0 });
+        await c.messageSearch.insertOne({ _id: m._id, mailbox: m.mailbox, uid: m.uid, subject: null, from: null, to: null, cc: null, bcc: null, headers: '', body: '', text: '', sentDay: 0 });
       }
       await c.users.updateOne({ _id: user }, { $set: { storageUsed: 60, messagesUsed: 3 } });
       await s.mailboxes.delete(box.id);
@@ -255,7 +255,7 @@ describe('mongodb backend specifics', () => {
       const old = ObjectId.createFromTime(Math.floor(Date.now() / 1000) - 3600);
       const young = new ObjectId();
       for (const id of [old, young]) {
-        await c.messageSearch.insertOne({ _id: id, mailbox: new ObjectId(inbox.id), uid: 9, subject: null, from: null, to: null, cc: null, bcc: null, headers: '', body: '', sentDay: 0 });
+        await c.messageSearch.insertOne({ _id: id, mailbox: new ObjectId(inbox.id), uid: 9, subject: null, from: null, to: null, cc: null, bcc: null, headers: '', body: '', text: '', sentDay: 0 });
         await c.messageContent.insertOne({ _id: new ObjectId(), message: id, n: 0, data: new Binary(new Uint8Array([1])) });
       }
       await c.users.updateOne({ _id: user }, { $set: { storageUsed: 12345, messagesUsed: 99 } });

@@ -12,13 +12,16 @@ import type { Db, MongoClientOptions, ReadPreferenceMode } from 'mongodb';
 import { ConfigError } from '../../hooks/config.ts';
 import { MemoryEphemeral } from '../ephemeral/memory.ts';
 import { StorageError } from '../ports.ts';
-import type { BlobsPort, EphemeralPort, MessagesPort, SearchPort, StoragePorts } from '../ports.ts';
+import type { EphemeralPort, StoragePorts } from '../ports.ts';
+import { MongoBlobs } from './blobs.ts';
 import { MongoChangeLog } from './changes.ts';
 import { collections, ensureIndexes } from './collections.ts';
 import type { MongoCollections } from './collections.ts';
 import { MongoDocuments } from './documents.ts';
 import { mongoError, mongoPort } from './errors.ts';
 import { MongoMailboxes } from './mailboxes.ts';
+import { MongoMessages } from './messages.ts';
+import { MongoSearch } from './search.ts';
 import { KeyedSerial } from './serial.ts';
 import { MongoUsers } from './users.ts';
 
@@ -83,22 +86,7 @@ export function mongoClientOptions(options: MongoStorageOptions): MongoClientOpt
 }
 
 /** Ports of this build that are stubs (notYet) until the merge with the messages half: empty once merged. */
-export const PENDING_PORTS: readonly string[] = ['messages', 'blobs', 'search'];
-
-/**
- * Until the merge with the messages half of the backend (messages.ts, blobs.ts, search.ts): a port whose every
- * method fails, so the accounts half can be opened and tested on its own.
- */
-function notYet<T extends object>(name: string): T {
-  return new Proxy({} as T, {
-    get(_target, prop) {
-      if (prop === 'then') return undefined;
-      return () => {
-        throw new StorageError('CANNOT', `the MongoDB backend's ${name} port is not part of this build yet (${String(prop)})`);
-      };
-    },
-  });
-}
+export const PENDING_PORTS: readonly string[] = [];
 
 export async function openMongoStorage(options: MongoStorageOptions): Promise<MongoStorage> {
   const where = describeMongo(options.url);
@@ -129,6 +117,7 @@ export async function openMongoStorage(options: MongoStorageOptions): Promise<Mo
   const serial = new KeyedSerial();
   const changes = new MongoChangeLog(c, ephemeral, { gapWaitMs: options.gapWaitMs, now });
   const mailboxes = new MongoMailboxes(c, changes, { now, serial });
+  const blobs = new MongoBlobs(c, { now });
   let closed = false;
 
   const storage: MongoStorage = {
@@ -139,10 +128,10 @@ export async function openMongoStorage(options: MongoStorageOptions): Promise<Mo
     users: mongoPort(new MongoUsers(c, { now, serial, orphanAgeMs: options.orphanAgeMs })),
     documents: mongoPort(new MongoDocuments(c, { now, serial })),
     mailboxes: mongoPort(mailboxes),
-    // wired at the merge with storage/mongodb/messages.ts, blobs.ts and search.ts
-    messages: notYet<MessagesPort>('messages'),
-    blobs: notYet<BlobsPort>('blobs'),
-    search: notYet<SearchPort>('search'),
+    // their methods map driver errors themselves (mongoCall)
+    messages: new MongoMessages(c, changes, blobs),
+    blobs,
+    search: new MongoSearch(c),
     changes: mongoPort(changes),
     ephemeral,
     async ping() {
@@ -163,6 +152,7 @@ export async function openMongoStorage(options: MongoStorageOptions): Promise<Mo
       if (closed) return;
       closed = true;
       try {
+        await blobs.close().catch(() => {}); // this process's staged blobs no message took
         await client.close();
       } finally {
         ownEphemeral?.close();
