@@ -1,200 +1,44 @@
 /**
- * The MongoDB backend's messages, blobs and search (storage/mongodb/messages.ts, blobs.ts, search.ts) on the stand-in
- * (or the server WILDDUCK_TEST_MONGODB_URL names): the message, blob, search and page parts of the storage contract,
- * and what only this backend has: writers on two port instances sharing one database, blob pieces, write-once bytes.
+ * What only the MongoDB backend's messages, blobs and search have (the storage contract runs in
+ * storage-mongodb.test.ts): writers on two instances sharing one database, blobs stored once in pieces and read by
+ * range, bytes in write-once documents. On the stand-in, or the server WILDDUCK_TEST_MONGODB_URL names.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MongoClient, ObjectId } from 'mongodb';
-import type { Db } from 'mongodb';
-import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
-import { StorageError } from '../storage/ports.ts';
-import type { MailboxRecord, MailboxesPort, StoragePorts, UserRecord, UsersPort } from '../storage/ports.ts';
+import type { StoragePorts } from '../storage/ports.ts';
 import { BLOB_PIECE_SIZE, MongoBlobs } from '../storage/mongodb/blobs.ts';
-import type { MongoBlobsOptions } from '../storage/mongodb/blobs.ts';
-import { MongoChangeLog } from '../storage/mongodb/changes.ts';
-import { collections, ensureIndexes } from '../storage/mongodb/collections.ts';
-import type { MailboxDoc, MongoCollections, UserDoc } from '../storage/mongodb/collections.ts';
-import { idOf, objectId } from '../storage/mongodb/ids.ts';
-import { MongoMessages } from '../storage/mongodb/messages.ts';
-import { MongoSearch } from '../storage/mongodb/search.ts';
+import { openMongoStorage } from '../storage/mongodb/index.ts';
+import type { MongoStorage } from '../storage/mongodb/index.ts';
+import { objectId } from '../storage/mongodb/ids.ts';
 import { collect, fakeMessage, messageBytes, simpleMessage, text } from './helpers/fake-message.ts';
 import { sharedMongo, stopSharedMongo } from './helpers/mongo-server.ts';
-import { noise, storageContract } from './helpers/storage-contract.ts';
+import { noise } from './helpers/storage-contract.ts';
 
 after(() => stopSharedMongo());
 
-function toUser(d: UserDoc): UserRecord {
-  return {
-    id: idOf(d._id),
-    username: d.username,
-    name: d.name,
-    passwordHash: d.passwordHash,
-    quota: d.quota,
-    storageUsed: d.storageUsed,
-    messagesUsed: d.messagesUsed,
-    disabled: d.disabled,
-    tags: d.tags,
-    created: d.created,
-  };
+interface Instances {
+  /** A storage on the database, as one server instance opens it. */
+  open(): Promise<MongoStorage>;
 }
 
-function toMailbox(d: MailboxDoc): MailboxRecord {
-  return {
-    id: idOf(d._id),
-    userId: idOf(d.user),
-    path: d.path,
-    specialUse: d.specialUse,
-    subscribed: d.subscribed,
-    uidValidity: d.uidValidity,
-    uidNext: d.uidNext,
-    highestModseq: d.modseq,
-    created: d.created,
-  };
-}
-
-const missing = (): never => {
-  throw new Error('not in this harness (storage/mongodb users and mailboxes)');
-};
-
-/**
- * The message ports on one database with just enough users and mailboxes to test them (the accounts side is tested
- * with the whole backend in test/storage-mongodb.test.ts).
- */
-function harness(c: MongoCollections, blobOptions: MongoBlobsOptions = {}): StoragePorts & { blobs: MongoBlobs } {
-  const ephemeral = new MemoryEphemeral();
-  const changes = new MongoChangeLog(c, ephemeral, { gapWaitMs: 2000 });
-  const blobs = new MongoBlobs(c, blobOptions);
-  const users = {
-    async create(u) {
-      if (await c.users.findOne({ username: u.username })) throw new StorageError('ALREADYEXISTS', 'taken');
-      const doc: UserDoc = {
-        _id: new ObjectId(),
-        username: u.username,
-        name: u.name ?? '',
-        passwordHash: u.passwordHash,
-        quota: { storage: null, messages: null },
-        storageUsed: 0,
-        messagesUsed: 0,
-        disabled: false,
-        tags: [],
-        created: Date.now(),
-        changeSeq: 0,
-      };
-      await c.users.insertOne(doc);
-      return toUser(doc);
-    },
-    async get(id) {
-      const oid = objectId(id);
-      const d = oid ? await c.users.findOne({ _id: oid }) : null;
-      return d ? toUser(d) : null;
-    },
-    async getByUsername(username) {
-      const d = await c.users.findOne({ username });
-      return d ? toUser(d) : null;
-    },
-  } as Partial<UsersPort> as UsersPort;
-  let uidValidity = 1000;
-  const mailboxes = {
-    async create(userId, m) {
-      const user = objectId(userId)!;
-      const seq = await changes.reserve(user, 1);
-      const doc: MailboxDoc = {
-        _id: new ObjectId(),
-        user,
-        path: m.path,
-        specialUse: m.specialUse ?? null,
-        subscribed: m.subscribed ?? true,
-        uidValidity: uidValidity++,
-        uidNext: 1,
-        modseq: 1,
-        lastChange: seq,
-        messages: 0,
-        unseen: 0,
-        size: 0,
-        created: Date.now(),
-      };
-      await c.mailboxes.insertOne(doc);
-      await changes.write(user, seq, [{ mailbox: doc._id, type: 'mailbox.create', modseq: 1, path: m.path }]);
-      return toMailbox(doc);
-    },
-    async get(id) {
-      const oid = objectId(id);
-      const d = oid ? await c.mailboxes.findOne({ _id: oid }) : null;
-      return d ? toMailbox(d) : null;
-    },
-    async getByPath(userId, path) {
-      const d = await c.mailboxes.findOne({ user: objectId(userId)!, path });
-      return d ? toMailbox(d) : null;
-    },
-    async counters(id) {
-      const d = (await c.mailboxes.findOne({ _id: objectId(id)! }))!;
-      return { messages: d.messages, unseen: d.unseen, size: d.size };
-    },
-  } as Partial<MailboxesPort> as MailboxesPort;
-  return {
-    name: 'mongodb-messages',
-    users,
-    mailboxes,
-    documents: missing as never,
-    messages: new MongoMessages(c, changes, blobs),
-    search: new MongoSearch(c),
-    blobs,
-    changes,
-    ephemeral,
-    ping: async () => undefined,
-    close: async () => {
-      await blobs.close();
-    },
-  };
-}
-
-interface Opened {
-  client: MongoClient;
-  db: Db;
-  c: MongoCollections;
-  close(): Promise<void>;
-}
-
-async function openDb(): Promise<Opened> {
+/** Runs `fn` on a fresh database, where any number of instances may open a storage; all closed and dropped after. */
+async function withDb(fn: (db: Instances) => Promise<void>): Promise<void> {
   const server = await sharedMongo();
   const database = await server.database();
-  const client = new MongoClient(database.url, { serverMonitoringMode: 'poll' });
-  await client.connect();
-  const db = client.db(database.name);
-  const c = collections(db);
-  await ensureIndexes(c);
-  return {
-    client,
-    db,
-    c,
-    async close() {
-      await client.close();
-      await database.drop();
-    },
-  };
-}
-
-// The contract's message, blob, change-log, search and page tests (the accounts side waits for users.ts / mailboxes.ts).
-storageContract('mongodb (messages harness)', async () => {
-  const o = await openDb();
-  const storage = harness(o.c);
-  return {
-    storage,
-    async cleanup() {
-      await storage.close();
-      await o.close();
-    },
-  };
-});
-
-/** Runs `fn` on a fresh database, dropped after. */
-async function withDb(fn: (o: Opened) => Promise<void>): Promise<void> {
-  const o = await openDb();
+  const opened: MongoStorage[] = [];
   try {
-    await fn(o);
+    await fn({
+      async open() {
+        // the stand-in answers no streaming heartbeat: polled, or the driver clears its pool (fails what is in flight)
+        const url = /serverMonitoringMode=/.test(database.url) ? database.url : `${database.url}${database.url.includes('?') ? '&' : '?'}serverMonitoringMode=poll`;
+        const s = await openMongoStorage({ url, database: database.name, gapWaitMs: 2000 });
+        opened.push(s);
+        return s;
+      },
+    });
   } finally {
-    await o.close();
+    for (const s of opened) await s.close();
+    await database.drop();
   }
 }
 
@@ -203,19 +47,20 @@ function base64Body(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('base64').replace(/.{76}/g, '$&\r\n') + '\r\n';
 }
 
-async function setup(o: Opened, s: StoragePorts = harness(o.c)) {
+async function setup(s: StoragePorts) {
   const user = await s.users.create({ username: 'alice', passwordHash: null });
   const inbox = await s.mailboxes.create(user.id, { path: 'INBOX' });
-  return { s, user, inbox };
+  return { user, inbox };
 }
 
 describe('mongodb messages: what only this backend has', () => {
   it('orders concurrent appends of two port instances on one database: UIDs seen in order through the change log', () =>
-    withDb(async (o) => {
-      const a = harness(o.c);
-      const b = harness(o.c);
-      const { user, inbox } = await setup(o, a);
+    withDb(async (db) => {
+      const a = await db.open();
+      const b = await db.open();
+      const { user, inbox } = await setup(a);
       const rounds = 3;
+      const before = await a.changes.latest(user.id);
       const seen: number[] = [];
       let cursor = 0;
       let loadedThrough = 0;
@@ -247,11 +92,16 @@ describe('mongodb messages: what only this backend has', () => {
       }
       await follow();
       assert.deepEqual(seen, Array.from({ length: rounds * 10 }, (_, i) => i + 1), 'each UID once, in order, none missed');
+      // a cursor from before the writes covers none of their messages, the latest all of them
+      assert.equal((await b.messages.indexColumns(inbox.id, { throughChange: before })).count, 0);
+      assert.equal((await b.messages.indexColumns(inbox.id, { throughChange: await b.changes.latest(user.id) })).count, rounds * 10);
     }));
 
   it('stores a blob two messages share once, and frees it only in collect after the last reference goes', () =>
-    withDb(async (o) => {
-      const { s, user, inbox } = await setup(o);
+    withDb(async (db) => {
+      const s = await db.open();
+      const o = { c: s.collections };
+      const { user, inbox } = await setup(s);
       const body = noise(300_000, 5);
       const raw = (subject: string) => simpleMessage({ subject, body: base64Body(body) });
       const m1 = await fakeMessage(s.blobs, raw('one'), { blobBody: true });
@@ -272,9 +122,13 @@ describe('mongodb messages: what only this backend has', () => {
     }));
 
   it('reads a byte range from the pieces that hold it, never the whole blob', () =>
-    withDb(async (o) => {
+    withDb(async (db) => {
+      const s = await db.open();
+      const o = { c: s.collections };
+      const { user, inbox } = await setup(s);
       const reads: number[] = [];
-      const { s, user, inbox } = await setup(o, harness(o.c, { onPiecesRead: (_, n) => reads.push(n) }));
+      // a reader of the same database that counts the pieces it fetches
+      const reader = new MongoBlobs(o.c, { onPiecesRead: (_, n) => reads.push(n) });
       const data = noise(1_200_000, 9); // incompressible: about five pieces
       const writer = s.blobs.stage();
       for (let at = 0; at < data.length; at += 100_000) await writer.write(data.slice(at, at + 100_000));
@@ -289,17 +143,19 @@ describe('mongodb messages: what only this backend has', () => {
 
       reads.length = 0;
       const start = 600_000;
-      assert.deepEqual(await collect(s.blobs.read(staged.hash, start, start + 1000)), data.slice(start, start + 1000));
+      assert.deepEqual(await collect(reader.read(staged.hash, start, start + 1000)), data.slice(start, start + 1000));
       const fetched = reads.reduce((sum, n) => sum + n, 0);
       assert.ok(fetched <= 3, `fetched ${fetched} pieces (the footer's and the chunk's) of ${doc.pieces}`);
       reads.length = 0;
-      assert.deepEqual(await collect(s.blobs.read(staged.hash)), data);
+      assert.deepEqual(await collect(reader.read(staged.hash)), data);
       assert.equal(reads.reduce((sum, n) => sum + n, 0), doc.pieces, 'the whole blob: each piece fetched once');
     }));
 
   it('keeps bytes in write-once documents: a flag change or a copy rewrites no content piece', () =>
-    withDb(async (o) => {
-      const { s, user, inbox } = await setup(o);
+    withDb(async (db) => {
+      const s = await db.open();
+      const o = { c: s.collections };
+      const { user, inbox } = await setup(s);
       const arch = await s.mailboxes.create(user.id, { path: 'Archive' });
       // base64 of noise: deflate keeps about 3/4 of it, so the inline bytes take two pieces
       const raw = simpleMessage({ body: base64Body(noise(1_200_000, 4)) });
@@ -328,10 +184,10 @@ describe('mongodb messages: what only this backend has', () => {
     }));
 
   it('concurrent flag changes of one message from two instances both apply, each under its own modseq', () =>
-    withDb(async (o) => {
-      const a = harness(o.c);
-      const b = harness(o.c);
-      const { user, inbox } = await setup(o, a);
+    withDb(async (db) => {
+      const a = await db.open();
+      const b = await db.open();
+      const { user, inbox } = await setup(a);
       await a.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: 1, message: await fakeMessage(a.blobs, simpleMessage()) });
       const results = await Promise.all([
         a.messages.setFlags(inbox.id, [1], { action: 'add', flags: ['\\Seen'] }),
