@@ -80,6 +80,8 @@ export class MongoBlobs implements BlobsPort {
   readonly #onPiecesRead: MongoBlobsOptions['onPiecesRead'];
   /** Staged blobs this process wrote and nobody committed or discarded yet, by hash. */
   readonly #staged = new StagedByHash<StagedEntry>();
+  /** Blobs this process is writing now (hex ids): `collect` leaves them however long the upload takes. */
+  readonly #writing = new Set<string>();
 
   constructor(c: MongoCollections, options: MongoBlobsOptions = {}) {
     this.#c = c;
@@ -95,6 +97,8 @@ export class MongoBlobs implements BlobsPort {
   stage(): BlobWriter {
     const c = this.#c;
     const id = new ObjectId();
+    this.#writing.add(id.toHexString());
+    const done = (): void => void this.#writing.delete(id.toHexString());
     const hasher = createHash('sha256');
     let size = 0;
     let inserted = false;
@@ -132,6 +136,7 @@ export class MongoBlobs implements BlobsPort {
     });
     const fail = async (): Promise<void> => {
       state = 'aborted';
+      done();
       if (inserted) await this.#drop(id).catch(() => undefined); // else collect removes it later
     };
     return {
@@ -162,6 +167,7 @@ export class MongoBlobs implements BlobsPort {
           }
           entry = { id, hash };
           this.#staged.push(entry);
+          done();
           state = 'finished';
           const staged: StagedBlob = { hash, size };
           return staged;
@@ -320,7 +326,7 @@ export class MongoBlobs implements BlobsPort {
   collect(): Promise<number> {
     return mongoCall(async () => {
       const c = this.#c;
-      const held = this.#staged.all().map((e) => e.id);
+      const held = [...this.#staged.all().map((e) => e.id), ...[...this.#writing].map((id) => ObjectId.createFromHexString(id))];
       const dead = await c.blobs
         .find({ $or: [{ state: 'live', refs: { $lte: 0 } }, { state: 'staged', created: { $lt: this.#now() - this.#stagedMaxAgeMs }, _id: { $nin: held } }] }, { projection: { _id: 1, state: 1 } })
         .toArray();
