@@ -69,6 +69,9 @@ export function isUnavailable(err: unknown): boolean {
   ) {
     return true;
   }
+  // not exported by the driver: a pool closed under an operation, no connection free in time
+  const name = typeof err === 'object' && err !== null ? (err as { name?: unknown }).name : undefined;
+  if (name === 'MongoPoolClosedError' || name === 'MongoWaitQueueTimeoutError') return true;
   const code = codeOf(err);
   if (typeof code === 'number' && UNAVAILABLE_CODES.has(code)) return true;
   const labels = typeof err === 'object' && err !== null ? (err as { hasErrorLabel?: (label: string) => boolean }).hasErrorLabel : undefined;

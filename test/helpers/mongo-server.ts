@@ -47,6 +47,27 @@ interface StandIn {
   stop(): Promise<void>;
 }
 
+/**
+ * Makes each command of the stand-in run alone, as MongoDB makes every single-document write atomic. The stand-in's
+ * findAndModify reads, then writes, awaiting between: under Deno (whose sockets hand data over in promise callbacks)
+ * two `$inc`s on one document interleave there and both return the same value, and under Node they are atomic only
+ * because nothing between them waits for I/O. Commands of different connections still interleave with each other.
+ */
+function serializeCommands(server: StandIn): void {
+  const router = (server as unknown as { commandRouter?: { route(command: unknown): Promise<unknown> } }).commandRouter;
+  if (!router || typeof router.route !== 'function') throw new Error('the MongoDB stand-in changed: no commandRouter.route to serialize');
+  const route = router.route.bind(router);
+  let tail: Promise<unknown> = Promise.resolve();
+  router.route = (command: unknown) => {
+    const result = tail.then(() => route(command));
+    tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  };
+}
+
 async function startStandIn(): Promise<{ url: string; server: StandIn }> {
   // the package's main entry pulls mongodb-memory-server, which downloads a server: import the stand-in alone
   const { CongoServer } = (await import('@push.rocks/smartmongo/dist_ts/congodb/index.js')) as unknown as {
@@ -54,8 +75,11 @@ async function startStandIn(): Promise<{ url: string; server: StandIn }> {
   };
   const port = await freePort();
   const server = new CongoServer({ port, host: '127.0.0.1' });
+  serializeCommands(server);
   await server.start();
-  return { url: `mongodb://127.0.0.1:${port}/?directConnection=true`, server };
+  // the driver's streaming heartbeat (a hello answered again and again, moreToCome) fails on the stand-in under load,
+  // which clears the connection pool and fails the operations in flight: poll instead
+  return { url: `mongodb://127.0.0.1:${port}/?directConnection=true&serverMonitoringMode=poll`, server };
 }
 
 export async function startMongo(): Promise<MongoTestServer> {
