@@ -12,7 +12,7 @@ export default defineConfig({
 
   storage: {
     // 'sqlite': embedded, one file, no server to install (one node).
-    // 'mongodb': MongoDB + Redis, for any number of stateless server instances (not in this build yet).
+    // 'mongodb': MongoDB + Redis, for any number of stateless server instances (storage/mongodb/README.md).
     backend: 'sqlite',
     sqlite: {
       // 'full' fsyncs every commit so an acknowledged message survives power loss; 'normal' survives crashes only.
@@ -51,8 +51,25 @@ export default defineConfig({
       maintenanceMaxDeferMs: 5_000,
     },
     mongodb: {
-      // Connection string of a replica set or mongos.
+      // Connection string of a replica set or mongos (user, password, authSource, replicaSet, TLS options in it).
       url: 'mongodb://127.0.0.1:27017/wildduck',
+      // Database name; '' = the one in the URL's path, else 'wildduck'.
+      database: '',
+      // A message is acknowledged once a majority of the replica set has it in its journal; a write that cannot
+      // get that within writeConcernTimeoutMs fails with a temporary error.
+      writeConcern: 'majority',
+      journal: true,
+      writeConcernTimeoutMs: 10_000,
+      // 'primary' reads what was just written; a secondary may show a session data older than its own writes.
+      readPreference: 'primary',
+      connectTimeoutMs: 5000,
+      // An unreachable MongoDB stops the start after this long; while running, commands fail with a temporary error.
+      serverSelectionTimeoutMs: 5000,
+      maxPoolSize: 100,
+      // How long a change-log reader waits for an entry another instance may still be writing.
+      gapWaitMs: 10_000,
+      // `quota recalc` removes what a crashed write left only when older than this (never a write under way).
+      orphanAgeMs: 600_000,
     },
     // Where counters, rate limits, locks (POP3 maildrop), \Recent marks, per-user connection counts and change
     // notifications live: 'memory' (in the server; the primary shares it with its workers) or 'redis' (storage.redis,

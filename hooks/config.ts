@@ -143,7 +143,47 @@ export const configSchema = z
           .prefault({}),
         mongodb: z
           .object({
-            url: z.string().default('mongodb://127.0.0.1:27017/wildduck').describe('MongoDB connection string (replica set or mongos).'),
+            url: z
+              .string()
+              .default('mongodb://127.0.0.1:27017/wildduck')
+              .describe('MongoDB connection string (replica set or mongos): hosts, user and password, authSource, replicaSet and TLS options go in it. The database is the one in its path (else storage.mongodb.database).'),
+            database: z.string().default('').describe('Database name; empty: the one in the URL\'s path, else "wildduck".'),
+            writeConcern: z
+              // a number of members may come from the environment as digits
+              .preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v), z.union([z.literal('majority'), z.number().int().min(1)]))
+              .default('majority')
+              .describe('Write concern of every write: "majority" (a message is acknowledged to the client only once a majority of the replica set has it, so a failover cannot lose it) or a number of members.'),
+            journal: z.boolean().default(true).describe('Writes are acknowledged only once in the on-disk journal (write concern j).'),
+            writeConcernTimeoutMs: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(10_000)
+              .describe('How long a write waits for its write concern (wtimeout; 0 = forever). Past it the command fails with a temporary error instead of hanging while the replica set has no majority.'),
+            readPreference: z
+              .enum(['primary', 'primaryPreferred', 'secondary', 'secondaryPreferred', 'nearest'])
+              .default('primary')
+              .describe('Which members serve reads. "primary" (default) reads what was just written; a secondary may show a session data older than its own writes.'),
+            connectTimeoutMs: z.number().int().positive().default(5000).describe('How long opening a connection to a MongoDB server may take.'),
+            serverSelectionTimeoutMs: z
+              .number()
+              .int()
+              .positive()
+              .default(5000)
+              .describe('How long an operation waits for a suitable server (a primary for writes). At start, an unreachable MongoDB stops the server with an error naming it after this long; while running, a command waits this long before it fails with a temporary error.'),
+            maxPoolSize: z.number().int().positive().default(100).describe('Connections each server process keeps open to each MongoDB server at most.'),
+            orphanAgeMs: z
+              .number()
+              .int()
+              .positive()
+              .default(10 * 60 * 1000)
+              .describe('`quota recalc` removes what a crashed write left (search documents and content of a message never written, login keys of an address never written) only when older than this, so it never takes the pieces of a write still under way.'),
+            gapWaitMs: z
+              .number()
+              .int()
+              .positive()
+              .default(10_000)
+              .describe('How long a reader of the change log waits for a missing entry that a writer on another instance may still write, before skipping it as a write that crashed (storage/mongodb/changes.ts). Longer than any write takes; a crashed write delays that user\'s IDLE and sync updates this long.'),
           })
           .strict()
           .prefault({}),
@@ -151,7 +191,7 @@ export const configSchema = z
           .enum(['memory', 'redis'])
           .default('memory')
           .describe(
-            'Where counters, rate limits (failed logins, transfer limits, forwards per day), locks (the POP3 maildrop), \\Recent marks, per-user IMAP connection counts and change notifications live. "memory": in the server (the primary process shares them with its workers); one server instance only. "redis": in Redis (storage.redis), shared by every process of every server instance that uses the same Redis and key prefix; every process talks to Redis itself. The MongoDB backend requires "redis".',
+            'Where counters, rate limits (failed logins, transfer limits, forwards per day), locks (the POP3 maildrop), \\Recent marks, per-user IMAP connection counts and change notifications live. "memory": in the server (the primary process shares them with its workers); one server instance only. "redis": in Redis (storage.redis), shared by every process of every server instance that uses the same Redis and key prefix; every process talks to Redis itself. The MongoDB backend needs "redis" for more than one server instance; with "memory" it runs as one instance (and says so at start).',
           ),
         redis: z
           .object({

@@ -4,7 +4,6 @@
  */
 import { resolve } from 'node:path';
 import type { Config } from '../hooks/config.ts';
-import { ConfigError } from '../hooks/config.ts';
 import type { EphemeralPort, StoragePorts } from './ports.ts';
 import type { RedisEphemeralOptions } from './ephemeral/redis.ts';
 
@@ -100,7 +99,36 @@ async function openBackend(config: Config, warn: ((message: string) => void) | u
         ...options,
       });
     }
-    case 'mongodb':
-      throw new ConfigError('storage.backend', 'the MongoDB + Redis backend is not part of this build yet; use "sqlite"');
+    case 'mongodb': {
+      // changePollMs and backgroundWork are the embedded backend's: every MongoDB client sees every commit, and its
+      // writers do their own follow-up work
+      const m = config.storage.mongodb;
+      if (config.storage.ephemeral !== 'redis' && options.changePollMs !== 0) warnOnce(warn, 'storage.ephemeral is "memory": this MongoDB backend serves one server instance (its counters, locks and change notifications are not shared); use "redis" to run more than one');
+      const { openMongoStorage } = await import('./mongodb/index.ts');
+      return openMongoStorage({
+        url: m.url,
+        database: m.database,
+        writeConcern: m.writeConcern,
+        journal: m.journal,
+        writeConcernTimeoutMs: m.writeConcernTimeoutMs,
+        readPreference: m.readPreference,
+        connectTimeoutMs: m.connectTimeoutMs,
+        serverSelectionTimeoutMs: m.serverSelectionTimeoutMs,
+        maxPoolSize: m.maxPoolSize,
+        gapWaitMs: m.gapWaitMs,
+        orphanAgeMs: m.orphanAgeMs,
+        ephemeral: options.ephemeral,
+        warn,
+      });
+    }
   }
+}
+
+let warned = false;
+
+/** Once per process (a worker of a multi-process server opens its storage with changePollMs 0 and says nothing). */
+function warnOnce(warn: ((message: string) => void) | undefined, message: string): void {
+  if (warned) return;
+  warned = true;
+  (warn ?? ((m: string) => console.warn(`wildduck storage: ${m}`)))(message);
 }

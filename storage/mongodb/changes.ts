@@ -103,19 +103,21 @@ export class MongoChangeLog implements ChangesPort {
   /**
    * Orders a write on a mailbox (rule 1): reserves `entries` sequence numbers, allocates `uids` UIDs and one modseq.
    * The caller then writes its documents and `write`s exactly `entries` entries from `seq`. NONEXISTENT when the
-   * mailbox (of this user) is gone.
+   * mailbox (of this user) is gone. `modseq: false`: the write takes no modseq (a rename, a subscription, a delete
+   * change no message: their entries carry the mailbox's HIGHESTMODSEQ unchanged, as the embedded backend's do).
    */
-  async mailboxWrite(user: ObjectId, mailbox: ObjectId, options: { uids?: number; entries: number }): Promise<MailboxAllocation> {
+  async mailboxWrite(user: ObjectId, mailbox: ObjectId, options: { uids?: number; entries: number; modseq?: boolean }): Promise<MailboxAllocation> {
     const uids = options.uids ?? 0;
+    const modseqs = options.modseq === false ? 0 : 1;
     const entries = Math.max(1, options.entries);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const seq = await this.reserve(user, entries);
       const before = await this.#c.mailboxes.findOneAndUpdate(
         { _id: mailbox, user, lastChange: { $lt: seq } },
-        { $inc: { uidNext: uids, modseq: 1 }, $set: { lastChange: seq + entries - 1 } },
+        { $inc: { uidNext: uids, modseq: modseqs }, $set: { lastChange: seq + entries - 1 } },
         { returnDocument: 'before' },
       );
-      if (before) return { seq, uid: before.uidNext, modseq: before.modseq + 1, mailbox: before };
+      if (before) return { seq, uid: before.uidNext, modseq: before.modseq + modseqs, mailbox: before };
       await this.giveUp(user, seq, entries);
       const exists = await this.#c.mailboxes.findOne({ _id: mailbox, user }, { projection: { _id: 1 } });
       if (!exists) throw new StorageError('NONEXISTENT', `mailbox ${idOf(mailbox)} does not exist`);

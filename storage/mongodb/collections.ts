@@ -119,7 +119,9 @@ export interface SearchDoc {
   bcc: string | null;
   headers: string;
   body: string;
-  /** The sent date's UTC day (storage/search/sent-date.ts). */
+  /** The body search text as stored (IngestedMessage.searchText, not folded): MessagesPort.searchText. */
+  text: string;
+  /** The sent date's UTC day (storage/search/sent-date.ts), else the internal date's. */
   sentDay: number;
 }
 
@@ -166,6 +168,13 @@ export interface ChangeDoc {
   created: number;
 }
 
+/** A named server-wide counter: `uidvalidity`, the UIDVALIDITY allocator (mailboxes.ts). */
+export interface MetaDoc {
+  _id: ObjectId;
+  name: string;
+  value: number;
+}
+
 export interface MongoCollections {
   users: Collection<UserDoc>;
   loginKeys: Collection<LoginKeyDoc>;
@@ -179,6 +188,7 @@ export interface MongoCollections {
   blobs: Collection<BlobDoc>;
   blobPieces: Collection<BlobPieceDoc>;
   changes: Collection<ChangeDoc>;
+  meta: Collection<MetaDoc>;
 }
 
 /** Collection names in the database (the README's table lists them with their shard keys). */
@@ -195,6 +205,7 @@ export const COLLECTION_NAMES: { readonly [K in keyof MongoCollections]: string 
   blobs: 'blobs',
   blobPieces: 'blobpieces',
   changes: 'changes',
+  meta: 'meta',
 };
 
 const stringKey = { partialFilterExpression: { key: { $type: 'string' } } };
@@ -214,6 +225,8 @@ export const INDEXES: { readonly [K in keyof MongoCollections]: IndexDescription
     { key: { mailbox: 1, modseq: 1 }, name: 'mailbox_modseq' },
     { key: { mailbox: 1, messageId: 1 }, name: 'mailbox_message_id' },
     { key: { user: 1, thread: 1 }, name: 'user_thread' },
+    // `quota recalc` recounts the references of a user's blobs (users.ts)
+    { key: { blobs: 1 }, name: 'blobs' },
   ],
   messageContent: [{ key: { message: 1, n: 1 }, name: 'message_n', unique: true }],
   messageSearch: [{ key: { mailbox: 1, uid: 1 }, name: 'mailbox_uid' }],
@@ -227,6 +240,7 @@ export const INDEXES: { readonly [K in keyof MongoCollections]: IndexDescription
     { key: { user: 1, seq: 1 }, name: 'user_seq', unique: true },
     { key: { created: 1 }, name: 'created' },
   ],
+  meta: [{ key: { name: 1 }, name: 'name', unique: true }],
 };
 
 export function collections(db: Db): MongoCollections {
