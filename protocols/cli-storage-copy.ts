@@ -185,7 +185,7 @@ export async function storageCommand(
         line.end();
         out(
           `${copied.stopped ? 'stopped' : 'copied'}: ${copied.users} users, ${copied.documents} documents, ${copied.messagesDone}/${copied.messagesTotal} messages ` +
-            `(${copied.messagesCopied} copied now, ${bytes(copied.bytesCopied)}; ${copied.flagsUpdated} flag changes, ${copied.expunged} expunged since an earlier run)\n`,
+            `(${copied.messagesCopied} copied now, ${bytes(copied.bytesCopied)}; ${copied.flagsUpdated} flag changes, ${copied.expunged} expunged, ${copied.mailboxesRemoved} mailboxes removed since an earlier run)\n`,
         );
         if (copied.stopped) {
           out('run the same command again to resume\n');

@@ -53,6 +53,8 @@ export interface CopySummary extends CopyProgress {
   /** Flag changes and expunges of the source brought over by this run (a run after an earlier one). */
   flagsUpdated: number;
   expunged: number;
+  /** Target mailboxes whose path the source no longer has, deleted by this run. */
+  mailboxesRemoved: number;
   /** Stopped by `shouldStop` before the end. */
   stopped: boolean;
 }
@@ -152,6 +154,7 @@ export async function copyStore(source: StoragePorts, target: StoragePorts, opti
     documents: 0,
     flagsUpdated: 0,
     expunged: 0,
+    mailboxesRemoved: 0,
     stopped: false,
   };
   const report = () => options.progress?.({ ...summary });
@@ -229,6 +232,17 @@ export async function copyStore(source: StoragePorts, target: StoragePorts, opti
     const mailboxes = await source.mailboxes.list(user.id);
     const mailboxIds = new Map<Id, Id>();
     for (const mailbox of mailboxes) mailboxIds.set(mailbox.id, await restore.mailbox(userId, mailbox));
+    // gone from the source since an earlier run (deleted, or renamed: copied under the new name)
+    const paths = new Set(mailboxes.map((m) => m.path));
+    for (const stale of await target.mailboxes.list(userId)) {
+      if (paths.has(stale.path)) continue;
+      try {
+        await target.mailboxes.delete(stale.id);
+        summary.mailboxesRemoved++;
+      } catch (err) {
+        if (!(err instanceof StorageError && err.code === 'CANNOT')) throw err; // the target's INBOX stays (listed by the verification)
+      }
+    }
     for (const doc of await source.documents.listAll(user.id)) {
       await restore.document(userId, mappedDocument(doc, mailboxIds));
       summary.documents++;
@@ -288,7 +302,10 @@ export async function verifyCopy(source: StoragePorts, target: StoragePorts, opt
     if (copy.storageUsed !== user.storageUsed || copy.messagesUsed !== user.messagesUsed) {
       differ(`user ${user.username}: usage ${copy.storageUsed} bytes ${copy.messagesUsed} messages, source ${user.storageUsed} bytes ${user.messagesUsed} messages`);
     }
-    for (const mailbox of await source.mailboxes.list(user.id)) {
+    const mailboxes = await source.mailboxes.list(user.id);
+    const paths = new Set(mailboxes.map((m) => m.path));
+    for (const extra of await target.mailboxes.list(copy.id)) if (!paths.has(extra.path)) differ(`mailbox ${user.username} ${extra.path}: in the target only`);
+    for (const mailbox of mailboxes) {
       const name = `${user.username} ${mailbox.path}`;
       const other = await target.mailboxes.getByPath(copy.id, mailbox.path);
       if (!other) {

@@ -719,6 +719,8 @@ export interface RestorePort {
   /**
    * Finds the mailbox by path or creates it with the record's UIDVALIDITY, special use, subscription; then raises
    * its uidNext and highestModseq to at least the record's (and sets its special use and subscription to the record's).
+   * A mailbox found with another UIDVALIDITY (deleted and made again in the source since an earlier copy) loses its
+   * messages and takes the record's UIDVALIDITY, uidNext and highestModseq.
    */
   mailbox(userId: Id, record: MailboxRecord): Promise<Id>;
   /**

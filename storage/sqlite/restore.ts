@@ -62,6 +62,14 @@ export class SqliteRestore implements RestorePort {
   async mailbox(userId: Id, record: MailboxRecord): Promise<Id> {
     const user = requireRowId(userId, 'user');
     const db = this.#db;
+    const found = db.get<{ id: number; uid_validity: number; uid_next: number }>('SELECT id, uid_validity, uid_next FROM mailboxes WHERE user_id = ? AND path = ?', user, record.path);
+    // Another UIDVALIDITY: not the mailbox copied before (deleted and made again in the source since), or one that
+    // never held a message (made by a server started on the target). Its messages go; it takes the record's values.
+    if (found && num(found.uid_validity) !== record.uidValidity) {
+      const uids = db.all<{ uid: number }>('SELECT uid FROM messages WHERE mailbox_id = ?', found.id).map((r) => num(r.uid));
+      if (uids.length > 0) await this.#messages.restoreExpunge(toId(found.id), uids);
+      db.run('UPDATE mailboxes SET uid_validity = ?, uid_next = ?, highest_modseq = ? WHERE id = ?', record.uidValidity, record.uidNext, record.highestModseq, found.id);
+    }
     return db.transaction(() => {
       if (!db.get('SELECT 1 AS x FROM users WHERE id = ?', user)) throw new StorageError('NONEXISTENT', `user ${userId} does not exist`);
       // mailboxes created here later get a larger UIDVALIDITY than any copied one (mailboxes.ts)
@@ -69,7 +77,6 @@ export class SqliteRestore implements RestorePort {
         `INSERT INTO meta (key, value) VALUES ('uidvalidity', ?) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)`,
         record.uidValidity,
       );
-      const found = db.get<{ id: number; uid_next: number }>('SELECT id, uid_next FROM mailboxes WHERE user_id = ? AND path = ?', user, record.path);
       if (!found) {
         const { lastInsertRowid } = db.run(
           `INSERT INTO mailboxes (user_id, path, special_use, subscribed, uid_validity, uid_next, highest_modseq, created)
@@ -85,8 +92,6 @@ export class SqliteRestore implements RestorePort {
         );
         return toId(lastInsertRowid);
       }
-      // a mailbox that never held a message (made by a server started on the target) takes the source's UIDVALIDITY
-      if (num(found.uid_next) === 1) db.run('UPDATE mailboxes SET uid_validity = ? WHERE id = ?', record.uidValidity, found.id);
       db.run(
         `UPDATE mailboxes SET uid_next = max(uid_next, ?), highest_modseq = max(highest_modseq, ?), special_use = ?, subscribed = ?
          WHERE id = ?`,
