@@ -626,48 +626,46 @@ export class SqliteMessages implements MessagesPort {
     });
   }
 
-  /** Inside a transaction: deletes these rows of the mailbox, releasing blob references and usage; returns their totals. */
-  #remove(mbox: MailboxRow, rows: BriefRow[]): { size: number; unseen: number } {
-    const totals = SqliteMessages.#totals(rows);
-    const ids = jsonList(rows.map((r) => num(r.id)));
-    this.#blobs.releaseRefs(this.#blobs.refsOf('m.id IN (SELECT value FROM json_each(?))', ids));
-    this.#db.run('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))', ids);
-    this.#indexLater(); // the expunged rows leave the search indexes in a later batch
-    this.#usage(mbox.user_id, -totals.size, -rows.length);
-    return totals;
-  }
-
-  async expunge(mailboxId: Id, uids: number[]): Promise<number[]> {
+  /**
+   * Removes these UIDs of the mailbox in an ordered group (blob references, usage, search rows follow), then `counted`
+   * updates the mailbox for what was removed. Returns the removed UIDs.
+   */
+  #remove(mailboxId: Id, uids: number[], counted: (mbox: MailboxRow, removed: number[], totals: { size: number; unseen: number }) => void): Promise<number[]> {
     const wanted = uniqueUids(uids);
     return this.#group.runOrdered(() => {
       const mbox = this.#mailbox(mailboxId);
       const rows = this.#sourceRows(mbox, wanted);
       if (rows.length === 0) return [];
-      const { size, unseen } = this.#remove(mbox, rows);
-      const { modseq } = this.#bump(mbox.id, { messages: -rows.length, unseen: -unseen, size: -size });
-      const now = this.#now();
+      const totals = SqliteMessages.#totals(rows);
+      const ids = jsonList(rows.map((r) => num(r.id)));
+      this.#blobs.releaseRefs(this.#blobs.refsOf('m.id IN (SELECT value FROM json_each(?))', ids));
+      this.#db.run('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))', ids);
+      this.#indexLater(); // the expunged rows leave the search indexes in a later batch
+      this.#usage(mbox.user_id, -totals.size, -rows.length);
       const removed = rows.map((r) => num(r.uid));
-      for (const uid of removed) this.#log.add({ userId: mbox.user_id, mailboxId: mbox.id, type: 'expunge', modseq, uid }, now);
+      counted(mbox, removed, totals);
       return removed;
+    });
+  }
+
+  async expunge(mailboxId: Id, uids: number[]): Promise<number[]> {
+    return this.#remove(mailboxId, uids, (mbox, removed, { size, unseen }) => {
+      const { modseq } = this.#bump(mbox.id, { messages: -removed.length, unseen: -unseen, size: -size });
+      const now = this.#now();
+      for (const uid of removed) this.#log.add({ userId: mbox.user_id, mailboxId: mbox.id, type: 'expunge', modseq, uid }, now);
     });
   }
 
   /** Storage copy (RestorePort.expunge): removes these UIDs like an expunge, without a new modseq or change-log entry. */
   async restoreExpunge(mailboxId: Id, uids: number[]): Promise<number[]> {
-    const wanted = uniqueUids(uids);
-    return this.#group.runOrdered(() => {
-      const mbox = this.#mailbox(mailboxId);
-      const rows = this.#sourceRows(mbox, wanted);
-      if (rows.length === 0) return [];
-      const { size, unseen } = this.#remove(mbox, rows);
+    return this.#remove(mailboxId, uids, (mbox, removed, { size, unseen }) => {
       this.#db.run(
         'UPDATE mailboxes SET message_count = message_count - ?, unseen_count = unseen_count - ?, total_size = total_size - ? WHERE id = ?',
-        rows.length,
+        removed.length,
         unseen,
         size,
         mbox.id,
       );
-      return rows.map((r) => num(r.uid));
     });
   }
 
