@@ -130,7 +130,7 @@ export class ProgressLine {
 
 export interface StorageCommandHooks {
   /** Opens the storage a config names (tests). */
-  open?: (config: Config) => Promise<StoragePorts>;
+  open?: (config: Config, role: 'source' | 'target') => Promise<StoragePorts>;
   terminal?: boolean;
   /** Asked between batches (tests stop a copy after N messages with it); Ctrl-C stops too. */
   shouldStop?: () => boolean;
@@ -155,7 +155,8 @@ export async function storageCommand(
   const destination = targetConfig(config, to);
   if (location(destination) === location(config)) throw new StorageUsageError(`--to names the store the config uses (${location(config)})`);
 
-  const open = hooks.open ?? ((c: Config) => openStorage(c));
+  // The source is only read: its search indexing and WAL checkpoints stay with the server that may run on it.
+  const open = hooks.open ?? ((c: Config, role: 'source' | 'target') => openStorage(c, undefined, { changePollMs: 0, ...(role === 'source' ? { backgroundWork: 'others' as const } : {}) }));
   let interrupted = false;
   if (hooks.signals !== false) {
     onShutdownSignal(() => {
@@ -165,9 +166,9 @@ export async function storageCommand(
   const shouldStop = () => interrupted || (hooks.shouldStop?.() ?? false);
   const line = new ProgressLine({ terminal: hooks.terminal ?? stdoutIsTerminal(), out });
 
-  const source = await open(config);
+  const source = await open(config, 'source');
   try {
-    const target = await open(destination);
+    const target = await open(destination, 'target');
     try {
       out(`source ${location(config)}\ntarget ${location(destination)}\n`);
       if (!values['verify-only']) {

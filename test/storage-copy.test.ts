@@ -17,7 +17,7 @@ import { rowId } from '../storage/sqlite/common.ts';
 import { generatedMessage } from './helpers/generated-mail.ts';
 import { haveMbsync, mbsync, writeMbsyncConfig } from './helpers/mbsync.ts';
 import { runTs, spawnTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { storageCommand } from '../protocols/cli-storage-copy.ts';
 import { bootApp } from '../protocols/server.ts';
@@ -64,32 +64,32 @@ describe('wildduck storage copy (embedded to embedded)', () => {
   it('runs as `wildduck storage copy --to`, killed midway and run again', { timeout: 180_000 }, async () => {
     const env = { ...runtimeEnv(), WILDDUCK_DATA_DIR: join(dir, 'source'), WILDDUCK_LOG_FORMAT: 'json' };
     const target = join(dir, 'cli');
-    const child = spawnTs(CLI, ['storage', 'copy', '--to', `sqlite:${target}`, '--parallel', '1'], { cwd: dir, env });
-    child.stdin!.end();
-    // killed once the copy has started writing messages (or has finished: then the second run has nothing to do)
-    await new Promise<void>((resolve) => {
-      child.stdout!.on('data', () => {});
+    // Stopped once the copy has started (the target exists): by Ctrl-C, then killed. It may have finished by then; what
+    // is asserted holds either way: a stop is clean and says how to resume, and the last run completes the copy.
+    const interrupted = async (signal: 'SIGINT' | 'SIGKILL') => {
+      const child = spawnTs(CLI, ['storage', 'copy', '--to', `sqlite:${target}`, '--parallel', '1'], { cwd: dir, env });
+      child.stdin!.end();
+      let stdout = '';
+      child.stdout!.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
+      child.stderr!.resume();
+      const closed = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
       const poll = setInterval(() => {
-        let started = false;
-        try {
-          started = readdirSync(target).includes('wildduck.sqlite');
-        } catch {
-          // not yet
-        }
-        if (started) {
+        if (readdirSync(dir).includes('cli') && readdirSync(target).includes('wildduck.sqlite')) {
           clearInterval(poll);
-          setTimeout(() => {
-            child.kill('SIGKILL');
-            resolve();
-          }, 300);
+          child.kill(signal);
         }
-      }, 20);
-      child.on('close', () => {
-        clearInterval(poll);
-        resolve();
-      });
-    });
-    await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.on('close', resolve)));
+      }, 10);
+      const end = await closed;
+      clearInterval(poll);
+      return { ...end, stdout };
+    };
+    const stopped = await interrupted('SIGINT');
+    if (/^stopped: /m.test(stopped.stdout)) {
+      assert.match(stopped.stdout, /^stopped: .*\nrun the same command again to resume\n$/m);
+      // exit status 130 (Deno's child_process reports a status of 128 + n as signal n)
+      assert.ok(stopped.code === 130 || (runtimeName === 'deno' && stopped.signal === 'SIGINT'), `exit ${stopped.code} ${stopped.signal}`);
+    } else assert.equal(stopped.code, 0, stopped.stdout);
+    await interrupted('SIGKILL');
 
     const r = await runTs(CLI, ['storage', 'copy', '--to', `sqlite:${target}`], { cwd: dir, env });
     assert.equal(r.code, 0, r.stdout + r.stderr);
