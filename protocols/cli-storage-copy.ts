@@ -69,7 +69,7 @@ export class ProgressLine {
   #out: (text: string) => void;
   #now: () => number;
   #started: number;
-  #last = 0;
+  #last = Number.NEGATIVE_INFINITY;
   #drawn = false;
   /** The latest progress not drawn yet (terminal: drawn by `end`). */
   #pending: CopyProgress | null = null;
@@ -116,7 +116,7 @@ export class ProgressLine {
   restart(): void {
     this.end();
     this.#started = this.#now();
-    this.#last = 0;
+    this.#last = Number.NEGATIVE_INFINITY;
   }
 
   /** Leaves the redrawn line (the next output starts on a line of its own). */

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
 import { openStorage } from '../storage/open.ts';
 import { copyStore, verifyCopy } from '../storage/copy.ts';
+import type { CopyProgress } from '../storage/copy.ts';
 import { copyContract, messageBytes } from './helpers/copy-contract.ts';
 import { rowId } from '../storage/sqlite/common.ts';
 import { generatedMessage } from './helpers/generated-mail.ts';
@@ -19,7 +20,7 @@ import { haveMbsync, mbsync, writeMbsyncConfig } from './helpers/mbsync.ts';
 import { runTs, spawnTs } from './helpers/spawn-ts.ts';
 import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
-import { storageCommand } from '../protocols/cli-storage-copy.ts';
+import { ProgressLine, storageCommand } from '../protocols/cli-storage-copy.ts';
 import { bootApp } from '../protocols/server.ts';
 import { createLogger } from '../hooks/log.ts';
 import { createUser } from '../storage/users.ts';
@@ -177,5 +178,51 @@ describe('mbsync after the move', { skip: haveMbsync ? false : 'mbsync is not in
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('storage copy progress output', () => {
+  const at = (phase: CopyProgress['phase'], messagesDone: number, bytesDone: number, bytesCopied = bytesDone): CopyProgress => ({
+    phase,
+    messagesDone,
+    messagesTotal: 100,
+    bytesDone,
+    bytesTotal: 10 * 1024 * 1024,
+    messagesCopied: messagesDone,
+    bytesCopied,
+  });
+
+  it('redraws one line on a terminal: done/total, bytes, rate and ETA', () => {
+    let now = 0;
+    const out: string[] = [];
+    const line = new ProgressLine({ terminal: true, out: (t) => out.push(t), now: () => now });
+    line.update(at('plan', 0, 0));
+    now = 1_000;
+    line.update(at('copy', 10, 1024 * 1024));
+    now = 1_050; // too soon to redraw: kept, drawn by end()
+    line.update(at('copy', 20, 2 * 1024 * 1024));
+    assert.deepEqual(out, ['\rcopied 10/100 messages (10%), 1.0 MiB/10.0 MiB, 1.0 MiB/s, ETA 9s\x1b[K']);
+    line.end();
+    assert.equal(out.length, 3);
+    assert.match(out[1]!, /^\rcopied 20\/100 messages \(20%\), 2\.0 MiB\/10\.0 MiB, .*\x1b\[K$/);
+    assert.equal(out[2], '\n');
+  });
+
+  it('writes a line every few seconds otherwise; the rate counts only what this run copied', () => {
+    let now = 0;
+    const out: string[] = [];
+    const line = new ProgressLine({ terminal: false, out: (t) => out.push(t), now: () => now });
+    line.update(at('plan', 0, 0));
+    now = 2_000;
+    line.update(at('copy', 50, 5 * 1024 * 1024, 0)); // found in the target already
+    now = 3_000;
+    line.update(at('copy', 60, 6 * 1024 * 1024, 1024 * 1024));
+    now = 8_000;
+    line.update(at('copy', 70, 7 * 1024 * 1024, 2 * 1024 * 1024));
+    line.end();
+    assert.deepEqual(out, [
+      'copied 50/100 messages (50%), 5.0 MiB/10.0 MiB, 0 B/s, ETA ?\n',
+      'copied 70/100 messages (70%), 7.0 MiB/10.0 MiB, 256.0 KiB/s, ETA 12s\n',
+    ]);
   });
 });
