@@ -9,6 +9,7 @@
  *   wildduck print-hooks [--config FILE]
  *   wildduck quota show|set|recalc ...             per-user quota (protocols/cli-quota.ts)
  *   wildduck filter|autoreply|forward|spam-level ...   per-user delivery rules (protocols/cli-delivery.ts)
+ *   wildduck storage copy --to TARGET ...          copy the whole store elsewhere (protocols/cli-storage-copy.ts)
  *
  * User commands open the same storage as the server and work while it runs.
  */
@@ -28,6 +29,7 @@ import { printHooks } from '../hooks/print-hooks.ts';
 import { DELIVERY_COMMANDS, DELIVERY_OPTIONS, DELIVERY_USAGE, DeliveryUsageError, deliveryCommand } from './cli-delivery.ts';
 import { DeliverySettingsError } from '../storage/delivery-settings.ts';
 import { QUOTA_OPTIONS, QUOTA_USAGE, QuotaUsageError, quotaCommand } from './cli-quota.ts';
+import { STORAGE_OPTIONS, STORAGE_USAGE, StorageUsageError, storageCommand } from './cli-storage-copy.ts';
 
 const USAGE = `Usage:
   wildduck start [--config FILE]
@@ -38,6 +40,7 @@ const USAGE = `Usage:
   wildduck print-hooks [--config FILE]
 ${QUOTA_USAGE}
 ${DELIVERY_USAGE}
+${STORAGE_USAGE}
 
 --config defaults to ./wildduck.config.ts when it exists. Options can also be set with
 WILDDUCK_* environment variables (see README.md). "--password -" reads the password from stdin.
@@ -55,6 +58,7 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   ...DELIVERY_OPTIONS,
   ...QUOTA_OPTIONS,
+  ...STORAGE_OPTIONS,
 } as const;
 
 async function readConfig(file: string | undefined): Promise<Config> {
@@ -159,6 +163,8 @@ export async function main(args: string[] = argv()): Promise<void> {
         return await userCommand(rest[0], rest.slice(1), values, config);
       case 'quota':
         return await withStorage(config, (storage) => quotaCommand(storage, config, rest, values, writeOut));
+      case 'storage':
+        return setExitCode(await storageCommand(config, rest, values));
       case 'print-hooks': {
         const app = await bootApp(config, createLogger({ level: 'warn', format: config.log.format }));
         try {
@@ -173,7 +179,7 @@ export async function main(args: string[] = argv()): Promise<void> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || err instanceof DeliveryUsageError || err instanceof QuotaUsageError) {
+    if (err instanceof UsageError || err instanceof DeliveryUsageError || err instanceof QuotaUsageError || err instanceof StorageUsageError) {
       writeErr(`${err.message}\n\n${USAGE}`);
       return setExitCode(64);
     }

@@ -694,6 +694,50 @@ export interface UserDocumentsPort {
   delete(userId: Id, kind: string, id: Id): Promise<boolean>;
   /** The document of a kind holding `key`, whichever user owns it. */
   findByKey<T = unknown>(kind: string, key: string): Promise<UserDocument<T> | null>;
+  /** Every document of the user, of every kind, ordered by kind and then oldest first (`wildduck storage copy`). */
+  listAll(userId: Id): Promise<UserDocument[]>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Restore: writing a copy of another store (storage/copy.ts)
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Writing a copy of another store (wildduck storage copy). Each method is idempotent: a copy stopped at any point
+ * is resumed by running it again. UIDs, modseqs and UIDVALIDITY are kept; ids are kept where the backend can.
+ */
+export interface RestorePort {
+  /**
+   * Finds the user by username or creates it from the record (password hash, quota, tags, disabled, created); a user
+   * found gets the record's name, password hash, quota, tags and disabled.
+   */
+  user(record: UserRecord): Promise<Id>;
+  /** Finds the address (the user's, else ALREADYEXISTS) or adds it with the record's display form, main mark and created. */
+  address(userId: Id, record: AddressRecord): Promise<Id>;
+  /** Inserts or replaces the document with the record's id, key, data and times. */
+  document(userId: Id, doc: UserDocument): Promise<void>;
+  /**
+   * Finds the mailbox by path or creates it with the record's UIDVALIDITY, special use, subscription; then raises
+   * its uidNext and highestModseq to at least the record's (and sets its special use and subscription to the record's).
+   * A mailbox found with another UIDVALIDITY (deleted and made again in the source since an earlier copy) loses its
+   * messages and takes the record's UIDVALIDITY, uidNext and highestModseq.
+   */
+  mailbox(userId: Id, record: MailboxRecord): Promise<Id>;
+  /**
+   * Stores the message with this UID and modseq unless the UID is already there (then nothing). Counters, quota
+   * usage and blob references as an append; no change-log entry is needed.
+   */
+  message(input: AppendInput & { uid: number; modseq: number }): Promise<void>;
+  /**
+   * Sets a stored message's flags and modseq (a change made in the source since an earlier copy); the mailbox's unseen
+   * counter follows, its highestModseq is raised to at least `modseq`. False when the UID is not there.
+   */
+  flags(mailboxId: Id, uid: number, flags: Flag[], modseq: number): Promise<boolean>;
+  /**
+   * Removes these UIDs (expunged in the source since an earlier copy) like an expunge, releasing blob references and
+   * usage, but without a new modseq or change-log entry. Returns the UIDs removed.
+   */
+  expunge(mailboxId: Id, uids: number[]): Promise<number[]>;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -712,6 +756,8 @@ export interface StoragePorts {
   blobs: BlobsPort;
   changes: ChangesPort;
   ephemeral: EphemeralPort;
+  /** Writing a copy of another store into this one (`wildduck storage copy --to`); absent: this backend cannot be a target. */
+  restore?: RestorePort;
   /** Reachability check for /health. */
   ping(): Promise<void>;
   /**

@@ -5,8 +5,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootImapTestApp } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
@@ -15,20 +14,9 @@ import type { TcpListener } from '../protocols/listener.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage, updateFlags, expungeMessages } from '../hooks/pipeline/index.ts';
 import { generatedMessage } from './helpers/generated-mail.ts';
+import { haveMbsync, mbsync, writeMbsyncConfig } from './helpers/mbsync.ts';
 
-const haveMbsync = spawnSync('mbsync', ['--version']).status === 0;
 const COUNT = 300;
-
-function mbsync(config: string): Promise<{ code: number | null; out: string }> {
-  const child = spawn('mbsync', ['-c', config, '-a'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
-  child.stderr.on('data', (d: Uint8Array) => (out += new TextDecoder().decode(d)));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 /** Maildir files of INBOX (cur and new) with their flag letters, keyed by server UID (`,U=n`). */
 function localMessages(maildir: string): Map<number, { file: string; dir: string; flags: string }> {
@@ -65,35 +53,7 @@ describe('IMAP two-way sync with mbsync', { skip: haveMbsync ? false : 'mbsync i
     maildir = join(t.dataDir, 'maildir', 'INBOX');
     mkdirSync(join(t.dataDir, 'maildir'), { recursive: true });
     config = join(t.dataDir, 'mbsyncrc');
-    writeFileSync(
-      config,
-      [
-        'IMAPAccount wd',
-        'Host 127.0.0.1',
-        `Port ${listeners[0]!.port}`,
-        'User alice',
-        'Pass secret',
-        'SSLType None',
-        'AuthMechs LOGIN',
-        '',
-        'IMAPStore remote',
-        'Account wd',
-        '',
-        'MaildirStore local',
-        `Path ${join(t.dataDir, 'maildir')}/`,
-        `Inbox ${maildir}`,
-        'SubFolders Verbatim',
-        '',
-        'Channel sync',
-        'Far :remote:',
-        'Near :local:',
-        'Patterns INBOX',
-        'Create Both',
-        'Expunge Both',
-        'SyncState *',
-        '',
-      ].join('\n'),
-    );
+    writeMbsyncConfig(config, { port: listeners[0]!.port, root: join(t.dataDir, 'maildir'), inbox: maildir, patterns: 'INBOX' });
   });
   after(async () => {
     for (const l of listeners ?? []) await l.close();

@@ -90,6 +90,12 @@ export class SqliteDocuments implements UserDocumentsPort {
     return this.#db.run('DELETE FROM user_documents WHERE user_id = ? AND kind = ? AND doc_id = ?', n, kind, id).changes > 0;
   }
 
+  async listAll(userId: Id): Promise<UserDocument[]> {
+    const n = rowId(userId);
+    if (n === null) return [];
+    return this.#db.all<Row>('SELECT * FROM user_documents WHERE user_id = ? ORDER BY kind, created, rowid', n).map((r) => toDocument(r));
+  }
+
   async findByKey<T>(kind: string, key: string): Promise<UserDocument<T> | null> {
     const r = this.#db.get<Row>('SELECT * FROM user_documents WHERE kind = ? AND key = ?', kind, key);
     return r ? toDocument<T>(r) : null;

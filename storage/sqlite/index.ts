@@ -26,6 +26,7 @@ import { GroupCommit } from './group-commit.ts';
 import { SqliteDocuments } from './documents.ts';
 import { migrate } from './schema.ts';
 import { SqliteUsers } from './users.ts';
+import { SqliteRestore } from './restore.ts';
 
 /** With `backgroundWork: 'here'`: how often the WAL's backlog is read for a checkpoint (maintenance.ts). */
 const CHECKPOINT_CHECK_MS = 50;
@@ -173,13 +174,16 @@ export async function openSqliteStorage(options: SqliteStorageOptions): Promise<
   let closed = false;
   const mailboxes = new SqliteMailboxes(db, blobs, log, now);
   const messages = new SqliteMessages(db, blobs, log, now, group, indexer, new IndexSnapshotFiles(db, join(dataDir, 'index')), inflated);
+  const users = new SqliteUsers(db, blobs, now);
+  const documents = new SqliteDocuments(db, now);
 
   return {
     name: 'sqlite',
     db,
     dataDir,
-    users: new SqliteUsers(db, blobs, now),
-    documents: new SqliteDocuments(db, now),
+    users,
+    documents,
+    restore: new SqliteRestore(db, { users, documents, messages, blobs }),
     mailboxes,
     messages,
     search: new SqliteSearch(db, options.search, indexer),

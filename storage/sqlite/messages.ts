@@ -171,6 +171,24 @@ function uniqueUids(uids: readonly number[]): number[] {
   return [...new Set(uids.filter((u) => Number.isSafeInteger(u) && u > 0))].sort((a, b) => a - b);
 }
 
+/** What an append computes before its transaction: canonical flags, the inline bytes deflated when that is smaller. */
+interface PreparedMessage {
+  flags: Flag[];
+  seen: boolean;
+  inline: { data: Uint8Array; deflated: boolean };
+  segments: Segment[];
+}
+
+async function prepareMessage(input: AppendInput): Promise<PreparedMessage> {
+  const flags = normalizeFlags(input.flags);
+  return {
+    flags,
+    seen: hasFlag(flags, '\\Seen'),
+    inline: await deflateIfSmaller(input.message.content.inline),
+    segments: input.message.content.segments.map((s) => (s.blob === undefined ? { length: s.length } : { length: s.length, blob: s.blob })),
+  };
+}
+
 export class SqliteMessages implements MessagesPort {
   #db: Db;
   #blobs: SqliteBlobs;
@@ -266,53 +284,105 @@ export class SqliteMessages implements MessagesPort {
     return { threadId, rowId };
   }
 
-  async append(input: AppendInput): Promise<AppendResult> {
-    const { message } = input;
-    const userId = requireRowId(input.userId, 'user');
-    const flags = normalizeFlags(input.flags);
-    const seen = hasFlag(flags, '\\Seen');
-    const inline = await deflateIfSmaller(message.content.inline);
-    const segments: Segment[] = message.content.segments.map((s) => (s.blob === undefined ? { length: s.length } : { length: s.length, blob: s.blob }));
+  /** The mailbox of an append (or restore) in the group's transaction, refused when it is another user's. */
+  #ownMailbox(input: AppendInput, userId: number): MailboxRow {
+    const mbox = this.#mailbox(input.mailboxId);
+    if (num(mbox.user_id) !== userId) throw new StorageError('NONEXISTENT', `mailbox ${input.mailboxId} does not belong to user ${input.userId}`);
+    return mbox;
+  }
+
+  /**
+   * Inside a transaction: the rows of a new message at `uid` with `modseq` (message, search text, thread references,
+   * blob references) and the user's usage. The mailbox's allocators and counters are the caller's.
+   */
+  #insert(userId: number, mailboxId: number, input: AppendInput, prepared: PreparedMessage, uid: number, modseq: number): { id: number; threadId: number } {
     const db = this.#db;
+    const { message } = input;
+    const { threadId, rowId: newId } = this.#thread(userId, message);
+    const { lastInsertRowid } = db.run(
+      `INSERT INTO messages (id, user_id, mailbox_id, uid, modseq, flags, seen, internal_date, size, message_id, thread_id,
+         header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      newId,
+      userId,
+      mailboxId,
+      uid,
+      modseq,
+      JSON.stringify(prepared.flags),
+      prepared.seen,
+      input.internalDate,
+      message.size,
+      message.messageId,
+      threadId,
+      message.headerDate ?? input.internalDate,
+      message.subject,
+      JSON.stringify(message.envelope),
+      JSON.stringify(message.mime),
+      message.hasAttachments,
+      message.sha256,
+      JSON.stringify(prepared.segments),
+      prepared.inline.data,
+      prepared.inline.deflated ? 1 : 0,
+    );
+    const id = num(lastInsertRowid);
+    db.run(INSERT_SEARCH_ROW, id, ...searchColumnValues(message.searchHeaders, message.searchText));
+    this.#indexLater();
+    this.#blobs.commitRefs(id, message);
+    this.#usage(userId, message.size, 1);
+    return { id, threadId };
+  }
+
+  async append(input: AppendInput): Promise<AppendResult> {
+    const userId = requireRowId(input.userId, 'user');
+    const prepared = await prepareMessage(input);
     // grouped with the appends arriving together: one transaction, one fsync (group-commit.ts)
     return this.#group.run(() => {
-      const mbox = this.#mailbox(input.mailboxId);
-      if (num(mbox.user_id) !== userId) throw new StorageError('NONEXISTENT', `mailbox ${input.mailboxId} does not belong to user ${input.userId}`);
-      const alloc = this.#bump(mbox.id, { uids: 1, messages: 1, unseen: seen ? 0 : 1, size: message.size });
+      const mbox = this.#ownMailbox(input, userId);
+      const alloc = this.#bump(mbox.id, { uids: 1, messages: 1, unseen: prepared.seen ? 0 : 1, size: input.message.size });
       const uid = alloc.uidNext - 1;
-      const { threadId, rowId: newId } = this.#thread(userId, message);
-      const now = this.#now();
-      const { lastInsertRowid: id } = db.run(
-        `INSERT INTO messages (id, user_id, mailbox_id, uid, modseq, flags, seen, internal_date, size, message_id, thread_id,
-           header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        newId,
-        userId,
-        mbox.id,
-        uid,
-        alloc.modseq,
-        JSON.stringify(flags),
-        seen,
-        input.internalDate,
-        message.size,
-        message.messageId,
-        threadId,
-        message.headerDate ?? input.internalDate,
-        message.subject,
-        JSON.stringify(message.envelope),
-        JSON.stringify(message.mime),
-        message.hasAttachments,
-        message.sha256,
-        JSON.stringify(segments),
-        inline.data,
-        inline.deflated ? 1 : 0,
-      );
-      db.run(INSERT_SEARCH_ROW, id, ...searchColumnValues(message.searchHeaders, message.searchText));
-      this.#indexLater();
-      this.#blobs.commitRefs(id, message);
-      this.#usage(userId, message.size, 1);
-      this.#log.add({ userId, mailboxId: mbox.id, type: 'exists', modseq: alloc.modseq, uid, flags }, now);
+      const { id, threadId } = this.#insert(userId, mbox.id, input, prepared, uid, alloc.modseq);
+      this.#log.add({ userId, mailboxId: mbox.id, type: 'exists', modseq: alloc.modseq, uid, flags: prepared.flags }, this.#now());
       return { id: toId(id), uid, modseq: alloc.modseq, uidValidity: alloc.uidValidity, threadId: toId(threadId) };
+    });
+  }
+
+  /**
+   * Storage copy (restore.ts, RestorePort.message): stores the message at its given UID and modseq, raising the
+   * mailbox's UIDNEXT and HIGHESTMODSEQ to cover them, with counters, usage and blob references as an append and no
+   * change-log entry. False (nothing written) when the mailbox holds the UID already.
+   */
+  async restore(input: AppendInput & { uid: number; modseq: number }): Promise<boolean> {
+    const userId = requireRowId(input.userId, 'user');
+    const prepared = await prepareMessage(input);
+    return this.#group.run(() => {
+      const mbox = this.#ownMailbox(input, userId);
+      if (this.#db.get('SELECT 1 AS x FROM messages WHERE mailbox_id = ? AND uid = ?', mbox.id, input.uid)) return false;
+      this.#db.run(
+        `UPDATE mailboxes SET uid_next = max(uid_next, ?), highest_modseq = max(highest_modseq, ?), message_count = message_count + 1,
+           unseen_count = unseen_count + ?, total_size = total_size + ? WHERE id = ?`,
+        input.uid + 1,
+        input.modseq,
+        prepared.seen ? 0 : 1,
+        input.message.size,
+        mbox.id,
+      );
+      this.#insert(userId, mbox.id, input, prepared, input.uid, input.modseq);
+      return true;
+    });
+  }
+
+  /** Storage copy (RestorePort.flags): a message's flags and modseq as given, no change-log entry. False: no such UID. */
+  async restoreFlags(mailboxId: Id, uid: number, flags: Flag[], modseq: number): Promise<boolean> {
+    const canonical = normalizeFlags(flags);
+    const seen = hasFlag(canonical, '\\Seen');
+    return this.#group.run(() => {
+      const mbox = this.#mailbox(mailboxId);
+      const row = this.#sourceRows(mbox, [uid])[0];
+      if (!row) return false;
+      this.#db.run('UPDATE messages SET flags = ?, seen = ?, modseq = ? WHERE id = ?', JSON.stringify(canonical), seen, modseq, row.id);
+      const unseen = seen === bool(row.seen) ? 0 : seen ? -1 : 1;
+      this.#db.run('UPDATE mailboxes SET highest_modseq = max(highest_modseq, ?), unseen_count = unseen_count + ? WHERE id = ?', modseq, unseen, mbox.id);
+      return true;
     });
   }
 
@@ -556,24 +626,46 @@ export class SqliteMessages implements MessagesPort {
     });
   }
 
-  async expunge(mailboxId: Id, uids: number[]): Promise<number[]> {
-    const db = this.#db;
+  /**
+   * Removes these UIDs of the mailbox in an ordered group (blob references, usage, search rows follow), then `counted`
+   * updates the mailbox for what was removed. Returns the removed UIDs.
+   */
+  #remove(mailboxId: Id, uids: number[], counted: (mbox: MailboxRow, removed: number[], totals: { size: number; unseen: number }) => void): Promise<number[]> {
     const wanted = uniqueUids(uids);
     return this.#group.runOrdered(() => {
       const mbox = this.#mailbox(mailboxId);
       const rows = this.#sourceRows(mbox, wanted);
       if (rows.length === 0) return [];
-      const { size, unseen } = SqliteMessages.#totals(rows);
+      const totals = SqliteMessages.#totals(rows);
       const ids = jsonList(rows.map((r) => num(r.id)));
       this.#blobs.releaseRefs(this.#blobs.refsOf('m.id IN (SELECT value FROM json_each(?))', ids));
-      db.run('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))', ids);
+      this.#db.run('DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))', ids);
       this.#indexLater(); // the expunged rows leave the search indexes in a later batch
-      const { modseq } = this.#bump(mbox.id, { messages: -rows.length, unseen: -unseen, size: -size });
-      this.#usage(mbox.user_id, -size, -rows.length);
-      const now = this.#now();
+      this.#usage(mbox.user_id, -totals.size, -rows.length);
       const removed = rows.map((r) => num(r.uid));
-      for (const uid of removed) this.#log.add({ userId: mbox.user_id, mailboxId: mbox.id, type: 'expunge', modseq, uid }, now);
+      counted(mbox, removed, totals);
       return removed;
+    });
+  }
+
+  async expunge(mailboxId: Id, uids: number[]): Promise<number[]> {
+    return this.#remove(mailboxId, uids, (mbox, removed, { size, unseen }) => {
+      const { modseq } = this.#bump(mbox.id, { messages: -removed.length, unseen: -unseen, size: -size });
+      const now = this.#now();
+      for (const uid of removed) this.#log.add({ userId: mbox.user_id, mailboxId: mbox.id, type: 'expunge', modseq, uid }, now);
+    });
+  }
+
+  /** Storage copy (RestorePort.expunge): removes these UIDs like an expunge, without a new modseq or change-log entry. */
+  async restoreExpunge(mailboxId: Id, uids: number[]): Promise<number[]> {
+    return this.#remove(mailboxId, uids, (mbox, removed, { size, unseen }) => {
+      this.#db.run(
+        'UPDATE mailboxes SET message_count = message_count - ?, unseen_count = unseen_count - ?, total_size = total_size - ? WHERE id = ?',
+        removed.length,
+        unseen,
+        size,
+        mbox.id,
+      );
     });
   }
 

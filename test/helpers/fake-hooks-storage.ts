@@ -267,6 +267,7 @@ export function createFakeStorage(): FakeStorage {
       },
       delete: async () => false,
       findByKey: async () => null,
+      listAll: async () => [],
     },
     ping: async () => {},
     async close() {
