@@ -42,6 +42,12 @@ export class MongoDocuments implements UserDocumentsPort {
     return (await this.#c.documents.find({ user, kind }).sort({ created: 1, _id: 1 }).toArray()).map((d) => toDocument<T>(d));
   }
 
+  async listAll(userId: Id): Promise<UserDocument[]> {
+    const user = objectId(userId);
+    if (!user) return [];
+    return (await this.#c.documents.find({ user }).sort({ kind: 1, created: 1, _id: 1 }).toArray()).map((d) => toDocument(d));
+  }
+
   async get<T>(userId: Id, kind: string, id: Id): Promise<UserDocument<T> | null> {
     const user = objectId(userId);
     if (!user) return null;
