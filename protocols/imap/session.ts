@@ -15,6 +15,7 @@
  */
 import { join, resolve } from 'node:path';
 import type { App } from '../../hooks/app.ts';
+import { StorageError } from '../../storage/ports.ts';
 import { createContext, createSession } from '../../hooks/context.ts';
 import type { HookContext, Session } from '../../hooks/context.ts';
 import { authenticate, closeSession, connectSession, listCapabilities, reportCommand, runCommand } from '../../hooks/pipeline/index.ts';
@@ -541,6 +542,11 @@ export class ImapSession {
   /** A command's error as its outcome (BAD for syntax, else logged and a server error); null when closing. */
   #commandError(err: unknown, ctx: HookContext, command: ImapCommand): Outcome | null {
     if (err instanceof ImapSyntaxError) return bad(err.message, err.code);
+    if (err instanceof StorageError && err.code === 'UNAVAILABLE') {
+      // the database or Redis is out of reach: a temporary failure the client retries, the server recovers by itself
+      ctx.log.warn('command failed: storage unavailable', { err: err.message, command: command.verb });
+      return this.closing ? null : no('Service temporarily unavailable, try again later', 'UNAVAILABLE');
+    }
     ctx.log.error('command failed', { err, command: command.verb });
     return this.closing ? null : SERVER_ERROR;
   }

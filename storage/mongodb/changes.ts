@@ -31,6 +31,8 @@ import { idOf, objectId } from './ids.ts';
 export const DEFAULT_GAP_WAIT_MS = 10_000;
 /** How many entries `since` and `latest` read per round trip. */
 const PAGE = 256;
+/** How often entries a write could not make are tried again (ms). */
+const RETRY_MS = 250;
 /** Attempts of mailboxWrite before it gives up under contention. */
 const MAX_ATTEMPTS = 64;
 
@@ -85,6 +87,10 @@ export class MongoChangeLog implements ChangesPort {
   readonly #ephemeral: EphemeralPort;
   readonly #gapWaitMs: number;
   readonly #now: () => number;
+  /** Entries to write again (#later), and the timer that will. */
+  readonly #pending: ChangeDoc[][] = [];
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  #closed = false;
 
   constructor(c: MongoCollections, ephemeral: EphemeralPort, options: ChangeLogOptions = {}) {
     this.#c = c;
@@ -163,8 +169,51 @@ export class MongoChangeLog implements ChangesPort {
       await this.#c.changes.insertMany(docs as never[], { ordered: false });
     } catch (err) {
       // a retried write whose entries are already there
-      if (!isDuplicateKey(err)) throw err;
+      if (isDuplicateKey(err)) return;
+      this.#later(docs);
+      throw err;
     }
+  }
+
+  /**
+   * Entries that could not be written (the database went away under the write) are tried again in the background
+   * until they are there or readers have given up on them (`gapWaitMs` after they were made): a hole that no writer
+   * fills keeps every reader of the user `gapWaitMs` behind, so the log fills it as soon as the database is back.
+   */
+  #later(docs: ChangeDoc[]): void {
+    if (this.#closed) return;
+    this.#pending.push(docs);
+    if (this.#retryTimer) return;
+    const retry = async () => {
+      this.#retryTimer = null;
+      const batches = this.#pending.splice(0);
+      const now = this.#now();
+      for (const batch of batches) {
+        if (now - batch[0]!.created >= this.#gapWaitMs) continue;
+        try {
+          await this.#c.changes.insertMany(batch as never[], { ordered: false });
+          this.announce(batch[0]!.user, batch[batch.length - 1]!.seq);
+        } catch (err) {
+          if (!isDuplicateKey(err)) this.#pending.push(batch);
+        }
+      }
+      if (this.#pending.length > 0 && !this.#closed) this.#schedule(retry);
+    };
+    this.#schedule(retry);
+  }
+
+  #schedule(fn: () => Promise<void>): void {
+    const timer = setTimeout(() => void fn().catch(() => {}), RETRY_MS);
+    (timer as { unref?: () => void }).unref?.();
+    this.#retryTimer = timer;
+  }
+
+  /** Stops retrying (the storage is closing). */
+  close(): void {
+    this.#closed = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#pending.length = 0;
   }
 
   /** Whether a missing sequence number just below `next` (the first present entry above it) may still be written. */

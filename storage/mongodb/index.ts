@@ -151,6 +151,7 @@ export async function openMongoStorage(options: MongoStorageOptions): Promise<Mo
     async close() {
       if (closed) return;
       closed = true;
+      changes.close();
       try {
         await blobs.close().catch(() => {}); // this process's staged blobs no message took
         await client.close();
