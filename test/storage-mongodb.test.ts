@@ -26,7 +26,7 @@ import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 import { freePort } from './helpers/free-port.ts';
 import { runTs } from './helpers/spawn-ts.ts';
 import { env as runtimeEnv } from '../protocols/runtime.ts';
-import { mongoIsStandIn, sharedMongo, standInGap, stopSharedMongo } from './helpers/mongo-server.ts';
+import { mongoIsStandIn, sharedMongo, standInGap, startMongo, stopSharedMongo } from './helpers/mongo-server.ts';
 import { storageContract } from './helpers/storage-contract.ts';
 
 after(stopSharedMongo);
@@ -469,6 +469,36 @@ describe('mongodb errors and start', () => {
       assert.doesNotMatch(r.stderr + r.stdout, /hunter2/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers UNAVAILABLE while MongoDB is down and works again when it is back', async (t) => {
+    const server = await startMongo();
+    try {
+      if (!server.outage) {
+        t.skip('a real server (WILDDUCK_TEST_MONGODB_URL) is not stopped by the tests');
+        return;
+      }
+      const d = await server.database();
+      const s = await openMongoStorage({ url: d.url, database: d.name, serverSelectionTimeoutMs: 300 });
+      try {
+        const u = await s.users.create({ username: 'u', passwordHash: null });
+        await server.outage.down();
+        await rejectsWith(s.users.get(u.id), 'UNAVAILABLE', /MongoDB/);
+        await rejectsWith(s.mailboxes.create(u.id, { path: 'INBOX' }), 'UNAVAILABLE');
+        await rejectsWith(s.documents.list(u.id, 'filter'), 'UNAVAILABLE');
+        await rejectsWith(s.changes.latest(u.id), 'UNAVAILABLE');
+        await rejectsWith(s.ping(), 'UNAVAILABLE');
+        await server.outage.up();
+        let back: unknown = null;
+        for (let i = 0; i < 100 && !back; i++) back = await s.users.get(u.id).catch(() => new Promise((r) => setTimeout(r, 50)).then(() => null));
+        assert.equal((back as { username?: string } | null)?.username, 'u', 'the driver reconnected by itself');
+        await s.ping();
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await server.stop();
     }
   });
 

@@ -40,6 +40,12 @@ const UNAVAILABLE_CODES = new Set([
   13436, // NotPrimaryOrSecondary
 ]);
 
+/**
+ * Socket errors that reach a caller unwrapped (Deno's node:net reports a write to a connection the server closed as a
+ * plain Error with code EPIPE, which the driver passes through as it is).
+ */
+const SOCKET_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
 /** Labels the driver and servers put on errors a retry may cure. */
 const UNAVAILABLE_LABELS = ['RetryableWriteError', 'ResetPool', 'TransientTransactionError', 'SystemOverloadedError'];
 
@@ -74,6 +80,7 @@ export function isUnavailable(err: unknown): boolean {
   if (name === 'MongoPoolClosedError' || name === 'MongoWaitQueueTimeoutError') return true;
   const code = codeOf(err);
   if (typeof code === 'number' && UNAVAILABLE_CODES.has(code)) return true;
+  if (typeof code === 'string' && SOCKET_CODES.has(code)) return true;
   const labels = typeof err === 'object' && err !== null ? (err as { hasErrorLabel?: (label: string) => boolean }).hasErrorLabel : undefined;
   return typeof labels === 'function' && UNAVAILABLE_LABELS.some((l) => labels.call(err, l));
 }

@@ -40,6 +40,8 @@ export interface MongoTestServer {
   database(): Promise<MongoTestDatabase>;
   /** Stops the stand-in; closes the helper's connection to a real server. */
   stop(): Promise<void>;
+  /** The stand-in only (null for a real server): takes it down and brings it back on the same port, data kept. */
+  readonly outage: { down(): Promise<void>; up(): Promise<void> } | null;
 }
 
 interface StandIn {
@@ -103,6 +105,10 @@ export async function startMongo(): Promise<MongoTestServer> {
           await admin.db(name).dropDatabase();
         },
       };
+    },
+    outage: started && {
+      down: () => started.server.stop(),
+      up: () => started.server.start(),
     },
     async stop() {
       try {
