@@ -233,6 +233,9 @@ export class MongoUsers implements UsersPort {
    * raised to the number of messages naming them. References a crash left too
    * high are not lowered here: an append in flight takes its blob references before its message is written, so a
    * count taken meanwhile is too low to set (a blob freed while a message names it would lose mail).
+   *
+   * Without a transaction the counters are set from a count, not changed by `$inc`: a message written or removed
+   * between the count and the set leaves its counter off until the next recalc (run it when the user is quiet).
    */
   async recalculateUsage(id: Id): Promise<UserRecord> {
     const d = await this.#doc(id);
@@ -241,8 +244,14 @@ export class MongoUsers implements UsersPort {
     const c = this.#c;
     const mailboxes = (await c.mailboxes.find({ user }, { projection: { _id: 1 } }).toArray()).map((m) => m._id);
 
-    // messages left by a mailbox (or user) deletion that stopped half way
-    await removeMessages(c, { user, mailbox: { $nin: mailboxes } });
+    // messages left by a mailbox (or user) deletion that stopped half way: only of mailboxes that are gone now (one
+    // created since the list was read is not), and an ObjectId is never given again, so none of them comes back
+    const unlisted = (await c.messages.aggregate<{ _id: ObjectId }>([{ $match: { user, mailbox: { $nin: mailboxes } } }, { $group: { _id: '$mailbox' } }]).toArray()).map((g) => g._id);
+    if (unlisted.length > 0) {
+      const still = new Set((await c.mailboxes.find({ _id: { $in: unlisted } }, { projection: { _id: 1 } }).toArray()).map((m) => m._id.toHexString()));
+      const gone = unlisted.filter((m) => !still.has(m.toHexString()));
+      if (gone.length > 0) await removeMessages(c, { user, mailbox: { $in: gone } });
+    }
     await this.#removeOrphanSearchDocs(mailboxes);
     await this.#repairLoginKeys(d);
     await this.#recountBlobRefs(user);
@@ -265,10 +274,9 @@ export class MongoUsers implements UsersPort {
     }
     let storageUsed = 0;
     let messagesUsed = 0;
-    for (const m of mailboxes) {
-      const r = byMailbox.get(m.toHexString());
-      storageUsed += r?.size ?? 0;
-      messagesUsed += r?.messages ?? 0;
+    for (const r of counted) {
+      storageUsed += r.size;
+      messagesUsed += r.messages;
     }
     const after = await c.users.findOneAndUpdate({ _id: user }, { $set: { storageUsed, messagesUsed } }, { returnDocument: 'after' });
     if (!after) throw new StorageError('NONEXISTENT', `user ${id} does not exist`);
