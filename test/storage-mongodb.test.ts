@@ -12,7 +12,7 @@ import { env } from 'node:process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MongoNetworkError, MongoServerError, MongoServerSelectionError, ObjectId } from 'mongodb';
+import { Binary, MongoNetworkError, MongoServerError, MongoServerSelectionError, ObjectId } from 'mongodb';
 import { applyEnv, resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { StorageError } from '../storage/ports.ts';
@@ -26,7 +26,7 @@ import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 import { freePort } from './helpers/free-port.ts';
 import { runTs } from './helpers/spawn-ts.ts';
 import { env as runtimeEnv } from '../protocols/runtime.ts';
-import { mongoIsStandIn, sharedMongo, standInGap, stopSharedMongo } from './helpers/mongo-server.ts';
+import { mongoIsStandIn, sharedMongo, standInGap, startMongo, stopSharedMongo } from './helpers/mongo-server.ts';
 import { storageContract } from './helpers/storage-contract.ts';
 
 after(stopSharedMongo);
@@ -118,6 +118,20 @@ function messageDoc(user: ObjectId, mailbox: ObjectId, uid: number, extra: Parti
 
 const hash = (c: string) => c.repeat(64);
 
+/** A user with an INBOX and a mailbox Box, as ids and ObjectIds. */
+async function account(s: MongoStorage) {
+  const u = await s.users.create({ username: 'u', passwordHash: null });
+  const inbox = await s.mailboxes.create(u.id, { path: 'INBOX' });
+  const box = await s.mailboxes.create(u.id, { path: 'Box' });
+  return { u, inbox, box, user: new ObjectId(u.id), inboxId: new ObjectId(inbox.id), boxId: new ObjectId(box.id) };
+}
+
+/** The content piece and search document an append writes for message `id` (before the message document). */
+async function messagePieces(s: MongoStorage, id: ObjectId, mailbox: ObjectId, uid: number): Promise<void> {
+  await s.collections.messageContent.insertOne({ _id: new ObjectId(), message: id, n: 0, data: new Binary(new Uint8Array([1])) });
+  await s.collections.messageSearch.insertOne({ _id: id, mailbox, uid, subject: null, from: null, to: null, cc: null, bcc: null, headers: '', body: '', text: '', sentDay: 0 });
+}
+
 async function liveBlob(s: MongoStorage, h: string, refs: number): Promise<void> {
   await s.collections.blobs.insertOne({ _id: new ObjectId(), hash: h, state: 'live', size: 1, storedSize: 1, pieces: 0, refs, created: 0 });
 }
@@ -176,20 +190,14 @@ describe('mongodb backend specifics', () => {
 
   it('deletes a mailbox with its messages, content, search documents, blob references and usage', () =>
     withMongo(async (s) => {
-      const u = await s.users.create({ username: 'u', passwordHash: null });
-      const inbox = await s.mailboxes.create(u.id, { path: 'INBOX' });
-      const box = await s.mailboxes.create(u.id, { path: 'Box' });
-      const user = new ObjectId(u.id);
+      const { u, box, user, inboxId, boxId } = await account(s);
       const c = s.collections;
       await liveBlob(s, hash('a'), 3);
-      const kept = messageDoc(user, new ObjectId(inbox.id), 1, { blobs: [hash('a')], size: 10 });
-      const m1 = messageDoc(user, new ObjectId(box.id), 1, { blobs: [hash('a')], size: 20 });
-      const m2 = messageDoc(user, new ObjectId(box.id), 2, { blobs: [hash('a')], size: 30 });
+      const kept = messageDoc(user, inboxId, 1, { blobs: [hash('a')], size: 10 });
+      const m1 = messageDoc(user, boxId, 1, { blobs: [hash('a')], size: 20 });
+      const m2 = messageDoc(user, boxId, 2, { blobs: [hash('a')], size: 30 });
       await c.messages.insertMany([kept, m1, m2]);
-      for (const m of [kept, m1, m2]) {
-        await c.messageContent.insertOne({ _id: new ObjectId(), message: m._id, n: 0, data: new (await import('mongodb')).Binary(new Uint8Array([1])) });
-        await c.messageSearch.insertOne({ _id: m._id, mailbox: m.mailbox, uid: m.uid, subject: null, from: null, to: null, cc: null, bcc: null, headers: '', body: '', text: '', sentDay: 0 });
-      }
+      for (const m of [kept, m1, m2]) await messagePieces(s, m._id, m.mailbox, m.uid);
       await c.users.updateOne({ _id: user }, { $set: { storageUsed: 60, messagesUsed: 3 } });
       await s.mailboxes.delete(box.id);
       assert.equal(await c.messages.countDocuments({ mailbox: new ObjectId(box.id) }), 0);
@@ -233,18 +241,14 @@ describe('mongodb backend specifics', () => {
 
   it('recalculateUsage repairs counters and what a crash leaves', () =>
     withMongo(async (s) => {
-      const u = await s.users.create({ username: 'u', passwordHash: null });
-      const inbox = await s.mailboxes.create(u.id, { path: 'INBOX' });
-      const box = await s.mailboxes.create(u.id, { path: 'Box' });
-      const user = new ObjectId(u.id);
+      const { u, inbox, box, user, inboxId, boxId } = await account(s);
       const c = s.collections;
-      const { Binary } = await import('mongodb');
       await liveBlob(s, hash('c'), 1); // too low: two messages name it
       await liveBlob(s, hash('d'), 9); // too high: left as it is (see recalculateUsage)
       await c.messages.insertMany([
-        messageDoc(user, new ObjectId(inbox.id), 1, { size: 5, flags: ['\\Seen'], blobs: [hash('c'), hash('d')] }),
-        messageDoc(user, new ObjectId(inbox.id), 2, { size: 7, blobs: [hash('c')] }),
-        messageDoc(user, new ObjectId(box.id), 1, { size: 11 }),
+        messageDoc(user, inboxId, 1, { size: 5, flags: ['\\Seen'], blobs: [hash('c'), hash('d')] }),
+        messageDoc(user, inboxId, 2, { size: 7, blobs: [hash('c')] }),
+        messageDoc(user, boxId, 1, { size: 11 }),
       ]);
       // a message of a mailbox whose deletion stopped half way, holding a reference
       const gone = new ObjectId();
@@ -254,10 +258,7 @@ describe('mongodb backend specifics', () => {
       // search documents and content of appends that never wrote their message: an old one and one in flight
       const old = ObjectId.createFromTime(Math.floor(Date.now() / 1000) - 3600);
       const young = new ObjectId();
-      for (const id of [old, young]) {
-        await c.messageSearch.insertOne({ _id: id, mailbox: new ObjectId(inbox.id), uid: 9, subject: null, from: null, to: null, cc: null, bcc: null, headers: '', body: '', text: '', sentDay: 0 });
-        await c.messageContent.insertOne({ _id: new ObjectId(), message: id, n: 0, data: new Binary(new Uint8Array([1])) });
-      }
+      for (const id of [old, young]) await messagePieces(s, id, inboxId, 9);
       await c.users.updateOne({ _id: user }, { $set: { storageUsed: 12345, messagesUsed: 99 } });
       // login keys: an address whose key was never claimed, a key whose address went, a claim count off
       await s.users.addAddress(u.id, { address: 'u@example.com', display: 'u@example.com' });
@@ -317,18 +318,17 @@ describe('mongodb backend specifics', () => {
 });
 
 describe('mongodb change log', () => {
-  /** A log on the backend's collections with its own clock. */
-  function logOf(s: MongoStorage, clock: { now: number }, gapWaitMs = 1000): MongoChangeLog {
-    return new MongoChangeLog(s.collections, new MemoryEphemeral(), { gapWaitMs, now: () => clock.now });
+  /** A log on the backend's collections with a clock of its own (gapWaitMs 1000), for a new user. */
+  async function logOf(s: MongoStorage) {
+    const clock = { now: 1_000_000 };
+    const log = new MongoChangeLog(s.collections, new MemoryEphemeral(), { gapWaitMs: 1000, now: () => clock.now });
+    const u = await s.users.create({ username: 'u', passwordHash: null });
+    return { clock, log, u, user: new ObjectId(u.id), box: new ObjectId() };
   }
 
   it('stops at a young hole, passes it once old, filled or given up', () =>
     withMongo(async (s) => {
-      const clock = { now: 1_000_000 };
-      const log = logOf(s, clock);
-      const u = await s.users.create({ username: 'u', passwordHash: null });
-      const user = new ObjectId(u.id);
-      const box = new ObjectId();
+      const { clock, log, u, user, box } = await logOf(s);
       const first = await log.reserve(user, 1);
       const second = await log.reserve(user, 2);
       const third = await log.reserve(user, 1);
@@ -370,11 +370,7 @@ describe('mongodb change log', () => {
 
   it('prunes old entries and lets readers pass the pruned numbers at once', () =>
     withMongo(async (s) => {
-      const clock = { now: 1_000_000 };
-      const log = logOf(s, clock);
-      const u = await s.users.create({ username: 'u', passwordHash: null });
-      const user = new ObjectId(u.id);
-      const box = new ObjectId();
+      const { clock, log, u, user, box } = await logOf(s);
       for (let i = 0; i < 3; i++) {
         const seq = await log.reserve(user, 1);
         await log.write(user, seq, [{ mailbox: box, type: 'exists', modseq: i + 2, uid: i + 1 }]);
@@ -473,6 +469,36 @@ describe('mongodb errors and start', () => {
       assert.doesNotMatch(r.stderr + r.stdout, /hunter2/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers UNAVAILABLE while MongoDB is down and works again when it is back', async (t) => {
+    const server = await startMongo();
+    try {
+      if (!server.outage) {
+        t.skip('a real server (WILDDUCK_TEST_MONGODB_URL) is not stopped by the tests');
+        return;
+      }
+      const d = await server.database();
+      const s = await openMongoStorage({ url: d.url, database: d.name, serverSelectionTimeoutMs: 300 });
+      try {
+        const u = await s.users.create({ username: 'u', passwordHash: null });
+        await server.outage.down();
+        await rejectsWith(s.users.get(u.id), 'UNAVAILABLE', /MongoDB/);
+        await rejectsWith(s.mailboxes.create(u.id, { path: 'INBOX' }), 'UNAVAILABLE');
+        await rejectsWith(s.documents.list(u.id, 'filter'), 'UNAVAILABLE');
+        await rejectsWith(s.changes.latest(u.id), 'UNAVAILABLE');
+        await rejectsWith(s.ping(), 'UNAVAILABLE');
+        await server.outage.up();
+        let back: unknown = null;
+        for (let i = 0; i < 100 && !back; i++) back = await s.users.get(u.id).catch(() => new Promise((r) => setTimeout(r, 50)).then(() => null));
+        assert.equal((back as { username?: string } | null)?.username, 'u', 'the driver reconnected by itself');
+        await s.ping();
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await server.stop();
     }
   });
 

@@ -41,10 +41,10 @@ const UNAVAILABLE_CODES = new Set([
 ]);
 
 /**
- * Socket errors the driver sometimes lets through unwrapped (a write to a connection the server closed fails with a
- * plain EPIPE): the database went out of reach under the operation.
+ * Socket errors that reach a caller unwrapped (Deno's node:net reports a write to a connection the server closed as a
+ * plain Error with code EPIPE, which the driver passes through as it is).
  */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const SOCKET_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /** Labels the driver and servers put on errors a retry may cure. */
 const UNAVAILABLE_LABELS = ['RetryableWriteError', 'ResetPool', 'TransientTransactionError', 'SystemOverloadedError'];

@@ -11,7 +11,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { ObjectId } from 'mongodb';
-import type { Filter } from 'mongodb';
+import type { Collection, Filter } from 'mongodb';
 import { StorageError } from '../ports.ts';
 import type { AddressRecord, Id, NewUser, Page, UserFilter, UserPatch, UserRecord, UsersPort } from '../ports.ts';
 import { loginKey, usernameSkeleton } from '../addresses.ts';
@@ -82,6 +82,14 @@ function distinctTags(tags: readonly string[] | undefined): string[] {
 }
 
 type KeyKind = 'name' | 'skeleton';
+
+/** The document after `$set`ting `set` (as it is when there is nothing to set); null when there is none. */
+async function patched<T extends { _id: ObjectId }>(collection: Collection<T>, id: ObjectId | null, set: Record<string, unknown>): Promise<T | null> {
+  if (!id) return null;
+  const filter = { _id: id } as Filter<T>;
+  const doc = Object.keys(set).length === 0 ? await collection.findOne(filter) : await collection.findOneAndUpdate(filter, { $set: set as Partial<T> }, { returnDocument: 'after' });
+  return doc as T | null;
+}
 
 export interface MongoUsersOptions {
   now: () => number;
@@ -212,11 +220,7 @@ export class MongoUsers implements UsersPort {
     if (patch.quota && 'messages' in patch.quota) set['quota.messages'] = patch.quota.messages ?? null;
     if (patch.disabled !== undefined) set.disabled = patch.disabled;
     if (patch.tags !== undefined) set.tags = distinctTags(patch.tags);
-    const d = !oid
-      ? null
-      : Object.keys(set).length === 0
-        ? await this.#c.users.findOne({ _id: oid })
-        : await this.#c.users.findOneAndUpdate({ _id: oid }, { $set: set }, { returnDocument: 'after' });
+    const d = await patched(this.#c.users, oid, set);
     if (!d) throw new StorageError('NONEXISTENT', `user ${id} does not exist`);
     return toUser(d);
   }
@@ -229,6 +233,9 @@ export class MongoUsers implements UsersPort {
    * raised to the number of messages naming them. References a crash left too
    * high are not lowered here: an append in flight takes its blob references before its message is written, so a
    * count taken meanwhile is too low to set (a blob freed while a message names it would lose mail).
+   *
+   * Without a transaction the counters are set from a count, not changed by `$inc`: a message written or removed
+   * between the count and the set leaves its counter off until the next recalc (run it when the user is quiet).
    */
   async recalculateUsage(id: Id): Promise<UserRecord> {
     const d = await this.#doc(id);
@@ -237,8 +244,14 @@ export class MongoUsers implements UsersPort {
     const c = this.#c;
     const mailboxes = (await c.mailboxes.find({ user }, { projection: { _id: 1 } }).toArray()).map((m) => m._id);
 
-    // messages left by a mailbox (or user) deletion that stopped half way
-    await removeMessages(c, { user, mailbox: { $nin: mailboxes } });
+    // messages left by a mailbox (or user) deletion that stopped half way: only of mailboxes that are gone now (one
+    // created since the list was read is not), and an ObjectId is never given again, so none of them comes back
+    const unlisted = (await c.messages.aggregate<{ _id: ObjectId }>([{ $match: { user, mailbox: { $nin: mailboxes } } }, { $group: { _id: '$mailbox' } }]).toArray()).map((g) => g._id);
+    if (unlisted.length > 0) {
+      const still = new Set((await c.mailboxes.find({ _id: { $in: unlisted } }, { projection: { _id: 1 } }).toArray()).map((m) => m._id.toHexString()));
+      const gone = unlisted.filter((m) => !still.has(m.toHexString()));
+      if (gone.length > 0) await removeMessages(c, { user, mailbox: { $in: gone } });
+    }
     await this.#removeOrphanSearchDocs(mailboxes);
     await this.#repairLoginKeys(d);
     await this.#recountBlobRefs(user);
@@ -261,10 +274,9 @@ export class MongoUsers implements UsersPort {
     }
     let storageUsed = 0;
     let messagesUsed = 0;
-    for (const m of mailboxes) {
-      const r = byMailbox.get(m.toHexString());
-      storageUsed += r?.size ?? 0;
-      messagesUsed += r?.messages ?? 0;
+    for (const r of counted) {
+      storageUsed += r.size;
+      messagesUsed += r.messages;
     }
     const after = await c.users.findOneAndUpdate({ _id: user }, { $set: { storageUsed, messagesUsed } }, { returnDocument: 'after' });
     if (!after) throw new StorageError('NONEXISTENT', `user ${id} does not exist`);
@@ -385,9 +397,14 @@ export class MongoUsers implements UsersPort {
         throw err;
       }
       // the new main address first, then the others lose it: a crash leaves two, never none
-      if (doc.main) await this.#c.addresses.updateMany({ user, _id: { $ne: doc._id }, main: true }, { $set: { main: false } });
+      if (doc.main) await this.#onlyMain(doc);
       return toAddress(doc);
     });
+  }
+
+  /** The user's other addresses stop being main (after this one became main: a crash leaves two, never none). */
+  async #onlyMain(main: AddressDoc): Promise<void> {
+    await this.#c.addresses.updateMany({ user: main.user, _id: { $ne: main._id }, main: true }, { $set: { main: false } });
   }
 
   async removeAddress(addressId: Id): Promise<void> {
@@ -408,13 +425,9 @@ export class MongoUsers implements UsersPort {
     if (patch.display !== undefined) set.display = patch.display;
     // there is always exactly one main address: it can be moved, not unset
     if (patch.main === true) set.main = true;
-    const row = !oid
-      ? null
-      : Object.keys(set).length === 0
-        ? await this.#c.addresses.findOne({ _id: oid })
-        : await this.#c.addresses.findOneAndUpdate({ _id: oid }, { $set: set }, { returnDocument: 'after' });
+    const row = await patched(this.#c.addresses, oid, set);
     if (!row) throw new StorageError('NONEXISTENT', `address ${addressId} does not exist`);
-    if (patch.main === true) await this.#c.addresses.updateMany({ user: row.user, _id: { $ne: row._id }, main: true }, { $set: { main: false } });
+    if (patch.main === true) await this.#onlyMain(row);
     return toAddress(row);
   }
 

@@ -2,7 +2,9 @@
  * A MongoDB server for tests: the real server `WILDDUCK_TEST_MONGODB_URL` names, or else the stand-in, the in-process
  * wire-compatible server of `@push.rocks/smartmongo` (its CongoServer) started on a free loopback port. The stand-in
  * is not MongoDB: it enforces no unique index, isolates no transaction, accepts no string or integer `_id`, runs no
- * change stream, and mangles a document holding binary data when that document is updated. A test that needs real
+ * change stream, mangles a document holding binary data when that document is updated, returns the ObjectIds of a
+ * `distinct` as hex strings, and runs a findAndModify as a read then a write (made atomic here: serializeCommands),
+ * and its streaming heartbeat fails under load (polled here: serverMonitoringMode). A test that needs real
  * MongoDB behaviour skips on it, naming the gap (`standInGap`).
  *
  * Every `database()` is a fresh database name on the one server; its `drop()` removes it. `stop()` stops the stand-in
@@ -40,6 +42,8 @@ export interface MongoTestServer {
   database(): Promise<MongoTestDatabase>;
   /** Stops the stand-in; closes the helper's connection to a real server. */
   stop(): Promise<void>;
+  /** The stand-in only (null for a real server): takes it down and brings it back on the same port, data kept. */
+  readonly outage: { down(): Promise<void>; up(): Promise<void> } | null;
 }
 
 interface StandIn {
@@ -103,6 +107,10 @@ export async function startMongo(): Promise<MongoTestServer> {
           await admin.db(name).dropDatabase();
         },
       };
+    },
+    outage: started && {
+      down: () => started.server.stop(),
+      up: () => started.server.start(),
     },
     async stop() {
       try {
