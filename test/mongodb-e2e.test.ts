@@ -22,7 +22,7 @@ import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';
 import { connectPlain } from './helpers/line-client.ts';
-import { appendTo, idleSeesAppendFromElsewhere, imap, pop3, startServer, untilTagged, type Client, type Server } from './helpers/cli-server.ts';
+import { appendTo, idleSeesAppendFromElsewhere, imap, pop3, pop3LockHoldsElsewhere, startServer, untilTagged, type Client, type Server } from './helpers/cli-server.ts';
 import { REDIS_MISSING, redisInstalled, startRedis, type RedisServer } from './helpers/redis-server.ts';
 import { startMongo, type MongoTestServer } from './helpers/mongo-server.ts';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
@@ -170,17 +170,7 @@ describe('the MongoDB backend: two server instances share one MongoDB and one Re
   });
 
   it('the POP3 maildrop lock taken on one instance holds against a session on the other', { timeout: 120_000 }, async () => {
-    const holder = await open(a.ports.pop3!);
-    const other = await open(b.ports.pop3!);
-    assert.match(await pop3(holder, 'USER carol'), /^\+OK/);
-    assert.match(await pop3(holder, 'PASS carol-pw'), /^\+OK/);
-    assert.match(await pop3(other, 'USER carol'), /^\+OK/);
-    assert.match(await pop3(other, 'PASS carol-pw'), /^-ERR \[IN-USE\]/);
-    assert.match(await pop3(holder, 'QUIT'), /^\+OK/);
-    holder.lines.close();
-    assert.match(await pop3(other, 'USER carol'), /^\+OK/);
-    assert.match(await pop3(other, 'PASS carol-pw'), /^\+OK/);
-    other.lines.close();
+    await pop3LockHoldsElsewhere(await open(a.ports.pop3!), await open(b.ports.pop3!), 'carol', 'carol-pw');
   });
 
   it('the failed-login limit and the per-user connection limit count on both instances', { timeout: 120_000 }, async () => {

@@ -21,7 +21,7 @@ import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';
 import { connectPlain } from './helpers/line-client.ts';
-import { idleSeesAppendFromElsewhere, imap, pop3, startServer, type Client, type Server } from './helpers/cli-server.ts';
+import { idleSeesAppendFromElsewhere, imap, pop3, pop3LockHoldsElsewhere, startServer, type Client, type Server } from './helpers/cli-server.ts';
 import { REDIS_MISSING, redisInstalled, startRedis, type RedisServer } from './helpers/redis-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -98,18 +98,7 @@ describe("storage.ephemeral 'redis': two server instances share one Redis", { sk
   });
 
   it('the POP3 maildrop lock taken on one instance holds against a session on the other', { timeout: 120_000 }, async () => {
-    const holder = await open(a.ports.pop3!);
-    const other = await open(b.ports.pop3!);
-    assert.match(await pop3(holder, 'USER carol'), /^\+OK/);
-    assert.match(await pop3(holder, 'PASS carol-pw'), /^\+OK/);
-    assert.match(await pop3(other, 'USER carol'), /^\+OK/);
-    assert.match(await pop3(other, 'PASS carol-pw'), /^-ERR \[IN-USE\]/);
-    assert.match(await pop3(holder, 'QUIT'), /^\+OK/);
-    holder.lines.close();
-    assert.match(await pop3(other, 'USER carol'), /^\+OK/);
-    assert.match(await pop3(other, 'PASS carol-pw'), /^\+OK/, 'released by QUIT on the other instance');
-    assert.match(await pop3(other, 'QUIT'), /^\+OK/);
-    other.lines.close();
+    await pop3LockHoldsElsewhere(await open(a.ports.pop3!), await open(b.ports.pop3!), 'carol', 'carol-pw');
   });
 
   it('imap.maxConnectionsPerUser counts the sessions of both instances', { timeout: 120_000 }, async () => {

@@ -174,3 +174,20 @@ export async function idleSeesAppendFromElsewhere(watcher: Client, writer: Clien
     c.lines.close();
   }
 }
+
+/**
+ * `user` opens its POP3 maildrop on `holder`; a session on `other` (another worker or server instance) is refused
+ * `[IN-USE]` until the holder QUITs, then gets it. Both connections are closed.
+ */
+export async function pop3LockHoldsElsewhere(holder: Client, other: Client, user: string, password: string): Promise<void> {
+  assert.match(await pop3(holder, `USER ${user}`), /^\+OK/);
+  assert.match(await pop3(holder, `PASS ${password}`), /^\+OK/);
+  assert.match(await pop3(other, `USER ${user}`), /^\+OK/);
+  assert.match(await pop3(other, `PASS ${password}`), /^-ERR \[IN-USE\]/);
+  assert.match(await pop3(holder, 'QUIT'), /^\+OK/);
+  holder.lines.close();
+  assert.match(await pop3(other, `USER ${user}`), /^\+OK/);
+  assert.match(await pop3(other, `PASS ${password}`), /^\+OK/, 'released by QUIT on the other side');
+  assert.match(await pop3(other, 'QUIT'), /^\+OK/);
+  other.lines.close();
+}
