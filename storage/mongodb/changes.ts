@@ -91,6 +91,8 @@ export class MongoChangeLog implements ChangesPort {
   readonly #pending: ChangeDoc[][] = [];
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
+  /** Users announced again once a hole a reader stopped at may be passed (#recheck), by user id. */
+  readonly #rechecks = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(c: MongoCollections, ephemeral: EphemeralPort, options: ChangeLogOptions = {}) {
     this.#c = c;
@@ -208,12 +210,39 @@ export class MongoChangeLog implements ChangesPort {
     this.#retryTimer = timer;
   }
 
+  /**
+   * A reader stopped before a hole below `next`. If the hole is never filled (its writer died, or took its number but
+   * lost the answer), nothing would make readers look again once they may pass it: so the user is announced again
+   * when `next` is gapWaitMs old, and readers then read past the hole (or up to what filled it meanwhile).
+   */
+  #recheck(user: ObjectId, next: ChangeDoc): void {
+    if (this.#closed) return;
+    const key = user.toHexString();
+    if (this.#rechecks.has(key)) return;
+    const wait = Math.max(0, this.#gapWaitMs - (this.#now() - next.created)) + RETRY_MS;
+    const timer = setTimeout(() => {
+      this.#rechecks.delete(key);
+      if (this.#closed) return;
+      this.#c.changes
+        .find({ user }, { projection: { seq: 1 } })
+        .sort({ seq: -1 })
+        .limit(1)
+        .next()
+        .then((top) => this.announce(user, Math.max(top?.seq ?? 0, next.seq)))
+        .catch(() => this.announce(user, next.seq));
+    }, wait);
+    (timer as { unref?: () => void }).unref?.();
+    this.#rechecks.set(key, timer);
+  }
+
   /** Stops retrying (the storage is closing). */
   close(): void {
     this.#closed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     this.#pending.length = 0;
+    for (const timer of this.#rechecks.values()) clearTimeout(timer);
+    this.#rechecks.clear();
   }
 
   /** Whether a missing sequence number just below `next` (the first present entry above it) may still be written. */
@@ -243,7 +272,11 @@ export class MongoChangeLog implements ChangesPort {
       for (const d of docs) {
         if (d.seq > expected && this.#young(d)) {
           pruned ??= await this.#prunedSeq(user);
-          if (pruned < d.seq - 1) return out; // a writer is still at work below d: stop before its hole
+          if (pruned < d.seq - 1) {
+            // a writer is still at work below d: stop before its hole, and look again once readers may pass it
+            this.#recheck(user, d);
+            return out;
+          }
         }
         expected = d.seq + 1;
         if (d.type === 'noop') continue;
@@ -267,7 +300,10 @@ export class MongoChangeLog implements ChangesPort {
       const docs = await this.#c.changes.find({ user, seq: { $lt: before } }).sort({ seq: -1 }).limit(PAGE).toArray();
       for (const d of docs) {
         if (above === null) best = d.seq;
-        else if (above.seq > d.seq + 1 && this.#young(above) && (await prunedSeq()) < above.seq - 1) best = d.seq; // a young hole above d
+        else if (above.seq > d.seq + 1 && this.#young(above) && (await prunedSeq()) < above.seq - 1) {
+          best = d.seq; // a young hole above d
+          this.#recheck(user, above);
+        }
         if (!this.#young(d)) return best; // every hole below an entry that old is given up
         above = d;
       }
@@ -275,7 +311,10 @@ export class MongoChangeLog implements ChangesPort {
         // below the lowest entry: numbers 1 .. above.seq - 1 are not there (pruned, or still being written)
         if (above && above.seq > 1 && this.#young(above)) {
           const p = await prunedSeq();
-          if (p < above.seq - 1) best = p;
+          if (p < above.seq - 1) {
+            best = p;
+            this.#recheck(user, above);
+          }
         }
         return best;
       }
