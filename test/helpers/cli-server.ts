@@ -191,3 +191,14 @@ export async function pop3LockHoldsElsewhere(holder: Client, other: Client, user
   assert.match(await pop3(other, 'QUIT'), /^\+OK/);
   other.lines.close();
 }
+
+/** Sends each server SIGTERM and checks it logged "stopped" and (on Node.js; Deno's child_process reports no exit code for a signalled child) exited 0. */
+export async function stopsCleanly(servers: readonly Server[]): Promise<void> {
+  const { runtimeName } = await import('../../protocols/runtime.ts');
+  for (const server of servers) {
+    server.child.kill('SIGTERM');
+    await server.closed;
+    assert.match(server.output(), /"msg":"stopped"}/);
+    if (runtimeName !== 'deno') assert.equal(server.child.exitCode, 0, server.output().slice(-4000));
+  }
+}
