@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger, type LogFields } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
@@ -53,7 +53,7 @@ describe('application stack on the embedded backend', () => {
       plugins: [troublemaker('thrower', 'x'.repeat(11), 'throw'), troublemaker('hanger', 'x'.repeat(13), 'hang')],
     });
     const log = createLogger({ level: 'debug', format: 'json', sink: (_line, entry) => logs.push(entry) });
-    app = await bootApp(config, log);
+    app = await bootTestApp(config, log);
     const { user } = await createUser(app.storage, config, { username: 'integration', password: 'pw', addresses: ['integration@example.com'] });
     userId = user.id;
     inboxId = (await app.storage.mailboxes.getByPath(user.id, 'INBOX'))!.id;

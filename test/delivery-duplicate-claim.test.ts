@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
@@ -67,7 +67,7 @@ const router: Plugin = {
 async function bootWithUser(prefix: string, name: string, plugins: Plugin[] = []) {
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
   const config = resolveConfig({ dataDir, plugins });
-  const app = await bootApp(config, createLogger({ level: 'silent' }));
+  const app = await bootTestApp(config, createLogger({ level: 'silent' }));
   const { user } = await createUser(app.storage, config, { username: name, password: null, addresses: [`${name}@example.com`] });
   const recipient = async (): Promise<DeliveryRecipient> => {
     const r = await resolveRecipient(app, internalContext(app.log), 's@r.example', `${name}@example.com`);

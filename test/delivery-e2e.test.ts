@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { startLmtp } from '../protocols/lmtp.ts';
 import { startPop3 } from '../protocols/pop3.ts';
 import type { TcpListener } from '../protocols/listener.ts';
@@ -60,7 +60,7 @@ describe('delivery end to end: LMTP in, POP3 out', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-e2e-'));
     const listener = { host: '127.0.0.1', port: 0, tlsPort: null };
     const config = resolveConfig({ dataDir, plugins: ['quota'], lmtp: listener, pop3: listener });
-    app = await bootApp(config, createLogger({ level: 'silent' }));
+    app = await bootTestApp(config, createLogger({ level: 'silent' }));
     await createUser(app.storage, config, { username: 'ann', password: 'pw-ann', addresses: ['ann@example.com'] });
     await createUser(app.storage, config, { username: 'ben', password: 'pw-ben', addresses: ['ben@example.com'] });
     await createUser(app.storage, config, { username: 'full', password: 'pw', addresses: ['full@example.com'], quota: { storage: 100 } });

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
 import type { App } from '../hooks/app.ts';
@@ -61,7 +61,7 @@ describe('delivery: user filters and spam levels over LMTP', () => {
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-filters-'));
     const config = resolveConfig({ dataDir, delivery: { duplicateWindowSeconds: 0 } });
-    app = await bootApp(config, createLogger({ level: 'silent' }));
+    app = await bootTestApp(config, createLogger({ level: 'silent' }));
     annId = (await createUser(app.storage, config, { username: 'ann', password: null, addresses: ['ann@example.com'] })).user.id;
     benId = (await createUser(app.storage, config, { username: 'ben', password: null, addresses: ['ben@example.com'] })).user.id;
     for (const path of ['Work', 'Lists/Node', 'Reports', 'Big']) await app.storage.mailboxes.create(annId, { path });

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import type { ConfigInput } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
@@ -33,7 +33,7 @@ function mail(headers: Record<string, string>, body = 'Hello there.\r\n'): strin
 
 async function boot(dataDir: string, delivery: ConfigInput['delivery'], logs: LogFields[] = []): Promise<App> {
   const config = resolveConfig({ dataDir, plugins: ['spam-routing'], delivery: { duplicateWindowSeconds: 0, ...delivery } });
-  return bootApp(config, createLogger({ level: 'info', format: 'json', sink: (_line, entry) => logs.push(entry) }));
+  return bootTestApp(config, createLogger({ level: 'info', format: 'json', sink: (_line, entry) => logs.push(entry) }));
 }
 
 /** Waits until the forwarding and autoreply plugins have nothing in flight. */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
@@ -52,7 +52,7 @@ describe('deliverMessage', () => {
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-deliver-'));
     const config = resolveConfig({ dataDir, plugins: [router], delivery: { duplicateWindowSeconds: 0 } });
-    app = await bootApp(config, createLogger({ level: 'silent' }));
+    app = await bootTestApp(config, createLogger({ level: 'silent' }));
     annId = (await createUser(app.storage, config, { username: 'ann', password: null, addresses: ['ann@example.com'] })).user.id;
     await createUser(app.storage, config, { username: 'ben', password: null, addresses: ['ben@example.com'] });
     await app.storage.mailboxes.create(annId, { path: 'Lists/Node' });
@@ -207,7 +207,7 @@ describe('deliverMessage reports each outcome before its delivery.afterDeliver t
       },
     };
     const config = resolveConfig({ dataDir, plugins: [observer] });
-    const app = await bootApp(config, createLogger({ level: 'silent' }));
+    const app = await bootTestApp(config, createLogger({ level: 'silent' }));
     try {
       await createUser(app.storage, config, { username: 'cat', password: null, addresses: ['cat@example.com'] });
       await createUser(app.storage, config, { username: 'dan', password: null, addresses: ['dan@example.com'] });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { servePop3 } from '../protocols/pop3.ts';
 import { serveLmtp } from '../protocols/lmtp.ts';
 import { resolveConfig } from '../hooks/config.ts';
@@ -33,7 +33,7 @@ describe('POP3 and LMTP command gates', () => {
   let dataDir: string;
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-gate-'));
-    app = await bootApp(resolveConfig({ dataDir, plugins: [gatekeeper] }), createLogger({ level: 'silent' }));
+    app = await bootTestApp(resolveConfig({ dataDir, plugins: [gatekeeper] }), createLogger({ level: 'silent' }));
   });
   after(async () => {
     await app.close();

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { serveLmtp, startLmtp } from '../protocols/lmtp.ts';
 import { testListener } from './helpers/test-listener.ts';
 import type { TcpListener, TcpListenerOptions } from '../protocols/listener.ts';
@@ -65,7 +65,7 @@ describe('LMTP with real clients', () => {
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-lmtp-clients-'));
     const config = resolveConfig({ dataDir, plugins: ['quota'], lmtp: { host: '127.0.0.1', port: 0, tlsPort: 0 } });
-    app = await bootApp(config, createLogger({ level: 'silent' }));
+    app = await bootTestApp(config, createLogger({ level: 'silent' }));
     for (const name of ['alice', 'bob']) {
       users[name] = (await createUser(app.storage, config, { username: name, password: 'pw', addresses: [`${name}@example.com`] })).user.id;
     }

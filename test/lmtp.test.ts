@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { serveLmtp } from '../protocols/lmtp.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
@@ -26,7 +26,7 @@ describe('LMTP', () => {
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-lmtp-'));
     const config = resolveConfig({ dataDir, limits: { maxMessageSize: MAX }, plugins: ['quota'], lmtp: { maxRecipients: 5 } });
-    app = await bootApp(config, createLogger({ level: 'silent' }));
+    app = await bootTestApp(config, createLogger({ level: 'silent' }));
     for (const [name, quota] of [['alice', null], ['bob', null], ['carol', 10], ['dave', null]] as const) {
       const { user } = await createUser(app.storage, config, { username: name, password: 'pw', addresses: [`${name}@example.com`], quota: { storage: quota } });
       users[name] = user.id;

@@ -17,7 +17,7 @@ import { bootImapTestApp, connect } from './helpers/imap-harness.ts';
 import type { TestClient } from './helpers/imap-harness.ts';
 import { bootHttpTestApp } from './helpers/http-harness.ts';
 import { memoryConnection, memoryPair, TranscriptClient } from './helpers/memory-connection.ts';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { servePop3 } from '../protocols/pop3.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import type { ConfigInput } from '../hooks/config.ts';
@@ -48,7 +48,7 @@ async function loginAll(clients: TestClient[], credentials: (i: number) => [stri
 async function bootPipelineApp(config: ConfigInput): Promise<{ app: App; close: () => Promise<void> }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'wd-attack-'));
   const resolved = resolveConfig({ dataDir, ...config });
-  const app = await bootApp(resolved, silentLogger);
+  const app = await bootTestApp(resolved, silentLogger);
   for (const username of ['alice', 'bob']) await createUser(app.storage, resolved, { username, password: `${username}-pw`, addresses: [`${username}@example.com`] });
   return {
     app,
@@ -126,7 +126,7 @@ describe('login attacks: POP3 and HTTP', () => {
   it('POP3: 30 simultaneous USER/PASS, the right password last, get the same budget; the address is locked too', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'wd-attack-'));
     const config = resolveConfig({ dataDir, ...limits({ perUser: 5, perIp: 1000, perNetwork: 1000 }) });
-    const app = await bootApp(config, silentLogger);
+    const app = await bootTestApp(config, silentLogger);
     try {
       await createUser(app.storage, config, { username: 'popper', password: 'pop-secret', addresses: ['popper@example.com'] });
       const session = async (user: string) => {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { silentLogger } from '../hooks/log.ts';
 import { createContext, createSession, internalContext } from '../hooks/context.ts';
@@ -32,7 +32,7 @@ async function boot(failedLogins: { perUser?: number; perIp?: number; perNetwork
   const dataDir = mkdtempSync(join(tmpdir(), 'wd-login-'));
   dirs.push(dataDir);
   const config = resolveConfig({ dataDir, auth: { failedLogins: { delayMs: 0, ...failedLogins } } });
-  const app = await bootApp(config, silentLogger);
+  const app = await bootTestApp(config, silentLogger);
   for (const username of ['alice', 'bob']) await createUser(app.storage, config, { username, password: `${username}-pw`, addresses: [`${username}@example.com`] });
   return app;
 }
@@ -208,7 +208,7 @@ describe('failed-login limits', () => {
       assert.match(text, /auth\.failed\s+series\n\s+1\. login-limits\s+DEFAULT \(0\)/);
       const dataDir = mkdtempSync(join(tmpdir(), 'wd-login-'));
       dirs.push(dataDir);
-      await assert.rejects(bootApp(resolveConfig({ dataDir, plugins: ['login-limits'] }), silentLogger), /loaded by the server itself/);
+      await assert.rejects(bootTestApp(resolveConfig({ dataDir, plugins: ['login-limits'] }), silentLogger), /loaded by the server itself/);
     } finally {
       await app.close();
     }

@@ -12,7 +12,7 @@ import { createLogger } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage } from '../hooks/pipeline/index.ts';
 import { printHooks } from '../hooks/print-hooks.ts';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { createUser } from '../storage/users.ts';
 
 const PUBLIC = new URL('../hooks/index.ts', import.meta.url).href;
@@ -52,7 +52,7 @@ export default defineConfig({ dataDir: ${JSON.stringify(join(dir, 'data'))}, plu
 `,
       );
       const { config } = await loadConfig(join(dir, 'wildduck.config.ts'), {});
-      const app = await bootApp(config, createLogger({ level: 'silent', format: 'json' }));
+      const app = await bootTestApp(config, createLogger({ level: 'silent', format: 'json' }));
       try {
         assert.deepEqual(app.plugins.map((p) => [p.name, p.origin]).slice(0, 2), [
           ['no-word', 'object'],

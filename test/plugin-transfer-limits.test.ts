@@ -14,7 +14,7 @@ import { imapTestAppPerSuite, bootImapTestApp, login, appendMessage, message } f
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { memoryConnection, memoryPair, TranscriptClient } from './helpers/memory-connection.ts';
 import { makeApp } from './helpers/hooks-app.ts';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { servePop3 } from '../protocols/pop3.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
@@ -112,7 +112,7 @@ describe('transfer limits: POP3', () => {
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-transfer-'));
     const config = resolveConfig({ dataDir, users: { limits: { pop3DownloadBytesPerDay: size(text) + 5 } }, plugins: [['quota', { transferWindowMs: WINDOW_MS }]] });
-    app = await bootApp(config, createLogger({ level: 'silent' }));
+    app = await bootTestApp(config, createLogger({ level: 'silent' }));
     const { user } = await createUser(app.storage, config, { username: 'popper', password: 'secret pw', addresses: ['popper@example.com'] });
     await store(app, user.id, text);
   });

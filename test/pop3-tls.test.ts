@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { servePop3, startPop3 } from '../protocols/pop3.ts';
 import { testListener } from './helpers/test-listener.ts';
 import type { TcpListener, TcpListenerOptions } from '../protocols/listener.ts';
@@ -86,7 +86,7 @@ describe('POP3 over TLS on the shared listener', () => {
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-pop3-tls-'));
     const config = resolveConfig({ dataDir, pop3: { host: '127.0.0.1', port: 0, tlsPort: 0 } });
-    app = await bootApp(config, createLogger({ level: 'silent' }));
+    app = await bootTestApp(config, createLogger({ level: 'silent' }));
     const { user } = await createUser(app.storage, config, { username: 'popper', password: 'secret pw', addresses: ['popper@example.com'] });
     inboxId = (await app.storage.mailboxes.getByPath(user.id, 'INBOX'))!.id;
     const stored = await storeMessage(app, internalContext(app.log), { userId: user.id, mailboxId: inboxId, flags: [], internalDate: Date.now(), source: new TextEncoder().encode(BODY) });

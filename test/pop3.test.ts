@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { servePop3 } from '../protocols/pop3.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import type { ConfigInput } from '../hooks/config.ts';
@@ -28,7 +28,7 @@ const MESSAGES = [
 async function setup(config: ConfigInput) {
   const dataDir = mkdtempSync(join(tmpdir(), 'wd-pop3-'));
   const resolved = resolveConfig({ dataDir, ...config });
-  const app = await bootApp(resolved, createLogger({ level: 'silent' }));
+  const app = await bootTestApp(resolved, createLogger({ level: 'silent' }));
   const { user } = await createUser(app.storage, resolved, { username: 'popper', password: 'secret pw', addresses: ['popper@example.com'] });
   const inbox = (await app.storage.mailboxes.getByPath(user.id, 'INBOX'))!;
   const trash = (await app.storage.mailboxes.getBySpecialUse(user.id, '\\Trash'))!;

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
-import { bootApp, startListeners } from '../protocols/server.ts';
+import { startListeners } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import type { Listener } from '../protocols/listener.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import type { ConfigInput } from '../hooks/config.ts';
@@ -25,7 +26,7 @@ async function boot(input: ConfigInput) {
   const dataDir = mkdtempSync(join(tmpdir(), 'wd-listeners-'));
   const entries: LogFields[] = [];
   const log = createLogger({ level: 'debug', format: 'json', sink: (_line, entry) => entries.push(entry) });
-  const app = await bootApp(resolveConfig({ dataDir, ...input }), log);
+  const app = await bootTestApp(resolveConfig({ dataDir, ...input }), log);
   let listeners: Listener[] = [];
   return {
     dataDir,

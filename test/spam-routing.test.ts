@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../protocols/server.ts';
+import { bootTestApp } from './helpers/test-backend.ts';
 import { serveLmtp } from '../protocols/lmtp.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import type { ConfigInput } from '../hooks/config.ts';
@@ -30,7 +30,7 @@ describe('spam routing', () => {
   async function deliverBoth(input: ConfigInput): Promise<{ junk: string | null; inbox: string[] }> {
     const dataDir = mkdtempSync(join(tmpdir(), 'wd-spam-'));
     const config = resolveConfig({ dataDir, delivery: { spamHeader: 'X-Rspamd-Action' }, ...input });
-    const app = await bootApp(config, createLogger({ level: 'silent' }));
+    const app = await bootTestApp(config, createLogger({ level: 'silent' }));
     try {
       const { user } = await createUser(app.storage, config, { username: 'sam', password: null, addresses: ['sam@example.com'] });
       const { client, server } = memoryPair();

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../../protocols/server.ts';
+import { bootTestApp } from './test-backend.ts';
 import { startHttp } from '../../protocols/http.ts';
 import type { HttpListener } from '../../protocols/http.ts';
 import { resolveConfig } from '../../hooks/config.ts';
@@ -55,7 +55,7 @@ export async function bootHttpTestApp(overrides: ConfigInput = {}): Promise<Http
   });
   const logs: LogFields[] = [];
   const log = createLogger({ level: 'info', format: 'json', sink: (_line, entry) => logs.push(entry) });
-  const app = await bootApp(config, log);
+  const app = await bootTestApp(config, log);
   const listener = await startHttp(app);
   const base = `http://127.0.0.1:${listener.port}`;
   const request = async (method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse> => {

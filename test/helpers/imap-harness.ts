@@ -7,7 +7,7 @@ import { Duplex } from 'node:stream';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootApp } from '../../protocols/server.ts';
+import { bootTestApp } from './test-backend.ts';
 import { resolveConfig } from '../../hooks/config.ts';
 import type { ConfigInput } from '../../hooks/config.ts';
 import { createLogger } from '../../hooks/log.ts';
@@ -36,7 +36,7 @@ export async function bootImapTestApp(overrides: ConfigInput = {}): Promise<Imap
   });
   const logs: LogFields[] = [];
   const log = createLogger({ level: 'debug', format: 'json', sink: (_line, entry) => logs.push(entry) });
-  const app = await bootApp(config, log);
+  const app = await bootTestApp(config, log);
   const { user } = await createUser(app.storage, config, { username: 'alice', password: 'secret', addresses: ['alice@example.com'] });
   return {
     app,

@@ -1,0 +1,98 @@
+/**
+ * The storage backend the protocol tests run on. `WILDDUCK_TEST_BACKEND=mongodb` runs every app the harnesses boot
+ * (bootTestApp, test/helpers/imap-harness.ts, test/helpers/http-harness.ts) on MongoDB: the server
+ * `WILDDUCK_TEST_MONGODB_URL` names, else the in-process stand-in (test/helpers/mongo-server.ts; it is not MongoDB).
+ * Each app gets a fresh database, dropped when the app closes; the stand-in runs while any app is open and stops with
+ * the last, so a test file's process can end. Unset (or `sqlite`): the embedded default in the app's data dir.
+ */
+import { env } from 'node:process';
+import { bootApp } from '../../protocols/server.ts';
+import type { Config } from '../../hooks/config.ts';
+import type { Logger } from '../../hooks/log.ts';
+import type { App } from '../../hooks/app.ts';
+import type { OpenStorageOptions } from '../../storage/open.ts';
+import { startMongo } from './mongo-server.ts';
+import type { MongoTestServer } from './mongo-server.ts';
+
+export const BACKEND_VARIABLE = 'WILDDUCK_TEST_BACKEND';
+
+const chosen = env[BACKEND_VARIABLE] ?? 'sqlite';
+if (chosen !== 'sqlite' && chosen !== 'mongodb') throw new Error(`${BACKEND_VARIABLE} must be "sqlite" or "mongodb", not "${chosen}"`);
+
+/** The backend under test. */
+export const testBackend: 'sqlite' | 'mongodb' = chosen;
+
+/**
+ * For `skip:` on a test that holds only on the embedded backend (it reads the SQLite file, or measures its disk use):
+ * false there, else a message saying why the test does not apply.
+ */
+export function sqliteOnly(why: string): string | false {
+  return testBackend === 'sqlite' ? false : `embedded backend only: ${why}`;
+}
+
+let server: Promise<MongoTestServer> | null = null;
+let users = 0;
+
+/** A fresh database on the shared server; `release` drops it, and stops the server when no app uses it any more. */
+async function acquireDatabase(): Promise<{ url: string; name: string; release(): Promise<void> }> {
+  users++;
+  try {
+    server ??= startMongo();
+    const db = await (await server).database();
+    let released = false;
+    return {
+      url: db.url,
+      name: db.name,
+      async release() {
+        if (released) return;
+        released = true;
+        try {
+          await db.drop();
+        } finally {
+          await releaseServer();
+        }
+      },
+    };
+  } catch (err) {
+    await releaseServer();
+    throw err;
+  }
+}
+
+async function releaseServer(): Promise<void> {
+  users--;
+  if (users > 0 || !server) return;
+  const s = server;
+  server = null;
+  await (await s.catch(() => null))?.stop();
+}
+
+/** The config an app runs on under the chosen backend (the same config on SQLite). */
+export function onTestBackend(config: Config, db: { url: string; name: string }): Config {
+  return { ...config, storage: { ...config.storage, backend: 'mongodb', mongodb: { ...config.storage.mongodb, url: db.url, database: db.name } } };
+}
+
+/** `bootApp` on the backend under test. On MongoDB the app's `close()` also drops its database. */
+export async function bootTestApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}): Promise<App> {
+  if (testBackend === 'sqlite') return bootApp(config, log, storageOptions);
+  const db = await acquireDatabase();
+  let app: App;
+  try {
+    app = await bootApp(onTestBackend(config, db), log, storageOptions);
+  } catch (err) {
+    await db.release();
+    throw err;
+  }
+  // the app is frozen: hand out a copy whose close also drops the database
+  const close = app.close;
+  return Object.freeze({
+    ...app,
+    close: async () => {
+      try {
+        await close();
+      } finally {
+        await db.release();
+      }
+    },
+  });
+}
