@@ -368,6 +368,74 @@ describe('mongodb change log', () => {
       assert.equal(await log.latest('not-an-id'), 0);
     }));
 
+  it('writes entries a failed write lost again: in their hole while young, at new numbers once readers passed it', () =>
+    withMongo(async (s) => {
+      const clock = { now: 1_000_000 };
+      let failing = true;
+      // the database goes away under the entries' insert (after the write's documents went in)
+      const changes = new Proxy(s.collections.changes, {
+        get(target, key) {
+          if (key === 'insertMany' && failing) return async () => Promise.reject(Object.assign(new Error('connection closed'), { name: 'MongoNetworkError' }));
+          const value = Reflect.get(target, key);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const log = new MongoChangeLog({ ...s.collections, changes }, new MemoryEphemeral(), { gapWaitMs: 1000, now: () => clock.now });
+      try {
+        const u = await s.users.create({ username: 'u', passwordHash: null });
+        const user = new ObjectId(u.id);
+        const box = new ObjectId();
+        const until = async (what: string, test: () => Promise<boolean>) => {
+          for (let i = 0; i < 100; i++) {
+            if (await test()) return;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          assert.fail(`timed out waiting for ${what}`);
+        };
+        // still there: messages 1 and 2; message 3 expunged since
+        await s.collections.messages.insertMany([1, 2].map((uid) => ({ mailbox: box, user, uid })) as never[]);
+
+        // young: the retry fills the hole at its own numbers
+        const first = await log.reserve(user, 1);
+        await assert.rejects(log.write(user, first, [{ mailbox: box, type: 'exists', modseq: 2, uid: 1 }]));
+        failing = false;
+        await until('the hole filled', async () => (await log.since(u.id, 0)).length === 1);
+        assert.deepEqual((await log.since(u.id, 0)).map((e) => [e.id, e.type, e.uid]), [[1, 'exists', 1]]);
+
+        // old: readers passed the hole, so what is still true goes in at the end of the log
+        failing = true;
+        const second = await log.reserve(user, 4);
+        await assert.rejects(
+          log.write(user, second, [
+            { mailbox: box, type: 'exists', modseq: 3, uid: 2 },
+            { mailbox: box, type: 'exists', modseq: 3, uid: 3 },
+            { mailbox: box, type: 'flags', modseq: 3, uid: 3, flags: ['\\Seen'] },
+            { mailbox: box, type: 'expunge', modseq: 3, uid: 1 },
+          ]),
+        );
+        const later = await log.reserve(user, 1);
+        failing = false;
+        await log.write(user, later, [{ mailbox: box, type: 'mailbox.subscribe', modseq: 3, path: 'INBOX' }]);
+        clock.now += 1001;
+        assert.deepEqual((await log.since(u.id, 1)).map((e) => e.id), [later], 'the old hole is passed');
+        await until('the entries written again', async () => (await log.since(u.id, later)).length === 2);
+        const again = await log.since(u.id, later);
+        assert.deepEqual(
+          again.map((e) => [e.type, e.uid, e.modseq]),
+          [
+            ['exists', 2, 3],
+            ['expunge', 1, 3],
+          ],
+          'message 3 is gone: neither its exists nor its flags entry comes back',
+        );
+        assert.ok(again.every((e) => e.id > later));
+        assert.equal(await s.collections.changes.countDocuments({ user, seq: { $gte: second, $lt: later } }), 0, 'nothing written into the passed hole');
+        assert.equal(await log.latest(u.id), again[1]!.id);
+      } finally {
+        log.close();
+      }
+    }));
+
   it('prunes old entries and lets readers pass the pruned numbers at once', () =>
     withMongo(async (s) => {
       const { clock, log, u, user, box } = await logOf(s);

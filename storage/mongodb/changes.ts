@@ -179,8 +179,11 @@ export class MongoChangeLog implements ChangesPort {
 
   /**
    * Entries that could not be written (the database went away under the write) are tried again in the background
-   * until they are there or readers have given up on them (`gapWaitMs` after they were made): a hole that no writer
-   * fills keeps every reader of the user `gapWaitMs` behind, so the log fills it as soon as the database is back.
+   * until they are there. Within `gapWaitMs` of their making they go in at their own sequence numbers: a hole that no
+   * writer fills keeps every reader of the user `gapWaitMs` behind, so the log fills it as soon as the database is
+   * back. Later, readers have passed the hole and would never read an entry written into it: the entries that still
+   * tell the truth go in again at new numbers at the end of the log (#reissue), so sessions learn of the message,
+   * flag change or expunge their write made without waiting for the mailbox's next change.
    */
   #later(docs: ChangeDoc[]): void {
     if (this.#closed) return;
@@ -189,19 +192,62 @@ export class MongoChangeLog implements ChangesPort {
     const retry = async () => {
       this.#retryTimer = null;
       const batches = this.#pending.splice(0);
-      const now = this.#now();
       for (const batch of batches) {
-        if (now - batch[0]!.created >= this.#gapWaitMs) continue;
         try {
-          await this.#c.changes.insertMany(batch as never[], { ordered: false });
-          this.announce(batch[0]!.user, batch[batch.length - 1]!.seq);
+          if (this.#now() - batch[0]!.created >= this.#gapWaitMs) await this.#reissue(batch);
+          else {
+            await this.#c.changes.insertMany(batch as never[], { ordered: false });
+            this.announce(batch[0]!.user, batch[batch.length - 1]!.seq);
+          }
         } catch (err) {
           if (!isDuplicateKey(err)) this.#pending.push(batch);
         }
       }
-      if (this.#pending.length > 0 && !this.#closed) this.#schedule(retry);
+      if (this.#pending.length > 0 && !this.#closed && !this.#retryTimer) this.#schedule(retry);
     };
     this.#schedule(retry);
+  }
+
+  /**
+   * Writes again, at new sequence numbers, the entries of a failed write that never reached the log and are still
+   * true: an `exists` or `flags` entry whose message is still there, every `expunge`, a mailbox entry that matches the
+   * mailbox as it is now. Readers apply them as they would have the lost ones: a flag change older than one they have
+   * is ignored (its modseq), a message is loaded once (its UID). `noop` entries need nothing.
+   */
+  async #reissue(batch: ChangeDoc[]): Promise<void> {
+    const user = batch[0]!.user;
+    const present = await this.#c.changes.find({ user, seq: { $in: batch.map((d) => d.seq) } }, { projection: { seq: 1 } }).toArray();
+    const written = new Set(present.map((d) => d.seq));
+    const again: NewChange[] = [];
+    for (const d of batch) {
+      if (d.type === 'noop' || written.has(d.seq) || !(await this.#stillTrue(user, d))) continue;
+      again.push({ mailbox: d.mailbox, type: d.type as ChangeType, modseq: d.modseq, uid: d.uid, flags: d.flags, path: d.path });
+    }
+    if (again.length === 0) return;
+    const seq = await this.reserve(user, again.length);
+    try {
+      await this.write(user, seq, again);
+    } catch {
+      // #insert queued the entries again under their new numbers
+    }
+  }
+
+  async #stillTrue(user: ObjectId, d: ChangeDoc): Promise<boolean> {
+    const { mailboxes, messages } = this.#c;
+    if (!d.mailbox) return false;
+    switch (d.type) {
+      case 'exists':
+      case 'flags':
+        return (await messages.findOne({ mailbox: d.mailbox, uid: d.uid ?? -1 }, { projection: { _id: 1 } })) !== null;
+      case 'expunge':
+        return true;
+      case 'mailbox.delete':
+        return (await mailboxes.findOne({ _id: d.mailbox, user }, { projection: { _id: 1 } })) === null;
+      case 'mailbox.rename':
+        return (await mailboxes.findOne({ _id: d.mailbox, user, path: d.path ?? '' }, { projection: { _id: 1 } })) !== null;
+      default:
+        return (await mailboxes.findOne({ _id: d.mailbox, user }, { projection: { _id: 1 } })) !== null;
+    }
   }
 
   #schedule(fn: () => Promise<void>): void {
