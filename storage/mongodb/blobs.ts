@@ -66,11 +66,22 @@ export function blobHashes(content: MessageContent): string[] {
   return [...out];
 }
 
-/** Counts how often each hash occurs in these lists (a copy of several messages takes one reference per message). */
-export function countRefs(lists: Iterable<readonly string[]>): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const list of lists) for (const hash of list) out.set(hash, (out.get(hash) ?? 0) + 1);
-  return out;
+/**
+ * Counts the references these messages' blob lists hold, one per message and distinct hash (a copy of several
+ * messages takes one reference per message), adding to `into` when given.
+ */
+export function countRefs(lists: Iterable<readonly string[] | undefined>, into: Map<string, number> = new Map()): Map<string, number> {
+  for (const list of lists) for (const hash of new Set(list ?? [])) into.set(hash, (into.get(hash) ?? 0) + 1);
+  return into;
+}
+
+/** Adds (`sign` 1) or drops (-1) references on live blobs: `counts` is hash → references. */
+export async function incBlobRefs(c: MongoCollections, counts: BlobRefCounts, sign: 1 | -1): Promise<void> {
+  if (counts.size === 0) return;
+  await c.blobs.bulkWrite(
+    [...counts].map(([hash, n]) => ({ updateOne: { filter: { hash, state: 'live' as const }, update: { $inc: { refs: sign * n } } } })),
+    { ordered: false },
+  );
 }
 
 export class MongoBlobs implements BlobsPort {
@@ -255,20 +266,12 @@ export class MongoBlobs implements BlobsPort {
 
   /** Takes more references on stored blobs (a copy of messages naming them). */
   async addRefs(counts: BlobRefCounts): Promise<void> {
-    await this.#incRefs(counts, 1);
+    await incBlobRefs(this.#c, counts, 1);
   }
 
   /** Drops references (expunge, delete); a blob left with none is freed by `collect`. */
   async releaseRefs(counts: BlobRefCounts): Promise<void> {
-    await this.#incRefs(counts, -1);
-  }
-
-  async #incRefs(counts: BlobRefCounts, sign: 1 | -1): Promise<void> {
-    if (counts.size === 0) return;
-    await this.#c.blobs.bulkWrite(
-      [...counts].map(([hash, n]) => ({ updateOne: { filter: { hash, state: 'live' as const }, update: { $inc: { refs: sign * n } } } })),
-      { ordered: false },
-    );
+    await incBlobRefs(this.#c, counts, -1);
   }
 
   // -------------------------------------------------------------------------------------------------------------

@@ -10,23 +10,10 @@
  */
 import type { Filter, ObjectId } from 'mongodb';
 import type { MessageDoc, MongoCollections } from './collections.ts';
+import { countRefs, incBlobRefs } from './blobs.ts';
 
 /** Messages read and removed per round. */
 const BATCH = 256;
-
-/** Gives back blob references: `counts` is hash → references to drop. */
-export async function releaseBlobRefs(c: MongoCollections, counts: ReadonlyMap<string, number>): Promise<void> {
-  if (counts.size === 0) return;
-  await c.blobs.bulkWrite(
-    [...counts].map(([hash, n]) => ({ updateOne: { filter: { hash }, update: { $inc: { refs: -n } } } })),
-    { ordered: false },
-  );
-}
-
-/** Adds each distinct blob a message names to `counts` (one reference per message and hash). */
-export function countBlobRefs(counts: Map<string, number>, blobs: readonly string[] | undefined): void {
-  for (const hash of new Set(blobs ?? [])) counts.set(hash, (counts.get(hash) ?? 0) + 1);
-}
 
 type Removed = Pick<MessageDoc, '_id' | 'user' | 'size' | 'blobs'>;
 
@@ -47,18 +34,16 @@ export async function removeMessages(c: MongoCollections, filter: Filter<Message
     await c.messageContent.deleteMany({ message: { $in: ids } });
     // one by one: a message someone else removed meanwhile (an expunge in flight) is not counted twice
     const gone = await Promise.all(batch.map(async (m) => ((await c.messages.deleteOne({ _id: m._id })).deletedCount === 1 ? m : null)));
-    const refs = new Map<string, number>();
     const usage = new Map<string, { user: ObjectId; size: number; count: number }>();
     for (const m of gone) {
       if (!m) continue;
       removed++;
-      countBlobRefs(refs, m.blobs);
       const u = usage.get(m.user.toHexString()) ?? { user: m.user, size: 0, count: 0 };
       u.size += m.size ?? 0;
       u.count++;
       usage.set(m.user.toHexString(), u);
     }
-    await releaseBlobRefs(c, refs);
+    await incBlobRefs(c, countRefs(gone.map((m) => m?.blobs)), -1);
     if (options.usage && usage.size > 0) {
       await c.users.bulkWrite(
         [...usage.values()].map((u) => ({ updateOne: { filter: { _id: u.user }, update: { $inc: { storageUsed: -u.size, messagesUsed: -u.count } } } })),

@@ -18,7 +18,8 @@ import { loginKey, usernameSkeleton } from '../addresses.ts';
 import type { AddressDoc, MongoCollections, UserDoc } from './collections.ts';
 import { isDuplicateKey } from './errors.ts';
 import { idOf, objectId } from './ids.ts';
-import { countBlobRefs, removeMessages } from './removal.ts';
+import { removeMessages } from './removal.ts';
+import { countRefs } from './blobs.ts';
 import type { KeyedSerial } from './serial.ts';
 
 /** How old a search document with no message must be before recalculateUsage removes it (an append in flight writes it before its message). */
@@ -348,7 +349,7 @@ export class MongoUsers implements UsersPort {
       const batch = hashes.slice(i, i + RECOUNT_BATCH);
       const wanted = new Set(batch);
       const counts = new Map<string, number>();
-      for await (const m of c.messages.find({ blobs: { $in: batch } }, { projection: { blobs: 1 } })) countBlobRefs(counts, m.blobs.filter((h) => wanted.has(h)));
+      for await (const m of c.messages.find({ blobs: { $in: batch } }, { projection: { blobs: 1 } })) countRefs([m.blobs.filter((h) => wanted.has(h))], counts);
       await c.blobs.bulkWrite(
         [...counts].map(([hash, n]) => ({ updateOne: { filter: { hash }, update: { $max: { refs: n } } } })),
         { ordered: false },
