@@ -18,7 +18,8 @@
 import { ObjectId } from 'mongodb';
 import type { Collection } from 'mongodb';
 import { StorageError } from '../ports.ts';
-import type { AddressRecord, AppendInput, Flag, Id, MailboxRecord, RestorePort, UserDocument, UserRecord } from '../ports.ts';
+import type { AddressRecord, Id, MailboxRecord, RestorePort, UserDocument, UserRecord } from '../ports.ts';
+import { RestoreMessages } from '../restore-messages.ts';
 import type { MongoBlobs } from './blobs.ts';
 import type { MailboxDoc, MongoCollections } from './collections.ts';
 import type { MongoDocuments } from './documents.ts';
@@ -35,19 +36,18 @@ async function keptId(collection: Collection<{ _id: ObjectId }>, id: Id): Promis
   return new ObjectId();
 }
 
-export class MongoRestore implements RestorePort {
+export class MongoRestore extends RestoreMessages implements RestorePort {
   readonly #c: MongoCollections;
   readonly #users: MongoUsers;
   readonly #documents: MongoDocuments;
   readonly #messages: MongoMessages;
-  readonly #blobs: MongoBlobs;
 
   constructor(c: MongoCollections, parts: { users: MongoUsers; documents: MongoDocuments; messages: MongoMessages; blobs: MongoBlobs }) {
+    super(parts.messages, parts.blobs);
     this.#c = c;
     this.#users = parts.users;
     this.#documents = parts.documents;
     this.#messages = parts.messages;
-    this.#blobs = parts.blobs;
   }
 
   #collection(name: 'users' | 'addresses' | 'mailboxes'): Collection<{ _id: ObjectId }> {
@@ -133,17 +133,5 @@ export class MongoRestore implements RestorePort {
       { $max: { uidNext: record.uidNext, modseq: record.highestModseq }, $set: { specialUse: record.specialUse, subscribed: record.subscribed } },
     );
     return idOf(found._id);
-  }
-
-  async message(input: AppendInput & { uid: number; modseq: number }): Promise<void> {
-    if (!(await this.#messages.restore(input))) await this.#blobs.discard(input.message.blobs);
-  }
-
-  flags(mailboxId: Id, uid: number, flags: Flag[], modseq: number): Promise<boolean> {
-    return this.#messages.restoreFlags(mailboxId, uid, flags, modseq);
-  }
-
-  expunge(mailboxId: Id, uids: number[]): Promise<number[]> {
-    return this.#messages.restoreExpunge(mailboxId, uids);
   }
 }
