@@ -6,7 +6,7 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
@@ -14,19 +14,13 @@ import { openStorage } from '../storage/open.ts';
 import { copyStore, verifyCopy } from '../storage/copy.ts';
 import type { CopyProgress } from '../storage/copy.ts';
 import { copyContract, messageBytes } from './helpers/copy-contract.ts';
+import { interruptedCopy, mbsyncAfterMove } from './helpers/copy-moves.ts';
 import { rowId } from '../storage/sqlite/common.ts';
-import { generatedMessage } from './helpers/generated-mail.ts';
-import { haveMbsync, mbsync, writeMbsyncConfig } from './helpers/mbsync.ts';
-import { runTs, spawnTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
+import { haveMbsync } from './helpers/mbsync.ts';
+import { runTs } from './helpers/spawn-ts.ts';
+import { env as runtimeEnv } from '../protocols/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { ProgressLine, storageCommand } from '../protocols/cli-storage-copy.ts';
-import { bootApp } from '../protocols/server.ts';
-import { createLogger } from '../hooks/log.ts';
-import { createUser } from '../storage/users.ts';
-import { startImap } from '../protocols/imap.ts';
-import { internalContext } from '../hooks/context.ts';
-import { storeMessage } from '../hooks/pipeline/index.ts';
 
 const CLI = new URL('../protocols/cli.ts', import.meta.url);
 
@@ -65,32 +59,10 @@ describe('wildduck storage copy (embedded to embedded)', () => {
   it('runs as `wildduck storage copy --to`, killed midway and run again', { timeout: 180_000 }, async () => {
     const env = { ...runtimeEnv(), WILDDUCK_DATA_DIR: join(dir, 'source'), WILDDUCK_LOG_FORMAT: 'json' };
     const target = join(dir, 'cli');
-    // Stopped once the copy has started (the target exists): by Ctrl-C, then killed. It may have finished by then; what
-    // is asserted holds either way: a stop is clean and says how to resume, and the last run completes the copy.
-    const interrupted = async (signal: 'SIGINT' | 'SIGKILL') => {
-      const child = spawnTs(CLI, ['storage', 'copy', '--to', `sqlite:${target}`, '--parallel', '1'], { cwd: dir, env });
-      child.stdin!.end();
-      let stdout = '';
-      child.stdout!.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-      child.stderr!.resume();
-      const closed = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-      const poll = setInterval(() => {
-        if (readdirSync(dir).includes('cli') && readdirSync(target).includes('wildduck.sqlite')) {
-          clearInterval(poll);
-          child.kill(signal);
-        }
-      }, 10);
-      const end = await closed;
-      clearInterval(poll);
-      return { ...end, stdout };
-    };
-    const stopped = await interrupted('SIGINT');
-    if (/^stopped: /m.test(stopped.stdout)) {
-      assert.match(stopped.stdout, /^stopped: .*\nrun the same command again to resume\n$/m);
-      // exit status 130 (Deno's child_process reports a status of 128 + n as signal n)
-      assert.ok(stopped.code === 130 || (runtimeName === 'deno' && stopped.signal === 'SIGINT'), `exit ${stopped.code} ${stopped.signal}`);
-    } else assert.equal(stopped.code, 0, stopped.stdout);
-    await interrupted('SIGKILL');
+    // stopped once the copy has started (the target exists): by Ctrl-C, then killed
+    const started = () => readdirSync(dir).includes('cli') && readdirSync(target).includes('wildduck.sqlite');
+    await interruptedCopy(CLI, { to: `sqlite:${target}`, cwd: dir, env, signal: 'SIGINT', started });
+    await interruptedCopy(CLI, { to: `sqlite:${target}`, cwd: dir, env, signal: 'SIGKILL', started });
 
     const r = await runTs(CLI, ['storage', 'copy', '--to', `sqlite:${target}`], { cwd: dir, env });
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -111,74 +83,9 @@ describe('wildduck storage copy (embedded to embedded)', () => {
   });
 });
 
-/** Every maildir file under `root` (relative paths), sorted. */
-function maildirFiles(root: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string, rel: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name), join(rel, e.name));
-      else if (/(^|\/)(cur|new)$/.test(rel)) out.push(join(rel, e.name));
-    }
-  };
-  walk(root, '');
-  return out.sort();
-}
-
 describe('mbsync after the move', { skip: haveMbsync ? false : 'mbsync is not installed (apt-get install isync)' }, () => {
-  it('a client synced against the source finds nothing to download from the copy', { timeout: 180_000 }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wd-copy-mbsync-'));
-    const log = createLogger({ level: 'warn', format: 'json', sink: () => {} });
-    const serve = async (dataDir: string) => {
-      const config = resolveConfig({ dataDir, auth: { failedLogins: { delayMs: 0 } }, imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-      const app = await bootApp(config, log);
-      const listeners = await startImap(app, null);
-      return { app, config, port: listeners[0]!.port, close: async () => (await Promise.all(listeners.map((l) => l.close())), await app.close()) };
-    };
-    try {
-      const source = await serve(join(dir, 'source'));
-      const { user } = await createUser(source.app.storage, source.config, { username: 'alice', password: 'secret', addresses: ['alice@example.com'] });
-      const ctx = internalContext(log);
-      const boxes = await source.app.storage.mailboxes.list(user.id);
-      const inbox = boxes.find((m) => m.path === 'INBOX')!;
-      const other = (await source.app.storage.mailboxes.create(user.id, { path: 'Lists/Dev' })).id;
-      for (let i = 0; i < 40; i++) {
-        const stored = await storeMessage(source.app, ctx, { userId: user.id, mailboxId: i % 4 === 0 ? other : inbox.id, flags: i % 3 === 0 ? ['\\Seen'] : [], internalDate: Date.UTC(2026, 0, 1) + i, source: generatedMessage(i) });
-        assert.ok(stored.ok);
-      }
-      const maildirs = join(dir, 'maildir');
-      mkdirSync(maildirs, { recursive: true });
-      const rc = join(dir, 'mbsyncrc');
-      writeMbsyncConfig(rc, { port: source.port, root: maildirs, inbox: join(maildirs, 'INBOX'), patterns: '*' });
-      const first = await mbsync(rc);
-      assert.equal(first.code, 0, first.out);
-      const files = maildirFiles(maildirs);
-      assert.equal(files.length, 40);
-
-      // the copy runs while the server still serves the source; then the server moves to the copy
-      const target = await openSqliteStorage({ dataDir: join(dir, 'target') });
-      try {
-        assert.equal((await copyStore(source.app.storage, target)).messagesCopied, 40);
-      } finally {
-        await target.close();
-      }
-      await source.close();
-      const moved = await serve(join(dir, 'target'));
-      try {
-        const movedUser = (await moved.app.storage.users.getByUsername('alice'))!;
-        const modseqs = async () => (await moved.app.storage.mailboxes.list(movedUser.id)).map((m) => [m.path, m.uidValidity, m.highestModseq]);
-        const before = await modseqs();
-        writeMbsyncConfig(rc, { port: moved.port, root: maildirs, inbox: join(maildirs, 'INBOX'), patterns: '*' });
-        const second = await mbsync(rc);
-        assert.equal(second.code, 0, second.out);
-        assert.deepEqual(maildirFiles(maildirs), files, 'nothing downloaded, nothing changed locally');
-        assert.deepEqual(await modseqs(), before, 'nothing changed on the server');
-      } finally {
-        await moved.close();
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it('a client synced against the source finds nothing to download from the copy', { timeout: 180_000 }, () =>
+    mbsyncAfterMove({ open: (dataDir) => openSqliteStorage({ dataDir }), config: (dataDir) => ({ dataDir }) }));
 });
 
 describe('storage copy progress output', () => {

@@ -26,6 +26,7 @@ import type { BlobsPort, BlobWriter, MessageContent, StagedBlob } from '../ports
 import type { BlobDoc, MongoCollections } from './collections.ts';
 import { isDuplicateKey, mongoCall } from './errors.ts';
 import { bytesOf } from './bytes.ts';
+import { KeyedSerial } from './serial.ts';
 
 /** Bytes of encoded blob per `blobpieces` document (the last piece of a blob may be shorter). A format constant. */
 export const BLOB_PIECE_SIZE = 255 * 1024;
@@ -93,6 +94,8 @@ export class MongoBlobs implements BlobsPort {
   readonly #staged = new StagedByHash<StagedEntry>();
   /** Blobs this process is writing now (hex ids): `collect` leaves them however long the upload takes. */
   readonly #writing = new Set<string>();
+  /** References on one hash taken one at a time in this process (serial.ts): two commits of new content promote one blob. */
+  readonly #taking = new KeyedSerial();
 
   constructor(c: MongoCollections, options: MongoBlobsOptions = {}) {
     this.#c = c;
@@ -231,7 +234,7 @@ export class MongoBlobs implements BlobsPort {
     try {
       for (const hash of hashes) {
         const own = consumed.find((e) => e.hash === hash);
-        if (await this.#take(hash, own)) promoted.add(own!);
+        if (await this.#taking.run(hash, () => this.#take(hash, own))) promoted.add(own!);
         taken.push(hash);
       }
     } catch (err) {

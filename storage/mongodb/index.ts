@@ -21,6 +21,7 @@ import { MongoDocuments } from './documents.ts';
 import { mongoError, mongoPort } from './errors.ts';
 import { MongoMailboxes } from './mailboxes.ts';
 import { MongoMessages } from './messages.ts';
+import { MongoRestore } from './restore.ts';
 import { MongoSearch } from './search.ts';
 import { KeyedSerial } from './serial.ts';
 import { MongoUsers } from './users.ts';
@@ -118,6 +119,9 @@ export async function openMongoStorage(options: MongoStorageOptions): Promise<Mo
   const changes = new MongoChangeLog(c, ephemeral, { gapWaitMs: options.gapWaitMs, now });
   const mailboxes = new MongoMailboxes(c, changes, { now, serial });
   const blobs = new MongoBlobs(c, { now });
+  const users = new MongoUsers(c, { now, serial, orphanAgeMs: options.orphanAgeMs });
+  const documents = new MongoDocuments(c, { now, serial });
+  const messages = new MongoMessages(c, changes, blobs);
   let closed = false;
 
   const storage: MongoStorage = {
@@ -125,15 +129,16 @@ export async function openMongoStorage(options: MongoStorageOptions): Promise<Mo
     client,
     db,
     collections: c,
-    users: mongoPort(new MongoUsers(c, { now, serial, orphanAgeMs: options.orphanAgeMs })),
-    documents: mongoPort(new MongoDocuments(c, { now, serial })),
+    users: mongoPort(users),
+    documents: mongoPort(documents),
     mailboxes: mongoPort(mailboxes),
     // their methods map driver errors themselves (mongoCall)
-    messages: new MongoMessages(c, changes, blobs),
+    messages,
     blobs,
     search: new MongoSearch(c),
     changes: mongoPort(changes),
     ephemeral,
+    restore: mongoPort(new MongoRestore(c, { users, documents, messages, blobs })),
     async ping() {
       if (closed) throw new StorageError('UNAVAILABLE', 'storage is closed');
       try {

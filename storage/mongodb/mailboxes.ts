@@ -42,6 +42,19 @@ function isInbox(d: MailboxDoc): boolean {
 
 const UIDVALIDITY = 'uidvalidity';
 
+/** Raises the UIDVALIDITY allocator to at least `value` (creating it): the next mailbox created gets a larger one. */
+export async function raiseUidValidity(c: MongoCollections, value: number): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await c.meta.updateOne({ name: UIDVALIDITY }, { $max: { value } }, { upsert: true });
+      return;
+    } catch (err) {
+      // two first upserts at once: the loser's document exists now
+      if (!isDuplicateKey(err) || attempt > 0) throw err;
+    }
+  }
+}
+
 export class MongoMailboxes implements MailboxesPort {
   readonly #c: MongoCollections;
   readonly #log: MongoChangeLog;
@@ -64,16 +77,8 @@ export class MongoMailboxes implements MailboxesPort {
   #allocUidValidity(): Promise<number> {
     return this.#serial.run(`meta\0${UIDVALIDITY}`, async () => {
       const seconds = Math.floor(this.#now() / 1000);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          // raise it to just below now (creating it), then take the next value: both single-document atomic steps
-          await this.#c.meta.updateOne({ name: UIDVALIDITY }, { $max: { value: seconds - 1 } }, { upsert: true });
-          break;
-        } catch (err) {
-          // two first upserts at once: the loser's document exists now
-          if (!isDuplicateKey(err) || attempt > 0) throw err;
-        }
-      }
+      // raise it to just below now (creating it), then take the next value: both single-document atomic steps
+      await raiseUidValidity(this.#c, seconds - 1);
       const after = await this.#c.meta.findOneAndUpdate({ name: UIDVALIDITY }, { $inc: { value: 1 } }, { returnDocument: 'after' });
       return after!.value;
     });

@@ -48,7 +48,7 @@ import type { MongoBlobs } from './blobs.ts';
 import { bytesOf } from './bytes.ts';
 import type { MongoChangeLog, NewChange } from './changes.ts';
 import type { ContentDoc, MailboxDoc, MessageDoc, MongoCollections, SearchDoc } from './collections.ts';
-import { mongoCall } from './errors.ts';
+import { isDuplicateKey, mongoCall } from './errors.ts';
 import { idOf, objectId, requireObjectId } from './ids.ts';
 import { searchDoc } from './search.ts';
 import { threadFor } from './threads.ts';
@@ -232,60 +232,152 @@ export class MongoMessages implements MessagesPort {
 
   append(input: AppendInput): Promise<AppendResult> {
     return mongoCall(async () => {
-      const c = this.#c;
-      const user = requireObjectId(input.userId, 'user');
-      const mailbox = requireObjectId(input.mailboxId, 'mailbox');
-      const { message } = input;
-      const flags = normalizeFlags(input.flags);
-      const id = new ObjectId();
-      const stored = await deflateIfSmaller(message.content.inline);
-      const blobs = await this.#blobs.commitRefs(message.content, message.blobs);
       let alloc: Awaited<ReturnType<MongoChangeLog['mailboxWrite']>> | null = null;
-      let doc: MessageDoc;
-      try {
-        const thread = await threadFor(c, user, message);
-        alloc = await this.#log.mailboxWrite(user, mailbox, { uids: 1, entries: 1 });
-        // the search document before the content: `quota recalc` finds a message that never came by its search document
-        await c.messageSearch.insertOne(searchDoc(id, mailbox, alloc.uid, message, input.internalDate));
-        const inline = await this.#writeContent(id, message.content.inline.byteLength, stored);
-        doc = {
-          _id: id,
-          user,
-          mailbox,
-          uid: alloc.uid,
-          modseq: alloc.modseq,
-          seq: alloc.seq,
-          flags,
-          internalDate: input.internalDate,
-          size: message.size,
-          messageId: message.messageId,
-          thread,
-          headerDate: message.headerDate ?? input.internalDate,
-          subject: message.subject,
-          envelope: message.envelope,
-          mime: message.mime,
-          hasAttachments: message.hasAttachments,
-          sha256: message.sha256,
-          segments: message.content.segments.map((s) => (s.blob === undefined ? { length: s.length } : { length: s.length, blob: s.blob })),
-          blobs,
-          inline,
-        };
-      } catch (err) {
-        // nothing names the message yet: what was written for it goes (what a crash leaves, recalc removes)
-        await quietly(() => this.#blobs.releaseRefs(countRefs([blobs])));
-        await quietly(() => c.messageContent.deleteMany({ message: id }));
-        await quietly(() => c.messageSearch.deleteOne({ _id: id }));
-        if (alloc) await quietly(() => this.#log.giveUp(user, alloc!.seq, 1));
-        throw err;
-      }
-      // from here on the message may exist even when a call fails: nothing is undone
-      await c.messages.insertOne(doc);
+      const { doc } = (await this.#write(input, {
+        place: async (user, mailbox) => {
+          alloc = await this.#log.mailboxWrite(user, mailbox, { uids: 1, entries: 1 });
+          return { uid: alloc.uid, modseq: alloc.modseq, seq: alloc.seq };
+        },
+        giveUp: (user) => this.#log.giveUp(user, alloc!.seq, 1),
+      }))!;
+      const a = alloc!;
       await Promise.all([
-        this.#log.write(user, alloc.seq, [{ mailbox, type: 'exists', modseq: alloc.modseq, uid: alloc.uid, flags }]),
-        this.#count(user, mailbox, totals([doc])),
+        this.#log.write(doc.user, a.seq, [{ mailbox: doc.mailbox, type: 'exists', modseq: a.modseq, uid: a.uid, flags: doc.flags }]),
+        this.#count(doc.user, doc.mailbox, totals([doc])),
       ]);
-      return { id: idOf(id), uid: alloc.uid, modseq: alloc.modseq, uidValidity: alloc.mailbox.uidValidity, threadId: idOf(doc.thread) };
+      return { id: idOf(doc._id), uid: a.uid, modseq: a.modseq, uidValidity: a.mailbox.uidValidity, threadId: idOf(doc.thread) };
     });
+  }
+
+  /**
+   * A new message's writes (append and restore): blob and thread references, then `place` gives its UID, modseq and
+   * change-log sequence number, then the search document, the content and the message document (now it is visible).
+   * A failure before the message document undoes what came before it (`giveUp` the numbers `place` took). With
+   * `skipDuplicate`, a message document the unique index refuses (the UID is taken) is undone too and null returned.
+   */
+  async #write(
+    input: AppendInput,
+    how: { place(user: ObjectId, mailbox: ObjectId): Promise<{ uid: number; modseq: number; seq: number }>; giveUp?(user: ObjectId): Promise<void>; skipDuplicate?: boolean },
+  ): Promise<{ doc: MessageDoc } | null> {
+    const c = this.#c;
+    const user = requireObjectId(input.userId, 'user');
+    const mailbox = requireObjectId(input.mailboxId, 'mailbox');
+    const { message } = input;
+    const flags = normalizeFlags(input.flags);
+    const id = new ObjectId();
+    const stored = await deflateIfSmaller(message.content.inline);
+    const blobs = await this.#blobs.commitRefs(message.content, message.blobs);
+    // nothing names the message yet: what was written for it goes (what a crash leaves, recalc removes)
+    const undo = async (): Promise<void> => {
+      await quietly(() => this.#blobs.releaseRefs(countRefs([blobs])));
+      await quietly(() => c.messageContent.deleteMany({ message: id }));
+      await quietly(() => c.messageSearch.deleteOne({ _id: id }));
+    };
+    let placed = false;
+    let doc: MessageDoc;
+    try {
+      const thread = await threadFor(c, user, message);
+      const at = await how.place(user, mailbox);
+      placed = true;
+      // the search document before the content: `quota recalc` finds a message that never came by its search document
+      await c.messageSearch.insertOne(searchDoc(id, mailbox, at.uid, message, input.internalDate));
+      const inline = await this.#writeContent(id, message.content.inline.byteLength, stored);
+      doc = {
+        _id: id,
+        user,
+        mailbox,
+        uid: at.uid,
+        modseq: at.modseq,
+        seq: at.seq,
+        flags,
+        internalDate: input.internalDate,
+        size: message.size,
+        messageId: message.messageId,
+        thread,
+        headerDate: message.headerDate ?? input.internalDate,
+        subject: message.subject,
+        envelope: message.envelope,
+        mime: message.mime,
+        hasAttachments: message.hasAttachments,
+        sha256: message.sha256,
+        segments: message.content.segments.map((s) => (s.blob === undefined ? { length: s.length } : { length: s.length, blob: s.blob })),
+        blobs,
+        inline,
+      };
+    } catch (err) {
+      await undo();
+      if (placed && how.giveUp) await quietly(() => how.giveUp!(user));
+      throw err;
+    }
+    // from here on the message may exist even when a call fails: nothing is undone
+    try {
+      await c.messages.insertOne(doc);
+    } catch (err) {
+      if (!(how.skipDuplicate && isDuplicateKey(err))) throw err;
+      await undo();
+      return null;
+    }
+    return { doc };
+  }
+
+  /**
+   * Storage copy (restore.ts, RestorePort.message): stores the message at its given UID and modseq, with counters, usage
+   * and blob references as an append, and no change-log entry: its `seq` is 0, so every reader's cursor covers it. The
+   * mailbox's uidNext and modseq are raised to cover it before it is visible. False (nothing written) when the UID is
+   * there already. Re-runnable: what an earlier attempt at this UID left before its message document is removed first.
+   */
+  restore(input: AppendInput & { uid: number; modseq: number }): Promise<boolean> {
+    return mongoCall(async () => {
+      const c = this.#c;
+      const box = await this.#mailbox(input.mailboxId);
+      if (!box.user.equals(requireObjectId(input.userId, 'user'))) throw new StorageError('NONEXISTENT', `mailbox ${input.mailboxId} does not belong to user ${input.userId}`);
+      if (await c.messages.findOne({ mailbox: box._id, uid: input.uid }, { projection: { _id: 1 } })) return false;
+      const left = (await c.messageSearch.find({ mailbox: box._id, uid: input.uid }, { projection: { _id: 1 } }).toArray()).map((s) => s._id);
+      if (left.length > 0) {
+        await c.messageContent.deleteMany({ message: { $in: left } });
+        await c.messageSearch.deleteMany({ _id: { $in: left } });
+      }
+      const written = await this.#write(input, {
+        place: async () => {
+          await c.mailboxes.updateOne({ _id: box._id }, { $max: { uidNext: input.uid + 1, modseq: input.modseq } });
+          return { uid: input.uid, modseq: input.modseq, seq: 0 };
+        },
+        skipDuplicate: true,
+      });
+      if (!written) return false;
+      await this.#count(box.user, box._id, totals([written.doc]));
+      return true;
+    });
+  }
+
+  /**
+   * Storage copy (RestorePort.flags): a message's flags and modseq as given, no change-log entry; the mailbox's modseq
+   * is raised first, its unseen counter follows. False when the UID is not there.
+   */
+  restoreFlags(mailboxId: Id, uid: number, flags: Flag[], modseq: number): Promise<boolean> {
+    return mongoCall(async () => {
+      const c = this.#c;
+      const box = await this.#mailbox(mailboxId);
+      const next = normalizeFlags(flags);
+      await c.mailboxes.updateOne({ _id: box._id }, { $max: { modseq } });
+      for (let round = 0; round < FLAG_ROUNDS; round++) {
+        const doc = await c.messages.findOne({ mailbox: box._id, uid }, { projection: { _id: 1, modseq: 1, flags: 1 } });
+        if (!doc) return false;
+        // only if nobody changed it since it was read
+        const r = await c.messages.updateOne({ _id: doc._id, modseq: doc.modseq }, { $set: { flags: next, modseq } });
+        if (r.matchedCount === 0) continue;
+        const was = hasFlag(doc.flags, SEEN);
+        const is = hasFlag(next, SEEN);
+        if (was !== is) await c.mailboxes.updateOne({ _id: box._id }, { $inc: { unseen: is ? -1 : 1 } });
+        return true;
+      }
+      throw new StorageError('UNAVAILABLE', `mailbox ${idOf(box._id)}: too many concurrent flag changes`);
+    });
+  }
+
+  /** Storage copy (RestorePort.expunge): removes these UIDs like an expunge, without a new modseq or change-log entry. */
+  restoreExpunge(mailboxId: Id, uids: number[]): Promise<number[]> {
+    return mongoCall(async () => this.#expunge(await this.#mailbox(mailboxId), uniqueUids(uids), { logged: false }));
   }
 
   setFlags(mailboxId: Id, uids: number[], update: FlagUpdate): Promise<FlagResult> {
@@ -424,7 +516,8 @@ export class MongoMessages implements MessagesPort {
     return mongoCall(async () => this.#expunge(await this.#mailbox(mailboxId), uniqueUids(uids)));
   }
 
-  async #expunge(box: MailboxDoc, wanted: readonly number[]): Promise<number[]> {
+  /** `logged: false` (storage copy): no modseq, no change-log entries, only the counters. */
+  async #expunge(box: MailboxDoc, wanted: readonly number[], options: { logged?: boolean } = {}): Promise<number[]> {
     const c = this.#c;
     const removed: number[] = [];
     for (const part of chunks(wanted, WRITE_CHUNK)) {
@@ -438,11 +531,15 @@ export class MongoMessages implements MessagesPort {
       deleted.sort((a, b) => a.uid - b.uid);
       const ids = deleted.map((d) => d._id);
       try {
-        const alloc = await this.#log.mailboxWrite(box.user, box._id, { entries: deleted.length });
-        await Promise.all([
-          this.#log.write(box.user, alloc.seq, deleted.map((d) => ({ mailbox: box._id, type: 'expunge', modseq: alloc.modseq, uid: d.uid }))),
-          this.#count(box.user, box._id, negate(totals(deleted as MessageDoc[]))),
-        ]);
+        const counted = negate(totals(deleted as MessageDoc[]));
+        if (options.logged === false) await this.#count(box.user, box._id, counted);
+        else {
+          const alloc = await this.#log.mailboxWrite(box.user, box._id, { entries: deleted.length });
+          await Promise.all([
+            this.#log.write(box.user, alloc.seq, deleted.map((d) => ({ mailbox: box._id, type: 'expunge', modseq: alloc.modseq, uid: d.uid }))),
+            this.#count(box.user, box._id, counted),
+          ]);
+        }
       } finally {
         // the messages are gone either way: their content, then search documents (by which `quota recalc` finds
         // content left behind) and blob references follow

@@ -141,9 +141,10 @@ export class MongoUsers implements UsersPort {
     if (after && after.refs <= 0) await this.#c.loginKeys.deleteOne({ _id: after._id, refs: { $lte: 0 } });
   }
 
-  async create(user: NewUser): Promise<UserRecord> {
+  /** `options.id`: the new user's id (storage copy keeps the source's, restore.ts); default a new ObjectId. */
+  async create(user: NewUser, options: { id?: ObjectId } = {}): Promise<UserRecord> {
     const doc: UserDoc = {
-      _id: new ObjectId(),
+      _id: options.id ?? new ObjectId(),
       username: user.username,
       name: user.name ?? '',
       passwordHash: user.passwordHash,
@@ -376,7 +377,8 @@ export class MongoUsers implements UsersPort {
     await c.users.deleteOne({ _id: user });
   }
 
-  async addAddress(userId: Id, address: { address: string; display: string; main?: boolean }): Promise<AddressRecord> {
+  /** `options.id`: the new address's id (storage copy keeps the source's, restore.ts); default a new ObjectId. */
+  async addAddress(userId: Id, address: { address: string; display: string; main?: boolean }, options: { id?: ObjectId } = {}): Promise<AddressRecord> {
     const d = await this.#doc(userId);
     if (!d) throw new StorageError('NONEXISTENT', `user ${userId} does not exist`);
     const user = d._id;
@@ -389,7 +391,7 @@ export class MongoUsers implements UsersPort {
         throw new StorageError('ALREADYEXISTS', `address ${address.address} is taken: it is another user's username or address once case and width are folded`);
       }
       const hasMain = (await this.#c.addresses.findOne({ user, main: true }, { projection: { _id: 1 } })) !== null;
-      const doc: AddressDoc = { _id: new ObjectId(), user, address: address.address, display: address.display, main: address.main ?? !hasMain, created: this.#now() };
+      const doc: AddressDoc = { _id: options.id ?? new ObjectId(), user, address: address.address, display: address.display, main: address.main ?? !hasMain, created: this.#now() };
       try {
         await this.#c.addresses.insertOne(doc);
       } catch (err) {

@@ -2,10 +2,11 @@
  * RestorePort for the embedded backend (`wildduck storage copy --to sqlite:DIR`): users, addresses, documents and
  * mailboxes found by their natural key (username, address, kind + id, path) or created with the source's values;
  * messages stored at the source's UID and modseq (messages.ts restore). SQLite gives every object its own row id, so
- * ids are not kept; UIDs, modseqs and UIDVALIDITY are.
+ * ids are not kept, but a document's (its `doc_id`, the port's id); UIDs, modseqs and UIDVALIDITY are.
  */
 import { StorageError } from '../ports.ts';
-import type { AddressRecord, AppendInput, Flag, Id, MailboxRecord, RestorePort, UserDocument, UserRecord } from '../ports.ts';
+import type { AddressRecord, Id, MailboxRecord, RestorePort, UserDocument, UserRecord } from '../ports.ts';
+import { RestoreMessages } from '../restore-messages.ts';
 import type { Db } from './driver.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import type { SqliteDocuments } from './documents.ts';
@@ -13,19 +14,18 @@ import type { SqliteMessages } from './messages.ts';
 import type { SqliteUsers } from './users.ts';
 import { num, requireRowId, toId } from './common.ts';
 
-export class SqliteRestore implements RestorePort {
+export class SqliteRestore extends RestoreMessages implements RestorePort {
   #db: Db;
   #users: SqliteUsers;
   #documents: SqliteDocuments;
   #messages: SqliteMessages;
-  #blobs: SqliteBlobs;
 
   constructor(db: Db, parts: { users: SqliteUsers; documents: SqliteDocuments; messages: SqliteMessages; blobs: SqliteBlobs }) {
+    super(parts.messages, parts.blobs);
     this.#db = db;
     this.#users = parts.users;
     this.#documents = parts.documents;
     this.#messages = parts.messages;
-    this.#blobs = parts.blobs;
   }
 
   async user(record: UserRecord): Promise<Id> {
@@ -103,17 +103,5 @@ export class SqliteRestore implements RestorePort {
       );
       return toId(found.id);
     });
-  }
-
-  async message(input: AppendInput & { uid: number; modseq: number }): Promise<void> {
-    if (!(await this.#messages.restore(input))) await this.#blobs.discard(input.message.blobs);
-  }
-
-  flags(mailboxId: Id, uid: number, flags: Flag[], modseq: number): Promise<boolean> {
-    return this.#messages.restoreFlags(mailboxId, uid, flags, modseq);
-  }
-
-  expunge(mailboxId: Id, uids: number[]): Promise<number[]> {
-    return this.#messages.restoreExpunge(mailboxId, uids);
   }
 }
