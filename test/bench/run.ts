@@ -94,7 +94,15 @@ async function each<K extends string, T>(peers: Record<K, Peer>, what: string, f
   return out;
 }
 
-ensureDovecot(log);
+// without Dovecot only the MongoDB group runs, its rows ours only (the Dovecot column empty)
+let noDovecot: string | null = null;
+try {
+  ensureDovecot(log);
+} catch (err) {
+  if ([...only].some((g) => g !== 'mongodb')) throw err;
+  noDovecot = (err as Error).message;
+  log(`no Dovecot (${noDovecot}): the MongoDB rows show ours only`);
+}
 const root = mkdtempSync(join(tmpdir(), 'wd-bench-'));
 chmodSync(root, 0o755); // Dovecot's unprivileged processes read below it
 mkdirSync(join(root, 'ours'));
@@ -111,19 +119,22 @@ if (only.has('large')) {
 
 const started = await Promise.allSettled([
   startOurs(join(root, 'ours'), join(root, 'ours.log'), BENCH_USERS),
-  startDovecot(join(root, 'dovecot'), [
-    ...BENCH_USERS.map((name) => ({ name, home: join(root, 'dovecot', 'mail', name) })),
-    { name: BIG_USER, home: dovecotLargeHome(plan.large) },
-  ]),
+  noDovecot
+    ? null
+    : startDovecot(join(root, 'dovecot'), [
+        ...BENCH_USERS.map((name) => ({ name, home: join(root, 'dovecot', 'mail', name) })),
+        { name: BIG_USER, home: dovecotLargeHome(plan.large) },
+      ]),
 ]);
 const failed = started.find((s) => s.status === 'rejected');
 if (failed) {
-  for (const s of started) if (s.status === 'fulfilled') await s.value.stop();
+  for (const s of started) if (s.status === 'fulfilled') await s.value?.stop();
   throw failed.reason;
 }
-const [ours, dovecot] = started.map((s) => (s as PromiseFulfilledResult<Peer>).value) as [Peer, Peer];
-const peers = { ours, dovecot };
-log(`servers up: ours imap ${peers.ours.imapPort} lmtp ${peers.ours.lmtpPort}; Dovecot imap ${peers.dovecot.imapPort} lmtp ${peers.dovecot.lmtpPort}`);
+const [ours, dovecot] = started.map((s) => (s as PromiseFulfilledResult<Peer | null>).value) as [Peer, Peer | null];
+/** Every group but the MongoDB one runs only with Dovecot (above). */
+const peers = { ours, dovecot: dovecot! };
+log(`servers up: ours imap ${ours.imapPort} lmtp ${ours.lmtpPort}; ${dovecot ? `Dovecot imap ${dovecot.imapPort} lmtp ${dovecot.lmtpPort}` : 'no Dovecot'}`);
 
 try {
   if (only.has('ingest')) {
@@ -229,7 +240,7 @@ try {
   }
   if (only.has('mongodb')) await mongodbGroup();
 } finally {
-  await Promise.all([peers.ours.stop(), peers.dovecot.stop()]);
+  await Promise.all([ours.stop(), dovecot?.stop()]);
   if (!flags.keep) rmSync(root, { recursive: true, force: true });
   else log(`kept ${root}`);
 }
@@ -248,10 +259,10 @@ async function mongodbGroup(): Promise<void> {
     mkdirSync(dataDir);
     oursMongo = await startOurs(dataDir, join(root, 'ours-mongodb.log'), [WARMUP_USER, INGEST_USER, FETCH_USER], mongo.env);
     log(`MongoDB peer up (${mongo.standIn ? `stand-in, pid ${mongo.pid}` : 'real MongoDB'}): imap ${oursMongo.imapPort} lmtp ${oursMongo.lmtpPort}`);
-    const trio = { ours: oursMongo, dovecot: peers.dovecot, embedded: peers.ours };
+    const trio = { ours: oursMongo, ...(dovecot && { dovecot }), embedded: ours } as Record<'ours' | 'dovecot' | 'embedded', Peer>;
     const label = (workload: string) => mongoLabel(workload, mongo.standIn);
     const standInCpuMs = () => (mongo.pid === null ? 0 : treeCpuMs(mongo.pid));
-    /** `each` on the three peers; `standInMs`: the stand-in's CPU during the MongoDB peer's turn. */
+    /** `each` on the three peers (Dovecot's figure null without it); `standInMs`: the stand-in's CPU during the MongoDB peer's turn. */
     const onTrio = async <T>(what: string, fn: (p: Peer) => Promise<T>) => {
       let standInMs = 0;
       const r = await each(trio, `MongoDB group: ${what}`, async (p) => {
@@ -261,9 +272,10 @@ async function mongodbGroup(): Promise<void> {
         standInMs = standInCpuMs() - c0;
         return out;
       });
-      return { ...r, standInMs };
+      return { ours: r.ours, embedded: r.embedded, dovecot: dovecot ? r.dovecot : null, standInMs };
     };
     const standInNote = (ms: string) => (mongo.standIn ? `stand-in's own process ${ms} ms more` : 'the MongoDB server\'s CPU not measured');
+    const noteOf = (parts: Array<string | null | false>) => [...parts, !dovecot && 'Dovecot not installed: ours only'].filter(Boolean).join('; ');
 
     await onTrio(`warm-up (${WARMUP} messages by LMTP and by APPEND, not measured)`, (p) => warmUp(p, warmCorpus(MONGO_WARM_FROM)));
     const n = plan.mongoIngest;
@@ -272,12 +284,12 @@ async function mongodbGroup(): Promise<void> {
     for (const [k, fn] of runs.entries()) ingest.push(await onTrio(INGEST_NAMES[k]!, fn));
     for (const [k, name] of INGEST_NAMES.entries()) {
       const r = ingest[k]!;
-      row(label(name), 'msg/s', 'higher', r.ours.perSecond, r.dovecot.perSecond, `${n} messages; embedded backend ${formatFigure(r.embedded.perSecond)} msg/s`);
+      row(label(name), 'msg/s', 'higher', r.ours.perSecond, r.dovecot?.perSecond ?? null, noteOf([`${n} messages`, `embedded backend ${formatFigure(r.embedded.perSecond)} msg/s`]));
     }
     for (const [k, name] of INGEST_NAMES.entries()) {
       const r = ingest[k]!;
-      const note = `${standInNote(formatFigure(r.standInMs / n))}; embedded backend ${formatFigure(r.embedded.cpuMsPerMessage)} ms`;
-      row(label(`server CPU per message: ${name}`), 'ms', 'lower', r.ours.cpuMsPerMessage, r.dovecot.cpuMsPerMessage, note);
+      const note = noteOf([standInNote(formatFigure(r.standInMs / n)), `embedded backend ${formatFigure(r.embedded.cpuMsPerMessage)} ms`]);
+      row(label(`server CPU per message: ${name}`), 'ms', 'lower', r.ours.cpuMsPerMessage, r.dovecot?.cpuMsPerMessage ?? null, note);
     }
 
     const size = plan.mongoMailbox;
@@ -285,22 +297,22 @@ async function mongodbGroup(): Promise<void> {
     const populated = await onTrio(`FETCH mailbox of ${size} messages (APPEND, 4 connections, not measured)`, (p) =>
       appendIngest(p, small, small.reduce((sum, m) => sum + m.length, 0), 4, FETCH_USER),
     );
-    log(`FETCH mailbox populated: ours on MongoDB ${populated.ours.perSecond.toFixed(0)} msg/s, embedded ${populated.embedded.perSecond.toFixed(0)}, Dovecot ${populated.dovecot.perSecond.toFixed(0)}`);
+    log(`FETCH mailbox populated: ours on MongoDB ${populated.ours.perSecond.toFixed(0)} msg/s, embedded ${populated.embedded.perSecond.toFixed(0)}, Dovecot ${populated.dovecot?.perSecond.toFixed(0) ?? '–'}`);
     const ops = { select: LARGE_OPS.select, metadata: LARGE_OPS.fetch, headers: FETCHES.headers, body: FETCHES.body };
     const r = await onTrio(`FETCH, ${size} messages`, (p) =>
       measureLarge(p.imapPort, plan.repeats, { ops, user: FETCH_USER, cpuOf: p === oursMongo && mongo.pid !== null ? [p.pid, mongo.pid] : [p.pid] }),
     );
-    const cpu = (x: { medianCpuMs: Array<Record<Op, number>> }, op: Op, k = 0) => formatFigure(x.medianCpuMs[k]![op]);
     type Op = keyof typeof ops;
+    const cpu = (x: { medianCpuMs: Array<Record<Op, number>> }, op: Op, k = 0) => formatFigure(x.medianCpuMs[k]![op]);
     for (const op of Object.keys(ops) as Op[]) {
-      const counts = [r.ours.counts[op], r.dovecot.counts[op], r.embedded.counts[op]];
-      const note = [
-        `server CPU per command ours ${cpu(r.ours, op)}, Dovecot ${cpu(r.dovecot, op)} ms`,
-        mongo.standIn ? `stand-in ${cpu(r.ours, op, 1)} ms` : null,
+      const counts = new Set([r.ours, r.dovecot, r.embedded].map((x) => x?.counts[op]).filter((c) => c !== undefined));
+      const note = noteOf([
+        `server CPU per command ours ${cpu(r.ours, op)}${r.dovecot ? `, Dovecot ${cpu(r.dovecot, op)}` : ''} ms`,
+        mongo.standIn && `stand-in ${cpu(r.ours, op, 1)} ms`,
         `embedded backend ${formatFigure(r.embedded.medianMs[op])} ms (CPU ${cpu(r.embedded, op)})`,
-        new Set(counts).size > 1 ? `counts differ: ours ${counts[0]}, Dovecot ${counts[1]}, embedded ${counts[2]}` : null,
-      ];
-      row(label(`${ops[op]}, ${size.toLocaleString('en-US')} messages`), 'ms', 'lower', r.ours.medianMs[op], r.dovecot.medianMs[op], note.filter(Boolean).join('; '));
+        counts.size > 1 && `counts differ: ours ${r.ours.counts[op]}, Dovecot ${r.dovecot?.counts[op]}, embedded ${r.embedded.counts[op]}`,
+      ]);
+      row(label(`${ops[op]}, ${size.toLocaleString('en-US')} messages`), 'ms', 'lower', r.ours.medianMs[op], r.dovecot?.medianMs[op] ?? null, note);
     }
   } finally {
     await oursMongo?.stop();
@@ -312,7 +324,7 @@ const result: BenchResult = {
   startedAt: new Date(Date.now() - (performance.now() - t0)).toISOString(),
   durationSeconds: (performance.now() - t0) / 1000,
   mode: quick ? 'quick' : 'full',
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: runtimeVersion, dovecot: dovecotVersion() },
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: runtimeVersion, dovecot: noDovecot ? 'none' : dovecotVersion() },
   rows,
   details,
 };
