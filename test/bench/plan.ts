@@ -33,5 +33,5 @@ export interface Plan {
 export function benchPlan(quick: boolean): Plan {
   return quick
     ? { ingest: 60, ingestRounds: 1, large: 10_000, repeats: 3, idle: [1_000], idleSettleMs: 2_000, mixSeconds: 6, mongoIngest: 60, mongoMailbox: 500 }
-    : { ingest: 500, ingestRounds: 3, large: 100_000, repeats: 5, idle: [1_000, 10_000], idleSettleMs: 60_000, mixSeconds: 30, mongoIngest: 200, mongoMailbox: 2_000 };
+    : { ingest: 500, ingestRounds: 3, large: 100_000, repeats: 5, idle: [1_000, 10_000], idleSettleMs: 60_000, mixSeconds: 30, mongoIngest: 200, mongoMailbox: 1_000 };
 }
