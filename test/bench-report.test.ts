@@ -1,12 +1,16 @@
 /**
- * The bench's pure pieces (test/bench/): the corpus is deterministic and shaped as documented, and the table and
- * JSON orient the advantage so > 1 means ours is better and survive a missing figure. No server is started and
- * no figure is asserted.
+ * The bench's pure pieces (test/bench/): the corpus is deterministic and shaped as documented, the table and
+ * JSON orient the advantage so > 1 means ours is better and survive a missing figure, `--only` picks workload
+ * groups (the MongoDB group among the defaults), and the MongoDB peer's variables configure the MongoDB backend
+ * and its rows name the stand-in. No server is started and no figure is asserted.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dataBlock, ingestMessage, smallMessage } from './bench/corpus.ts';
 import { advantage, formatTable, median, toJson, type Row } from './bench/report.ts';
+import { GROUPS, benchPlan, selectGroups } from './bench/plan.ts';
+import { STAND_IN_NAME, mongoEnv, mongoLabel } from './bench/mongo-peer.ts';
+import { applyEnv, resolveConfig } from '../hooks/config.ts';
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -65,5 +69,45 @@ describe('bench report', () => {
   it('takes the median of the repeats', () => {
     assert.equal(median([3, 1, 2]), 2);
     assert.equal(median([4, 1, 3, 2]), 2.5);
+  });
+});
+
+describe('bench plan', () => {
+  it('runs every group by default, the MongoDB group included, and only the ones --only names', () => {
+    assert.deepEqual([...selectGroups(undefined)], [...GROUPS]);
+    assert.ok(selectGroups(undefined).has('mongodb'));
+    assert.deepEqual([...selectGroups('mongodb')], ['mongodb']);
+    assert.deepEqual([...selectGroups(' ingest , mix')], ['ingest', 'mix']);
+  });
+
+  it('refuses a group it does not know instead of skipping it', () => {
+    assert.throws(() => selectGroups('mongo'), /--only takes some of ingest, large, idle, mix, mongodb; got "mongo"/);
+    assert.throws(() => selectGroups(''), /--only takes/);
+  });
+
+  it('gives the MongoDB group a smaller mailbox and fewer messages in --quick', () => {
+    const quick = benchPlan(true);
+    const full = benchPlan(false);
+    assert.ok(quick.mongoIngest > 0 && quick.mongoIngest <= full.mongoIngest);
+    assert.ok(quick.mongoMailbox > 0 && quick.mongoMailbox < full.mongoMailbox);
+  });
+});
+
+describe('bench MongoDB peer', () => {
+  it('configures the server for the MongoDB backend on the database given, one instance (ephemeral state in memory)', () => {
+    const url = 'mongodb://127.0.0.1:27999/?directConnection=true';
+    const config = resolveConfig(applyEnv({ dataDir: '/tmp/x' }, mongoEnv(url, 'wdbench_1')));
+    assert.equal(config.storage.backend, 'mongodb');
+    assert.equal(config.storage.mongodb.url, url);
+    assert.equal(config.storage.mongodb.database, 'wdbench_1');
+    assert.equal(config.storage.ephemeral, 'memory');
+  });
+
+  it('names the stand-in in every row measured on it, and a real server as such', () => {
+    assert.equal(STAND_IN_NAME, 'MongoDB stand-in (smartmongo, in-process JS server), not MongoDB');
+    assert.ok(mongoLabel('IMAP APPEND, 1 connection', true).includes(STAND_IN_NAME));
+    assert.ok(mongoLabel('IMAP APPEND, 1 connection', true).startsWith('IMAP APPEND, 1 connection'));
+    const real = mongoLabel('IMAP APPEND, 1 connection', false);
+    assert.ok(real.includes('real MongoDB') && !real.includes('stand-in'));
   });
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argv } from 'node:process';
 import { ImapClient, ok } from './imap-client.ts';
+import { FETCHES } from './large-mailbox.ts';
 import { seedMix } from './mix.ts';
 import { smallMessage } from './corpus.ts';
 import { startOurs } from './ours-peer.ts';
@@ -16,13 +17,6 @@ import { PASSWORD, mixUser } from './peer.ts';
 import { treeRunMs } from './proc-stats.ts';
 import { median } from './report.ts';
 
-const FETCHES: Record<string, string> = {
-  flags: 'FETCH 1:* (UID FLAGS)',
-  envelope: 'FETCH 1:* (UID ENVELOPE)',
-  bodystructure: 'FETCH 1:* (BODYSTRUCTURE)',
-  headers: 'FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (From To Subject References)])',
-  body: 'FETCH 1:* (BODY.PEEK[])',
-};
 const rounds = Number(argv[2] ?? 5);
 const SESSIONS = 4;
 /** Messages appended to the seeded ones. */
@@ -45,7 +39,7 @@ try {
     }
   }
   for (const [name, xs] of Object.entries(cpu)) {
-    console.log(`${name.padEnd(14)} ${FETCHES[name]}: server CPU per command min ${Math.min(...xs).toFixed(2)} ms, median ${median(xs).toFixed(2)} ms`);
+    console.log(`${name.padEnd(14)} ${FETCHES[name as keyof typeof FETCHES]}: server CPU per command min ${Math.min(...xs).toFixed(2)} ms, median ${median(xs).toFixed(2)} ms`);
   }
   for (const c of clients) await c.logout();
 } finally {

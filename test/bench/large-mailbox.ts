@@ -21,6 +21,7 @@ import { giveToMailUser } from './dovecot-peer.ts';
 import { ImapClient, ok } from './imap-client.ts';
 import { BIG_USER, CACHE, DOMAIN, PASSWORD } from './peer.ts';
 import { median } from './report.ts';
+import { treeRunMs } from './proc-stats.ts';
 
 export const oursLargeDir = (n: number): string => join(CACHE, `ours-${n}`);
 export const dovecotLargeHome = (n: number): string => join(CACHE, `dovecot-${n}`, 'home');
@@ -88,44 +89,73 @@ export const LARGE_OPS = {
 } as const;
 export type LargeOp = keyof typeof LARGE_OPS;
 
-export interface LargeResult {
+/** The FETCHes of the kinds imaptest's mix sends, over the whole mailbox (fetch-cpu.ts, the MongoDB rows). */
+export const FETCHES = {
+  flags: 'FETCH 1:* (UID FLAGS)',
+  envelope: 'FETCH 1:* (UID ENVELOPE)',
+  bodystructure: 'FETCH 1:* (BODYSTRUCTURE)',
+  headers: 'FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (From To Subject References)])',
+  body: 'FETCH 1:* (BODY.PEEK[])',
+} as const;
+
+export interface LargeResult<Op extends string = LargeOp> {
   /** Median milliseconds per op over the repeats (the warm-up round excluded). */
-  medianMs: Record<LargeOp, number>;
-  runsMs: Record<LargeOp, number[]>;
-  warmupMs: Record<LargeOp, number>;
+  medianMs: Record<Op, number>;
+  runsMs: Record<Op, number[]>;
+  warmupMs: Record<Op, number>;
   /** Messages in the mailbox (SELECT) and hits per SEARCH / FETCH lines, to check both servers agree. */
-  counts: Record<LargeOp, number>;
+  counts: Record<Op, number>;
+  /** With `cpuOf`: per process tree given, the median CPU ms (treeRunMs) it spent per op over the repeats. */
+  medianCpuMs: Array<Record<Op, number>>;
 }
 
-function countOf(op: LargeOp, untagged: string[]): number {
-  if (op === 'select') return Number(/^\* (\d+) EXISTS/m.exec(untagged.join('\n'))?.[1] ?? -1);
-  if (op === 'fetch') return untagged.filter((l) => / FETCH /.test(l)).length;
+function countOf(command: string, untagged: string[]): number {
+  if (/^SELECT /.test(command)) return Number(/^\* (\d+) EXISTS/m.exec(untagged.join('\n'))?.[1] ?? -1);
+  if (/FETCH /.test(command)) return untagged.filter((l) => / FETCH /.test(l)).length;
   const search = untagged.find((l) => l.startsWith('* SEARCH'));
   return search ? search.split(' ').length - 2 : -1;
 }
 
-/** Logs in as the big user and runs every op once to warm up, then `repeats` more times. */
-export async function measureLarge(port: number, repeats: number): Promise<LargeResult> {
+export interface MeasureOptions<Op extends string> {
+  /** The commands, run in this order each round (default LARGE_OPS). */
+  ops?: Record<Op, string>;
+  /** Who logs in (default BIG_USER). */
+  user?: string;
+  /** Roots of process trees whose CPU each op is measured on (treeRunMs: the server's, a database's). */
+  cpuOf?: number[];
+}
+
+/** Logs in and runs every op once to warm up, then `repeats` more times. */
+export async function measureLarge<Op extends string = LargeOp>(port: number, repeats: number, options: MeasureOptions<Op> = {}): Promise<LargeResult<Op>> {
+  const opsTable = options.ops ?? (LARGE_OPS as unknown as Record<Op, string>);
+  const cpuOf = options.cpuOf ?? [];
   const client = await ImapClient.connect(port);
   try {
-    await client.login(BIG_USER, PASSWORD);
-    const ops = Object.keys(LARGE_OPS) as LargeOp[];
-    const runs = Object.fromEntries(ops.map((op) => [op, [] as number[]])) as Record<LargeOp, number[]>;
-    const warmup = {} as Record<LargeOp, number>;
-    const counts = {} as Record<LargeOp, number>;
+    await client.login(options.user ?? BIG_USER, PASSWORD);
+    const ops = Object.keys(opsTable) as Op[];
+    const table = <T>(make: () => T) => Object.fromEntries(ops.map((op) => [op, make()])) as Record<Op, T>;
+    const runs = table(() => [] as number[]);
+    const cpuRuns = cpuOf.map(() => table(() => [] as number[]));
+    const warmup = {} as Record<Op, number>;
+    const counts = {} as Record<Op, number>;
     for (let round = 0; round <= repeats; round++) {
       for (const op of ops) {
+        const cpu0 = cpuOf.map(treeRunMs);
         const t0 = performance.now();
-        const reply = ok(await client.command(LARGE_OPS[op]), op);
+        const reply = ok(await client.command(opsTable[op]), op);
         const ms = performance.now() - t0;
+        const cpu = cpuOf.map((pid, k) => treeRunMs(pid) - cpu0[k]!);
         if (round === 0) {
           warmup[op] = ms;
-          counts[op] = countOf(op, reply.untagged);
-        } else runs[op].push(ms);
+          counts[op] = countOf(opsTable[op], reply.untagged);
+        } else {
+          runs[op].push(ms);
+          cpu.forEach((c, k) => cpuRuns[k]![op].push(c));
+        }
       }
     }
-    const medianMs = Object.fromEntries(ops.map((op) => [op, median(runs[op])])) as Record<LargeOp, number>;
-    return { medianMs, runsMs: runs, warmupMs: warmup, counts };
+    const medians = (r: Record<Op, number[]>) => Object.fromEntries(ops.map((op) => [op, median(r[op])])) as Record<Op, number>;
+    return { medianMs: medians(runs), runsMs: runs, warmupMs: warmup, counts, medianCpuMs: cpuRuns.map(medians) };
   } finally {
     await client.logout();
   }

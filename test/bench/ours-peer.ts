@@ -11,7 +11,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { execPath } from 'node:process';
 import { fileURLToPath } from 'node:url';
-import { resolveConfig } from '../../hooks/config.ts';
+import { applyEnv, resolveConfig } from '../../hooks/config.ts';
 import { openStorage } from '../../storage/open.ts';
 import { createUser } from '../../storage/users.ts';
 import { env as runtimeEnv } from '../../protocols/runtime.ts';
@@ -20,9 +20,12 @@ import { DOMAIN, PASSWORD, waitFor, type Peer } from './peer.ts';
 
 const CLI = fileURLToPath(new URL('../../protocols/cli.ts', import.meta.url));
 
-/** Creates the users that do not exist yet in `dataDir` (in-process, through the same code as `user add`). */
-export async function ensureUsers(dataDir: string, users: string[]): Promise<void> {
-  const config = resolveConfig({ dataDir });
+/**
+ * Creates the users that do not exist yet in `dataDir` (in-process, through the same code as `user add`), on the
+ * storage `backendEnv` configures (WILDDUCK_STORAGE_* variables, as the server gets them; none: the embedded one).
+ */
+export async function ensureUsers(dataDir: string, users: string[], backendEnv: Record<string, string> = {}): Promise<void> {
+  const config = resolveConfig(applyEnv({ dataDir }, backendEnv));
   const storage = await openStorage(config);
   try {
     // at once: the password hashes run on the thread pool
@@ -60,14 +63,15 @@ export function benchEnv(dataDir: string): Record<string, string> {
   };
 }
 
-export async function startOurs(dataDir: string, logFile: string, users: string[]): Promise<Peer> {
-  await ensureUsers(dataDir, users);
+/** `backendEnv`: WILDDUCK_STORAGE_* variables choosing another storage backend (mongo-peer.ts), for users and server. */
+export async function startOurs(dataDir: string, logFile: string, users: string[], backendEnv: Record<string, string> = {}): Promise<Peer> {
+  await ensureUsers(dataDir, users, backendEnv);
   const out = openSync(logFile, 'a');
   const start = existsSync(logFile) ? readFileSync(logFile).length : 0;
   // the bench runs under tsx on Node; the server gets the same runtime and loader
   const child = spawn(execPath, [...profileFlags(), '--import', import.meta.resolve('tsx'), CLI, 'start'], {
     cwd: dataDir, // away from the repository's wildduck.config.ts: defaults + the variables below
-    env: { ...runtimeEnv(), ...benchEnv(dataDir) },
+    env: { ...runtimeEnv(), ...benchEnv(dataDir), ...backendEnv },
     stdio: ['ignore', out, out],
   });
   closeSync(out);

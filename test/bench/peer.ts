@@ -17,15 +17,17 @@ export interface Peer {
 export const PASSWORD = 'bench-secret-1';
 export const DOMAIN = 'example.com';
 
-/** The users both servers get: ingest target, the IDLE crowd's account, the mixed-load clients. */
+/** The users both servers get: ingest target, the IDLE crowd's account, the FETCH mailbox's, the mixed-load clients. */
 export const INGEST_USER = 'ingest';
 /** Takes the warm-up deliveries before the ingest workloads (test/bench/ingest.ts warmUp). */
 export const WARMUP_USER = 'warmup';
 export const IDLE_USER = 'idler';
 export const BIG_USER = 'big';
+/** Holds the MongoDB group's FETCH mailbox (run.ts). */
+export const FETCH_USER = 'fetcher';
 export const mixUser = (i: number): string => `mix${i + 1}`;
 export const MIX_CLIENTS = 20;
-export const BENCH_USERS = [INGEST_USER, WARMUP_USER, IDLE_USER, ...Array.from({ length: MIX_CLIENTS }, (_, i) => mixUser(i))];
+export const BENCH_USERS = [INGEST_USER, WARMUP_USER, IDLE_USER, FETCH_USER, ...Array.from({ length: MIX_CLIENTS }, (_, i) => mixUser(i))];
 
 /** The repository root and the bench cache (`.bench/`, gitignored). */
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
