@@ -1,5 +1,5 @@
 /**
- * The whole stack as `wildduck start` composes it: real SQLite storage, real MIME ingest, the plugin host and
+ * The whole stack as `wildduck start` composes it: real storage on the backend under test (test/helpers/test-backend.ts), real MIME ingest, the plugin host and
  * the pipeline functions. Covers the foundation's acceptance checks that span modules: the fixture corpus
  * stored through storeMessage reads back byte for byte, and a plugin that throws or hangs in
  * message.beforeStore fails only that one operation, labelled in the log, while the server keeps serving.
@@ -37,7 +37,7 @@ function troublemaker(name: string, trigger: string, mode: 'throw' | 'hang'): Pl
   };
 }
 
-describe('application stack on the embedded backend', () => {
+describe('application stack', () => {
   let dataDir: string;
   let app: App;
   const logs: LogFields[] = [];
