@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootTestApp } from './helpers/test-backend.ts';
+import { bootTestApp, deadlineMs } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { silentLogger } from '../hooks/log.ts';
 import { createContext, createSession, internalContext } from '../hooks/context.ts';
@@ -31,7 +31,8 @@ after(() => {
 async function boot(failedLogins: { perUser?: number; perIp?: number; perNetwork?: number; windowSeconds?: number; delayMs?: number; maxWaitMs?: number }): Promise<App> {
   const dataDir = mkdtempSync(join(tmpdir(), 'wd-login-'));
   dirs.push(dataDir);
-  const config = resolveConfig({ dataDir, auth: { failedLogins: { delayMs: 0, ...failedLogins } } });
+  // the hook's time limit is a deadline for logins that must finish
+  const config = resolveConfig({ dataDir, hooks: { timeoutMs: deadlineMs(10_000) }, auth: { failedLogins: { delayMs: 0, ...failedLogins } } });
   const app = await bootTestApp(config, silentLogger);
   for (const username of ['alice', 'bob']) await createUser(app.storage, config, { username, password: `${username}-pw`, addresses: [`${username}@example.com`] });
   return app;
