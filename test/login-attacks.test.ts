@@ -1,5 +1,5 @@
 /**
- * The login attacks of issue 9, reproduced over the protocols on the real stack (SQLite storage):
+ * The login attacks of issue 9, reproduced over the protocols on the real stack (on the backend under test):
  * - 100 simultaneous IMAP LOGINs for one user from one address, 99 wrong and the right one last: only the
  *   budget's worth of passwords is checked and the right one, arriving after it is spent, is refused;
  * - guesses spread over the account's names (`alice+N@…`) and over 10 addresses share one budget;

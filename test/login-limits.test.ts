@@ -1,6 +1,6 @@
 /**
  * Failed-login limits (plugins/login-limits.ts, always loaded) through the authenticate() pipeline on the real
- * stack (SQLite storage, its ephemeral counters): attempts reserved before the password check per resolved
+ * stack (on the backend under test; its ephemeral counters): attempts reserved before the password check per resolved
  * account (every name of it), per client address and per network, refusal once a limit is reached (even with
  * the right password), successes giving their reservation back, the window running out, the answer delay;
  * plus the plaintext-password policy helper and the counter keys. The attacks over IMAP, POP3 and HTTP are in

@@ -87,12 +87,21 @@ export function onTestBackend(config: Config, db: { url: string; name: string })
 }
 
 /** `bootApp` on the backend under test. On MongoDB the app's `close()` also drops its database. */
-export async function bootTestApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}): Promise<App> {
-  if (testBackend === 'sqlite') return bootApp(config, log, storageOptions);
+export function bootTestApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}): Promise<App> {
+  return bootOnTestBackend(config, (c) => bootApp(c, log, storageOptions));
+}
+
+/**
+ * `boot` (an app built some other way than bootApp, e.g. with a plugin registry of its own, its storage from
+ * `openStorage(config)`) given the config for the backend under test. On MongoDB the app's `close()` also drops its
+ * database.
+ */
+export async function bootOnTestBackend(config: Config, boot: (config: Config) => Promise<App>): Promise<App> {
+  if (testBackend === 'sqlite') return boot(config);
   const db = await acquireDatabase();
   let app: App;
   try {
-    app = await bootApp(onTestBackend(config, db), log, storageOptions);
+    app = await boot(onTestBackend(config, db));
   } catch (err) {
     await db.release();
     throw err;
