@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootTestApp } from './helpers/test-backend.ts';
+import { bootTestApp, deadlineMs } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger, type LogFields } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
@@ -48,7 +48,8 @@ describe('application stack', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-app-'));
     const config = resolveConfig({
       dataDir,
-      hooks: { timeoutMs: 200 },
+      // how soon the hanging plugin times out, and a deadline for every other tap (the storage's writes among them)
+      hooks: { timeoutMs: deadlineMs(200) },
       limits: { maxMessageSize: 4 * 1024 * 1024, blobThreshold: 2048 },
       plugins: [troublemaker('thrower', 'x'.repeat(11), 'throw'), troublemaker('hanger', 'x'.repeat(13), 'hang')],
     });
