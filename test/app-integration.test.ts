@@ -1,8 +1,9 @@
 /**
- * The whole stack as `wildduck start` composes it: real storage on the backend under test (test/helpers/test-backend.ts), real MIME ingest, the plugin host and
- * the pipeline functions. Covers the foundation's acceptance checks that span modules: the fixture corpus
- * stored through storeMessage reads back byte for byte, and a plugin that throws or hangs in
- * message.beforeStore fails only that one operation, labelled in the log, while the server keeps serving.
+ * The whole stack as `wildduck start` composes it: real storage on the backend under test
+ * (test/helpers/test-backend.ts), real MIME ingest, the plugin host and the pipeline functions. Covers the
+ * foundation's acceptance checks that span modules: the fixture corpus stored through storeMessage reads back byte
+ * for byte, and a plugin that throws or hangs in message.beforeStore fails only that one operation, labelled in the
+ * log, while the server keeps serving.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
