@@ -1,15 +1,16 @@
 /**
- * The whole stack as `wildduck start` composes it: real SQLite storage, real MIME ingest, the plugin host and
- * the pipeline functions. Covers the foundation's acceptance checks that span modules: the fixture corpus
- * stored through storeMessage reads back byte for byte, and a plugin that throws or hangs in
- * message.beforeStore fails only that one operation, labelled in the log, while the server keeps serving.
+ * The whole stack as `wildduck start` composes it: real storage on the backend under test
+ * (test/helpers/test-backend.ts), real MIME ingest, the plugin host and the pipeline functions. Covers the
+ * foundation's acceptance checks that span modules: the fixture corpus stored through storeMessage reads back byte
+ * for byte, and a plugin that throws or hangs in message.beforeStore fails only that one operation, labelled in the
+ * log, while the server keeps serving.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootTestApp } from './helpers/test-backend.ts';
+import { bootTestApp, deadlineMs } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger, type LogFields } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
@@ -37,7 +38,7 @@ function troublemaker(name: string, trigger: string, mode: 'throw' | 'hang'): Pl
   };
 }
 
-describe('application stack on the embedded backend', () => {
+describe('application stack', () => {
   let dataDir: string;
   let app: App;
   const logs: LogFields[] = [];
@@ -48,7 +49,8 @@ describe('application stack on the embedded backend', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'wd-app-'));
     const config = resolveConfig({
       dataDir,
-      hooks: { timeoutMs: 200 },
+      // how soon the hanging plugin times out, and a deadline for every other tap (the storage's writes among them)
+      hooks: { timeoutMs: deadlineMs(200) },
       limits: { maxMessageSize: 4 * 1024 * 1024, blobThreshold: 2048 },
       plugins: [troublemaker('thrower', 'x'.repeat(11), 'throw'), troublemaker('hanger', 'x'.repeat(13), 'hang')],
     });

@@ -13,12 +13,15 @@ import type { Plugin } from '../hooks/host.ts';
 import { ApiError, verdictToHttp } from '../protocols/http/errors.ts';
 import { Router, route } from '../protocols/http/route.ts';
 
+/** The first user's id (alice's, known once she is created), which the gate protects. */
+let firstUser: string | null = null;
+
 const gatePlugin: Plugin = {
   name: 'test-gate',
   apply(api) {
     api.hooks.http.request.for('DELETE /users/:user').tap({}, (_ctx, cmd) => {
       const args = cmd.args as { userId: string | null };
-      return args.userId === '000000000000000000000001' ? deny('NOPERM', 'The first user is protected') : undefined;
+      return args.userId === firstUser ? deny('NOPERM', 'The first user is protected') : undefined;
     });
     api.hooks.http.request.for('GET /users/:user/asps').tap({}, () => ({ results: [], fromPlugin: true }));
     api.hooks.http.request.for('GET /users/:user/addresses').tap({}, () => {
@@ -36,6 +39,7 @@ describe('HTTP API framework', () => {
   before(async () => {
     t = await bootHttpTestApp({ api: { maxBodyBytes: 4096 }, plugins: [gatePlugin] });
     alice = (await t.request('POST', '/users', { body: { username: 'alice', password: 'alice-pass', address: 'alice@example.com' } })).body.id;
+    firstUser = alice;
     bob = (await t.request('POST', '/users', { body: { username: 'bob', password: 'bob-pass', address: 'bob@example.com' } })).body.id;
     const auth = await t.request('POST', '/authenticate', { token: null, body: { username: 'alice', password: 'alice-pass', token: true } });
     assert.equal(auth.status, 200);

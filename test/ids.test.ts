@@ -20,6 +20,7 @@ import { identifyCaller } from '../protocols/http/tokens.ts';
 import { legacyId } from '../plugins/junk-notify.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { bootHttpTestApp } from './helpers/http-harness.ts';
+import { sqliteOnly } from './helpers/test-backend.ts';
 
 const HEX24 = /^[0-9a-f]{24}$/;
 
@@ -175,7 +176,7 @@ async function withMigratedFixture(fn: (s: SqliteStorage, manifest: Manifest, wa
   }
 }
 
-describe('migration 13: a data directory written by e908207', () => {
+describe('migration 13: a data directory written by e908207', { skip: sqliteOnly('migrates a SQLite data directory') }, () => {
   it('opens migrated: every id is 24 hex digits and every user, address, mailbox and message is there', async () => {
     await withMigratedFixture(async (s, manifest) => {
       assert.equal(s.db.get<{ v: number }>('SELECT user_version AS v FROM pragma_user_version')!.v >= 13, true);

@@ -1,6 +1,6 @@
 /**
  * Failed-login limits (plugins/login-limits.ts, always loaded) through the authenticate() pipeline on the real
- * stack (SQLite storage, its ephemeral counters): attempts reserved before the password check per resolved
+ * stack (on the backend under test; its ephemeral counters): attempts reserved before the password check per resolved
  * account (every name of it), per client address and per network, refusal once a limit is reached (even with
  * the right password), successes giving their reservation back, the window running out, the answer delay;
  * plus the plaintext-password policy helper and the counter keys. The attacks over IMAP, POP3 and HTTP are in
@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootTestApp } from './helpers/test-backend.ts';
+import { bootTestApp, deadlineMs } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { silentLogger } from '../hooks/log.ts';
 import { createContext, createSession, internalContext } from '../hooks/context.ts';
@@ -31,7 +31,8 @@ after(() => {
 async function boot(failedLogins: { perUser?: number; perIp?: number; perNetwork?: number; windowSeconds?: number; delayMs?: number; maxWaitMs?: number }): Promise<App> {
   const dataDir = mkdtempSync(join(tmpdir(), 'wd-login-'));
   dirs.push(dataDir);
-  const config = resolveConfig({ dataDir, auth: { failedLogins: { delayMs: 0, ...failedLogins } } });
+  // the hook's time limit is a deadline for logins that must finish
+  const config = resolveConfig({ dataDir, hooks: { timeoutMs: deadlineMs(10_000) }, auth: { failedLogins: { delayMs: 0, ...failedLogins } } });
   const app = await bootTestApp(config, silentLogger);
   for (const username of ['alice', 'bob']) await createUser(app.storage, config, { username, password: `${username}-pw`, addresses: [`${username}@example.com`] });
   return app;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootHttpTestApp } from './helpers/http-harness.ts';
 import type { HttpTestApp } from './helpers/http-harness.ts';
+import { sqliteOnly } from './helpers/test-backend.ts';
 import { runTs } from './helpers/spawn-ts.ts';
 import { env as runtimeEnv } from '../protocols/runtime.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
@@ -115,7 +116,7 @@ describe('login names: one namespace for usernames and addresses', () => {
     }
   });
 
-  it('the migration keeps existing collisions, reports them, and login still finds each account', async () => {
+  it('the migration keeps existing collisions, reports them, and login still finds each account', { skip: sqliteOnly('migrates a SQLite database file') }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wd-names-migrate-'));
     try {
       // a database from before migration 5, with a username that is another user's address, and a fullwidth twin

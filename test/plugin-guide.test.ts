@@ -9,29 +9,32 @@ import { createLogger, type LogFields } from '../hooks/log.ts';
 import { createApp, type App } from '../hooks/app.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage, copyMessages, createMailbox } from '../hooks/pipeline/index.ts';
-import { openSqliteStorage } from '../storage/sqlite/index.ts';
+import { openStorage } from '../storage/open.ts';
+import { bootOnTestBackend } from './helpers/test-backend.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { checkCredentials, createUser } from '../storage/users.ts';
 import { PluginError } from '../hooks/host.ts';
 import { frozenFolders } from './helpers/example-plugin.ts';
 
-async function boot(dataDir: string, plugins: unknown[], logs: LogFields[]): Promise<App> {
-  const config = resolveConfig({ dataDir, plugins });
+/** An app on the backend under test whose plugin registry holds the example. */
+function boot(dataDir: string, plugins: unknown[], logs: LogFields[]): Promise<App> {
   const log = createLogger({ level: 'info', format: 'json', sink: (_l, e) => logs.push(e) });
-  const storage = await openSqliteStorage({ dataDir });
-  try {
-    return await createApp({
-      config,
-      log,
-      storage,
-      ingest: (source) => ingestMessage(source, storage.blobs),
-      checkCredentials: (login, password) => checkCredentials(storage, login, password),
-      registry: { 'frozen-folders': frozenFolders },
-    });
-  } catch (err) {
-    await storage.close();
-    throw err;
-  }
+  return bootOnTestBackend(resolveConfig({ dataDir, plugins }), async (config) => {
+    const storage = await openStorage(config);
+    try {
+      return await createApp({
+        config,
+        log,
+        storage,
+        ingest: (source) => ingestMessage(source, storage.blobs),
+        checkCredentials: (login, password) => checkCredentials(storage, login, password),
+        registry: { 'frozen-folders': frozenFolders },
+      });
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+  });
 }
 
 describe('plugin guide example: frozen-folders', () => {

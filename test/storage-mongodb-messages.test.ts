@@ -5,6 +5,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { Binary, ObjectId } from 'mongodb';
 import type { StoragePorts } from '../storage/ports.ts';
 import { BLOB_PIECE_SIZE, MongoBlobs } from '../storage/mongodb/blobs.ts';
 import { openMongoStorage } from '../storage/mongodb/index.ts';
@@ -119,6 +120,22 @@ describe('mongodb messages: what only this backend has', () => {
       assert.equal(await s.blobs.collect(), 1);
       assert.equal(await o.c.blobs.countDocuments({}), 0);
       assert.equal(await o.c.blobPieces.countDocuments({}), 0);
+    }));
+
+  it('collect deletes pieces whose blob document is gone and keeps the pieces of live blobs', () =>
+    withDb(async (db) => {
+      const s = await db.open();
+      const o = { c: s.collections };
+      const { user, inbox } = await setup(s);
+      const m = await fakeMessage(s.blobs, simpleMessage({ subject: 'kept', body: base64Body(noise(300_000, 6)) }), { blobBody: true });
+      await s.messages.append({ userId: user.id, mailboxId: inbox.id, flags: [], internalDate: 1, message: m });
+      const live = (await o.c.blobs.findOne({}))!;
+      // a crash between deleting a freed blob's document and its pieces leaves these
+      const gone = [new ObjectId(), new ObjectId()];
+      for (const blob of gone) await o.c.blobPieces.insertMany([0, 1].map((n) => ({ _id: new ObjectId(), blob, n, data: new Binary(new Uint8Array([n])) })));
+      assert.equal(await s.blobs.collect(), 0);
+      assert.equal(await o.c.blobPieces.countDocuments({ blob: { $in: gone } }), 0, 'orphaned pieces removed');
+      assert.equal(await o.c.blobPieces.countDocuments({ blob: live._id }), live.pieces, 'the live blob keeps its pieces');
     }));
 
   it('reads a byte range from the pieces that hold it, never the whole blob', () =>

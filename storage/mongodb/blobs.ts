@@ -36,6 +36,9 @@ export const DEFAULT_STAGED_MAX_AGE_MS = 60 * 60 * 1000;
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 
+/** Blobs whose orphaned pieces `collect` deletes per command. */
+const ORPHAN_BATCH = 1000;
+
 export function isBlobHash(hash: unknown): hash is string {
   return typeof hash === 'string' && HASH_RE.test(hash);
 }
@@ -345,13 +348,20 @@ export class MongoBlobs implements BlobsPort {
         await c.blobPieces.deleteMany({ blob: d._id });
         freed++;
       }
-      // pieces whose document is gone (a crash between the two deletes above)
-      const owners = (await c.blobPieces.distinct('blob')) as ObjectId[];
-      if (owners.length > 0) {
-        const live = new Set((await c.blobs.find({ _id: { $in: owners } }, { projection: { _id: 1 } }).toArray()).map((d) => d._id.toHexString()));
-        const orphans = owners.filter((o) => !live.has(o.toHexString()));
-        if (orphans.length > 0) await c.blobPieces.deleteMany({ blob: { $in: orphans } });
+      // pieces whose document is gone (a crash between the two deletes above); streamed, as the owners of all pieces
+      // may be more than one reply (`distinct`) or one `$in` can hold
+      const orphans = c.blobPieces.aggregate<{ _id: ObjectId }>([
+        { $group: { _id: '$blob' } },
+        { $lookup: { from: c.blobs.collectionName, localField: '_id', foreignField: '_id', as: 'doc' } },
+        { $match: { doc: { $size: 0 } } },
+        { $project: { _id: 1 } },
+      ]);
+      const batch: ObjectId[] = [];
+      for await (const o of orphans) {
+        batch.push(o._id);
+        if (batch.length === ORPHAN_BATCH) await c.blobPieces.deleteMany({ blob: { $in: batch.splice(0) } });
       }
+      if (batch.length > 0) await c.blobPieces.deleteMany({ blob: { $in: batch } });
       return freed;
     });
   }

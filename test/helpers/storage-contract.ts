@@ -766,6 +766,20 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.equal((await s.blobs.stats()).count, 1);
         }));
 
+      it('collect frees only unreferenced blobs: a referenced one stays whole', () =>
+        withStorage(async (f) => {
+          const { s, inbox } = f;
+          const kept = base64Lines(noise(300_000, 21));
+          const m1 = await f.append(inbox, { subject: 'kept', body: kept }, { blobBody: true });
+          const m2 = await f.append(inbox, { subject: 'freed', body: base64Lines(noise(300_000, 22)) }, { blobBody: true });
+          await s.messages.expunge(inbox.id, [m2.uid]);
+          await s.blobs.collect();
+          const stats = await s.blobs.stats();
+          assert.equal(stats.count, 1);
+          assert.equal(stats.size, new TextEncoder().encode(kept).length);
+          assert.equal(text(await messageBytes((await s.messages.content(m1.id))!, s.blobs)), m1.raw);
+        }));
+
       it('reads any byte range of a blob', () =>
         withStorage(async ({ s }) => {
           const data = noise(200_000, 11);

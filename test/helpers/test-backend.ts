@@ -11,7 +11,7 @@ import type { Config } from '../../hooks/config.ts';
 import type { Logger } from '../../hooks/log.ts';
 import type { App } from '../../hooks/app.ts';
 import type { OpenStorageOptions } from '../../storage/open.ts';
-import { startMongo } from './mongo-server.ts';
+import { mongoIsStandIn, startMongo } from './mongo-server.ts';
 import type { MongoTestServer } from './mongo-server.ts';
 
 export const BACKEND_VARIABLE = 'WILDDUCK_TEST_BACKEND';
@@ -28,6 +28,20 @@ export const testBackend: 'sqlite' | 'mongodb' = chosen;
  */
 export function sqliteOnly(why: string): string | false {
   return testBackend === 'sqlite' ? false : `embedded backend only: ${why}`;
+}
+
+/** Whether the apps run on the MongoDB stand-in, which runs every command of every app one at a time in this process. */
+export const onStandIn = testBackend === 'mongodb' && mongoIsStandIn;
+
+/** How much longer a deadline is on the stand-in: a burst of logins queues hundreds of lookups on it. */
+const STAND_IN_DEADLINE_FACTOR = 4;
+
+/**
+ * A deadline for something that must happen (a hook's time limit, a wait for an answer; never a speed bound): longer
+ * when the apps run on the stand-in.
+ */
+export function deadlineMs(ms: number): number {
+  return onStandIn ? ms * STAND_IN_DEADLINE_FACTOR : ms;
 }
 
 let server: Promise<MongoTestServer> | null = null;
@@ -73,12 +87,21 @@ export function onTestBackend(config: Config, db: { url: string; name: string })
 }
 
 /** `bootApp` on the backend under test. On MongoDB the app's `close()` also drops its database. */
-export async function bootTestApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}): Promise<App> {
-  if (testBackend === 'sqlite') return bootApp(config, log, storageOptions);
+export function bootTestApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}): Promise<App> {
+  return bootOnTestBackend(config, (c) => bootApp(c, log, storageOptions));
+}
+
+/**
+ * `boot` (an app built some other way than bootApp, e.g. with a plugin registry of its own, its storage from
+ * `openStorage(config)`) given the config for the backend under test. On MongoDB the app's `close()` also drops its
+ * database.
+ */
+export async function bootOnTestBackend(config: Config, boot: (config: Config) => Promise<App>): Promise<App> {
+  if (testBackend === 'sqlite') return boot(config);
   const db = await acquireDatabase();
   let app: App;
   try {
-    app = await bootApp(onTestBackend(config, db), log, storageOptions);
+    app = await boot(onTestBackend(config, db));
   } catch (err) {
     await db.release();
     throw err;
