@@ -102,6 +102,30 @@ describe('shared mailbox index', () => {
     a.end();
   });
 
+  it("tells the other sessions at once of a session's own STORE and EXPUNGE, before the change log is read (IDLE)", async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Idx8', 3);
+    const box = await mailbox('Idx8');
+    // an index no notification refreshes: only the session's own changes reach it
+    const index = await MailboxIndex.load(t.app.storage, box);
+    const told = { own: 0, other: 0 };
+    const own = { expunging() {}, changed: () => void told.own++ };
+    const other = { expunging() {}, changed: () => void told.other++ };
+    index.attach(own);
+    index.attach(other);
+    const flagged = await t.app.storage.messages.setFlags(box.id, [1], { action: 'add', flags: ['\\Flagged'] });
+    const stamps = index.applyFlags(flagged.changed, own);
+    assert.notEqual(stamps[0], 0);
+    assert.deepEqual(told, { own: 0, other: 1 }, 'a flag change');
+    assert.deepEqual(index.applyFlags(flagged.changed, own), stamps, 'the same change again: the same stamp');
+    assert.deepEqual(told, { own: 0, other: 1 }, 'nothing new applied: nobody told again');
+    index.expunge([2], own);
+    assert.deepEqual(told, { own: 0, other: 2 }, 'an expunge');
+    index.expunge([2], own);
+    assert.deepEqual(told, { own: 0, other: 2 }, 'nothing removed: nobody told again');
+    a.end();
+  });
+
   it('tells a session of a keyword another session brought in before a FETCH or STORE line uses it (keywordResponses)', async () => {
     const a = await login(t.app);
     await createWithMessages(a, 'Idx7', 2);
