@@ -108,8 +108,8 @@ describe('shared mailbox index', () => {
 
   it("tells the other sessions at once of a session's own STORE and EXPUNGE, before the change log is read (IDLE)", async () => {
     const a = await login(t.app);
-    await createWithMessages(a, 'Idx8', 3);
-    const box = await mailbox('Idx8');
+    await createWithMessages(a, 'Idx9', 3);
+    const box = await mailbox('Idx9');
     // an index no notification refreshes: only the session's own changes reach it
     const index = await MailboxIndex.load(t.app.storage, box);
     const told = { own: 0, other: 0 };
