@@ -23,6 +23,17 @@ import { bootImapTestApp } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { connectPlain } from './helpers/line-client.ts';
 import type { LineClient } from './helpers/line-client.ts';
+import { testBackend } from './helpers/test-backend.ts';
+import { mongoIsStandIn, standInGap } from './helpers/mongo-server.ts';
+
+/**
+ * The probe times the test process's event loop, which the server shares. The MongoDB stand-in runs in that process
+ * too and takes minutes over the hostile commands (each STORE of 990 keywords on every message: 2 to 3 minutes, past
+ * the 60 s the test waits for a reply), and the probe would time its work as the server's: the test needs a MongoDB
+ * server of its own process.
+ */
+const probeSharesTheLoop =
+  testBackend === 'mongodb' && mongoIsStandIn && standInGap('runs in the test process and takes minutes over the hostile commands; the probe would time its work as the server\'s');
 
 const MESSAGES = 1500;
 const SAMPLES = 60;
@@ -47,12 +58,6 @@ describe('event loop protection (issue 9)', () => {
 
   before(async () => {
     t = await bootImapTestApp({ log: { level: 'silent' } });
-    const inbox = (await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!;
-    for (let i = 0; i < MESSAGES; i++) {
-      const source = new TextEncoder().encode(`From: Sender ${i} <s${i}@example.com>\r\nSubject: message ${i}\r\n\r\nbody ${i}\r\n`);
-      const stored = await storeMessage(t.app, internalContext(t.app.log), { userId: t.userId, mailboxId: inbox.id, flags: [], internalDate: Date.now(), source });
-      assert.ok(stored.ok);
-    }
     [imap] = (await startImap(t.app, null)) as [TcpListener];
   });
   after(async () => {
@@ -79,7 +84,13 @@ describe('event loop protection (issue 9)', () => {
     client.close();
   });
 
-  it("a hostile session's worst commands do not delay another client's NOOP by more than 100 ms (p90)", async () => {
+  it("a hostile session's worst commands do not delay another client's NOOP by more than 100 ms (p90)", { skip: probeSharesTheLoop }, async () => {
+    const inbox = (await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!;
+    for (let i = 0; i < MESSAGES; i++) {
+      const source = new TextEncoder().encode(`From: Sender ${i} <s${i}@example.com>\r\nSubject: message ${i}\r\n\r\nbody ${i}\r\n`);
+      const stored = await storeMessage(t.app, internalContext(t.app.log), { userId: t.userId, mailboxId: inbox.id, flags: [], internalDate: Date.now(), source });
+      assert.ok(stored.ok);
+    }
     const probe = await session();
     // NOOPs go out on a fixed schedule, each timed from when it was due, not from when it was sent: the client
     // shares the event loop with the server, so a stalled loop delays the sending too, and timing from the

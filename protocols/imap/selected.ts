@@ -395,7 +395,7 @@ export class SelectedMailbox implements IndexView {
 
   /** The session's own flag change (STORE, FETCH setting \Seen): the shared index takes it now. True when a keyword is new. */
   applyFlags(changed: ReadonlyArray<{ uid: number; flags: string[]; modseq: number }>): boolean {
-    const stamps = this.#index.applyFlags(changed);
+    const stamps = this.#index.applyFlags(changed, this);
     for (let k = 0; k < changed.length; k++) {
       if (stamps[k]! > 0) (this.#own ??= new Map()).set(changed[k]!.uid, stamps[k]!);
     }

@@ -14,8 +14,8 @@
  * - new messages are the UIDs above the highest one a session announced (UIDs only grow);
  * - each flag change gets a stamp from a counter of this index, so a session finds the changes it has not reported
  *   as the stamps above the last one it saw.
- * A session's own changes (STORE, EXPUNGE) are applied here directly when they commit (`applyFlags`, `expunge`);
- * their change-log entries are then recognised as already applied.
+ * A session's own changes (STORE, EXPUNGE) are applied here directly when they commit (`applyFlags`, `expunge`),
+ * and the other views are told then; their change-log entries are then recognised as already applied.
  */
 import type { ChangeEntry, Flag, Id, IndexColumns, IndexSnapshot, MailboxRecord, MessageIndexEntry, StoragePorts } from '../ports.ts';
 import { Columns } from './columns.ts';
@@ -419,14 +419,19 @@ export class MailboxIndex {
    * Flag changes a session committed: applied unless the index already holds a newer state. Returns the stamp each
    * change got (0 when not applied), so the session can tell its own changes from others'.
    */
-  applyFlags(changed: ReadonlyArray<{ uid: number; flags: readonly Flag[]; modseq: number }>): number[] {
-    return changed.map((change) => {
+  applyFlags(changed: ReadonlyArray<{ uid: number; flags: readonly Flag[]; modseq: number }>, by: IndexView | null): number[] {
+    let applied = false;
+    const stamps = changed.map((change) => {
       const i = this.#columns.indexOf(change.uid);
       if (i < 0 || change.modseq < this.#columns.modseqs[i]!) return 0;
       // the change log got here first: the same change (one modseq per commit), already stamped
       if (change.modseq === this.#columns.modseqs[i]!) return this.#columns.stamps[i]!;
+      applied = true;
       return this.#setFlags(i, change.flags, change.modseq);
     });
+    // the change-log entries will be recognised as applied: the other views (an IDLE session) hear of it now
+    if (applied) this.#tellOthers(by);
+    return stamps;
   }
 
   /** Messages a session expunged (and reports itself): removed now, the other views told. */
@@ -439,6 +444,12 @@ export class MailboxIndex {
       if (i >= 0 || uid > this.#loadedThrough) this.#tombstones.add(uid);
     }
     this.#remove([...new Set(indexes)].sort((a, b) => a - b), by);
+    if (indexes.length > 0) this.#tellOthers(by);
+  }
+
+  /** Every view but `by` is told the index changed (a session's own change, applied before its log entry is read). */
+  #tellOthers(by: IndexView | null): void {
+    for (const view of [...this.#views]) if (view !== by) view.changed();
   }
 
   /** Raises the highest modseq to what a fresher mailbox record says. */

@@ -86,6 +86,18 @@ export function onTestBackend(config: Config, db: { url: string; name: string })
   return { ...config, storage: { ...config.storage, backend: 'mongodb', mongodb: { ...config.storage.mongodb, url: db.url, database: db.name } } };
 }
 
+/**
+ * For a test that opens the storage itself or starts the server in a child process: `config` on the backend under
+ * test, the environment that puts a child's server on it (`WILDDUCK_STORAGE_*`, empty on SQLite), and `release`,
+ * which drops the database (call it when the test is done with both).
+ */
+export async function testBackendStorage(config: Config): Promise<{ config: Config; env: Record<string, string>; release(): Promise<void> }> {
+  if (testBackend === 'sqlite') return { config, env: {}, release: async () => {} };
+  const db = await acquireDatabase();
+  const env = { WILDDUCK_STORAGE_BACKEND: 'mongodb', WILDDUCK_STORAGE_MONGODB_URL: db.url, WILDDUCK_STORAGE_MONGODB_DATABASE: db.name };
+  return { config: onTestBackend(config, db), env, release: () => db.release() };
+}
+
 /** `bootApp` on the backend under test. On MongoDB the app's `close()` also drops its database. */
 export function bootTestApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}): Promise<App> {
   return bootOnTestBackend(config, (c) => bootApp(c, log, storageOptions));
