@@ -5,7 +5,7 @@
  * (REDIS_MISSING). Install it with `apt-get install -y redis-server` (.ci/run does).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,3 +103,51 @@ export async function startRedis(): Promise<RedisServer | null> {
     },
   };
 }
+
+/** A started redis-server process of a topology (a Sentinel), stopped by the function it returns. */
+async function spawnRedis(args: string[], port: number): Promise<() => Promise<void>> {
+  const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((done) => proc.once('exit', () => done()));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const close = async () => {
+    if (!gone && proc.pid) kill(proc.pid, 'SIGTERM');
+    await exited;
+  };
+  for (let i = 0; i < 500; i++) {
+    if (gone) throw new Error(`redis-server ${args.join(' ')} exited at start: ${stderr}`);
+    if (await accepts(port)) return close;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await close();
+  throw new Error(`redis-server ${args.join(' ')} did not accept connections within 5 s`);
+}
+
+export interface RedisTopology {
+  /** The nodes to give RedisEphemeral (`sentinels`). */
+  readonly nodes: Array<{ host: string; port: number }>;
+  close(): Promise<void>;
+}
+
+/**
+ * One Redis Sentinel watching `master` as the group `name` (quorum 1), or null without redis-server. The sentinel
+ * answers SENTINEL get-master-addr-by-name at once: no failover is needed for a client to find the master through it.
+ */
+export async function startRedisSentinel(master: RedisServer, name: string): Promise<RedisTopology | null> {
+  if (!redisInstalled()) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'wd-sentinel-'));
+  const port = await freePort();
+  const conf = join(dir, 'sentinel.conf'); // a sentinel rewrites its config file: one of its own
+  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor ${name} 127.0.0.1 ${master.port} 1\n`);
+  const stop = await spawnRedis([conf, '--sentinel'], port);
+  return {
+    nodes: [{ host: '127.0.0.1', port }],
+    async close() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
