@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 import { EphemeralHub } from '../storage/ephemeral/hub.ts';
 import { ipcWorker as worker } from './helpers/ephemeral-ipc.ts';
+import { subscribed, until } from './helpers/ephemeral-contract.ts';
 import { StorageError } from '../storage/ports.ts';
 
 const tick = () => new Promise((r) => setTimeout(r, 10));
@@ -21,25 +22,32 @@ describe('EphemeralHub + RemoteEphemeral', () => {
     const hub = new EphemeralHub(new MemoryEphemeral(), { onPublish: (channel, message) => published.push(`${channel}=${message}`) });
     const a = worker(hub).remote;
     const b = worker(hub).remote;
-    const offA = a.subscribe('changes:7', (m) => seen.push(`a:${m}`));
-    const offB1 = b.subscribe('changes:7', (m) => seen.push(`b1:${m}`));
-    const offB2 = b.subscribe('changes:7', (m) => seen.push(`b2:${m}`));
-    b.subscribe('changes:8', (m) => seen.push(`other:${m}`));
-    await tick();
+    // what the probes of `subscribed` bring to the other listeners is not noted
+    const note = (who: string) => (m: string) => void (m === '\u0000probe' || seen.push(`${who}:${m}`));
+    const offA = a.subscribe('changes:7', note('a'));
+    // live at the hub before anything is published (a probe came back); a's own comes before its publish
+    const offB1 = await subscribed(b, a, 'changes:7', (m) => seen.push(`b1:${m}`));
+    const offB2 = b.subscribe('changes:7', note('b2'));
+    await subscribed(b, a, 'changes:8', (m) => seen.push(`other:${m}`));
     await a.publish('changes:7', '41');
-    await tick();
+    // the channels deliver later (as IPC does): wait for the deliveries, never for a fixed time
+    await until(() => seen.length === 3, 'the first message');
     assert.deepEqual(seen.sort(), ['a:41', 'b1:41', 'b2:41']);
-    assert.deepEqual(published, ['changes:7=41']);
+    assert.deepEqual(
+      published.filter((p) => !p.endsWith('\u0000probe')),
+      ['changes:7=41'],
+    );
 
     offB1();
     await b.publish('changes:7', '42');
-    await tick();
+    await until(() => seen.filter((s) => s.endsWith(':42')).length === 2, 'the second message');
     assert.deepEqual(seen.filter((s) => s.endsWith(':42')).sort(), ['a:42', 'b2:42']);
     offA();
     offB2();
-    await tick();
     await a.publish('changes:7', '43');
-    await tick();
+    // a marker on a channel still listened to, published after: once it arrives, so would have 43
+    await a.publish('changes:8', 'marker');
+    await until(() => seen.includes('other:marker'), 'the marker');
     assert.equal(seen.filter((s) => s.endsWith(':43')).length, 0, 'nobody listens any more');
   });
 
