@@ -57,8 +57,9 @@ describe('EphemeralHub + RemoteEphemeral', () => {
     const w = worker(hub);
     const seen: string[] = [];
     w.remote.subscribe('changes:3', (m) => seen.push(m));
-    await tick();
     await w.remote.publish('changes:3', '5');
+    // the subscription goes first on the same channel; wait for the message, then a turn more for any reply
+    await until(() => seen.length > 0, 'the message');
     await tick();
     assert.deepEqual(w.sent, ['wd:eph:sub', 'wd:eph:pub']);
     assert.deepEqual(w.received, ['wd:eph:msg'], 'no reply, only the message itself');
@@ -95,10 +96,11 @@ describe('EphemeralHub + RemoteEphemeral', () => {
     await tick();
     assert.deepEqual(w.sent, ['wd:eph:sub']);
     await worker(hub).remote.publish('changes:9', '1');
+    await until(() => seen.length > 0, 'the message');
     await tick();
     assert.deepEqual(seen, ['second:1'], 'only the listener still there hears it');
     off();
-    await new Promise((r) => setTimeout(r, 60));
+    await until(() => w.sent.length > 1, 'the sweep');
     assert.deepEqual(w.sent, ['wd:eph:sub', 'wd:eph:unsub'], 'unused through a whole sweep: unsubscribed');
     const again = w.remote.subscribe('changes:9', () => {});
     assert.deepEqual(w.sent, ['wd:eph:sub', 'wd:eph:unsub', 'wd:eph:sub']);
