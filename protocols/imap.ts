@@ -18,10 +18,10 @@
  */
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import type { App } from '../hooks/app.ts';
-import { startProtocolListeners } from './listener.ts';
-import type { Connection, SharedSlots, TcpListener } from './listener.ts';
-import type { TlsMaterial } from './tls.ts';
+import type { App } from './app.ts';
+import { startProtocolListeners } from './net/listener.ts';
+import type { Connection, SharedSlots, TcpListener } from './net/listener.ts';
+import type { TlsMaterial } from './net/tls.ts';
 import { ImapSession } from './imap/session.ts';
 import type { ImapConnection } from './imap/session.ts';
 import { rehearseSelect } from './imap/warm-up.ts';

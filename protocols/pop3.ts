@@ -17,17 +17,17 @@
  */
 import { authenticate, checkDownload, listCapabilities, reportCommand, reportDownload } from '../hooks/pipeline/index.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
-import { serverVersion } from './version.ts';
-import { plaintextAuthAllowed } from './auth-policy.ts';
-import type { ClientConnection } from './client-connection.ts';
-import { canStartTls, upgradeConnection } from './client-connection.ts';
-import { dotStuff } from './dot-stuffing.ts';
-import { writeTo } from './line-reader.ts';
-import { LineSession } from './line-session.ts';
-import type { LineWording } from './line-session.ts';
-import { startProtocolListeners } from './listener.ts';
-import type { SharedSlots, TcpListener } from './listener.ts';
-import type { TlsMaterial } from './tls.ts';
+import { serverVersion } from './net/version.ts';
+import { plaintextAuthAllowed } from './net/auth-policy.ts';
+import type { ClientConnection } from './net/client-connection.ts';
+import { canStartTls, upgradeConnection } from './net/client-connection.ts';
+import { dotStuff } from './net/dot-stuffing.ts';
+import { writeTo } from './net/line-reader.ts';
+import { LineSession } from './net/line-session.ts';
+import type { LineWording } from './net/line-session.ts';
+import { startProtocolListeners } from './net/listener.ts';
+import type { SharedSlots, TcpListener } from './net/listener.ts';
+import type { TlsMaterial } from './net/tls.ts';
 import { Maildrop } from './pop3/maildrop.ts';
 import { verdictReply, replyText } from './pop3/replies.ts';
 import { counted, messageSource } from './pop3/retrieve.ts';

@@ -5,7 +5,7 @@
  */
 import type { Config } from '../hooks/config.ts';
 import type { Logger } from '../hooks/log.ts';
-import { createApp, type App } from '../hooks/app.ts';
+import { createApp, type App } from './app.ts';
 import { openStorage, type OpenStorageOptions } from '../storage/open.ts';
 import { checkCredentials } from '../storage/users.ts';
 import { PasswordChecker, passwordChecksFromConfig } from '../storage/password-check.ts';
@@ -15,8 +15,8 @@ import { startHttp, type Listener } from './http.ts';
 import { startLmtp } from './lmtp.ts';
 import { startPop3 } from './pop3.ts';
 import { startImap } from './imap.ts';
-import { loadTlsContext } from './tls.ts';
-import type { SharedSlots } from './listener.ts';
+import { loadTlsContext } from './net/tls.ts';
+import type { SharedSlots } from './net/listener.ts';
 
 /** `sharedChecks`: remembered password checks shared with the other worker processes (protocols/cluster.ts). */
 export async function bootApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}, sharedChecks?: SharedCheckCache): Promise<App> {

@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConnectionLimits, type SharedSlots } from '../protocols/listener.ts';
+import { ConnectionLimits, type SharedSlots } from '../protocols/net/listener.ts';
 import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 
 /** The shared store, counting the round trips made to it. */

@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadTlsContext } from '../protocols/tls.ts';
-import { parseProxyHeader, formatIpv6, ProxyHeaderError, V1_MAX } from '../protocols/proxy-protocol.ts';
+import { loadTlsContext } from '../protocols/net/tls.ts';
+import { parseProxyHeader, formatIpv6, ProxyHeaderError, V1_MAX } from '../protocols/net/proxy-protocol.ts';
 import { resolveConfig, ConfigError } from '../hooks/config.ts';
 import { silentLogger } from '../hooks/log.ts';
-import { runtimeName } from '../protocols/runtime.ts';
+import { runtimeName } from '../hooks/runtime.ts';
 
 describe('TLS material', () => {
   let dir: string;

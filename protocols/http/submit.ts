@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { expungeMessages, storeMessage, submitMessage, updateFlags } from '../../hooks/pipeline/index.ts';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import type { HookContext } from '../../hooks/context.ts';
 import type { MessageRecord } from '../../storage/ports.ts';
 import { ownsAddress } from '../../storage/addresses.ts';

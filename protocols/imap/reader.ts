@@ -35,7 +35,7 @@ import { InputBuffer } from './input.ts';
 import { StreamedLiteral } from './literal-stream.ts';
 import type { LineResult } from './input.ts';
 import { CommandTokenizer } from './tokenizer.ts';
-import type { CommandBudget } from '../command-budget.ts';
+import type { CommandBudget } from '../net/command-budget.ts';
 import type { LiteralRequest } from './tokenizer.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ImapToken, LiteralBody } from './types.ts';

@@ -5,7 +5,7 @@
  * replaces it with the TLS socket.
  */
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../hooks/log.ts';
+import type { Logger } from '../../hooks/log.ts';
 
 export interface ClientConnection {
   readonly id: string;

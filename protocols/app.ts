@@ -6,14 +6,14 @@
  * user sets them up (and, for sending, until `delivery.relay.host` is set); and the storage plugin last), and
  * hands protocols one `App` to pass to the pipeline functions.
  */
-import type { Config } from './config.ts';
-import type { Logger } from './log.ts';
-import { createHooks } from './tree.ts';
-import type { Hooks } from './tree.ts';
-import { loadPlugins } from './host.ts';
-import type { LoadedPlugin, PluginRegistry } from './host.ts';
-import { storageReader } from './storage-reader.ts';
-import type { IngestFn, PipelineApp } from './pipeline/run.ts';
+import type { Config } from '../hooks/config.ts';
+import type { Logger } from '../hooks/log.ts';
+import { createHooks } from '../hooks/tree.ts';
+import type { Hooks } from '../hooks/tree.ts';
+import { loadPlugins } from '../hooks/host.ts';
+import type { LoadedPlugin, PluginRegistry } from '../hooks/host.ts';
+import { storageReader } from '../hooks/storage-reader.ts';
+import type { IngestFn, PipelineApp } from '../hooks/pipeline/run.ts';
 import type { StoragePorts } from '../storage/ports.ts';
 import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
 import { builtinPlugins } from '../plugins/index.ts';
@@ -26,8 +26,8 @@ import { createAutoreplyPlugin } from '../plugins/autoreply.ts';
 import { createQuotaPlugin } from '../plugins/quota.ts';
 import { createSubmissionPlugin } from '../plugins/submission.ts';
 import { createSpamRoutingPlugin } from '../plugins/spam-routing.ts';
-import { storeMessage } from './pipeline/store-message.ts';
-import { Metrics } from './metrics.ts';
+import { storeMessage } from '../hooks/pipeline/store-message.ts';
+import { Metrics } from '../hooks/metrics.ts';
 
 export type { IngestFn, CheckCredentials };
 

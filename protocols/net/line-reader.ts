@@ -8,7 +8,7 @@
  * RFC 2595 §4).
  */
 import type { Duplex } from 'node:stream';
-import { concatBytes } from '../storage/bytes.ts';
+import { concatBytes } from '../../storage/bytes.ts';
 import type { CommandBudget } from './command-budget.ts';
 
 export type LineResult = { readonly kind: 'line'; readonly text: string } | { readonly kind: 'toolong' };

@@ -27,7 +27,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../hooks/log.ts';
+import type { Logger } from '../../hooks/log.ts';
 import { readProxyHeader } from './proxy-protocol.ts';
 import { idleDeadlines, type DeadlineOwner } from './deadlines.ts';
 
