@@ -8,8 +8,8 @@ import type { Logger } from '../hooks/log.ts';
 import { createApp, type App } from './app.ts';
 import { openStorage, type OpenStorageOptions } from '../storage/open.ts';
 import { checkCredentials } from '../storage/users.ts';
-import { PasswordChecker, passwordChecksFromConfig } from '../storage/password-check.ts';
-import type { SharedCheckCache } from '../storage/password-check.ts';
+import { PasswordChecker } from '../storage/password-check.ts';
+import type { PasswordCheckOptions, SharedCheckCache } from '../storage/password-check.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { startHttp, type Listener } from './http.ts';
 import { startLmtp } from './lmtp.ts';
@@ -17,6 +17,12 @@ import { startPop3 } from './pop3.ts';
 import { startImap } from './imap.ts';
 import { loadTlsContext } from './net/tls.ts';
 import type { SharedSlots } from './net/listener.ts';
+
+/** The password checker's limits from config (`auth.passwordChecks`). */
+export function passwordChecksFromConfig(config: Pick<Config, 'auth'>): PasswordCheckOptions {
+  const c = config.auth.passwordChecks;
+  return { concurrency: c.concurrency, maxQueue: c.maxQueue, maxQueuePerClient: c.maxQueuePerClient, cacheTtlMs: c.cacheSeconds * 1000, cacheEntries: c.cacheEntries };
+}
 
 /** `sharedChecks`: remembered password checks shared with the other worker processes (protocols/cluster.ts). */
 export async function bootApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}, sharedChecks?: SharedCheckCache): Promise<App> {
