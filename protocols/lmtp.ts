@@ -9,7 +9,7 @@
  *               then deliverMessage, and one reply per accepted recipient, each sent once that copy is durable
  *   RSET NOOP VRFY QUIT STARTTLS
  *   listeners   lmtp.port (STARTTLS offered when TLS material is loaded) and lmtp.tlsPort (implicit TLS) when set,
- *               on the shared TCP listener (protocols/listener.ts): PROXY protocol, per-IP limit (421 4.7.0),
+ *               on the shared TCP listener (protocols/net/listener.ts): PROXY protocol, per-IP limit (421 4.7.0),
  *               idle timer (421 4.4.2), shutdown (421 4.3.2)
  *
  * Every command passes the command table (state, syntax), then the `lmtp.command` gate, then its handler; verdicts
@@ -35,7 +35,7 @@ import { parsePath, splitCommand } from './lmtp/syntax.ts';
 export interface LmtpOptions {
   /** Name in the greeting and the LHLO reply; default the host name. */
   readonly hostname?: string;
-  /** Connection counts shared with the other worker processes (protocols/listener.ts SharedSlots). */
+  /** Connection counts shared with the other worker processes (protocols/net/listener.ts SharedSlots). */
   readonly shared?: SharedSlots | null;
 }
 

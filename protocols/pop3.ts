@@ -9,7 +9,7 @@
  *   UPDATE (QUIT)   retrieved → \Seen, deleted → Trash or expunged (pop3.deleteMode), through the pipeline
  *
  *   listeners       pop3.port (plaintext, STLS offered) and pop3.tlsPort (implicit TLS) on the shared TCP listener
- *                   (protocols/listener.ts): PROXY protocol, per-IP limit (-ERR [SYS/TEMP]), idle timer, shutdown
+ *                   (protocols/net/listener.ts): PROXY protocol, per-IP limit (-ERR [SYS/TEMP]), idle timer, shutdown
  *
  * A dropped connection applies nothing, and neither does the autologout timer: RFC 1939 §3 has the server close
  * the connection without a response and without entering UPDATE. Every command passes the command table (state,

@@ -24,7 +24,7 @@ export function passwordChecksFromConfig(config: Pick<Config, 'auth'>): Password
   return { concurrency: c.concurrency, maxQueue: c.maxQueue, maxQueuePerClient: c.maxQueuePerClient, cacheTtlMs: c.cacheSeconds * 1000, cacheEntries: c.cacheEntries };
 }
 
-/** `sharedChecks`: remembered password checks shared with the other worker processes (protocols/cluster.ts). */
+/** `sharedChecks`: remembered password checks shared with the other worker processes (protocols/net/cluster.ts). */
 export async function bootApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}, sharedChecks?: SharedCheckCache): Promise<App> {
   const storage = await openStorage(config, (message) => log.warn(message), storageOptions);
   const checker = new PasswordChecker({ ...passwordChecksFromConfig(config), shared: sharedChecks });
@@ -49,7 +49,7 @@ export async function bootApp(config: Config, log: Logger, storageOptions: OpenS
   }
 }
 
-/** `shared`: connection counts shared with the other worker processes of the server (protocols/cluster.ts). */
+/** `shared`: connection counts shared with the other worker processes of the server (protocols/net/cluster.ts). */
 export async function startListeners(app: App, shared: SharedSlots | null = null): Promise<Listener[]> {
   const listeners: Listener[] = [];
   const { config, log } = app;

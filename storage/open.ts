@@ -7,7 +7,7 @@ import type { StorageSettings } from './config.ts';
 import type { EphemeralPort, StoragePorts } from './ports.ts';
 import type { RedisEphemeralOptions } from './ephemeral/redis.ts';
 
-/** What a process of a multi-process server (protocols/cluster.ts) sets differently. */
+/** What a process of a multi-process server (protocols/net/cluster.ts) sets differently. */
 export interface OpenStorageOptions {
   /** Counters, locks and pub/sub shared with the other processes, instead of the backend's own. */
   ephemeral?: EphemeralPort;

@@ -36,7 +36,7 @@ export interface PasswordCheckOptions {
   cacheEntries: number;
   now?: () => number;
   /**
-   * Share remembered successes with other processes (the worker processes of one server, protocols/cluster.ts):
+   * Share remembered successes with other processes (the worker processes of one server, protocols/net/cluster.ts):
    * entries go to `store` under `pwcheck:<HMAC>`, with `key` the HMAC key every sharer holds, so a user who logged
    * in through one worker costs no scrypt on the next. Only the HMAC is stored, never the password.
    */

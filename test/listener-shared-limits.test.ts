@@ -1,5 +1,5 @@
 /**
- * Connection caps shared by the processes of one server (protocols/listener.ts ConnectionLimits over the primary's
+ * Connection caps shared by the processes of one server (protocols/net/listener.ts ConnectionLimits over the primary's
  * ephemeral store): the cap's slot and the address's share are taken in one reservation, and each cap holds for
  * the sockets of every process together.
  */

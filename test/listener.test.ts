@@ -1,5 +1,5 @@
 /**
- * protocols/listener.ts over real loopback sockets: plain and implicit-TLS accept, STARTTLS, PROXY v1/v2,
+ * protocols/net/listener.ts over real loopback sockets: plain and implicit-TLS accept, STARTTLS, PROXY v1/v2,
  * the per-IP connection limit, the idle timer with its goodbye notice, and graceful shutdown.
  */
 import { describe, it, before, after } from 'node:test';

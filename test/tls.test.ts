@@ -1,7 +1,7 @@
 /**
- * protocols/tls.ts: the self-signed certificate is generated once, kept in <dataDir>/tls with a private key
+ * protocols/net/tls.ts: the self-signed certificate is generated once, kept in <dataDir>/tls with a private key
  * file, reused on later starts and replaced when unusable; configured key/cert files are used as given and
- * bad ones fail with the option's path. Also the PROXY protocol parser (protocols/proxy-protocol.ts).
+ * bad ones fail with the option's path. Also the PROXY protocol parser (protocols/net/proxy-protocol.ts).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -22,7 +22,7 @@
  * the session closes otherwise, so an unauthenticated client never gets a large body read or spooled. Before login
  * every literal is also held to that small limit (LOGIN's credentials need no more).
  *
- * Every command must arrive within its time budget (protocols/command-budget.ts), from its first byte to its
+ * Every command must arrive within its time budget (protocols/net/command-budget.ts), from its first byte to its
  * last, literals included; past it `onCommandTimeout` says goodbye and ends the input.
  *
  * APPEND's message literal is delivered as `{ type: 'literal', body }`: kept in memory up to

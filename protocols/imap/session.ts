@@ -40,7 +40,7 @@ import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ResponsePiece } from './types.ts';
 
 /**
- * What the session needs of a connection: protocols/listener.ts `Connection` satisfies it, and so does
+ * What the session needs of a connection: protocols/net/listener.ts `Connection` satisfies it, and so does
  * `duplexConnection()` over any Duplex (tests).
  */
 export interface ImapConnection {

@@ -98,7 +98,7 @@ async function tellIfNoUsers(storage: StoragePorts, log: Logger): Promise<void> 
   }
 }
 
-/** A serving process gives memory back after bursts (when its collector is exposed; see protocols/memory-settle.ts). */
+/** A serving process gives memory back after bursts (when its collector is exposed; see protocols/net/memory-settle.ts). */
 function settleMemory(config: Config, log: Logger): void {
   const { enabled, growthMb, checkSeconds } = config.server.memorySettle;
   if (!enabled) return;

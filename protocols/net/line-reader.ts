@@ -19,7 +19,7 @@ export interface LineReaderOptions {
   /** Pause the socket when this many bytes wait unread. Default 1 MiB. */
   highWaterMark?: number;
   /**
-   * Time allowed per line (protocols/command-budget.ts): started by a line's first byte, stopped when the line is
+   * Time allowed per line (protocols/net/command-budget.ts): started by a line's first byte, stopped when the line is
    * complete; `startBudget()` / `stopBudget()` run it around other input (LMTP DATA). Counts every byte received.
    */
   budget?: CommandBudget | null;
