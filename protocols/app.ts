@@ -4,7 +4,10 @@
  * of delivery); then the ones the server always runs:
  * failed-login limits; the per-user delivery rules — filters, forwarding, autoreply — which do nothing until a
  * user sets them up (and, for sending, until `delivery.relay.host` is set); and the storage plugin last), and
- * hands protocols one `App` to pass to the pipeline functions.
+ * hands protocols one `App` to pass to the pipeline functions. protocols/server.ts opens storage and calls it.
+ *
+ * It sits on the protocols floor because it imports the plugins: hooks/ never imports plugins/ or protocols/
+ * (test/import-floors.test.ts), so the plugin host and pipeline stay usable without this particular set.
  */
 import type { Config } from '../hooks/config.ts';
 import type { Logger } from '../hooks/log.ts';
