@@ -99,7 +99,7 @@ export interface LoadPluginsOptions {
   log: Logger;
   storage: StorageReader;
   registry: PluginRegistry;
-  /** What `api.pipeline` runs (hooks/app.ts binds the pipeline functions); without it, calls fail UNAVAILABLE. */
+  /** What `api.pipeline` runs (protocols/app.ts binds the pipeline functions); without it, calls fail UNAVAILABLE. */
   pipeline?: PluginPipeline;
   /**
    * Plugins loaded by default, after the configured ones: a config entry of the same name replaces the default

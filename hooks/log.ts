@@ -2,7 +2,7 @@
  * Structured logging: JSON lines on stdout, or a readable single line per entry when stdout is a terminal.
  * Loggers are cheap child objects carrying bound fields (plugin, hook, session id, ...).
  */
-import { stdoutIsTerminal, writeOut } from '../protocols/runtime.ts';
+import { stdoutIsTerminal, writeOut } from './runtime.ts';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
 

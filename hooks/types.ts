@@ -161,6 +161,11 @@ export interface SubmittedMessage extends SubmitRequest {
   readonly size: number;
   /** Reads the message as submitted, from the start (may be called more than once). */
   open(): MessageSource;
+  /**
+   * An observer that stored the message (plugins/sent-autosave.ts: the Sent copy) reports the copy here, so the
+   * caller of submitMessage learns what was stored without knowing which plugin stored it.
+   */
+  recordStored(copy: StoredCopy): void;
 }
 
 export interface SubmitResult {
@@ -168,6 +173,19 @@ export interface SubmitResult {
   readonly id: string;
   /** Envelope recipients the relay refused while it accepted the others (the message went out to the rest). */
   readonly rejected?: readonly string[];
+}
+
+/** A copy of a submitted message that an afterSubmit observer stored (the Sent copy). */
+export interface StoredCopy {
+  readonly mailboxId: Id;
+  readonly uid: number;
+  /** The stored message's id. */
+  readonly id: Id;
+}
+
+/** What submitMessage returns: the accepting plugin's result, plus the copies observers stored, in order. */
+export interface SubmitOutcome extends SubmitResult {
+  readonly stored: readonly StoredCopy[];
 }
 
 // --- delivery (LMTP now, HTTP later: hooks/pipeline/deliver.ts) ------------------------------------------

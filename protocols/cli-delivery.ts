@@ -31,7 +31,7 @@ import {
   updateDeliverySettings,
 } from '../storage/delivery-settings.ts';
 import type { FilterAction, FilterQuery, StoredFilter } from '../storage/delivery-settings.ts';
-import { writeOut } from './runtime.ts';
+import { writeOut } from '../hooks/runtime.ts';
 
 export const DELIVERY_OPTIONS = {
   from: { type: 'string' },

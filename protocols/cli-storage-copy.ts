@@ -11,7 +11,7 @@ import { copyStore, verifyCopy } from '../storage/copy.ts';
 import type { CopyProgress } from '../storage/copy.ts';
 import { openStorage } from '../storage/open.ts';
 import type { StoragePorts } from '../storage/ports.ts';
-import { onShutdownSignal, stdoutIsTerminal, writeOut } from './runtime.ts';
+import { onShutdownSignal, stdoutIsTerminal, writeOut } from '../hooks/runtime.ts';
 
 export const STORAGE_USAGE = `  wildduck storage copy --to mongodb://HOST/DB|sqlite:DIR|DIR [--verify-only] [--parallel N]`;
 

@@ -18,10 +18,10 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import type { App } from '../hooks/app.ts';
+import type { App } from './app.ts';
 import { createContext, createSession } from '../hooks/context.ts';
 import { runCommand } from '../hooks/pipeline/index.ts';
-import type { Listener } from './listener.ts';
+import type { Listener } from './net/listener.ts';
 import { ApiError, errorBody, verdictToHttp } from './http/errors.ts';
 import { limitedBody, mediaType, readJson } from './http/body.ts';
 import { RawReply, Router, StreamReply, routeKey } from './http/route.ts';

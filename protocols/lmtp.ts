@@ -9,7 +9,7 @@
  *               then deliverMessage, and one reply per accepted recipient, each sent once that copy is durable
  *   RSET NOOP VRFY QUIT STARTTLS
  *   listeners   lmtp.port (STARTTLS offered when TLS material is loaded) and lmtp.tlsPort (implicit TLS) when set,
- *               on the shared TCP listener (protocols/listener.ts): PROXY protocol, per-IP limit (421 4.7.0),
+ *               on the shared TCP listener (protocols/net/listener.ts): PROXY protocol, per-IP limit (421 4.7.0),
  *               idle timer (421 4.4.2), shutdown (421 4.3.2)
  *
  * Every command passes the command table (state, syntax), then the `lmtp.command` gate, then its handler; verdicts
@@ -21,13 +21,13 @@ import { deliverMessage, listCapabilities, reportCommand, resolveRecipient } fro
 import type { DeliveryOutcome, PipelineApp } from '../hooks/pipeline/index.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';
 import { Spool } from '../storage/spool.ts';
-import type { ClientConnection } from './client-connection.ts';
-import { canStartTls, upgradeConnection } from './client-connection.ts';
-import { LineSession } from './line-session.ts';
-import type { LineWording } from './line-session.ts';
-import { startProtocolListeners } from './listener.ts';
-import type { SharedSlots, TcpListener } from './listener.ts';
-import type { TlsMaterial } from './tls.ts';
+import type { ClientConnection } from './net/client-connection.ts';
+import { canStartTls, upgradeConnection } from './net/client-connection.ts';
+import { LineSession } from './net/line-session.ts';
+import type { LineWording } from './net/line-session.ts';
+import { startProtocolListeners } from './net/listener.ts';
+import type { SharedSlots, TcpListener } from './net/listener.ts';
+import type { TlsMaterial } from './net/tls.ts';
 import { receiveData } from './lmtp/data.ts';
 import { multiline, replyText, verdictReply } from './lmtp/replies.ts';
 import { parsePath, splitCommand } from './lmtp/syntax.ts';
@@ -35,7 +35,7 @@ import { parsePath, splitCommand } from './lmtp/syntax.ts';
 export interface LmtpOptions {
   /** Name in the greeting and the LHLO reply; default the host name. */
   readonly hostname?: string;
-  /** Connection counts shared with the other worker processes (protocols/listener.ts SharedSlots). */
+  /** Connection counts shared with the other worker processes (protocols/net/listener.ts SharedSlots). */
   readonly shared?: SharedSlots | null;
 }
 

@@ -9,7 +9,7 @@
  *   UPDATE (QUIT)   retrieved → \Seen, deleted → Trash or expunged (pop3.deleteMode), through the pipeline
  *
  *   listeners       pop3.port (plaintext, STLS offered) and pop3.tlsPort (implicit TLS) on the shared TCP listener
- *                   (protocols/listener.ts): PROXY protocol, per-IP limit (-ERR [SYS/TEMP]), idle timer, shutdown
+ *                   (protocols/net/listener.ts): PROXY protocol, per-IP limit (-ERR [SYS/TEMP]), idle timer, shutdown
  *
  * A dropped connection applies nothing, and neither does the autologout timer: RFC 1939 §3 has the server close
  * the connection without a response and without entering UPDATE. Every command passes the command table (state,
@@ -17,17 +17,17 @@
  */
 import { authenticate, checkDownload, listCapabilities, reportCommand, reportDownload } from '../hooks/pipeline/index.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
-import { serverVersion } from './version.ts';
-import { plaintextAuthAllowed } from './auth-policy.ts';
-import type { ClientConnection } from './client-connection.ts';
-import { canStartTls, upgradeConnection } from './client-connection.ts';
-import { dotStuff } from './dot-stuffing.ts';
-import { writeTo } from './line-reader.ts';
-import { LineSession } from './line-session.ts';
-import type { LineWording } from './line-session.ts';
-import { startProtocolListeners } from './listener.ts';
-import type { SharedSlots, TcpListener } from './listener.ts';
-import type { TlsMaterial } from './tls.ts';
+import { serverVersion } from './net/version.ts';
+import { plaintextAuthAllowed } from './net/auth-policy.ts';
+import type { ClientConnection } from './net/client-connection.ts';
+import { canStartTls, upgradeConnection } from './net/client-connection.ts';
+import { dotStuff } from './net/dot-stuffing.ts';
+import { writeTo } from './net/line-reader.ts';
+import { LineSession } from './net/line-session.ts';
+import type { LineWording } from './net/line-session.ts';
+import { startProtocolListeners } from './net/listener.ts';
+import type { SharedSlots, TcpListener } from './net/listener.ts';
+import type { TlsMaterial } from './net/tls.ts';
 import { Maildrop } from './pop3/maildrop.ts';
 import { verdictReply, replyText } from './pop3/replies.ts';
 import { counted, messageSource } from './pop3/retrieve.ts';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
 import { getAutoreply, getDeliverySettings, listFilters } from '../storage/delivery-settings.ts';
 import { parseSize } from '../protocols/cli-delivery.ts';

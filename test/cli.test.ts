@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runTs, spawnTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
+import { env as runtimeEnv, runtimeName } from '../hooks/runtime.ts';
 
 const CLI = new URL('../protocols/cli.ts', import.meta.url);
 

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kill } from 'node:process';
 import { connectPlain } from './helpers/line-client.ts';
-import { runtimeName } from '../protocols/runtime.ts';
+import { runtimeName } from '../hooks/runtime.ts';
 import { appendTo, connect, idleSeesAppendFromElsewhere, imap, logEntry, onTwoWorkers, pop3, startServer, type Client, type Server } from './helpers/cli-server.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';

@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnTs } from './helpers/spawn-ts.ts';
 import { connectPlain } from './helpers/line-client.ts';
 import type { LineClient } from './helpers/line-client.ts';
-import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
+import { env as runtimeEnv, runtimeName } from '../hooks/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';

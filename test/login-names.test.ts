@@ -12,7 +12,7 @@ import { bootHttpTestApp } from './helpers/http-harness.ts';
 import type { HttpTestApp } from './helpers/http-harness.ts';
 import { sqliteOnly } from './helpers/test-backend.ts';
 import { runTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from '../storage/sqlite/schema.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';

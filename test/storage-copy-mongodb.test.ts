@@ -16,7 +16,7 @@ import { openMongoStorage } from '../storage/mongodb/index.ts';
 import type { MongoStorage } from '../storage/mongodb/index.ts';
 import type { StoragePorts } from '../storage/ports.ts';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { append, copyContract } from './helpers/copy-contract.ts';
 import { interruptedCopy, mbsyncAfterMove } from './helpers/copy-moves.ts';
 import { generatedMessage } from './helpers/generated-mail.ts';

@@ -18,7 +18,7 @@ import { interruptedCopy, mbsyncAfterMove } from './helpers/copy-moves.ts';
 import { rowId } from '../storage/sqlite/common.ts';
 import { haveMbsync } from './helpers/mbsync.ts';
 import { runTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { ProgressLine, storageCommand } from '../protocols/cli-storage-copy.ts';
 

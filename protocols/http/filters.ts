@@ -4,7 +4,7 @@
  * validates with, so the API, the CLI and delivery agree on what a rule is.
  */
 import { z } from 'zod';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import {
   AUTOREPLY_ID,
   AUTOREPLY_KIND,

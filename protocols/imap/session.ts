@@ -14,7 +14,7 @@
  * (hooks/imap.ts `ImapCommandResult`); it may run the built-in handler first through `input.next()`.
  */
 import { join, resolve } from 'node:path';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import { StorageError } from '../../storage/ports.ts';
 import { createContext, createSession } from '../../hooks/context.ts';
 import type { HookContext, Session } from '../../hooks/context.ts';
@@ -22,15 +22,15 @@ import { authenticate, closeSession, connectSession, listCapabilities, reportCom
 import type { CommandResult } from '../../hooks/types.ts';
 import type { ImapCommandInput, ImapCommandOutput } from '../../hooks/imap.ts';
 import type { Duplex } from 'node:stream';
-import { plaintextAuthAllowed } from '../auth-policy.ts';
+import { plaintextAuthAllowed } from '../net/auth-policy.ts';
 import { Args } from './args.ts';
 import type { CommandSpec, ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
 import { InputBuffer, InputEndedError, type FlowControl } from './input.ts';
 import { CommandReader } from './reader.ts';
 import type { LiteralPolicy, ReaderOptions } from './reader.ts';
-import { CommandBudget } from '../command-budget.ts';
-import type { CommandBudgetOptions } from '../command-budget.ts';
+import { CommandBudget } from '../net/command-budget.ts';
+import type { CommandBudgetOptions } from '../net/command-budget.ts';
 import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
@@ -40,7 +40,7 @@ import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ResponsePiece } from './types.ts';
 
 /**
- * What the session needs of a connection: protocols/listener.ts `Connection` satisfies it, and so does
+ * What the session needs of a connection: protocols/net/listener.ts `Connection` satisfies it, and so does
  * `duplexConnection()` over any Duplex (tests).
  */
 export interface ImapConnection {

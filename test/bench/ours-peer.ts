@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { applyEnv, resolveConfig } from '../../hooks/config.ts';
 import { openStorage } from '../../storage/open.ts';
 import { createUser } from '../../storage/users.ts';
-import { env as runtimeEnv } from '../../protocols/runtime.ts';
+import { env as runtimeEnv } from '../../hooks/runtime.ts';
 import { dirSize } from '../helpers/dir-size.ts';
 import { DOMAIN, PASSWORD, waitFor, type Peer } from './peer.ts';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawnTs } from './spawn-ts.ts';
 import { connectPlain, type LineClient } from './line-client.ts';
-import { env as runtimeEnv } from '../../protocols/runtime.ts';
+import { env as runtimeEnv } from '../../hooks/runtime.ts';
 
 const CLI = new URL('../../protocols/cli.ts', import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -194,7 +194,7 @@ export async function pop3LockHoldsElsewhere(holder: Client, other: Client, user
 
 /** Sends each server SIGTERM and checks it logged "stopped" and (on Node.js; Deno's child_process reports no exit code for a signalled child) exited 0. */
 export async function stopsCleanly(servers: readonly Server[]): Promise<void> {
-  const { runtimeName } = await import('../../protocols/runtime.ts');
+  const { runtimeName } = await import('../../hooks/runtime.ts');
   for (const server of servers) {
     server.child.kill('SIGTERM');
     await server.closed;

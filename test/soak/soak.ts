@@ -27,7 +27,7 @@ import { ImapFlow } from 'imapflow';
 import { spawnTs } from '../helpers/spawn-ts.ts';
 import { lineClient } from '../helpers/line-client.ts';
 import type { LineClient } from '../helpers/line-client.ts';
-import { argv, env as runtimeEnv, exit, writeOut } from '../../protocols/runtime.ts';
+import { argv, env as runtimeEnv, exit, writeOut } from '../../hooks/runtime.ts';
 import { resolveConfig } from '../../hooks/config.ts';
 import { openStorage } from '../../storage/open.ts';
 import { createUser } from '../../storage/users.ts';

@@ -5,15 +5,15 @@
  * commands; IMAP has its own reader (literals) and session.
  */
 import type { Duplex } from 'node:stream';
-import { createContext, createSession } from '../hooks/context.ts';
-import type { HookContext, Protocol, Session } from '../hooks/context.ts';
-import { closeSession, connectSession, runCommand } from '../hooks/pipeline/index.ts';
-import type { Verdict } from '../hooks/verdict.ts';
-import type { PipelineApp } from '../hooks/pipeline/index.ts';
+import { createContext, createSession } from '../../hooks/context.ts';
+import type { HookContext, Protocol, Session } from '../../hooks/context.ts';
+import { closeSession, connectSession, runCommand } from '../../hooks/pipeline/index.ts';
+import type { Verdict } from '../../hooks/verdict.ts';
+import type { PipelineApp } from '../../hooks/pipeline/index.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { LineReader, writeTo } from './line-reader.ts';
 import { CommandBudget } from './command-budget.ts';
-import { TimeSlice } from '../storage/time-slice.ts';
+import { TimeSlice } from '../../storage/time-slice.ts';
 
 /** The protocol's words for the moments the loop handles. */
 export interface LineWording {
