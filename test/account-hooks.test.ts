@@ -57,7 +57,18 @@ describe('account hooks', () => {
           api.hooks.account.afterToken.tap('spy', (_ctx, change, result) => void seenByObservers.push(change, result));
         },
       };
-      t = await bootHttpTestApp({ plugins: [provisioning.create({ ledger, blockedDomains: ['blocked.example'] }), spy] });
+      // a plugin that gives every new user a shared folder, through the mailbox pipeline
+      const sharedFolder: Plugin = {
+        name: 'shared-folder',
+        apply(api) {
+          api.hooks.account.afterUser.tapPromise('shared-folder', async (ctx, change, user) => {
+            if (change.action !== 'create') return;
+            const made = await api.pipeline.createMailbox(ctx, { userId: user.id, path: 'Shared' });
+            if (!made.ok) ctx.log.warn('no shared folder', { code: made.verdict.code });
+          });
+        },
+      };
+      t = await bootHttpTestApp({ plugins: [provisioning.create({ ledger, blockedDomains: ['blocked.example'] }), spy, sharedFolder] });
     });
     after(() => t.close());
 
@@ -77,6 +88,8 @@ describe('account hooks', () => {
       assert.deepEqual(created.events, ['user create', 'address add']);
       assert.equal(created.records[0]!.username, 'ann');
       assert.equal(created.records[1]!.address, 'ann@ok.example');
+      const boxes = (await t.request('GET', `/users/${user}/mailboxes`)).body.results.map((m: { path: string }) => m.path);
+      assert.ok(boxes.includes('INBOX') && boxes.includes('Shared'), boxes.join(', '));
 
       // refused: an address on the blocked domain for an existing user
       r = await t.request('POST', `/users/${user}/addresses`, { body: { address: 'sales@blocked.example' } });
