@@ -16,6 +16,7 @@ import type { HttpTestApp } from './helpers/http-harness.ts';
 import { runTs } from './helpers/spawn-ts.ts';
 import { provisioning } from './helpers/example-provisioning.ts';
 import type { Plugin } from '../hooks/host.ts';
+import { deny } from '../hooks/verdict.ts';
 import { env as runtimeEnv } from '../protocols/runtime.ts';
 
 const CLI = new URL('../protocols/cli.ts', import.meta.url);
@@ -149,6 +150,45 @@ describe('account hooks', () => {
       assert.ok(seenByObservers.length > 0);
       for (const secret of ['first secret', 'second secret', aspPassword, token]) assert.ok(!shown.includes(secret), `after-hooks saw ${secret}`);
       assert.ok(!shown.includes('scrypt'), 'after-hooks saw no password hash');
+    });
+  });
+
+  describe('refusals part way through creating a user', () => {
+    let t: HttpTestApp;
+    const events: string[] = [];
+
+    before(async () => {
+      const gate: Plugin = {
+        name: 'gate',
+        apply(api) {
+          const { account, mailbox } = api.hooks;
+          account.beforeUser.tap('gate', (_ctx, change) => (change.action === 'create' && change.username.startsWith('x') ? deny('NOPERM', 'No x users') : undefined));
+          mailbox.beforeCreate.tapPromise('gate', async (_ctx, input) =>
+            input.path === 'Trash' && (await api.storage.users.get(input.userId))?.username === 'tess' ? deny('CANNOT', 'No trash for tess') : undefined,
+          );
+          account.beforeSettings.tap('gate', (_ctx, change) => (change.changes.forward?.some((a) => a.endsWith('@gone.example')) ? deny('NOPERM', 'Not there') : undefined));
+          account.afterUser.tap('gate', (_ctx, change, user) => void events.push(`${change.action} ${user.username}`));
+        },
+      };
+      t = await bootHttpTestApp({ plugins: [gate] }); // the default mailbox names: Drafts, Sent Mail, Trash, Junk
+    });
+    after(() => t.close());
+
+    it('leaves no user behind when a user, mailbox or settings hook refuses', { timeout: 60_000 }, async () => {
+      let r = await t.request('POST', '/users', { body: { username: 'xavier', password: 'pw' } });
+      assert.deepEqual([r.status, r.body.code, r.body.error], [403, 'NOPERM', 'No x users'], JSON.stringify(r.body));
+
+      // the user is committed, then its default mailboxes pass mailbox.beforeCreate: Trash is refused
+      r = await t.request('POST', '/users', { body: { username: 'tess', password: 'pw', address: 'tess@ok.example' } });
+      assert.deepEqual([r.status, r.body.code], [403, 'CANNOT']);
+      assert.equal((await t.request('GET', '/users/resolve/tess')).status, 404);
+      assert.equal((await t.request('GET', '/addresses/resolve/tess@ok.example')).status, 404);
+
+      // a user whose forwarding target is refused is removed again (observers see it come and go)
+      r = await t.request('POST', '/users', { body: { username: 'fred', password: 'pw', targets: ['fred@gone.example'] } });
+      assert.deepEqual([r.status, r.body.code], [403, 'NOPERM']);
+      assert.equal((await t.request('GET', '/users/resolve/fred')).status, 404);
+      assert.deepEqual(events, ['create fred', 'delete fred']);
     });
   });
 
