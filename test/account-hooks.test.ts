@@ -8,7 +8,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootHttpTestApp } from './helpers/http-harness.ts';
@@ -193,12 +193,12 @@ describe('account hooks', () => {
   });
 
   describe('over the CLI', () => {
-    it('refuses the blocked domain (reason, code, exit 1) and records every kind of write', { timeout: 180_000 }, async () => {
+    // a dozen CLI processes, each booting the app: slow on a loaded machine
+    it('refuses the blocked domain (reason, code, exit 1) and records every kind of write', { timeout: 600_000 }, async () => {
       const home = join(dir, 'cli');
       const ledger = join(dir, 'cli-ledger.jsonl');
       const read = ledgerReader(ledger);
       rmSync(home, { recursive: true, force: true });
-      const { mkdirSync } = await import('node:fs');
       mkdirSync(home, { recursive: true });
       writeFileSync(
         join(home, 'wildduck.config.ts'),
@@ -218,9 +218,9 @@ export default defineConfig({ plugins: [provisioning.create({ ledger: ${JSON.str
       const refused = await cli('user', 'add', 'bob', '--password', 'pw', '--address', 'bob@blocked.example');
       assert.equal(refused.code, 1, refused.stderr);
       assert.equal(refused.stderr, 'wildduck: Addresses on blocked.example are not allowed (DOMAINBLOCKED)\n');
-      assert.doesNotMatch(await ok('user', 'list'), /^bob\t/m);
       assert.deepEqual(read().events, []);
 
+      // bob was not kept: adding him again works (a taken name would be refused)
       await ok('user', 'add', 'bob', '--password', 'pw', '--address', 'bob@ok.example');
       assert.deepEqual(read().events, ['user create', 'address add']);
 
