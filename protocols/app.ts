@@ -30,6 +30,7 @@ import { createQuotaPlugin } from '../plugins/quota.ts';
 import { createSubmissionPlugin } from '../plugins/submission.ts';
 import { createSpamRoutingPlugin } from '../plugins/spam-routing.ts';
 import { storeMessage } from '../hooks/pipeline/store-message.ts';
+import { createMailbox } from '../hooks/pipeline/mailboxes.ts';
 import { Metrics } from '../hooks/metrics.ts';
 
 export type { IngestFn, CheckCredentials };
@@ -76,7 +77,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     log,
     storage: storageReader(storage),
     registry: options.registry ?? builtinPlugins,
-    pipeline: { storeMessage: (ctx, input) => storeMessage(pipelineApp, ctx, input) },
+    pipeline: { storeMessage: (ctx, input) => storeMessage(pipelineApp, ctx, input), createMailbox: (ctx, input) => createMailbox(pipelineApp, ctx, input) },
     // loaded unless config names them (its entry replaces the default) or switches them off: ['quota', false]
     defaults: [createQuotaPlugin(), createSubmissionPlugin(), createSpamRoutingPlugin()],
     always: [

@@ -49,12 +49,7 @@ describe('import floors', () => {
   });
 
   it('storage/ never imports from protocols/, hooks/ or plugins/', () => {
-    // TODO(issue 12 item 1): createUser leaves storage/users.ts for the account pipeline (hooks/), and with it this
-    // last config import; then drop the exception.
-    const pending = new Set(['storage/users.ts -> hooks/config.ts']);
-    assert.deepEqual(offenders('storage', ['protocols', 'hooks', 'plugins'], pending), []);
-    const present = new Set(imports('storage').map(({ file, target }) => `${file} -> ${target}`));
-    assert.deepEqual([...pending].filter((edge) => !present.has(edge)), [], 'an exception no longer needed: remove it from `pending`');
+    assert.deepEqual(offenders('storage', ['protocols', 'hooks', 'plugins']), []);
   });
 
   it('hooks/ never imports from protocols/ or plugins/', () => {

@@ -10,3 +10,16 @@ export type { CommandProtocol, CommandReport } from './session.ts';
 export type { IngestFn, PipelineApp } from './run.ts';
 export { deliverMessage, resolveRecipient } from './deliver.ts';
 export type { DeliverInput, DeliveryOutcome, DeliverySource } from './deliver.ts';
+export { createUser, changeUser, addAddress, updateAddress, deleteAddress } from './account.ts';
+export type { NewUser, CreatedUser, UserUpdate } from './account.ts';
+export {
+  createAppPassword,
+  deleteAppPassword,
+  issueToken,
+  revokeTokens,
+  putFilter,
+  deleteFilter,
+  setAutoreply,
+  stopAutoreply,
+  updateSettings,
+} from './account-documents.ts';
