@@ -19,7 +19,7 @@ import type { Plugin } from '../hooks/host.ts';
 import { deny } from '../hooks/verdict.ts';
 import { env as runtimeEnv } from '../hooks/runtime.ts';
 
-const CLI = new URL('../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../protocols/cli/main.ts', import.meta.url);
 const CONFIG = new URL('../hooks/config.ts', import.meta.url).href;
 const EXAMPLE = new URL('./helpers/example-provisioning.ts', import.meta.url).href;
 

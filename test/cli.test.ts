@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { runTs, spawnTs } from './helpers/spawn-ts.ts';
 import { env as runtimeEnv, runtimeName } from '../hooks/runtime.ts';
 
-const CLI = new URL('../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../protocols/cli/main.ts', import.meta.url);
 
 describe('wildduck CLI', () => {
   let dir: string;

@@ -97,7 +97,7 @@ describe('login names: one namespace for usernames and addresses', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wd-names-cli-'));
     try {
       const env = { ...runtimeEnv(), WILDDUCK_DATA_DIR: join(dir, 'data'), WILDDUCK_LOG_FORMAT: 'json' };
-      const cli = (args: string[]) => runTs(new URL('../protocols/cli.ts', import.meta.url), args, { cwd: dir, env });
+      const cli = (args: string[]) => runTs(new URL('../protocols/cli/main.ts', import.meta.url), args, { cwd: dir, env });
       let r = await cli(['user', 'add', 'alice', '--password', 'pw', '--address', 'alice@example.com']);
       assert.equal(r.code, 0, r.stderr);
       r = await cli(['user', 'add', 'ａｌｉｃｅ', '--password', 'pw']);

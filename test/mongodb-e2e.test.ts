@@ -1,5 +1,5 @@
 /**
- * The MongoDB backend end to end: two server instances (the real CLI, `cli.ts start`) on one MongoDB and one Redis,
+ * The MongoDB backend end to end: two server instances (the real CLI, `cli/main.ts start`) on one MongoDB and one Redis,
  * nothing shared between them but those two. Instance A runs two worker processes (one process on Deno), B one.
  * - IDLE on A sees an APPEND, a STORE and an EXPUNGE made on B;
  * - a message delivered over LMTP into A is read over IMAP on B, byte for byte;

@@ -13,7 +13,7 @@ import type { HttpTestApp } from './helpers/http-harness.ts';
 import { quotaList, quotaVerdict } from '../plugins/quota.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage } from '../hooks/pipeline/index.ts';
-import { quotaCommand } from '../protocols/cli-quota.ts';
+import { quotaCommand } from '../protocols/cli/quota.ts';
 
 const size = (text: string) => new TextEncoder().encode(text).length;
 

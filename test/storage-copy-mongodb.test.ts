@@ -24,7 +24,7 @@ import { haveMbsync } from './helpers/mbsync.ts';
 import { sharedMongo, stopSharedMongo } from './helpers/mongo-server.ts';
 import { runTs } from './helpers/spawn-ts.ts';
 
-const CLI = new URL('../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../protocols/cli/main.ts', import.meta.url);
 
 after(() => stopSharedMongo());
 

@@ -521,7 +521,7 @@ describe('mongodb errors and start', () => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'wd-mongo-cli-'));
     try {
-      const r = await runTs(new URL('../protocols/cli.ts', import.meta.url), ['start'], {
+      const r = await runTs(new URL('../protocols/cli/main.ts', import.meta.url), ['start'], {
         cwd: dir,
         env: {
           ...runtimeEnv(),

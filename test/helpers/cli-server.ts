@@ -1,5 +1,5 @@
 /**
- * The real CLI server (`cli.ts start`) in a child process, for end-to-end tests (test/cluster.test.ts,
+ * The real CLI server (`cli/main.ts start`) in a child process, for end-to-end tests (test/cluster.test.ts,
  * test/redis-e2e.test.ts): started with WILDDUCK_* variables on ephemeral ports and JSON logs, its log entries read
  * as they arrive (which worker took a connection, when it is ready), and small IMAP / POP3 exchanges over it.
  */
@@ -9,7 +9,7 @@ import { spawnTs } from './spawn-ts.ts';
 import { connectPlain, type LineClient } from './line-client.ts';
 import { env as runtimeEnv } from '../../hooks/runtime.ts';
 
-const CLI = new URL('../../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../../protocols/cli/main.ts', import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface Server {

@@ -1,6 +1,6 @@
 /**
  * `wildduck` commands for per-user delivery rules (storage/delivery-settings.ts): filters, autoreply, forwarding
- * and the spam level. protocols/cli.ts parses the arguments (with DELIVERY_OPTIONS) and calls `deliveryCommand`.
+ * and the spam level. protocols/cli/main.ts parses the arguments (with DELIVERY_OPTIONS) and calls `deliveryCommand`.
  *
  *   wildduck filter add USER [--name N] CONDITIONS... ACTIONS...
  *       conditions: --from X --to X --subject X --list-id X --text WORDS --has-attachment|--no-attachment
@@ -19,15 +19,15 @@
  * `account.*Autoreply`, `account.*Settings` hooks: forwarding and the spam level are delivery settings); reads use
  * the app's storage.
  */
-import type { Id, StoragePorts, UserRecord } from '../storage/ports.ts';
-import { StorageError } from '../storage/ports.ts';
-import { resolveAddress } from '../storage/users.ts';
-import { deleteFilter, putFilter, setAutoreply, stopAutoreply, updateSettings } from '../hooks/pipeline/index.ts';
-import { getAutoreply, getDeliverySettings, listFilters } from '../storage/delivery-settings.ts';
-import type { FilterAction, FilterQuery, StoredFilter } from '../storage/delivery-settings.ts';
-import { writeOut } from '../hooks/runtime.ts';
-import { valueOf } from './cli-app.ts';
-import type { CliApp } from './cli-app.ts';
+import type { Id, StoragePorts, UserRecord } from '../../storage/ports.ts';
+import { StorageError } from '../../storage/ports.ts';
+import { resolveAddress } from '../../storage/users.ts';
+import { deleteFilter, putFilter, setAutoreply, stopAutoreply, updateSettings } from '../../hooks/pipeline/index.ts';
+import { getAutoreply, getDeliverySettings, listFilters } from '../../storage/delivery-settings.ts';
+import type { FilterAction, FilterQuery, StoredFilter } from '../../storage/delivery-settings.ts';
+import { writeOut } from '../../hooks/runtime.ts';
+import { valueOf } from './boot-app.ts';
+import type { CliApp } from './boot-app.ts';
 
 export const DELIVERY_OPTIONS = {
   from: { type: 'string' },

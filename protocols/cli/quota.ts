@@ -7,12 +7,12 @@
  *
  * `set` and `recalc` pass the account pipeline (`account.user` with action 'update' / 'recalculate'); `show` reads.
  */
-import type { Config } from '../hooks/config.ts';
-import { changeUser } from '../hooks/pipeline/index.ts';
-import type { StoragePorts, UserRecord } from '../storage/ports.ts';
-import { findUser } from '../storage/users.ts';
-import { valueOf } from './cli-app.ts';
-import type { CliApp } from './cli-app.ts';
+import type { Config } from '../../hooks/config.ts';
+import { changeUser } from '../../hooks/pipeline/index.ts';
+import type { StoragePorts, UserRecord } from '../../storage/ports.ts';
+import { findUser } from '../../storage/users.ts';
+import { valueOf } from './boot-app.ts';
+import type { CliApp } from './boot-app.ts';
 
 export const QUOTA_USAGE = `  wildduck quota show NAME
   wildduck quota set NAME [--storage BYTES|default] [--messages N|default]

@@ -2,16 +2,16 @@
  * The app behind the `wildduck` account commands: booted like the server (config, storage, every plugin), with no
  * listeners, so `wildduck user add` runs the same plugins as `POST /users`. Commands write through the account
  * pipeline functions (hooks/pipeline/account*.ts) and read through the app's storage; a pipeline refusal becomes a
- * VerdictError, which protocols/cli.ts prints (reason and code) before exiting non-zero.
+ * VerdictError, which protocols/cli/main.ts prints (reason and code) before exiting non-zero.
  */
-import type { Config } from '../hooks/config.ts';
-import { createLogger } from '../hooks/log.ts';
-import { internalContext } from '../hooks/context.ts';
-import type { HookContext } from '../hooks/context.ts';
-import type { PipelineApp } from '../hooks/pipeline/index.ts';
-import { VerdictError } from '../hooks/verdict.ts';
-import type { OperationResult, Verdict } from '../hooks/verdict.ts';
-import { bootApp } from './server.ts';
+import type { Config } from '../../hooks/config.ts';
+import { createLogger } from '../../hooks/log.ts';
+import { internalContext } from '../../hooks/context.ts';
+import type { HookContext } from '../../hooks/context.ts';
+import type { PipelineApp } from '../../hooks/pipeline/index.ts';
+import { VerdictError } from '../../hooks/verdict.ts';
+import type { OperationResult, Verdict } from '../../hooks/verdict.ts';
+import { bootApp } from '../server.ts';
 
 /** What a command gets: the app (pipeline functions take it) and a context for its operations. */
 export interface CliApp {

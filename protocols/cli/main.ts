@@ -7,9 +7,9 @@
  *   wildduck user del NAME
  *   wildduck user list [--query TEXT]
  *   wildduck print-hooks [--config FILE]
- *   wildduck quota show|set|recalc ...             per-user quota (protocols/cli-quota.ts)
- *   wildduck filter|autoreply|forward|spam-level ...   per-user delivery rules (protocols/cli-delivery.ts)
- *   wildduck storage copy --to TARGET ...          copy the whole store elsewhere (protocols/cli-storage-copy.ts)
+ *   wildduck quota show|set|recalc ...             per-user quota (protocols/cli/quota.ts)
+ *   wildduck filter|autoreply|forward|spam-level ...   per-user delivery rules (protocols/cli/delivery.ts)
+ *   wildduck storage copy --to TARGET ...          copy the whole store elsewhere (protocols/cli/storage-copy.ts)
  *
  * User, quota and delivery-rule commands boot the app like the server (every plugin, no listeners; protocols/
  * cli-app.ts) and write through the account pipeline, so a plugin refusing a change refuses it here too (the
@@ -18,23 +18,23 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { loadConfig, ConfigError, type Config } from '../hooks/config.ts';
-import { createLogger } from '../hooks/log.ts';
-import { changeUser, createUser } from '../hooks/pipeline/index.ts';
-import { VerdictError } from '../hooks/verdict.ts';
-import { findUser } from '../storage/users.ts';
-import { StorageError } from '../storage/ports.ts';
-import { AddressError, normalizeUsername } from '../storage/addresses.ts';
-import { describeRefusal, valueOf, withApp } from './cli-app.ts';
-import type { CliApp } from './cli-app.ts';
-import { argv, env, readStdin, setExitCode, writeErr, writeOut } from '../hooks/runtime.ts';
-import { bootApp } from './server.ts';
-import { startServer } from './net/cluster.ts';
-import { printHooks } from '../hooks/print-hooks.ts';
-import { DELIVERY_COMMANDS, DELIVERY_OPTIONS, DELIVERY_USAGE, DeliveryUsageError, deliveryCommand } from './cli-delivery.ts';
-import { DeliverySettingsError } from '../storage/delivery-settings.ts';
-import { QUOTA_OPTIONS, QUOTA_USAGE, QuotaUsageError, quotaCommand } from './cli-quota.ts';
-import { STORAGE_OPTIONS, STORAGE_USAGE, StorageUsageError, storageCommand } from './cli-storage-copy.ts';
+import { loadConfig, ConfigError, type Config } from '../../hooks/config.ts';
+import { createLogger } from '../../hooks/log.ts';
+import { changeUser, createUser } from '../../hooks/pipeline/index.ts';
+import { VerdictError } from '../../hooks/verdict.ts';
+import { findUser } from '../../storage/users.ts';
+import { StorageError } from '../../storage/ports.ts';
+import { AddressError, normalizeUsername } from '../../storage/addresses.ts';
+import { describeRefusal, valueOf, withApp } from './boot-app.ts';
+import type { CliApp } from './boot-app.ts';
+import { argv, env, readStdin, setExitCode, writeErr, writeOut } from '../../hooks/runtime.ts';
+import { bootApp } from '../server.ts';
+import { startServer } from '../net/cluster.ts';
+import { printHooks } from '../../hooks/print-hooks.ts';
+import { DELIVERY_COMMANDS, DELIVERY_OPTIONS, DELIVERY_USAGE, DeliveryUsageError, deliveryCommand } from './delivery.ts';
+import { DeliverySettingsError } from '../../storage/delivery-settings.ts';
+import { QUOTA_OPTIONS, QUOTA_USAGE, QuotaUsageError, quotaCommand } from './quota.ts';
+import { STORAGE_OPTIONS, STORAGE_USAGE, StorageUsageError, storageCommand } from './storage-copy.ts';
 
 const USAGE = `Usage:
   wildduck start [--config FILE]
