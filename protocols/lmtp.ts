@@ -157,6 +157,7 @@ class LmtpSession extends LineSession {
       const status = await receiveData(this.reader, spool, this.config.limits.maxMessageSize);
       if (status === 'eof') {
         this.session.log.info('client went away during DATA; nothing delivered', { recipients: recipients.length });
+        this.endsFor('client-closed');
         this.closed = true;
         return;
       }
@@ -183,7 +184,7 @@ class LmtpSession extends LineSession {
     if (!canStartTls(this.conn)) return this.bad('502 5.5.1 STARTTLS not available');
     await this.reply('220 2.0.0 Ready to start TLS');
     const socket = await upgradeConnection(this.conn, this.reader, this.session.log, 'STARTTLS');
-    if (!socket) return this.close();
+    if (!socket) return this.close('disconnect');
     this.socket = socket;
     this.secure = true;
     this.lhlo = null;
@@ -262,7 +263,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     needsLhlo: false,
     async run(s: LmtpSession) {
       await s.reply('221 2.0.0 Bye');
-      s.close();
+      s.close('quit');
     },
   },
   STARTTLS: { needsLhlo: true, run: (s: LmtpSession, rest: string) => s.startTls(rest) },
