@@ -7,6 +7,7 @@
  *   RCPT TO     resolveRecipient: unknown users get 550 5.1.1 here, before any bytes
  *   DATA        354, then the message is unstuffed into a spool (size enforced while reading: 552 5.3.4),
  *               then deliverMessage, and one reply per accepted recipient, each sent once that copy is durable
+ *               (the pipeline logs one `delivery` line per recipient, RCPT-time refusals included)
  *   RSET NOOP VRFY QUIT STARTTLS
  *   listeners   lmtp.port (STARTTLS offered when TLS material is loaded) and lmtp.tlsPort (implicit TLS) when set,
  *               on the shared TCP listener (protocols/listener.ts): PROXY protocol, per-IP limit (421 4.7.0),
