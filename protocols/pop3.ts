@@ -205,16 +205,21 @@ class Pop3Session extends LineSession {
       return;
     }
     const drop = this.maildrop;
+    // UPDATE state (RFC 1939): apply the deletions, release the maildrop lock, then answer, so a client that
+    // reconnects the moment it reads the answer finds the maildrop free
+    let answer: string;
     try {
       const outcome = await drop.update(this.context());
-      if (outcome.failures.length > 0) {
-        await this.reply(`-ERR [SYS/TEMP] Some changes were not applied: ${replyText(outcome.failures[0]!.message)}`);
-      } else {
-        await this.reply(`+OK Bye (${outcome.removed} messages removed)`);
-      }
+      answer = outcome.failures.length > 0
+        ? `-ERR [SYS/TEMP] Some changes were not applied: ${replyText(outcome.failures[0]!.message)}`
+        : `+OK Bye (${outcome.removed} messages removed)`;
     } finally {
       await drop.close();
       this.maildrop = null;
+    }
+    try {
+      await this.reply(answer);
+    } finally {
       this.close('quit');
     }
   }
