@@ -249,6 +249,8 @@ export interface DeliveryResult {
   readonly route: DeliveryRoute;
   /** The mailbox the copy went to; null when discarded or a duplicate. */
   readonly mailboxId: Id | null;
+  /** That mailbox's path (for the delivery log line); null when discarded or a duplicate. */
+  readonly mailboxPath?: string | null;
   /** The stored copy; null when discarded or a duplicate. */
   readonly stored: AppendResult | null;
   /** True when the same Message-ID reached this user within the duplicate window: accepted, not stored again. */

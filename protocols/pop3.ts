@@ -139,7 +139,7 @@ class Pop3Session extends LineSession {
     const result = await authenticate(this.app, ctx, { username, password, method });
     if (!result.ok) {
       await this.reply(verdictReply(result.verdict));
-      if (result.verdict.action === 'disconnect') this.close();
+      if (result.verdict.action === 'disconnect') this.close('disconnect');
       return;
     }
     let drop: Awaited<ReturnType<typeof Maildrop.open>>;
@@ -180,7 +180,7 @@ class Pop3Session extends LineSession {
     const refused = await checkDownload(this.app, ctx, transfer);
     if (refused) {
       await this.reply(verdictReply(refused));
-      if (refused.action === 'disconnect') this.close();
+      if (refused.action === 'disconnect') this.close('disconnect');
       return;
     }
     await this.reply(top ? '+OK' : `+OK ${message.size} octets`);
@@ -190,7 +190,7 @@ class Pop3Session extends LineSession {
     } catch (err) {
       // mid-response the only honest thing left is to drop the connection
       this.session.log.warn('message stream failed mid-response', { err, uid: message.uid });
-      this.close();
+      this.close('disconnect');
       return;
     } finally {
       await reportDownload(this.app, ctx, { ...transfer, bytes: sent });
@@ -201,7 +201,7 @@ class Pop3Session extends LineSession {
   async quit(): Promise<void> {
     if (this.state === 'authorization' || !this.maildrop) {
       await this.reply('+OK Bye');
-      this.close();
+      this.close('quit');
       return;
     }
     const drop = this.maildrop;
@@ -220,7 +220,7 @@ class Pop3Session extends LineSession {
     try {
       await this.reply(answer);
     } finally {
-      this.close();
+      this.close('quit');
     }
   }
 
@@ -230,7 +230,7 @@ class Pop3Session extends LineSession {
     if (!canStartTls(this.conn)) return this.bad('-ERR STLS not available');
     await this.reply('+OK Begin TLS negotiation');
     const socket = await upgradeConnection(this.conn, this.reader, this.session.log, 'STLS');
-    if (!socket) return this.close();
+    if (!socket) return this.close('disconnect');
     this.socket = socket;
     this.secure = true;
     this.pendingUser = null;

@@ -1,6 +1,6 @@
 /**
  * `server.workers`: the real CLI server (`cli/main.ts start`) with two worker processes on one data directory. Every
- * connection's worker is read from the server's debug log ("connection opened" carries the client's port and the
+ * connection's worker is read from the server's log ("connection opened" carries the client's port and the
  * worker's id), so each check below runs with its two sides on different workers:
  * - IDLE on worker A sees an APPEND made on worker B (pub/sub through the primary), and `\Recent` is given to
  *   exactly one session across workers;

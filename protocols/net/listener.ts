@@ -774,7 +774,6 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     }
     raw.off('error', earlyError); // the connection reports its errors now
     open.add(conn);
-    log.debug('connection opened', { conn: conn.id, remoteAddress, remotePort });
     conn.start();
     // not awaited: accept's frame (and what it captured) is not kept for the life of the connection
     try {

@@ -95,7 +95,7 @@ export async function connect(server: Server, port: number): Promise<Client> {
   const lines = await connectPlain(port);
   await lines.line(30_000);
   const local = (lines.socket as unknown as { localPort: number }).localPort;
-  const entry = await logEntry(server, (e) => e.msg === 'connection opened' && e.remotePort === local, `the connection from port ${local}`);
+  const entry = await logEntry(server, (e) => e.msg === 'connection opened' && e.port === local, `the connection from port ${local}`);
   return { lines, worker: entry.worker as number };
 }
 
