@@ -72,42 +72,50 @@ describe('wildduck CLI', () => {
     let out = '';
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no listener line; stdout: ${out} stderr: ${err}`)), 30_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        for (const line of out.split('\n')) {
-          if (!line.startsWith('{')) continue;
-          const entry = JSON.parse(line) as { msg?: string; listeners?: string[] };
-          if (entry.msg === 'wildduck ready' && entry.listeners?.[0]) {
-            clearTimeout(timer);
-            resolve(entry.listeners[0]);
-          }
-        }
-      });
-    });
-    const res = await fetch(`${url}/health`);
-    assert.equal(res.status, 200);
-    const body = (await res.json()) as { success: boolean; version: string };
-    assert.equal(body.success, true);
-    assert.match(body.version, /^\d+\.\d+\.\d+/);
-    const missing = await fetch(`${url}/nope`);
-    assert.equal(missing.status, 404);
-    assert.equal(((await missing.json()) as { code: string }).code, 'NotFound');
-
-    // user commands work while the server runs (same data directory, another process)
-    const added = await cli(['user', 'add', 'while-running', '--password', 'pw']);
-    assert.equal(added.code, 0, added.stderr);
-    assert.match((await cli(['user', 'list'])).stdout, /^while-running\t/m);
-
+    // a failure below must not leave the server running (it would keep this test file from ending)
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    child.kill('SIGTERM');
-    const code = await exited;
-    // Deno's node:child_process reports a child it signalled as killed even when the child exited cleanly,
-    // so the clean shutdown is asserted from the child's own last log line.
-    if (runtimeName === 'node') assert.equal(code, 0);
-    assert.match(out, /"msg":"stopped"/);
-    assert.match(out, /shutting down/);
-    assert.match(out, /"msg":"listening"/, 'one line per listener when it is ready');
+    try {
+      await startedAndStopped();
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    async function startedAndStopped(): Promise<void> {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no listener line; stdout: ${out} stderr: ${err}`)), 30_000);
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          for (const line of out.split('\n')) {
+            if (!line.startsWith('{')) continue;
+            const entry = JSON.parse(line) as { msg?: string; listeners?: string[] };
+            if (entry.msg === 'wildduck ready' && entry.listeners?.[0]) {
+              clearTimeout(timer);
+              resolve(entry.listeners[0]);
+            }
+          }
+        });
+      });
+      const res = await fetch(`${url}/health`);
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { success: boolean; version: string };
+      assert.equal(body.success, true);
+      assert.match(body.version, /^\d+\.\d+\.\d+/);
+      const missing = await fetch(`${url}/nope`);
+      assert.equal(missing.status, 404);
+      assert.equal(((await missing.json()) as { code: string }).code, 'NotFound');
+
+      // user commands work while the server runs (same data directory, another process)
+      const added = await cli(['user', 'add', 'while-running', '--password', 'pw']);
+      assert.equal(added.code, 0, added.stderr);
+      assert.match((await cli(['user', 'list'])).stdout, /^while-running\t/m);
+
+      child.kill('SIGTERM');
+      const code = await exited;
+      // Deno's node:child_process reports a child it signalled as killed even when the child exited cleanly,
+      // so the clean shutdown is asserted from the child's own last log line.
+      if (runtimeName === 'node') assert.equal(code, 0);
+      assert.match(out, /"msg":"stopped"/);
+      assert.match(out, /shutting down/);
+      assert.match(out, /"msg":"listening"/, 'one line per listener when it is ready');
+    }
   });
 });
