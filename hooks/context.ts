@@ -16,11 +16,17 @@ export interface SessionUser {
 export interface Session {
   readonly id: string;
   readonly protocol: Protocol;
+  /** The client's address (canonicalAddress: an IPv4-mapped IPv6 address as IPv4). */
   readonly remoteAddress: string;
   readonly remotePort: number | null;
-  /** Set by the `authenticate` pipeline on success; null before. */
+  /** When the session began (ms since epoch): the connection's duration in its `connection closed` line. */
+  readonly openedAt: number;
+  /** Set by the `authenticate` pipeline on success; null before. Setting it rebinds `log`. */
   user: SessionUser | null;
-  /** Child logger bound to `{ session, protocol }`. */
+  /**
+   * Child logger bound to `{ session, protocol }`, and `user` (the user name) while a user is logged in: every line
+   * a session logs after login names its user. Contexts made after the login (createContext) carry it too.
+   */
   readonly log: Logger;
   /** Per-connection state for plugins, keyed by plugin name. */
   readonly data: Map<string, unknown>;
@@ -60,17 +66,33 @@ class HookSession extends LazyData implements Session {
   readonly protocol: Protocol;
   readonly remoteAddress: string;
   readonly remotePort: number | null;
-  user: SessionUser | null;
-  readonly log: Logger;
+  readonly openedAt = Date.now();
+  /** The session's logger without a user; `#log` adds the user while there is one. */
+  readonly #base: Logger;
+  #log: Logger;
+  #user: SessionUser | null = null;
 
   constructor(log: Logger, options: SessionOptions) {
     super();
     this.id = options.id ?? randomUUID();
     this.protocol = options.protocol;
-    this.remoteAddress = options.remoteAddress ?? '';
+    this.remoteAddress = canonicalAddress(options.remoteAddress ?? '');
     this.remotePort = options.remotePort ?? null;
+    this.#base = this.#log = log.child({ session: this.id, protocol: options.protocol });
     this.user = options.user ?? null;
-    this.log = log.child({ session: this.id, protocol: options.protocol });
+  }
+
+  get user(): SessionUser | null {
+    return this.#user;
+  }
+
+  set user(user: SessionUser | null) {
+    this.#user = user;
+    this.#log = user ? this.#base.child({ user: user.username }) : this.#base;
+  }
+
+  get log(): Logger {
+    return this.#log;
   }
 }
 
@@ -83,6 +105,16 @@ class Context extends LazyData implements HookContext {
     this.session = session;
     this.log = log;
   }
+}
+
+/**
+ * A client address as sessions and logs carry it: lower case, an IPv4-mapped IPv6 address (`::ffff:192.0.2.7`, what
+ * a dual-stack socket reports) as plain IPv4.
+ */
+export function canonicalAddress(address: string): string {
+  const lower = address.toLowerCase();
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(lower);
+  return mapped ? mapped[1]! : lower;
 }
 
 export function createSession(log: Logger, options: SessionOptions): Session {

@@ -13,7 +13,7 @@ import { createTapView } from './view.ts';
 import type { TapOnlyHooks, TapView } from './view.ts';
 import type { StorageReader } from './storage-reader.ts';
 import type { HookContext } from './context.ts';
-import type { StoreInput, StoreResult } from './types.ts';
+import type { CreateMailboxInput, MailboxRecord, StoreInput, StoreResult } from './types.ts';
 import { fail, tempfail } from './verdict.ts';
 import type { OperationResult } from './verdict.ts';
 
@@ -24,6 +24,8 @@ import type { OperationResult } from './verdict.ts';
  */
 export interface PluginPipeline {
   storeMessage(ctx: HookContext, input: StoreInput): Promise<OperationResult<StoreResult>>;
+  /** E.g. a shared folder for every new user, from `account.afterUser` (action 'create'). */
+  createMailbox(ctx: HookContext, input: CreateMailboxInput): Promise<OperationResult<MailboxRecord>>;
 }
 
 /** What `apply()` receives. Hooks can be tapped, never run; storage can be read, never written (but see `pipeline`). */
@@ -99,7 +101,7 @@ export interface LoadPluginsOptions {
   log: Logger;
   storage: StorageReader;
   registry: PluginRegistry;
-  /** What `api.pipeline` runs (hooks/app.ts binds the pipeline functions); without it, calls fail UNAVAILABLE. */
+  /** What `api.pipeline` runs (protocols/app.ts binds the pipeline functions); without it, calls fail UNAVAILABLE. */
   pipeline?: PluginPipeline;
   /**
    * Plugins loaded by default, after the configured ones: a config entry of the same name replaces the default
@@ -187,7 +189,8 @@ async function closeAll(loaded: readonly LoadedPlugin[], log: Logger): Promise<v
 export async function loadPlugins(options: LoadPluginsOptions): Promise<PluginHost> {
   const { hooks, config, log, storage, registry } = options;
   const always = options.always ?? [];
-  const pipeline: PluginPipeline = options.pipeline ?? { storeMessage: async () => fail(tempfail('UNAVAILABLE', 'No pipeline')) };
+  const unavailable = async () => fail<never>(tempfail('UNAVAILABLE', 'No pipeline'));
+  const pipeline: PluginPipeline = options.pipeline ?? { storeMessage: unavailable, createMailbox: unavailable };
   const reserved = new Set(always.map((p) => p.name));
 
   const defaults = options.defaults ?? [];

@@ -1,7 +1,7 @@
 /**
  * For plugins that extend IMAP through `imap.command.for(VERB)` and `capabilities.for('imap')`: the shape of
- * the command input and result, and the wire helpers a command needs (strings, mailbox names). Pure codecs
- * re-exported from the IMAP protocol module, so a plugin never reaches into protocols/.
+ * the command input and result, and the wire helpers a command needs (strings, mailbox names). The pure codecs
+ * are in hooks/imap-wire.ts, which the IMAP protocol module uses too, so a plugin never reaches into protocols/.
  *
  *   api.hooks.imap.command.for('GETQUOTA').tapPromise('getquota', async (ctx, input) => {
  *     const { args, utf8 } = imapInput(input);          // args: ImapToken[] for verbs the server doesn't know
@@ -9,8 +9,8 @@
  *   });
  */
 import type { CommandInput } from './types.ts';
-import { astring, decodeMailboxName, encodeMailboxName, literalOrQuoted } from '../protocols/imap/render.ts';
-import type { ImapToken } from '../protocols/imap/types.ts';
+import { astring, decodeMailboxName, encodeMailboxName, literalOrQuoted } from './imap-wire.ts';
+import type { ImapToken } from './imap-wire.ts';
 
 export type { ImapToken };
 

@@ -1,8 +1,12 @@
 /**
  * Structured logging: JSON lines on stdout, or a readable single line per entry when stdout is a terminal.
  * Loggers are cheap child objects carrying bound fields (plugin, hook, session id, ...).
+ *
+ * One entry is always one line, whatever a client put in a field (a user name with CR/LF, U+2028): fields are
+ * JSON-encoded in both formats, the message of a pretty line is escaped the same way, and the line separators
+ * JSON leaves raw (U+0085, U+2028, U+2029) are written as \u escapes. Log readers such as fail2ban rely on it.
  */
-import { stdoutIsTerminal, writeOut } from '../protocols/runtime.ts';
+import { stdoutIsTerminal, writeOut } from './runtime.ts';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -104,12 +108,25 @@ class FieldLogger implements Logger {
     if (format === 'pretty') {
       const { time, level: l, msg: m, ...rest } = entry;
       const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
-      line = `${String(time).slice(11, 23)} ${String(l).toUpperCase().padEnd(5)} ${m}${extra}`;
+      line = `${String(time).slice(11, 23)} ${String(l).toUpperCase().padEnd(5)} ${oneLine(String(m))}${extra}`;
     } else {
       line = JSON.stringify(entry);
     }
-    sink(line, entry);
+    sink(BREAKS.test(line) ? line.replace(BREAKS_ALL, escapeBreak) : line, entry);
   }
+}
+
+/** Characters some readers take as a line break that JSON.stringify leaves as they are. */
+const BREAKS = /[\u0085\u2028\u2029]/;
+const BREAKS_ALL = /[\u0085\u2028\u2029]/g;
+
+function escapeBreak(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/** A pretty line's message as it would read inside a JSON string (control characters escaped), unquoted. */
+function oneLine(msg: string): string {
+  return /[\u0000-\u001f\u007f]/.test(msg) ? JSON.stringify(msg).slice(1, -1) : msg;
 }
 
 /** A logger that drops everything. */

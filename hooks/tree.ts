@@ -19,6 +19,19 @@ import { silentLogger } from './log.ts';
 import type { Logger } from './log.ts';
 import type { Verdict } from './verdict.ts';
 import type {
+  AddressChange,
+  AddressRecord,
+  AppPasswordChange,
+  AppPasswordResult,
+  AutoreplyChange,
+  AutoreplyResult,
+  DeliverySettings,
+  FilterChange,
+  FilterResult,
+  SettingsChange,
+  TokenChange,
+  TokenResult,
+  UserChange,
   AppendInput,
   AppendResult,
   AuthInfo,
@@ -161,6 +174,37 @@ export interface Hooks {
     readonly route: RouteHook;
     /** After the copy is durable (or discarded / a duplicate): forwarding, autoreply, notifications. */
     readonly afterDeliver: AfterHook<DeliveryRequest, DeliveryResult>;
+  };
+  /**
+   * Account changes from every front end (HTTP API, CLI): one before/do/after triple per record kind, the change's
+   * `action` saying what happens ('create', 'update', 'delete', ...; hooks/types.ts). `before*` returns a Verdict to
+   * refuse, the do-hook is the storage plugin's commit, `after*` observes (secrets removed).
+   */
+  readonly account: {
+    readonly beforeUser: BeforeHook<UserChange>;
+    /** Returns the user as stored (for `delete`, as it was). */
+    readonly user: DoHook<UserChange, UserRecord>;
+    readonly afterUser: AfterHook<UserChange, UserRecord>;
+    readonly beforeAddress: BeforeHook<AddressChange>;
+    /** Returns the address as stored (for `delete`, as it was). */
+    readonly address: DoHook<AddressChange, AddressRecord>;
+    readonly afterAddress: AfterHook<AddressChange, AddressRecord>;
+    readonly beforeAppPassword: BeforeHook<AppPasswordChange>;
+    readonly appPassword: DoHook<AppPasswordChange, AppPasswordResult>;
+    readonly afterAppPassword: AfterHook<AppPasswordChange, AppPasswordResult>;
+    readonly beforeToken: BeforeHook<TokenChange>;
+    readonly token: DoHook<TokenChange, TokenResult>;
+    readonly afterToken: AfterHook<TokenChange, TokenResult>;
+    readonly beforeFilter: BeforeHook<FilterChange>;
+    readonly filter: DoHook<FilterChange, FilterResult>;
+    readonly afterFilter: AfterHook<FilterChange, FilterResult>;
+    readonly beforeAutoreply: BeforeHook<AutoreplyChange>;
+    readonly autoreply: DoHook<AutoreplyChange, AutoreplyResult>;
+    readonly afterAutoreply: AfterHook<AutoreplyChange, AutoreplyResult>;
+    /** Forwarding targets and the spam level. */
+    readonly beforeSettings: BeforeHook<SettingsChange>;
+    readonly settings: DoHook<SettingsChange, DeliverySettings>;
+    readonly afterSettings: AfterHook<SettingsChange, DeliverySettings>;
   };
   /** Keyed by upper-case verb: `hooks.imap.command.for('APPEND')`. */
   readonly imap: { readonly command: HookMap<CommandHook> };
@@ -312,6 +356,29 @@ export function createHooks(options: HookOptions = {}): Hooks {
       beforeDeliver: before('delivery.beforeDeliver'),
       route: hook<RouteHook>('waterfall', 'delivery.route', ['route', 'ctx', 'input']),
       afterDeliver: after('delivery.afterDeliver'),
+    },
+    account: {
+      beforeUser: before('account.beforeUser'),
+      user: commit('account.user'),
+      afterUser: after('account.afterUser'),
+      beforeAddress: before('account.beforeAddress'),
+      address: commit('account.address'),
+      afterAddress: after('account.afterAddress'),
+      beforeAppPassword: before('account.beforeAppPassword'),
+      appPassword: commit('account.appPassword'),
+      afterAppPassword: after('account.afterAppPassword'),
+      beforeToken: before('account.beforeToken'),
+      token: commit('account.token'),
+      afterToken: after('account.afterToken'),
+      beforeFilter: before('account.beforeFilter'),
+      filter: commit('account.filter'),
+      afterFilter: after('account.afterFilter'),
+      beforeAutoreply: before('account.beforeAutoreply'),
+      autoreply: commit('account.autoreply'),
+      afterAutoreply: after('account.afterAutoreply'),
+      beforeSettings: before('account.beforeSettings'),
+      settings: commit('account.settings'),
+      afterSettings: after('account.afterSettings'),
     },
     imap: { command: map<CommandHook>('bail', 'imap.command', ['ctx', 'input'], upper) },
     pop3: { command: map<CommandHook>('bail', 'pop3.command', ['ctx', 'input'], upper) },

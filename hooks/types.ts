@@ -3,6 +3,7 @@
  * plugin turns them into StoragePorts calls.
  */
 import type {
+  AddressRecord,
   AppendInput,
   AppendResult,
   CopyResult,
@@ -11,13 +12,16 @@ import type {
   FlagUpdate,
   Id,
   MailboxRecord,
+  QuotaLimits,
   SpecialUse,
   UserRecord,
 } from '../storage/ports.ts';
+import type { AutoreplyData, DeliverySettings, FilterData } from '../storage/delivery-settings.ts';
+import type { AspScope } from '../storage/app-passwords.ts';
 import type { HeaderField } from '../storage/mime/headers.ts';
 import type { Verdict } from './verdict.ts';
 
-export type { AppendInput, AppendResult, CopyResult, FlagResult, MailboxRecord, UserRecord };
+export type { AddressRecord, AppendInput, AppendResult, CopyResult, FlagResult, MailboxRecord, UserRecord };
 
 /** A message as a stream of bytes. `message.prepare` taps return a new one to rewrite the message. */
 export type MessageSource = AsyncIterable<Uint8Array>;
@@ -161,6 +165,11 @@ export interface SubmittedMessage extends SubmitRequest {
   readonly size: number;
   /** Reads the message as submitted, from the start (may be called more than once). */
   open(): MessageSource;
+  /**
+   * An observer that stored the message (plugins/sent-autosave.ts: the Sent copy) reports the copy here, so the
+   * caller of submitMessage learns what was stored without knowing which plugin stored it.
+   */
+  recordStored(copy: StoredCopy): void;
 }
 
 export interface SubmitResult {
@@ -168,6 +177,19 @@ export interface SubmitResult {
   readonly id: string;
   /** Envelope recipients the relay refused while it accepted the others (the message went out to the rest). */
   readonly rejected?: readonly string[];
+}
+
+/** A copy of a submitted message that an afterSubmit observer stored (the Sent copy). */
+export interface StoredCopy {
+  readonly mailboxId: Id;
+  readonly uid: number;
+  /** The stored message's id. */
+  readonly id: Id;
+}
+
+/** What submitMessage returns: the accepting plugin's result, plus the copies observers stored, in order. */
+export interface SubmitOutcome extends SubmitResult {
+  readonly stored: readonly StoredCopy[];
 }
 
 // --- delivery (LMTP now, HTTP later: hooks/pipeline/deliver.ts) ------------------------------------------
@@ -227,6 +249,8 @@ export interface DeliveryResult {
   readonly route: DeliveryRoute;
   /** The mailbox the copy went to; null when discarded or a duplicate. */
   readonly mailboxId: Id | null;
+  /** That mailbox's path (for the delivery log line); null when discarded or a duplicate. */
+  readonly mailboxPath?: string | null;
   /** The stored copy; null when discarded or a duplicate. */
   readonly stored: AppendResult | null;
   /** True when the same Message-ID reached this user within the duplicate window: accepted, not stored again. */
@@ -243,6 +267,140 @@ export interface TransferInput {
   /** Message bytes sent as the response's content (IMAP literal sizes, POP3 message octets before dot-stuffing). */
   readonly bytes: number;
 }
+
+// --- account (users, addresses, application passwords, tokens, delivery rules: hooks/pipeline/account*.ts) ----
+//
+// One before/do/after triple per record kind; `action` says what happens to the record. The before-hook sees the
+// change validated and normalized (a Verdict refuses it), the do-hook commits it (the storage plugin, at COMMIT),
+// the after-hook sees it with its result once it is durable. Secrets (clear passwords, generated application
+// passwords and tokens) are removed from what the after-hooks see.
+
+/**
+ * - `create`: a new user (`userId` null until the commit; `addresses` and the default mailboxes follow it, each
+ *   through its own hooks: `account.beforeAddress`, `mailbox.beforeCreate`);
+ * - `update`: name, quota or tags change (only the fields given);
+ * - `password`: a new password (`password` null removes it: no password login);
+ * - `disable` / `enable`: the user can no longer / can again log in;
+ * - `delete`: the user with all mailboxes, messages, addresses and documents;
+ * - `recalculate`: usage counters recounted from the stored messages (`wildduck quota recalc`).
+ */
+export type UserAction = 'create' | 'update' | 'password' | 'disable' | 'enable' | 'delete' | 'recalculate';
+
+export interface UserChange {
+  readonly action: UserAction;
+  /** The user; null for `create`. */
+  readonly userId: Id | null;
+  /** Normalized login name: the new user's for `create`, the user's otherwise. */
+  readonly username: string;
+  /** create: the display name; update: the new one, when it changes. */
+  readonly name?: string;
+  /** create: the limits (server defaults filled in; null = the default); update: the limits that change. */
+  readonly quota?: Partial<QuotaLimits>;
+  /** create / update: the tags (normalized), replacing the old ones. */
+  readonly tags?: readonly string[];
+  /** create / password: the new password in clear, null for none. Before- and do-hooks only; never logged. */
+  readonly password?: string | null;
+  /** create: the normalized addresses the user gets, main first. */
+  readonly addresses?: readonly string[];
+}
+
+/** - `add` a new address; `update` its display form or make it main; `delete` it. */
+export type AddressAction = 'add' | 'update' | 'delete';
+
+export interface AddressChange {
+  readonly action: AddressAction;
+  readonly userId: Id;
+  /** The normalized address (local part NFC lowercased, Unicode domain): the new one for `add`, else the stored one. */
+  readonly address: string;
+  /** Its domain (Unicode, lowercased): what a "no addresses on domain X" rule looks at. */
+  readonly domain: string;
+  /** update / delete: the stored address's id. */
+  readonly addressId: Id | null;
+  /** add / update: how the address is written (shown to people). */
+  readonly display?: string;
+  /** add / update: make it the user's main address. */
+  readonly main?: boolean;
+}
+
+export interface AppPasswordChange {
+  readonly action: 'create' | 'delete';
+  readonly userId: Id;
+  /** delete: the application password's id. */
+  readonly appPasswordId: Id | null;
+  /** create: */
+  readonly description?: string;
+  readonly scopes?: readonly AspScope[];
+  /** create: seconds of validity, renewed on every use; null = no expiry. */
+  readonly ttl?: number | null;
+  /** create: a pregenerated password (16 latin letters). Before- and do-hooks only. */
+  readonly password?: string;
+}
+
+/** What `account.appPassword` answers; `password` (create only) is the clear password, removed for after-hooks. */
+export interface AppPasswordResult {
+  readonly id: Id;
+  readonly description: string;
+  readonly scopes: readonly AspScope[];
+  /** ms since epoch; null = no expiry. */
+  readonly expires: number | null;
+  readonly password?: string;
+}
+
+export interface TokenChange {
+  /** `create`: a new API access token (POST /authenticate with token: true); `delete`: revoke. */
+  readonly action: 'create' | 'delete';
+  readonly userId: Id;
+  /** delete: the token's id, or null for every token of the user (logout everywhere). */
+  readonly tokenId: Id | null;
+  /** create: when it expires (ms since epoch) and who asked for it. */
+  readonly expires?: number;
+  readonly remoteAddress?: string;
+}
+
+/** What `account.token` answers; `token` (create only) is the clear token, removed for after-hooks. */
+export interface TokenResult {
+  /** The created token's id, or the revoked tokens' ids. */
+  readonly ids: readonly Id[];
+  readonly token?: string;
+}
+
+export interface FilterChange {
+  readonly action: 'create' | 'update' | 'delete';
+  readonly userId: Id;
+  /** update / delete: the filter's id. */
+  readonly filterId: Id | null;
+  /** create / update: the whole filter, validated (storage/delivery-settings.ts filterSchema). */
+  readonly filter?: FilterData;
+}
+
+export interface FilterResult {
+  readonly id: Id;
+  /** The filter as stored; the deleted one for `delete`. */
+  readonly filter: FilterData | null;
+}
+
+export interface AutoreplyChange {
+  /** `set` the autoreply (on or off with its text); `off` keeps the text but stops replying; `delete` removes it. */
+  readonly action: 'set' | 'off' | 'delete';
+  readonly userId: Id;
+  /** set: the whole autoreply, validated. */
+  readonly autoreply?: AutoreplyData;
+}
+
+export interface AutoreplyResult {
+  /** The autoreply as stored now; null after `delete`, or `off` when there was none. */
+  readonly autoreply: AutoreplyData | null;
+}
+
+/** Per-user delivery settings: forwarding targets (`changes.forward`) and the spam level. */
+export interface SettingsChange {
+  readonly action: 'update';
+  readonly userId: Id;
+  /** Only the settings that change; `forward: []` turns forwarding off. */
+  readonly changes: { readonly forward?: readonly string[]; readonly spamLevel?: number | null };
+}
+
+export type { AutoreplyData, DeliverySettings, FilterData };
 
 // --- protocol hooks -------------------------------------------------------------------------------------
 

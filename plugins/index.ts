@@ -1,6 +1,6 @@
 /**
  * Built-in plugins by name, for `config.plugins` entries written as `'name'` or `['name', options]`. The storage
- * plugin is not listed: the host always loads it itself (hooks/app.ts).
+ * plugin is not listed: the host always loads it itself (protocols/app.ts).
  */
 import type { PluginRegistry } from '../hooks/host.ts';
 import { quotaPlugin } from './quota.ts';

@@ -1,5 +1,5 @@
 /**
- * Quota: per-user storage (bytes) and message-count limits, loaded by default (hooks/app.ts). A user's own
+ * Quota: per-user storage (bytes) and message-count limits, loaded by default (protocols/app.ts). A user's own
  * limits (`user add --quota`, the HTTP API) win; otherwise `users.quota` from config; null = unlimited, so with
  * the default config nothing is refused. `['quota', false]` in `plugins` switches it off entirely (no checks,
  * no QUOTA capability).
@@ -226,7 +226,7 @@ export const quotaPlugin = definePlugin<QuotaOptions>({
   },
 });
 
-/** The plugin with its defaults, as hooks/app.ts loads it when config doesn't name it. */
+/** The plugin with its defaults, as protocols/app.ts loads it when config doesn't name it. */
 export function createQuotaPlugin() {
   return quotaPlugin.create({ imap: true, transferWindowMs: DAY_MS });
 }

@@ -5,8 +5,9 @@
  * after sending; when that copy (same Message-ID) arrives within `windowMs`, the server answers OK with the
  * saved copy's UID (`OK [APPENDUID v uid]`) and stores no second one.
  *
- *   submission.afterSubmit   OBSERVE  store the copy (api.pipeline.storeMessage), remember its Message-ID
- *                                     in the ephemeral store for windowMs
+ *   submission.afterSubmit   OBSERVE  store the copy (api.pipeline.storeMessage), report it to the caller
+ *                                     (`submitted.recordStored`: HTTP answers with it), remember its
+ *                                     Message-ID in the ephemeral store for windowMs
  *   message.store            GUARD    an APPEND to \Sent with a remembered Message-ID: answer the saved message
  *                                     (`existingMessage()`): nothing written, staged blobs discarded
  *
@@ -72,6 +73,7 @@ export const sentAutosavePlugin = definePlugin<SentAutosaveOptions>({
             ctx.log.warn('could not save the submitted message to Sent', { code: stored.verdict.code });
             return;
           }
+          submitted.recordStored({ mailboxId: sent.id, uid: stored.value.uid, id: stored.value.id });
           const messageId = headerMessageId(bytes);
           if (messageId && options.windowMs > 0) {
             const k = key(sent.id, messageId);

@@ -73,7 +73,7 @@ export const spamRoutingPlugin = definePlugin({
   },
 });
 
-/** The instance the host loads by default (hooks/app.ts). */
+/** The instance the host loads by default (protocols/app.ts). */
 export function createSpamRoutingPlugin() {
   return spamRoutingPlugin.create({ minScore: null });
 }

@@ -1,5 +1,6 @@
 /**
- * Storage as a plugin: the committer. It taps every `do` hook at stage COMMIT and calls the StoragePorts, so
+ * Storage as a plugin: the committer. It taps every `do` hook at stage COMMIT (the `account.*` ones in
+ * plugins/storage-account.ts) and calls the StoragePorts, so
  * every rule at an earlier stage has had its say before anything is written. `StorageError` codes become
  * verdicts with the same code (`UNAVAILABLE` a tempfail, the others deny); anything else thrown is left to
  * the interceptor (logged, tempfail SERVERBUG).
@@ -12,6 +13,7 @@ import { deny, isVerdict, tempfail } from '../hooks/verdict.ts';
 import type { Verdict } from '../hooks/verdict.ts';
 import { StorageError } from '../storage/ports.ts';
 import { clientNetwork } from './client-address.ts';
+import { tapAccountCommits } from './storage-account.ts';
 import type { StoragePorts, UserRecord } from '../storage/ports.ts';
 
 /**
@@ -89,6 +91,9 @@ export function createStoragePlugin(options: StoragePluginOptions): Plugin {
       message.move.tapPromise(at, (_ctx, input) => port(() => storage.messages.move(input.mailboxId, input.uids, input.targetMailboxId)));
       message.expunge.tapPromise(at, (_ctx, input) => port(async () => ({ uids: await storage.messages.expunge(input.mailboxId, input.uids) })));
       message.flags.tapPromise(at, (_ctx, input) => port(() => storage.messages.setFlags(input.mailboxId, input.uids, input.update)));
+
+      // users, addresses, application passwords, tokens, filters, autoreply, delivery settings
+      tapAccountCommits(api.hooks.account, storage, port, COMMIT);
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
  * Submission: hands a user's outgoing message (`submitMessage`: HTTP submit, a future SMTP submission) to the
- * outbound relay in `delivery.relay`. Loaded by default (hooks/app.ts); `['submission', { ... }]` sets options,
+ * outbound relay in `delivery.relay`. Loaded by default (protocols/app.ts); `['submission', { ... }]` sets options,
  * `['submission', false]` switches it off for a queue plugin of your own.
  *
  *   submission.beforeSubmit   GUARD   per-user daily recipient limit (ephemeral counter, 24 h from the first
@@ -155,7 +155,7 @@ export const submissionPlugin = definePlugin<SubmissionOptions>({
   create: (options) => new SubmissionPlugin(options),
 });
 
-/** The plugin with its defaults, as hooks/app.ts loads it when config doesn't name it. */
+/** The plugin with its defaults, as protocols/app.ts loads it when config doesn't name it. */
 export function createSubmissionPlugin(): SubmissionPlugin {
   return new SubmissionPlugin(DEFAULTS);
 }

@@ -18,10 +18,10 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import type { App } from '../hooks/app.ts';
-import { createContext, createSession } from '../hooks/context.ts';
+import type { App } from './app.ts';
+import { canonicalAddress, createContext, createSession } from '../hooks/context.ts';
 import { runCommand } from '../hooks/pipeline/index.ts';
-import type { Listener } from './listener.ts';
+import type { Listener } from './net/listener.ts';
 import { ApiError, errorBody, verdictToHttp } from './http/errors.ts';
 import { limitedBody, mediaType, readJson } from './http/body.ts';
 import { RawReply, Router, StreamReply, routeKey } from './http/route.ts';
@@ -123,10 +123,16 @@ function authorize(route: Route, caller: Caller, params: Record<string, string>)
   return caller.userId;
 }
 
+/** What the request log line says about a request, filled in as it is handled. */
 interface Outcome {
   route: string;
   status: number;
-  user: string | null;
+  /** Who asked: a root token (or root by loopback), a user token, or nobody. */
+  caller?: Caller['kind'];
+  /** The user name of the token's user, once loaded (routes about a user load it). */
+  user?: string;
+  /** The user the request is about (the token's user, or the one a root caller named). */
+  userId: string | null;
   code?: string;
 }
 
@@ -149,7 +155,8 @@ async function handle(app: App, router: Router, req: IncomingMessage, res: Serve
 
     const token = requestToken(req, url);
     const caller = await identifyCaller(app.config.api, app.storage, token, req.socket.remoteAddress);
-    if (caller.kind === 'user') outcome.user = caller.userId;
+    outcome.caller = caller.kind;
+    if (caller.kind === 'user') outcome.userId = caller.userId;
     const userId = authorize(route, caller, found.params);
 
     const params = validate(route.params, userId === null ? found.params : { ...found.params, user: userId }, 'params');
@@ -164,11 +171,12 @@ async function handle(app: App, router: Router, req: IncomingMessage, res: Serve
 
     const user = userId === null ? null : await app.storage.users.get(userId);
     if (userId !== null && !user) throw new ApiError('UserNotFound');
-    if (user) outcome.user = user.id;
+    if (user) outcome.userId = user.id;
+    if (user && caller.kind === 'user') outcome.user = user.username;
 
     const session = createSession(app.log, {
       protocol: 'http',
-      remoteAddress: req.socket.remoteAddress ?? '',
+      remoteAddress: canonicalAddress(req.socket.remoteAddress ?? ''),
       remotePort: req.socket.remotePort ?? null,
       user: user ? { id: user.id, username: user.username } : null,
     });
@@ -206,8 +214,8 @@ export function startHttp(app: App): Promise<HttpListener> {
   const shutdown = new AbortController();
   const server = createServer((req, res) => {
     const started = performance.now();
-    const remoteAddress = req.socket.remoteAddress ?? ''; // the socket is gone once a closed connection ends
-    const outcome: Outcome = { route: 'unmatched', status: 500, user: null };
+    const remoteAddress = canonicalAddress(req.socket.remoteAddress ?? ''); // the socket is gone once a closed connection ends
+    const outcome: Outcome = { route: 'unmatched', status: 500, userId: null };
     handle(app, router, req, res, outcome, shutdown.signal)
       .catch((err: unknown) => {
         // a bug or an outage: logged with its stack, never shown
@@ -221,12 +229,14 @@ export function startHttp(app: App): Promise<HttpListener> {
         const seconds = (performance.now() - started) / 1000;
         app.metrics.httpRequest(req.method ?? '', outcome.route, outcome.status, outcome.code ?? null, seconds);
         log.info('request', {
+          ip: remoteAddress,
           method: req.method,
           route: outcome.route,
           status: outcome.status,
           ms: Math.round(seconds * 1000),
+          caller: outcome.caller,
           user: outcome.user,
-          remoteAddress,
+          userId: outcome.userId ?? undefined,
           ...(outcome.code ? { code: outcome.code } : {}),
         });
       });

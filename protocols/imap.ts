@@ -1,7 +1,7 @@
 /**
  * IMAP4rev1 (RFC 3501) with the extensions real clients rely on, over the hook pipeline. The map:
  *
- *   listeners          plaintext + STARTTLS port, implicit-TLS port (protocols/listener.ts, tls.ts)
+ *   listeners          plaintext + STARTTLS port, implicit-TLS port (protocols/net/listener.ts, tls.ts)
  *   greeting           * OK [CAPABILITY ...] WildDuck ready
  *   reader             imap/reader.ts      lines, literals, LITERAL+, limits enforced while reading
  *   session            imap/session.ts     state machine, command gate, notifications, one log line per command
@@ -18,10 +18,10 @@
  */
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import type { App } from '../hooks/app.ts';
-import { startProtocolListeners } from './listener.ts';
-import type { Connection, SharedSlots, TcpListener } from './listener.ts';
-import type { TlsMaterial } from './tls.ts';
+import type { App } from './app.ts';
+import { startProtocolListeners } from './net/listener.ts';
+import type { Connection, SharedSlots, TcpListener } from './net/listener.ts';
+import type { TlsMaterial } from './net/tls.ts';
 import { ImapSession } from './imap/session.ts';
 import type { ImapConnection } from './imap/session.ts';
 import { rehearseSelect } from './imap/warm-up.ts';
@@ -35,7 +35,7 @@ export function handleImapConnection(app: App, conn: ImapConnection): Promise<vo
 
 /**
  * Starts the IMAP listeners: `imap.port` (plaintext, STARTTLS offered when `tls` is given) and `imap.tlsPort`
- * (implicit TLS) when set. `tls` comes from protocols/tls.ts, loaded once for every protocol by startListeners.
+ * (implicit TLS) when set. `tls` comes from protocols/net/tls.ts, loaded once for every protocol by startListeners.
  */
 export async function startImap(app: App, tls: TlsMaterial | null, shared: SharedSlots | null = null): Promise<TcpListener[]> {
   await rehearseSelect(app); // before the first client: the process's one-time costs of a first SELECT (imap/warm-up.ts)

@@ -7,9 +7,10 @@
  *   RCPT TO     resolveRecipient: unknown users get 550 5.1.1 here, before any bytes
  *   DATA        354, then the message is unstuffed into a spool (size enforced while reading: 552 5.3.4),
  *               then deliverMessage, and one reply per accepted recipient, each sent once that copy is durable
+ *               (the pipeline logs one `delivery` line per recipient, RCPT-time refusals included)
  *   RSET NOOP VRFY QUIT STARTTLS
  *   listeners   lmtp.port (STARTTLS offered when TLS material is loaded) and lmtp.tlsPort (implicit TLS) when set,
- *               on the shared TCP listener (protocols/listener.ts): PROXY protocol, per-IP limit (421 4.7.0),
+ *               on the shared TCP listener (protocols/net/listener.ts): PROXY protocol, per-IP limit (421 4.7.0),
  *               idle timer (421 4.4.2), shutdown (421 4.3.2)
  *
  * Every command passes the command table (state, syntax), then the `lmtp.command` gate, then its handler; verdicts
@@ -21,13 +22,13 @@ import { deliverMessage, listCapabilities, reportCommand, resolveRecipient } fro
 import type { DeliveryOutcome, PipelineApp } from '../hooks/pipeline/index.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';
 import { Spool } from '../storage/spool.ts';
-import type { ClientConnection } from './client-connection.ts';
-import { canStartTls, upgradeConnection } from './client-connection.ts';
-import { LineSession } from './line-session.ts';
-import type { LineWording } from './line-session.ts';
-import { startProtocolListeners } from './listener.ts';
-import type { SharedSlots, TcpListener } from './listener.ts';
-import type { TlsMaterial } from './tls.ts';
+import type { ClientConnection } from './net/client-connection.ts';
+import { canStartTls, upgradeConnection } from './net/client-connection.ts';
+import { LineSession } from './net/line-session.ts';
+import type { LineWording } from './net/line-session.ts';
+import { startProtocolListeners } from './net/listener.ts';
+import type { SharedSlots, TcpListener } from './net/listener.ts';
+import type { TlsMaterial } from './net/tls.ts';
 import { receiveData } from './lmtp/data.ts';
 import { multiline, replyText, verdictReply } from './lmtp/replies.ts';
 import { parsePath, splitCommand } from './lmtp/syntax.ts';
@@ -35,7 +36,7 @@ import { parsePath, splitCommand } from './lmtp/syntax.ts';
 export interface LmtpOptions {
   /** Name in the greeting and the LHLO reply; default the host name. */
   readonly hostname?: string;
-  /** Connection counts shared with the other worker processes (protocols/listener.ts SharedSlots). */
+  /** Connection counts shared with the other worker processes (protocols/net/listener.ts SharedSlots). */
   readonly shared?: SharedSlots | null;
 }
 
@@ -157,6 +158,7 @@ class LmtpSession extends LineSession {
       const status = await receiveData(this.reader, spool, this.config.limits.maxMessageSize);
       if (status === 'eof') {
         this.session.log.info('client went away during DATA; nothing delivered', { recipients: recipients.length });
+        this.endsFor('client-closed');
         this.closed = true;
         return;
       }
@@ -183,7 +185,7 @@ class LmtpSession extends LineSession {
     if (!canStartTls(this.conn)) return this.bad('502 5.5.1 STARTTLS not available');
     await this.reply('220 2.0.0 Ready to start TLS');
     const socket = await upgradeConnection(this.conn, this.reader, this.session.log, 'STARTTLS');
-    if (!socket) return this.close();
+    if (!socket) return this.close('disconnect');
     this.socket = socket;
     this.secure = true;
     this.lhlo = null;
@@ -262,7 +264,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     needsLhlo: false,
     async run(s: LmtpSession) {
       await s.reply('221 2.0.0 Bye');
-      s.close();
+      s.close('quit');
     },
   },
   STARTTLS: { needsLhlo: true, run: (s: LmtpSession, rest: string) => s.startTls(rest) },

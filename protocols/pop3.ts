@@ -9,7 +9,7 @@
  *   UPDATE (QUIT)   retrieved → \Seen, deleted → Trash or expunged (pop3.deleteMode), through the pipeline
  *
  *   listeners       pop3.port (plaintext, STLS offered) and pop3.tlsPort (implicit TLS) on the shared TCP listener
- *                   (protocols/listener.ts): PROXY protocol, per-IP limit (-ERR [SYS/TEMP]), idle timer, shutdown
+ *                   (protocols/net/listener.ts): PROXY protocol, per-IP limit (-ERR [SYS/TEMP]), idle timer, shutdown
  *
  * A dropped connection applies nothing, and neither does the autologout timer: RFC 1939 §3 has the server close
  * the connection without a response and without entering UPDATE. Every command passes the command table (state,
@@ -17,17 +17,17 @@
  */
 import { authenticate, checkDownload, listCapabilities, reportCommand, reportDownload } from '../hooks/pipeline/index.ts';
 import type { PipelineApp } from '../hooks/pipeline/index.ts';
-import { serverVersion } from './version.ts';
-import { plaintextAuthAllowed } from './auth-policy.ts';
-import type { ClientConnection } from './client-connection.ts';
-import { canStartTls, upgradeConnection } from './client-connection.ts';
-import { dotStuff } from './dot-stuffing.ts';
-import { writeTo } from './line-reader.ts';
-import { LineSession } from './line-session.ts';
-import type { LineWording } from './line-session.ts';
-import { startProtocolListeners } from './listener.ts';
-import type { SharedSlots, TcpListener } from './listener.ts';
-import type { TlsMaterial } from './tls.ts';
+import { serverVersion } from './net/version.ts';
+import { plaintextAuthAllowed } from './net/auth-policy.ts';
+import type { ClientConnection } from './net/client-connection.ts';
+import { canStartTls, upgradeConnection } from './net/client-connection.ts';
+import { dotStuff } from './net/dot-stuffing.ts';
+import { writeTo } from './net/line-reader.ts';
+import { LineSession } from './net/line-session.ts';
+import type { LineWording } from './net/line-session.ts';
+import { startProtocolListeners } from './net/listener.ts';
+import type { SharedSlots, TcpListener } from './net/listener.ts';
+import type { TlsMaterial } from './net/tls.ts';
 import { Maildrop } from './pop3/maildrop.ts';
 import { verdictReply, replyText } from './pop3/replies.ts';
 import { counted, messageSource } from './pop3/retrieve.ts';
@@ -139,7 +139,7 @@ class Pop3Session extends LineSession {
     const result = await authenticate(this.app, ctx, { username, password, method });
     if (!result.ok) {
       await this.reply(verdictReply(result.verdict));
-      if (result.verdict.action === 'disconnect') this.close();
+      if (result.verdict.action === 'disconnect') this.close('disconnect');
       return;
     }
     let drop: Awaited<ReturnType<typeof Maildrop.open>>;
@@ -180,7 +180,7 @@ class Pop3Session extends LineSession {
     const refused = await checkDownload(this.app, ctx, transfer);
     if (refused) {
       await this.reply(verdictReply(refused));
-      if (refused.action === 'disconnect') this.close();
+      if (refused.action === 'disconnect') this.close('disconnect');
       return;
     }
     await this.reply(top ? '+OK' : `+OK ${message.size} octets`);
@@ -190,7 +190,7 @@ class Pop3Session extends LineSession {
     } catch (err) {
       // mid-response the only honest thing left is to drop the connection
       this.session.log.warn('message stream failed mid-response', { err, uid: message.uid });
-      this.close();
+      this.close('disconnect');
       return;
     } finally {
       await reportDownload(this.app, ctx, { ...transfer, bytes: sent });
@@ -201,21 +201,26 @@ class Pop3Session extends LineSession {
   async quit(): Promise<void> {
     if (this.state === 'authorization' || !this.maildrop) {
       await this.reply('+OK Bye');
-      this.close();
+      this.close('quit');
       return;
     }
     const drop = this.maildrop;
+    // UPDATE state (RFC 1939): apply the deletions, release the maildrop lock, then answer, so a client that
+    // reconnects the moment it reads the answer finds the maildrop free
+    let answer: string;
     try {
       const outcome = await drop.update(this.context());
-      if (outcome.failures.length > 0) {
-        await this.reply(`-ERR [SYS/TEMP] Some changes were not applied: ${replyText(outcome.failures[0]!.message)}`);
-      } else {
-        await this.reply(`+OK Bye (${outcome.removed} messages removed)`);
-      }
+      answer = outcome.failures.length > 0
+        ? `-ERR [SYS/TEMP] Some changes were not applied: ${replyText(outcome.failures[0]!.message)}`
+        : `+OK Bye (${outcome.removed} messages removed)`;
     } finally {
       await drop.close();
       this.maildrop = null;
-      this.close();
+    }
+    try {
+      await this.reply(answer);
+    } finally {
+      this.close('quit');
     }
   }
 
@@ -225,7 +230,7 @@ class Pop3Session extends LineSession {
     if (!canStartTls(this.conn)) return this.bad('-ERR STLS not available');
     await this.reply('+OK Begin TLS negotiation');
     const socket = await upgradeConnection(this.conn, this.reader, this.session.log, 'STLS');
-    if (!socket) return this.close();
+    if (!socket) return this.close('disconnect');
     this.socket = socket;
     this.secure = true;
     this.pendingUser = null;

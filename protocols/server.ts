@@ -5,20 +5,26 @@
  */
 import type { Config } from '../hooks/config.ts';
 import type { Logger } from '../hooks/log.ts';
-import { createApp, type App } from '../hooks/app.ts';
+import { createApp, type App } from './app.ts';
 import { openStorage, type OpenStorageOptions } from '../storage/open.ts';
 import { checkCredentials } from '../storage/users.ts';
-import { PasswordChecker, passwordChecksFromConfig } from '../storage/password-check.ts';
-import type { SharedCheckCache } from '../storage/password-check.ts';
+import { PasswordChecker } from '../storage/password-check.ts';
+import type { PasswordCheckOptions, SharedCheckCache } from '../storage/password-check.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { startHttp, type Listener } from './http.ts';
 import { startLmtp } from './lmtp.ts';
 import { startPop3 } from './pop3.ts';
 import { startImap } from './imap.ts';
-import { loadTlsContext } from './tls.ts';
-import type { SharedSlots } from './listener.ts';
+import { loadTlsContext } from './net/tls.ts';
+import type { SharedSlots } from './net/listener.ts';
 
-/** `sharedChecks`: remembered password checks shared with the other worker processes (protocols/cluster.ts). */
+/** The password checker's limits from config (`auth.passwordChecks`). */
+export function passwordChecksFromConfig(config: Pick<Config, 'auth'>): PasswordCheckOptions {
+  const c = config.auth.passwordChecks;
+  return { concurrency: c.concurrency, maxQueue: c.maxQueue, maxQueuePerClient: c.maxQueuePerClient, cacheTtlMs: c.cacheSeconds * 1000, cacheEntries: c.cacheEntries };
+}
+
+/** `sharedChecks`: remembered password checks shared with the other worker processes (protocols/net/cluster.ts). */
 export async function bootApp(config: Config, log: Logger, storageOptions: OpenStorageOptions = {}, sharedChecks?: SharedCheckCache): Promise<App> {
   const storage = await openStorage(config, (message) => log.warn(message), storageOptions);
   const checker = new PasswordChecker({ ...passwordChecksFromConfig(config), shared: sharedChecks });
@@ -43,7 +49,7 @@ export async function bootApp(config: Config, log: Logger, storageOptions: OpenS
   }
 }
 
-/** `shared`: connection counts shared with the other worker processes of the server (protocols/cluster.ts). */
+/** `shared`: connection counts shared with the other worker processes of the server (protocols/net/cluster.ts). */
 export async function startListeners(app: App, shared: SharedSlots | null = null): Promise<Listener[]> {
   const listeners: Listener[] = [];
   const { config, log } = app;

@@ -125,7 +125,8 @@ export class DeliverySettingsError extends Error {
   }
 }
 
-function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+/** Validates `input` against one of the schemas above; throws DeliverySettingsError naming the bad value. */
+export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;

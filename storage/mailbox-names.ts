@@ -4,9 +4,13 @@
  * An unknown or missing language falls back to the names from config (`users.mailboxes`). Region subtags are
  * ignored (`pt-BR` → `pt`); the lookup is case-insensitive.
  */
-import type { Config } from '../hooks/config.ts';
-
-export type SpecialMailboxNames = Config['users']['mailboxes'];
+/** The names of the four special-use mailboxes (config `users.mailboxes` has this shape). */
+export interface SpecialMailboxNames {
+  drafts: string;
+  sent: string;
+  trash: string;
+  junk: string;
+}
 
 export const MAILBOX_TRANSLATIONS: Readonly<Record<string, SpecialMailboxNames>> = {
   en: { drafts: 'Drafts', sent: 'Sent Mail', trash: 'Trash', junk: 'Junk' },

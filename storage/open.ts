@@ -3,11 +3,11 @@
  * never loads the MongoDB or Redis drivers; so is the Redis ephemeral store (`storage.ephemeral: 'redis'`).
  */
 import { resolve } from 'node:path';
-import type { Config } from '../hooks/config.ts';
+import type { StorageSettings } from './config.ts';
 import type { EphemeralPort, StoragePorts } from './ports.ts';
 import type { RedisEphemeralOptions } from './ephemeral/redis.ts';
 
-/** What a process of a multi-process server (protocols/cluster.ts) sets differently. */
+/** What a process of a multi-process server (protocols/net/cluster.ts) sets differently. */
 export interface OpenStorageOptions {
   /** Counters, locks and pub/sub shared with the other processes, instead of the backend's own. */
   ephemeral?: EphemeralPort;
@@ -21,7 +21,7 @@ export interface OpenStorageOptions {
 }
 
 /** The options of RedisEphemeral from the config (storage.redis). */
-export function redisOptions(config: Config, warn?: (message: string) => void): RedisEphemeralOptions {
+export function redisOptions(config: StorageSettings, warn?: (message: string) => void): RedisEphemeralOptions {
   const r = config.storage.redis;
   return {
     url: r.url,
@@ -40,7 +40,7 @@ export function redisOptions(config: Config, warn?: (message: string) => void): 
  * own, or the caller hands one in), a connected RedisEphemeral for 'redis'. Fails, naming Redis and where it was
  * looked for, when Redis cannot be reached.
  */
-export async function openEphemeral(config: Config, warn?: (message: string) => void): Promise<(EphemeralPort & { ping(): Promise<void>; close(): Promise<void> }) | null> {
+export async function openEphemeral(config: StorageSettings, warn?: (message: string) => void): Promise<(EphemeralPort & { ping(): Promise<void>; close(): Promise<void> }) | null> {
   if (config.storage.ephemeral !== 'redis') return null;
   const { RedisEphemeral } = await import('./ephemeral/redis.ts');
   const redis = new RedisEphemeral(redisOptions(config, warn));
@@ -48,7 +48,7 @@ export async function openEphemeral(config: Config, warn?: (message: string) => 
   return redis;
 }
 
-export async function openStorage(config: Config, warn?: (message: string) => void, options: OpenStorageOptions = {}): Promise<StoragePorts> {
+export async function openStorage(config: StorageSettings, warn?: (message: string) => void, options: OpenStorageOptions = {}): Promise<StoragePorts> {
   // with 'redis', every process talks to Redis itself (a worker too: it gets no ephemeral store from the primary)
   const own = options.ephemeral ? null : await openEphemeral(config, warn);
   try {
@@ -77,7 +77,7 @@ function ownEphemeral(storage: StoragePorts, ephemeral: { ping(): Promise<void>;
   };
 }
 
-async function openBackend(config: Config, warn: ((message: string) => void) | undefined, options: OpenStorageOptions): Promise<StoragePorts> {
+async function openBackend(config: StorageSettings, warn: ((message: string) => void) | undefined, options: OpenStorageOptions): Promise<StoragePorts> {
   switch (config.storage.backend) {
     case 'sqlite': {
       const { openSqliteStorage } = await import('./sqlite/index.ts');

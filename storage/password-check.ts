@@ -22,7 +22,6 @@ import { FairQueue, QueueFullError } from './fair-queue.ts';
 import { verifyPassword } from './passwords.ts';
 import { StorageError } from './ports.ts';
 import type { EphemeralPort, Id } from './ports.ts';
-import type { Config } from '../hooks/config.ts';
 
 export interface PasswordCheckOptions {
   /** scrypt checks running at once. */
@@ -37,7 +36,7 @@ export interface PasswordCheckOptions {
   cacheEntries: number;
   now?: () => number;
   /**
-   * Share remembered successes with other processes (the worker processes of one server, protocols/cluster.ts):
+   * Share remembered successes with other processes (the worker processes of one server, protocols/net/cluster.ts):
    * entries go to `store` under `pwcheck:<HMAC>`, with `key` the HMAC key every sharer holds, so a user who logged
    * in through one worker costs no scrypt on the next. Only the HMAC is stored, never the password.
    */
@@ -50,11 +49,6 @@ export interface SharedCheckCache {
 }
 
 const sharedKey = (id: string): string => `pwcheck:${id}`;
-
-export function passwordChecksFromConfig(config: Pick<Config, 'auth'>): PasswordCheckOptions {
-  const c = config.auth.passwordChecks;
-  return { concurrency: c.concurrency, maxQueue: c.maxQueue, maxQueuePerClient: c.maxQueuePerClient, cacheTtlMs: c.cacheSeconds * 1000, cacheEntries: c.cacheEntries };
-}
 
 export interface VerifyRequest {
   /** The account; without one (the dummy check for unknown logins) nothing is cached or shared. */

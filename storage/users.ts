@@ -1,15 +1,17 @@
 /**
- * User administration on top of the storage ports, shared by the CLI and (later) the HTTP API:
- * creating a user with its default mailboxes and addresses, password changes, deletion, lookup by
- * login name or address. Passwords are hashed here and never leave this module in clear.
+ * Users on top of the storage ports: lookup by login name or address, the credential check the storage plugin
+ * commits logins with, and the pieces of a new user (default mailboxes, tags). The server, the HTTP API and the
+ * CLI create, change and delete users through the account pipeline (hooks/pipeline/account.ts), whose commit is
+ * the storage plugin; `createUser`, `setPassword` and `deleteUser` here write a bare store directly, without
+ * hooks, for tests and tools that seed one. Passwords are hashed here and never leave this module in clear.
  */
-import type { Config } from '../hooks/config.ts';
 import { StorageError, type AddressRecord, type QuotaLimits, type SpecialUse, type StoragePorts, type UserRecord, type UsersPort } from './ports.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { AddressError, lookupKeys, normalizeAddress, normalizeUsername, validateNewUsername } from './addresses.ts';
 import { looksLikeAppPassword, matchAppPassword } from './app-passwords.ts';
 import type { PasswordChecker } from './password-check.ts';
-import { specialMailboxNames, type SpecialMailboxNames } from './mailbox-names.ts';
+import { specialMailboxNames } from './mailbox-names.ts';
+import type { SpecialMailboxNames } from './mailbox-names.ts';
 
 export interface CreateUserInput {
   username: string;
@@ -35,8 +37,14 @@ export function normalizeTags(tags: readonly string[]): string[] {
   return [...out].sort();
 }
 
+/** What a new user gets unless told otherwise (config `users` has this shape). */
+export interface UserDefaults {
+  quota: { storage: number | null; messages: number | null };
+  mailboxes: SpecialMailboxNames;
+}
+
 /** The mailboxes every new user gets, with their special-use flags. */
-export function defaultMailboxes(names: Config['users']['mailboxes']): Array<{ path: string; specialUse: SpecialUse | null }> {
+export function defaultMailboxes(names: SpecialMailboxNames): Array<{ path: string; specialUse: SpecialUse | null }> {
   return [
     { path: 'INBOX', specialUse: null },
     { path: names.drafts, specialUse: '\\Drafts' },
@@ -46,7 +54,8 @@ export function defaultMailboxes(names: Config['users']['mailboxes']): Array<{ p
   ];
 }
 
-export async function createUser(storage: StoragePorts, config: Config, input: CreateUserInput): Promise<{ user: UserRecord; addresses: AddressRecord[] }> {
+/** Seeds a user straight into a bare store (no hooks run): tests and tools. Servers use the account pipeline. */
+export async function createUser(storage: StoragePorts, config: { users: UserDefaults }, input: CreateUserInput): Promise<{ user: UserRecord; addresses: AddressRecord[] }> {
   const username = validateNewUsername(input.username);
   const addresses = (input.addresses ?? []).map((a) => ({ display: a.trim(), ...normalizeAddress(a) }));
   const passwordHash = input.password === null ? null : await hashPassword(input.password);

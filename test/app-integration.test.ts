@@ -16,7 +16,7 @@ import { createLogger, type LogFields } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage, authenticate, moveMessages } from '../hooks/pipeline/index.ts';
 import { POLICY } from '../hooks/stages.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import type { Plugin } from '../hooks/host.ts';
 import { createUser } from '../storage/users.ts';
 import { readAll, readMessage } from '../storage/mime/reassemble.ts';

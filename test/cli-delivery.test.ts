@@ -1,5 +1,5 @@
 /**
- * The delivery-rule commands of the `wildduck` CLI (protocols/cli-delivery.ts), run as a child process like an
+ * The delivery-rule commands of the `wildduck` CLI (protocols/cli/delivery.ts), run as a child process like an
  * admin would: filters, autoreply, forwarding and the spam level; what they store is read back through the ports.
  */
 import { describe, it, before, after } from 'node:test';
@@ -8,12 +8,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
 import { getAutoreply, getDeliverySettings, listFilters } from '../storage/delivery-settings.ts';
-import { parseSize } from '../protocols/cli-delivery.ts';
+import { parseSize } from '../protocols/cli/delivery.ts';
 
-const CLI = new URL('../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../protocols/cli/main.ts', import.meta.url);
 
 describe('wildduck CLI: delivery rules', () => {
   let dir: string;

@@ -5,9 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runTs, spawnTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
+import { env as runtimeEnv, runtimeName } from '../hooks/runtime.ts';
 
-const CLI = new URL('../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../protocols/cli/main.ts', import.meta.url);
 
 describe('wildduck CLI', () => {
   let dir: string;
@@ -105,7 +105,7 @@ describe('wildduck CLI', () => {
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as { code: string }).code, 'NotFound');
 
-    const hint = runtimeName === 'deno' ? 'deno run -A protocols/cli.ts user add NAME' : 'npm run wildduck -- user add NAME';
+    const hint = runtimeName === 'deno' ? 'deno run -A protocols/cli/main.ts user add NAME' : 'npm run wildduck -- user add NAME';
     const hinted = out.includes('no users yet')
       ? Promise.resolve()
       : new Promise<void>((resolve) => child.stdout!.on('data', () => out.includes('no users yet') && resolve()));

@@ -1,6 +1,6 @@
 /**
- * `server.workers`: the real CLI server (`cli.ts start`) with two worker processes on one data directory. Every
- * connection's worker is read from the server's debug log ("connection opened" carries the client's port and the
+ * `server.workers`: the real CLI server (`cli/main.ts start`) with two worker processes on one data directory. Every
+ * connection's worker is read from the server's log ("connection opened" carries the client's port and the
  * worker's id), so each check below runs with its two sides on different workers:
  * - IDLE on worker A sees an APPEND made on worker B (pub/sub through the primary), and `\Recent` is given to
  *   exactly one session across workers;
@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kill } from 'node:process';
 import { connectPlain } from './helpers/line-client.ts';
-import { runtimeName } from '../protocols/runtime.ts';
+import { runtimeName } from '../hooks/runtime.ts';
 import { appendTo, connect, idleSeesAppendFromElsewhere, imap, logEntry, onTwoWorkers, pop3, startServer, type Client, type Server } from './helpers/cli-server.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';

@@ -10,7 +10,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TcpListener } from '../protocols/listener.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
 import { startImap } from '../protocols/imap.ts';
 import { startPop3 } from '../protocols/pop3.ts';
 import { startLmtp } from '../protocols/lmtp.ts';

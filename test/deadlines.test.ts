@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Deadlines, type DeadlineOwner } from '../protocols/deadlines.ts';
+import { Deadlines, type DeadlineOwner } from '../protocols/net/deadlines.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -13,10 +13,10 @@ import { connect as netConnect } from 'node:net';
 import { bootTestApp } from './helpers/test-backend.ts';
 import { startLmtp } from '../protocols/lmtp.ts';
 import { startPop3 } from '../protocols/pop3.ts';
-import type { TcpListener } from '../protocols/listener.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import { createUser } from '../storage/users.ts';
 import { TranscriptClient } from './helpers/memory-connection.ts';
 

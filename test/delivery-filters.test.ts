@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { bootTestApp } from './helpers/test-backend.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import { createUser } from '../storage/users.ts';
 import { DeliverySettingsError, putFilter, updateDeliverySettings } from '../storage/delivery-settings.ts';
 import type { FilterInput } from '../storage/delivery-settings.ts';

@@ -15,7 +15,7 @@ import { resolveConfig } from '../hooks/config.ts';
 import type { ConfigInput } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
 import type { LogFields } from '../hooks/log.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import { createUser } from '../storage/users.ts';
 import { putFilter, setAutoreply, updateDeliverySettings } from '../storage/delivery-settings.ts';
 import type { ForwardingPlugin } from '../plugins/forwarding.ts';

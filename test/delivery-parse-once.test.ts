@@ -17,7 +17,7 @@ import { createLogger } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
 import { deliverMessage, resolveRecipient } from '../hooks/pipeline/index.ts';
 import type { PipelineApp } from '../hooks/pipeline/run.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import type { Plugin } from '../hooks/host.ts';
 import { deny, POLICY, TRANSFORM } from '../hooks/index.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';

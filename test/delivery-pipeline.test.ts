@@ -13,7 +13,7 @@ import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
 import { deliverMessage, resolveRecipient } from '../hooks/pipeline/index.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import type { Plugin } from '../hooks/host.ts';
 import { deny, TRANSFORM, POLICY } from '../hooks/index.ts';
 import type { DeliveryRecipient } from '../hooks/types.ts';
@@ -21,7 +21,7 @@ import { createUser } from '../storage/users.ts';
 import { Spool } from '../storage/spool.ts';
 import { collectBytes } from '../storage/bytes.ts';
 import { readMessage } from '../storage/mime/reassemble.ts';
-import { DotUnstuffer, dotStuff } from '../protocols/dot-stuffing.ts';
+import { DotUnstuffer, dotStuff } from '../protocols/net/dot-stuffing.ts';
 
 const encode = (s: string) => new TextEncoder().encode(s);
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -15,7 +15,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TcpListener } from '../protocols/listener.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
 import { startImap } from '../protocols/imap.ts';
 import { storeMessage } from '../hooks/pipeline/index.ts';
 import { internalContext } from '../hooks/context.ts';

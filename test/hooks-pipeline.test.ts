@@ -107,7 +107,13 @@ describe('pipeline functions with the storage plugin', () => {
     const input = { userId: 'u', from: 'a@example.com', to: ['b@example.com'], source: encode('Subject: x\r\n\r\n') };
     assert.deepEqual(await submitMessage(bare.app, internalContext(bare.app.log), input).then((r) => !r.ok && [r.verdict.action, r.verdict.code]), ['tempfail', 'UNAVAILABLE']);
     const t = await makeApp({ config: { plugins: [plugin('queue', (api) => api.hooks.submission.submit.tapPromise({}, async (_c, i) => ({ id: `q-${i.to.length}` }))), ['submission', false]] } });
-    assert.deepEqual(await submitMessage(t.app, internalContext(t.app.log), input), { ok: true, value: { id: 'q-1' } });
+    assert.deepEqual(await submitMessage(t.app, internalContext(t.app.log), input), { ok: true, value: { id: 'q-1', stored: [] } });
+    // an afterSubmit observer that stored a copy reports it; the result lists it after the queue's answer
+    const copy = { mailboxId: 'sent', uid: 7, id: 'm7' };
+    const reporter = plugin('reporter', (api) => api.hooks.submission.afterSubmit.tapPromise({}, async (_c, submitted) => submitted.recordStored(copy)));
+    const queued = plugin('queue', (api) => api.hooks.submission.submit.tapPromise({}, async () => ({ id: 'q' })));
+    const r = await makeApp({ config: { plugins: [queued, reporter, ['submission', false]] } });
+    assert.deepEqual(await submitMessage(r.app, internalContext(r.app.log), input), { ok: true, value: { id: 'q', stored: [copy] } });
   });
 });
 

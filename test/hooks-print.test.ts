@@ -59,5 +59,12 @@ describe('print-hooks', () => {
     for (const hook of ['auth.authenticate', 'mailbox.create', 'mailbox.rename', 'mailbox.delete', 'mailbox.subscribe', 'message.copy', 'message.move', 'message.expunge', 'message.flags']) {
       assert.deepEqual(block(hook).taps, ['1. storage COMMIT (1000) promise'], hook);
     }
+    // the account domain: a before/do/after triple per record kind, the do-hooks committed by storage
+    for (const kind of ['User', 'Address', 'AppPassword', 'Token', 'Filter', 'Autoreply', 'Settings']) {
+      const commit = `account.${kind[0]!.toLowerCase()}${kind.slice(1)}`;
+      assert.deepEqual(block(`account.before${kind}`), { header: `account.before${kind} bail`, taps: ['(no taps)'] });
+      assert.deepEqual(block(commit), { header: `${commit} bail`, taps: ['1. storage COMMIT (1000) promise'] });
+      assert.deepEqual(block(`account.after${kind}`), { header: `account.after${kind} series`, taps: ['(no taps)'] });
+    }
   });
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { emailAddress } from '../storage/delivery-settings.ts';
 import { parseQuery } from '../protocols/http/search-query.ts';
 import { textTerms } from '../plugins/filters.ts';
-import { sentDay } from '../protocols/imap/search.ts';
+import { sentDay } from '../storage/search/evaluate.ts';
 import { htmlNestedDeeperThan, stripTags } from '../storage/mime/html-depth.ts';
 import { ingestMessage } from '../storage/mime/ingest.ts';
 import { sanitizeMessageHtml } from '../protocols/http/html.ts';

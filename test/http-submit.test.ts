@@ -205,6 +205,24 @@ describe('HTTP API: submission through a real SMTP relay', () => {
     assert.equal(copy.body.subject, 'Draft two');
   });
 
+  it('answers with the copy saved for this send, not an older Sent message with the same Message-ID', async () => {
+    const erin = await account(t, 'erin');
+    const saved = await t.request('POST', '/users/me/submit', { token: erin.token, body: { isDraft: true, to: [{ address: 'x@remote.example' }], subject: 'twice', text: 'same draft' } });
+    assert.equal(saved.status, 200, JSON.stringify(saved.body));
+    const draftUid = saved.body.message.id as number;
+    const first = await t.request('POST', `/users/me/mailboxes/${erin.boxes.Drafts}/messages/${draftUid}/submit`, { token: erin.token, body: { deleteDraft: false } });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.message.mailbox, erin.boxes['Sent Mail']);
+
+    // the same draft again, now over quota: it is sent, no copy is saved, so the draft stays and no copy is named
+    await t.app.storage.users.update(erin.id, { quota: { storage: 1 } });
+    const second = await t.request('POST', `/users/me/mailboxes/${erin.boxes.Drafts}/messages/${draftUid}/submit`, { token: erin.token, body: {} });
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    assert.equal(second.body.message, undefined, 'the Sent message from the first send is not this send\'s copy');
+    const drafts = await t.request('GET', `/users/${erin.id}/mailboxes/${erin.boxes.Drafts}/messages`, { token: erin.token });
+    assert.deepEqual(drafts.body.results.map((m: { id: number }) => m.id), [draftUid], 'the draft is kept: no copy was saved');
+  });
+
   it('quota applies to the Sent copy: sent, but not saved when it does not fit', async () => {
     const carol = await account(t, 'carol', { quota: 300 });
     const before = relay.messages.length;

@@ -9,8 +9,8 @@ import { ImapFlow } from 'imapflow';
 import { bootImapTestApp, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { startImap } from '../protocols/imap.ts';
-import { loadTlsContext } from '../protocols/tls.ts';
-import type { TcpListener } from '../protocols/listener.ts';
+import { loadTlsContext } from '../protocols/net/tls.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
 
 function client(port: number, secure: boolean): ImapFlow {
   return new ImapFlow({

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { bootImapTestApp } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/listener.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage, updateFlags, expungeMessages } from '../hooks/pipeline/index.ts';
 import { generatedMessage } from './helpers/generated-mail.ts';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { parseSearch, runSearch, search, sentDay } from '../protocols/imap/search.ts';
-import type { SearchContext } from '../protocols/imap/search.ts';
+import { parseSearch } from '../protocols/imap/search.ts';
+import { search, sentDay } from '../storage/search/evaluate.ts';
+import type { SearchContext } from '../storage/search/evaluate.ts';
 import { ImapSyntaxError } from '../protocols/imap/types.ts';
 import type { ImapToken } from '../protocols/imap/types.ts';
 import { ingestMessage } from '../storage/mime/index.ts';
@@ -59,6 +60,11 @@ function context(recent: number[] = []) {
     },
   };
   return { ctx, loads };
+}
+
+/** The matching UIDs of a parsed query (the evaluator answers more: highestModseq). */
+async function runSearch(query: Parameters<typeof search>[0], ctx: SearchContext): Promise<number[]> {
+  return (await search(query, ctx)).uids;
 }
 
 async function find(args: ImapToken[], recent: number[] = []): Promise<number[]> {

@@ -13,7 +13,7 @@ import { serveLmtp } from '../protocols/lmtp.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
 import { deny } from '../hooks/verdict.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import type { Plugin } from '../hooks/host.ts';
 import { memoryConnection, memoryPair, TranscriptClient } from './helpers/memory-connection.ts';
 

@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { startTcpListener, startProtocolListeners } from '../protocols/listener.ts';
-import type { Connection, TcpListener, TcpListenerOptions } from '../protocols/listener.ts';
-import { loadTlsContext } from '../protocols/tls.ts';
-import type { TlsMaterial } from '../protocols/tls.ts';
+import { startTcpListener, startProtocolListeners } from '../protocols/net/listener.ts';
+import type { Connection, TcpListener, TcpListenerOptions } from '../protocols/net/listener.ts';
+import { loadTlsContext } from '../protocols/net/tls.ts';
+import type { TlsMaterial } from '../protocols/net/tls.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { silentLogger } from '../hooks/log.ts';
 

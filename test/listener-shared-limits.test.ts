@@ -1,11 +1,11 @@
 /**
- * Connection caps shared by the processes of one server (protocols/listener.ts ConnectionLimits over the primary's
+ * Connection caps shared by the processes of one server (protocols/net/listener.ts ConnectionLimits over the primary's
  * ephemeral store): the cap's slot and the address's share are taken in one reservation, and each cap holds for
  * the sockets of every process together.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConnectionLimits, type SharedSlots } from '../protocols/listener.ts';
+import { ConnectionLimits, type SharedSlots } from '../protocols/net/listener.ts';
 import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 
 /** The shared store, counting the round trips made to it. */

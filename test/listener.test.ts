@@ -1,5 +1,5 @@
 /**
- * protocols/listener.ts over real loopback sockets: plain and implicit-TLS accept, STARTTLS, PROXY v1/v2,
+ * protocols/net/listener.ts over real loopback sockets: plain and implicit-TLS accept, STARTTLS, PROXY v1/v2,
  * the per-IP connection limit, the idle timer with its goodbye notice, and graceful shutdown.
  */
 import { describe, it, before, after } from 'node:test';
@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { startTcpListener, normalizeAddress, isLoopbackAddress } from '../protocols/listener.ts';
-import type { Connection, TcpListener, TcpListenerOptions } from '../protocols/listener.ts';
-import { loadTlsContext } from '../protocols/tls.ts';
-import type { TlsMaterial } from '../protocols/tls.ts';
+import { startTcpListener, normalizeAddress, isLoopbackAddress } from '../protocols/net/listener.ts';
+import type { Connection, TcpListener, TcpListenerOptions } from '../protocols/net/listener.ts';
+import { loadTlsContext } from '../protocols/net/tls.ts';
+import type { TlsMaterial } from '../protocols/net/tls.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { silentLogger } from '../hooks/log.ts';
 import { connectPlain, connectRaw, connectTls, lineClient } from './helpers/line-client.ts';

@@ -14,14 +14,14 @@ import nodemailer from 'nodemailer';
 import { bootTestApp } from './helpers/test-backend.ts';
 import { serveLmtp, startLmtp } from '../protocols/lmtp.ts';
 import { testListener } from './helpers/test-listener.ts';
-import type { TcpListener, TcpListenerOptions } from '../protocols/listener.ts';
-import { loadTlsContext } from '../protocols/tls.ts';
-import type { TlsMaterial } from '../protocols/tls.ts';
+import type { TcpListener, TcpListenerOptions } from '../protocols/net/listener.ts';
+import { loadTlsContext } from '../protocols/net/tls.ts';
+import type { TlsMaterial } from '../protocols/net/tls.ts';
 import { connectPlain } from './helpers/line-client.ts';
 import type { LineClient } from './helpers/line-client.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import { createUser } from '../storage/users.ts';
 import { readAll, readMessage } from '../storage/mime/reassemble.ts';
 

@@ -1,6 +1,6 @@
 /**
  * Acceptance: killing the server mid-DATA leaves no partial message, and the MTA's retry delivers exactly one copy.
- * The real server (`protocols/cli.ts start`) runs in a child process on a temp data directory with ports 0 (the
+ * The real server (`protocols/cli/main.ts start`) runs in a child process on a temp data directory with ports 0 (the
  * actual ports come from its JSON "wildduck ready" log line). An LMTP client sends LHLO/MAIL/RCPT/DATA and part
  * of a message large enough to spill the spool to disk, the server is SIGKILLed, restarted on the same data
  * directory: POP3 shows an empty maildrop; the full retry gets 250 and POP3 shows the one complete copy; after a
@@ -16,14 +16,14 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnTs } from './helpers/spawn-ts.ts';
 import { connectPlain } from './helpers/line-client.ts';
 import type { LineClient } from './helpers/line-client.ts';
-import { env as runtimeEnv, runtimeName } from '../protocols/runtime.ts';
+import { env as runtimeEnv, runtimeName } from '../hooks/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';
 import { readAll, readMessage } from '../storage/mime/reassemble.ts';
 import { testBackendStorage } from './helpers/test-backend.ts';
 
-const CLI = new URL('../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../protocols/cli/main.ts', import.meta.url);
 const READY_MS = 90_000;
 
 interface Server {
@@ -33,7 +33,7 @@ interface Server {
   output(): string;
 }
 
-/** Starts `cli.ts start` in `dir` and waits for its ready line; the LMTP and POP3 ports come from that line. */
+/** Starts `cli/main.ts start` in `dir` and waits for its ready line; the LMTP and POP3 ports come from that line. */
 function startServer(dir: string, dataDir: string, storageEnv: Record<string, string>): Promise<Server> {
   const env = {
     ...runtimeEnv(),

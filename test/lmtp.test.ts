@@ -11,7 +11,7 @@ import { bootTestApp } from './helpers/test-backend.ts';
 import { serveLmtp } from '../protocols/lmtp.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import { createUser } from '../storage/users.ts';
 import { readAll, readMessage } from '../storage/mime/reassemble.ts';
 import { memoryConnection, memoryPair, TranscriptClient } from './helpers/memory-connection.ts';

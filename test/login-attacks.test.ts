@@ -25,7 +25,7 @@ import type { ConfigInput } from '../hooks/config.ts';
 import { silentLogger } from '../hooks/log.ts';
 import { createContext, createSession } from '../hooks/context.ts';
 import { authenticate } from '../hooks/pipeline/index.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import { createUser, findUser } from '../storage/users.ts';
 import { accountKey } from '../plugins/login-limits.ts';
 

@@ -17,11 +17,11 @@ import { silentLogger } from '../hooks/log.ts';
 import { createContext, createSession, internalContext } from '../hooks/context.ts';
 import { authenticate } from '../hooks/pipeline/index.ts';
 import { printHooks } from '../hooks/print-hooks.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import { createUser } from '../storage/users.ts';
 import { accountKey, ipKey, networkKey, userKey } from '../plugins/login-limits.ts';
 import { findUser } from '../storage/users.ts';
-import { plaintextAuthAllowed } from '../protocols/auth-policy.ts';
+import { plaintextAuthAllowed } from '../protocols/net/auth-policy.ts';
 
 const dirs: string[] = [];
 after(() => {

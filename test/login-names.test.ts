@@ -12,7 +12,7 @@ import { bootHttpTestApp } from './helpers/http-harness.ts';
 import type { HttpTestApp } from './helpers/http-harness.ts';
 import { sqliteOnly } from './helpers/test-backend.ts';
 import { runTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from '../storage/sqlite/schema.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';
@@ -97,7 +97,7 @@ describe('login names: one namespace for usernames and addresses', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wd-names-cli-'));
     try {
       const env = { ...runtimeEnv(), WILDDUCK_DATA_DIR: join(dir, 'data'), WILDDUCK_LOG_FORMAT: 'json' };
-      const cli = (args: string[]) => runTs(new URL('../protocols/cli.ts', import.meta.url), args, { cwd: dir, env });
+      const cli = (args: string[]) => runTs(new URL('../protocols/cli/main.ts', import.meta.url), args, { cwd: dir, env });
       let r = await cli(['user', 'add', 'alice', '--password', 'pw', '--address', 'alice@example.com']);
       assert.equal(r.code, 0, r.stderr);
       r = await cli(['user', 'add', 'ａｌｉｃｅ', '--password', 'pw']);

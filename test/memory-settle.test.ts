@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemorySettler } from '../protocols/memory-settle.ts';
+import { MemorySettler } from '../protocols/net/memory-settle.ts';
 
 const MB = 1024 * 1024;
 

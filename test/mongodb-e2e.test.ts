@@ -1,5 +1,5 @@
 /**
- * The MongoDB backend end to end: two server instances (the real CLI, `cli.ts start`) on one MongoDB and one Redis,
+ * The MongoDB backend end to end: two server instances (the real CLI, `cli/main.ts start`) on one MongoDB and one Redis,
  * nothing shared between them but those two. Instance A runs two worker processes (one process on Deno), B one.
  * - IDLE on A sees an APPEND, a STORE and an EXPUNGE made on B;
  * - a message delivered over LMTP into A is read over IMAP on B, byte for byte;
@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runtimeName } from '../protocols/runtime.ts';
+import { runtimeName } from '../hooks/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';
@@ -122,6 +122,16 @@ describe('the MongoDB backend: two server instances share one MongoDB and one Re
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Runs `fn`; a failure carries the tail of both servers' logs, so a CI log shows what the servers saw. */
+  async function withServerLogs(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof Error) err.message += `\n--- instance A ---\n${a.output().slice(-3000)}\n--- instance B ---\n${b.output().slice(-3000)}`;
+      throw err;
+    }
+  }
+
   it('both instances run on MongoDB and Redis', () => {
     assert.equal(a.ready.workers, runtimeName === 'deno' ? 1 : 2);
     assert.equal(b.ready.workers, 1);
@@ -213,7 +223,7 @@ describe('the MongoDB backend: two server instances share one MongoDB and one Re
     second.lines.close();
   });
 
-  it('while MongoDB is unreachable: NO [UNAVAILABLE], 451 4.3.0, -ERR [SYS/TEMP]; both recover, nothing acknowledged is lost', { timeout: 240_000 }, async () => {
+  it('while MongoDB is unreachable: NO [UNAVAILABLE], 451 4.3.0, -ERR [SYS/TEMP]; both recover, nothing acknowledged is lost', { timeout: 240_000 }, () => withServerLogs(async () => {
     const session = await open(b.ports.imap!);
     assert.match((await imap(session, 'l', 'LOGIN bob bob-pw')).at(-1)!, /^l OK/);
     assert.match((await imap(session, 's', 'SELECT INBOX')).at(-1)!, /^s OK/);
@@ -246,20 +256,20 @@ describe('the MongoDB backend: two server instances share one MongoDB and one Re
       assert.match(await pop3(pop, 'USER bob'), /^\+OK/);
       assert.match(await pop3(pop, 'PASS bob-pw'), /^-ERR \[SYS\/TEMP\]/);
       // the database stays away until the loops have met it (a delivery waits for the driver's server selection)
-      for (let i = 0; i < 300 && refused.length === 0; i++) await sleep(100);
+      for (const end = Date.now() + 60_000; Date.now() < end && refused.length === 0; ) await sleep(100);
     } finally {
       await proxy.up();
     }
     // both instances deliver again by themselves
     const refusedWhileDown = refused.length;
-    for (let i = 0; i < 300 && accepted.length < 3 + refusedWhileDown; i++) await sleep(100);
+    for (const end = Date.now() + 60_000; Date.now() < end && accepted.length < 3 + refusedWhileDown; ) await sleep(100);
     running = false;
     await Promise.all(loops);
     assert.ok(refusedWhileDown > 0, 'deliveries were refused with a temporary failure while the database was away');
     // every acknowledged delivery is stored; a refused one may be too (the database took it, the answer was lost):
     // the client retries it, a duplicate at worst, never a loss
     let count = 0;
-    for (let i = 0; i < 100 && count < stored + accepted.length; i++) {
+    for (let i = 0, end = Date.now() + 60_000; Date.now() < end && count < stored + accepted.length; i++) {
       const m = /MESSAGES (\d+)\)/.exec(await status(`r${i}`));
       count = m ? Number(m[1]) : 0;
       if (count < stored + accepted.length) await sleep(100);
@@ -286,7 +296,7 @@ describe('the MongoDB backend: two server instances share one MongoDB and one Re
     // and the session selected all along converges on every stored message (entries the outage cut off are written
     // again by the instance that made them, storage/mongodb/changes.ts; test/storage-mongodb.test.ts tests that alone)
     let exists = 0;
-    for (let i = 0; i < 200 && exists !== total; i++) {
+    for (let i = 0, end = Date.now() + 60_000; Date.now() < end && exists !== total; i++) {
       await imap(session, `x${i}`, 'NOOP');
       const line = (await imap(session, `y${i}`, 'SEARCH ALL')).find((l) => l.startsWith('* SEARCH'))!;
       exists = line.split(' ').length - 2;
@@ -297,7 +307,7 @@ describe('the MongoDB backend: two server instances share one MongoDB and one Re
     assert.match(await pop3(pop, 'PASS bob-pw'), /^\+OK/, 'POP3 works again');
     session.lines.close();
     pop.lines.close();
-  });
+  }));
 
   it('both instances stop cleanly on SIGTERM', { timeout: 120_000 }, () => stopsCleanly([a, b]));
 });

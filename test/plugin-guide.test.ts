@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig } from '../hooks/config.ts';
 import { createLogger, type LogFields } from '../hooks/log.ts';
-import { createApp, type App } from '../hooks/app.ts';
+import { createApp, type App } from '../protocols/app.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage, copyMessages, createMailbox } from '../hooks/pipeline/index.ts';
 import { openStorage } from '../storage/open.ts';

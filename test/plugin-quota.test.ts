@@ -13,7 +13,7 @@ import type { HttpTestApp } from './helpers/http-harness.ts';
 import { quotaList, quotaVerdict } from '../plugins/quota.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage } from '../hooks/pipeline/index.ts';
-import { quotaCommand } from '../protocols/cli-quota.ts';
+import { quotaCommand } from '../protocols/cli/quota.ts';
 
 const size = (text: string) => new TextEncoder().encode(text).length;
 
@@ -134,17 +134,17 @@ describe('quota: on by default, over IMAP, LMTP and the store pipeline', () => {
     assert.equal(after.messagesUsed, before.messagesUsed + 30);
     assert.equal(after.storageUsed, before.storageUsed + texts.reduce((n, text) => n + size(text), 0));
     const lines: string[] = [];
-    await quotaCommand(t.app.storage, t.app.config, ['recalc', 'alice'], {}, (line) => lines.push(line));
+    await quotaCommand({ app: t.app, ctx: internalContext(t.app.log) }, ['recalc', 'alice'], {}, (line) => lines.push(line));
     assert.match(lines.join(''), /^alice\t\d+ bytes\t\d+ messages\tok\n$/);
     assert.deepEqual(await t.app.storage.users.recalculateUsage(t.userId), after);
   });
 
   it('quota set / show through the CLI command', async () => {
     const out: string[] = [];
-    await quotaCommand(t.app.storage, t.app.config, ['set', 'alice'], { storage: '2048', messages: 'default' }, (l) => out.push(l));
-    await quotaCommand(t.app.storage, t.app.config, ['show', 'alice'], {}, (l) => out.push(l));
+    await quotaCommand({ app: t.app, ctx: internalContext(t.app.log) }, ['set', 'alice'], { storage: '2048', messages: 'default' }, (l) => out.push(l));
+    await quotaCommand({ app: t.app, ctx: internalContext(t.app.log) }, ['show', 'alice'], {}, (l) => out.push(l));
     assert.match(out[1]!, /^alice\tstorage \d+\/2048 bytes\tmessages \d+\/20 \(default\)\n$/);
-    await assert.rejects(quotaCommand(t.app.storage, t.app.config, ['set', 'alice'], { storage: '-1' }, () => {}), /--storage/);
+    await assert.rejects(quotaCommand({ app: t.app, ctx: internalContext(t.app.log) }, ['set', 'alice'], { storage: '-1' }, () => {}), /--storage/);
     await t.app.storage.users.update(t.userId, { quota: { storage: null } });
   });
 });

@@ -45,10 +45,12 @@ describe('sent-autosave plugin', () => {
     const client = await login(t.app);
     const text = message('outgoing');
     const result = await submit(t, text);
-    assert.deepEqual(result, { ok: true, value: { id: 'queued-1' } });
     const sent = (await t.app.storage.mailboxes.getBySpecialUse(t.userId, '\\Sent'))!;
     const index = await t.app.storage.messages.index(sent.id);
     assert.equal(index.length, 1);
+    const record = (await t.app.storage.messages.get(sent.id, index[0]!.uid))!;
+    // the result carries the copy the plugin stored (recordStored), so a protocol can name it without the plugin
+    assert.deepEqual(result, { ok: true, value: { id: 'queued-1', stored: [{ mailboxId: sent.id, uid: record.uid, id: record.id }] } });
     assert.deepEqual(index[0]!.flags, ['\\Seen']);
     const usage = (await t.app.storage.users.get(t.userId))!;
     assert.equal(await appendMessage(client, '"Sent Mail"', text, '\\Seen'), `OK [APPENDUID ${sent.uidValidity} ${index[0]!.uid}] APPEND completed`);
@@ -70,7 +72,9 @@ describe('sent-autosave plugin', () => {
     const before = (await t.app.storage.messages.index(sent.id)).length;
     await t.app.storage.users.update(t.userId, { quota: { storage: 1 } });
     try {
-      assert.ok((await submit(t, message('overquota'))).ok);
+      const result = await submit(t, message('overquota'));
+      assert.ok(result.ok);
+      assert.deepEqual(result.value.stored, [], 'no copy reported');
       assert.equal((await t.app.storage.messages.index(sent.id)).length, before);
       assert.ok(t.logs.some((e) => e.msg === 'could not save the submitted message to Sent' && e.code === 'OVERQUOTA'));
     } finally {

@@ -24,7 +24,7 @@ import { deny } from '../hooks/verdict.ts';
 import type { Plugin } from '../hooks/host.ts';
 import { createUser } from '../storage/users.ts';
 import { transferKey } from '../plugins/quota.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 
 const WINDOW_MS = 400;
 const size = (text: string) => new TextEncoder().encode(text).length;

@@ -12,9 +12,9 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPop3 } from '../protocols/pop3.ts';
-import type { TcpListener } from '../protocols/listener.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
-import { loadTlsContext } from '../protocols/tls.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
+import { loadTlsContext } from '../protocols/net/tls.ts';
 import { bootImapTestApp, login, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
 import { lmtpDeliver } from './helpers/lmtp-deliver.ts';

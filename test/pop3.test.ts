@@ -15,7 +15,7 @@ import type { ConfigInput } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage } from '../hooks/pipeline/index.ts';
-import type { App } from '../hooks/app.ts';
+import type { App } from '../protocols/app.ts';
 import { createUser } from '../storage/users.ts';
 import { memoryConnection, memoryPair, TranscriptClient } from './helpers/memory-connection.ts';
 

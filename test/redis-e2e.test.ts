@@ -1,5 +1,5 @@
 /**
- * `storage.ephemeral: 'redis'` end to end: two server instances (the real CLI, `cli.ts start`) on one data directory
+ * `storage.ephemeral: 'redis'` end to end: two server instances (the real CLI, `cli/main.ts start`) on one data directory
  * and one real redis-server — instance A with two worker processes (Node.js; Deno runs one process), instance B a
  * single process — share what the ephemeral store holds, with no primary's hub between them:
  * - the failed-login limit counts failures made on both instances;
@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { runtimeName } from '../protocols/runtime.ts';
+import { runtimeName } from '../hooks/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import { openStorage } from '../storage/open.ts';
 import { createUser } from '../storage/users.ts';

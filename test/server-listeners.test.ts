@@ -13,7 +13,7 @@ import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { startListeners } from '../protocols/server.ts';
 import { bootTestApp } from './helpers/test-backend.ts';
-import type { Listener } from '../protocols/listener.ts';
+import type { Listener } from '../protocols/net/listener.ts';
 import { resolveConfig } from '../hooks/config.ts';
 import type { ConfigInput } from '../hooks/config.ts';
 import { createLogger } from '../hooks/log.ts';

@@ -16,7 +16,7 @@ import { openMongoStorage } from '../storage/mongodb/index.ts';
 import type { MongoStorage } from '../storage/mongodb/index.ts';
 import type { StoragePorts } from '../storage/ports.ts';
 import { openSqliteStorage } from '../storage/sqlite/index.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { append, copyContract } from './helpers/copy-contract.ts';
 import { interruptedCopy, mbsyncAfterMove } from './helpers/copy-moves.ts';
 import { generatedMessage } from './helpers/generated-mail.ts';
@@ -24,7 +24,7 @@ import { haveMbsync } from './helpers/mbsync.ts';
 import { sharedMongo, stopSharedMongo } from './helpers/mongo-server.ts';
 import { runTs } from './helpers/spawn-ts.ts';
 
-const CLI = new URL('../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../protocols/cli/main.ts', import.meta.url);
 
 after(() => stopSharedMongo());
 

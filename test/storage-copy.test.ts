@@ -18,11 +18,11 @@ import { interruptedCopy, mbsyncAfterMove } from './helpers/copy-moves.ts';
 import { rowId } from '../storage/sqlite/common.ts';
 import { haveMbsync } from './helpers/mbsync.ts';
 import { runTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { resolveConfig } from '../hooks/config.ts';
-import { ProgressLine, storageCommand } from '../protocols/cli-storage-copy.ts';
+import { ProgressLine, storageCommand } from '../protocols/cli/storage-copy.ts';
 
-const CLI = new URL('../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../protocols/cli/main.ts', import.meta.url);
 
 describe('wildduck storage copy (embedded to embedded)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'wd-copy-'));

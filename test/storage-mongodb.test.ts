@@ -25,7 +25,7 @@ import type { MongoStorage, MongoStorageOptions } from '../storage/mongodb/index
 import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
 import { freePort } from './helpers/free-port.ts';
 import { runTs } from './helpers/spawn-ts.ts';
-import { env as runtimeEnv } from '../protocols/runtime.ts';
+import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { mongoIsStandIn, sharedMongo, standInGap, startMongo, stopSharedMongo } from './helpers/mongo-server.ts';
 import { storageContract } from './helpers/storage-contract.ts';
 
@@ -521,7 +521,7 @@ describe('mongodb errors and start', () => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'wd-mongo-cli-'));
     try {
-      const r = await runTs(new URL('../protocols/cli.ts', import.meta.url), ['start'], {
+      const r = await runTs(new URL('../protocols/cli/main.ts', import.meta.url), ['start'], {
         cwd: dir,
         env: {
           ...runtimeEnv(),

@@ -1,7 +1,7 @@
 /**
- * protocols/tls.ts: the self-signed certificate is generated once, kept in <dataDir>/tls with a private key
+ * protocols/net/tls.ts: the self-signed certificate is generated once, kept in <dataDir>/tls with a private key
  * file, reused on later starts and replaced when unusable; configured key/cert files are used as given and
- * bad ones fail with the option's path. Also the PROXY protocol parser (protocols/proxy-protocol.ts).
+ * bad ones fail with the option's path. Also the PROXY protocol parser (protocols/net/proxy-protocol.ts).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadTlsContext } from '../protocols/tls.ts';
-import { parseProxyHeader, formatIpv6, ProxyHeaderError, V1_MAX } from '../protocols/proxy-protocol.ts';
+import { loadTlsContext } from '../protocols/net/tls.ts';
+import { parseProxyHeader, formatIpv6, ProxyHeaderError, V1_MAX } from '../protocols/net/proxy-protocol.ts';
 import { resolveConfig, ConfigError } from '../hooks/config.ts';
 import { silentLogger } from '../hooks/log.ts';
-import { runtimeName } from '../protocols/runtime.ts';
+import { runtimeName } from '../hooks/runtime.ts';
 
 describe('TLS material', () => {
   let dir: string;

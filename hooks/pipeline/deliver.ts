@@ -39,6 +39,7 @@ import { storeMessageWhen } from './store-message.ts';
 import type { PreIngested } from './store-message.ts';
 import { withHeaderPrefix } from '../../storage/mime/prepend.ts';
 import type { Logger } from '../log.ts';
+import { logDelivery, logRecipientRefused } from './delivery-log.ts';
 
 /** The message being delivered: re-readable, with its size known (e.g. storage/spool.ts Spool). */
 export interface DeliverySource {
@@ -78,6 +79,12 @@ function isStorageError(err: unknown): err is StorageError {
  * address), NONEXISTENT (no such user), CANNOT (account disabled), or what a tap returned.
  */
 export async function resolveRecipient(app: PipelineApp, ctx: HookContext, from: string, address: string): Promise<OperationResult<DeliveryRecipient>> {
+  const result = await recipientFor(app, ctx, from, address);
+  if (!result.ok) logRecipientRefused(ctx, from, address, result.verdict);
+  return result;
+}
+
+async function recipientFor(app: PipelineApp, ctx: HookContext, from: string, address: string): Promise<OperationResult<DeliveryRecipient>> {
   let recipient: DeliveryRecipient;
   try {
     let record;
@@ -256,6 +263,7 @@ async function deliverEach(app: PipelineApp, ctx: HookContext, input: DeliverInp
       ? repeatOutcome(earlier)
       : (headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate, afterwards, parse)));
     if (!earlier) firstForUser.set(recipient.userId, result);
+    logDelivery(rctx, input.from, messageId, result);
     const outcome: DeliveryOutcome = Object.freeze({ recipient, result });
     outcomes.push(outcome);
     if (app.metrics) {
@@ -332,6 +340,7 @@ async function deliverOne(
   const { route, mailbox } = target.value;
 
   let mailboxId: Id | null = null;
+  let mailboxPath: string | null = null;
   let stored: AppendResult | null = null;
   if (mailbox) {
     const head = traceHeaders(input.from, recipient);
@@ -352,11 +361,12 @@ async function deliverOne(
     if (result === null) return duplicate();
     if (!result.ok) return refuse(result);
     mailboxId = mailbox.id;
+    mailboxPath = mailbox.path;
     stored = result.value;
   } else if ((await claim) === false) {
     return duplicate();
   }
-  const result: DeliveryResult = Object.freeze({ route, mailboxId, stored, duplicate: false });
+  const result: DeliveryResult = Object.freeze({ route, mailboxId, mailboxPath, stored, duplicate: false });
   afterwards.push(() => runAfter(ctx, hooks.afterDeliver, [ctx, request, result]));
   return ok(result);
 }

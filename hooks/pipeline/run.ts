@@ -14,7 +14,7 @@ import type { IngestedMessage, StoragePorts } from '../../storage/ports.ts';
 /** Parses a message stream into an IngestedMessage, staging its blobs (storage/mime's ingestMessage with limits). */
 export type IngestFn = (source: AsyncIterable<Uint8Array>) => Promise<IngestedMessage>;
 
-/** What pipeline functions need from the app (hooks/app.ts `App` satisfies it). */
+/** What pipeline functions need from the app (protocols/app.ts `App` satisfies it). */
 export interface PipelineApp {
   readonly config: Config;
   readonly log: Logger;

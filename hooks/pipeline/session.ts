@@ -7,15 +7,41 @@ import { runAfter, runHook } from './run.ts';
 import type { PipelineApp } from './run.ts';
 import { isVerdict, fail } from '../verdict.ts';
 
-/** Runs session.connect; every tap runs, failures are logged. Counts the connection (open and total). */
+/**
+ * Why a connection ended, in its `connection closed` line:
+ * - `quit`: the client said goodbye (IMAP LOGOUT, POP3 and LMTP QUIT);
+ * - `client-closed`: the client went away without it;
+ * - `idle-timeout`: nothing arrived for the idle timeout (autologout);
+ * - `command-timeout`: a command did not arrive in time (commandTimeoutSeconds, minBytesPerSecond);
+ * - `too-many-errors`: too many bad commands (maxBadCommands), or an over-long line where the protocol closes;
+ * - `refused`: over the per-IP connection limit;
+ * - `disconnect`: the server ended it for another reason (a plugin's disconnect verdict, the selected mailbox
+ *   deleted, a failed STARTTLS handshake, a response cut short);
+ * - `shutdown`: the server is stopping;
+ * - `error`: an internal error.
+ */
+export type CloseReason = 'quit' | 'client-closed' | 'idle-timeout' | 'command-timeout' | 'too-many-errors' | 'refused' | 'disconnect' | 'shutdown' | 'error';
+
+/**
+ * Runs session.connect; every tap runs, failures are logged. Counts the connection (open and total) and logs its
+ * `connection opened` line: the client's address and port (the PROXY header's when the listener takes one), and
+ * the protocol and session id the session's logger carries.
+ */
 export async function connectSession(app: PipelineApp, ctx: HookContext): Promise<void> {
-  app.metrics?.connectionOpened(ctx.session.protocol);
+  const session = ctx.session;
+  app.metrics?.connectionOpened(session.protocol);
+  session.log.info('connection opened', { ip: session.remoteAddress, port: session.remotePort ?? undefined });
   await runAfter(ctx, app.hooks.session.connect, [ctx]);
 }
 
-/** Runs session.close; every tap runs, failures are logged. Once per connectSession. */
-export async function closeSession(app: PipelineApp, ctx: HookContext): Promise<void> {
-  app.metrics?.connectionClosed(ctx.session.protocol);
+/**
+ * Runs session.close; every tap runs, failures are logged. Once per connectSession. Logs `connection closed` with
+ * the address, the duration and why (`reason`); the session's logger adds the user when one was logged in.
+ */
+export async function closeSession(app: PipelineApp, ctx: HookContext, reason: CloseReason = 'client-closed'): Promise<void> {
+  const session = ctx.session;
+  app.metrics?.connectionClosed(session.protocol);
+  session.log.info('connection closed', { ip: session.remoteAddress, port: session.remotePort ?? undefined, reason, seconds: Math.round((Date.now() - session.openedAt) / 100) / 10 });
   await runAfter(ctx, app.hooks.session.close, [ctx]);
 }
 
@@ -34,7 +60,8 @@ export interface CommandReport {
 }
 
 /**
- * Reports a finished command: the one `command` log line per command (`{ command, user, status, code, ms }`;
+ * Reports a finished command: the one `command` log line per command (`{ command, user, status, code, ms }`, the
+ * code by its name alone;
  * info for a refused or failed command, debug for a successful one: a line per command at info cost ~2 % of a
  * busy server's CPU) and the command metrics (count by status, duration, errors by code). Protocols call it once
  * per command they answered, so neither the log format nor the metrics live in protocol code.
@@ -42,7 +69,8 @@ export interface CommandReport {
 export function reportCommand(app: PipelineApp, ctx: HookContext, protocol: CommandProtocol, report: CommandReport): void {
   const code = report.code ?? null;
   if (!report.ok || DETAILED.has(ctx.log.level)) {
-    const fields = { command: report.verb, user: ctx.session.user?.username, status: report.status, code: code ?? undefined, ms: Math.round(report.ms) };
+    // the code's name only: `CAPABILITY`, not the capability list a LOGIN's OK carries; `COPYUID`, not the UID sets
+    const fields = { command: report.verb, user: ctx.session.user?.username, status: report.status, code: code?.split(' ', 1)[0], ms: Math.round(report.ms) };
     if (report.ok) ctx.log.debug('command', fields);
     else ctx.log.info('command', fields);
   }

@@ -1,14 +1,15 @@
 /**
  * Addresses: a user's list, add, read, update (display form, main flag), delete, and resolving an address to
  * its user. Internationalized addresses (UTF-8 local parts, IDN domains in Unicode or punycode) are stored in
- * their normalized form (storage/addresses.ts) and shown as the admin typed them.
+ * their normalized form (storage/addresses.ts) and shown as the admin typed them. Writes pass the account
+ * pipeline (`account.beforeAddress` / `account.address` / `account.afterAddress`).
  */
 import { z } from 'zod';
-import { normalizeAddress } from '../../storage/addresses.ts';
+import { addAddress, deleteAddress, updateAddress } from '../../hooks/pipeline/index.ts';
 import { resolveAddress } from '../../storage/users.ts';
 import type { AddressRecord } from '../../storage/ports.ts';
 import { ApiError } from './errors.ts';
-import { id, iso, storageCall, userParams } from './common.ts';
+import { accountResult, id, iso, storageCall, userParams } from './common.ts';
 import { route } from './route.ts';
 import type { Route } from './route.ts';
 
@@ -53,11 +54,8 @@ export const addressRoutes: Route[] = [
       main: z.boolean().optional().describe('Make it the main address (the first address always is)'),
     }),
     response: z.object({ id: z.string() }),
-    async handler({ app, user, body }) {
-      const created = await storageCall(
-        async () => app.storage.users.addAddress(user.id, { address: normalizeAddress(body.address).address, display: body.address.trim(), main: body.main }),
-        { exists: 'AddressExistsError', missing: 'UserNotFound' },
-      );
+    async handler({ app, ctx, user, body }) {
+      const created = accountResult(await addAddress(app, ctx, user.id, { address: body.address, main: body.main }), { exists: 'AddressExistsError', missing: 'UserNotFound' });
       return { id: created.id };
     },
   }),
@@ -86,13 +84,8 @@ export const addressRoutes: Route[] = [
       address: z.string().min(3).max(320).optional().describe('New display form; must normalize to the same address'),
       main: z.literal(true).optional().describe('Make this the main address (one address is always main)'),
     }),
-    async handler({ app, user, params, body }) {
-      const address = await ownAddress(await app.storage.users.listAddresses(user.id), params.address);
-      if (body.address !== undefined) {
-        const same = await storageCall(async () => normalizeAddress(body.address!).address === address.address);
-        if (!same) throw new ApiError('InputValidationError', 'Only the way the address is written can change; add a new address instead');
-      }
-      await storageCall(() => app.storage.users.updateAddress(address.id, { display: body.address?.trim(), main: body.main }), { missing: 'AddressNotFound' });
+    async handler({ app, ctx, user, params, body }) {
+      accountResult(await updateAddress(app, ctx, user.id, params.address, { display: body.address, main: body.main }), { missing: 'AddressNotFound' });
       return {};
     },
   }),
@@ -104,11 +97,8 @@ export const addressRoutes: Route[] = [
     tag: 'Addresses',
     access: 'root',
     params: addressParams,
-    async handler({ app, user, params }) {
-      const list = await app.storage.users.listAddresses(user.id);
-      const address = await ownAddress(list, params.address);
-      if (address.main && list.length > 1) throw new ApiError('InputValidationError', 'Make another address the main one before deleting this one');
-      await storageCall(() => app.storage.users.removeAddress(address.id), { missing: 'AddressNotFound' });
+    async handler({ app, ctx, user, params }) {
+      accountResult(await deleteAddress(app, ctx, user.id, params.address), { missing: 'AddressNotFound' });
       return {};
     },
   }),

@@ -5,17 +5,17 @@
  * 'http'), so the failed-login limits and any auth plugin apply unchanged; with `token: true` it issues a
  * per-user access token. ASP routes create (the password is answered once), list and delete a user's
  * application-specific passwords (storage/app-passwords.ts), which IMAP/POP3 logins accept for their scopes.
+ * Tokens and ASPs are written through the account pipeline (`account.token`, `account.appPassword` hooks).
  */
 import { z } from 'zod';
-import { authenticate } from '../../hooks/pipeline/index.ts';
-import { ASP_KIND, ASP_SCOPES, createAppPassword } from '../../storage/app-passwords.ts';
+import { authenticate, createAppPassword, deleteAppPassword, issueToken, revokeTokens } from '../../hooks/pipeline/index.ts';
+import { ASP_KIND, ASP_SCOPES } from '../../storage/app-passwords.ts';
 import type { AppPasswordData } from '../../storage/app-passwords.ts';
 import type { UserDocument } from '../../storage/ports.ts';
 import { ApiError, verdictToHttp } from './errors.ts';
-import { id, iso, mainAddress, userParams } from './common.ts';
+import { accountResult, id, iso, mainAddress, userParams } from './common.ts';
 import { route } from './route.ts';
 import type { Route } from './route.ts';
-import { issueToken, revokeToken } from './tokens.ts';
 
 const aspShape = z.object({
   id: z.string(),
@@ -63,7 +63,7 @@ export const authRoutes: Route[] = [
         throw verdictToHttp(result.verdict);
       }
       const user = result.value;
-      const token = body.token ? await issueToken(app.storage, app.config.api, user.id, ctx.session.remoteAddress) : undefined;
+      const token = body.token ? accountResult(await issueToken(app, ctx, user.id)).token : undefined;
       return {
         id: user.id,
         username: user.username,
@@ -83,8 +83,8 @@ export const authRoutes: Route[] = [
     summary: 'Revoke the access token this request carries',
     tag: 'Authentication',
     access: 'token',
-    async handler({ app, caller, token }) {
-      if (caller.kind === 'user' && token) await revokeToken(app.storage, token);
+    async handler({ app, ctx, caller, token }) {
+      if (caller.kind === 'user' && token) accountResult(await revokeTokens(app, ctx, caller.userId, caller.tokenId));
       return {};
     },
   }),
@@ -120,9 +120,9 @@ export const authRoutes: Route[] = [
       ttl: z.number().int().positive().max(10 * 365 * 24 * 3600).optional().describe('Seconds of validity, renewed on every use'),
     }),
     response: z.object({ id: z.string(), password: z.string() }),
-    async handler({ app, user, body }) {
-      const { document, password } = await createAppPassword(app.storage, user.id, body);
-      return { id: document.id, password };
+    async handler({ app, ctx, user, body }) {
+      const created = accountResult(await createAppPassword(app, ctx, user.id, body), { missing: 'UserNotFound' });
+      return { id: created.id, password: created.password! };
     },
   }),
 
@@ -148,8 +148,8 @@ export const authRoutes: Route[] = [
     tag: 'Application passwords',
     access: 'owner',
     params: aspParams,
-    async handler({ app, user, params }) {
-      if (!(await app.storage.documents.delete(user.id, ASP_KIND, params.asp))) throw new ApiError('AspNotFound');
+    async handler({ app, ctx, user, params }) {
+      accountResult(await deleteAppPassword(app, ctx, user.id, params.asp), { missing: 'AspNotFound' });
       return {};
     },
   }),

@@ -31,7 +31,26 @@ export function unwrap<T>(result: OperationResult<T>): T {
 }
 
 /**
- * Runs a direct storage call (user administration has no pipeline stage) and turns its expected failures into
+ * An account pipeline result's value (hooks/pipeline/account*.ts), or its verdict as an HTTP error: NONEXISTENT and
+ * ALREADYEXISTS with the route's codes, CLIENTBUG (bad input, named by the pipeline) as 400 InputValidationError
+ * (with `body.` paths in `details` when `bodyPaths`), anything else (a plugin's refusal) through verdictToHttp.
+ */
+export function accountResult<T>(result: OperationResult<T>, codes: { missing?: HttpErrorCode; exists?: HttpErrorCode; bodyPaths?: boolean } = {}): T {
+  if (result.ok) return result.value;
+  const { verdict } = result;
+  if (verdict.action === 'deny') {
+    if (verdict.code === 'NONEXISTENT' && codes.missing) throw new ApiError(codes.missing);
+    if (verdict.code === 'ALREADYEXISTS' && codes.exists) throw new ApiError(codes.exists);
+    if (verdict.code === 'CLIENTBUG') {
+      if (!codes.bodyPaths) throw new ApiError('InputValidationError', verdict.message);
+      throw new ApiError('InputValidationError', `body.${verdict.message}`, [{ path: `body.${verdict.message.split(':')[0]}`, message: verdict.message }]);
+    }
+  }
+  throw verdictToHttp(verdict);
+}
+
+/**
+ * Runs a direct storage call (reads, lookups) and turns its expected failures into
  * API errors: NONEXISTENT / ALREADYEXISTS with the route's codes, invalid addresses and names as 400.
  */
 export async function storageCall<T>(call: () => Promise<T>, codes: { missing?: HttpErrorCode; exists?: HttpErrorCode } = {}): Promise<T> {

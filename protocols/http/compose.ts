@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer';
 import { z } from 'zod';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Options as ComposerOptions } from 'nodemailer/lib/mail-composer';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import type { MailboxRecord, MessageRecord, UserRecord } from '../../storage/ports.ts';
 import { collectBytes } from '../../storage/bytes.ts';
 import { getHeader, parseHeaderBlock } from '../../storage/mime/headers.ts';

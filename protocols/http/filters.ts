@@ -1,25 +1,16 @@
 /**
  * Filters and autoreply: CRUD over the per-user delivery rules of storage/delivery-settings.ts (the documents
  * the filters and autoreply plugins read at delivery time). Request bodies are the same zod schemas the store
- * validates with, so the API, the CLI and delivery agree on what a rule is.
+ * validates with, so the API, the CLI and delivery agree on what a rule is. Writes pass the account pipeline
+ * (`account.*Filter`, `account.*Autoreply` hooks).
  */
 import { z } from 'zod';
-import type { App } from '../../hooks/app.ts';
-import {
-  AUTOREPLY_ID,
-  AUTOREPLY_KIND,
-  DeliverySettingsError,
-  deleteFilter,
-  filterActionSchema,
-  filterQuerySchema,
-  getAutoreply,
-  listFilters,
-  putFilter,
-  setAutoreply,
-} from '../../storage/delivery-settings.ts';
+import type { App } from '../app.ts';
+import { deleteFilter, putFilter, setAutoreply, stopAutoreply } from '../../hooks/pipeline/index.ts';
+import { AUTOREPLY_ID, AUTOREPLY_KIND, filterActionSchema, filterQuerySchema, getAutoreply, listFilters } from '../../storage/delivery-settings.ts';
 import type { FilterData, StoredFilter } from '../../storage/delivery-settings.ts';
 import { ApiError } from './errors.ts';
-import { id, iso, userParams } from './common.ts';
+import { accountResult, id, iso, userParams } from './common.ts';
 import { route } from './route.ts';
 import type { Route } from './route.ts';
 
@@ -44,16 +35,6 @@ async function checkMailbox(app: App, userId: string, data: { action?: { mailbox
   if (byId?.userId === userId) return;
   if (await app.storage.mailboxes.getByPath(userId, target)) return;
   throw new ApiError('NoSuchMailbox', `action.mailbox: no mailbox ${target}`);
-}
-
-/** Runs a delivery-settings write; its validation failures are 400 with the bad path. */
-async function validated<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (err) {
-    if (err instanceof DeliverySettingsError) throw new ApiError('InputValidationError', `body.${err.message}`, [{ path: `body.${err.message.split(':')[0]}`, message: err.message }]);
-    throw err;
-  }
 }
 
 async function findFilter(app: App, userId: string, filterId: string): Promise<StoredFilter> {
@@ -108,10 +89,10 @@ export const filterRoutes: Route[] = [
     params: userParams,
     body: filterBody,
     response: z.object({ id: z.string() }),
-    async handler({ app, user, body }) {
+    async handler({ app, ctx, user, body }) {
       await checkMailbox(app, user.id, body);
-      const doc = await validated(() => putFilter(app.storage.documents, user.id, body));
-      return { id: doc.id };
+      const made = accountResult(await putFilter(app, ctx, user.id, body), { bodyPaths: true });
+      return { id: made.id };
     },
   }),
 
@@ -135,7 +116,7 @@ export const filterRoutes: Route[] = [
     access: 'owner',
     params: filterParams,
     body: filterBody.partial(),
-    async handler({ app, user, params, body }) {
+    async handler({ app, ctx, user, params, body }) {
       const current = await findFilter(app, user.id, params.filter);
       const next = {
         name: body.name ?? current.data.name,
@@ -144,7 +125,7 @@ export const filterRoutes: Route[] = [
         disabled: body.disabled ?? current.data.disabled,
       };
       await checkMailbox(app, user.id, next);
-      await validated(() => putFilter(app.storage.documents, user.id, next, current.id));
+      accountResult(await putFilter(app, ctx, user.id, next, current.id), { missing: 'FilterNotFound', bodyPaths: true });
       return {};
     },
   }),
@@ -156,8 +137,8 @@ export const filterRoutes: Route[] = [
     tag: 'Filters',
     access: 'owner',
     params: filterParams,
-    async handler({ app, user, params }) {
-      if (!(await deleteFilter(app.storage.documents, user.id, params.filter))) throw new ApiError('FilterNotFound');
+    async handler({ app, ctx, user, params }) {
+      accountResult(await deleteFilter(app, ctx, user.id, params.filter), { missing: 'FilterNotFound' });
       return {};
     },
   }),
@@ -202,11 +183,11 @@ export const filterRoutes: Route[] = [
       end: optionalDate.describe('End date (ISO), false for none'),
     }),
     response: z.object({ id: z.string() }),
-    async handler({ app, user, body }) {
+    async handler({ app, ctx, user, body }) {
       const current = (await getAutoreply(app.storage.documents, user.id)) ?? {};
       const { name: _name, ...fields } = body;
       const changes = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
-      await validated(() => setAutoreply(app.storage.documents, user.id, { status: true, ...current, ...changes }));
+      accountResult(await setAutoreply(app, ctx, user.id, { status: true, ...current, ...changes }), { bodyPaths: true });
       return { id: AUTOREPLY_ID };
     },
   }),
@@ -218,8 +199,8 @@ export const filterRoutes: Route[] = [
     tag: 'Autoreply',
     access: 'owner',
     params: userParams,
-    async handler({ app, user }) {
-      await app.storage.documents.delete(user.id, AUTOREPLY_KIND, AUTOREPLY_ID);
+    async handler({ app, ctx, user }) {
+      accountResult(await stopAutoreply(app, ctx, user.id, 'delete'));
       return {};
     },
   }),

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { createMailbox, deleteMailbox, renameMailbox, subscribeMailbox } from '../../hooks/pipeline/index.ts';
 import type { HookContext } from '../../hooks/context.ts';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import { deny } from '../../hooks/verdict.ts';
 import { MAILBOX_DELIMITER } from '../../storage/ports.ts';
 import type { MailboxRecord } from '../../storage/ports.ts';

@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer';
 import { z } from 'zod';
 import { expungeMessages, moveMessages, storeMessage, updateFlags } from '../../hooks/pipeline/index.ts';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import type { HookContext } from '../../hooks/context.ts';
 import type { MailboxRecord } from '../../storage/ports.ts';
 import { isSequenceSet, selectUids } from '../imap/sequence.ts';

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { updateFlags } from '../../hooks/pipeline/index.ts';
 import { readBody, readMessage } from '../../storage/mime/reassemble.ts';
 import { messageIds } from '../../storage/mime/envelope.ts';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import type { MailboxRecord, MessagePageOptions, MessageRecord } from '../../storage/ports.ts';
 import { ApiError } from './errors.ts';
 import { iso, queryBool, unwrap } from './common.ts';

@@ -3,7 +3,7 @@
  * validate requests, so the document cannot drift from what the server accepts.
  */
 import { z } from 'zod';
-import { serverVersion } from '../version.ts';
+import { serverVersion } from '../net/version.ts';
 import type { Route } from './route.ts';
 import { HTTP_ERRORS } from './errors.ts';
 

@@ -1,6 +1,6 @@
 /** Operational routes: health (storage reachable), Prometheus metrics, the OpenAPI document. */
 import { z } from 'zod';
-import { serverVersion } from '../version.ts';
+import { serverVersion } from '../net/version.ts';
 import { ApiError } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
 import { RawReply, route } from './route.ts';

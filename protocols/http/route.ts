@@ -4,7 +4,7 @@
  * and produce `/openapi.json`.
  */
 import type { z } from 'zod';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import type { Config } from '../../hooks/config.ts';
 import type { HookContext } from '../../hooks/context.ts';
 import type { UserRecord } from '../../storage/ports.ts';

@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer';
 import { z } from 'zod';
 import type { MailboxRecord, MessageIndexEntry, MessageRecord } from '../../storage/ports.ts';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import { search } from '../../storage/search/evaluate.ts';
 import type { SearchKey } from '../../storage/search/criteria.ts';
 import { mailboxSearchSources } from '../../storage/search/loaders.ts';

@@ -3,19 +3,19 @@
  * (`POST /users/:user/mailboxes/:mailbox/messages/:message/submit`). Both end in `submitMessage`, so the
  * submission hooks decide: plugins/submission.ts hands the message to `delivery.relay` and answers once the
  * relay accepted it (no relay: 503 UNAVAILABLE), and plugins/sent-autosave.ts, when loaded, stores the \Seen
- * copy in Sent through `storeMessage` (quota applies). The answer names that copy (`message.mailbox`, `id`) or
- * `false` when none was saved, and the relay's queue id.
+ * copy in Sent through `storeMessage` (quota applies) and reports it in submitMessage's result (`stored`). The
+ * answer names that copy (`message.mailbox`, `id`) or `false` when none was saved, and the relay's queue id.
  *
  * After a send: a referenced message gets \Answered (reply) or $Forwarded (forward), and a replaced draft is
  * deleted, through the flags and expunge pipelines; failures there are logged, the message is already out.
  */
 import { z } from 'zod';
 import { expungeMessages, storeMessage, submitMessage, updateFlags } from '../../hooks/pipeline/index.ts';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import type { HookContext } from '../../hooks/context.ts';
 import type { MessageRecord } from '../../storage/ports.ts';
+import type { StoredCopy } from '../../hooks/types.ts';
 import { ownsAddress } from '../../storage/addresses.ts';
-import { headerMessageId } from '../../plugins/sent-autosave.ts';
 import { ApiError } from './errors.ts';
 import { unwrap } from './common.ts';
 import { findMailbox } from './mailboxes.ts';
@@ -37,11 +37,11 @@ function checkSendTime(value: string | undefined): void {
   }
 }
 
-/** The copy sent-autosave stored in Sent (found by Message-ID), or null. */
-async function sentCopy(app: App, userId: string, messageId: string | null): Promise<MessageRecord | null> {
-  if (!messageId) return null;
+/** The copy stored in Sent while the message was submitted (sent-autosave reports it), or null. */
+async function sentCopy(app: App, userId: string, stored: readonly StoredCopy[]): Promise<StoredCopy | null> {
+  if (stored.length === 0) return null;
   const sent = await app.storage.mailboxes.getBySpecialUse(userId, '\\Sent');
-  return sent ? app.storage.messages.findByMessageId(sent.id, messageId) : null;
+  return stored.find((copy) => copy.mailboxId === sent?.id) ?? stored[0]!;
 }
 
 async function markReference(app: App, ctx: HookContext, userId: string, ref: Reference): Promise<void> {
@@ -96,7 +96,7 @@ export const submitRoutes: Route[] = [
         throw new ApiError('InputValidationError', 'body.to: at least one recipient is required', [{ path: 'body.to', message: 'no recipients in to, cc, bcc or envelope.to' }]);
       }
       const queued = unwrap(await submitMessage(app, ctx, { userId: user.id, from: envelope.from, to: envelope.to, source: bytes }));
-      const copy = await sentCopy(app, user.id, headerMessageId(bytes));
+      const copy = await sentCopy(app, user.id, queued.stored);
       if (ref) await markReference(app, ctx, user.id, ref);
       if (draft) await deleteDraft(app, ctx, user.id, draft);
       return {
@@ -136,7 +136,8 @@ export const submitRoutes: Route[] = [
       if (envelope.to.length === 0) throw new ApiError('InputValidationError', 'The draft has no recipients', [{ path: 'message.to', message: 'no recipients in To, Cc or Bcc' }]);
       const bytes = await storedSource(app, record);
       const queued = unwrap(await submitMessage(app, ctx, { userId: user.id, from: envelope.from, to: envelope.to, source: bytes }));
-      const copy = await sentCopy(app, user.id, record.messageId?.trim() ?? null);
+      const saved = await sentCopy(app, user.id, queued.stored);
+      const copy = saved ? await app.storage.messages.get(saved.mailboxId, saved.uid) : null;
       if (copy && body.deleteDraft) await deleteDraft(app, ctx, user.id, { box, record });
       else if (body.deleteDraft) ctx.log.info('draft kept: no Sent copy was saved (is sent-autosave loaded?)');
       return {

@@ -3,27 +3,18 @@
  * is on, requests from a loopback address without a token are root (an embedded install administered from
  * the same host). Per-user tokens are issued by `POST /authenticate` with `token: true`: 40 random hex
  * characters, returned once, stored as a per-user document of kind 'token' whose lookup key is the token's
- * SHA-256, so a database dump holds no usable token. They expire `config.api.tokenTtlSeconds` after issue.
+ * SHA-256, so a database dump holds no usable token (storage/access-tokens.ts). They expire
+ * `config.api.tokenTtlSeconds` after issue. Issuing and revoking go through the `account.token` hooks
+ * (hooks/pipeline/account-documents.ts changeToken); this module only identifies callers.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../../hooks/config.ts';
 import type { StoragePorts } from '../../storage/ports.ts';
+import { TOKEN_KIND, hashToken } from '../../storage/access-tokens.ts';
+import type { TokenData } from '../../storage/access-tokens.ts';
 import { ApiError } from './errors.ts';
 import type { Caller } from './route.ts';
-
-export const TOKEN_KIND = 'token';
-
-export interface TokenData {
-  /** ms since epoch */
-  expires: number;
-  /** Client address that asked for the token, for the user's own review. */
-  remoteAddress: string;
-}
-
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
 
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
@@ -57,32 +48,4 @@ export async function identifyCaller(config: Config['api'], storage: StoragePort
   }
   if (!config.accessToken && config.loopbackIsRoot && isLoopback(remoteAddress)) return { kind: 'root', via: 'loopback' };
   return { kind: 'anonymous' };
-}
-
-/** Issues a user token; the clear token is returned once and never stored. */
-export async function issueToken(storage: StoragePorts, config: Config['api'], userId: string, remoteAddress: string, now = Date.now()): Promise<string> {
-  const token = randomBytes(20).toString('hex');
-  const data: TokenData = { expires: now + config.tokenTtlSeconds * 1000, remoteAddress };
-  await storage.documents.put(userId, TOKEN_KIND, data, { key: hashToken(token) });
-  await pruneExpired(storage, userId, now);
-  return token;
-}
-
-/** Revokes one token (DELETE /authenticate). */
-export async function revokeToken(storage: StoragePorts, token: string): Promise<boolean> {
-  const doc = await storage.documents.findByKey(TOKEN_KIND, hashToken(token));
-  return doc ? storage.documents.delete(doc.userId, TOKEN_KIND, doc.id) : false;
-}
-
-/** Revokes every token of a user (password change, PUT /users/:user/logout). Returns how many. */
-export async function revokeUserTokens(storage: StoragePorts, userId: string): Promise<number> {
-  let n = 0;
-  for (const doc of await storage.documents.list(userId, TOKEN_KIND)) if (await storage.documents.delete(userId, TOKEN_KIND, doc.id)) n++;
-  return n;
-}
-
-async function pruneExpired(storage: StoragePorts, userId: string, now: number): Promise<void> {
-  for (const doc of await storage.documents.list<TokenData>(userId, TOKEN_KIND)) {
-    if (doc.data.expires <= now) await storage.documents.delete(userId, TOKEN_KIND, doc.id);
-  }
 }

@@ -4,18 +4,19 @@
  * (2FA, encryption, ...) are accepted and ignored on input and answered with their neutral value.
  */
 import { z } from 'zod';
-import { createUser, findUser, normalizeTags, resolveAddress } from '../../storage/users.ts';
+import { changeUser, createUser, revokeTokens, updateSettings } from '../../hooks/pipeline/index.ts';
+import type { UserUpdate } from '../../hooks/pipeline/index.ts';
+import type { SettingsChange } from '../../hooks/types.ts';
+import { findUser, normalizeTags, resolveAddress } from '../../storage/users.ts';
 import { normalizeAddress } from '../../storage/addresses.ts';
-import { MAILBOX_LANGUAGES, specialMailboxNames } from '../../storage/mailbox-names.ts';
-import { hashPassword, verifyPassword } from '../../storage/passwords.ts';
+import { MAILBOX_LANGUAGES } from '../../storage/mailbox-names.ts';
+import { verifyPassword } from '../../storage/passwords.ts';
 import type { StoragePorts, UserRecord } from '../../storage/ports.ts';
 import { ApiError } from './errors.ts';
-import { mainAddress, quotaOf, storageCall, userParams } from './common.ts';
+import { accountResult, mainAddress, quotaOf, storageCall, userParams } from './common.ts';
 import { route } from './route.ts';
 import type { Route } from './route.ts';
-import { revokeUserTokens } from './tokens.ts';
-import { emailAddress, getDeliverySettings, updateDeliverySettings } from '../../storage/delivery-settings.ts';
-import type { DeliverySettingsInput } from '../../storage/delivery-settings.ts';
+import { emailAddress, getDeliverySettings } from '../../storage/delivery-settings.ts';
 
 const password = z.string().min(1).max(256);
 const tagList = z
@@ -47,8 +48,8 @@ const spamLevel = z
 const DEFAULT_SPAM_LEVEL = 50;
 
 /** The delivery-settings part of a POST/PUT body, when it has one. */
-function deliveryChanges(body: { targets?: string[]; spamLevel?: number | null }): DeliverySettingsInput | null {
-  const changes: DeliverySettingsInput = {};
+function deliveryChanges(body: { targets?: string[]; spamLevel?: number | null }): SettingsChange['changes'] | null {
+  const changes: { forward?: string[]; spamLevel?: number | null } = {};
   if (body.targets !== undefined) changes.forward = body.targets;
   if (body.spamLevel !== undefined) changes.spamLevel = body.spamLevel;
   return Object.keys(changes).length ? changes : null;
@@ -183,34 +184,28 @@ export const userRoutes: Route[] = [
       spamLevel: spamLevel.optional(),
     }),
     response: z.object({ id: z.string() }),
-    async handler({ app, body }) {
-      const names = Object.values(specialMailboxNames(app.config.users.mailboxes, body.language, body.mailboxes)).map((n) => n.toLowerCase());
-      if (new Set(names).size !== names.length) throw new ApiError('InputValidationError', 'mailboxes: special-use mailbox names must differ');
+    async handler({ app, ctx, body }) {
       const address = body.emptyAddress ? undefined : (body.address ?? (body.username.includes('@') ? body.username : undefined));
       // storage says ALREADYEXISTS for a username and an address alike: tell them apart up front
       if (address && (await storageCall(() => app.storage.users.resolveAddress(normalizeAddress(address).address)))) throw new ApiError('AddressExistsError');
-      const { user } = await storageCall(
-        () =>
-          createUser(app.storage, app.config, {
-            username: body.username,
-            password: body.password === false || body.password === '' ? null : body.password,
-            name: body.name,
-            addresses: address ? [address] : [],
-            quota: body.quota ? { storage: body.quota } : undefined,
-            language: body.language,
-            mailboxes: body.mailboxes,
-            tags: body.tags,
-          }),
+      const { user } = accountResult(
+        await createUser(app, ctx, {
+          username: body.username,
+          password: body.password === false || body.password === '' ? null : body.password,
+          name: body.name,
+          addresses: address ? [address] : [],
+          quota: body.quota ? { storage: body.quota } : undefined,
+          language: body.language,
+          mailboxes: body.mailboxes,
+          tags: body.tags,
+        }),
         { exists: 'UserExistsError' },
       );
       const changes = deliveryChanges(body);
       if (changes) {
-        try {
-          await storageCall(() => updateDeliverySettings(app.storage.documents, user.id, changes));
-        } catch (err) {
-          await app.storage.users.delete(user.id).catch(() => {});
-          throw err;
-        }
+        const set = await updateSettings(app, ctx, user.id, changes);
+        if (!set.ok) await changeUser(app, ctx, user.id, { action: 'delete' });
+        accountResult(set);
       }
       return { id: user.id };
     },
@@ -309,27 +304,28 @@ export const userRoutes: Route[] = [
       targets: targets.optional(),
       spamLevel: spamLevel.optional(),
     }),
-    async handler({ app, caller, user, body }) {
+    async handler({ app, ctx, caller, user, body }) {
       if (caller.kind === 'user' && (body.quota !== undefined || body.disabled !== undefined || body.tags !== undefined)) {
         throw new ApiError('MissingPrivileges', 'Only root can change quota, tags or the disabled flag');
       }
       if (body.existingPassword !== undefined && !(await verifyPassword(user.passwordHash, body.existingPassword))) {
         throw new ApiError('AuthFailed', 'Password verification failed');
       }
-      const passwordHash = body.password === undefined ? undefined : body.password === false ? null : await hashPassword(body.password);
-      await storageCall(
-        () =>
-          app.storage.users.update(user.id, {
-            name: body.name,
-            passwordHash,
-            quota: body.quota === undefined ? undefined : { storage: body.quota || app.config.users.quota.storage },
-            disabled: body.disabled,
-            tags: body.tags,
-          }),
-        { missing: 'UserNotFound' },
-      );
+      // one account change per kind of field: each passes the account hooks with its own action
+      const updates: UserUpdate[] = [];
+      if (body.name !== undefined || body.quota !== undefined || body.tags !== undefined) {
+        updates.push({
+          action: 'update',
+          name: body.name,
+          quota: body.quota === undefined ? undefined : { storage: body.quota || app.config.users.quota.storage },
+          tags: body.tags,
+        });
+      }
+      if (body.password !== undefined) updates.push({ action: 'password', password: body.password === false ? null : body.password });
+      if (body.disabled !== undefined && body.disabled !== user.disabled) updates.push({ action: body.disabled ? 'disable' : 'enable' });
+      for (const update of updates) accountResult(await changeUser(app, ctx, user.id, update), { missing: 'UserNotFound' });
       const changes = deliveryChanges(body);
-      if (changes) await storageCall(() => updateDeliverySettings(app.storage.documents, user.id, changes), { missing: 'UserNotFound' });
+      if (changes) accountResult(await updateSettings(app, ctx, user.id, changes), { missing: 'UserNotFound' });
       return {};
     },
   }),
@@ -341,8 +337,8 @@ export const userRoutes: Route[] = [
     tag: 'Users',
     access: 'root',
     params: userParams,
-    async handler({ app, user }) {
-      await storageCall(() => app.storage.users.delete(user.id), { missing: 'UserNotFound' });
+    async handler({ app, ctx, user }) {
+      accountResult(await changeUser(app, ctx, user.id, { action: 'delete' }), { missing: 'UserNotFound' });
       return {};
     },
   }),
@@ -356,7 +352,7 @@ export const userRoutes: Route[] = [
     params: userParams,
     body: z.object({ reason: z.string().max(256).optional().describe('Shown in logs') }),
     async handler({ app, ctx, user, body }) {
-      const revoked = await revokeUserTokens(app.storage, user.id);
+      const revoked = accountResult(await revokeTokens(app, ctx, user.id, null)).ids.length;
       // live sessions of other protocols can listen on this channel (not yet wired in IMAP/POP3)
       await app.storage.ephemeral.publish(`user:${user.id}:logout`, JSON.stringify({ reason: body.reason ?? '' }));
       ctx.log.info('user logged out', { user: user.id, revoked, reason: body.reason });

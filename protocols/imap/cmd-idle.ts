@@ -10,7 +10,7 @@
  * keep-alive ticker) that runs whatever is due, one thing at a time, and settles the command once DONE arrives.
  * Thousands of IDLE sessions then cost one small object each beyond the session itself.
  */
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import { AUTHENTICATED, command } from './command.ts';
 import { bad, ok } from './responses.ts';
 import type { Outcome } from './responses.ts';

@@ -3,7 +3,7 @@
  * (RFC 2342), STARTTLS, LOGIN, AUTHENTICATE PLAIN with SASL-IR (RFC 4959).
  */
 import { Buffer } from 'node:buffer';
-import { serverVersion } from '../version.ts';
+import { serverVersion } from '../net/version.ts';
 import { astring } from './args.ts';
 import { ANY, AUTHENTICATED, NOT_AUTHENTICATED, command } from './command.ts';
 import type { CommandSpec } from './command.ts';

@@ -12,7 +12,7 @@
  * running until the line's end has arrived (the reader leaves it running for the command).
  */
 import { VerdictError, tempfail } from '../../hooks/verdict.ts';
-import type { CommandBudget } from '../command-budget.ts';
+import type { CommandBudget } from '../net/command-budget.ts';
 import { InputEndedError } from './input.ts';
 import type { InputBuffer } from './input.ts';
 import { ImapSyntaxError } from './types.ts';

@@ -22,7 +22,7 @@
  * the session closes otherwise, so an unauthenticated client never gets a large body read or spooled. Before login
  * every literal is also held to that small limit (LOGIN's credentials need no more).
  *
- * Every command must arrive within its time budget (protocols/command-budget.ts), from its first byte to its
+ * Every command must arrive within its time budget (protocols/net/command-budget.ts), from its first byte to its
  * last, literals included; past it `onCommandTimeout` says goodbye and ends the input.
  *
  * APPEND's message literal is delivered as `{ type: 'literal', body }`: kept in memory up to
@@ -35,7 +35,7 @@ import { InputBuffer } from './input.ts';
 import { StreamedLiteral } from './literal-stream.ts';
 import type { LineResult } from './input.ts';
 import { CommandTokenizer } from './tokenizer.ts';
-import type { CommandBudget } from '../command-budget.ts';
+import type { CommandBudget } from '../net/command-budget.ts';
 import type { LiteralRequest } from './tokenizer.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ImapToken, LiteralBody } from './types.ts';

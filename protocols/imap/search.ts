@@ -1,21 +1,16 @@
 /**
  * SEARCH (RFC 3501 §6.4.4, RFC 5032 WITHIN, RFC 7162 MODSEQ, RFC 6855 UTF-8): the IMAP syntax parsed into the
- * protocol-neutral criteria tree (storage/search/criteria.ts). Evaluation is storage/search/evaluate.ts: the mailbox
- * index for flags, sizes, dates, UIDs and modseqs, the storage search port for header and text keys.
+ * protocol-neutral criteria tree (storage/search/criteria.ts). That is all IMAP holds: the evaluator is
+ * storage/search/evaluate.ts (the mailbox index for flags, sizes, dates, UIDs and modseqs, the storage search port
+ * for header and text keys), which the SEARCH command calls with the parsed query.
  */
 import { Buffer } from 'node:buffer';
 import iconv from 'iconv-lite';
 import type { DateOp, SearchCriteria, SearchKey } from '../../storage/search/criteria.ts';
-import { search } from '../../storage/search/evaluate.ts';
-import type { SearchContext } from '../../storage/search/evaluate.ts';
 import { parseSearchDate } from './render.ts';
 import { isSequenceSet, parseSequenceSet } from './sequence.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken } from './types.ts';
-
-export type { DateOp, SearchKey, SearchResult } from '../../storage/search/criteria.ts';
-export type { SearchContext } from '../../storage/search/evaluate.ts';
-export { search, sentDay } from '../../storage/search/evaluate.ts';
 
 export interface SearchQuery extends SearchCriteria {
   /** CHARSET given by the client (as given), or null. */
@@ -201,9 +196,4 @@ export function parseSearch(args: readonly ImapToken[], options: ParseSearchOpti
   const parser = new Parser(charset);
   const key = parser.keys(tokens, 0);
   return { key, charset, usesModseq: parser.usesModseq };
-}
-
-/** Evaluates a parsed SEARCH against a mailbox (storage/search/evaluate.ts). */
-export async function runSearch(query: SearchQuery, context: SearchContext): Promise<number[]> {
-  return (await search(query, context)).uids;
 }

@@ -14,23 +14,24 @@
  * (hooks/imap.ts `ImapCommandResult`); it may run the built-in handler first through `input.next()`.
  */
 import { join, resolve } from 'node:path';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import { StorageError } from '../../storage/ports.ts';
 import { createContext, createSession } from '../../hooks/context.ts';
 import type { HookContext, Session } from '../../hooks/context.ts';
 import { authenticate, closeSession, connectSession, listCapabilities, reportCommand, runCommand } from '../../hooks/pipeline/index.ts';
+import type { CloseReason } from '../../hooks/pipeline/index.ts';
 import type { CommandResult } from '../../hooks/types.ts';
 import type { ImapCommandInput, ImapCommandOutput } from '../../hooks/imap.ts';
 import type { Duplex } from 'node:stream';
-import { plaintextAuthAllowed } from '../auth-policy.ts';
+import { plaintextAuthAllowed } from '../net/auth-policy.ts';
 import { Args } from './args.ts';
 import type { CommandSpec, ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
 import { InputBuffer, InputEndedError, type FlowControl } from './input.ts';
 import { CommandReader } from './reader.ts';
 import type { LiteralPolicy, ReaderOptions } from './reader.ts';
-import { CommandBudget } from '../command-budget.ts';
-import type { CommandBudgetOptions } from '../command-budget.ts';
+import { CommandBudget } from '../net/command-budget.ts';
+import type { CommandBudgetOptions } from '../net/command-budget.ts';
 import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
@@ -40,7 +41,7 @@ import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ResponsePiece } from './types.ts';
 
 /**
- * What the session needs of a connection: protocols/listener.ts `Connection` satisfies it, and so does
+ * What the session needs of a connection: protocols/net/listener.ts `Connection` satisfies it, and so does
  * `duplexConnection()` over any Duplex (tests).
  */
 export interface ImapConnection {
@@ -115,6 +116,8 @@ export class ImapSession {
   #outBytes = 0;
   #bad = 0;
   #closing = false;
+  /** Why the session ends, for its `connection closed` line: the first reason given wins (`endsFor`). */
+  #closeReason: CloseReason | null = null;
   #watcher: ChangeWatcher | null = null;
 
   constructor(app: App, conn: ImapConnection) {
@@ -148,7 +151,7 @@ export class ImapSession {
 
   static #onCommandExpired(this: SessionCallbacks): void {
     this.session.log.info('command timeout: a command took too long to arrive, closing');
-    void this.session.disconnect('Command not received in time');
+    void this.session.disconnect('Command not received in time', 'command-timeout');
   }
 
   static #readerLiteralPolicy(this: SessionCallbacks, verb: string | null): LiteralPolicy {
@@ -359,12 +362,19 @@ export class ImapSession {
 
   static #onIdleTimeout(conn: ImapConnection): Promise<void> | undefined {
     const session = SESSIONS.get(conn);
+    session?.endsFor('idle-timeout');
     return session ? session.#bye('Autologout; idle for too long') : undefined;
   }
 
   static #onShutdown(conn: ImapConnection): Promise<void> | undefined {
     const session = SESSIONS.get(conn);
+    session?.endsFor('shutdown');
     return session ? session.#bye('Server shutting down') : undefined;
+  }
+
+  /** Records why the session is ending (the first reason given wins). */
+  endsFor(reason: CloseReason): void {
+    this.#closeReason ??= reason;
   }
 
   /**
@@ -394,6 +404,7 @@ export class ImapSession {
     try {
       await connectSession(this.app, ctx);
       if (this.conn.refused) {
+        this.endsFor('refused');
         await this.#bye('Too many connections from your address');
         return;
       }
@@ -453,8 +464,13 @@ export class ImapSession {
   }
 
   #failed(err: unknown): void {
-    if (err instanceof InputEndedError) this.log.info('connection closed inside a literal');
-    else if (!this.closing) this.log.error('session failed', { err });
+    if (err instanceof InputEndedError) {
+      this.endsFor('client-closed');
+      this.log.info('connection closed inside a literal');
+    } else if (!this.closing) {
+      this.endsFor('error');
+      this.log.error('session failed', { err });
+    }
   }
 
   /** The end of the session, once: the connection's slot and counters given back, close taps, socket closed. */
@@ -470,7 +486,8 @@ export class ImapSession {
       this.#watcher = null;
       await this.flush().catch(() => {});
       if (this.#connectionKey) await this.app.storage.ephemeral.release(this.#connectionKey, 1).catch(() => {});
-      await closeSession(this.app, this.#ctx!).catch((err) => this.log.error('session close failed', { err }));
+      const reason = this.#closeReason ?? (this.state === 'logout' ? 'quit' : 'client-closed');
+      await closeSession(this.app, this.#ctx!, reason).catch((err) => this.log.error('session close failed', { err }));
       await this.conn.close();
     } finally {
       ended();
@@ -484,8 +501,9 @@ export class ImapSession {
     await this.flush().catch(() => {});
   }
 
-  /** BYE and close (after the current response). */
-  async disconnect(text: string): Promise<void> {
+  /** BYE and close (after the current response); `reason` goes to the `connection closed` line. */
+  async disconnect(text: string, reason: CloseReason = 'disconnect'): Promise<void> {
+    this.endsFor(reason);
     await this.#bye(text);
     this.#input.end();
   }
@@ -494,8 +512,8 @@ export class ImapSession {
     this.send(statusLine(read.tag ?? '*', read.status, read.code, read.text));
     reportCommand(this.app, createContext(this.session), 'imap', { verb: read.verb ?? '?', status: read.status, ok: false, code: read.code, ms: 0 });
     if (read.status === 'BAD') this.#bad++;
-    if (read.close) await this.disconnect('Closing connection');
-    else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands');
+    if (read.close) await this.disconnect('Closing connection', 'too-many-errors');
+    else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands', 'too-many-errors');
     await this.flush();
   }
 
@@ -565,7 +583,7 @@ export class ImapSession {
     else this.#bad = 0;
     reportCommand(this.app, ctx, 'imap', { verb: command.verb, status: outcome.status, ok: outcome.status === 'OK', code: outcome.code, ms: Date.now() - started });
     if (outcome.close) await this.disconnect('Closing connection');
-    else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands');
+    else if (this.#bad >= this.app.config.imap.maxBadCommands) await this.disconnect('Too many bad commands', 'too-many-errors');
     else if (this.selected?.deleted) await this.disconnect('Selected mailbox was deleted');
     // while pipelined input waits, replies are held: they go out together once the reader waits (FlowControl.waiting)
     if (outcome.after || this.closing || this.#input.buffered === 0) await this.flush();
@@ -574,7 +592,7 @@ export class ImapSession {
         await outcome.after();
       } catch (err) {
         ctx.log.info('connection lost after command', { err: (err as Error).message });
-        await this.disconnect('Closing connection');
+        await this.disconnect('Closing connection', 'client-closed');
       }
     }
   }

@@ -10,7 +10,7 @@
  * own and an ephemeral store that only reads. A failure is ignored: it costs the first SELECT its compile time.
  * Once per process, before its IMAP listener starts (protocols/imap.ts).
  */
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../app.ts';
 import { MailboxIndexes } from '../../storage/mailbox-index/registry.ts';
 import type { IndexStorage } from '../../storage/mailbox-index/mailbox-index.ts';
 import { encodeIndexSnapshot, snapshotSource } from '../../storage/mailbox-index/snapshot.ts';

@@ -3,8 +3,8 @@
  * rest is read and dropped, so the session stays in sync with the client), bytes after the terminator handed back
  * to the reader as the next pipelined commands.
  */
-import type { LineReader } from '../line-reader.ts';
-import { DotUnstuffer } from '../dot-stuffing.ts';
+import type { LineReader } from '../net/line-reader.ts';
+import { DotUnstuffer } from '../net/dot-stuffing.ts';
 import type { Spool } from '../../storage/spool.ts';
 
 /** `complete`: the whole message is in the spool; `toobig`: over the limit (spool incomplete); `eof`: the client went away. */

@@ -9,7 +9,7 @@
  */
 import { MongoClient, MongoParseError } from 'mongodb';
 import type { Db, MongoClientOptions, ReadPreferenceMode } from 'mongodb';
-import { ConfigError } from '../../hooks/config.ts';
+import { ConfigError } from '../config.ts';
 import { MemoryEphemeral } from '../ephemeral/memory.ts';
 import { StorageError } from '../ports.ts';
 import type { EphemeralPort, StoragePorts } from '../ports.ts';

@@ -8,7 +8,7 @@
  * rows holds it ~20 ms, a checkpoint copies up to a thousand pages and fsyncs the database file inside a client's
  * commit.
  *
- * With worker processes (protocols/cluster.ts) a maintenance process does both instead (`backgroundWork: 'here'`):
+ * With worker processes (protocols/net/cluster.ts) a maintenance process does both instead (`backgroundWork: 'here'`):
  * - every `intervalMs` it asks whether any search row is above the indexer's watermark or any expunged row waits to
  *   leave the indexes (a read: no lock), and if so runs batches until none is left, each a transaction of its own
  *   that never waits for the write lock (another process holding it: next round). Batches wait for a quiet moment:

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { argv, writeOut } from '../../protocols/runtime.ts';
+import { argv, writeOut } from '../../hooks/runtime.ts';
 
 interface ProfileNode {
   id: number;

@@ -16,7 +16,7 @@ import { chmodSync, chownSync, closeSync, openSync, existsSync, mkdirSync, readF
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { kill } from 'node:process';
-import { env as runtimeEnv } from '../../protocols/runtime.ts';
+import { env as runtimeEnv } from '../../hooks/runtime.ts';
 import { dirSize } from '../helpers/dir-size.ts';
 import { PASSWORD, freePort, sleep, waitFor, type Peer } from './peer.ts';
 

@@ -11,7 +11,7 @@
 import { createInterface } from 'node:readline';
 import { stdin } from 'node:process';
 import { ImapClient } from './imap-client.ts';
-import { argv, exit, writeOut } from '../../protocols/runtime.ts';
+import { argv, exit, writeOut } from '../../hooks/runtime.ts';
 
 const [port, user, password, countText] = argv();
 const clients: ImapClient[] = [];

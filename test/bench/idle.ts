@@ -6,7 +6,7 @@
  *
  * Every reading is taken once the server has been left alone for `settleMs` (the sessions idling). A garbage-
  * collected server still holds the garbage of a burst of 10,000 logins seconds after it, and gives it back only when
- * its collector's idle-time memory reducer runs (ours starts it once a worker is quiet: protocols/memory-settle.ts;
+ * its collector's idle-time memory reducer runs (ours starts it once a worker is quiet: protocols/net/memory-settle.ts;
  * left to itself V8 waits up to 100 s, or after a small burst may not run at all). A reading 2 s after the burst
  * measures that garbage, and swings by more than the per-session cost between runs (it read -37 and +18.8 KB per
  * session at 1,000 in two runs of the same code), so the settled reading is the figure and the 2-second one is kept

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argv } from 'node:process';
-import { env } from '../../protocols/runtime.ts';
+import { env } from '../../hooks/runtime.ts';
 import { runImaptest, type ImaptestVariant } from './imaptest.ts';
 import { seedMix } from './mix.ts';
 import { startOurs } from './ours-peer.ts';

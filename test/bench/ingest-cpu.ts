@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { env, hrtime } from 'node:process';
 import { parseArgs } from 'node:util';
-import { argv, writeOut } from '../../protocols/runtime.ts';
+import { argv, writeOut } from '../../hooks/runtime.ts';
 import { dataBlock, ingestMessage } from './corpus.ts';
 import { appendIngest, lmtpIngest, type IngestResult } from './ingest.ts';
 import { profileWindow, startOurs } from './ours-peer.ts';

@@ -14,7 +14,7 @@ import { closeSync, openSync } from 'node:fs';
 import { execPath } from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { MongoClient } from 'mongodb';
-import { env as runtimeEnv } from '../../protocols/runtime.ts';
+import { env as runtimeEnv } from '../../hooks/runtime.ts';
 import { MONGODB_URL_VARIABLE } from '../helpers/mongo-server.ts';
 
 const STAND_IN = fileURLToPath(new URL('./mongo-standin.ts', import.meta.url));

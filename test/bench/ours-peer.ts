@@ -1,5 +1,5 @@
 /**
- * This server as a bench peer: `protocols/cli.ts start` in a child process (the same runtime as the bench) on a
+ * This server as a bench peer: `protocols/cli/main.ts start` in a child process (the same runtime as the bench) on a
  * given data directory, its log in a file next to it, ports read from its "wildduck ready" line. Connection limits
  * (and the failed-login budgets, which logins in progress count against) are raised through WILDDUCK_* variables so
  * 10,000 IDLE sessions of one user from 127.0.0.1 are accepted.
@@ -14,11 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { applyEnv, resolveConfig } from '../../hooks/config.ts';
 import { openStorage } from '../../storage/open.ts';
 import { createUser } from '../../storage/users.ts';
-import { env as runtimeEnv } from '../../protocols/runtime.ts';
+import { env as runtimeEnv } from '../../hooks/runtime.ts';
 import { dirSize } from '../helpers/dir-size.ts';
 import { DOMAIN, PASSWORD, waitFor, type Peer } from './peer.ts';
 
-const CLI = fileURLToPath(new URL('../../protocols/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../../protocols/cli/main.ts', import.meta.url));
 
 /**
  * Creates the users that do not exist yet in `dataDir` (in-process, through the same code as `user add`), on the

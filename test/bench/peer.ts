@@ -1,6 +1,6 @@
 /** What a workload needs from a server under test: its ports, its process tree, its disk use. */
 import { fileURLToPath } from 'node:url';
-import { env } from '../../protocols/runtime.ts';
+import { env } from '../../hooks/runtime.ts';
 
 export interface Peer {
   readonly name: 'ours' | 'dovecot';

@@ -16,7 +16,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { hrtime } from 'node:process';
 import { join } from 'node:path';
-import { argv, env, runtimeVersion, writeErr, writeOut } from '../../protocols/runtime.ts';
+import { argv, env, runtimeVersion, writeErr, writeOut } from '../../hooks/runtime.ts';
 import { dataBlock, ingestMessage, smallMessage } from './corpus.ts';
 import { dovecotVersion, ensureDovecot, startDovecot } from './dovecot-peer.ts';
 import { idleMemory, type IdleStep } from './idle.ts';

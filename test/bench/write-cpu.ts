@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuUsage } from 'node:process';
 import { parseArgs } from 'node:util';
-import { argv, writeOut } from '../../protocols/runtime.ts';
+import { argv, writeOut } from '../../hooks/runtime.ts';
 import { createUser } from '../../storage/users.ts';
 import { resolveConfig } from '../../hooks/config.ts';
 import { ingestMessage } from '../../storage/mime/ingest.ts';

@@ -14,7 +14,7 @@
 import fc from 'fast-check';
 import { TARGETS } from './targets.ts';
 import { FAMILIES, measure } from './linearity.ts';
-import { env, setExitCode } from '../../protocols/runtime.ts';
+import { env, setExitCode } from '../../hooks/runtime.ts';
 
 const vars = env();
 const runs = Number(vars.FUZZ_RUNS ?? 5000);

@@ -24,10 +24,10 @@ import { decodeModifiedUtf7, encodeModifiedUtf7 } from '../../protocols/imap/ren
 import { ImapSyntaxError } from '../../protocols/imap/types.ts';
 import type { ImapToken } from '../../protocols/imap/types.ts';
 import { parseQuery, QueryError } from '../../protocols/http/search-query.ts';
-import { LineReader } from '../../protocols/line-reader.ts';
+import { LineReader } from '../../protocols/net/line-reader.ts';
 import { parsePath, splitCommand } from '../../protocols/lmtp/syntax.ts';
 import { decodePlain } from '../../protocols/pop3/sasl.ts';
-import { DotUnstuffer, dotStuff } from '../../protocols/dot-stuffing.ts';
+import { DotUnstuffer, dotStuff } from '../../protocols/net/dot-stuffing.ts';
 import { ingestMessage, readAll, readMessage } from '../../storage/mime/index.ts';
 import { AddressError, normalizeAddress } from '../../storage/addresses.ts';
 import { MemoryBlobs } from '../helpers/memory-blobs.ts';

@@ -1,5 +1,5 @@
 /**
- * The real CLI server (`cli.ts start`) in a child process, for end-to-end tests (test/cluster.test.ts,
+ * The real CLI server (`cli/main.ts start`) in a child process, for end-to-end tests (test/cluster.test.ts,
  * test/redis-e2e.test.ts): started with WILDDUCK_* variables on ephemeral ports and JSON logs, its log entries read
  * as they arrive (which worker took a connection, when it is ready), and small IMAP / POP3 exchanges over it.
  */
@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawnTs } from './spawn-ts.ts';
 import { connectPlain, type LineClient } from './line-client.ts';
-import { env as runtimeEnv } from '../../protocols/runtime.ts';
+import { env as runtimeEnv } from '../../hooks/runtime.ts';
 
-const CLI = new URL('../../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../../protocols/cli/main.ts', import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface Server {
@@ -95,7 +95,7 @@ export async function connect(server: Server, port: number): Promise<Client> {
   const lines = await connectPlain(port);
   await lines.line(30_000);
   const local = (lines.socket as unknown as { localPort: number }).localPort;
-  const entry = await logEntry(server, (e) => e.msg === 'connection opened' && e.remotePort === local, `the connection from port ${local}`);
+  const entry = await logEntry(server, (e) => e.msg === 'connection opened' && e.port === local, `the connection from port ${local}`);
   return { lines, worker: entry.worker as number };
 }
 
@@ -194,7 +194,7 @@ export async function pop3LockHoldsElsewhere(holder: Client, other: Client, user
 
 /** Sends each server SIGTERM and checks it logged "stopped" and (on Node.js; Deno's child_process reports no exit code for a signalled child) exited 0. */
 export async function stopsCleanly(servers: readonly Server[]): Promise<void> {
-  const { runtimeName } = await import('../../protocols/runtime.ts');
+  const { runtimeName } = await import('../../hooks/runtime.ts');
   for (const server of servers) {
     server.child.kill('SIGTERM');
     await server.closed;

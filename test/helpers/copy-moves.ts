@@ -13,7 +13,7 @@ import { internalContext } from '../../hooks/context.ts';
 import { createLogger } from '../../hooks/log.ts';
 import { storeMessage } from '../../hooks/pipeline/index.ts';
 import { startImap } from '../../protocols/imap.ts';
-import { runtimeName } from '../../protocols/runtime.ts';
+import { runtimeName } from '../../hooks/runtime.ts';
 import { bootApp } from '../../protocols/server.ts';
 import { copyStore } from '../../storage/copy.ts';
 import type { StoragePorts } from '../../storage/ports.ts';

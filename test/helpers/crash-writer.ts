@@ -6,7 +6,7 @@
  */
 import { openSqliteStorage } from '../../storage/sqlite/index.ts';
 import { ingestMessage } from '../../storage/mime/ingest.ts';
-import { argv, writeOut } from '../../protocols/runtime.ts';
+import { argv, writeOut } from '../../hooks/runtime.ts';
 import { generatedMessage } from './generated-mail.ts';
 
 const [dataDir, userId, mailboxId, first] = argv();

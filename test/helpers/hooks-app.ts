@@ -3,8 +3,8 @@
  * inline segment, and the body is also staged as a blob so discard can be observed), a log sink, and a
  * password check where the stored hash is "plain:<password>".
  */
-import { createApp } from '../../hooks/app.ts';
-import type { App } from '../../hooks/app.ts';
+import { createApp } from '../../protocols/app.ts';
+import type { App } from '../../protocols/app.ts';
 import { resolveConfig } from '../../hooks/config.ts';
 import type { ConfigInput } from '../../hooks/config.ts';
 import { createLogger } from '../../hooks/log.ts';

@@ -13,7 +13,7 @@ import { resolveConfig } from '../../hooks/config.ts';
 import type { ConfigInput } from '../../hooks/config.ts';
 import { createLogger } from '../../hooks/log.ts';
 import type { LogFields } from '../../hooks/log.ts';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../../protocols/app.ts';
 
 export const ROOT_TOKEN = 'root-secret-token';
 

@@ -11,8 +11,8 @@ import { bootTestApp } from './test-backend.ts';
 import { resolveConfig } from '../../hooks/config.ts';
 import type { ConfigInput } from '../../hooks/config.ts';
 import { createLogger } from '../../hooks/log.ts';
-import type { LogFields } from '../../hooks/log.ts';
-import type { App } from '../../hooks/app.ts';
+import type { LogFields, Logger } from '../../hooks/log.ts';
+import type { App } from '../../protocols/app.ts';
 import { createUser } from '../../storage/users.ts';
 import { duplexConnection, handleImapConnection } from '../../protocols/imap.ts';
 import type { DuplexConnectionOptions } from '../../protocols/imap.ts';
@@ -25,8 +25,8 @@ export interface ImapTestApp {
   close(): Promise<void>;
 }
 
-/** Boots the whole stack with user `alice` / `secret`. */
-export async function bootImapTestApp(overrides: ConfigInput = {}): Promise<ImapTestApp> {
+/** Boots the whole stack with user `alice` / `secret`. `log` replaces the debug logger that fills `logs`. */
+export async function bootImapTestApp(overrides: ConfigInput = {}, log?: Logger): Promise<ImapTestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'wd-imap-'));
   const config = resolveConfig({
     dataDir,
@@ -35,8 +35,7 @@ export async function bootImapTestApp(overrides: ConfigInput = {}): Promise<Imap
     imap: { port: 0, tlsPort: null, ...(overrides.imap ?? {}) },
   });
   const logs: LogFields[] = [];
-  const log = createLogger({ level: 'debug', format: 'json', sink: (_line, entry) => logs.push(entry) });
-  const app = await bootTestApp(config, log);
+  const app = await bootTestApp(config, log ?? createLogger({ level: 'debug', format: 'json', sink: (_line, entry) => logs.push(entry) }));
   const { user } = await createUser(app.storage, config, { username: 'alice', password: 'secret', addresses: ['alice@example.com'] });
   return {
     app,

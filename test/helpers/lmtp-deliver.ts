@@ -2,7 +2,7 @@
  * Delivery over LMTP for tests: one transaction on an in-memory connection to serveLmtp (the real protocol
  * module on the real stack), returning the reply for each recipient after DATA; and readers for what was stored.
  */
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../../protocols/app.ts';
 import { serveLmtp } from '../../protocols/lmtp.ts';
 import { readAll, readMessage } from '../../storage/mime/reassemble.ts';
 import type { MessageRecord } from '../../storage/ports.ts';

@@ -3,7 +3,7 @@
  * in transcript tests without a network. `client` reads lines and sends raw text.
  */
 import { Duplex } from 'node:stream';
-import type { ClientConnection } from '../../protocols/client-connection.ts';
+import type { ClientConnection } from '../../protocols/net/client-connection.ts';
 
 class End extends Duplex {
   peer: End | null = null;

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execPath } from 'node:process';
 import { fileURLToPath } from 'node:url';
-import { runtimeName } from '../../protocols/runtime.ts';
+import { runtimeName } from '../../hooks/runtime.ts';
 
 export function spawnTs(file: URL | string, args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): ChildProcess {
   const path = typeof file === 'string' ? file : fileURLToPath(file);

@@ -9,7 +9,7 @@ import { env } from 'node:process';
 import { bootApp } from '../../protocols/server.ts';
 import type { Config } from '../../hooks/config.ts';
 import type { Logger } from '../../hooks/log.ts';
-import type { App } from '../../hooks/app.ts';
+import type { App } from '../../protocols/app.ts';
 import type { OpenStorageOptions } from '../../storage/open.ts';
 import { mongoIsStandIn, startMongo } from './mongo-server.ts';
 import type { MongoTestServer } from './mongo-server.ts';

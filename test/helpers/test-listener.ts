@@ -1,6 +1,6 @@
 /** A loopback listener with test-sized limits (per-IP 10, idle 60 s, no PROXY), for protocol tests. */
-import { startTcpListener } from '../../protocols/listener.ts';
-import type { TcpListener, TcpListenerOptions } from '../../protocols/listener.ts';
+import { startTcpListener } from '../../protocols/net/listener.ts';
+import type { TcpListener, TcpListenerOptions } from '../../protocols/net/listener.ts';
 
 export function testListener(
   base: Pick<TcpListenerOptions, 'name' | 'tls' | 'log' | 'onConnection'>,

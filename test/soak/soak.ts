@@ -1,5 +1,5 @@
 /**
- * Soak test (`npm run soak`, not part of CI): runs the real server (`protocols/cli.ts start`, a child process on a
+ * Soak test (`npm run soak`, not part of CI): runs the real server (`protocols/cli/main.ts start`, a child process on a
  * temp data directory, ports from its "wildduck ready" line) for N minutes under a mixed load, SIGKILLs and
  * restarts it at random, and checks that nothing acknowledged was lost.
  *
@@ -27,7 +27,7 @@ import { ImapFlow } from 'imapflow';
 import { spawnTs } from '../helpers/spawn-ts.ts';
 import { lineClient } from '../helpers/line-client.ts';
 import type { LineClient } from '../helpers/line-client.ts';
-import { argv, env as runtimeEnv, exit, writeOut } from '../../protocols/runtime.ts';
+import { argv, env as runtimeEnv, exit, writeOut } from '../../hooks/runtime.ts';
 import { resolveConfig } from '../../hooks/config.ts';
 import { openStorage } from '../../storage/open.ts';
 import { createUser } from '../../storage/users.ts';
@@ -50,7 +50,7 @@ const KILL_MAX = Number(flags['kill-max']) * 1000;
 const USERS = Number(flags.users);
 const IDLE_CROWD = Number(flags.idle);
 const TOKEN = 'soak-root-token';
-const CLI = new URL('../../protocols/cli.ts', import.meta.url);
+const CLI = new URL('../../protocols/cli/main.ts', import.meta.url);
 
 const dir = mkdtempSync(join(tmpdir(), 'wd-soak-'));
 const dataDir = join(dir, 'data');

@@ -29,16 +29,16 @@ import { Buffer } from 'node:buffer';
 import type { Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, cpus } from 'node:os';
-import type { Config } from '../hooks/config.ts';
-import type { Logger } from '../hooks/log.ts';
-import type { App } from '../hooks/app.ts';
-import { openStorage } from '../storage/open.ts';
-import { MemoryEphemeral } from '../storage/ephemeral/memory.ts';
-import { EphemeralHub, type AttachedPeer } from '../storage/ephemeral/hub.ts';
-import { RemoteEphemeral } from '../storage/ephemeral/remote.ts';
-import type { StoragePorts } from '../storage/ports.ts';
-import { canForkWorkers, cliCommandLine, env, exit, onShutdownSignal } from './runtime.ts';
-import { bootApp, startListeners } from './server.ts';
+import type { Config } from '../../hooks/config.ts';
+import type { Logger } from '../../hooks/log.ts';
+import type { App } from '../app.ts';
+import { openStorage } from '../../storage/open.ts';
+import { MemoryEphemeral } from '../../storage/ephemeral/memory.ts';
+import { EphemeralHub, type AttachedPeer } from '../../storage/ephemeral/hub.ts';
+import { RemoteEphemeral } from '../../storage/ephemeral/remote.ts';
+import type { StoragePorts } from '../../storage/ports.ts';
+import { canForkWorkers, cliCommandLine, env, exit, onShutdownSignal } from '../../hooks/runtime.ts';
+import { bootApp, startListeners } from '../server.ts';
 import { loadTlsContext } from './tls.ts';
 import type { Listener } from './listener.ts';
 import { MemorySettler } from './memory-settle.ts';
@@ -98,7 +98,7 @@ async function tellIfNoUsers(storage: StoragePorts, log: Logger): Promise<void> 
   }
 }
 
-/** A serving process gives memory back after bursts (when its collector is exposed; see protocols/memory-settle.ts). */
+/** A serving process gives memory back after bursts (when its collector is exposed; see protocols/net/memory-settle.ts). */
 function settleMemory(config: Config, log: Logger): void {
   const { enabled, growthMb, checkSeconds } = config.server.memorySettle;
   if (!enabled) return;

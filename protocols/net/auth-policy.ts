@@ -3,7 +3,7 @@
  * `auth.allowPlaintext`. IMAP answers LOGINDISABLED / `NO [PRIVACYREQUIRED]` when this is false, POP3 hides
  * USER/PASS and AUTH, LMTP never authenticates.
  */
-import type { Config } from '../hooks/config.ts';
+import type { Config } from '../../hooks/config.ts';
 
 export function plaintextAuthAllowed(config: Pick<Config, 'auth'>, conn: { readonly secure: boolean; readonly isLoopback: boolean }): boolean {
   return conn.secure || conn.isLoopback || config.auth.allowPlaintext;

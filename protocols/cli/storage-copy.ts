@@ -6,12 +6,12 @@
  * took in meanwhile). Exit status: 0 copied and verified, 1 the verification found differences, 130 stopped.
  */
 import { resolve } from 'node:path';
-import type { Config } from '../hooks/config.ts';
-import { copyStore, verifyCopy } from '../storage/copy.ts';
-import type { CopyProgress } from '../storage/copy.ts';
-import { openStorage } from '../storage/open.ts';
-import type { StoragePorts } from '../storage/ports.ts';
-import { onShutdownSignal, stdoutIsTerminal, writeOut } from './runtime.ts';
+import type { Config } from '../../hooks/config.ts';
+import { copyStore, verifyCopy } from '../../storage/copy.ts';
+import type { CopyProgress } from '../../storage/copy.ts';
+import { openStorage } from '../../storage/open.ts';
+import type { StoragePorts } from '../../storage/ports.ts';
+import { onShutdownSignal, stdoutIsTerminal, writeOut } from '../../hooks/runtime.ts';
 
 export const STORAGE_USAGE = `  wildduck storage copy --to mongodb://HOST/DB|sqlite:DIR|DIR [--verify-only] [--parallel N]`;
 

@@ -1,6 +1,6 @@
 /**
  * `wildduck` commands for per-user delivery rules (storage/delivery-settings.ts): filters, autoreply, forwarding
- * and the spam level. protocols/cli.ts parses the arguments (with DELIVERY_OPTIONS) and calls `deliveryCommand`.
+ * and the spam level. protocols/cli/main.ts parses the arguments (with DELIVERY_OPTIONS) and calls `deliveryCommand`.
  *
  *   wildduck filter add USER [--name N] CONDITIONS... ACTIONS...
  *       conditions: --from X --to X --subject X --list-id X --text WORDS --has-attachment|--no-attachment
@@ -15,23 +15,19 @@
  *   wildduck forward off USER
  *   wildduck spam-level USER 0-100|default
  *
- * USER is a user name or one of the user's addresses.
+ * USER is a user name or one of the user's addresses. Writes pass the account pipeline (`account.*Filter`,
+ * `account.*Autoreply`, `account.*Settings` hooks: forwarding and the spam level are delivery settings); reads use
+ * the app's storage.
  */
-import type { Id, StoragePorts, UserRecord } from '../storage/ports.ts';
-import { StorageError } from '../storage/ports.ts';
-import { resolveAddress } from '../storage/users.ts';
-import {
-  deleteFilter,
-  disableAutoreply,
-  getAutoreply,
-  getDeliverySettings,
-  listFilters,
-  putFilter,
-  setAutoreply,
-  updateDeliverySettings,
-} from '../storage/delivery-settings.ts';
-import type { FilterAction, FilterQuery, StoredFilter } from '../storage/delivery-settings.ts';
-import { writeOut } from './runtime.ts';
+import type { Id, StoragePorts, UserRecord } from '../../storage/ports.ts';
+import { StorageError } from '../../storage/ports.ts';
+import { resolveAddress } from '../../storage/users.ts';
+import { deleteFilter, putFilter, setAutoreply, stopAutoreply, updateSettings } from '../../hooks/pipeline/index.ts';
+import { getAutoreply, getDeliverySettings, listFilters } from '../../storage/delivery-settings.ts';
+import type { FilterAction, FilterQuery, StoredFilter } from '../../storage/delivery-settings.ts';
+import { writeOut } from '../../hooks/runtime.ts';
+import { valueOf } from './boot-app.ts';
+import type { CliApp } from './boot-app.ts';
 
 export const DELIVERY_OPTIONS = {
   from: { type: 'string' },
@@ -104,7 +100,8 @@ function parseDate(value: unknown, option: string): number | null {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-async function filterAdd(storage: StoragePorts, user: UserRecord, values: Values): Promise<void> {
+async function filterAdd({ app, ctx }: CliApp, user: UserRecord, values: Values): Promise<void> {
+  const { storage } = app;
   if (values['has-attachment'] && values['no-attachment']) throw new DeliveryUsageError('--has-attachment and --no-attachment exclude each other');
   if (values.spam && values['not-spam']) throw new DeliveryUsageError('--spam and --not-spam exclude each other');
   if (values.larger !== undefined && values.smaller !== undefined) throw new DeliveryUsageError('use either --larger or --smaller');
@@ -131,8 +128,8 @@ async function filterAdd(storage: StoragePorts, user: UserRecord, values: Values
     mailbox,
     targets: (values.forward as string[] | undefined)?.length ? (values.forward as string[]) : undefined,
   };
-  const doc = await putFilter(storage.documents, user.id, { name: str(values.name) ?? '', query: strip(query), action: strip(action) });
-  writeOut(`added filter ${doc.id} for ${user.username}\n`);
+  const made = valueOf(await putFilter(app, ctx, user.id, { name: str(values.name) ?? '', query: strip(query), action: strip(action) }));
+  writeOut(`added filter ${made.id} for ${user.username}\n`);
 }
 
 function strip<T extends object>(value: T): T {
@@ -160,26 +157,30 @@ export async function describeFilter(storage: StoragePorts, filter: StoredFilter
   return [filter.id, filter.data.name || '-', conditions.join(' '), actions.join(' '), filter.data.disabled ? 'disabled' : ''].join('\t').trimEnd();
 }
 
-async function filterCommand(storage: StoragePorts, sub: string | undefined, args: string[], values: Values): Promise<void> {
+async function filterCommand(cli: CliApp, sub: string | undefined, args: string[], values: Values): Promise<void> {
   if (sub !== 'add' && sub !== 'list' && sub !== 'del') throw new DeliveryUsageError(`unknown filter command "${sub ?? ''}"`);
+  const { storage } = cli.app;
   const user = await findUser(storage, args[0]);
-  if (sub === 'add') return filterAdd(storage, user, values);
+  if (sub === 'add') return filterAdd(cli, user, values);
   if (sub === 'list') {
     for (const filter of await listFilters(storage.documents, user.id)) writeOut(`${await describeFilter(storage, filter)}\n`);
     return;
   }
   const id = args[1];
   if (!id) throw new DeliveryUsageError('filter del needs an ID (see filter list)');
-  if (!(await deleteFilter(storage.documents, user.id, id))) throw new StorageError('NONEXISTENT', `${user.username} has no filter ${id}`);
+  const deleted = await deleteFilter(cli.app, cli.ctx, user.id, id);
+  if (!deleted.ok && deleted.verdict.code === 'NONEXISTENT') throw new StorageError('NONEXISTENT', `${user.username} has no filter ${id}`);
+  valueOf(deleted);
   writeOut(`deleted filter ${id}\n`);
 }
 
-async function autoreplyCommand(storage: StoragePorts, sub: string | undefined, args: string[], values: Values): Promise<void> {
+async function autoreplyCommand({ app, ctx }: CliApp, sub: string | undefined, args: string[], values: Values): Promise<void> {
   if (sub !== 'set' && sub !== 'show' && sub !== 'off') throw new DeliveryUsageError(`unknown autoreply command "${sub ?? ''}"`);
+  const { storage } = app;
   const user = await findUser(storage, args[0]);
   if (sub === 'set') {
     if (values.text === undefined && values.html === undefined) throw new DeliveryUsageError('autoreply set needs --text (or --html)');
-    const data = await setAutoreply(storage.documents, user.id, {
+    const set = await setAutoreply(app, ctx, user.id, {
       status: true,
       subject: str(values.subject) ?? '',
       text: str(values.text) ?? '',
@@ -187,12 +188,13 @@ async function autoreplyCommand(storage: StoragePorts, sub: string | undefined, 
       start: parseDate(values.start, '--start'),
       end: parseDate(values.end, '--end'),
     });
+    const data = valueOf(set).autoreply!;
     const range = [data.start, data.end].map((t) => (t === null ? '…' : new Date(t).toISOString())).join(' – ');
     writeOut(`autoreply on for ${user.username} (${range})\n`);
     return;
   }
   if (sub === 'off') {
-    await disableAutoreply(storage.documents, user.id);
+    valueOf(await stopAutoreply(app, ctx, user.id, 'off'));
     writeOut(`autoreply off for ${user.username}\n`);
     return;
   }
@@ -202,16 +204,17 @@ async function autoreplyCommand(storage: StoragePorts, sub: string | undefined, 
   writeOut(`status: ${data.status ? 'on' : 'off'}\nstart: ${when(data.start)}\nend: ${when(data.end)}\nsubject: ${data.subject}\ntext: ${data.text}\n`);
 }
 
-async function forwardCommand(storage: StoragePorts, sub: string | undefined, args: string[]): Promise<void> {
+async function forwardCommand({ app, ctx }: CliApp, sub: string | undefined, args: string[]): Promise<void> {
   if (sub !== 'set' && sub !== 'off') throw new DeliveryUsageError(`unknown forward command "${sub ?? ''}"`);
-  const user = await findUser(storage, args[0]);
+  const user = await findUser(app.storage, args[0]);
   const targets = sub === 'set' ? args.slice(1) : [];
   if (sub === 'set' && targets.length === 0) throw new DeliveryUsageError('forward set needs at least one ADDR (forward off removes them)');
-  const settings = await updateDeliverySettings(storage.documents, user.id, { forward: targets });
+  const settings = valueOf(await updateSettings(app, ctx, user.id, { forward: targets }));
   writeOut(settings.forward.length ? `${user.username} forwards to ${settings.forward.join(', ')}\n` : `forwarding off for ${user.username}\n`);
 }
 
-async function spamLevelCommand(storage: StoragePorts, args: string[]): Promise<void> {
+async function spamLevelCommand({ app, ctx }: CliApp, args: string[]): Promise<void> {
+  const { storage } = app;
   const user = await findUser(storage, args[0]);
   const raw = args[1];
   if (raw === undefined) {
@@ -220,21 +223,21 @@ async function spamLevelCommand(storage: StoragePorts, args: string[]): Promise<
   }
   const level = raw === 'default' ? null : Number(raw);
   if (level !== null && !(Number.isInteger(level) && level >= 0 && level <= 100)) throw new DeliveryUsageError('the spam level is 0 (all spam) to 100 (no spam), or "default"');
-  await updateDeliverySettings(storage.documents, user.id, { spamLevel: level });
+  valueOf(await updateSettings(app, ctx, user.id, { spamLevel: level }));
   writeOut(`spam level of ${user.username}: ${level ?? 'default'}\n`);
 }
 
 /** Runs one of DELIVERY_COMMANDS. `rest` is what follows the command word. */
-export async function deliveryCommand(storage: StoragePorts, command: string, rest: string[], values: Values): Promise<void> {
+export async function deliveryCommand(cli: CliApp, command: string, rest: string[], values: Values): Promise<void> {
   switch (command) {
     case 'filter':
-      return filterCommand(storage, rest[0], rest.slice(1), values);
+      return filterCommand(cli, rest[0], rest.slice(1), values);
     case 'autoreply':
-      return autoreplyCommand(storage, rest[0], rest.slice(1), values);
+      return autoreplyCommand(cli, rest[0], rest.slice(1), values);
     case 'forward':
-      return forwardCommand(storage, rest[0], rest.slice(1));
+      return forwardCommand(cli, rest[0], rest.slice(1));
     case 'spam-level':
-      return spamLevelCommand(storage, rest);
+      return spamLevelCommand(cli, rest);
     default:
       throw new DeliveryUsageError(`unknown command "${command}"`);
   }

@@ -7,29 +7,34 @@
  *   wildduck user del NAME
  *   wildduck user list [--query TEXT]
  *   wildduck print-hooks [--config FILE]
- *   wildduck quota show|set|recalc ...             per-user quota (protocols/cli-quota.ts)
- *   wildduck filter|autoreply|forward|spam-level ...   per-user delivery rules (protocols/cli-delivery.ts)
- *   wildduck storage copy --to TARGET ...          copy the whole store elsewhere (protocols/cli-storage-copy.ts)
+ *   wildduck quota show|set|recalc ...             per-user quota (protocols/cli/quota.ts)
+ *   wildduck filter|autoreply|forward|spam-level ...   per-user delivery rules (protocols/cli/delivery.ts)
+ *   wildduck storage copy --to TARGET ...          copy the whole store elsewhere (protocols/cli/storage-copy.ts)
  *
- * User commands open the same storage as the server and work while it runs.
+ * User, quota and delivery-rule commands boot the app like the server (every plugin, no listeners; protocols/
+ * cli-app.ts) and write through the account pipeline, so a plugin refusing a change refuses it here too (the
+ * reason is printed, exit code 1, or 75 for a temporary failure). They work while the server runs.
  */
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { loadConfig, ConfigError, type Config } from '../hooks/config.ts';
-import { createLogger } from '../hooks/log.ts';
-import { openStorage } from '../storage/open.ts';
-import { createUser, deleteUser, setPassword } from '../storage/users.ts';
-import { StorageError, type StoragePorts } from '../storage/ports.ts';
-import { AddressError } from '../storage/addresses.ts';
-import { argv, env, readStdin, setExitCode, writeErr, writeOut } from './runtime.ts';
-import { bootApp } from './server.ts';
-import { startServer } from './cluster.ts';
-import { printHooks } from '../hooks/print-hooks.ts';
-import { DELIVERY_COMMANDS, DELIVERY_OPTIONS, DELIVERY_USAGE, DeliveryUsageError, deliveryCommand } from './cli-delivery.ts';
-import { DeliverySettingsError } from '../storage/delivery-settings.ts';
-import { QUOTA_OPTIONS, QUOTA_USAGE, QuotaUsageError, quotaCommand } from './cli-quota.ts';
-import { STORAGE_OPTIONS, STORAGE_USAGE, StorageUsageError, storageCommand } from './cli-storage-copy.ts';
+import { loadConfig, ConfigError, type Config } from '../../hooks/config.ts';
+import { createLogger } from '../../hooks/log.ts';
+import { changeUser, createUser } from '../../hooks/pipeline/index.ts';
+import { VerdictError } from '../../hooks/verdict.ts';
+import { findUser } from '../../storage/users.ts';
+import { StorageError } from '../../storage/ports.ts';
+import { AddressError, normalizeUsername } from '../../storage/addresses.ts';
+import { describeRefusal, valueOf, withApp } from './boot-app.ts';
+import type { CliApp } from './boot-app.ts';
+import { argv, env, readStdin, setExitCode, writeErr, writeOut } from '../../hooks/runtime.ts';
+import { bootApp } from '../server.ts';
+import { startServer } from '../net/cluster.ts';
+import { printHooks } from '../../hooks/print-hooks.ts';
+import { DELIVERY_COMMANDS, DELIVERY_OPTIONS, DELIVERY_USAGE, DeliveryUsageError, deliveryCommand } from './delivery.ts';
+import { DeliverySettingsError } from '../../storage/delivery-settings.ts';
+import { QUOTA_OPTIONS, QUOTA_USAGE, QuotaUsageError, quotaCommand } from './quota.ts';
+import { STORAGE_OPTIONS, STORAGE_USAGE, StorageUsageError, storageCommand } from './storage-copy.ts';
 
 const USAGE = `Usage:
   wildduck start [--config FILE]
@@ -73,13 +78,12 @@ async function password(value: string | undefined): Promise<string> {
   return pw;
 }
 
-async function withStorage<T>(config: Config, fn: (storage: StoragePorts) => Promise<T>): Promise<T> {
-  const storage = await openStorage(config);
-  try {
-    return await fn(storage);
-  } finally {
-    await storage.close();
-  }
+/** The user a NAME means (username or address), or StorageError NONEXISTENT. */
+async function namedUser({ app }: CliApp, name: string) {
+  normalizeUsername(name); // an invalid name is an input error, not a missing user
+  const user = await findUser(app.storage, name);
+  if (!user) throw new StorageError('NONEXISTENT', `no such user "${name}"`);
+  return user;
 }
 
 async function userCommand(sub: string | undefined, args: string[], values: Record<string, unknown>, config: Config): Promise<void> {
@@ -90,14 +94,16 @@ async function userCommand(sub: string | undefined, args: string[], values: Reco
       const quota = values.quota === undefined ? undefined : Number(values.quota);
       if (quota !== undefined && (!Number.isInteger(quota) || quota < 0)) throw new UsageError('--quota must be a whole number of bytes');
       const pw = await password(values.password as string | undefined);
-      await withStorage(config, async (storage) => {
-        const { user, addresses } = await createUser(storage, config, {
-          username: name,
-          password: pw,
-          name: values.name as string | undefined,
-          addresses: (values.address as string[] | undefined) ?? [],
-          quota: quota === undefined ? undefined : { storage: quota },
-        });
+      await withApp(config, async ({ app, ctx }) => {
+        const { user, addresses } = valueOf(
+          await createUser(app, ctx, {
+            username: name,
+            password: pw,
+            name: values.name as string | undefined,
+            addresses: (values.address as string[] | undefined) ?? [],
+            quota: quota === undefined ? undefined : { storage: quota },
+          }),
+        );
         writeOut(`created user ${user.username} (id ${user.id})${addresses.length ? ' with ' + addresses.map((a) => a.address).join(', ') : ''}\n`);
       });
       return;
@@ -105,22 +111,24 @@ async function userCommand(sub: string | undefined, args: string[], values: Reco
     case 'passwd': {
       if (!name) throw new UsageError('user passwd needs a NAME');
       const pw = await password(values.password as string | undefined);
-      await withStorage(config, async (storage) => {
-        await setPassword(storage, name, pw);
+      await withApp(config, async (cli) => {
+        const user = await namedUser(cli, name);
+        valueOf(await changeUser(cli.app, cli.ctx, user.id, { action: 'password', password: pw }));
         writeOut(`password changed for ${name}\n`);
       });
       return;
     }
     case 'del': {
       if (!name) throw new UsageError('user del needs a NAME');
-      await withStorage(config, async (storage) => {
-        await deleteUser(storage, name);
+      await withApp(config, async (cli) => {
+        const user = await namedUser(cli, name);
+        valueOf(await changeUser(cli.app, cli.ctx, user.id, { action: 'delete' }));
         writeOut(`deleted user ${name}\n`);
       });
       return;
     }
     case 'list': {
-      await withStorage(config, async (storage) => {
+      await withApp(config, async ({ app: { storage } }) => {
         let cursor: string | null = null;
         do {
           const page = await storage.users.list({ query: values.query as string | undefined, limit: 250, cursor });
@@ -166,7 +174,7 @@ export async function main(args: string[] = argv()): Promise<void> {
       case 'user':
         return await userCommand(rest[0], rest.slice(1), values, config);
       case 'quota':
-        return await withStorage(config, (storage) => quotaCommand(storage, config, rest, values, writeOut));
+        return await withApp(config, (cli) => quotaCommand(cli, rest, values, writeOut));
       case 'storage':
         return setExitCode(await storageCommand(config, rest, values));
       case 'print-hooks': {
@@ -179,13 +187,18 @@ export async function main(args: string[] = argv()): Promise<void> {
         return;
       }
       default:
-        if (DELIVERY_COMMANDS.has(command)) return await withStorage(config, (storage) => deliveryCommand(storage, command, rest, values));
+        if (DELIVERY_COMMANDS.has(command)) return await withApp(config, (cli) => deliveryCommand(cli, command, rest, values));
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
     if (err instanceof UsageError || err instanceof DeliveryUsageError || err instanceof QuotaUsageError || err instanceof StorageUsageError) {
       writeErr(`${err.message}\n\n${USAGE}`);
       return setExitCode(64);
+    }
+    if (err instanceof VerdictError) {
+      const refusal = describeRefusal(err.verdict);
+      writeErr(refusal.line);
+      return setExitCode(refusal.exitCode);
     }
     if (err instanceof ConfigError || err instanceof StorageError || err instanceof AddressError || err instanceof DeliverySettingsError) {
       writeErr(`wildduck: ${err.message}\n`);

@@ -1,4 +1,4 @@
-/** Types for the part of utf7 (no bundled types) that protocols/imap uses: modified UTF-7 of mailbox names. */
+/** Types for the part of utf7 (no bundled types) that hooks/imap-wire.ts uses: modified UTF-7 of mailbox names. */
 declare module 'utf7' {
   interface Utf7Codec {
     encode(text: string): string;

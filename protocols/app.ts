@@ -4,16 +4,19 @@
  * of delivery); then the ones the server always runs:
  * failed-login limits; the per-user delivery rules — filters, forwarding, autoreply — which do nothing until a
  * user sets them up (and, for sending, until `delivery.relay.host` is set); and the storage plugin last), and
- * hands protocols one `App` to pass to the pipeline functions.
+ * hands protocols one `App` to pass to the pipeline functions. protocols/server.ts opens storage and calls it.
+ *
+ * It sits on the protocols floor because it imports the plugins: hooks/ never imports plugins/ or protocols/
+ * (test/import-floors.test.ts), so the plugin host and pipeline stay usable without this particular set.
  */
-import type { Config } from './config.ts';
-import type { Logger } from './log.ts';
-import { createHooks } from './tree.ts';
-import type { Hooks } from './tree.ts';
-import { loadPlugins } from './host.ts';
-import type { LoadedPlugin, PluginRegistry } from './host.ts';
-import { storageReader } from './storage-reader.ts';
-import type { IngestFn, PipelineApp } from './pipeline/run.ts';
+import type { Config } from '../hooks/config.ts';
+import type { Logger } from '../hooks/log.ts';
+import { createHooks } from '../hooks/tree.ts';
+import type { Hooks } from '../hooks/tree.ts';
+import { loadPlugins } from '../hooks/host.ts';
+import type { LoadedPlugin, PluginRegistry } from '../hooks/host.ts';
+import { storageReader } from '../hooks/storage-reader.ts';
+import type { IngestFn, PipelineApp } from '../hooks/pipeline/run.ts';
 import type { StoragePorts } from '../storage/ports.ts';
 import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
 import { builtinPlugins } from '../plugins/index.ts';
@@ -26,8 +29,9 @@ import { createAutoreplyPlugin } from '../plugins/autoreply.ts';
 import { createQuotaPlugin } from '../plugins/quota.ts';
 import { createSubmissionPlugin } from '../plugins/submission.ts';
 import { createSpamRoutingPlugin } from '../plugins/spam-routing.ts';
-import { storeMessage } from './pipeline/store-message.ts';
-import { Metrics } from './metrics.ts';
+import { storeMessage } from '../hooks/pipeline/store-message.ts';
+import { createMailbox } from '../hooks/pipeline/mailboxes.ts';
+import { Metrics } from '../hooks/metrics.ts';
 
 export type { IngestFn, CheckCredentials };
 
@@ -73,7 +77,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     log,
     storage: storageReader(storage),
     registry: options.registry ?? builtinPlugins,
-    pipeline: { storeMessage: (ctx, input) => storeMessage(pipelineApp, ctx, input) },
+    pipeline: { storeMessage: (ctx, input) => storeMessage(pipelineApp, ctx, input), createMailbox: (ctx, input) => createMailbox(pipelineApp, ctx, input) },
     // loaded unless config names them (its entry replaces the default) or switches them off: ['quota', false]
     defaults: [createQuotaPlugin(), createSubmissionPlugin(), createSpamRoutingPlugin()],
     always: [

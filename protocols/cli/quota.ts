@@ -4,10 +4,15 @@
  *   wildduck quota show NAME
  *   wildduck quota set NAME [--storage BYTES|default] [--messages N|default]
  *   wildduck quota recalc [NAME]          recount usage from the stored messages (all users without NAME)
+ *
+ * `set` and `recalc` pass the account pipeline (`account.user` with action 'update' / 'recalculate'); `show` reads.
  */
-import type { Config } from '../hooks/config.ts';
-import type { StoragePorts, UserRecord } from '../storage/ports.ts';
-import { findUser } from '../storage/users.ts';
+import type { Config } from '../../hooks/config.ts';
+import { changeUser } from '../../hooks/pipeline/index.ts';
+import type { StoragePorts, UserRecord } from '../../storage/ports.ts';
+import { findUser } from '../../storage/users.ts';
+import { valueOf } from './boot-app.ts';
+import type { CliApp } from './boot-app.ts';
 
 export const QUOTA_USAGE = `  wildduck quota show NAME
   wildduck quota set NAME [--storage BYTES|default] [--messages N|default]
@@ -46,7 +51,8 @@ async function user(storage: StoragePorts, name: string | undefined): Promise<Us
 }
 
 /** Runs one quota subcommand; output goes to `out`. */
-export async function quotaCommand(storage: StoragePorts, config: Config, args: string[], values: Record<string, unknown>, out: (text: string) => void): Promise<void> {
+export async function quotaCommand({ app, ctx }: CliApp, args: string[], values: Record<string, unknown>, out: (text: string) => void): Promise<void> {
+  const { storage, config } = app;
   const [sub, name] = args;
   switch (sub) {
     case 'show':
@@ -60,7 +66,7 @@ export async function quotaCommand(storage: StoragePorts, config: Config, args: 
       if (s !== undefined) quota.storage = s;
       if (m !== undefined) quota.messages = m;
       if (s === undefined && m === undefined) throw new QuotaUsageError('quota set needs --storage and/or --messages');
-      out(describe(config, await storage.users.update(target.id, { quota })));
+      out(describe(config, valueOf(await changeUser(app, ctx, target.id, { action: 'update', quota }))));
       return;
     }
     case 'recalc': {
@@ -75,7 +81,7 @@ export async function quotaCommand(storage: StoragePorts, config: Config, args: 
         } while (cursor);
       }
       for (const before of targets) {
-        const after = await storage.users.recalculateUsage(before.id);
+        const after = valueOf(await changeUser(app, ctx, before.id, { action: 'recalculate' }));
         const changed = after.storageUsed !== before.storageUsed || after.messagesUsed !== before.messagesUsed;
         out(
           `${after.username}\t${after.storageUsed} bytes\t${after.messagesUsed} messages` +

@@ -15,9 +15,9 @@ import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import selfsigned from 'selfsigned';
-import { ConfigError } from '../hooks/config.ts';
-import type { Config } from '../hooks/config.ts';
-import type { Logger } from '../hooks/log.ts';
+import { ConfigError } from '../../hooks/config.ts';
+import type { Config } from '../../hooks/config.ts';
+import type { Logger } from '../../hooks/log.ts';
 
 export interface TlsMaterial {
   readonly secureContext: SecureContext;

@@ -7,7 +7,7 @@
  * this runs one full collection: that marks the garbage and starts the reducer, which compacts within seconds.
  *
  * The first quiet moment after the start settles as well: the garbage of loading the code is the same kind of waste.
- * Every process of the server runs one (protocols/cluster.ts). It needs the collector, exposed at run time on
+ * Every process of the server runs one (protocols/net/cluster.ts). It needs the collector, exposed at run time on
  * Node.js (`exposedGc`); on Deno this does nothing.
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';

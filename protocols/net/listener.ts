@@ -27,7 +27,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../hooks/log.ts';
+import type { Logger } from '../../hooks/log.ts';
 import { readProxyHeader } from './proxy-protocol.ts';
 import { idleDeadlines, type DeadlineOwner } from './deadlines.ts';
 
@@ -269,7 +269,7 @@ export interface TcpListenerOptions {
   port: number;
   /** TLS from the first byte (IMAPS, POP3S). */
   implicitTls: boolean;
-  /** TLS material (protocols/tls.ts); null disables STARTTLS and is an error with implicitTls. */
+  /** TLS material (protocols/net/tls.ts); null disables STARTTLS and is an error with implicitTls. */
   tls: { readonly secureContext: SecureContext } | null;
   proxyProtocol: boolean;
   maxConnectionsPerIp: number;
@@ -388,7 +388,7 @@ class TcpConnection implements Connection, DeadlineOwner {
   #tls: SecureContext | null;
   #idleMs: number;
   readonly #authenticatedIdleMs: number;
-  /** The idle timeout, in the process's shared deadline heap (protocols/deadlines.ts): DeadlineOwner. */
+  /** The idle timeout, in the process's shared deadline heap (protocols/net/deadlines.ts): DeadlineOwner. */
   deadline = 0;
   queuedAt = 0;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -774,7 +774,6 @@ export function startTcpListener(options: TcpListenerOptions): Promise<TcpListen
     }
     raw.off('error', earlyError); // the connection reports its errors now
     open.add(conn);
-    log.debug('connection opened', { conn: conn.id, remoteAddress, remotePort });
     conn.start();
     // not awaited: accept's frame (and what it captured) is not kept for the life of the connection
     try {

@@ -8,7 +8,7 @@
  * RFC 2595 §4).
  */
 import type { Duplex } from 'node:stream';
-import { concatBytes } from '../storage/bytes.ts';
+import { concatBytes } from '../../storage/bytes.ts';
 import type { CommandBudget } from './command-budget.ts';
 
 export type LineResult = { readonly kind: 'line'; readonly text: string } | { readonly kind: 'toolong' };
@@ -19,7 +19,7 @@ export interface LineReaderOptions {
   /** Pause the socket when this many bytes wait unread. Default 1 MiB. */
   highWaterMark?: number;
   /**
-   * Time allowed per line (protocols/command-budget.ts): started by a line's first byte, stopped when the line is
+   * Time allowed per line (protocols/net/command-budget.ts): started by a line's first byte, stopped when the line is
    * complete; `startBudget()` / `stopBudget()` run it around other input (LMTP DATA). Counts every byte received.
    */
   budget?: CommandBudget | null;

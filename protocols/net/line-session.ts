@@ -5,15 +5,16 @@
  * commands; IMAP has its own reader (literals) and session.
  */
 import type { Duplex } from 'node:stream';
-import { createContext, createSession } from '../hooks/context.ts';
-import type { HookContext, Protocol, Session } from '../hooks/context.ts';
-import { closeSession, connectSession, runCommand } from '../hooks/pipeline/index.ts';
-import type { Verdict } from '../hooks/verdict.ts';
-import type { PipelineApp } from '../hooks/pipeline/index.ts';
+import { createContext, createSession } from '../../hooks/context.ts';
+import type { HookContext, Protocol, Session } from '../../hooks/context.ts';
+import { closeSession, connectSession, runCommand } from '../../hooks/pipeline/index.ts';
+import type { CloseReason } from '../../hooks/pipeline/index.ts';
+import type { Verdict } from '../../hooks/verdict.ts';
+import type { PipelineApp } from '../../hooks/pipeline/index.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { LineReader, writeTo } from './line-reader.ts';
 import { CommandBudget } from './command-budget.ts';
-import { TimeSlice } from '../storage/time-slice.ts';
+import { TimeSlice } from '../../storage/time-slice.ts';
 
 /** The protocol's words for the moments the loop handles. */
 export interface LineWording {
@@ -54,6 +55,8 @@ export abstract class LineSession {
   readonly #protocol: Extract<Protocol, 'pop3' | 'lmtp'>;
   /** The socket corked while replies to pipelined commands are held back (reply()). */
   #corked: Duplex | null = null;
+  /** Why the session ends, for its `connection closed` line: the first reason given wins (`endsFor`). */
+  #closeReason: CloseReason | null = null;
 
   constructor(app: PipelineApp, conn: ClientConnection, protocol: Extract<Protocol, 'pop3' | 'lmtp'>) {
     this.app = app;
@@ -112,15 +115,23 @@ export abstract class LineSession {
     if (socket?.writableCorked) socket.uncork();
   }
 
-  close(): void {
+  /** Closes the connection; `reason` (when this is the first one given) goes to the `connection closed` line. */
+  close(reason?: CloseReason): void {
+    if (reason) this.endsFor(reason);
     this.#flush();
     this.closed = true;
     this.conn.close();
   }
 
+  /** Records why the session is ending (the first reason given wins). */
+  endsFor(reason: CloseReason): void {
+    this.#closeReason ??= reason;
+  }
+
   /** A slow writer: say so, stop reading (the pending read ends) and close. */
   async #commandTimedOut(): Promise<void> {
     this.session.log.info('command timeout: a command took too long to arrive, closing');
+    this.endsFor('command-timeout');
     this.reader.end();
     await this.reply(this.wording.commandTimeout);
     this.close();
@@ -134,6 +145,7 @@ export abstract class LineSession {
   async bad(reply: string): Promise<void> {
     this.badCommands++;
     if (this.badCommands >= this.#maxBadCommands) {
+      this.endsFor('too-many-errors');
       await this.reply(this.wording.tooManyErrors);
       this.close();
       return;
@@ -149,7 +161,7 @@ export abstract class LineSession {
     const gate = await runCommand(this.app, this.#protocol, this.context(), { verb, args });
     if (!gate.ok) {
       await this.reply(this.wording.verdict(gate.verdict));
-      if (gate.verdict.action === 'disconnect') this.close();
+      if (gate.verdict.action === 'disconnect') this.close('disconnect');
       return true;
     }
     if (!gate.value) return false;
@@ -167,11 +179,13 @@ export abstract class LineSession {
     }
     // the listener closes the connection after either notice
     this.conn.onIdleTimeout = async () => {
+      this.endsFor('idle-timeout');
       if (words.idle) await this.reply(words.idle);
       else this.session.log.info('autologout: idle timeout, closing');
       this.closed = true;
     };
     this.conn.onShutdown = async () => {
+      this.endsFor('shutdown');
       if (this.waiting) await this.reply(words.shutdown);
       this.closed = true;
     };
@@ -190,13 +204,15 @@ export abstract class LineSession {
         await this.slice.pause();
       }
     } catch (err) {
+      this.endsFor('error');
       this.session.log.error('session failed', { err });
       await this.reply(words.internalError);
     } finally {
       this.waiting = false;
       this.reader.detach();
       await this.onEnd();
-      if (connected) await closeSession(this.app, this.context());
+      // a loop that ended with no reason given: the client closed the connection
+      if (connected) await closeSession(this.app, this.context(), this.#closeReason ?? 'client-closed');
       if (!this.closed) this.close();
     }
   }

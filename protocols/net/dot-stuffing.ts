@@ -5,7 +5,7 @@
  */
 
 import { Buffer } from 'node:buffer';
-import { concatBytes } from '../storage/bytes.ts';
+import { concatBytes } from '../../storage/bytes.ts';
 
 const DOT = 0x2e;
 const CR = 0x0d;

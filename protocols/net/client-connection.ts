@@ -1,11 +1,11 @@
 /**
  * What a POP3 or LMTP session needs from an accepted connection. The shared TCP listener's Connection
- * (protocols/listener.ts: plaintext, implicit TLS, STARTTLS, PROXY protocol, idle timer) provides all of it; tests
+ * (protocols/net/listener.ts: plaintext, implicit TLS, STARTTLS, PROXY protocol, idle timer) provides all of it; tests
  * build a smaller one over an in-memory duplex. Sessions read `socket` again after `upgradeToTls()`, which
  * replaces it with the TLS socket.
  */
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../hooks/log.ts';
+import type { Logger } from '../../hooks/log.ts';
 
 export interface ClientConnection {
   readonly id: string;
@@ -38,7 +38,7 @@ export function canStartTls(conn: ClientConnection): boolean {
   return !conn.secure && conn.canStartTls === true && typeof conn.upgradeToTls === 'function';
 }
 
-/** The part of protocols/line-reader.ts a TLS upgrade needs. */
+/** The part of protocols/net/line-reader.ts a TLS upgrade needs. */
 export interface UpgradableReader {
   detach(): void;
   discardBuffered(): number;

@@ -29,7 +29,7 @@ export const canForkWorkers: boolean = !deno;
 
 /** How an admin runs the `wildduck` command line on this runtime, for hints in logs (README, "Command line"). */
 export function cliCommandLine(): string {
-  return deno ? 'deno run -A protocols/cli.ts' : 'npm run wildduck --';
+  return deno ? 'deno run -A protocols/cli/main.ts' : 'npm run wildduck --';
 }
 
 export function env(): Record<string, string | undefined> {
