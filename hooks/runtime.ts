@@ -27,6 +27,11 @@ export const runtimeVersion: string = deno ? deno.version.deno : (proc?.versions
  */
 export const canForkWorkers: boolean = !deno;
 
+/** How an admin runs the `wildduck` command line on this runtime, for hints in logs (README, "Command line"). */
+export function cliCommandLine(): string {
+  return deno ? 'deno run -A protocols/cli/main.ts' : 'npm run wildduck --';
+}
+
 export function env(): Record<string, string | undefined> {
   return deno ? deno.env.toObject() : { ...(proc?.env ?? {}) };
 }

@@ -50,7 +50,16 @@ describe('wildduck CLI', () => {
   });
 
   it('explains usage errors and bad configuration', { timeout: 60_000 }, async () => {
-    let r = await cli(['user', 'add']);
+    let r = await cli([]);
+    assert.equal(r.code, 64, 'no command is a usage error');
+    assert.match(r.stderr, /no command given[\s\S]*Usage:/);
+    assert.equal(r.stdout, '');
+    for (const help of [['help'], ['--help'], ['-h']]) {
+      r = await cli(help);
+      assert.equal(r.code, 0, help.join(' '));
+      assert.match(r.stdout, /^Usage:/, help.join(' '));
+    }
+    r = await cli(['user', 'add']);
     assert.equal(r.code, 64);
     assert.match(r.stderr, /Usage:/);
     r = await cli(['frobnicate']);
@@ -68,7 +77,8 @@ describe('wildduck CLI', () => {
   });
 
   it('starts, reports its listener, answers /health and stops on SIGTERM', { timeout: 60_000 }, async () => {
-    const child = spawnTs(CLI, ['start'], { cwd: dir, env: { ...env, WILDDUCK_API_PORT: '0', WILDDUCK_LMTP_PORT: '0', WILDDUCK_POP3_PORT: '0', WILDDUCK_POP3_TLS_PORT: '0', WILDDUCK_IMAP_PORT: '0', WILDDUCK_IMAP_TLS_PORT: '0' } });
+    // a data directory of its own, without users: the server says how to create the first one, in this runtime's words
+    const child = spawnTs(CLI, ['start'], { cwd: dir, env: { ...env, WILDDUCK_DATA_DIR: join(dir, 'data-start'), WILDDUCK_API_PORT: '0', WILDDUCK_LMTP_PORT: '0', WILDDUCK_POP3_PORT: '0', WILDDUCK_POP3_TLS_PORT: '0', WILDDUCK_IMAP_PORT: '0', WILDDUCK_IMAP_TLS_PORT: '0' } });
     let out = '';
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -103,10 +113,18 @@ describe('wildduck CLI', () => {
       assert.equal(missing.status, 404);
       assert.equal(((await missing.json()) as { code: string }).code, 'NotFound');
 
+      const hint = runtimeName === 'deno' ? 'deno run -A protocols/cli/main.ts user add NAME' : 'npm run wildduck -- user add NAME';
+      const hinted = out.includes('no users yet')
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => child.stdout!.on('data', () => out.includes('no users yet') && resolve()));
+      await hinted; // logged right after 'wildduck ready'
+      assert.ok(out.includes(`no users yet: create the first one with \`${hint}`), out);
+
       // user commands work while the server runs (same data directory, another process)
-      const added = await cli(['user', 'add', 'while-running', '--password', 'pw']);
+      const startEnv = { ...env, WILDDUCK_DATA_DIR: join(dir, 'data-start') };
+      const added = await runTs(CLI, ['user', 'add', 'while-running', '--password', 'pw'], { cwd: dir, env: startEnv });
       assert.equal(added.code, 0, added.stderr);
-      assert.match((await cli(['user', 'list'])).stdout, /^while-running\t/m);
+      assert.match((await runTs(CLI, ['user', 'list'], { cwd: dir, env: startEnv })).stdout, /^while-running\t/m);
 
       child.kill('SIGTERM');
       const code = await exited;

@@ -275,6 +275,24 @@ describe('HTTP API: messages', () => {
     assert.equal(eml.body, new TextDecoder().decode(simple('rfc822 body')));
   });
 
+  it('shows format=flowed text with its soft line breaks joined (RFC 3676), delsp=yes dropping the space', async () => {
+    const flowed = (params: string, body: string) =>
+      enc.encode(`From: a@example.com\r\nSubject: flowed\r\nContent-Type: text/plain; charset=utf-8; ${params}\r\n\r\n${body}`);
+    const upload = async (data: Uint8Array) => {
+      const res = await t.request('POST', msgs(), { raw: { type: 'message/rfc822', data } });
+      assert.equal(res.status, 200);
+      return (await t.request('GET', msgs(`/${res.body.message.id}`))).body;
+    };
+    const plain = await upload(flowed('format=flowed', 'One long line that was \r\nwrapped by the sender.\r\n> quoted and \r\n> wrapped\r\nHard break\r\nkept.\r\n'));
+    assert.equal(plain.text, 'One long line that was wrapped by the sender.\n> quoted and wrapped\nHard break\nkept.');
+    assert.match(plain.html[0], /One long line that was wrapped by the sender\./);
+    const delsp = await upload(flowed('format="Flowed"; delsp=yes', 'Zusammen \r\ngeschrieben\r\n'));
+    assert.equal(delsp.text, 'Zusammengeschrieben');
+    // not flowed: the line breaks stay
+    const fixed = await upload(enc.encode('From: a@example.com\r\nSubject: fixed\r\n\r\nOne line \r\nanother\r\n'));
+    assert.equal(fixed.text, 'One line \r\nanother\r\n');
+  });
+
   it('refuses uploads without a message, too large ones (413) and plugin vetoes', async () => {
     const none = await t.request('POST', msgs(), { body: { unseen: true } });
     assert.equal(none.status, 400);

@@ -283,6 +283,24 @@ describe('IMAP commands', () => {
     assert.equal((await client.command('STATUS Dst (MESSAGES)'))[0], '* STATUS "Dst" (MESSAGES 4)');
   });
 
+  it('DELETE of the selected mailbox: a refused delete leaves it selected without [CLOSED]; a done one closes it', async () => {
+    const client = await login(t.app);
+    await client.command('CREATE Doomed');
+    await appendMessage(client, 'Doomed', message('keep me'));
+    await client.command('SELECT Doomed');
+    // taps are added at boot in real life; here after boot to keep one app for the suite
+    let refuse = true;
+    t.app.hooks.mailbox.beforeDelete.tapPromise('test-refuse-delete', async () => (refuse ? deny('CANNOT', 'Kept by policy') : undefined));
+    assert.deepEqual(await client.command('DELETE Doomed'), ['TAG NO [CANNOT] Kept by policy']);
+    const fetched = await client.command('FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])');
+    assert.match(fetched[0]!, /^\* 1 FETCH \(BODY\[HEADER\.FIELDS \(SUBJECT\)\] \{\d+\}$/);
+    assert.equal(fetched[1], 'Subject: keep me');
+    assert.equal(fetched[fetched.length - 1], 'TAG OK FETCH completed');
+    refuse = false;
+    assert.deepEqual(await client.command('DELETE Doomed'), ['* OK [CLOSED] Previous mailbox closed', 'TAG OK DELETE completed']);
+    assert.equal(await client.status('FETCH 1 (FLAGS)'), 'BAD No mailbox selected');
+  });
+
   it('lets a plugin deny a command or implement a new verb through imap.command', async () => {
     const hook = t.app.hooks.imap.command;
     const client = await login(t.app);

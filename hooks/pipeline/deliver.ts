@@ -14,13 +14,17 @@
  *   delivery.route             filters, spam, forwarding targets (waterfall over DeliveryRoute)
  *   storeMessage               Return-Path + Delivered-To prepended as a stream; message.beforeStore (quota)
  *                              applies                 ── verdict for this copy (a duplicate's answer wins)
+ *                              The message is parsed (hashed, its attachments staged and compressed) once for all
+ *                              recipients: each copy is that parse with its trace headers put in front
+ *                              (storage/mime/prepend.ts), unless a message.prepare tap rewrote this copy's stream,
+ *                              which is then parsed on its own.
  *   delivery.afterDeliver      forwarding, autoreply, notifications (errors logged only); after the copy's outcome
  *                              was reported (onOutcome: the LMTP reply is on its way meanwhile)
  *   app.metrics                wildduck_deliveries_total{outcome,code}
  */
 import { createContext } from '../context.ts';
 import type { HookContext } from '../context.ts';
-import type { AppendResult, Id, MailboxRecord } from '../../storage/ports.ts';
+import type { AppendResult, Id, IngestedMessage, MailboxRecord } from '../../storage/ports.ts';
 import { StorageError } from '../../storage/ports.ts';
 import { resolveAddress } from '../../storage/users.ts';
 import { concatBytes } from '../../storage/bytes.ts';
@@ -32,6 +36,9 @@ import type { OperationResult } from '../verdict.ts';
 import { runAfter, runBefore, runHook } from './run.ts';
 import type { PipelineApp } from './run.ts';
 import { storeMessageWhen } from './store-message.ts';
+import type { PreIngested } from './store-message.ts';
+import { withHeaderPrefix } from '../../storage/mime/prepend.ts';
+import type { Logger } from '../log.ts';
 import { logDelivery, logRecipientRefused } from './delivery-log.ts';
 
 /** The message being delivered: re-readable, with its size known (e.g. storage/spool.ts Spool). */
@@ -187,12 +194,74 @@ export async function deliverMessage(app: PipelineApp, ctx: HookContext, input: 
   const firstForUser = new Map<Id, OperationResult<DeliveryResult>>();
   // delivery.afterDeliver of a copy runs once its outcome was reported (the LMTP reply goes out first)
   const afterwards: Array<() => Promise<void>> = [];
+  const parse = new SharedParse(app, input.message);
+  try {
+    await deliverEach(app, ctx, input, { headers, headerFailure, messageId, internalDate, firstForUser, afterwards, parse, outcomes });
+  } finally {
+    await parse.release(ctx.log);
+  }
+  return outcomes;
+}
+
+/** One parse of the delivered message, shared by its copies; the staged blobs no copy committed are discarded at the end. */
+class SharedParse {
+  readonly #app: PipelineApp;
+  readonly #source: DeliverySource;
+  #parse: Promise<IngestedMessage> | null = null;
+  #committed = false;
+
+  constructor(app: PipelineApp, source: DeliverySource) {
+    this.#app = app;
+    this.#source = source;
+  }
+
+  /** The parse for the copy that starts with `head` (null when it cannot be made from the shared one). */
+  for(head: Uint8Array): PreIngested {
+    return {
+      message: async () => {
+        this.#parse ??= this.#app.ingest(this.#source.open());
+        return withHeaderPrefix(await this.#parse, head, this.#app.config.limits.maxHeaderBytes);
+      },
+      committed: () => {
+        this.#committed = true; // the first commit consumed the staged blobs; later ones took references
+      },
+    };
+  }
+
+  async release(log: Logger): Promise<void> {
+    if (!this.#parse || this.#committed) return;
+    let parsed: IngestedMessage;
+    try {
+      parsed = await this.#parse;
+    } catch {
+      return; // a failed ingest discards what it staged
+    }
+    if (parsed.blobs.length === 0) return;
+    await this.#app.storage.blobs.discard(parsed.blobs).catch((err: unknown) => {
+      log.warn('could not discard staged blobs; blobs.collect() will', { err, blobs: parsed.blobs.length });
+    });
+  }
+}
+
+interface DeliveryState {
+  readonly headers: HeaderField[];
+  readonly headerFailure: OperationResult<DeliveryResult> | null;
+  readonly messageId: string | null;
+  readonly internalDate: number;
+  readonly firstForUser: Map<Id, OperationResult<DeliveryResult>>;
+  readonly afterwards: Array<() => Promise<void>>;
+  readonly parse: SharedParse;
+  readonly outcomes: DeliveryOutcome[];
+}
+
+async function deliverEach(app: PipelineApp, ctx: HookContext, input: DeliverInput, state: DeliveryState): Promise<void> {
+  const { headers, headerFailure, messageId, internalDate, firstForUser, afterwards, parse, outcomes } = state;
   for (const [index, recipient] of input.recipients.entries()) {
     const rctx = createContext(ctx.session, { recipient: recipient.address });
     const earlier = firstForUser.get(recipient.userId);
     const result = earlier
       ? repeatOutcome(earlier)
-      : (headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate, afterwards)));
+      : (headerFailure ?? (await deliverOne(app, rctx, input, recipient, headers, messageId, internalDate, afterwards, parse)));
     if (!earlier) firstForUser.set(recipient.userId, result);
     logDelivery(rctx, input.from, messageId, result);
     const outcome: DeliveryOutcome = Object.freeze({ recipient, result });
@@ -210,7 +279,6 @@ export async function deliverMessage(app: PipelineApp, ctx: HookContext, input: 
     }
     for (const after of afterwards.splice(0)) await after();
   }
-  return outcomes;
 }
 
 /** The outcome of a repeated recipient (same user again in one transaction): the first one's, not stored again. */
@@ -228,6 +296,7 @@ async function deliverOne(
   messageId: string | null,
   internalDate: number,
   afterwards: Array<() => Promise<void>>,
+  parse: SharedParse,
 ): Promise<OperationResult<DeliveryResult>> {
   const hooks = app.hooks.delivery;
   const request: DeliveryRequest = Object.freeze({
@@ -287,6 +356,7 @@ async function deliverOne(
         declaredSize: head.length + input.message.size,
       },
       claim.then((claimed) => claimed !== false),
+      parse.for(head),
     );
     if (result === null) return duplicate();
     if (!result.ok) return refuse(result);

@@ -12,7 +12,8 @@
  *
  * When the result is a failure, the source may not have been read to its end; the caller drains or drops it.
  * `storeMessageWhen` takes a condition awaited between ingest and `message.store` (delivery's duplicate claim, so
- * its round trip overlaps the parse): false stores nothing.
+ * its round trip overlaps the parse): false stores nothing; and optionally the caller's parse of the source
+ * (PreIngested), used in place of `app.ingest` when no `message.prepare` tap replaced the stream.
  */
 import type { HookContext } from '../context.ts';
 import type { AppendInput, AppendResult, IngestedMessage } from '../../storage/ports.ts';
@@ -40,13 +41,26 @@ function ingestFailure(ctx: HookContext, err: unknown, limit: number): Verdict {
   return tempfail('SERVERBUG', 'Could not process the message, try again later');
 }
 
-async function discard(app: PipelineApp, ctx: HookContext, message: IngestedMessage): Promise<void> {
+async function discardStaged(app: PipelineApp, ctx: HookContext, message: IngestedMessage): Promise<void> {
   if (message.blobs.length === 0) return;
   try {
     await app.storage.blobs.discard(message.blobs);
   } catch (err) {
     ctx.log.warn('could not discard staged blobs; blobs.collect() will', { err, blobs: message.blobs.length });
   }
+}
+
+/**
+ * A parse of the message the caller made already (delivery parses a message once for all its recipients). It is used
+ * instead of ingesting `input.source` when every `message.prepare` tap returned the stream it was given: a tap that
+ * rewrites the message returns a new stream, and that stream is ingested on its own. The staged blobs of a
+ * pre-ingested message stay the caller's: storeMessage never discards them, and tells `committed()` when a commit
+ * took them (on both backends the first commit consumes them and later ones take references on the stored blobs).
+ */
+export interface PreIngested {
+  /** The parse of exactly the bytes `input.source` yields; null when there is none (the source is ingested then). */
+  message(): Promise<IngestedMessage | null>;
+  committed(): void;
 }
 
 /** Marks a message already stored as `message.store`'s answer (see StoreResult): nothing new is written. */
@@ -67,6 +81,7 @@ export async function storeMessageWhen(
   ctx: HookContext,
   input: StoreInput,
   proceed: Promise<boolean> | null,
+  ingested: PreIngested | null = null,
 ): Promise<OperationResult<StoreResult> | null> {
   const { source, ...fields } = input;
   const request: StoreRequest = Object.freeze({ ...fields, flags: [...fields.flags] });
@@ -76,27 +91,40 @@ export async function storeMessageWhen(
   const refused = await runBefore(ctx, app.hooks.message.beforeStore, [ctx, request]);
   if (refused) return fail(refused);
 
-  const prepared = await runHook<MessageSource>(ctx, app.hooks.message.prepare, [toStream(source), ctx, request]);
+  const stream = toStream(source);
+  const prepared = await runHook<MessageSource>(ctx, app.hooks.message.prepare, [stream, ctx, request]);
   if (!prepared.ok) return prepared;
   if (!isAsyncIterable(prepared.value)) {
     ctx.log.error('message.prepare returned something that is not an AsyncIterable<Uint8Array>', { returned: typeof prepared.value });
     return fail(tempfail('SERVERBUG', 'Internal server error, try again later'));
   }
 
-  let message: IngestedMessage;
+  // The caller's parse serves when no message.prepare tap replaced the stream (the bytes are the ones it parsed) and
+  // it has one for these bytes; else the stream is ingested here.
+  let message: IngestedMessage | null = null;
   try {
-    message = await app.ingest(prepared.value);
+    if (ingested !== null && prepared.value === stream) message = await ingested.message();
   } catch (err) {
     return fail(ingestFailure(ctx, err, limit));
   }
+  const shared = message !== null;
+  if (message === null) {
+    try {
+      message = await app.ingest(prepared.value);
+    } catch (err) {
+      return fail(ingestFailure(ctx, err, limit));
+    }
+  }
+  // staged blobs of the caller's parse are the caller's to discard (other copies may still commit them)
+  const release = (staged: IngestedMessage): Promise<void> => (shared ? Promise.resolve() : discardStaged(app, ctx, staged));
 
   try {
     if (message.size > limit) {
-      await discard(app, ctx, message);
+      await release(message);
       return fail(tooBig(limit));
     }
     if (proceed && !(await proceed)) {
-      await discard(app, ctx, message);
+      await release(message);
       return null;
     }
     const append: AppendInput = Object.freeze({
@@ -108,20 +136,21 @@ export async function storeMessageWhen(
     });
     const committed = await runCommit<StoreResult>(ctx, app.hooks.message.store, [ctx, append]);
     if (!committed.ok) {
-      await discard(app, ctx, message);
+      await release(message);
       return committed;
     }
     if (committed.value.existing) {
       // a tap answered with a message already stored: nothing new was written
-      await discard(app, ctx, message);
+      await release(message);
       return committed;
     }
+    if (shared) ingested!.committed();
     await runAfter(ctx, app.hooks.message.afterStore, [ctx, append, committed.value]);
     return committed;
   } catch (err) {
     // Only reachable through a bug in this function: the run* helpers do not throw.
     ctx.log.error('storeMessage failed', { err });
-    await discard(app, ctx, message);
+    await release(message);
     return fail(tempfail('SERVERBUG', 'Internal server error, try again later'));
   }
 }

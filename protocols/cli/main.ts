@@ -157,9 +157,13 @@ export async function main(args: string[] = argv()): Promise<void> {
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
-  if (values.help || !command || command === 'help') {
+  if (values.help || command === 'help') {
     writeOut(USAGE);
     return;
+  }
+  if (!command) {
+    writeErr(`wildduck: no command given\n\n${USAGE}`); // a usage error (EX_USAGE), so scripts notice
+    return setExitCode(64);
   }
   try {
     const config = await readConfig(values.config);

@@ -4,10 +4,12 @@
  * download route uses), text bodies read part by part, and streaming transfer decoders.
  *
  * Bodies are read from the MIME tree the store kept, never through the whole message: a text part is read up
- * to `api.maxParsedBytes` in all, attachments are never read to show a message.
+ * to `api.maxParsedBytes` in all, attachments are never read to show a message. (This is why no general MIME
+ * parser such as mailparser is used here: it would read every byte of every attachment to show the text.)
  */
 import { Buffer } from 'node:buffer';
 import { convert as htmlToText } from 'html-to-text';
+import libmime from 'libmime';
 import { DEFAULT_MAX_HTML_DEPTH, htmlNestedDeeperThan, stripTags } from '../../storage/mime/html-depth.ts';
 import { decode as decodeQuotedPrintable } from 'libqp';
 import { readAll, readBody } from '../../storage/mime/reassemble.ts';
@@ -130,10 +132,15 @@ function transferDecode(raw: Uint8Array, encoding: string): Buffer {
   return bytes;
 }
 
-/** Decoded text of one text leaf, at most `limit` raw bytes of it. */
+/**
+ * Decoded text of one text leaf, at most `limit` raw bytes of it. `format=flowed` plain text (RFC 3676) has its soft
+ * line breaks joined (and with `delsp=yes` the space before them dropped), as WildDuck's message view does.
+ */
 export async function readText(content: MessageContent, blobs: BlobsPort, node: MimeNode, limit: number): Promise<string> {
   const raw = await readAll(readBody(content, blobs, node, 0, limit));
-  return decodeText(transferDecode(raw, node.encoding), node.params.charset);
+  const text = decodeText(transferDecode(raw, node.encoding), node.params.charset);
+  if (node.subtype !== 'plain' || node.params.format?.trim().toLowerCase() !== 'flowed') return text;
+  return libmime.decodeFlowed(text, node.params.delsp?.trim().toLowerCase() === 'yes');
 }
 
 export function htmlAsText(html: string, maxDepth: number = DEFAULT_MAX_HTML_DEPTH): string {

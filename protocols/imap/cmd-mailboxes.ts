@@ -82,12 +82,14 @@ export const deleteCommand = command({
     if (path === 'INBOX') return no('INBOX cannot be deleted', 'CANNOT');
     const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
     if (!mailbox) return no('No such mailbox', 'NONEXISTENT');
+    const deleted = await deleteMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox.id });
+    if (!deleted.ok) return verdictOutcome(deleted.verdict); // refused or failed: the selected mailbox stays selected
     if (session.selected?.mailbox.id === mailbox.id) {
+      // the mailbox is gone: leave it (RFC 7162 [CLOSED]) before the tagged OK
       session.deselect();
       session.send('* OK [CLOSED] Previous mailbox closed');
     }
-    const deleted = await deleteMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox.id });
-    return deleted.ok ? ok('DELETE completed') : verdictOutcome(deleted.verdict);
+    return ok('DELETE completed');
   },
 });
 

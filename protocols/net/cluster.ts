@@ -37,7 +37,7 @@ import { MemoryEphemeral } from '../../storage/ephemeral/memory.ts';
 import { EphemeralHub, type AttachedPeer } from '../../storage/ephemeral/hub.ts';
 import { RemoteEphemeral } from '../../storage/ephemeral/remote.ts';
 import type { StoragePorts } from '../../storage/ports.ts';
-import { canForkWorkers, env, exit, onShutdownSignal } from '../../hooks/runtime.ts';
+import { canForkWorkers, cliCommandLine, env, exit, onShutdownSignal } from '../../hooks/runtime.ts';
 import { bootApp, startListeners } from '../server.ts';
 import { loadTlsContext } from './tls.ts';
 import type { Listener } from './listener.ts';
@@ -94,7 +94,7 @@ async function stopServing(app: App, listeners: Listener[], log: Logger): Promis
 
 async function tellIfNoUsers(storage: StoragePorts, log: Logger): Promise<void> {
   if ((await storage.users.list({ limit: 1 })).items.length === 0) {
-    log.info('no users yet: create the first one with `npm run wildduck -- user add NAME --password - --address NAME@example.com`');
+    log.info(`no users yet: create the first one with \`${cliCommandLine()} user add NAME --password - --address NAME@example.com\``);
   }
 }
 

@@ -1,4 +1,4 @@
-/** Types for the part of html-to-text (a mailparser dependency, no bundled types) that storage/mime uses. */
+/** Types for the part of html-to-text (no bundled types) that storage/mime and the HTTP message view use. */
 declare module 'html-to-text' {
   export interface HtmlToTextOptions {
     wordwrap?: number | false | null;
