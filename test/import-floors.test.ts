@@ -8,18 +8,11 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { projectRoot, sources } from './helpers/source-files.ts';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
-const root = join(import.meta.dirname, '..');
-
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sources(path);
-    return entry.name.endsWith('.ts') ? [path] : [];
-  });
-}
+const root = projectRoot;
 
 const IMPORT = /\b(?:from\s+|import\s*\(\s*|import\s+)'(\.{1,2}\/[^']+)'/g;
 

@@ -7,18 +7,11 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { projectRoot, sources } from './helpers/source-files.ts';
 import { join, relative } from 'node:path';
 
-const root = join(import.meta.dirname, '..');
-
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sources(path);
-    return entry.name.endsWith('.ts') ? [path] : [];
-  });
-}
+const root = projectRoot;
 
 /**
  * Every method of the ports that hold data (storage/ports.ts), as a read or a write. A method added to a port must be
