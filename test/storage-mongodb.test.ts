@@ -28,6 +28,7 @@ import { runTs } from './helpers/spawn-ts.ts';
 import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { mongoIsStandIn, sharedMongo, standInGap, startMongo, stopSharedMongo } from './helpers/mongo-server.ts';
 import { storageContract } from './helpers/storage-contract.ts';
+import { fakeMessage, simpleMessage } from './helpers/fake-message.ts';
 
 after(stopSharedMongo);
 
@@ -435,6 +436,70 @@ describe('mongodb change log', () => {
         log.close();
       }
     }));
+
+  it('renumbers a message whose document became visible after readers passed its number: a selected reader loads it', () => {
+    const clock = { now: 1_000_000 };
+    return withMongo(
+      async (s) => {
+        const u = await s.users.create({ username: 'u', passwordHash: null });
+        const inbox = await s.mailboxes.create(u.id, { path: 'INBOX' });
+        const append = async (subject: string) =>
+          s.messages.append({ userId: u.id, mailboxId: inbox.id, flags: [], internalDate: clock.now, message: await fakeMessage(s.blobs, simpleMessage({ subject })) });
+        // the database stalls under one append's message document (after its UID and sequence number were taken)
+        const messages = s.collections.messages;
+        const insertOne = messages.insertOne.bind(messages);
+        let release!: () => void;
+        let reached!: () => void;
+        const stalled = new Promise<void>((r) => (reached = r));
+        let stall: Promise<void> | null = new Promise<void>((r) => (release = r));
+        Object.assign(messages, {
+          insertOne: async (...args: Parameters<typeof insertOne>) => {
+            const gate = stall;
+            stall = null;
+            if (gate) {
+              reached();
+              await gate;
+            }
+            return insertOne(...args);
+          },
+        });
+        const slow = append('slow');
+        await stalled;
+        const fast = await append('fast');
+        // a reader passes the stalled write's number once it is gapWaitMs old, and loads what its cursor covers
+        clock.now += 1001;
+        const seen = new Set<number>();
+        let cursor = 0;
+        let loadedThrough = 0;
+        const catchUp = async () => {
+          const entries = await s.changes.since(u.id, cursor);
+          let load = false;
+          for (const e of entries) {
+            cursor = e.id;
+            if (e.mailboxId !== inbox.id) continue;
+            if (e.type === 'exists' && e.uid! > loadedThrough) load = true;
+            if (e.type === 'expunge') seen.delete(e.uid!);
+          }
+          if (!load) return;
+          const rows = await s.messages.indexColumns(inbox.id, { afterUid: loadedThrough, throughChange: cursor });
+          for (const uid of rows.uids) {
+            seen.add(uid);
+            loadedThrough = Math.max(loadedThrough, uid);
+          }
+        };
+        await catchUp();
+        assert.deepEqual([...seen], [fast.uid]);
+        release();
+        const late = await slow;
+        await catchUp();
+        const stored = [...(await s.messages.indexColumns(inbox.id)).uids];
+        assert.equal(stored.length, 2);
+        assert.ok(late.uid > fast.uid, `the late message takes a UID above what readers loaded (${late.uid})`);
+        assert.deepEqual([...seen].sort((a, b) => a - b), stored, 'the reader sees every stored message');
+      },
+      { gapWaitMs: 1000, now: () => clock.now },
+    );
+  });
 
   it('prunes old entries and lets readers pass the pruned numbers at once', () =>
     withMongo(async (s) => {

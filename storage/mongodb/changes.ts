@@ -17,7 +17,9 @@
  *
  * Together: when a reader sees an `exists` entry, every message of that mailbox with a lower UID has either had
  * its entry read already or was given up, and a message document is written before its entry, so
- * `messages.indexColumns(..., { throughChange })` reads exactly the messages the reader's cursor covers.
+ * `messages.indexColumns(..., { throughChange })` reads exactly the messages the reader's cursor covers. A message
+ * document written `gapWaitMs` after its numbers were reserved (`late`) may be below what a reader has loaded
+ * already: messages.ts gives it a new UID and sequence number.
  * After its entries are written a writer announces the user on the ephemeral pub/sub channel `changes:<userId>`
  * (Redis between instances).
  */
@@ -57,6 +59,8 @@ export interface MailboxAllocation {
   /** The write's modseq (the mailbox's modseq after). */
   modseq: number;
   mailbox: MailboxDoc;
+  /** When the sequence numbers were asked for (this log's clock): see `late`. */
+  reservedAt: number;
 }
 
 export interface ChangeLogOptions {
@@ -119,18 +123,29 @@ export class MongoChangeLog implements ChangesPort {
     const modseqs = options.modseq === false ? 0 : 1;
     const entries = Math.max(1, options.entries);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const reservedAt = this.#now();
       const seq = await this.reserve(user, entries);
       const before = await this.#c.mailboxes.findOneAndUpdate(
         { _id: mailbox, user, lastChange: { $lt: seq } },
         { $inc: { uidNext: uids, modseq: modseqs }, $set: { lastChange: seq + entries - 1 } },
         { returnDocument: 'before' },
       );
-      if (before) return { seq, uid: before.uidNext, modseq: before.modseq + modseqs, mailbox: before };
+      if (before) return { seq, uid: before.uidNext, modseq: before.modseq + modseqs, mailbox: before, reservedAt };
       await this.giveUp(user, seq, entries);
       const exists = await this.#c.mailboxes.findOne({ _id: mailbox, user }, { projection: { _id: 1 } });
       if (!exists) throw new StorageError('NONEXISTENT', `mailbox ${idOf(mailbox)} does not exist`);
     }
     throw new StorageError('UNAVAILABLE', `mailbox ${idOf(mailbox)}: too many concurrent writes`);
+  }
+
+  /**
+   * Whether readers may have passed the sequence numbers reserved at `reservedAt` (ms, this log's clock) while they
+   * were missing: any entry above them was made after they were reserved, so a reader passes them no sooner than
+   * `reservedAt + gapWaitMs`. A document the write made visible later than that may lie below what readers have
+   * loaded already (messages.ts renumbers such a message).
+   */
+  late(reservedAt: number): boolean {
+    return this.#now() - reservedAt >= this.#gapWaitMs;
   }
 
   /** Fills reserved sequence numbers that will not be used with `noop` entries, so readers need not wait for them. */
