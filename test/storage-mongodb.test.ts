@@ -501,6 +501,43 @@ describe('mongodb change log', () => {
     );
   });
 
+  it('writes the entry of a message the database took while its answer was lost (and a noop for one it never took)', () =>
+    withMongo(async (s) => {
+      const u = await s.users.create({ username: 'u', passwordHash: null });
+      const inbox = await s.mailboxes.create(u.id, { path: 'INBOX' });
+      const append = async (subject: string) =>
+        s.messages.append({ userId: u.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message: await fakeMessage(s.blobs, simpleMessage({ subject })) });
+      const messages = s.collections.messages;
+      const insertOne = messages.insertOne.bind(messages);
+      let takes = true;
+      // the connection drops under the message document's insert: taken (the answer lost), then not taken
+      Object.assign(messages, {
+        insertOne: async (...args: Parameters<typeof insertOne>) => {
+          if (takes) await insertOne(...args);
+          throw Object.assign(new Error('connection closed'), { name: 'MongoNetworkError' });
+        },
+      });
+      await assert.rejects(append('taken'));
+      takes = false;
+      await assert.rejects(append('lost'));
+      Object.assign(messages, { insertOne });
+      const until = async (what: string, test: () => Promise<boolean>) => {
+        for (let i = 0; i < 100; i++) {
+          if (await test()) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.fail(`timed out waiting for ${what}`);
+      };
+      const user = new ObjectId(u.id);
+      await until('both numbers filled', async () => (await s.collections.changes.countDocuments({ user })) === 3);
+      const stored = [...(await s.messages.indexColumns(inbox.id)).uids];
+      assert.deepEqual(stored, [1]);
+      const entries = await s.changes.since(u.id, 0, { mailboxId: inbox.id });
+      assert.deepEqual(entries.map((e) => [e.type, e.uid]), [['mailbox.create', null], ['exists', 1]]);
+      const noop = await s.collections.changes.findOne({ user, seq: 3 });
+      assert.equal(noop?.type, 'noop', 'the message that never came leaves no exists entry');
+    }));
+
   it('prunes old entries and lets readers pass the pruned numbers at once', () =>
     withMongo(async (s) => {
       const { clock, log, u, user, box } = await logOf(s);

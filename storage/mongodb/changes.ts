@@ -97,6 +97,8 @@ export class MongoChangeLog implements ChangesPort {
   #closed = false;
   /** Users announced again once a hole a reader stopped at may be passed (#recheck), by user id. */
   readonly #rechecks = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Batches of writeLater: whether each entry is true is checked before it is written. */
+  readonly #uncertain = new WeakSet<ChangeDoc[]>();
 
   constructor(c: MongoCollections, ephemeral: EphemeralPort, options: ChangeLogOptions = {}) {
     this.#c = c;
@@ -174,6 +176,30 @@ export class MongoChangeLog implements ChangesPort {
     this.announce(user, seq + entries.length - 1);
   }
 
+  /**
+   * The entries of a write whose documents may or may not be there (the database went away under the message
+   * document's insert: it may have taken it and lost the answer). Nothing is tried now: once the database answers,
+   * each entry still true goes in as `#later` writes it (a message that never came: a `noop` in its place), so a
+   * message the database took is not left without its entry.
+   */
+  writeLater(user: ObjectId, seq: number, entries: readonly NewChange[]): void {
+    if (entries.length === 0 || this.#closed) return;
+    const created = this.#now();
+    const docs = entries.map((e, i) => ({ user, seq: seq + i, mailbox: e.mailbox, type: e.type, modseq: e.modseq, uid: e.uid ?? null, flags: e.flags ?? null, path: e.path ?? null, created })) as ChangeDoc[];
+    this.#uncertain.add(docs);
+    this.#later(docs);
+  }
+
+  /** An uncertain batch (writeLater) with each entry that is not true (its message never came) made a `noop`. */
+  async #confirm(batch: ChangeDoc[]): Promise<ChangeDoc[]> {
+    const out: ChangeDoc[] = [];
+    for (const d of batch) {
+      if (d.type === 'noop' || (await this.#stillTrue(d.user, d))) out.push(d);
+      else out.push({ ...d, mailbox: null, type: 'noop', modseq: 0, uid: null, flags: null, path: null } as ChangeDoc);
+    }
+    return out;
+  }
+
   /** Tells every instance's listeners that the user's log reaches `latest` (best effort: readers also poll on use). */
   announce(user: ObjectId, latest: number): void {
     this.#ephemeral.publish(changeChannel(idOf(user)), String(latest)).catch(() => {
@@ -207,8 +233,9 @@ export class MongoChangeLog implements ChangesPort {
     const retry = async () => {
       this.#retryTimer = null;
       const batches = this.#pending.splice(0);
-      for (const batch of batches) {
+      for (let batch of batches) {
         try {
+          if (this.#uncertain.has(batch)) batch = await this.#confirm(batch);
           if (this.#now() - batch[0]!.created >= this.#gapWaitMs) await this.#reissue(batch);
           else {
             await this.#c.changes.insertMany(batch as never[], { ordered: false });

@@ -239,6 +239,7 @@ export class MongoMessages implements MessagesPort {
           return { uid: alloc.uid, modseq: alloc.modseq, seq: alloc.seq };
         },
         giveUp: (user) => this.#log.giveUp(user, alloc!.seq, 1),
+        uncertain: (d) => this.#log.writeLater(d.user, alloc!.seq, [{ mailbox: d.mailbox, type: 'exists', modseq: d.modseq, uid: d.uid, flags: d.flags }]),
       }))!;
       let a: MailboxAllocation = alloc!;
       if (this.#log.late(a.reservedAt)) {
@@ -293,7 +294,7 @@ export class MongoMessages implements MessagesPort {
    */
   async #write(
     input: AppendInput,
-    how: { place(user: ObjectId, mailbox: ObjectId): Promise<{ uid: number; modseq: number; seq: number }>; giveUp?(user: ObjectId): Promise<void>; skipDuplicate?: boolean },
+    how: { place(user: ObjectId, mailbox: ObjectId): Promise<{ uid: number; modseq: number; seq: number }>; giveUp?(user: ObjectId): Promise<void>; uncertain?(doc: MessageDoc): void; skipDuplicate?: boolean },
   ): Promise<{ doc: MessageDoc } | null> {
     const c = this.#c;
     const user = requireObjectId(input.userId, 'user');
@@ -349,6 +350,8 @@ export class MongoMessages implements MessagesPort {
     try {
       await c.messages.insertOne(doc);
     } catch (err) {
+      // the database may have taken the document and lost the answer: its entry is written if it is there
+      if (!isDuplicateKey(err)) how.uncertain?.(doc);
       if (!(how.skipDuplicate && isDuplicateKey(err))) throw err;
       await undo();
       return null;
@@ -527,7 +530,13 @@ export class MongoMessages implements MessagesPort {
     }
     let a: MailboxAllocation = alloc;
     const copied: MessageDoc[] = docs.map((d, i) => ({ ...d, _id: newId(d._id), mailbox: dst._id, uid: a.uid + i, modseq: a.modseq, seq: a.seq + i }));
-    await c.messages.insertMany(copied);
+    try {
+      await c.messages.insertMany(copied);
+    } catch (err) {
+      // as in append: what the database took gets its entries
+      if (!isDuplicateKey(err)) this.#log.writeLater(user, a.seq, copied.map((d) => ({ mailbox: dst._id, type: 'exists', modseq: a.modseq, uid: d.uid, flags: d.flags })));
+      throw err;
+    }
     if (this.#log.late(a.reservedAt)) {
       a = await this.#renumber(copied, a);
       await this.#count(user, dst._id, totals(copied));
