@@ -28,6 +28,7 @@ import { runTs } from './helpers/spawn-ts.ts';
 import { env as runtimeEnv } from '../hooks/runtime.ts';
 import { mongoIsStandIn, sharedMongo, standInGap, startMongo, stopSharedMongo } from './helpers/mongo-server.ts';
 import { storageContract } from './helpers/storage-contract.ts';
+import { fakeMessage, simpleMessage } from './helpers/fake-message.ts';
 
 after(stopSharedMongo);
 
@@ -434,6 +435,107 @@ describe('mongodb change log', () => {
       } finally {
         log.close();
       }
+    }));
+
+  it('renumbers a message whose document became visible after readers passed its number: a selected reader loads it', () => {
+    const clock = { now: 1_000_000 };
+    return withMongo(
+      async (s) => {
+        const u = await s.users.create({ username: 'u', passwordHash: null });
+        const inbox = await s.mailboxes.create(u.id, { path: 'INBOX' });
+        const append = async (subject: string) =>
+          s.messages.append({ userId: u.id, mailboxId: inbox.id, flags: [], internalDate: clock.now, message: await fakeMessage(s.blobs, simpleMessage({ subject })) });
+        // the database stalls under one append's message document (after its UID and sequence number were taken)
+        const messages = s.collections.messages;
+        const insertOne = messages.insertOne.bind(messages);
+        let release!: () => void;
+        let reached!: () => void;
+        const stalled = new Promise<void>((r) => (reached = r));
+        let stall: Promise<void> | null = new Promise<void>((r) => (release = r));
+        Object.assign(messages, {
+          insertOne: async (...args: Parameters<typeof insertOne>) => {
+            const gate = stall;
+            stall = null;
+            if (gate) {
+              reached();
+              await gate;
+            }
+            return insertOne(...args);
+          },
+        });
+        const slow = append('slow');
+        await stalled;
+        const fast = await append('fast');
+        // a reader passes the stalled write's number once it is gapWaitMs old, and loads what its cursor covers
+        clock.now += 1001;
+        const seen = new Set<number>();
+        let cursor = 0;
+        let loadedThrough = 0;
+        const catchUp = async () => {
+          const entries = await s.changes.since(u.id, cursor);
+          let load = false;
+          for (const e of entries) {
+            cursor = e.id;
+            if (e.mailboxId !== inbox.id) continue;
+            if (e.type === 'exists' && e.uid! > loadedThrough) load = true;
+            if (e.type === 'expunge') seen.delete(e.uid!);
+          }
+          if (!load) return;
+          const rows = await s.messages.indexColumns(inbox.id, { afterUid: loadedThrough, throughChange: cursor });
+          for (const uid of rows.uids) {
+            seen.add(uid);
+            loadedThrough = Math.max(loadedThrough, uid);
+          }
+        };
+        await catchUp();
+        assert.deepEqual([...seen], [fast.uid]);
+        release();
+        const late = await slow;
+        await catchUp();
+        const stored = [...(await s.messages.indexColumns(inbox.id)).uids];
+        assert.equal(stored.length, 2);
+        assert.ok(late.uid > fast.uid, `the late message takes a UID above what readers loaded (${late.uid})`);
+        assert.deepEqual([...seen].sort((a, b) => a - b), stored, 'the reader sees every stored message');
+      },
+      { gapWaitMs: 1000, now: () => clock.now },
+    );
+  });
+
+  it('writes the entry of a message the database took while its answer was lost (and a noop for one it never took)', () =>
+    withMongo(async (s) => {
+      const u = await s.users.create({ username: 'u', passwordHash: null });
+      const inbox = await s.mailboxes.create(u.id, { path: 'INBOX' });
+      const append = async (subject: string) =>
+        s.messages.append({ userId: u.id, mailboxId: inbox.id, flags: [], internalDate: Date.now(), message: await fakeMessage(s.blobs, simpleMessage({ subject })) });
+      const messages = s.collections.messages;
+      const insertOne = messages.insertOne.bind(messages);
+      let takes = true;
+      // the connection drops under the message document's insert: taken (the answer lost), then not taken
+      Object.assign(messages, {
+        insertOne: async (...args: Parameters<typeof insertOne>) => {
+          if (takes) await insertOne(...args);
+          throw Object.assign(new Error('connection closed'), { name: 'MongoNetworkError' });
+        },
+      });
+      await assert.rejects(append('taken'));
+      takes = false;
+      await assert.rejects(append('lost'));
+      Object.assign(messages, { insertOne });
+      const until = async (what: string, test: () => Promise<boolean>) => {
+        for (let i = 0; i < 100; i++) {
+          if (await test()) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.fail(`timed out waiting for ${what}`);
+      };
+      const user = new ObjectId(u.id);
+      await until('both numbers filled', async () => (await s.collections.changes.countDocuments({ user })) === 3);
+      const stored = [...(await s.messages.indexColumns(inbox.id)).uids];
+      assert.deepEqual(stored, [1]);
+      const entries = await s.changes.since(u.id, 0, { mailboxId: inbox.id });
+      assert.deepEqual(entries.map((e) => [e.type, e.uid]), [['mailbox.create', null], ['exists', 1]]);
+      const noop = await s.collections.changes.findOne({ user, seq: 3 });
+      assert.equal(noop?.type, 'noop', 'the message that never came leaves no exists entry');
     }));
 
   it('prunes old entries and lets readers pass the pruned numbers at once', () =>

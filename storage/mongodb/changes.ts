@@ -17,7 +17,9 @@
  *
  * Together: when a reader sees an `exists` entry, every message of that mailbox with a lower UID has either had
  * its entry read already or was given up, and a message document is written before its entry, so
- * `messages.indexColumns(..., { throughChange })` reads exactly the messages the reader's cursor covers.
+ * `messages.indexColumns(..., { throughChange })` reads exactly the messages the reader's cursor covers. A message
+ * document written `gapWaitMs` after its numbers were reserved (`late`) may be below what a reader has loaded
+ * already: messages.ts gives it a new UID and sequence number.
  * After its entries are written a writer announces the user on the ephemeral pub/sub channel `changes:<userId>`
  * (Redis between instances).
  */
@@ -57,6 +59,8 @@ export interface MailboxAllocation {
   /** The write's modseq (the mailbox's modseq after). */
   modseq: number;
   mailbox: MailboxDoc;
+  /** When the sequence numbers were asked for (this log's clock): see `late`. */
+  reservedAt: number;
 }
 
 export interface ChangeLogOptions {
@@ -93,6 +97,8 @@ export class MongoChangeLog implements ChangesPort {
   #closed = false;
   /** Users announced again once a hole a reader stopped at may be passed (#recheck), by user id. */
   readonly #rechecks = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Batches of writeLater: whether each entry is true is checked before it is written. */
+  readonly #uncertain = new WeakSet<ChangeDoc[]>();
 
   constructor(c: MongoCollections, ephemeral: EphemeralPort, options: ChangeLogOptions = {}) {
     this.#c = c;
@@ -119,18 +125,29 @@ export class MongoChangeLog implements ChangesPort {
     const modseqs = options.modseq === false ? 0 : 1;
     const entries = Math.max(1, options.entries);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const reservedAt = this.#now();
       const seq = await this.reserve(user, entries);
       const before = await this.#c.mailboxes.findOneAndUpdate(
         { _id: mailbox, user, lastChange: { $lt: seq } },
         { $inc: { uidNext: uids, modseq: modseqs }, $set: { lastChange: seq + entries - 1 } },
         { returnDocument: 'before' },
       );
-      if (before) return { seq, uid: before.uidNext, modseq: before.modseq + modseqs, mailbox: before };
+      if (before) return { seq, uid: before.uidNext, modseq: before.modseq + modseqs, mailbox: before, reservedAt };
       await this.giveUp(user, seq, entries);
       const exists = await this.#c.mailboxes.findOne({ _id: mailbox, user }, { projection: { _id: 1 } });
       if (!exists) throw new StorageError('NONEXISTENT', `mailbox ${idOf(mailbox)} does not exist`);
     }
     throw new StorageError('UNAVAILABLE', `mailbox ${idOf(mailbox)}: too many concurrent writes`);
+  }
+
+  /**
+   * Whether readers may have passed the sequence numbers reserved at `reservedAt` (ms, this log's clock) while they
+   * were missing: any entry above them was made after they were reserved, so a reader passes them no sooner than
+   * `reservedAt + gapWaitMs`. A document the write made visible later than that may lie below what readers have
+   * loaded already (messages.ts renumbers such a message).
+   */
+  late(reservedAt: number): boolean {
+    return this.#now() - reservedAt >= this.#gapWaitMs;
   }
 
   /** Fills reserved sequence numbers that will not be used with `noop` entries, so readers need not wait for them. */
@@ -157,6 +174,30 @@ export class MongoChangeLog implements ChangesPort {
     }));
     await this.#insert(docs as ChangeDoc[]);
     this.announce(user, seq + entries.length - 1);
+  }
+
+  /**
+   * The entries of a write whose documents may or may not be there (the database went away under the message
+   * document's insert: it may have taken it and lost the answer). Nothing is tried now: once the database answers,
+   * each entry still true goes in as `#later` writes it (a message that never came: a `noop` in its place), so a
+   * message the database took is not left without its entry.
+   */
+  writeLater(user: ObjectId, seq: number, entries: readonly NewChange[]): void {
+    if (entries.length === 0 || this.#closed) return;
+    const created = this.#now();
+    const docs = entries.map((e, i) => ({ user, seq: seq + i, mailbox: e.mailbox, type: e.type, modseq: e.modseq, uid: e.uid ?? null, flags: e.flags ?? null, path: e.path ?? null, created })) as ChangeDoc[];
+    this.#uncertain.add(docs);
+    this.#later(docs);
+  }
+
+  /** An uncertain batch (writeLater) with each entry that is not true (its message never came) made a `noop`. */
+  async #confirm(batch: ChangeDoc[]): Promise<ChangeDoc[]> {
+    const out: ChangeDoc[] = [];
+    for (const d of batch) {
+      if (d.type === 'noop' || (await this.#stillTrue(d.user, d))) out.push(d);
+      else out.push({ ...d, mailbox: null, type: 'noop', modseq: 0, uid: null, flags: null, path: null } as ChangeDoc);
+    }
+    return out;
   }
 
   /** Tells every instance's listeners that the user's log reaches `latest` (best effort: readers also poll on use). */
@@ -192,8 +233,9 @@ export class MongoChangeLog implements ChangesPort {
     const retry = async () => {
       this.#retryTimer = null;
       const batches = this.#pending.splice(0);
-      for (const batch of batches) {
+      for (let batch of batches) {
         try {
+          if (this.#uncertain.has(batch)) batch = await this.#confirm(batch);
           if (this.#now() - batch[0]!.created >= this.#gapWaitMs) await this.#reissue(batch);
           else {
             await this.#c.changes.insertMany(batch as never[], { ordered: false });

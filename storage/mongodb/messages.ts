@@ -46,7 +46,7 @@ import { applyFlagAction, hasFlag, normalizeFlags, sameFlags } from '../sqlite/c
 import { countRefs } from './blobs.ts';
 import type { MongoBlobs } from './blobs.ts';
 import { bytesOf } from './bytes.ts';
-import type { MongoChangeLog, NewChange } from './changes.ts';
+import type { MailboxAllocation, MongoChangeLog, NewChange } from './changes.ts';
 import type { ContentDoc, MailboxDoc, MessageDoc, MongoCollections, SearchDoc } from './collections.ts';
 import { isDuplicateKey, mongoCall } from './errors.ts';
 import { idOf, objectId, requireObjectId } from './ids.ts';
@@ -239,14 +239,51 @@ export class MongoMessages implements MessagesPort {
           return { uid: alloc.uid, modseq: alloc.modseq, seq: alloc.seq };
         },
         giveUp: (user) => this.#log.giveUp(user, alloc!.seq, 1),
+        uncertain: (d) => this.#log.writeLater(d.user, alloc!.seq, [{ mailbox: d.mailbox, type: 'exists', modseq: d.modseq, uid: d.uid, flags: d.flags }]),
       }))!;
-      const a = alloc!;
-      await Promise.all([
-        this.#log.write(doc.user, a.seq, [{ mailbox: doc.mailbox, type: 'exists', modseq: a.modseq, uid: a.uid, flags: doc.flags }]),
-        this.#count(doc.user, doc.mailbox, totals([doc])),
-      ]);
+      let a: MailboxAllocation = alloc!;
+      if (this.#log.late(a.reservedAt)) {
+        a = await this.#renumber([doc], a);
+        await this.#count(doc.user, doc.mailbox, totals([doc]));
+      } else {
+        await Promise.all([
+          this.#log.write(doc.user, a.seq, [{ mailbox: doc.mailbox, type: 'exists', modseq: a.modseq, uid: a.uid, flags: doc.flags }]),
+          this.#count(doc.user, doc.mailbox, totals([doc])),
+        ]);
+      }
       return { id: idOf(doc._id), uid: a.uid, modseq: a.modseq, uidValidity: a.mailbox.uidValidity, threadId: idOf(doc.thread) };
     });
+  }
+
+  /**
+   * New messages of one mailbox (`docs`, UIDs from `a.uid`) whose documents became visible later than readers may
+   * pass their sequence numbers (`MongoChangeLog.late`: the database stalled under the write). A reader that passed
+   * them loaded the later UIDs already and never loads a lower one, so the messages take new UIDs at the end of the
+   * mailbox: their old numbers are given up, and the new write's entries expunge the old UIDs (for a reader that
+   * loaded them meanwhile) and announce the new ones. Returns the new allocation; `docs` are updated in place.
+   */
+  async #renumber(docs: MessageDoc[], a: MailboxAllocation): Promise<MailboxAllocation> {
+    const c = this.#c;
+    const { user, mailbox } = docs[0]!;
+    await quietly(() => this.#log.giveUp(user, a.seq, docs.length));
+    let at = a;
+    for (let attempt = 0; ; attempt++) {
+      const b = await this.#log.mailboxWrite(user, mailbox, { uids: docs.length, entries: 2 * docs.length });
+      const entries: NewChange[] = docs.map((d) => ({ mailbox, type: 'expunge', modseq: b.modseq, uid: d.uid }));
+      for (const [i, d] of docs.entries()) {
+        const uid = b.uid + i;
+        const seq = b.seq + docs.length + i;
+        await c.messageSearch.updateOne({ _id: d._id }, { $set: { uid } });
+        await c.messages.updateOne({ _id: d._id }, { $set: { uid, modseq: b.modseq, seq } });
+        Object.assign(d, { uid, modseq: b.modseq, seq });
+        entries.push({ mailbox, type: 'exists', modseq: b.modseq, uid, flags: d.flags });
+      }
+      const late = this.#log.late(b.reservedAt);
+      await this.#log.write(user, b.seq, entries);
+      at = b;
+      // a database that stalls again moves them again; a few times at most (then the next SELECT shows them)
+      if (!late || attempt >= 2) return at;
+    }
   }
 
   /**
@@ -257,7 +294,7 @@ export class MongoMessages implements MessagesPort {
    */
   async #write(
     input: AppendInput,
-    how: { place(user: ObjectId, mailbox: ObjectId): Promise<{ uid: number; modseq: number; seq: number }>; giveUp?(user: ObjectId): Promise<void>; skipDuplicate?: boolean },
+    how: { place(user: ObjectId, mailbox: ObjectId): Promise<{ uid: number; modseq: number; seq: number }>; giveUp?(user: ObjectId): Promise<void>; uncertain?(doc: MessageDoc): void; skipDuplicate?: boolean },
   ): Promise<{ doc: MessageDoc } | null> {
     const c = this.#c;
     const user = requireObjectId(input.userId, 'user');
@@ -313,6 +350,8 @@ export class MongoMessages implements MessagesPort {
     try {
       await c.messages.insertOne(doc);
     } catch (err) {
+      // the database may have taken the document and lost the answer: its entry is written if it is there
+      if (!isDuplicateKey(err)) how.uncertain?.(doc);
       if (!(how.skipDuplicate && isDuplicateKey(err))) throw err;
       await undo();
       return null;
@@ -489,13 +528,25 @@ export class MongoMessages implements MessagesPort {
       if (alloc) await quietly(() => this.#log.giveUp(user, alloc!.seq, docs.length));
       throw err;
     }
-    const a = alloc;
+    let a: MailboxAllocation = alloc;
     const copied: MessageDoc[] = docs.map((d, i) => ({ ...d, _id: newId(d._id), mailbox: dst._id, uid: a.uid + i, modseq: a.modseq, seq: a.seq + i }));
-    await c.messages.insertMany(copied);
-    await Promise.all([
-      this.#log.write(user, a.seq, copied.map((d) => ({ mailbox: dst._id, type: 'exists', modseq: a.modseq, uid: d.uid, flags: d.flags }))),
-      this.#count(user, dst._id, totals(copied)),
-    ]);
+    try {
+      await c.messages.insertMany(copied);
+    } catch (err) {
+      // as in append: what the database took gets its entries
+      if (!isDuplicateKey(err)) this.#log.writeLater(user, a.seq, copied.map((d) => ({ mailbox: dst._id, type: 'exists', modseq: a.modseq, uid: d.uid, flags: d.flags })));
+      throw err;
+    }
+    if (this.#log.late(a.reservedAt)) {
+      a = await this.#renumber(copied, a);
+      await this.#count(user, dst._id, totals(copied));
+    } else {
+      const at = a;
+      await Promise.all([
+        this.#log.write(user, at.seq, copied.map((d) => ({ mailbox: dst._id, type: 'exists', modseq: at.modseq, uid: d.uid, flags: d.flags }))),
+        this.#count(user, dst._id, totals(copied)),
+      ]);
+    }
     return {
       uidValidity: a.mailbox.uidValidity,
       mappings: docs.map((d, i) => ({ sourceUid: d.uid, destinationUid: a.uid + i })),
