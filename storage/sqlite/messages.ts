@@ -59,9 +59,9 @@ const NEXT_MESSAGE_ID =
 const RECORD_COLUMNS =
   'id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments';
 
-/** Columns copied verbatim by COPY. */
+/** Columns copied verbatim by COPY (the email id too: every copy of a message shares it, RFC 8474). */
 const COPY_COLUMNS =
-  'user_id, flags, seen, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec';
+  'user_id, flags, seen, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec, email_id, preview';
 
 interface RecordRow {
   id: number;
@@ -122,6 +122,10 @@ interface PartsRow extends Partial<ContentRow> {
   id?: number;
   envelope?: string;
   mime?: string;
+  email_id?: number | null;
+  thread_id?: number;
+  saved_date?: number | null;
+  preview?: string | null;
 }
 
 /** The content of a row; deflated inline bytes inflated once per message while `cache` keeps them (row id `id`). */
@@ -301,8 +305,8 @@ export class SqliteMessages implements MessagesPort {
     const { threadId, rowId: newId } = this.#thread(userId, message);
     const { lastInsertRowid } = db.run(
       `INSERT INTO messages (id, user_id, mailbox_id, uid, modseq, flags, seen, internal_date, size, message_id, thread_id,
-         header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec, email_id, saved_date, preview)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       newId,
       userId,
       mailboxId,
@@ -323,6 +327,9 @@ export class SqliteMessages implements MessagesPort {
       JSON.stringify(prepared.segments),
       prepared.inline.data,
       prepared.inline.deflated ? 1 : 0,
+      newId,
+      this.#now(),
+      message.preview,
     );
     const id = num(lastInsertRowid);
     db.run(INSERT_SEARCH_ROW, id, ...searchColumnValues(message.searchHeaders, message.searchText));
@@ -401,6 +408,9 @@ export class SqliteMessages implements MessagesPort {
     if (wanted.envelope) columns.push('envelope');
     if (wanted.mime) columns.push('mime');
     if (wanted.content) columns.push('id', 'segments', 'inline', 'inline_codec');
+    if (wanted.ids) columns.push('coalesce(email_id, id) AS email_id', 'thread_id');
+    if (wanted.savedDate) columns.push('coalesce(saved_date, internal_date) AS saved_date');
+    if (wanted.preview) columns.push('preview');
     const first = sorted[0]!;
     const last = sorted[sorted.length - 1]!;
     // a run of UIDs (FETCH 1:64) as a range of the (mailbox_id, uid) index, any other set through json_each
@@ -414,6 +424,12 @@ export class SqliteMessages implements MessagesPort {
       if (wanted.envelope) parts.envelope = JSON.parse(r.envelope!) as Envelope;
       if (wanted.mime) parts.mime = JSON.parse(r.mime!) as MimeNode;
       if (wanted.content) parts.content = await contentOf(r as ContentRow, num(r.id!), this.#inflated);
+      if (wanted.ids) {
+        parts.emailId = toId(r.email_id!);
+        parts.threadId = toId(r.thread_id!);
+      }
+      if (wanted.savedDate) parts.savedDate = num(r.saved_date!);
+      if (wanted.preview) parts.preview = r.preview ?? null;
       out.push(parts);
     }
     return out;
@@ -577,10 +593,11 @@ export class SqliteMessages implements MessagesPort {
       const mappings = rows.map((row, i) => {
         const uid = first + i;
         const { lastInsertRowid: id } = db.run(
-          `INSERT INTO messages (mailbox_id, uid, modseq, ${COPY_COLUMNS}) SELECT ?, ?, ?, ${COPY_COLUMNS} FROM messages WHERE id = ?`,
+          `INSERT INTO messages (mailbox_id, uid, modseq, saved_date, ${COPY_COLUMNS}) SELECT ?, ?, ?, ?, ${COPY_COLUMNS} FROM messages WHERE id = ?`,
           dst.id,
           uid,
           alloc.modseq,
+          now,
           row.id,
         );
         db.run(`INSERT INTO message_search (message_id, ${SEARCH_COLUMNS.join(', ')}) SELECT ?, ${SEARCH_COLUMNS.join(', ')} FROM message_search WHERE message_id = ?`, id, row.id);
@@ -609,7 +626,7 @@ export class SqliteMessages implements MessagesPort {
       const now = this.#now();
       const mappings = rows.map((row, i) => {
         const uid = first + i;
-        db.run('UPDATE messages SET mailbox_id = ?, uid = ?, modseq = ? WHERE id = ?', dst.id, uid, alloc.modseq, row.id);
+        db.run('UPDATE messages SET mailbox_id = ?, uid = ?, modseq = ?, saved_date = ? WHERE id = ?', dst.id, uid, alloc.modseq, now, row.id);
         return { sourceUid: num(row.uid), destinationUid: uid, flags: JSON.parse(row.flags) as Flag[] };
       });
       for (const m of mappings) {

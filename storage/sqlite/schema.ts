@@ -247,6 +247,19 @@ export const MIGRATIONS: readonly Migration[] = [
   // user_documents. (Other stored documents hold no object ids: autoreply, delivery settings, application
   // passwords, tokens; their own ids were 24 hex digits already.)
   hexIdsMigration,
+
+  // 14: per message, what RFC 8474 / 8514 / 8970 report (OBJECTID, SAVEDATE, PREVIEW): the email id (the id of the
+  // message as first stored, kept by COPY and MOVE), the save date (when it was saved into its mailbox: append,
+  // delivery, COPY and MOVE set it) and the preview (made at ingest, storage/mime/preview.ts). Existing rows: their
+  // own id as email id, their internal date as save date (the arrival time, the best value known; a message copied
+  // or moved before this migration reports its original arrival), and no preview (NULL: FETCH PREVIEW makes one from
+  // the stored search text, protocols/imap/fetch-extras.ts).
+  `
+  ALTER TABLE messages ADD COLUMN email_id INTEGER;
+  ALTER TABLE messages ADD COLUMN saved_date INTEGER;
+  ALTER TABLE messages ADD COLUMN preview TEXT;
+  UPDATE messages SET email_id = id, saved_date = internal_date;
+  `,
 ];
 
 /**
