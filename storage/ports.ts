@@ -506,8 +506,11 @@ export interface MessageParts {
   threadId?: Id;
   /** When the message was saved into this mailbox (append, delivery, COPY, MOVE), ms since epoch (RFC 8514). */
   savedDate?: number;
-  /** IngestedMessage.preview; null for a message stored before previews were (the caller makes it from searchText). */
-  preview?: string | null;
+  /**
+   * IngestedMessage.preview. A message stored before previews were gets one made from its stored search text (which
+   * lists attachment names before the text), never from its body.
+   */
+  preview?: string;
 }
 
 export interface MessagesPort {

@@ -9,6 +9,7 @@ import type { SpecialUse } from '../../storage/ports.ts';
 import { list } from './args.ts';
 import { AUTHENTICATED, command } from './command.ts';
 import { DELIMITER } from './mailbox-tree.ts';
+import { objectId } from './object-ids.ts';
 import { recentMark } from './recent.ts';
 import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
@@ -66,7 +67,8 @@ export const create = command({
     const parents = await createParents(session, ctx, path);
     if (parents) return parents;
     const created = await createMailbox(session.app, ctx, { userId: session.userId, path, specialUse, subscribed: true });
-    return created.ok ? ok('CREATE completed') : verdictOutcome(created.verdict);
+    // RFC 8474 §4.1: the new mailbox's id in the tagged OK
+    return created.ok ? ok('CREATE completed', `MAILBOXID (${objectId('mailbox', created.value.id)})`) : verdictOutcome(created.verdict);
   },
 });
 
@@ -152,7 +154,8 @@ function subscription(name: 'SUBSCRIBE' | 'UNSUBSCRIBE', subscribed: boolean) {
 export const subscribe = subscription('SUBSCRIBE', true);
 export const unsubscribe = subscription('UNSUBSCRIBE', false);
 
-const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'APPENDLIMIT']);
+/** RFC 3501, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE, RFC 7889 APPENDLIMIT, RFC 8474 MAILBOXID. */
+const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'APPENDLIMIT', 'MAILBOXID']);
 
 export const status = command({
   name: 'STATUS',
@@ -176,7 +179,7 @@ export const status = command({
     const counters = await storage.mailboxes.counters(mailbox.id);
     const values: string[] = [];
     for (const item of items) {
-      let value: number;
+      let value: number | string;
       switch (item) {
         case 'MESSAGES':
           value = counters.messages;
@@ -200,6 +203,9 @@ export const status = command({
           break;
         case 'SIZE':
           value = counters.size;
+          break;
+        case 'MAILBOXID':
+          value = `(${objectId('mailbox', mailbox.id)})`;
           break;
         default:
           value = session.app.config.limits.maxMessageSize;

@@ -7,6 +7,7 @@ import { expungeMessages } from '../../hooks/pipeline/index.ts';
 import { list } from './args.ts';
 import type { Args } from './args.ts';
 import { AUTHENTICATED, SELECTED, command } from './command.ts';
+import { objectId } from './object-ids.ts';
 import { parseSequenceSet } from './sequence.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';
@@ -48,6 +49,7 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       session.send(`* OK [UIDVALIDITY ${mailbox.uidValidity}] UIDs valid`);
       session.send(`* OK [UIDNEXT ${Math.max(mailbox.uidNext, view.lastUid + 1)}] Predicted next UID`);
       session.send(`* OK [HIGHESTMODSEQ ${Math.max(1, view.highestModseq)}] Highest`);
+      session.send(`* OK [MAILBOXID (${objectId('mailbox', mailbox.id)})] Ok`);
       return ok(`${name} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');
     },
   });

@@ -239,6 +239,11 @@ export class ImapSession {
       'WITHIN',
       'UTF8=ACCEPT',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
+      // RFC 8438, 8474, 8514, 8970 (protocols/imap: STATUS, FETCH and SEARCH items of built-in commands)
+      'STATUS=SIZE',
+      'OBJECTID',
+      'SAVEDATE',
+      'PREVIEW',
     );
     return listCapabilities(this.app, 'imap', ctx, caps);
   }

@@ -52,6 +52,7 @@ import { isDuplicateKey, mongoCall } from './errors.ts';
 import { idOf, objectId, requireObjectId } from './ids.ts';
 import { searchDoc } from './search.ts';
 import { threadFor } from './threads.ts';
+import { makePreview } from '../mime/preview.ts';
 
 /** Bytes of (possibly deflated) inline message bytes per `messagecontent` document: far below the 16 MiB limit. */
 export const CONTENT_PIECE_SIZE = 1024 * 1024;
@@ -652,6 +653,12 @@ export class MongoMessages implements MessagesPort {
       if (wanted.preview) projection.preview = 1;
       const docs = await this.#c.messages.find({ mailbox, uid: uidFilter(sorted) }, { projection }).sort({ uid: 1 }).toArray();
       const contents = wanted.content ? await this.#contents(docs) : null;
+      // documents stored before previews were get one from their stored search text
+      const legacy = wanted.preview ? docs.filter((d) => d.preview === undefined).map((d) => d._id) : [];
+      const texts = new Map<string, string>();
+      if (legacy.length > 0) {
+        for (const s of await this.#c.messageSearch.find({ _id: { $in: legacy } }, { projection: { text: 1 } }).toArray()) texts.set(s._id.toHexString(), s.text);
+      }
       return docs.map((d) => {
         const parts: MessageParts = { uid: d.uid };
         if (wanted.envelope) parts.envelope = d.envelope;
@@ -662,7 +669,7 @@ export class MongoMessages implements MessagesPort {
           parts.threadId = idOf(d.thread);
         }
         if (wanted.savedDate) parts.savedDate = d.savedDate ?? d.internalDate;
-        if (wanted.preview) parts.preview = d.preview ?? null;
+        if (wanted.preview) parts.preview = d.preview ?? makePreview([texts.get(d._id.toHexString()) ?? '']);
         return parts;
       });
     });

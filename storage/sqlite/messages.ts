@@ -43,6 +43,7 @@ import type { IndexRowReader, PackedIndexPage } from '../mailbox-index/columns.t
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
+import { makePreview } from '../mime/preview.ts';
 import type { SearchIndexer } from './search-indexer.ts';
 import type { IndexSnapshotFiles } from './index-snapshots.ts';
 import type { InflatedCache } from './inflated-cache.ts';
@@ -126,6 +127,7 @@ interface PartsRow extends Partial<ContentRow> {
   thread_id?: number;
   saved_date?: number | null;
   preview?: string | null;
+  legacy_text?: string | null;
 }
 
 /** The content of a row; deflated inline bytes inflated once per message while `cache` keeps them (row id `id`). */
@@ -410,7 +412,8 @@ export class SqliteMessages implements MessagesPort {
     if (wanted.content) columns.push('id', 'segments', 'inline', 'inline_codec');
     if (wanted.ids) columns.push('coalesce(email_id, id) AS email_id', 'thread_id');
     if (wanted.savedDate) columns.push('coalesce(saved_date, internal_date) AS saved_date');
-    if (wanted.preview) columns.push('preview');
+    // a row stored before previews were (migration 14) gets one from its stored search text
+    if (wanted.preview) columns.push('preview', 'CASE WHEN preview IS NULL THEN (SELECT body FROM message_search WHERE message_id = messages.id) END AS legacy_text');
     const first = sorted[0]!;
     const last = sorted[sorted.length - 1]!;
     // a run of UIDs (FETCH 1:64) as a range of the (mailbox_id, uid) index, any other set through json_each
@@ -429,7 +432,7 @@ export class SqliteMessages implements MessagesPort {
         parts.threadId = toId(r.thread_id!);
       }
       if (wanted.savedDate) parts.savedDate = num(r.saved_date!);
-      if (wanted.preview) parts.preview = r.preview ?? null;
+      if (wanted.preview) parts.preview = r.preview ?? makePreview([r.legacy_text ?? '']);
       out.push(parts);
     }
     return out;
