@@ -360,6 +360,11 @@ export class ImapSession {
   async #write(bytes: Uint8Array): Promise<void> {
     const socket = this.#stream;
     if (this.conn.closed || socket.destroyed || socket.writableEnded) return;
+    if (this.#compressed) {
+      // deflating is asynchronous: done once the compressed bytes are on the socket (before a close may end it)
+      await new Promise<void>((done) => socket.write(bytes, () => done()));
+      return;
+    }
     if (socket.write(bytes)) return;
     await new Promise<void>((done) => {
       const finish = () => {

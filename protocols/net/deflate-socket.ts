@@ -46,7 +46,11 @@ export class DeflateSocket extends Duplex {
       if (!this.push(chunk)) this.#inflate.pause();
     });
     this.#inflate.once('end', () => this.push(null));
-    this.#inflate.on('error', (err: Error) => this.destroy(err));
+    this.#inflate.on('error', (err: Error & { code?: string }) => {
+      // the client closed the connection mid-stream (no final deflate block, as IMAP clients do): an ordinary end
+      if (err.code === 'Z_BUF_ERROR' && socket.readableEnded) this.push(null);
+      else this.destroy(err);
+    });
     this.#deflate.on('data', (chunk: Uint8Array) => {
       this.bytesOut += chunk.length;
       if (!socket.destroyed && !socket.writableEnded) socket.write(chunk);
