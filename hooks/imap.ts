@@ -11,8 +11,10 @@
 import type { CommandInput } from './types.ts';
 import { astring, decodeMailboxName, encodeMailboxName, literalOrQuoted } from './imap-wire.ts';
 import type { ImapToken } from './imap-wire.ts';
+import { objectId } from './imap-object-ids.ts';
+import type { ObjectKind } from './imap-object-ids.ts';
 
-export type { ImapToken };
+export type { ImapToken, ObjectKind };
 
 /** What a built-in handler produced, as `next()` returns it (nothing written yet). */
 export interface ImapCommandOutput {
@@ -82,4 +84,9 @@ export function imapString(text: string, utf8 = false): string {
 /** An astring: a bare atom when possible, else quoted or a literal. */
 export function imapAstring(text: string, utf8 = false): string {
   return astring(text, { utf8 });
+}
+
+/** The RFC 8474 objectid of a stored mailbox, message (email) or thread id, as MAILBOXID / EMAILID / THREADID show it. */
+export function imapObjectId(kind: ObjectKind, id: string): string {
+  return objectId(kind, id);
 }

@@ -9,7 +9,7 @@ import type { SpecialUse } from '../../storage/ports.ts';
 import { list } from './args.ts';
 import { AUTHENTICATED, command } from './command.ts';
 import { DELIMITER } from './mailbox-tree.ts';
-import { objectId } from './object-ids.ts';
+import { objectId } from '../../hooks/imap-object-ids.ts';
 import { recentMark } from './recent.ts';
 import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { no, ok, verdictOutcome } from './responses.ts';

@@ -7,7 +7,7 @@ import { expungeMessages } from '../../hooks/pipeline/index.ts';
 import { list } from './args.ts';
 import type { Args } from './args.ts';
 import { AUTHENTICATED, SELECTED, command } from './command.ts';
-import { objectId } from './object-ids.ts';
+import { objectId } from '../../hooks/imap-object-ids.ts';
 import { parseSequenceSet } from './sequence.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';

@@ -10,7 +10,7 @@
  */
 import { contentSize, findPart, readAll, readMessage } from '../../storage/mime/index.ts';
 import type { BlobsPort, Envelope, MessageContent, MessageIndexEntry, MessageParts, MessagePartsWanted, MimeNode } from '../../storage/ports.ts';
-import { objectId } from './object-ids.ts';
+import { objectId } from '../../hooks/imap-object-ids.ts';
 import { astring, formatInternalDate, nstring, renderBodyStructure, renderEnvelope, renderFlags, withoutNul } from './render.ts';
 import type { RenderOptions } from './render.ts';
 import { isSequenceSet } from './sequence.ts';

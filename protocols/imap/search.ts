@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer';
 import iconv from 'iconv-lite';
 import type { DateOp, SearchCriteria, SearchKey } from '../../storage/search/criteria.ts';
 import { parseSearchDate } from './render.ts';
-import { isObjectId, storedId } from './object-ids.ts';
+import { isObjectId, storedId } from '../../hooks/imap-object-ids.ts';
 import { isSequenceSet, parseSequenceSet } from './sequence.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken } from './types.ts';

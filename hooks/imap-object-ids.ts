@@ -1,9 +1,10 @@
 /**
- * OBJECTID (RFC 8474): the wire form of the storage ids. An objectid is 1-255 of A-Z a-z 0-9 _ -; ours is a letter
- * naming the kind and the stored id (24 hex digits): `F…` a mailbox (MAILBOXID), `M…` an email (EMAILID: the id of
- * the message as first stored, shared by its copies and kept by MOVE), `T…` a thread (THREADID).
+ * OBJECTID (RFC 8474): the wire form of the storage ids, for the IMAP module and for plugins (hooks/imap.ts
+ * `imapObjectId`, so a plugin reports an id the way the server does). An objectid is 1-255 of A-Z a-z 0-9 _ -; ours
+ * is a letter naming the kind and the stored id (24 hex digits): `F…` a mailbox (MAILBOXID), `M…` an email (EMAILID:
+ * the id of the message as first stored, shared by its copies and kept by MOVE), `T…` a thread (THREADID).
  */
-import type { Id } from '../../storage/ports.ts';
+import type { Id } from '../storage/ports.ts';
 
 export type ObjectKind = 'mailbox' | 'email' | 'thread';
 
