@@ -60,9 +60,9 @@ const NEXT_MESSAGE_ID =
 const RECORD_COLUMNS =
   'id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments';
 
-/** Columns copied verbatim by COPY (the email id too: every copy of a message shares it, RFC 8474). */
+/** Columns copied verbatim by COPY (the preview too; the email id is set apart: see copy). */
 const COPY_COLUMNS =
-  'user_id, flags, seen, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec, email_id, preview';
+  'user_id, flags, seen, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec, preview';
 
 interface RecordRow {
   id: number;
@@ -307,8 +307,8 @@ export class SqliteMessages implements MessagesPort {
     const { threadId, rowId: newId } = this.#thread(userId, message);
     const { lastInsertRowid } = db.run(
       `INSERT INTO messages (id, user_id, mailbox_id, uid, modseq, flags, seen, internal_date, size, message_id, thread_id,
-         header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec, email_id, saved_date, preview)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec, saved_date, preview)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       newId,
       userId,
       mailboxId,
@@ -329,7 +329,6 @@ export class SqliteMessages implements MessagesPort {
       JSON.stringify(prepared.segments),
       prepared.inline.data,
       prepared.inline.deflated ? 1 : 0,
-      newId,
       this.#now(),
       message.preview,
     );
@@ -596,7 +595,8 @@ export class SqliteMessages implements MessagesPort {
       const mappings = rows.map((row, i) => {
         const uid = first + i;
         const { lastInsertRowid: id } = db.run(
-          `INSERT INTO messages (mailbox_id, uid, modseq, saved_date, ${COPY_COLUMNS}) SELECT ?, ?, ?, ?, ${COPY_COLUMNS} FROM messages WHERE id = ?`,
+          // the copy shares the original's email id (RFC 8474; an original's is its own id, email_id NULL: migration 14)
+          `INSERT INTO messages (mailbox_id, uid, modseq, saved_date, email_id, ${COPY_COLUMNS}) SELECT ?, ?, ?, ?, coalesce(email_id, id), ${COPY_COLUMNS} FROM messages WHERE id = ?`,
           dst.id,
           uid,
           alloc.modseq,
