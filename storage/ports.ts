@@ -372,6 +372,8 @@ export interface AppendInput {
   flags: Flag[];
   internalDate: number;
   message: IngestedMessage;
+  /** The save date to keep (RFC 8514; the storage copy carries it over); absent: now. */
+  savedDate?: number;
 }
 
 export interface AppendResult {

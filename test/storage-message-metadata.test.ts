@@ -15,6 +15,7 @@ import type { StoragePorts } from '../storage/ports.ts';
 import { openDb } from '../storage/sqlite/driver.ts';
 import { DATABASE_FILE, openSqliteStorage } from '../storage/sqlite/index.ts';
 import { openMongoStorage } from '../storage/mongodb/index.ts';
+import { copyStore } from '../storage/copy.ts';
 import { objectId as mongoObjectId } from '../storage/mongodb/ids.ts';
 import { sharedMongo, stopSharedMongo } from './helpers/mongo-server.ts';
 import { simpleMessage } from './helpers/fake-message.ts';
@@ -128,6 +129,32 @@ describe('message metadata on SQLite', () => {
         await s.close();
       }
     } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('storage copy keeps save dates', () => {
+  it('SQLite to MongoDB: a message copied across keeps its save date, not the time of the copy', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'wd-meta-'));
+    const server = await sharedMongo();
+    const database = await server.database();
+    const source = await openSqliteStorage({ dataDir, now: () => Date.UTC(2022, 4, 5, 6, 7, 8) });
+    const target = await openMongoStorage({ url: database.url, database: database.name });
+    try {
+      const user = await source.users.create({ username: 'moving', passwordHash: null });
+      const inbox = await source.mailboxes.create(user.id, { path: 'INBOX' });
+      await store(source, user.id, inbox.id, simpleMessage({ body: 'Carried over.\r\n' }), Date.UTC(2020, 0, 1));
+      await copyStore(source, target);
+      const copied = await target.users.getByUsername('moving');
+      const box = await target.mailboxes.getByPath(copied!.id, 'INBOX');
+      const [parts] = await target.messages.parts(box!.id, [1], WANTED);
+      assert.equal(parts!.savedDate, Date.UTC(2022, 4, 5, 6, 7, 8));
+      assert.equal(parts!.preview, 'Carried over.');
+    } finally {
+      await source.close();
+      await target.close();
+      await database.drop();
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

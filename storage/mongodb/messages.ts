@@ -342,7 +342,7 @@ export class MongoMessages implements MessagesPort {
         blobs,
         inline,
         emailId: id,
-        savedDate: Date.now(),
+        savedDate: input.savedDate ?? Date.now(),
         preview: message.preview,
       };
     } catch (err) {

@@ -329,7 +329,7 @@ export class SqliteMessages implements MessagesPort {
       JSON.stringify(prepared.segments),
       prepared.inline.data,
       prepared.inline.deflated ? 1 : 0,
-      this.#now(),
+      input.savedDate ?? this.#now(),
       message.preview,
     );
     const id = num(lastInsertRowid);
