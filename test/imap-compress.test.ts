@@ -70,6 +70,19 @@ describe('COMPRESS DEFLATE transcripts', () => {
     await done;
   });
 
+  it('imap.compress: false neither offers nor accepts it', async () => {
+    const off = await bootImapTestApp({ imap: { compress: false } });
+    try {
+      const client = await login(off.app);
+      assert.doesNotMatch((await client.command('CAPABILITY'))[0]!, /COMPRESS/);
+      assert.equal(await client.status('COMPRESS DEFLATE'), 'BAD COMPRESS is not offered');
+      assert.equal(await client.status('NOOP'), 'OK NOOP completed');
+      client.end();
+    } finally {
+      await off.close();
+    }
+  });
+
   it('refuses an unknown mechanism with BAD and stays uncompressed', async () => {
     const client = await login(t.app);
     assert.match(await client.status('COMPRESS GZIP'), /^BAD Unknown compression mechanism GZIP/);

@@ -19,6 +19,7 @@ export const compress = command({
     return mechanism;
   },
   async run(session, mechanism) {
+    if (!session.app.config.imap.compress) return bad('COMPRESS is not offered'); // imap.compress: false
     if (session.compressed) return no('DEFLATE active already', 'COMPRESSIONACTIVE');
     if (mechanism !== 'DEFLATE') return bad(`Unknown compression mechanism ${mechanism.slice(0, 30)}`);
     return { ...ok('DEFLATE active'), after: () => session.startCompression() };

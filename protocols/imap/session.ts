@@ -254,7 +254,7 @@ export class ImapSession {
       if (this.conn.canStartTls) caps.push('STARTTLS');
       if (this.plaintextAllowed) caps.push('AUTH=PLAIN');
       else caps.push('LOGINDISABLED');
-    } else if (!this.#compressed) caps.push('COMPRESS=DEFLATE'); // RFC 4978, after login
+    } else if (this.app.config.imap.compress && !this.#compressed) caps.push('COMPRESS=DEFLATE'); // RFC 4978, after login
     caps.push(
       this.app.config.imap.literalMinus ? 'LITERAL-' : 'LITERAL+',
       'SASL-IR',
