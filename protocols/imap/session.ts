@@ -559,7 +559,7 @@ export class ImapSession {
 
   /** A command's error as its outcome (BAD for syntax, else logged and a server error); null when closing. */
   #commandError(err: unknown, ctx: HookContext, command: ImapCommand): Outcome | null {
-    if (err instanceof ImapSyntaxError) return bad(err.message, err.code);
+    if (err instanceof ImapSyntaxError) return err.status === 'NO' ? no(err.message, err.code) : bad(err.message, err.code);
     if (err instanceof StorageError && err.code === 'UNAVAILABLE') {
       // the database or Redis is out of reach: a temporary failure the client retries, the server recovers by itself
       ctx.log.warn('command failed: storage unavailable', { err: err.message, command: command.verb });
