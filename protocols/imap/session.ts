@@ -65,6 +65,8 @@ export interface ImapConnection {
   setIdleTimeout?(ms: number): void;
   /** After login (and after IDLE): the listener's idle timeout for logged-in sessions. */
   useAuthenticatedIdleTimeout?(): void;
+  /** After UNAUTHENTICATE: the listener's idle timeout before login again. */
+  usePreAuthIdleTimeout?(): void;
 }
 
 const encoder = new TextEncoder();
@@ -218,8 +220,10 @@ export class ImapSession {
     const caps = ['IMAP4rev1'];
     if (this.state === 'not-authenticated') {
       if (this.conn.canStartTls) caps.push('STARTTLS');
-      if (this.plaintextAllowed) caps.push('AUTH=PLAIN');
+      if (this.plaintextAllowed) caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
       else caps.push('LOGINDISABLED');
+    } else {
+      caps.push('UNAUTHENTICATE');
     }
     caps.push(
       this.app.config.imap.literalMinus ? 'LITERAL-' : 'LITERAL+',
@@ -647,6 +651,25 @@ export class ImapSession {
     this.state = 'authenticated';
     this.restoreIdleTimeout();
     return ok(`${result.value.username} authenticated`, `CAPABILITY ${(await this.capabilities(ctx)).join(' ')}`);
+  }
+
+  /**
+   * UNAUTHENTICATE (RFC 8437): the session goes back to not authenticated as if the connection were new, TLS kept.
+   * The selected mailbox is closed without expunge, the place in the user's connection count given back, ENABLEd
+   * extensions reset, plugins' per-session data dropped, the user taken off the session (and its log lines), and the
+   * shorter pre-login idle timeout applies again.
+   */
+  async unauthenticate(): Promise<void> {
+    this.deselect();
+    this.#watcher = null;
+    const key = this.#connectionKey;
+    this.#connectionKey = null;
+    if (key) await this.app.storage.ephemeral.release(key, 1);
+    this.#enabled = null;
+    this.session.data.clear();
+    this.session.user = null;
+    this.state = 'not-authenticated';
+    this.conn.usePreAuthIdleTimeout?.();
   }
 
   /** After `OK Begin TLS negotiation now` is written: plaintext pipelined after STARTTLS is dropped. */
