@@ -62,4 +62,24 @@ describe('address lists', () => {
     assert.deepEqual(parseAddresses('(unterminated a@b'), null);
     assert.deepEqual(parseAddresses(''), null);
   });
+
+  it('never throws and gives well-formed addresses for any mix of the grammar\'s characters', () => {
+    const alphabet = ['a', 'b', '@', '.', ',', ';', ':', '<', '>', '(', ')', '"', '\\', '[', ']', ' ', 'x y'];
+    let seed = 12345;
+    const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+    for (let round = 0; round < 3000; round++) {
+      let value = '';
+      for (let i = random(24); i > 0; i--) value += alphabet[random(alphabet.length)];
+      const parsed = parseAddresses(value);
+      if (parsed === null) continue;
+      let depth = 0;
+      for (const item of parsed) {
+        if (item.host !== null) assert.equal(typeof item.mailbox, 'string', value);
+        else if (item.mailbox !== null) depth++;
+        else depth--;
+        assert.ok(depth === 0 || depth === 1, value);
+      }
+      assert.equal(depth, 0, `groups are closed: ${value}`);
+    }
+  });
 });
