@@ -149,6 +149,9 @@ describe('mailbox names that are not modified UTF-7', () => {
     assert.deepEqual(await client.command(`LIST "" ${name}%*`), ['TAG OK LIST completed']);
     assert.deepEqual(await client.command(`LIST "" (${name} INBOX)`), ['* LIST (\\HasNoChildren) "/" "INBOX"', 'TAG OK LIST completed']);
     assert.deepEqual(await client.command(`LSUB "" ${name}*`), ['TAG OK LSUB completed']);
+    // APPEND to such a name: NO, and the message literal (small or large) is consumed, not read as commands
+    assert.match(await appendMessage(client, '"bad&name"', raw('Subject: x', 'small')), /^NO \[CANNOT\] /);
+    assert.match(await appendMessage(client, '"bad&name"', raw('Subject: y', 'line of a large message\r\n'.repeat(20000))), /^NO \[CANNOT\] /);
     // a literal `~foo` is an atom, not literal8
     assert.deepEqual(await client.command('LIST "" ~foo'), ['TAG OK LIST completed']);
     assert.match(await client.status('SELECT ~foo'), /^NO \[NONEXISTENT\]/);

@@ -183,9 +183,9 @@ export const listCommand = command({
     // subscriptions whose mailbox was deleted are listed only where subscriptions are selected
     const kept = request.subscribedOnly ? await keptSubscriptions(storage, session.userId) : [];
     const tree = buildTree(await storage.mailboxes.list(session.userId), kept);
-    const childInfo = request.recursiveMatch ? subscribedBelow(tree, matches) : null;
-    const showSubscribed = request.subscribedOnly || request.returnSubscribed;
     const pause = yielder();
+    const childInfo = request.recursiveMatch ? await subscribedBelow(tree, matches, pause) : null;
+    const showSubscribed = request.subscribedOnly || request.returnSubscribed;
     for (const node of tree) {
       await pause();
       if (!matches(node.path)) continue;
@@ -205,10 +205,12 @@ export const listCommand = command({
  * subscribed descendant that is not itself listed (no pattern matches it), whether or not the name itself is
  * subscribed. A subscribed child that the patterns list already speaks for itself.
  */
-function subscribedBelow(tree: readonly TreeNode[], matches: (path: string) => boolean): Set<string> {
+async function subscribedBelow(tree: readonly TreeNode[], matches: (path: string) => boolean, pause: () => Promise<void> | null): Promise<Set<string>> {
   const out = new Set<string>();
   for (const node of tree) {
-    if (!node.subscribed || matches(node.path)) continue;
+    if (!node.subscribed) continue;
+    await pause();
+    if (matches(node.path)) continue;
     for (let at = node.path.lastIndexOf(DELIMITER); at > 0; at = node.path.lastIndexOf(DELIMITER, at - 1)) {
       const parent = node.path.slice(0, at);
       if (out.has(parent)) break; // its ancestors are marked already
