@@ -169,7 +169,7 @@ const LOGIN_USERNAME = Buffer.from('Username:').toString('base64');
 const LOGIN_PASSWORD = Buffer.from('Password:').toString('base64');
 
 /** Mechanisms AUTHENTICATE offers (announced as AUTH=... where plaintext passwords may be sent). */
-export const SASL_MECHANISMS = ['PLAIN', 'LOGIN'] as const;
+const SASL_MECHANISMS = ['PLAIN', 'LOGIN'] as const;
 
 export const authenticateCommand = command({
   name: 'AUTHENTICATE',

@@ -662,14 +662,15 @@ export class ImapSession {
   async unauthenticate(): Promise<void> {
     this.deselect();
     this.#watcher = null;
-    const key = this.#connectionKey;
-    this.#connectionKey = null;
-    if (key) await this.app.storage.ephemeral.release(key, 1);
     this.#enabled = null;
     this.session.data.clear();
     this.session.user = null;
     this.state = 'not-authenticated';
     this.conn.usePreAuthIdleTimeout?.();
+    const key = this.#connectionKey;
+    this.#connectionKey = null;
+    // as at the end of a session: a store out of reach keeps the place until the counter's expiry
+    if (key) await this.app.storage.ephemeral.release(key, 1).catch((err: unknown) => this.log.warn('could not give back the connection slot', { err }));
   }
 
   /** After `OK Begin TLS negotiation now` is written: plaintext pipelined after STARTTLS is dropped. */
