@@ -125,6 +125,8 @@ describe('UNAUTHENTICATE', () => {
     assert.equal(await client.status('UNAUTHENTICATE'), 'OK UNAUTHENTICATE completed');
     // not authenticated: commands of the other states are refused, CAPABILITY is the pre-login list again
     assert.equal(await client.status('NOOP'), 'OK NOOP completed');
+    const noops = t.logs.filter((entry) => entry.msg === 'command' && entry.command === 'NOOP');
+    assert.equal(noops[noops.length - 1]!.user, undefined, 'log lines no longer name the user');
     assert.equal(await client.status('FETCH 1 FLAGS'), 'BAD Log in first');
     assert.equal(await client.status('LIST "" *'), 'BAD Log in first');
     const caps = (await client.command('CAPABILITY'))[0]!;
