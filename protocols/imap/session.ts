@@ -65,6 +65,8 @@ export interface ImapConnection {
   setIdleTimeout?(ms: number): void;
   /** After login (and after IDLE): the listener's idle timeout for logged-in sessions. */
   useAuthenticatedIdleTimeout?(): void;
+  /** After UNAUTHENTICATE: the listener's idle timeout before login again. */
+  usePreAuthIdleTimeout?(): void;
 }
 
 const encoder = new TextEncoder();
@@ -218,8 +220,10 @@ export class ImapSession {
     const caps = ['IMAP4rev1'];
     if (this.state === 'not-authenticated') {
       if (this.conn.canStartTls) caps.push('STARTTLS');
-      if (this.plaintextAllowed) caps.push('AUTH=PLAIN');
+      if (this.plaintextAllowed) caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
       else caps.push('LOGINDISABLED');
+    } else {
+      caps.push('UNAUTHENTICATE');
     }
     caps.push(
       this.app.config.imap.literalMinus ? 'LITERAL-' : 'LITERAL+',
@@ -559,7 +563,7 @@ export class ImapSession {
 
   /** A command's error as its outcome (BAD for syntax, else logged and a server error); null when closing. */
   #commandError(err: unknown, ctx: HookContext, command: ImapCommand): Outcome | null {
-    if (err instanceof ImapSyntaxError) return bad(err.message, err.code);
+    if (err instanceof ImapSyntaxError) return err.status === 'NO' ? no(err.message, err.code) : bad(err.message, err.code);
     if (err instanceof StorageError && err.code === 'UNAVAILABLE') {
       // the database or Redis is out of reach: a temporary failure the client retries, the server recovers by itself
       ctx.log.warn('command failed: storage unavailable', { err: err.message, command: command.verb });
@@ -647,6 +651,26 @@ export class ImapSession {
     this.state = 'authenticated';
     this.restoreIdleTimeout();
     return ok(`${result.value.username} authenticated`, `CAPABILITY ${(await this.capabilities(ctx)).join(' ')}`);
+  }
+
+  /**
+   * UNAUTHENTICATE (RFC 8437): the session goes back to not authenticated as if the connection were new, TLS kept.
+   * The selected mailbox is closed without expunge, the place in the user's connection count given back, ENABLEd
+   * extensions reset, plugins' per-session data dropped, the user taken off the session (and its log lines), and the
+   * shorter pre-login idle timeout applies again.
+   */
+  async unauthenticate(): Promise<void> {
+    this.deselect();
+    this.#watcher = null;
+    this.#enabled = null;
+    this.session.data.clear();
+    this.session.user = null;
+    this.state = 'not-authenticated';
+    this.conn.usePreAuthIdleTimeout?.();
+    const key = this.#connectionKey;
+    this.#connectionKey = null;
+    // as at the end of a session: a store out of reach keeps the place until the counter's expiry
+    if (key) await this.app.storage.ephemeral.release(key, 1).catch((err: unknown) => this.log.warn('could not give back the connection slot', { err }));
   }
 
   /** After `OK Begin TLS negotiation now` is written: plaintext pipelined after STARTTLS is dropped. */
