@@ -236,6 +236,7 @@ export class ImapSession {
       'UIDPLUS',
       'MOVE',
       'CONDSTORE',
+      'QRESYNC',
       'WITHIN',
       'UTF8=ACCEPT',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
@@ -695,7 +696,7 @@ export class ImapSession {
     const view = this.selected;
     if (!view) return;
     await view.sync(force);
-    for (const line of await view.flush({ expunge, condstore: this.condstore })) this.send(line);
+    for (const line of await view.flush({ expunge, condstore: this.condstore, vanished: this.isEnabled('QRESYNC') })) this.send(line);
   }
 
   /** Tells `watcher` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
