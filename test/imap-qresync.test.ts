@@ -3,10 +3,13 @@
  * VANISHED instead of EXPUNGE once enabled, UID FETCH (CHANGEDSINCE m VANISHED), the error cases, and the answer
  * after the change log was pruned. Transcripts on the real stack, then imapflow syncing with QRESYNC.
  */
-import { describe, it } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendMessage, connect, createWithMessages, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
-import type { TestClient } from './helpers/imap-harness.ts';
+import { ImapFlow } from 'imapflow';
+import { appendMessage, bootImapTestApp, connect, createWithMessages, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
+import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
+import { startImap } from '../protocols/imap.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
 
 /** The number in `[NAME n]` of a SELECT's lines. */
 function code(lines: string[], name: string): number {
@@ -170,5 +173,85 @@ describe('QRESYNC', () => {
     assert.ok(known.includes('* VANISHED (EARLIER) 5'), known.join('\n'));
     const fetched = await a.command(`UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${seen} VANISHED)`);
     assert.equal(fetched[0], '* VANISHED (EARLIER) 2,5');
+  });
+});
+
+describe('QRESYNC with imapflow', () => {
+  let t: ImapTestApp;
+  let listeners: TcpListener[];
+  before(async () => {
+    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
+    listeners = await startImap(t.app, null);
+  });
+  after(async () => {
+    for (const l of listeners) await l.close();
+    await t.close();
+  });
+
+  function flow(): { client: ImapFlow; vanished: Array<{ uid: number; earlier: boolean }>; flags: Array<{ uid?: number; flags: Set<string> }> } {
+    const vanished: Array<{ uid: number; earlier: boolean }> = [];
+    const flags: Array<{ uid?: number; flags: Set<string> }> = [];
+    const client = new ImapFlow({
+      host: '127.0.0.1',
+      port: listeners[0]!.port,
+      secure: false,
+      doSTARTTLS: false,
+      qresync: true,
+      auth: { user: 'alice', pass: 'secret' },
+      logger: false,
+      expungeHandler: async (event: { uid?: number; earlier?: boolean; vanished: boolean }) => {
+        if (event.vanished && event.uid) vanished.push({ uid: event.uid, earlier: Boolean(event.earlier) });
+      },
+    } as ConstructorParameters<typeof ImapFlow>[0]);
+    client.on('flags', (event: { uid?: number; flags: Set<string> }) => flags.push(event));
+    return { client, vanished, flags };
+  }
+
+  it('resyncs a mailbox: flags changed and messages expunged while away, then live VANISHED', async () => {
+    const setup = await login(t.app);
+    await createWithMessages(setup, 'Phone', 5);
+
+    // the client's first visit: it remembers UIDVALIDITY and HIGHESTMODSEQ
+    const first = flow();
+    await first.client.connect();
+    assert.ok(first.client.enabled.has('QRESYNC'), 'imapflow enabled QRESYNC');
+    const box = await first.client.mailboxOpen('Phone');
+    const uidValidity = box.uidValidity;
+    const seen = box.highestModseq!;
+    await first.client.logout();
+
+    // while it is away
+    await setup.command('SELECT Phone');
+    await setup.command('UID STORE 1 +FLAGS (\\Seen)');
+    await setup.command('UID STORE 2,4 +FLAGS.SILENT (\\Deleted)');
+    await setup.command('EXPUNGE');
+
+    const again = flow();
+    await again.client.connect();
+    const reopened = await again.client.mailboxOpen('Phone', { uidValidity, changedSince: seen } as never);
+    assert.equal(reopened.exists, 3);
+    assert.ok(reopened.highestModseq! > seen);
+    assert.deepEqual(again.vanished, [
+      { uid: 2, earlier: true },
+      { uid: 4, earlier: true },
+    ]);
+    const changed = again.flags.find((f) => f.uid === 1);
+    assert.ok(changed && changed.flags.has('\\Seen'), again.flags.map((f) => `${f.uid}: ${[...f.flags].join(' ')}`).join('; '));
+
+    // a fetch with CHANGEDSINCE asks for VANISHED too
+    again.vanished.length = 0;
+    const messages = [];
+    for await (const m of again.client.fetch('1:*', { flags: true }, { uid: true, changedSince: seen })) messages.push(m.uid);
+    assert.deepEqual(messages, [1]);
+    assert.deepEqual(again.vanished.map((v) => v.uid), [2, 4]);
+
+    // live: another session expunges; imapflow hears VANISHED (not EARLIER) and counts it
+    again.vanished.length = 0;
+    await setup.command('UID STORE 5 +FLAGS.SILENT (\\Deleted)');
+    await setup.command('EXPUNGE');
+    await again.client.noop();
+    assert.deepEqual(again.vanished, [{ uid: 5, earlier: false }]);
+    assert.equal(again.client.mailbox && again.client.mailbox.exists, 2);
+    await again.client.logout();
   });
 });
