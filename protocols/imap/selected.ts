@@ -267,6 +267,11 @@ export class SelectedMailbox implements IndexView {
     return out;
   }
 
+  /** The highest UID told to the client with EXISTS. */
+  get announced(): number {
+    return this.#announced;
+  }
+
   /** The next UID as far as this session knows (the mailbox record's, or above the highest UID the index holds). */
   get uidNext(): number {
     return Math.max(this.mailbox.uidNext, this.#index.maxUid + 1);
