@@ -162,7 +162,7 @@ export class Notifier {
   readonly #session: ImapSession;
   readonly #storage: Pick<StoragePorts, 'changes' | 'mailboxes'>;
   readonly #userId: Id;
-  readonly #mailboxes = new Map<Id, Known>();
+  readonly #known = new Map<Id, Known>();
   #cursor = 0;
   #latest = 0;
   #off: (() => void) | null = null;
@@ -181,7 +181,7 @@ export class Notifier {
     // the cursor first, the names second: a change in between is read again, never missed
     notifier.#cursor = notifier.#latest = await storage.changes.latest(notifier.#userId);
     const records = await storage.mailboxes.list(notifier.#userId);
-    for (const r of records) notifier.#mailboxes.set(r.id, { path: r.path, subscribed: r.subscribed });
+    for (const r of records) notifier.#known.set(r.id, { path: r.path, subscribed: r.subscribed });
     notifier.#off = storage.changes.subscribe(notifier.#userId, (latest) => notifier.#heard(latest));
     if (status) {
       for (const record of records) {
@@ -245,7 +245,7 @@ export class Notifier {
   selectedGroup(): EventGroup | null {
     const view = this.#session.selected;
     if (!view) return null;
-    const known = this.#mailboxes.get(view.mailbox.id);
+    const known = this.#known.get(view.mailbox.id);
     const group = this.#groupFor(view.mailbox.id, known?.path ?? view.mailbox.path, known?.subscribed ?? view.mailbox.subscribed);
     return group && MESSAGE_EVENTS.some((e) => group.events.has(e)) ? group : null;
   }
@@ -295,7 +295,7 @@ export class Notifier {
           continue;
         }
         if (entry.mailboxId === selectedId) continue; // the selected view reports it
-        const known = this.#mailboxes.get(entry.mailboxId);
+        const known = this.#known.get(entry.mailboxId);
         if (!known) continue;
         const group = this.#groupFor(entry.mailboxId, known.path, known.subscribed);
         if (group?.events.has(event)) due.set(entry.mailboxId, group.events);
@@ -310,17 +310,17 @@ export class Notifier {
   }
 
   async #mailboxChange(entry: ChangeEntry, event: NotifyEvent): Promise<void> {
-    const before = this.#mailboxes.get(entry.mailboxId);
+    const before = this.#known.get(entry.mailboxId);
     const path = entry.path ?? before?.path;
     if (path === undefined) return;
     let subscribed = before?.subscribed ?? false;
-    if (entry.type === 'mailbox.delete') this.#mailboxes.delete(entry.mailboxId);
+    if (entry.type === 'mailbox.delete') this.#known.delete(entry.mailboxId);
     else {
       if (entry.type !== 'mailbox.rename') {
         const record = await this.#storage.mailboxes.get(entry.mailboxId);
         subscribed = record?.subscribed ?? subscribed;
       }
-      this.#mailboxes.set(entry.mailboxId, { path, subscribed });
+      this.#known.set(entry.mailboxId, { path, subscribed });
     }
     const group = this.#groupFor(entry.mailboxId, path, subscribed) ?? (before ? this.#groupFor(entry.mailboxId, before.path, before.subscribed) : null);
     if (!group?.events.has(event)) return;
