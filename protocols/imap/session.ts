@@ -542,6 +542,8 @@ export class ImapSession {
       return await this.#execute(command, release);
     } finally {
       this.#running = false;
+      // NOTIFY: what arrived after the command's last look goes out now, not with the next command
+      if (this.#notifier && !this.#parked) this.pushUnsolicited();
     }
   }
 
