@@ -99,6 +99,24 @@ describe('NOTIFY', () => {
     assert.deepEqual(await watcher.command('NOOP'), ['TAG OK NOOP completed']);
   });
 
+  it('selected-delayed holds EXPUNGE back until a command may carry it', async () => {
+    const watcher = await login(t.app);
+    const other = await login(t.app);
+    await createWithMessages(other, 'Delayed', 2);
+    await watcher.command('SELECT Delayed');
+    assert.equal(await watcher.status('NOTIFY SET (selected-delayed (MessageNew MessageExpunge FlagChange))'), 'OK NOTIFY completed');
+    await other.command('SELECT Delayed');
+    await other.command('STORE 1 +FLAGS.SILENT (\\Deleted)');
+    assert.equal(await watcher.line(), '* 1 FETCH (FLAGS (\\Deleted \\Recent) UID 1)');
+    await other.command('EXPUNGE');
+    await appendMessage(other, 'Delayed', message('after the expunge'));
+    // the new message is pushed at once; the expunge waits (message 1 keeps its number until then)
+    assert.equal(await watcher.line(), '* 3 EXISTS');
+    assert.equal(await watcher.line(), '* 3 RECENT');
+    assert.deepEqual(await watcher.command('FETCH 1 (UID)'), ['* 1 FETCH (UID 1)', 'TAG OK FETCH completed']);
+    assert.deepEqual(await watcher.command('NOOP'), ['* 1 EXPUNGE', 'TAG OK NOOP completed']);
+  });
+
   it('tells mailbox names and subscriptions as LIST responses, also during IDLE', async () => {
     const watcher = await login(t.app);
     const other = await login(t.app);
