@@ -82,7 +82,7 @@ export const id = command({
   },
 });
 
-const ENABLEABLE = new Set(['CONDSTORE', 'UTF8=ACCEPT']);
+const ENABLEABLE = new Set(['CONDSTORE', 'QRESYNC', 'UTF8=ACCEPT']);
 
 export const enable = command({
   name: 'ENABLE',
@@ -98,6 +98,7 @@ export const enable = command({
   async run(session, names) {
     const newly = [...new Set(names)].filter((name) => ENABLEABLE.has(name) && !session.isEnabled(name));
     for (const name of newly) session.enable(name);
+    if (newly.includes('QRESYNC')) session.enable('CONDSTORE'); // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
     session.send(`* ENABLED${newly.map((n) => ` ${n}`).join('')}`);
     return ok('ENABLE completed');
   },

@@ -37,6 +37,7 @@ import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './respons
 import type { Outcome, Status } from './responses.ts';
 import { SelectedMailbox } from './selected.ts';
 import type { ChangeWatcher } from './selected.ts';
+import type { Notifier } from './notify.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ResponsePiece } from './types.ts';
 
@@ -121,6 +122,12 @@ export class ImapSession {
   /** Why the session ends, for its `connection closed` line: the first reason given wins (`endsFor`). */
   #closeReason: CloseReason | null = null;
   #watcher: ChangeWatcher | null = null;
+  /** NOTIFY SET (RFC 5465): what the client asked to hear of without asking (notify.ts). */
+  #notifier: Notifier | null = null;
+  /** A command runs (from `execute` to its tagged reply): unsolicited responses wait for its end. */
+  #running = false;
+  /** Unsolicited responses being pushed between commands (NOTIFY); a command waits for them. */
+  #pushing: Promise<void> | null = null;
 
   constructor(app: App, conn: ImapConnection) {
     this.app = app;
@@ -240,6 +247,8 @@ export class ImapSession {
       'UIDPLUS',
       'MOVE',
       'CONDSTORE',
+      'QRESYNC',
+      'NOTIFY',
       'WITHIN',
       'UTF8=ACCEPT',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
@@ -432,8 +441,10 @@ export class ImapSession {
         try {
           if (resumed.outcome) await this.#complete(command, ctx, spec, resumed.outcome, started);
         } finally {
+          this.#running = false;
           await resumed.parked.release();
         }
+        if (this.#notifier?.due) this.pushUnsolicited();
         await this.slice.pause();
       }
       while (!this.closing && this.state !== 'logout') {
@@ -463,6 +474,7 @@ export class ImapSession {
   #resume(outcome: Outcome | null, err?: unknown): void {
     const parked = this.#parked!;
     this.#parked = null;
+    this.#running = true; // until the loop reads the next command (#serve clears it)
     // an error while the session is going away gets no tagged reply (as in execute)
     void this.#serve({ parked, outcome: outcome ?? this.#commandError(err, parked.ctx, parked.command) });
   }
@@ -488,6 +500,7 @@ export class ImapSession {
       this.selected?.close();
       this.selected = null;
       this.#watcher = null;
+      this.setNotifier(null);
       await this.flush().catch(() => {});
       if (this.#connectionKey) await this.app.storage.ephemeral.release(this.#connectionKey, 1).catch(() => {});
       const reason = this.#closeReason ?? (this.state === 'logout' ? 'quit' : 'client-closed');
@@ -527,6 +540,18 @@ export class ImapSession {
    * completion writes the tagged response and continues the command loop (`#resume`), then calls `release`.
    */
   async execute(command: ImapCommand, release?: () => Promise<void>): Promise<boolean> {
+    while (this.#pushing) await this.#pushing;
+    this.#running = true;
+    try {
+      return await this.#execute(command, release);
+    } finally {
+      this.#running = false;
+      // NOTIFY: what arrived after the command's last look goes out now, not with the next command
+      if (this.#notifier && !this.#parked) this.pushUnsolicited();
+    }
+  }
+
+  async #execute(command: ImapCommand, release?: () => Promise<void>): Promise<boolean> {
     const started = Date.now();
     const ctx = createContext(this.session, { command: command.verb });
     const spec = COMMANDS.get(command.verb);
@@ -575,7 +600,7 @@ export class ImapSession {
 
   /** After a command ran: mailbox changes, the tagged response, the command's report, then its `after` step. */
   async #complete(command: ImapCommand, ctx: HookContext, spec: CommandSpec | undefined, outcome: Outcome, started: number): Promise<void> {
-    if (this.state === 'selected' && this.selected && !this.closing) {
+    if (((this.state === 'selected' && this.selected) || this.#notifier) && !this.closing) {
       try {
         await this.notify(spec?.expunge ?? true);
       } catch (err) {
@@ -714,12 +739,66 @@ export class ImapSession {
     return view;
   }
 
-  /** Reads other sessions' changes and writes what may be told now (`expunge`: EXPUNGE allowed). */
-  async notify(expunge: boolean, force = false): Promise<void> {
+  /**
+   * Reads other sessions' changes and writes what may be told now (`expunge`: EXPUNGE allowed): the selected
+   * mailbox's (unless `selected` is false), then what NOTIFY asked for about other mailboxes.
+   */
+  async notify(expunge: boolean, force = false, selected = true): Promise<void> {
     const view = this.selected;
-    if (!view) return;
-    await view.sync(force);
-    for (const line of await view.flush({ expunge, condstore: this.condstore })) this.send(line);
+    if (view && selected) {
+      const before = view.announced;
+      await view.sync(force);
+      for (const line of await view.flush({ expunge, condstore: this.condstore, vanished: this.isEnabled('QRESYNC') })) this.send(line);
+      if (this.#notifier && view.announced > before) await this.#notifier.newMessages(before, view.announced);
+    }
+    if (this.#notifier?.due) await this.#notifier.deliver();
+  }
+
+  /** Replaces the NOTIFY notifier (null: NOTIFY NONE, or the session ends). */
+  setNotifier(notifier: Notifier | null): void {
+    this.#notifier?.close();
+    this.#notifier = notifier;
+  }
+
+  /**
+   * NOTIFY: changes are due. Pushed now when no command runs (an IDLE command pushes them itself), else after the
+   * running command, before its tagged reply. Between commands EXPUNGE may go out too (RFC 5465 §5.3), except for
+   * `selected-delayed`.
+   */
+  pushUnsolicited(): void {
+    if (this.#parked) {
+      this.#watcher?.indexChanged();
+      return;
+    }
+    if (this.#running || this.#pushing || this.closing || !this.#notifier) return;
+    this.#pushing = this.#push().finally(() => {
+      this.#pushing = null;
+    });
+  }
+
+  async #push(): Promise<void> {
+    try {
+      // again while more arrived during a round (a bounded number of times: the next command reads the rest)
+      for (let round = 0; round < 8; round++) {
+        const notifier = this.#notifier;
+        if (this.#running || this.closing || !notifier) return;
+        const group = notifier.selectedGroup();
+        const view = group ? this.selected : null;
+        if (!notifier.due && !view?.dirty) return;
+        const delayed = group?.filter.kind === 'selected' && group.filter.delayed;
+        await this.notify(!delayed, false, view !== null);
+        await this.flush();
+      }
+    } catch (err) {
+      this.log.error('could not push notifications', { err });
+    }
+  }
+
+  /** Runs a built-in command's handler with parsed arguments (NOTIFY's MessageNew fetch attributes: UID FETCH). */
+  async runBuiltin(verb: string, parsed: unknown, ctx: HookContext): Promise<Outcome> {
+    const spec = COMMANDS.get(verb);
+    if (!spec) throw new Error(`no built-in command ${verb}`);
+    return spec.run(this, parsed, ctx, { tag: '*', verb, args: [] });
   }
 
   /** Tells `watcher` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
@@ -729,7 +808,8 @@ export class ImapSession {
 
   /** The selected mailbox's index applied changes (ChangeWatcher). */
   indexChanged(): void {
-    this.#watcher?.indexChanged();
+    if (this.#watcher) this.#watcher.indexChanged();
+    else if (this.#notifier?.selectedGroup()) this.pushUnsolicited();
   }
 }
 
