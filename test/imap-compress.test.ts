@@ -66,6 +66,13 @@ describe('COMPRESS DEFLATE transcripts', () => {
     const fetched = await client.command('FETCH 1 (RFC822.SIZE BODY.PEEK[TEXT])');
     assert.match(fetched[0]!, new RegExp(`^\\* 1 FETCH \\(RFC822.SIZE \\d+ BODY\\[TEXT\\] \\{${body.length}\\}$`));
     assert.equal(fetched.slice(1, -2).join('\r\n') + '\r\n', body);
+    // UNAUTHENTICATE (RFC 8437) keeps the compression: no STARTTLS under it, no second COMPRESS after a new login
+    assert.deepEqual(await client.command('UNAUTHENTICATE'), ['TAG OK UNAUTHENTICATE completed']);
+    const [again] = await client.command('CAPABILITY');
+    assert.doesNotMatch(again!, /STARTTLS|COMPRESS/);
+    assert.equal((await client.command('STARTTLS')).at(-1), 'TAG BAD STARTTLS is not possible after COMPRESS');
+    assert.match((await client.command('LOGIN alice secret')).at(-1)!, /^TAG OK /);
+    assert.deepEqual(await client.command('COMPRESS DEFLATE'), ['TAG NO [COMPRESSIONACTIVE] DEFLATE active already']);
     assert.deepEqual((await client.command('LOGOUT')).slice(0, 1), ['* BYE Logging out']);
     await done;
   });

@@ -2,7 +2,7 @@
  * What the storage keeps per message for OBJECTID, SAVEDATE and PREVIEW (RFC 8474, 8514, 8970), on both backends:
  * the email id (shared by copies, kept by MOVE), the thread id, the save date (append, COPY and MOVE set it), the
  * stored preview (storage/mime/preview.ts), and SearchPort.matchMeta over them. Then data written before they were:
- * SQLite's migration 14 and MongoDB documents without the fields.
+ * SQLite's migration 15 and MongoDB documents without the fields.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -107,7 +107,7 @@ describe('message metadata on SQLite', () => {
     };
   });
 
-  it('migration 14: older rows get their own id as email id, their internal date as save date, a preview from their search text', async () => {
+  it('migration 15: older rows get their own id as email id, their internal date as save date, a preview from their search text', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'wd-meta-'));
     try {
       let s = await openSqliteStorage({ dataDir });
@@ -116,9 +116,9 @@ describe('message metadata on SQLite', () => {
       const internal = Date.UTC(2021, 2, 3, 4, 5, 6);
       const stored = await store(s, user.id, inbox.id, simpleMessage({ body: 'Written   before\r\nthe upgrade.\r\n' }), internal);
       await s.close();
-      // the database as version 13 left it: no email_id, saved_date, preview columns
+      // the database as version 14 left it: no email_id, saved_date, preview columns
       const db = await openDb(join(dataDir, DATABASE_FILE));
-      db.exec('ALTER TABLE messages DROP COLUMN email_id; ALTER TABLE messages DROP COLUMN saved_date; ALTER TABLE messages DROP COLUMN preview; PRAGMA user_version = 13');
+      db.exec('ALTER TABLE messages DROP COLUMN email_id; ALTER TABLE messages DROP COLUMN saved_date; ALTER TABLE messages DROP COLUMN preview; PRAGMA user_version = 14');
       db.close();
       s = await openSqliteStorage({ dataDir });
       try {

@@ -86,10 +86,11 @@ const SYSTEM_FLAGS = new Map(['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', 
 const KEYWORD = /^[^\x00-\x20\x7f-\uffff(){%*"\\\]]+$/;
 
 /**
- * A flag: system flags in canonical case (`\seen` → `\Seen`), keywords as given. Unknown `\Xxx` flags are
+ * A flag: system flags in canonical case (`\seen` → `\Seen`), keywords as given (`NIL` too). Unknown `\Xxx` flags are
  * refused (RFC 3501 flag-extension; none are supported here).
  */
 export function flag(token: ImapToken): string {
+  if (token.type === 'nil') return 'NIL'; // NIL is an atom: the keyword "NIL" (the tokenizer reads it as nil)
   if (token.type !== 'atom' || token.section) throw new ImapSyntaxError('Invalid flag');
   const value = token.value;
   if (value.startsWith('\\')) {

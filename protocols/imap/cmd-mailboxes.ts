@@ -26,13 +26,18 @@ function validPath(path: string): boolean {
   return path.length > 0 && path.split(DELIMITER).every((part) => part.length > 0) && path.length <= 1024;
 }
 
+/** CREATE subscribes what it makes only when `imap.autoSubscribe` is on (RFC 3501 leaves subscribing to the client). */
+function autoSubscribe(session: ImapSession): boolean {
+  return session.app.config.imap.autoSubscribe;
+}
+
 /** Creates the missing superior levels of `path` (RFC 3501 §6.3.3); ALREADYEXISTS races are fine. */
 async function createParents(session: ImapSession, ctx: HookContext, path: string): Promise<Outcome | null> {
   const parts = path.split(DELIMITER);
   for (let depth = 1; depth < parts.length; depth++) {
     const parent = parts.slice(0, depth).join(DELIMITER);
     if (await session.app.storage.mailboxes.getByPath(session.userId, parent)) continue;
-    const created = await createMailbox(session.app, ctx, { userId: session.userId, path: parent, subscribed: true });
+    const created = await createMailbox(session.app, ctx, { userId: session.userId, path: parent, subscribed: autoSubscribe(session) });
     if (!created.ok && created.verdict.code !== 'ALREADYEXISTS') return verdictOutcome(created.verdict);
   }
   return null;
@@ -66,7 +71,7 @@ export const create = command({
     if (!validPath(path)) return no('Invalid mailbox name', 'CANNOT');
     const parents = await createParents(session, ctx, path);
     if (parents) return parents;
-    const created = await createMailbox(session.app, ctx, { userId: session.userId, path, specialUse, subscribed: true });
+    const created = await createMailbox(session.app, ctx, { userId: session.userId, path, specialUse, subscribed: autoSubscribe(session) });
     // RFC 8474 §4.1: the new mailbox's id in the tagged OK
     return created.ok ? ok('CREATE completed', `MAILBOXID (${objectId('mailbox', created.value.id)})`) : verdictOutcome(created.verdict);
   },
@@ -122,7 +127,7 @@ export const rename = command({
     }
     // RFC 3501: renaming INBOX moves all its messages to the new mailbox and leaves INBOX empty;
     // INBOX's children stay where they are.
-    const created = await createMailbox(session.app, ctx, { userId, path: to, subscribed: true });
+    const created = await createMailbox(session.app, ctx, { userId, path: to, subscribed: autoSubscribe(session) });
     if (!created.ok) return verdictOutcome(created.verdict);
     const uids = (await storage.messages.index(source.id)).map((entry) => entry.uid);
     for (let i = 0; i < uids.length; i += 1000) {
@@ -144,8 +149,9 @@ function subscription(name: 'SUBSCRIBE' | 'UNSUBSCRIBE', subscribed: boolean) {
     },
     async run(session, path, ctx) {
       const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
-      if (!mailbox) return subscribed ? no('No such mailbox', 'NONEXISTENT') : ok(`${name} completed`);
-      const result = await subscribeMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox.id, subscribed });
+      if (!mailbox && subscribed) return no('No such mailbox', 'NONEXISTENT');
+      // UNSUBSCRIBE of a name without a mailbox removes the subscription its DELETE kept, if any
+      const result = await subscribeMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox?.id ?? null, path, subscribed });
       return result.ok ? ok(`${name} completed`) : verdictOutcome(result.verdict);
     },
   });

@@ -65,9 +65,10 @@ class Parser {
     this.charset = charset;
   }
 
-  /** A string argument (astring): decoded from the CHARSET when one was given. */
+  /** A string argument (astring; `NIL` is the string "NIL"): decoded from the CHARSET when one was given. */
   string(token: ImapToken | undefined, what: string): string {
     if (!token) throw new ImapSyntaxError(`${what} expects a string`);
+    if (token.type === 'nil') return 'NIL';
     if (token.type === 'string') {
       if (!this.charset) return token.value;
       return iconv.decode(Buffer.from(token.bytes.buffer, token.bytes.byteOffset, token.bytes.byteLength), this.charset);

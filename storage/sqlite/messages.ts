@@ -411,7 +411,7 @@ export class SqliteMessages implements MessagesPort {
     if (wanted.content) columns.push('id', 'segments', 'inline', 'inline_codec');
     if (wanted.ids) columns.push('coalesce(email_id, id) AS email_id', 'thread_id');
     if (wanted.savedDate) columns.push('coalesce(saved_date, internal_date) AS saved_date');
-    // a row stored before previews were (migration 14) gets one from its stored search text
+    // a row stored before previews were (migration 15) gets one from its stored search text
     if (wanted.preview) columns.push('preview', 'CASE WHEN preview IS NULL THEN (SELECT body FROM message_search WHERE message_id = messages.id) END AS legacy_text');
     const first = sorted[0]!;
     const last = sorted[sorted.length - 1]!;
@@ -595,7 +595,7 @@ export class SqliteMessages implements MessagesPort {
       const mappings = rows.map((row, i) => {
         const uid = first + i;
         const { lastInsertRowid: id } = db.run(
-          // the copy shares the original's email id (RFC 8474; an original's is its own id, email_id NULL: migration 14)
+          // the copy shares the original's email id (RFC 8474; an original's is its own id, email_id NULL: migration 15)
           `INSERT INTO messages (mailbox_id, uid, modseq, saved_date, email_id, ${COPY_COLUMNS}) SELECT ?, ?, ?, ?, coalesce(email_id, id), ${COPY_COLUMNS} FROM messages WHERE id = ?`,
           dst.id,
           uid,

@@ -248,7 +248,18 @@ export const MIGRATIONS: readonly Migration[] = [
   // passwords, tokens; their own ids were 24 hex digits already.)
   hexIdsMigration,
 
-  // 14: per message, what RFC 8474 / 8514 / 8970 report (OBJECTID, SAVEDATE, PREVIEW): the email id (the id of the
+  // 14: QRESYNC (changes.vanished): the expunge entries of a mailbox by modseq (a partial index: only expunges pay
+  // for it), and per mailbox the highest modseq of an expunge entry that prune() dropped (older answers are
+  // incomplete)
+  `
+  CREATE INDEX changes_expunged ON changes(mailbox_id, modseq, uid) WHERE type = 'expunge';
+  CREATE TABLE vanished_floors (
+    mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+    modseq INTEGER NOT NULL
+  );
+  `,
+
+  // 15: per message, what RFC 8474 / 8514 / 8970 report (OBJECTID, SAVEDATE, PREVIEW): the email id (the id of the
   // message as first stored, kept by COPY and MOVE), the save date (when it was saved into its mailbox: append,
   // delivery, COPY and MOVE set it) and the preview (made at ingest, storage/mime/preview.ts). NULL stands for the
   // value older rows had, so no row is rewritten: email_id NULL is the row's own id (also how an original is stored:

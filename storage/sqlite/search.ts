@@ -198,7 +198,7 @@ export class SqliteSearch implements SearchPort {
     const uids = (rows: Array<{ uid: number }>): number[] => rows.map((r) => num(r.uid));
     return terms.map((term) => {
       if (term.field === 'savedate') {
-        // one pass over the mailbox's rows (rowid order), the day compared here like matchSent; migration 14 filled
+        // one pass over the mailbox's rows (rowid order), the day compared here like matchSent; migration 15 added
         // saved_date for every older row
         const rows = this.#db.all<{ uid: number; saved: number }>('SELECT uid, coalesce(saved_date, internal_date) AS saved FROM messages WHERE mailbox_id = ? ORDER BY uid', mailbox);
         return rows.filter((r) => compareDay(term.op, Math.floor(num(r.saved) / DAY) * DAY, term.day)).map((r) => num(r.uid));
