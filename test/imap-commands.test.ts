@@ -192,8 +192,8 @@ describe('IMAP commands', () => {
     assert.equal(selected[4], '* OK [UNSEEN 2] First unseen message');
     assert.match(selected[5]!, /^\* OK \[UIDVALIDITY \d+\]/);
     assert.match(selected[6]!, /^\* OK \[UIDNEXT 3\]/);
-    assert.match(selected[7]!, /^\* OK \[HIGHESTMODSEQ \d+\]/);
-    assert.match(selected[8]!, /^\* OK \[MAILBOXID \(F[0-9a-f]{24}\)\]/);
+    assert.match(selected[7]!, /^\* OK \[MAILBOXID \(F[0-9a-f]{24}\)\]/);
+    assert.match(selected[8]!, /^\* OK \[HIGHESTMODSEQ \d+\]/);
     assert.equal(selected[9], 'TAG OK [READ-WRITE] SELECT completed');
     assert.equal(await client.status('STORE 1 +FLAGS.SILENT (\\Deleted)'), 'OK STORE completed');
     const examined = await client.command('EXAMINE Sel');

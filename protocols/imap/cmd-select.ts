@@ -59,8 +59,8 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       if (firstUnseen > 0) session.send(`* OK [UNSEEN ${firstUnseen}] First unseen message`);
       session.send(`* OK [UIDVALIDITY ${mailbox.uidValidity}] UIDs valid`);
       session.send(`* OK [UIDNEXT ${Math.max(mailbox.uidNext, view.lastUid + 1)}] Predicted next UID`);
-      session.send(`* OK [HIGHESTMODSEQ ${Math.max(1, view.highestModseq)}] Highest`);
       session.send(`* OK [MAILBOXID (${objectId('mailbox', mailbox.id)})] Ok`);
+      session.send(`* OK [HIGHESTMODSEQ ${Math.max(1, view.highestModseq)}] Highest`);
       if (qresync) for (const line of await resyncResponses(session.app.storage, view, qresync)) session.send(line);
       return ok(`${name} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');
     },
