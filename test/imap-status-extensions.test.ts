@@ -9,6 +9,7 @@ import { ImapFlow } from 'imapflow';
 import { appendMessage, bootImapTestApp, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
 import { startImap } from '../protocols/imap.ts';
+import { ingestMessage } from '../storage/mime/index.ts';
 import type { TcpListener } from '../protocols/net/listener.ts';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -178,6 +179,37 @@ describe('STATUS=SIZE, OBJECTID, SAVEDATE, PREVIEW', () => {
     // everything at once, with body items the other way
     const all = await client.command('FETCH 1 (UID EMAILID THREADID SAVEDATE PREVIEW RFC822.SIZE BODY.PEEK[HEADER.FIELDS (Subject)])');
     assert.match(all[0]!, /^\* 1 FETCH \(UID 1 EMAILID \(M[0-9a-f]{24}\) THREADID \(T[0-9a-f]{24}\) SAVEDATE "[^"]+" PREVIEW "Hi Alice, the meeting is at 3\." RFC822\.SIZE \d+ BODY\[HEADER\.FIELDS \(Subject\)\] \{\d+\}$/);
+    client.end();
+  });
+});
+
+describe('EMAILID over a large mailbox', () => {
+  const t = imapTestAppPerSuite();
+
+  it('answers every message once, in order, across the line batches (imapflow adds EMAILID to every FETCH)', async () => {
+    const storage = t.app.storage;
+    const box = await storage.mailboxes.create(t.userId, { path: 'Many' });
+    const count = 1100; // more than one batch of 1024
+    for (let i = 1; i <= count; i++) {
+      const parsed = await ingestMessage(new TextEncoder().encode(message(`many-${i}`)), storage.blobs);
+      await storage.messages.append({ userId: t.userId, mailboxId: box.id, flags: i % 2 ? ['\\Seen'] : [], internalDate: Date.UTC(2024, 0, 1), message: parsed });
+    }
+    const client = await login(t.app);
+    await client.command('SELECT Many');
+    const lines = await client.command('FETCH 1:* (UID FLAGS EMAILID)', 60_000);
+    assert.equal(lines.at(-1), 'TAG OK FETCH completed');
+    const fetched = lines.slice(0, -1);
+    assert.equal(fetched.length, count);
+    const emails = new Set<string>();
+    fetched.forEach((line, i) => {
+      const m = /^\* (\d+) FETCH \(UID (\d+) FLAGS \(([^)]*)\) EMAILID \((M[0-9a-f]{24})\)\)$/.exec(line);
+      assert.ok(m, line);
+      assert.equal(Number(m[1]), i + 1);
+      assert.equal(Number(m[2]), i + 1);
+      assert.equal(m[3]!.includes('\\Seen'), (i + 1) % 2 === 1);
+      emails.add(m[4]!);
+    });
+    assert.equal(emails.size, count);
     client.end();
   });
 });
