@@ -13,6 +13,7 @@ import { SELECTED, command } from './command.ts';
 import type { CommandSpec } from './command.ts';
 import { parseFetch, planHasSections, renderFetch, renderFetchLine } from './fetch.ts';
 import type { FetchPlan } from './fetch.ts';
+import { FetchRefusal } from './fetch-binary.ts';
 import { parseSearch } from './search.ts';
 import { search } from '../../storage/search/evaluate.ts';
 import { mailboxSearchSources } from '../../storage/search/loaders.ts';
@@ -103,7 +104,13 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
           }
           return out;
         };
-        let rendered = await renderAll(null);
+        let rendered;
+        try {
+          rendered = await renderAll(null);
+        } catch (err) {
+          if (err instanceof FetchRefusal) return no(err.message, err.code); // BINARY of a part it cannot decode
+          throw err;
+        }
         const bytes = rendered.flat().reduce((sum, piece) => (typeof piece === 'string' ? sum : sum + piece.size), 0);
         const transfer = { userId: session.userId, protocol: 'imap', bytes };
         const refused = await checkDownload(session.app, ctx, transfer);

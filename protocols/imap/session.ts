@@ -238,6 +238,7 @@ export class ImapSession {
       'CONDSTORE',
       'WITHIN',
       'UTF8=ACCEPT',
+      'BINARY',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
     );
     return listCapabilities(this.app, 'imap', ctx, caps);
@@ -283,7 +284,7 @@ export class ImapSession {
         this.#queue(encoder.encode(piece));
         continue;
       }
-      this.#queue(encoder.encode(`{${piece.size}}\r\n`));
+      this.#queue(encoder.encode(`${piece.binary ? '~' : ''}{${piece.size}}\r\n`));
       let left = piece.size;
       for await (const chunk of piece.literal) {
         if (chunk.length > left) throw new Error('literal longer than announced');
