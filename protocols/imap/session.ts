@@ -239,6 +239,8 @@ export class ImapSession {
       'WITHIN',
       'UTF8=ACCEPT',
       'BINARY',
+      'MULTIAPPEND',
+      'CATENATE',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
     );
     return listCapabilities(this.app, 'imap', ctx, caps);
