@@ -200,6 +200,17 @@ describe('IMAP CATENATE', () => {
     assert.match(await client.status('APPEND Dst CATENATE (TEXT "quoted")'), /^BAD /);
   });
 
+  it('refuses the literal that takes one APPEND past 10 times the message size limit, before reading it', async () => {
+    const one = message('m', 'z'.repeat(1900 - size(message('m', ''))));
+    client.write(`M1 APPEND Dst {${size(one)}}\r\n`);
+    for (let i = 1; i <= 10; i++) {
+      assert.equal(await client.line(), '+ Ready for literal data', `literal ${i}`);
+      client.write(`${one} {${size(one)}}\r\n`);
+    }
+    assert.match(await client.line(), /^M1 NO \[TOOBIG\] The messages of one APPEND exceed 20000 bytes together/);
+    assert.equal(await client.status('NOOP'), 'OK NOOP completed');
+  });
+
   it('combines with MULTIAPPEND: one bad URL in any message stores none', async () => {
     await client.command('CREATE Both');
     const ok = await client.status(`APPEND Both CATENATE (URL "/Src/;UID=1/;SECTION=HEADER" TEXT ${lit('one\r\n')}) (\\Seen) ${lit(message('plain'))} CATENATE (URL "/Src/;UID=1")`);

@@ -6,7 +6,8 @@
  *   (the rest of an endless line is never read);
  * - a literal outside APPEND larger than `maxLiteralSize` (all of a command's literals together) → BAD without
  *   the continuation request; a non-synchronizing one (`{n+}`) cannot be skipped unread → BAD and close;
- * - APPEND's message literal larger than `maxAppendSize` → `NO [TOOBIG]` before a single byte of it is read
+ * - APPEND's message literal larger than `maxAppendSize` → `NO [TOOBIG]` before a single byte of it is read; the
+ *   messages of one APPEND (MULTIAPPEND, CATENATE parts) together past APPEND_TOTAL_FACTOR × `maxAppendSize` the same
  *   (no continuation for `{n}`; close for `{n+}`, so a 1 GB announcement is never read).
  *
  * With `literalMinus` (RFC 7888 LITERAL-) a non-synchronizing literal may be at most 4096 bytes; a larger one is
@@ -80,6 +81,8 @@ const TAG = /^[\x21\x23-\x24\x26-\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+$/; // ASTRING
 const VERB = /^[A-Za-z][A-Za-z0-9.-]*$/;
 const CRLF = new Uint8Array([0x0d, 0x0a]);
 const DEFAULT_MEMORY_THRESHOLD = 128 * 1024;
+/** The message literals of one APPEND (MULTIAPPEND, CATENATE) may add up to this many times maxAppendSize. */
+export const APPEND_TOTAL_FACTOR = 10;
 /** RFC 7888 §4: the largest non-synchronizing literal a LITERAL- server accepts. */
 export const LITERAL_MINUS_MAX = 4096;
 
@@ -146,8 +149,13 @@ export class CommandReader {
   /** The command read last ends with a message literal read while it runs (it stops the budget). */
   #streaming = false;
 
+  /** Bytes of the current APPEND's message literals so far, and of those kept in memory. */
+  #appendBytes = 0;
+  #appendMemory = 0;
+
   async #readCommand(): Promise<ReadResult> {
     const { maxLineLength } = this.#options;
+    this.#appendBytes = this.#appendMemory = 0;
     this.#literalLimit = Math.min(this.#options.maxLiteralSize, this.#options.literalPolicy?.(null).maxLiteralSize ?? Infinity);
     let first: LineResult;
     do {
@@ -270,8 +278,15 @@ export class CommandReader {
     if (literal.size > maxAppendSize) {
       throw new Rejected('NO', 'TOOBIG', `Message exceeds the maximum size of ${maxAppendSize} bytes`, !literal.sync);
     }
+    if (this.#appendBytes + literal.size > maxAppendSize * APPEND_TOTAL_FACTOR) {
+      throw new Rejected('NO', 'TOOBIG', `The messages of one APPEND exceed ${maxAppendSize * APPEND_TOTAL_FACTOR} bytes together`, !literal.sync);
+    }
+    this.#appendBytes += literal.size;
     if (literal.sync) await this.#options.continuation();
-    if (literal.size <= (this.#options.memoryThreshold ?? DEFAULT_MEMORY_THRESHOLD)) {
+    // in memory while the command's messages together stay under the threshold (a MULTIAPPEND of many small ones)
+    const threshold = this.#options.memoryThreshold ?? DEFAULT_MEMORY_THRESHOLD;
+    if (literal.size <= threshold && (this.#appendMemory === 0 || this.#appendMemory + literal.size <= threshold)) {
+      this.#appendMemory += literal.size;
       const bytes = await this.input.readBytes(literal.size);
       return { type: 'literal', body: memoryBody(bytes) };
     }
