@@ -33,6 +33,8 @@ describe('transfer decoding', () => {
 
   it('quoted-printable keeps LF line ends as LF and a malformed = as it is', () => {
     assert.equal(decodeIn(new QuotedPrintableDecoder(), bytes('a=ZZb\nc=4\n'), 3), 'a=ZZb\nc=4\n');
+    // an encoded blank at a line end stays; a bare CR is data; blanks before a soft break stay
+    for (const size of [1, 2, 50]) assert.equal(decodeIn(new QuotedPrintableDecoder(), bytes('a=20\r\nb \t\r\nc\rd \t=\r\ne \t'), size), 'a \r\nb\r\nc\rd \te');
   });
 
   it('quoted-printable decodes a line longer than it keeps, across chunks', () => {

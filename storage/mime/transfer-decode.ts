@@ -61,27 +61,18 @@ export async function* decodeStream(source: AsyncIterable<Uint8Array>, encoding:
 
 // --- base64 ------------------------------------------------------------------------------------------------
 
-/** Base64 alphabet and `=`: every other byte (line ends, spaces, stray characters) is skipped. */
-const BASE64_CHAR = new Uint8Array(256);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=') BASE64_CHAR[c.charCodeAt(0)] = 1;
+/** Anything but the base64 alphabet and `=` (line ends, spaces, stray characters): skipped. */
+const NOT_BASE64 = /[^A-Za-z0-9+/=]+/g;
 
 export class Base64Decoder implements TransferDecoder {
   /** Up to 3 characters of an unfinished quantum. */
   #carry = '';
 
   push(chunk: Uint8Array): Uint8Array {
-    let text = this.#carry;
-    let start = 0;
-    // runs of alphabet characters appended whole (the common case: lines of 76)
-    for (let i = 0; i <= chunk.length; i++) {
-      if (i === chunk.length || BASE64_CHAR[chunk[i]!] === 0) {
-        if (i > start) text += latin1(chunk, start, i);
-        start = i + 1;
-      }
-    }
+    const text = this.#carry + Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length).toString('latin1').replace(NOT_BASE64, '');
     const whole = text.length - (text.length % 4);
     this.#carry = text.slice(whole);
-    return whole === 0 ? EMPTY : decodeBase64(text.slice(0, whole));
+    return whole === 0 ? EMPTY : decodeBase64(whole === text.length ? text : text.slice(0, whole));
   }
 
   end(): Uint8Array {
@@ -100,10 +91,6 @@ function decodeBase64(text: string): Uint8Array {
   return new Uint8Array(Buffer.concat(pieces));
 }
 
-function latin1(bytes: Uint8Array, start: number, end: number): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('latin1');
-}
-
 // --- quoted-printable --------------------------------------------------------------------------------------
 
 const CR = 0x0d;
@@ -114,89 +101,86 @@ const EQUALS = 0x3d;
 /** An unfinished line longer than this is decoded up to a safe point instead of kept. */
 const MAX_PENDING = 64 * 1024;
 
-function hex(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  return -1;
+/** Hex digit values, -1 for other bytes. */
+const HEX = new Int8Array(256).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
+  HEX['0123456789abcdef'.charCodeAt(i)] = i;
 }
 
 /**
- * Quoted-printable, line by line: `=XX` is the byte XX, `=` at the end of a line (trailing blanks allowed) joins it
- * to the next, blanks at the end of a line are dropped (RFC 2045 §6.7 rule 3), a hard line end is kept as it came
- * (CRLF or LF). A malformed `=` is kept as it is.
+ * Quoted-printable (RFC 2045 §6.7): `=XX` is the byte XX, `=` at the end of a line (trailing blanks allowed) joins it
+ * to the next, blanks at the end of a line are dropped, a hard line end is kept as it came (CRLF or LF). A malformed
+ * `=` is kept as it is. Whole lines are decoded as they arrive; the unfinished last one waits for its end.
  */
 export class QuotedPrintableDecoder implements TransferDecoder {
   #pending: Uint8Array = EMPTY;
 
   push(chunk: Uint8Array): Uint8Array {
     const data = this.#pending.length === 0 ? chunk : concat(this.#pending, chunk);
-    const out: number[] = [];
-    let lineStart = 0;
-    for (let lf = data.indexOf(LF); lf >= 0; lf = data.indexOf(LF, lineStart)) {
-      decodeLine(data, lineStart, lf, true, out);
-      lineStart = lf + 1;
+    let limit = data.lastIndexOf(LF) + 1;
+    if (data.length - limit > MAX_PENDING) {
+      // a very long line: decode all but its end (blanks that may end it, an escape that may be cut)
+      limit = data.length - 3;
+      while (limit > 0 && (data[limit - 1] === SP || data[limit - 1] === TAB || data[limit - 1] === CR || data[limit - 1] === EQUALS || data[limit - 2] === EQUALS)) limit--;
     }
-    let rest = data.subarray(lineStart);
-    if (rest.length > MAX_PENDING) {
-      // a very long line: decode all but its last bytes (an escape or trailing blanks may be cut there)
-      let cut = rest.length - 3;
-      while (cut > 0 && (rest[cut - 1] === SP || rest[cut - 1] === TAB || rest[cut - 1] === CR)) cut--;
-      const stop = decodeSpan(rest, 0, cut, out, true);
-      rest = rest.subarray(stop);
-    }
-    this.#pending = rest.length === 0 ? EMPTY : rest.slice();
-    return Uint8Array.from(out);
+    this.#pending = limit === data.length ? EMPTY : data.slice(limit);
+    return decodeQuotedPrintable(data, limit, false);
   }
 
   end(): Uint8Array {
-    const out: number[] = [];
-    if (this.#pending.length > 0) decodeLine(this.#pending, 0, this.#pending.length, false, out);
+    const rest = this.#pending;
     this.#pending = EMPTY;
-    return Uint8Array.from(out);
+    return rest.length === 0 ? EMPTY : decodeQuotedPrintable(rest, rest.length, true);
   }
 }
 
-/** Decodes the line [start, end) (end at its LF when `hasLf`). */
-function decodeLine(data: Uint8Array, start: number, end: number, hasLf: boolean, out: number[]): void {
-  let stop = end;
-  const crlf = hasLf && stop > start && data[stop - 1] === CR;
-  if (crlf) stop--;
-  while (stop > start && (data[stop - 1] === SP || data[stop - 1] === TAB)) stop--;
-  const soft = stop > start && data[stop - 1] === EQUALS;
-  if (soft) stop--;
-  decodeSpan(data, start, stop, out);
-  if (!soft && hasLf) {
-    if (crlf) out.push(CR);
-    out.push(LF);
-  }
-}
-
-/**
- * Decodes [start, end) and returns where it stopped: with `more` (the line goes on past `end`), before an `=` that has
- * fewer than two bytes after it in the span; else at `end` (such an `=` is kept as it is).
- */
-function decodeSpan(data: Uint8Array, start: number, end: number, out: number[], more = false): number {
-  let i = start;
-  while (i < end) {
+/** Decodes data[0, limit): whole lines, or (`last`) the final bytes of the part. */
+function decodeQuotedPrintable(data: Uint8Array, limit: number, last: boolean): Uint8Array {
+  const out = new Uint8Array(limit); // decoding never grows the bytes
+  let o = 0;
+  /** Where the current run of blanks starts in `out` (-1: none): dropped when a line end follows. */
+  let blanks = -1;
+  for (let i = 0; i < limit; i++) {
     const c = data[i]!;
-    if (c !== EQUALS) {
-      out.push(c);
-      i++;
-      continue;
-    }
-    if (more && i + 2 >= end) return i;
-    const high = i + 1 < end ? hex(data[i + 1]!) : -1;
-    const low = i + 2 < end ? hex(data[i + 2]!) : -1;
-    if (high >= 0 && low >= 0) {
-      out.push((high << 4) | low);
-      i += 3;
+    if (c === EQUALS) {
+      const high = i + 2 < limit ? HEX[data[i + 1]!]! : -1;
+      const low = high >= 0 ? HEX[data[i + 2]!]! : -1;
+      if (low >= 0) {
+        out[o++] = (high << 4) | low;
+        i += 2;
+        blanks = -1;
+        continue;
+      }
+      let j = i + 1;
+      while (j < limit && (data[j] === SP || data[j] === TAB)) j++;
+      if (j < limit && data[j] === CR && data[j + 1] === LF) j++;
+      if ((j < limit && data[j] === LF) || (j === limit && last)) {
+        // soft line break: nothing of it is output (blanks before the `=` are not at a line end: kept)
+        blanks = -1;
+        i = j;
+        continue;
+      }
+      out[o++] = c;
+      blanks = -1;
+    } else if (c === SP || c === TAB) {
+      if (blanks < 0) blanks = o;
+      out[o++] = c;
+    } else if (c === LF || (c === CR && data[i + 1] === LF && i + 1 < limit)) {
+      if (blanks >= 0) o = blanks;
+      blanks = -1;
+      if (c === CR) {
+        out[o++] = CR;
+        i++;
+      }
+      out[o++] = LF;
     } else {
-      out.push(c);
-      i++;
+      out[o++] = c;
+      blanks = -1;
     }
   }
-  return i;
+  if (last && blanks >= 0) o = blanks;
+  return out.subarray(0, o);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
