@@ -99,6 +99,10 @@ describe('IMAP MULTIAPPEND', () => {
     assert.match(await client.line(), /^E1 BAD /);
     assert.equal(await client.line(), 'E2 OK NOOP completed');
     assert.match(await status(client, 'Streamed'), /MESSAGES 2 UIDNEXT 3\)/);
+    // to a missing mailbox: the unread first message and the messages after it are all skipped
+    client.write(`N1 APPEND Nowhere ${lit(big)} ${lit('N2 NOOP\r\n')}\r\nN3 NOOP\r\n`);
+    assert.match(await client.line(), /^N1 NO \[TRYCREATE\]/);
+    assert.equal(await client.line(), 'N3 OK NOOP completed');
   });
 
   it('stores none when one message is refused before ingest: no UID is used', async () => {

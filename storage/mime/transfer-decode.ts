@@ -6,6 +6,9 @@
  *
  * Identity encodings (7bit, 8bit, binary, and none) pass through; any other encoding is unknown (`canDecode` false:
  * IMAP answers [UNKNOWN-CTE]).
+ *
+ * The sizes ingest stored are announced as BINARY literal sizes before the decoded bytes stream out: a change to what
+ * these decoders produce must leave them exact for stored messages (or stop using MimeNode.decodedSize).
  */
 import { Buffer } from 'node:buffer';
 import type { MimeNode } from '../ports.ts';
