@@ -11,19 +11,29 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { bootImapTestApp, connect, login, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
-import { deny, POLICY } from '../hooks/index.ts';
+import { deny, POLICY, TRANSFORM } from '../hooks/index.ts';
 import type { Plugin } from '../hooks/host.ts';
 
 const size = (text: string) => Buffer.byteLength(text);
 /** `{n+}` CRLF text: a LITERAL+ message. */
 const lit = (text: string) => `{${size(text)}+}\r\n${text}`;
 
-/** Refuses, at the commit, a message whose subject is "refuse at commit"; before ingest one of 4321 bytes. */
+/**
+ * Refuses, at the commit, a message whose subject is "refuse at commit"; before ingest one of 4321 bytes. Replaces a
+ * message of 5555 bytes by another without reading it.
+ */
 const refuser: Plugin = {
   name: 'test-refuser',
   apply(api) {
     api.hooks.message.beforeStore.tapPromise({ stage: POLICY }, async (_ctx, request) =>
       request.declaredSize === 4321 ? deny('CANNOT', 'Refused before ingest') : undefined,
+    );
+    api.hooks.message.prepare.tap({ stage: TRANSFORM }, (source, _ctx, request) =>
+      request.declaredSize === 5555
+        ? (async function* () {
+            yield new TextEncoder().encode('Subject: replaced\r\n\r\nbody\r\n');
+          })()
+        : source,
     );
     api.hooks.message.store.tapPromise({ stage: POLICY }, async (_ctx, input) =>
       input.message.subject === 'refuse at commit' ? deny('CANNOT', 'Refused at the commit') : undefined,
@@ -103,6 +113,15 @@ describe('IMAP MULTIAPPEND', () => {
     client.write(`N1 APPEND Nowhere ${lit(big)} ${lit('N2 NOOP\r\n')}\r\nN3 NOOP\r\n`);
     assert.match(await client.line(), /^N1 NO \[TRYCREATE\]/);
     assert.equal(await client.line(), 'N3 OK NOOP completed');
+  });
+
+  it('refuses a message read while the command runs that a plugin replaced unread (the rest of the command is unknown)', async () => {
+    await client.command('CREATE Replaced');
+    const replaced = message('r', 'w'.repeat(5555 - size(message('r', ''))));
+    client.write(`R1 APPEND Replaced ${lit(replaced)} ${lit('R2 NOOP\r\n')}\r\nR3 NOOP\r\n`);
+    assert.match(await client.line(), /^R1 NO \[CANNOT\] The message was not read/);
+    assert.equal(await client.line(), 'R3 OK NOOP completed');
+    assert.match(await status(client, 'Replaced'), /MESSAGES 0 UIDNEXT 1\)/);
   });
 
   it('stores none when one message is refused before ingest: no UID is used', async () => {

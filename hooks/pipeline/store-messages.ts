@@ -45,8 +45,11 @@ export class StoreBatch {
     return this.#gates.length;
   }
 
-  /** Adds a message (all to the same mailbox): its store starts now and waits for the others after its ingest. */
-  add(input: StoreInput): void {
+  /**
+   * Adds a message (all to the same mailbox): its store starts now and waits for the others after its ingest.
+   * `ingested` is called when it got there (its source was read, or a `message.prepare` tap replaced it).
+   */
+  add(input: StoreInput, ingested?: () => void): void {
     if (this.#closed) throw new Error('StoreBatch: add() after close()');
     this.#mailboxId = input.mailboxId;
     this.#userId = input.userId;
@@ -59,6 +62,7 @@ export class StoreBatch {
     if (this.#failure) open(false);
     const proceed = (): Promise<boolean> => {
       gate.arrived = true;
+      ingested?.();
       this.#check();
       return promise;
     };

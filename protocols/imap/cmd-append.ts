@@ -109,13 +109,20 @@ export const append = command({
     const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
     if (!mailbox) return no('No such mailbox', 'TRYCREATE');
     const batch = new StoreBatch(session.app, ctx);
-    const add = async (list: readonly AppendMessage[]): Promise<void> => {
-      for (const message of list) batch.add(await storeInput(session, mailbox.id, message));
-    };
     // a message read while the command runs ends the tokens so far: the rest of the command arrives after it
     const last = messages[messages.length - 1]!.body;
     const streamed = last instanceof StreamedLiteral ? last : null;
+    let tailRead = false;
+    const add = async (list: readonly AppendMessage[]): Promise<void> => {
+      for (const message of list) {
+        const input = await storeInput(session, mailbox.id, message);
+        // a message.prepare tap that dropped the streamed message unread: the rest of the command is not known
+        const ingested = streamed && message.body === streamed ? () => void (tailRead || batch.abort(deny('CANNOT', 'The message was not read'))) : undefined;
+        batch.add(input, ingested);
+      }
+    };
     streamed?.whenTail(async (rest) => {
+      tailRead = true;
       if (rest) await add(parseMessages(new Args(rest), true));
       batch.close();
     });
