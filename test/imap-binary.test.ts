@@ -129,8 +129,21 @@ describe('IMAP BINARY', () => {
     const mailbox = (await t.app.storage.mailboxes.getByPath(t.userId, 'Bin'))!;
     const [parts] = await t.app.storage.messages.parts(mailbox.id, [1], { mime: true });
     assert.equal(parts!.mime!.children![0]!.decodedSize, Buffer.byteLength(QP_DECODED), 'recorded at ingest');
-    // the same tree without the recorded sizes, as an older message has it
     const original = t.app.storage.messages.parts.bind(t.app.storage.messages);
+    // with the sizes recorded, BINARY.SIZE reads the MIME tree and no content
+    const wanted: Array<Record<string, unknown>> = [];
+    t.app.storage.messages.parts = async (mailboxId, uids, parts) => {
+      wanted.push({ ...parts });
+      return original(mailboxId, uids, parts);
+    };
+    try {
+      const lines = await client.command('FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2] BINARY.SIZE[])');
+      assert.equal(lines[0], `* 1 FETCH (BINARY.SIZE[1] ${Buffer.byteLength(QP_DECODED)} BINARY.SIZE[2] 6 BINARY.SIZE[] ${Buffer.byteLength(MULTIPART)})`);
+      assert.deepEqual(wanted, [{ mime: true }]);
+    } finally {
+      t.app.storage.messages.parts = original;
+    }
+    // the same tree without the recorded sizes, as an older message has it
     const strip = (node: { decodedSize?: number; children?: unknown[] }): void => {
       delete node.decodedSize;
       for (const child of node.children ?? []) strip(child as typeof node);

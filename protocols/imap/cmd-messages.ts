@@ -90,6 +90,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
             entry,
             record: m.record,
             content: m.content,
+            loadContent: async () => (await storage.messages.parts(view.mailbox.id, [m.uid], { content: true }))[0]?.content ?? null,
             blobs: storage.blobs,
             recent: view.recent.has(m.uid),
             flagsChanged,

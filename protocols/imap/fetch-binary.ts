@@ -2,15 +2,16 @@
  * FETCH BINARY[part]<partial>, BINARY.PEEK[part]<partial> and BINARY.SIZE[part] (RFC 3516): a part's body decoded
  * from its Content-Transfer-Encoding. The stored (encoded) bytes stream through a decoder (storage/mime
  * transfer-decode.ts) as the literal goes out: the part is never held whole, and nothing of the message outside
- * the part is read. Sizes come from MimeNode.decodedSize, counted once at ingest; a message stored before that was
- * recorded has its part decoded once to count (nothing kept). `BINARY[]` is the message as stored.
+ * the part is read. BINARY.SIZE reads only the MIME tree: sizes come from MimeNode.decodedSize, counted once at
+ * ingest (identity encodings: the stored size); a message stored before that was recorded has its segments loaded
+ * and the part decoded once to count (nothing kept). `BINARY[]` is the message as stored (its size RFC822.SIZE).
  *
  * A response that may hold a NUL goes out as a literal8 (`~{n}`): a part of up to INSPECT_LIMIT decoded bytes is
  * read first and sent as a plain literal when it has none; a larger one is always a literal8. An encoding the
  * server cannot decode is answered `NO [UNKNOWN-CTE]` (FetchRefusal, mapped by the FETCH command).
  */
-import { contentSize, decodeStream, findPart, isIdentity, readAll, readMessage, canDecode } from '../../storage/mime/index.ts';
-import type { MimeNode } from '../../storage/ports.ts';
+import { decodeStream, findPart, isIdentity, readAll, readMessage, canDecode } from '../../storage/mime/index.ts';
+import type { MessageContent, MimeNode } from '../../storage/ports.ts';
 import type { FetchMessage } from './fetch.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken, ResponsePiece } from './types.ts';
@@ -75,9 +76,7 @@ export function binaryLabel(item: BinaryItem): string {
 
 /** What the item addresses: a byte range of the stored message and its encoding; null for a part that is not there. */
 function target(item: BinaryItem, message: FetchMessage): { from: number; to: number; encoding: string; node: MimeNode | null } | null {
-  const content = message.content;
-  if (!content) throw new Error('renderFetch: the plan needs the message content');
-  if (item.part === '') return { from: 0, to: contentSize(content), encoding: '7bit', node: null };
+  if (item.part === '') return { from: 0, to: message.entry.size, encoding: '7bit', node: null };
   const root = message.record?.mime;
   if (!root) throw new Error('renderFetch: the plan needs the message MIME tree');
   const node = findPart(root, item.part);
@@ -86,8 +85,15 @@ function target(item: BinaryItem, message: FetchMessage): { from: number; to: nu
   return { from: node.bodyStart, to: node.bodyEnd, encoding: node.encoding, node };
 }
 
-function decoded(message: FetchMessage, from: number, to: number, encoding: string): AsyncIterable<Uint8Array> {
-  return decodeStream(readMessage(message.content!, message.blobs, from, to), encoding);
+/** The message's segments: loaded with the plan, or (BINARY.SIZE of a message stored before sizes were recorded) now. */
+async function content(message: FetchMessage): Promise<MessageContent> {
+  const found = message.content ?? (await message.loadContent?.());
+  if (!found) throw new Error('renderFetch: the plan needs the message content');
+  return found;
+}
+
+async function* decoded(message: FetchMessage, from: number, to: number, encoding: string): AsyncIterable<Uint8Array> {
+  yield* decodeStream(readMessage(await content(message), message.blobs, from, to), encoding);
 }
 
 /** The decoded size: stored at ingest, the stored size for an identity encoding, or counted by decoding once. */
@@ -130,7 +136,9 @@ export async function binaryPiece(item: BinaryItem, message: FetchMessage): Prom
   const size = end - start;
   if (size <= 0) return '""';
   const bytes = isIdentity(range.encoding)
-    ? () => readMessage(message.content!, message.blobs, range.from + start, range.from + end)
+    ? async function* () {
+        yield* readMessage(await content(message), message.blobs, range.from + start, range.from + end);
+      }
     : () => slice(decoded(message, range.from, range.to, range.encoding), start, end);
   if (size <= INSPECT_LIMIT) {
     const held = await readAll(bytes());

@@ -237,7 +237,7 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
       if (!item.peek) setsSeen = true;
     }
     if (item.type === 'binary') {
-      parts.content = true;
+      if (!item.size) parts.content = true; // BINARY.SIZE: the MIME tree's sizes serve (fetch-binary.ts)
       if (item.part !== '') parts.mime = true;
       if (!item.peek) setsSeen = true;
     }
@@ -270,6 +270,8 @@ export interface FetchMessage {
   record?: { envelope?: Envelope; mime?: MimeNode } | null;
   /** Required when plan.needsContent. */
   content?: MessageContent | null;
+  /** Reads the content when the plan did not (BINARY.SIZE of a message without recorded decoded sizes). */
+  loadContent?: () => Promise<MessageContent | null>;
   blobs: BlobsPort;
   /** This session holds \Recent for the message: added to FLAGS. */
   recent?: boolean;
