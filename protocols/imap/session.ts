@@ -687,6 +687,7 @@ export class ImapSession {
   async unauthenticate(): Promise<void> {
     this.deselect();
     this.#watcher = null;
+    this.setNotifier(null);
     this.#enabled = null;
     this.session.data.clear();
     this.session.user = null;
