@@ -7,6 +7,8 @@ import { expungeMessages } from '../../hooks/pipeline/index.ts';
 import { list } from './args.ts';
 import type { Args } from './args.ts';
 import { AUTHENTICATED, SELECTED, command } from './command.ts';
+import { DELIMITER } from './mailbox-tree.ts';
+import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { parseSequenceSet } from './sequence.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';
@@ -42,15 +44,29 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       const view = await session.open(mailbox, readOnly);
       for (const line of view.flagsResponses()) session.send(line);
       session.send(`* ${view.exists} EXISTS`);
-      session.send(`* ${view.recent.size} RECENT`);
-      const firstUnseen = view.firstUnseen();
-      if (firstUnseen > 0) session.send(`* OK [UNSEEN ${firstUnseen}] First unseen message`);
+      if (session.rev2) {
+        // RFC 9051 §6.3.2: no RECENT and no [UNSEEN n] (both gone from IMAP4rev2), but the mailbox's LIST line
+        session.send(`* LIST (${selectedAttributes(mailbox.specialUse)}) "${DELIMITER}" ${mailboxNameText(mailbox.path, session.utf8)}`);
+      } else {
+        session.send(`* ${view.recent.size} RECENT`);
+        const firstUnseen = view.firstUnseen();
+        if (firstUnseen > 0) session.send(`* OK [UNSEEN ${firstUnseen}] First unseen message`);
+      }
       session.send(`* OK [UIDVALIDITY ${mailbox.uidValidity}] UIDs valid`);
       session.send(`* OK [UIDNEXT ${Math.max(mailbox.uidNext, view.lastUid + 1)}] Predicted next UID`);
       session.send(`* OK [HIGHESTMODSEQ ${Math.max(1, view.highestModseq)}] Highest`);
       return ok(`${name} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');
     },
   });
+}
+
+/** The attributes SELECT's LIST line can state without listing the user's other mailboxes: the special use. */
+function selectedAttributes(specialUse: string | null | undefined): string {
+  return specialUse && specialUse !== '\\Inbox' ? specialUse : '';
+}
+
+function mailboxNameText(path: string, utf8: boolean): string {
+  return literalOrQuoted(encodeMailboxName(path, utf8), { utf8 });
 }
 
 export const select = selectCommand('SELECT', false);

@@ -33,6 +33,8 @@ export interface FlushOptions {
   expunge: boolean;
   /** CONDSTORE is on: untagged FETCH carries MODSEQ. */
   condstore: boolean;
+  /** `* n RECENT` goes with EXISTS (IMAP4rev1; IMAP4rev2 has no \Recent). Default true. */
+  recent?: boolean;
 }
 
 /** Told when the selected mailbox's index applied changes: an object, not a callback (no closure per session). */
@@ -56,10 +58,13 @@ export class SelectedMailbox implements IndexView {
   #keywordVersion: number;
   #dirty = false;
   #closed = false;
+  /** This session takes part in \Recent (claims new messages); false for IMAP4rev2 sessions, which have none. */
+  readonly #claims: boolean;
   readonly recent = new RecentUids(this);
 
-  private constructor(ephemeral: StoragePorts['ephemeral'], lease: IndexLease, mailbox: MailboxRecord, readOnly: boolean, watcher: ChangeWatcher) {
+  private constructor(ephemeral: StoragePorts['ephemeral'], lease: IndexLease, mailbox: MailboxRecord, readOnly: boolean, watcher: ChangeWatcher, claims: boolean) {
     this.#ephemeral = ephemeral;
+    this.#claims = claims;
     this.#lease = lease;
     this.#index = lease.index;
     this.mailbox = mailbox;
@@ -73,6 +78,8 @@ export class SelectedMailbox implements IndexView {
   /**
    * Takes the mailbox's shared index (loaded, or caught up with the change log when another session has it), and
    * claims \Recent. `watcher` is told whenever the index applied changes (the session wakes IDLE with it).
+   * `recent: false` (an IMAP4rev2 session) neither claims nor reads \Recent: its messages stay recent for a
+   * IMAP4rev1 session that selects the mailbox later.
    */
   static async open(
     indexes: MailboxIndexes,
@@ -80,14 +87,17 @@ export class SelectedMailbox implements IndexView {
     mailbox: MailboxRecord,
     readOnly: boolean,
     watcher: ChangeWatcher,
+    recent = true,
   ): Promise<SelectedMailbox> {
     // \Recent is claimed (or read) while the index loads, one round trip to the ephemeral store overlapping the
     // other: up to the highest UID given out when the mailbox record was read (below its UIDNEXT); UIDs the index
     // holds above that (committed since) are claimed once it is loaded, as a later EXISTS claims its new UIDs
     const upTo = Math.max(0, mailbox.uidNext - 1);
-    const claiming = readOnly
-      ? recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity)
-      : claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, upTo);
+    const claiming = !recent
+      ? Promise.resolve(0)
+      : readOnly
+        ? recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity)
+        : claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, upTo);
     let lease: IndexLease;
     try {
       lease = await indexes.acquire(mailbox);
@@ -95,13 +105,14 @@ export class SelectedMailbox implements IndexView {
       claiming.catch(() => {}); // the load's failure is the one reported
       throw err;
     }
-    const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, watcher);
+    const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, watcher, recent);
     lease.index.attach(view);
     try {
       const max = view.#announced;
       const mark = await claiming;
-      if (readOnly) view.recent.add(mark, max);
-      else {
+      // an IMAP4rev2 session (recent false) holds nothing as recent
+      if (recent && readOnly) view.recent.add(mark, max);
+      else if (recent) {
         view.recent.add(mark, upTo);
         if (max > upTo) view.recent.add(Math.max(await claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, max), upTo), max);
       }
@@ -327,13 +338,13 @@ export class SelectedMailbox implements IndexView {
     if (index.maxUid > before) {
       this.#announced = index.maxUid;
       if (this.#newKeywords()) lines.push(...this.flagsResponses());
-      if (!this.readOnly) {
+      if (!this.readOnly && this.#claims) {
         const max = this.#announced;
         const mark = await claimRecent(this.#ephemeral, this.mailbox.id, this.mailbox.uidValidity, max);
         this.recent.add(Math.max(mark, before), max);
       }
       lines.push(`* ${this.exists} EXISTS`);
-      lines.push(`* ${this.recent.size} RECENT`);
+      if (options.recent !== false) lines.push(`* ${this.recent.size} RECENT`);
     }
     if (index.stamp > this.#flagStamp) {
       if (this.#newKeywords()) lines.push(...this.flagsResponses());

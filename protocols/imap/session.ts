@@ -191,8 +191,17 @@ export class ImapSession {
     (this.#enabled ??= new Set()).add(extension);
   }
 
+  /**
+   * Mailbox names and strings in UTF-8, not modified UTF-7: after ENABLE UTF8=ACCEPT (RFC 6855), and in IMAP4rev2,
+   * whose names are Net-Unicode (RFC 9051 §5.1; modified UTF-7 is its appendix A, for IMAP4rev1 peers only).
+   */
   get utf8(): boolean {
-    return this.isEnabled('UTF8=ACCEPT');
+    return this.isEnabled('UTF8=ACCEPT') || this.isEnabled('IMAP4REV2');
+  }
+
+  /** ENABLE IMAP4rev2 was given: the session answers as RFC 9051 asks (see protocols/imap/rev2.ts). */
+  get rev2(): boolean {
+    return this.isEnabled('IMAP4REV2');
   }
 
   get condstore(): boolean {
@@ -215,7 +224,7 @@ export class ImapSession {
   }
 
   async capabilities(ctx: HookContext): Promise<string[]> {
-    const caps = ['IMAP4rev1'];
+    const caps = ['IMAP4rev1', 'IMAP4rev2'];
     if (this.state === 'not-authenticated') {
       if (this.conn.canStartTls) caps.push('STARTTLS');
       if (this.plaintextAllowed) caps.push('AUTH=PLAIN');
@@ -684,7 +693,7 @@ export class ImapSession {
 
   async open(mailbox: Parameters<typeof SelectedMailbox.open>[2], readOnly: boolean): Promise<SelectedMailbox> {
     this.deselect();
-    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this);
+    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this, !this.rev2);
     this.selected = view;
     this.state = 'selected';
     return view;
@@ -695,7 +704,7 @@ export class ImapSession {
     const view = this.selected;
     if (!view) return;
     await view.sync(force);
-    for (const line of await view.flush({ expunge, condstore: this.condstore })) this.send(line);
+    for (const line of await view.flush({ expunge, condstore: this.condstore, recent: !this.rev2 })) this.send(line);
   }
 
   /** Tells `watcher` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
