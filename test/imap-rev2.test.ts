@@ -132,6 +132,13 @@ describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
     assert.deepEqual(await rev2.command('LIST "" "Entw*"'), ['* LIST (\\HasChildren) "/" "Entwürfe"', '* LIST (\\HasNoChildren) "/" "Entwürfe/Ünï"', 'TAG OK LIST completed']);
     assert.deepEqual(await rev2.command('STATUS "Entwürfe/Ünï" (MESSAGES)'), ['* STATUS "Entwürfe/Ünï" (MESSAGES 0)', 'TAG OK STATUS completed']);
     assert.deepEqual(await rev1.command('STATUS "Entw&APw-rfe/&ANw-n&AO8-" (MESSAGES)'), ['* STATUS "Entw&APw-rfe/&ANw-n&AO8-" (MESSAGES 0)', 'TAG OK STATUS completed']);
+
+    // a name written in another Unicode normalization form is taken as its NFC form; CREATE and SELECT say so
+    const decomposed = 'Cafe\u0301';
+    assert.deepEqual(await rev2.command(`CREATE "${decomposed}"`), [`* LIST () "/" "Caf\u00e9" ("OLDNAME" ("${decomposed}"))`, 'TAG OK CREATE completed']);
+    const lines = await selectLines(rev2, `"${decomposed}"`);
+    assert.ok(lines.includes(`* LIST () "/" "Caf\u00e9" ("OLDNAME" ("${decomposed}"))`), lines.join('\n'));
+    assert.ok((await selectLines(rev2, '"Caf\u00e9"')).includes('* LIST () "/" "Caf\u00e9"'), 'written in NFC: no OLDNAME');
   });
 
   it('response codes: ALREADYEXISTS, NONEXISTENT, HASCHILDREN, TRYCREATE, APPENDUID, COPYUID', async () => {

@@ -6,9 +6,9 @@
 import type { HookContext } from '../../hooks/context.ts';
 import { createMailbox, deleteMailbox, moveMessages, renameMailbox, subscribeMailbox } from '../../hooks/pipeline/index.ts';
 import type { SpecialUse } from '../../storage/ports.ts';
-import { list } from './args.ts';
+import { denormalizedName, list } from './args.ts';
 import { AUTHENTICATED, command } from './command.ts';
-import { DELIMITER } from './mailbox-tree.ts';
+import { DELIMITER, oldNameItem } from './mailbox-tree.ts';
 import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';
@@ -41,6 +41,7 @@ export const create = command({
   name: 'CREATE',
   states: AUTHENTICATED,
   parse(args, session) {
+    const oldName = denormalizedName(args.peek(), session.rev2);
     let path = args.mailbox(session.utf8);
     if (path.endsWith(DELIMITER)) path = path.slice(0, -1); // "foo/" announces children to come: create "foo"
     let specialUse: SpecialUse | null = null;
@@ -53,20 +54,23 @@ export const create = command({
       if (use) {
         if (use.type !== 'atom') throw new ImapSyntaxError('Invalid USE attribute');
         specialUse = SPECIAL_USES.get(use.value.toLowerCase()) ?? null;
-        if (!specialUse) return { path, specialUse: null, badUse: use.value.slice(0, 30) };
+        if (!specialUse) return { path, specialUse: null, badUse: use.value.slice(0, 30), oldName };
       }
     }
     args.end();
-    return { path, specialUse, badUse: null as string | null };
+    return { path, specialUse, badUse: null as string | null, oldName };
   },
-  async run(session, { path, specialUse, badUse }, ctx) {
+  async run(session, { path, specialUse, badUse, oldName }, ctx) {
     if (badUse) return no(`Unsupported special use ${badUse}`, 'USEATTR');
     if (path === 'INBOX') return no('INBOX already exists', 'ALREADYEXISTS');
     if (!validPath(path)) return no('Invalid mailbox name', 'CANNOT');
     const parents = await createParents(session, ctx, path);
     if (parents) return parents;
     const created = await createMailbox(session.app, ctx, { userId: session.userId, path, specialUse, subscribed: true });
-    return created.ok ? ok('CREATE completed') : verdictOutcome(created.verdict);
+    if (!created.ok) return verdictOutcome(created.verdict);
+    // IMAP4rev2: a name written denormalized was created as its NFC form; LIST's OLDNAME says so (RFC 9051 §6.3.4)
+    if (oldName !== null) session.send(`* LIST () "${DELIMITER}" ${literalOrQuoted(path, { utf8: true })}${oldNameItem(oldName)}`);
+    return ok('CREATE completed');
   },
 });
 

@@ -4,10 +4,10 @@
  */
 import type { HookContext } from '../../hooks/context.ts';
 import { expungeMessages } from '../../hooks/pipeline/index.ts';
-import { list } from './args.ts';
+import { denormalizedName, list } from './args.ts';
 import type { Args } from './args.ts';
 import { AUTHENTICATED, SELECTED, command } from './command.ts';
-import { DELIMITER } from './mailbox-tree.ts';
+import { DELIMITER, oldNameItem } from './mailbox-tree.ts';
 import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { parseSequenceSet } from './sequence.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
@@ -16,6 +16,7 @@ import type { ImapSession } from './session.ts';
 import { ImapSyntaxError } from './types.ts';
 
 function parseSelect(args: Args, session: ImapSession) {
+  const oldName = denormalizedName(args.peek(), session.rev2);
   const path = args.mailbox(session.utf8);
   let condstore = false;
   if (args.remaining > 0) {
@@ -25,7 +26,7 @@ function parseSelect(args: Args, session: ImapSession) {
     }
   }
   args.end();
-  return { path, condstore };
+  return { path, condstore, oldName };
 }
 
 function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
@@ -33,7 +34,7 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
     name,
     states: AUTHENTICATED,
     parse: parseSelect,
-    async run(session, { path, condstore }) {
+    async run(session, { path, condstore, oldName }) {
       if (session.selected) {
         session.deselect(); // a failed SELECT leaves no mailbox selected either (RFC 3501 §6.3.1)
         session.send('* OK [CLOSED] Previous mailbox closed');
@@ -46,7 +47,7 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       session.send(`* ${view.exists} EXISTS`);
       if (session.rev2) {
         // RFC 9051 §6.3.2: no RECENT and no [UNSEEN n] (both gone from IMAP4rev2), but the mailbox's LIST line
-        session.send(`* LIST (${selectedAttributes(mailbox.specialUse)}) "${DELIMITER}" ${mailboxNameText(mailbox.path, session.utf8)}`);
+        session.send(`* LIST (${selectedAttributes(mailbox.specialUse)}) "${DELIMITER}" ${mailboxNameText(mailbox.path, session.utf8)}${oldNameItem(oldName)}`);
       } else {
         session.send(`* ${view.recent.size} RECENT`);
         const firstUnseen = view.firstUnseen();
