@@ -104,7 +104,8 @@ describe('IMAP commands', () => {
     // delete the middle level: it stays as a \Noselect level because it has children
     assert.equal(await client.status('DELETE Work/Projects'), 'OK DELETE completed');
     assert.deepEqual(await client.command('LIST "" "Work/%"'), ['* LIST (\\HasChildren \\Noselect) "/" "Work/Projects"', 'TAG OK LIST completed']);
-    assert.match(await client.status('DELETE Work/Projects'), /^NO \[NONEXISTENT\]/);
+    // the \Noselect level cannot be deleted while it has children (RFC 9051 §6.3.5, RFC 5530 HASCHILDREN)
+    assert.match(await client.status('DELETE Work/Projects'), /^NO \[HASCHILDREN\]/);
     assert.match(await client.status('DELETE INBOX'), /^NO \[CANNOT\]/);
     // subscriptions
     assert.equal(await client.status('UNSUBSCRIBE Work'), 'OK UNSUBSCRIBE completed');
