@@ -1,12 +1,16 @@
 /**
  * IMAP4rev2 (RFC 9051) through `ENABLE IMAP4rev2`: transcripts of an IMAP4rev1 session and an IMAP4rev2 session
  * on the same mailbox, side by side — \Recent gone (SELECT, NOOP, FETCH FLAGS, STATUS), SELECT's LIST line,
- * LIST-STATUS built in, STATUS DELETED, UTF-8 mailbox names, the response codes rev2 lists.
+ * LIST-STATUS built in, STATUS DELETED, UTF-8 mailbox names, the response codes rev2 lists — and Python's imaplib
+ * (`enable('IMAP4rev2')`) over a loopback socket.
  */
-import { describe, it } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendMessage, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
-import type { TestClient } from './helpers/imap-harness.ts';
+import { spawn } from 'node:child_process';
+import { appendMessage, bootImapTestApp, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
+import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
+import { startImap } from '../protocols/imap.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
 
 /** Logs in and enables IMAP4rev2. */
 async function rev2Login(app: Parameters<typeof login>[0]): Promise<TestClient> {
@@ -169,5 +173,63 @@ describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
     assert.deepEqual(await rev2.command('CLOSE'), ['TAG OK CLOSE completed']);
     assert.deepEqual(await rev2.command('STATUS Closing (MESSAGES)'), ['* STATUS "Closing" (MESSAGES 0)', 'TAG OK STATUS completed']);
     assert.deepEqual(await rev2.command('LSUB "" "Closing"'), ['* LSUB (\\HasNoChildren) "/" "Closing"', 'TAG OK LSUB completed']);
+  });
+});
+
+/** Python's imaplib in IMAP4rev2 mode: prints one JSON object of what it saw. */
+const PYTHON_REV2 = `
+import imaplib, json, sys
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
+out = {'caps': sorted(m.capabilities)}
+m.login('alice', 'secret')
+out['enable'] = m.enable('IMAP4rev2')[0]
+m.append('INBOX', None, None, b'From: py@example.com\\r\\nSubject: rev2\\r\\n\\r\\nHello\\r\\n')
+out['select'] = m.select('INBOX')[1][0].decode()
+out['recent'] = 'RECENT' in m.untagged_responses
+out['list'] = [x.decode() for x in m.untagged_responses.get('LIST', [])]
+out['fetch'] = m.fetch('1', '(FLAGS)')[1][0].decode()
+out['status'] = m.status('INBOX', '(MESSAGES DELETED)')[1][0].decode()
+typ, data = m._simple_command('LIST', '""', 'INBOX', 'RETURN', '(STATUS (MESSAGES))')
+out['liststatus'] = [x.decode() for x in m._untagged_response(typ, data, 'STATUS')[1]]
+m.logout()
+print(json.dumps(out))
+`;
+
+function python(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
+  child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('IMAP4rev2 with a real client (python imaplib)', () => {
+  let t: ImapTestApp;
+  let listeners: TcpListener[];
+  before(async () => {
+    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
+    listeners = await startImap(t.app, null);
+  });
+  after(async () => {
+    for (const l of listeners ?? []) await l.close();
+    await t?.close();
+  });
+
+  it('enables IMAP4rev2 and sees no \\Recent, the SELECT LIST line, STATUS DELETED and LIST-STATUS', async () => {
+    const run = await python(PYTHON_REV2, [String(listeners[0]!.port)]);
+    assert.equal(run.code, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as Record<string, unknown>;
+    assert.ok((out.caps as string[]).includes('IMAP4REV2'));
+    assert.equal(out.enable, 'OK');
+    assert.equal(out.select, '1');
+    assert.equal(out.recent, false);
+    assert.deepEqual(out.list, ['() "/" "INBOX"']);
+    assert.equal(out.fetch, '1 (FLAGS ())');
+    assert.equal(out.status, '"INBOX" (MESSAGES 1 DELETED 0)');
+    assert.deepEqual(out.liststatus, ['"INBOX" (MESSAGES 1)']);
   });
 });
