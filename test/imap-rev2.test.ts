@@ -176,6 +176,23 @@ describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
   });
 });
 
+describe('IMAP4rev2 with the list-status plugin loaded', () => {
+  const t = imapTestAppPerSuite({ plugins: ['list-status'] });
+
+  it('the plugin answers rev1 sessions; rev2 sessions get the built-in LIST-STATUS (with DELETED, which the plugin does not know)', async () => {
+    const rev1 = await login(t.app);
+    const rev2 = await rev2Login(t.app);
+    await appendMessage(rev1, 'INBOX', message('counted'), '\\Deleted');
+    assert.equal(await rev1.status('LIST "" INBOX RETURN (STATUS (DELETED))'), 'BAD Invalid status item', "the plugin's answer");
+    assert.deepEqual(await rev1.command('LIST "" INBOX RETURN (STATUS (MESSAGES))'), ['* LIST (\\HasNoChildren) "/" "INBOX"', '* STATUS "INBOX" (MESSAGES 1)', 'TAG OK LIST completed']);
+    assert.deepEqual(await rev2.command('LIST "" INBOX RETURN (STATUS (MESSAGES DELETED))'), [
+      '* LIST (\\HasNoChildren) "/" "INBOX"',
+      '* STATUS "INBOX" (MESSAGES 1 DELETED 1)',
+      'TAG OK LIST completed',
+    ]);
+  });
+});
+
 /** Python's imaplib in IMAP4rev2 mode: prints one JSON object of what it saw. */
 const PYTHON_REV2 = `
 import imaplib, json, sys
