@@ -40,6 +40,11 @@ export interface FlushOptions {
 /** Told when the selected mailbox's index applied changes: an object, not a callback (no closure per session). */
 export interface ChangeWatcher {
   indexChanged(): void;
+  /**
+   * EXPUNGE responses for these messages (sequence numbers as the client has them now) are about to be written:
+   * CONTEXT=SEARCH sends its REMOVEFROM first (RFC 5267 §4.4).
+   */
+  expungesTold?(messages: ReadonlyArray<{ uid: number; seq: number }>): void;
 }
 
 export class SelectedMailbox implements IndexView {
@@ -327,6 +332,7 @@ export class SelectedMailbox implements IndexView {
   async flush(options: FlushOptions): Promise<string[]> {
     const lines: string[] = [];
     if (options.expunge && this.#expunged.length > 0) {
+      this.#watcher.expungesTold?.(this.#expunged.map((entry) => ({ uid: entry.uid, seq: this.seqOf(entry.uid) })));
       while (this.#expunged.length > 0) {
         const seq = this.seqOf(this.#expunged[0]!.uid);
         this.#expunged = this.#expunged.slice(1);
@@ -393,11 +399,13 @@ export class SelectedMailbox implements IndexView {
     const sorted = [...new Set(uids)].sort((a, b) => a - b);
     // sequence numbers as each EXPUNGE is reported: every earlier one has moved the later ones down by one
     const out: number[] = [];
+    const told: Array<{ uid: number; seq: number }> = [];
     let removed = 0;
     for (const uid of sorted) {
       const seq = this.seqOf(uid);
-      if (seq) out.push(seq - removed++);
+      if (seq) (out.push(seq - removed++), told.push({ uid, seq }));
     }
+    if (told.length > 0) this.#watcher.expungesTold?.(told);
     const gone = new Set(sorted);
     if (this.#expunged.some((entry) => gone.has(entry.uid))) this.#expunged = this.#expunged.filter((entry) => !gone.has(entry.uid));
     this.#index.expunge(sorted, this);
@@ -420,6 +428,26 @@ export class SelectedMailbox implements IndexView {
     if (i < 0 || this.#index.modseqAt(i) !== modseq) return;
     const stamp = this.#index.stampAt(i);
     if (stamp > this.#flagStamp) (this.#own ??= new Map()).set(uid, stamp);
+  }
+
+  // --- what changed, for CONTEXT=SEARCH (search-context.ts) --------------------------------------------------
+
+  /** The index's flag-change stamp now and the highest UID the client knows: a point to look for changes from. */
+  get changeMark(): { stamp: number; lastUid: number } {
+    return { stamp: this.#index.stamp, lastUid: this.lastUid };
+  }
+
+  /**
+   * UIDs of messages the client knows whose flags changed after `stamp` (the session's own changes included),
+   * ascending. One pass over the stamps, as `flush` makes for FETCH FLAGS; nothing when no flag changed.
+   */
+  flagsChangedSince(stamp: number): number[] {
+    const index = this.#index;
+    if (index.stamp <= stamp) return [];
+    const out: number[] = [];
+    const held = index.lowerBound(this.#announced + 1);
+    for (let i = 0; i < held; i++) if (index.stampAt(i) > stamp) out.push(index.uidAt(i));
+    return out;
   }
 
   /**

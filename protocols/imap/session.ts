@@ -35,6 +35,7 @@ import type { CommandBudgetOptions } from '../net/command-budget.ts';
 import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
+import { SearchState } from './search-context.ts';
 import { SelectedMailbox } from './selected.ts';
 import type { ChangeWatcher } from './selected.ts';
 import { ImapSyntaxError } from './types.ts';
@@ -102,6 +103,8 @@ export class ImapSession {
   readonly session: Session;
   state: ImapState = 'not-authenticated';
   selected: SelectedMailbox | null = null;
+  /** SEARCHRES's saved result and CONTEXT=SEARCH's live results in the selected mailbox (search-context.ts). */
+  readonly searches = new SearchState();
   /**
    * ENABLEd extensions (RFC 5161), and CONDSTORE turned on by its first use (RFC 7162 §3.1). Made on the first
    * one: most sessions enable nothing, and an empty Set costs an idle session about 250 bytes.
@@ -188,7 +191,10 @@ export class ImapSession {
   }
 
   enable(extension: string): void {
-    (this.#enabled ??= new Set()).add(extension);
+    const enabled = (this.#enabled ??= new Set());
+    // the first CONDSTORE-enabling command in a selected mailbox reports its HIGHESTMODSEQ (RFC 7162 §3.1)
+    if (extension === 'CONDSTORE' && !enabled.has(extension) && this.selected) this.send(`* OK [HIGHESTMODSEQ ${Math.max(1, this.selected.highestModseq)}] Highest`);
+    enabled.add(extension);
   }
 
   /**
@@ -199,7 +205,10 @@ export class ImapSession {
     return this.isEnabled('UTF8=ACCEPT') || this.isEnabled('IMAP4REV2');
   }
 
-  /** ENABLE IMAP4rev2 was given: the session answers as RFC 9051 asks (see protocols/imap/rev2.ts). */
+  /**
+   * ENABLE IMAP4rev2 was given: the session answers as RFC 9051 asks — no \Recent (selected.ts, cmd-select.ts),
+   * SEARCH as ESEARCH (cmd-search.ts), LIST-STATUS built in (cmd-list.ts), STATUS without RECENT (status-items.ts).
+   */
   get rev2(): boolean {
     return this.isEnabled('IMAP4REV2');
   }
@@ -246,6 +255,9 @@ export class ImapSession {
       'MOVE',
       'CONDSTORE',
       'WITHIN',
+      'ESEARCH',
+      'SEARCHRES',
+      'CONTEXT=SEARCH',
       'UTF8=ACCEPT',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
     );
@@ -686,6 +698,7 @@ export class ImapSession {
 
   /** Leaves the selected mailbox (CLOSE, UNSELECT, a failed SELECT). */
   deselect(): void {
+    this.searches.reset();
     this.selected?.close();
     this.selected = null;
     if (this.state === 'selected') this.state = 'authenticated';
@@ -705,6 +718,7 @@ export class ImapSession {
     if (!view) return;
     await view.sync(force);
     for (const line of await view.flush({ expunge, condstore: this.condstore, recent: !this.rev2 })) this.send(line);
+    for (const line of await this.searches.updates(view, this.app.storage)) this.send(line);
   }
 
   /** Tells `watcher` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
@@ -715,6 +729,11 @@ export class ImapSession {
   /** The selected mailbox's index applied changes (ChangeWatcher). */
   indexChanged(): void {
     this.#watcher?.indexChanged();
+  }
+
+  /** EXPUNGE responses are about to be written (ChangeWatcher): live searches' REMOVEFROM go first. */
+  expungesTold(messages: ReadonlyArray<{ uid: number; seq: number }>): void {
+    for (const line of this.searches.expunged(messages)) this.send(line);
   }
 }
 
