@@ -2,7 +2,7 @@
  * IMAP4rev2 (RFC 9051) through `ENABLE IMAP4rev2`: transcripts of an IMAP4rev1 session and an IMAP4rev2 session
  * on the same mailbox, side by side — \Recent gone (SELECT, NOOP, FETCH FLAGS, STATUS), SELECT's LIST line,
  * LIST-STATUS built in, STATUS DELETED, UTF-8 mailbox names, the response codes rev2 lists — and Python's imaplib
- * (`enable('IMAP4rev2')`) over a loopback socket.
+ * (`enable('IMAP4rev2')`, ESEARCH answers) over a loopback socket.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,7 +25,8 @@ async function selectLines(client: TestClient, name: string): Promise<string[]> 
 }
 
 describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
-  const t = imapTestAppPerSuite();
+  // each test opens its own sessions and keeps them to the end of the suite
+  const t = imapTestAppPerSuite({ imap: { maxConnectionsPerUser: 100 } });
 
   it('is announced next to IMAP4rev1 and enabled once, only before a mailbox is selected', async () => {
     const { client, greeting } = await connect(t.app);
@@ -81,6 +82,29 @@ describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
     await writer.command('STORE 3 +FLAGS.SILENT (\\Flagged)');
     assert.deepEqual(await rev2.command('NOOP'), ['* 3 FETCH (FLAGS (\\Flagged) UID 3)', 'TAG OK NOOP completed']);
     assert.deepEqual(await rev1.command('NOOP'), ['* 3 FETCH (FLAGS (\\Flagged \\Recent) UID 3)', 'TAG OK NOOP completed']);
+  });
+
+  it('SEARCH: rev1 gets * SEARCH, rev2 * ESEARCH with its tag (ALL by default, nothing when no match), RETURN options in both', async () => {
+    const writer = await login(t.app);
+    await writer.command('CREATE Searched');
+    for (const subject of ['apple', 'banana', 'apple pie']) await appendMessage(writer, 'Searched', message(subject));
+    const rev1 = await login(t.app);
+    const rev2 = await rev2Login(t.app);
+    await rev1.command('EXAMINE Searched');
+    await rev2.command('EXAMINE Searched');
+    assert.deepEqual(await rev1.command('SEARCH SUBJECT apple'), ['* SEARCH 1 3', 'TAG OK SEARCH completed']);
+    const tag = rev2.nextTag();
+    assert.equal(await rev2.raw('SEARCH SUBJECT apple', tag), `* ESEARCH (TAG "${tag}") ALL 1,3\r\n${tag} OK SEARCH completed\r\n`);
+    assert.deepEqual(await rev2.command('UID SEARCH SUBJECT apple'), [`* ESEARCH (TAG "A${Number(tag.slice(1)) + 1}") UID ALL 1,3`, 'TAG OK UID SEARCH completed']);
+    assert.deepEqual(await rev2.command('SEARCH SUBJECT cherry'), [`* ESEARCH (TAG "A${Number(tag.slice(1)) + 2}")`, 'TAG OK SEARCH completed']);
+    assert.deepEqual(await rev1.command('SEARCH SUBJECT cherry'), ['* SEARCH', 'TAG OK SEARCH completed']);
+    for (const client of [rev1, rev2]) {
+      const lines = await client.command('SEARCH RETURN (MIN MAX COUNT) SUBJECT apple');
+      assert.match(lines[0]!, /^\* ESEARCH \(TAG "A\d+"\) MIN 1 MAX 3 COUNT 2$/);
+    }
+    // nothing is \Recent in rev2: RECENT and NEW find nothing there, while rev1 (which claimed them) finds all three
+    assert.deepEqual(await rev1.command('SEARCH RECENT'), ['* SEARCH 1 2 3', 'TAG OK SEARCH completed']);
+    assert.match((await rev2.command('SEARCH NEW'))[0]!, /^\* ESEARCH \(TAG "A\d+"\)$/);
   });
 
   it('SELECT of a special-use mailbox: its LIST line carries the attribute; a failed SELECT closes the previous one', async () => {
@@ -208,6 +232,8 @@ out['fetch'] = m.fetch('1', '(FLAGS)')[1][0].decode()
 out['status'] = m.status('INBOX', '(MESSAGES DELETED)')[1][0].decode()
 typ, data = m._simple_command('LIST', '""', 'INBOX', 'RETURN', '(STATUS (MESSAGES))')
 out['liststatus'] = [x.decode() for x in m._untagged_response(typ, data, 'STATUS')[1]]
+out['search'] = m.search(None, 'ALL')[0]
+out['esearch'] = [x.decode() for x in m.untagged_responses.pop('ESEARCH', [])]
 m.logout()
 print(json.dumps(out))
 `;
@@ -248,5 +274,8 @@ describe('IMAP4rev2 with a real client (python imaplib)', () => {
     assert.equal(out.fetch, '1 (FLAGS ())');
     assert.equal(out.status, '"INBOX" (MESSAGES 1 DELETED 0)');
     assert.deepEqual(out.liststatus, ['"INBOX" (MESSAGES 1)']);
+    assert.equal(out.search, 'OK');
+    assert.equal((out.esearch as string[]).length, 1);
+    assert.match((out.esearch as string[])[0]!, /^\(TAG "[A-Z]+\d+"\) ALL 1$/);
   });
 });
