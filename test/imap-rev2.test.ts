@@ -126,9 +126,11 @@ describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
     assert.equal(await rev2.status('STATUS Counted (MESSAGES RECENT)'), 'BAD IMAP4rev2 has no RECENT status item');
     assert.deepEqual(await rev2.command('STATUS Counted (MESSAGES DELETED)'), ['* STATUS "Counted" (MESSAGES 2 DELETED 1)', 'TAG OK STATUS completed']);
 
+    await appendMessage(writer, 'Counted', message('c'), '\\Deleted \\Seen');
+    assert.deepEqual(await rev2.command('STATUS Counted (DELETED)'), ['* STATUS "Counted" (DELETED 2)', 'TAG OK STATUS completed'], 'a new message counts');
     await writer.command('SELECT Counted');
     await writer.command('STORE 2 +FLAGS.SILENT (\\Deleted)');
-    assert.deepEqual(await rev2.command('STATUS Counted (DELETED)'), ['* STATUS "Counted" (DELETED 2)', 'TAG OK STATUS completed']);
+    assert.deepEqual(await rev2.command('STATUS Counted (DELETED)'), ['* STATUS "Counted" (DELETED 3)', 'TAG OK STATUS completed'], 'a flag change counts');
     await writer.command('EXPUNGE');
     assert.deepEqual(await rev2.command('STATUS Counted (MESSAGES DELETED)'), ['* STATUS "Counted" (MESSAGES 0 DELETED 0)', 'TAG OK STATUS completed']);
     assert.equal(await rev2.status('STATUS Counted (BOGUS)'), 'BAD Invalid status item');
