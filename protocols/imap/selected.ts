@@ -33,8 +33,6 @@ export interface FlushOptions {
   expunge: boolean;
   /** CONDSTORE is on: untagged FETCH carries MODSEQ. */
   condstore: boolean;
-  /** `* n RECENT` goes with EXISTS (IMAP4rev1; IMAP4rev2 has no \Recent). Default true. */
-  recent?: boolean;
 }
 
 /** Told when the selected mailbox's index applied changes: an object, not a callback (no closure per session). */
@@ -63,7 +61,10 @@ export class SelectedMailbox implements IndexView {
   #keywordVersion: number;
   #dirty = false;
   #closed = false;
-  /** This session takes part in \Recent (claims new messages); false for IMAP4rev2 sessions, which have none. */
+  /**
+   * This session takes part in \Recent: claims new messages and reports `* n RECENT` with EXISTS. False for an
+   * IMAP4rev2 session, which has no \Recent (ENABLE IMAP4rev2 comes before SELECT, so it holds for the whole view).
+   */
   readonly #claims: boolean;
   readonly recent = new RecentUids(this);
 
@@ -83,7 +84,7 @@ export class SelectedMailbox implements IndexView {
   /**
    * Takes the mailbox's shared index (loaded, or caught up with the change log when another session has it), and
    * claims \Recent. `watcher` is told whenever the index applied changes (the session wakes IDLE with it).
-   * `recent: false` (an IMAP4rev2 session) neither claims nor reads \Recent: its messages stay recent for a
+   * `recent: false` (an IMAP4rev2 session) neither claims nor reads \Recent: its messages stay recent for an
    * IMAP4rev1 session that selects the mailbox later.
    */
   static async open(
@@ -350,7 +351,7 @@ export class SelectedMailbox implements IndexView {
         this.recent.add(Math.max(mark, before), max);
       }
       lines.push(`* ${this.exists} EXISTS`);
-      if (options.recent !== false) lines.push(`* ${this.recent.size} RECENT`);
+      if (this.#claims) lines.push(`* ${this.recent.size} RECENT`);
     }
     if (index.stamp > this.#flagStamp) {
       if (this.#newKeywords()) lines.push(...this.flagsResponses());

@@ -717,7 +717,7 @@ export class ImapSession {
     const view = this.selected;
     if (!view) return;
     await view.sync(force);
-    for (const line of await view.flush({ expunge, condstore: this.condstore, recent: !this.rev2 })) this.send(line);
+    for (const line of await view.flush({ expunge, condstore: this.condstore })) this.send(line);
     for (const line of await this.searches.updates(view, this.app.storage)) this.send(line);
   }
 
