@@ -5,9 +5,11 @@
  */
 import type { HookContext } from '../../hooks/context.ts';
 import { expungeMessages } from '../../hooks/pipeline/index.ts';
-import { list } from './args.ts';
+import { denormalizedName, list } from './args.ts';
 import type { Args } from './args.ts';
 import { AUTHENTICATED, SELECTED, command } from './command.ts';
+import { DELIMITER, oldNameItem } from './mailbox-tree.ts';
+import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { formatSequenceSet, parseSequenceSet } from './sequence.ts';
 import { parseQresyncParam, resyncResponses } from './qresync.ts';
 import type { QresyncParam } from './qresync.ts';
@@ -17,6 +19,7 @@ import type { ImapSession } from './session.ts';
 import { ImapSyntaxError } from './types.ts';
 
 function parseSelect(args: Args, session: ImapSession) {
+  const oldName = denormalizedName(args.peek(), session.rev2);
   const path = args.mailbox(session.utf8);
   let condstore = false;
   let qresync: QresyncParam | null = null;
@@ -34,7 +37,7 @@ function parseSelect(args: Args, session: ImapSession) {
     }
   }
   args.end();
-  return { path, condstore, qresync };
+  return { path, condstore, qresync, oldName };
 }
 
 function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
@@ -42,7 +45,7 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
     name,
     states: AUTHENTICATED,
     parse: parseSelect,
-    async run(session, { path, condstore, qresync }) {
+    async run(session, { path, condstore, qresync, oldName }) {
       if (session.selected) {
         session.deselect(); // a failed SELECT leaves no mailbox selected either (RFC 3501 §6.3.1)
         session.send('* OK [CLOSED] Previous mailbox closed');
@@ -53,9 +56,14 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       const view = await session.open(mailbox, readOnly);
       for (const line of view.flagsResponses()) session.send(line);
       session.send(`* ${view.exists} EXISTS`);
-      session.send(`* ${view.recent.size} RECENT`);
-      const firstUnseen = view.firstUnseen();
-      if (firstUnseen > 0) session.send(`* OK [UNSEEN ${firstUnseen}] First unseen message`);
+      if (session.rev2) {
+        // RFC 9051 §6.3.2: no RECENT and no [UNSEEN n] (both gone from IMAP4rev2), but the mailbox's LIST line
+        session.send(`* LIST (${selectedAttributes(mailbox.specialUse)}) "${DELIMITER}" ${mailboxNameText(mailbox.path, session.utf8)}${oldNameItem(oldName)}`);
+      } else {
+        session.send(`* ${view.recent.size} RECENT`);
+        const firstUnseen = view.firstUnseen();
+        if (firstUnseen > 0) session.send(`* OK [UNSEEN ${firstUnseen}] First unseen message`);
+      }
       session.send(`* OK [UIDVALIDITY ${mailbox.uidValidity}] UIDs valid`);
       session.send(`* OK [UIDNEXT ${Math.max(mailbox.uidNext, view.lastUid + 1)}] Predicted next UID`);
       session.send(`* OK [HIGHESTMODSEQ ${Math.max(1, view.highestModseq)}] Highest`);
@@ -63,6 +71,15 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       return ok(`${name} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');
     },
   });
+}
+
+/** The attributes SELECT's LIST line can state without listing the user's other mailboxes: the special use. */
+function selectedAttributes(specialUse: string | null | undefined): string {
+  return specialUse && specialUse !== '\\Inbox' ? specialUse : '';
+}
+
+function mailboxNameText(path: string, utf8: boolean): string {
+  return literalOrQuoted(encodeMailboxName(path, utf8), { utf8 });
 }
 
 export const select = selectCommand('SELECT', false);

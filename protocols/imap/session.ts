@@ -35,6 +35,7 @@ import type { CommandBudgetOptions } from '../net/command-budget.ts';
 import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
+import { SearchState } from './search-context.ts';
 import { SelectedMailbox } from './selected.ts';
 import type { ChangeWatcher } from './selected.ts';
 import type { Notifier } from './notify.ts';
@@ -105,6 +106,8 @@ export class ImapSession {
   readonly session: Session;
   state: ImapState = 'not-authenticated';
   selected: SelectedMailbox | null = null;
+  /** SEARCHRES's saved result and CONTEXT=SEARCH's live results in the selected mailbox (search-context.ts). */
+  readonly searches = new SearchState();
   /**
    * ENABLEd extensions (RFC 5161), and CONDSTORE turned on by its first use (RFC 7162 §3.1). Made on the first
    * one: most sessions enable nothing, and an empty Set costs an idle session about 250 bytes.
@@ -197,11 +200,26 @@ export class ImapSession {
   }
 
   enable(extension: string): void {
-    (this.#enabled ??= new Set()).add(extension);
+    const enabled = (this.#enabled ??= new Set());
+    // the first CONDSTORE-enabling command in a selected mailbox reports its HIGHESTMODSEQ (RFC 7162 §3.1)
+    if (extension === 'CONDSTORE' && !enabled.has(extension) && this.selected) this.send(`* OK [HIGHESTMODSEQ ${Math.max(1, this.selected.highestModseq)}] Highest`);
+    enabled.add(extension);
   }
 
+  /**
+   * Mailbox names and strings in UTF-8, not modified UTF-7: after ENABLE UTF8=ACCEPT (RFC 6855), and in IMAP4rev2,
+   * whose names are Net-Unicode (RFC 9051 §5.1; modified UTF-7 is its appendix A, for IMAP4rev1 peers only).
+   */
   get utf8(): boolean {
-    return this.isEnabled('UTF8=ACCEPT');
+    return this.isEnabled('UTF8=ACCEPT') || this.isEnabled('IMAP4REV2');
+  }
+
+  /**
+   * ENABLE IMAP4rev2 was given: the session answers as RFC 9051 asks — no \Recent (selected.ts, cmd-select.ts),
+   * SEARCH as ESEARCH (cmd-search.ts), LIST-STATUS built in (cmd-list.ts), STATUS without RECENT (status-items.ts).
+   */
+  get rev2(): boolean {
+    return this.isEnabled('IMAP4REV2');
   }
 
   get condstore(): boolean {
@@ -224,7 +242,7 @@ export class ImapSession {
   }
 
   async capabilities(ctx: HookContext): Promise<string[]> {
-    const caps = ['IMAP4rev1'];
+    const caps = ['IMAP4rev1', 'IMAP4rev2'];
     if (this.state === 'not-authenticated') {
       if (this.conn.canStartTls) caps.push('STARTTLS');
       if (this.plaintextAllowed) caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
@@ -250,6 +268,9 @@ export class ImapSession {
       'QRESYNC',
       'NOTIFY',
       'WITHIN',
+      'ESEARCH',
+      'SEARCHRES',
+      'CONTEXT=SEARCH',
       'UTF8=ACCEPT',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
     );
@@ -727,6 +748,7 @@ export class ImapSession {
 
   /** Leaves the selected mailbox (CLOSE, UNSELECT, a failed SELECT). */
   deselect(): void {
+    this.searches.reset();
     this.selected?.close();
     this.selected = null;
     if (this.state === 'selected') this.state = 'authenticated';
@@ -734,7 +756,7 @@ export class ImapSession {
 
   async open(mailbox: Parameters<typeof SelectedMailbox.open>[2], readOnly: boolean): Promise<SelectedMailbox> {
     this.deselect();
-    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this);
+    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this, !this.rev2);
     this.selected = view;
     this.state = 'selected';
     return view;
@@ -750,6 +772,7 @@ export class ImapSession {
       const before = view.announced;
       await view.sync(force);
       for (const line of await view.flush({ expunge, condstore: this.condstore, vanished: this.isEnabled('QRESYNC') })) this.send(line);
+      for (const line of await this.searches.updates(view, this.app.storage)) this.send(line);
       if (this.#notifier && view.announced > before) await this.#notifier.newMessages(before, view.announced);
     }
     if (this.#notifier?.due) await this.#notifier.deliver();
@@ -811,6 +834,11 @@ export class ImapSession {
   indexChanged(): void {
     if (this.#watcher) this.#watcher.indexChanged();
     else if (this.#notifier?.selectedGroup()) this.pushUnsolicited();
+  }
+
+  /** EXPUNGE responses are about to be written (ChangeWatcher): live searches' REMOVEFROM go first. */
+  expungesTold(messages: ReadonlyArray<{ uid: number; seq: number }>): void {
+    for (const line of this.searches.expunged(messages)) this.send(line);
   }
 }
 
