@@ -198,6 +198,7 @@ describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
     await rev2.command('SELECT Closing');
     assert.deepEqual(await rev2.command('CLOSE'), ['TAG OK CLOSE completed']);
     assert.deepEqual(await rev2.command('STATUS Closing (MESSAGES)'), ['* STATUS "Closing" (MESSAGES 0)', 'TAG OK STATUS completed']);
+    await rev2.command('SUBSCRIBE Closing'); // CREATE subscribes only with imap.autoSubscribe
     assert.deepEqual(await rev2.command('LSUB "" "Closing"'), ['* LSUB (\\HasNoChildren) "/" "Closing"', 'TAG OK LSUB completed']);
   });
 });
