@@ -233,6 +233,11 @@ export interface MimeNode {
   /** Body size in bytes (encoded, as stored) and in lines. */
   size: number;
   lines: number;
+  /**
+   * Size of the body decoded from its base64 or quoted-printable encoding (IMAP BINARY.SIZE), counted at ingest;
+   * absent for other encodings (identity: `size`) and for messages stored before it was recorded.
+   */
+  decodedSize?: number;
   /** Multipart children. */
   children?: MimeNode[];
   /** For message/rfc822 (and message/global): the encapsulated message's envelope and root node. */

@@ -13,6 +13,7 @@ import { SELECTED, command } from './command.ts';
 import type { CommandSpec } from './command.ts';
 import { parseFetch, planHasSections, renderFetch, renderFetchLine } from './fetch.ts';
 import type { FetchPlan } from './fetch.ts';
+import { FetchRefusal } from './fetch-binary.ts';
 import { formatSequenceSet, parseSequenceSet, sequenceNumbers } from './sequence.ts';
 import type { SequenceSet } from './sequence.ts';
 import { renderFlags } from './render.ts';
@@ -95,6 +96,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
             entry,
             record: m.record,
             content: m.content,
+            loadContent: async () => (await storage.messages.parts(view.mailbox.id, [m.uid], { content: true }))[0]?.content ?? null,
             blobs: storage.blobs,
             recent: view.recent.has(m.uid),
             flagsChanged,
@@ -109,7 +111,13 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
           }
           return out;
         };
-        let rendered = await renderAll(null);
+        let rendered;
+        try {
+          rendered = await renderAll(null);
+        } catch (err) {
+          if (err instanceof FetchRefusal) return no(err.message, err.code); // BINARY of a part it cannot decode
+          throw err;
+        }
         const bytes = rendered.flat().reduce((sum, piece) => (typeof piece === 'string' ? sum : sum + piece.size), 0);
         const transfer = { userId: session.userId, protocol: 'imap', bytes };
         const refused = await checkDownload(session.app, ctx, transfer);

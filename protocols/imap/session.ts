@@ -272,6 +272,9 @@ export class ImapSession {
       'SEARCHRES',
       'CONTEXT=SEARCH',
       'UTF8=ACCEPT',
+      'BINARY',
+      'MULTIAPPEND',
+      'CATENATE',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
     );
     return listCapabilities(this.app, 'imap', ctx, caps);
@@ -317,7 +320,7 @@ export class ImapSession {
         this.#queue(encoder.encode(piece));
         continue;
       }
-      this.#queue(encoder.encode(`{${piece.size}}\r\n`));
+      this.#queue(encoder.encode(`${piece.binary ? '~' : ''}{${piece.size}}\r\n`));
       let left = piece.size;
       for await (const chunk of piece.literal) {
         if (chunk.length > left) throw new Error('literal longer than announced');
