@@ -11,6 +11,7 @@ import { sentAutosavePlugin } from './sent-autosave.ts';
 import { rewritePlugin } from './rewrite.ts';
 import { submissionPlugin } from './submission.ts';
 import { imapSortPlugin } from './imap-sort.ts';
+import { imapThreadPlugin } from './imap-thread.ts';
 
 export const builtinPlugins: PluginRegistry = Object.freeze({
   quota: quotaPlugin,
@@ -21,4 +22,5 @@ export const builtinPlugins: PluginRegistry = Object.freeze({
   rewrite: rewritePlugin,
   submission: submissionPlugin,
   'imap-sort': imapSortPlugin,
+  'imap-thread': imapThreadPlugin,
 });
