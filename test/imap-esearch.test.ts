@@ -201,6 +201,69 @@ describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
   });
 });
 
+describe('ESORT and CONTEXT=SORT over IMAP (plugin imap-esort)', () => {
+  let t: ImapTestApp;
+  before(async () => {
+    t = await bootImapTestApp();
+  });
+  after(() => t.close());
+
+  it('announces ESORT and CONTEXT=SORT, and not when switched off', async () => {
+    const client = await login(t.app);
+    const [caps] = await client.command('CAPABILITY');
+    for (const cap of ['ESORT', 'CONTEXT=SORT']) assert.ok(caps!.split(' ').includes(cap), cap);
+    const off = await bootImapTestApp({ plugins: [['imap-esort', false]] });
+    try {
+      const plain = await login(off.app);
+      const [offCaps] = await plain.command('CAPABILITY');
+      assert.ok(!offCaps!.includes('ESORT') && !offCaps!.includes('CONTEXT=SORT'));
+      assert.match(await plain.status('SELECT INBOX'), /^OK/);
+      assert.match(await plain.status('SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL'), /^BAD/);
+    } finally {
+      await off.close();
+    }
+  });
+
+  it('answers SORT RETURN with ESEARCH in sort order: MIN / MAX first and last, ALL and PARTIAL ordered', async () => {
+    const client = await mailbox(t, 'Esort', 5);
+    const u = await uids(client);
+    assert.deepEqual(await run(client, 'SORT (ARRIVAL) UTF-8 ALL'), ['* SORT 1 2 3 4 5', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'SORT RETURN (MIN MAX COUNT) (REVERSE ARRIVAL) UTF-8 ALL'), ['* ESEARCH (TAG "TAG") MIN 5 MAX 1 COUNT 5', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'SORT RETURN () (REVERSE SUBJECT) UTF-8 2:4'), ['* ESEARCH (TAG "TAG") ALL 4,3,2', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'SORT RETURN (PARTIAL 2:4) (REVERSE ARRIVAL) UTF-8 ALL'), ['* ESEARCH (TAG "TAG") PARTIAL (2:4 4,3,2)', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'UID SORT RETURN (MAX) (ARRIVAL) UTF-8 ALL'), [`* ESEARCH (TAG "TAG") UID MAX ${u[4]}`, 'TAG OK UID SORT completed']);
+    assert.deepEqual(await run(client, 'SORT RETURN (COUNT) (ARRIVAL) UTF-8 1000'), ['* ESEARCH (TAG "TAG") COUNT 0', 'TAG OK SORT completed']);
+    assert.match(await client.status('SORT RETURN (PARTIAL 1:*) (ARRIVAL) UTF-8 ALL'), /^BAD/);
+    assert.match(await client.status('SORT RETURN (MIN) (NOSUCHKEY) UTF-8 ALL'), /^BAD/);
+    // SAVE: `$` for the next command; MIN alone saves the first in sort order
+    assert.deepEqual(await run(client, 'SORT RETURN (SAVE MIN) (REVERSE ARRIVAL) UTF-8 ALL'), ['* ESEARCH (TAG "TAG") MIN 5', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'SEARCH $'), ['* SEARCH 5', 'TAG OK SEARCH completed']);
+    assert.deepEqual(await run(client, 'SORT (ARRIVAL) UTF-8 $'), ['* SORT 5', 'TAG OK SORT completed']);
+  });
+
+  it('keeps a SORT RETURN (UPDATE) result up to date with positions in sort order', async () => {
+    const client = await mailbox(t, 'LiveSort', 3);
+    const u = await uids(client);
+    // subjects s1 s2 s3; REVERSE SUBJECT of the flagged ones
+    await run(client, 'STORE 1,3 +FLAGS.SILENT (\\Flagged)');
+    assert.deepEqual(await client.raw('UID SORT RETURN (UPDATE ALL) (REVERSE SUBJECT) UTF-8 FLAGGED', 'L1').then(lines), [
+      `* ESEARCH (TAG "L1") UID ALL ${u[2]},${u[0]}`,
+      'L1 OK UID SORT completed',
+    ]);
+    // s2 sorts between s3 and s1: position 2
+    assert.deepEqual(await run(client, 'STORE 2 +FLAGS.SILENT (\\Flagged)'), [`* ESEARCH (TAG "L1") UID ADDTO (2 ${u[1]})`, 'TAG OK STORE completed']);
+    // a flag change that keeps membership says nothing
+    assert.deepEqual(await run(client, 'STORE 1:3 +FLAGS.SILENT (\\Seen)'), ['TAG OK STORE completed']);
+    // removals from the last position to the first
+    assert.deepEqual(await run(client, 'STORE 1,3 -FLAGS.SILENT (\\Flagged)'), [`* ESEARCH (TAG "L1") UID REMOVEFROM (3 ${u[0]}) REMOVEFROM (1 ${u[2]})`, 'TAG OK STORE completed']);
+    // a new message from another session sorts first (s9 > s2 in reverse)
+    assert.match(await appendMessage(await login(t.app), 'LiveSort', message('s9'), '\\Flagged'), /^OK/);
+    const noop = await run(client, 'NOOP');
+    assert.deepEqual(noop.filter((l) => l.includes('ESEARCH')), [`* ESEARCH (TAG "L1") UID ADDTO (1 ${u[2]! + 1})`]);
+    assert.deepEqual(await run(client, 'CANCELUPDATE "L1"'), ['TAG OK CANCELUPDATE completed']);
+  });
+});
+
 /** A command's lines, its own tag written TAG inside ESEARCH too. */
 async function run(client: TestClient, command: string): Promise<string[]> {
   return (await client.command(command)).map((line) => line.replace(/^\* ESEARCH \(TAG "A\d+"\)/, '* ESEARCH (TAG "TAG")'));
