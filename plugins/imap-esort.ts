@@ -1,6 +1,6 @@
 /**
  * ESORT and CONTEXT=SORT (RFC 5267) as a built-in plugin, loaded by default with `imap-sort` (`['imap-esort', false]`
- * switches it off), on the public hook API:
+ * switches it off; with `['imap-sort', false]` it does nothing either), on the public hook API:
  *
  *   capabilities.for('imap')        announce ESORT and CONTEXT=SORT
  *   imap.command.for('SORT')        before imap-sort: a SORT with `RETURN (...)` is answered here with ESEARCH;
@@ -32,8 +32,9 @@ export const imapEsortPlugin = definePlugin({
   create() {
     return {
       name: IMAP_ESORT_PLUGIN,
-      dependencies: [IMAP_SORT_PLUGIN],
       apply(api: PluginApi) {
+        // ESORT extends SORT: with imap-sort switched off (['imap-sort', false]) there is nothing to extend
+        if (api.config.plugins.some((entry) => Array.isArray(entry) && entry[0] === IMAP_SORT_PLUGIN && entry[1] === false)) return;
         api.hooks.capabilities.for('imap').tap(IMAP_ESORT_PLUGIN, (caps) => [...caps, 'ESORT', 'CONTEXT=SORT']);
         for (const uid of [false, true]) {
           const verb = uid ? 'UID SORT' : 'SORT';

@@ -5,7 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { spawn } from 'node:child_process';
+import { ImapFlow } from 'imapflow';
 import { appendMessage, bootImapTestApp, login, message } from './helpers/imap-harness.ts';
+import { startImap } from '../protocols/imap.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
 import { atom, list } from './helpers/imap-tokens.ts';
 import { esearchLine, parseReturnOptions, partialSlice, savedMatches } from '../hooks/imap-esearch.ts';
@@ -261,6 +265,69 @@ describe('ESORT and CONTEXT=SORT over IMAP (plugin imap-esort)', () => {
     const noop = await run(client, 'NOOP');
     assert.deepEqual(noop.filter((l) => l.includes('ESEARCH')), [`* ESEARCH (TAG "L1") UID ADDTO (1 ${u[2]! + 1})`]);
     assert.deepEqual(await run(client, 'CANCELUPDATE "L1"'), ['TAG OK CANCELUPDATE completed']);
+  });
+});
+
+const PYTHON_SEARCHRES = `
+import imaplib, json, sys
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
+m.login('alice', 'secret')
+m.select('Clients')
+out = {}
+typ, data = m._simple_command('SEARCH', 'RETURN', '(SAVE MIN COUNT)', 'SUBJECT', 's2')
+out['esearch'] = [d.decode() for d in m.untagged_responses.pop('ESEARCH', [])]
+typ, data = m.fetch('$', '(UID)')
+out['fetch'] = [d.decode() for d in data]
+typ, data = m._simple_command('SORT', 'RETURN', '(ALL)', '(REVERSE ARRIVAL)', 'UTF-8', 'ALL')
+out['esort'] = [d.decode() for d in m.untagged_responses.pop('ESEARCH', [])]
+m.logout()
+print(json.dumps(out))
+`;
+
+describe('search extensions with real clients', () => {
+  let t: ImapTestApp;
+  let listeners: TcpListener[];
+  before(async () => {
+    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
+    listeners = await startImap(t.app, null);
+    const c = await mailbox(t, 'Clients', 4);
+    c.end();
+  });
+  after(async () => {
+    for (const l of listeners) await l.close();
+    await t.close();
+  });
+
+  it('imapflow asks for MIN MAX COUNT ALL and PARTIAL through ESEARCH', async () => {
+    const client = new ImapFlow({ host: '127.0.0.1', port: listeners[0]!.port, secure: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
+    await client.connect();
+    try {
+      await client.mailboxOpen('Clients');
+      const result = await client.search({ all: true }, { uid: true, returnOptions: ['MIN', 'MAX', 'COUNT', 'ALL'] });
+      assert.deepEqual({ ...(result as object) }, { min: 1, max: 4, count: 4, all: '1:4' });
+      const page = (await client.search({ all: true }, { uid: true, returnOptions: [{ partial: '-1:-2' }] })) as { partial?: { range: string } };
+      assert.equal(page.partial?.range, '-1:-2');
+    } finally {
+      await client.logout();
+    }
+  });
+
+  it('Python imaplib saves a result, fetches $ and asks for ESORT', async () => {
+    const child = spawn('python3', ['-c', PYTHON_SEARCHRES, String(listeners[0]!.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
+    child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', resolve);
+    });
+    assert.equal(code, 0, stderr);
+    const out = JSON.parse(stdout) as { esearch: string[]; fetch: string[]; esort: string[] };
+    assert.equal(out.esearch.length, 1);
+    assert.match(out.esearch[0]!, /^\(TAG "[A-Z0-9]+"\) MIN 2 COUNT 1$/);
+    assert.deepEqual(out.fetch, ['2 (UID 2)']);
+    assert.match(out.esort[0]!, /^\(TAG "[A-Z0-9]+"\) ALL 4,3,2,1$/);
   });
 });
 
