@@ -80,7 +80,9 @@ describe('IMAP SORT and THREAD', () => {
   });
 
   it('reports MODSEQ when the search used it', async () => {
-    const [line, tagged] = await c.command('SORT (ARRIVAL) UTF-8 MODSEQ 1');
+    // the first CONDSTORE-enabling command in the selected mailbox reports HIGHESTMODSEQ first (RFC 7162 §3.1)
+    const [highest, line, tagged] = await c.command('SORT (ARRIVAL) UTF-8 MODSEQ 1');
+    assert.match(highest!, /^\* OK \[HIGHESTMODSEQ \d+\] /);
     assert.match(line!, /^\* SORT 1 2 3 4 5 \(MODSEQ \d+\)$/);
     assert.equal(tagged, 'TAG OK SORT completed');
   });
