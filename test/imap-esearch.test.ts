@@ -146,7 +146,12 @@ describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
     await run(client, 'STORE 1 +FLAGS (\\Deleted)');
     await run(client, 'EXPUNGE');
     assert.deepEqual(await run(client, 'SEARCH $'), ['* SEARCH 1', 'TAG OK SEARCH completed']);
+    // UID EXPUNGE $ expunges the saved messages that are \Deleted
+    await run(client, 'STORE 1 +FLAGS.SILENT (\\Deleted)');
+    assert.deepEqual(await run(client, 'UID EXPUNGE $'), ['* 1 EXPUNGE', 'TAG OK UID EXPUNGE completed']);
+    assert.deepEqual(await run(client, 'SEARCH $'), ['* SEARCH', 'TAG OK SEARCH completed']);
     // a failed SEARCH with SAVE empties it
+    await run(client, 'SEARCH RETURN (SAVE) 1');
     assert.equal(await client.status('SEARCH RETURN (SAVE) BADKEY'), 'BAD Unknown search key BADKEY');
     assert.deepEqual(await run(client, 'SEARCH $'), ['* SEARCH', 'TAG OK SEARCH completed']);
     // SELECT forgets it
