@@ -36,7 +36,7 @@ export function selectedForPlugins(session: ImapSession): ImapSelectedMailbox | 
       let query;
       try {
         const tokens: ImapToken[] = charset === null ? [...keys] : [{ type: 'atom', value: 'CHARSET' } as ImapToken, { type: 'atom', value: charset } as ImapToken, ...keys];
-        query = parseSearch(tokens, { utf8: session.utf8, saved: session.searches.savedUids(view) });
+        query = parseSearch(tokens, { utf8: session.utf8, saved: () => session.searches.savedUids(view) });
       } catch (err) {
         if (!(err instanceof ImapSyntaxError)) throw err;
         if (err.code === 'BADCHARSET') return { status: 'NO', code: 'BADCHARSET (UTF-8 US-ASCII)', text: err.message };
