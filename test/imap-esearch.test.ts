@@ -199,6 +199,23 @@ describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
     assert.match(await client.status('CANCELUPDATE "S1"'), /^BAD/);
   });
 
+  it('re-evaluates sequence-number keys of a live search at the messages\' positions', async () => {
+    const client = await mailbox(t, 'LiveSeq', 4);
+    assert.deepEqual(await client.raw('SEARCH RETURN (UPDATE) 3:* SEEN', 'Q1').then(lines), ['* ESEARCH (TAG "Q1")', 'Q1 OK SEARCH completed']);
+    // message 1 is outside 3:*, messages 3 and 4 inside (`*` is the last message)
+    assert.deepEqual(await run(client, 'STORE 1,3,4 +FLAGS.SILENT (\\Seen)'), ['* ESEARCH (TAG "Q1") ADDTO (0 3:4)', 'TAG OK STORE completed']);
+  });
+
+  it('declines more live searches than a session may keep with NOUPDATE', async () => {
+    const client = await mailbox(t, 'LiveMany', 1);
+    for (let i = 1; i <= 8; i++) assert.match((await client.raw('SEARCH RETURN (UPDATE) ALL', `M${i}`).then(lines)).pop()!, /^M\d OK/);
+    assert.deepEqual(await client.raw('SEARCH RETURN (UPDATE COUNT) ALL', 'M9').then(lines), ['* NO [NOUPDATE "M9"] Too many searches kept up to date', '* ESEARCH (TAG "M9") COUNT 1', 'M9 OK SEARCH completed']);
+    // the same tag again replaces its own result; a cancelled one makes room
+    assert.match((await client.raw('SEARCH RETURN (UPDATE) ALL', 'M1').then(lines)).pop()!, /^M1 OK/);
+    await run(client, 'CANCELUPDATE "M2"');
+    assert.deepEqual(await client.raw('SEARCH RETURN (UPDATE COUNT) ALL', 'M9').then(lines), ['* ESEARCH (TAG "M9") COUNT 1', 'M9 OK SEARCH completed']);
+  });
+
   it('keeps UID searches by UID, and forgets live searches on SELECT', async () => {
     const client = await mailbox(t, 'LiveUid', 3);
     const u = await uids(client);
