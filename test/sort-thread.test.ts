@@ -31,7 +31,7 @@ describe('base subject (RFC 5256 §2.1)', () => {
     ['  hello \t  world  ', 'HELLO WORLD', false],
     ['Reply: hello', 'REPLY: HELLO', false],
     ['re : hello', 'HELLO', true],
-    ['Grüße', 'GRüßE', false],
+    ['Grüße', 'GRU\u0308SSE', false],
     ['', '', false],
     ['Re:', '', true],
   ];

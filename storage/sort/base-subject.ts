@@ -1,8 +1,8 @@
 /**
  * The base subject of RFC 5256 §2.1, which SORT SUBJECT and THREAD compare: the decoded Subject with whitespace
  * collapsed, `Re:` / `Fw:` / `Fwd:` leaders, `[blob]` prefixes, `(fwd)` trailers and `[fwd: ...]` wrappers removed,
- * upper-cased for the i;ascii-casemap comparison. `reply` tells whether anything marking a reply or forward was
- * removed (THREAD=REFERENCES step 5 and ORDEREDSUBJECT use it).
+ * in the i;unicode-casemap form the comparison uses (casemap). `reply` tells whether anything marking a reply or
+ * forward was removed (THREAD=REFERENCES step 5 uses it).
  */
 
 export interface BaseSubject {
@@ -16,9 +16,12 @@ const BLOB = String.raw`\[[\x01-\x5a\x5c\x5e-\x7f]*\][ \t]*`;
 const REFWD_LEADER = new RegExp(String.raw`^(?:${BLOB})*(?:re|fwd?)[ \t]*(?:${BLOB})?:`, 'i');
 const BLOB_PREFIX = new RegExp(`^${BLOB}`);
 
-/** i;ascii-casemap: only ASCII letters are folded, to upper case. */
-export function asciiUpper(text: string): string {
-  return text.replace(/[a-z]+/g, (s) => s.toUpperCase());
+/**
+ * The comparison form of a sort string: i;unicode-casemap, as I18NLEVEL=1 asks of SORT and THREAD (RFC 5256 §1,
+ * RFC 5051): compatibility-decomposed and upper-cased (ASCII alone: just upper-cased).
+ */
+export function casemap(text: string): string {
+  return /[^\x00-\x7f]/.test(text) ? text.normalize('NFKD').toUpperCase() : text.toUpperCase();
 }
 
 export function baseSubject(subject: string | null | undefined): BaseSubject {
@@ -61,5 +64,5 @@ export function baseSubject(subject: string | null | undefined): BaseSubject {
     }
     break;
   }
-  return { base: asciiUpper(text), reply };
+  return { base: casemap(text), reply };
 }

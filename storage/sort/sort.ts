@@ -8,7 +8,7 @@
  */
 import { decodeWords } from '../mime/headers.ts';
 import type { EnvelopeAddress, Id, MessageSortData, MessagesPort, SortDataWanted } from '../ports.ts';
-import { asciiUpper, baseSubject } from './base-subject.ts';
+import { casemap, baseSubject } from './base-subject.ts';
 
 export type SortKeyName = 'arrival' | 'cc' | 'date' | 'from' | 'size' | 'subject' | 'to' | 'displayfrom' | 'displayto';
 
@@ -29,9 +29,9 @@ function firstAddress(list: EnvelopeAddress[] | null | undefined): EnvelopeAddre
   return list?.[0] ?? null;
 }
 
-/** RFC 5256 FROM / TO / CC: the addr-mailbox of the first address, i;ascii-casemap. */
+/** RFC 5256 FROM / TO / CC: the addr-mailbox of the first address. */
 export function addressKey(list: EnvelopeAddress[] | null | undefined): string {
-  return asciiUpper(firstAddress(list)?.mailbox ?? '');
+  return casemap(firstAddress(list)?.mailbox ?? '');
 }
 
 /** RFC 5957 DISPLAYFROM / DISPLAYTO: the decoded display name of the first address, else its addr-spec (a group: its name). */
@@ -39,8 +39,8 @@ export function displayKey(list: EnvelopeAddress[] | null | undefined): string {
   const address = firstAddress(list);
   if (!address) return '';
   const name = address.name ? decodeWords(address.name).replace(/\s+/g, ' ').trim() : '';
-  if (name) return asciiUpper(name);
-  return asciiUpper(address.host ? `${address.mailbox ?? ''}@${address.host}` : (address.mailbox ?? ''));
+  if (name) return casemap(name);
+  return casemap(address.host ? `${address.mailbox ?? ''}@${address.host}` : (address.mailbox ?? ''));
 }
 
 function keyOf(key: SortKeyName, m: MessageSortData): string | number {
