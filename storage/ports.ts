@@ -656,6 +656,13 @@ export interface ChangesPort {
    * ephemeral pub/sub so that other server instances hear it too.
    */
   subscribe(userId: Id, listener: (latestId: number) => void): () => void;
+  /**
+   * QRESYNC (RFC 7162 §3.2.5): UIDs expunged from the mailbox by changes with a modseq above `modseq`, ascending, or
+   * null when the log no longer reaches back that far for this mailbox (entries of its expunges pruned): the caller
+   * then answers with a larger set. Served by an index of expunge entries by mailbox and modseq; `prune` records,
+   * per mailbox, the highest modseq of an expunge it dropped, so this knows when its answer is incomplete.
+   */
+  vanished(mailboxId: Id, modseq: number): Promise<number[] | null>;
   /** Drops entries older than `before` (ms since epoch). */
   prune(before: number): Promise<number>;
 }

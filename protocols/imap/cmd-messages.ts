@@ -20,6 +20,8 @@ import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';
 import type { ImapSession } from './session.ts';
 import { ImapSyntaxError } from './types.ts';
+import { reportExpunged } from './cmd-select.ts';
+import { vanishedEarlier } from './qresync.ts';
 
 /** UIDs (ascending) a set names in the client's view. A sequence number beyond EXISTS is BAD (RFC 9051 §6.4.5). */
 export function resolveSet(session: ImapSession, set: SequenceSet, uid: boolean): number[] {
@@ -52,7 +54,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
     expunge: uid,
     parse(args, session) {
       const set = sequenceArg(args, session, uid);
-      const plan = parseFetch(args.rest(), { uid, condstore: session.condstore, utf8: session.utf8 });
+      const plan = parseFetch(args.rest(), { uid, condstore: session.condstore, utf8: session.utf8, qresync: session.isEnabled('QRESYNC') });
       return { set, plan };
     },
     async run(session, { set, plan }, ctx) {
@@ -61,6 +63,10 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
       if (plan.enablesCondstore) session.enable('CONDSTORE');
       let uids = resolveSet(session, set, uid);
       const since = plan.changedSince;
+      if (plan.vanished && since !== null) {
+        const vanished = await vanishedEarlier(storage, view, since, set);
+        if (vanished) session.send(vanished);
+      }
       if (since !== null) uids = uids.filter((u) => (view.entry(u)?.modseq ?? 0) > since);
       const sendsFlags = plan.items.some((item) => item.type === 'FLAGS');
       if (!plan.needsRecord && !plan.needsContent && !planHasSections(plan)) return fetchMetadata(session, ctx, uids, plan, sendsFlags);
@@ -275,7 +281,8 @@ function transferCommand(verb: 'COPY' | 'MOVE', uid: boolean): CommandSpec<unkno
       if (target.id === view.mailbox.id) await view.sync(true);
       if (verb === 'COPY') return ok(`${name} completed`, copyUid);
       if (copyUid) session.send(`* OK [${copyUid}] Moved`);
-      for (const seq of view.remove(mappings.map((m) => m.sourceUid))) session.send(`* ${seq} EXPUNGE`);
+      const moved = mappings.map((m) => m.sourceUid);
+      reportExpunged(session, moved, view.remove(moved));
       return ok(`${name} completed`);
     },
   });

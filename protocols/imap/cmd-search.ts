@@ -68,7 +68,7 @@ function searchCommand(uid: boolean): CommandSpec<unknown> {
       }
       const numbers = uid ? found : found.map((u) => view.seqOf(u));
       // IMAP4rev2 (RFC 9051 §6.4.4) answers every SEARCH with ESEARCH, as RETURN () would
-      const esearch = options ?? (session.isEnabled('IMAP4rev2') ? parseReturnOptions({ type: 'list', items: [] }) : null);
+      const esearch = options ?? (session.rev2 ? parseReturnOptions({ type: 'list', items: [] }) : null);
       if (!esearch) {
         const modseq = highestModseq !== null && found.length > 0 ? ` (MODSEQ ${highestModseq})` : '';
         session.send(`* SEARCH${numbers.map((n) => ` ${n}`).join('')}${modseq}`);

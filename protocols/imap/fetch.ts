@@ -59,6 +59,8 @@ export interface FetchPlan {
   setsSeen: boolean;
   /** CHANGEDSINCE modifier (RFC 7162 §3.1.4): only messages with modseq > this; null when absent. */
   changedSince: number | null;
+  /** VANISHED modifier (RFC 7162 §3.2.6, UID FETCH with CHANGEDSINCE, QRESYNC enabled): report expunged UIDs first. */
+  vanished: boolean;
   /** MODSEQ is fetched or CHANGEDSINCE given: the command enables CONDSTORE (RFC 7162 §3.1). */
   enablesCondstore: boolean;
   /** Render strings for a client that enabled UTF8=ACCEPT. */
@@ -72,6 +74,8 @@ export interface ParseFetchOptions {
   condstore?: boolean;
   /** UTF8=ACCEPT is enabled. */
   utf8?: boolean;
+  /** QRESYNC is enabled: the VANISHED modifier is allowed. */
+  qresync?: boolean;
 }
 
 const MACROS: Record<string, SimpleFetchItem[]> = {
@@ -165,19 +169,26 @@ function parseItem(token: ImapToken, items: FetchItem[]): void {
   items.push({ type: 'section', name: 'BODY', peek: name === 'BODY.PEEK', section: parseSection(token.section), partial });
 }
 
-function parseModifiers(token: ImapToken): number {
+function parseModifiers(token: ImapToken, options: ParseFetchOptions): { changedSince: number; vanished: boolean } {
   if (token.type !== 'list' || token.items.length === 0) throw new ImapSyntaxError('Invalid FETCH modifiers');
   let changedSince: number | null = null;
+  let vanished = false;
   const items = token.items;
-  for (let index = 0; index < items.length; index += 2) {
+  for (let index = 0; index < items.length; index++) {
     const name = items[index]!;
-    if (name.type !== 'atom' || name.value.toUpperCase() !== 'CHANGEDSINCE' || changedSince !== null) {
-      throw new ImapSyntaxError('Unknown FETCH modifier');
-    }
-    // mod-sequence-value may be 0 here (RFC 7162: "CHANGEDSINCE 0" is valid and means all)
-    changedSince = parseNumber(items[index + 1], 'CHANGEDSINCE value', MAX_MODSEQ, true);
+    const modifier = name.type === 'atom' ? name.value.toUpperCase() : '';
+    if (modifier === 'CHANGEDSINCE' && changedSince === null) {
+      // mod-sequence-value may be 0 here (RFC 7162: "CHANGEDSINCE 0" is valid and means all)
+      changedSince = parseNumber(items[++index], 'CHANGEDSINCE value', MAX_MODSEQ, true);
+    } else if (modifier === 'VANISHED' && !vanished) {
+      // RFC 7162 §3.2.6: UID FETCH only, after ENABLE QRESYNC
+      if (!options.uid) throw new ImapSyntaxError('VANISHED is only allowed with UID FETCH');
+      if (!options.qresync) throw new ImapSyntaxError('QRESYNC is not enabled', 'CLIENTBUG');
+      vanished = true;
+    } else throw new ImapSyntaxError('Unknown FETCH modifier');
   }
-  return changedSince!;
+  if (changedSince === null) throw new ImapSyntaxError('VANISHED requires CHANGEDSINCE');
+  return { changedSince, vanished };
 }
 
 const sameItem = (a: FetchItem, b: FetchItem): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -197,7 +208,8 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
   }
   if (rest.length === 0 || rest.length > 2) throw new ImapSyntaxError('FETCH expects data items and optional modifiers');
   const itemsToken = rest[0]!;
-  const changedSince = rest.length === 2 ? parseModifiers(rest[1]!) : null;
+  const modifiers = rest.length === 2 ? parseModifiers(rest[1]!, options) : null;
+  const changedSince = modifiers?.changedSince ?? null;
 
   const requested: FetchItem[] = [];
   if (itemsToken.type === 'atom' && !itemsToken.section && MACROS[itemsToken.value.toUpperCase()]) {
@@ -240,6 +252,7 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
     parts,
     setsSeen,
     changedSince,
+    vanished: modifiers?.vanished ?? false,
     enablesCondstore: changedSince !== null || wants('MODSEQ'),
     utf8: options.utf8 === true,
   };

@@ -76,9 +76,10 @@ class Parser {
     return { type: 'uid', set: saved.map((uid) => ({ start: uid, end: uid })) };
   }
 
-  /** A string argument (astring): decoded from the CHARSET when one was given. */
+  /** A string argument (astring; `NIL` is the string "NIL"): decoded from the CHARSET when one was given. */
   string(token: ImapToken | undefined, what: string): string {
     if (!token) throw new ImapSyntaxError(`${what} expects a string`);
+    if (token.type === 'nil') return 'NIL';
     if (token.type === 'string') {
       if (!this.charset) return token.value;
       return iconv.decode(Buffer.from(token.bytes.buffer, token.bytes.byteOffset, token.bytes.byteLength), this.charset);
