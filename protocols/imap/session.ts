@@ -37,6 +37,7 @@ import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './respons
 import type { Outcome, Status } from './responses.ts';
 import { SearchState } from './search-context.ts';
 import { SelectedMailbox } from './selected.ts';
+import { selectedForPlugins } from './plugin-mailbox.ts';
 import type { ChangeWatcher } from './selected.ts';
 import type { Notifier } from './notify.ts';
 import { ImapSyntaxError } from './types.ts';
@@ -626,7 +627,7 @@ export class ImapSession {
   async #complete(command: ImapCommand, ctx: HookContext, spec: CommandSpec | undefined, outcome: Outcome, started: number): Promise<void> {
     if (((this.state === 'selected' && this.selected) || this.#notifier) && !this.closing) {
       try {
-        await this.notify(spec?.expunge ?? true);
+        await this.notify(spec?.expunge ?? outcome.expunge ?? true);
       } catch (err) {
         ctx.log.error('could not read mailbox changes', { err });
       }
@@ -671,7 +672,8 @@ export class ImapSession {
           }
         }
       : undefined;
-    const input: ImapCommandInput = { verb: command.verb, tag: command.tag, args, utf8: this.utf8, ...(next ? { next } : {}) };
+    const selected = selectedForPlugins(this);
+    const input: ImapCommandInput = { verb: command.verb, tag: command.tag, args, utf8: this.utf8, ...(next ? { next } : {}), ...(selected ? { selected } : {}) };
     const gate = await runCommand(this.app, 'imap', ctx, input);
     if (!gate.ok) return verdictOutcome(gate.verdict);
     if (!gate.value) return null;
@@ -684,7 +686,7 @@ export class ImapSession {
     for (const line of untagged) if (typeof line === 'string') this.send(line.replace(/(\{\d+\}\r\n)|[\r\n]+/g, (_m, lit?: string) => lit ?? ' '));
     const status: Status = result.status === 'NO' || result.status === 'BAD' ? result.status : 'OK';
     const code = typeof result.code === 'string' ? result.code : null;
-    return { status, code, text: typeof result.text === 'string' ? result.text : 'Completed' };
+    return { status, code, text: typeof result.text === 'string' ? result.text : 'Completed', ...(result.expunge === false ? { expunge: false } : {}) };
   }
 
   // --- authentication -------------------------------------------------------------------------------------
