@@ -87,7 +87,7 @@ export function quoted(text: string): string {
 
 /**
  * What a NUL becomes in a literal: RFC 3501 §9 `literal = "{" number "}" CRLF *CHAR8` with CHAR8 = %x01-ff,
- * so a NUL may not go out raw (only a BINARY literal8 may carry one, and this server does not offer BINARY).
+ * so a NUL may not go out raw in BODY[...] (only a literal8 may carry one: FETCH BINARY, protocols/imap/fetch-binary.ts).
  * A space: one byte for one byte, so literal sizes, RFC822.SIZE, BODYSTRUCTURE sizes and partial offsets
  * stay what they are, and a header stays 7-bit (Dovecot uses 0x80, which makes a header 8-bit).
  */

@@ -15,6 +15,9 @@ import { objectId } from './imap-object-ids.ts';
 import type { ObjectKind } from './imap-object-ids.ts';
 
 export type { ImapToken, ObjectKind };
+/** ESEARCH (RFC 4731 / 5267): `RETURN (...)` options and the `* ESEARCH` line, as the built-in SEARCH uses them. */
+export { answersEsearch, esearchLine, formatNumberSet, parseReturnOptions, partialSlice, savedMatches } from './imap-esearch.ts';
+export type { EsearchAnswer, PartialRange, ReturnOptions } from './imap-esearch.ts';
 
 /** What a built-in handler produced, as `next()` returns it (nothing written yet). */
 export interface ImapCommandOutput {
@@ -43,6 +46,47 @@ export interface ImapCommandInput extends CommandInput {
    * command's result. Handlers whose responses carry literals (FETCH bodies) cannot be run this way.
    */
   readonly next?: (args?: unknown) => Promise<ImapCommandOutput>;
+  /** The selected mailbox (ImapSelectedMailbox), while one is selected. */
+  readonly selected?: ImapSelectedMailbox;
+}
+
+/** What `ImapSelectedMailbox.search` found: the matching UIDs, ascending, as SEARCH would answer them. */
+export interface ImapSearchMatches {
+  readonly status: 'OK';
+  readonly uids: number[];
+  /** The highest modseq of the matches when the criteria used MODSEQ (RFC 7162), else null. */
+  readonly highestModseq: number | null;
+}
+
+/**
+ * The session's selected mailbox as a command hook sees it (SORT, THREAD): set on the input while a mailbox is
+ * selected, absent otherwise. Read-only: the session's view of UIDs and sequence numbers, and the built-in search.
+ */
+export interface ImapSelectedMailbox {
+  readonly mailboxId: string;
+  /** UIDs in sequence-number order as this session sees them (message n is `uids()[n - 1]`). A new array. */
+  uids(): number[];
+  /** The sequence number of a UID in this session's view, or 0. */
+  seqOf(uid: number): number;
+  /**
+   * Runs the built-in SEARCH parser and evaluator on the selected mailbox. `keys` are search keys as SEARCH takes
+   * them; `charset` is the charset they are written in (null: UTF-8 / US-ASCII). A syntax error answers BAD, an
+   * unknown charset `NO [BADCHARSET ...]`: return that result as the command's.
+   */
+  search(keys: readonly ImapToken[], charset: string | null): Promise<ImapSearchMatches | ImapCommandResult>;
+  /** The modseq of a message in this session's view, 0 when it has none (an ESEARCH `MODSEQ` of MIN / MAX). */
+  modseqOf(uid: number): number;
+  /** SEARCHRES (RFC 5182): makes these UIDs the saved result that `$` stands for in later commands. */
+  saveResult(uids: readonly number[]): void;
+  /**
+   * CONTEXT=SEARCH / CONTEXT=SORT (RFC 5267): keeps the result of this command's last `search()` up to date under
+   * `tag`: the session re-evaluates changed and new messages and reports `* ESEARCH (TAG "tag") ADDTO / REMOVEFROM`
+   * whenever it may send untagged responses, until CANCELUPDATE or the mailbox is left. `matches` is the result as
+   * answered (for a SORT in its order), and `order` puts a set of matching UIDs in that order (positions in the
+   * updates follow it; without it the result is in UID order, position 0). False when the session keeps as many
+   * results as it may: answer `* NO [NOUPDATE "tag"]` then.
+   */
+  keepUpdated(tag: string, uid: boolean, matches: readonly number[], order?: (uids: number[]) => Promise<number[]>): boolean;
 }
 
 /** What an IMAP command hook returns to answer the command itself. Status defaults to OK. (A type, not an
@@ -52,6 +96,11 @@ export type ImapCommandResult = {
   readonly status?: 'OK' | 'NO' | 'BAD';
   readonly code?: string | null;
   readonly text?: string;
+  /**
+   * False when the answer holds sequence numbers (SORT, THREAD): the session then sends no EXPUNGE responses for
+   * other sessions' expunges with it (RFC 3501 §7.4.1), as for SEARCH. Default true.
+   */
+  readonly expunge?: boolean;
 };
 
 /** The input of an `imap.command` tap, typed (the IMAP session always passes an ImapCommandInput). */

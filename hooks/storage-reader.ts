@@ -9,7 +9,7 @@ export interface StorageReader {
   readonly name: string;
   readonly users: Pick<UsersPort, 'get' | 'getByUsername' | 'getByLoginName' | 'list' | 'listAddresses' | 'resolveAddress'>;
   readonly mailboxes: Pick<MailboxesPort, 'get' | 'getByPath' | 'getBySpecialUse' | 'list' | 'counters'>;
-  readonly messages: Pick<MessagesPort, 'get' | 'getById' | 'parts' | 'index' | 'content' | 'searchText' | 'findByMessageId'>;
+  readonly messages: Pick<MessagesPort, 'get' | 'getById' | 'parts' | 'sortData' | 'index' | 'content' | 'searchText' | 'findByMessageId'>;
   /** Text search answered by the backend's indexes. */
   readonly search: SearchPort;
   readonly blobs: Pick<BlobsPort, 'read' | 'stats'>;
@@ -35,7 +35,7 @@ export function storageReader(storage: StoragePorts): StorageReader {
     name: storage.name,
     users: pick(storage.users, ['get', 'getByUsername', 'getByLoginName', 'list', 'listAddresses', 'resolveAddress']),
     mailboxes: pick(storage.mailboxes, ['get', 'getByPath', 'getBySpecialUse', 'list', 'counters']),
-    messages: pick(storage.messages, ['get', 'getById', 'parts', 'index', 'page', 'content', 'searchText', 'findByMessageId']),
+    messages: pick(storage.messages, ['get', 'getById', 'parts', 'sortData', 'index', 'page', 'content', 'searchText', 'findByMessageId']),
     search: pick(storage.search, ['match', 'matchSent', 'matchMeta']),
     blobs: pick(storage.blobs, ['read', 'stats']),
     changes: pick(storage.changes, ['since', 'latest', 'subscribe', 'vanished']),

@@ -10,6 +10,9 @@ import { junkNotifyPlugin } from './junk-notify.ts';
 import { sentAutosavePlugin } from './sent-autosave.ts';
 import { rewritePlugin } from './rewrite.ts';
 import { submissionPlugin } from './submission.ts';
+import { imapEsortPlugin } from './imap-esort.ts';
+import { imapSortPlugin } from './imap-sort.ts';
+import { imapThreadPlugin } from './imap-thread.ts';
 
 export const builtinPlugins: PluginRegistry = Object.freeze({
   quota: quotaPlugin,
@@ -19,4 +22,7 @@ export const builtinPlugins: PluginRegistry = Object.freeze({
   'sent-autosave': sentAutosavePlugin,
   rewrite: rewritePlugin,
   submission: submissionPlugin,
+  'imap-sort': imapSortPlugin,
+  'imap-esort': imapEsortPlugin,
+  'imap-thread': imapThreadPlugin,
 });

@@ -233,6 +233,11 @@ export interface MimeNode {
   /** Body size in bytes (encoded, as stored) and in lines. */
   size: number;
   lines: number;
+  /**
+   * Size of the body decoded from its base64 or quoted-printable encoding (IMAP BINARY.SIZE), counted at ingest;
+   * absent for other encodings (identity: `size`) and for messages stored before it was recorded.
+   */
+  decodedSize?: number;
   /** Multipart children. */
   children?: MimeNode[];
   /** For message/rfc822 (and message/global): the encapsulated message's envelope and root node. */
@@ -478,6 +483,36 @@ export interface MessagePage {
   later: boolean;
 }
 
+/** What MessagesPort.sortData reads besides the always-present fields (SORT and THREAD, RFC 5256 / 5957). */
+export interface SortDataWanted {
+  /** The From, To and Cc addresses (SORT FROM, TO, CC, DISPLAYFROM, DISPLAYTO). */
+  addresses?: boolean;
+  /** Message-ID, In-Reply-To and References (THREAD=REFERENCES, THREAD=REFS). */
+  threading?: boolean;
+}
+
+/**
+ * One message as SORT and THREAD see it, read from stored columns (the envelope, the decoded subject, the parsed
+ * Date, the search header text): never the message bytes.
+ */
+export interface MessageSortData {
+  uid: number;
+  internalDate: number;
+  size: number;
+  /** MessageRecord.headerDate: the Date header in ms, or the internal date when it is absent or unreadable. */
+  headerDate: number;
+  /** The RFC 2047-decoded Subject ('' when absent). */
+  subject: string;
+  /** With `addresses`: the envelope's From, To and Cc addresses (raw, as in the ENVELOPE), or null when absent. */
+  from?: EnvelopeAddress[] | null;
+  to?: EnvelopeAddress[] | null;
+  cc?: EnvelopeAddress[] | null;
+  /** With `threading`: the raw Message-ID and In-Reply-To values and the References field's text (null when absent). */
+  messageId?: string | null;
+  inReplyTo?: string | null;
+  references?: string | null;
+}
+
 /** What MessagesPort.parts reads of each message: only these are read and decoded (a FETCH asks for what its items need). */
 export interface MessagePartsWanted {
   /** MessageRecord.envelope (FETCH ENVELOPE). */
@@ -562,6 +597,12 @@ export interface MessagesPort {
   expunge(mailboxId: Id, uids: number[]): Promise<number[]>;
   /** Finds a message by Message-ID in a mailbox (duplicate suppression, Sent autosave). */
   findByMessageId(mailboxId: Id, messageId: string): Promise<MessageRecord | null>;
+  /**
+   * SORT / THREAD data of these UIDs of a mailbox (MessageSortData), in UID order; UIDs not in the mailbox are left
+   * out. Reads stored columns only: the envelope's addresses, the decoded subject, the parsed Date and (for
+   * threading) the stored References text.
+   */
+  sortData(mailboxId: Id, uids: readonly number[], wanted?: SortDataWanted): Promise<MessageSortData[]>;
   /** How many of the user's messages (in any mailbox) belong to each of these threads; unknown threads count 0. */
   threadCounts(userId: Id, threadIds: Id[]): Promise<Map<Id, number>>;
 }

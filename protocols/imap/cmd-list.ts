@@ -15,6 +15,7 @@ import { ImapSyntaxError } from './types.ts';
 import type { ImapToken } from './types.ts';
 import type { ImapSession } from './session.ts';
 import { keptSubscriptions } from '../../storage/subscriptions.ts';
+import { statusItems, statusValues } from './status-items.ts';
 
 interface ListRequest {
   /** Null when the reference is not valid modified UTF-7 (nothing matches). */
@@ -35,6 +36,12 @@ interface ListRequest {
    * through `next()`. Any left when the built-in handler runs make the command BAD.
    */
   returnExtensions: Array<{ name: string; params: ImapToken | null }>;
+  /**
+   * `RETURN (STATUS (...))` in an IMAP4rev2 session, where LIST-STATUS (RFC 5819) is part of the protocol (RFC 9051
+   * §6.3.9.6): answered by the built-in LIST with the STATUS command's values (status-items.ts), so it does not depend
+   * on the `list-status` plugin. Not in `returnExtensions` then: the plugin, when loaded, leaves such a LIST alone.
+   */
+  statusItems: string[] | null;
 }
 
 export type { ListRequest };
@@ -76,6 +83,7 @@ function parseList(args: Args, session: ImapSession): ListRequest {
     returnSubscribed: false,
     extended: false,
     returnExtensions: [],
+    statusItems: null,
   };
   let first = args.next('reference');
   if (first.type === 'list') {
@@ -109,7 +117,11 @@ function parseList(args: Args, session: ImapSession): ListRequest {
       const [option] = words([items[i]!], 'return option');
       if (option === 'SUBSCRIBED') request.returnSubscribed = true;
       else if (option === 'CHILDREN' || option === 'SPECIAL-USE') continue;
-      else {
+      else if (option === 'STATUS' && session.rev2) {
+        const params = items[i + 1]?.type === 'list' ? items[++i]! : null;
+        if (params?.type !== 'list') throw new ImapSyntaxError('STATUS needs a list of status items');
+        request.statusItems = statusItems(params.items, session);
+      } else {
         // return-option = option-extension: a name, optionally followed by its parameters in parentheses
         const params = items[i + 1]?.type === 'list' ? items[++i]! : null;
         request.returnExtensions.push({ name: option!, params });
@@ -195,6 +207,10 @@ export const listCommand = command({
       const attributes = baseAttributes(node);
       if (showSubscribed && node.subscribed) attributes.push('\\Subscribed');
       session.send(`* LIST (${attributes.join(' ')}) "${DELIMITER}" ${name(session, node.path)}${info ? ' ("CHILDINFO" ("SUBSCRIBED"))' : ''}`);
+      // LIST-STATUS: a STATUS line after each selectable mailbox's LIST line (RFC 5819 §2)
+      if (request.statusItems && node.mailbox) {
+        session.send(`* STATUS ${name(session, node.path)} (${await statusValues(session, node.mailbox, request.statusItems)})`);
+      }
     }
     return ok('LIST completed');
   },

@@ -6,15 +6,15 @@
 import type { HookContext } from '../../hooks/context.ts';
 import { createMailbox, deleteMailbox, moveMessages, renameMailbox, subscribeMailbox } from '../../hooks/pipeline/index.ts';
 import type { SpecialUse } from '../../storage/ports.ts';
-import { list } from './args.ts';
+import { denormalizedName, list } from './args.ts';
 import { AUTHENTICATED, command } from './command.ts';
-import { DELIMITER } from './mailbox-tree.ts';
+import { DELIMITER, oldNameItem } from './mailbox-tree.ts';
 import { objectId } from '../../hooks/imap-object-ids.ts';
-import { recentMark } from './recent.ts';
 import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';
 import type { ImapSession } from './session.ts';
+import { statusItems, statusValues } from './status-items.ts';
 import { ImapSyntaxError } from './types.ts';
 
 const SPECIAL_USES = new Map(
@@ -47,6 +47,7 @@ export const create = command({
   name: 'CREATE',
   states: AUTHENTICATED,
   parse(args, session) {
+    const oldName = denormalizedName(args.peek(), session.rev2);
     let path = args.mailbox(session.utf8);
     if (path.endsWith(DELIMITER)) path = path.slice(0, -1); // "foo/" announces children to come: create "foo"
     let specialUse: SpecialUse | null = null;
@@ -59,21 +60,24 @@ export const create = command({
       if (use) {
         if (use.type !== 'atom') throw new ImapSyntaxError('Invalid USE attribute');
         specialUse = SPECIAL_USES.get(use.value.toLowerCase()) ?? null;
-        if (!specialUse) return { path, specialUse: null, badUse: use.value.slice(0, 30) };
+        if (!specialUse) return { path, specialUse: null, badUse: use.value.slice(0, 30), oldName };
       }
     }
     args.end();
-    return { path, specialUse, badUse: null as string | null };
+    return { path, specialUse, badUse: null as string | null, oldName };
   },
-  async run(session, { path, specialUse, badUse }, ctx) {
+  async run(session, { path, specialUse, badUse, oldName }, ctx) {
     if (badUse) return no(`Unsupported special use ${badUse}`, 'USEATTR');
     if (path === 'INBOX') return no('INBOX already exists', 'ALREADYEXISTS');
     if (!validPath(path)) return no('Invalid mailbox name', 'CANNOT');
     const parents = await createParents(session, ctx, path);
     if (parents) return parents;
     const created = await createMailbox(session.app, ctx, { userId: session.userId, path, specialUse, subscribed: autoSubscribe(session) });
+    if (!created.ok) return verdictOutcome(created.verdict);
+    // IMAP4rev2: a name written denormalized was created as its NFC form; LIST's OLDNAME says so (RFC 9051 §6.3.4)
+    if (oldName !== null) session.send(`* LIST () "${DELIMITER}" ${literalOrQuoted(path, { utf8: true })}${oldNameItem(oldName)}`);
     // RFC 8474 §4.1: the new mailbox's id in the tagged OK
-    return created.ok ? ok('CREATE completed', `MAILBOXID (${objectId('mailbox', created.value.id)})`) : verdictOutcome(created.verdict);
+    return ok('CREATE completed', `MAILBOXID (${objectId('mailbox', created.value.id)})`);
   },
 });
 
@@ -88,7 +92,11 @@ export const deleteCommand = command({
   async run(session, path, ctx) {
     if (path === 'INBOX') return no('INBOX cannot be deleted', 'CANNOT');
     const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
-    if (!mailbox) return no('No such mailbox', 'NONEXISTENT');
+    if (!mailbox) {
+      // a level that only exists for its children (\Noselect) cannot be deleted (RFC 9051 §6.3.5, RFC 5530 HASCHILDREN)
+      const children = (await session.app.storage.mailboxes.list(session.userId)).some((m) => m.path.startsWith(path + DELIMITER));
+      return children ? no('Mailbox has inferior hierarchical names', 'HASCHILDREN') : no('No such mailbox', 'NONEXISTENT');
+    }
     const deleted = await deleteMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox.id });
     if (!deleted.ok) return verdictOutcome(deleted.verdict); // refused or failed: the selected mailbox stays selected
     if (session.selected?.mailbox.id === mailbox.id) {
@@ -160,65 +168,21 @@ function subscription(name: 'SUBSCRIBE' | 'UNSUBSCRIBE', subscribed: boolean) {
 export const subscribe = subscription('SUBSCRIBE', true);
 export const unsubscribe = subscription('UNSUBSCRIBE', false);
 
-/** RFC 3501, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE, RFC 7889 APPENDLIMIT, RFC 8474 MAILBOXID. */
-const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'APPENDLIMIT', 'MAILBOXID']);
-
 export const status = command({
   name: 'STATUS',
   states: AUTHENTICATED,
   parse(args, session) {
     const path = args.mailbox(session.utf8);
-    const items = list(args.next('status items'), 'status items').map((token) => {
-      const item = token.type === 'atom' ? token.value.toUpperCase() : '';
-      if (!STATUS_ITEMS.has(item)) throw new ImapSyntaxError('Invalid status item');
-      return item;
-    });
-    if (items.length === 0) throw new ImapSyntaxError('Missing status items');
+    const items = statusItems(list(args.next('status items'), 'status items'), session);
     args.end();
-    return { path, items: [...new Set(items)] };
+    return { path, items };
   },
   async run(session, { path, items }) {
-    const { storage } = session.app;
-    const mailbox = await storage.mailboxes.getByPath(session.userId, path);
+    const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
     if (!mailbox) return no('No such mailbox', 'NONEXISTENT');
     if (items.includes('HIGHESTMODSEQ')) session.enable('CONDSTORE');
-    const counters = await storage.mailboxes.counters(mailbox.id);
-    const values: string[] = [];
-    for (const item of items) {
-      let value: number | string;
-      switch (item) {
-        case 'MESSAGES':
-          value = counters.messages;
-          break;
-        case 'RECENT': {
-          const mark = await recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity);
-          value = mark >= mailbox.uidNext - 1 ? 0 : (await storage.messages.index(mailbox.id)).filter((e) => e.uid > mark).length;
-          break;
-        }
-        case 'UIDNEXT':
-          value = mailbox.uidNext;
-          break;
-        case 'UIDVALIDITY':
-          value = mailbox.uidValidity;
-          break;
-        case 'UNSEEN':
-          value = counters.unseen;
-          break;
-        case 'HIGHESTMODSEQ':
-          value = mailbox.highestModseq;
-          break;
-        case 'SIZE':
-          value = counters.size;
-          break;
-        case 'MAILBOXID':
-          value = `(${objectId('mailbox', mailbox.id)})`;
-          break;
-        default:
-          value = session.app.config.limits.maxMessageSize;
-      }
-      values.push(`${item} ${value}`);
-    }
-    session.send(`* STATUS ${literalOrQuoted(encodeMailboxName(mailbox.path, session.utf8), { utf8: session.utf8 })} (${values.join(' ')})`);
+    const values = await statusValues(session, mailbox, items);
+    session.send(`* STATUS ${literalOrQuoted(encodeMailboxName(mailbox.path, session.utf8), { utf8: session.utf8 })} (${values})`);
     return ok('STATUS completed');
   },
 });

@@ -5,10 +5,12 @@
  */
 import type { HookContext } from '../../hooks/context.ts';
 import { expungeMessages } from '../../hooks/pipeline/index.ts';
-import { list } from './args.ts';
+import { denormalizedName, list } from './args.ts';
 import type { Args } from './args.ts';
 import { AUTHENTICATED, SELECTED, command } from './command.ts';
 import { objectId } from '../../hooks/imap-object-ids.ts';
+import { DELIMITER, oldNameItem } from './mailbox-tree.ts';
+import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { formatSequenceSet, parseSequenceSet } from './sequence.ts';
 import { parseQresyncParam, resyncResponses } from './qresync.ts';
 import type { QresyncParam } from './qresync.ts';
@@ -18,6 +20,7 @@ import type { ImapSession } from './session.ts';
 import { ImapSyntaxError } from './types.ts';
 
 function parseSelect(args: Args, session: ImapSession) {
+  const oldName = denormalizedName(args.peek(), session.rev2);
   const path = args.mailbox(session.utf8);
   let condstore = false;
   let qresync: QresyncParam | null = null;
@@ -35,7 +38,7 @@ function parseSelect(args: Args, session: ImapSession) {
     }
   }
   args.end();
-  return { path, condstore, qresync };
+  return { path, condstore, qresync, oldName };
 }
 
 function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
@@ -43,7 +46,7 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
     name,
     states: AUTHENTICATED,
     parse: parseSelect,
-    async run(session, { path, condstore, qresync }) {
+    async run(session, { path, condstore, qresync, oldName }) {
       if (session.selected) {
         session.deselect(); // a failed SELECT leaves no mailbox selected either (RFC 3501 §6.3.1)
         session.send('* OK [CLOSED] Previous mailbox closed');
@@ -54,9 +57,14 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       const view = await session.open(mailbox, readOnly);
       for (const line of view.flagsResponses()) session.send(line);
       session.send(`* ${view.exists} EXISTS`);
-      session.send(`* ${view.recent.size} RECENT`);
-      const firstUnseen = view.firstUnseen();
-      if (firstUnseen > 0) session.send(`* OK [UNSEEN ${firstUnseen}] First unseen message`);
+      if (session.rev2) {
+        // RFC 9051 §6.3.2: no RECENT and no [UNSEEN n] (both gone from IMAP4rev2), but the mailbox's LIST line
+        session.send(`* LIST (${selectedAttributes(mailbox.specialUse)}) "${DELIMITER}" ${mailboxNameText(mailbox.path, session.utf8)}${oldNameItem(oldName)}`);
+      } else {
+        session.send(`* ${view.recent.size} RECENT`);
+        const firstUnseen = view.firstUnseen();
+        if (firstUnseen > 0) session.send(`* OK [UNSEEN ${firstUnseen}] First unseen message`);
+      }
       session.send(`* OK [UIDVALIDITY ${mailbox.uidValidity}] UIDs valid`);
       session.send(`* OK [UIDNEXT ${Math.max(mailbox.uidNext, view.lastUid + 1)}] Predicted next UID`);
       session.send(`* OK [MAILBOXID (${objectId('mailbox', mailbox.id)})] Ok`);
@@ -65,6 +73,15 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       return ok(`${name} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');
     },
   });
+}
+
+/** The attributes SELECT's LIST line can state without listing the user's other mailboxes: the special use. */
+function selectedAttributes(specialUse: string | null | undefined): string {
+  return specialUse && specialUse !== '\\Inbox' ? specialUse : '';
+}
+
+function mailboxNameText(path: string, utf8: boolean): string {
+  return literalOrQuoted(encodeMailboxName(path, utf8), { utf8 });
 }
 
 export const select = selectCommand('SELECT', false);
@@ -107,8 +124,10 @@ export const expungeCommand = command({
 export const uidExpunge = command({
   name: 'UID EXPUNGE',
   states: SELECTED,
-  parse(args) {
-    const set = parseSequenceSet(args.atom('UID set'));
+  parse(args, session) {
+    const text = args.atom('UID set');
+    // `$`: the SEARCHRES saved result (RFC 5182)
+    const set = text === '$' && session.selected ? session.searches.savedSet(session.selected, true) : parseSequenceSet(text);
     args.end();
     return set;
   },

@@ -82,7 +82,13 @@ export const id = command({
   },
 });
 
-const ENABLEABLE = new Set(['CONDSTORE', 'QRESYNC', 'UTF8=ACCEPT']);
+/** What ENABLE turns on (upper case, as the session keeps it), with the name ENABLED reports. */
+const ENABLEABLE = new Map([
+  ['CONDSTORE', 'CONDSTORE'],
+  ['QRESYNC', 'QRESYNC'],
+  ['UTF8=ACCEPT', 'UTF8=ACCEPT'],
+  ['IMAP4REV2', 'IMAP4rev2'], // RFC 9051 §6.3.1: the session answers as IMAP4rev2 from now on
+]);
 
 export const enable = command({
   name: 'ENABLE',
@@ -96,10 +102,12 @@ export const enable = command({
     return names;
   },
   async run(session, names) {
-    const newly = [...new Set(names)].filter((name) => ENABLEABLE.has(name) && !session.isEnabled(name));
+    // IMAP4rev2 changes what a selected mailbox reports (\Recent): only before a mailbox is selected (RFC 5161 §3.1)
+    const allowed = (name: string) => ENABLEABLE.has(name) && !(name === 'IMAP4REV2' && session.state === 'selected');
+    const newly = [...new Set(names)].filter((name) => allowed(name) && !session.isEnabled(name));
     for (const name of newly) session.enable(name);
     if (newly.includes('QRESYNC')) session.enable('CONDSTORE'); // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
-    session.send(`* ENABLED${newly.map((n) => ` ${n}`).join('')}`);
+    session.send(`* ENABLED${newly.map((n) => ` ${ENABLEABLE.get(n)}`).join('')}`);
     return ok('ENABLE completed');
   },
 });

@@ -14,6 +14,8 @@ import { objectId } from '../../hooks/imap-object-ids.ts';
 import { astring, formatInternalDate, nstring, renderBodyStructure, renderEnvelope, renderFlags, withoutNul } from './render.ts';
 import type { RenderOptions } from './render.ts';
 import { isSequenceSet } from './sequence.ts';
+import { binaryLabel, binaryPiece, isBinaryName, parseBinaryItem } from './fetch-binary.ts';
+import type { BinaryItem } from './fetch-binary.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken, ResponsePiece } from './types.ts';
 
@@ -56,7 +58,9 @@ export type FetchItem =
       section: FetchSection;
       /** `<start.length>`; length null means to the end. */
       partial: { start: number; length: number | null } | null;
-    };
+    }
+  /** BINARY[...], BINARY.PEEK[...], BINARY.SIZE[...] (RFC 3516, fetch-binary.ts). */
+  | BinaryItem;
 
 export interface FetchPlan {
   /** Items in response order (UID first for UID FETCH, MODSEQ added for CHANGEDSINCE). */
@@ -188,6 +192,10 @@ function parseItem(token: ImapToken, items: FetchItem[]): void {
     else throw new ImapSyntaxError(`Unknown FETCH data item ${token.value}`);
     return;
   }
+  if (isBinaryName(name)) {
+    items.push(parseBinaryItem(name, token));
+    return;
+  }
   if (name !== 'BODY' && name !== 'BODY.PEEK') throw new ImapSyntaxError(`Unknown FETCH data item ${token.value}[]`);
   let partial: { start: number; length: number | null } | null = null;
   if (token.partial) {
@@ -283,6 +291,11 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
       if (item.section.part !== '' || item.section.kind !== 'full') parts.mime = true;
       if (!item.peek) setsSeen = true;
     }
+    if (item.type === 'binary') {
+      if (!item.size) parts.content = true; // BINARY.SIZE: the MIME tree's sizes serve (fetch-binary.ts)
+      if (item.part !== '') parts.mime = true;
+      if (!item.peek) setsSeen = true;
+    }
   }
   const needsRecord = parts.envelope === true || parts.mime === true || parts.ids === true || parts.savedDate === true || parts.preview === true;
   const needsContent = parts.content === true;
@@ -316,6 +329,8 @@ export interface FetchMessage {
   record?: Pick<MessageParts, 'envelope' | 'mime' | 'emailId' | 'threadId' | 'savedDate' | 'preview'> | null;
   /** Required when plan.needsContent. */
   content?: MessageContent | null;
+  /** Reads the content when the plan did not (BINARY.SIZE of a message without recorded decoded sizes). */
+  loadContent?: () => Promise<MessageContent | null>;
   blobs: BlobsPort;
   /** This session holds \Recent for the message: added to FLAGS. */
   recent?: boolean;
@@ -489,6 +504,18 @@ export async function renderFetch(plan: FetchPlan, message: FetchMessage): Promi
         }
         break;
       }
+      case 'binary': {
+        const piece = await binaryPiece(item, message);
+        add(`${binaryLabel(item)} `);
+        if (typeof piece === 'string') {
+          text += piece;
+        } else {
+          pieces.push(text);
+          pieces.push(piece);
+          text = '';
+        }
+        break;
+      }
       default:
         add(simpleItem(item.type, message, options));
     }
@@ -557,7 +584,7 @@ export function renderFetchLine(plan: FetchPlan, message: FetchMessage): string 
   let text = `* ${message.seq} FETCH (`;
   let first = true;
   for (const item of itemsFor(plan, message)) {
-    if (item.type === 'section') throw new Error('renderFetchLine: the plan has body sections');
+    if (item.type === 'section' || item.type === 'binary') throw new Error('renderFetchLine: the plan has body sections');
     text += (first ? '' : ' ') + simpleItem(item.type, message, options);
     first = false;
   }
@@ -566,5 +593,5 @@ export function renderFetchLine(plan: FetchPlan, message: FetchMessage): string 
 
 /** True when the plan fetches any body section (those stream as literals: renderFetch, not renderFetchLine). */
 export function planHasSections(plan: FetchPlan): boolean {
-  return plan.items.some((item) => item.type === 'section');
+  return plan.items.some((item) => item.type === 'section' || item.type === 'binary');
 }

@@ -5,6 +5,7 @@
  * `%` / `*` pattern matching.
  */
 import type { MailboxRecord } from '../../storage/ports.ts';
+import { literalOrQuoted } from './render.ts';
 import { wildcardMatcher } from './wildcard.ts';
 
 export const DELIMITER = '/';
@@ -85,4 +86,9 @@ export function baseAttributes(node: TreeNode): string[] {
   const use = node.mailbox?.specialUse;
   if (use && use !== '\\Inbox') attributes.push(use);
   return attributes;
+}
+
+/** LIST's OLDNAME extended item (RFC 9051 §6.3.9.7) for a name an IMAP4rev2 client wrote denormalized, else nothing. */
+export function oldNameItem(oldName: string | null): string {
+  return oldName === null ? '' : ` ("OLDNAME" (${literalOrQuoted(oldName, { utf8: true })}))`;
 }

@@ -15,6 +15,8 @@ export interface Outcome {
   readonly close?: boolean;
   /** Runs once the tagged response is on the wire (STARTTLS starts the handshake here). */
   readonly after?: () => Promise<void>;
+  /** A plugin command answered with sequence numbers (SORT, THREAD): no EXPUNGE responses with it (RFC 3501 §7.4.1). */
+  readonly expunge?: boolean;
 }
 
 export function ok(text: string, code: string | null = null): Outcome {

@@ -41,6 +41,11 @@ export interface FlushOptions {
 /** Told when the selected mailbox's index applied changes: an object, not a callback (no closure per session). */
 export interface ChangeWatcher {
   indexChanged(): void;
+  /**
+   * EXPUNGE responses for these messages (sequence numbers as the client has them now) are about to be written:
+   * CONTEXT=SEARCH sends its REMOVEFROM first (RFC 5267 §4.4).
+   */
+  expungesTold?(messages: ReadonlyArray<{ uid: number; seq: number }>): void;
 }
 
 export class SelectedMailbox implements IndexView {
@@ -59,10 +64,16 @@ export class SelectedMailbox implements IndexView {
   #keywordVersion: number;
   #dirty = false;
   #closed = false;
+  /**
+   * This session takes part in \Recent: claims new messages and reports `* n RECENT` with EXISTS. False for an
+   * IMAP4rev2 session, which has no \Recent (ENABLE IMAP4rev2 comes before SELECT, so it holds for the whole view).
+   */
+  readonly #claims: boolean;
   readonly recent = new RecentUids(this);
 
-  private constructor(ephemeral: StoragePorts['ephemeral'], lease: IndexLease, mailbox: MailboxRecord, readOnly: boolean, watcher: ChangeWatcher) {
+  private constructor(ephemeral: StoragePorts['ephemeral'], lease: IndexLease, mailbox: MailboxRecord, readOnly: boolean, watcher: ChangeWatcher, claims: boolean) {
     this.#ephemeral = ephemeral;
+    this.#claims = claims;
     this.#lease = lease;
     this.#index = lease.index;
     this.mailbox = mailbox;
@@ -76,6 +87,8 @@ export class SelectedMailbox implements IndexView {
   /**
    * Takes the mailbox's shared index (loaded, or caught up with the change log when another session has it), and
    * claims \Recent. `watcher` is told whenever the index applied changes (the session wakes IDLE with it).
+   * `recent: false` (an IMAP4rev2 session) neither claims nor reads \Recent: its messages stay recent for an
+   * IMAP4rev1 session that selects the mailbox later.
    */
   static async open(
     indexes: MailboxIndexes,
@@ -83,14 +96,17 @@ export class SelectedMailbox implements IndexView {
     mailbox: MailboxRecord,
     readOnly: boolean,
     watcher: ChangeWatcher,
+    recent = true,
   ): Promise<SelectedMailbox> {
     // \Recent is claimed (or read) while the index loads, one round trip to the ephemeral store overlapping the
     // other: up to the highest UID given out when the mailbox record was read (below its UIDNEXT); UIDs the index
     // holds above that (committed since) are claimed once it is loaded, as a later EXISTS claims its new UIDs
     const upTo = Math.max(0, mailbox.uidNext - 1);
-    const claiming = readOnly
-      ? recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity)
-      : claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, upTo);
+    const claiming = !recent
+      ? Promise.resolve(0)
+      : readOnly
+        ? recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity)
+        : claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, upTo);
     let lease: IndexLease;
     try {
       lease = await indexes.acquire(mailbox);
@@ -98,13 +114,14 @@ export class SelectedMailbox implements IndexView {
       claiming.catch(() => {}); // the load's failure is the one reported
       throw err;
     }
-    const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, watcher);
+    const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, watcher, recent);
     lease.index.attach(view);
     try {
       const max = view.#announced;
       const mark = await claiming;
-      if (readOnly) view.recent.add(mark, max);
-      else {
+      // an IMAP4rev2 session (recent false) holds nothing as recent
+      if (recent && readOnly) view.recent.add(mark, max);
+      else if (recent) {
         view.recent.add(mark, upTo);
         if (max > upTo) view.recent.add(Math.max(await claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, max), upTo), max);
       }
@@ -385,6 +402,9 @@ export class SelectedMailbox implements IndexView {
   /** Untagged responses for everything pending that may be sent now (see the module comment). */
   async flush(options: FlushOptions): Promise<string[]> {
     const lines: string[] = [];
+    if (options.expunge && this.#expunged.length > 0) {
+      this.#watcher.expungesTold?.(this.#expunged.map((entry) => ({ uid: entry.uid, seq: this.seqOf(entry.uid) })));
+    }
     if (options.expunge && this.#expunged.length > 0 && options.vanished) {
       lines.push(`* VANISHED ${formatSequenceSet(this.#expunged.map((entry) => entry.uid))}`);
       this.#expunged = [];
@@ -400,13 +420,13 @@ export class SelectedMailbox implements IndexView {
     if (index.maxUid > before) {
       this.#announced = index.maxUid;
       if (this.#newKeywords()) lines.push(...this.flagsResponses());
-      if (!this.readOnly) {
+      if (!this.readOnly && this.#claims) {
         const max = this.#announced;
         const mark = await claimRecent(this.#ephemeral, this.mailbox.id, this.mailbox.uidValidity, max);
         this.recent.add(Math.max(mark, before), max);
       }
       lines.push(`* ${this.exists} EXISTS`);
-      lines.push(`* ${this.recent.size} RECENT`);
+      if (this.#claims) lines.push(`* ${this.recent.size} RECENT`);
     }
     if (index.stamp > this.#flagStamp) {
       if (this.#newKeywords()) lines.push(...this.flagsResponses());
@@ -455,11 +475,13 @@ export class SelectedMailbox implements IndexView {
     const sorted = [...new Set(uids)].sort((a, b) => a - b);
     // sequence numbers as each EXPUNGE is reported: every earlier one has moved the later ones down by one
     const out: number[] = [];
+    const told: Array<{ uid: number; seq: number }> = [];
     let removed = 0;
     for (const uid of sorted) {
       const seq = this.seqOf(uid);
-      if (seq) out.push(seq - removed++);
+      if (seq) (out.push(seq - removed++), told.push({ uid, seq }));
     }
+    if (told.length > 0) this.#watcher.expungesTold?.(told);
     const gone = new Set(sorted);
     if (this.#expunged.some((entry) => gone.has(entry.uid))) this.#expunged = this.#expunged.filter((entry) => !gone.has(entry.uid));
     this.#index.expunge(sorted, this);
@@ -482,6 +504,26 @@ export class SelectedMailbox implements IndexView {
     if (i < 0 || this.#index.modseqAt(i) !== modseq) return;
     const stamp = this.#index.stampAt(i);
     if (stamp > this.#flagStamp) (this.#own ??= new Map()).set(uid, stamp);
+  }
+
+  // --- what changed, for CONTEXT=SEARCH (search-context.ts) --------------------------------------------------
+
+  /** The index's flag-change stamp now and the highest UID the client knows: a point to look for changes from. */
+  get changeMark(): { stamp: number; lastUid: number } {
+    return { stamp: this.#index.stamp, lastUid: this.lastUid };
+  }
+
+  /**
+   * UIDs of messages the client knows whose flags changed after `stamp` (the session's own changes included),
+   * ascending. One pass over the stamps, as `flush` makes for FETCH FLAGS; nothing when no flag changed.
+   */
+  flagsChangedSince(stamp: number): number[] {
+    const index = this.#index;
+    if (index.stamp <= stamp) return [];
+    const out: number[] = [];
+    const held = index.lowerBound(this.#announced + 1);
+    for (let i = 0; i < held; i++) if (index.stampAt(i) > stamp) out.push(index.uidAt(i));
+    return out;
   }
 
   /**

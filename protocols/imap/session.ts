@@ -36,7 +36,9 @@ import type { CommandBudgetOptions } from '../net/command-budget.ts';
 import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
+import { SearchState } from './search-context.ts';
 import { SelectedMailbox } from './selected.ts';
+import { selectedForPlugins } from './plugin-mailbox.ts';
 import type { ChangeWatcher } from './selected.ts';
 import type { Notifier } from './notify.ts';
 import { ImapSyntaxError } from './types.ts';
@@ -106,6 +108,8 @@ export class ImapSession {
   readonly session: Session;
   state: ImapState = 'not-authenticated';
   selected: SelectedMailbox | null = null;
+  /** SEARCHRES's saved result and CONTEXT=SEARCH's live results in the selected mailbox (search-context.ts). */
+  readonly searches = new SearchState();
   /**
    * ENABLEd extensions (RFC 5161), and CONDSTORE turned on by its first use (RFC 7162 §3.1). Made on the first
    * one: most sessions enable nothing, and an empty Set costs an idle session about 250 bytes.
@@ -231,11 +235,26 @@ export class ImapSession {
   }
 
   enable(extension: string): void {
-    (this.#enabled ??= new Set()).add(extension);
+    const enabled = (this.#enabled ??= new Set());
+    // the first CONDSTORE-enabling command in a selected mailbox reports its HIGHESTMODSEQ (RFC 7162 §3.1)
+    if (extension === 'CONDSTORE' && !enabled.has(extension) && this.selected) this.send(`* OK [HIGHESTMODSEQ ${Math.max(1, this.selected.highestModseq)}] Highest`);
+    enabled.add(extension);
   }
 
+  /**
+   * Mailbox names and strings in UTF-8, not modified UTF-7: after ENABLE UTF8=ACCEPT (RFC 6855), and in IMAP4rev2,
+   * whose names are Net-Unicode (RFC 9051 §5.1; modified UTF-7 is its appendix A, for IMAP4rev1 peers only).
+   */
   get utf8(): boolean {
-    return this.isEnabled('UTF8=ACCEPT');
+    return this.isEnabled('UTF8=ACCEPT') || this.isEnabled('IMAP4REV2');
+  }
+
+  /**
+   * ENABLE IMAP4rev2 was given: the session answers as RFC 9051 asks — no \Recent (selected.ts, cmd-select.ts),
+   * SEARCH as ESEARCH (cmd-search.ts), LIST-STATUS built in (cmd-list.ts), STATUS without RECENT (status-items.ts).
+   */
+  get rev2(): boolean {
+    return this.isEnabled('IMAP4REV2');
   }
 
   get condstore(): boolean {
@@ -258,7 +277,7 @@ export class ImapSession {
   }
 
   async capabilities(ctx: HookContext): Promise<string[]> {
-    const caps = ['IMAP4rev1'];
+    const caps = ['IMAP4rev1', 'IMAP4rev2'];
     if (this.state === 'not-authenticated') {
       if (this.conn.canStartTls && !this.#compressed) caps.push('STARTTLS');
       if (this.plaintextAllowed) caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
@@ -285,7 +304,13 @@ export class ImapSession {
       'QRESYNC',
       'NOTIFY',
       'WITHIN',
+      'ESEARCH',
+      'SEARCHRES',
+      'CONTEXT=SEARCH',
       'UTF8=ACCEPT',
+      'BINARY',
+      'MULTIAPPEND',
+      'CATENATE',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
       // RFC 8438, 8474, 8514, 8970 (protocols/imap: STATUS, FETCH and SEARCH items of built-in commands)
       'STATUS=SIZE',
@@ -336,7 +361,7 @@ export class ImapSession {
         this.#queue(encoder.encode(piece));
         continue;
       }
-      this.#queue(encoder.encode(`{${piece.size}}\r\n`));
+      this.#queue(encoder.encode(`${piece.binary ? '~' : ''}{${piece.size}}\r\n`));
       let left = piece.size;
       for await (const chunk of piece.literal) {
         if (chunk.length > left) throw new Error('literal longer than announced');
@@ -647,7 +672,7 @@ export class ImapSession {
   async #complete(command: ImapCommand, ctx: HookContext, spec: CommandSpec | undefined, outcome: Outcome, started: number): Promise<void> {
     if (((this.state === 'selected' && this.selected) || this.#notifier) && !this.closing) {
       try {
-        await this.notify(spec?.expunge ?? true);
+        await this.notify(spec?.expunge ?? outcome.expunge ?? true);
       } catch (err) {
         ctx.log.error('could not read mailbox changes', { err });
       }
@@ -692,7 +717,8 @@ export class ImapSession {
           }
         }
       : undefined;
-    const input: ImapCommandInput = { verb: command.verb, tag: command.tag, args, utf8: this.utf8, ...(next ? { next } : {}) };
+    const selected = selectedForPlugins(this);
+    const input: ImapCommandInput = { verb: command.verb, tag: command.tag, args, utf8: this.utf8, ...(next ? { next } : {}), ...(selected ? { selected } : {}) };
     const gate = await runCommand(this.app, 'imap', ctx, input);
     if (!gate.ok) return verdictOutcome(gate.verdict);
     if (!gate.value) return null;
@@ -705,7 +731,7 @@ export class ImapSession {
     for (const line of untagged) if (typeof line === 'string') this.send(line.replace(/(\{\d+\}\r\n)|[\r\n]+/g, (_m, lit?: string) => lit ?? ' '));
     const status: Status = result.status === 'NO' || result.status === 'BAD' ? result.status : 'OK';
     const code = typeof result.code === 'string' ? result.code : null;
-    return { status, code, text: typeof result.text === 'string' ? result.text : 'Completed' };
+    return { status, code, text: typeof result.text === 'string' ? result.text : 'Completed', ...(result.expunge === false ? { expunge: false } : {}) };
   }
 
   // --- authentication -------------------------------------------------------------------------------------
@@ -732,6 +758,7 @@ export class ImapSession {
   async unauthenticate(): Promise<void> {
     this.deselect();
     this.#watcher = null;
+    this.setNotifier(null);
     this.#enabled = null;
     this.session.data.clear();
     this.session.user = null;
@@ -771,6 +798,7 @@ export class ImapSession {
 
   /** Leaves the selected mailbox (CLOSE, UNSELECT, a failed SELECT). */
   deselect(): void {
+    this.searches.reset();
     this.selected?.close();
     this.selected = null;
     if (this.state === 'selected') this.state = 'authenticated';
@@ -778,7 +806,7 @@ export class ImapSession {
 
   async open(mailbox: Parameters<typeof SelectedMailbox.open>[2], readOnly: boolean): Promise<SelectedMailbox> {
     this.deselect();
-    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this);
+    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this, !this.rev2);
     this.selected = view;
     this.state = 'selected';
     return view;
@@ -794,6 +822,7 @@ export class ImapSession {
       const before = view.announced;
       await view.sync(force);
       for (const line of await view.flush({ expunge, condstore: this.condstore, vanished: this.isEnabled('QRESYNC') })) this.send(line);
+      for (const line of await this.searches.updates(view, this.app.storage)) this.send(line);
       if (this.#notifier && view.announced > before) await this.#notifier.newMessages(before, view.announced);
     }
     if (this.#notifier?.due) await this.#notifier.deliver();
@@ -855,6 +884,11 @@ export class ImapSession {
   indexChanged(): void {
     if (this.#watcher) this.#watcher.indexChanged();
     else if (this.#notifier?.selectedGroup()) this.pushUnsolicited();
+  }
+
+  /** EXPUNGE responses are about to be written (ChangeWatcher): live searches' REMOVEFROM go first. */
+  expungesTold(messages: ReadonlyArray<{ uid: number; seq: number }>): void {
+    for (const line of this.searches.expunged(messages)) this.send(line);
   }
 }
 

@@ -38,8 +38,11 @@ import type {
   MessageParts,
   MessagePartsWanted,
   MessageRecord,
+  MessageSortData,
   MessagesPort,
+  SortDataWanted,
 } from '../ports.ts';
+import { referencesField } from '../sort/references.ts';
 import { collectIndexColumns } from '../mailbox-index/columns.ts';
 import type { IndexRowReader } from '../mailbox-index/columns.ts';
 import { applyFlagAction, hasFlag, normalizeFlags, sameFlags } from '../sqlite/common.ts';
@@ -672,6 +675,47 @@ export class MongoMessages implements MessagesPort {
         if (wanted.preview) parts.preview = d.preview ?? makePreview([texts.get(d._id.toHexString()) ?? '']);
         return parts;
       });
+    });
+  }
+
+  sortData(mailboxId: Id, uids: readonly number[], wanted: SortDataWanted = {}): Promise<MessageSortData[]> {
+    const mailbox = objectId(mailboxId);
+    const sorted = uniqueUids(uids);
+    if (!mailbox || sorted.length === 0) return Promise.resolve([]);
+    return mongoCall(async () => {
+      const first = sorted[0]!;
+      const last = sorted[sorted.length - 1]!;
+      // a dense set (SORT ALL) as a range of the { mailbox, uid } index, filtered here; a sparse one as a list
+      const dense = last - first + 1 <= sorted.length * 4;
+      const filter = dense ? { $gte: first, $lte: last } : { $in: sorted };
+      const keep = dense && last - first + 1 !== sorted.length ? new Set(sorted) : null;
+      const projection: Record<string, 1> = { uid: 1, internalDate: 1, size: 1, headerDate: 1, subject: 1 };
+      if (wanted.addresses) Object.assign(projection, { 'envelope.from': 1, 'envelope.to': 1, 'envelope.cc': 1 });
+      if (wanted.threading) Object.assign(projection, { 'envelope.messageId': 1, 'envelope.inReplyTo': 1 });
+      const docs = await this.#c.messages.find({ mailbox, uid: filter }, { projection }).sort({ uid: 1 }).toArray();
+      // References live in the search document's header text (folded there; threading compares ids folded too)
+      const references = new Map<number, string | null>();
+      if (wanted.threading) {
+        const rows = await this.#c.messageSearch.find({ mailbox, uid: filter }, { projection: { uid: 1, headers: 1 } }).toArray();
+        for (const row of rows) references.set(row.uid, referencesField(row.headers));
+      }
+      const out: MessageSortData[] = [];
+      for (const d of docs) {
+        if (keep && !keep.has(d.uid)) continue;
+        const data: MessageSortData = { uid: d.uid, internalDate: d.internalDate, size: d.size, headerDate: d.headerDate, subject: d.subject ?? '' };
+        if (wanted.addresses) {
+          data.from = d.envelope?.from ?? null;
+          data.to = d.envelope?.to ?? null;
+          data.cc = d.envelope?.cc ?? null;
+        }
+        if (wanted.threading) {
+          data.messageId = d.envelope?.messageId ?? null;
+          data.inReplyTo = d.envelope?.inReplyTo ?? null;
+          data.references = references.get(d.uid) ?? null;
+        }
+        out.push(data);
+      }
+      return out;
     });
   }
 

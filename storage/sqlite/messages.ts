@@ -15,6 +15,7 @@ import type {
   AppendResult,
   CopyResult,
   Envelope,
+  EnvelopeAddress,
   Flag,
   FlagResult,
   FlagUpdate,
@@ -30,9 +31,11 @@ import type {
   MessageParts,
   MessagePartsWanted,
   MessageRecord,
+  MessageSortData,
   MessagesPort,
   MimeNode,
   Segment,
+  SortDataWanted,
 } from '../ports.ts';
 import type { Db } from './driver.ts';
 import { messagePage } from './message-pages.ts';
@@ -40,6 +43,7 @@ import { SEARCH_COLUMNS, searchColumnValues } from './search-schema.ts';
 
 import { collectIndexColumns, packedIndexColumns } from '../mailbox-index/columns.ts';
 import type { IndexRowReader, PackedIndexPage } from '../mailbox-index/columns.ts';
+import { referencesField } from '../sort/references.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -140,6 +144,21 @@ async function contentOf(r: ContentRow, id: number, cache: InflatedCache | null)
     cache?.set(id, inline);
   }
   return { inline, segments };
+}
+
+/** A row of MessagesPort.sortData: the always-read columns and whichever wanted ones were selected. */
+interface SortRow {
+  uid: number;
+  internal_date: number;
+  size: number;
+  header_date: number;
+  subject: string | null;
+  f?: string | null;
+  t?: string | null;
+  c?: string | null;
+  mid?: string | null;
+  irt?: string | null;
+  headers?: string | null;
 }
 
 interface IndexRow {
@@ -433,6 +452,42 @@ export class SqliteMessages implements MessagesPort {
       if (wanted.savedDate) parts.savedDate = num(r.saved_date!);
       if (wanted.preview) parts.preview = r.preview ?? makePreview([r.legacy_text ?? '']);
       out.push(parts);
+    }
+    return out;
+  }
+
+  async sortData(mailboxId: Id, uids: readonly number[], wanted: SortDataWanted = {}): Promise<MessageSortData[]> {
+    const n = rowId(mailboxId);
+    const sorted = uniqueUids(uids);
+    if (n === null || sorted.length === 0) return [];
+    const columns = ['m.uid', 'm.internal_date', 'm.size', 'm.header_date', 'm.subject'];
+    if (wanted.addresses) columns.push(`json_extract(m.envelope, '$.from') AS f`, `json_extract(m.envelope, '$.to') AS t`, `json_extract(m.envelope, '$.cc') AS c`);
+    if (wanted.threading) columns.push(`json_extract(m.envelope, '$.messageId') AS mid`, `json_extract(m.envelope, '$.inReplyTo') AS irt`, 's.headers');
+    const from = wanted.threading ? 'messages m LEFT JOIN message_search s ON s.message_id = m.id' : 'messages m';
+    const first = sorted[0]!;
+    const last = sorted[sorted.length - 1]!;
+    // a dense set (SORT ALL) as a range of the (mailbox_id, uid) index, a sparse one through json_each
+    const dense = last - first + 1 <= sorted.length * 4;
+    const rows = dense
+      ? this.#db.all<SortRow>(`SELECT ${columns.join(', ')} FROM ${from} WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`, n, first, last)
+      : this.#db.all<SortRow>(`SELECT ${columns.join(', ')} FROM ${from} WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`, n, jsonList(sorted));
+    const wantedUids = dense && last - first + 1 !== sorted.length ? new Set(sorted) : null;
+    const out: MessageSortData[] = [];
+    for (const r of rows) {
+      const uid = num(r.uid);
+      if (wantedUids && !wantedUids.has(uid)) continue;
+      const data: MessageSortData = { uid, internalDate: num(r.internal_date), size: num(r.size), headerDate: num(r.header_date), subject: r.subject ?? '' };
+      if (wanted.addresses) {
+        data.from = r.f ? (JSON.parse(r.f) as EnvelopeAddress[]) : null;
+        data.to = r.t ? (JSON.parse(r.t) as EnvelopeAddress[]) : null;
+        data.cc = r.c ? (JSON.parse(r.c) as EnvelopeAddress[]) : null;
+      }
+      if (wanted.threading) {
+        data.messageId = r.mid ?? null;
+        data.inReplyTo = r.irt ?? null;
+        data.references = referencesField(r.headers);
+      }
+      out.push(data);
     }
     return out;
   }

@@ -1,6 +1,7 @@
 /**
  * The large mailbox: N small messages (corpus.smallMessage) in one INBOX, populated once per size and reused
- * from the bench cache (`.bench/`), then SELECT, UID FETCH 1:* of metadata and three UID SEARCHes timed on it.
+ * from the bench cache (`.bench/`), then SELECT, UID FETCH 1:* of metadata, three UID SEARCHes, two UID SORTs and a
+ * UID THREAD timed on it.
  *
  * - Ours is populated in-process through the real pipeline (bootApp + storeMessage: the same MIME ingest and
  *   storage commit as LMTP and APPEND), several stores at once, with SQLite `synchronous = normal` for speed.
@@ -86,6 +87,9 @@ export const LARGE_OPS = {
   searchSubject: `UID SEARCH SUBJECT ${SEARCH_TERMS.subject}`,
   searchFrom: `UID SEARCH FROM ${SEARCH_TERMS.from}`,
   searchText: `UID SEARCH TEXT ${SEARCH_TERMS.text}`,
+  sortDate: 'UID SORT (DATE) UTF-8 ALL',
+  sortSubject: 'UID SORT (SUBJECT) UTF-8 ALL',
+  threadReferences: 'UID THREAD REFERENCES UTF-8 ALL',
 } as const;
 export type LargeOp = keyof typeof LARGE_OPS;
 
@@ -112,7 +116,10 @@ export interface LargeResult<Op extends string = LargeOp> {
 function countOf(command: string, untagged: string[]): number {
   if (/^SELECT /.test(command)) return Number(/^\* (\d+) EXISTS/m.exec(untagged.join('\n'))?.[1] ?? -1);
   if (/FETCH /.test(command)) return untagged.filter((l) => / FETCH /.test(l)).length;
-  const search = untagged.find((l) => l.startsWith('* SEARCH'));
+  // SEARCH and SORT: the numbers listed; THREAD: the messages in its threads
+  const thread = untagged.find((l) => l.startsWith('* THREAD'));
+  if (thread) return (thread.match(/\d+/g) ?? []).length;
+  const search = untagged.find((l) => l.startsWith('* SEARCH') || l.startsWith('* SORT'));
   return search ? search.split(' ').length - 2 : -1;
 }
 

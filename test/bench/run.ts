@@ -184,6 +184,9 @@ try {
         searchSubject: 'UID SEARCH SUBJECT',
         searchFrom: 'UID SEARCH FROM',
         searchText: 'UID SEARCH TEXT',
+        sortDate: 'UID SORT (DATE) ALL',
+        sortSubject: 'UID SORT (SUBJECT) ALL',
+        threadReferences: 'UID THREAD REFERENCES ALL',
       };
       for (const op of Object.keys(LARGE_OPS) as LargeOp[]) {
         const agree = r.ours.counts[op] === r.dovecot.counts[op];

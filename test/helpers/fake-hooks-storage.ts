@@ -172,6 +172,9 @@ export function createFakeStorage(): FakeStorage {
           .sort((a, b) => a.uid - b.uid)
           .map((m) => ({ uid: m.uid, ...(wanted.envelope ? { envelope: m.envelope } : {}), ...(wanted.mime ? { mime: m.mime } : {}) }));
       },
+      sortData: () => {
+        throw new Error('fake storage: messages.sortData is not implemented');
+      },
       index: async (mailboxId) =>
         messages
           .filter((m) => m.mailboxId === mailboxId)

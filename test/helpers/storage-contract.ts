@@ -13,6 +13,7 @@ import type { AppendResult, ChangeEntry, MailboxRecord, StoragePorts, UserRecord
 import { collect, fakeMessage, messageBytes, simpleMessage, text } from './fake-message.ts';
 import type { FakeMessageOptions, SimpleMessage } from './fake-message.ts';
 import { pageContract } from './page-contract.ts';
+import { sortContract } from './sort-contract.ts';
 import { searchContract } from './search-contract.ts';
 
 export interface StorageHandle {
@@ -89,6 +90,7 @@ export function storageContract(name: string, open: StorageFactory): void {
   describe(`storage contract: ${name}`, () => {
     searchContract(open);
     pageContract(open);
+    sortContract(open);
     // -----------------------------------------------------------------------------------------------------------
     describe('users and addresses', () => {
       it('creates, reads, updates and enforces unique usernames', () =>

@@ -1,0 +1,90 @@
+/**
+ * SORT (RFC 5256) and SORT=DISPLAY (RFC 5957), protocol-neutral: UIDs in, UIDs out in the order the sort criteria
+ * give, with the keys taken from stored data (MessagesPort.sortData: the envelope, the decoded subject, the parsed
+ * Date), never from the message bytes. Ties, on every key, fall back to the mailbox order (ascending UID, which is
+ * the order of sequence numbers); REVERSE turns one key round, not the tie-break.
+ *
+ *   const uids = await sortUids(storage.messages, mailboxId, matched, [{ key: 'subject', reverse: false }]);
+ */
+import { decodeWords } from '../mime/headers.ts';
+import type { EnvelopeAddress, Id, MessageSortData, MessagesPort, SortDataWanted } from '../ports.ts';
+import { casemap, baseSubject } from './base-subject.ts';
+
+export type SortKeyName = 'arrival' | 'cc' | 'date' | 'from' | 'size' | 'subject' | 'to' | 'displayfrom' | 'displayto';
+
+export const SORT_KEYS: readonly SortKeyName[] = ['arrival', 'cc', 'date', 'from', 'size', 'subject', 'to', 'displayfrom', 'displayto'];
+
+export interface SortCriterion {
+  key: SortKeyName;
+  reverse: boolean;
+}
+
+/** The stored data these criteria need. */
+export function sortDataWanted(criteria: readonly SortCriterion[]): SortDataWanted {
+  return { addresses: criteria.some((c) => c.key === 'from' || c.key === 'to' || c.key === 'cc' || c.key === 'displayfrom' || c.key === 'displayto') };
+}
+
+/** The first address of a field as the ENVELOPE lists it: a group's start marker (host NIL) names the group. */
+function firstAddress(list: EnvelopeAddress[] | null | undefined): EnvelopeAddress | null {
+  return list?.[0] ?? null;
+}
+
+/** RFC 5256 FROM / TO / CC: the addr-mailbox of the first address. */
+export function addressKey(list: EnvelopeAddress[] | null | undefined): string {
+  return casemap(firstAddress(list)?.mailbox ?? '');
+}
+
+/** RFC 5957 DISPLAYFROM / DISPLAYTO: the decoded display name of the first address, else its addr-spec (a group: its name). */
+export function displayKey(list: EnvelopeAddress[] | null | undefined): string {
+  const address = firstAddress(list);
+  if (!address) return '';
+  const name = address.name ? decodeWords(address.name).replace(/\s+/g, ' ').trim() : '';
+  if (name) return casemap(name);
+  return casemap(address.host ? `${address.mailbox ?? ''}@${address.host}` : (address.mailbox ?? ''));
+}
+
+function keyOf(key: SortKeyName, m: MessageSortData): string | number {
+  switch (key) {
+    case 'arrival':
+      return m.internalDate;
+    case 'date':
+      return m.headerDate;
+    case 'size':
+      return m.size;
+    case 'subject':
+      return baseSubject(m.subject).base;
+    case 'from':
+      return addressKey(m.from);
+    case 'to':
+      return addressKey(m.to);
+    case 'cc':
+      return addressKey(m.cc);
+    case 'displayfrom':
+      return displayKey(m.from);
+    case 'displayto':
+      return displayKey(m.to);
+  }
+}
+
+/** The UIDs of `data` in the order of `criteria` (each key computed once per message). */
+export function sortMessages(data: readonly MessageSortData[], criteria: readonly SortCriterion[]): number[] {
+  const keys = criteria.map((c) => data.map((m) => keyOf(c.key, m)));
+  const order = data.map((_m, i) => i);
+  order.sort((a, b) => {
+    for (let k = 0; k < criteria.length; k++) {
+      const x = keys[k]![a]!;
+      const y = keys[k]![b]!;
+      if (x === y) continue;
+      const less = x < y ? -1 : 1;
+      return criteria[k]!.reverse ? -less : less;
+    }
+    return data[a]!.uid - data[b]!.uid;
+  });
+  return order.map((i) => data[i]!.uid);
+}
+
+/** Sorts these UIDs of a mailbox (UIDs no longer there are left out). */
+export async function sortUids(messages: Pick<MessagesPort, 'sortData'>, mailboxId: Id, uids: readonly number[], criteria: readonly SortCriterion[]): Promise<number[]> {
+  if (uids.length === 0) return [];
+  return sortMessages(await messages.sortData(mailboxId, uids, sortDataWanted(criteria)), criteria);
+}
