@@ -239,6 +239,10 @@ export const configSchema = z
           .default(false)
           .describe('Announce LITERAL- instead of LITERAL+ (RFC 7888): non-synchronizing literals over 4096 bytes get BAD [TOOBIG] (read and discarded up to maxLiteralSize, else the session closes).'),
         idleRestartSeconds: z.number().int().positive().default(29 * 60).describe('IDLE sessions get a keep-alive at most this far apart.'),
+        compress: z
+          .boolean()
+          .default(true)
+          .describe('Offer COMPRESS=DEFLATE (RFC 4978) after login. A compressed session holds about 70 KB of zlib state for its lifetime; false saves it on servers with many idle connections.'),
         maxListPatternLength: z
           .number()
           .int()

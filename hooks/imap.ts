@@ -11,8 +11,10 @@
 import type { CommandInput } from './types.ts';
 import { astring, decodeMailboxName, encodeMailboxName, literalOrQuoted } from './imap-wire.ts';
 import type { ImapToken } from './imap-wire.ts';
+import { objectId } from './imap-object-ids.ts';
+import type { ObjectKind } from './imap-object-ids.ts';
 
-export type { ImapToken };
+export type { ImapToken, ObjectKind };
 /** ESEARCH (RFC 4731 / 5267): `RETURN (...)` options and the `* ESEARCH` line, as the built-in SEARCH uses them. */
 export { answersEsearch, esearchLine, formatNumberSet, parseReturnOptions, partialSlice, savedMatches } from './imap-esearch.ts';
 export type { EsearchAnswer, PartialRange, ReturnOptions } from './imap-esearch.ts';
@@ -131,4 +133,9 @@ export function imapString(text: string, utf8 = false): string {
 /** An astring: a bare atom when possible, else quoted or a literal. */
 export function imapAstring(text: string, utf8 = false): string {
   return astring(text, { utf8 });
+}
+
+/** The RFC 8474 objectid of a stored mailbox, message (email) or thread id, as MAILBOXID / EMAILID / THREADID show it. */
+export function imapObjectId(kind: ObjectKind, id: string): string {
+  return objectId(kind, id);
 }

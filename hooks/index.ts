@@ -10,7 +10,7 @@ export type { TapOnlyHooks, TapOnlyHook, TapOnlyHookMap, PluginTapOptions } from
 export type { HookContext, Session, SessionUser, Protocol } from './context.ts';
 export type { StorageReader } from './storage-reader.ts';
 export type * from './types.ts';
-export { imapInput, tokenText, mailboxPath, mailboxName, imapString, imapAstring } from './imap.ts';
-export type { ImapCommandInput, ImapCommandOutput, ImapCommandResult, ImapToken } from './imap.ts';
+export { imapInput, tokenText, mailboxPath, mailboxName, imapString, imapAstring, imapObjectId } from './imap.ts';
+export type { ImapCommandInput, ImapCommandOutput, ImapCommandResult, ImapToken, ObjectKind } from './imap.ts';
 export { publishUserEvent, userEventChannel } from './events.ts';
 export type { UserEvent } from './events.ts';

@@ -36,7 +36,7 @@ export function storageReader(storage: StoragePorts): StorageReader {
     users: pick(storage.users, ['get', 'getByUsername', 'getByLoginName', 'list', 'listAddresses', 'resolveAddress']),
     mailboxes: pick(storage.mailboxes, ['get', 'getByPath', 'getBySpecialUse', 'list', 'counters']),
     messages: pick(storage.messages, ['get', 'getById', 'parts', 'sortData', 'index', 'page', 'content', 'searchText', 'findByMessageId']),
-    search: pick(storage.search, ['match', 'matchSent']),
+    search: pick(storage.search, ['match', 'matchSent', 'matchMeta']),
     blobs: pick(storage.blobs, ['read', 'stats']),
     changes: pick(storage.changes, ['since', 'latest', 'subscribe', 'vanished']),
     ephemeral: pick(storage.ephemeral, ['incr', 'get', 'raise', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'extend', 'publish', 'subscribe']),

@@ -16,14 +16,14 @@
  */
 import { definePlugin } from '../hooks/host.ts';
 import type { PluginApi } from '../hooks/host.ts';
-import { imapInput, mailboxPath } from '../hooks/imap.ts';
+import { imapInput, imapObjectId, mailboxPath } from '../hooks/imap.ts';
 import type { ImapCommandResult, ImapToken } from '../hooks/imap.ts';
 import type { StorageReader } from '../hooks/storage-reader.ts';
 
 export const LIST_STATUS_PLUGIN = 'list-status';
 
-/** STATUS items this plugin answers (RFC 3501, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE). */
-const ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE']);
+/** STATUS items this plugin answers (RFC 3501, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE, RFC 8474 MAILBOXID). */
+const ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'MAILBOXID']);
 
 /** What the built-in LIST's parser hands the command hook (protocols/imap/cmd-list.ts `ListRequest`). */
 interface ListArgs {
@@ -74,7 +74,7 @@ async function statusValues(storage: StorageReader, userId: string, path: string
   const mailbox = await storage.mailboxes.getByPath(userId, path);
   if (!mailbox) return null;
   const counters = await storage.mailboxes.counters(mailbox.id);
-  const value = (item: string): number => {
+  const value = (item: string): number | string => {
     switch (item) {
       case 'MESSAGES':
         return counters.messages;
@@ -88,6 +88,8 @@ async function statusValues(storage: StorageReader, userId: string, path: string
         return mailbox.highestModseq;
       case 'SIZE':
         return counters.size;
+      case 'MAILBOXID':
+        return `(${imapObjectId('mailbox', mailbox.id)})`;
       default:
         return 0; // RECENT: which session a message is recent in is the IMAP session's business; IMAP4rev2 dropped it
     }

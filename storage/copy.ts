@@ -195,8 +195,9 @@ export async function copyStore(source: StoragePorts, target: StoragePorts, opti
         return;
       }
       const batch = missing.slice(start, start + parallel);
-      const parts = await source.messages.parts(from.id, batch.map((i) => want.uids[i]!), { content: true });
+      const parts = await source.messages.parts(from.id, batch.map((i) => want.uids[i]!), { content: true, savedDate: true });
       const contentOf = new Map(parts.map((p) => [p.uid, p.content!]));
+      const savedDateOf = new Map(parts.map((p) => [p.uid, p.savedDate]));
       await Promise.all(
         batch.map(async (i) => {
           const uid = want.uids[i]!;
@@ -204,7 +205,8 @@ export async function copyStore(source: StoragePorts, target: StoragePorts, opti
           if (!content) return; // expunged from the source meanwhile
           const message = await ingestMessage(readMessage(content, source.blobs), target.blobs, options.ingest);
           try {
-            await restore.message({ userId, mailboxId: to, flags: flagsAt(want, i), internalDate: want.internalDates[i]!, message, uid, modseq: want.modseqs[i]! });
+            const savedDate = savedDateOf.get(uid);
+            await restore.message({ userId, mailboxId: to, flags: flagsAt(want, i), internalDate: want.internalDates[i]!, message, uid, modseq: want.modseqs[i]!, ...(savedDate === undefined ? {} : { savedDate }) });
           } catch (err) {
             await target.blobs.discard(message.blobs).catch(() => {});
             throw err;

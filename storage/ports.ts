@@ -340,6 +340,11 @@ export interface IngestedMessage {
   searchText: string;
   /** Decoded header text for SUBJECT / FROM / TO / CC / BCC and the header half of TEXT. */
   searchHeaders: SearchHeaders;
+  /**
+   * The message's preview (RFC 8970; storage/mime/preview.ts): its first text, quotes and signature left out, white
+   * space collapsed, at most 256 characters; "" when it has no text. FETCH PREVIEW reads it, never the body.
+   */
+  preview: string;
   /** Blobs this message references, staged by BlobsPort.stage(); the commit takes references on them. */
   blobs: StagedBlob[];
   /**
@@ -372,6 +377,8 @@ export interface AppendInput {
   flags: Flag[];
   internalDate: number;
   message: IngestedMessage;
+  /** The save date to keep (RFC 8514; the storage copy carries it over); absent: now. */
+  savedDate?: number;
 }
 
 export interface AppendResult {
@@ -514,6 +521,12 @@ export interface MessagePartsWanted {
   mime?: boolean;
   /** The segments and inline bytes (any body section), as MessagesPort.content returns them. */
   content?: boolean;
+  /** MessageParts.emailId and threadId (OBJECTID, RFC 8474). */
+  ids?: boolean;
+  /** MessageParts.savedDate (SAVEDATE, RFC 8514). */
+  savedDate?: boolean;
+  /** MessageParts.preview (PREVIEW, RFC 8970). */
+  preview?: boolean;
 }
 
 /** One message as MessagesPort.parts read it: the parts asked for are set, the others absent. */
@@ -522,6 +535,19 @@ export interface MessageParts {
   envelope?: Envelope;
   mime?: MimeNode;
   content?: MessageContent;
+  /**
+   * The message's email id: the id of the message as first stored (append or delivery), kept by COPY and MOVE, so
+   * every copy of a message shares it (RFC 8474 EMAILID, like a JMAP Email id).
+   */
+  emailId?: Id;
+  threadId?: Id;
+  /** When the message was saved into this mailbox (append, delivery, COPY, MOVE), ms since epoch (RFC 8514). */
+  savedDate?: number;
+  /**
+   * IngestedMessage.preview. A message stored before previews were gets one made from its stored search text (which
+   * lists attachment names before the text), never from its body.
+   */
+  preview?: string;
 }
 
 export interface MessagesPort {
@@ -616,7 +642,19 @@ export interface SearchPort {
    * day. Answered from indexes, like `match`.
    */
   matchSent(mailboxId: Id, terms: readonly SentDateTerm[]): Promise<number[][]>;
+  /**
+   * For each term, the UIDs (ascending) of the mailbox's messages whose save date, email id or thread id matches it
+   * (MetaTerm). One query per term over the mailbox's rows; no message is loaded. Unknown mailbox: empty lists.
+   */
+  matchMeta(mailboxId: Id, terms: readonly MetaTerm[]): Promise<number[][]>;
 }
+
+/**
+ * Terms answered from message metadata (SearchPort.matchMeta): the save date's UTC day before / on / since `day`
+ * (SAVEDBEFORE / SAVEDON / SAVEDSINCE, RFC 8514), or the email id / thread id equal to `id` (EMAILID / THREADID,
+ * RFC 8474).
+ */
+export type MetaTerm = { field: 'savedate'; op: 'before' | 'on' | 'since'; day: number } | { field: 'emailid' | 'threadid'; id: Id };
 
 /** SENTBEFORE / SENTON / SENTSINCE: `day` is 00:00 UTC of the date. */
 export interface SentDateTerm {

@@ -27,6 +27,9 @@ function raw(headers: string, body: string): string {
   return `${headers.split('\n').join('\r\n')}\r\n\r\n${body}\r\n`;
 }
 
+/** CREATE's answer (RFC 8474: with the new mailbox's MAILBOXID). */
+const CREATED = /^OK \[MAILBOXID \(F[0-9a-f]{24}\)\] CREATE completed$/;
+
 describe('NIL as an astring', () => {
   const t = imapTestAppPerSuite();
 
@@ -167,7 +170,7 @@ describe('subscriptions', () => {
 
   it('CREATE does not subscribe (imap.autoSubscribe off); the special-use mailboxes of a new user are subscribed', async () => {
     const client = await login(t.app);
-    assert.equal(await client.status('CREATE Plain/Child'), 'OK CREATE completed');
+    assert.match(await client.status('CREATE Plain/Child'), CREATED);
     assert.deepEqual(await untagged(client, 'LSUB "" *'), [
       '* LSUB (\\HasNoChildren) "/" "INBOX"',
       '* LSUB (\\HasNoChildren \\Drafts) "/" "Drafts"',
@@ -189,14 +192,14 @@ describe('subscriptions', () => {
     assert.deepEqual(await untagged(client, 'LSUB "" Gone'), ['* LSUB (\\Noselect) "/" "Gone"']);
     assert.match(await client.status('SELECT Gone'), /^NO \[NONEXISTENT\]/);
     // the name is subscribed again when a mailbox of that name comes back
-    assert.equal(await client.status('CREATE Gone'), 'OK CREATE completed');
+    assert.match(await client.status('CREATE Gone'), CREATED);
     assert.deepEqual(await untagged(client, 'LIST (SUBSCRIBED) "" Gone'), ['* LIST (\\HasNoChildren \\Subscribed) "/" "Gone"']);
     // and UNSUBSCRIBE of a deleted name drops the kept subscription
     assert.equal(await client.status('DELETE Gone'), 'OK DELETE completed');
     assert.equal(await client.status('UNSUBSCRIBE Gone'), 'OK UNSUBSCRIBE completed');
     assert.deepEqual(await untagged(client, 'LIST (SUBSCRIBED) "" Gone'), []);
     assert.deepEqual(await untagged(client, 'LSUB "" Gone'), []);
-    assert.equal(await client.status('CREATE Gone'), 'OK CREATE completed');
+    assert.match(await client.status('CREATE Gone'), CREATED);
     assert.deepEqual(await untagged(client, 'LIST (SUBSCRIBED) "" Gone'), []);
     // SUBSCRIBE of a name without a mailbox is refused
     assert.match(await client.status('SUBSCRIBE Never'), /^NO \[NONEXISTENT\]/);
@@ -205,7 +208,7 @@ describe('subscriptions', () => {
 
   it('CHILDINFO: for a parent, subscribed or not, whose subscribed child the patterns do not list', async () => {
     const client = await login(t.app);
-    for (const name of ['cx/child', 'cy/child', 'cz/a', 'cz/b']) assert.equal(await client.status(`CREATE ${name}`), 'OK CREATE completed');
+    for (const name of ['cx/child', 'cy/child', 'cz/a', 'cz/b']) assert.match(await client.status(`CREATE ${name}`), CREATED);
     for (const name of ['cx', 'cx/child', 'cy/child', 'cz/a', 'cz/b']) assert.equal(await client.status(`SUBSCRIBE ${name}`), 'OK SUBSCRIBE completed');
     assert.deepEqual(await untagged(client, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" c%'), [
       '* LIST (\\HasChildren \\Subscribed) "/" "cx" ("CHILDINFO" ("SUBSCRIBED"))',
@@ -237,7 +240,7 @@ describe('imap.autoSubscribe', () => {
 
   it('subscribes what CREATE makes, the new parent levels too', async () => {
     const client = await login(t.app);
-    assert.equal(await client.status('CREATE Auto/Sub'), 'OK CREATE completed');
+    assert.match(await client.status('CREATE Auto/Sub'), CREATED);
     assert.deepEqual(await untagged(client, 'LSUB "" Auto*'), ['* LSUB (\\HasChildren) "/" "Auto"', '* LSUB (\\HasNoChildren) "/" "Auto/Sub"']);
     client.end();
   });

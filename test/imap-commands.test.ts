@@ -79,9 +79,9 @@ describe('IMAP commands', () => {
 
   it('lists mailboxes with children, \\Noselect levels, special use and LIST-EXTENDED options', async () => {
     const client = await login(t.app);
-    assert.equal(await client.status('CREATE Work/Projects/2024'), 'OK CREATE completed');
+    assert.match(await client.status('CREATE Work/Projects/2024'), /^OK \[MAILBOXID \(F[0-9a-f]{24}\)\] CREATE completed$/);
     assert.equal(await client.status('SUBSCRIBE Work/Projects/2024'), 'OK SUBSCRIBE completed');
-    assert.equal(await client.status('CREATE Archive (USE (\\Archive))'), 'OK CREATE completed');
+    assert.match(await client.status('CREATE Archive (USE (\\Archive))'), /^OK \[MAILBOXID \(F[0-9a-f]{24}\)\] CREATE completed$/);
     assert.match(await client.status('CREATE Bad (USE (\\Bogus))'), /^NO \[USEATTR\]/);
     assert.match(await client.status('CREATE INBOX'), /^NO \[ALREADYEXISTS\]/);
     assert.match(await client.status('CREATE Archive'), /^NO \[ALREADYEXISTS\]/);
@@ -128,7 +128,7 @@ describe('IMAP commands', () => {
 
   it('encodes mailbox names in modified UTF-7, or UTF-8 after ENABLE UTF8=ACCEPT', async () => {
     const client = await login(t.app);
-    assert.equal(await client.status('CREATE "Entw&APw-rfe/R&AOk-sum&AOk-"'), 'OK CREATE completed');
+    assert.match(await client.status('CREATE "Entw&APw-rfe/R&AOk-sum&AOk-"'), /^OK \[MAILBOXID \(F[0-9a-f]{24}\)\] CREATE completed$/);
     assert.deepEqual(await client.command('LIST "" "Entw*"'), [
       '* LIST (\\HasChildren) "/" "Entw&APw-rfe"',
       '* LIST (\\HasNoChildren) "/" "Entw&APw-rfe/R&AOk-sum&AOk-"',
@@ -193,8 +193,9 @@ describe('IMAP commands', () => {
     assert.equal(selected[4], '* OK [UNSEEN 2] First unseen message');
     assert.match(selected[5]!, /^\* OK \[UIDVALIDITY \d+\]/);
     assert.match(selected[6]!, /^\* OK \[UIDNEXT 3\]/);
-    assert.match(selected[7]!, /^\* OK \[HIGHESTMODSEQ \d+\]/);
-    assert.equal(selected[8], 'TAG OK [READ-WRITE] SELECT completed');
+    assert.match(selected[7]!, /^\* OK \[MAILBOXID \(F[0-9a-f]{24}\)\]/);
+    assert.match(selected[8]!, /^\* OK \[HIGHESTMODSEQ \d+\]/);
+    assert.equal(selected[9], 'TAG OK [READ-WRITE] SELECT completed');
     assert.equal(await client.status('STORE 1 +FLAGS.SILENT (\\Deleted)'), 'OK STORE completed');
     const examined = await client.command('EXAMINE Sel');
     assert.equal(examined[0], '* OK [CLOSED] Previous mailbox closed');

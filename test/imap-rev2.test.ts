@@ -19,9 +19,12 @@ async function rev2Login(app: Parameters<typeof login>[0]): Promise<TestClient> 
   return client;
 }
 
-/** SELECT's untagged lines without the ones that vary per run (UIDVALIDITY, HIGHESTMODSEQ). */
+/** CREATE's answer (RFC 8474: with the new mailbox's MAILBOXID). */
+const CREATED = /^OK \[MAILBOXID \(F[0-9a-f]{24}\)\] CREATE completed$/;
+
+/** SELECT's untagged lines without the ones that vary per run (UIDVALIDITY, HIGHESTMODSEQ, MAILBOXID). */
 async function selectLines(client: TestClient, name: string): Promise<string[]> {
-  return (await client.command(`SELECT ${name}`)).filter((l) => !/UIDVALIDITY|HIGHESTMODSEQ/.test(l));
+  return (await client.command(`SELECT ${name}`)).filter((l) => !/UIDVALIDITY|HIGHESTMODSEQ|MAILBOXID/.test(l));
 }
 
 describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
@@ -157,7 +160,7 @@ describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
   it('mailbox names are UTF-8 in rev2 and modified UTF-7 in rev1, for the same mailbox', async () => {
     const rev1 = await login(t.app);
     const rev2 = await rev2Login(t.app);
-    assert.equal(await rev2.status('CREATE "Entwürfe/Ünï"'), 'OK CREATE completed');
+    assert.match(await rev2.status('CREATE "Entwürfe/Ünï"'), CREATED);
     assert.deepEqual(await rev1.command('LIST "" "Entw*"'), ['* LIST (\\HasChildren) "/" "Entw&APw-rfe"', '* LIST (\\HasNoChildren) "/" "Entw&APw-rfe/&ANw-n&AO8-"', 'TAG OK LIST completed']);
     assert.deepEqual(await rev2.command('LIST "" "Entw*"'), ['* LIST (\\HasChildren) "/" "Entwürfe"', '* LIST (\\HasNoChildren) "/" "Entwürfe/Ünï"', 'TAG OK LIST completed']);
     assert.deepEqual(await rev2.command('STATUS "Entwürfe/Ünï" (MESSAGES)'), ['* STATUS "Entwürfe/Ünï" (MESSAGES 0)', 'TAG OK STATUS completed']);
@@ -165,7 +168,10 @@ describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
 
     // a name written in another Unicode normalization form is taken as its NFC form; CREATE and SELECT say so
     const decomposed = 'Cafe\u0301';
-    assert.deepEqual(await rev2.command(`CREATE "${decomposed}"`), [`* LIST () "/" "Caf\u00e9" ("OLDNAME" ("${decomposed}"))`, 'TAG OK CREATE completed']);
+    const created = await rev2.command(`CREATE "${decomposed}"`);
+    assert.equal(created[0], `* LIST () "/" "Caf\u00e9" ("OLDNAME" ("${decomposed}"))`);
+    assert.match(created[1]!, /^TAG OK \[MAILBOXID \(F[0-9a-f]{24}\)\] CREATE completed$/);
+    assert.equal(created.length, 2);
     const lines = await selectLines(rev2, `"${decomposed}"`);
     assert.ok(lines.includes(`* LIST () "/" "Caf\u00e9" ("OLDNAME" ("${decomposed}"))`), lines.join('\n'));
     assert.ok((await selectLines(rev2, '"Caf\u00e9"')).includes('* LIST () "/" "Caf\u00e9"'), 'written in NFC: no OLDNAME');
@@ -173,7 +179,7 @@ describe('IMAP4rev2 (ENABLE IMAP4rev2)', () => {
 
   it('response codes: ALREADYEXISTS, NONEXISTENT, HASCHILDREN, TRYCREATE, APPENDUID, COPYUID', async () => {
     const rev2 = await rev2Login(t.app);
-    assert.equal(await rev2.status('CREATE Codes/Child'), 'OK CREATE completed');
+    assert.match(await rev2.status('CREATE Codes/Child'), CREATED);
     assert.match(await rev2.status('CREATE Codes'), /^NO \[ALREADYEXISTS\]/);
     assert.match(await rev2.status('DELETE NoSuchBox'), /^NO \[NONEXISTENT\]/);
     assert.match(await rev2.status('RENAME NoSuchBox Elsewhere'), /^NO \[NONEXISTENT\]/);

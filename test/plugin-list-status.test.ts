@@ -47,6 +47,11 @@ describe('list-status plugin', () => {
     assert.deepEqual(plain, ['* LIST (\\HasNoChildren) "/" "INBOX"', 'TAG OK LIST completed']);
     const both = await client.command('LIST "" "INBOX" RETURN (SUBSCRIBED STATUS (MESSAGES))');
     assert.deepEqual(both, ['* LIST (\\HasNoChildren \\Subscribed) "/" "INBOX"', '* STATUS "INBOX" (MESSAGES 2)', 'TAG OK LIST completed']);
+    // RFC 8474: MAILBOXID is a STATUS item, so LIST-STATUS answers it too (the same id STATUS gives)
+    const [, idLine] = await client.command('LIST "" "INBOX" RETURN (STATUS (MAILBOXID MESSAGES))');
+    const [statusLine] = await client.command('STATUS INBOX (MAILBOXID MESSAGES)');
+    assert.match(idLine!, /^\* STATUS "INBOX" \(MAILBOXID \(F[0-9a-f]{24}\) MESSAGES 2\)$/);
+    assert.equal(idLine, statusLine);
     assert.equal(await client.status('LIST "" "*" RETURN (STATUS (BOGUS))'), 'BAD Invalid status item');
     assert.equal(await client.status('LIST "" "*" RETURN (STATUS)'), 'BAD STATUS needs a list of status items');
     assert.equal(await client.status('LIST "" "*" RETURN (XOTHER)'), 'BAD Unsupported return option XOTHER');

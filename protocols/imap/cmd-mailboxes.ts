@@ -9,6 +9,7 @@ import type { SpecialUse } from '../../storage/ports.ts';
 import { denormalizedName, list } from './args.ts';
 import { AUTHENTICATED, command } from './command.ts';
 import { DELIMITER, oldNameItem } from './mailbox-tree.ts';
+import { objectId } from '../../hooks/imap-object-ids.ts';
 import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';
@@ -75,7 +76,8 @@ export const create = command({
     if (!created.ok) return verdictOutcome(created.verdict);
     // IMAP4rev2: a name written denormalized was created as its NFC form; LIST's OLDNAME says so (RFC 9051 §6.3.4)
     if (oldName !== null) session.send(`* LIST () "${DELIMITER}" ${literalOrQuoted(path, { utf8: true })}${oldNameItem(oldName)}`);
-    return ok('CREATE completed');
+    // RFC 8474 §4.1: the new mailbox's id in the tagged OK
+    return ok('CREATE completed', `MAILBOXID (${objectId('mailbox', created.value.id)})`);
   },
 });
 

@@ -70,7 +70,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
       }
       if (since !== null) uids = uids.filter((u) => (view.entry(u)?.modseq ?? 0) > since);
       const sendsFlags = plan.items.some((item) => item.type === 'FLAGS');
-      if (!plan.needsRecord && !plan.needsContent && !planHasSections(plan)) return fetchMetadata(session, ctx, uids, plan, sendsFlags);
+      if (lineOnly(plan)) return fetchMetadata(session, ctx, uids, plan, sendsFlags);
       // Messages go out in chunks: load and render a chunk, ask whether its bytes may be downloaded
       // (transfer.beforeDownload), then set \Seen for a non-PEEK body fetch — so a refused download never
       // marks anything read — and send. One flag update per chunk keeps modseq churn and commits low.
@@ -154,23 +154,34 @@ const METADATA_BATCH = 1024;
  * FETCH of index data only (UID, FLAGS, RFC822.SIZE, INTERNALDATE, MODSEQ): every line comes from the shared
  * mailbox index, rendered synchronously and sent in batches, each batch gated like a chunk of any FETCH.
  */
+/**
+ * A plan answered line by line from the index and, at most, the small stored values read per batch (EMAILID,
+ * THREADID, SAVEDATE, PREVIEW: one MessagesPort.parts call per 1024 messages): no body section, envelope or MIME tree.
+ * imapflow asks for EMAILID with every FETCH, so a flag sync stays on this path.
+ */
+function lineOnly(plan: FetchPlan): boolean {
+  return !plan.needsContent && !plan.parts.envelope && !plan.parts.mime && !planHasSections(plan);
+}
+
 async function fetchMetadata(session: ImapSession, ctx: HookContext, uids: readonly number[], plan: FetchPlan, sendsFlags: boolean): Promise<Outcome> {
   const view = session.selected!;
-  const { blobs } = session.app.storage;
+  const { blobs, messages } = session.app.storage;
   let missing = false;
   for (let i = 0; i < uids.length; i += METADATA_BATCH) {
     const transfer = { userId: session.userId, protocol: 'imap', bytes: 0 };
     const refused = await checkDownload(session.app, ctx, transfer);
     if (refused) return verdictOutcome(refused);
+    const batch = uids.slice(i, i + METADATA_BATCH);
+    const stored = plan.needsRecord ? new Map((await messages.parts(view.mailbox.id, batch.filter((u) => view.message(u)), plan.parts)).map((p) => [p.uid, p])) : null;
     const lines: string[] = [];
-    for (let k = i; k < Math.min(uids.length, i + METADATA_BATCH); k++) {
-      const uid = uids[k]!;
+    for (const uid of batch) {
       const known = view.message(uid);
-      if (!known) {
+      const record = stored?.get(uid);
+      if (!known || (stored && !record)) {
         missing = true;
         continue;
       }
-      lines.push(renderFetchLine(plan, { seq: known.seq, entry: known.entry, blobs, recent: view.recent.has(uid), flagsChanged: false }));
+      lines.push(renderFetchLine(plan, { seq: known.seq, entry: known.entry, record, blobs, recent: view.recent.has(uid), flagsChanged: false }));
       if (sendsFlags) view.flagsSent(uid, known.entry.modseq);
     }
     for (const line of view.keywordResponses()) session.send(line);

@@ -8,6 +8,7 @@ import { expungeMessages } from '../../hooks/pipeline/index.ts';
 import { denormalizedName, list } from './args.ts';
 import type { Args } from './args.ts';
 import { AUTHENTICATED, SELECTED, command } from './command.ts';
+import { objectId } from '../../hooks/imap-object-ids.ts';
 import { DELIMITER, oldNameItem } from './mailbox-tree.ts';
 import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { formatSequenceSet, parseSequenceSet } from './sequence.ts';
@@ -66,6 +67,7 @@ function selectCommand(name: 'SELECT' | 'EXAMINE', readOnly: boolean) {
       }
       session.send(`* OK [UIDVALIDITY ${mailbox.uidValidity}] UIDs valid`);
       session.send(`* OK [UIDNEXT ${Math.max(mailbox.uidNext, view.lastUid + 1)}] Predicted next UID`);
+      session.send(`* OK [MAILBOXID (${objectId('mailbox', mailbox.id)})] Ok`);
       session.send(`* OK [HIGHESTMODSEQ ${Math.max(1, view.highestModseq)}] Highest`);
       if (qresync) for (const line of await resyncResponses(session.app.storage, view, qresync)) session.send(line);
       return ok(`${name} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');

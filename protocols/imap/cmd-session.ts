@@ -128,6 +128,8 @@ export const starttls = command({
   parse: none,
   async run(session) {
     if (session.conn.secure) return bad('Connection is already secure');
+    // after UNAUTHENTICATE a compressed session is not authenticated again: TLS cannot go under the deflate layer
+    if (session.compressed) return bad('STARTTLS is not possible after COMPRESS');
     if (!session.conn.canStartTls) return no('STARTTLS is not available', 'UNAVAILABLE');
     return { ...ok('Begin TLS negotiation now'), after: () => session.startTls() };
   },

@@ -1,6 +1,7 @@
 /** The IMAP command table: every built-in verb (UID forms as `UID FETCH`, …) and its spec. */
 import type { CommandSpec } from './command.ts';
 import { append } from './cmd-append.ts';
+import { compress } from './cmd-compress.ts';
 import { idle } from './cmd-idle.ts';
 import { listCommand, lsubCommand } from './cmd-list.ts';
 import { MAILBOX_COMMANDS } from './cmd-mailboxes.ts';
@@ -11,5 +12,5 @@ import { SELECT_COMMANDS } from './cmd-select.ts';
 import { SESSION_COMMANDS } from './cmd-session.ts';
 
 export const COMMANDS: ReadonlyMap<string, CommandSpec<unknown>> = new Map(
-  [...SESSION_COMMANDS, listCommand, lsubCommand, ...MAILBOX_COMMANDS, ...SELECT_COMMANDS, ...MESSAGE_COMMANDS, ...SEARCH_COMMANDS, append, idle, notifyCommand].map((spec) => [spec.name, spec]),
+  [...SESSION_COMMANDS, listCommand, lsubCommand, ...MAILBOX_COMMANDS, ...SELECT_COMMANDS, ...MESSAGE_COMMANDS, ...SEARCH_COMMANDS, append, idle, notifyCommand, compress].map((spec) => [spec.name, spec]),
 );

@@ -9,8 +9,9 @@
  * IMAP literal may not carry, goes out as a space (render.ts NUL_REPLACEMENT; same size).
  */
 import { contentSize, findPart, readAll, readMessage } from '../../storage/mime/index.ts';
-import type { BlobsPort, Envelope, MessageContent, MessageIndexEntry, MessagePartsWanted, MimeNode } from '../../storage/ports.ts';
-import { astring, formatInternalDate, renderBodyStructure, renderEnvelope, renderFlags, withoutNul } from './render.ts';
+import type { BlobsPort, Envelope, MessageContent, MessageIndexEntry, MessageParts, MessagePartsWanted, MimeNode } from '../../storage/ports.ts';
+import { objectId } from '../../hooks/imap-object-ids.ts';
+import { astring, formatInternalDate, nstring, renderBodyStructure, renderEnvelope, renderFlags, withoutNul } from './render.ts';
 import type { RenderOptions } from './render.ts';
 import { isSequenceSet } from './sequence.ts';
 import { binaryLabel, binaryPiece, isBinaryName, parseBinaryItem } from './fetch-binary.ts';
@@ -29,7 +30,22 @@ export interface FetchSection {
   fields: string[];
 }
 
-export type SimpleFetchItem = 'UID' | 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODY' | 'BODYSTRUCTURE' | 'MODSEQ';
+export type SimpleFetchItem =
+  | 'UID'
+  | 'FLAGS'
+  | 'INTERNALDATE'
+  | 'RFC822.SIZE'
+  | 'ENVELOPE'
+  | 'BODY'
+  | 'BODYSTRUCTURE'
+  | 'MODSEQ'
+  /** RFC 8474 OBJECTID. */
+  | 'EMAILID'
+  | 'THREADID'
+  /** RFC 8514 SAVEDATE. */
+  | 'SAVEDATE'
+  /** RFC 8970 PREVIEW (with or without LAZY: the preview is stored, so it is always at hand). */
+  | 'PREVIEW';
 
 export type FetchItem =
   | { type: SimpleFetchItem }
@@ -88,7 +104,21 @@ const MACROS: Record<string, SimpleFetchItem[]> = {
   FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
 };
 
-const SIMPLE = new Set<string>(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'MODSEQ']);
+const SIMPLE = new Set<string>(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'MODSEQ', 'EMAILID', 'THREADID', 'SAVEDATE', 'PREVIEW']);
+
+/** `PREVIEW (LAZY)` (RFC 8970 §3.2): the modifier list after PREVIEW; LAZY is the only modifier defined. */
+function isPreviewModifiers(token: ImapToken | undefined): boolean {
+  return token?.type === 'list' && token.items.length > 0 && token.items[0]!.type === 'atom' && token.items[0].value.toUpperCase() === 'LAZY';
+}
+
+function checkPreviewModifiers(token: ImapToken): void {
+  if (token.type !== 'list' || token.items.length === 0) throw new ImapSyntaxError('Invalid PREVIEW modifiers');
+  for (const item of token.items) {
+    if (item.type !== 'atom' || item.value.toUpperCase() !== 'LAZY') throw new ImapSyntaxError('Unknown PREVIEW modifier');
+  }
+}
+
+const isPreview = (token: ImapToken | undefined): boolean => token?.type === 'atom' && !token.section && token.value.toUpperCase() === 'PREVIEW';
 
 const MAX_NUMBER = 4294967295;
 const MAX_MODSEQ = Number.MAX_SAFE_INTEGER;
@@ -214,8 +244,14 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
     sequence = head.value;
     rest = rest.slice(1);
   }
+  // a lone `PREVIEW (LAZY)`: the list is PREVIEW's modifiers, not the command's
+  let itemsToken = rest[0]!;
+  if (isPreview(itemsToken) && isPreviewModifiers(rest[1])) {
+    checkPreviewModifiers(rest[1]!);
+    itemsToken = { type: 'list', items: [itemsToken] };
+    rest = [itemsToken, ...rest.slice(2)];
+  }
   if (rest.length === 0 || rest.length > 2) throw new ImapSyntaxError('FETCH expects data items and optional modifiers');
-  const itemsToken = rest[0]!;
   const modifiers = rest.length === 2 ? parseModifiers(rest[1]!, options) : null;
   const changedSince = modifiers?.changedSince ?? null;
 
@@ -224,7 +260,11 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
     for (const type of MACROS[itemsToken.value.toUpperCase()]!) requested.push({ type });
   } else if (itemsToken.type === 'list') {
     if (itemsToken.items.length === 0) throw new ImapSyntaxError('Empty FETCH item list');
-    for (const token of itemsToken.items) parseItem(token, requested);
+    const tokens = itemsToken.items;
+    for (let at = 0; at < tokens.length; at++) {
+      parseItem(tokens[at]!, requested);
+      if (isPreview(tokens[at]) && tokens[at + 1]?.type === 'list') checkPreviewModifiers(tokens[++at]!);
+    }
   } else {
     parseItem(itemsToken, requested);
   }
@@ -243,6 +283,9 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
   for (const item of items) {
     if (item.type === 'ENVELOPE') parts.envelope = true;
     if (item.type === 'BODY' || item.type === 'BODYSTRUCTURE') parts.mime = true;
+    if (item.type === 'EMAILID' || item.type === 'THREADID') parts.ids = true;
+    if (item.type === 'SAVEDATE') parts.savedDate = true;
+    if (item.type === 'PREVIEW') parts.preview = true;
     if (item.type === 'section') {
       parts.content = true;
       if (item.section.part !== '' || item.section.kind !== 'full') parts.mime = true;
@@ -254,7 +297,7 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
       if (!item.peek) setsSeen = true;
     }
   }
-  const needsRecord = parts.envelope === true || parts.mime === true;
+  const needsRecord = parts.envelope === true || parts.mime === true || parts.ids === true || parts.savedDate === true || parts.preview === true;
   const needsContent = parts.content === true;
   return {
     items,
@@ -279,8 +322,11 @@ export interface FetchMessage {
   /** Message sequence number. */
   seq: number;
   entry: MessageIndexEntry;
-  /** The stored parts the plan needs (plan.parts): `envelope` for ENVELOPE, `mime` for BODY, BODYSTRUCTURE, sections. */
-  record?: { envelope?: Envelope; mime?: MimeNode } | null;
+  /**
+   * The stored parts the plan needs (plan.parts): `envelope` for ENVELOPE, `mime` for BODY, BODYSTRUCTURE, sections;
+   * the ids for EMAILID / THREADID, `savedDate` for SAVEDATE, `preview` for PREVIEW.
+   */
+  record?: Pick<MessageParts, 'envelope' | 'mime' | 'emailId' | 'threadId' | 'savedDate' | 'preview'> | null;
   /** Required when plan.needsContent. */
   content?: MessageContent | null;
   /** Reads the content when the plan did not (BINARY.SIZE of a message without recorded decoded sizes). */
@@ -369,6 +415,12 @@ function needMime(message: FetchMessage): MimeNode {
   const mime = message.record?.mime;
   if (!mime) throw new Error('renderFetch: the plan needs the message MIME tree');
   return mime;
+}
+
+function needStored<K extends 'emailId' | 'threadId' | 'savedDate' | 'preview'>(message: FetchMessage, key: K): NonNullable<MessageParts[K]> {
+  const value = message.record?.[key];
+  if (value === undefined || value === null) throw new Error(`renderFetch: the plan needs the message's ${key}`);
+  return value as NonNullable<MessageParts[K]>;
 }
 
 function needContent(message: FetchMessage): MessageContent {
@@ -511,6 +563,15 @@ function simpleItem(type: SimpleFetchItem, message: FetchMessage, options: Rende
       return `BODY ${renderBodyStructure(needMime(message), false, options)}`;
     case 'BODYSTRUCTURE':
       return `BODYSTRUCTURE ${renderBodyStructure(needMime(message), true, options)}`;
+    case 'EMAILID':
+      return `EMAILID (${objectId('email', needStored(message, 'emailId'))})`;
+    case 'THREADID':
+      return `THREADID (${objectId('thread', needStored(message, 'threadId'))})`;
+    case 'SAVEDATE':
+      return `SAVEDATE ${formatInternalDate(needStored(message, 'savedDate'))}`;
+    case 'PREVIEW':
+      // UTF-8 text; without UTF8=ACCEPT a non-ASCII preview goes out as a literal (RFC 8970 §3.1)
+      return `PREVIEW ${nstring(needStored(message, 'preview'), options)}`;
   }
 }
 

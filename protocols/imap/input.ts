@@ -87,6 +87,13 @@ export class InputBuffer {
     this.#start = this.#end = this.#scanned = 0;
   }
 
+  /** Removes and returns everything buffered (COMPRESS: bytes that arrived after the command are compressed ones). */
+  takeAll(): Uint8Array {
+    const bytes = this.#buf.slice(this.#start, this.#end);
+    this.clear();
+    return bytes;
+  }
+
   /** Puts bytes back in front (a line read in raw mode that turned out to be a command). */
   unshift(bytes: Uint8Array): void {
     const rest = this.#buf.slice(this.#start, this.#end);

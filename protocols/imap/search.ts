@@ -9,6 +9,7 @@ import { Buffer } from 'node:buffer';
 import iconv from 'iconv-lite';
 import type { DateOp, SearchCriteria, SearchKey } from '../../storage/search/criteria.ts';
 import { parseSearchDate } from './render.ts';
+import { isObjectId, storedId } from '../../hooks/imap-object-ids.ts';
 import { isSequenceSet, parseSequenceSet } from './sequence.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken } from './types.ts';
@@ -47,13 +48,17 @@ const FLAG_KEYS: Record<string, [string, boolean]> = {
   UNSEEN: ['\\Seen', false],
 };
 
-const DATE_KEYS: Record<string, ['date' | 'sentdate', DateOp]> = {
+const DATE_KEYS: Record<string, ['date' | 'sentdate' | 'savedate', DateOp]> = {
   BEFORE: ['date', 'before'],
   ON: ['date', 'on'],
   SINCE: ['date', 'since'],
   SENTBEFORE: ['sentdate', 'before'],
   SENTON: ['sentdate', 'on'],
   SENTSINCE: ['sentdate', 'since'],
+  // RFC 8514 SAVEDATE
+  SAVEDBEFORE: ['savedate', 'before'],
+  SAVEDON: ['savedate', 'on'],
+  SAVEDSINCE: ['savedate', 'since'],
 };
 
 const HEADER_KEYS = new Set(['FROM', 'TO', 'CC', 'BCC', 'SUBJECT']);
@@ -135,6 +140,16 @@ class Parser {
     switch (name) {
       case 'ALL':
         return [{ type: 'all' }, position + 1];
+      case 'SAVEDATESUPPORTED':
+        return [{ type: 'all' }, position + 1]; // every mailbox keeps save dates (RFC 8514 §4.3)
+      case 'EMAILID':
+      case 'THREADID': {
+        // RFC 8474 §6: an objectid; one that names none of ours matches nothing
+        const text = this.atom(arg, name);
+        if (!isObjectId(text)) throw new ImapSyntaxError(`${name} expects an object id`);
+        const kind = name === 'EMAILID' ? 'email' : 'thread';
+        return [{ type: name === 'EMAILID' ? 'emailid' : 'threadid', id: storedId(kind, text) }, position + 2];
+      }
       case 'RECENT':
         return [{ type: 'recent', present: true }, position + 1];
       case 'OLD':

@@ -24,6 +24,7 @@ import type { CommandResult } from '../../hooks/types.ts';
 import type { ImapCommandInput, ImapCommandOutput } from '../../hooks/imap.ts';
 import type { Duplex } from 'node:stream';
 import { plaintextAuthAllowed } from '../net/auth-policy.ts';
+import { DeflateSocket } from '../net/deflate-socket.ts';
 import { Args } from './args.ts';
 import type { CommandSpec, ImapState } from './command.ts';
 import { COMMANDS } from './commands.ts';
@@ -126,6 +127,8 @@ export class ImapSession {
   /** Why the session ends, for its `connection closed` line: the first reason given wins (`endsFor`). */
   #closeReason: CloseReason | null = null;
   #watcher: ChangeWatcher | null = null;
+  /** After COMPRESS DEFLATE: the deflate stream over the connection's socket, read and written instead of it. */
+  #compressed: DeflateSocket | null = null;
   /** NOTIFY SET (RFC 5465): what the client asked to hear of without asking (notify.ts). */
   #notifier: Notifier | null = null;
   /** A command runs (from `execute` to its tagged reply): unsolicited responses wait for its end. */
@@ -177,6 +180,37 @@ export class ImapSession {
 
   get log() {
     return this.session.log;
+  }
+
+  /** The stream the session reads and writes: the connection's socket, or the deflate stream over it. */
+  get #stream(): Duplex {
+    return this.#compressed ?? this.conn.socket;
+  }
+
+  /** COMPRESS DEFLATE is active (RFC 4978). */
+  get compressed(): boolean {
+    return this.#compressed !== null;
+  }
+
+  /**
+   * After `OK DEFLATE active` was written: the session reads and writes through a deflate stream over the socket
+   * from here on. Bytes the client sent after the command (already compressed) are inflated first.
+   */
+  async startCompression(): Promise<void> {
+    const socket = this.conn.socket;
+    socket.off('data', ImapSession.#onData);
+    socket.off('end', ImapSession.#onEnd);
+    socket.off('close', ImapSession.#onEnd);
+    SESSIONS.delete(socket);
+    const stream = new DeflateSocket(socket, { pending: this.#input.takeAll() });
+    stream.on('error', ImapSession.#onStreamError);
+    this.#compressed = stream;
+    this.#attach();
+  }
+
+  static #onStreamError(this: Duplex, err: Error): void {
+    // a corrupt compressed stream from the client: the stream closes, the session ends with it
+    SESSIONS.get(this)?.log.info('compressed stream failed', { err: err.message });
   }
 
   /**
@@ -245,11 +279,12 @@ export class ImapSession {
   async capabilities(ctx: HookContext): Promise<string[]> {
     const caps = ['IMAP4rev1', 'IMAP4rev2'];
     if (this.state === 'not-authenticated') {
-      if (this.conn.canStartTls) caps.push('STARTTLS');
+      if (this.conn.canStartTls && !this.#compressed) caps.push('STARTTLS');
       if (this.plaintextAllowed) caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
       else caps.push('LOGINDISABLED');
     } else {
       caps.push('UNAUTHENTICATE');
+      if (this.app.config.imap.compress && !this.#compressed) caps.push('COMPRESS=DEFLATE'); // RFC 4978, after login
     }
     caps.push(
       this.app.config.imap.literalMinus ? 'LITERAL-' : 'LITERAL+',
@@ -277,6 +312,11 @@ export class ImapSession {
       'MULTIAPPEND',
       'CATENATE',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
+      // RFC 8438, 8474, 8514, 8970 (protocols/imap: STATUS, FETCH and SEARCH items of built-in commands)
+      'STATUS=SIZE',
+      'OBJECTID',
+      'SAVEDATE',
+      'PREVIEW',
     );
     return listCapabilities(this.app, 'imap', ctx, caps);
   }
@@ -309,7 +349,7 @@ export class ImapSession {
       this.#closing = true;
       this.#out = [];
       this.#outBytes = 0;
-      this.conn.socket.destroy();
+      this.#stream.destroy();
       throw err;
     }
   }
@@ -357,8 +397,13 @@ export class ImapSession {
   }
 
   async #write(bytes: Uint8Array): Promise<void> {
-    const socket = this.conn.socket;
+    const socket = this.#stream;
     if (this.conn.closed || socket.destroyed || socket.writableEnded) return;
+    if (this.#compressed) {
+      // deflating is asynchronous: done once the compressed bytes are on the socket (before a close may end it)
+      await new Promise<void>((done) => socket.write(bytes, () => done()));
+      return;
+    }
     if (socket.write(bytes)) return;
     await new Promise<void>((done) => {
       const finish = () => {
@@ -374,7 +419,7 @@ export class ImapSession {
   // --- lifecycle ------------------------------------------------------------------------------------------
 
   #attach(): void {
-    const socket = this.conn.socket;
+    const socket = this.#stream;
     // the socket pauses and resumes itself (SessionFlow, one small object, also flushes held replies when the
     // reader waits for the client); its listeners are shared functions finding the session by socket, so an idle
     // session holds no listener closures (each would cost a context and, under tsx, a property table)

@@ -5,6 +5,7 @@
  * the \Recent mark, DELETED from the mailbox's shared index (storage/mailbox-index), whose count is cached there.
  */
 import type { MailboxRecord } from '../../storage/ports.ts';
+import { objectId } from '../../hooks/imap-object-ids.ts';
 import { recentMark } from './recent.ts';
 import type { ImapSession } from './session.ts';
 import { ImapSyntaxError } from './types.ts';
@@ -12,9 +13,9 @@ import type { ImapToken } from './types.ts';
 
 /**
  * Items every session may ask for. DELETED (RFC 9051) is answered in IMAP4rev1 sessions too: an unknown item
- * would be BAD, a known one costs nothing there. SIZE is RFC 8438 (also in RFC 9051).
+ * would be BAD, a known one costs nothing there. SIZE is RFC 8438 (also in RFC 9051), MAILBOXID RFC 8474 (OBJECTID).
  */
-const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'APPENDLIMIT', 'DELETED']);
+const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'APPENDLIMIT', 'DELETED', 'MAILBOXID']);
 
 /** The items of a STATUS item list, once each; BAD for an unknown one, and for RECENT in IMAP4rev2 (not in its grammar). */
 export function statusItems(tokens: readonly ImapToken[], session: ImapSession): string[] {
@@ -34,7 +35,7 @@ export async function statusValues(session: ImapSession, mailbox: MailboxRecord,
   const counters = await storage.mailboxes.counters(mailbox.id);
   const values: string[] = [];
   for (const item of items) {
-    let value: number;
+    let value: number | string;
     switch (item) {
       case 'MESSAGES':
         value = counters.messages;
@@ -61,6 +62,9 @@ export async function statusValues(session: ImapSession, mailbox: MailboxRecord,
         break;
       case 'DELETED':
         value = await deletedCount(session, mailbox);
+        break;
+      case 'MAILBOXID':
+        value = `(${objectId('mailbox', mailbox.id)})`;
         break;
       default:
         value = session.app.config.limits.maxMessageSize;

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { BlobsPort, IngestedMessage, MessageContent, MimeNode } from '../ports.ts';
 import { buildEnvelope, messageIds } from './envelope.ts';
 import { decodeWords, fileName, getHeader } from './headers.ts';
+import { makePreview } from './preview.ts';
 import { DEFAULT_SEARCH_TEXT_LIMIT, SearchTextCollector } from './search-text.ts';
 import { searchHeaders } from './search-headers.ts';
 import { DEFAULT_BLOB_THRESHOLD, SegmentBuilder } from './segments.ts';
@@ -134,6 +135,7 @@ export async function ingestMessage(
     hasAttachments: hasAttachments(root),
     searchText: search.result(root),
     searchHeaders: searchHeaders(fields, envelope),
+    preview: makePreview(search.chosenTexts(root)),
     blobs: segments.staged,
     sha256: contentHash(content),
   };

@@ -171,10 +171,14 @@ export class SearchTextCollector implements SplitterSink {
       if (node.message) walk(node.message.root);
     };
     walk(root);
-    const skipped = otherAlternatives(root, new Set(this.textNodes));
-    const texts = this.texts.filter((_, i) => !skipped.has(this.textNodes[i]!));
-    const text = [...names, ...texts].filter(Boolean).join('\n').normalize('NFC');
+    const text = [...names, ...this.chosenTexts(root)].filter(Boolean).join('\n').normalize('NFC');
     return text.length > this.limit ? text.slice(0, this.limit) : text;
+  }
+
+  /** The text parts result() keeps, in message order, without the attachment names (the source of the preview). */
+  chosenTexts(root: MimeNode): string[] {
+    const skipped = otherAlternatives(root, new Set(this.textNodes));
+    return this.texts.filter((_, i) => !skipped.has(this.textNodes[i]!));
   }
 }
 

@@ -99,6 +99,15 @@ export interface MessageDoc {
   blobs: string[];
   /** How the inline bytes are kept in messageContent: pieces and whether they are deflated. */
   inline: { size: number; pieces: number; deflated: boolean };
+  /**
+   * The email id (RFC 8474 EMAILID): `_id` of the message as first stored, kept by COPY and MOVE. Absent on documents
+   * written before it was: their own `_id` is their email id.
+   */
+  emailId?: ObjectId;
+  /** When the message was saved into this mailbox (RFC 8514), ms; absent on older documents: `internalDate` stands in. */
+  savedDate?: number;
+  /** The preview (RFC 8970, storage/mime/preview.ts); absent on older documents (made from the search text). */
+  preview?: string;
 }
 
 /** One piece of a message's inline bytes. Written once with the message, deleted with it, never updated. */

@@ -55,6 +55,7 @@ import { isDuplicateKey, mongoCall } from './errors.ts';
 import { idOf, objectId, requireObjectId } from './ids.ts';
 import { searchDoc } from './search.ts';
 import { threadFor } from './threads.ts';
+import { makePreview } from '../mime/preview.ts';
 
 /** Bytes of (possibly deflated) inline message bytes per `messagecontent` document: far below the 16 MiB limit. */
 export const CONTENT_PIECE_SIZE = 1024 * 1024;
@@ -343,6 +344,9 @@ export class MongoMessages implements MessagesPort {
         segments: message.content.segments.map((s) => (s.blob === undefined ? { length: s.length } : { length: s.length, blob: s.blob })),
         blobs,
         inline,
+        emailId: id,
+        savedDate: input.savedDate ?? Date.now(),
+        preview: message.preview,
       };
     } catch (err) {
       await undo();
@@ -532,7 +536,18 @@ export class MongoMessages implements MessagesPort {
       throw err;
     }
     let a: MailboxAllocation = alloc;
-    const copied: MessageDoc[] = docs.map((d, i) => ({ ...d, _id: newId(d._id), mailbox: dst._id, uid: a.uid + i, modseq: a.modseq, seq: a.seq + i }));
+    // a copy keeps the email id (every copy of a message shares it, RFC 8474) and is saved now (RFC 8514); MOVE is this too
+    const savedDate = Date.now();
+    const copied: MessageDoc[] = docs.map((d, i) => ({
+      ...d,
+      _id: newId(d._id),
+      mailbox: dst._id,
+      uid: a.uid + i,
+      modseq: a.modseq,
+      seq: a.seq + i,
+      emailId: d.emailId ?? d._id,
+      savedDate,
+    }));
     try {
       await c.messages.insertMany(copied);
     } catch (err) {
@@ -636,13 +651,28 @@ export class MongoMessages implements MessagesPort {
       if (wanted.envelope) projection.envelope = 1;
       if (wanted.mime) projection.mime = 1;
       if (wanted.content) Object.assign(projection, { segments: 1, inline: 1 });
+      if (wanted.ids) Object.assign(projection, { emailId: 1, thread: 1 });
+      if (wanted.savedDate) Object.assign(projection, { savedDate: 1, internalDate: 1 });
+      if (wanted.preview) projection.preview = 1;
       const docs = await this.#c.messages.find({ mailbox, uid: uidFilter(sorted) }, { projection }).sort({ uid: 1 }).toArray();
       const contents = wanted.content ? await this.#contents(docs) : null;
+      // documents stored before previews were get one from their stored search text
+      const legacy = wanted.preview ? docs.filter((d) => d.preview === undefined).map((d) => d._id) : [];
+      const texts = new Map<string, string>();
+      if (legacy.length > 0) {
+        for (const s of await this.#c.messageSearch.find({ _id: { $in: legacy } }, { projection: { text: 1 } }).toArray()) texts.set(s._id.toHexString(), s.text);
+      }
       return docs.map((d) => {
         const parts: MessageParts = { uid: d.uid };
         if (wanted.envelope) parts.envelope = d.envelope;
         if (wanted.mime) parts.mime = d.mime;
         if (contents) parts.content = contents.get(d._id.toHexString())!;
+        if (wanted.ids) {
+          parts.emailId = idOf(d.emailId ?? d._id);
+          parts.threadId = idOf(d.thread);
+        }
+        if (wanted.savedDate) parts.savedDate = d.savedDate ?? d.internalDate;
+        if (wanted.preview) parts.preview = d.preview ?? makePreview([texts.get(d._id.toHexString()) ?? '']);
         return parts;
       });
     });

@@ -5,9 +5,9 @@
  * database scans the mailbox's search documents, no message is loaded into the server.
  */
 import type { ObjectId } from 'mongodb';
-import type { Id, IngestedMessage, SearchField, SearchPort, SearchTerm, SentDateTerm } from '../ports.ts';
+import type { Id, IngestedMessage, MetaTerm, SearchField, SearchPort, SearchTerm, SentDateTerm } from '../ports.ts';
 import { fold } from '../search/fold.ts';
-import { sentDayOfHeaders } from '../search/sent-date.ts';
+import { compareDay, sentDayOfHeaders } from '../search/sent-date.ts';
 import type { MongoCollections, SearchDoc } from './collections.ts';
 import { mongoCall } from './errors.ts';
 import { objectId } from './ids.ts';
@@ -76,6 +76,26 @@ export class MongoSearch implements SearchPort {
     if (!mailbox) return Promise.resolve(terms.map(() => []));
     const ops = { before: '$lt', on: '$eq', since: '$gte' } as const;
     return mongoCall(() => Promise.all(terms.map(({ op, day }) => this.#uids(mailbox, { sentDay: { [ops[op]]: day } }))));
+  }
+
+  matchMeta(mailboxId: Id, terms: readonly MetaTerm[]): Promise<number[][]> {
+    const mailbox = objectId(mailboxId);
+    if (!mailbox) return Promise.resolve(terms.map(() => []));
+    return mongoCall(() => Promise.all(terms.map((term) => this.#metaUids(mailbox, term))));
+  }
+
+  /** UIDs (ascending) of the mailbox's message documents matching a MetaTerm (older documents: see MessageDoc). */
+  async #metaUids(mailbox: ObjectId, term: MetaTerm): Promise<number[]> {
+    const messages = this.#c.messages;
+    if (term.field === 'savedate') {
+      const docs = await messages.find({ mailbox }, { projection: { _id: 0, uid: 1, savedDate: 1, internalDate: 1 } }).sort({ uid: 1 }).toArray();
+      return docs.filter((d) => compareDay(term.op, Math.floor((d.savedDate ?? d.internalDate) / DAY) * DAY, term.day)).map((d) => d.uid);
+    }
+    const id = objectId(term.id);
+    if (!id) return [];
+    const filter = term.field === 'threadid' ? { mailbox, thread: id } : { mailbox, $or: [{ emailId: id }, { _id: id, emailId: { $exists: false } }] };
+    const docs = await messages.find(filter, { projection: { _id: 0, uid: 1 } }).sort({ uid: 1 }).toArray();
+    return docs.map((d) => d.uid);
   }
 
   /** UIDs (ascending) of the mailbox's search documents that match `filter`. */

@@ -19,6 +19,10 @@ export type SearchKey =
   | { type: 'date'; op: DateOp; day: number }
   /** The calendar date written in the Date header. */
   | { type: 'sentdate'; op: DateOp; day: number }
+  /** The day the message was saved into its mailbox (RFC 8514 SAVEDBEFORE / SAVEDON / SAVEDSINCE), UTC. */
+  | { type: 'savedate'; op: DateOp; day: number }
+  /** The email id / thread id (RFC 8474 EMAILID / THREADID) is this stored id; null: an id naming nothing. */
+  | { type: 'emailid' | 'threadid'; id: string | null }
   /** OLDER / YOUNGER (RFC 5032), in seconds. */
   | { type: 'older' | 'younger'; seconds: number }
   | { type: 'uid'; set: SequenceSet }

@@ -20,7 +20,7 @@
  * - SUBJECT matches the decoded Subject; FROM / TO / CC / BCC the parsed addresses (ports.ts SearchField); HEADER
  *   the decoded header values; BODY the body text (text parts and attachment names); TEXT headers or body.
  */
-import type { MessageIndexEntry, SearchField, SearchTerm, SentDateTerm } from '../ports.ts';
+import type { MessageIndexEntry, MetaTerm, SearchField, SearchTerm, SentDateTerm } from '../ports.ts';
 import { decodeWords, parseHeaderBlock } from '../mime/headers.ts';
 import type { HeaderField } from '../mime/headers.ts';
 import { TimeSlice } from '../time-slice.ts';
@@ -48,6 +48,11 @@ export interface SearchContext {
   matchText?(terms: readonly SearchTerm[]): Promise<number[][]>;
   /** The search port's sent dates for this mailbox (StoragePorts.search.matchSent bound to it); else headers are loaded. */
   matchSent?(terms: readonly SentDateTerm[]): Promise<number[][]>;
+  /**
+   * The search port's save dates, email ids and thread ids for this mailbox (StoragePorts.search.matchMeta bound to
+   * it). Without it SAVEDBEFORE / SAVEDON / SAVEDSINCE / EMAILID / THREADID match nothing.
+   */
+  matchMeta?(terms: readonly MetaTerm[]): Promise<number[][]>;
   /** Decoded body search text of a message (MessagesPort.searchText); used only without `matchText`. */
   loadSearchText(uid: number): Promise<string | null>;
   /** The raw header block of a message: its bytes (each field's charset is detected on its own), or text. */
@@ -88,6 +93,9 @@ function cost(key: SearchKey): number {
   switch (key.type) {
     case 'header':
     case 'sentdate':
+    case 'savedate':
+    case 'emailid':
+    case 'threadid':
       return 1;
     case 'body':
     case 'text':
@@ -138,6 +146,13 @@ function quick(key: SearchKey, candidate: Candidate, env: Env): boolean | null {
       return predicate(env, key, env.count)(env.positions ? env.positions[candidate.index]! : candidate.index + 1);
     case 'modseq':
       return entry.modseq >= key.modseq;
+    case 'emailid':
+    case 'threadid': {
+      if (key.id === null) return false;
+      const matched = env.matches.get(key);
+      return matched ? matched.has(entry.uid) : null;
+    }
+    case 'savedate':
     case 'header':
     case 'body':
     case 'text':
@@ -177,8 +192,11 @@ interface Asked<T> {
   exact: boolean;
 }
 
-/** The keys of a tree the search port answers or narrows: text keys, and SENTBEFORE / SENTON / SENTSINCE. */
-function portKeys(key: SearchKey, text: Asked<SearchTerm>[], sent: Asked<SentDateTerm>[]): void {
+/**
+ * The keys of a tree the search port answers or narrows: text keys, SENTBEFORE / SENTON / SENTSINCE, and the
+ * metadata keys (save date, email id, thread id).
+ */
+function portKeys(key: SearchKey, text: Asked<SearchTerm>[], sent: Asked<SentDateTerm>[], meta: Asked<MetaTerm>[]): void {
   switch (key.type) {
     case 'header':
       if (INDEXED_HEADERS.has(key.field)) text.push({ key, term: { field: key.field as SearchField, value: key.value }, exact: true });
@@ -191,13 +209,20 @@ function portKeys(key: SearchKey, text: Asked<SearchTerm>[], sent: Asked<SentDat
     case 'sentdate':
       sent.push({ key, term: { op: key.op, day: key.day }, exact: true });
       return;
+    case 'savedate':
+      meta.push({ key, term: { field: 'savedate', op: key.op, day: key.day }, exact: true });
+      return;
+    case 'emailid':
+    case 'threadid':
+      if (key.id !== null) meta.push({ key, term: { field: key.type, id: key.id }, exact: true });
+      return;
     case 'not':
-      return portKeys(key.key, text, sent);
+      return portKeys(key.key, text, sent, meta);
     case 'or':
-      portKeys(key.left, text, sent);
-      return portKeys(key.right, text, sent);
+      portKeys(key.left, text, sent, meta);
+      return portKeys(key.right, text, sent, meta);
     case 'and':
-      for (const child of key.keys) portKeys(child, text, sent);
+      for (const child of key.keys) portKeys(child, text, sent, meta);
       return;
     default:
       return;
@@ -226,9 +251,11 @@ async function ask<T>(keys: Asked<T>[], env: Env, port: (terms: T[]) => Promise<
 async function askIndex(key: SearchKey, env: Env, context: SearchContext): Promise<void> {
   const text: Asked<SearchTerm>[] = [];
   const sent: Asked<SentDateTerm>[] = [];
-  portKeys(key, text, sent);
+  const meta: Asked<MetaTerm>[] = [];
+  portKeys(key, text, sent, meta);
   if (context.matchText) await ask(text, env, context.matchText);
   if (context.matchSent) await ask(sent, env, context.matchSent);
+  if (context.matchMeta) await ask(meta, env, context.matchMeta);
 }
 
 /** Message data loaded on demand, once per message. */
@@ -280,6 +307,10 @@ async function full(key: SearchKey, candidate: Candidate, env: Env, lazy: Lazy):
       if (headers.some((field) => field.value.includes(needle) || `${field.key}: ${field.value}`.includes(needle))) return true;
       return (await lazy.text()).includes(needle);
     }
+    case 'savedate':
+    case 'emailid':
+    case 'threadid':
+      return false; // answered by matchMeta only (a context without it: nothing matches)
     case 'not':
       return !(await full(key.key, candidate, env, lazy));
     case 'or': {
@@ -344,7 +375,7 @@ export async function search(criteria: SearchCriteria, context: SearchContext): 
     matched,
     slice,
   );
-  if (pending.length > 0 && (context.matchText || context.matchSent)) {
+  if (pending.length > 0 && (context.matchText || context.matchSent || context.matchMeta)) {
     await askIndex(criteria.key, env, context);
     pending = await decide(criteria.key, pending, env, matched, slice);
   }

@@ -7,7 +7,7 @@ import type { Id, MessageRecord, StoragePorts } from '../ports.ts';
 import { readAll, readHeader } from '../mime/reassemble.ts';
 import type { SearchContext } from './evaluate.ts';
 
-export type MailboxSearchSources = Required<Pick<SearchContext, 'matchText' | 'matchSent' | 'loadSearchText' | 'loadHeaders'>> & {
+export type MailboxSearchSources = Required<Pick<SearchContext, 'matchText' | 'matchSent' | 'matchMeta' | 'loadSearchText' | 'loadHeaders'>> & {
   /** The message record (MessageRecord), read once per UID. */
   loadRecord(uid: number): Promise<MessageRecord | null>;
 };
@@ -23,6 +23,7 @@ export function mailboxSearchSources(storage: Pick<StoragePorts, 'messages' | 'b
     loadRecord,
     matchText: (terms) => storage.search.match(mailboxId, terms),
     matchSent: (terms) => storage.search.matchSent(mailboxId, terms),
+    matchMeta: (terms) => storage.search.matchMeta(mailboxId, terms),
     async loadSearchText(uid) {
       const record = await loadRecord(uid);
       return record ? storage.messages.searchText(record.id) : null;

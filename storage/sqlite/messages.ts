@@ -47,6 +47,7 @@ import { referencesField } from '../sort/references.ts';
 import type { SqliteBlobs } from './blobs.ts';
 import type { ChangeLog } from './changes.ts';
 import { GroupCommit } from './group-commit.ts';
+import { makePreview } from '../mime/preview.ts';
 import type { SearchIndexer } from './search-indexer.ts';
 import type { IndexSnapshotFiles } from './index-snapshots.ts';
 import type { InflatedCache } from './inflated-cache.ts';
@@ -63,9 +64,9 @@ const NEXT_MESSAGE_ID =
 const RECORD_COLUMNS =
   'id, user_id, mailbox_id, uid, modseq, flags, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments';
 
-/** Columns copied verbatim by COPY. */
+/** Columns copied verbatim by COPY (the preview too; the email id is set apart: see copy). */
 const COPY_COLUMNS =
-  'user_id, flags, seen, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec';
+  'user_id, flags, seen, internal_date, size, message_id, thread_id, header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec, preview';
 
 interface RecordRow {
   id: number;
@@ -126,6 +127,11 @@ interface PartsRow extends Partial<ContentRow> {
   id?: number;
   envelope?: string;
   mime?: string;
+  email_id?: number | null;
+  thread_id?: number;
+  saved_date?: number | null;
+  preview?: string | null;
+  legacy_text?: string | null;
 }
 
 /** The content of a row; deflated inline bytes inflated once per message while `cache` keeps them (row id `id`). */
@@ -320,8 +326,8 @@ export class SqliteMessages implements MessagesPort {
     const { threadId, rowId: newId } = this.#thread(userId, message);
     const { lastInsertRowid } = db.run(
       `INSERT INTO messages (id, user_id, mailbox_id, uid, modseq, flags, seen, internal_date, size, message_id, thread_id,
-         header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         header_date, subject, envelope, mime, has_attachments, sha256, segments, inline, inline_codec, saved_date, preview)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       newId,
       userId,
       mailboxId,
@@ -342,6 +348,8 @@ export class SqliteMessages implements MessagesPort {
       JSON.stringify(prepared.segments),
       prepared.inline.data,
       prepared.inline.deflated ? 1 : 0,
+      input.savedDate ?? this.#now(),
+      message.preview,
     );
     const id = num(lastInsertRowid);
     db.run(INSERT_SEARCH_ROW, id, ...searchColumnValues(message.searchHeaders, message.searchText));
@@ -420,6 +428,10 @@ export class SqliteMessages implements MessagesPort {
     if (wanted.envelope) columns.push('envelope');
     if (wanted.mime) columns.push('mime');
     if (wanted.content) columns.push('id', 'segments', 'inline', 'inline_codec');
+    if (wanted.ids) columns.push('coalesce(email_id, id) AS email_id', 'thread_id');
+    if (wanted.savedDate) columns.push('coalesce(saved_date, internal_date) AS saved_date');
+    // a row stored before previews were (migration 15) gets one from its stored search text
+    if (wanted.preview) columns.push('preview', 'CASE WHEN preview IS NULL THEN (SELECT body FROM message_search WHERE message_id = messages.id) END AS legacy_text');
     const first = sorted[0]!;
     const last = sorted[sorted.length - 1]!;
     // a run of UIDs (FETCH 1:64) as a range of the (mailbox_id, uid) index, any other set through json_each
@@ -433,6 +445,12 @@ export class SqliteMessages implements MessagesPort {
       if (wanted.envelope) parts.envelope = JSON.parse(r.envelope!) as Envelope;
       if (wanted.mime) parts.mime = JSON.parse(r.mime!) as MimeNode;
       if (wanted.content) parts.content = await contentOf(r as ContentRow, num(r.id!), this.#inflated);
+      if (wanted.ids) {
+        parts.emailId = toId(r.email_id!);
+        parts.threadId = toId(r.thread_id!);
+      }
+      if (wanted.savedDate) parts.savedDate = num(r.saved_date!);
+      if (wanted.preview) parts.preview = r.preview ?? makePreview([r.legacy_text ?? '']);
       out.push(parts);
     }
     return out;
@@ -632,10 +650,12 @@ export class SqliteMessages implements MessagesPort {
       const mappings = rows.map((row, i) => {
         const uid = first + i;
         const { lastInsertRowid: id } = db.run(
-          `INSERT INTO messages (mailbox_id, uid, modseq, ${COPY_COLUMNS}) SELECT ?, ?, ?, ${COPY_COLUMNS} FROM messages WHERE id = ?`,
+          // the copy shares the original's email id (RFC 8474; an original's is its own id, email_id NULL: migration 15)
+          `INSERT INTO messages (mailbox_id, uid, modseq, saved_date, email_id, ${COPY_COLUMNS}) SELECT ?, ?, ?, ?, coalesce(email_id, id), ${COPY_COLUMNS} FROM messages WHERE id = ?`,
           dst.id,
           uid,
           alloc.modseq,
+          now,
           row.id,
         );
         db.run(`INSERT INTO message_search (message_id, ${SEARCH_COLUMNS.join(', ')}) SELECT ?, ${SEARCH_COLUMNS.join(', ')} FROM message_search WHERE message_id = ?`, id, row.id);
@@ -664,7 +684,7 @@ export class SqliteMessages implements MessagesPort {
       const now = this.#now();
       const mappings = rows.map((row, i) => {
         const uid = first + i;
-        db.run('UPDATE messages SET mailbox_id = ?, uid = ?, modseq = ? WHERE id = ?', dst.id, uid, alloc.modseq, row.id);
+        db.run('UPDATE messages SET mailbox_id = ?, uid = ?, modseq = ?, saved_date = ? WHERE id = ?', dst.id, uid, alloc.modseq, now, row.id);
         return { sourceUid: num(row.uid), destinationUid: uid, flags: JSON.parse(row.flags) as Flag[] };
       });
       for (const m of mappings) {

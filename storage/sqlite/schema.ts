@@ -258,6 +258,20 @@ export const MIGRATIONS: readonly Migration[] = [
     modseq INTEGER NOT NULL
   );
   `,
+
+  // 15: per message, what RFC 8474 / 8514 / 8970 report (OBJECTID, SAVEDATE, PREVIEW): the email id (the id of the
+  // message as first stored, kept by COPY and MOVE), the save date (when it was saved into its mailbox: append,
+  // delivery, COPY and MOVE set it) and the preview (made at ingest, storage/mime/preview.ts). NULL stands for the
+  // value older rows had, so no row is rewritten: email_id NULL is the row's own id (also how an original is stored:
+  // the column is set on copies only, and a NULL at the end of a row is read from its header, without walking the
+  // overflow pages of the inline bytes before it); saved_date NULL is the internal date (the arrival time, the best
+  // value known; a message copied or moved before this migration reports its original arrival); preview NULL is made
+  // from the stored search text on read (messages.ts parts).
+  `
+  ALTER TABLE messages ADD COLUMN email_id INTEGER;
+  ALTER TABLE messages ADD COLUMN saved_date INTEGER;
+  ALTER TABLE messages ADD COLUMN preview TEXT;
+  `,
 ];
 
 /**

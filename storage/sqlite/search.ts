@@ -16,7 +16,7 @@
  * - The indexes are written shortly after a message is acknowledged (search-indexer.ts): rows above the watermark are
  *   not in them yet, so a term answered from the index also tests the mailbox's pending rows by their stored text.
  */
-import type { Id, SearchField, SearchPort, SearchTerm, SentDateTerm } from '../ports.ts';
+import type { Id, MetaTerm, SearchField, SearchPort, SearchTerm, SentDateTerm } from '../ports.ts';
 import { fold } from '../search/fold.ts';
 import { compareDay } from '../search/sent-date.ts';
 import type { Db } from './driver.ts';
@@ -190,6 +190,34 @@ export class SqliteSearch implements SearchPort {
       mailbox,
     );
     return terms.map(({ op, day }) => rows.filter((r) => compareDay(op, num(r.day), day)).map((r) => num(r.uid)));
+  }
+
+  async matchMeta(mailboxId: Id, terms: readonly MetaTerm[]): Promise<number[][]> {
+    const mailbox = rowId(mailboxId);
+    if (mailbox === null) return terms.map(() => []);
+    const uids = (rows: Array<{ uid: number }>): number[] => rows.map((r) => num(r.uid));
+    return terms.map((term) => {
+      if (term.field === 'savedate') {
+        // one pass over the mailbox's rows (rowid order), the day compared here like matchSent; migration 15 added
+        // saved_date for every older row
+        const rows = this.#db.all<{ uid: number; saved: number }>('SELECT uid, coalesce(saved_date, internal_date) AS saved FROM messages WHERE mailbox_id = ? ORDER BY uid', mailbox);
+        return rows.filter((r) => compareDay(term.op, Math.floor(num(r.saved) / DAY) * DAY, term.day)).map((r) => num(r.uid));
+      }
+      const id = rowId(term.id);
+      if (id === null) return [];
+      if (term.field === 'threadid') {
+        // the thread index (user_id, thread_id) finds the thread's messages in every mailbox; few per thread
+        return uids(
+          this.#db.all<{ uid: number }>(
+            'SELECT uid FROM messages WHERE user_id = (SELECT user_id FROM mailboxes WHERE id = ?) AND thread_id = ? AND mailbox_id = ? ORDER BY uid',
+            mailbox,
+            id,
+            mailbox,
+          ),
+        );
+      }
+      return uids(this.#db.all<{ uid: number }>('SELECT uid FROM messages WHERE mailbox_id = ? AND coalesce(email_id, id) = ? ORDER BY uid', mailbox, id));
+    });
   }
 
   /** UIDs of the mailbox's messages matching the term. */

@@ -221,7 +221,7 @@ export function createFakeStorage(): FakeStorage {
       threadCounts: missing('messages.threadCounts'),
       page: missing('messages.page'),
     },
-    search: { match: missing('search.match'), matchSent: missing('search.matchSent') },
+    search: { match: missing('search.match'), matchSent: missing('search.matchSent'), matchMeta: missing('search.matchMeta') },
     blobs: {
       stage() {
         const chunks: Uint8Array[] = [];

@@ -9,6 +9,7 @@ import { collectBytes as collect } from '../../storage/bytes.ts';
 import { mimeNode } from '../../storage/mime/splitter.ts';
 import { parseHeaderBlock } from '../../storage/mime/headers.ts';
 import { searchHeaders } from '../../storage/mime/search-headers.ts';
+import { makePreview } from '../../storage/mime/preview.ts';
 export { collect };
 
 const encoder = new TextEncoder();
@@ -143,6 +144,7 @@ export async function fakeMessage(blobs: BlobsPort, raw: string | Uint8Array, op
     hasAttachments: false,
     searchText: options.searchText ?? bodyText,
     searchHeaders: searchHeaders(parseHeaderBlock(bytes.subarray(0, bodyStart))),
+    preview: makePreview([options.searchText ?? bodyText]),
     blobs: staged,
     sha256: createHash('sha256').update(bytes).digest('hex'),
   };

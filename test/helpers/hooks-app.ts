@@ -45,6 +45,7 @@ export function fakeIngest(storage: StoragePorts, options: { maxSize?: number } 
       hasAttachments: false,
       searchText: text,
       searchHeaders: { subject, from: null, to: null, cc: null, bcc: null, headers: `subject: ${subject}` },
+      preview: '',
       blobs: [blob],
       sha256: blob.hash,
     };
