@@ -473,6 +473,10 @@ export interface MessagePage {
 
 /** What MessagesPort.sortData reads besides the always-present fields (SORT and THREAD, RFC 5256 / 5957). */
 export interface SortDataWanted {
+  /** The decoded subject (SORT SUBJECT, THREAD). */
+  subject?: boolean;
+  /** The parsed Date (SORT DATE, THREAD). */
+  date?: boolean;
   /** The From, To and Cc addresses (SORT FROM, TO, CC, DISPLAYFROM, DISPLAYTO). */
   addresses?: boolean;
   /** Message-ID, In-Reply-To and References (THREAD=REFERENCES, THREAD=REFS). */
@@ -481,16 +485,17 @@ export interface SortDataWanted {
 
 /**
  * One message as SORT and THREAD see it, read from stored columns (the envelope, the decoded subject, the parsed
- * Date, the search header text): never the message bytes.
+ * Date, the search header text): never the message bytes. UID, internal date and size always; the rest when wanted
+ * (a SORT by ARRIVAL or SIZE reads the mailbox's covering index only).
  */
 export interface MessageSortData {
   uid: number;
   internalDate: number;
   size: number;
-  /** MessageRecord.headerDate: the Date header in ms, or the internal date when it is absent or unreadable. */
-  headerDate: number;
-  /** The RFC 2047-decoded Subject ('' when absent). */
-  subject: string;
+  /** With `date`: MessageRecord.headerDate, the Date header in ms, or the internal date when absent or unreadable. */
+  headerDate?: number;
+  /** With `subject`: the RFC 2047-decoded Subject ('' when absent). */
+  subject?: string;
   /** With `addresses`: the envelope's From, To and Cc addresses (raw, as in the ENVELOPE), or null when absent. */
   from?: EnvelopeAddress[] | null;
   to?: EnvelopeAddress[] | null;

@@ -21,7 +21,7 @@ export function selectedForPlugins(session: ImapSession): ImapSelectedMailbox | 
     async search(keys: readonly ImapToken[], charset: string | null): Promise<ImapSearchMatches | ImapCommandResult> {
       let query;
       try {
-        const tokens: ImapToken[] = charset === null ? [...keys] : [{ type: 'atom', value: 'CHARSET' } as ImapToken, { type: 'atom', value: charset } as ImapToken, ...keys];
+        const tokens: ImapToken[] = charset === null ? [...keys] : [{ type: 'atom', value: 'CHARSET' }, { type: 'atom', value: charset }, ...keys];
         query = parseSearch(tokens, { utf8: session.utf8 });
       } catch (err) {
         if (!(err instanceof ImapSyntaxError)) throw err;

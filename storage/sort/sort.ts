@@ -21,7 +21,12 @@ export interface SortCriterion {
 
 /** The stored data these criteria need. */
 export function sortDataWanted(criteria: readonly SortCriterion[]): SortDataWanted {
-  return { addresses: criteria.some((c) => c.key === 'from' || c.key === 'to' || c.key === 'cc' || c.key === 'displayfrom' || c.key === 'displayto') };
+  const keys = new Set(criteria.map((c) => c.key));
+  return {
+    subject: keys.has('subject'),
+    date: keys.has('date'),
+    addresses: keys.has('from') || keys.has('to') || keys.has('cc') || keys.has('displayfrom') || keys.has('displayto'),
+  };
 }
 
 /** The first address of a field as the ENVELOPE lists it: a group's start marker (host NIL) names the group. */
@@ -48,11 +53,11 @@ function keyOf(key: SortKeyName, m: MessageSortData): string | number {
     case 'arrival':
       return m.internalDate;
     case 'date':
-      return m.headerDate;
+      return m.headerDate ?? m.internalDate;
     case 'size':
       return m.size;
     case 'subject':
-      return baseSubject(m.subject).base;
+      return baseSubject(m.subject ?? '').base;
     case 'from':
       return addressKey(m.from);
     case 'to':

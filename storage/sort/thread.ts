@@ -129,11 +129,17 @@ function sortTree(list: Container[], date: DateOf): void {
   sortSiblings(list, date);
 }
 
-const sentDate: DateOf = (c) => first(c).message!.headerDate;
+const dateOf = (m: MessageSortData): number => m.headerDate ?? m.internalDate;
+const sentDate: DateOf = (c) => dateOf(first(c).message!);
 
 /** Step 5: roots with the same base subject merged. */
 function mergeBySubject(roots: Container[]): Container[] {
-  const subjectOf = (c: Container) => baseSubject(first(c).message!.subject);
+  const subjects = new Map<Container, { base: string; reply: boolean }>();
+  const subjectOf = (c: Container) => {
+    let subject = subjects.get(c);
+    if (!subject) subjects.set(c, (subject = baseSubject(first(c).message!.subject ?? '')));
+    return subject;
+  };
   const table = new Map<string, Container>();
   for (const c of roots) {
     const { base } = subjectOf(c);
@@ -141,32 +147,35 @@ function mergeBySubject(roots: Container[]): Container[] {
     const old = table.get(base);
     if (!old || (!c.message && old.message) || (c.message && old.message && subjectOf(old).reply && !subjectOf(c).reply)) table.set(base, c);
   }
-  let out = [...roots];
+  // the root set as a list with removals marked, and replacements made in place
+  const out = [...roots];
+  const position = new Map<Container, number>(out.map((c, i) => [c, i]));
+  const removed = new Set<Container>();
   for (const c of roots) {
-    if (!out.includes(c)) continue;
+    if (removed.has(c)) continue;
     const subject = subjectOf(c);
     if (!subject.base) continue;
     const old = table.get(subject.base)!;
     if (old === c) continue;
+    removed.add(c);
     if (!old.message && !c.message) {
       for (const child of [...c.children]) link(old, child);
-      out = out.filter((r) => r !== c);
     } else if (!old.message && c.message) {
       link(old, c);
-      out = out.filter((r) => r !== c);
     } else if (c.message && old.message && subject.reply && !subjectOf(old).reply) {
       link(old, c);
-      out = out.filter((r) => r !== c);
     } else {
       const dummy = container();
-      out[out.indexOf(old)] = dummy;
-      out = out.filter((r) => r !== c);
+      const at = position.get(old)!;
+      out[at] = dummy;
+      position.set(dummy, at);
       link(dummy, old);
       link(dummy, c);
+      subjects.set(dummy, subjectOf(old));
       table.set(subject.base, dummy);
     }
   }
-  return out;
+  return out.filter((c) => !removed.has(c));
 }
 
 function toNodes(list: readonly Container[]): ThreadNode[] {
@@ -187,7 +196,8 @@ function threadReferences(messages: readonly MessageSortData[], bySubject: boole
   const latestOf = (c: Container): number => {
     let value = latest.get(c);
     if (value === undefined) {
-      value = Math.max(c.message ? c.message.headerDate : -Infinity, ...c.children.map(latestOf));
+      value = c.message ? dateOf(c.message) : -Infinity;
+      for (const child of c.children) value = Math.max(value, latestOf(child));
       latest.set(c, value);
     }
     return value;
@@ -198,14 +208,14 @@ function threadReferences(messages: readonly MessageSortData[], bySubject: boole
 
 function threadOrderedSubject(messages: readonly MessageSortData[]): ThreadNode[] {
   const keyed = messages.map((m, order) => ({ m, order, base: baseSubject(m.subject).base }));
-  keyed.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : a.m.headerDate - b.m.headerDate || a.order - b.order));
+  keyed.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : dateOf(a.m) - dateOf(b.m) || a.order - b.order));
   const threads: Array<{ root: (typeof keyed)[number]; node: ThreadNode }> = [];
   for (const entry of keyed) {
     const last = threads[threads.length - 1];
     if (last && last.root.base === entry.base) last.node.children.push({ uid: entry.m.uid, children: [] });
     else threads.push({ root: entry, node: { uid: entry.m.uid, children: [] } });
   }
-  threads.sort((a, b) => a.root.m.headerDate - b.root.m.headerDate || a.root.order - b.root.order);
+  threads.sort((a, b) => dateOf(a.root.m) - dateOf(b.root.m) || a.root.order - b.root.order);
   return threads.map((t) => t.node);
 }
 

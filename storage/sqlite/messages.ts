@@ -145,8 +145,8 @@ interface SortRow {
   uid: number;
   internal_date: number;
   size: number;
-  header_date: number;
-  subject: string | null;
+  header_date?: number;
+  subject?: string | null;
   f?: string | null;
   t?: string | null;
   c?: string | null;
@@ -442,7 +442,9 @@ export class SqliteMessages implements MessagesPort {
     const n = rowId(mailboxId);
     const sorted = uniqueUids(uids);
     if (n === null || sorted.length === 0) return [];
-    const columns = ['m.uid', 'm.internal_date', 'm.size', 'm.header_date', 'm.subject'];
+    const columns = ['m.uid', 'm.internal_date', 'm.size'];
+    if (wanted.date || wanted.threading) columns.push('m.header_date');
+    if (wanted.subject || wanted.threading) columns.push('m.subject');
     if (wanted.addresses) columns.push(`json_extract(m.envelope, '$.from') AS f`, `json_extract(m.envelope, '$.to') AS t`, `json_extract(m.envelope, '$.cc') AS c`);
     if (wanted.threading) columns.push(`json_extract(m.envelope, '$.messageId') AS mid`, `json_extract(m.envelope, '$.inReplyTo') AS irt`, 's.headers');
     const from = wanted.threading ? 'messages m LEFT JOIN message_search s ON s.message_id = m.id' : 'messages m';
@@ -458,7 +460,9 @@ export class SqliteMessages implements MessagesPort {
     for (const r of rows) {
       const uid = num(r.uid);
       if (wantedUids && !wantedUids.has(uid)) continue;
-      const data: MessageSortData = { uid, internalDate: num(r.internal_date), size: num(r.size), headerDate: num(r.header_date), subject: r.subject ?? '' };
+      const data: MessageSortData = { uid, internalDate: num(r.internal_date), size: num(r.size) };
+      if (r.header_date !== undefined) data.headerDate = num(r.header_date);
+      if (r.subject !== undefined) data.subject = r.subject ?? '';
       if (wanted.addresses) {
         data.from = r.f ? (JSON.parse(r.f) as EnvelopeAddress[]) : null;
         data.to = r.t ? (JSON.parse(r.t) as EnvelopeAddress[]) : null;

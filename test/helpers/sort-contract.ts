@@ -28,7 +28,9 @@ export function sortContract(open: StorageFactory): void {
         }
         await s.messages.expunge(inbox.id, [3]);
 
-        const plain = await s.messages.sortData(inbox.id, [2, 1, 3, 99]);
+        const bare = await s.messages.sortData(inbox.id, [1, 2]);
+        assert.deepEqual(bare.map((d) => Object.keys(d).sort()), [['internalDate', 'size', 'uid'], ['internalDate', 'size', 'uid']], 'only what is wanted');
+        const plain = await s.messages.sortData(inbox.id, [2, 1, 3, 99], { subject: true, date: true });
         assert.deepEqual(
           plain.map((d) => [d.uid, d.internalDate, d.headerDate, d.subject, d.size > 0, 'from' in d, 'references' in d]),
           [
