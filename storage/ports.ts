@@ -477,8 +477,10 @@ export interface SortDataWanted {
   subject?: boolean;
   /** The parsed Date (SORT DATE, THREAD). */
   date?: boolean;
-  /** The From, To and Cc addresses (SORT FROM, TO, CC, DISPLAYFROM, DISPLAYTO). */
-  addresses?: boolean;
+  /** The first From / To / Cc address (SORT FROM, DISPLAYFROM / TO, DISPLAYTO / CC). */
+  from?: boolean;
+  to?: boolean;
+  cc?: boolean;
   /** Message-ID, In-Reply-To and References (THREAD=REFERENCES, THREAD=REFS). */
   threading?: boolean;
 }
@@ -496,10 +498,13 @@ export interface MessageSortData {
   headerDate?: number;
   /** With `subject`: the RFC 2047-decoded Subject ('' when absent). */
   subject?: string;
-  /** With `addresses`: the envelope's From, To and Cc addresses (raw, as in the ENVELOPE), or null when absent. */
-  from?: EnvelopeAddress[] | null;
-  to?: EnvelopeAddress[] | null;
-  cc?: EnvelopeAddress[] | null;
+  /**
+   * With `from` / `to` / `cc`: the first address of that ENVELOPE field (raw, as in the ENVELOPE: a group's start
+   * marker names the group), or null when the field is absent or empty.
+   */
+  from?: EnvelopeAddress | null;
+  to?: EnvelopeAddress | null;
+  cc?: EnvelopeAddress | null;
   /** With `threading`: the raw Message-ID and In-Reply-To values and the References field's text (null when absent). */
   messageId?: string | null;
   inReplyTo?: string | null;
@@ -573,7 +578,7 @@ export interface MessagesPort {
   findByMessageId(mailboxId: Id, messageId: string): Promise<MessageRecord | null>;
   /**
    * SORT / THREAD data of these UIDs of a mailbox (MessageSortData), in UID order; UIDs not in the mailbox are left
-   * out. Reads stored columns only: the envelope's addresses, the decoded subject, the parsed Date and (for
+   * out. Reads stored columns only: the envelope's first addresses, the decoded subject, the parsed Date and (for
    * threading) the stored References text.
    */
   sortData(mailboxId: Id, uids: readonly number[], wanted?: SortDataWanted): Promise<MessageSortData[]>;

@@ -25,23 +25,19 @@ export function sortDataWanted(criteria: readonly SortCriterion[]): SortDataWant
   return {
     subject: keys.has('subject'),
     date: keys.has('date'),
-    addresses: keys.has('from') || keys.has('to') || keys.has('cc') || keys.has('displayfrom') || keys.has('displayto'),
+    from: keys.has('from') || keys.has('displayfrom'),
+    to: keys.has('to') || keys.has('displayto'),
+    cc: keys.has('cc'),
   };
 }
 
-/** The first address of a field as the ENVELOPE lists it: a group's start marker (host NIL) names the group. */
-function firstAddress(list: EnvelopeAddress[] | null | undefined): EnvelopeAddress | null {
-  return list?.[0] ?? null;
-}
-
-/** RFC 5256 FROM / TO / CC: the addr-mailbox of the first address. */
-export function addressKey(list: EnvelopeAddress[] | null | undefined): string {
-  return casemap(firstAddress(list)?.mailbox ?? '');
+/** RFC 5256 FROM / TO / CC: the addr-mailbox of the first address (a group's start marker: the group name). */
+export function addressKey(address: EnvelopeAddress | null | undefined): string {
+  return casemap(address?.mailbox ?? '');
 }
 
 /** RFC 5957 DISPLAYFROM / DISPLAYTO: the decoded display name of the first address, else its addr-spec (a group: its name). */
-export function displayKey(list: EnvelopeAddress[] | null | undefined): string {
-  const address = firstAddress(list);
+export function displayKey(address: EnvelopeAddress | null | undefined): string {
   if (!address) return '';
   const name = address.name ? decodeWords(address.name).replace(/\s+/g, ' ').trim() : '';
   if (name) return casemap(name);
