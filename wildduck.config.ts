@@ -216,6 +216,9 @@ export default defineConfig({
     idleRestartSeconds: 1740,
     // LIST/LSUB: most characters of reference + pattern (summed over a command's patterns); more get NO [LIMIT].
     maxListPatternLength: 1024,
+    // true: CREATE also subscribes the new mailbox and the parent levels it makes (off: clients subscribe
+    // themselves, as RFC 3501 leaves it). The special-use mailboxes of a new user are subscribed either way.
+    autoSubscribe: false,
   },
   pop3: {
     enabled: true,

@@ -245,6 +245,10 @@ export const configSchema = z
           .positive()
           .default(1024)
           .describe('LIST/LSUB: most characters of reference + pattern, summed over the patterns of one command; more get NO [LIMIT].'),
+        autoSubscribe: z
+          .boolean()
+          .default(false)
+          .describe('CREATE (and RENAME of INBOX) also subscribes the new mailbox and the parent levels it creates. Off by default, like Dovecot: clients that manage subscriptions see only what they subscribed. The special-use mailboxes made for a new user are subscribed either way.'),
       })
       .strict()
       .prefault({})

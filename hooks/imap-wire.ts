@@ -27,14 +27,25 @@ export type ImapToken =
   /** A large literal (only the APPEND message literal is delivered this way). */
   | { type: 'literal'; body: LiteralBody };
 
-/** Thrown by parsers for client syntax errors; the session answers `tag BAD <message>`. */
+/**
+ * Thrown by parsers for client syntax errors; the session answers `tag BAD <message>`. `status` 'NO' is for an
+ * argument that is legal syntax the server still cannot take (a mailbox name that is not valid modified UTF-7):
+ * the session answers `tag NO [code] <message>`.
+ */
 export class ImapSyntaxError extends Error {
   readonly code: string | null;
-  constructor(message: string, code: string | null = null) {
+  readonly status: 'BAD' | 'NO';
+  constructor(message: string, code: string | null = null, status: 'BAD' | 'NO' = 'BAD') {
     super(message);
     this.name = 'ImapSyntaxError';
     this.code = code;
+    this.status = status;
   }
+}
+
+/** A mailbox name (an astring, so legal syntax) that is not valid modified UTF-7: NO [CANNOT], as Dovecot answers. */
+function invalidName(message: string): ImapSyntaxError {
+  return new ImapSyntaxError(message, 'CANNOT', 'NO');
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -76,7 +87,7 @@ export function quoted(text: string): string {
 
 /**
  * What a NUL becomes in a literal: RFC 3501 §9 `literal = "{" number "}" CRLF *CHAR8` with CHAR8 = %x01-ff,
- * so a NUL may not go out raw (only a BINARY literal8 may carry one, and this server does not offer BINARY).
+ * so a NUL may not go out raw in BODY[...] (only a literal8 may carry one: FETCH BINARY, protocols/imap/fetch-binary.ts).
  * A space: one byte for one byte, so literal sizes, RFC822.SIZE, BODYSTRUCTURE sizes and partial offsets
  * stay what they are, and a header stays 7-bit (Dovecot uses 0x80, which makes a header 8-bit).
  */
@@ -135,7 +146,7 @@ function decodeShifted(base64: string, name: string): string {
   const bytes: number[] = [];
   for (const char of base64) {
     const value = MUTF7_ALPHABET.indexOf(char);
-    if (value < 0) throw new ImapSyntaxError(`Invalid modified UTF-7 in mailbox name: ${name}`);
+    if (value < 0) throw invalidName(`Invalid modified UTF-7 in mailbox name: ${name}`);
     bits = (bits << 6) | value;
     bitCount += 6;
     if (bitCount >= 8) {
@@ -146,21 +157,21 @@ function decodeShifted(base64: string, name: string): string {
   }
   // leftover bits must be padding: fewer than 6 and all zero; the bytes must form whole UTF-16 units
   if (bitCount >= 6 || bits !== 0 || bytes.length === 0 || bytes.length % 2 !== 0) {
-    throw new ImapSyntaxError(`Invalid modified UTF-7 in mailbox name: ${name}`);
+    throw invalidName(`Invalid modified UTF-7 in mailbox name: ${name}`);
   }
   let text = '';
   for (let index = 0; index < bytes.length; index += 2) {
     const unit = (bytes[index]! << 8) | bytes[index + 1]!;
     if (unit >= 0xd800 && unit <= 0xdbff) {
       const next = index + 3 < bytes.length ? (bytes[index + 2]! << 8) | bytes[index + 3]! : -1;
-      if (next < 0xdc00 || next > 0xdfff) throw new ImapSyntaxError(`Invalid UTF-16 in mailbox name: ${name}`);
+      if (next < 0xdc00 || next > 0xdfff) throw invalidName(`Invalid UTF-16 in mailbox name: ${name}`);
       text += String.fromCharCode(unit, next);
       index += 2;
     } else if (unit >= 0xdc00 && unit <= 0xdfff) {
-      throw new ImapSyntaxError(`Invalid UTF-16 in mailbox name: ${name}`);
+      throw invalidName(`Invalid UTF-16 in mailbox name: ${name}`);
     } else if (unit >= 0x20 && unit <= 0x7e) {
       // RFC 3501 §5.1.3: printable US-ASCII must represent itself
-      throw new ImapSyntaxError(`Invalid modified UTF-7 in mailbox name (encoded ASCII): ${name}`);
+      throw invalidName(`Invalid modified UTF-7 in mailbox name (encoded ASCII): ${name}`);
     } else {
       text += String.fromCharCode(unit);
     }
@@ -168,7 +179,10 @@ function decodeShifted(base64: string, name: string): string {
   return text;
 }
 
-/** Strict modified UTF-7 (RFC 3501 §5.1.3) → Unicode. Throws ImapSyntaxError on anything malformed. */
+/**
+ * Strict modified UTF-7 (RFC 3501 §5.1.3) → Unicode. Throws ImapSyntaxError on anything malformed: status NO for a
+ * malformed `&...-` section (legal astring, not a name), BAD for a character no mailbox name may hold.
+ */
 export function decodeModifiedUtf7(name: string): string {
   let out = '';
   let index = 0;
@@ -181,7 +195,7 @@ export function decodeModifiedUtf7(name: string): string {
       continue;
     }
     const end = name.indexOf('-', index + 1);
-    if (end < 0) throw new ImapSyntaxError(`Unterminated modified UTF-7 in mailbox name: ${name}`);
+    if (end < 0) throw invalidName(`Unterminated modified UTF-7 in mailbox name: ${name}`);
     out += end === index + 1 ? '&' : decodeShifted(name.slice(index + 1, end), name);
     index = end + 1;
   }

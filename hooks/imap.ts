@@ -13,6 +13,9 @@ import { astring, decodeMailboxName, encodeMailboxName, literalOrQuoted } from '
 import type { ImapToken } from './imap-wire.ts';
 
 export type { ImapToken };
+/** ESEARCH (RFC 4731 / 5267): `RETURN (...)` options and the `* ESEARCH` line, as the built-in SEARCH uses them. */
+export { esearchLine, formatNumberSet, parseReturnOptions, partialSlice } from './imap-esearch.ts';
+export type { EsearchAnswer, PartialRange, ReturnOptions } from './imap-esearch.ts';
 
 /** What a built-in handler produced, as `next()` returns it (nothing written yet). */
 export interface ImapCommandOutput {

@@ -13,7 +13,7 @@ export interface StorageReader {
   /** Text search answered by the backend's indexes. */
   readonly search: SearchPort;
   readonly blobs: Pick<BlobsPort, 'read' | 'stats'>;
-  readonly changes: Pick<ChangesPort, 'since' | 'latest' | 'subscribe'>;
+  readonly changes: Pick<ChangesPort, 'since' | 'latest' | 'subscribe' | 'vanished'>;
   readonly ephemeral: EphemeralPort;
   /** Per-user documents (filters, autoreply, delivery settings), read only. */
   readonly documents: Pick<UserDocumentsPort, 'list' | 'get' | 'findByKey'>;
@@ -38,7 +38,7 @@ export function storageReader(storage: StoragePorts): StorageReader {
     messages: pick(storage.messages, ['get', 'getById', 'parts', 'sortData', 'index', 'page', 'content', 'searchText', 'findByMessageId']),
     search: pick(storage.search, ['match', 'matchSent']),
     blobs: pick(storage.blobs, ['read', 'stats']),
-    changes: pick(storage.changes, ['since', 'latest', 'subscribe']),
+    changes: pick(storage.changes, ['since', 'latest', 'subscribe', 'vanished']),
     ephemeral: pick(storage.ephemeral, ['incr', 'get', 'raise', 'reserve', 'release', 'del', 'setIfAbsent', 'lock', 'unlock', 'extend', 'publish', 'subscribe']),
     documents: pick(storage.documents, ['list', 'get', 'findByKey']),
     ping: () => storage.ping(),

@@ -79,12 +79,18 @@ export interface DeleteMailboxInput {
 
 export interface SubscribeMailboxInput {
   readonly userId: Id;
-  readonly mailboxId: Id;
+  /**
+   * The mailbox, or null for a name without one: UNSUBSCRIBE of a subscription its mailbox's DELETE kept
+   * (storage/subscriptions.ts), named by `path`.
+   */
+  readonly mailboxId: Id | null;
+  /** The name (stored path); required when `mailboxId` is null. */
+  readonly path?: string;
   readonly subscribed: boolean;
 }
 
 export interface SubscribeResult {
-  readonly mailboxId: Id;
+  readonly mailboxId: Id | null;
   readonly subscribed: boolean;
 }
 

@@ -14,6 +14,7 @@ import type { Verdict } from '../hooks/verdict.ts';
 import { StorageError } from '../storage/ports.ts';
 import { clientNetwork } from './client-address.ts';
 import { tapAccountCommits } from './storage-account.ts';
+import { dropSubscription, keepSubscription } from '../storage/subscriptions.ts';
 import type { StoragePorts, UserRecord } from '../storage/ports.ts';
 
 /**
@@ -68,7 +69,15 @@ export function createStoragePlugin(options: StoragePluginOptions): Plugin {
       });
 
       mailbox.create.tapPromise(at, (_ctx, input) =>
-        port(() => storage.mailboxes.create(input.userId, { path: input.path, specialUse: input.specialUse ?? null, subscribed: input.subscribed ?? true })),
+        port(async () => {
+          const created = await storage.mailboxes.create(input.userId, { path: input.path, specialUse: input.specialUse ?? null, subscribed: input.subscribed ?? true });
+          // a subscription kept when a mailbox of this name was deleted belongs to the new one
+          if ((await dropSubscription(storage, input.userId, created.path)) && !created.subscribed) {
+            await storage.mailboxes.setSubscribed(created.id, true);
+            return { ...created, subscribed: true };
+          }
+          return created;
+        }),
       );
       mailbox.rename.tapPromise(at, (_ctx, input) => port(() => storage.mailboxes.rename(input.userId, input.fromPath, input.toPath)));
       mailbox.delete.tapPromise(at, (_ctx, input) =>
@@ -76,11 +85,19 @@ export function createStoragePlugin(options: StoragePluginOptions): Plugin {
           const box = await storage.mailboxes.get(input.mailboxId);
           if (!box || box.userId !== input.userId) throw new StorageError('NONEXISTENT', 'No such mailbox');
           await storage.mailboxes.delete(box.id);
+          // RFC 3501 §6.3.6: the subscription outlives the mailbox
+          if (box.subscribed) await keepSubscription(storage, box.userId, box.path);
           return box;
         }),
       );
       mailbox.subscribe.tapPromise(at, (_ctx, input) =>
         port(async () => {
+          if (input.mailboxId === null) {
+            // a name without a mailbox: only a kept subscription can be removed
+            if (input.subscribed || input.path === undefined) throw new StorageError('NONEXISTENT', 'No such mailbox');
+            await dropSubscription(storage, input.userId, input.path);
+            return { mailboxId: null, subscribed: false };
+          }
           await storage.mailboxes.setSubscribed(input.mailboxId, input.subscribed);
           return { mailboxId: input.mailboxId, subscribed: input.subscribed };
         }),

@@ -233,6 +233,11 @@ export interface MimeNode {
   /** Body size in bytes (encoded, as stored) and in lines. */
   size: number;
   lines: number;
+  /**
+   * Size of the body decoded from its base64 or quoted-printable encoding (IMAP BINARY.SIZE), counted at ingest;
+   * absent for other encodings (identity: `size`) and for messages stored before it was recorded.
+   */
+  decodedSize?: number;
   /** Multipart children. */
   children?: MimeNode[];
   /** For message/rfc822 (and message/global): the encapsulated message's envelope and root node. */
@@ -666,6 +671,13 @@ export interface ChangesPort {
    * ephemeral pub/sub so that other server instances hear it too.
    */
   subscribe(userId: Id, listener: (latestId: number) => void): () => void;
+  /**
+   * QRESYNC (RFC 7162 §3.2.5): UIDs expunged from the mailbox by changes with a modseq above `modseq`, ascending, or
+   * null when the log no longer reaches back that far for this mailbox (entries of its expunges pruned): the caller
+   * then answers with a larger set. Served by an index of expunge entries by mailbox and modseq; `prune` records,
+   * per mailbox, the highest modseq of an expunge it dropped, so this knows when its answer is incomplete.
+   */
+  vanished(mailboxId: Id, modseq: number): Promise<number[] | null>;
   /** Drops entries older than `before` (ms since epoch). */
   prune(before: number): Promise<number>;
 }

@@ -31,7 +31,7 @@ const PORTS: Record<string, { property: string; reads: string[]; writes: string[
     writes: ['append', 'setFlags', 'copy', 'move', 'expunge', 'saveIndexSnapshot'],
   },
   BlobsPort: { property: 'blobs', reads: ['read', 'stats'], writes: ['stage', 'discard', 'collect'] },
-  ChangesPort: { property: 'changes', reads: ['since', 'latest', 'subscribe'], writes: ['prune'] },
+  ChangesPort: { property: 'changes', reads: ['since', 'latest', 'subscribe', 'vanished'], writes: ['prune'] },
 };
 
 /** Storage helpers that write (each takes the ports and changes accounts or mail); the pipeline's commit calls them. */

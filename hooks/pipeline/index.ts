@@ -1,5 +1,6 @@
 /** Pipeline functions: the only callers of `.promise()` on hooks. Protocols call these. */
 export { storeMessage, existingMessage } from './store-message.ts';
+export { StoreBatch } from './store-messages.ts';
 export { copyMessages, moveMessages, expungeMessages, updateFlags } from './messages.ts';
 export { createMailbox, renameMailbox, deleteMailbox, subscribeMailbox } from './mailboxes.ts';
 export { authenticate } from './authenticate.ts';

@@ -12,7 +12,8 @@
  *
  * When the result is a failure, the source may not have been read to its end; the caller drains or drops it.
  * `storeMessageWhen` takes a condition awaited between ingest and `message.store` (delivery's duplicate claim, so
- * its round trip overlaps the parse): false stores nothing; and optionally the caller's parse of the source
+ * its round trip overlaps the parse; a function is called only then, so its caller learns that ingest is done:
+ * store-messages.ts holds several messages there until all are ingested): false stores nothing; and optionally the caller's parse of the source
  * (PreIngested), used in place of `app.ingest` when no `message.prepare` tap replaced the stream.
  */
 import type { HookContext } from '../context.ts';
@@ -80,7 +81,7 @@ export async function storeMessageWhen(
   app: PipelineApp,
   ctx: HookContext,
   input: StoreInput,
-  proceed: Promise<boolean> | null,
+  proceed: Promise<boolean> | (() => Promise<boolean>) | null,
   ingested: PreIngested | null = null,
 ): Promise<OperationResult<StoreResult> | null> {
   const { source, ...fields } = input;
@@ -123,7 +124,7 @@ export async function storeMessageWhen(
       await release(message);
       return fail(tooBig(limit));
     }
-    if (proceed && !(await proceed)) {
+    if (proceed && !(await (typeof proceed === 'function' ? proceed() : proceed))) {
       await release(message);
       return null;
     }

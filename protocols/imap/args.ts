@@ -70,6 +70,16 @@ export function mailboxName(token: ImapToken, utf8: boolean): string {
   return decodeMailboxName(raw, utf8);
 }
 
+/**
+ * The name as the client wrote it when it is not in Unicode normalization form C (IMAP4rev2, RFC 9051 §5.1: such
+ * a name is taken as its NFC form, and SELECT / CREATE tell the client through LIST's OLDNAME), else null.
+ */
+export function denormalizedName(token: ImapToken | undefined, utf8: boolean): string | null {
+  if (!utf8 || !token || (token.type !== 'string' && token.type !== 'atom')) return null;
+  const raw = token.value;
+  return raw !== raw.normalize('NFC') ? raw : null;
+}
+
 export function number(token: ImapToken | undefined, what: string, max = 4294967295): number {
   if (!token || token.type !== 'atom' || !/^\d{1,20}$/.test(token.value)) throw new ImapSyntaxError(`Invalid ${what}`);
   const value = Number(token.value);
@@ -86,10 +96,11 @@ const SYSTEM_FLAGS = new Map(['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', 
 const KEYWORD = /^[^\x00-\x20\x7f-\uffff(){%*"\\\]]+$/;
 
 /**
- * A flag: system flags in canonical case (`\seen` → `\Seen`), keywords as given. Unknown `\Xxx` flags are
+ * A flag: system flags in canonical case (`\seen` → `\Seen`), keywords as given (`NIL` too). Unknown `\Xxx` flags are
  * refused (RFC 3501 flag-extension; none are supported here).
  */
 export function flag(token: ImapToken): string {
+  if (token.type === 'nil') return 'NIL'; // NIL is an atom: the keyword "NIL" (the tokenizer reads it as nil)
   if (token.type !== 'atom' || token.section) throw new ImapSyntaxError('Invalid flag');
   const value = token.value;
   if (value.startsWith('\\')) {

@@ -92,7 +92,7 @@ class Idler {
         const due = this.#due;
         this.#due = 0;
         if (due & INPUT) return this.#end(await this.#done());
-        if (due & CHANGE && session.selected) await session.notify(true);
+        if (due & CHANGE) await session.notify(true); // the selected mailbox, and NOTIFY's other mailboxes
         if (due & TICK) session.send('* OK Still here');
         if (session.closing) return this.#end(ok('IDLE terminated'));
         await session.flush();

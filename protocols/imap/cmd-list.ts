@@ -14,10 +14,16 @@ import type { Outcome } from './responses.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken } from './types.ts';
 import type { ImapSession } from './session.ts';
+import { keptSubscriptions } from '../../storage/subscriptions.ts';
+import { statusItems, statusValues } from './status-items.ts';
 
 interface ListRequest {
-  reference: string;
+  /** Null when the reference is not valid modified UTF-7 (nothing matches). */
+  reference: string | null;
+  /** The patterns that are valid modified UTF-7 (the others match nothing). */
   patterns: string[];
+  /** Some pattern was not valid modified UTF-7. */
+  unmatchable: boolean;
   subscribedOnly: boolean;
   recursiveMatch: boolean;
   specialUseOnly: boolean;
@@ -30,18 +36,33 @@ interface ListRequest {
    * through `next()`. Any left when the built-in handler runs make the command BAD.
    */
   returnExtensions: Array<{ name: string; params: ImapToken | null }>;
+  /**
+   * `RETURN (STATUS (...))` in an IMAP4rev2 session, where LIST-STATUS (RFC 5819) is part of the protocol (RFC 9051
+   * §6.3.9.6): answered by the built-in LIST with the STATUS command's values (status-items.ts), so it does not depend
+   * on the `list-status` plugin. Not in `returnExtensions` then: the plugin, when loaded, leaves such a LIST alone.
+   */
+  statusItems: string[] | null;
 }
 
 export type { ListRequest };
 
-function patternText(token: ImapToken, utf8: boolean): string {
+/**
+ * A reference or pattern as Unicode. Null for legal syntax that is not valid modified UTF-7: no mailbox name can
+ * match it, so LIST answers an empty OK (as Dovecot does), where a name argument would get NO.
+ */
+function patternText(token: ImapToken, utf8: boolean): string | null {
   let text: string;
   if (token.type === 'string') text = token.value;
   else if (token.type === 'atom' && !token.section) text = token.value;
   else if (token.type === 'nil') text = 'NIL';
   else throw new ImapSyntaxError('Invalid mailbox pattern');
-  if (!utf8) text = decodeModifiedUtf7(text);
-  return text;
+  if (utf8) return text;
+  try {
+    return decodeModifiedUtf7(text);
+  } catch (err) {
+    if (err instanceof ImapSyntaxError && err.status === 'NO') return null;
+    throw err;
+  }
 }
 
 function words(tokens: ImapToken[], what: string): string[] {
@@ -55,12 +76,14 @@ function parseList(args: Args, session: ImapSession): ListRequest {
   const request: ListRequest = {
     reference: '',
     patterns: [],
+    unmatchable: false,
     subscribedOnly: false,
     recursiveMatch: false,
     specialUseOnly: false,
     returnSubscribed: false,
     extended: false,
     returnExtensions: [],
+    statusItems: null,
   };
   let first = args.next('reference');
   if (first.type === 'list') {
@@ -79,9 +102,11 @@ function parseList(args: Args, session: ImapSession): ListRequest {
   if (patterns.type === 'list') {
     request.extended = true;
     if (patterns.items.length === 0) throw new ImapSyntaxError('Empty pattern list');
-    request.patterns = patterns.items.map((token) => patternText(token, session.utf8));
-  } else {
-    request.patterns = [patternText(patterns, session.utf8)];
+  }
+  for (const token of patterns.type === 'list' ? patterns.items : [patterns]) {
+    const pattern = patternText(token, session.utf8);
+    if (pattern === null) request.unmatchable = true;
+    else request.patterns.push(pattern);
   }
   if (args.remaining > 0) {
     const keyword = args.atom('RETURN');
@@ -92,7 +117,11 @@ function parseList(args: Args, session: ImapSession): ListRequest {
       const [option] = words([items[i]!], 'return option');
       if (option === 'SUBSCRIBED') request.returnSubscribed = true;
       else if (option === 'CHILDREN' || option === 'SPECIAL-USE') continue;
-      else {
+      else if (option === 'STATUS' && session.rev2) {
+        const params = items[i + 1]?.type === 'list' ? items[++i]! : null;
+        if (params?.type !== 'list') throw new ImapSyntaxError('STATUS needs a list of status items');
+        request.statusItems = statusItems(params.items, session);
+      } else {
         // return-option = option-extension: a name, optionally followed by its parameters in parentheses
         const params = items[i + 1]?.type === 'list' ? items[++i]! : null;
         request.returnExtensions.push({ name: option!, params });
@@ -149,35 +178,63 @@ export const listCommand = command({
   async run(session, request) {
     const unhandled = request.returnExtensions[0];
     if (unhandled) return bad(`Unsupported return option ${unhandled.name.slice(0, 30)}`);
-    if (request.patterns.every((p) => p === '')) {
+    const reference = request.reference;
+    if (reference === null) return ok('LIST completed'); // a reference that is not modified UTF-7 matches nothing
+    if (!request.unmatchable && request.patterns.every((p) => p === '')) {
       // the hierarchy delimiter and root of the reference (RFC 3501 §6.3.8)
-      const root = request.reference.includes(DELIMITER) ? request.reference.slice(0, request.reference.indexOf(DELIMITER) + 1) : '';
+      const root = reference.includes(DELIMITER) ? reference.slice(0, reference.indexOf(DELIMITER) + 1) : '';
       session.send(`* LIST (\\Noselect) "${DELIMITER}" ${name(session, root)}`);
       return ok('LIST completed');
     }
-    const limited = tooLong(session, request.reference, request.patterns);
+    const limited = tooLong(session, reference, request.patterns);
     if (limited) return limited;
-    const tests = matchers(request.reference, request.patterns);
-    const tree = buildTree(await session.app.storage.mailboxes.list(session.userId));
-    const showSubscribed = request.subscribedOnly || request.returnSubscribed;
+    const tests = matchers(reference, request.patterns);
+    if (tests.length === 0) return ok('LIST completed');
+    const matches = (path: string): boolean => tests.some((test) => test(path));
+    const { storage } = session.app;
+    // subscriptions whose mailbox was deleted are listed only where subscriptions are selected
+    const kept = request.subscribedOnly ? await keptSubscriptions(storage, session.userId) : [];
+    const tree = buildTree(await storage.mailboxes.list(session.userId), kept);
     const pause = yielder();
+    const childInfo = request.recursiveMatch ? await subscribedBelow(tree, matches, pause) : null;
+    const showSubscribed = request.subscribedOnly || request.returnSubscribed;
     for (const node of tree) {
       await pause();
-      if (!tests.some((test) => test(node.path))) continue;
-      const subscribed = node.mailbox?.subscribed === true;
-      let childInfo = '';
-      if (request.subscribedOnly && !subscribed) {
-        if (!request.recursiveMatch || !node.hasSubscribedChild) continue;
-        childInfo = ' ("CHILDINFO" ("SUBSCRIBED"))';
-      }
+      if (!matches(node.path)) continue;
+      const info = childInfo?.has(node.path) === true;
+      if (request.subscribedOnly ? !node.subscribed && !info : !node.exists) continue;
       if (request.specialUseOnly && !(node.mailbox?.specialUse && node.mailbox.specialUse !== '\\Inbox')) continue;
       const attributes = baseAttributes(node);
-      if (showSubscribed && subscribed) attributes.push('\\Subscribed');
-      session.send(`* LIST (${attributes.join(' ')}) "${DELIMITER}" ${name(session, node.path)}${childInfo}`);
+      if (showSubscribed && node.subscribed) attributes.push('\\Subscribed');
+      session.send(`* LIST (${attributes.join(' ')}) "${DELIMITER}" ${name(session, node.path)}${info ? ' ("CHILDINFO" ("SUBSCRIBED"))' : ''}`);
+      // LIST-STATUS: a STATUS line after each selectable mailbox's LIST line (RFC 5819 §2)
+      if (request.statusItems && node.mailbox) {
+        session.send(`* STATUS ${name(session, node.path)} (${await statusValues(session, node.mailbox, request.statusItems)})`);
+      }
     }
     return ok('LIST completed');
   },
 });
+
+/**
+ * RECURSIVEMATCH with SUBSCRIBED (RFC 5258 §3.5): the names that get `CHILDINFO ("SUBSCRIBED")`, those with a
+ * subscribed descendant that is not itself listed (no pattern matches it), whether or not the name itself is
+ * subscribed. A subscribed child that the patterns list already speaks for itself.
+ */
+async function subscribedBelow(tree: readonly TreeNode[], matches: (path: string) => boolean, pause: () => Promise<void> | null): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const node of tree) {
+    if (!node.subscribed) continue;
+    await pause();
+    if (matches(node.path)) continue;
+    for (let at = node.path.lastIndexOf(DELIMITER); at > 0; at = node.path.lastIndexOf(DELIMITER, at - 1)) {
+      const parent = node.path.slice(0, at);
+      if (out.has(parent)) break; // its ancestors are marked already
+      out.add(parent);
+    }
+  }
+  return out;
+}
 
 /** LSUB: subscribed mailboxes; a level `%` stops at that is not itself subscribed is listed as \Noselect. */
 export const lsubCommand = command({
@@ -190,18 +247,20 @@ export const lsubCommand = command({
     return { reference, pattern };
   },
   async run(session, { reference, pattern }) {
-    if (pattern === '') return ok('LSUB completed');
+    if (reference === null || pattern === null || pattern === '') return ok('LSUB completed');
     const limited = tooLong(session, reference, [pattern]);
     if (limited) return limited;
     const test = patternMatcher(normalizeMailboxPath(reference + pattern));
-    const tree = buildTree(await session.app.storage.mailboxes.list(session.userId));
+    const { storage } = session.app;
+    const tree = buildTree(await storage.mailboxes.list(session.userId), await keptSubscriptions(storage, session.userId));
     const pause = yielder();
     for (const node of tree as TreeNode[]) {
       await pause();
       if (!test(node.path)) continue;
-      const subscribed = node.mailbox?.subscribed === true;
-      if (subscribed) {
-        session.send(`* LSUB (${baseAttributes(node).filter((a) => a !== '\\Noselect').join(' ')}) "${DELIMITER}" ${name(session, node.path)}`);
+      if (node.subscribed) {
+        // a name whose mailbox was deleted is \Noselect here (LSUB has no \NonExistent)
+        const attributes = node.exists ? baseAttributes(node).filter((a) => a !== '\\Noselect') : ['\\Noselect'];
+        session.send(`* LSUB (${attributes.join(' ')}) "${DELIMITER}" ${name(session, node.path)}`);
       } else if (node.hasSubscribedChild && pattern.endsWith('%')) {
         session.send(`* LSUB (\\Noselect) "${DELIMITER}" ${name(session, node.path)}`);
       }

@@ -6,14 +6,14 @@
 import type { HookContext } from '../../hooks/context.ts';
 import { createMailbox, deleteMailbox, moveMessages, renameMailbox, subscribeMailbox } from '../../hooks/pipeline/index.ts';
 import type { SpecialUse } from '../../storage/ports.ts';
-import { list } from './args.ts';
+import { denormalizedName, list } from './args.ts';
 import { AUTHENTICATED, command } from './command.ts';
-import { DELIMITER } from './mailbox-tree.ts';
-import { recentMark } from './recent.ts';
+import { DELIMITER, oldNameItem } from './mailbox-tree.ts';
 import { encodeMailboxName, literalOrQuoted } from './render.ts';
 import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';
 import type { ImapSession } from './session.ts';
+import { statusItems, statusValues } from './status-items.ts';
 import { ImapSyntaxError } from './types.ts';
 
 const SPECIAL_USES = new Map(
@@ -25,13 +25,18 @@ function validPath(path: string): boolean {
   return path.length > 0 && path.split(DELIMITER).every((part) => part.length > 0) && path.length <= 1024;
 }
 
+/** CREATE subscribes what it makes only when `imap.autoSubscribe` is on (RFC 3501 leaves subscribing to the client). */
+function autoSubscribe(session: ImapSession): boolean {
+  return session.app.config.imap.autoSubscribe;
+}
+
 /** Creates the missing superior levels of `path` (RFC 3501 §6.3.3); ALREADYEXISTS races are fine. */
 async function createParents(session: ImapSession, ctx: HookContext, path: string): Promise<Outcome | null> {
   const parts = path.split(DELIMITER);
   for (let depth = 1; depth < parts.length; depth++) {
     const parent = parts.slice(0, depth).join(DELIMITER);
     if (await session.app.storage.mailboxes.getByPath(session.userId, parent)) continue;
-    const created = await createMailbox(session.app, ctx, { userId: session.userId, path: parent, subscribed: true });
+    const created = await createMailbox(session.app, ctx, { userId: session.userId, path: parent, subscribed: autoSubscribe(session) });
     if (!created.ok && created.verdict.code !== 'ALREADYEXISTS') return verdictOutcome(created.verdict);
   }
   return null;
@@ -41,6 +46,7 @@ export const create = command({
   name: 'CREATE',
   states: AUTHENTICATED,
   parse(args, session) {
+    const oldName = denormalizedName(args.peek(), session.rev2);
     let path = args.mailbox(session.utf8);
     if (path.endsWith(DELIMITER)) path = path.slice(0, -1); // "foo/" announces children to come: create "foo"
     let specialUse: SpecialUse | null = null;
@@ -53,20 +59,23 @@ export const create = command({
       if (use) {
         if (use.type !== 'atom') throw new ImapSyntaxError('Invalid USE attribute');
         specialUse = SPECIAL_USES.get(use.value.toLowerCase()) ?? null;
-        if (!specialUse) return { path, specialUse: null, badUse: use.value.slice(0, 30) };
+        if (!specialUse) return { path, specialUse: null, badUse: use.value.slice(0, 30), oldName };
       }
     }
     args.end();
-    return { path, specialUse, badUse: null as string | null };
+    return { path, specialUse, badUse: null as string | null, oldName };
   },
-  async run(session, { path, specialUse, badUse }, ctx) {
+  async run(session, { path, specialUse, badUse, oldName }, ctx) {
     if (badUse) return no(`Unsupported special use ${badUse}`, 'USEATTR');
     if (path === 'INBOX') return no('INBOX already exists', 'ALREADYEXISTS');
     if (!validPath(path)) return no('Invalid mailbox name', 'CANNOT');
     const parents = await createParents(session, ctx, path);
     if (parents) return parents;
-    const created = await createMailbox(session.app, ctx, { userId: session.userId, path, specialUse, subscribed: true });
-    return created.ok ? ok('CREATE completed') : verdictOutcome(created.verdict);
+    const created = await createMailbox(session.app, ctx, { userId: session.userId, path, specialUse, subscribed: autoSubscribe(session) });
+    if (!created.ok) return verdictOutcome(created.verdict);
+    // IMAP4rev2: a name written denormalized was created as its NFC form; LIST's OLDNAME says so (RFC 9051 §6.3.4)
+    if (oldName !== null) session.send(`* LIST () "${DELIMITER}" ${literalOrQuoted(path, { utf8: true })}${oldNameItem(oldName)}`);
+    return ok('CREATE completed');
   },
 });
 
@@ -81,7 +90,11 @@ export const deleteCommand = command({
   async run(session, path, ctx) {
     if (path === 'INBOX') return no('INBOX cannot be deleted', 'CANNOT');
     const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
-    if (!mailbox) return no('No such mailbox', 'NONEXISTENT');
+    if (!mailbox) {
+      // a level that only exists for its children (\Noselect) cannot be deleted (RFC 9051 §6.3.5, RFC 5530 HASCHILDREN)
+      const children = (await session.app.storage.mailboxes.list(session.userId)).some((m) => m.path.startsWith(path + DELIMITER));
+      return children ? no('Mailbox has inferior hierarchical names', 'HASCHILDREN') : no('No such mailbox', 'NONEXISTENT');
+    }
     const deleted = await deleteMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox.id });
     if (!deleted.ok) return verdictOutcome(deleted.verdict); // refused or failed: the selected mailbox stays selected
     if (session.selected?.mailbox.id === mailbox.id) {
@@ -120,7 +133,7 @@ export const rename = command({
     }
     // RFC 3501: renaming INBOX moves all its messages to the new mailbox and leaves INBOX empty;
     // INBOX's children stay where they are.
-    const created = await createMailbox(session.app, ctx, { userId, path: to, subscribed: true });
+    const created = await createMailbox(session.app, ctx, { userId, path: to, subscribed: autoSubscribe(session) });
     if (!created.ok) return verdictOutcome(created.verdict);
     const uids = (await storage.messages.index(source.id)).map((entry) => entry.uid);
     for (let i = 0; i < uids.length; i += 1000) {
@@ -142,8 +155,9 @@ function subscription(name: 'SUBSCRIBE' | 'UNSUBSCRIBE', subscribed: boolean) {
     },
     async run(session, path, ctx) {
       const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
-      if (!mailbox) return subscribed ? no('No such mailbox', 'NONEXISTENT') : ok(`${name} completed`);
-      const result = await subscribeMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox.id, subscribed });
+      if (!mailbox && subscribed) return no('No such mailbox', 'NONEXISTENT');
+      // UNSUBSCRIBE of a name without a mailbox removes the subscription its DELETE kept, if any
+      const result = await subscribeMailbox(session.app, ctx, { userId: session.userId, mailboxId: mailbox?.id ?? null, path, subscribed });
       return result.ok ? ok(`${name} completed`) : verdictOutcome(result.verdict);
     },
   });
@@ -152,61 +166,21 @@ function subscription(name: 'SUBSCRIBE' | 'UNSUBSCRIBE', subscribed: boolean) {
 export const subscribe = subscription('SUBSCRIBE', true);
 export const unsubscribe = subscription('UNSUBSCRIBE', false);
 
-const STATUS_ITEMS = new Set(['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'HIGHESTMODSEQ', 'SIZE', 'APPENDLIMIT']);
-
 export const status = command({
   name: 'STATUS',
   states: AUTHENTICATED,
   parse(args, session) {
     const path = args.mailbox(session.utf8);
-    const items = list(args.next('status items'), 'status items').map((token) => {
-      const item = token.type === 'atom' ? token.value.toUpperCase() : '';
-      if (!STATUS_ITEMS.has(item)) throw new ImapSyntaxError('Invalid status item');
-      return item;
-    });
-    if (items.length === 0) throw new ImapSyntaxError('Missing status items');
+    const items = statusItems(list(args.next('status items'), 'status items'), session);
     args.end();
-    return { path, items: [...new Set(items)] };
+    return { path, items };
   },
   async run(session, { path, items }) {
-    const { storage } = session.app;
-    const mailbox = await storage.mailboxes.getByPath(session.userId, path);
+    const mailbox = await session.app.storage.mailboxes.getByPath(session.userId, path);
     if (!mailbox) return no('No such mailbox', 'NONEXISTENT');
     if (items.includes('HIGHESTMODSEQ')) session.enable('CONDSTORE');
-    const counters = await storage.mailboxes.counters(mailbox.id);
-    const values: string[] = [];
-    for (const item of items) {
-      let value: number;
-      switch (item) {
-        case 'MESSAGES':
-          value = counters.messages;
-          break;
-        case 'RECENT': {
-          const mark = await recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity);
-          value = mark >= mailbox.uidNext - 1 ? 0 : (await storage.messages.index(mailbox.id)).filter((e) => e.uid > mark).length;
-          break;
-        }
-        case 'UIDNEXT':
-          value = mailbox.uidNext;
-          break;
-        case 'UIDVALIDITY':
-          value = mailbox.uidValidity;
-          break;
-        case 'UNSEEN':
-          value = counters.unseen;
-          break;
-        case 'HIGHESTMODSEQ':
-          value = mailbox.highestModseq;
-          break;
-        case 'SIZE':
-          value = counters.size;
-          break;
-        default:
-          value = session.app.config.limits.maxMessageSize;
-      }
-      values.push(`${item} ${value}`);
-    }
-    session.send(`* STATUS ${literalOrQuoted(encodeMailboxName(mailbox.path, session.utf8), { utf8: session.utf8 })} (${values.join(' ')})`);
+    const values = await statusValues(session, mailbox, items);
+    session.send(`* STATUS ${literalOrQuoted(encodeMailboxName(mailbox.path, session.utf8), { utf8: session.utf8 })} (${values})`);
     return ok('STATUS completed');
   },
 });

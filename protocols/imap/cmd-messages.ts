@@ -1,7 +1,7 @@
 /**
  * Commands on messages of the selected mailbox, by sequence number or UID: FETCH (RFC 3501 §6.4.5, RFC 7162
  * CHANGEDSINCE), STORE (±FLAGS, .SILENT, UNCHANGEDSINCE → [MODIFIED]), SEARCH, COPY ([COPYUID], RFC 4315) and
- * MOVE (RFC 6851). Reads go to storage directly; writes through updateFlags / copyMessages / moveMessages. FETCH
+ * MOVE (RFC 6851); `$` as a set is the SEARCHRES saved result (search-context.ts). SEARCH is cmd-search.ts. Reads go to storage directly; writes through updateFlags / copyMessages / moveMessages. FETCH
  * responses carrying message bytes (body sections) pass checkDownload first and reportDownload after (daily limits).
  */
 import type { HookContext } from '../../hooks/context.ts';
@@ -13,9 +13,7 @@ import { SELECTED, command } from './command.ts';
 import type { CommandSpec } from './command.ts';
 import { parseFetch, planHasSections, renderFetch, renderFetchLine } from './fetch.ts';
 import type { FetchPlan } from './fetch.ts';
-import { parseSearch } from './search.ts';
-import { search } from '../../storage/search/evaluate.ts';
-import { mailboxSearchSources } from '../../storage/search/loaders.ts';
+import { FetchRefusal } from './fetch-binary.ts';
 import { formatSequenceSet, parseSequenceSet, sequenceNumbers } from './sequence.ts';
 import type { SequenceSet } from './sequence.ts';
 import { renderFlags } from './render.ts';
@@ -23,6 +21,8 @@ import { no, ok, verdictOutcome } from './responses.ts';
 import type { Outcome } from './responses.ts';
 import type { ImapSession } from './session.ts';
 import { ImapSyntaxError } from './types.ts';
+import { reportExpunged } from './cmd-select.ts';
+import { vanishedEarlier } from './qresync.ts';
 
 /** UIDs (ascending) a set names in the client's view. A sequence number beyond EXISTS is BAD (RFC 9051 §6.4.5). */
 export function resolveSet(session: ImapSession, set: SequenceSet, uid: boolean): number[] {
@@ -36,8 +36,11 @@ export function resolveSet(session: ImapSession, set: SequenceSet, uid: boolean)
   return view.uidsAt(sequenceNumbers(set, view.exists));
 }
 
-function sequenceArg(args: Args): SequenceSet {
-  return parseSequenceSet(args.atom('sequence set'));
+/** A sequence set, or `$` (SEARCHRES, RFC 5182): the saved search result, as UIDs or sequence numbers. */
+function sequenceArg(args: Args, session: ImapSession, uid: boolean): SequenceSet {
+  const text = args.atom('sequence set');
+  if (text === '$' && session.selected) return session.searches.savedSet(session.selected, uid);
+  return parseSequenceSet(text);
 }
 
 // --- FETCH ------------------------------------------------------------------------------------------------
@@ -51,8 +54,8 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
     states: SELECTED,
     expunge: uid,
     parse(args, session) {
-      const set = sequenceArg(args);
-      const plan = parseFetch(args.rest(), { uid, condstore: session.condstore, utf8: session.utf8 });
+      const set = sequenceArg(args, session, uid);
+      const plan = parseFetch(args.rest(), { uid, condstore: session.condstore, utf8: session.utf8, qresync: session.isEnabled('QRESYNC') });
       return { set, plan };
     },
     async run(session, { set, plan }, ctx) {
@@ -61,6 +64,10 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
       if (plan.enablesCondstore) session.enable('CONDSTORE');
       let uids = resolveSet(session, set, uid);
       const since = plan.changedSince;
+      if (plan.vanished && since !== null) {
+        const vanished = await vanishedEarlier(storage, view, since, set);
+        if (vanished) session.send(vanished);
+      }
       if (since !== null) uids = uids.filter((u) => (view.entry(u)?.modseq ?? 0) > since);
       const sendsFlags = plan.items.some((item) => item.type === 'FLAGS');
       if (!plan.needsRecord && !plan.needsContent && !planHasSections(plan)) return fetchMetadata(session, ctx, uids, plan, sendsFlags);
@@ -89,6 +96,7 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
             entry,
             record: m.record,
             content: m.content,
+            loadContent: async () => (await storage.messages.parts(view.mailbox.id, [m.uid], { content: true }))[0]?.content ?? null,
             blobs: storage.blobs,
             recent: view.recent.has(m.uid),
             flagsChanged,
@@ -103,7 +111,13 @@ function fetchCommand(uid: boolean): CommandSpec<unknown> {
           }
           return out;
         };
-        let rendered = await renderAll(null);
+        let rendered;
+        try {
+          rendered = await renderAll(null);
+        } catch (err) {
+          if (err instanceof FetchRefusal) return no(err.message, err.code); // BINARY of a part it cannot decode
+          throw err;
+        }
         const bytes = rendered.flat().reduce((sum, piece) => (typeof piece === 'string' ? sum : sum + piece.size), 0);
         const transfer = { userId: session.userId, protocol: 'imap', bytes };
         const refused = await checkDownload(session.app, ctx, transfer);
@@ -178,8 +192,8 @@ function storeCommand(uid: boolean): CommandSpec<unknown> {
     name: uid ? 'UID STORE' : 'STORE',
     states: SELECTED,
     expunge: uid,
-    parse(args) {
-      const set = sequenceArg(args);
+    parse(args, session) {
+      const set = sequenceArg(args, session, uid);
       let unchangedSince: number | undefined;
       const next = args.peek();
       if (next?.type === 'list') {
@@ -239,32 +253,6 @@ function storeCommand(uid: boolean): CommandSpec<unknown> {
   });
 }
 
-// --- SEARCH -----------------------------------------------------------------------------------------------
-
-function searchCommand(uid: boolean): CommandSpec<unknown> {
-  return command({
-    name: uid ? 'UID SEARCH' : 'SEARCH',
-    states: SELECTED,
-    expunge: uid,
-    parse(args, session) {
-      const first = args.peek();
-      if (first?.type === 'atom' && first.value.toUpperCase() === 'RETURN') throw new ImapSyntaxError('SEARCH RETURN (ESEARCH) is not supported');
-      return parseSearch(args.rest(), { utf8: session.utf8 });
-    },
-    async run(session, query) {
-      const view = session.selected!;
-      const { storage } = session.app;
-      if (query.usesModseq) session.enable('CONDSTORE');
-      const result = await search(query, { entries: view.viewEntries(), recent: view.recent, ...mailboxSearchSources(storage, view.mailbox.id) });
-      const found = result.uids.filter((u) => !view.isExpunged(u));
-      const numbers = uid ? found : found.map((u) => view.seqOf(u));
-      const modseq = result.highestModseq !== null && found.length > 0 ? ` (MODSEQ ${result.highestModseq})` : '';
-      session.send(`* SEARCH${numbers.map((n) => ` ${n}`).join('')}${modseq}`);
-      return ok(`${uid ? 'UID SEARCH' : 'SEARCH'} completed`);
-    },
-  });
-}
-
 // --- COPY and MOVE ----------------------------------------------------------------------------------------
 
 function transferCommand(verb: 'COPY' | 'MOVE', uid: boolean): CommandSpec<unknown> {
@@ -274,7 +262,7 @@ function transferCommand(verb: 'COPY' | 'MOVE', uid: boolean): CommandSpec<unkno
     states: SELECTED,
     expunge: uid || verb === 'MOVE',
     parse(args, session) {
-      const set = sequenceArg(args);
+      const set = sequenceArg(args, session, uid);
       const path = args.mailbox(session.utf8);
       args.end();
       return { set, path };
@@ -301,7 +289,8 @@ function transferCommand(verb: 'COPY' | 'MOVE', uid: boolean): CommandSpec<unkno
       if (target.id === view.mailbox.id) await view.sync(true);
       if (verb === 'COPY') return ok(`${name} completed`, copyUid);
       if (copyUid) session.send(`* OK [${copyUid}] Moved`);
-      for (const seq of view.remove(mappings.map((m) => m.sourceUid))) session.send(`* ${seq} EXPUNGE`);
+      const moved = mappings.map((m) => m.sourceUid);
+      reportExpunged(session, moved, view.remove(moved));
       return ok(`${name} completed`);
     },
   });
@@ -312,8 +301,6 @@ export const MESSAGE_COMMANDS: CommandSpec<unknown>[] = [
   fetchCommand(true),
   storeCommand(false),
   storeCommand(true),
-  searchCommand(false),
-  searchCommand(true),
   transferCommand('COPY', false),
   transferCommand('COPY', true),
   transferCommand('MOVE', false),

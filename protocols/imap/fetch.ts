@@ -13,6 +13,8 @@ import type { BlobsPort, Envelope, MessageContent, MessageIndexEntry, MessagePar
 import { astring, formatInternalDate, renderBodyStructure, renderEnvelope, renderFlags, withoutNul } from './render.ts';
 import type { RenderOptions } from './render.ts';
 import { isSequenceSet } from './sequence.ts';
+import { binaryLabel, binaryPiece, isBinaryName, parseBinaryItem } from './fetch-binary.ts';
+import type { BinaryItem } from './fetch-binary.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken, ResponsePiece } from './types.ts';
 
@@ -40,7 +42,9 @@ export type FetchItem =
       section: FetchSection;
       /** `<start.length>`; length null means to the end. */
       partial: { start: number; length: number | null } | null;
-    };
+    }
+  /** BINARY[...], BINARY.PEEK[...], BINARY.SIZE[...] (RFC 3516, fetch-binary.ts). */
+  | BinaryItem;
 
 export interface FetchPlan {
   /** Items in response order (UID first for UID FETCH, MODSEQ added for CHANGEDSINCE). */
@@ -59,6 +63,8 @@ export interface FetchPlan {
   setsSeen: boolean;
   /** CHANGEDSINCE modifier (RFC 7162 §3.1.4): only messages with modseq > this; null when absent. */
   changedSince: number | null;
+  /** VANISHED modifier (RFC 7162 §3.2.6, UID FETCH with CHANGEDSINCE, QRESYNC enabled): report expunged UIDs first. */
+  vanished: boolean;
   /** MODSEQ is fetched or CHANGEDSINCE given: the command enables CONDSTORE (RFC 7162 §3.1). */
   enablesCondstore: boolean;
   /** Render strings for a client that enabled UTF8=ACCEPT. */
@@ -72,6 +78,8 @@ export interface ParseFetchOptions {
   condstore?: boolean;
   /** UTF8=ACCEPT is enabled. */
   utf8?: boolean;
+  /** QRESYNC is enabled: the VANISHED modifier is allowed. */
+  qresync?: boolean;
 }
 
 const MACROS: Record<string, SimpleFetchItem[]> = {
@@ -154,6 +162,10 @@ function parseItem(token: ImapToken, items: FetchItem[]): void {
     else throw new ImapSyntaxError(`Unknown FETCH data item ${token.value}`);
     return;
   }
+  if (isBinaryName(name)) {
+    items.push(parseBinaryItem(name, token));
+    return;
+  }
   if (name !== 'BODY' && name !== 'BODY.PEEK') throw new ImapSyntaxError(`Unknown FETCH data item ${token.value}[]`);
   let partial: { start: number; length: number | null } | null = null;
   if (token.partial) {
@@ -165,19 +177,26 @@ function parseItem(token: ImapToken, items: FetchItem[]): void {
   items.push({ type: 'section', name: 'BODY', peek: name === 'BODY.PEEK', section: parseSection(token.section), partial });
 }
 
-function parseModifiers(token: ImapToken): number {
+function parseModifiers(token: ImapToken, options: ParseFetchOptions): { changedSince: number; vanished: boolean } {
   if (token.type !== 'list' || token.items.length === 0) throw new ImapSyntaxError('Invalid FETCH modifiers');
   let changedSince: number | null = null;
+  let vanished = false;
   const items = token.items;
-  for (let index = 0; index < items.length; index += 2) {
+  for (let index = 0; index < items.length; index++) {
     const name = items[index]!;
-    if (name.type !== 'atom' || name.value.toUpperCase() !== 'CHANGEDSINCE' || changedSince !== null) {
-      throw new ImapSyntaxError('Unknown FETCH modifier');
-    }
-    // mod-sequence-value may be 0 here (RFC 7162: "CHANGEDSINCE 0" is valid and means all)
-    changedSince = parseNumber(items[index + 1], 'CHANGEDSINCE value', MAX_MODSEQ, true);
+    const modifier = name.type === 'atom' ? name.value.toUpperCase() : '';
+    if (modifier === 'CHANGEDSINCE' && changedSince === null) {
+      // mod-sequence-value may be 0 here (RFC 7162: "CHANGEDSINCE 0" is valid and means all)
+      changedSince = parseNumber(items[++index], 'CHANGEDSINCE value', MAX_MODSEQ, true);
+    } else if (modifier === 'VANISHED' && !vanished) {
+      // RFC 7162 §3.2.6: UID FETCH only, after ENABLE QRESYNC
+      if (!options.uid) throw new ImapSyntaxError('VANISHED is only allowed with UID FETCH');
+      if (!options.qresync) throw new ImapSyntaxError('QRESYNC is not enabled', 'CLIENTBUG');
+      vanished = true;
+    } else throw new ImapSyntaxError('Unknown FETCH modifier');
   }
-  return changedSince!;
+  if (changedSince === null) throw new ImapSyntaxError('VANISHED requires CHANGEDSINCE');
+  return { changedSince, vanished };
 }
 
 const sameItem = (a: FetchItem, b: FetchItem): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -197,7 +216,8 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
   }
   if (rest.length === 0 || rest.length > 2) throw new ImapSyntaxError('FETCH expects data items and optional modifiers');
   const itemsToken = rest[0]!;
-  const changedSince = rest.length === 2 ? parseModifiers(rest[1]!) : null;
+  const modifiers = rest.length === 2 ? parseModifiers(rest[1]!, options) : null;
+  const changedSince = modifiers?.changedSince ?? null;
 
   const requested: FetchItem[] = [];
   if (itemsToken.type === 'atom' && !itemsToken.section && MACROS[itemsToken.value.toUpperCase()]) {
@@ -228,6 +248,11 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
       if (item.section.part !== '' || item.section.kind !== 'full') parts.mime = true;
       if (!item.peek) setsSeen = true;
     }
+    if (item.type === 'binary') {
+      if (!item.size) parts.content = true; // BINARY.SIZE: the MIME tree's sizes serve (fetch-binary.ts)
+      if (item.part !== '') parts.mime = true;
+      if (!item.peek) setsSeen = true;
+    }
   }
   const needsRecord = parts.envelope === true || parts.mime === true;
   const needsContent = parts.content === true;
@@ -240,6 +265,7 @@ export function parseFetch(args: readonly ImapToken[], options: ParseFetchOption
     parts,
     setsSeen,
     changedSince,
+    vanished: modifiers?.vanished ?? false,
     enablesCondstore: changedSince !== null || wants('MODSEQ'),
     utf8: options.utf8 === true,
   };
@@ -257,6 +283,8 @@ export interface FetchMessage {
   record?: { envelope?: Envelope; mime?: MimeNode } | null;
   /** Required when plan.needsContent. */
   content?: MessageContent | null;
+  /** Reads the content when the plan did not (BINARY.SIZE of a message without recorded decoded sizes). */
+  loadContent?: () => Promise<MessageContent | null>;
   blobs: BlobsPort;
   /** This session holds \Recent for the message: added to FLAGS. */
   recent?: boolean;
@@ -424,6 +452,18 @@ export async function renderFetch(plan: FetchPlan, message: FetchMessage): Promi
         }
         break;
       }
+      case 'binary': {
+        const piece = await binaryPiece(item, message);
+        add(`${binaryLabel(item)} `);
+        if (typeof piece === 'string') {
+          text += piece;
+        } else {
+          pieces.push(text);
+          pieces.push(piece);
+          text = '';
+        }
+        break;
+      }
       default:
         add(simpleItem(item.type, message, options));
     }
@@ -483,7 +523,7 @@ export function renderFetchLine(plan: FetchPlan, message: FetchMessage): string 
   let text = `* ${message.seq} FETCH (`;
   let first = true;
   for (const item of itemsFor(plan, message)) {
-    if (item.type === 'section') throw new Error('renderFetchLine: the plan has body sections');
+    if (item.type === 'section' || item.type === 'binary') throw new Error('renderFetchLine: the plan has body sections');
     text += (first ? '' : ' ') + simpleItem(item.type, message, options);
     first = false;
   }
@@ -492,5 +532,5 @@ export function renderFetchLine(plan: FetchPlan, message: FetchMessage): string 
 
 /** True when the plan fetches any body section (those stream as literals: renderFetch, not renderFetchLine). */
 export function planHasSections(plan: FetchPlan): boolean {
-  return plan.items.some((item) => item.type === 'section');
+  return plan.items.some((item) => item.type === 'section' || item.type === 'binary');
 }

@@ -4,19 +4,21 @@
  * socket into ingest (parse, hashing, blob staging) as it arrives. A large message is then neither written to a spool
  * file and read back nor held whole in memory, and its parse overlaps its reception.
  *
- * The literal ends the command only when the rest of its line is empty (APPEND takes nothing after the message at the
- * top level): `stream()` reads that rest right after the last byte of the message, so a command with anything after
- * its literal fails inside ingest, before anything is stored, and the command answers BAD (`failure()`). The reader's
- * clean-up (`drain()`) discards what the command did not read (a mailbox that does not exist, a refusal before the
- * message was read) and that line's rest, so the next command starts at the right byte. The command budget keeps
- * running until the line's end has arrived (the reader leaves it running for the command).
+ * `stream()` reads the rest of the line right after the last byte of the message. An empty rest ends the command; a
+ * non-empty one is more of the command (MULTIAPPEND's further messages, RFC 3502): the reader reads it to the end of
+ * the command (`continueCommand`, further literals in memory or spooled) and the command takes the tokens
+ * (`whenTail`) before the stream ends, so its first message is not stored before the command is known to be whole.
+ * A syntax error there fails the stream inside ingest, before anything is stored, and the command answers BAD
+ * (`failure()`). The reader's clean-up (`drain()`) discards what the command did not read (a mailbox that does not
+ * exist, a refusal before the message was read) and the rest of the command, so the next command starts at the right
+ * byte. The command budget keeps running until the command's end has arrived (the reader leaves it running).
  */
 import { VerdictError, tempfail } from '../../hooks/verdict.ts';
 import type { CommandBudget } from '../net/command-budget.ts';
 import { InputEndedError } from './input.ts';
 import type { InputBuffer } from './input.ts';
 import { ImapSyntaxError } from './types.ts';
-import type { LiteralBody } from './types.ts';
+import type { ImapToken, LiteralBody } from './types.ts';
 
 export class StreamedLiteral implements LiteralBody {
   readonly size: number;
@@ -29,15 +31,24 @@ export class StreamedLiteral implements LiteralBody {
   /** The line after the literal was read (whatever it held). */
   #tailRead = false;
   #failure: Error | null = null;
-  /** The rest of the line when it was not empty (the reader skips what it announces). */
-  leftover: Uint8Array | null = null;
+  /** Reads the rest of the command from the line after the message (the reader's continuation). */
+  readonly #continueCommand: (line: Uint8Array) => Promise<ImapToken[]>;
+  /** The command's taker of the rest of its arguments (null: the command ended with the message). */
+  #onTail: ((rest: ImapToken[] | null) => Promise<void> | void) | null = null;
 
-  constructor(input: InputBuffer, size: number, maxTail: number, budget: CommandBudget | null) {
+  constructor(
+    input: InputBuffer,
+    size: number,
+    maxTail: number,
+    budget: CommandBudget | null,
+    continueCommand: (line: Uint8Array) => Promise<ImapToken[]>,
+  ) {
     this.#input = input;
     this.size = size;
     this.#left = size;
     this.#maxTail = maxTail;
     this.#budget = budget;
+    this.#continueCommand = continueCommand;
   }
 
   /** Why reading the message failed: an ImapSyntaxError (answer BAD), an InputEndedError (the client left), or null. */
@@ -62,18 +73,32 @@ export class StreamedLiteral implements LiteralBody {
     }
   }
 
-  /** Reads the rest of the command line: empty, or the command is refused before the message is stored. */
-  async #tail(): Promise<void> {
+  /**
+   * Called once the rest of the command has been read, before the stream ends: with its further arguments, or null
+   * when the message ended the command. What it throws fails the stream (and so the command's store).
+   */
+  whenTail(handler: (rest: ImapToken[] | null) => Promise<void> | void): void {
+    this.#onTail = handler;
+  }
+
+  /** Reads the rest of the command (see the header); `deliver`: hand it to the command (not when draining). */
+  async #tail(deliver = true): Promise<void> {
     this.#tailRead = true;
     const rest = await this.#input.readLine(this.#maxTail);
     if (rest.type === 'end') throw new InputEndedError();
-    this.#budget?.stop();
-    if (rest.type === 'toolong') {
-      this.#failure = new ImapSyntaxError('Command line too long');
-      await this.#input.skipLine();
-    } else if (rest.bytes.length > 0) {
-      this.leftover = rest.bytes;
-      this.#failure = new ImapSyntaxError('Unexpected data after the message literal');
+    try {
+      if (rest.type === 'toolong') {
+        this.#failure = new ImapSyntaxError('Command line too long');
+        await this.#input.skipLine();
+      } else {
+        const tokens = rest.bytes.length > 0 ? await this.#continueCommand(rest.bytes) : null;
+        if (deliver) await this.#onTail?.(tokens);
+      }
+    } catch (err) {
+      if (this.#input.ended && !(err instanceof ImapSyntaxError)) throw new InputEndedError();
+      this.#failure ??= err as Error;
+    } finally {
+      this.#budget?.stop();
     }
     if (this.#failure) throw this.#failure;
   }
@@ -84,8 +109,8 @@ export class StreamedLiteral implements LiteralBody {
       if (this.#tailRead) return;
       this.#started = true;
       for await (const chunk of this.#input.read(this.#left)) this.#left -= chunk.length;
-      await this.#tail().catch((err: unknown) => {
-        if (!(err instanceof ImapSyntaxError)) throw err;
+      await this.#tail(false).catch((err: unknown) => {
+        if (err instanceof InputEndedError) throw err;
       });
     } finally {
       this.#budget?.stop();

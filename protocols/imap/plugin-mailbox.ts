@@ -1,7 +1,7 @@
 /**
  * The selected mailbox as command hooks see it (hooks/imap.ts ImapSelectedMailbox): the session's UID ↔ sequence
  * view and the built-in SEARCH (parser here, evaluator in storage/search), so a plugin command such as SORT or THREAD
- * runs its search criteria exactly as SEARCH does.
+ * runs its search criteria exactly as SEARCH does, `$` (SEARCHRES, RFC 5182) included.
  */
 import type { ImapCommandResult, ImapSearchMatches, ImapSelectedMailbox } from '../../hooks/imap.ts';
 import { search } from '../../storage/search/evaluate.ts';
@@ -22,11 +22,11 @@ export function selectedForPlugins(session: ImapSession): ImapSelectedMailbox | 
       let query;
       try {
         const tokens: ImapToken[] = charset === null ? [...keys] : [{ type: 'atom', value: 'CHARSET' }, { type: 'atom', value: charset }, ...keys];
-        query = parseSearch(tokens, { utf8: session.utf8 });
+        query = parseSearch(tokens, { utf8: session.utf8, saved: session.searches.savedUids(view) });
       } catch (err) {
         if (!(err instanceof ImapSyntaxError)) throw err;
         if (err.code === 'BADCHARSET') return { status: 'NO', code: 'BADCHARSET (UTF-8 US-ASCII)', text: err.message };
-        return { status: 'BAD', code: err.code ?? null, text: err.message };
+        return { status: err.status, code: err.code ?? null, text: err.message };
       }
       if (query.usesModseq) session.enable('CONDSTORE');
       const result = await search(query, { entries: view.viewEntries(), recent: view.recent, ...mailboxSearchSources(session.app.storage, view.mailbox.id) });

@@ -6,7 +6,8 @@
  *   (the rest of an endless line is never read);
  * - a literal outside APPEND larger than `maxLiteralSize` (all of a command's literals together) → BAD without
  *   the continuation request; a non-synchronizing one (`{n+}`) cannot be skipped unread → BAD and close;
- * - APPEND's message literal larger than `maxAppendSize` → `NO [TOOBIG]` before a single byte of it is read
+ * - APPEND's message literal larger than `maxAppendSize` → `NO [TOOBIG]` before a single byte of it is read; the
+ *   messages of one APPEND (MULTIAPPEND, CATENATE parts) together past APPEND_TOTAL_FACTOR × `maxAppendSize` the same
  *   (no continuation for `{n}`; close for `{n+}`, so a 1 GB announcement is never read).
  *
  * With `literalMinus` (RFC 7888 LITERAL-) a non-synchronizing literal may be at most 4096 bytes; a larger one is
@@ -80,6 +81,8 @@ const TAG = /^[\x21\x23-\x24\x26-\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+$/; // ASTRING
 const VERB = /^[A-Za-z][A-Za-z0-9.-]*$/;
 const CRLF = new Uint8Array([0x0d, 0x0a]);
 const DEFAULT_MEMORY_THRESHOLD = 128 * 1024;
+/** The message literals of one APPEND (MULTIAPPEND, CATENATE) may add up to this many times maxAppendSize. */
+export const APPEND_TOTAL_FACTOR = 10;
 /** RFC 7888 §4: the largest non-synchronizing literal a LITERAL- server accepts. */
 export const LITERAL_MINUS_MAX = 4096;
 
@@ -146,8 +149,13 @@ export class CommandReader {
   /** The command read last ends with a message literal read while it runs (it stops the budget). */
   #streaming = false;
 
+  /** Bytes of the current APPEND's message literals so far, and of those kept in memory. */
+  #appendBytes = 0;
+  #appendMemory = 0;
+
   async #readCommand(): Promise<ReadResult> {
     const { maxLineLength } = this.#options;
+    this.#appendBytes = this.#appendMemory = 0;
     this.#literalLimit = Math.min(this.#options.maxLiteralSize, this.#options.literalPolicy?.(null).maxLiteralSize ?? Infinity);
     let first: LineResult;
     do {
@@ -200,7 +208,11 @@ export class CommandReader {
   /** The current command's literal limit: the most `#skipTail` reads and discards. */
   #literalLimit = 0;
 
-  async #arguments(verb: string, first: Uint8Array, offset: number, releases: Array<() => Promise<void>>): Promise<ImapToken[]> {
+  /**
+   * The arguments of a command from `first` (at `offset`) on. `continued`: the rest of an APPEND after a message read
+   * while the command runs (MULTIAPPEND, RFC 3502): every top-level literal is a message, and none streams.
+   */
+  async #arguments(verb: string, first: Uint8Array, offset: number, releases: Array<() => Promise<void>>, continued = false): Promise<ImapToken[]> {
     const { maxLineLength } = this.#options;
     let maxLiteralSize = this.#literalLimit;
     const tokenizer = new CommandTokenizer({ maxTokens: this.#options.maxArguments ?? Infinity });
@@ -228,8 +240,9 @@ export class CommandReader {
         this.#current = line; // #skipTail discards the literal (or closes when it is too large to skip)
         throw new ImapSyntaxError(`Non-synchronizing literals are limited to ${LITERAL_MINUS_MAX} bytes (LITERAL-)`, 'TOOBIG');
       }
-      if (isAppendMessage(verb, tokenizer) && !restricted) {
-        const message = await this.#appendLiteral(literal, tokenizer.depth === 0 ? maxLineLength - lineBytes : null, releases);
+      if (isAppendMessage(verb, tokenizer, continued) && !restricted) {
+        const streams = tokenizer.depth === 0 && !continued;
+        const message = await this.#appendLiteral(literal, streams ? maxLineLength - lineBytes : null, releases);
         tokenizer.pushLiteral(message);
         // read while the command runs: the command ends with it (literal-stream.ts checks the rest of the line)
         if (message.type === 'literal' && message.body instanceof StreamedLiteral) return tokenizer.finish();
@@ -265,23 +278,22 @@ export class CommandReader {
     if (literal.size > maxAppendSize) {
       throw new Rejected('NO', 'TOOBIG', `Message exceeds the maximum size of ${maxAppendSize} bytes`, !literal.sync);
     }
+    if (this.#appendBytes + literal.size > maxAppendSize * APPEND_TOTAL_FACTOR) {
+      throw new Rejected('NO', 'TOOBIG', `The messages of one APPEND exceed ${maxAppendSize * APPEND_TOTAL_FACTOR} bytes together`, !literal.sync);
+    }
+    this.#appendBytes += literal.size;
     if (literal.sync) await this.#options.continuation();
-    if (literal.size <= (this.#options.memoryThreshold ?? DEFAULT_MEMORY_THRESHOLD)) {
+    // in memory while the command's messages together stay under the threshold (a MULTIAPPEND of many small ones)
+    const threshold = this.#options.memoryThreshold ?? DEFAULT_MEMORY_THRESHOLD;
+    if (literal.size <= threshold && (this.#appendMemory === 0 || this.#appendMemory + literal.size <= threshold)) {
+      this.#appendMemory += literal.size;
       const bytes = await this.input.readBytes(literal.size);
       return { type: 'literal', body: memoryBody(bytes) };
     }
     if (maxTail !== null) {
-      const body = new StreamedLiteral(this.input, literal.size, maxTail, this.#options.budget ?? null);
+      const body = new StreamedLiteral(this.input, literal.size, maxTail, this.#options.budget ?? null, (line) => this.#continueAppend(line, releases));
       this.#streaming = true; // the command budget runs on until the literal's line has arrived
-      releases.push(async () => {
-        await body.drain();
-        if (body.leftover) {
-          // what followed the literal (the command was answered BAD): a literal it announces is skipped too
-          this.#current = body.leftover;
-          body.leftover = null;
-          await this.#skipTail({ type: 'end' });
-        }
-      });
+      releases.push(() => body.drain());
       return { type: 'literal', body };
     }
     // larger than the memory threshold: straight to a file (storage/spool.ts writes behind the input)
@@ -296,6 +308,37 @@ export class CommandReader {
       throw new Rejected('NO', 'SERVERBUG', 'Could not receive the message, try again later', true);
     }
     return { type: 'literal', body: { size: literal.size, stream: () => spool.open() } };
+  }
+
+  /**
+   * The rest of an APPEND whose first message was read while the command ran, from the line that followed that
+   * message: more messages (MULTIAPPEND), read as any APPEND message (in memory or spooled, each within
+   * maxAppendSize). On a client error the rest of the command is skipped and the error thrown; a refusal that cannot
+   * skip what the client sends (a non-synchronizing literal too large to read) ends the input (the session closes
+   * after its answer).
+   */
+  async #continueAppend(line: Uint8Array, releases: Array<() => Promise<void>>): Promise<ImapToken[]> {
+    try {
+      return await this.#arguments('APPEND', line, 0, releases, true);
+    } catch (err) {
+      if (this.input.ended) throw err;
+      if (err instanceof Rejected) {
+        const result = await (err.skip ? this.#skipTail(reject(null, null, err.status, err.code, err.message, err.close)) : reject(null, null, err.status, err.code, err.message, err.close));
+        if (result.type === 'end' || (result.type === 'reject' && result.close)) {
+          this.input.clear();
+          this.input.end();
+        }
+        throw err.status === 'NO' ? new AppendRefusal(err.code, err.message) : new ImapSyntaxError(err.message, err.code);
+      }
+      if (err instanceof ImapSyntaxError) {
+        const result = await this.#skipTail(reject(null, null, 'BAD', null, err.message, false));
+        if (result.type === 'end' || (result.type === 'reject' && result.close)) {
+          this.input.clear();
+          this.input.end();
+        }
+      }
+      throw err;
+    }
   }
 
   /** After a syntax error in the first line: nothing of the command was consumed beyond that line. */
@@ -330,23 +373,41 @@ export class CommandReader {
 
 /** Runs a command's clean-ups (spooled literals). */
 async function releaseAll(releases: Array<() => Promise<void>>): Promise<void> {
-  for (const r of releases.splice(0)) await r().catch(() => {});
+  // a clean-up may add others (the rest of an APPEND read while draining its first message)
+  while (releases.length > 0) for (const r of releases.splice(0)) await r().catch(() => {});
 }
 
 function reject(tag: string | null, verb: string | null, status: 'BAD' | 'NO', code: string | null, text: string, close: boolean): ReadResult {
   return { type: 'reject', tag, verb, status, code, text, close };
 }
 
-/** APPEND's message is the first literal after the mailbox name at top level, or inside `UTF8 (...)` (RFC 6855). */
-function isAppendMessage(verb: string, tokenizer: CommandTokenizer): boolean {
+/**
+ * APPEND's messages are the literals after the mailbox name at top level (several with MULTIAPPEND, RFC 3502), inside
+ * `UTF8 (...)` (RFC 6855), and the TEXT parts of `CATENATE (...)` (RFC 4469).
+ */
+function isAppendMessage(verb: string, tokenizer: CommandTokenizer, continued: boolean): boolean {
   if (verb !== 'APPEND') return false;
   const root = tokenizer.root;
-  if (tokenizer.depth === 0) return root.length >= 1;
-  if (tokenizer.depth === 1 && tokenizer.current.length === 0) {
+  if (tokenizer.depth === 0) return continued || root.length >= 1;
+  if (tokenizer.depth === 1) {
     const before = root[root.length - 1];
-    return before?.type === 'atom' && before.value.toUpperCase() === 'UTF8';
+    const opener = before?.type === 'atom' ? before.value.toUpperCase() : '';
+    if (opener === 'UTF8') return tokenizer.current.length === 0;
+    if (opener === 'CATENATE') {
+      const last = tokenizer.current[tokenizer.current.length - 1];
+      return last?.type === 'atom' && last.value.toUpperCase() === 'TEXT';
+    }
   }
   return false;
+}
+
+/** A refusal (NO) of the message literals of an APPEND's continuation (too large: `[TOOBIG]`). */
+export class AppendRefusal extends Error {
+  readonly code: string | null;
+  constructor(code: string | null, message: string) {
+    super(message);
+    this.code = code;
+  }
 }
 
 function latin1(bytes: Uint8Array): string {

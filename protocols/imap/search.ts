@@ -2,7 +2,8 @@
  * SEARCH (RFC 3501 §6.4.4, RFC 5032 WITHIN, RFC 7162 MODSEQ, RFC 6855 UTF-8): the IMAP syntax parsed into the
  * protocol-neutral criteria tree (storage/search/criteria.ts). That is all IMAP holds: the evaluator is
  * storage/search/evaluate.ts (the mailbox index for flags, sizes, dates, UIDs and modseqs, the storage search port
- * for header and text keys), which the SEARCH command calls with the parsed query.
+ * for header and text keys), which the SEARCH command calls with the parsed query. `$` (SEARCHRES, RFC 5182) is
+ * the saved result, turned into a UID key while parsing (the command parses just before it runs).
  */
 import { Buffer } from 'node:buffer';
 import iconv from 'iconv-lite';
@@ -22,6 +23,8 @@ export interface SearchQuery extends SearchCriteria {
 export interface ParseSearchOptions {
   /** UTF8=ACCEPT enabled: strings without CHARSET are UTF-8 (they are read as UTF-8 either way). */
   utf8: boolean;
+  /** SEARCHRES (RFC 5182): the UIDs `$` stands for (as a key, or after UID); without it `$` is a syntax error. */
+  saved?: readonly number[];
 }
 
 /** Nesting limit for parentheses, NOT and OR chains: deeper input is refused, never a stack overflow. */
@@ -54,15 +57,25 @@ const HEADER_KEYS = new Set(['FROM', 'TO', 'CC', 'BCC', 'SUBJECT']);
 
 class Parser {
   private readonly charset: string | null;
+  private readonly saved: readonly number[] | undefined;
   usesModseq = false;
 
-  constructor(charset: string | null) {
+  constructor(charset: string | null, saved?: readonly number[]) {
     this.charset = charset;
+    this.saved = saved;
   }
 
-  /** A string argument (astring): decoded from the CHARSET when one was given. */
+  /** `$`: the saved result's messages by UID (none when it is empty). */
+  savedKey(): SearchKey {
+    if (!this.saved) throw new ImapSyntaxError('$ needs SEARCHRES');
+    if (this.saved.length === 0) return { type: 'not', key: { type: 'all' } };
+    return { type: 'uid', set: this.saved.map((uid) => ({ start: uid, end: uid })) };
+  }
+
+  /** A string argument (astring; `NIL` is the string "NIL"): decoded from the CHARSET when one was given. */
   string(token: ImapToken | undefined, what: string): string {
     if (!token) throw new ImapSyntaxError(`${what} expects a string`);
+    if (token.type === 'nil') return 'NIL';
     if (token.type === 'string') {
       if (!this.charset) return token.value;
       return iconv.decode(Buffer.from(token.bytes.buffer, token.bytes.byteOffset, token.bytes.byteLength), this.charset);
@@ -146,8 +159,12 @@ class Parser {
         if (!field || /[\x00-\x20:\x7f]/.test(field)) throw new ImapSyntaxError('HEADER expects a field name');
         return [{ type: 'header', field: field.toLowerCase(), value: this.string(tokens[position + 2], name) }, position + 3];
       }
-      case 'UID':
-        return [{ type: 'uid', set: parseSequenceSet(this.atom(arg, name)) }, position + 2];
+      case 'UID': {
+        const set = this.atom(arg, name);
+        return [set === '$' ? this.savedKey() : { type: 'uid', set: parseSequenceSet(set) }, position + 2];
+      }
+      case '$':
+        return [this.savedKey(), position + 1];
       case 'NOT': {
         const [key, next] = this.key(tokens, position + 1, depth + 1);
         return [{ type: 'not', key }, next];
@@ -177,7 +194,7 @@ class Parser {
 /**
  * SEARCH arguments (after the command name) → query. `CHARSET x` may come first; an unknown charset throws
  * ImapSyntaxError with code 'BADCHARSET' (answer `NO [BADCHARSET (UTF-8 US-ASCII ...)]`). Other errors are
- * syntax errors (BAD). `RETURN (...)` (ESEARCH) is not supported and is a syntax error.
+ * syntax errors (BAD). `RETURN (...)` (ESEARCH) is read by the SEARCH command (cmd-search.ts, hooks/imap-esearch.ts) before this.
  */
 export function parseSearch(args: readonly ImapToken[], options: ParseSearchOptions): SearchQuery {
   void options.utf8; // strings are read as UTF-8 without CHARSET in both modes (US-ASCII is a subset)
@@ -193,7 +210,7 @@ export function parseSearch(args: readonly ImapToken[], options: ParseSearchOpti
     if (!iconv.encodingExists(charset)) throw new ImapSyntaxError(`Unsupported charset ${charset}`, 'BADCHARSET');
     tokens = tokens.slice(2);
   }
-  const parser = new Parser(charset);
+  const parser = new Parser(charset, options.saved);
   const key = parser.keys(tokens, 0);
   return { key, charset, usesModseq: parser.usesModseq };
 }

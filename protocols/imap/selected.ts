@@ -14,6 +14,7 @@
  *
  *   * n EXPUNGE   only when `expunge` is allowed (never during FETCH, STORE, SEARCH, COPY by sequence
  *                 number); until then the expunged message keeps its sequence number
+ *   * VANISHED u  instead of EXPUNGE once QRESYNC is enabled (RFC 7162 §3.2.10), at the same points
  *   * n EXISTS    only when messages were added (never for a decrease: no `* 0 EXISTS` loop)
  *   * n RECENT    with EXISTS, when this session claimed new recent messages
  *   * n FETCH (FLAGS (...) UID u [MODSEQ (m)])   flags changed elsewhere
@@ -23,8 +24,8 @@ import type { IndexLease, MailboxIndexes } from '../../storage/mailbox-index/reg
 import type { IndexView, MailboxIndex } from '../../storage/mailbox-index/mailbox-index.ts';
 import { claimRecent, recentMark, RecentUids } from './recent.ts';
 import { renderFlags } from './render.ts';
-import { resolveSequenceSet } from './sequence.ts';
-import type { SequenceSet } from './sequence.ts';
+import { formatSequenceSet, resolveSequenceSet } from './sequence.ts';
+import type { NumberRange, SequenceSet } from './sequence.ts';
 
 export const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
 
@@ -33,11 +34,18 @@ export interface FlushOptions {
   expunge: boolean;
   /** CONDSTORE is on: untagged FETCH carries MODSEQ. */
   condstore: boolean;
+  /** QRESYNC is on: expunges are reported as one `* VANISHED uid-set` (RFC 7162 §3.2.10). */
+  vanished?: boolean;
 }
 
 /** Told when the selected mailbox's index applied changes: an object, not a callback (no closure per session). */
 export interface ChangeWatcher {
   indexChanged(): void;
+  /**
+   * EXPUNGE responses for these messages (sequence numbers as the client has them now) are about to be written:
+   * CONTEXT=SEARCH sends its REMOVEFROM first (RFC 5267 §4.4).
+   */
+  expungesTold?(messages: ReadonlyArray<{ uid: number; seq: number }>): void;
 }
 
 export class SelectedMailbox implements IndexView {
@@ -56,10 +64,16 @@ export class SelectedMailbox implements IndexView {
   #keywordVersion: number;
   #dirty = false;
   #closed = false;
+  /**
+   * This session takes part in \Recent: claims new messages and reports `* n RECENT` with EXISTS. False for an
+   * IMAP4rev2 session, which has no \Recent (ENABLE IMAP4rev2 comes before SELECT, so it holds for the whole view).
+   */
+  readonly #claims: boolean;
   readonly recent = new RecentUids(this);
 
-  private constructor(ephemeral: StoragePorts['ephemeral'], lease: IndexLease, mailbox: MailboxRecord, readOnly: boolean, watcher: ChangeWatcher) {
+  private constructor(ephemeral: StoragePorts['ephemeral'], lease: IndexLease, mailbox: MailboxRecord, readOnly: boolean, watcher: ChangeWatcher, claims: boolean) {
     this.#ephemeral = ephemeral;
+    this.#claims = claims;
     this.#lease = lease;
     this.#index = lease.index;
     this.mailbox = mailbox;
@@ -73,6 +87,8 @@ export class SelectedMailbox implements IndexView {
   /**
    * Takes the mailbox's shared index (loaded, or caught up with the change log when another session has it), and
    * claims \Recent. `watcher` is told whenever the index applied changes (the session wakes IDLE with it).
+   * `recent: false` (an IMAP4rev2 session) neither claims nor reads \Recent: its messages stay recent for an
+   * IMAP4rev1 session that selects the mailbox later.
    */
   static async open(
     indexes: MailboxIndexes,
@@ -80,14 +96,17 @@ export class SelectedMailbox implements IndexView {
     mailbox: MailboxRecord,
     readOnly: boolean,
     watcher: ChangeWatcher,
+    recent = true,
   ): Promise<SelectedMailbox> {
     // \Recent is claimed (or read) while the index loads, one round trip to the ephemeral store overlapping the
     // other: up to the highest UID given out when the mailbox record was read (below its UIDNEXT); UIDs the index
     // holds above that (committed since) are claimed once it is loaded, as a later EXISTS claims its new UIDs
     const upTo = Math.max(0, mailbox.uidNext - 1);
-    const claiming = readOnly
-      ? recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity)
-      : claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, upTo);
+    const claiming = !recent
+      ? Promise.resolve(0)
+      : readOnly
+        ? recentMark(storage.ephemeral, mailbox.id, mailbox.uidValidity)
+        : claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, upTo);
     let lease: IndexLease;
     try {
       lease = await indexes.acquire(mailbox);
@@ -95,13 +114,14 @@ export class SelectedMailbox implements IndexView {
       claiming.catch(() => {}); // the load's failure is the one reported
       throw err;
     }
-    const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, watcher);
+    const view = new SelectedMailbox(storage.ephemeral, lease, mailbox, readOnly, watcher, recent);
     lease.index.attach(view);
     try {
       const max = view.#announced;
       const mark = await claiming;
-      if (readOnly) view.recent.add(mark, max);
-      else {
+      // an IMAP4rev2 session (recent false) holds nothing as recent
+      if (recent && readOnly) view.recent.add(mark, max);
+      else if (recent) {
         view.recent.add(mark, upTo);
         if (max > upTo) view.recent.add(Math.max(await claimRecent(storage.ephemeral, mailbox.id, mailbox.uidValidity, max), upTo), max);
       }
@@ -264,6 +284,73 @@ export class SelectedMailbox implements IndexView {
     return out;
   }
 
+  /** The highest UID told to the client with EXISTS. */
+  get announced(): number {
+    return this.#announced;
+  }
+
+  /** The next UID as far as this session knows (the mailbox record's, or above the highest UID the index holds). */
+  get uidNext(): number {
+    return Math.max(this.mailbox.uidNext, this.#index.maxUid + 1);
+  }
+
+  /**
+   * QRESYNC: UIDs within `ranges` (ascending, merged) that are not in the mailbox, as ranges: the answer when the
+   * change log no longer knows what was expunged (RFC 7162 allows a larger VANISHED (EARLIER) set). Messages expunged
+   * but not yet reported to this client are left out (their VANISHED comes at the next sync point). Walks the index
+   * from the first UID of each range: O(messages within the ranges).
+   */
+  absent(ranges: readonly NumberRange[]): NumberRange[] {
+    const out: NumberRange[] = [];
+    const index = this.#index;
+    const push = (from: number, to: number) => {
+      for (let uid = from; uid <= to; ) {
+        // cut around pending expunges (few) so they are not told twice
+        const k = this.#expungedBelow(uid);
+        const gone = this.#expunged[k]?.uid;
+        if (gone === undefined || gone > to) {
+          out.push({ from: uid, to });
+          return;
+        }
+        if (gone > uid) out.push({ from: uid, to: gone - 1 });
+        uid = gone + 1;
+      }
+    };
+    for (const range of ranges) {
+      let next = range.from;
+      for (let i = index.lowerBound(range.from); i < index.count && next <= range.to; i++) {
+        const uid = index.uidAt(i);
+        if (uid > range.to) break;
+        if (uid > next) push(next, uid - 1);
+        next = uid + 1;
+      }
+      if (next <= range.to) push(next, range.to);
+    }
+    return out;
+  }
+
+  /** Is `uid` in the mailbox (live in the index, or expunged but not yet reported to this client)? */
+  holds(uid: number): boolean {
+    return this.#index.indexOf(uid) >= 0 || this.isExpunged(uid);
+  }
+
+  /**
+   * QRESYNC on SELECT (RFC 7162 §3.2.5): `* n FETCH (FLAGS ... UID u MODSEQ (m))` for the client's messages changed
+   * after `modseq`, limited to `wanted` when given. One pass over the in-memory index.
+   */
+  changedSince(modseq: number, wanted: ((uid: number) => boolean) | null): string[] {
+    const lines: string[] = [];
+    const index = this.#index;
+    const held = index.lowerBound(this.#announced + 1);
+    for (let i = 0; i < held; i++) {
+      if (index.modseqAt(i) <= modseq) continue;
+      const uid = index.uidAt(i);
+      if (wanted && !wanted(uid)) continue;
+      lines.push(`* ${this.seqOf(uid)} FETCH (${this.fetchFlags(index.entryAt(i), true)})`);
+    }
+    return lines;
+  }
+
   /** UIDs at these sequence numbers (ascending, all within `exists`). */
   uidsAt(seqs: readonly number[]): number[] {
     if (this.#expunged.length === 0) return seqs.map((seq) => this.#index.uidAt(seq - 1));
@@ -316,6 +403,12 @@ export class SelectedMailbox implements IndexView {
   async flush(options: FlushOptions): Promise<string[]> {
     const lines: string[] = [];
     if (options.expunge && this.#expunged.length > 0) {
+      this.#watcher.expungesTold?.(this.#expunged.map((entry) => ({ uid: entry.uid, seq: this.seqOf(entry.uid) })));
+    }
+    if (options.expunge && this.#expunged.length > 0 && options.vanished) {
+      lines.push(`* VANISHED ${formatSequenceSet(this.#expunged.map((entry) => entry.uid))}`);
+      this.#expunged = [];
+    } else if (options.expunge && this.#expunged.length > 0) {
       while (this.#expunged.length > 0) {
         const seq = this.seqOf(this.#expunged[0]!.uid);
         this.#expunged = this.#expunged.slice(1);
@@ -327,13 +420,13 @@ export class SelectedMailbox implements IndexView {
     if (index.maxUid > before) {
       this.#announced = index.maxUid;
       if (this.#newKeywords()) lines.push(...this.flagsResponses());
-      if (!this.readOnly) {
+      if (!this.readOnly && this.#claims) {
         const max = this.#announced;
         const mark = await claimRecent(this.#ephemeral, this.mailbox.id, this.mailbox.uidValidity, max);
         this.recent.add(Math.max(mark, before), max);
       }
       lines.push(`* ${this.exists} EXISTS`);
-      lines.push(`* ${this.recent.size} RECENT`);
+      if (this.#claims) lines.push(`* ${this.recent.size} RECENT`);
     }
     if (index.stamp > this.#flagStamp) {
       if (this.#newKeywords()) lines.push(...this.flagsResponses());
@@ -382,11 +475,13 @@ export class SelectedMailbox implements IndexView {
     const sorted = [...new Set(uids)].sort((a, b) => a - b);
     // sequence numbers as each EXPUNGE is reported: every earlier one has moved the later ones down by one
     const out: number[] = [];
+    const told: Array<{ uid: number; seq: number }> = [];
     let removed = 0;
     for (const uid of sorted) {
       const seq = this.seqOf(uid);
-      if (seq) out.push(seq - removed++);
+      if (seq) (out.push(seq - removed++), told.push({ uid, seq }));
     }
+    if (told.length > 0) this.#watcher.expungesTold?.(told);
     const gone = new Set(sorted);
     if (this.#expunged.some((entry) => gone.has(entry.uid))) this.#expunged = this.#expunged.filter((entry) => !gone.has(entry.uid));
     this.#index.expunge(sorted, this);
@@ -409,6 +504,26 @@ export class SelectedMailbox implements IndexView {
     if (i < 0 || this.#index.modseqAt(i) !== modseq) return;
     const stamp = this.#index.stampAt(i);
     if (stamp > this.#flagStamp) (this.#own ??= new Map()).set(uid, stamp);
+  }
+
+  // --- what changed, for CONTEXT=SEARCH (search-context.ts) --------------------------------------------------
+
+  /** The index's flag-change stamp now and the highest UID the client knows: a point to look for changes from. */
+  get changeMark(): { stamp: number; lastUid: number } {
+    return { stamp: this.#index.stamp, lastUid: this.lastUid };
+  }
+
+  /**
+   * UIDs of messages the client knows whose flags changed after `stamp` (the session's own changes included),
+   * ascending. One pass over the stamps, as `flush` makes for FETCH FLAGS; nothing when no flag changed.
+   */
+  flagsChangedSince(stamp: number): number[] {
+    const index = this.#index;
+    if (index.stamp <= stamp) return [];
+    const out: number[] = [];
+    const held = index.lowerBound(this.#announced + 1);
+    for (let i = 0; i < held; i++) if (index.stampAt(i) > stamp) out.push(index.uidAt(i));
+    return out;
   }
 
   /**

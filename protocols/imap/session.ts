@@ -35,9 +35,11 @@ import type { CommandBudgetOptions } from '../net/command-budget.ts';
 import { TimeSlice } from '../../storage/time-slice.ts';
 import { SERVER_ERROR, bad, no, ok, statusLine, verdictOutcome } from './responses.ts';
 import type { Outcome, Status } from './responses.ts';
+import { SearchState } from './search-context.ts';
 import { SelectedMailbox } from './selected.ts';
 import { selectedForPlugins } from './plugin-mailbox.ts';
 import type { ChangeWatcher } from './selected.ts';
+import type { Notifier } from './notify.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapCommand, ResponsePiece } from './types.ts';
 
@@ -66,6 +68,8 @@ export interface ImapConnection {
   setIdleTimeout?(ms: number): void;
   /** After login (and after IDLE): the listener's idle timeout for logged-in sessions. */
   useAuthenticatedIdleTimeout?(): void;
+  /** After UNAUTHENTICATE: the listener's idle timeout before login again. */
+  usePreAuthIdleTimeout?(): void;
 }
 
 const encoder = new TextEncoder();
@@ -103,6 +107,8 @@ export class ImapSession {
   readonly session: Session;
   state: ImapState = 'not-authenticated';
   selected: SelectedMailbox | null = null;
+  /** SEARCHRES's saved result and CONTEXT=SEARCH's live results in the selected mailbox (search-context.ts). */
+  readonly searches = new SearchState();
   /**
    * ENABLEd extensions (RFC 5161), and CONDSTORE turned on by its first use (RFC 7162 §3.1). Made on the first
    * one: most sessions enable nothing, and an empty Set costs an idle session about 250 bytes.
@@ -120,6 +126,12 @@ export class ImapSession {
   /** Why the session ends, for its `connection closed` line: the first reason given wins (`endsFor`). */
   #closeReason: CloseReason | null = null;
   #watcher: ChangeWatcher | null = null;
+  /** NOTIFY SET (RFC 5465): what the client asked to hear of without asking (notify.ts). */
+  #notifier: Notifier | null = null;
+  /** A command runs (from `execute` to its tagged reply): unsolicited responses wait for its end. */
+  #running = false;
+  /** Unsolicited responses being pushed between commands (NOTIFY); a command waits for them. */
+  #pushing: Promise<void> | null = null;
 
   constructor(app: App, conn: ImapConnection) {
     this.app = app;
@@ -189,11 +201,26 @@ export class ImapSession {
   }
 
   enable(extension: string): void {
-    (this.#enabled ??= new Set()).add(extension);
+    const enabled = (this.#enabled ??= new Set());
+    // the first CONDSTORE-enabling command in a selected mailbox reports its HIGHESTMODSEQ (RFC 7162 §3.1)
+    if (extension === 'CONDSTORE' && !enabled.has(extension) && this.selected) this.send(`* OK [HIGHESTMODSEQ ${Math.max(1, this.selected.highestModseq)}] Highest`);
+    enabled.add(extension);
   }
 
+  /**
+   * Mailbox names and strings in UTF-8, not modified UTF-7: after ENABLE UTF8=ACCEPT (RFC 6855), and in IMAP4rev2,
+   * whose names are Net-Unicode (RFC 9051 §5.1; modified UTF-7 is its appendix A, for IMAP4rev1 peers only).
+   */
   get utf8(): boolean {
-    return this.isEnabled('UTF8=ACCEPT');
+    return this.isEnabled('UTF8=ACCEPT') || this.isEnabled('IMAP4REV2');
+  }
+
+  /**
+   * ENABLE IMAP4rev2 was given: the session answers as RFC 9051 asks — no \Recent (selected.ts, cmd-select.ts),
+   * SEARCH as ESEARCH (cmd-search.ts), LIST-STATUS built in (cmd-list.ts), STATUS without RECENT (status-items.ts).
+   */
+  get rev2(): boolean {
+    return this.isEnabled('IMAP4REV2');
   }
 
   get condstore(): boolean {
@@ -216,11 +243,13 @@ export class ImapSession {
   }
 
   async capabilities(ctx: HookContext): Promise<string[]> {
-    const caps = ['IMAP4rev1'];
+    const caps = ['IMAP4rev1', 'IMAP4rev2'];
     if (this.state === 'not-authenticated') {
       if (this.conn.canStartTls) caps.push('STARTTLS');
-      if (this.plaintextAllowed) caps.push('AUTH=PLAIN');
+      if (this.plaintextAllowed) caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
       else caps.push('LOGINDISABLED');
+    } else {
+      caps.push('UNAUTHENTICATE');
     }
     caps.push(
       this.app.config.imap.literalMinus ? 'LITERAL-' : 'LITERAL+',
@@ -237,8 +266,16 @@ export class ImapSession {
       'UIDPLUS',
       'MOVE',
       'CONDSTORE',
+      'QRESYNC',
+      'NOTIFY',
       'WITHIN',
+      'ESEARCH',
+      'SEARCHRES',
+      'CONTEXT=SEARCH',
       'UTF8=ACCEPT',
+      'BINARY',
+      'MULTIAPPEND',
+      'CATENATE',
       `APPENDLIMIT=${this.app.config.limits.maxMessageSize}`,
     );
     return listCapabilities(this.app, 'imap', ctx, caps);
@@ -284,7 +321,7 @@ export class ImapSession {
         this.#queue(encoder.encode(piece));
         continue;
       }
-      this.#queue(encoder.encode(`{${piece.size}}\r\n`));
+      this.#queue(encoder.encode(`${piece.binary ? '~' : ''}{${piece.size}}\r\n`));
       let left = piece.size;
       for await (const chunk of piece.literal) {
         if (chunk.length > left) throw new Error('literal longer than announced');
@@ -429,8 +466,10 @@ export class ImapSession {
         try {
           if (resumed.outcome) await this.#complete(command, ctx, spec, resumed.outcome, started);
         } finally {
+          this.#running = false;
           await resumed.parked.release();
         }
+        if (this.#notifier?.due) this.pushUnsolicited();
         await this.slice.pause();
       }
       while (!this.closing && this.state !== 'logout') {
@@ -460,6 +499,7 @@ export class ImapSession {
   #resume(outcome: Outcome | null, err?: unknown): void {
     const parked = this.#parked!;
     this.#parked = null;
+    this.#running = true; // until the loop reads the next command (#serve clears it)
     // an error while the session is going away gets no tagged reply (as in execute)
     void this.#serve({ parked, outcome: outcome ?? this.#commandError(err, parked.ctx, parked.command) });
   }
@@ -485,6 +525,7 @@ export class ImapSession {
       this.selected?.close();
       this.selected = null;
       this.#watcher = null;
+      this.setNotifier(null);
       await this.flush().catch(() => {});
       if (this.#connectionKey) await this.app.storage.ephemeral.release(this.#connectionKey, 1).catch(() => {});
       const reason = this.#closeReason ?? (this.state === 'logout' ? 'quit' : 'client-closed');
@@ -524,6 +565,18 @@ export class ImapSession {
    * completion writes the tagged response and continues the command loop (`#resume`), then calls `release`.
    */
   async execute(command: ImapCommand, release?: () => Promise<void>): Promise<boolean> {
+    while (this.#pushing) await this.#pushing;
+    this.#running = true;
+    try {
+      return await this.#execute(command, release);
+    } finally {
+      this.#running = false;
+      // NOTIFY: what arrived after the command's last look goes out now, not with the next command
+      if (this.#notifier && !this.#parked) this.pushUnsolicited();
+    }
+  }
+
+  async #execute(command: ImapCommand, release?: () => Promise<void>): Promise<boolean> {
     const started = Date.now();
     const ctx = createContext(this.session, { command: command.verb });
     const spec = COMMANDS.get(command.verb);
@@ -560,7 +613,7 @@ export class ImapSession {
 
   /** A command's error as its outcome (BAD for syntax, else logged and a server error); null when closing. */
   #commandError(err: unknown, ctx: HookContext, command: ImapCommand): Outcome | null {
-    if (err instanceof ImapSyntaxError) return bad(err.message, err.code);
+    if (err instanceof ImapSyntaxError) return err.status === 'NO' ? no(err.message, err.code) : bad(err.message, err.code);
     if (err instanceof StorageError && err.code === 'UNAVAILABLE') {
       // the database or Redis is out of reach: a temporary failure the client retries, the server recovers by itself
       ctx.log.warn('command failed: storage unavailable', { err: err.message, command: command.verb });
@@ -572,7 +625,7 @@ export class ImapSession {
 
   /** After a command ran: mailbox changes, the tagged response, the command's report, then its `after` step. */
   async #complete(command: ImapCommand, ctx: HookContext, spec: CommandSpec | undefined, outcome: Outcome, started: number): Promise<void> {
-    if (this.state === 'selected' && this.selected && !this.closing) {
+    if (((this.state === 'selected' && this.selected) || this.#notifier) && !this.closing) {
       try {
         await this.notify(spec?.expunge ?? outcome.expunge ?? true);
       } catch (err) {
@@ -651,6 +704,27 @@ export class ImapSession {
     return ok(`${result.value.username} authenticated`, `CAPABILITY ${(await this.capabilities(ctx)).join(' ')}`);
   }
 
+  /**
+   * UNAUTHENTICATE (RFC 8437): the session goes back to not authenticated as if the connection were new, TLS kept.
+   * The selected mailbox is closed without expunge, the place in the user's connection count given back, ENABLEd
+   * extensions reset, plugins' per-session data dropped, the user taken off the session (and its log lines), and the
+   * shorter pre-login idle timeout applies again.
+   */
+  async unauthenticate(): Promise<void> {
+    this.deselect();
+    this.#watcher = null;
+    this.setNotifier(null);
+    this.#enabled = null;
+    this.session.data.clear();
+    this.session.user = null;
+    this.state = 'not-authenticated';
+    this.conn.usePreAuthIdleTimeout?.();
+    const key = this.#connectionKey;
+    this.#connectionKey = null;
+    // as at the end of a session: a store out of reach keeps the place until the counter's expiry
+    if (key) await this.app.storage.ephemeral.release(key, 1).catch((err: unknown) => this.log.warn('could not give back the connection slot', { err }));
+  }
+
   /** After `OK Begin TLS negotiation now` is written: plaintext pipelined after STARTTLS is dropped. */
   /**
    * imap.maxConnectionsPerUser, counted in the ephemeral store (so across server instances with Redis). The
@@ -679,6 +753,7 @@ export class ImapSession {
 
   /** Leaves the selected mailbox (CLOSE, UNSELECT, a failed SELECT). */
   deselect(): void {
+    this.searches.reset();
     this.selected?.close();
     this.selected = null;
     if (this.state === 'selected') this.state = 'authenticated';
@@ -686,18 +761,73 @@ export class ImapSession {
 
   async open(mailbox: Parameters<typeof SelectedMailbox.open>[2], readOnly: boolean): Promise<SelectedMailbox> {
     this.deselect();
-    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this);
+    const view = await SelectedMailbox.open(this.app.indexes, this.app.storage, mailbox, readOnly, this, !this.rev2);
     this.selected = view;
     this.state = 'selected';
     return view;
   }
 
-  /** Reads other sessions' changes and writes what may be told now (`expunge`: EXPUNGE allowed). */
-  async notify(expunge: boolean, force = false): Promise<void> {
+  /**
+   * Reads other sessions' changes and writes what may be told now (`expunge`: EXPUNGE allowed): the selected
+   * mailbox's (unless `selected` is false), then what NOTIFY asked for about other mailboxes.
+   */
+  async notify(expunge: boolean, force = false, selected = true): Promise<void> {
     const view = this.selected;
-    if (!view) return;
-    await view.sync(force);
-    for (const line of await view.flush({ expunge, condstore: this.condstore })) this.send(line);
+    if (view && selected) {
+      const before = view.announced;
+      await view.sync(force);
+      for (const line of await view.flush({ expunge, condstore: this.condstore, vanished: this.isEnabled('QRESYNC') })) this.send(line);
+      for (const line of await this.searches.updates(view, this.app.storage)) this.send(line);
+      if (this.#notifier && view.announced > before) await this.#notifier.newMessages(before, view.announced);
+    }
+    if (this.#notifier?.due) await this.#notifier.deliver();
+  }
+
+  /** Replaces the NOTIFY notifier (null: NOTIFY NONE, or the session ends). */
+  setNotifier(notifier: Notifier | null): void {
+    this.#notifier?.close();
+    this.#notifier = notifier;
+  }
+
+  /**
+   * NOTIFY: changes are due. Pushed now when no command runs (an IDLE command pushes them itself), else after the
+   * running command, before its tagged reply. Between commands EXPUNGE may go out too (RFC 5465 §5.3), except for
+   * `selected-delayed`.
+   */
+  pushUnsolicited(): void {
+    if (this.#parked) {
+      this.#watcher?.indexChanged();
+      return;
+    }
+    if (this.#running || this.#pushing || this.closing || !this.#notifier) return;
+    this.#pushing = this.#push().finally(() => {
+      this.#pushing = null;
+    });
+  }
+
+  async #push(): Promise<void> {
+    try {
+      // again while more arrived during a round (a bounded number of times: the next command reads the rest)
+      for (let round = 0; round < 8; round++) {
+        const notifier = this.#notifier;
+        if (this.#running || this.closing || !notifier) return;
+        const group = notifier.selectedGroup();
+        const view = group ? this.selected : null;
+        if (!notifier.due && !view?.dirty) return;
+        const delayed = group?.filter.kind === 'selected' && group.filter.delayed;
+        await this.notify(!delayed, false, view !== null);
+        await this.flush();
+      }
+    } catch (err) {
+      this.log.error('could not push notifications', { err });
+    }
+  }
+
+  /** Runs a built-in command's handler with parsed arguments (NOTIFY's MessageNew fetch attributes: UID FETCH). */
+  async runBuiltin(verb: string, parsed: unknown, ctx: HookContext): Promise<Outcome> {
+    const spec = COMMANDS.get(verb);
+    if (!spec) throw new Error(`no built-in command ${verb}`);
+    return spec.run(this, parsed, ctx, { tag: '*', verb, args: [] });
   }
 
   /** Tells `watcher` whenever the selected mailbox's index applied changes (IDLE), until `watchChanges(null)`. */
@@ -707,7 +837,13 @@ export class ImapSession {
 
   /** The selected mailbox's index applied changes (ChangeWatcher). */
   indexChanged(): void {
-    this.#watcher?.indexChanged();
+    if (this.#watcher) this.#watcher.indexChanged();
+    else if (this.#notifier?.selectedGroup()) this.pushUnsolicited();
+  }
+
+  /** EXPUNGE responses are about to be written (ChangeWatcher): live searches' REMOVEFROM go first. */
+  expungesTold(messages: ReadonlyArray<{ uid: number; seq: number }>): void {
+    for (const line of this.searches.expunged(messages)) this.send(line);
   }
 }
 

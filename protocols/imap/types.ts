@@ -17,6 +17,7 @@ export interface ImapCommand {
 
 /**
  * A piece of a response: text (already IMAP-encoded, no trailing CRLF unless stated), or a literal whose
- * bytes are streamed to the socket (`{size}\r\n` + bytes) so a 20 MB BODY[] is never buffered whole.
+ * bytes are streamed to the socket (`{size}\r\n` + bytes) so a 20 MB BODY[] is never buffered whole; `binary`: a
+ * literal8 (`~{size}`, RFC 3516), which may carry NULs.
  */
-export type ResponsePiece = string | { literal: AsyncIterable<Uint8Array>; size: number };
+export type ResponsePiece = string | { literal: AsyncIterable<Uint8Array>; size: number; binary?: boolean };

@@ -249,6 +249,8 @@ export interface Connection {
    * shorter `preAuthIdleTimeoutSeconds` applies when the listener has one.
    */
   useAuthenticatedIdleTimeout(): void;
+  /** Back to the idle timeout before login (IMAP UNAUTHENTICATE). */
+  usePreAuthIdleTimeout(): void;
   /**
    * STARTTLS: call after writing the "go ahead" reply. Plaintext the client sent after its STARTTLS command is
    * discarded (RFC 3207 §4.2 / RFC 2595 §3.1: pipelined plaintext must not be processed as if it came over
@@ -387,6 +389,7 @@ class TcpConnection implements Connection, DeadlineOwner {
   #layers: Duplex[];
   #tls: SecureContext | null;
   #idleMs: number;
+  readonly #preAuthIdleMs: number;
   readonly #authenticatedIdleMs: number;
   /** The idle timeout, in the process's shared deadline heap (protocols/net/deadlines.ts): DeadlineOwner. */
   deadline = 0;
@@ -417,6 +420,7 @@ class TcpConnection implements Connection, DeadlineOwner {
     this.refused = init.refused;
     this.#tls = init.tls;
     this.#idleMs = init.idleMs;
+    this.#preAuthIdleMs = init.idleMs;
     this.#authenticatedIdleMs = init.authenticatedIdleMs;
     this.#handshakeTimeoutMs = init.handshakeTimeoutMs;
     this.#closeGraceMs = init.closeGraceMs;
@@ -500,6 +504,10 @@ class TcpConnection implements Connection, DeadlineOwner {
 
   useAuthenticatedIdleTimeout(): void {
     this.setIdleTimeout(this.#authenticatedIdleMs);
+  }
+
+  usePreAuthIdleTimeout(): void {
+    this.setIdleTimeout(this.#preAuthIdleMs);
   }
 
   async #expire(): Promise<void> {

@@ -63,6 +63,8 @@ export class MailboxIndex {
   #deleted = false;
   /** Index of the first message without \Seen (-1: none), or undefined when it must be found again. */
   #firstUnseen: number | undefined = undefined;
+  /** Messages flagged \Deleted (STATUS DELETED), or undefined when they must be counted again. */
+  #deletedCount: number | undefined = undefined;
   #running: Promise<void> | null = null;
   #queued: Promise<void> | null = null;
   /** What the queued refresh is for: a caller that must see every commit (refresh), and the latest id notified. */
@@ -246,6 +248,17 @@ export class MailboxIndex {
     return this.#firstUnseen;
   }
 
+  /** Messages flagged \Deleted (STATUS DELETED, RFC 9051), remembered until something changes. */
+  deletedCount(): number {
+    if (this.#deletedCount === undefined) {
+      const c = this.#columns;
+      let n = 0;
+      for (let i = 0; i < c.count; i++) if (this.flagSets.deleted(c.flags[i]!)) n++;
+      this.#deletedCount = n;
+    }
+    return this.#deletedCount;
+  }
+
   // --- views ------------------------------------------------------------------------------------------------
 
   attach(view: IndexView): void {
@@ -376,6 +389,7 @@ export class MailboxIndex {
     c.modseqs[i] = modseq;
     c.stamps[i] = ++this.#stamp;
     this.#firstUnseen = undefined;
+    this.#deletedCount = undefined;
     if (modseq > this.#highestModseq) this.#highestModseq = modseq;
     return this.#stamp;
   }
@@ -401,6 +415,7 @@ export class MailboxIndex {
     this.#columns.append({ ...rows, count: keep }, flagIds);
     this.#loadedThrough = this.#columns.maxUid;
     if (this.#firstUnseen === -1) this.#firstUnseen = undefined;
+    this.#deletedCount = undefined;
     return true;
   }
 
@@ -411,6 +426,7 @@ export class MailboxIndex {
     for (const view of [...this.#views]) if (view !== except) view.expunging(entries);
     this.#columns.remove(indexes);
     this.#firstUnseen = undefined;
+    this.#deletedCount = undefined;
   }
 
   // --- a session's own changes ------------------------------------------------------------------------------

@@ -1,53 +1,17 @@
 /**
  * RFC 3501 ENVELOPE from a header block: raw (unfolded, not decoded) values, addresses split into
- * name / adl / mailbox / host, groups as IMAP represents them. Address syntax is nodemailer's addressparser.
+ * name / adl / mailbox / host, groups as IMAP represents them. Address syntax: address-list.ts.
  */
-import addressparser from 'nodemailer/lib/addressparser';
-import type { Address } from 'nodemailer/lib/addressparser';
 import type { Envelope, EnvelopeAddress } from '../ports.ts';
+import { parseAddresses } from './address-list.ts';
 import { getHeader, getHeaders } from './headers.ts';
 import type { HeaderField } from './headers.ts';
-
-function mailboxAddress(name: string, address: string): EnvelopeAddress {
-  let mailbox = address;
-  let host = '';
-  const at = address.lastIndexOf('@');
-  if (at >= 0) {
-    mailbox = address.slice(0, at);
-    host = address.slice(at + 1);
-  } else if (!address && name && !/\s/.test(name)) {
-    // a bare word ("undisclosed") is a local part without domain, not a display name
-    return { name: null, adl: null, mailbox: name, host: '' };
-  }
-  // host is never null for a mailbox: IMAP reserves a NIL host for group markers
-  return { name: name || null, adl: null, mailbox, host };
-}
-
-function flatten(list: Address[], out: EnvelopeAddress[]): void {
-  for (const entry of list) {
-    if (entry.group !== undefined) {
-      out.push({ name: null, adl: null, mailbox: entry.name, host: null }); // group start
-      flatten(entry.group, out);
-      out.push({ name: null, adl: null, mailbox: null, host: null }); // group end
-    } else {
-      out.push(mailboxAddress(entry.name ?? '', entry.address ?? ''));
-    }
-  }
-}
 
 /** Parses an address header value (several occurrences joined with commas). Null when empty. */
 export function parseAddressList(values: string[]): EnvelopeAddress[] | null {
   const value = values.filter((item) => item.trim()).join(', ');
   if (!value.trim()) return null;
-  let parsed: Address[];
-  try {
-    parsed = addressparser(value);
-  } catch {
-    return null;
-  }
-  const out: EnvelopeAddress[] = [];
-  flatten(parsed, out);
-  return out.length > 0 ? out : null;
+  return parseAddresses(value);
 }
 
 /** Builds the envelope. Sender and Reply-To default to From, as RFC 3501 requires of the server. */

@@ -11,6 +11,7 @@ import { DEFAULT_SEARCH_TEXT_LIMIT, SearchTextCollector } from './search-text.ts
 import { searchHeaders } from './search-headers.ts';
 import { DEFAULT_BLOB_THRESHOLD, SegmentBuilder } from './segments.ts';
 import { MimeSplitter } from './splitter.ts';
+import { DecodedSizeSink } from './transfer-decode.ts';
 import type { SplitterOptions, SplitterSink } from './splitter.ts';
 
 export interface IngestOptions extends SplitterOptions {
@@ -95,7 +96,7 @@ export async function ingestMessage(
 ): Promise<IngestedMessage> {
   const segments = new SegmentBuilder(blobs, options.blobThreshold ?? DEFAULT_BLOB_THRESHOLD);
   const search = new SearchTextCollector(options.searchTextLimit ?? DEFAULT_SEARCH_TEXT_LIMIT, options.maxHtmlDepth);
-  const splitter = new MimeSplitter(tee(segments, search), options);
+  const splitter = new MimeSplitter(tee(segments, search, new DecodedSizeSink()), options);
   search.leaveOutAlternatives(splitter.root);
   const maxSize = options.maxSize;
   let size = 0;

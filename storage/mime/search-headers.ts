@@ -1,37 +1,14 @@
 /**
  * The header text a search index keeps (SearchHeaders): the decoded Subject, the parsed addresses of From, To, Cc
- * and Bcc (display names and addr-specs, comments removed, so `SEARCH FROM user@domain.org` finds
- * `<user (comment)@ (comment) domain.org>`), and every field as `name: decoded value` for TEXT. All NFC.
+ * and Bcc (display names and addr-specs as ENVELOPE parses them: comments inside an address removed, so
+ * `SEARCH FROM user@domain.org` finds `<user (comment)@ (comment) domain.org>`, and a comment after a bare address
+ * kept as its name, so `SEARCH FROM "Real Name"` finds `user@domain.org (Real Name)`), and every field as
+ * `name: decoded value` for TEXT. All NFC.
  */
 import type { Envelope, EnvelopeAddress, SearchHeaders } from '../ports.ts';
 import { parseAddressList } from './envelope.ts';
 import { decodeWords, getHeader, getHeaders } from './headers.ts';
 import type { HeaderField } from './headers.ts';
-
-/** Removes RFC 5322 comments (nested parentheses) outside quoted strings; a comment leaves one space. */
-export function stripComments(value: string): string {
-  let out = '';
-  let depth = 0;
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const ch = value[i]!;
-    if (ch === '\\' && (quoted || depth > 0)) {
-      if (depth === 0) out += ch + (value[i + 1] ?? '');
-      i++;
-      continue;
-    }
-    if (depth === 0 && ch === '"') quoted = !quoted;
-    else if (!quoted && ch === '(') {
-      if (depth++ === 0) out += ' ';
-      continue;
-    } else if (!quoted && ch === ')' && depth > 0) {
-      depth--;
-      continue;
-    }
-    if (depth === 0) out += ch;
-  }
-  return out;
-}
 
 function addressLine(address: EnvelopeAddress): string | null {
   if (address.host === null) return address.mailbox === null ? null : `${decodeWords(address.mailbox)}:`; // group start / end
@@ -43,12 +20,13 @@ function addressLine(address: EnvelopeAddress): string | null {
 
 /**
  * A field's addresses as lines, or null when the message has no such field. `parsed`: the field's values already
- * parsed as they are (the envelope's list), used when no value holds a comment (stripping would change nothing).
+ * parsed (the envelope's list), else they are parsed here: the same parse either way (address-list.ts), so a comment
+ * inside an address is dropped and a comment standing for a display name is searched as the name.
  */
 export function addressText(fields: HeaderField[], key: string, parsed?: EnvelopeAddress[] | null): string | null {
   const values = getHeaders(fields, key);
   if (values.length === 0) return null;
-  const list = (parsed !== undefined && !values.some((value) => value.includes('(')) ? parsed : parseAddressList(values.map(stripComments))) ?? [];
+  const list = (parsed !== undefined ? parsed : parseAddressList(values)) ?? [];
   return list
     .map(addressLine)
     .filter((line): line is string => line !== null)

@@ -410,6 +410,18 @@ export class MongoChangeLog implements ChangesPort {
     }
   }
 
+  async vanished(mailboxId: Id, modseq: number): Promise<number[] | null> {
+    const mailbox = objectId(mailboxId);
+    if (!mailbox) return [];
+    const box = await this.#c.mailboxes.findOne({ _id: mailbox }, { projection: { vanishedFloor: 1 } });
+    if ((box?.vanishedFloor ?? 0) > modseq) return null;
+    const docs = await this.#c.changes
+      .find({ mailbox, type: 'expunge', modseq: { $gt: modseq } }, { projection: { uid: 1 } })
+      .toArray();
+    const uids = docs.map((d) => d.uid).filter((uid): uid is number => typeof uid === 'number');
+    return [...new Set(uids)].sort((a, b) => a - b);
+  }
+
   subscribe(userId: Id, listener: (latestId: number) => void): () => void {
     return this.#ephemeral.subscribe(changeChannel(userId), (message) => {
       const id = Number(message);
@@ -426,6 +438,16 @@ export class MongoChangeLog implements ChangesPort {
       .aggregate<{ _id: ObjectId; seq: number }>([{ $match: { created: { $lt: before } } }, { $group: { _id: '$user', seq: { $max: '$seq' } } }])
       .toArray();
     if (highest.length === 0) return 0;
+    // QRESYNC: expunges at or below these modseqs can no longer be told (vanished() answers null below them)
+    const floors = await this.#c.changes
+      .aggregate<{ _id: ObjectId; modseq: number }>([
+        { $match: { created: { $lt: before }, type: 'expunge' } },
+        { $group: { _id: '$mailbox', modseq: { $max: '$modseq' } } },
+      ])
+      .toArray();
+    if (floors.length > 0) {
+      await this.#c.mailboxes.bulkWrite(floors.map((f) => ({ updateOne: { filter: { _id: f._id }, update: { $max: { vanishedFloor: f.modseq } as never } } })));
+    }
     await this.#c.users.bulkWrite(highest.map((h) => ({ updateOne: { filter: { _id: h._id }, update: { $max: { prunedSeq: h.seq } as never } } })));
     let removed = 0;
     for (const h of highest) removed += (await this.#c.changes.deleteMany({ user: h._id, seq: { $lte: h.seq } })).deletedCount;

@@ -67,6 +67,8 @@ export interface MailboxDoc {
   modseq: number;
   /** The highest change-log sequence number of a write ordered on this mailbox (changes.ts mailboxWrite). */
   lastChange: number;
+  /** The highest modseq of an expunge entry the change log pruned (changes.ts vanished); absent when none. */
+  vanishedFloor?: number;
   messages: number;
   unseen: number;
   size: number;
@@ -239,6 +241,8 @@ export const INDEXES: { readonly [K in keyof MongoCollections]: IndexDescription
   changes: [
     { key: { user: 1, seq: 1 }, name: 'user_seq', unique: true },
     { key: { created: 1 }, name: 'created' },
+    // QRESYNC (changes.ts vanished): a mailbox's expunge entries by modseq; only expunges are in it
+    { key: { mailbox: 1, modseq: 1 }, name: 'mailbox_expunged', partialFilterExpression: { type: 'expunge' } },
   ],
   meta: [{ key: { name: 1 }, name: 'name', unique: true }],
 };

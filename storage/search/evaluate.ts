@@ -37,6 +37,11 @@ export interface SearchContext {
   entries: readonly MessageIndexEntry[];
   /** UIDs seen as \Recent (an IMAP session's); empty elsewhere. */
   recent: { has(uid: number): boolean };
+  /**
+   * When `entries` is a part of the mailbox (a CONTEXT=SEARCH update re-evaluating changed messages only): the
+   * sequence number of each entry, the mailbox's message count and its highest UID (what `*` stands for).
+   */
+  part?: { positions: readonly number[]; count: number; maxUid: number };
   /** Current time in ms (OLDER / YOUNGER); defaults to Date.now(). */
   now?: number;
   /** The search port for this mailbox (StoragePorts.search.match bound to it); without it text keys load messages. */
@@ -62,6 +67,8 @@ interface Candidate {
 interface Env {
   maxUid: number;
   count: number;
+  /** Sequence number of each candidate index when the entries are a part of the mailbox. */
+  positions: readonly number[] | null;
   now: number;
   recent: { has(uid: number): boolean };
   predicates: Map<SearchKey, (value: number) => boolean>;
@@ -128,7 +135,7 @@ function quick(key: SearchKey, candidate: Candidate, env: Env): boolean | null {
     case 'uid':
       return predicate(env, key, env.maxUid)(entry.uid);
     case 'seq':
-      return predicate(env, key, env.count)(candidate.index + 1);
+      return predicate(env, key, env.count)(env.positions ? env.positions[candidate.index]! : candidate.index + 1);
     case 'modseq':
       return entry.modseq >= key.modseq;
     case 'header':
@@ -316,9 +323,11 @@ async function decide(key: SearchKey, candidates: Candidate[], env: Env, matched
 /** Evaluates the criteria; matching UIDs ascending and the highest modseq among them (for MODSEQ searches). */
 export async function search(criteria: SearchCriteria, context: SearchContext): Promise<SearchResult> {
   const entries = context.entries;
+  const part = context.part;
   const env: Env = {
-    maxUid: entries.length > 0 ? entries[entries.length - 1]!.uid : 0,
-    count: entries.length,
+    maxUid: part ? part.maxUid : entries.length > 0 ? entries[entries.length - 1]!.uid : 0,
+    count: part ? part.count : entries.length,
+    positions: part ? part.positions : null,
     now: context.now ?? Date.now(),
     recent: context.recent,
     predicates: new Map(),

@@ -217,6 +217,19 @@ export class SqliteChanges implements ChangesPort {
     return r?.id ? num(r.id) : 0;
   }
 
+  async vanished(mailboxId: Id, modseq: number): Promise<number[] | null> {
+    const mid = rowId(mailboxId);
+    if (mid === null) return [];
+    const floor = this.#db.get<{ modseq: number }>('SELECT modseq FROM vanished_floors WHERE mailbox_id = ?', mid);
+    if (floor && num(floor.modseq) > modseq) return null;
+    const rows = this.#db.all<{ uid: number }>(
+      "SELECT uid FROM changes WHERE mailbox_id = ? AND type = 'expunge' AND modseq > ? ORDER BY uid",
+      mid,
+      modseq,
+    );
+    return rows.map((r) => num(r.uid));
+  }
+
   subscribe(userId: Id, listener: (latestId: number) => void): () => void {
     const off = this.#ephemeral.subscribe(changeChannel(userId), (message) => {
       const id = Number(message);
@@ -244,6 +257,14 @@ export class SqliteChanges implements ChangesPort {
       if (bound === 0) return 0;
       // remembered for index snapshots: one taken at a cursor below this cannot be caught up any more
       db.run("UPDATE meta SET value = max(value, ?) WHERE key = 'changes_pruned_through'", bound);
+      // QRESYNC: expunges older than these modseqs can no longer be told (vanished() answers null below them)
+      db.run(
+        `INSERT INTO vanished_floors (mailbox_id, modseq)
+           SELECT c.mailbox_id, max(c.modseq) FROM changes c JOIN mailboxes m ON m.id = c.mailbox_id
+           WHERE c.id <= ? AND c.type = 'expunge' GROUP BY c.mailbox_id
+         ON CONFLICT (mailbox_id) DO UPDATE SET modseq = max(modseq, excluded.modseq)`,
+        bound,
+      );
       return db.run('DELETE FROM changes WHERE id <= ?', bound).changes;
     });
   }

@@ -247,6 +247,17 @@ export const MIGRATIONS: readonly Migration[] = [
   // user_documents. (Other stored documents hold no object ids: autoreply, delivery settings, application
   // passwords, tokens; their own ids were 24 hex digits already.)
   hexIdsMigration,
+
+  // 14: QRESYNC (changes.vanished): the expunge entries of a mailbox by modseq (a partial index: only expunges pay
+  // for it), and per mailbox the highest modseq of an expunge entry that prune() dropped (older answers are
+  // incomplete)
+  `
+  CREATE INDEX changes_expunged ON changes(mailbox_id, modseq, uid) WHERE type = 'expunge';
+  CREATE TABLE vanished_floors (
+    mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+    modseq INTEGER NOT NULL
+  );
+  `,
 ];
 
 /**

@@ -257,6 +257,7 @@ export function createFakeStorage(): FakeStorage {
       since: missing('changes.since'),
       latest: async () => 0,
       subscribe: () => () => {},
+      vanished: missing('changes.vanished'),
       prune: missing('changes.prune'),
     },
     // the real in-process implementation: the always-loaded login-limits plugin counts failures here

@@ -728,6 +728,36 @@ export function storageContract(name: string, open: StorageFactory): void {
           assert.ok(pruned >= entries.length);
           assert.deepEqual(await s.changes.since(user.id, 0), []);
         }));
+
+      it('tells which UIDs were expunged after a modseq (QRESYNC), and when pruning made that unknowable', () =>
+        withStorage(async (f) => {
+          const { s, user, inbox } = f;
+          const other = await s.mailboxes.create(user.id, { path: 'Other' });
+          const added = [];
+          for (let i = 0; i < 5; i++) added.push(await f.append(inbox, { subject: `m${i}` }));
+          await f.append(other, { subject: 'o' });
+          const before = (await s.mailboxes.get(inbox.id))!.highestModseq;
+          await s.messages.expunge(inbox.id, [2]);
+          const mid = (await s.mailboxes.get(inbox.id))!.highestModseq;
+          await s.messages.setFlags(inbox.id, [1], { action: 'add', flags: ['\\Seen'] });
+          await s.messages.move(inbox.id, [4], other.id);
+          await s.messages.expunge(other.id, [1]);
+          assert.deepEqual(await s.changes.vanished(inbox.id, 0), [2, 4]);
+          assert.deepEqual(await s.changes.vanished(inbox.id, before), [2, 4]);
+          assert.deepEqual(await s.changes.vanished(inbox.id, mid), [4]);
+          assert.deepEqual(await s.changes.vanished(inbox.id, (await s.mailboxes.get(inbox.id))!.highestModseq), []);
+          assert.deepEqual(await s.changes.vanished(other.id, 0), [1]);
+          assert.equal(added.length, 5);
+
+          // pruning the log: answers for modseqs below the dropped expunges are unknown (null), later ones still exact
+          await s.changes.prune(Date.now() + 60_000);
+          const after = (await s.mailboxes.get(inbox.id))!.highestModseq;
+          assert.equal(await s.changes.vanished(inbox.id, before), null);
+          assert.equal(await s.changes.vanished(inbox.id, mid), null);
+          assert.deepEqual(await s.changes.vanished(inbox.id, after), []);
+          await s.messages.expunge(inbox.id, [5]);
+          assert.deepEqual(await s.changes.vanished(inbox.id, after), [5]);
+        }));
     });
 
     // -----------------------------------------------------------------------------------------------------------
