@@ -76,13 +76,16 @@ describe('IMAP SORT and THREAD', () => {
     assert.equal((await c.command('SORT (DATE) "US-ASCII" FROM bob NOT 4'))[0], '* SORT');
     assert.equal((await c.command('SORT (REVERSE ARRIVAL) UTF-8 OR 1 5'))[0], '* SORT 5 1');
     assert.deepEqual(await c.command('UID SORT (SUBJECT) UTF-8 UID 2:5'), ['* SORT 3 5 2 4', 'TAG OK UID SORT completed']);
+    await c.command('SEARCH RETURN (SAVE) SUBJECT lunch');
+    assert.equal((await c.command('SORT (REVERSE DATE) UTF-8 $'))[0], '* SORT 4 2 1', "SEARCHRES's saved result");
+    assert.equal((await c.command('THREAD REFS UTF-8 $ NOT 2'))[0], '* THREAD (1 4)');
     assert.deepEqual(await c.command('SORT (SUBJECT) ISO-8859-1 SUBJECT LUNCH'), ['* SORT 1 2 4', 'TAG OK SORT completed'], 'any charset iconv knows');
   });
 
   it('reports MODSEQ when the search used it', async () => {
-    const [line, tagged] = await c.command('SORT (ARRIVAL) UTF-8 MODSEQ 1');
-    assert.match(line!, /^\* SORT 1 2 3 4 5 \(MODSEQ \d+\)$/);
-    assert.equal(tagged, 'TAG OK SORT completed');
+    const lines = await c.command('SORT (ARRIVAL) UTF-8 MODSEQ 1');
+    assert.match(lines.find((l) => l.startsWith('* SORT'))!, /^\* SORT 1 2 3 4 5 \(MODSEQ \d+\)$/);
+    assert.equal(lines[lines.length - 1], 'TAG OK SORT completed');
   });
 
   it('answers BAD for bad syntax and NO [BADCHARSET] for an unknown charset', async () => {
