@@ -132,6 +132,27 @@ describe('THREAD=REFERENCES', () => {
   });
 });
 
+describe('deep threads', () => {
+  it('a chain of 20,000 replies, each referencing the one before, is one thread (no recursion limit)', () => {
+    const n = 20_000;
+    const messages = Array.from({ length: n }, (_, i) => tm(i + 1, `m${i}`, { references: i ? `<m${i - 1}>` : null }));
+    const expected = `(${Array.from({ length: n }, (_, i) => i + 1).join(' ')})`;
+    for (const algorithm of ['references', 'refs'] as const) assert.equal(thread(messages, algorithm), expected, algorithm);
+  });
+
+  it('replies nested 10,000 levels deep with two answers each level', () => {
+    // message 2k+1 answers 2k-1 and message 2k+2 answers 2k-1 too: every level branches
+    const messages = [tm(1, 'm1')];
+    for (let k = 1; k <= 5_000; k++) {
+      messages.push(tm(2 * k, `m${2 * k}`, { references: `<m${2 * k - 1}>` }));
+      messages.push(tm(2 * k + 1, `m${2 * k + 1}`, { references: `<m${2 * k - 1}>` }));
+    }
+    const text = thread(messages);
+    assert.ok(text.startsWith('(1 (2)(3 (4)(5 (6)(7 '), text.slice(0, 40));
+    assert.equal(text.length, text.replace(/[^(]/g, '').length * 2 + text.replace(/[()]/g, '').length);
+  });
+});
+
 describe('THREAD=REFS', () => {
   it('links like REFERENCES without merging subjects; threads by their latest message', () => {
     const messages = [
