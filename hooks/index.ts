@@ -11,6 +11,6 @@ export type { HookContext, Session, SessionUser, Protocol } from './context.ts';
 export type { StorageReader } from './storage-reader.ts';
 export type * from './types.ts';
 export { imapInput, tokenText, mailboxPath, mailboxName, imapString, imapAstring } from './imap.ts';
-export type { ImapCommandInput, ImapCommandOutput, ImapCommandResult, ImapToken } from './imap.ts';
+export type { ImapCommandInput, ImapCommandOutput, ImapCommandResult, ImapSearchMatches, ImapSelectedMailbox, ImapToken } from './imap.ts';
 export { publishUserEvent, userEventChannel } from './events.ts';
 export type { UserEvent } from './events.ts';
