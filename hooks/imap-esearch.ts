@@ -133,7 +133,7 @@ export interface EsearchAnswer {
   numbers: readonly number[];
   /** Modseq of each number, for a MODSEQ search (RFC 7162 §3.1.5); absent otherwise. */
   modseqs?: readonly number[];
-  /** Ordered results (SORT): ALL and PARTIAL keep the order instead of sorting the set. */
+  /** Ordered results (SORT): ALL and PARTIAL keep the order instead of sorting the set; MIN / MAX are first / last. */
   ordered?: boolean;
 }
 
@@ -144,18 +144,10 @@ export function esearchLine(options: ReturnOptions, answer: EsearchAnswer): stri
   if (answer.uid) parts.push('UID');
   const sortSet = answer.ordered !== true;
   const reported: number[] = []; // positions in `numbers` whose modseq MODSEQ reports
-  let minAt = -1;
-  let maxAt = -1;
+  // MIN / MAX: the first and last in result order (ascending for SEARCH; sort order for SORT, RFC 5267 §3.2)
+  const minAt = 0;
+  const maxAt = numbers.length - 1;
   if (numbers.length > 0) {
-    if (sortSet) {
-      minAt = 0;
-      maxAt = numbers.length - 1;
-    } else {
-      for (let i = 0; i < numbers.length; i++) {
-        if (minAt < 0 || numbers[i]! < numbers[minAt]!) minAt = i;
-        if (maxAt < 0 || numbers[i]! > numbers[maxAt]!) maxAt = i;
-      }
-    }
     if (options.min) (parts.push(`MIN ${numbers[minAt]}`), reported.push(minAt));
     if (options.max) (parts.push(`MAX ${numbers[maxAt]}`), reported.push(maxAt));
     if (options.all) parts.push(`ALL ${formatNumberSet(numbers, { sort: sortSet })}`);

@@ -14,7 +14,7 @@ import type { ImapToken } from './imap-wire.ts';
 
 export type { ImapToken };
 /** ESEARCH (RFC 4731 / 5267): `RETURN (...)` options and the `* ESEARCH` line, as the built-in SEARCH uses them. */
-export { esearchLine, formatNumberSet, parseReturnOptions, partialSlice } from './imap-esearch.ts';
+export { answersEsearch, esearchLine, formatNumberSet, parseReturnOptions, partialSlice, savedMatches } from './imap-esearch.ts';
 export type { EsearchAnswer, PartialRange, ReturnOptions } from './imap-esearch.ts';
 
 /** What a built-in handler produced, as `next()` returns it (nothing written yet). */
@@ -72,6 +72,19 @@ export interface ImapSelectedMailbox {
    * unknown charset `NO [BADCHARSET ...]`: return that result as the command's.
    */
   search(keys: readonly ImapToken[], charset: string | null): Promise<ImapSearchMatches | ImapCommandResult>;
+  /** The modseq of a message in this session's view, 0 when it has none (an ESEARCH `MODSEQ` of MIN / MAX). */
+  modseqOf(uid: number): number;
+  /** SEARCHRES (RFC 5182): makes these UIDs the saved result that `$` stands for in later commands. */
+  saveResult(uids: readonly number[]): void;
+  /**
+   * CONTEXT=SEARCH / CONTEXT=SORT (RFC 5267): keeps the result of this command's last `search()` up to date under
+   * `tag`: the session re-evaluates changed and new messages and reports `* ESEARCH (TAG "tag") ADDTO / REMOVEFROM`
+   * whenever it may send untagged responses, until CANCELUPDATE or the mailbox is left. `matches` is the result as
+   * answered (for a SORT in its order), and `order` puts a set of matching UIDs in that order (positions in the
+   * updates follow it; without it the result is in UID order, position 0). False when the session keeps as many
+   * results as it may: answer `* NO [NOUPDATE "tag"]` then.
+   */
+  keepUpdated(tag: string, uid: boolean, matches: readonly number[], order?: (uids: number[]) => Promise<number[]>): boolean;
 }
 
 /** What an IMAP command hook returns to answer the command itself. Status defaults to OK. (A type, not an

@@ -10,6 +10,7 @@ import { junkNotifyPlugin } from './junk-notify.ts';
 import { sentAutosavePlugin } from './sent-autosave.ts';
 import { rewritePlugin } from './rewrite.ts';
 import { submissionPlugin } from './submission.ts';
+import { imapEsortPlugin } from './imap-esort.ts';
 import { imapSortPlugin } from './imap-sort.ts';
 import { imapThreadPlugin } from './imap-thread.ts';
 
@@ -22,5 +23,6 @@ export const builtinPlugins: PluginRegistry = Object.freeze({
   rewrite: rewritePlugin,
   submission: submissionPlugin,
   'imap-sort': imapSortPlugin,
+  'imap-esort': imapEsortPlugin,
   'imap-thread': imapThreadPlugin,
 });

@@ -28,6 +28,7 @@ import { createForwardingPlugin } from '../plugins/forwarding.ts';
 import { createAutoreplyPlugin } from '../plugins/autoreply.ts';
 import { createQuotaPlugin } from '../plugins/quota.ts';
 import { createSubmissionPlugin } from '../plugins/submission.ts';
+import { createImapEsortPlugin } from '../plugins/imap-esort.ts';
 import { createImapSortPlugin } from '../plugins/imap-sort.ts';
 import { createImapThreadPlugin } from '../plugins/imap-thread.ts';
 import { createSpamRoutingPlugin } from '../plugins/spam-routing.ts';
@@ -81,7 +82,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     registry: options.registry ?? builtinPlugins,
     pipeline: { storeMessage: (ctx, input) => storeMessage(pipelineApp, ctx, input), createMailbox: (ctx, input) => createMailbox(pipelineApp, ctx, input) },
     // loaded unless config names them (its entry replaces the default) or switches them off: ['quota', false]
-    defaults: [createQuotaPlugin(), createSubmissionPlugin(), createSpamRoutingPlugin(), createImapSortPlugin(), createImapThreadPlugin()],
+    defaults: [createQuotaPlugin(), createSubmissionPlugin(), createSpamRoutingPlugin(), createImapSortPlugin(), createImapEsortPlugin(), createImapThreadPlugin()],
     always: [
       createLoginLimitsPlugin(loginLimitsFromConfig(config)),
       createFiltersPlugin(),

@@ -5,7 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { spawn } from 'node:child_process';
+import { ImapFlow } from 'imapflow';
 import { appendMessage, bootImapTestApp, login, message } from './helpers/imap-harness.ts';
+import { startImap } from '../protocols/imap.ts';
+import type { TcpListener } from '../protocols/net/listener.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
 import { atom, list } from './helpers/imap-tokens.ts';
 import { esearchLine, parseReturnOptions, partialSlice, savedMatches } from '../hooks/imap-esearch.ts';
@@ -142,7 +146,12 @@ describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
     await run(client, 'STORE 1 +FLAGS (\\Deleted)');
     await run(client, 'EXPUNGE');
     assert.deepEqual(await run(client, 'SEARCH $'), ['* SEARCH 1', 'TAG OK SEARCH completed']);
+    // UID EXPUNGE $ expunges the saved messages that are \Deleted
+    await run(client, 'STORE 1 +FLAGS.SILENT (\\Deleted)');
+    assert.deepEqual(await run(client, 'UID EXPUNGE $'), ['* 1 EXPUNGE', 'TAG OK UID EXPUNGE completed']);
+    assert.deepEqual(await run(client, 'SEARCH $'), ['* SEARCH', 'TAG OK SEARCH completed']);
     // a failed SEARCH with SAVE empties it
+    await run(client, 'SEARCH RETURN (SAVE) 1');
     assert.equal(await client.status('SEARCH RETURN (SAVE) BADKEY'), 'BAD Unknown search key BADKEY');
     assert.deepEqual(await run(client, 'SEARCH $'), ['* SEARCH', 'TAG OK SEARCH completed']);
     // SELECT forgets it
@@ -190,6 +199,23 @@ describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
     assert.match(await client.status('CANCELUPDATE "S1"'), /^BAD/);
   });
 
+  it('re-evaluates sequence-number keys of a live search at the messages\' positions', async () => {
+    const client = await mailbox(t, 'LiveSeq', 4);
+    assert.deepEqual(await client.raw('SEARCH RETURN (UPDATE) 3:* SEEN', 'Q1').then(lines), ['* ESEARCH (TAG "Q1")', 'Q1 OK SEARCH completed']);
+    // message 1 is outside 3:*, messages 3 and 4 inside (`*` is the last message)
+    assert.deepEqual(await run(client, 'STORE 1,3,4 +FLAGS.SILENT (\\Seen)'), ['* ESEARCH (TAG "Q1") ADDTO (0 3:4)', 'TAG OK STORE completed']);
+  });
+
+  it('declines more live searches than a session may keep with NOUPDATE', async () => {
+    const client = await mailbox(t, 'LiveMany', 1);
+    for (let i = 1; i <= 8; i++) assert.match((await client.raw('SEARCH RETURN (UPDATE) ALL', `M${i}`).then(lines)).pop()!, /^M\d OK/);
+    assert.deepEqual(await client.raw('SEARCH RETURN (UPDATE COUNT) ALL', 'M9').then(lines), ['* NO [NOUPDATE "M9"] Too many searches kept up to date', '* ESEARCH (TAG "M9") COUNT 1', 'M9 OK SEARCH completed']);
+    // the same tag again replaces its own result; a cancelled one makes room
+    assert.match((await client.raw('SEARCH RETURN (UPDATE) ALL', 'M1').then(lines)).pop()!, /^M1 OK/);
+    await run(client, 'CANCELUPDATE "M2"');
+    assert.deepEqual(await client.raw('SEARCH RETURN (UPDATE COUNT) ALL', 'M9').then(lines), ['* ESEARCH (TAG "M9") COUNT 1', 'M9 OK SEARCH completed']);
+  });
+
   it('keeps UID searches by UID, and forgets live searches on SELECT', async () => {
     const client = await mailbox(t, 'LiveUid', 3);
     const u = await uids(client);
@@ -198,6 +224,132 @@ describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
     assert.deepEqual(await run(client, 'EXPUNGE'), [`* ESEARCH (TAG "U1") UID REMOVEFROM (0 ${u[1]})`, '* 2 EXPUNGE', 'TAG OK EXPUNGE completed']);
     await run(client, 'SELECT LiveUid');
     assert.match(await client.status('CANCELUPDATE "U1"'), /^BAD/);
+  });
+});
+
+describe('ESORT and CONTEXT=SORT over IMAP (plugin imap-esort)', () => {
+  let t: ImapTestApp;
+  before(async () => {
+    t = await bootImapTestApp();
+  });
+  after(() => t.close());
+
+  it('announces ESORT and CONTEXT=SORT, and not when switched off', async () => {
+    const client = await login(t.app);
+    const [caps] = await client.command('CAPABILITY');
+    for (const cap of ['ESORT', 'CONTEXT=SORT']) assert.ok(caps!.split(' ').includes(cap), cap);
+    const off = await bootImapTestApp({ plugins: [['imap-esort', false]] });
+    try {
+      const plain = await login(off.app);
+      const [offCaps] = await plain.command('CAPABILITY');
+      assert.ok(!offCaps!.includes('ESORT') && !offCaps!.includes('CONTEXT=SORT'));
+      assert.match(await plain.status('SELECT INBOX'), /^OK/);
+      assert.match(await plain.status('SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL'), /^BAD/);
+    } finally {
+      await off.close();
+    }
+  });
+
+  it('answers SORT RETURN with ESEARCH in sort order: MIN / MAX first and last, ALL and PARTIAL ordered', async () => {
+    const client = await mailbox(t, 'Esort', 5);
+    const u = await uids(client);
+    assert.deepEqual(await run(client, 'SORT (ARRIVAL) UTF-8 ALL'), ['* SORT 1 2 3 4 5', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'SORT RETURN (MIN MAX COUNT) (REVERSE ARRIVAL) UTF-8 ALL'), ['* ESEARCH (TAG "TAG") MIN 5 MAX 1 COUNT 5', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'SORT RETURN () (REVERSE SUBJECT) UTF-8 2:4'), ['* ESEARCH (TAG "TAG") ALL 4,3,2', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'SORT RETURN (PARTIAL 2:4) (REVERSE ARRIVAL) UTF-8 ALL'), ['* ESEARCH (TAG "TAG") PARTIAL (2:4 4,3,2)', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'UID SORT RETURN (MAX) (ARRIVAL) UTF-8 ALL'), [`* ESEARCH (TAG "TAG") UID MAX ${u[4]}`, 'TAG OK UID SORT completed']);
+    assert.deepEqual(await run(client, 'SORT RETURN (COUNT) (ARRIVAL) UTF-8 1000'), ['* ESEARCH (TAG "TAG") COUNT 0', 'TAG OK SORT completed']);
+    assert.match(await client.status('SORT RETURN (PARTIAL 1:*) (ARRIVAL) UTF-8 ALL'), /^BAD/);
+    assert.match(await client.status('SORT RETURN (MIN) (NOSUCHKEY) UTF-8 ALL'), /^BAD/);
+    // SAVE: `$` for the next command; MIN alone saves the first in sort order
+    assert.deepEqual(await run(client, 'SORT RETURN (SAVE MIN) (REVERSE ARRIVAL) UTF-8 ALL'), ['* ESEARCH (TAG "TAG") MIN 5', 'TAG OK SORT completed']);
+    assert.deepEqual(await run(client, 'SEARCH $'), ['* SEARCH 5', 'TAG OK SEARCH completed']);
+    assert.deepEqual(await run(client, 'SORT (ARRIVAL) UTF-8 $'), ['* SORT 5', 'TAG OK SORT completed']);
+  });
+
+  it('keeps a SORT RETURN (UPDATE) result up to date with positions in sort order', async () => {
+    const client = await mailbox(t, 'LiveSort', 3);
+    const u = await uids(client);
+    // subjects s1 s2 s3; REVERSE SUBJECT of the flagged ones
+    await run(client, 'STORE 1,3 +FLAGS.SILENT (\\Flagged)');
+    assert.deepEqual(await client.raw('UID SORT RETURN (UPDATE ALL) (REVERSE SUBJECT) UTF-8 FLAGGED', 'L1').then(lines), [
+      `* ESEARCH (TAG "L1") UID ALL ${u[2]},${u[0]}`,
+      'L1 OK UID SORT completed',
+    ]);
+    // s2 sorts between s3 and s1: position 2
+    assert.deepEqual(await run(client, 'STORE 2 +FLAGS.SILENT (\\Flagged)'), [`* ESEARCH (TAG "L1") UID ADDTO (2 ${u[1]})`, 'TAG OK STORE completed']);
+    // a flag change that keeps membership says nothing
+    assert.deepEqual(await run(client, 'STORE 1:3 +FLAGS.SILENT (\\Seen)'), ['TAG OK STORE completed']);
+    // removals from the last position to the first
+    assert.deepEqual(await run(client, 'STORE 1,3 -FLAGS.SILENT (\\Flagged)'), [`* ESEARCH (TAG "L1") UID REMOVEFROM (3 ${u[0]}) REMOVEFROM (1 ${u[2]})`, 'TAG OK STORE completed']);
+    // a new message from another session sorts first (s9 > s2 in reverse)
+    assert.match(await appendMessage(await login(t.app), 'LiveSort', message('s9'), '\\Flagged'), /^OK/);
+    const noop = await run(client, 'NOOP');
+    assert.deepEqual(noop.filter((l) => l.includes('ESEARCH')), [`* ESEARCH (TAG "L1") UID ADDTO (1 ${u[2]! + 1})`]);
+    assert.deepEqual(await run(client, 'CANCELUPDATE "L1"'), ['TAG OK CANCELUPDATE completed']);
+  });
+});
+
+const PYTHON_SEARCHRES = `
+import imaplib, json, sys
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
+m.login('alice', 'secret')
+m.select('Clients')
+out = {}
+typ, data = m._simple_command('SEARCH', 'RETURN', '(SAVE MIN COUNT)', 'SUBJECT', 's2')
+out['esearch'] = [d.decode() for d in m.untagged_responses.pop('ESEARCH', [])]
+typ, data = m.fetch('$', '(UID)')
+out['fetch'] = [d.decode() for d in data]
+typ, data = m._simple_command('SORT', 'RETURN', '(ALL)', '(REVERSE ARRIVAL)', 'UTF-8', 'ALL')
+out['esort'] = [d.decode() for d in m.untagged_responses.pop('ESEARCH', [])]
+m.logout()
+print(json.dumps(out))
+`;
+
+describe('search extensions with real clients', () => {
+  let t: ImapTestApp;
+  let listeners: TcpListener[];
+  before(async () => {
+    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
+    listeners = await startImap(t.app, null);
+    const c = await mailbox(t, 'Clients', 4);
+    c.end();
+  });
+  after(async () => {
+    for (const l of listeners) await l.close();
+    await t.close();
+  });
+
+  it('imapflow asks for MIN MAX COUNT ALL and PARTIAL through ESEARCH', async () => {
+    const client = new ImapFlow({ host: '127.0.0.1', port: listeners[0]!.port, secure: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
+    await client.connect();
+    try {
+      await client.mailboxOpen('Clients');
+      const result = await client.search({ all: true }, { uid: true, returnOptions: ['MIN', 'MAX', 'COUNT', 'ALL'] });
+      assert.deepEqual({ ...(result as object) }, { min: 1, max: 4, count: 4, all: '1:4' });
+      const page = (await client.search({ all: true }, { uid: true, returnOptions: [{ partial: '-1:-2' }] })) as { partial?: { range: string } };
+      assert.equal(page.partial?.range, '-1:-2');
+    } finally {
+      await client.logout();
+    }
+  });
+
+  it('Python imaplib saves a result, fetches $ and asks for ESORT', async () => {
+    const child = spawn('python3', ['-c', PYTHON_SEARCHRES, String(listeners[0]!.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
+    child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', resolve);
+    });
+    assert.equal(code, 0, stderr);
+    const out = JSON.parse(stdout) as { esearch: string[]; fetch: string[]; esort: string[] };
+    assert.equal(out.esearch.length, 1);
+    assert.match(out.esearch[0]!, /^\(TAG "[A-Z0-9]+"\) MIN 2 COUNT 1$/);
+    assert.deepEqual(out.fetch, ['2 (UID 2)']);
+    assert.match(out.esort[0]!, /^\(TAG "[A-Z0-9]+"\) ALL 4,3,2,1$/);
   });
 });
 

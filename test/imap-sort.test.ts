@@ -83,9 +83,11 @@ describe('IMAP SORT and THREAD', () => {
   });
 
   it('reports MODSEQ when the search used it', async () => {
-    const lines = await c.command('SORT (ARRIVAL) UTF-8 MODSEQ 1');
-    assert.match(lines.find((l) => l.startsWith('* SORT'))!, /^\* SORT 1 2 3 4 5 \(MODSEQ \d+\)$/);
-    assert.equal(lines[lines.length - 1], 'TAG OK SORT completed');
+    // the first CONDSTORE-enabling command in the selected mailbox reports HIGHESTMODSEQ first (RFC 7162 §3.1)
+    const [highest, line, tagged] = await c.command('SORT (ARRIVAL) UTF-8 MODSEQ 1');
+    assert.match(highest!, /^\* OK \[HIGHESTMODSEQ \d+\] /);
+    assert.match(line!, /^\* SORT 1 2 3 4 5 \(MODSEQ \d+\)$/);
+    assert.equal(tagged, 'TAG OK SORT completed');
   });
 
   it('answers BAD for bad syntax and NO [BADCHARSET] for an unknown charset', async () => {

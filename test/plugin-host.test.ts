@@ -39,6 +39,7 @@ describe('plugin host', () => {
         ['submission', null, 'default'],
         ['spam-routing', null, 'default'],
         ['imap-sort', null, 'default'],
+        ['imap-esort', null, 'default'],
         ['imap-thread', null, 'default'],
         ['login-limits', null, 'host'],
         ['filters', null, 'host'],
@@ -69,7 +70,7 @@ describe('plugin host', () => {
     const err = await bootError({ config: { plugins: ['junk', ['quota', false]] } });
     assert.match(err.message, /^plugins\[0\] \(junk\): depends on plugin "quota", which is not loaded/);
     const t = await makeApp({ registry, config: { plugins: ['junk', ['quota', { limit: 1 }]] } });
-    assert.equal(t.app.plugins.length, 11, 'junk, quota, submission, spam-routing, imap-sort, imap-thread, login-limits, filters, forwarding, autoreply, storage');
+    assert.equal(t.app.plugins.length, 12, 'junk, quota, submission, spam-routing, imap-sort, imap-esort, imap-thread, login-limits, filters, forwarding, autoreply, storage');
   });
 
   it('duplicate names and the reserved storage name fail at boot', async () => {

@@ -27,7 +27,7 @@ const PORTS: Record<string, { property: string; reads: string[]; writes: string[
   MailboxesPort: { property: 'mailboxes', reads: ['get', 'getByPath', 'getBySpecialUse', 'list', 'counters'], writes: ['create', 'rename', 'setSubscribed', 'delete'] },
   MessagesPort: {
     property: 'messages',
-    reads: ['get', 'parts', 'sortData', 'getById', 'index', 'indexColumns', 'indexSnapshot', 'page', 'content', 'searchText', 'findByMessageId', 'threadCounts'],
+    reads: ['get', 'parts', 'getById', 'index', 'indexColumns', 'indexSnapshot', 'page', 'content', 'searchText', 'findByMessageId', 'threadCounts', 'sortData'],
     writes: ['append', 'setFlags', 'copy', 'move', 'expunge', 'saveIndexSnapshot'],
   },
   BlobsPort: { property: 'blobs', reads: ['read', 'stats'], writes: ['stage', 'discard', 'collect'] },

@@ -37,7 +37,8 @@ function searchCommand(uid: boolean): CommandSpec<unknown> {
         args.next('RETURN');
         options = parseReturnOptions(args.next('RETURN options'));
       }
-      const saved = session.selected ? session.searches.savedUids(session.selected) : [];
+      const view = session.selected;
+      const saved = () => (view ? session.searches.savedUids(view) : []);
       try {
         return { query: parseSearch(args.rest(), { utf8: session.utf8, saved }), options };
       } catch (err) {

@@ -122,8 +122,10 @@ export const expungeCommand = command({
 export const uidExpunge = command({
   name: 'UID EXPUNGE',
   states: SELECTED,
-  parse(args) {
-    const set = parseSequenceSet(args.atom('UID set'));
+  parse(args, session) {
+    const text = args.atom('UID set');
+    // `$`: the SEARCHRES saved result (RFC 5182)
+    const set = text === '$' && session.selected ? session.searches.savedSet(session.selected, true) : parseSequenceSet(text);
     args.end();
     return set;
   },

@@ -22,6 +22,9 @@ import type { SequenceRangeSpec } from './sequence.ts';
 /** Live results one session may keep (RFC 5267 lets a server decline more: `* NO [NOUPDATE "tag"]`). */
 export const MAX_LIVE_SEARCHES = 8;
 
+/** Puts matching UIDs in a SORT's order (CONTEXT=SORT); the keys SORT uses never change with flags. */
+export type ResultOrder = (uids: number[]) => Promise<number[]>;
+
 interface LiveSearch {
   readonly tag: string;
   readonly uid: boolean;
@@ -29,6 +32,8 @@ interface LiveSearch {
   /** Matching UIDs. */
   readonly matches: Set<number>;
   mark: SelectedMailbox['changeMark'];
+  /** A sorted result (CONTEXT=SORT): the matches in order, and how to order them again when some are added. */
+  sorted: { order: ResultOrder; uids: number[] } | null;
 }
 
 export class SearchState {
@@ -69,9 +74,13 @@ export class SearchState {
     return this.#live?.has(tag) ?? false;
   }
 
-  /** Starts a live result (the tag of the SEARCH) from the matches found at `mark` (taken before searching). */
-  keep(tag: string, uid: boolean, query: SearchQuery, uids: readonly number[], mark: SelectedMailbox['changeMark']): void {
-    (this.#live ??= new Map()).set(tag, { tag, uid, query, matches: new Set(uids), mark });
+  /**
+   * Starts a live result (the tag of the SEARCH or SORT) from the matches found at `mark` (taken before searching).
+   * A SORT passes its ordered UIDs and `order`: its updates then carry positions in that order (RFC 5267 §4.3).
+   */
+  keep(tag: string, uid: boolean, query: SearchQuery, uids: readonly number[], mark: SelectedMailbox['changeMark'], order?: ResultOrder): void {
+    const sorted = order ? { order, uids: [...uids] } : null;
+    (this.#live ??= new Map()).set(tag, { tag, uid, query, matches: new Set(uids), mark, sorted });
   }
 
   /** CANCELUPDATE: false for a tag with no live result. */
@@ -87,7 +96,10 @@ export class SearchState {
     const lines: string[] = [];
     for (const live of this.#live.values()) {
       const gone = messages.filter((m) => live.matches.delete(m.uid));
-      if (gone.length > 0) lines.push(esearchUpdateLine(live.tag, live.uid, 'REMOVEFROM', gone.map((m) => (live.uid ? m.uid : m.seq))));
+      if (gone.length === 0) continue;
+      const number = (m: { uid: number; seq: number }) => (live.uid ? m.uid : m.seq);
+      if (live.sorted) lines.push(sortedRemovals(live, gone.map((m) => m.uid), (u) => number(gone.find((m) => m.uid === u)!)));
+      else lines.push(esearchUpdateLine(live.tag, live.uid, 'REMOVEFROM', gone.map(number)));
     }
     return lines;
   }
@@ -130,11 +142,49 @@ export class SearchState {
         }
       }
       const number = (u: number) => (live.uid ? u : view.seqOf(u));
+      if (live.sorted) {
+        if (removed.length > 0) lines.push(sortedRemovals(live, removed, number));
+        if (added.length > 0) lines.push(await sortedAdditions(live, added, number));
+        continue;
+      }
       if (removed.length > 0) lines.push(esearchUpdateLine(live.tag, live.uid, 'REMOVEFROM', removed.map(number)));
       if (added.length > 0) lines.push(esearchUpdateLine(live.tag, live.uid, 'ADDTO', added.map(number)));
     }
     return lines;
   }
+}
+
+/**
+ * `REMOVEFROM (position n)` for each removed member of a sorted result, from the last position to the first so
+ * that each position holds when the client applies it; the members leave `live.sorted`.
+ */
+function sortedRemovals(live: LiveSearch, removed: readonly number[], number: (uid: number) => number): string {
+  const sorted = live.sorted!;
+  const gone = new Set(removed);
+  const items: string[] = [];
+  for (let i = sorted.uids.length - 1; i >= 0; i--) if (gone.has(sorted.uids[i]!)) items.push(`REMOVEFROM (${i + 1} ${number(sorted.uids[i]!)})`);
+  sorted.uids = sorted.uids.filter((u) => !gone.has(u));
+  return `* ESEARCH (TAG ${quoteTag(live.tag)})${live.uid ? ' UID' : ''} ${items.join(' ')}`;
+}
+
+/**
+ * `ADDTO (position n)` for each added member of a sorted result, at its place in the new order, first position
+ * first (so each holds once the ones before it are in). The order is computed again for the members only when
+ * some were added: flag changes never move a member (sort keys are the message's, not its flags).
+ */
+async function sortedAdditions(live: LiveSearch, added: readonly number[], number: (uid: number) => number): Promise<string> {
+  const sorted = live.sorted!;
+  sorted.uids = await sorted.order([...live.matches]);
+  const fresh = new Set(added);
+  const items: string[] = [];
+  sorted.uids.forEach((u, i) => {
+    if (fresh.has(u)) items.push(`ADDTO (${i + 1} ${number(u)})`);
+  });
+  return `* ESEARCH (TAG ${quoteTag(live.tag)})${live.uid ? ' UID' : ''} ${items.join(' ')}`;
+}
+
+function quoteTag(tag: string): string {
+  return `"${tag.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 /** Ascending numbers → ranges of consecutive runs. */

@@ -23,8 +23,11 @@ export interface SearchQuery extends SearchCriteria {
 export interface ParseSearchOptions {
   /** UTF8=ACCEPT enabled: strings without CHARSET are UTF-8 (they are read as UTF-8 either way). */
   utf8: boolean;
-  /** SEARCHRES (RFC 5182): the UIDs `$` stands for (as a key, or after UID); without it `$` is a syntax error. */
-  saved?: readonly number[];
+  /**
+   * SEARCHRES (RFC 5182): the UIDs `$` stands for (as a key, or after UID), read only when `$` is used; without it
+   * `$` is a syntax error.
+   */
+  saved?: () => readonly number[];
 }
 
 /** Nesting limit for parentheses, NOT and OR chains: deeper input is refused, never a stack overflow. */
@@ -57,10 +60,10 @@ const HEADER_KEYS = new Set(['FROM', 'TO', 'CC', 'BCC', 'SUBJECT']);
 
 class Parser {
   private readonly charset: string | null;
-  private readonly saved: readonly number[] | undefined;
+  private readonly saved: (() => readonly number[]) | undefined;
   usesModseq = false;
 
-  constructor(charset: string | null, saved?: readonly number[]) {
+  constructor(charset: string | null, saved?: () => readonly number[]) {
     this.charset = charset;
     this.saved = saved;
   }
@@ -68,8 +71,9 @@ class Parser {
   /** `$`: the saved result's messages by UID (none when it is empty). */
   savedKey(): SearchKey {
     if (!this.saved) throw new ImapSyntaxError('$ needs SEARCHRES');
-    if (this.saved.length === 0) return { type: 'not', key: { type: 'all' } };
-    return { type: 'uid', set: this.saved.map((uid) => ({ start: uid, end: uid })) };
+    const saved = this.saved();
+    if (saved.length === 0) return { type: 'not', key: { type: 'all' } };
+    return { type: 'uid', set: saved.map((uid) => ({ start: uid, end: uid })) };
   }
 
   /** A string argument (astring; `NIL` is the string "NIL"): decoded from the CHARSET when one was given. */
