@@ -11,6 +11,6 @@ export type { HookContext, Session, SessionUser, Protocol } from './context.ts';
 export type { StorageReader } from './storage-reader.ts';
 export type * from './types.ts';
 export { imapInput, tokenText, mailboxPath, mailboxName, imapString, imapAstring, imapObjectId } from './imap.ts';
-export type { ImapCommandInput, ImapCommandOutput, ImapCommandResult, ImapToken, ObjectKind } from './imap.ts';
+export type { ImapCommandInput, ImapCommandOutput, ImapCommandResult, ImapSearchMatches, ImapSelectedMailbox, ImapToken, ObjectKind } from './imap.ts';
 export { publishUserEvent, userEventChannel } from './events.ts';
 export type { UserEvent } from './events.ts';

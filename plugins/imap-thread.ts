@@ -56,7 +56,7 @@ export const imapThreadPlugin = definePlugin({
             if (!('algorithm' in thread)) return thread;
             const found = await selected.search(thread.keys, thread.charset);
             if (!('uids' in found)) return found;
-            const data = found.uids.length === 0 ? [] : await api.storage.messages.sortData(selected.mailboxId, found.uids, { threading: thread.algorithm !== 'orderedsubject' });
+            const data = found.uids.length === 0 ? [] : await api.storage.messages.sortData(selected.mailboxId, found.uids, { subject: true, date: true, threading: thread.algorithm !== 'orderedsubject' });
             const number = uid ? (u: number) => u : (u: number) => selected.seqOf(u);
             const threads = threadMessages(data, thread.algorithm).map((node) => formatThread(node, number));
             return { untagged: [`* THREAD${threads.length ? ' ' : ''}${threads.join('')}`], text: `${verb} completed`, expunge: uid };

@@ -485,28 +485,38 @@ export interface MessagePage {
 
 /** What MessagesPort.sortData reads besides the always-present fields (SORT and THREAD, RFC 5256 / 5957). */
 export interface SortDataWanted {
-  /** The From, To and Cc addresses (SORT FROM, TO, CC, DISPLAYFROM, DISPLAYTO). */
-  addresses?: boolean;
+  /** The decoded subject (SORT SUBJECT, THREAD). */
+  subject?: boolean;
+  /** The parsed Date (SORT DATE, THREAD). */
+  date?: boolean;
+  /** The first From / To / Cc address (SORT FROM, DISPLAYFROM / TO, DISPLAYTO / CC). */
+  from?: boolean;
+  to?: boolean;
+  cc?: boolean;
   /** Message-ID, In-Reply-To and References (THREAD=REFERENCES, THREAD=REFS). */
   threading?: boolean;
 }
 
 /**
  * One message as SORT and THREAD see it, read from stored columns (the envelope, the decoded subject, the parsed
- * Date, the search header text): never the message bytes.
+ * Date, the search header text): never the message bytes. UID, internal date and size always; the rest when wanted
+ * (a SORT by ARRIVAL or SIZE reads the mailbox's covering index only).
  */
 export interface MessageSortData {
   uid: number;
   internalDate: number;
   size: number;
-  /** MessageRecord.headerDate: the Date header in ms, or the internal date when it is absent or unreadable. */
-  headerDate: number;
-  /** The RFC 2047-decoded Subject ('' when absent). */
-  subject: string;
-  /** With `addresses`: the envelope's From, To and Cc addresses (raw, as in the ENVELOPE), or null when absent. */
-  from?: EnvelopeAddress[] | null;
-  to?: EnvelopeAddress[] | null;
-  cc?: EnvelopeAddress[] | null;
+  /** With `date`: MessageRecord.headerDate, the Date header in ms, or the internal date when absent or unreadable. */
+  headerDate?: number;
+  /** With `subject`: the RFC 2047-decoded Subject ('' when absent). */
+  subject?: string;
+  /**
+   * With `from` / `to` / `cc`: the first address of that ENVELOPE field (raw, as in the ENVELOPE: a group's start
+   * marker names the group), or null when the field is absent or empty.
+   */
+  from?: EnvelopeAddress | null;
+  to?: EnvelopeAddress | null;
+  cc?: EnvelopeAddress | null;
   /** With `threading`: the raw Message-ID and In-Reply-To values and the References field's text (null when absent). */
   messageId?: string | null;
   inReplyTo?: string | null;
@@ -599,7 +609,7 @@ export interface MessagesPort {
   findByMessageId(mailboxId: Id, messageId: string): Promise<MessageRecord | null>;
   /**
    * SORT / THREAD data of these UIDs of a mailbox (MessageSortData), in UID order; UIDs not in the mailbox are left
-   * out. Reads stored columns only: the envelope's addresses, the decoded subject, the parsed Date and (for
+   * out. Reads stored columns only: the envelope's first addresses, the decoded subject, the parsed Date and (for
    * threading) the stored References text.
    */
   sortData(mailboxId: Id, uids: readonly number[], wanted?: SortDataWanted): Promise<MessageSortData[]>;

@@ -76,6 +76,9 @@ describe('IMAP SORT and THREAD', () => {
     assert.equal((await c.command('SORT (DATE) "US-ASCII" FROM bob NOT 4'))[0], '* SORT');
     assert.equal((await c.command('SORT (REVERSE ARRIVAL) UTF-8 OR 1 5'))[0], '* SORT 5 1');
     assert.deepEqual(await c.command('UID SORT (SUBJECT) UTF-8 UID 2:5'), ['* SORT 3 5 2 4', 'TAG OK UID SORT completed']);
+    await c.command('SEARCH RETURN (SAVE) SUBJECT lunch');
+    assert.equal((await c.command('SORT (REVERSE DATE) UTF-8 $'))[0], '* SORT 4 2 1', "SEARCHRES's saved result");
+    assert.equal((await c.command('THREAD REFS UTF-8 $ NOT 2'))[0], '* THREAD (1 4)');
     assert.deepEqual(await c.command('SORT (SUBJECT) ISO-8859-1 SUBJECT LUNCH'), ['* SORT 1 2 4', 'TAG OK SORT completed'], 'any charset iconv knows');
   });
 

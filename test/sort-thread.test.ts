@@ -42,17 +42,17 @@ describe('base subject (RFC 5256 §2.1)', () => {
 
 describe('sort keys', () => {
   it('FROM / TO / CC: the first address mailbox; a group: its name', () => {
-    assert.equal(addressKey([address('user', 'example.org', 'Zed')]), 'USER');
-    assert.equal(addressKey([address('team', null), address('a', 'x.org'), address(null, null)]), 'TEAM');
+    assert.equal(addressKey(address('user', 'example.org', 'Zed')), 'USER');
+    assert.equal(addressKey(address('team', null)), 'TEAM');
     assert.equal(addressKey(null), '');
   });
 
   it('DISPLAYFROM / DISPLAYTO: the decoded display name, else the address', () => {
-    assert.equal(displayKey([address('a', 'b.c', '=?iso-8859-1?q?foo_aar?=')]), 'FOO AAR');
-    assert.equal(displayKey([address('b', 'c.d')]), 'B@C.D');
-    assert.equal(displayKey([address('d', '')]), 'D');
-    assert.equal(displayKey([address('empty', null), address(null, null)]), 'EMPTY');
-    assert.equal(displayKey([]), '');
+    assert.equal(displayKey(address('a', 'b.c', '=?iso-8859-1?q?foo_aar?=')), 'FOO AAR');
+    assert.equal(displayKey(address('b', 'c.d')), 'B@C.D');
+    assert.equal(displayKey(address('d', '')), 'D');
+    assert.equal(displayKey(address('empty', null)), 'EMPTY');
+    assert.equal(displayKey(null), '');
   });
 });
 
@@ -129,6 +129,27 @@ describe('THREAD=REFERENCES', () => {
 
   it('compares Message-IDs without case (both backends agree)', () => {
     assert.equal(thread([tm(1, 'A@x'), tm(2, 'b', { references: '<a@X>' })]), '(1 2)');
+  });
+});
+
+describe('deep threads', () => {
+  it('a chain of 20,000 replies, each referencing the one before, is one thread (no recursion limit)', () => {
+    const n = 20_000;
+    const messages = Array.from({ length: n }, (_, i) => tm(i + 1, `m${i}`, { references: i ? `<m${i - 1}>` : null }));
+    const expected = `(${Array.from({ length: n }, (_, i) => i + 1).join(' ')})`;
+    for (const algorithm of ['references', 'refs'] as const) assert.equal(thread(messages, algorithm), expected, algorithm);
+  });
+
+  it('replies nested 10,000 levels deep with two answers each level', () => {
+    // message 2k+1 answers 2k-1 and message 2k+2 answers 2k-1 too: every level branches
+    const messages = [tm(1, 'm1')];
+    for (let k = 1; k <= 5_000; k++) {
+      messages.push(tm(2 * k, `m${2 * k}`, { references: `<m${2 * k - 1}>` }));
+      messages.push(tm(2 * k + 1, `m${2 * k + 1}`, { references: `<m${2 * k - 1}>` }));
+    }
+    const text = thread(messages);
+    assert.ok(text.startsWith('(1 (2)(3 (4)(5 (6)(7 '), text.slice(0, 40));
+    assert.equal(text.length, text.replace(/[^(]/g, '').length * 2 + text.replace(/[()]/g, '').length);
   });
 });
 

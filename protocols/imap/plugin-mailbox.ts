@@ -35,12 +35,12 @@ export function selectedForPlugins(session: ImapSession): ImapSelectedMailbox | 
     async search(keys: readonly ImapToken[], charset: string | null): Promise<ImapSearchMatches | ImapCommandResult> {
       let query;
       try {
-        const tokens: ImapToken[] = charset === null ? [...keys] : [{ type: 'atom', value: 'CHARSET' } as ImapToken, { type: 'atom', value: charset } as ImapToken, ...keys];
+        const tokens: ImapToken[] = charset === null ? [...keys] : [{ type: 'atom', value: 'CHARSET' }, { type: 'atom', value: charset }, ...keys];
         query = parseSearch(tokens, { utf8: session.utf8, saved: () => session.searches.savedUids(view) });
       } catch (err) {
         if (!(err instanceof ImapSyntaxError)) throw err;
         if (err.code === 'BADCHARSET') return { status: 'NO', code: 'BADCHARSET (UTF-8 US-ASCII)', text: err.message };
-        return { status: 'BAD', code: err.code ?? null, text: err.message };
+        return { status: err.status, code: err.code ?? null, text: err.message };
       }
       if (query.usesModseq) session.enable('CONDSTORE');
       last = { query, mark: view.changeMark };

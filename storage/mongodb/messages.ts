@@ -689,8 +689,11 @@ export class MongoMessages implements MessagesPort {
       const dense = last - first + 1 <= sorted.length * 4;
       const filter = dense ? { $gte: first, $lte: last } : { $in: sorted };
       const keep = dense && last - first + 1 !== sorted.length ? new Set(sorted) : null;
-      const projection: Record<string, 1> = { uid: 1, internalDate: 1, size: 1, headerDate: 1, subject: 1 };
-      if (wanted.addresses) Object.assign(projection, { 'envelope.from': 1, 'envelope.to': 1, 'envelope.cc': 1 });
+      const projection: Record<string, 1> = { uid: 1, internalDate: 1, size: 1 };
+      if (wanted.date || wanted.threading) projection.headerDate = 1;
+      if (wanted.subject || wanted.threading) projection.subject = 1;
+      const fields = (['from', 'to', 'cc'] as const).filter((field) => wanted[field]);
+      for (const field of fields) projection[`envelope.${field}`] = 1;
       if (wanted.threading) Object.assign(projection, { 'envelope.messageId': 1, 'envelope.inReplyTo': 1 });
       const docs = await this.#c.messages.find({ mailbox, uid: filter }, { projection }).sort({ uid: 1 }).toArray();
       // References live in the search document's header text (folded there; threading compares ids folded too)
@@ -702,11 +705,12 @@ export class MongoMessages implements MessagesPort {
       const out: MessageSortData[] = [];
       for (const d of docs) {
         if (keep && !keep.has(d.uid)) continue;
-        const data: MessageSortData = { uid: d.uid, internalDate: d.internalDate, size: d.size, headerDate: d.headerDate, subject: d.subject ?? '' };
-        if (wanted.addresses) {
-          data.from = d.envelope?.from ?? null;
-          data.to = d.envelope?.to ?? null;
-          data.cc = d.envelope?.cc ?? null;
+        const data: MessageSortData = { uid: d.uid, internalDate: d.internalDate, size: d.size };
+        if (wanted.date || wanted.threading) data.headerDate = d.headerDate;
+        if (wanted.subject || wanted.threading) data.subject = d.subject ?? '';
+        for (const field of fields) {
+          const first = d.envelope?.[field]?.[0];
+          data[field] = first ? { name: first.name ?? null, adl: null, mailbox: first.mailbox ?? null, host: first.host ?? null } : null;
         }
         if (wanted.threading) {
           data.messageId = d.envelope?.messageId ?? null;

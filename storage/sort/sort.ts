@@ -21,22 +21,23 @@ export interface SortCriterion {
 
 /** The stored data these criteria need. */
 export function sortDataWanted(criteria: readonly SortCriterion[]): SortDataWanted {
-  return { addresses: criteria.some((c) => c.key === 'from' || c.key === 'to' || c.key === 'cc' || c.key === 'displayfrom' || c.key === 'displayto') };
+  const keys = new Set(criteria.map((c) => c.key));
+  return {
+    subject: keys.has('subject'),
+    date: keys.has('date'),
+    from: keys.has('from') || keys.has('displayfrom'),
+    to: keys.has('to') || keys.has('displayto'),
+    cc: keys.has('cc'),
+  };
 }
 
-/** The first address of a field as the ENVELOPE lists it: a group's start marker (host NIL) names the group. */
-function firstAddress(list: EnvelopeAddress[] | null | undefined): EnvelopeAddress | null {
-  return list?.[0] ?? null;
-}
-
-/** RFC 5256 FROM / TO / CC: the addr-mailbox of the first address. */
-export function addressKey(list: EnvelopeAddress[] | null | undefined): string {
-  return casemap(firstAddress(list)?.mailbox ?? '');
+/** RFC 5256 FROM / TO / CC: the addr-mailbox of the first address (a group's start marker: the group name). */
+export function addressKey(address: EnvelopeAddress | null | undefined): string {
+  return casemap(address?.mailbox ?? '');
 }
 
 /** RFC 5957 DISPLAYFROM / DISPLAYTO: the decoded display name of the first address, else its addr-spec (a group: its name). */
-export function displayKey(list: EnvelopeAddress[] | null | undefined): string {
-  const address = firstAddress(list);
+export function displayKey(address: EnvelopeAddress | null | undefined): string {
   if (!address) return '';
   const name = address.name ? decodeWords(address.name).replace(/\s+/g, ' ').trim() : '';
   if (name) return casemap(name);
@@ -48,11 +49,11 @@ function keyOf(key: SortKeyName, m: MessageSortData): string | number {
     case 'arrival':
       return m.internalDate;
     case 'date':
-      return m.headerDate;
+      return m.headerDate ?? m.internalDate;
     case 'size':
       return m.size;
     case 'subject':
-      return baseSubject(m.subject).base;
+      return baseSubject(m.subject ?? '').base;
     case 'from':
       return addressKey(m.from);
     case 'to':

@@ -38,8 +38,10 @@ function container(): Container {
   return { message: null, order: 0, parent: null, children: [] };
 }
 
-/** Would making `child` a child of `parent` close a loop? */
+/** Would making `child` a child of `parent` close a loop? (Only when `parent` is `child` or below it.) */
 function createsLoop(parent: Container, child: Container): boolean {
+  if (parent === child) return true;
+  if (child.children.length === 0) return false; // nothing below it: the usual case, no walk up a long chain
   for (let c: Container | null = parent; c; c = c.parent) if (c === child) return true;
   return false;
 }
@@ -97,20 +99,42 @@ function linkByReferences(messages: readonly MessageSortData[]): Container[] {
   return all.filter((c) => c.parent === null);
 }
 
-/** Step 3: dummies without children removed, others replaced by their children (at the root only when one). */
-function prune(list: Container[], root: boolean): Container[] {
+/**
+ * Every container under `roots`, children before their parent (post-order), without recursion: a thread can be a
+ * chain of thousands of replies, deeper than the call stack.
+ */
+function postOrder(roots: readonly Container[]): Container[] {
+  const out: Container[] = [];
+  const stack: Array<{ c: Container; expanded: boolean }> = roots.map((c) => ({ c, expanded: false }));
+  while (stack.length > 0) {
+    const top = stack.pop()!;
+    if (top.expanded) out.push(top.c);
+    else {
+      stack.push({ c: top.c, expanded: true });
+      for (const child of top.c.children) stack.push({ c: child, expanded: false });
+    }
+  }
+  return out;
+}
+
+/** Step 3's rule for one level: dummies without children removed, others replaced by their children (at the root only when one). */
+function pruneLevel(list: readonly Container[], parent: Container | null): Container[] {
   const out: Container[] = [];
   for (const c of list) {
-    c.children = prune(c.children, false);
-    for (const child of c.children) child.parent = c;
     if (c.message) out.push(c);
     else if (c.children.length === 0) continue;
-    else if (!root || c.children.length === 1) {
-      for (const child of c.children) child.parent = c.parent;
+    else if (parent || c.children.length === 1) {
+      for (const child of c.children) child.parent = parent;
       out.push(...c.children);
     } else out.push(c);
   }
   return out;
+}
+
+/** Step 3 over the whole forest, deepest levels first (a level's dummies are pruned before they are promoted). */
+function prune(roots: Container[]): Container[] {
+  for (const c of postOrder(roots)) c.children = pruneLevel(c.children, c);
+  return pruneLevel(roots, null);
 }
 
 type DateOf = (c: Container) => number;
@@ -124,16 +148,23 @@ function sortSiblings(list: Container[], date: DateOf): void {
   list.sort((a, b) => date(a) - date(b) || first(a).order - first(b).order);
 }
 
+/** Every set of siblings sorted, children before their parents (a dummy sorts by its first child). */
 function sortTree(list: Container[], date: DateOf): void {
-  for (const c of list) sortTree(c.children, date);
+  for (const c of postOrder(list)) if (c.children.length > 1) sortSiblings(c.children, date);
   sortSiblings(list, date);
 }
 
-const sentDate: DateOf = (c) => first(c).message!.headerDate;
+const dateOf = (m: MessageSortData): number => m.headerDate ?? m.internalDate;
+const sentDate: DateOf = (c) => dateOf(first(c).message!);
 
 /** Step 5: roots with the same base subject merged. */
 function mergeBySubject(roots: Container[]): Container[] {
-  const subjectOf = (c: Container) => baseSubject(first(c).message!.subject);
+  const subjects = new Map<Container, { base: string; reply: boolean }>();
+  const subjectOf = (c: Container) => {
+    let subject = subjects.get(c);
+    if (!subject) subjects.set(c, (subject = baseSubject(first(c).message!.subject ?? '')));
+    return subject;
+  };
   const table = new Map<string, Container>();
   for (const c of roots) {
     const { base } = subjectOf(c);
@@ -141,40 +172,45 @@ function mergeBySubject(roots: Container[]): Container[] {
     const old = table.get(base);
     if (!old || (!c.message && old.message) || (c.message && old.message && subjectOf(old).reply && !subjectOf(c).reply)) table.set(base, c);
   }
-  let out = [...roots];
+  // the root set as a list with removals marked, and replacements made in place
+  const out = [...roots];
+  const position = new Map<Container, number>(out.map((c, i) => [c, i]));
+  const removed = new Set<Container>();
   for (const c of roots) {
-    if (!out.includes(c)) continue;
+    if (removed.has(c)) continue;
     const subject = subjectOf(c);
     if (!subject.base) continue;
     const old = table.get(subject.base)!;
     if (old === c) continue;
+    removed.add(c);
     if (!old.message && !c.message) {
       for (const child of [...c.children]) link(old, child);
-      out = out.filter((r) => r !== c);
     } else if (!old.message && c.message) {
       link(old, c);
-      out = out.filter((r) => r !== c);
     } else if (c.message && old.message && subject.reply && !subjectOf(old).reply) {
       link(old, c);
-      out = out.filter((r) => r !== c);
     } else {
       const dummy = container();
-      out[out.indexOf(old)] = dummy;
-      out = out.filter((r) => r !== c);
+      const at = position.get(old)!;
+      out[at] = dummy;
+      position.set(dummy, at);
       link(dummy, old);
       link(dummy, c);
+      subjects.set(dummy, subjectOf(old));
       table.set(subject.base, dummy);
     }
   }
-  return out;
+  return out.filter((c) => !removed.has(c));
 }
 
 function toNodes(list: readonly Container[]): ThreadNode[] {
-  return list.map((c) => ({ uid: c.message?.uid ?? 0, children: toNodes(c.children) }));
+  const nodes = new Map<Container, ThreadNode>();
+  for (const c of postOrder(list)) nodes.set(c, { uid: c.message?.uid ?? 0, children: c.children.map((child) => nodes.get(child)!) });
+  return list.map((c) => nodes.get(c)!);
 }
 
 function threadReferences(messages: readonly MessageSortData[], bySubject: boolean): ThreadNode[] {
-  let roots = prune(linkByReferences(messages), true);
+  let roots = prune(linkByReferences(messages));
   if (bySubject) {
     sortTree(roots, sentDate);
     roots = mergeBySubject(roots);
@@ -184,28 +220,25 @@ function threadReferences(messages: readonly MessageSortData[], bySubject: boole
   // REFS: siblings by sent date, threads by the latest sent date in them
   sortTree(roots, sentDate);
   const latest = new Map<Container, number>();
-  const latestOf = (c: Container): number => {
-    let value = latest.get(c);
-    if (value === undefined) {
-      value = Math.max(c.message ? c.message.headerDate : -Infinity, ...c.children.map(latestOf));
-      latest.set(c, value);
-    }
-    return value;
-  };
-  sortSiblings(roots, latestOf);
+  for (const c of postOrder(roots)) {
+    let value = c.message ? dateOf(c.message) : -Infinity;
+    for (const child of c.children) value = Math.max(value, latest.get(child)!);
+    latest.set(c, value);
+  }
+  sortSiblings(roots, (c) => latest.get(c)!);
   return toNodes(roots);
 }
 
 function threadOrderedSubject(messages: readonly MessageSortData[]): ThreadNode[] {
   const keyed = messages.map((m, order) => ({ m, order, base: baseSubject(m.subject).base }));
-  keyed.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : a.m.headerDate - b.m.headerDate || a.order - b.order));
+  keyed.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : dateOf(a.m) - dateOf(b.m) || a.order - b.order));
   const threads: Array<{ root: (typeof keyed)[number]; node: ThreadNode }> = [];
   for (const entry of keyed) {
     const last = threads[threads.length - 1];
     if (last && last.root.base === entry.base) last.node.children.push({ uid: entry.m.uid, children: [] });
     else threads.push({ root: entry, node: { uid: entry.m.uid, children: [] } });
   }
-  threads.sort((a, b) => a.root.m.headerDate - b.root.m.headerDate || a.root.order - b.root.order);
+  threads.sort((a, b) => dateOf(a.root.m) - dateOf(b.root.m) || a.root.order - b.root.order);
   return threads.map((t) => t.node);
 }
 
@@ -220,18 +253,32 @@ export function threadMessages(messages: readonly MessageSortData[], algorithm: 
  * `(1 2 3)`, several children as nested lists `(1 (2)(3 4))`, a dummy root without a number `((1)(2))`.
  */
 export function formatThread(node: ThreadNode, number: (uid: number) => number): string {
-  const members = (n: ThreadNode): string => {
-    const parts: string[] = [];
-    let current: ThreadNode | undefined = n;
-    while (current) {
-      if (current.uid !== 0) parts.push(String(number(current.uid)));
-      if (current.children.length === 1) current = current.children[0];
-      else {
-        if (current.children.length > 1) parts.push(current.children.map((c) => `(${members(c)})`).join(''));
-        current = undefined;
-      }
+  // without recursion (a thread may nest deeper than the call stack): nodes to write and closing text, last first
+  const parts: string[] = ['('];
+  const stack: Array<ThreadNode | string> = [')', node];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (typeof item === 'string') {
+      parts.push(item);
+      continue;
     }
-    return parts.join(' ');
-  };
-  return `(${members(node)})`;
+    let current = item;
+    let first = true;
+    for (;;) {
+      if (current.uid !== 0) {
+        parts.push(first ? String(number(current.uid)) : ` ${number(current.uid)}`);
+        first = false;
+      }
+      if (current.children.length === 1) {
+        current = current.children[0]!;
+        continue;
+      }
+      if (current.children.length > 1) {
+        if (!first) parts.push(' ');
+        for (let i = current.children.length - 1; i >= 0; i--) stack.push(')', current.children[i]!, '(');
+      }
+      break;
+    }
+  }
+  return parts.join('');
 }

@@ -151,11 +151,8 @@ interface SortRow {
   uid: number;
   internal_date: number;
   size: number;
-  header_date: number;
-  subject: string | null;
-  f?: string | null;
-  t?: string | null;
-  c?: string | null;
+  header_date?: number;
+  subject?: string | null;
   mid?: string | null;
   irt?: string | null;
   headers?: string | null;
@@ -460,8 +457,13 @@ export class SqliteMessages implements MessagesPort {
     const n = rowId(mailboxId);
     const sorted = uniqueUids(uids);
     if (n === null || sorted.length === 0) return [];
-    const columns = ['m.uid', 'm.internal_date', 'm.size', 'm.header_date', 'm.subject'];
-    if (wanted.addresses) columns.push(`json_extract(m.envelope, '$.from') AS f`, `json_extract(m.envelope, '$.to') AS t`, `json_extract(m.envelope, '$.cc') AS c`);
+    const columns = ['m.uid', 'm.internal_date', 'm.size'];
+    if (wanted.date || wanted.threading) columns.push('m.header_date');
+    if (wanted.subject || wanted.threading) columns.push('m.subject');
+    const fields = (['from', 'to', 'cc'] as const).filter((field) => wanted[field]);
+    // the first address as three scalars (SQLite parses the envelope once per row for all of them)
+    for (const field of fields) for (const part of ['name', 'mailbox', 'host']) columns.push(`json_extract(m.envelope, '$.${field}[0].${part}') AS ${field}_${part}`);
+    for (const field of fields) columns.push(`json_type(m.envelope, '$.${field}[0]') AS ${field}_type`);
     if (wanted.threading) columns.push(`json_extract(m.envelope, '$.messageId') AS mid`, `json_extract(m.envelope, '$.inReplyTo') AS irt`, 's.headers');
     const from = wanted.threading ? 'messages m LEFT JOIN message_search s ON s.message_id = m.id' : 'messages m';
     const first = sorted[0]!;
@@ -476,11 +478,12 @@ export class SqliteMessages implements MessagesPort {
     for (const r of rows) {
       const uid = num(r.uid);
       if (wantedUids && !wantedUids.has(uid)) continue;
-      const data: MessageSortData = { uid, internalDate: num(r.internal_date), size: num(r.size), headerDate: num(r.header_date), subject: r.subject ?? '' };
-      if (wanted.addresses) {
-        data.from = r.f ? (JSON.parse(r.f) as EnvelopeAddress[]) : null;
-        data.to = r.t ? (JSON.parse(r.t) as EnvelopeAddress[]) : null;
-        data.cc = r.c ? (JSON.parse(r.c) as EnvelopeAddress[]) : null;
+      const data: MessageSortData = { uid, internalDate: num(r.internal_date), size: num(r.size) };
+      if (r.header_date !== undefined) data.headerDate = num(r.header_date);
+      if (r.subject !== undefined) data.subject = r.subject ?? '';
+      for (const field of fields) {
+        const row = r as unknown as Record<string, string | null>;
+        data[field] = row[`${field}_type`] === 'object' ? { name: row[`${field}_name`] ?? null, adl: null, mailbox: row[`${field}_mailbox`] ?? null, host: row[`${field}_host`] ?? null } : null;
       }
       if (wanted.threading) {
         data.messageId = r.mid ?? null;
