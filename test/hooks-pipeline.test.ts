@@ -159,7 +159,11 @@ describe('session and protocol hooks', () => {
     const t = await makeApp({
       config: {
         plugins: [
-          ['quota', false], // its QUOTA capabilities would join the list
+          // default plugins whose capabilities would join the list
+          ['quota', false],
+          ['imap-sort', false],
+          ['imap-esort', false],
+          ['imap-thread', false],
           plugin('ext', (api) => api.hooks.capabilities.for('imap').tap({}, (caps) => [...caps, 'XAPPLEPUSHSERVICE'])),
           plugin('bad', (api) => api.hooks.capabilities.for('pop3').tap({}, () => {
             throw new Error('oops');
