@@ -4,7 +4,6 @@
  * connection is not something it does, so that part is a transcript) and Python's imaplib over a real socket.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { Buffer } from 'node:buffer';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
@@ -12,6 +11,7 @@ import { startImap } from '../protocols/imap.ts';
 import type { TcpListener } from '../protocols/net/listener.ts';
 import { appendMessage, bootImapTestApp, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
+import { python } from './helpers/python.ts';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 const USERNAME_CHALLENGE = `+ ${b64('Username:')}`;
@@ -149,18 +149,6 @@ describe('UNAUTHENTICATE', () => {
     client.end();
   });
 });
-
-function python(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-  child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const PYTHON_AUTH_LOGIN = `
 import imaplib, json, sys

@@ -4,7 +4,6 @@
  * whenever the server offers it) over STARTTLS, and Python's zlib on a raw socket.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Duplex, Writable } from 'node:stream';
 import { constants, createDeflateRaw, createInflateRaw, deflateRawSync } from 'node:zlib';
@@ -16,6 +15,7 @@ import type { TcpListener } from '../protocols/net/listener.ts';
 import { appendMessage, bootImapTestApp, duplexPair, imapTestAppPerSuite, login, message, TestClient } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { duplexConnection, handleImapConnection } from '../protocols/imap.ts';
+import { python } from './helpers/python.ts';
 
 /** A deflate stream closed without its final block (how IMAP connections end): the inflater's error to ignore. */
 function endsMidStream(err: Error & { code?: string }): void {
@@ -199,18 +199,6 @@ describe('DeflateSocket', () => {
     await closed; // and the connection under it is closed
   });
 });
-
-function python(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-  child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** A raw-socket client in Python: LOGIN, COMPRESS, then commands through zlib (wbits -15: raw deflate). */
 const PYTHON_COMPRESS = `

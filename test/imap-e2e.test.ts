@@ -4,13 +4,13 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { ImapFlow } from 'imapflow';
 import { bootImapTestApp, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp } from './helpers/imap-harness.ts';
 import { startImap } from '../protocols/imap.ts';
 import { loadTlsContext } from '../protocols/net/tls.ts';
 import type { TcpListener } from '../protocols/net/listener.ts';
+import { python } from './helpers/python.ts';
 
 function client(port: number, secure: boolean): ImapFlow {
   return new ImapFlow({
@@ -21,18 +21,6 @@ function client(port: number, secure: boolean): ImapFlow {
     auth: { user: 'alice', pass: 'secret' },
     logger: false,
     tls: { rejectUnauthorized: false },
-  });
-}
-
-function python(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-  child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 

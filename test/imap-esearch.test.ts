@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { spawn } from 'node:child_process';
 import { ImapFlow } from 'imapflow';
 import { appendMessage, bootImapTestApp, login, message } from './helpers/imap-harness.ts';
 import { startImap } from '../protocols/imap.ts';
@@ -14,6 +13,7 @@ import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
 import { atom, list } from './helpers/imap-tokens.ts';
 import { esearchLine, parseReturnOptions, partialSlice, savedMatches } from '../hooks/imap-esearch.ts';
 import { ImapSyntaxError } from '../protocols/imap/types.ts';
+import { python } from './helpers/python.ts';
 
 /** A mailbox of `count` messages (subjects s1..sN); returns a client with it selected. */
 async function mailbox(t: ImapTestApp, name: string, count: number): Promise<TestClient> {
@@ -335,15 +335,7 @@ describe('search extensions with real clients', () => {
   });
 
   it('Python imaplib saves a result, fetches $ and asks for ESORT', async () => {
-    const child = spawn('python3', ['-c', PYTHON_SEARCHRES, String(listeners[0]!.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-    child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
+    const { code, stdout, stderr } = await python(PYTHON_SEARCHRES, [String(listeners[0]!.port)]);
     assert.equal(code, 0, stderr);
     const out = JSON.parse(stdout) as { esearch: string[]; fetch: string[]; esort: string[] };
     assert.equal(out.esearch.length, 1);

@@ -6,11 +6,11 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendMessage, bootImapTestApp, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
 import { startImap } from '../protocols/imap.ts';
 import type { TcpListener } from '../protocols/net/listener.ts';
+import { python } from './helpers/python.ts';
 
 /** Logs in and enables IMAP4rev2. */
 async function rev2Login(app: Parameters<typeof login>[0]): Promise<TestClient> {
@@ -246,18 +246,6 @@ out['esearch'] = [x.decode() for x in m.untagged_responses.pop('ESEARCH', [])]
 m.logout()
 print(json.dumps(out))
 `;
-
-function python(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-  child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('IMAP4rev2 with a real client (python imaplib)', () => {
   let t: ImapTestApp;

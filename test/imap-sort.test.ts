@@ -4,11 +4,11 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendMessage, bootImapTestApp, imapTestAppPerSuite, login } from './helpers/imap-harness.ts';
 import type { TestClient } from './helpers/imap-harness.ts';
 import { startImap } from '../protocols/imap.ts';
 import type { TcpListener } from '../protocols/net/listener.ts';
+import { python } from './helpers/python.ts';
 
 interface Mail {
   from?: string;
@@ -180,15 +180,7 @@ describe('IMAP SORT and THREAD with a real client', () => {
   });
 
   it('Python imaplib sorts and threads', async () => {
-    const child = spawn('python3', ['-c', PYTHON_SORT, String(listeners[0]!.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-    child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
+    const { code, stdout, stderr } = await python(PYTHON_SORT, [String(listeners[0]!.port)]);
     assert.equal(code, 0, stderr);
     assert.deepEqual(JSON.parse(stdout), { sort: '4 2 1 3 5', uidsort: '3 5 1 2 4', thread: '(3 5)(1 2 4)' });
   });
