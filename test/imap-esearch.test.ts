@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { appendMessage, bootImapTestApp, login, message } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 import { atom, list } from './helpers/imap-tokens.ts';
 import { esearchLine, parseReturnOptions, partialSlice, savedMatches } from '../hooks/imap-esearch.ts';
 import { ImapSyntaxError } from '../protocols/imap/types.ts';
@@ -307,21 +306,14 @@ print(json.dumps(out))
 `;
 
 describe('search extensions with real clients', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
+  const t = imapListenerPerSuite();
   before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
     const c = await mailbox(t, 'Clients', 4);
     c.end();
   });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
 
   it('imapflow asks for MIN MAX COUNT ALL and PARTIAL through ESEARCH', async () => {
-    const client = new ImapFlow({ host: '127.0.0.1', port: listeners[0]!.port, secure: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
+    const client = new ImapFlow({ host: '127.0.0.1', port: t.port, secure: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
     await client.connect();
     try {
       await client.mailboxOpen('Clients');
@@ -335,7 +327,7 @@ describe('search extensions with real clients', () => {
   });
 
   it('Python imaplib saves a result, fetches $ and asks for ESORT', async () => {
-    const { code, stdout, stderr } = await python(PYTHON_SEARCHRES, [String(listeners[0]!.port)]);
+    const { code, stdout, stderr } = await python(PYTHON_SEARCHRES, [String(t.port)]);
     assert.equal(code, 0, stderr);
     const out = JSON.parse(stdout) as { esearch: string[]; fetch: string[]; esort: string[] };
     assert.equal(out.esearch.length, 1);

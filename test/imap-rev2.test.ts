@@ -4,12 +4,11 @@
  * LIST-STATUS built in, STATUS DELETED, UTF-8 mailbox names, the response codes rev2 lists — and Python's imaplib
  * (`enable('IMAP4rev2')`, ESEARCH answers) over a loopback socket.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendMessage, bootImapTestApp, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
-import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
+import { appendMessage, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
+import type { TestClient } from './helpers/imap-harness.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 import { python } from './helpers/python.ts';
 
 /** Logs in and enables IMAP4rev2. */
@@ -248,19 +247,10 @@ print(json.dumps(out))
 `;
 
 describe('IMAP4rev2 with a real client (python imaplib)', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
-  before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
-  });
-  after(async () => {
-    for (const l of listeners ?? []) await l.close();
-    await t?.close();
-  });
+  const t = imapListenerPerSuite();
 
   it('enables IMAP4rev2 and sees no \\Recent, the SELECT LIST line, STATUS DELETED and LIST-STATUS', async () => {
-    const run = await python(PYTHON_REV2, [String(listeners[0]!.port)]);
+    const run = await python(PYTHON_REV2, [String(t.port)]);
     assert.equal(run.code, 0, run.stderr);
     const out = JSON.parse(run.stdout) as Record<string, unknown>;
     assert.ok((out.caps as string[]).includes('IMAP4REV2'));

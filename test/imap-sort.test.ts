@@ -6,8 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendMessage, bootImapTestApp, imapTestAppPerSuite, login } from './helpers/imap-harness.ts';
 import type { TestClient } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 import { python } from './helpers/python.ts';
 
 interface Mail {
@@ -165,22 +164,15 @@ print(json.dumps(out))
 `;
 
 describe('IMAP SORT and THREAD with a real client', () => {
-  let t: Awaited<ReturnType<typeof bootImapTestApp>>;
-  let listeners: TcpListener[];
+  const t = imapListenerPerSuite();
   before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
     const c = await login(t.app);
     await fill(c, 'Sorted');
     c.end();
   });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
 
   it('Python imaplib sorts and threads', async () => {
-    const { code, stdout, stderr } = await python(PYTHON_SORT, [String(listeners[0]!.port)]);
+    const { code, stdout, stderr } = await python(PYTHON_SORT, [String(t.port)]);
     assert.equal(code, 0, stderr);
     assert.deepEqual(JSON.parse(stdout), { sort: '4 2 1 3 5', uidsort: '3 5 1 2 4', thread: '(3 5)(1 2 4)' });
   });
