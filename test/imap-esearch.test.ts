@@ -4,9 +4,9 @@
  * RFC 9394 negative ranges); plus the pure RETURN parser and ESEARCH renderer (hooks/imap-esearch.ts).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
-import { appendMessage, bootImapTestApp, login, message } from './helpers/imap-harness.ts';
+import { appendMessage, bootImapTestApp, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
 import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 import { atom, list } from './helpers/imap-tokens.ts';
@@ -78,11 +78,7 @@ describe('RETURN options and the ESEARCH line', () => {
 });
 
 describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
-  let t: ImapTestApp;
-  before(async () => {
-    t = await bootImapTestApp();
-  });
-  after(() => t.close());
+  const t = imapTestAppPerSuite();
 
   it('announces ESEARCH, SEARCHRES and CONTEXT=SEARCH', async () => {
     const client = await login(t.app);
@@ -227,11 +223,7 @@ describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
 });
 
 describe('ESORT and CONTEXT=SORT over IMAP (plugin imap-esort)', () => {
-  let t: ImapTestApp;
-  before(async () => {
-    t = await bootImapTestApp();
-  });
-  after(() => t.close());
+  const t = imapTestAppPerSuite();
 
   it('announces ESORT and CONTEXT=SORT, and not when switched off', async () => {
     const client = await login(t.app);
