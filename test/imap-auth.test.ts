@@ -4,14 +4,13 @@
  * connection is not something it does, so that part is a transcript) and Python's imaplib over a real socket.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { Buffer } from 'node:buffer';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
-import { appendMessage, bootImapTestApp, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
-import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
+import { appendMessage, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
+import type { TestClient } from './helpers/imap-harness.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
+import { python } from './helpers/python.ts';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 const USERNAME_CHALLENGE = `+ ${b64('Username:')}`;
@@ -150,18 +149,6 @@ describe('UNAUTHENTICATE', () => {
   });
 });
 
-function python(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-  child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 const PYTHON_AUTH_LOGIN = `
 import imaplib, json, sys
 m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
@@ -178,21 +165,10 @@ print(json.dumps(out))
 `;
 
 describe('AUTH=LOGIN with real clients', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
-  let port: number;
-  before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
-    port = listeners[0]!.port;
-  });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
+  const t = imapListenerPerSuite();
 
   it('imapflow logs in with loginMethod AUTH=LOGIN', async () => {
-    const c = new ImapFlow({ host: '127.0.0.1', port, secure: false, auth: { user: 'alice', pass: 'secret', loginMethod: 'AUTH=LOGIN' }, logger: false });
+    const c = new ImapFlow({ host: '127.0.0.1', port: t.port, secure: false, auth: { user: 'alice', pass: 'secret', loginMethod: 'AUTH=LOGIN' }, logger: false });
     await c.connect();
     assert.ok(c.authenticated);
     assert.ok(c.capabilities.has('UNAUTHENTICATE'));
@@ -203,7 +179,7 @@ describe('AUTH=LOGIN with real clients', () => {
   });
 
   it("Python's imaplib authenticates with the LOGIN mechanism", async () => {
-    const result = await python(PYTHON_AUTH_LOGIN, [String(port)]);
+    const result = await python(PYTHON_AUTH_LOGIN, [String(t.port)]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(JSON.parse(result.stdout), { caps: ['AUTH=PLAIN', 'AUTH=LOGIN'], auth: 'OK', asked: ['Username:', 'Password:'], select: 'OK', logout: 'BYE' });
   });

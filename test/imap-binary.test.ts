@@ -9,8 +9,7 @@ import { Buffer } from 'node:buffer';
 import { ImapFlow } from 'imapflow';
 import { bootImapTestApp, connect, login } from './helpers/imap-harness.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 
 const NUL_BYTES = Buffer.from([0x41, 0x00, 0x42, 0x0d, 0x0a, 0xff]);
 
@@ -163,19 +162,10 @@ describe('IMAP BINARY', () => {
 });
 
 describe('IMAP BINARY with imapflow', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
-  before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
-  });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
+  const t = imapListenerPerSuite();
 
   it('fetches decoded parts with BINARY and appends a message with NULs as a literal8', async () => {
-    const c = new ImapFlow({ host: '127.0.0.1', port: listeners[0]!.port, secure: false, doSTARTTLS: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
+    const c = new ImapFlow({ host: '127.0.0.1', port: t.port, secure: false, doSTARTTLS: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
     await c.connect();
     try {
       assert.ok(c.capabilities.has('BINARY'));

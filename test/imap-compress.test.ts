@@ -4,18 +4,15 @@
  * whenever the server offers it) over STARTTLS, and Python's zlib on a raw socket.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Duplex, Writable } from 'node:stream';
 import { constants, createDeflateRaw, createInflateRaw, deflateRawSync } from 'node:zlib';
 import { ImapFlow } from 'imapflow';
 import { DeflateSocket } from '../protocols/net/deflate-socket.ts';
-import { startImap } from '../protocols/imap.ts';
-import { loadTlsContext } from '../protocols/net/tls.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
 import { appendMessage, bootImapTestApp, duplexPair, imapTestAppPerSuite, login, message, TestClient } from './helpers/imap-harness.ts';
-import type { ImapTestApp } from './helpers/imap-harness.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 import { duplexConnection, handleImapConnection } from '../protocols/imap.ts';
+import { python } from './helpers/python.ts';
 
 /** A deflate stream closed without its final block (how IMAP connections end): the inflater's error to ignore. */
 function endsMidStream(err: Error & { code?: string }): void {
@@ -200,18 +197,6 @@ describe('DeflateSocket', () => {
   });
 });
 
-function python(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-  child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 /** A raw-socket client in Python: LOGIN, COMPRESS, then commands through zlib (wbits -15: raw deflate). */
 const PYTHON_COMPRESS = `
 import socket, sys, zlib, json
@@ -241,21 +226,12 @@ print(json.dumps(out))
 `;
 
 describe('COMPRESS with real clients', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
-  before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, await loadTlsContext(t.app.config, t.app.log));
-  });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
+  const t = imapListenerPerSuite({}, { tls: true });
 
   it('imapflow compresses over STARTTLS (TLS underneath) and works through it', async () => {
     const c = new ImapFlow({
       host: '127.0.0.1',
-      port: listeners[0]!.port,
+      port: t.port,
       secure: false,
       doSTARTTLS: true,
       auth: { user: 'alice', pass: 'secret' },
@@ -280,7 +256,7 @@ describe('COMPRESS with real clients', () => {
   });
 
   it('python3 with zlib on a raw socket', async () => {
-    const result = await python(PYTHON_COMPRESS, [String(listeners[0]!.port)]);
+    const result = await python(PYTHON_COMPRESS, [String(t.port)]);
     assert.equal(result.code, 0, result.stderr);
     const out = JSON.parse(result.stdout) as Record<string, string>;
     assert.match(out.login!, /^a OK /);

@@ -2,15 +2,12 @@
  * End to end over real loopback sockets with independent clients: imapflow (npm) through STARTTLS and
  * implicit TLS with the generated self-signed certificate, and Python's imaplib in a child process.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { ImapFlow } from 'imapflow';
-import { bootImapTestApp, message } from './helpers/imap-harness.ts';
-import type { ImapTestApp } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import { loadTlsContext } from '../protocols/net/tls.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
+import { message } from './helpers/imap-harness.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
+import { python } from './helpers/python.ts';
 
 function client(port: number, secure: boolean): ImapFlow {
   return new ImapFlow({
@@ -21,18 +18,6 @@ function client(port: number, secure: boolean): ImapFlow {
     auth: { user: 'alice', pass: 'secret' },
     logger: false,
     tls: { rejectUnauthorized: false },
-  });
-}
-
-function python(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-  child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -57,23 +42,10 @@ print(json.dumps(out))
 `;
 
 describe('IMAP end to end with real clients', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
-  let plainPort: number;
-  let tlsPort: number;
-  before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: 0 } });
-    listeners = await startImap(t.app, await loadTlsContext(t.app.config, t.app.log));
-    plainPort = listeners[0]!.port;
-    tlsPort = listeners[1]!.port;
-  });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
+  const t = imapListenerPerSuite({ imap: { tlsPort: 0 } }, { tls: true });
 
   it('imapflow over STARTTLS: list, append, fetch (whole, part, partial), search, store, copy, move, expunge', async () => {
-    const c = client(plainPort, false);
+    const c = client(t.port, false);
     await c.connect();
     assert.ok(c.secureConnection, 'STARTTLS upgraded the connection');
     const list = await c.list();
@@ -120,8 +92,8 @@ describe('IMAP end to end with real clients', () => {
   });
 
   it('imapflow over implicit TLS hears new mail and expunges while idling', async () => {
-    const watcher = client(tlsPort, true);
-    const writer = client(tlsPort, true);
+    const watcher = client(t.listeners[1]!.port, true);
+    const writer = client(t.listeners[1]!.port, true);
     await watcher.connect();
     await writer.connect();
     await watcher.mailboxOpen('INBOX');
@@ -141,7 +113,7 @@ describe('IMAP end to end with real clients', () => {
   });
 
   it('Python imaplib runs a short session', async () => {
-    const result = await python(PYTHON_SESSION, [String(plainPort)]);
+    const result = await python(PYTHON_SESSION, [String(t.port)]);
     assert.equal(result.code, 0, result.stderr);
     const out = JSON.parse(result.stdout) as Record<string, unknown>;
     assert.equal(out.login, 'OK');

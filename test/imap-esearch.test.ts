@@ -4,16 +4,15 @@
  * RFC 9394 negative ranges); plus the pure RETURN parser and ESEARCH renderer (hooks/imap-esearch.ts).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { spawn } from 'node:child_process';
+import { before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
-import { appendMessage, bootImapTestApp, login, message } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
+import { appendMessage, bootImapTestApp, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
 import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 import { atom, list } from './helpers/imap-tokens.ts';
 import { esearchLine, parseReturnOptions, partialSlice, savedMatches } from '../hooks/imap-esearch.ts';
 import { ImapSyntaxError } from '../protocols/imap/types.ts';
+import { python } from './helpers/python.ts';
 
 /** A mailbox of `count` messages (subjects s1..sN); returns a client with it selected. */
 async function mailbox(t: ImapTestApp, name: string, count: number): Promise<TestClient> {
@@ -79,11 +78,7 @@ describe('RETURN options and the ESEARCH line', () => {
 });
 
 describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
-  let t: ImapTestApp;
-  before(async () => {
-    t = await bootImapTestApp();
-  });
-  after(() => t.close());
+  const t = imapTestAppPerSuite();
 
   it('announces ESEARCH, SEARCHRES and CONTEXT=SEARCH', async () => {
     const client = await login(t.app);
@@ -228,11 +223,7 @@ describe('ESEARCH, SEARCHRES and CONTEXT=SEARCH over IMAP', () => {
 });
 
 describe('ESORT and CONTEXT=SORT over IMAP (plugin imap-esort)', () => {
-  let t: ImapTestApp;
-  before(async () => {
-    t = await bootImapTestApp();
-  });
-  after(() => t.close());
+  const t = imapTestAppPerSuite();
 
   it('announces ESORT and CONTEXT=SORT, and not when switched off', async () => {
     const client = await login(t.app);
@@ -307,21 +298,14 @@ print(json.dumps(out))
 `;
 
 describe('search extensions with real clients', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
+  const t = imapListenerPerSuite();
   before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
     const c = await mailbox(t, 'Clients', 4);
     c.end();
   });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
 
   it('imapflow asks for MIN MAX COUNT ALL and PARTIAL through ESEARCH', async () => {
-    const client = new ImapFlow({ host: '127.0.0.1', port: listeners[0]!.port, secure: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
+    const client = new ImapFlow({ host: '127.0.0.1', port: t.port, secure: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
     await client.connect();
     try {
       await client.mailboxOpen('Clients');
@@ -335,15 +319,7 @@ describe('search extensions with real clients', () => {
   });
 
   it('Python imaplib saves a result, fetches $ and asks for ESORT', async () => {
-    const child = spawn('python3', ['-c', PYTHON_SEARCHRES, String(listeners[0]!.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-    child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
+    const { code, stdout, stderr } = await python(PYTHON_SEARCHRES, [String(t.port)]);
     assert.equal(code, 0, stderr);
     const out = JSON.parse(stdout) as { esearch: string[]; fetch: string[]; esort: string[] };
     assert.equal(out.esearch.length, 1);

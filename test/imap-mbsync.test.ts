@@ -3,14 +3,11 @@
  * socket, a mailbox of a few hundred messages, flags and deletions changed on both sides, and a clean
  * re-sync. Skipped (with the reason) only where mbsync is not installed; .ci/run installs it.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { bootImapTestApp } from './helpers/imap-harness.ts';
-import type { ImapTestApp } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 import { internalContext } from '../hooks/context.ts';
 import { storeMessage, updateFlags, expungeMessages } from '../hooks/pipeline/index.ts';
 import { generatedMessage } from './helpers/generated-mail.ts';
@@ -32,8 +29,7 @@ function localMessages(maildir: string): Map<number, { file: string; dir: string
 }
 
 describe('IMAP two-way sync with mbsync', { skip: haveMbsync ? false : 'mbsync is not installed (apt-get install isync)' }, () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
+  const t = imapListenerPerSuite(); // mbsync runs with SSLType None
   let config: string;
   let maildir: string;
   let inboxId: string;
@@ -42,8 +38,6 @@ describe('IMAP two-way sync with mbsync', { skip: haveMbsync ? false : 'mbsync i
   const serverFlags = async () => new Map((await t.app.storage.messages.index(inboxId)).map((e) => [e.uid, e.flags]));
 
   before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null); // mbsync runs with SSLType None
     inboxId = (await t.app.storage.mailboxes.getByPath(t.userId, 'INBOX'))!.id;
     for (let i = 0; i < COUNT; i++) {
       const flags = i < 10 ? ['\\Seen'] : i < 15 ? ['\\Flagged'] : [];
@@ -53,11 +47,7 @@ describe('IMAP two-way sync with mbsync', { skip: haveMbsync ? false : 'mbsync i
     maildir = join(t.dataDir, 'maildir', 'INBOX');
     mkdirSync(join(t.dataDir, 'maildir'), { recursive: true });
     config = join(t.dataDir, 'mbsyncrc');
-    writeMbsyncConfig(config, { port: listeners[0]!.port, root: join(t.dataDir, 'maildir'), inbox: maildir, patterns: 'INBOX' });
-  });
-  after(async () => {
-    for (const l of listeners ?? []) await l.close();
-    await t?.close();
+    writeMbsyncConfig(config, { port: t.port, root: join(t.dataDir, 'maildir'), inbox: maildir, patterns: 'INBOX' });
   });
 
   it('pulls a few hundred messages with their flags', { timeout: 120_000 }, async () => {

@@ -3,13 +3,12 @@
  * VANISHED instead of EXPUNGE once enabled, UID FETCH (CHANGEDSINCE m VANISHED), the error cases, and the answer
  * after the change log was pruned. Transcripts on the real stack, then imapflow syncing with QRESYNC.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ImapFlow } from 'imapflow';
-import { appendMessage, bootImapTestApp, connect, createWithMessages, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
-import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
+import { appendMessage, connect, createWithMessages, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
+import type { TestClient } from './helpers/imap-harness.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 
 /** The number in `[NAME n]` of a SELECT's lines. */
 function code(lines: string[], name: string): number {
@@ -177,23 +176,14 @@ describe('QRESYNC', () => {
 });
 
 describe('QRESYNC with imapflow', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
-  before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
-  });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
+  const t = imapListenerPerSuite();
 
   function flow(): { client: ImapFlow; vanished: Array<{ uid: number; earlier: boolean }>; flags: Array<{ uid?: number; flags: Set<string> }> } {
     const vanished: Array<{ uid: number; earlier: boolean }> = [];
     const flags: Array<{ uid?: number; flags: Set<string> }> = [];
     const client = new ImapFlow({
       host: '127.0.0.1',
-      port: listeners[0]!.port,
+      port: t.port,
       secure: false,
       doSTARTTLS: false,
       qresync: true,

@@ -4,13 +4,12 @@
  * LIST-STATUS built in, STATUS DELETED, UTF-8 mailbox names, the response codes rev2 lists — and Python's imaplib
  * (`enable('IMAP4rev2')`, ESEARCH answers) over a loopback socket.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { appendMessage, bootImapTestApp, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
-import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
+import { appendMessage, connect, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
+import type { TestClient } from './helpers/imap-harness.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
+import { python } from './helpers/python.ts';
 
 /** Logs in and enables IMAP4rev2. */
 async function rev2Login(app: Parameters<typeof login>[0]): Promise<TestClient> {
@@ -247,32 +246,11 @@ m.logout()
 print(json.dumps(out))
 `;
 
-function python(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-  child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 describe('IMAP4rev2 with a real client (python imaplib)', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
-  before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
-  });
-  after(async () => {
-    for (const l of listeners ?? []) await l.close();
-    await t?.close();
-  });
+  const t = imapListenerPerSuite();
 
   it('enables IMAP4rev2 and sees no \\Recent, the SELECT LIST line, STATUS DELETED and LIST-STATUS', async () => {
-    const run = await python(PYTHON_REV2, [String(listeners[0]!.port)]);
+    const run = await python(PYTHON_REV2, [String(t.port)]);
     assert.equal(run.code, 0, run.stderr);
     const out = JSON.parse(run.stdout) as Record<string, unknown>;
     assert.ok((out.caps as string[]).includes('IMAP4REV2'));

@@ -4,11 +4,10 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendMessage, bootImapTestApp, imapTestAppPerSuite, login } from './helpers/imap-harness.ts';
 import type { TestClient } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
+import { python } from './helpers/python.ts';
 
 interface Mail {
   from?: string;
@@ -165,30 +164,15 @@ print(json.dumps(out))
 `;
 
 describe('IMAP SORT and THREAD with a real client', () => {
-  let t: Awaited<ReturnType<typeof bootImapTestApp>>;
-  let listeners: TcpListener[];
+  const t = imapListenerPerSuite();
   before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
     const c = await login(t.app);
     await fill(c, 'Sorted');
     c.end();
   });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
 
   it('Python imaplib sorts and threads', async () => {
-    const child = spawn('python3', ['-c', PYTHON_SORT, String(listeners[0]!.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
-    child.stderr.on('data', (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
+    const { code, stdout, stderr } = await python(PYTHON_SORT, [String(t.port)]);
     assert.equal(code, 0, stderr);
     assert.deepEqual(JSON.parse(stdout), { sort: '4 2 1 3 5', uidsort: '3 5 1 2 4', thread: '(3 5)(1 2 4)' });
   });

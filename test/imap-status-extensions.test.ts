@@ -4,13 +4,12 @@
  * EMAILID / THREADID / SAVEDBEFORE / SAVEDON / SAVEDSINCE / SAVEDATESUPPORTED; then imapflow reading them.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
-import { appendMessage, bootImapTestApp, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
-import type { ImapTestApp, TestClient } from './helpers/imap-harness.ts';
-import { startImap } from '../protocols/imap.ts';
+import { appendMessage, imapTestAppPerSuite, login, message } from './helpers/imap-harness.ts';
+import type { TestClient } from './helpers/imap-harness.ts';
+import { imapListenerPerSuite } from './helpers/imap-listener.ts';
 import { ingestMessage } from '../storage/mime/index.ts';
-import type { TcpListener } from '../protocols/net/listener.ts';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const DAY = 86_400_000;
@@ -215,19 +214,10 @@ describe('EMAILID over a large mailbox', () => {
 });
 
 describe('imapflow reads the object ids', () => {
-  let t: ImapTestApp;
-  let listeners: TcpListener[];
-  before(async () => {
-    t = await bootImapTestApp({ imap: { host: '127.0.0.1', port: 0, tlsPort: null } });
-    listeners = await startImap(t.app, null);
-  });
-  after(async () => {
-    for (const l of listeners) await l.close();
-    await t.close();
-  });
+  const t = imapListenerPerSuite();
 
   it('emailId, threadId, mailbox id and STATUS SIZE', async () => {
-    const c = new ImapFlow({ host: '127.0.0.1', port: listeners[0]!.port, secure: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
+    const c = new ImapFlow({ host: '127.0.0.1', port: t.port, secure: false, auth: { user: 'alice', pass: 'secret' }, logger: false });
     await c.connect();
     await c.mailboxCreate('Flow');
     await c.append('Flow', message('flow-one'));
