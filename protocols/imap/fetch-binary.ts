@@ -13,6 +13,7 @@
 import { decodeStream, findPart, isIdentity, readAll, readMessage, canDecode } from '../../storage/mime/index.ts';
 import type { MessageContent, MimeNode } from '../../storage/ports.ts';
 import type { FetchMessage } from './fetch.ts';
+import { once, partialRange } from './fetch-range.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken, ResponsePiece } from './types.ts';
 
@@ -117,22 +118,13 @@ async function* slice(source: AsyncIterable<Uint8Array>, start: number, end: num
   }
 }
 
-async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
-  yield bytes;
-}
-
 /** The value of one BINARY item: a number (BINARY.SIZE), `""`, or a literal / literal8 piece. */
 export async function binaryPiece(item: BinaryItem, message: FetchMessage): Promise<ResponsePiece> {
   const range = target(item, message);
   if (!range) return item.size ? '0' : 'NIL';
   const total = await decodedSize(message, range);
   if (item.size) return String(total);
-  let start = 0;
-  let end = total;
-  if (item.partial) {
-    start = Math.min(item.partial.start, total);
-    end = item.partial.length === null ? total : Math.min(total, start + item.partial.length);
-  }
+  const { start, end } = partialRange(item.partial, total);
   const size = end - start;
   if (size <= 0) return '""';
   const bytes = isIdentity(range.encoding)

@@ -15,6 +15,7 @@ import { astring, formatInternalDate, nstring, renderBodyStructure, renderEnvelo
 import type { RenderOptions } from './render.ts';
 import { isSequenceSet } from './sequence.ts';
 import { binaryLabel, binaryPiece, isBinaryName, parseBinaryItem } from './fetch-binary.ts';
+import { once, partialRange } from './fetch-range.ts';
 import type { BinaryItem } from './fetch-binary.ts';
 import { ImapSyntaxError } from './types.ts';
 import type { ImapToken, ResponsePiece } from './types.ts';
@@ -455,19 +456,10 @@ async function sectionSource(section: FetchSection, message: FetchMessage): Prom
   }
 }
 
-async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
-  yield bytes;
-}
-
 async function sectionPiece(item: Extract<FetchItem, { type: 'section' }>, message: FetchMessage): Promise<ResponsePiece> {
   const source = await sectionSource(item.section, message);
   const total = 'bytes' in source ? source.bytes.length : source.to - source.from;
-  let start = 0;
-  let end = total;
-  if (item.partial) {
-    start = Math.min(item.partial.start, total);
-    end = item.partial.length === null ? total : Math.min(total, start + item.partial.length);
-  }
+  const { start, end } = partialRange(item.partial, total);
   const size = end - start;
   if (size <= 0) return '""';
   // every section (BODY[...], RFC822, RFC822.HEADER/TEXT, HEADER.FIELDS, partial) is a literal: no raw NUL
@@ -492,21 +484,10 @@ export async function renderFetch(plan: FetchPlan, message: FetchMessage): Promi
   };
   for (const item of itemsFor(plan, message)) {
     switch (item.type) {
-      case 'section': {
-        const piece = await sectionPiece(item, message);
-        add(`${sectionLabel(item, options)} `);
-        if (typeof piece === 'string') {
-          text += piece;
-        } else {
-          pieces.push(text);
-          pieces.push(piece);
-          text = '';
-        }
-        break;
-      }
+      case 'section':
       case 'binary': {
-        const piece = await binaryPiece(item, message);
-        add(`${binaryLabel(item)} `);
+        const piece = item.type === 'section' ? await sectionPiece(item, message) : await binaryPiece(item, message);
+        add(`${item.type === 'section' ? sectionLabel(item, options) : binaryLabel(item)} `);
         if (typeof piece === 'string') {
           text += piece;
         } else {
