@@ -293,7 +293,9 @@ export default defineConfig({
   // (see the plugin guide). Storage is always loaded as the last-stage committer; quota is loaded by default
   // (limits from users.quota; ['quota', false] switches it off), and so is submission (sends API submissions
   // through delivery.relay; ['submission', { maxRecipientsPerDay: 2000, checkSender: true }] sets its options),
-  // and spam-routing (the MTA's delivery.spamHeader verdict sends mail to Junk; ['spam-routing', false] = off).
+  // and spam-routing (the MTA's delivery.spamHeader verdict sends mail to Junk; ['spam-routing', false] = off),
+  // and the IMAP extensions imap-sort (SORT, SORT=DISPLAY), imap-thread (THREAD=...) and imap-esort (ESORT,
+  // CONTEXT=SORT): ['imap-sort', false] etc. switch one off.
   // Built-ins you can add, e.g.:
   //   'list-status',
   //   ['sent-autosave', { windowMs: 600_000 }],   // Sent copies of API submissions
