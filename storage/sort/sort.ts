@@ -8,7 +8,8 @@
  */
 import { decodeWords } from '../mime/headers.ts';
 import type { EnvelopeAddress, Id, MessageSortData, MessagesPort, SortDataWanted } from '../ports.ts';
-import { casemap, baseSubject } from './base-subject.ts';
+import { casemap } from './base-subject.ts';
+import { addressKeyOf, subjectOf } from './derived-keys.ts';
 
 export type SortKeyName = 'arrival' | 'cc' | 'date' | 'from' | 'size' | 'subject' | 'to' | 'displayfrom' | 'displayto';
 
@@ -53,17 +54,14 @@ function keyOf(key: SortKeyName, m: MessageSortData): string | number {
     case 'size':
       return m.size;
     case 'subject':
-      return baseSubject(m.subject ?? '').base;
+      return subjectOf(m).base;
     case 'from':
-      return addressKey(m.from);
     case 'to':
-      return addressKey(m.to);
     case 'cc':
-      return addressKey(m.cc);
+      return addressKeyOf(m, key, addressKey);
     case 'displayfrom':
-      return displayKey(m.from);
     case 'displayto':
-      return displayKey(m.to);
+      return addressKeyOf(m, key, displayKey);
   }
 }
 
