@@ -190,7 +190,7 @@ export const storageConfigSchema = z
           .number()
           .int()
           .nonnegative()
-          .default(250_000)
+          .default(200_000)
           .describe('Most messages whose SORT / THREAD data (subject, dates, first addresses, message ids; never the body) is kept in memory once per process for every session, so a SORT or THREAD reads storage only for messages not held yet; over it, whole mailboxes are dropped, least recently used first; 0 = keep none.'),
       })
       .strict()

@@ -11,7 +11,7 @@
  * for again (searches return only present UIDs) and leave with their mailbox; a deleted mailbox's entries are dropped
  * (`dropMailbox`, from the mailbox.afterDelete hook). Mailbox ids are never reused by either backend.
  *
- *   const cache = new SortDataCache(storage.messages, { maxMessages: 250_000 });
+ *   const cache = new SortDataCache(storage.messages, { maxMessages: 200_000 });
  *   const data = await cache.sortData(mailboxId, uids, { subject: true });   // as MessagesPort.sortData answers
  */
 import type { Id, MessageSortData, MessagesPort, SortDataWanted } from '../ports.ts';
