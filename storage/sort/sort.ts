@@ -65,9 +65,22 @@ function keyOf(key: SortKeyName, m: MessageSortData): string | number {
   }
 }
 
+/**
+ * A key column as numbers in the same order: strings replaced by their rank among the distinct strings (compared
+ * as `<` compares them), so the sort compares numbers, and each distinct string is compared only while ranking.
+ */
+function ranked(column: Array<string | number>): number[] {
+  if (column.length === 0 || typeof column[0] === 'number') return column as number[];
+  const strings = column as string[];
+  const distinct = [...new Set(strings)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const rank = new Map<string, number>();
+  distinct.forEach((text, i) => rank.set(text, i));
+  return strings.map((text) => rank.get(text)!);
+}
+
 /** The UIDs of `data` in the order of `criteria` (each key computed once per message). */
 export function sortMessages(data: readonly MessageSortData[], criteria: readonly SortCriterion[]): number[] {
-  const keys = criteria.map((c) => data.map((m) => keyOf(c.key, m)));
+  const keys = criteria.map((c) => ranked(data.map((m) => keyOf(c.key, m))));
   const order = data.map((_m, i) => i);
   order.sort((a, b) => {
     for (let k = 0; k < criteria.length; k++) {
