@@ -96,6 +96,9 @@ export default defineConfig({
       lingerSeconds: 60,
       // Most such indexes kept with no session holding them (oldest dropped first).
       maxLingering: 200,
+      // Most messages whose SORT / THREAD data (subject, dates, first addresses, message ids) one process keeps for
+      // every session, so a SORT or THREAD reads storage only for messages not held yet; 0 = keep none.
+      sortCacheMessages: 200_000,
     },
   },
 

@@ -29,13 +29,17 @@ function pick<T extends object, K extends keyof T>(port: T, keys: readonly K[]):
   return Object.freeze(out);
 }
 
-/** A frozen object exposing only the read methods of `storage` (bound, so backends keep their `this`). */
-export function storageReader(storage: StoragePorts): StorageReader {
+/**
+ * A frozen object exposing only the read methods of `storage` (bound, so backends keep their `this`). `sortData`
+ * replaces messages.sortData (the app's shared cache of it, storage/mailbox-index/sort-cache.ts).
+ */
+export function storageReader(storage: StoragePorts, options: { sortData?: MessagesPort['sortData'] } = {}): StorageReader {
+  const messages = pick(storage.messages, ['get', 'getById', 'parts', 'sortData', 'index', 'page', 'content', 'searchText', 'findByMessageId']);
   return Object.freeze({
     name: storage.name,
     users: pick(storage.users, ['get', 'getByUsername', 'getByLoginName', 'list', 'listAddresses', 'resolveAddress']),
     mailboxes: pick(storage.mailboxes, ['get', 'getByPath', 'getBySpecialUse', 'list', 'counters']),
-    messages: pick(storage.messages, ['get', 'getById', 'parts', 'sortData', 'index', 'page', 'content', 'searchText', 'findByMessageId']),
+    messages: options.sortData ? Object.freeze({ ...messages, sortData: options.sortData }) : messages,
     search: pick(storage.search, ['match', 'matchSent', 'matchMeta']),
     blobs: pick(storage.blobs, ['read', 'stats']),
     changes: pick(storage.changes, ['since', 'latest', 'subscribe', 'vanished']),

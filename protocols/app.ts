@@ -19,6 +19,7 @@ import { storageReader } from '../hooks/storage-reader.ts';
 import type { IngestFn, PipelineApp } from '../hooks/pipeline/run.ts';
 import type { StoragePorts } from '../storage/ports.ts';
 import { MailboxIndexes } from '../storage/mailbox-index/registry.ts';
+import { SortDataCache } from '../storage/mailbox-index/sort-cache.ts';
 import { builtinPlugins } from '../plugins/index.ts';
 import { createStoragePlugin } from '../plugins/storage.ts';
 import { createLoginLimitsPlugin, loginLimitsFromConfig } from '../plugins/login-limits.ts';
@@ -62,6 +63,8 @@ export interface App extends PipelineApp {
   readonly plugins: readonly LoadedPlugin[];
   /** The shared per-mailbox indexes of this process (storage/mailbox-index): what selected IMAP sessions view. */
   readonly indexes: MailboxIndexes;
+  /** The shared SORT / THREAD data of this process (storage/mailbox-index/sort-cache.ts), behind plugins' messages.sortData. */
+  readonly sortCache: SortDataCache;
   /** This app's metrics registry: connections, commands, deliveries, errors, API requests (`GET /metrics`). */
   readonly metrics: Metrics;
   /** Closes plugins in reverse order, then the storage backend. Idempotent. */
@@ -74,11 +77,13 @@ export async function createApp(options: AppOptions): Promise<App> {
   const hooks = createHooks({ timeoutMs: config.hooks.timeoutMs, trace: config.hooks.trace, log });
   const metrics = new Metrics();
   const pipelineApp: PipelineApp = { config, log, hooks, storage, ingest, metrics };
+  const sortCache = new SortDataCache(storage.messages, { maxMessages: config.storage.mailboxIndex.sortCacheMessages });
+  hooks.mailbox.afterDelete.tap('sort-cache', (_ctx, _input, mailbox) => sortCache.dropMailbox(mailbox.id));
   const host = await loadPlugins({
     hooks,
     config,
     log,
-    storage: storageReader(storage),
+    storage: storageReader(storage, { sortData: (mailboxId, uids, wanted) => sortCache.sortData(mailboxId, uids, wanted) }),
     registry: options.registry ?? builtinPlugins,
     pipeline: { storeMessage: (ctx, input) => storeMessage(pipelineApp, ctx, input), createMailbox: (ctx, input) => createMailbox(pipelineApp, ctx, input) },
     // loaded unless config names them (its entry replaces the default) or switches them off: ['quota', false]
@@ -102,6 +107,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     ingest,
     plugins: host.plugins,
     indexes,
+    sortCache,
     metrics,
     close: () =>
       (closing ??= (async () => {

@@ -186,6 +186,12 @@ export const storageConfigSchema = z
           .nonnegative()
           .default(5000)
           .describe('A shared mailbox index of at least this many messages is saved as one compact snapshot when it leaves memory (and at shutdown), so the next SELECT after a restart or eviction reads it and catches up on the change log instead of reading every message; 0 = never.'),
+        sortCacheMessages: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(200_000)
+          .describe('Most messages whose SORT / THREAD data (subject, dates, first addresses, message ids; never the body) is kept in memory once per process for every session, so a SORT or THREAD reads storage only for messages not held yet; over it, whole mailboxes are dropped, least recently used first; 0 = keep none.'),
       })
       .strict()
       .prefault({}),

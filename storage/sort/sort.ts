@@ -8,7 +8,8 @@
  */
 import { decodeWords } from '../mime/headers.ts';
 import type { EnvelopeAddress, Id, MessageSortData, MessagesPort, SortDataWanted } from '../ports.ts';
-import { casemap, baseSubject } from './base-subject.ts';
+import { casemap } from './base-subject.ts';
+import { addressKeyOf, subjectOf } from './derived-keys.ts';
 
 export type SortKeyName = 'arrival' | 'cc' | 'date' | 'from' | 'size' | 'subject' | 'to' | 'displayfrom' | 'displayto';
 
@@ -53,23 +54,33 @@ function keyOf(key: SortKeyName, m: MessageSortData): string | number {
     case 'size':
       return m.size;
     case 'subject':
-      return baseSubject(m.subject ?? '').base;
+      return subjectOf(m).base;
     case 'from':
-      return addressKey(m.from);
     case 'to':
-      return addressKey(m.to);
     case 'cc':
-      return addressKey(m.cc);
+      return addressKeyOf(m, key, addressKey);
     case 'displayfrom':
-      return displayKey(m.from);
     case 'displayto':
-      return displayKey(m.to);
+      return addressKeyOf(m, key, displayKey);
   }
+}
+
+/**
+ * A key column as numbers in the same order: strings replaced by their rank among the distinct strings (compared
+ * as `<` compares them), so the sort compares numbers, and each distinct string is compared only while ranking.
+ */
+function ranked(column: Array<string | number>): number[] {
+  if (column.length === 0 || typeof column[0] === 'number') return column as number[];
+  const strings = column as string[];
+  const distinct = [...new Set(strings)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const rank = new Map<string, number>();
+  distinct.forEach((text, i) => rank.set(text, i));
+  return strings.map((text) => rank.get(text)!);
 }
 
 /** The UIDs of `data` in the order of `criteria` (each key computed once per message). */
 export function sortMessages(data: readonly MessageSortData[], criteria: readonly SortCriterion[]): number[] {
-  const keys = criteria.map((c) => data.map((m) => keyOf(c.key, m)));
+  const keys = criteria.map((c) => ranked(data.map((m) => keyOf(c.key, m))));
   const order = data.map((_m, i) => i);
   order.sort((a, b) => {
     for (let k = 0; k < criteria.length; k++) {

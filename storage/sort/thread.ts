@@ -13,8 +13,7 @@
  * both backends give the same answer (the MongoDB backend keeps References folded). A node with `uid` 0 is a dummy.
  */
 import type { MessageSortData } from '../ports.ts';
-import { baseSubject } from './base-subject.ts';
-import { messageIds } from './references.ts';
+import { subjectOf as baseSubjectOf, threadIdOf, threadRefsOf } from './derived-keys.ts';
 
 export type ThreadAlgorithm = 'references' | 'refs' | 'orderedsubject';
 
@@ -72,7 +71,7 @@ function linkByReferences(messages: readonly MessageSortData[]): Container[] {
     return c;
   };
   messages.forEach((message, order) => {
-    const id = messageIds(message.messageId)[0]?.toLowerCase();
+    const id = threadIdOf(message) ?? undefined;
     // no valid Message-ID, or one an earlier message already has: a container of its own
     let own = id !== undefined ? byId.get(id) : undefined;
     if (own?.message || id === undefined) {
@@ -81,9 +80,7 @@ function linkByReferences(messages: readonly MessageSortData[]): Container[] {
     } else own = get(id);
     own.message = message;
     own.order = order;
-    let refs = messageIds(message.references);
-    if (refs.length === 0) refs = messageIds(message.inReplyTo).slice(0, 1);
-    const chain = refs.map((ref) => get(ref.toLowerCase()));
+    const chain = threadRefsOf(message).map((ref) => get(ref));
     // (A) each reference the parent of the next, unless already linked or a loop
     for (let i = 0; i + 1 < chain.length; i++) {
       const parent = chain[i]!;
@@ -162,7 +159,7 @@ function mergeBySubject(roots: Container[]): Container[] {
   const subjects = new Map<Container, { base: string; reply: boolean }>();
   const subjectOf = (c: Container) => {
     let subject = subjects.get(c);
-    if (!subject) subjects.set(c, (subject = baseSubject(first(c).message!.subject ?? '')));
+    if (!subject) subjects.set(c, (subject = baseSubjectOf(first(c).message!)));
     return subject;
   };
   const table = new Map<string, Container>();
@@ -230,7 +227,7 @@ function threadReferences(messages: readonly MessageSortData[], bySubject: boole
 }
 
 function threadOrderedSubject(messages: readonly MessageSortData[]): ThreadNode[] {
-  const keyed = messages.map((m, order) => ({ m, order, base: baseSubject(m.subject).base }));
+  const keyed = messages.map((m, order) => ({ m, order, base: baseSubjectOf(m).base }));
   keyed.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : dateOf(a.m) - dateOf(b.m) || a.order - b.order));
   const threads: Array<{ root: (typeof keyed)[number]; node: ThreadNode }> = [];
   for (const entry of keyed) {
