@@ -323,23 +323,31 @@ export class MailboxIndex {
     let changed = false;
     let load = false;
     let since = performance.now();
-    for (;;) {
-      const entries = await this.#storage.changes.since(this.userId, this.#cursor, { mailboxId: this.mailboxId, limit: PAGE });
-      const applied = this.#applyLog(entries);
-      changed ||= applied.changed;
-      load ||= applied.load;
-      if (entries.length > 0) this.#cursor = entries[entries.length - 1]!.id;
-      if (entries.length < PAGE) break;
-      if (performance.now() - since >= SLICE_MS) {
-        await yieldToLoop();
-        since = performance.now();
+    // The cursor moves only once the messages its entries announce are loaded: a load that fails (the database went
+    // away between the two reads) leaves it where it was, so the next catch-up reads those entries again (applying
+    // flag and expunge entries twice is harmless) instead of passing messages it never loaded.
+    let cursor = this.#cursor;
+    try {
+      for (;;) {
+        const entries = await this.#storage.changes.since(this.userId, cursor, { mailboxId: this.mailboxId, limit: PAGE });
+        const applied = this.#applyLog(entries);
+        changed ||= applied.changed;
+        load ||= applied.load;
+        if (entries.length > 0) cursor = entries[entries.length - 1]!.id;
+        if (entries.length < PAGE) break;
+        if (performance.now() - since >= SLICE_MS) {
+          await yieldToLoop();
+          since = performance.now();
+        }
       }
+      if (load) {
+        const rows = await this.#storage.messages.indexColumns(this.mailboxId, { afterUid: this.#loadedThrough, throughChange: cursor });
+        changed = this.#append(rows) || changed;
+      }
+      this.#cursor = cursor;
+    } finally {
+      if (changed) for (const view of [...this.#views]) view.changed();
     }
-    if (load) {
-      const rows = await this.#storage.messages.indexColumns(this.mailboxId, { afterUid: this.#loadedThrough, throughChange: this.#cursor });
-      changed = this.#append(rows) || changed;
-    }
-    if (changed) for (const view of [...this.#views]) view.changed();
   }
 
   #applyLog(entries: readonly ChangeEntry[]): { changed: boolean; load: boolean } {
