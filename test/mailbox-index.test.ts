@@ -106,6 +106,34 @@ describe('shared mailbox index', () => {
     a.end();
   });
 
+  it('keeps its change-log place when loading the announced messages fails (database away): the next refresh loads them', async () => {
+    const a = await login(t.app);
+    await createWithMessages(a, 'Idx7', 1);
+    const box = await mailbox('Idx7');
+    const real = t.app.storage.messages;
+    let failLoads = 0;
+    const messages = {
+      indexColumns: (...args: Parameters<typeof real.indexColumns>) => {
+        if (failLoads > 0) {
+          failLoads--;
+          return Promise.reject(new Error('database unavailable'));
+        }
+        return real.indexColumns(...args);
+      },
+      indexSnapshot: real.indexSnapshot ? (...args: Parameters<NonNullable<typeof real.indexSnapshot>>) => real.indexSnapshot!(...args) : undefined,
+    };
+    const index = await MailboxIndex.load({ messages, changes: t.app.storage.changes } as never, box);
+    assert.equal(index.count, 1);
+    await appendMessage(a, 'Idx7', message('announced while the load fails'));
+    failLoads = 1;
+    await assert.rejects(index.refresh(), /database unavailable/);
+    assert.equal(index.count, 1);
+    // nothing new arrives after the failure: the entries already read must be read again, not passed
+    await index.refresh();
+    assert.equal(index.count, 2, 'the message the failed load missed is in the index');
+    a.end();
+  });
+
   it("tells the other sessions at once of a session's own STORE and EXPUNGE, before the change log is read (IDLE)", async () => {
     const a = await login(t.app);
     await createWithMessages(a, 'Idx9', 3);
